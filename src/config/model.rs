@@ -1,0 +1,429 @@
+//! The validated, typed configuration. Every value here has passed
+//! validation, so the rest of tpswitch never re-checks it; enums make the
+//! wrong states (a queue flow with a menu, an odd RTP port base)
+//! unrepresentable.
+
+use super::e164::{CountryCode, E164};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The absolute path of the file this was loaded from.
+    pub source: PathBuf,
+    pub sip: SipConfig,
+    pub trunk: TrunkConfig,
+    pub media: MediaConfig,
+    pub numbering: NumberingConfig,
+    pub store: StoreConfig,
+    pub http: HttpConfig,
+    pub presence: PresenceConfig,
+    /// Prompt library: name -> absolute path of the audio file.
+    pub prompts: BTreeMap<String, PathBuf>,
+    pub users: Vec<User>,
+    pub flows: Vec<Flow>,
+    pub dispatch_mappings: Vec<DispatchMapping>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub bind: SocketAddr,
+    pub advertise: Advertise,
+    pub max_calls: u32,
+    /// RFC 3261 §17.1.1.1 RTT estimate.
+    pub t1: Duration,
+    /// RFC 3261 §17.1.2.2 maximum retransmit interval for non-INVITE.
+    pub t2: Duration,
+    /// RFC 3261 §17.1.2.2 maximum time a message stays in the network.
+    pub t4: Duration,
+    pub untrusted: Untrusted,
+    pub max_message_bytes: u32,
+    pub max_header_bytes: u32,
+    pub tcp: bool,
+    pub user_agent: String,
+    /// RFC 4028 Session-Expires we ask for.
+    pub session_expires: Duration,
+    /// RFC 4028 Min-SE we accept.
+    pub min_se: Duration,
+    /// Retry-After sent with 503 (RFC 3261 §20.33), whole seconds.
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advertise {
+    /// The bind address, or the outgoing interface when bound to 0.0.0.0.
+    Auto,
+    Ip(IpAddr),
+}
+
+/// What to do with a request from a source outside trunk.allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// Answer 403 Forbidden.
+    Reject,
+    /// Send nothing (scanners learn nothing).
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    pub name: String,
+    pub outbound_proxy: SipTarget,
+    pub allow: Vec<IpNet>,
+    pub username: String,
+    /// Name of the environment variable holding the digest password.
+    pub password_env: String,
+    pub max_outbound_calls: u32,
+    pub trust_pai: bool,
+    pub number_format: NumberFormat,
+    pub allow_dial: Vec<DialPattern>,
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub caller_id: CallerIdMode,
+    pub inband_dtmf: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A SIP URI naming a next hop, e.g. "sip:127.0.0.1:5080;transport=tcp".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipTarget {
+    pub host: Host,
+    /// 5060 when the URI has no port (RFC 3261 §19.1.2).
+    pub port: u16,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberFormat {
+    /// "+12345678910"
+    PlusE164,
+    /// "12345678910"
+    E164,
+    /// As dialled inside numbering.default_country_code: "2345678910".
+    National,
+}
+
+impl NumberFormat {
+    /// The user part to dial for `n`.
+    pub fn render(self, n: &E164, cc: &CountryCode) -> String {
+        match self {
+            NumberFormat::PlusE164 => n.as_str().to_string(),
+            NumberFormat::E164 => n.digits().to_string(),
+            NumberFormat::National => n.national(cc),
+        }
+    }
+}
+
+/// An extra number tpswitch may dial: one exact number, or every number
+/// starting with a prefix (written "+4420*").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialPattern {
+    Exact(E164),
+    /// Digits without '+', e.g. "4420".
+    Prefix(String),
+}
+
+impl DialPattern {
+    pub fn matches(&self, n: &E164) -> bool {
+        match self {
+            DialPattern::Exact(e) => e == n,
+            DialPattern::Prefix(p) => n.digits().starts_with(p.as_str()),
+        }
+    }
+}
+
+/// Which number an agent sees when a customer call is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdMode {
+    /// The contact point (dispatch mapping number) the customer called.
+    ContactPoint,
+    /// The customer's number, with a Diversion header naming the contact point.
+    Customer,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub rtp_ports: PortRange,
+    pub codecs: Vec<CodecName>,
+    pub dtmf_payload_type: u8,
+    pub rtp_timeout: Duration,
+    pub silence_between_prompts: bool,
+    pub latch_window: Duration,
+    pub rtcp_interval: Duration,
+    pub ptime: Duration,
+}
+
+/// RTP ports: `start` is even (RTP on even, RTCP on the next odd port,
+/// RFC 3550 §11), `start < end`, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    start: u16,
+    end: u16,
+}
+
+impl PortRange {
+    /// None unless `start` is even and `start < end`.
+    pub fn new(start: u16, end: u16) -> Option<PortRange> {
+        (start.is_multiple_of(2) && start < end && start > 0).then_some(PortRange { start, end })
+    }
+    pub fn start(&self) -> u16 {
+        self.start
+    }
+    pub fn end(&self) -> u16 {
+        self.end
+    }
+    /// How many RTP/RTCP port pairs fit.
+    pub fn pairs(&self) -> u32 {
+        let ports = u32::from(self.end) - u32::from(self.start) + 1;
+        ports / 2
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange {
+            start: 20000,
+            end: 29999,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecName {
+    /// G.711 μ-law, static payload type 0 (RFC 3551 §6).
+    Pcmu,
+    /// G.711 A-law, static payload type 8 (RFC 3551 §6).
+    Pcma,
+}
+
+impl CodecName {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            CodecName::Pcmu => 0,
+            CodecName::Pcma => 8,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodecName::Pcmu => "PCMU",
+            CodecName::Pcma => "PCMA",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NumberingConfig {
+    pub default_country_code: CountryCode,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+}
+
+/// SQLite `PRAGMA synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Off,
+    Normal,
+    Full,
+    Extra,
+}
+
+impl Synchronous {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+            Synchronous::Extra => "EXTRA",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PresenceConfig {
+    /// How long the "your window ended" call rings the agent.
+    pub expiry_notification_ring: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub skills: Vec<String>,
+    /// 4 to 8 digits.
+    pub pin: Option<String>,
+    pub extensions: Vec<Extension>,
+}
+
+impl User {
+    pub fn has_skill(&self, skill: &str) -> bool {
+        self.skills.iter().any(|s| s == skill)
+    }
+    pub fn pstn_numbers(&self) -> impl Iterator<Item = &E164> {
+        self.extensions.iter().map(|e| match e {
+            Extension::Pstn { value, .. } => value,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extension {
+    Pstn {
+        value: E164,
+        /// DTMF digits sent after the line answers; "" = none.
+        ext: String,
+        description: String,
+    },
+}
+
+// Built once at start-up and only read; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Flow {
+    TimedPresence(TimedPresenceFlow),
+    Queue(QueueFlow),
+}
+
+impl Flow {
+    pub fn name(&self) -> &str {
+        match self {
+            Flow::TimedPresence(f) => &f.name,
+            Flow::Queue(f) => &f.name,
+        }
+    }
+}
+
+/// A prompt named by a flow, resolved against the [prompts] library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRef {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimedPresenceFlow {
+    pub name: String,
+    /// Hours offered on keys 1..=presets.len() (1 to 4 entries, 1..=168 h).
+    pub presets: Vec<u32>,
+    /// Key 9 then up to this many digits of hours: 1 or 2.
+    pub custom_max_digits: u8,
+    pub max_attempts: u32,
+    pub digit_timeout: Duration,
+    pub notify_on_expiry: bool,
+    pub ext_timeout: Duration,
+    pub pin_attempts: u32,
+    pub prompts: TimedPresencePrompts,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimedPresencePrompts {
+    pub welcome: PromptRef,
+    pub resource_lookup_error: PromptRef,
+    pub preset_hours: PromptRef,
+    pub custom_hours: PromptRef,
+    pub invalid_input: PromptRef,
+    pub online: PromptRef,
+    pub offline: PromptRef,
+    pub enter_extension: PromptRef,
+    pub enter_pin: PromptRef,
+    pub wrong_pin: PromptRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueFlow {
+    pub name: String,
+    /// An agent needs every one of these; empty = any agent.
+    pub skills: Vec<String>,
+    pub strategy: Strategy,
+    pub ring_timeout: Duration,
+    pub accept: Accept,
+    pub accept_timeout: Duration,
+    pub max_wait: Duration,
+    pub wrap_up: Duration,
+    pub max_no_answer: u32,
+    pub priority: i32,
+    /// None = play `unavailable` and hang up.
+    pub overflow_number: Option<E164>,
+    pub no_agents: NoAgents,
+    pub ext_pause: Duration,
+    pub prompts: QueuePrompts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    LongestIdle,
+    RoundRobin,
+    FewestCalls,
+}
+
+/// How an agent takes an offered call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// Bridge as soon as the agent's leg answers.
+    OnAnswer,
+    /// Bridge after the agent presses this DTMF key (0-9, *, #, A-D).
+    Digit(char),
+}
+
+/// What a queue does when no agent with the skills is online at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAgents {
+    /// Hold the caller up to max_wait in case someone logs in.
+    Wait,
+    /// Go to the overflow (or the unavailable prompt) at once.
+    Immediate,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueuePrompts {
+    /// None when configured as "".
+    pub greeting: Option<PromptRef>,
+    pub hold: PromptRef,
+    /// Played to the agent before bridging; None when configured as "".
+    pub whisper: Option<PromptRef>,
+    pub unavailable: PromptRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchMapping {
+    pub name: String,
+    pub description: Option<String>,
+    /// Only voice / contact-point mappings exist today; the config still
+    /// spells them out so other kinds can be added without a format change.
+    pub phone_number: E164,
+    pub flow: String,
+}

@@ -1,0 +1,504 @@
+//! Loading tests: the shipped files load, and each kind of mistake gives the
+//! exact key path and fix.
+
+use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+const EXAMPLE: &str = include_str!("testdata/config.example.toml");
+const FILE: &str = "/etc/tpswitch/tpswitch.toml";
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new(FILE))
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match load(text) {
+        Ok(_) => panic!("expected problems"),
+        Err(e) => e.problems().to_vec(),
+    }
+}
+
+/// The one problem at `path`.
+fn at(text: &str, path: &str) -> Problem {
+    let all = problems(text);
+    let found: Vec<&Problem> = all.iter().filter(|p| p.path == path).collect();
+    assert_eq!(found.len(), 1, "problems at {path}: {all:#?}");
+    found[0].clone()
+}
+
+fn n(s: &str) -> E164 {
+    E164::parse(s, &CountryCode::nanp()).unwrap()
+}
+
+#[test]
+fn embedded_default_loads() {
+    let c = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.bind, "0.0.0.0:5060".parse().unwrap());
+    assert_eq!(c.sip.advertise, Advertise::Auto);
+    assert_eq!(c.sip.t1, Duration::from_millis(500));
+    assert_eq!(c.sip.session_expires, Duration::from_secs(1800));
+    assert_eq!(c.sip.untrusted, Untrusted::Reject);
+    assert_eq!(c.trunk.outbound_proxy.port, 5080);
+    assert_eq!(c.trunk.outbound_proxy.transport, Transport::Udp);
+    assert_eq!(c.trunk.caller_id, CallerIdMode::ContactPoint);
+    assert_eq!(c.media.rtp_ports.start(), 20000);
+    assert_eq!(c.media.rtp_ports.pairs(), 5000);
+    assert_eq!(c.media.codecs, vec![CodecName::Pcmu, CodecName::Pcma]);
+    assert_eq!(c.store.synchronous, Synchronous::Full);
+    assert_eq!(c.users.len(), 3);
+    // mgarcia and akim share a desk line, told apart by ext.
+    assert_eq!(c.users_with_pstn(&n("+12345678000")).len(), 2);
+    assert_eq!(c.users_with_pstn(&n("2345678910"))[0].id, "jsmith");
+    assert!(c.user("mgarcia").is_some_and(|u| u.has_skill("billing")));
+    let m = c.mapping_for(&n("+15550100001")).unwrap();
+    assert_eq!(m.flow, "Billing");
+    let Some(Flow::Queue(q)) = c.flow(&m.flow) else {
+        panic!("Billing is a queue")
+    };
+    assert_eq!(q.accept, Accept::Digit('1'));
+    assert_eq!(q.prompts.unavailable.name, "queue_unavailable");
+    assert_eq!(q.no_agents, NoAgents::Immediate);
+    let Some(Flow::TimedPresence(tp)) = c.flow("Timed Presence") else {
+        panic!()
+    };
+    assert_eq!(tp.presets, vec![8, 24, 48, 72]);
+    assert_eq!(tp.prompts.wrong_pin.name, "wrong_pin");
+}
+
+#[test]
+fn default_relative_paths_resolve_against_the_file() {
+    let c = Config::embedded_default().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(c.store.path, root.join("data/tpswitch.db"));
+    assert_eq!(
+        c.prompt_path("welcome"),
+        Some(root.join("prompts/welcome.wav").as_path())
+    );
+    let Some(Flow::TimedPresence(tp)) = c.flow("Timed Presence") else {
+        panic!()
+    };
+    assert_eq!(tp.prompts.welcome.path, root.join("prompts/welcome.wav"));
+    assert_eq!(c.source, root.join("config/tpswitch.toml"));
+}
+
+#[test]
+fn example_contract_loads() {
+    let c = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.store.path, Path::new("/etc/tpswitch/data/tpswitch.db"));
+    assert_eq!(
+        c.prompts["online"],
+        Path::new("/etc/tpswitch/prompts/online.wav")
+    );
+    assert_eq!(c.users[0].pstn_numbers().next(), Some(&n("+12345678910")));
+    assert_eq!(c.trunk.allow.len(), 2);
+    assert_eq!(c.trunk.number_format, NumberFormat::PlusE164);
+    assert_eq!(c.media.dtmf_payload_type, 101);
+    assert_eq!(
+        c.mapping_for(&n("+15550100000")).map(|m| m.flow.as_str()),
+        Some("Timed Presence")
+    );
+    // Defaults of the extension keys apply.
+    assert_eq!(c.sip.retry_after, Duration::from_secs(5));
+    assert_eq!(c.media.ptime, Duration::from_millis(20));
+    let Some(Flow::TimedPresence(tp)) = c.flow("Timed Presence") else {
+        panic!()
+    };
+    assert_eq!(tp.ext_timeout, Duration::from_secs(5));
+    assert_eq!(tp.pin_attempts, 3);
+}
+
+#[test]
+fn load_from_disk_resolves_relative_to_the_file() {
+    let dir = std::env::temp_dir().join(format!("tpswitch-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    let file = dir.join("etc/tp.toml");
+    std::fs::write(&file, EXAMPLE.replace("data/tpswitch.db", "../var/tp.db")).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(c.store.path, dir.join("var/tp.db"));
+    assert_eq!(c.prompts["welcome"], dir.join("etc/prompts/welcome.wav"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = Config::load(&file).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+#[test]
+fn bad_e164_in_extension() {
+    let text = EXAMPLE.replace("\"+1-234-567-8910\"", "\"+1-234\"");
+    let p = at(&text, "users[0].extensions[0].value");
+    assert_eq!(
+        p.problem,
+        "\"+1-234\" is not an E.164 number (too few digits)"
+    );
+    assert_eq!(
+        p.fix,
+        "write it in international form such as \"+12345678910\""
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("value = \"+1-234\""))
+        .unwrap()
+        + 1;
+    assert_eq!(p.line, Some(line));
+    let err = load(&text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{FILE}: users[0].extensions[0].value: \"+1-234\" is not an E.164 number (too few digits) (line {line}); write it in international form such as \"+12345678910\"")
+    );
+}
+
+#[test]
+fn unknown_flow_in_mapping() {
+    let text = EXAMPLE.replace("flow = \"Billing\"", "flow = \"Biling\"");
+    let p = at(&text, "dispatch_mappings[1].flow");
+    assert_eq!(p.problem, "\"Biling\" is not the name of any flow");
+    assert_eq!(
+        p.fix,
+        "use the name of one of the [[flows]]: \"Timed Presence\", \"Billing\""
+    );
+}
+
+#[test]
+fn duplicate_mapping_number() {
+    let text = EXAMPLE.replace("\"+1-555-010-0001\"", "\"+1 555 010 0000\"");
+    let p = at(&text, "dispatch_mappings[1].phone_number");
+    assert_eq!(
+        p.problem,
+        "+15550100000 is already the number of dispatch_mappings[0]"
+    );
+    assert_eq!(
+        p.fix,
+        "map each phone number to one flow only; remove or change one of them"
+    );
+}
+
+#[test]
+fn odd_rtp_port_range() {
+    let text = EXAMPLE.replace("\"20000-29999\"", "\"20001-29999\"");
+    let p = at(&text, "media.rtp_ports");
+    assert_eq!(p.problem, "\"20001-29999\" starts on an odd port");
+    assert_eq!(
+        p.fix,
+        "start on an even port, such as \"20000-29999\": RTP uses the even port and RTCP the odd one above it (RFC 3550 §11)"
+    );
+    let p = at(
+        &EXAMPLE.replace("\"20000-29999\"", "\"30000-20000\""),
+        "media.rtp_ports",
+    );
+    assert_eq!(p.problem, "\"30000-20000\" does not go upwards");
+}
+
+#[test]
+fn unknown_key_names_path_line_and_valid_keys() {
+    let text = EXAMPLE.replace("  ext = \"\"", "  ext = \"\"\n  extension = \"12\"");
+    let line = text
+        .lines()
+        .position(|l| l.contains("extension = \"12\""))
+        .unwrap()
+        + 1;
+    let p = at(&text, "users[0].extensions[0].extension");
+    assert_eq!(p.problem, "unknown key");
+    assert_eq!(p.line, Some(line));
+    assert_eq!(
+        p.fix,
+        "remove it or correct the spelling; valid keys here: type, value, ext, description"
+    );
+    assert!(load(&text)
+        .unwrap_err()
+        .to_string()
+        .contains(&format!("unknown key (line {line}); remove it")));
+
+    // A queue key on a timed-presence flow is unknown there.
+    let text = EXAMPLE.replace(
+        "max_attempts = 3",
+        "max_attempts = 3\nstrategy = \"round-robin\"",
+    );
+    assert_eq!(at(&text, "flows[0].strategy").problem, "unknown key");
+
+    let p = at(&format!("{EXAMPLE}\n[sipp]\nbind = \"x\"\n"), "sipp");
+    assert_eq!(p.problem, "unknown section");
+}
+
+#[test]
+fn bad_duration() {
+    let text = EXAMPLE.replace("digit_timeout = \"5s\"", "digit_timeout = \"5 seconds\"");
+    let p = at(&text, "flows[0].digit_timeout");
+    assert_eq!(p.problem, "\"5 seconds\" is not a whole number with a unit");
+    assert_eq!(
+        p.fix,
+        "write a whole number with a unit: ms, s, m or h, such as \"500ms\", \"5s\", \"20m\", \"8h\" or \"1h30m\""
+    );
+    let p = at(
+        &EXAMPLE.replace("rtp_timeout = \"30s\"", "rtp_timeout = \"30\""),
+        "media.rtp_timeout",
+    );
+    assert_eq!(p.problem, "\"30\" has no unit");
+}
+
+#[test]
+fn toml_syntax_error_names_line() {
+    let text = EXAMPLE.replace("max_calls = 2000", "max_calls = = 2000");
+    let line = text
+        .lines()
+        .position(|l| l.contains("max_calls = ="))
+        .unwrap()
+        + 1;
+    let all = problems(&text);
+    assert!(!all.is_empty());
+    assert!(
+        all[0].path.starts_with(&format!("line {line}, column ")),
+        "{all:?}"
+    );
+    assert_eq!(all[0].line, Some(line));
+    assert!(all[0].problem.starts_with("TOML syntax error: "), "{all:?}");
+    assert_eq!(
+        all[0].fix,
+        "fix the TOML at that spot (strings need double quotes, tables [name], lists [a, b])"
+    );
+}
+
+#[test]
+fn missing_prompt_reference() {
+    let text = EXAMPLE.replace("hold = \"hold_music\"", "hold = \"hold_musak\"");
+    let p = at(&text, "flows[1].prompts.hold");
+    assert_eq!(p.problem, "prompt \"hold_musak\" is not in [prompts]");
+    assert!(p.fix.starts_with("add hold_musak = \"prompts/hold_musak.wav\" under [prompts], or name one of: agent_whisper, custom_hours,"), "{}", p.fix);
+}
+
+#[test]
+fn missing_default_prompt_is_reported_as_default() {
+    let bare = EXAMPLE
+        .replace("  welcome = \"welcome\"\n", "")
+        .replace("welcome = \"prompts/welcome.wav\"\n", "");
+    let p = at(&bare, "flows[0].prompts.welcome");
+    assert_eq!(
+        p.problem,
+        "the default prompt \"welcome\" is not in [prompts]"
+    );
+}
+
+#[test]
+fn later_prompts_default_next_to_the_file() {
+    // The contract's [prompts] lacks enter_pin etc.; they default to
+    // prompts/<name>.wav beside the file.
+    let c = load(EXAMPLE).unwrap();
+    let Some(Flow::TimedPresence(tp)) = c.flow("Timed Presence") else {
+        panic!()
+    };
+    assert_eq!(
+        tp.prompts.enter_pin.path,
+        Path::new("/etc/tpswitch/prompts/enter_pin.wav")
+    );
+    let Some(Flow::Queue(q)) = c.flow("Billing") else {
+        panic!()
+    };
+    assert_eq!(
+        q.prompts.unavailable.path,
+        Path::new("/etc/tpswitch/prompts/queue_unavailable.wav")
+    );
+}
+
+const TWO_USERS: &str = r#"
+[[users]]
+id = "a1"
+  [[users.extensions]]
+  type = "pstn"
+  value = "+1-234-567-8000"
+  ext = "EXT_A"
+
+[[users]]
+id = "b2"
+  [[users.extensions]]
+  type = "pstn"
+  value = "2345678000"
+  ext = "EXT_B"
+"#;
+
+fn with_users(a: &str, b: &str) -> String {
+    let users = TWO_USERS.replace("EXT_A", a).replace("EXT_B", b);
+    format!("{EXAMPLE}\n{users}")
+}
+
+#[test]
+fn shared_number_needs_distinct_ext() {
+    // The example user is users[0]; the two added ones are users[1], users[2].
+    let c = load(&with_users("101", "102")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.users_with_pstn(&n("+12345678000")).len(), 2);
+
+    let p = at(&with_users("101", "101"), "users[2].extensions[0]");
+    assert_eq!(
+        p.problem,
+        "+12345678000 with ext \"101\" is the same line as users[1].extensions[0]"
+    );
+    assert_eq!(
+        p.fix,
+        "give each user on a shared number a distinct ext, or remove the duplicate"
+    );
+
+    let p = at(&with_users("", "102"), "users[1].extensions[0].ext");
+    assert_eq!(
+        p.problem,
+        "is empty but +12345678000 is shared with users[2].extensions[0]"
+    );
+    assert_eq!(
+        p.fix,
+        "give each user on a shared number their own ext, such as ext = \"101\""
+    );
+
+    // Both empty: the second is the same line as the first.
+    let all = problems(&with_users("", ""));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(all[0].path, "users[1].extensions[0].ext");
+    assert_eq!(all[1].path, "users[2].extensions[0]");
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let text = EXAMPLE
+        .replace("\"+1-234-567-8910\"", "\"+1-234\"")
+        .replace("\"20000-29999\"", "\"20001-29999\"")
+        .replace("flow = \"Billing\"", "flow = \"Nope\"")
+        .replace("ring_timeout = \"20s\"", "ring_timeout = \"20\"")
+        .replace(
+            "dtmf_payload_type = 101",
+            "dtmf_payload_type = 101\ndtmf = 1",
+        );
+    let paths: Vec<String> = problems(&text).into_iter().map(|p| p.path).collect();
+    for want in [
+        "users[0].extensions[0].value",
+        "media.rtp_ports",
+        "dispatch_mappings[1].flow",
+        "flows[1].ring_timeout",
+        "media.dtmf",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+    }
+    let shown = load(&text).unwrap_err().to_string();
+    assert_eq!(shown.lines().count(), paths.len());
+    assert!(shown.lines().all(|l| l.starts_with(&format!("{FILE}: "))));
+}
+
+#[test]
+fn wrong_types_and_ranges() {
+    let p = at(
+        &EXAMPLE.replace("max_calls = 2000", "max_calls = \"2000\""),
+        "sip.max_calls",
+    );
+    assert_eq!(p.fix, "write a whole number without quotes");
+    let p = at(
+        &EXAMPLE.replace("dtmf_payload_type = 101", "dtmf_payload_type = 90"),
+        "media.dtmf_payload_type",
+    );
+    assert_eq!(p.problem, "90 is out of range");
+    assert_eq!(p.fix, "use a whole number from 96 to 127");
+    let p = at(
+        &EXAMPLE.replace("presets = [8, 24, 48, 72]", "presets = [8, 24, 48, 72, 96]"),
+        "flows[0].presets",
+    );
+    assert_eq!(p.problem, "has 5 entries");
+    let p = at(
+        &EXAMPLE.replace("strategy = \"longest-idle\"", "strategy = \"random\""),
+        "flows[1].strategy",
+    );
+    assert_eq!(
+        p.fix,
+        "use \"longest-idle\" or \"round-robin\" or \"fewest-calls\""
+    );
+    let p = at(
+        &EXAMPLE.replace("accept_digit = \"1\"", "accept_digit = \"12\""),
+        "flows[1].accept_digit",
+    );
+    assert_eq!(p.problem, "\"12\" is not one DTMF key");
+    let p = at(
+        &EXAMPLE.replace("# pin = \"4321\"", "pin = \"12\""),
+        "users[0].pin",
+    );
+    assert_eq!(p.problem, "is not 4 to 8 digits");
+    let p = at(
+        &EXAMPLE.replace("activity = \"queue\"", "activity = \"queueing\""),
+        "flows[1].activity",
+    );
+    assert_eq!(p.fix, "use \"timed-presence\" or \"queue\"");
+    let p = at(
+        &EXAMPLE.replace("\"127.0.0.1/32\"", "\"127.0.0.300/32\""),
+        "trunk.allow[0]",
+    );
+    assert_eq!(p.problem, "\"127.0.0.300/32\" is not an IP network");
+}
+
+#[test]
+fn sip_targets() {
+    use validate::parse_sip_target;
+    let t = parse_sip_target("sip:127.0.0.1:5080").unwrap();
+    assert_eq!(
+        (t.host.to_string(), t.port, t.transport),
+        ("127.0.0.1".into(), 5080, Transport::Udp)
+    );
+    let t = parse_sip_target("sip:[::1];transport=tcp").unwrap();
+    assert_eq!(
+        (t.host.to_string(), t.port, t.transport),
+        ("[::1]".into(), 5060, Transport::Tcp)
+    );
+    let t = parse_sip_target("sip:Proxy.Example.com:5070;lr").unwrap();
+    assert_eq!(t.host, Host::Name("proxy.example.com".into()));
+    assert!(parse_sip_target("sips:127.0.0.1").is_err());
+    assert!(parse_sip_target("sip:127.0.0.1:0").is_err());
+    assert!(parse_sip_target("sip:127.0.0.1:99999").is_err());
+    assert!(parse_sip_target("sip:bad host").is_err());
+    assert!(parse_sip_target("sip:127.0.0.1;transport=tls").is_err());
+}
+
+#[test]
+fn dial_string_follows_number_format() {
+    let national = EXAMPLE.replace("number_format = \"+E164\"", "number_format = \"national\"");
+    let c = load(&national).unwrap();
+    assert_eq!(c.dial_string(&n("+12345678910")), "2345678910");
+    let c =
+        load(&EXAMPLE.replace("number_format = \"+E164\"", "number_format = \"E164\"")).unwrap();
+    assert_eq!(c.dial_string(&n("+12345678910")), "12345678910");
+    let c = load(&EXAMPLE.replace(
+        "allow_dial = []",
+        "allow_dial = [\"+4420*\", \"+15550100099\"]",
+    ))
+    .unwrap();
+    assert!(c.trunk.allow_dial[0].matches(&n("+442079460000")));
+    assert!(c.trunk.allow_dial[1].matches(&n("+15550100099")));
+    assert!(!c.trunk.allow_dial[1].matches(&n("+15550100098")));
+}
+
+#[test]
+fn every_bad_key_in_a_section_is_reported_in_file_order() {
+    let text = EXAMPLE.replace(
+        "max_calls = 2000",
+        "max_calls = \"many\"\nzeta = 1\nalpha = 2\nt1 = \"fast\"",
+    );
+    let all = problems(&text);
+    let paths: Vec<&str> = all.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["sip.max_calls", "sip.zeta", "sip.alpha", "sip.t1"]);
+    assert_eq!(
+        all[0].problem,
+        "invalid type: string \"many\", expected a whole number"
+    );
+}
+
+#[test]
+fn wrong_type_is_not_also_reported_missing() {
+    let text = EXAMPLE.replace("id = \"jsmith\"", "id = 7");
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].path, "users[0].id");
+    assert_eq!(all[0].fix, "put the value in double quotes, e.g. \"...\"");
+}
+
+#[test]
+fn missing_required_keys() {
+    let text = EXAMPLE.replace("[numbering]\ndefault_country_code = \"1\"", "[numbering]");
+    let p = at(&text, "numbering.default_country_code");
+    assert_eq!(p.problem, "is missing");
+    assert_eq!(
+        p.fix,
+        "add default_country_code = \"1\" (under [numbering])"
+    );
+    let text = EXAMPLE.replace("skills = [\"billing\"]\n", "");
+    assert_eq!(at(&text, "flows[1].skills").problem, "is missing");
+}

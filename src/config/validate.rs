@@ -1,0 +1,676 @@
+//! Second step of loading: `Raw*` -> typed model, collecting every problem.
+//!
+//! Each check records a problem and carries on with a fallback value, so one
+//! run reports everything wrong with a file; the fallbacks never escape,
+//! because `validate` returns the model only when no problem was found.
+//! This file holds the helpers and the infrastructure sections; people,
+//! flows and mappings are in `validate_flows.rs`.
+
+use super::duration::{format_duration, parse_duration};
+use super::e164::{CountryCode, E164Error, E164};
+use super::error::Problem;
+use super::model::*;
+use super::raw::*;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+pub(super) struct V<'a> {
+    /// Folder of the config file: relative paths resolve against it.
+    pub base: &'a Path,
+    pub problems: Vec<Problem>,
+    pub cc: CountryCode,
+}
+
+pub(super) const E164_FIX: &str = "write it in international form such as \"+12345678910\"";
+
+impl V<'_> {
+    pub fn push(
+        &mut self,
+        path: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.problems.push(Problem::new(path, problem, fix));
+    }
+
+    pub fn missing(&mut self, path: &str, example: &str) {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        self.push(path, "is missing", format!("add {key} = {example}"));
+    }
+
+    /// A duration of at least `min`; `default` applies when the key is absent.
+    pub fn duration(
+        &mut self,
+        path: &str,
+        v: &Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let Some(s) = v else { return default };
+        match parse_duration(s) {
+            Ok(d) if d >= min => d,
+            Ok(_) => {
+                self.push(
+                    path,
+                    format!("{s:?} is too short"),
+                    format!("use at least {:?}", format_duration(min)),
+                );
+                default
+            }
+            Err(e) => {
+                self.push(
+                    path,
+                    format!("{e}"),
+                    "write a whole number with a unit: ms, s, m or h, such as \"500ms\", \"5s\", \"20m\", \"8h\" or \"1h30m\"",
+                );
+                default
+            }
+        }
+    }
+
+    /// A whole number in `min..=max`.
+    pub fn int(&mut self, path: &str, v: Option<i64>, default: i64, min: i64, max: i64) -> i64 {
+        match v {
+            None => default,
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(n) => {
+                self.push(
+                    path,
+                    format!("{n} is out of range"),
+                    format!("use a whole number from {min} to {max}"),
+                );
+                default
+            }
+        }
+    }
+
+    pub fn uint(&mut self, path: &str, v: Option<i64>, default: u32, min: u32, max: u32) -> u32 {
+        let n = self.int(path, v, default.into(), min.into(), max.into());
+        u32::try_from(n).unwrap_or(default)
+    }
+
+    /// One of a fixed set of words.
+    pub fn choice<T: Copy>(
+        &mut self,
+        path: &str,
+        v: &Option<String>,
+        default: T,
+        options: &[(&str, T)],
+    ) -> T {
+        let Some(s) = v else { return default };
+        if let Some((_, t)) = options.iter().find(|(name, _)| name == s) {
+            return *t;
+        }
+        let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
+        self.push(
+            path,
+            format!("{s:?} is not a valid value"),
+            format!("use {}", names.join(" or ")),
+        );
+        default
+    }
+
+    pub fn e164(&mut self, path: &str, s: &str) -> Option<E164> {
+        match E164::parse(s, &self.cc) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.push(path, e164_problem(s, &e), E164_FIX);
+                None
+            }
+        }
+    }
+
+    /// Resolve a path from the file against the file's folder.
+    pub fn path(&mut self, path: &str, v: &str) -> PathBuf {
+        if v.trim().is_empty() {
+            self.push(
+                path,
+                "is empty",
+                "give a file path, relative to this file's folder or absolute",
+            );
+        }
+        normalize(&self.base.join(v))
+    }
+
+    fn socket(&mut self, path: &str, v: &Option<String>, default: &str) -> SocketAddr {
+        let fallback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let s = v.as_deref().unwrap_or(default);
+        s.parse().unwrap_or_else(|_| {
+            self.push(
+                path,
+                format!("{s:?} is not an address:port"),
+                format!("write an IP address and port such as {default:?} (IPv6 as \"[::]:5060\")"),
+            );
+            fallback
+        })
+    }
+
+    fn env_name(&mut self, path: &str, v: &Option<String>, default: &str) -> String {
+        let s = v.as_deref().unwrap_or(default);
+        let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !s.bytes().next().is_some_and(|b| b.is_ascii_digit());
+        if !ok {
+            self.push(
+                path,
+                format!("{s:?} is not an environment variable name"),
+                "use letters, digits and _ (not starting with a digit), such as \"TPSWITCH_API_TOKEN\"",
+            );
+        }
+        s.to_string()
+    }
+}
+
+pub(super) fn e164_problem(s: &str, e: &E164Error) -> String {
+    format!("{s:?} is not an E.164 number ({})", short_reason(e))
+}
+
+fn short_reason(e: &E164Error) -> String {
+    match e {
+        E164Error::TooShort(_) => "too few digits".into(),
+        E164Error::TooLong(_) => "too many digits".into(),
+        other => format!("it {other}"),
+    }
+}
+
+/// Lexically remove `.` and `..` so messages and logs show a clean path.
+/// Done without touching the disk: the database or prompts may not exist yet.
+pub(super) fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+
+pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
+    let bind = v.socket("sip.bind", &r.bind, "0.0.0.0:5060");
+    let advertise = match r.advertise.as_deref() {
+        None | Some("auto") => Advertise::Auto,
+        Some(s) => s.parse().map(Advertise::Ip).unwrap_or_else(|_| {
+            v.push(
+                "sip.advertise",
+                format!("{s:?} is not an IP address"),
+                "use \"auto\" or an IP address such as \"203.0.113.5\"",
+            );
+            Advertise::Auto
+        }),
+    };
+    let t1 = v.duration("sip.t1", &r.t1, Duration::from_millis(500), MS);
+    let t2 = v.duration("sip.t2", &r.t2, Duration::from_secs(4), MS);
+    if t2 < t1 {
+        // RFC 3261 §17.1.2.2: retransmissions double from T1 up to T2.
+        v.push(
+            "sip.t2",
+            "is shorter than sip.t1",
+            "make t2 at least t1 (RFC 3261 defaults: t1 = \"500ms\", t2 = \"4s\")",
+        );
+    }
+    let max_message_bytes = v.uint(
+        "sip.max_message_bytes",
+        r.max_message_bytes,
+        65535,
+        1024,
+        65535,
+    );
+    let max_header_bytes = v.uint(
+        "sip.max_header_bytes",
+        r.max_header_bytes,
+        16384,
+        512,
+        65535,
+    );
+    if max_header_bytes > max_message_bytes {
+        v.push(
+            "sip.max_header_bytes",
+            "is larger than sip.max_message_bytes",
+            "make it at most max_message_bytes",
+        );
+    }
+    let user_agent = r.user_agent.clone().unwrap_or_else(|| "tpswitch".into());
+    if user_agent.chars().any(char::is_control) {
+        v.push(
+            "sip.user_agent",
+            "contains control characters",
+            "use printable text such as \"tpswitch\"",
+        );
+    }
+    let min_se = v.duration(
+        "sip.min_se",
+        &r.min_se,
+        Duration::from_secs(90),
+        Duration::from_secs(90),
+    );
+    let session_expires = v.duration(
+        "sip.session_expires",
+        &r.session_expires,
+        Duration::from_secs(1800),
+        Duration::from_secs(90),
+    );
+    if session_expires < min_se {
+        // RFC 4028 §4: Session-Expires must not be below Min-SE.
+        v.push(
+            "sip.session_expires",
+            "is shorter than sip.min_se",
+            "make session_expires at least min_se",
+        );
+    }
+    let retry_after = v.duration(
+        "sip.retry_after",
+        &r.retry_after,
+        Duration::from_secs(5),
+        SEC,
+    );
+    for (key, d) in [
+        ("sip.min_se", min_se),
+        ("sip.session_expires", session_expires),
+        ("sip.retry_after", retry_after),
+    ] {
+        if d.subsec_millis() != 0 {
+            // These travel as delta-seconds (RFC 4028 §4, RFC 3261 §20.33).
+            v.push(
+                key,
+                "is not a whole number of seconds",
+                "write it in seconds, minutes or hours such as \"5s\"",
+            );
+        }
+    }
+    SipConfig {
+        bind,
+        advertise,
+        max_calls: v.uint("sip.max_calls", r.max_calls, 2000, 1, 1_000_000),
+        t1,
+        t2,
+        t4: v.duration("sip.t4", &r.t4, Duration::from_secs(5), MS),
+        untrusted: v.choice(
+            "sip.untrusted",
+            &r.untrusted,
+            Untrusted::Reject,
+            &[("reject", Untrusted::Reject), ("drop", Untrusted::Drop)],
+        ),
+        max_message_bytes,
+        max_header_bytes,
+        tcp: r.tcp.unwrap_or(true),
+        user_agent,
+        session_expires,
+        min_se,
+        retry_after,
+    }
+}
+
+pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
+    let default = RawTrunk::default();
+    let r = match r {
+        Some(r) => r,
+        None => {
+            v.push(
+                "trunk",
+                "is missing",
+                "add a [trunk] section with at least outbound_proxy and allow",
+            );
+            &default
+        }
+    };
+    let fallback_proxy = SipTarget {
+        host: Host::Name(String::new()),
+        port: 5060,
+        transport: Transport::Udp,
+    };
+    let outbound_proxy = match &r.outbound_proxy {
+        None => {
+            if !v.problems.iter().any(|p| p.path == "trunk") {
+                v.missing("trunk.outbound_proxy", "\"sip:127.0.0.1:5080\"");
+            }
+            fallback_proxy
+        }
+        Some(s) => parse_sip_target(s).unwrap_or_else(|why| {
+            v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp]\", such as \"sip:127.0.0.1:5080\"");
+            fallback_proxy
+        }),
+    };
+    let mut allow = Vec::new();
+    match &r.allow {
+        None if r.outbound_proxy.is_some() => v.missing("trunk.allow", "[\"127.0.0.1/32\"]"),
+        None => {}
+        Some(list) if list.is_empty() => v.push(
+            "trunk.allow",
+            "is empty, so every request would be refused",
+            "list the carrier's addresses, such as [\"203.0.113.0/24\"]",
+        ),
+        Some(list) => {
+            for (i, s) in list.iter().enumerate() {
+                match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
+                    Ok(n) => allow.push(n),
+                    Err(_) => v.push(format!("trunk.allow[{i}]"), format!("{s:?} is not an IP network"), "write an address or CIDR network such as \"192.0.2.10\" or \"192.0.2.0/24\""),
+                }
+            }
+        }
+    }
+    let username = r.username.clone().unwrap_or_default();
+    let password_env = v.env_name(
+        "trunk.password_env",
+        &r.password_env,
+        "TPSWITCH_TRUNK_PASSWORD",
+    );
+    if !username.is_empty() && password_env.is_empty() {
+        v.push(
+            "trunk.password_env",
+            "is empty but trunk.username is set",
+            "name the environment variable that holds the password",
+        );
+    }
+    let mut allow_dial = Vec::new();
+    for (i, s) in r.allow_dial.iter().flatten().enumerate() {
+        let path = format!("trunk.allow_dial[{i}]");
+        if let Some(prefix) = s.strip_suffix('*') {
+            let digits = prefix.trim_start_matches('+');
+            if prefix.starts_with('+')
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                allow_dial.push(DialPattern::Prefix(digits.to_string()));
+            } else {
+                v.push(
+                    path,
+                    format!("{s:?} is not a number prefix"),
+                    "write '+', the leading digits and '*', such as \"+4420*\"",
+                );
+            }
+        } else if let Some(n) = v.e164(&path, s) {
+            allow_dial.push(DialPattern::Exact(n));
+        }
+    }
+    TrunkConfig {
+        name: r.name.clone().unwrap_or_else(|| "carrier".into()),
+        outbound_proxy,
+        allow,
+        username,
+        password_env,
+        max_outbound_calls: v.uint(
+            "trunk.max_outbound_calls",
+            r.max_outbound_calls,
+            100,
+            1,
+            1_000_000,
+        ),
+        trust_pai: r.trust_pai.unwrap_or(true),
+        number_format: v.choice(
+            "trunk.number_format",
+            &r.number_format,
+            NumberFormat::PlusE164,
+            &[
+                ("+E164", NumberFormat::PlusE164),
+                ("E164", NumberFormat::E164),
+                ("national", NumberFormat::National),
+            ],
+        ),
+        allow_dial,
+        follow_redirects: r.follow_redirects.unwrap_or(true),
+        max_redirects: v.uint("trunk.max_redirects", r.max_redirects, 2, 0, 10),
+        caller_id: v.choice(
+            "trunk.caller_id",
+            &r.caller_id,
+            CallerIdMode::ContactPoint,
+            &[
+                ("contact-point", CallerIdMode::ContactPoint),
+                ("customer", CallerIdMode::Customer),
+            ],
+        ),
+        inband_dtmf: r.inband_dtmf.unwrap_or(false),
+    }
+}
+
+/// "sip:host[:port][;transport=udp|tcp]" (RFC 3261 §19.1.1, the subset a
+/// next hop needs). sips: is refused: tpswitch has no TLS transport.
+pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
+    let rest = s
+        .trim()
+        .strip_prefix("sip:")
+        .ok_or("it must start with \"sip:\"")?;
+    let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
+    let mut transport = Transport::Udp;
+    for p in params.split(';').filter(|p| !p.is_empty()) {
+        match p.to_ascii_lowercase().as_str() {
+            "transport=udp" => transport = Transport::Udp,
+            "transport=tcp" => transport = Transport::Tcp,
+            "lr" => {}
+            _ => return Err("only ;transport=udp, ;transport=tcp and ;lr are supported"),
+        }
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (ip, after) = v6
+            .split_once(']')
+            .ok_or("unclosed '[' in the IPv6 address")?;
+        let ip = ip.parse::<IpAddr>().map_err(|_| "bad IPv6 address")?;
+        (Host::Ip(ip), after.strip_prefix(':'))
+    } else {
+        let (h, p) = match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        };
+        let host = match h.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_)
+                if !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+            {
+                Host::Name(h.to_ascii_lowercase())
+            }
+            Err(_) => return Err("bad host"),
+        };
+        (host, p)
+    };
+    let port = match port {
+        None => 5060,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("bad port")?,
+    };
+    Ok(SipTarget {
+        host,
+        port,
+        transport,
+    })
+}
+
+pub(super) fn media(v: &mut V, r: &RawMedia) -> MediaConfig {
+    let ports = r.rtp_ports.as_deref().unwrap_or("20000-29999");
+    let rtp_ports = match ports
+        .split_once('-')
+        .map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>()))
+    {
+        Some((Ok(start), Ok(end))) => match PortRange::new(start, end) {
+            Some(range) if start >= 1024 => range,
+            _ if start % 2 == 1 => {
+                v.push("media.rtp_ports", format!("{ports:?} starts on an odd port"), "start on an even port, such as \"20000-29999\": RTP uses the even port and RTCP the odd one above it (RFC 3550 §11)");
+                PortRange::default()
+            }
+            _ if start >= end => {
+                v.push(
+                    "media.rtp_ports",
+                    format!("{ports:?} does not go upwards"),
+                    "write \"START-END\" with START < END, such as \"20000-29999\"",
+                );
+                PortRange::default()
+            }
+            _ => {
+                v.push(
+                    "media.rtp_ports",
+                    format!("{ports:?} starts below 1024"),
+                    "use unprivileged ports, such as \"20000-29999\"",
+                );
+                PortRange::default()
+            }
+        },
+        _ => {
+            v.push(
+                "media.rtp_ports",
+                format!("{ports:?} is not a port range"),
+                "write \"START-END\" such as \"20000-29999\"",
+            );
+            PortRange::default()
+        }
+    };
+    let mut codecs = Vec::new();
+    let names = r
+        .codecs
+        .clone()
+        .unwrap_or_else(|| vec!["PCMU".into(), "PCMA".into()]);
+    if names.is_empty() {
+        v.push(
+            "media.codecs",
+            "is empty",
+            "list at least one of \"PCMU\", \"PCMA\"",
+        );
+    }
+    for (i, s) in names.iter().enumerate() {
+        let c = match s.to_ascii_uppercase().as_str() {
+            "PCMU" => CodecName::Pcmu,
+            "PCMA" => CodecName::Pcma,
+            _ => {
+                v.push(
+                    format!("media.codecs[{i}]"),
+                    format!("{s:?} is not a supported codec"),
+                    "use \"PCMU\" or \"PCMA\" (G.711)",
+                );
+                continue;
+            }
+        };
+        if codecs.contains(&c) {
+            v.push(
+                format!("media.codecs[{i}]"),
+                format!("{s:?} is listed twice"),
+                "list each codec once",
+            );
+        } else {
+            codecs.push(c);
+        }
+    }
+    let ptime = v.duration(
+        "media.ptime",
+        &r.ptime,
+        Duration::from_millis(20),
+        Duration::from_millis(10),
+    );
+    if ptime > Duration::from_millis(60) || !ptime.as_millis().is_multiple_of(10) {
+        v.push(
+            "media.ptime",
+            format!(
+                "{:?} is not a supported packet time",
+                format_duration(ptime)
+            ),
+            "use 10ms, 20ms, 30ms, 40ms, 50ms or 60ms (\"20ms\" is what every trunk accepts)",
+        );
+    }
+    MediaConfig {
+        rtp_ports,
+        codecs,
+        // RFC 3551 §3: 96-127 is the dynamic range telephone-event lives in.
+        dtmf_payload_type: u8::try_from(v.int(
+            "media.dtmf_payload_type",
+            r.dtmf_payload_type,
+            101,
+            96,
+            127,
+        ))
+        .unwrap_or(101),
+        rtp_timeout: v.duration(
+            "media.rtp_timeout",
+            &r.rtp_timeout,
+            Duration::from_secs(30),
+            SEC,
+        ),
+        silence_between_prompts: r.silence_between_prompts.unwrap_or(true),
+        latch_window: v.duration(
+            "media.latch_window",
+            &r.latch_window,
+            Duration::from_secs(2),
+            Duration::ZERO,
+        ),
+        rtcp_interval: v.duration(
+            "media.rtcp_interval",
+            &r.rtcp_interval,
+            Duration::from_secs(5),
+            SEC,
+        ),
+        ptime,
+    }
+}
+
+pub(super) fn numbering(v: &mut V, r: Option<&RawNumbering>) -> NumberingConfig {
+    match r.and_then(|r| r.default_country_code.as_deref()) {
+        None => v.missing(
+            "numbering.default_country_code",
+            "\"1\" (under [numbering])",
+        ),
+        Some(s) => match CountryCode::parse(s) {
+            Ok(cc) => v.cc = cc,
+            Err(_) => v.push(
+                "numbering.default_country_code",
+                format!("{s:?} is not a country code"),
+                "write 1 to 3 digits without '+', such as \"1\" or \"44\"",
+            ),
+        },
+    }
+    NumberingConfig {
+        default_country_code: v.cc.clone(),
+    }
+}
+
+pub(super) fn store(v: &mut V, r: &RawStore) -> StoreConfig {
+    StoreConfig {
+        path: v.path(
+            "store.path",
+            r.path.as_deref().unwrap_or("data/tpswitch.db"),
+        ),
+        synchronous: v.choice(
+            "store.synchronous",
+            &r.synchronous,
+            Synchronous::Full,
+            &[
+                ("off", Synchronous::Off),
+                ("normal", Synchronous::Normal),
+                ("full", Synchronous::Full),
+                ("extra", Synchronous::Extra),
+            ],
+        ),
+    }
+}
+
+pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
+    let token_env = v.env_name("http.token_env", &r.token_env, "TPSWITCH_API_TOKEN");
+    if token_env.is_empty() {
+        // An empty name would leave the admin API without a token.
+        v.push(
+            "http.token_env",
+            "is empty",
+            "name the environment variable holding the API token, such as \"TPSWITCH_API_TOKEN\"",
+        );
+    }
+    HttpConfig {
+        bind: v.socket("http.bind", &r.bind, "127.0.0.1:8080"),
+        token_env,
+    }
+}
+
+pub(super) fn presence(v: &mut V, r: &RawPresence) -> PresenceConfig {
+    PresenceConfig {
+        expiry_notification_ring: v.duration(
+            "presence.expiry_notification_ring",
+            &r.expiry_notification_ring,
+            Duration::from_secs(30),
+            SEC,
+        ),
+    }
+}

@@ -1,0 +1,7 @@
+//! Product logic as pure, sans-IO state machines (see docs: "Sans-IO").
+//!
+//! Nothing here touches sockets, clocks or the store: the call shell feeds
+//! events with `now` and carries the actions out.
+
+pub mod prompt_plan;
+pub mod timed_presence;

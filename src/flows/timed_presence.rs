@@ -1,0 +1,567 @@
+//! The agent log-in IVR ("timed presence") as a sans-IO state machine.
+//!
+//! An agent calls in, is recognised by caller ID (optionally an extension on
+//! a shared number and a PIN), and picks how many hours to be online:
+//! keys 1..=N for presets, 9 for a custom number of hours, 0 for offline.
+//!
+//! The shell feeds [`Event`]s with `now`, drains [`Action`]s with
+//! [`LoginMenu::poll_action`] after every `handle`, and calls
+//! `handle(Event::Timer, ..)` once [`LoginMenu::deadline`] passes.
+//!
+//! Rules that shape the code:
+//! - A prompt and the digit collection it asks for form one step: a key
+//!   pressed while a barge-in prompt plays stops it and is the first key of
+//!   that step (so an agent who knows the menu can key through Welcome).
+//! - There is at most one deadline, and none while a prompt plays or the
+//!   store is being written: silence is only counted once the caller has
+//!   heard the whole question.
+//! - Presence is confirmed to the caller only after the shell reports the
+//!   write as durable; a failed write is never confirmed.
+
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use self::settings::{
+    AgentRef, CallerMatch, MenuPrompts, MenuSettings, SettingsError, MAX_PRESETS,
+};
+use crate::flows::prompt_plan::{online_confirmation, preset_menu_clips, MAX_SPOKEN};
+pub use crate::flows::prompt_plan::{say_number, PromptName};
+
+/// Key for a custom number of hours.
+const CUSTOM_KEY: char = '9';
+/// Key for going offline.
+const OFFLINE_KEY: char = '0';
+/// Ends a variable-length entry early.
+const TERMINATOR: char = '#';
+
+/// Identifies one `Play` so that a finished event from a playback that was
+/// stopped (barge-in) cannot be mistaken for the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlayId(u64);
+
+impl PlayId {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The call was answered and media flows.
+    Started,
+    /// A key, reported when it goes down (start of the RFC 4733 event,
+    /// RFC 4733 §2.5.1.2) so that barge-in is immediate.
+    Digit(char),
+    PromptFinished(PlayId),
+    /// The deadline passed.
+    Timer,
+    /// The caller hung up.
+    HungUp,
+    /// The shell's durable write of the last `WritePresence` completed.
+    PresenceWritten(Result<(), String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    Online { user_id: String, hours: u32 },
+    Offline { user_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Play the clips back to back; `barge_in` means a key stops it.
+    Play {
+        id: PlayId,
+        clips: Vec<PromptName>,
+        barge_in: bool,
+    },
+    /// Stop the current playback (no `PromptFinished` is needed for it).
+    StopPlayback,
+    /// Write presence durably and report `PresenceWritten`.
+    WritePresence(PresenceChange),
+    HangUp,
+}
+
+/// How the call ended, for metrics and the call log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Online(u32),
+    Offline,
+    UnknownCaller,
+    Withheld,
+    TooManyAttempts,
+    WrongPin,
+    AbandonedByCaller,
+    StoreFailed,
+}
+
+/// What a collection of keys is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Extension,
+    Pin,
+    Menu,
+    CustomHours,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Collect(Step),
+    HangUp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    NotRequested,
+    /// `WritePresence` is queued but the shell has not taken it yet.
+    Queued,
+    /// The shell took `WritePresence`; its result is still to come.
+    InFlight,
+    Settled,
+}
+
+#[derive(Debug)]
+enum Phase {
+    NotStarted,
+    Playing {
+        id: PlayId,
+        barge_in: bool,
+        then: Then,
+    },
+    Collecting {
+        step: Step,
+        digits: String,
+        deadline: Instant,
+    },
+    /// Waiting for `PresenceWritten`; `confirm` plays once it is `Ok`.
+    Storing {
+        outcome: Outcome,
+        confirm: Vec<PromptName>,
+    },
+    Done,
+}
+
+pub struct LoginMenu {
+    prompts: MenuPrompts,
+    presets: Vec<u32>,
+    custom_max_digits: usize,
+    max_attempts: u32,
+    pin_attempts: u32,
+    digit_timeout: Duration,
+    ext_timeout: Duration,
+    menu_clips: Vec<PromptName>,
+
+    caller: Option<CallerMatch>,
+    shared: Vec<(String, AgentRef)>,
+    agent: Option<AgentRef>,
+
+    phase: Phase,
+    next_play: u64,
+    ext_failures: u32,
+    pin_failures: u32,
+    menu_failures: u32,
+    write: Write,
+    outcome: Option<Outcome>,
+    actions: VecDeque<Action>,
+}
+
+impl LoginMenu {
+    /// Nothing happens until `Event::Started`; `_now` is accepted so every
+    /// sans-IO constructor has the same shape.
+    pub fn new(settings: &MenuSettings, caller: CallerMatch, _now: Instant) -> Self {
+        // Out-of-range settings are refused by `MenuSettings::validate`; here
+        // they are only clamped so a bad value can never panic a call.
+        let presets: Vec<u32> = settings.presets.iter().take(MAX_PRESETS).copied().collect();
+        let custom_max_digits = settings.custom_max_digits.clamp(1, 2);
+        let menu_clips = preset_menu_clips(
+            &presets,
+            custom_max_digits,
+            MAX_PRESETS,
+            &settings.prompts.preset_hours,
+        );
+        LoginMenu {
+            prompts: settings.prompts.clone(),
+            presets,
+            custom_max_digits: usize::from(custom_max_digits),
+            max_attempts: settings.max_attempts.max(1),
+            pin_attempts: settings.pin_attempts.max(1),
+            digit_timeout: settings.digit_timeout,
+            ext_timeout: settings.ext_timeout,
+            menu_clips,
+            caller: Some(caller),
+            shared: Vec::new(),
+            agent: None,
+            phase: Phase::NotStarted,
+            next_play: 0,
+            ext_failures: 0,
+            pin_failures: 0,
+            menu_failures: 0,
+            write: Write::NotRequested,
+            outcome: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Started => self.on_started(),
+            Event::Digit(key) => self.on_digit(key, now),
+            Event::PromptFinished(id) => self.on_prompt_finished(id, now),
+            Event::Timer => self.on_timer(now),
+            Event::HungUp => self.on_hung_up(),
+            Event::PresenceWritten(result) => self.on_written(result),
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front()?;
+        if matches!(action, Action::WritePresence(_)) {
+            self.write = Write::InFlight;
+        }
+        Some(action)
+    }
+
+    /// When to deliver `Event::Timer`; only while keys are being collected.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Collecting { deadline, .. } => Some(*deadline),
+            _ => None,
+        }
+    }
+
+    /// How the call ended (or is ending); `None` while undecided.
+    ///
+    /// If the caller hangs up while a presence write is in flight, the
+    /// outcome is the requested change, turned into `StoreFailed` if the
+    /// shell later reports the write as failed.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// True once the call needs nothing more from this flow (the `HangUp`
+    /// action may still be waiting in the queue).
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    fn on_started(&mut self) {
+        if !matches!(self.phase, Phase::NotStarted) {
+            return;
+        }
+        match self.caller.take() {
+            None | Some(CallerMatch::Unknown) => self.fail(Outcome::UnknownCaller),
+            Some(CallerMatch::Withheld) => self.fail(Outcome::Withheld),
+            Some(CallerMatch::Shared(entries)) if entries.is_empty() => {
+                self.fail(Outcome::UnknownCaller)
+            }
+            Some(CallerMatch::Shared(entries)) => {
+                self.shared = entries;
+                self.ask(vec![self.prompts.welcome.clone()], Step::Extension);
+            }
+            Some(CallerMatch::One(agent)) => {
+                self.agent = Some(agent);
+                let step = self.step_after_identification();
+                self.ask(vec![self.prompts.welcome.clone()], step);
+            }
+        }
+    }
+
+    fn on_digit(&mut self, key: char, now: Instant) {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Playing {
+                barge_in: true,
+                then: Then::Collect(step),
+                ..
+            } => {
+                self.actions.push_back(Action::StopPlayback);
+                self.on_key(step, String::new(), key, now);
+            }
+            Phase::Collecting { step, digits, .. } => self.on_key(step, digits, key, now),
+            other => self.phase = other,
+        }
+    }
+
+    fn on_prompt_finished(&mut self, finished: PlayId, now: Instant) {
+        let Phase::Playing { id, then, .. } = self.phase else {
+            return;
+        };
+        if id != finished {
+            return; // a stopped playback reporting late
+        }
+        match then {
+            Then::Collect(step) => {
+                self.phase = Phase::Collecting {
+                    step,
+                    digits: String::new(),
+                    deadline: now + self.digit_timeout,
+                }
+            }
+            Then::HangUp => {
+                self.actions.push_back(Action::HangUp);
+                self.phase = Phase::Done;
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Collecting {
+                step,
+                digits,
+                deadline,
+            } if now >= deadline => match step {
+                Step::Menu => self.menu_failure(),
+                Step::CustomHours => self.finish_custom(&digits),
+                Step::Pin => self.check_pin(&digits),
+                Step::Extension => self.check_extension(&digits),
+            },
+            // Early or spurious timers change nothing.
+            other => self.phase = other,
+        }
+    }
+
+    fn on_hung_up(&mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        // Anything not yet taken by the shell is void: in particular a queued
+        // WritePresence must not be carried out for a caller who left.
+        self.actions.clear();
+        if self.outcome.is_some() {
+            return;
+        }
+        self.outcome = Some(match phase {
+            Phase::Storing { outcome, .. } if self.write == Write::InFlight => outcome,
+            _ => Outcome::AbandonedByCaller,
+        });
+    }
+
+    fn on_written(&mut self, result: Result<(), String>) {
+        if self.write != Write::InFlight {
+            return;
+        }
+        self.write = Write::Settled;
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Storing { outcome, confirm } => match result {
+                Ok(()) => {
+                    self.outcome = Some(outcome);
+                    self.play(confirm, false, Then::HangUp);
+                }
+                Err(_) => self.fail(Outcome::StoreFailed),
+            },
+            Phase::Done => {
+                // The caller already left; only the record needs correcting.
+                if result.is_err() {
+                    self.outcome = Some(Outcome::StoreFailed);
+                }
+            }
+            other => self.phase = other,
+        }
+    }
+
+    /// One key for `step`, with the keys collected so far.
+    fn on_key(&mut self, step: Step, mut digits: String, key: char, now: Instant) {
+        match step {
+            Step::Menu => self.on_menu_key(key),
+            Step::CustomHours => {
+                if key == TERMINATOR {
+                    self.finish_custom(&digits);
+                } else if !key.is_ascii_digit() {
+                    self.menu_failure();
+                } else {
+                    digits.push(key);
+                    if digits.len() >= self.custom_max_digits {
+                        self.finish_custom(&digits);
+                    } else {
+                        self.keep_collecting(step, digits, now + self.digit_timeout);
+                    }
+                }
+            }
+            Step::Pin => {
+                let pin_len = self.agent_pin().map_or(0, str::len);
+                if key == TERMINATOR {
+                    self.check_pin(&digits);
+                } else {
+                    digits.push(key);
+                    if digits.len() >= pin_len {
+                        self.check_pin(&digits);
+                    } else {
+                        self.keep_collecting(step, digits, now + self.digit_timeout);
+                    }
+                }
+            }
+            Step::Extension => {
+                let longest = self.shared.iter().map(|(ext, _)| ext.len()).max();
+                if key == TERMINATOR {
+                    self.check_extension(&digits);
+                } else {
+                    digits.push(key);
+                    // Longer than any extension can never match; saying so
+                    // now also bounds what a caller can make us store.
+                    if digits.len() > longest.unwrap_or(0) {
+                        self.check_extension(&digits);
+                    } else {
+                        self.keep_collecting(step, digits, now + self.ext_timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_menu_key(&mut self, key: char) {
+        match key {
+            OFFLINE_KEY => self.decide(None),
+            CUSTOM_KEY => self.ask(Vec::new(), Step::CustomHours),
+            _ => {
+                let preset = key
+                    .to_digit(10)
+                    .and_then(|k| usize::try_from(k).ok())
+                    .and_then(|k| k.checked_sub(1))
+                    .and_then(|index| self.presets.get(index).copied());
+                match preset {
+                    Some(hours) => self.decide(Some(hours)),
+                    None => self.menu_failure(),
+                }
+            }
+        }
+    }
+
+    fn finish_custom(&mut self, digits: &str) {
+        match digits.parse::<u32>() {
+            Ok(0) => self.decide(None),
+            Ok(hours) if hours <= MAX_SPOKEN => self.decide(Some(hours)),
+            // Empty ('#' alone or silence) or out of range.
+            _ => self.menu_failure(),
+        }
+    }
+
+    fn menu_failure(&mut self) {
+        self.menu_failures += 1;
+        let invalid = self.prompts.invalid_input.clone();
+        if self.menu_failures >= self.max_attempts {
+            self.end(Outcome::TooManyAttempts, invalid);
+        } else {
+            self.ask(vec![invalid], Step::Menu);
+        }
+    }
+
+    fn check_pin(&mut self, digits: &str) {
+        if self.agent_pin() == Some(digits) {
+            self.ask(Vec::new(), Step::Menu);
+            return;
+        }
+        self.pin_failures += 1;
+        let wrong = self.prompts.wrong_pin.clone();
+        if self.pin_failures >= self.pin_attempts {
+            self.end(Outcome::WrongPin, wrong);
+        } else {
+            self.ask(vec![wrong], Step::Pin);
+        }
+    }
+
+    fn check_extension(&mut self, digits: &str) {
+        let found = if digits.is_empty() {
+            None
+        } else {
+            self.shared.iter().position(|(ext, _)| ext == digits)
+        };
+        if let Some(index) = found {
+            let (_, agent) = std::mem::take(&mut self.shared).swap_remove(index);
+            self.agent = Some(agent);
+            let step = self.step_after_identification();
+            self.ask(Vec::new(), step);
+            return;
+        }
+        self.ext_failures += 1;
+        let invalid = self.prompts.invalid_input.clone();
+        if self.ext_failures >= self.max_attempts {
+            self.end(Outcome::TooManyAttempts, invalid);
+        } else {
+            self.ask(vec![invalid], Step::Extension);
+        }
+    }
+
+    /// Requests the write; `None` hours means offline. The confirmation is
+    /// prepared now and played only once the write is reported durable.
+    fn decide(&mut self, hours: Option<u32>) {
+        let Some(user_id) = self.agent.as_ref().map(|a| a.user_id.clone()) else {
+            // Unreachable by construction (the menu follows identification),
+            // but a call must never write presence for nobody.
+            self.fail(Outcome::UnknownCaller);
+            return;
+        };
+        let (change, outcome, confirm) = match hours {
+            Some(hours) => (
+                PresenceChange::Online { user_id, hours },
+                Outcome::Online(hours),
+                online_confirmation(&self.prompts.online, hours),
+            ),
+            None => (
+                PresenceChange::Offline { user_id },
+                Outcome::Offline,
+                vec![self.prompts.offline.clone()],
+            ),
+        };
+        self.actions.push_back(Action::WritePresence(change));
+        self.write = Write::Queued;
+        self.phase = Phase::Storing { outcome, confirm };
+    }
+
+    fn step_after_identification(&self) -> Step {
+        if self.agent_pin().is_some() {
+            Step::Pin
+        } else {
+            Step::Menu
+        }
+    }
+
+    fn agent_pin(&self) -> Option<&str> {
+        self.agent
+            .as_ref()
+            .and_then(|a| a.pin.as_deref())
+            .filter(|pin| !pin.is_empty())
+    }
+
+    /// Plays `lead` followed by `step`'s own prompt, then collects for `step`.
+    fn ask(&mut self, mut clips: Vec<PromptName>, step: Step) {
+        match step {
+            Step::Extension => clips.push(self.prompts.enter_extension.clone()),
+            Step::Pin => clips.push(self.prompts.enter_pin.clone()),
+            Step::Menu => clips.extend(self.menu_clips.iter().cloned()),
+            Step::CustomHours => clips.push(self.prompts.custom_hours.clone()),
+        }
+        self.play(clips, true, Then::Collect(step));
+    }
+
+    /// Ends the call with the resource-lookup error prompt.
+    fn fail(&mut self, outcome: Outcome) {
+        let clip = self.prompts.resource_lookup_error.clone();
+        self.end(outcome, clip);
+    }
+
+    fn end(&mut self, outcome: Outcome, clip: PromptName) {
+        self.outcome = Some(outcome);
+        self.play(vec![clip], false, Then::HangUp);
+    }
+
+    fn keep_collecting(&mut self, step: Step, digits: String, deadline: Instant) {
+        self.phase = Phase::Collecting {
+            step,
+            digits,
+            deadline,
+        };
+    }
+
+    fn play(&mut self, clips: Vec<PromptName>, barge_in: bool, then: Then) {
+        let id = PlayId(self.next_play);
+        self.next_play += 1;
+        self.actions.push_back(Action::Play {
+            id,
+            clips,
+            barge_in,
+        });
+        self.phase = Phase::Playing { id, barge_in, then };
+    }
+}

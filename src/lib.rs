@@ -1,0 +1,8 @@
+//! tpswitch: a SIP/RTP softswitch component that gives a contact centre
+//! timed presence. See `docs/` and the README for the picture.
+
+pub mod config;
+pub mod flows;
+pub mod media;
+pub mod presence;
+pub mod sip;

@@ -1,0 +1,173 @@
+//! Customer call records and the attempts to reach agents for them: what the
+//! queue flow writes as a call progresses, and what reports read back.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::rfc3339_millis;
+
+/// A customer call as it starts (the row is created before any agent rings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall {
+    /// SIP Call-ID of the customer leg.
+    pub call_id: String,
+    pub flow: String,
+    pub customer_number: String,
+    /// The dialled number (dispatch mapping) the customer reached.
+    pub contact_point: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Fields set later in a call's life. `None` leaves the stored value as it
+/// is, so the shell can record the answer and, later, the end separately.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallUpdate {
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Free text chosen by the flow, e.g. "bridged", "abandoned", "overflow".
+    pub outcome: Option<String>,
+    pub hung_up_by: Option<HungUpBy>,
+}
+
+/// Who ended a call or a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HungUpBy {
+    Customer,
+    Agent,
+    /// The switch itself (timeout, max wait, shutdown).
+    Switch,
+}
+
+impl HungUpBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HungUpBy::Customer => "customer",
+            HungUpBy::Agent => "agent",
+            HungUpBy::Switch => "switch",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "customer" => HungUpBy::Customer,
+            "agent" => HungUpBy::Agent,
+            "switch" => HungUpBy::Switch,
+            _ => return None,
+        })
+    }
+}
+
+/// How an attempt to reach an agent ended, at the SIP level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SipOutcome {
+    /// 2xx.
+    Answered,
+    /// 486 Busy Here / 600 Busy Everywhere.
+    Busy,
+    /// Ring timeout: we sent CANCEL, or 408/480.
+    NoAnswer,
+    /// The agent declined (603, or answered and did not accept).
+    Rejected,
+    /// Anything else: transport error, 4xx/5xx from the trunk.
+    Failed,
+}
+
+impl SipOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipOutcome::Answered => "answered",
+            SipOutcome::Busy => "busy",
+            SipOutcome::NoAnswer => "no-answer",
+            SipOutcome::Rejected => "rejected",
+            SipOutcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "answered" => SipOutcome::Answered,
+            "busy" => SipOutcome::Busy,
+            "no-answer" => SipOutcome::NoAnswer,
+            "rejected" => SipOutcome::Rejected,
+            "failed" => SipOutcome::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One attempt to reach an agent for a call, written when it is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttempt {
+    pub agent_user_id: String,
+    pub started_at: DateTime<Utc>,
+    /// From INVITE sent to final response or CANCEL.
+    pub ring_ms: Option<i64>,
+    pub sip_outcome: SipOutcome,
+    /// The final SIP status code, when one was received.
+    pub sip_status: Option<u16>,
+    /// From the agent's answer to their accept digit.
+    pub accept_latency_ms: Option<i64>,
+    pub hangup_cause: Option<String>,
+    pub hung_up_by: Option<HungUpBy>,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub agent_user_id: String,
+    #[serde(with = "rfc3339_millis")]
+    pub started_at: DateTime<Utc>,
+    pub ring_ms: Option<i64>,
+    pub sip_outcome: SipOutcome,
+    pub sip_status: Option<u16>,
+    pub accept_latency_ms: Option<i64>,
+    pub hangup_cause: Option<String>,
+    pub hung_up_by: Option<HungUpBy>,
+}
+
+/// A stored call with its attempts, oldest attempt first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    /// Row id: what `update_call` and `insert_attempt` take.
+    pub id: i64,
+    pub call_id: String,
+    pub flow: String,
+    pub customer_number: String,
+    pub contact_point: String,
+    #[serde(with = "rfc3339_millis")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339_millis::option")]
+    pub answered_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339_millis::option")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub hung_up_by: Option<HungUpBy>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_and_reject_unknown() {
+        for o in [
+            SipOutcome::Answered,
+            SipOutcome::Busy,
+            SipOutcome::NoAnswer,
+            SipOutcome::Rejected,
+            SipOutcome::Failed,
+        ] {
+            assert_eq!(SipOutcome::parse(o.as_str()), Some(o));
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        for h in [HungUpBy::Customer, HungUpBy::Agent, HungUpBy::Switch] {
+            assert_eq!(HungUpBy::parse(h.as_str()), Some(h));
+        }
+        assert_eq!(SipOutcome::parse("no_answer"), None);
+        assert_eq!(HungUpBy::parse(""), None);
+    }
+}

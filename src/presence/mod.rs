@@ -1,0 +1,299 @@
+//! Timed presence: agents' online windows, their history, expiry scheduling
+//! and the store behind them (SQLite embedded by default).
+//!
+//! - [`store`]: the [`PresenceStore`] shape and the [`Store`] handle the
+//!   rest of the switch holds.
+//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]).
+//! - [`scheduler`]: the sans-IO [`ExpiryScheduler`] that says when a window
+//!   is due to be closed.
+//! - [`calls`]: customer call records and agent attempts.
+//!
+//! Times here are `chrono::DateTime<Utc>`, not `Instant`: a window is a
+//! wall-clock fact that is stored, shown to people and must survive a restart.
+
+pub mod calls;
+pub mod scheduler;
+pub mod sqlite;
+mod sqlite_calls;
+pub mod store;
+#[cfg(test)]
+mod tests_sqlite;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
+pub use scheduler::{Expiry, ExpiryScheduler};
+pub use sqlite::SqliteStore;
+pub use store::{PresenceStore, Store, StoreError};
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An online window: the agent is online from `start` until `end` (exclusive).
+///
+/// Serialises as `{"start": "2025-01-02T03:04:05Z", "end": "..."}`: RFC 3339,
+/// UTC, whole seconds, as the admin API and `tpswitch agents --json` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    #[serde(with = "rfc3339_secs")]
+    pub start: DateTime<Utc>,
+    #[serde(with = "rfc3339_secs")]
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// A window; `None` unless `end` is after `start` (an empty or inverted
+    /// window would expire before it began and confuse the history).
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Self> {
+        (end > start).then_some(Window { start, end })
+    }
+
+    /// Whole seconds left at `now`, rounded up so a window that is still
+    /// open never shows 0; 0 once it has ended.
+    pub fn remaining_seconds(&self, now: DateTime<Utc>) -> i64 {
+        let ms = (self.end - now).num_milliseconds();
+        if ms <= 0 {
+            0
+        } else {
+            (ms + 999) / 1000
+        }
+    }
+
+    /// True while `now` is inside the window.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.start <= now && now < self.end
+    }
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HistoryKind {
+    /// The agent went online (a new window).
+    Online,
+    /// The agent went offline on their own (log-in line, menu).
+    Offline,
+    /// The window reached its end; `at` is that end, not when we noticed.
+    Expired,
+    /// The window was replaced by a new one before it ended.
+    Replaced,
+    /// The switch or an administrator set the agent offline.
+    ForcedOffline,
+}
+
+impl HistoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::Online => "online",
+            HistoryKind::Offline => "offline",
+            HistoryKind::Expired => "expired",
+            HistoryKind::Replaced => "replaced",
+            HistoryKind::ForcedOffline => "forced-offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "online" => HistoryKind::Online,
+            "offline" => HistoryKind::Offline,
+            "expired" => HistoryKind::Expired,
+            "replaced" => HistoryKind::Replaced,
+            "forced-offline" => HistoryKind::ForcedOffline,
+            _ => return None,
+        })
+    }
+}
+
+/// One line of an agent's presence history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub user: String,
+    pub kind: HistoryKind,
+    #[serde(with = "rfc3339_secs")]
+    pub at: DateTime<Utc>,
+    /// The window concerned; `None` for an offline request while not online.
+    pub window: Option<Window>,
+    pub call_id: Option<String>,
+    pub reason: String,
+}
+
+/// One agent as `tpswitch agents --json` and the admin API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentPresence {
+    pub user: String,
+    /// "online" while the window is open; "offline" once it has ended but
+    /// has not been closed yet (the switch is down or the agent is on a call).
+    pub state: &'static str,
+    pub window: Window,
+    pub remaining_seconds: i64,
+}
+
+/// The view of `all_current()` that people see, ordered by user id.
+pub fn agents_view(current: &[(String, Window)], now: DateTime<Utc>) -> Vec<AgentPresence> {
+    let mut out: Vec<AgentPresence> = current
+        .iter()
+        .map(|(user, window)| AgentPresence {
+            user: user.clone(),
+            state: if window.is_active(now) {
+                "online"
+            } else {
+                "offline"
+            },
+            window: *window,
+            remaining_seconds: window.remaining_seconds(now),
+        })
+        .collect();
+    out.sort_by(|a, b| a.user.cmp(&b.user));
+    out
+}
+
+/// `agents_view` as a JSON array.
+pub fn agents_json(current: &[(String, Window)], now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::Value::Array(
+        agents_view(current, now)
+            .into_iter()
+            .map(|a| {
+                serde_json::json!({
+                    "user": a.user,
+                    "state": a.state,
+                    "start": fmt_secs(a.window.start),
+                    "end": fmt_secs(a.window.end),
+                    "remaining_seconds": a.remaining_seconds,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// RFC 3339, UTC, whole seconds: `2025-01-02T03:04:05Z`.
+pub fn fmt_secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Milliseconds since the epoch, the stored form of every time.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`to_ms`]; `None` outside chrono's range (a corrupt row).
+pub(crate) fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+/// Serde for `DateTime<Utc>` as RFC 3339 UTC with whole seconds.
+pub mod rfc3339_secs {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::fmt_secs(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("bad RFC 3339 time {s:?}: {e}")))
+    }
+}
+
+/// Serde for `DateTime<Utc>` as RFC 3339 UTC with milliseconds (call timing).
+pub mod rfc3339_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    /// For `Option<DateTime<Utc>>` fields.
+    pub mod option {
+        use chrono::{DateTime, SecondsFormat, Utc};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn window_rejects_empty_and_inverted() {
+        assert!(Window::new(t(0), t(0)).is_none());
+        assert!(Window::new(t(1), t(0)).is_none());
+        assert!(Window::new(t(0), t(1)).is_some());
+    }
+
+    #[test]
+    fn remaining_seconds_rounds_up_and_clamps() {
+        let w = Window::new(t(0), t(3600)).unwrap();
+        assert_eq!(w.remaining_seconds(t(0)), 3600);
+        assert_eq!(w.remaining_seconds(t(3599)), 1);
+        let almost = t(3599) + chrono::Duration::milliseconds(999);
+        assert_eq!(w.remaining_seconds(almost), 1);
+        assert_eq!(w.remaining_seconds(t(3600)), 0);
+        assert_eq!(w.remaining_seconds(t(9999)), 0);
+        assert!(w.is_active(t(0)));
+        assert!(!w.is_active(t(3600)));
+    }
+
+    #[test]
+    fn window_serialises_rfc3339_utc_seconds() {
+        let start = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::milliseconds(678);
+        let end = Utc.with_ymd_and_hms(2025, 1, 2, 11, 4, 5).unwrap();
+        let w = Window::new(start, end).unwrap();
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(
+            json,
+            r#"{"start":"2025-01-02T03:04:05Z","end":"2025-01-02T11:04:05Z"}"#
+        );
+        let back: Window = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.end, end);
+        assert!(serde_json::from_str::<Window>(r#"{"start":"yesterday","end":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn history_kind_round_trips() {
+        for k in [
+            HistoryKind::Online,
+            HistoryKind::Offline,
+            HistoryKind::Expired,
+            HistoryKind::Replaced,
+            HistoryKind::ForcedOffline,
+        ] {
+            assert_eq!(HistoryKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(HistoryKind::parse("Online"), None);
+    }
+
+    #[test]
+    fn agents_json_shape() {
+        let w = Window::new(t(0), t(100)).unwrap();
+        let v = agents_json(&[("zoe".into(), w), ("al".into(), w)], t(40));
+        assert_eq!(v[0]["user"], "al");
+        assert_eq!(v[0]["state"], "online");
+        assert_eq!(v[0]["remaining_seconds"], 60);
+        assert_eq!(v[1]["end"], fmt_secs(t(100)));
+        let v = agents_json(&[("al".into(), w)], t(100));
+        assert_eq!(v[0]["state"], "offline");
+        assert_eq!(v[0]["remaining_seconds"], 0);
+    }
+}

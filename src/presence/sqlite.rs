@@ -1,0 +1,571 @@
+//! SQLite presence store: the embedded default.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so once a write has
+//! returned `Ok` it is on disk and survives `kill -9` or a power cut (in WAL
+//! mode, NORMAL could lose the last commits on power loss). WAL also lets
+//! another process — `tpswitch agents` — read while the switch writes.
+//! Writes use `BEGIN IMMEDIATE`: they take the write lock up front, so two
+//! writers wait on `busy_timeout` instead of one failing with SQLITE_BUSY
+//! when it tries to upgrade a read transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
+use super::store::{PresenceStore, StoreError};
+use super::{from_ms, sqlite_calls, to_ms, HistoryEntry, HistoryKind, Result, Window};
+
+/// The versioned schema, embedded at build time from `migrations/`.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection settings; the defaults suit one switch plus a few readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteSettings {
+    /// How long a statement waits for another connection's lock before
+    /// failing. Writes are a few milliseconds; seconds cover a slow disk.
+    pub busy_timeout: Duration,
+    /// Pool size. SQLite serialises writers anyway; extra connections let
+    /// reads (API, reports) proceed during a write.
+    pub max_connections: u32,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        SqliteSettings {
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 4,
+        }
+    }
+}
+
+/// The SQLite store. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Named in every error; `:memory:` for in-memory stores.
+    path: Arc<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Open the database at `path`, creating its folder and file if missing,
+    /// and apply any migrations not yet applied.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, SqliteSettings::default()).await
+    }
+
+    /// [`SqliteStore::open`] with explicit settings.
+    pub async fn open_with(path: &Path, settings: SqliteSettings) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|source| StoreError::CreateDir {
+                    dir: dir.to_path_buf(),
+                    db: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(settings.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                db: path.to_path_buf(),
+                source,
+            })?;
+        let store = SqliteStore {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+        };
+        store.migrate().await?;
+        tracing::info!(db = %path.display(), "presence store open");
+        Ok(store)
+    }
+
+    /// Open an existing database for reading only (`tpswitch agents` while
+    /// the switch runs). Never creates or migrates: a reader must not change
+    /// the schema under a running switch.
+    pub async fn open_read_only(path: &Path) -> Result<Self> {
+        // An error here (e.g. no permission on the folder) is left for the
+        // open below to report in full.
+        if let Ok(false) = tokio::fs::try_exists(path).await {
+            return Err(StoreError::Missing {
+                db: path.to_path_buf(),
+            });
+        }
+        // No journal_mode here: WAL is a property of the file, set by the
+        // switch, and a read-only connection cannot change it.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(SqliteSettings::default().busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                db: path.to_path_buf(),
+                source,
+            })?;
+        let store = SqliteStore {
+            pool,
+            path: Arc::new(path.to_path_buf()),
+        };
+        store.check_schema().await?;
+        Ok(store)
+    }
+
+    /// A private database in memory, for tests and dry runs. One connection
+    /// that is never recycled: each SQLite connection to `:memory:` is its
+    /// own database, which would vanish with the connection.
+    pub async fn open_in_memory() -> Result<Self> {
+        let db = PathBuf::from(":memory:");
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                db: db.clone(),
+                source,
+            })?;
+        let store = SqliteStore {
+            pool,
+            path: Arc::new(db),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The database file this store uses.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wait for in-flight queries and close every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                db: self.db(),
+                source,
+            })
+    }
+
+    /// A reader built for this schema must not run against an older one.
+    async fn check_schema(&self) -> Result<()> {
+        let needed = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err("reading the schema version"))?;
+        // No migrations table: an empty file, or one tpswitch never set up.
+        let found: Option<i64> = if tables == 0 {
+            None
+        } else {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(self.err("reading the schema version"))?
+        };
+        let found = found.unwrap_or(0);
+        if found < needed {
+            return Err(StoreError::OldSchema {
+                db: self.db(),
+                found,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> PathBuf {
+        self.path.as_ref().clone()
+    }
+
+    /// Map a sqlx error to one that names the database and the operation.
+    pub(crate) fn err(&self, op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError::Query {
+            db: self.db(),
+            op,
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            db: self.db(),
+            detail,
+        }
+    }
+
+    /// Read a stored time (milliseconds since the epoch).
+    pub(crate) fn time(&self, row: &SqliteRow, table: &str, col: &str) -> Result<DateTime<Utc>> {
+        let ms: i64 = row.try_get(col).map_err(self.err("reading a row"))?;
+        from_ms(ms).ok_or_else(|| self.corrupt(format!("{table}.{col} = {ms} is not a time")))
+    }
+
+    /// Read an optional stored time.
+    pub(crate) fn opt_time(
+        &self,
+        row: &SqliteRow,
+        table: &str,
+        col: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let ms: Option<i64> = row.try_get(col).map_err(self.err("reading a row"))?;
+        ms.map(|ms| {
+            from_ms(ms).ok_or_else(|| self.corrupt(format!("{table}.{col} = {ms} is not a time")))
+        })
+        .transpose()
+    }
+
+    fn window(&self, row: &SqliteRow, table: &str) -> Result<Window> {
+        let start = self.time(row, table, "window_start_ms")?;
+        let end = self.time(row, table, "window_end_ms")?;
+        Window::new(start, end)
+            .ok_or_else(|| self.corrupt(format!("{table} window {start}..{end} is empty")))
+    }
+
+    /// A write transaction that holds the write lock from its first statement.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err("starting a write transaction"))
+    }
+
+    async fn current_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        user: &str,
+    ) -> Result<Option<Window>> {
+        let row = sqlx::query(
+            "SELECT window_start_ms, window_end_ms FROM presence_current WHERE user_id = ?",
+        )
+        .bind(user)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(self.err("reading the current window"))?;
+        row.map(|r| self.window(&r, "presence_current")).transpose()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn append_history(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        user: &str,
+        kind: HistoryKind,
+        at: DateTime<Utc>,
+        window: Option<Window>,
+        call_id: Option<&str>,
+        reason: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO presence_history \
+             (user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user)
+        .bind(kind.as_str())
+        .bind(to_ms(at))
+        .bind(window.map(|w| to_ms(w.start)))
+        .bind(window.map(|w| to_ms(w.end)))
+        .bind(call_id)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(self.err("appending to the presence history"))?;
+        Ok(())
+    }
+
+    /// Close `user`'s window (if any) and record `kind` at `at`.
+    async fn go_offline(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        call_id: Option<&str>,
+        reason: &str,
+        kind: HistoryKind,
+    ) -> Result<Option<Window>> {
+        require_user(user)?;
+        let mut tx = self.begin_write().await?;
+        let old = self.current_in(&mut tx, user).await?;
+        sqlx::query("DELETE FROM presence_current WHERE user_id = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("closing the current window"))?;
+        self.append_history(&mut tx, user, kind, at, old, call_id, reason)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing an offline change"))?;
+        Ok(old)
+    }
+}
+
+fn require_user(user: &str) -> Result<()> {
+    if user.is_empty() {
+        Err(StoreError::EmptyUser)
+    } else {
+        Ok(())
+    }
+}
+
+impl PresenceStore for SqliteStore {
+    async fn set_online(
+        &self,
+        user: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        call_id: Option<&str>,
+        reason: &str,
+    ) -> Result<Window> {
+        require_user(user)?;
+        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
+            user: user.to_owned(),
+            start,
+            end,
+        })?;
+        let mut tx = self.begin_write().await?;
+        if let Some(old) = self.current_in(&mut tx, user).await? {
+            self.append_history(
+                &mut tx,
+                user,
+                HistoryKind::Replaced,
+                start,
+                Some(old),
+                call_id,
+                reason,
+            )
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO presence_current (user_id, window_start_ms, window_end_ms, call_id, reason) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, \
+             window_end_ms = excluded.window_end_ms, call_id = excluded.call_id, \
+             reason = excluded.reason",
+        )
+        .bind(user)
+        .bind(to_ms(start))
+        .bind(to_ms(end))
+        .bind(call_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("writing the current window"))?;
+        self.append_history(
+            &mut tx,
+            user,
+            HistoryKind::Online,
+            start,
+            Some(window),
+            call_id,
+            reason,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing an online change"))?;
+        Ok(window)
+    }
+
+    async fn set_offline(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        call_id: Option<&str>,
+        reason: &str,
+    ) -> Result<Option<Window>> {
+        self.go_offline(user, at, call_id, reason, HistoryKind::Offline)
+            .await
+    }
+
+    async fn force_offline(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Option<Window>> {
+        self.go_offline(user, at, None, reason, HistoryKind::ForcedOffline)
+            .await
+    }
+
+    async fn expire(&self, user: &str, end: DateTime<Utc>, reason: &str) -> Result<Option<Window>> {
+        require_user(user)?;
+        let mut tx = self.begin_write().await?;
+        let window = match self.current_in(&mut tx, user).await? {
+            Some(w) if w.end == end => w,
+            // Replaced or closed since the timer was armed: nothing to do.
+            _ => return Ok(None),
+        };
+        sqlx::query("DELETE FROM presence_current WHERE user_id = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("closing an expired window"))?;
+        self.append_history(
+            &mut tx,
+            user,
+            HistoryKind::Expired,
+            end,
+            Some(window),
+            None,
+            reason,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(self.err("committing an expiry"))?;
+        Ok(Some(window))
+    }
+
+    async fn current(&self, user: &str) -> Result<Option<Window>> {
+        let row = sqlx::query(
+            "SELECT window_start_ms, window_end_ms FROM presence_current WHERE user_id = ?",
+        )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err("reading the current window"))?;
+        row.map(|r| self.window(&r, "presence_current")).transpose()
+    }
+
+    async fn all_current(&self) -> Result<Vec<(String, Window)>> {
+        let rows = sqlx::query(
+            "SELECT user_id, window_start_ms, window_end_ms FROM presence_current ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("listing online agents"))?;
+        rows.iter()
+            .map(|r| {
+                let user: String = r.try_get("user_id").map_err(self.err("reading a row"))?;
+                Ok((user, self.window(r, "presence_current")?))
+            })
+            .collect()
+    }
+
+    async fn history(&self, user: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason \
+             FROM presence_history WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("reading the presence history"))?;
+        rows.iter().map(|r| self.history_entry(r)).collect()
+    }
+
+    async fn close_expired(&self, now: DateTime<Utc>) -> Result<Vec<(String, Window)>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT user_id, window_start_ms, window_end_ms FROM presence_current \
+             WHERE window_end_ms <= ? ORDER BY window_end_ms, user_id",
+        )
+        .bind(to_ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.err("finding expired windows"))?;
+        let mut closed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let user: String = r.try_get("user_id").map_err(self.err("reading a row"))?;
+            closed.push((user, self.window(r, "presence_current")?));
+        }
+        sqlx::query("DELETE FROM presence_current WHERE window_end_ms <= ?")
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("closing expired windows"))?;
+        for (user, window) in &closed {
+            self.append_history(
+                &mut tx,
+                user,
+                HistoryKind::Expired,
+                window.end,
+                Some(*window),
+                None,
+                "window ended",
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(self.err("committing expiries"))?;
+        for (user, window) in &closed {
+            tracing::info!(agent = %user, end = %super::fmt_secs(window.end), "window expired");
+        }
+        Ok(closed)
+    }
+
+    async fn insert_call(&self, call: &NewCall) -> Result<i64> {
+        sqlite_calls::insert_call(self, call).await
+    }
+
+    async fn update_call(&self, id: i64, update: &CallUpdate) -> Result<()> {
+        sqlite_calls::update_call(self, id, update).await
+    }
+
+    async fn insert_attempt(&self, call: i64, attempt: &NewAttempt) -> Result<i64> {
+        sqlite_calls::insert_attempt(self, call, attempt).await
+    }
+
+    async fn calls_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<CallRecord>> {
+        sqlite_calls::calls_since(self, since, limit).await
+    }
+}
+
+impl SqliteStore {
+    fn history_entry(&self, r: &SqliteRow) -> Result<HistoryEntry> {
+        let kind: String = r.try_get("kind").map_err(self.err("reading a row"))?;
+        let kind = HistoryKind::parse(&kind)
+            .ok_or_else(|| self.corrupt(format!("presence_history.kind = {kind:?}")))?;
+        let start = self.opt_time(r, "presence_history", "window_start_ms")?;
+        let end = self.opt_time(r, "presence_history", "window_end_ms")?;
+        let window = match (start, end) {
+            (Some(s), Some(e)) => Some(Window::new(s, e).ok_or_else(|| {
+                self.corrupt(format!("presence_history window {s}..{e} is empty"))
+            })?),
+            _ => None,
+        };
+        Ok(HistoryEntry {
+            user: r.try_get("user_id").map_err(self.err("reading a row"))?,
+            kind,
+            at: self.time(r, "presence_history", "at_ms")?,
+            window,
+            call_id: r.try_get("call_id").map_err(self.err("reading a row"))?,
+            reason: r.try_get("reason").map_err(self.err("reading a row"))?,
+        })
+    }
+}

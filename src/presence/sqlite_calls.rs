@@ -1,0 +1,192 @@
+//! Call records in SQLite: the `calls` and `call_attempts` tables
+//! (`migrations/0002_calls.sql`). Called from the `PresenceStore` impl of
+//! [`SqliteStore`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::calls::{
+    AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
+};
+use super::sqlite::SqliteStore;
+use super::store::StoreError;
+use super::{to_ms, Result};
+
+pub(super) async fn insert_call(store: &SqliteStore, call: &NewCall) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO calls (call_id, flow, customer_number, contact_point, started_at_ms) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(call.call_id.as_str())
+    .bind(call.flow.as_str())
+    .bind(call.customer_number.as_str())
+    .bind(call.contact_point.as_str())
+    .bind(to_ms(call.started_at))
+    .execute(store.pool())
+    .await
+    .map_err(store.err("recording a call"))?;
+    Ok(done.last_insert_rowid())
+}
+
+pub(super) async fn update_call(store: &SqliteStore, id: i64, update: &CallUpdate) -> Result<()> {
+    // COALESCE keeps what is stored where the update has no value.
+    let done = sqlx::query(
+        "UPDATE calls SET answered_at_ms = COALESCE(?, answered_at_ms), \
+         ended_at_ms = COALESCE(?, ended_at_ms), outcome = COALESCE(?, outcome), \
+         hung_up_by = COALESCE(?, hung_up_by) WHERE id = ?",
+    )
+    .bind(update.answered_at.map(to_ms))
+    .bind(update.ended_at.map(to_ms))
+    .bind(update.outcome.as_deref())
+    .bind(update.hung_up_by.map(HungUpBy::as_str))
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .map_err(store.err("updating a call"))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::CallNotFound { db: store.db(), id });
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_attempt(
+    store: &SqliteStore,
+    call: i64,
+    attempt: &NewAttempt,
+) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO call_attempts (call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, \
+         sip_status, accept_latency_ms, hangup_cause, hung_up_by) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(call)
+    .bind(attempt.agent_user_id.as_str())
+    .bind(to_ms(attempt.started_at))
+    .bind(attempt.ring_ms)
+    .bind(attempt.sip_outcome.as_str())
+    .bind(attempt.sip_status.map(i64::from))
+    .bind(attempt.accept_latency_ms)
+    .bind(attempt.hangup_cause.as_deref())
+    .bind(attempt.hung_up_by.map(HungUpBy::as_str))
+    .execute(store.pool())
+    .await;
+    match done {
+        Ok(done) => Ok(done.last_insert_rowid()),
+        // The foreign key names a call that does not exist.
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::CallNotFound {
+                db: store.db(),
+                id: call,
+            })
+        }
+        Err(e) => Err(store.err("recording a call attempt")(e)),
+    }
+}
+
+pub(super) async fn calls_since(
+    store: &SqliteStore,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<CallRecord>> {
+    // One read transaction: calls and attempts come from the same snapshot.
+    let mut tx = store
+        .pool()
+        .begin()
+        .await
+        .map_err(store.err("starting a read transaction"))?;
+    let call_rows = sqlx::query(
+        "SELECT id, call_id, flow, customer_number, contact_point, started_at_ms, \
+         answered_at_ms, ended_at_ms, outcome, hung_up_by FROM calls \
+         WHERE started_at_ms >= ? ORDER BY started_at_ms, id LIMIT ?",
+    )
+    .bind(to_ms(since))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(store.err("listing calls"))?;
+    let attempt_rows = sqlx::query(
+        "SELECT id, call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, sip_status, \
+         accept_latency_ms, hangup_cause, hung_up_by FROM call_attempts \
+         WHERE call_id IN (SELECT id FROM calls WHERE started_at_ms >= ? \
+                           ORDER BY started_at_ms, id LIMIT ?) \
+         ORDER BY call_id, id",
+    )
+    .bind(to_ms(since))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(store.err("listing call attempts"))?;
+    tx.commit()
+        .await
+        .map_err(store.err("ending a read transaction"))?;
+
+    let mut attempts: HashMap<i64, Vec<AttemptRecord>> = HashMap::new();
+    for r in &attempt_rows {
+        let call: i64 = get(store, r, "call_id")?;
+        attempts.entry(call).or_default().push(attempt(store, r)?);
+    }
+    call_rows
+        .iter()
+        .map(|r| {
+            let id: i64 = get(store, r, "id")?;
+            Ok(CallRecord {
+                id,
+                call_id: get(store, r, "call_id")?,
+                flow: get(store, r, "flow")?,
+                customer_number: get(store, r, "customer_number")?,
+                contact_point: get(store, r, "contact_point")?,
+                started_at: store.time(r, "calls", "started_at_ms")?,
+                answered_at: store.opt_time(r, "calls", "answered_at_ms")?,
+                ended_at: store.opt_time(r, "calls", "ended_at_ms")?,
+                outcome: get(store, r, "outcome")?,
+                hung_up_by: hung_up_by(store, r, "calls")?,
+                attempts: attempts.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn get<'r, T>(store: &SqliteStore, r: &'r SqliteRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    r.try_get(col).map_err(store.err("reading a row"))
+}
+
+fn hung_up_by(store: &SqliteStore, r: &SqliteRow, table: &str) -> Result<Option<HungUpBy>> {
+    let s: Option<String> = get(store, r, "hung_up_by")?;
+    s.map(|s| {
+        HungUpBy::parse(&s).ok_or_else(|| store.corrupt(format!("{table}.hung_up_by = {s:?}")))
+    })
+    .transpose()
+}
+
+fn attempt(store: &SqliteStore, r: &SqliteRow) -> Result<AttemptRecord> {
+    let outcome: String = get(store, r, "sip_outcome")?;
+    let sip_outcome = SipOutcome::parse(&outcome)
+        .ok_or_else(|| store.corrupt(format!("call_attempts.sip_outcome = {outcome:?}")))?;
+    let status: Option<i64> = get(store, r, "sip_status")?;
+    let sip_status = status
+        .map(|s| {
+            u16::try_from(s).map_err(|_| {
+                store.corrupt(format!(
+                    "call_attempts.sip_status = {s} is not a SIP status"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(AttemptRecord {
+        id: get(store, r, "id")?,
+        agent_user_id: get(store, r, "agent_user_id")?,
+        started_at: store.time(r, "call_attempts", "started_at_ms")?,
+        ring_ms: get(store, r, "ring_ms")?,
+        sip_outcome,
+        sip_status,
+        accept_latency_ms: get(store, r, "accept_latency_ms")?,
+        hangup_cause: get(store, r, "hangup_cause")?,
+        hung_up_by: hung_up_by(store, r, "call_attempts")?,
+    })
+}

@@ -1,0 +1,180 @@
+//! The typed boundary between `sip/` and the rest of the switch.
+//!
+//! Nothing outside `sip/` sees a SIP message: calls get [`SipEvent`]s and
+//! give [`SipCommand`]s, keyed by [`LegId`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::sdp::Negotiated;
+
+/// One call leg (one dialog, or one attempt at one), unique for the life of
+/// the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u64);
+
+static NEXT_LEG: AtomicU64 = AtomicU64::new(1);
+
+impl LegId {
+    pub fn next() -> Self {
+        LegId(NEXT_LEG.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for LegId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "leg-{}", self.0)
+    }
+}
+
+/// Who the caller says they are. Kept raw: normalisation to E.164 belongs
+/// to the directory, which knows the numbering plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerInfo {
+    /// User part (or tel: number) of P-Asserted-Identity (RFC 3325).
+    pub asserted: Option<String>,
+    /// User part of From.
+    pub from_user: Option<String>,
+    pub display_name: Option<String>,
+    /// Withheld: `Privacy: id`, or From `anonymous@anonymous.invalid`
+    /// (RFC 3323 §4.1.1.3).
+    pub withheld: bool,
+}
+
+/// A new INVITE that passed policy and has a usable offer (or none).
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    pub leg: LegId,
+    pub call_id: String,
+    /// The called number as written: Request-URI user part, else To's.
+    pub called: String,
+    pub caller: CallerInfo,
+    /// The negotiated stream, or `None` for an offerless INVITE (we then
+    /// offer in the 200 and the answer arrives in the ACK).
+    pub media: Option<Negotiated>,
+    pub source: SocketAddr,
+}
+
+/// Why a dialog ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// The peer sent BYE.
+    RemoteBye,
+    /// Our 2xx was never acknowledged (§13.3.1.4); we sent BYE.
+    NoAck,
+    /// RFC 4028 §10: no refresh before the session expired; we sent BYE.
+    SessionExpired,
+    /// We hung up and the BYE transaction finished.
+    LocalHangup,
+}
+
+/// How an outbound call attempt ended without a dialog, in the terms the
+/// routing layer acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// 486, 600: busy does not count as a missed call.
+    Busy(u16),
+    /// 603: the agent declined.
+    Rejected(u16),
+    /// 480, 404, 408, or our own timeout.
+    NoAnswer(u16),
+    /// 5xx: the trunk could not place it.
+    Unavailable(u16),
+    /// Anything else (including an authentication failure).
+    Failed(u16),
+    /// We cancelled it (487 or CANCEL won).
+    Cancelled,
+}
+
+impl DialOutcome {
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            486 | 600 => DialOutcome::Busy(status),
+            603 => DialOutcome::Rejected(status),
+            480 | 404 | 408 => DialOutcome::NoAnswer(status),
+            487 => DialOutcome::Cancelled,
+            500..=599 => DialOutcome::Unavailable(status),
+            _ => DialOutcome::Failed(status),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SipEvent {
+    Incoming(Box<IncomingCall>),
+    /// CANCEL arrived before we answered; 487 has been sent.
+    Cancelled(LegId),
+    /// The ACK for our 2xx arrived. For an offerless INVITE it carries the
+    /// answer to the offer in our 2xx.
+    Confirmed {
+        leg: LegId,
+        media: Option<Negotiated>,
+    },
+    /// A re-INVITE or UPDATE changed the stream (hold, unhold, new address).
+    MediaChanged { leg: LegId, media: Negotiated },
+    /// A digit from SIP INFO (application/dtmf-relay or application/dtmf).
+    InfoDigit {
+        leg: LegId,
+        digit: char,
+        duration_ms: u32,
+    },
+    Ended { leg: LegId, cause: EndCause },
+    /// Outbound: a provisional response (183 may carry early media, which
+    /// callers keep to themselves).
+    Progress {
+        leg: LegId,
+        status: u16,
+        early_media: Option<Negotiated>,
+    },
+    /// Outbound: 2xx received and ACKed.
+    Answered {
+        leg: LegId,
+        media: Option<Negotiated>,
+    },
+    /// Outbound: the attempt ended without a dialog.
+    Failed { leg: LegId, outcome: DialOutcome },
+}
+
+impl SipEvent {
+    pub fn leg(&self) -> LegId {
+        match self {
+            SipEvent::Incoming(c) => c.leg,
+            SipEvent::Cancelled(leg) => *leg,
+            SipEvent::Confirmed { leg, .. }
+            | SipEvent::MediaChanged { leg, .. }
+            | SipEvent::InfoDigit { leg, .. }
+            | SipEvent::Ended { leg, .. }
+            | SipEvent::Progress { leg, .. }
+            | SipEvent::Answered { leg, .. }
+            | SipEvent::Failed { leg, .. } => *leg,
+        }
+    }
+}
+
+/// An outbound call through the trunk.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// The Request-URI user part, already formatted per `trunk.number_format`.
+    pub target: String,
+    /// Our From user part (the contact point's number, or the customer's).
+    pub from_user: String,
+    /// RFC 5806 Diversion, when presenting the customer's number.
+    pub diversion: Option<String>,
+    /// Our SDP offer.
+    pub sdp: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SipCommand {
+    /// 180 Ringing for an incoming leg.
+    Ringing(LegId),
+    /// 200 with our SDP (answer, or offer for an offerless INVITE).
+    Answer { leg: LegId, sdp: Vec<u8> },
+    /// Final non-2xx for an incoming leg not yet answered.
+    Reject { leg: LegId, status: u16 },
+    /// End the leg whatever its state: BYE when confirmed, CANCEL when an
+    /// outbound attempt rings, 480 when an inbound one was never answered.
+    HangUp(LegId),
+    /// Place a call to the trunk.
+    Dial { leg: LegId, request: DialRequest },
+}

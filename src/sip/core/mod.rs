@@ -1,0 +1,631 @@
+//! The SIP core, sans-IO: datagrams, commands and `now` go in; bytes to send
+//! and typed events come out, with the next deadline.
+//!
+//! It owns the transaction layer (§17), the dialogs (§12), the UAS and UAC
+//! cores (§8, §13–§15) and the trunk policy. The tokio shell in
+//! `endpoint.rs` only moves bytes and time.
+
+mod dialog;
+mod uac;
+mod uas;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ipnet::IpNet;
+use rsipstack::sip::{Method, Request, Response};
+use tracing::{debug, warn};
+
+use super::api::{LegId, SipCommand, SipEvent};
+use super::inspect::{self, Inspection, Limits};
+use super::message::{self, Extra, RequestHead, ResponseHead};
+use super::timer::TimerQueue;
+use super::transaction::{Peer, Timers, TransactionLayer, TxEvent, TxKey, Transport};
+use crate::media::codec::Codec;
+
+pub use dialog::Local;
+use dialog::{Dialog, Role};
+
+/// What to do with requests from sources outside `trunk.allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// 403 Forbidden.
+    Reject,
+    /// Say nothing (a scanner learns nothing).
+    Drop,
+}
+
+/// Digest credentials for the trunk.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never log the password.
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub timers: Timers,
+    pub local: Local,
+    pub allow: Vec<IpNet>,
+    pub untrusted: Untrusted,
+    pub max_calls: usize,
+    pub retry_after: Duration,
+    pub codecs: Vec<Codec>,
+    pub dtmf_payload_type: u8,
+    /// RFC 4028: the interval we ask for and the smallest we accept.
+    pub session_expires: u32,
+    pub min_se: u32,
+    /// Where outbound INVITEs go, and its host:port for Request-URIs.
+    pub trunk: SocketAddr,
+    pub credentials: Option<Credentials>,
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub limits: Limits,
+}
+
+/// Something for the shell to do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Transmit { peer: Peer, data: Bytes },
+    Event(SipEvent),
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreStats {
+    pub requests: u64,
+    pub responses: u64,
+    pub rejected_untrusted: u64,
+    pub dropped: u64,
+    pub bad_requests: u64,
+    pub unmatched_responses: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialogTimer {
+    OkRetransmit,
+    SessionExpiry,
+}
+
+/// What a client transaction was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientPurpose {
+    Invite,
+    Cancel,
+    Bye,
+}
+
+/// §8.2.2.2 merged-request detection: (Call-ID, From tag, CSeq) of ongoing
+/// server transactions.
+type MergeKey = (String, String, u32, u8);
+
+pub struct SipCore {
+    cfg: CoreConfig,
+    /// Does a called number (as written) belong to a dispatch mapping?
+    dialplan: Box<dyn Fn(&str) -> bool + Send>,
+    txl: TransactionLayer,
+    out: VecDeque<Output>,
+    dialogs: HashMap<LegId, Dialog>,
+    /// (Call-ID, local tag) → leg.
+    by_tag: HashMap<(String, String), LegId>,
+    /// Server INVITE transaction → leg (CANCEL, answer).
+    by_invite: HashMap<TxKey, LegId>,
+    /// Server transactions of in-dialog requests we answer later.
+    clients: HashMap<TxKey, (LegId, ClientPurpose)>,
+    merged: HashMap<MergeKey, TxKey>,
+    merged_by_key: HashMap<TxKey, MergeKey>,
+    timers: TimerQueue<(LegId, DialogTimer, Instant)>,
+    ids: IdGen,
+    stats: CoreStats,
+}
+
+/// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
+/// globally unique and unguessable enough; 64 random bits plus a counter).
+struct IdGen {
+    state: u64,
+}
+
+impl IdGen {
+    fn new(seed: u64) -> Self {
+        Self { state: seed | 1 }
+    }
+
+    /// splitmix64: cheap, well distributed, and seeded from the OS RNG.
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl SipCore {
+    pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
+        Self {
+            txl: TransactionLayer::new(cfg.timers),
+            cfg,
+            dialplan,
+            out: VecDeque::new(),
+            dialogs: HashMap::new(),
+            by_tag: HashMap::new(),
+            by_invite: HashMap::new(),
+            clients: HashMap::new(),
+            merged: HashMap::new(),
+            merged_by_key: HashMap::new(),
+            timers: TimerQueue::default(),
+            ids: IdGen::new(rand::random()),
+            stats: CoreStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    /// Inbound calls currently held (for `max_calls`).
+    pub fn active_calls(&self) -> usize {
+        self.dialogs
+            .values()
+            .filter(|d| d.role == Role::Uas && d.state != dialog::State::Terminating)
+            .count()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.pump_transactions();
+        self.out.pop_front()
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.txl.deadline(), self.timers.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn emit(&mut self, ev: SipEvent) {
+        self.out.push_back(Output::Event(ev));
+    }
+
+    fn transmit(&mut self, peer: Peer, data: Vec<u8>) {
+        self.out.push_back(Output::Transmit {
+            peer,
+            data: Bytes::from(data),
+        });
+    }
+
+    fn tag(&mut self) -> String {
+        format!("{:012x}", self.ids.next() >> 16)
+    }
+
+    fn branch(&mut self) -> String {
+        dialog::new_branch(self.ids.next())
+    }
+
+    // ------------------------------------------------------------- inbound
+
+    /// One message from the network: a UDP datagram or a framed TCP message.
+    pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
+        let trusted = self.cfg.allow.iter().any(|n| n.contains(&peer.addr.ip()));
+        match inspect::inspect(data, &self.cfg.limits) {
+            Inspection::Drop { why } => {
+                self.stats.dropped += 1;
+                debug!(src = %peer.addr, why = %why, "dropped message");
+            }
+            Inspection::Reject {
+                status,
+                reason,
+                response,
+            } => {
+                self.stats.bad_requests += 1;
+                if !trusted && self.cfg.untrusted == Untrusted::Drop {
+                    return;
+                }
+                debug!(src = %peer.addr, status, reason = %reason, "rejected request");
+                let to = response_peer(peer, None);
+                self.transmit(to, response);
+            }
+            Inspection::Request(req) => {
+                self.stats.requests += 1;
+                if !trusted {
+                    self.untrusted_request(*req, peer, now);
+                    return;
+                }
+                self.request(*req, peer, now);
+            }
+            Inspection::Response(resp) => {
+                self.stats.responses += 1;
+                if !trusted {
+                    // Responses from outside the trunk are never ours to act
+                    // on (and a rogue challenge must not reach the digest
+                    // code).
+                    self.stats.dropped += 1;
+                    debug!(src = %peer.addr, "dropped response from untrusted source");
+                    return;
+                }
+                self.response(*resp, peer, now);
+            }
+        }
+    }
+
+    fn untrusted_request(&mut self, req: Request, peer: Peer, now: Instant) {
+        self.stats.rejected_untrusted += 1;
+        warn!(src = %peer.addr, method = %req.method, "request from a source outside trunk.allow");
+        if self.cfg.untrusted == Untrusted::Drop || req.method == Method::Ack {
+            return;
+        }
+        let Ok(head) = self.read_request(&req, peer) else {
+            return;
+        };
+        // Stateless: no transaction for a stranger, nothing to fill.
+        let _ = now;
+        let to_tag = self.tag();
+        let data = message::response(&head, 403, "Forbidden", Some(&to_tag), &[], None);
+        self.transmit(response_peer(peer, Some(&head)), data);
+    }
+
+    /// Reads the head and stamps the top Via with where the request came
+    /// from (§18.2.1: `received` when sent-by differs; RFC 3581 §4: `rport`
+    /// filled in, and then `received` always).
+    fn read_request(&self, req: &Request, peer: Peer) -> Result<RequestHead, message::HeadError> {
+        let mut head = RequestHead::read(req)?;
+        let src_ip = peer.addr.ip().to_string();
+        let sent_host = sent_by_host(&head.top_via.sent_by);
+        if let Some(top) = head.vias.first_mut() {
+            let has_received = top
+                .split(';')
+                .skip(1)
+                .any(|p| p.trim().to_ascii_lowercase().starts_with("received"));
+            if head.top_via.rport {
+                *top = fill_rport(top, peer.addr.port());
+                if !has_received {
+                    top.push_str(&format!(";received={src_ip}"));
+                }
+            } else if sent_host != src_ip && !has_received {
+                top.push_str(&format!(";received={src_ip}"));
+            }
+        }
+        Ok(head)
+    }
+
+    fn request(&mut self, req: Request, peer: Peer, now: Instant) {
+        let head = match self.read_request(&req, peer) {
+            Ok(h) => h,
+            Err(e) => {
+                // The inspector checks mandatory headers; this is belt and
+                // braces for anything it let through.
+                self.stats.bad_requests += 1;
+                debug!(src = %peer.addr, error = %e, "unreadable request");
+                return;
+            }
+        };
+        let key = head.tx_key();
+        let is_ack = head.method == Method::Ack;
+        match self.txl.on_request(&key, is_ack, peer, now) {
+            super::transaction::ServerMatch::New => {}
+            super::transaction::ServerMatch::AckForDialog => {
+                self.ack_for_dialog(&req, &head, now);
+                return;
+            }
+            _ => return,
+        }
+        // §8.2.2.2: same From tag, Call-ID and CSeq as an ongoing
+        // transaction but a different branch: a merged (looped or forked)
+        // request.
+        if head.to_tag.is_none() {
+            if let Some(mk) = merge_key(&head) {
+                match self.merged.get(&mk) {
+                    Some(existing) if *existing != key => {
+                        self.respond(&key, &head, 482, None, &[], None, now);
+                        return;
+                    }
+                    _ => {
+                        self.merged.insert(mk.clone(), key.clone());
+                        self.merged_by_key.insert(key.clone(), mk);
+                    }
+                }
+            }
+        }
+        let peer = response_peer(peer, Some(&head));
+        match head.method {
+            Method::Invite if head.to_tag.is_none() => self.initial_invite(req, head, key, peer, now),
+            Method::Cancel => self.cancel(&head, key, now),
+            Method::Options if head.to_tag.is_none() => {
+                self.respond(&key, &head, 200, Some("opt"), &capabilities(), None, now)
+            }
+            Method::Register
+            | Method::Subscribe
+            | Method::Message
+            | Method::Refer
+            | Method::Publish
+                if head.to_tag.is_none() =>
+            {
+                // §8.2.1: a method we know but do not offer: 405 with Allow.
+                self.respond(
+                    &key,
+                    &head,
+                    405,
+                    None,
+                    &[("Allow", message::ALLOW)],
+                    None,
+                    now,
+                )
+            }
+            _ if head.to_tag.is_some() => self.in_dialog(req, head, key, peer, now),
+            // NOTIFY, PRACK, BYE, INFO, UPDATE outside a dialog.
+            _ => self.respond(&key, &head, 481, None, &[], None, now),
+        }
+    }
+
+    /// Sends a response within server transaction `key`.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        key: &TxKey,
+        head: &RequestHead,
+        status: u16,
+        to_tag: Option<&str>,
+        extra: &[Extra<'_>],
+        body: Option<(&str, &[u8])>,
+        now: Instant,
+    ) {
+        let tag = match to_tag {
+            Some(t) => t.to_owned(),
+            None => self.tag(),
+        };
+        let mut headers: Vec<Extra<'_>> = Vec::with_capacity(extra.len() + 1);
+        let ua = self.cfg.local.user_agent.clone();
+        headers.push(("Server", &ua));
+        headers.extend_from_slice(extra);
+        let data = message::response(
+            head,
+            status,
+            message::reason(status),
+            Some(&tag),
+            &headers,
+            body,
+        );
+        self.txl.respond(key, status, Bytes::from(data), now);
+    }
+
+    fn response(&mut self, resp: Response, peer: Peer, now: Instant) {
+        let head = match ResponseHead::read(&resp) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.dropped += 1;
+                debug!(src = %peer.addr, error = %e, "unreadable response dropped");
+                return;
+            }
+        };
+        let Some(key) = head.tx_key() else {
+            self.stats.unmatched_responses += 1;
+            return;
+        };
+        let Some(&(leg, purpose)) = self.clients.get(&key) else {
+            // §17.1.3 / §18.1.2: a response matching no transaction is
+            // dropped. A 2xx retransmission for an INVITE whose transaction
+            // is gone still needs our ACK: look the dialog up.
+            if (200..300).contains(&head.status) && head.cseq_method.eq_ignore_ascii_case("INVITE")
+            {
+                self.uac_stray_2xx(&head);
+            } else {
+                self.stats.unmatched_responses += 1;
+                debug!(src = %peer.addr, status = head.status, call_id = %head.call_id, "unmatched response dropped");
+            }
+            return;
+        };
+        match purpose {
+            ClientPurpose::Invite => self.uac_invite_response(leg, key, resp, head, peer, now),
+            ClientPurpose::Cancel => {
+                let _ = self.txl.on_response(&key, head.status, now, || None);
+            }
+            ClientPurpose::Bye => {
+                let m = self.txl.on_response(&key, head.status, now, || None);
+                if head.status >= 200 && m == super::transaction::ClientMatch::Deliver {
+                    self.clients.remove(&key);
+                    self.finish_local_hangup(leg);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ commands
+
+    pub fn handle_command(&mut self, cmd: SipCommand, now: Instant) {
+        match cmd {
+            SipCommand::Ringing(leg) => self.uas_provisional(leg, 180, now),
+            SipCommand::Answer { leg, sdp } => self.uas_answer(leg, sdp, now),
+            SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
+            SipCommand::HangUp(leg) => self.hang_up(leg, now),
+            SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
+        }
+    }
+
+    fn hang_up(&mut self, leg: LegId, now: Instant) {
+        let Some(d) = self.dialogs.get(&leg) else {
+            return;
+        };
+        match (d.role, d.state) {
+            (Role::Uas, dialog::State::Early) => self.uas_reject(leg, 480, now),
+            (Role::Uac, dialog::State::Early) => self.uac_cancel(leg, now),
+            (_, dialog::State::WaitAck | dialog::State::Confirmed) => self.send_bye(leg, now),
+            (_, dialog::State::Terminating) => {}
+        }
+    }
+
+    fn send_bye(&mut self, leg: LegId, now: Instant) {
+        let branch = self.branch();
+        let local = self.cfg.local.clone();
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            return;
+        };
+        d.state = dialog::State::Terminating;
+        d.ok_retransmit = None;
+        d.session_deadline = None;
+        let data = d.request("BYE", &local, &branch, &[], None);
+        let peer = d.next_hop();
+        let key = TxKey {
+            branch,
+            sent_by: local.hostport.to_ascii_lowercase(),
+            method: message::tx_method(Method::Bye),
+        };
+        self.clients.insert(key.clone(), (leg, ClientPurpose::Bye));
+        self.txl.send_request(key, peer, Bytes::from(data), now);
+    }
+
+    fn finish_local_hangup(&mut self, leg: LegId) {
+        if self.remove_dialog(leg).is_some_and(|d| !d.end_reported) {
+            self.emit(SipEvent::Ended {
+                leg,
+                cause: super::api::EndCause::LocalHangup,
+            });
+        }
+    }
+
+    fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
+        let d = self.dialogs.remove(&leg)?;
+        self.by_tag.remove(&(d.call_id.clone(), d.local_tag.clone()));
+        if let Some(k) = &d.invite_key {
+            self.by_invite.remove(k);
+        }
+        Some(d)
+    }
+
+    // -------------------------------------------------------------- timers
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txl.handle_timeout(now);
+        while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
+            match kind {
+                DialogTimer::OkRetransmit => self.ok_retransmit_fired(leg, at, now),
+                DialogTimer::SessionExpiry => self.session_expired(leg, at, now),
+            }
+        }
+        self.pump_transactions();
+    }
+
+    /// Moves transaction-layer events into our outputs.
+    fn pump_transactions(&mut self) {
+        while let Some(ev) = self.txl.poll_event() {
+            match ev {
+                TxEvent::Transmit { peer, data } => self.out.push_back(Output::Transmit { peer, data }),
+                TxEvent::ClientTimeout { key } => {
+                    if let Some((leg, purpose)) = self.clients.remove(&key) {
+                        match purpose {
+                            ClientPurpose::Invite => self.uac_timeout(leg),
+                            ClientPurpose::Bye => self.finish_local_hangup(leg),
+                            ClientPurpose::Cancel => {}
+                        }
+                    }
+                }
+                TxEvent::ServerAckTimeout { key } => {
+                    // Timer H: the peer never acknowledged our non-2xx. The
+                    // call was already gone from our side.
+                    debug!(branch = %key.branch, "no ACK for final response (timer H)");
+                }
+                TxEvent::Terminated { key, side } => {
+                    if side == super::transaction::Side::Server {
+                        if let Some(mk) = self.merged_by_key.remove(&key) {
+                            self.merged.remove(&mk);
+                        }
+                    } else if let Some((_, ClientPurpose::Cancel | ClientPurpose::Bye)) =
+                        self.clients.get(&key)
+                    {
+                        self.clients.remove(&key);
+                    } else if let Some((leg, ClientPurpose::Invite)) = self.clients.get(&key).copied()
+                    {
+                        // Keep the INVITE's entry while its dialog lives so
+                        // 2xx retransmissions are still recognised.
+                        if !self.dialogs.contains_key(&leg) {
+                            self.clients.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// OPTIONS answer headers (§11.2).
+fn capabilities() -> Vec<Extra<'static>> {
+    vec![
+        ("Allow", message::ALLOW),
+        ("Accept", message::ACCEPT),
+        ("Accept-Encoding", "identity"),
+        ("Accept-Language", "en"),
+        ("Supported", message::SUPPORTED),
+    ]
+}
+
+fn merge_key(head: &RequestHead) -> Option<MergeKey> {
+    if head.method == Method::Ack || head.method == Method::Cancel {
+        return None;
+    }
+    Some((
+        head.call_id.clone(),
+        head.from_tag.clone()?,
+        head.cseq,
+        head.method as u8,
+    ))
+}
+
+/// §18.2.2 and RFC 3581 §4: UDP responses go to the source address, to the
+/// source port when `rport` was asked for, else to the sent-by port; TCP
+/// responses go back over the connection.
+fn response_peer(src: Peer, head: Option<&RequestHead>) -> Peer {
+    if let (Transport::Udp, Some(h)) = (src.transport, head) {
+        if !h.top_via.rport {
+            let port = sent_by_port(&h.top_via.sent_by).unwrap_or(5060);
+            return Peer {
+                transport: src.transport,
+                addr: SocketAddr::new(src.addr.ip(), port),
+            };
+        }
+    }
+    src
+}
+
+fn sent_by_host(sent_by: &str) -> String {
+    if let Some(rest) = sent_by.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_owned();
+    }
+    sent_by.split(':').next().unwrap_or("").to_owned()
+}
+
+fn sent_by_port(sent_by: &str) -> Option<u16> {
+    let port = match sent_by.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.1.strip_prefix(':')?,
+        None => sent_by.split_once(':')?.1,
+    };
+    port.parse().ok()
+}
+
+/// Replaces a bare `;rport` with `;rport=<port>` (RFC 3581 §4).
+fn fill_rport(via: &str, port: u16) -> String {
+    let mut out = String::with_capacity(via.len() + 8);
+    for (i, part) in via.split(';').enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        if i > 0 && part.trim().eq_ignore_ascii_case("rport") {
+            out.push_str(&format!("rport={port}"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}

@@ -1,0 +1,215 @@
+//! The tokio shell around [`SipCore`]: one task owns the core, feeds it
+//! messages, commands and timer wake-ups, and carries out its outputs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::api::{SipCommand, SipEvent};
+use super::core::{CoreConfig, Output, SipCore};
+use super::transaction::Transport;
+use super::transport::{self, FrameLimits, Inbound, TransportStats};
+
+/// Queue sizes: bounded everywhere a peer can push.
+const INBOUND_QUEUE: usize = 8192;
+const COMMAND_QUEUE: usize = 8192;
+const EVENT_QUEUE: usize = 8192;
+/// At most this many queued messages are handled per wake-up before timers
+/// and commands get their turn.
+const BATCH: usize = 256;
+
+pub struct EndpointConfig {
+    pub bind: SocketAddr,
+    pub tcp: bool,
+    pub frame: FrameLimits,
+}
+
+/// Handles the rest of the switch keeps.
+pub struct SipHandle {
+    pub commands: mpsc::Sender<SipCommand>,
+    pub local_addr: SocketAddr,
+    pub stats: Arc<TransportStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("cannot bind SIP UDP on {addr}: {source}; check sip.bind (is another process on the port?)")]
+    BindUdp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind SIP TCP on {addr}: {source}; check sip.bind or set sip.tcp = false")]
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the sockets and starts the endpoint. Events go to `events`.
+pub async fn start(
+    cfg: EndpointConfig,
+    core: SipCore,
+    events: mpsc::Sender<SipEvent>,
+    cancel: CancellationToken,
+) -> Result<(SipHandle, tokio::task::JoinHandle<()>), EndpointError> {
+    let udp = transport::bind_udp(cfg.bind)
+        .await
+        .map_err(|source| EndpointError::BindUdp {
+            addr: cfg.bind,
+            source,
+        })?;
+    let local_addr = udp.local_addr().map_err(|source| EndpointError::BindUdp {
+        addr: cfg.bind,
+        source,
+    })?;
+    let udp = Arc::new(udp);
+    let stats = Arc::new(TransportStats::default());
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(transport::udp_reader(
+        udp.clone(),
+        in_tx.clone(),
+        stats.clone(),
+        cfg.frame.max_message_bytes,
+    )));
+    if cfg.tcp {
+        // Same port as UDP (§18: a UA listens on both).
+        let listener = TcpListener::bind(local_addr)
+            .await
+            .map_err(|source| EndpointError::BindTcp {
+                addr: local_addr,
+                source,
+            })?;
+        tasks.push(tokio::spawn(transport::tcp_acceptor(
+            listener,
+            in_tx.clone(),
+            stats.clone(),
+            cfg.frame,
+        )));
+    }
+    drop(in_tx);
+    info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening");
+    let run = tokio::spawn(async move {
+        run(core, udp, in_rx, cmd_rx, events, cancel).await;
+        for t in tasks {
+            t.abort();
+        }
+    });
+    Ok((
+        SipHandle {
+            commands: cmd_tx,
+            local_addr,
+            stats,
+        },
+        run,
+    ))
+}
+
+async fn run(
+    mut core: SipCore,
+    udp: Arc<UdpSocket>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut commands: mpsc::Receiver<SipCommand>,
+    events: mpsc::Sender<SipEvent>,
+    cancel: CancellationToken,
+) {
+    let mut tcp: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
+    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+    loop {
+        let deadline = core
+            .deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(far);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            msg = inbound.recv() => {
+                let Some(msg) = msg else { break };
+                let now = Instant::now();
+                on_inbound(&mut core, &mut tcp, msg, now);
+                for _ in 0..BATCH {
+                    match inbound.try_recv() {
+                        Ok(m) => on_inbound(&mut core, &mut tcp, m, now),
+                        Err(_) => break,
+                    }
+                }
+            }
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                let now = Instant::now();
+                core.handle_command(cmd, now);
+                for _ in 0..BATCH {
+                    match commands.try_recv() {
+                        Ok(c) => core.handle_command(c, now),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                core.handle_timeout(Instant::now());
+            }
+        }
+        // Timers that fell due while we handled input.
+        core.handle_timeout(Instant::now());
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Transmit { peer, data } => match peer.transport {
+                    Transport::Udp => {
+                        if let Err(e) = udp.try_send_to(&data, peer.addr) {
+                            if e.kind() == std::io::ErrorKind::WouldBlock {
+                                // Socket buffer full: wait for room rather
+                                // than lose a response.
+                                let _ = udp.send_to(&data, peer.addr).await;
+                            } else {
+                                debug!(dst = %peer.addr, error = %e, "udp send failed");
+                            }
+                        }
+                    }
+                    Transport::Tcp { conn } => match tcp.get(&conn) {
+                        Some(tx) => {
+                            if tx.try_send(data).is_err() {
+                                debug!(conn, "tcp writer full or gone; message dropped");
+                            }
+                        }
+                        None => debug!(conn, "tcp connection gone; message dropped"),
+                    },
+                },
+                Output::Event(ev) => {
+                    if events.send(ev).await.is_err() {
+                        warn!("call layer gone; stopping SIP endpoint");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn on_inbound(
+    core: &mut SipCore,
+    tcp: &mut HashMap<u64, mpsc::Sender<Bytes>>,
+    msg: Inbound,
+    now: Instant,
+) {
+    match msg {
+        Inbound::Message { data, peer } => core.handle_message(&data, peer, now),
+        Inbound::TcpOpened { conn, tx } => {
+            tcp.insert(conn, tx);
+        }
+        Inbound::TcpClosed { conn } => {
+            tcp.remove(&conn);
+        }
+    }
+}
+
+// Used by the type signature above; keeps the config type public for the
+// wiring in `main`.
+pub type Config = CoreConfig;

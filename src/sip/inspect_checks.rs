@@ -1,0 +1,386 @@
+//! The individual checks behind `inspect`, and the rebuilding of rsipstack's typed
+//! message from canonical header text.
+
+use super::grammar::{self, UriScheme};
+use super::wire::RawMessage;
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::uri::{parse_params, Auth, Host, HostWithPort, OtherParam, OtherParamValue, Param};
+use rsipstack::sip::{Headers, Method, Request, Response, Scheme, Uri};
+
+/// A reason for refusing a request: status, reason phrase, extra response headers.
+pub struct Refusal(pub u16, pub String, pub Vec<(&'static str, String)>);
+
+pub fn bad(what: &str) -> Refusal {
+    Refusal(400, format!("Bad Request - {what}"), vec![])
+}
+
+/// What the header checks learned.
+pub struct Checked {
+    pub content_length: Option<usize>,
+    pub max_forwards: Option<u32>,
+}
+
+/// Headers that may appear once only (RFC 3261 §7.3.1; RFC 4475 §3.3.8, §3.3.9).
+const SINGLE: &[&str] = &[
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+];
+
+fn content_length(raw: &RawMessage<'_>) -> Result<Option<usize>, ()> {
+    match raw.first("Content-Length") {
+        None => Ok(None),
+        // 1*DIGIT: a sign or anything else is malformed (RFC 4475 §3.1.2.3).
+        Some(v) if !v.is_empty() && v.len() <= 9 && v.chars().all(|c| c.is_ascii_digit()) => {
+            v.parse().map(Some).map_err(|_| ())
+        }
+        Some(_) => Err(()),
+    }
+}
+
+/// Parses `CSeq: 1*DIGIT LWS Method` and returns (number, method token).
+fn cseq(v: &str) -> Option<(u64, String)> {
+    let v = grammar::collapse_lws(v);
+    let (n, m) = v.split_once(' ')?;
+    let ok = !n.is_empty() && n.len() <= 12 && n.chars().all(|c| c.is_ascii_digit());
+    (ok && grammar::is_token(m)).then_some(())?;
+    Some((n.parse().ok()?, m.to_string()))
+}
+
+pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refusal> {
+    // RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory. Max-Forwards is
+    // too, but RFC 2543 peers (RFC 4475 §3.4.1) omit it, so it is tolerated.
+    for name in ["From", "To", "Call-ID", "CSeq", "Via"] {
+        if raw.count(name) == 0 {
+            return Err(bad(&format!("Missing {name} Header")));
+        }
+    }
+    for name in SINGLE {
+        if raw.count(name) > 1 {
+            return Err(bad(&format!("Multiple {name} Headers")));
+        }
+    }
+    for v in raw.all("Via") {
+        grammar::parse_via(&v.value).map_err(|_| bad("Malformed Via Header"))?;
+    }
+    // RFC 4475 §3.2.1: the magic cookie without an identifier is no transaction id.
+    let top = raw
+        .first("Via")
+        .and_then(|v| grammar::parse_via(v).ok())
+        .and_then(|v| v.into_iter().next());
+    if top.as_ref().and_then(|t| t.param("branch")).flatten() == Some("z9hG4bK") {
+        return Err(bad("Missing Transaction Identifier"));
+    }
+    for name in ["From", "To"] {
+        let v = raw.first(name).unwrap_or("");
+        grammar::parse_name_addr(v).map_err(|_| bad(&format!("Malformed {name} Header")))?;
+    }
+    for name in ["Contact", "Route", "Record-Route"] {
+        for v in raw.all(name) {
+            if name == "Contact" && v.value == "*" {
+                continue;
+            }
+            grammar::parse_name_addr_list(&v.value)
+                .map_err(|_| bad(&format!("Malformed {name} Header")))?;
+        }
+    }
+    let call_id = raw.first("Call-ID").unwrap_or("");
+    // Call-ID is `word ["@" word]`; we only insist on one non-empty run without LWS,
+    // since real devices use characters outside `word`.
+    if call_id.is_empty() || call_id.contains([' ', '\t']) {
+        return Err(bad("Malformed Call-ID Header"));
+    }
+    // RFC 3261 §8.1.1.5: the sequence number must be below 2**31.
+    let (seq, cseq_method) = cseq(raw.first("CSeq").unwrap_or("")).ok_or(bad("Malformed CSeq Header"))?;
+    if seq >= 1 << 31 {
+        return Err(bad("Malformed CSeq Header"));
+    }
+    if cseq_method != method {
+        return Err(bad("CSeq method does not match"));
+    }
+    let max_forwards = match raw.first("Max-Forwards") {
+        None => None,
+        Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) => {
+            // RFC 4475 §3.1.2.4: a value above 255 may be treated as absent.
+            v.trim_start_matches('0')
+                .parse::<u32>()
+                .ok()
+                .or(Some(0).filter(|_| v.chars().all(|c| c == '0')))
+                .filter(|n| *n <= 255)
+        }
+        Some(_) => return Err(bad("Malformed Max-Forwards Header")),
+    };
+    let content_length = content_length(raw).map_err(|_| bad("Malformed Content-Length"))?;
+    Ok(Checked {
+        content_length,
+        max_forwards,
+    })
+}
+
+/// The body: Content-Length octets of what follows the empty line. More octets than
+/// that are ignored (RFC 4475 §3.1.1.8); fewer mean a 400 (RFC 3261 §18.3). Without
+/// Content-Length (UDP only, RFC 3261 §18.3) the body runs to the end.
+pub fn body_of<'a>(raw: &RawMessage<'a>, cl: Option<usize>) -> Result<&'a [u8], Refusal> {
+    match cl {
+        None => Ok(raw.body),
+        Some(n) => raw
+            .body
+            .get(..n)
+            .ok_or(bad("Content-Length Exceeds Body")),
+    }
+}
+
+fn tokens<'a>(raw: &'a RawMessage<'_>, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    raw.all(name).flat_map(|h| {
+        h.value
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+    })
+}
+
+/// RFC 3261 §8.2.2.3: unknown option tags in Require get 420 with Unsupported.
+pub fn check_require(raw: &RawMessage<'_>, limits: &super::inspect::Limits) -> Result<(), Refusal> {
+    let unsupported: Vec<String> = tokens(raw, "Require")
+        .filter(|t| !limits.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal(
+        420,
+        "Bad Extension".into(),
+        vec![("Unsupported", unsupported.join(", "))],
+    ))
+}
+
+/// Body checks: a body needs a Content-Type (RFC 3261 §7.4.1); an INVITE body must be
+/// SDP, alone or inside multipart (RFC 3261 §8.2.3, RFC 4475 §3.3.6), without a
+/// content coding we do not apply; an INVITE whose Accept excludes SDP cannot be
+/// answered (RFC 4475 §3.3.15, RFC 3261 §21.4.7).
+pub fn check_body(raw: &RawMessage<'_>, method: Method, body: &[u8]) -> Result<(), Refusal> {
+    let ctype = match raw.first("Content-Type") {
+        Some(v) => Some(grammar::parse_media_type(v).map_err(|_| bad("Malformed Content-Type"))?),
+        None if !body.is_empty() => return Err(bad("Missing Content-Type Header")),
+        None => None,
+    };
+    if method != Method::Invite {
+        return Ok(());
+    }
+    if !body.is_empty() {
+        let codings: Vec<String> = tokens(raw, "Content-Encoding").collect();
+        if codings.iter().any(|c| !c.eq_ignore_ascii_case("identity")) {
+            return Err(Refusal(
+                415,
+                "Unsupported Media Type".into(),
+                vec![("Accept-Encoding", "identity".into())],
+            ));
+        }
+        let ok = match &ctype {
+            Some((t, _)) if t == "application/sdp" => true,
+            Some((t, params)) if t.starts_with("multipart/") => {
+                super::access::multipart_sdp(body, params).is_some()
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(Refusal(
+                415,
+                "Unsupported Media Type".into(),
+                vec![("Accept", "application/sdp".into())],
+            ));
+        }
+    }
+    let ranges: Vec<String> = tokens(raw, "Accept").collect();
+    let sdp_ok = ranges.iter().any(|r| {
+        let m = r.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        m == "application/sdp" || m == "application/*" || m == "*/*"
+    });
+    // An empty Accept is treated as absent: devices send it meaning "no preference".
+    if !ranges.is_empty() && !sdp_ok {
+        return Err(Refusal(406, "Not Acceptable".into(), vec![]));
+    }
+    Ok(())
+}
+
+fn build_params(p: Option<&str>) -> Vec<Param> {
+    let Some(p) = p else { return vec![] };
+    // rsipstack rejects unknown `transport=`/`method=` values; keep them as other params.
+    parse_params(p).unwrap_or_else(|_| {
+        p.split(';')
+            .filter(|s| !s.is_empty())
+            .map(|kv| {
+                let (n, v) = match kv.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (kv, None),
+                };
+                Param::Other(OtherParam::new(n), v.map(OtherParamValue::new))
+            })
+            .collect()
+    })
+}
+
+fn decode(s: &str) -> String {
+    grammar::percent_decode(s).unwrap_or_else(|| s.to_string())
+}
+
+/// Builds rsipstack's `Uri` from an already validated URI ourselves: rsipstack splits
+/// the user part at `;` and `?` (RFC 4475 §3.1.1.9) and keeps escapes undecoded but
+/// re-escapes them on output. Here the user is decoded, so it round-trips.
+pub fn build_uri(s: &str, scheme: &UriScheme) -> Result<Uri, grammar::GrammarError> {
+    let rest = s.split_once(':').map(|(_, r)| r).unwrap_or("");
+    match scheme {
+        UriScheme::Sip | UriScheme::Sips => {
+            let (userinfo, hostport, params, headers) = grammar::split_sip_uri(rest);
+            let auth = userinfo.map(|ui| match ui.split_once(':') {
+                Some((u, p)) => Auth {
+                    user: decode(u),
+                    password: Some(decode(p)),
+                },
+                None => Auth {
+                    user: decode(ui),
+                    password: None,
+                },
+            });
+            let host_with_port = HostWithPort::try_from(hostport)
+                .map_err(|_| grammar::GrammarError("host rejected by rsipstack"))?;
+            let headers = headers
+                .map(|h| {
+                    h.split('&')
+                        .map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                            (k.to_string(), v.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Uri {
+                scheme: Some(if *scheme == UriScheme::Sips {
+                    Scheme::Sips
+                } else {
+                    Scheme::Sip
+                }),
+                auth,
+                host_with_port,
+                params: build_params(params),
+                headers,
+            })
+        }
+        // rsipstack's own shape for tel: the number as a domain host.
+        UriScheme::Tel => {
+            let (number, params) = match rest.split_once(';') {
+                Some((n, p)) => (n, Some(p)),
+                None => (rest, None),
+            };
+            Ok(Uri {
+                scheme: Some(Scheme::Other("tel".into())),
+                auth: None,
+                host_with_port: HostWithPort {
+                    host: Host::Domain(number.into()),
+                    port: None,
+                },
+                params: build_params(params),
+                headers: vec![],
+            })
+        }
+        UriScheme::Other(_) => Err(grammar::GrammarError("unsupported scheme")),
+    }
+}
+
+fn canonical_value(name: &str, value: &str, body_len: usize) -> Option<String> {
+    let list = |v: Vec<String>| v.join(", ");
+    let out = match name {
+        "Via" => grammar::parse_via(value)
+            .ok()
+            .map(|v| list(v.iter().map(|x| x.to_canonical()).collect())),
+        "From" | "To" | "Route" | "Record-Route" | "Contact" | "P-Asserted-Identity"
+            if value != "*" =>
+        {
+            grammar::parse_name_addr_list(value)
+                .ok()
+                .map(|v| list(v.iter().map(|x| x.to_canonical()).collect()))
+        }
+        "CSeq" => cseq(value).map(|(n, m)| format!("{n} {m}")),
+        "Content-Length" => Some(body_len.to_string()),
+        "Max-Forwards" => match value.trim_start_matches('0') {
+            "" => Some("0".into()),
+            v => v.parse::<u32>().ok().filter(|n| *n <= 255).map(|n| n.to_string()),
+        },
+        _ => None,
+    };
+    match (name, out) {
+        (_, Some(v)) => Some(v),
+        // Over-large Max-Forwards is treated as absent (RFC 4475 §3.1.2.4).
+        ("Max-Forwards", None) => None,
+        (_, None) => Some(grammar::collapse_lws(value)),
+    }
+}
+
+/// The header list for rsipstack: canonical names, canonical values, original order.
+pub fn canonical_headers(raw: &RawMessage<'_>, body_len: usize) -> Headers {
+    let mut out = Headers::default();
+    for h in raw.headers.iter().filter(|h| h.well_formed) {
+        if let Some(v) = canonical_value(&h.name, &h.value, body_len) {
+            out.push(make_header(&h.name, v));
+        }
+    }
+    out
+}
+
+/// Makes sure rsipstack's typed views of the headers the transaction layer relies on
+/// work, so the lead can use them without a fallible path.
+pub fn check_typed(req: &Request) -> Result<(), Refusal> {
+    let via = req.top_via_header().map_err(|_| bad("Malformed Via Header"))?;
+    via.typed()
+        .map_err(|_| bad("Unsupported Via Transport"))?;
+    req.from_header()
+        .and_then(|h| h.typed())
+        .map_err(|_| bad("Malformed From Header"))?;
+    req.to_header()
+        .and_then(|h| h.typed())
+        .map_err(|_| bad("Malformed To Header"))?;
+    req.cseq_header()
+        .and_then(|h| h.typed())
+        .map_err(|_| bad("Malformed CSeq Header"))?;
+    Ok(())
+}
+
+/// Response header checks: all mandatory headers present once and parseable, and the
+/// CSeq a 32-bit number with a known method (RFC 4475 §3.1.2.5), else Drop.
+pub fn check_response_headers(raw: &RawMessage<'_>) -> Result<Option<usize>, &'static str> {
+    for name in ["From", "To", "Call-ID", "CSeq", "Via"] {
+        if raw.count(name) == 0 {
+            return Err("missing mandatory header");
+        }
+    }
+    if SINGLE.iter().any(|n| raw.count(n) > 1) {
+        return Err("repeated single-valued header");
+    }
+    for v in raw.all("Via") {
+        grammar::parse_via(&v.value).map_err(|_| "malformed Via")?;
+    }
+    for name in ["From", "To"] {
+        grammar::parse_name_addr(raw.first(name).unwrap_or("")).map_err(|_| "malformed From/To")?;
+    }
+    let (seq, m) = cseq(raw.first("CSeq").unwrap_or("")).ok_or("malformed CSeq")?;
+    if seq > u64::from(u32::MAX) || !Method::all().iter().any(|x| x.to_string() == m) {
+        return Err("CSeq out of range or unknown method");
+    }
+    content_length(raw).map_err(|_| "malformed Content-Length")
+}
+
+pub fn check_typed_response(resp: &Response) -> Result<(), &'static str> {
+    let ok = resp
+        .top_via_header()
+        .and_then(|v| v.typed())
+        .and(resp.cseq_header().and_then(|c| c.typed()))
+        .and(resp.from_header().and_then(|c| c.typed()))
+        .and(resp.to_header().and_then(|c| c.typed()));
+    ok.map(|_| ()).map_err(|_| "typed header check failed")
+}

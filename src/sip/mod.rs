@@ -1,0 +1,23 @@
+//! The wire: transport, parsing, transactions, dialogs, SDP, digest auth and
+//! the trunk policy. Nothing outside this module imports the SIP library
+//! (rsipstack); the rest of the switch sees [`api`] only.
+
+mod access;
+pub mod api;
+pub mod core;
+pub mod digest;
+pub mod endpoint;
+mod grammar;
+pub mod inspect;
+mod inspect_checks;
+pub mod message;
+pub mod sdp;
+mod timer;
+pub mod transaction;
+pub mod transport;
+pub mod uri;
+mod wire;
+
+pub use api::{
+    CallerInfo, DialOutcome, DialRequest, EndCause, IncomingCall, LegId, SipCommand, SipEvent,
+};
