@@ -1,6 +1,8 @@
 //! tpswitch: a SIP/RTP softswitch component that gives a contact centre
 //! timed presence. See `docs/` and the README for the picture.
 
+pub mod app;
+pub mod call;
 pub mod config;
 pub mod flows;
 pub mod media;

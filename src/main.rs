@@ -1,1 +1,124 @@
-fn main(){}
+//! `tpswitch`: parses the command line and wires the parts together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use tpswitch::app;
+use tpswitch::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tpswitch",
+    version,
+    about = "SIP/RTP softswitch giving a contact centre timed presence"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch (the default when no command is given).
+    Run {
+        /// Configuration file; the embedded default when absent.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Override sip.bind (UDP and TCP).
+        #[arg(long, value_name = "ADDR")]
+        sip_bind: Option<SocketAddr>,
+        /// Override http.bind.
+        #[arg(long, value_name = "ADDR")]
+        http_bind: Option<SocketAddr>,
+    },
+    /// Validate a configuration and its prompt files, then exit.
+    CheckConfig {
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::embedded_default(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run {
+        config: None,
+        sip_bind: None,
+        http_bind: None,
+    });
+    match command {
+        Command::Run {
+            config,
+            sip_bind,
+            http_bind,
+        } => {
+            app::init_logging();
+            let mut cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("tpswitch: invalid configuration:\n{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(b) = sip_bind {
+                cfg.sip.bind = b;
+            }
+            if let Some(b) = http_bind {
+                cfg.http.bind = b;
+            }
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("tpswitch: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(app::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tpswitch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig { config } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match app::load_prompts(&cfg) {
+                Ok(lib) => {
+                    println!(
+                        "{}: OK ({} users, {} flows, {} dispatch mappings, {} prompts)",
+                        cfg.source.display(),
+                        cfg.users.len(),
+                        cfg.flows.len(),
+                        cfg.dispatch_mappings.len(),
+                        lib.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", cfg.source.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

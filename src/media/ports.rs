@@ -78,7 +78,8 @@ impl PortPool {
             let rtcp = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
             match (rtp, rtcp) {
                 (Ok(rtp), Ok(rtcp)) => {
-                    let ok = rtp.set_nonblocking(true).is_ok() && rtcp.set_nonblocking(true).is_ok();
+                    let ok =
+                        rtp.set_nonblocking(true).is_ok() && rtcp.set_nonblocking(true).is_ok();
                     if let (true, Ok(rtp), Ok(rtcp)) =
                         (ok, UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp))
                     {

@@ -60,10 +60,8 @@ pub fn uri_user(uri: &str) -> Option<String> {
     let (userinfo, _, params, _) = grammar::split_sip_uri(rest);
     let user = userinfo?.split(':').next().unwrap_or("");
     let user = grammar::percent_decode(user)?;
-    let phone = params.is_some_and(|p| {
-        p.split(';')
-            .any(|kv| kv.eq_ignore_ascii_case("user=phone"))
-    });
+    let phone =
+        params.is_some_and(|p| p.split(';').any(|kv| kv.eq_ignore_ascii_case("user=phone")));
     let user = if phone || user.starts_with('+') {
         strip_visual(user.split(';').next().unwrap_or(""))
     } else {
@@ -89,7 +87,10 @@ pub fn called_number_user(req: &Request) -> Option<String> {
             Some(strip_visual(&ruri.host_with_port.host.to_string()))
         }
         Some(Scheme::Sip) | Some(Scheme::Sips) => ruri.auth.as_ref().map(|a| {
-            let phone = ruri.params.iter().any(|p| p.to_string().eq_ignore_ascii_case(";user=phone"));
+            let phone = ruri
+                .params
+                .iter()
+                .any(|p| p.to_string().eq_ignore_ascii_case(";user=phone"));
             if phone || a.user.starts_with('+') {
                 strip_visual(a.user.split(';').next().unwrap_or(""))
             } else {
@@ -120,9 +121,11 @@ pub fn caller_candidates(req: &Request) -> CallerCandidates {
     let from_user = from.as_ref().and_then(|f| uri_user(&f.uri));
     let from_display = from.as_ref().and_then(|f| f.display.clone());
     let privacy = header_values(req, "Privacy").any(|v| {
-        v.split(';')
-            .map(str::trim)
-            .any(|t| ["id", "user", "header"].iter().any(|p| t.eq_ignore_ascii_case(p)))
+        v.split(';').map(str::trim).any(|t| {
+            ["id", "user", "header"]
+                .iter()
+                .any(|p| t.eq_ignore_ascii_case(p))
+        })
     });
     let anon_from = from.as_ref().is_some_and(|f| {
         uri_host(&f.uri).as_deref() == Some("anonymous.invalid")
@@ -172,7 +175,9 @@ pub fn multipart_sdp<'a>(body: &'a [u8], params: &[Param]) -> Option<&'a [u8]> {
     let mut starts = Vec::new();
     let mut i = 0;
     while i + d.len() <= body.len() {
-        if body.get(i..i + d.len()) == Some(d) && (i == 0 || body.get(i.saturating_sub(2)..i) == Some(b"\r\n")) {
+        if body.get(i..i + d.len()) == Some(d)
+            && (i == 0 || body.get(i.saturating_sub(2)..i) == Some(b"\r\n"))
+        {
             starts.push(i);
             i += d.len();
         } else {
@@ -180,8 +185,10 @@ pub fn multipart_sdp<'a>(body: &'a [u8], params: &[Param]) -> Option<&'a [u8]> {
         }
     }
     for w in starts.windows(2) {
-        let part = body.get(w[0] + d.len()..w[1].saturating_sub(2))?;
-        let part = part.strip_prefix(b"\r\n")?;
+        let (a, b) = (w[0] + d.len(), w[1].saturating_sub(2));
+        let Some(part) = body.get(a..b).and_then(|p| p.strip_prefix(b"\r\n")) else {
+            continue;
+        };
         let sep = part.windows(4).position(|x| x == b"\r\n\r\n");
         let (head, content) = match sep {
             Some(p) => (part.get(..p)?, part.get(p + 4..)?),
@@ -190,7 +197,8 @@ pub fn multipart_sdp<'a>(body: &'a [u8], params: &[Param]) -> Option<&'a [u8]> {
         let head = String::from_utf8_lossy(head);
         let is_sdp = head.split("\r\n").any(|l| {
             l.split_once(':').is_some_and(|(n, v)| {
-                (n.trim().eq_ignore_ascii_case("content-type") || n.trim().eq_ignore_ascii_case("c"))
+                (n.trim().eq_ignore_ascii_case("content-type")
+                    || n.trim().eq_ignore_ascii_case("c"))
                     && grammar::parse_media_type(v).is_ok_and(|(t, _)| t == "application/sdp")
             })
         });

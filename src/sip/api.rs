@@ -111,14 +111,20 @@ pub enum SipEvent {
         media: Option<Negotiated>,
     },
     /// A re-INVITE or UPDATE changed the stream (hold, unhold, new address).
-    MediaChanged { leg: LegId, media: Negotiated },
+    MediaChanged {
+        leg: LegId,
+        media: Negotiated,
+    },
     /// A digit from SIP INFO (application/dtmf-relay or application/dtmf).
     InfoDigit {
         leg: LegId,
         digit: char,
         duration_ms: u32,
     },
-    Ended { leg: LegId, cause: EndCause },
+    Ended {
+        leg: LegId,
+        cause: EndCause,
+    },
     /// Outbound: a provisional response (183 may carry early media, which
     /// callers keep to themselves).
     Progress {
@@ -132,7 +138,10 @@ pub enum SipEvent {
         media: Option<Negotiated>,
     },
     /// Outbound: the attempt ended without a dialog.
-    Failed { leg: LegId, outcome: DialOutcome },
+    Failed {
+        leg: LegId,
+        outcome: DialOutcome,
+    },
 }
 
 impl SipEvent {

@@ -20,7 +20,6 @@ use super::transport::{self, FrameLimits, Inbound, TransportStats};
 /// Queue sizes: bounded everywhere a peer can push.
 const INBOUND_QUEUE: usize = 8192;
 const COMMAND_QUEUE: usize = 8192;
-const EVENT_QUEUE: usize = 8192;
 /// At most this many queued messages are handled per wake-up before timers
 /// and commands get their turn.
 const BATCH: usize = 256;
@@ -40,7 +39,9 @@ pub struct SipHandle {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
-    #[error("cannot bind SIP UDP on {addr}: {source}; check sip.bind (is another process on the port?)")]
+    #[error(
+        "cannot bind SIP UDP on {addr}: {source}; check sip.bind (is another process on the port?)"
+    )]
     BindUdp {
         addr: SocketAddr,
         source: std::io::Error,
@@ -82,12 +83,13 @@ pub async fn start(
     )));
     if cfg.tcp {
         // Same port as UDP (§18: a UA listens on both).
-        let listener = TcpListener::bind(local_addr)
-            .await
-            .map_err(|source| EndpointError::BindTcp {
-                addr: local_addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(local_addr)
+                .await
+                .map_err(|source| EndpointError::BindTcp {
+                    addr: local_addr,
+                    source,
+                })?;
         tasks.push(tokio::spawn(transport::tcp_acceptor(
             listener,
             in_tx.clone(),

@@ -102,7 +102,8 @@ pub fn check_host(h: &str) -> R<()> {
         let ok = !l.is_empty()
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
             return Err(GrammarError("invalid hostname"));
         }
@@ -133,9 +134,10 @@ pub fn split_hostport(s: &str) -> R<(&str, Option<u16>)> {
     check_host(host)?;
     let port = match port {
         None => None,
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()) => {
-            Some(p.parse::<u16>().map_err(|_| GrammarError("port out of range"))?)
-        }
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()) => Some(
+            p.parse::<u16>()
+                .map_err(|_| GrammarError("port out of range"))?,
+        ),
         Some(_) => return Err(GrammarError("invalid port")),
     };
     Ok((host, port))
@@ -164,7 +166,10 @@ pub fn check_uri(s: &str) -> R<UriScheme> {
     let (scheme, rest) = s
         .split_once(':')
         .ok_or(GrammarError("URI without a scheme"))?;
-    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
@@ -238,7 +243,9 @@ fn check_sip_uri_body(rest: &str) -> R<()> {
     if let Some(h) = headers {
         let ok = |c: char| is_unreserved(c) || "[]/?:+$".contains(c);
         for kv in h.split('&') {
-            let (n, v) = kv.split_once('=').ok_or(GrammarError("malformed URI header"))?;
+            let (n, v) = kv
+                .split_once('=')
+                .ok_or(GrammarError("malformed URI header"))?;
             if n.is_empty() || !escaped_chars(n, ok) || !escaped_chars(v, ok) {
                 return Err(GrammarError("malformed URI header"));
             }
@@ -543,7 +550,9 @@ fn parse_via_parm(s: &str) -> R<ViaValue> {
     let part = |c: &mut Cur, last: bool| -> R<String> {
         c.skip_lws();
         let t = c.take_while(is_token_char).to_string();
-        c.skip_lws();
+        if !last {
+            c.skip_lws();
+        }
         if t.is_empty() || (!last && c.bump() != Some('/')) {
             return Err(GrammarError("malformed Via sent-protocol"));
         }

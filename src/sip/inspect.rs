@@ -50,7 +50,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Inspection {
     /// Well-formed and valid enough to process.
     Request(Box<Request>),
@@ -62,7 +62,28 @@ pub enum Inspection {
         response: Vec<u8>,
     },
     /// Discard silently (already logged at debug level).
-    Drop { why: String },
+    Drop {
+        why: String,
+    },
+}
+
+impl std::fmt::Debug for Inspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inspection::Request(r) => write!(f, "Request({} {})", r.method, r.uri),
+            Inspection::Response(r) => write!(f, "Response({})", r.status_code.code()),
+            Inspection::Reject {
+                status,
+                reason,
+                response,
+            } => write!(
+                f,
+                "Reject({status} {reason:?}, {:?})",
+                String::from_utf8_lossy(response)
+            ),
+            Inspection::Drop { why } => write!(f, "Drop({why:?})"),
+        }
+    }
 }
 
 /// Methods rsipstack can represent; everything else gets 501 here (RFC 3261 §8.2.1),
@@ -90,7 +111,11 @@ pub fn inspect(msg: &[u8], limits: &Limits) -> Inspection {
     };
     let line = String::from_utf8_lossy(raw.start_line);
     let oversize = msg.len() > limits.max_message_bytes;
-    if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         if oversize {
             return drop("response larger than max_message_bytes");
         }
@@ -104,13 +129,22 @@ pub fn inspect(msg: &[u8], limits: &Limits) -> Inspection {
 
 fn request(raw: &RawMessage<'_>, line: &str, oversize: bool, limits: &Limits) -> Inspection {
     let parts: Vec<&str> = line.split(' ').collect();
-    let first = parts.first().copied().unwrap_or("");
-    let last = parts.last().copied().unwrap_or("").trim();
-    let looks_sip = last.len() >= 4 && last.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
-    if !grammar::is_token(first) || !looks_sip || parts.len() < 3 {
+    // Classify loosely (any LWS), judge strictly later: a recognisable but malformed
+    // Request-Line earns a 400, an unrecognisable one a Drop.
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let first = words.first().copied().unwrap_or("");
+    let last = words.last().copied().unwrap_or("");
+    let looks_sip = last.len() >= 4
+        && last
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
+    if !grammar::is_token(first) || !looks_sip || words.len() < 3 {
         return drop(format!("unrecognisable start line {:?}", truncate(line)));
     }
     let is_ack = first == "ACK";
+    if line.starts_with([' ', '\t']) {
+        return drop("start line begins with whitespace");
+    }
     let refuse = |Refusal(status, reason, extra): Refusal| -> Inspection {
         if is_ack {
             // Never answer an ACK (RFC 3261 §17.2.1: ACK gets no response).
@@ -233,8 +267,7 @@ fn response(raw: &RawMessage<'_>, line: &str) -> Result<Response, &'static str> 
     }
     let h = super::inspect_checks::check_response_headers(raw)?;
     let body = super::inspect_checks::body_of(raw, h).map_err(|_| "bad Content-Length")?;
-    let status_code =
-        StatusCode::try_from((code, reason.trim())).map_err(|_| "bad status code")?;
+    let status_code = StatusCode::try_from((code, reason.trim())).map_err(|_| "bad status code")?;
     let reason = reason.trim();
     let wire_reason = (!reason.is_empty()
         && !matches!(status_code, StatusCode::Other(..))

@@ -5,7 +5,9 @@ use super::grammar::{self, UriScheme};
 use super::wire::RawMessage;
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::prelude::*;
-use rsipstack::sip::uri::{parse_params, Auth, Host, HostWithPort, OtherParam, OtherParamValue, Param};
+use rsipstack::sip::uri::{
+    parse_params, Auth, Host, HostWithPort, OtherParam, OtherParamValue, Param,
+};
 use rsipstack::sip::{Headers, Method, Request, Response, Scheme, Uri};
 
 /// A reason for refusing a request: status, reason phrase, extra response headers.
@@ -96,7 +98,8 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         return Err(bad("Malformed Call-ID Header"));
     }
     // RFC 3261 §8.1.1.5: the sequence number must be below 2**31.
-    let (seq, cseq_method) = cseq(raw.first("CSeq").unwrap_or("")).ok_or(bad("Malformed CSeq Header"))?;
+    let (seq, cseq_method) =
+        cseq(raw.first("CSeq").unwrap_or("")).ok_or(bad("Malformed CSeq Header"))?;
     if seq >= 1 << 31 {
         return Err(bad("Malformed CSeq Header"));
     }
@@ -128,10 +131,7 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
 pub fn body_of<'a>(raw: &RawMessage<'a>, cl: Option<usize>) -> Result<&'a [u8], Refusal> {
     match cl {
         None => Ok(raw.body),
-        Some(n) => raw
-            .body
-            .get(..n)
-            .ok_or(bad("Content-Length Exceeds Body")),
+        Some(n) => raw.body.get(..n).ok_or(bad("Content-Length Exceeds Body")),
     }
 }
 
@@ -199,7 +199,12 @@ pub fn check_body(raw: &RawMessage<'_>, method: Method, body: &[u8]) -> Result<(
     }
     let ranges: Vec<String> = tokens(raw, "Accept").collect();
     let sdp_ok = ranges.iter().any(|r| {
-        let m = r.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let m = r
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         m == "application/sdp" || m == "application/*" || m == "*/*"
     });
     // An empty Accept is treated as absent: devices send it meaning "no preference".
@@ -310,7 +315,11 @@ fn canonical_value(name: &str, value: &str, body_len: usize) -> Option<String> {
         "Content-Length" => Some(body_len.to_string()),
         "Max-Forwards" => match value.trim_start_matches('0') {
             "" => Some("0".into()),
-            v => v.parse::<u32>().ok().filter(|n| *n <= 255).map(|n| n.to_string()),
+            v => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 255)
+                .map(|n| n.to_string()),
         },
         _ => None,
     };
@@ -336,9 +345,10 @@ pub fn canonical_headers(raw: &RawMessage<'_>, body_len: usize) -> Headers {
 /// Makes sure rsipstack's typed views of the headers the transaction layer relies on
 /// work, so the lead can use them without a fallible path.
 pub fn check_typed(req: &Request) -> Result<(), Refusal> {
-    let via = req.top_via_header().map_err(|_| bad("Malformed Via Header"))?;
-    via.typed()
-        .map_err(|_| bad("Unsupported Via Transport"))?;
+    let via = req
+        .top_via_header()
+        .map_err(|_| bad("Malformed Via Header"))?;
+    via.typed().map_err(|_| bad("Unsupported Via Transport"))?;
     req.from_header()
         .and_then(|h| h.typed())
         .map_err(|_| bad("Malformed From Header"))?;

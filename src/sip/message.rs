@@ -150,7 +150,10 @@ fn parse_via(value: &str) -> Result<ViaInfo, HeadError> {
     if name.is_none_or(|n| n.is_empty()) || version.is_none_or(|v| v.is_empty()) {
         return Err(HeadError::Malformed("Via"));
     }
-    let after = proto.next().ok_or(HeadError::Malformed("Via"))?.trim_start();
+    let after = proto
+        .next()
+        .ok_or(HeadError::Malformed("Via"))?
+        .trim_start();
     let (transport, rest) = after
         .split_once(|c: char| c.is_ascii_whitespace())
         .ok_or(HeadError::Malformed("Via"))?;
@@ -378,7 +381,11 @@ pub fn finish(mut s: String, extra: &[Extra<'_>], body: Option<(&str, &[u8])>) -
     }
     match body {
         Some((ctype, b)) => {
-            let _ = write!(s, "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", b.len());
+            let _ = write!(
+                s,
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            );
             let mut out = s.into_bytes();
             out.extend_from_slice(b);
             out
@@ -427,8 +434,13 @@ pub fn reason(status: u16) -> &'static str {
 
 /// The body and its Content-Type, when present.
 pub fn content_type(headers: &Headers) -> Option<String> {
-    first(headers, |h| matches!(h, Header::ContentType(_)))
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    first(headers, |h| matches!(h, Header::ContentType(_))).map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 /// Values of a header by name, for headers rsipstack leaves untyped.

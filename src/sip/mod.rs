@@ -2,7 +2,7 @@
 //! the trunk policy. Nothing outside this module imports the SIP library
 //! (rsipstack); the rest of the switch sees [`api`] only.
 
-mod access;
+pub mod access;
 pub mod api;
 pub mod core;
 pub mod digest;

@@ -115,7 +115,13 @@ pub async fn tcp_acceptor(
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(tcp_connection(stream, from, tx.clone(), stats.clone(), limits));
+        tokio::spawn(tcp_connection(
+            stream,
+            from,
+            tx.clone(),
+            stats.clone(),
+            limits,
+        ));
     }
 }
 

@@ -1,4 +1,4 @@
-//! The little URI reading the core needs: where a URI points, and its user.
+//! Where a URI points (the next hop for in-dialog requests and the trunk).
 //!
 //! We never resolve names: a trunk is configured by address, and a next hop
 //! written as a domain falls back to the address the dialog's messages come
@@ -44,44 +44,6 @@ pub fn host_port(s: &str) -> Option<SocketAddr> {
     }
 }
 
-/// The user part of a sip:/sips: URI, or the number of a tel: URI (RFC
-/// 3966), without parameters.
-pub fn user(uri: &str) -> Option<String> {
-    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
-    let (scheme, rest) = uri.split_once(':')?;
-    if scheme.eq_ignore_ascii_case("tel") {
-        let number = rest.split(';').next()?.trim();
-        return (!number.is_empty()).then(|| number.to_owned());
-    }
-    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
-        return None;
-    }
-    let (userinfo, _) = rest.rsplit_once('@')?;
-    // user ; user-params (e.g. ";isub=" or ";phone-context") [: password]
-    let user = userinfo.split([':', ';']).next()?;
-    (!user.is_empty()).then(|| percent_decode(user))
-}
-
-/// §19.1.2: user parts may be escaped; compare them unescaped.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,21 +60,5 @@ mod tests {
         );
         assert_eq!(socket_addr("sip:carrier.example.com"), None);
         assert_eq!(socket_addr("tel:+1234"), None);
-    }
-
-    #[test]
-    fn reads_users() {
-        assert_eq!(
-            user("sip:+1-555-010-0000@h;user=phone").as_deref(),
-            Some("+1-555-010-0000")
-        );
-        assert_eq!(
-            user("tel:+12345678910;phone-context=x").as_deref(),
-            Some("+12345678910")
-        );
-        assert_eq!(user("sip:%2B1555@h").as_deref(), Some("+1555"));
-        assert_eq!(user("sip:h.example.com"), None);
-        assert_eq!(user("mailto:x@y"), None);
-        assert_eq!(user("sip:a%@h").as_deref(), Some("a%"));
     }
 }

@@ -170,7 +170,10 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
 }
 
 impl<'a> RawMessage<'a> {
-    pub fn all<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s RawHeader> + use<'s, 'n, 'a> {
+    pub fn all<'s, 'n>(
+        &'s self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'s RawHeader> + use<'s, 'n, 'a> {
         self.headers
             .iter()
             .filter(move |h| h.well_formed && h.name.eq_ignore_ascii_case(name))

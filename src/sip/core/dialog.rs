@@ -142,7 +142,11 @@ impl Dialog {
             .route_set
             .first()
             .map(|r| header_uri(r).to_owned())
-            .or_else(|| self.remote_target.as_deref().map(|t| header_uri(t).to_owned()));
+            .or_else(|| {
+                self.remote_target
+                    .as_deref()
+                    .map(|t| header_uri(t).to_owned())
+            });
         match hop.as_deref().and_then(uri::socket_addr) {
             Some(addr) if !self.peer.transport.reliable() => Peer {
                 transport: self.peer.transport,

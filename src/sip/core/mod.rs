@@ -25,7 +25,7 @@ use super::api::{LegId, SipCommand, SipEvent};
 use super::inspect::{self, Inspection, Limits};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
-use super::transaction::{Peer, Timers, TransactionLayer, TxEvent, TxKey, Transport};
+use super::transaction::{Peer, Timers, TransactionLayer, Transport, TxEvent, TxKey};
 use crate::media::codec::Codec;
 
 pub use dialog::Local;
@@ -342,7 +342,9 @@ impl SipCore {
         }
         let peer = response_peer(peer, Some(&head));
         match head.method {
-            Method::Invite if head.to_tag.is_none() => self.initial_invite(req, head, key, peer, now),
+            Method::Invite if head.to_tag.is_none() => {
+                self.initial_invite(req, head, key, peer, now)
+            }
             Method::Cancel => self.cancel(&head, key, now),
             Method::Options if head.to_tag.is_none() => {
                 self.respond(&key, &head, 200, Some("opt"), &capabilities(), None, now)
@@ -498,7 +500,8 @@ impl SipCore {
 
     fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
         let d = self.dialogs.remove(&leg)?;
-        self.by_tag.remove(&(d.call_id.clone(), d.local_tag.clone()));
+        self.by_tag
+            .remove(&(d.call_id.clone(), d.local_tag.clone()));
         if let Some(k) = &d.invite_key {
             self.by_invite.remove(k);
         }
@@ -522,7 +525,9 @@ impl SipCore {
     fn pump_transactions(&mut self) {
         while let Some(ev) = self.txl.poll_event() {
             match ev {
-                TxEvent::Transmit { peer, data } => self.out.push_back(Output::Transmit { peer, data }),
+                TxEvent::Transmit { peer, data } => {
+                    self.out.push_back(Output::Transmit { peer, data })
+                }
                 TxEvent::ClientTimeout { key } => {
                     if let Some((leg, purpose)) = self.clients.remove(&key) {
                         match purpose {
@@ -546,7 +551,8 @@ impl SipCore {
                         self.clients.get(&key)
                     {
                         self.clients.remove(&key);
-                    } else if let Some((leg, ClientPurpose::Invite)) = self.clients.get(&key).copied()
+                    } else if let Some((leg, ClientPurpose::Invite)) =
+                        self.clients.get(&key).copied()
                     {
                         // Keep the INVITE's entry while its dialog lives so
                         // 2xx retransmissions are still recognised.

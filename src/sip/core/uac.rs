@@ -13,7 +13,7 @@ use super::{ClientPurpose, SipCore};
 use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
 use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
-use crate::sip::{digest, sdp, uri};
+use crate::sip::{access, digest, sdp};
 
 impl SipCore {
     pub(super) fn uac_dial(&mut self, leg: LegId, request: DialRequest, now: Instant) {
@@ -77,7 +77,13 @@ impl SipCore {
     }
 
     /// Sends (or re-sends, after a challenge or redirect) the INVITE.
-    fn send_invite(&mut self, leg: LegId, ruri: String, auth: Option<(&str, String)>, now: Instant) {
+    fn send_invite(
+        &mut self,
+        leg: LegId,
+        ruri: String,
+        auth: Option<(&str, String)>,
+        now: Instant,
+    ) {
         let branch = self.branch();
         let local = self.cfg.local.clone();
         let Some(d) = self.dialogs.get_mut(&leg) else {
@@ -120,7 +126,8 @@ impl SipCore {
         uac.invite_cseq = d.local_cseq;
         uac.got_provisional = false;
         let peer = d.peer;
-        self.clients.insert(key.clone(), (leg, ClientPurpose::Invite));
+        self.clients
+            .insert(key.clone(), (leg, ClientPurpose::Invite));
         self.txl.send_request(key, peer, Bytes::from(data), now);
     }
 
@@ -210,7 +217,8 @@ impl SipCore {
             // A retransmitted 2xx: re-send our ACK (§13.2.2.4).
             if let Some(ack) = d.uac.as_ref().and_then(|u| u.ack.clone()) {
                 let peer = d.next_hop();
-                self.out.push_back(super::Output::Transmit { peer, data: ack });
+                self.out
+                    .push_back(super::Output::Transmit { peer, data: ack });
             }
             return;
         }
@@ -253,7 +261,8 @@ impl SipCore {
         let media = sdp::parse_answer(&resp.body, &codecs).ok();
         d.negotiated = media.clone();
         let peer = d.next_hop();
-        self.out.push_back(super::Output::Transmit { peer, data: ack });
+        self.out
+            .push_back(super::Output::Transmit { peer, data: ack });
         if cancelled {
             // CANCEL lost the race with the 2xx (§9.1): end with BYE.
             info!(leg = %leg, "answered after cancel: sending BYE");
@@ -335,7 +344,7 @@ impl SipCore {
         let target = head.contact.as_deref().map(header_uri).map(str::to_owned);
         let same_number = target
             .as_deref()
-            .and_then(uri::user)
+            .and_then(access::uri_user)
             .is_some_and(|u| digits(&u) == digits(&uac.request.target));
         match target {
             Some(t) if follow && uac.redirects < max && same_number => {
@@ -407,7 +416,8 @@ impl SipCore {
             ..uac.invite_key.clone()
         };
         let peer = d.peer;
-        self.clients.insert(key.clone(), (leg, ClientPurpose::Cancel));
+        self.clients
+            .insert(key.clone(), (leg, ClientPurpose::Cancel));
         self.txl.send_request(key, peer, data, now);
     }
 
@@ -423,7 +433,8 @@ impl SipCore {
             Some(d) if d.uac.as_ref().and_then(|u| u.ack.as_ref()).is_some() => {
                 let peer = d.next_hop();
                 if let Some(ack) = d.uac.as_ref().and_then(|u| u.ack.clone()) {
-                    self.out.push_back(super::Output::Transmit { peer, data: ack });
+                    self.out
+                        .push_back(super::Output::Transmit { peer, data: ack });
                 }
             }
             _ => {

@@ -9,11 +9,11 @@ use tracing::{debug, info};
 
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
+use crate::sip::access;
 use crate::sip::api::{CallerInfo, EndCause, IncomingCall, LegId, SipEvent};
-use crate::sip::message::{self, header_param, header_uri, Extra, RequestHead};
+use crate::sip::message::{self, Extra, RequestHead};
 use crate::sip::sdp;
 use crate::sip::transaction::{Peer, TxKey};
-use crate::sip::uri;
 
 impl SipCore {
     pub(super) fn initial_invite(
@@ -29,9 +29,7 @@ impl SipCore {
         let data = message::response(&head, 100, "Trying", None, &[], None);
         self.txl.respond(&key, 100, Bytes::from(data), now);
 
-        let called = uri::user(&req.uri.to_string())
-            .or_else(|| uri::user(header_uri(&head.to)))
-            .unwrap_or_default();
+        let called = access::called_number_user(&req).unwrap_or_default();
         if !(self.dialplan)(&called) {
             info!(called = %called, call_id = %head.call_id, "no dispatch mapping for the called number");
             self.respond(&key, &head, 404, None, &[], None, now);
@@ -59,7 +57,15 @@ impl SipCore {
                 Some(ct) if sdp::is_sdp_content_type(&ct) => {}
                 _ => {
                     // §21.4.13: 415 lists what we accept.
-                    self.respond(&key, &head, 415, None, &[("Accept", message::ACCEPT)], None, now);
+                    self.respond(
+                        &key,
+                        &head,
+                        415,
+                        None,
+                        &[("Accept", message::ACCEPT)],
+                        None,
+                        now,
+                    );
                     return;
                 }
             }
@@ -69,7 +75,15 @@ impl SipCore {
                     debug!(call_id = %head.call_id, error = %e, "offer rejected");
                     let status = e.status_code();
                     let warning = format!("399 tpswitch \"{}\"", e.to_string().replace('"', "'"));
-                    self.respond(&key, &head, status, None, &[("Warning", &warning)], None, now);
+                    self.respond(
+                        &key,
+                        &head,
+                        status,
+                        None,
+                        &[("Warning", &warning)],
+                        None,
+                        now,
+                    );
                     return;
                 }
             }
@@ -110,11 +124,10 @@ impl SipCore {
             invite_key: Some(key.clone()),
             uac: None,
         };
-        self.by_tag
-            .insert((head.call_id.clone(), local_tag), leg);
+        self.by_tag.insert((head.call_id.clone(), local_tag), leg);
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
-        let caller = caller_info(&req, &head);
+        let caller = caller_info(&req);
         self.emit(SipEvent::Incoming(Box::new(IncomingCall {
             leg,
             call_id: head.call_id,
@@ -137,7 +150,15 @@ impl SipCore {
             return;
         };
         let tag = d.local_tag.clone();
-        self.respond(&key, &head, status, Some(&tag), &[("Contact", &contact)], None, now);
+        self.respond(
+            &key,
+            &head,
+            status,
+            Some(&tag),
+            &[("Contact", &contact)],
+            None,
+            now,
+        );
     }
 
     pub(super) fn uas_answer(&mut self, leg: LegId, sdp_body: Vec<u8>, now: Instant) {
@@ -165,7 +186,10 @@ impl SipCore {
             extra.push(("Require".into(), "timer".into()));
             d.session_deadline = Some(now + session_guard(se));
         }
-        let refs: Vec<Extra<'_>> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<Extra<'_>> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let data = Bytes::from(message::response(
             &head,
             200,
@@ -188,7 +212,8 @@ impl SipCore {
         let first = d.ok_retransmit.as_ref().map_or(give_up, |o| o.next);
         let session = d.session_deadline;
         self.txl.respond(&key, 200, data, now);
-        self.timers.arm(first, (leg, DialogTimer::OkRetransmit, first));
+        self.timers
+            .arm(first, (leg, DialogTimer::OkRetransmit, first));
         if let Some(at) = session {
             self.timers.arm(at, (leg, DialogTimer::SessionExpiry, at));
         }
@@ -215,7 +240,11 @@ impl SipCore {
             return;
         };
         let tag = d.local_tag.clone();
-        let status = if (300..700).contains(&status) { status } else { 500 };
+        let status = if (300..700).contains(&status) {
+            status
+        } else {
+            500
+        };
         let retry;
         let mut extra: Vec<Extra<'_>> = Vec::new();
         if status == 503 {
@@ -254,7 +283,8 @@ impl SipCore {
         let next = o.next;
         let peer = d.peer;
         self.out.push_back(super::Output::Transmit { peer, data });
-        self.timers.arm(next, (leg, DialogTimer::OkRetransmit, next));
+        self.timers
+            .arm(next, (leg, DialogTimer::OkRetransmit, next));
     }
 
     /// Ends the call for the layers above at once while the BYE we just
@@ -386,9 +416,15 @@ impl SipCore {
                 });
             }
             Method::Invite | Method::Update => self.reoffer(leg, req, head, key, now),
-            Method::Options => {
-                self.respond(&key, &head, 200, Some(&tag), &super::capabilities(), None, now)
-            }
+            Method::Options => self.respond(
+                &key,
+                &head,
+                200,
+                Some(&tag),
+                &super::capabilities(),
+                None,
+                now,
+            ),
             Method::Info => {
                 let digit = info_digit(&req);
                 self.respond(&key, &head, 200, Some(&tag), &[], None, now);
@@ -400,10 +436,28 @@ impl SipCore {
                     });
                 }
             }
-            Method::Register | Method::Subscribe | Method::Message | Method::Refer | Method::Publish => {
-                self.respond(&key, &head, 405, Some(&tag), &[("Allow", message::ALLOW)], None, now)
-            }
-            _ => self.respond(&key, &head, 501, Some(&tag), &[("Allow", message::ALLOW)], None, now),
+            Method::Register
+            | Method::Subscribe
+            | Method::Message
+            | Method::Refer
+            | Method::Publish => self.respond(
+                &key,
+                &head,
+                405,
+                Some(&tag),
+                &[("Allow", message::ALLOW)],
+                None,
+                now,
+            ),
+            _ => self.respond(
+                &key,
+                &head,
+                501,
+                Some(&tag),
+                &[("Allow", message::ALLOW)],
+                None,
+                now,
+            ),
         }
     }
 
@@ -427,7 +481,15 @@ impl SipCore {
                 if self.txl.server_is_proceeding(p) {
                     // §14.2: one re-INVITE at a time: 500 with Retry-After
                     // 0–10 s.
-                    self.respond(&key, &head, 500, Some(&tag), &[("Retry-After", "3")], None, now);
+                    self.respond(
+                        &key,
+                        &head,
+                        500,
+                        Some(&tag),
+                        &[("Retry-After", "3")],
+                        None,
+                        now,
+                    );
                     return;
                 }
             }
@@ -486,8 +548,19 @@ impl SipCore {
             // absorbed and its ACK ends the wait.
         }
         d.local_sdp = Some(body.clone());
-        let refs: Vec<Extra<'_>> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.respond(&key, &head, 200, Some(&tag), &refs, Some(("application/sdp", &body)), now);
+        let refs: Vec<Extra<'_>> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.respond(
+            &key,
+            &head,
+            200,
+            Some(&tag),
+            &refs,
+            Some(("application/sdp", &body)),
+            now,
+        );
         if let Some(media) = changed {
             self.emit(SipEvent::MediaChanged { leg, media });
         }
@@ -533,7 +606,10 @@ fn local_media_of(body: &[u8]) -> Option<std::net::SocketAddr> {
     let mut ip = None;
     let mut port = None;
     for line in text.lines() {
-        if let Some(c) = line.strip_prefix("c=IN IP4 ").or_else(|| line.strip_prefix("c=IN IP6 ")) {
+        if let Some(c) = line
+            .strip_prefix("c=IN IP4 ")
+            .or_else(|| line.strip_prefix("c=IN IP6 "))
+        {
             ip = c.trim().parse().ok();
         } else if let Some(m) = line.strip_prefix("m=audio ") {
             port = m.split_whitespace().next().and_then(|p| p.parse().ok());
@@ -569,38 +645,12 @@ fn info_digit(req: &Request) -> Option<(char, u32)> {
     matches!(signal, '0'..='9' | '*' | '#' | 'A'..='D').then_some((signal, duration))
 }
 
-fn caller_info(req: &Request, head: &RequestHead) -> CallerInfo {
-    let pai = message::header_values(&req.headers, "P-Asserted-Identity")
-        .into_iter()
-        .flat_map(message::split_list)
-        // RFC 3325 §9.1: a tel: identity is the number itself; prefer it.
-        .map(|v| header_uri(v).to_owned())
-        .collect::<Vec<_>>();
-    let asserted = pai
-        .iter()
-        .find(|u| u.to_ascii_lowercase().starts_with("tel:"))
-        .or_else(|| pai.first())
-        .and_then(|u| uri::user(u));
-    let from_uri = header_uri(&head.from);
-    let from_user = uri::user(from_uri);
-    let display_name = head
-        .from
-        .find('<')
-        .map(|i| head.from[..i].trim().trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty());
-    let privacy_id = message::header_values(&req.headers, "Privacy")
-        .iter()
-        .flat_map(|v| v.split(';'))
-        .any(|t| t.trim().eq_ignore_ascii_case("id"));
-    let anonymous = from_uri.to_ascii_lowercase().contains("anonymous")
-        || from_user
-            .as_deref()
-            .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"))
-        || header_param(&head.from, "privacy").is_some();
+fn caller_info(req: &Request) -> CallerInfo {
+    let c = access::caller_candidates(req);
     CallerInfo {
-        asserted,
-        from_user,
-        display_name,
-        withheld: privacy_id || anonymous,
+        asserted: c.pai,
+        from_user: c.from_user,
+        display_name: c.from_display,
+        withheld: c.anonymous,
     }
 }

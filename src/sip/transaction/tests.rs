@@ -60,7 +60,10 @@ fn invite_retransmission_gets_last_response_again() {
     assert_eq!(l.on_request(&k, false, udp(), t0), ServerMatch::New);
     assert!(l.respond(&k, 100, Bytes::from_static(b"100"), t0));
     drain(&mut l);
-    assert_eq!(l.on_request(&k, false, udp(), t0), ServerMatch::Retransmission);
+    assert_eq!(
+        l.on_request(&k, false, udp(), t0),
+        ServerMatch::Retransmission
+    );
     assert_eq!(transmits(&drain(&mut l)), vec![Bytes::from_static(b"100")]);
 }
 
@@ -86,7 +89,13 @@ fn non_2xx_final_retransmits_with_timer_g_until_ack() {
     let ev = run_until(&mut l, now + Duration::from_secs(60));
     assert!(transmits(&ev.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()).is_empty());
     let (at, last) = ev.last().unwrap();
-    assert!(matches!(last, TxEvent::Terminated { side: Side::Server, .. }));
+    assert!(matches!(
+        last,
+        TxEvent::Terminated {
+            side: Side::Server,
+            ..
+        }
+    ));
     assert_eq!(*at - now, Duration::from_secs(5));
     assert_eq!(l.server_count(), 0);
 }
@@ -172,7 +181,10 @@ fn non_invite_server_linger_is_timer_j() {
     l.respond(&k, 200, Bytes::from_static(b"200"), t0);
     drain(&mut l);
     let at = t0 + Duration::from_secs(10);
-    assert_eq!(l.on_request(&k, false, udp(), at), ServerMatch::Retransmission);
+    assert_eq!(
+        l.on_request(&k, false, udp(), at),
+        ServerMatch::Retransmission
+    );
     assert_eq!(transmits(&drain(&mut l)).len(), 1);
     let ev = run_until(&mut l, t0 + Duration::from_secs(40));
     assert_eq!(ev.len(), 1);
@@ -233,7 +245,10 @@ fn client_invite_provisional_stops_timer_a_and_final_is_acked_once_per_retransmi
     // Timer D: 32 s.
     let ev = run_until(&mut l, t0 + Duration::from_secs(60));
     assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0].0 - (t0 + Duration::from_secs(5)), Duration::from_secs(32));
+    assert_eq!(
+        ev[0].0 - (t0 + Duration::from_secs(5)),
+        Duration::from_secs(32)
+    );
 }
 
 #[test]

@@ -1,0 +1,251 @@
+//! Start-up and shutdown: builds every part from the configuration and runs
+//! them until Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::call::{CallContext, CallManager};
+use crate::config::{self, Config, E164};
+use crate::media::codec::Codec;
+use crate::media::ports::PortPool;
+use crate::media::prompt::{PromptError, PromptLibrary};
+use crate::media::speech;
+use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use crate::sip::endpoint::{self, EndpointConfig};
+use crate::sip::inspect::Limits;
+use crate::sip::transaction::Timers;
+use crate::sip::transport::FrameLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Endpoint(#[from] endpoint::EndpointError),
+    #[error("prompts: {0}")]
+    Prompts(#[from] PromptError),
+    #[error("trunk.outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address")]
+    TrunkName(String),
+}
+
+/// `TPSWITCH_LOG` (or `RUST_LOG`) sets the filter; `info` by default.
+pub fn init_logging() {
+    let filter = std::env::var("TPSWITCH_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .try_init();
+}
+
+/// Every prompt of the library plus the number clips, decoded and encoded
+/// once. The clips live in `clips/` in the folder of the `online` prompt.
+pub fn load_prompts(cfg: &Config) -> Result<PromptLibrary, PromptError> {
+    let mut entries: Vec<_> = cfg
+        .prompts
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(dir) = cfg
+        .prompt_path("online")
+        .and_then(|p| p.parent())
+        .map(|p| p.to_path_buf())
+    {
+        entries.extend(
+            speech::default_clip_entries(&dir)
+                .into_iter()
+                .filter(|(name, _)| !cfg.prompts.contains_key(name)),
+        );
+    }
+    PromptLibrary::load(entries)
+}
+
+/// The address we put in Via, Contact and SDP.
+fn advertised_ip(cfg: &Config, trunk: SocketAddr) -> IpAddr {
+    match cfg.sip.advertise {
+        config::Advertise::Ip(ip) => ip,
+        config::Advertise::Auto if !cfg.sip.bind.ip().is_unspecified() => cfg.sip.bind.ip(),
+        config::Advertise::Auto => {
+            // The interface the kernel would use toward the trunk; connect()
+            // on UDP sends nothing.
+            let probe = if trunk.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            UdpSocket::bind(probe)
+                .and_then(|s| s.connect(trunk).and_then(|_| s.local_addr()))
+                .map(|a| a.ip())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        }
+    }
+}
+
+pub fn codecs_of(cfg: &Config) -> Vec<Codec> {
+    cfg.media
+        .codecs
+        .iter()
+        .map(|c| match c {
+            config::CodecName::Pcmu => Codec::Pcmu,
+            config::CodecName::Pcma => Codec::Pcma,
+        })
+        .collect()
+}
+
+fn hostport(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Runs the switch until Ctrl-C / SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), AppError> {
+    let cfg = Arc::new(cfg);
+    let prompts = Arc::new(load_prompts(&cfg)?);
+    let trunk_ip = match &cfg.trunk.outbound_proxy.host {
+        config::Host::Ip(ip) => *ip,
+        config::Host::Name(n) => return Err(AppError::TrunkName(n.clone())),
+    };
+    let trunk = SocketAddr::new(trunk_ip, cfg.trunk.outbound_proxy.port);
+    let ip = advertised_ip(&cfg, trunk);
+    let cancel = CancellationToken::new();
+
+    // The SIP port may be 0 (tests): bind first, then advertise what we got.
+    let mut core_cfg = CoreConfig {
+        timers: Timers {
+            t1: cfg.sip.t1,
+            t2: cfg.sip.t2,
+            t4: cfg.sip.t4,
+        },
+        local: Local {
+            hostport: hostport(SocketAddr::new(ip, cfg.sip.bind.port())),
+            user_agent: if cfg.sip.user_agent.is_empty() {
+                "tpswitch".into()
+            } else {
+                cfg.sip.user_agent.clone()
+            },
+        },
+        allow: cfg.trunk.allow.clone(),
+        untrusted: match cfg.sip.untrusted {
+            config::Untrusted::Reject => Untrusted::Reject,
+            config::Untrusted::Drop => Untrusted::Drop,
+        },
+        max_calls: cfg.sip.max_calls as usize,
+        retry_after: cfg.sip.retry_after,
+        codecs: codecs_of(&cfg),
+        dtmf_payload_type: cfg.media.dtmf_payload_type,
+        session_expires: cfg.sip.session_expires.as_secs() as u32,
+        min_se: cfg.sip.min_se.as_secs() as u32,
+        trunk,
+        credentials: std::env::var(&cfg.trunk.password_env)
+            .ok()
+            .filter(|_| !cfg.trunk.username.is_empty())
+            .map(|password| Credentials {
+                username: cfg.trunk.username.clone(),
+                password,
+            }),
+        follow_redirects: cfg.trunk.follow_redirects,
+        max_redirects: cfg.trunk.max_redirects,
+        limits: Limits {
+            max_message_bytes: cfg.sip.max_message_bytes as usize,
+            ..Limits::default()
+        },
+    };
+    let bind = cfg.sip.bind;
+    // Probe the port when it is ephemeral so Contact/Via name the real one.
+    if bind.port() == 0 {
+        core_cfg.local.hostport = hostport(SocketAddr::new(ip, 0));
+    }
+    let dial_cfg = cfg.clone();
+    let dialplan = Box::new(move |called: &str| {
+        E164::parse(called, &dial_cfg.numbering.default_country_code)
+            .ok()
+            .and_then(|n| dial_cfg.mapping_for(&n))
+            .is_some()
+    });
+    let (ev_tx, ev_rx) = mpsc::channel(8192);
+    let frame = FrameLimits {
+        max_message_bytes: cfg.sip.max_message_bytes as usize,
+        max_header_bytes: cfg.sip.max_header_bytes as usize,
+    };
+    let endpoint_cfg = EndpointConfig {
+        bind,
+        tcp: cfg.sip.tcp,
+        frame,
+    };
+    let (handle, sip_task) = if bind.port() == 0 {
+        // Bind to learn the port, then build the core with it.
+        let probe = std::net::UdpSocket::bind(bind)
+            .map_err(|source| endpoint::EndpointError::BindUdp { addr: bind, source })?;
+        let port = probe.local_addr().map(|a| a.port()).unwrap_or(0);
+        drop(probe);
+        core_cfg.local.hostport = hostport(SocketAddr::new(ip, port));
+        let core = SipCore::new(core_cfg, dialplan);
+        endpoint::start(
+            EndpointConfig {
+                bind: SocketAddr::new(bind.ip(), port),
+                ..endpoint_cfg
+            },
+            core,
+            ev_tx,
+            cancel.clone(),
+        )
+        .await?
+    } else {
+        let core = SipCore::new(core_cfg, dialplan);
+        endpoint::start(endpoint_cfg, core, ev_tx, cancel.clone()).await?
+    };
+    info!(sip = %handle.local_addr, advertise = %ip, prompts = prompts.len(), "tpswitch running");
+    // Tests read this line to learn the ports.
+    println!("tpswitch listening sip={}", handle.local_addr);
+
+    let ports = PortPool::new(
+        cfg.sip.bind.ip(),
+        cfg.media.rtp_ports.start(),
+        cfg.media.rtp_ports.end(),
+    );
+    let ctx = Arc::new(CallContext {
+        cfg: cfg.clone(),
+        prompts,
+        ports,
+        commands: handle.commands.clone(),
+        advertise: ip,
+    });
+    let manager = CallManager::new(ctx);
+    let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));
+
+    shutdown_signal().await;
+    info!("shutting down");
+    cancel.cancel();
+    // Calls hang up on cancel; give their BYEs a moment to leave.
+    let _ = tokio::time::timeout(Duration::from_secs(2), calls).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

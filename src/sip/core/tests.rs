@@ -1,0 +1,873 @@
+//! The SIP core on a simulated clock: what goes on the wire, and when.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::sip::api::{DialOutcome, DialRequest, EndCause};
+
+const TRUNK: &str = "127.0.0.1:5080";
+const PEER: &str = "127.0.0.1:5070";
+
+fn cfg() -> CoreConfig {
+    CoreConfig {
+        timers: Timers::default(),
+        local: Local {
+            hostport: "127.0.0.1:5060".into(),
+            user_agent: "tpswitch-test".into(),
+        },
+        allow: vec!["127.0.0.1/32".parse().unwrap()],
+        untrusted: Untrusted::Reject,
+        max_calls: 2,
+        retry_after: Duration::from_secs(5),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        dtmf_payload_type: 101,
+        session_expires: 1800,
+        min_se: 90,
+        trunk: TRUNK.parse().unwrap(),
+        credentials: Some(Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        }),
+        follow_redirects: true,
+        max_redirects: 2,
+        limits: Limits::default(),
+    }
+}
+
+fn core() -> SipCore {
+    SipCore::new(cfg(), Box::new(|n: &str| n == "+15550100000"))
+}
+
+fn udp(addr: &str) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: addr.parse().unwrap(),
+    }
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn invite(branch: &str, user: &str, extra: &str, body: &str) -> Vec<u8> {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
+    format!(
+        "INVITE sip:{user}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\nMax-Forwards: 70\r\nFrom: <sip:+12345678910@127.0.0.1>;tag=ft1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: call-1@test\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn in_dialog(
+    method: &str,
+    branch: &str,
+    to_tag: &str,
+    cseq: u32,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
+    format!(
+        "{method} sip:tpswitch@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\nMax-Forwards: 70\r\nFrom: <sip:+12345678910@127.0.0.1>;tag=ft1\r\nTo: <sip:+15550100000@127.0.0.1>;tag={to_tag}\r\nCall-ID: call-1@test\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[derive(Default, Debug)]
+struct Out {
+    sent: Vec<(Peer, String)>,
+    events: Vec<SipEvent>,
+}
+
+impl Out {
+    fn statuses(&self) -> Vec<u16> {
+        self.sent
+            .iter()
+            .filter_map(|(_, m)| m.strip_prefix("SIP/2.0 "))
+            .filter_map(|m| m.get(..3)?.parse().ok())
+            .collect()
+    }
+    fn requests(&self) -> Vec<String> {
+        self.sent
+            .iter()
+            .filter(|(_, m)| !m.starts_with("SIP/2.0"))
+            .map(|(_, m)| m.split(' ').next().unwrap_or("").to_owned())
+            .collect()
+    }
+    fn find(&self, start: &str) -> &str {
+        self.sent
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .find(|m| m.starts_with(start))
+            .unwrap_or_else(|| panic!("no message starting {start:?} in {:#?}", self.sent))
+    }
+}
+
+fn drain(c: &mut SipCore) -> Out {
+    let mut out = Out::default();
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit { peer, data } => out
+                .sent
+                .push((peer, String::from_utf8_lossy(&data).into_owned())),
+            Output::Event(e) => out.events.push(e),
+        }
+    }
+    out
+}
+
+fn advance(c: &mut SipCore, to: Instant) -> Out {
+    let mut out = Out::default();
+    while let Some(d) = c.deadline() {
+        if d > to {
+            break;
+        }
+        c.handle_timeout(d);
+        let o = drain(c);
+        out.sent.extend(o.sent);
+        out.events.extend(o.events);
+    }
+    out
+}
+
+fn tag_of(msg: &str) -> String {
+    msg.lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn incoming_leg(out: &Out) -> LegId {
+    out.events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Incoming(c) => Some(c.leg),
+            _ => None,
+        })
+        .expect("an Incoming event")
+}
+
+/// INVITE → 100 → Incoming → Answer → 200. Returns the leg and our tag.
+fn answered(c: &mut SipCore, t0: Instant) -> (LegId, String) {
+    c.handle_message(
+        &invite("z9hG4bK-i1", "+15550100000", "", SDP),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(c);
+    assert_eq!(out.statuses(), vec![100]);
+    let leg = incoming_leg(&out);
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n".to_vec(),
+        },
+        t0,
+    );
+    let out = drain(c);
+    assert_eq!(out.statuses(), vec![200]);
+    (leg, tag_of(out.find("SIP/2.0 200")))
+}
+
+#[test]
+fn invite_answer_ack_bye() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert!(matches!(out.events[..], [SipEvent::Confirmed { leg: l, .. }] if l == leg));
+    // No 2xx retransmissions once acknowledged.
+    assert!(advance(&mut c, t0 + Duration::from_secs(10))
+        .sent
+        .is_empty());
+    c.handle_message(
+        &in_dialog("BYE", "z9hG4bK-b1", &tag, 2, "", ""),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Ended {
+            cause: EndCause::RemoteBye,
+            ..
+        }]
+    ));
+    assert_eq!(c.active_calls(), 0);
+    // A second BYE is for a dialog that no longer exists.
+    c.handle_message(
+        &in_dialog("BYE", "z9hG4bK-b2", &tag, 3, "", ""),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![481]);
+}
+
+#[test]
+fn lost_ack_retransmits_2xx_then_byes() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, _) = answered(&mut c, t0);
+    let out = advance(&mut c, t0 + Duration::from_secs(40));
+    // §13.3.1.4: 2xx at T1, 2T1, 4T1 ... capped at T2, for 64*T1, then BYE.
+    let oks = out.statuses().iter().filter(|s| **s == 200).count();
+    assert_eq!(oks, 10, "{:?}", out.statuses());
+    assert_eq!(out.requests().first().map(String::as_str), Some("BYE"));
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(e, SipEvent::Ended { leg: l, cause: EndCause::NoAck } if *l == leg)));
+}
+
+#[test]
+fn retransmitted_invite_after_200_is_absorbed() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, _) = answered(&mut c, t0);
+    c.handle_message(
+        &invite("z9hG4bK-i1", "+15550100000", "", SDP),
+        udp(PEER),
+        t0 + Duration::from_millis(100),
+    );
+    let out = drain(&mut c);
+    assert!(out.sent.is_empty() && out.events.is_empty());
+}
+
+#[test]
+fn cancel_before_answer_gets_200_and_487() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_message(
+        &invite("z9hG4bK-i1", "+15550100000", "", SDP),
+        udp(PEER),
+        t0,
+    );
+    let leg = incoming_leg(&drain(&mut c));
+    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    c.handle_message(cancel.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200, 487]);
+    assert!(matches!(out.events[..], [SipEvent::Cancelled(l)] if l == leg));
+    // The ACK for the 487 is absorbed by the transaction.
+    let ack = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "ACK sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    c.handle_message(ack.as_bytes(), udp(PEER), t0);
+    assert!(drain(&mut c).sent.is_empty());
+    // Answering a cancelled call does nothing.
+    c.handle_command(SipCommand::Answer { leg, sdp: vec![] }, t0);
+    assert!(drain(&mut c).sent.is_empty());
+}
+
+#[test]
+fn cancel_racing_the_200_leaves_the_call_up() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, _) = answered(&mut c, t0);
+    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    c.handle_message(cancel.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    // §9.2: 200 for the CANCEL, no 487 (the INVITE already has its final).
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(out.events.is_empty());
+    assert_eq!(c.active_calls(), 1);
+}
+
+#[test]
+fn cancel_without_invite_is_481() {
+    let mut c = core();
+    let cancel = String::from_utf8(invite("z9hG4bK-zz", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    c.handle_message(cancel.as_bytes(), udp(PEER), Instant::now());
+    assert_eq!(drain(&mut c).statuses(), vec![481]);
+}
+
+#[test]
+fn policy_rejections() {
+    let t0 = Instant::now();
+    // Unmapped number.
+    let mut c = core();
+    c.handle_message(&invite("z9hG4bK-1", "+15559999999", "", SDP), udp(PEER), t0);
+    assert_eq!(drain(&mut c).statuses(), vec![100, 404]);
+    // No common codec (G.729 only).
+    // (Each request gets its own Call-ID: reusing one with a new branch
+    // while the first transaction lives is a merged request, 482.)
+    let fresh = |m: Vec<u8>, id: &str| {
+        String::from_utf8(m)
+            .unwrap()
+            .replace("call-1@test", id)
+            .into_bytes()
+    };
+    let g729 = SDP.replace("RTP/AVP 0 101", "RTP/AVP 18");
+    c.handle_message(
+        &fresh(invite("z9hG4bK-2", "+15550100000", "", &g729), "c2"),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![100, 488]);
+    // A body that is not SDP.
+    let msg = String::from_utf8(fresh(
+        invite("z9hG4bK-3", "+15550100000", "", "hello"),
+        "c3",
+    ))
+    .unwrap()
+    .replace("application/sdp", "text/plain");
+    c.handle_message(msg.as_bytes(), udp(PEER), t0);
+    let s = drain(&mut c).statuses();
+    assert_eq!(s.last(), Some(&415), "{s:?}");
+    // Session-Expires below Min-SE.
+    c.handle_message(
+        &fresh(
+            invite(
+                "z9hG4bK-4",
+                "+15550100000",
+                "Session-Expires: 30\r\nSupported: timer\r\n",
+                SDP,
+            ),
+            "c4",
+        ),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![100, 422]);
+}
+
+#[test]
+fn max_calls_gives_503_with_retry_after() {
+    let mut c = core();
+    let t0 = Instant::now();
+    for i in 0..3 {
+        let msg = String::from_utf8(invite(&format!("z9hG4bK-m{i}"), "+15550100000", "", SDP))
+            .unwrap()
+            .replace("call-1@test", &format!("call-m{i}@test"));
+        c.handle_message(msg.as_bytes(), udp(PEER), t0);
+    }
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100, 100, 100, 503]);
+    assert!(out.find("SIP/2.0 503").contains("Retry-After: 5"));
+}
+
+#[test]
+fn untrusted_sources_get_403_or_nothing() {
+    let t0 = Instant::now();
+    let mut c = core();
+    c.handle_message(
+        &invite("z9hG4bK-1", "+15550100000", "", SDP),
+        udp("10.9.9.9:5060"),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![403]);
+    assert!(out.events.is_empty());
+    let mut c = SipCore::new(
+        CoreConfig {
+            untrusted: Untrusted::Drop,
+            ..cfg()
+        },
+        Box::new(|_: &str| true),
+    );
+    c.handle_message(
+        &invite("z9hG4bK-1", "+15550100000", "", SDP),
+        udp("10.9.9.9:5060"),
+        t0,
+    );
+    assert!(drain(&mut c).sent.is_empty());
+}
+
+#[test]
+fn options_and_unsupported_methods() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let opt = String::from_utf8(invite("z9hG4bK-o", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    c.handle_message(opt.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    let ok = out.find("SIP/2.0 200");
+    assert!(ok.contains("Allow: INVITE") && ok.contains("Accept: application/sdp"));
+    let reg = opt
+        .replacen("OPTIONS sip", "REGISTER sip", 1)
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 REGISTER")
+        .replace("z9hG4bK-o", "z9hG4bK-r");
+    c.handle_message(reg.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![405]);
+    assert!(out.find("SIP/2.0 405").contains("Allow: "));
+}
+
+#[test]
+fn merged_request_is_482() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_message(
+        &invite("z9hG4bK-x1", "+15550100000", "", SDP),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    // Same Call-ID, From tag and CSeq; another branch (a forked copy).
+    c.handle_message(
+        &invite("z9hG4bK-x2", "+15550100000", "", SDP),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![482]);
+}
+
+#[test]
+fn rport_and_received_on_the_response() {
+    let mut c = core();
+    let msg = String::from_utf8(invite("z9hG4bK-v", "+15550100000", "", SDP))
+        .unwrap()
+        .replace(";branch=z9hG4bK-v", ";rport;branch=z9hG4bK-v");
+    c.handle_message(msg.as_bytes(), udp("127.0.0.1:40000"), Instant::now());
+    let out = drain(&mut c);
+    let (peer, trying) = &out.sent[0];
+    // RFC 3581: reply to the source port, and say so.
+    assert_eq!(peer.addr, "127.0.0.1:40000".parse().unwrap());
+    assert!(trying.contains("rport=40000"), "{trying}");
+    assert!(trying.contains("received=127.0.0.1"), "{trying}");
+}
+
+#[test]
+fn session_timer_is_granted_and_enforced() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_message(
+        &invite(
+            "z9hG4bK-s",
+            "+15550100000",
+            "Session-Expires: 120\r\nSupported: timer\r\n",
+            SDP,
+        ),
+        udp(PEER),
+        t0,
+    );
+    let leg = incoming_leg(&drain(&mut c));
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 20000 RTP/AVP 0\r\n".to_vec(),
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    let ok = out.find("SIP/2.0 200");
+    assert!(ok.contains("Session-Expires: 120;refresher=uac"), "{ok}");
+    let tag = tag_of(ok);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-sa", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    // A refresh (re-INVITE) at 60 s keeps it alive past 120 s.
+    let t60 = t0 + Duration::from_secs(60);
+    assert!(advance(&mut c, t60).events.is_empty());
+    c.handle_message(
+        &in_dialog(
+            "INVITE",
+            "z9hG4bK-s2",
+            &tag,
+            2,
+            "Session-Expires: 120\r\nContent-Type: application/sdp\r\n",
+            SDP,
+        ),
+        udp(PEER),
+        t60,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(advance(&mut c, t0 + Duration::from_secs(150))
+        .events
+        .is_empty());
+    // No further refresh: BYE and Ended once the interval has passed.
+    let out = advance(&mut c, t60 + Duration::from_secs(121));
+    assert!(out.requests().contains(&"BYE".to_owned()));
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        SipEvent::Ended {
+            cause: EndCause::SessionExpired,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn reinvite_hold_and_info_digit() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    let hold = format!("{SDP}a=sendonly\r\n");
+    c.handle_message(
+        &in_dialog(
+            "INVITE",
+            "z9hG4bK-h",
+            &tag,
+            2,
+            "Content-Type: application/sdp\r\n",
+            &hold,
+        ),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(out.find("SIP/2.0 200").contains("a=recvonly"));
+    assert!(matches!(&out.events[..], [SipEvent::MediaChanged { media, .. }] if media.hold));
+    // An old CSeq is refused (§12.2.2).
+    c.handle_message(
+        &in_dialog("INFO", "z9hG4bK-old", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![500]);
+    c.handle_message(
+        &in_dialog(
+            "INFO",
+            "z9hG4bK-i",
+            &tag,
+            3,
+            "Content-Type: application/dtmf-relay\r\n",
+            "Signal=5\r\nDuration=160\r\n",
+        ),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::InfoDigit { leg: l, digit: '5', duration_ms: 160 }] if l == leg
+    ));
+}
+
+#[test]
+fn hang_up_sends_bye_and_reports_once() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let bye = out.find("BYE ");
+    // §12.2.1.1: to the remote target, with both tags.
+    assert!(
+        bye.starts_with("BYE sip:caller@127.0.0.1:5070 SIP/2.0"),
+        "{bye}"
+    );
+    assert!(bye.contains(&format!(";tag={tag}")) && bye.contains("tag=ft1"));
+    assert_eq!(out.sent[0].0.addr, "127.0.0.1:5070".parse().unwrap());
+    // Its 200 ends the leg.
+    let branch = bye
+        .lines()
+        .find(|l| l.starts_with("Via:"))
+        .and_then(|l| l.split("branch=").nth(1))
+        .map(|b| b.split(';').next().unwrap().to_owned())
+        .unwrap();
+    let ok = format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:+15550100000@127.0.0.1>;tag={tag}\r\nTo: <sip:+12345678910@127.0.0.1>;tag=ft1\r\nCall-ID: call-1@test\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+    c.handle_message(ok.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Ended {
+            cause: EndCause::LocalHangup,
+            ..
+        }]
+    ));
+}
+
+// ------------------------------------------------------------------ UAC
+
+fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
+    let leg = LegId::next();
+    c.handle_command(
+        SipCommand::Dial {
+            leg,
+            request: DialRequest {
+                target: "+12345678910".into(),
+                from_user: "+15550100001".into(),
+                diversion: None,
+                sdp: SDP.as_bytes().to_vec(),
+            },
+        },
+        t0,
+    );
+    let out = drain(c);
+    assert_eq!(out.requests(), vec!["INVITE"]);
+    assert_eq!(out.sent[0].0.addr, TRUNK.parse().unwrap());
+    (leg, out.sent[0].1.clone())
+}
+
+/// A response to `req` (copying Via/From/To/Call-ID/CSeq) from the trunk.
+fn reply(req: &str, status: u16, extra: &str, body: &str) -> Vec<u8> {
+    let mut s = format!("SIP/2.0 {status} Whatever\r\n");
+    for l in req.lines() {
+        if l.starts_with("Via:")
+            || l.starts_with("From:")
+            || l.starts_with("Call-ID:")
+            || l.starts_with("CSeq:")
+        {
+            s.push_str(l);
+            s.push_str("\r\n");
+        } else if l.starts_with("To:") {
+            s.push_str(l);
+            if status > 100 {
+                s.push_str(";tag=agent1");
+            }
+            s.push_str("\r\n");
+        }
+    }
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    s.push_str(&format!(
+        "{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    s.into_bytes()
+}
+
+#[test]
+fn uac_answered_is_acked() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    assert!(inv.starts_with("INVITE sip:+12345678910@127.0.0.1:5080 SIP/2.0"));
+    c.handle_message(&reply(&inv, 180, "", ""), udp(TRUNK), t0);
+    assert!(matches!(
+        drain(&mut c).events[..],
+        [SipEvent::Progress { status: 180, .. }]
+    ));
+    c.handle_message(
+        &reply(&inv, 200, "Contact: <sip:agent@127.0.0.1:5080>\r\n", SDP),
+        udp(TRUNK),
+        t0,
+    );
+    let out = drain(&mut c);
+    let ack = out.find("ACK ");
+    assert!(ack.starts_with("ACK sip:agent@127.0.0.1:5080"), "{ack}");
+    assert!(ack.contains("CSeq: 1 ACK") && ack.contains("tag=agent1"));
+    assert!(
+        matches!(&out.events[..], [SipEvent::Answered { leg: l, media: Some(_) }] if *l == leg)
+    );
+    // A retransmitted 200 gets the same ACK again.
+    c.handle_message(
+        &reply(&inv, 200, "Contact: <sip:agent@127.0.0.1:5080>\r\n", SDP),
+        udp(TRUNK),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(out.events.is_empty());
+}
+
+#[test]
+fn uac_busy_is_acked_and_typed() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    c.handle_message(&reply(&inv, 486, "", ""), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::Busy(486) }] if l == leg
+    ));
+}
+
+#[test]
+fn uac_answers_one_challenge_from_the_trunk_only() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, inv) = dial(&mut c, t0);
+    let challenge =
+        "WWW-Authenticate: Digest realm=\"trunk\", nonce=\"abc\", algorithm=MD5, qop=\"auth\"\r\n";
+    c.handle_message(&reply(&inv, 401, challenge, ""), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK", "INVITE"]);
+    let inv2 = out.find("INVITE ").to_owned();
+    assert!(inv2.contains("Authorization: Digest") && inv2.contains("username=\"alice\""));
+    assert!(inv2.contains("CSeq: 2 INVITE"));
+    // A second challenge is not answered again.
+    c.handle_message(&reply(&inv2, 401, challenge, ""), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed {
+            outcome: DialOutcome::Failed(401),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn uac_challenge_from_elsewhere_is_not_answered() {
+    let mut c = SipCore::new(
+        CoreConfig {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            ..cfg()
+        },
+        Box::new(|_: &str| true),
+    );
+    let t0 = Instant::now();
+    let (_, inv) = dial(&mut c, t0);
+    let challenge = "WWW-Authenticate: Digest realm=\"x\", nonce=\"n\"\r\n";
+    c.handle_message(&reply(&inv, 401, challenge, ""), udp("127.0.0.9:5080"), t0);
+    let out = drain(&mut c);
+    assert!(!out.requests().contains(&"INVITE".to_owned()));
+    assert!(matches!(out.events[..], [SipEvent::Failed { .. }]));
+}
+
+#[test]
+fn uac_cancel_waits_for_a_provisional() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    // §9.1: no CANCEL before a provisional response.
+    assert!(drain(&mut c).sent.is_empty());
+    c.handle_message(&reply(&inv, 180, "", ""), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["CANCEL"]);
+    let cancel = out.find("CANCEL ");
+    assert!(cancel.contains("CSeq: 1 CANCEL"));
+    c.handle_message(&reply(&inv, 487, "", ""), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed {
+            outcome: DialOutcome::Cancelled,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn uac_timeout_is_no_answer() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, _) = dial(&mut c, t0);
+    let out = advance(&mut c, t0 + Duration::from_secs(33));
+    // Timer A retransmissions, then Timer B.
+    assert_eq!(out.requests().iter().filter(|r| *r == "INVITE").count(), 6);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::NoAnswer(408) }] if l == leg
+    ));
+}
+
+#[test]
+fn uac_redirect_to_the_same_number_is_followed() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, inv) = dial(&mut c, t0);
+    c.handle_message(
+        &reply(
+            &inv,
+            302,
+            "Contact: <sip:+12345678910@127.0.0.1:5090>\r\n",
+            "",
+        ),
+        udp(TRUNK),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK", "INVITE"]);
+    assert!(out
+        .find("INVITE ")
+        .starts_with("INVITE sip:+12345678910@127.0.0.1:5090"));
+    // A redirect elsewhere is not.
+    let mut c = core();
+    let (_, inv) = dial(&mut c, t0);
+    c.handle_message(
+        &reply(
+            &inv,
+            302,
+            "Contact: <sip:+19999999999@127.0.0.1:5090>\r\n",
+            "",
+        ),
+        udp(TRUNK),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed {
+            outcome: DialOutcome::Failed(302),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn garbage_never_panics_and_the_next_request_is_answered() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let valid = invite("z9hG4bK-g", "+15550100000", "", SDP);
+    let mut seed = 0x1234_5678_u64;
+    for i in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut m = valid.clone();
+        match i % 3 {
+            0 => m.truncate((seed as usize) % m.len()),
+            1 => {
+                let at = (seed as usize) % m.len();
+                m[at] = (seed >> 32) as u8;
+            }
+            _ => {
+                m = (0..(seed % 300))
+                    .map(|k| (seed >> (k % 50)) as u8)
+                    .collect()
+            }
+        }
+        c.handle_message(&m, udp(PEER), t0);
+        drain(&mut c);
+    }
+    let opt = String::from_utf8(invite("z9hG4bK-final", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+        .replace("call-1@test", "call-final@test");
+    c.handle_message(opt.as_bytes(), udp(PEER), t0);
+    assert_eq!(drain(&mut c).statuses(), vec![200]);
+}
