@@ -36,9 +36,14 @@ pub fn init_logging() {
     let filter = std::env::var("TPSWITCH_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    use std::io::IsTerminal;
+    // Logs go to stderr; stdout carries only the "listening" line scripts
+    // and tests read.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

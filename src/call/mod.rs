@@ -142,6 +142,25 @@ async fn run_call(ctx: Arc<CallContext>, call: IncomingCall, mut rx: mpsc::Recei
             sdp::Direction::SendRecv,
         ),
     };
+    let delay = ctx.cfg.sip.answer_delay;
+    if !delay.is_zero() {
+        // Ringback first; a CANCEL or BYE meanwhile ends the call.
+        let _ = ctx.commands.send(SipCommand::Ringing(leg)).await;
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                ev = rx.recv() => match ev {
+                    Some(SipEvent::Cancelled(_)) | Some(SipEvent::Ended { .. }) | None => {
+                        info!("caller gave up before answer");
+                        return;
+                    }
+                    Some(other) => debug!(event = ?other, "event before answer"),
+                },
+            }
+        }
+    }
     if ctx
         .commands
         .send(SipCommand::Answer { leg, sdp: body })

@@ -51,6 +51,9 @@ pub struct SipConfig {
     pub min_se: Duration,
     /// Retry-After sent with 503 (RFC 3261 §20.33), whole seconds.
     pub retry_after: Duration,
+    /// Ring (180) this long before answering an inbound call; 0 answers at
+    /// once. Some carriers want ringback before answer supervision.
+    pub answer_delay: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,7 @@ pub struct RawSip {
     pub session_expires: Option<String>,
     pub min_se: Option<String>,
     pub retry_after: Option<String>,
+    pub answer_delay: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -307,6 +307,12 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         session_expires,
         min_se,
         retry_after,
+        answer_delay: v.duration(
+            "sip.answer_delay",
+            &r.answer_delay,
+            Duration::ZERO,
+            Duration::ZERO,
+        ),
     }
 }
 

@@ -132,7 +132,7 @@ pub struct TelephoneEventPayload {
 impl TelephoneEventPayload {
     /// Parse the RTP payload (after any RTP padding was removed).
     pub fn parse(bytes: &[u8]) -> Result<Self, PayloadError> {
-        if bytes.is_empty() || bytes.len() % 4 != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
             return Err(PayloadError::Length { len: bytes.len() });
         }
         let blocks = bytes

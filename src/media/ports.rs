@@ -76,22 +76,18 @@ impl PortPool {
             };
             let rtp = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port));
             let rtcp = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
-            match (rtp, rtcp) {
-                (Ok(rtp), Ok(rtcp)) => {
-                    let ok =
-                        rtp.set_nonblocking(true).is_ok() && rtcp.set_nonblocking(true).is_ok();
-                    if let (true, Ok(rtp), Ok(rtcp)) =
-                        (ok, UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp))
-                    {
-                        return Ok(RtpPorts {
-                            rtp,
-                            rtcp,
-                            local: SocketAddr::new(self.ip, port),
-                            pool: self.inner.clone(),
-                        });
-                    }
+            if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
+                let ok = rtp.set_nonblocking(true).is_ok() && rtcp.set_nonblocking(true).is_ok();
+                if let (true, Ok(rtp), Ok(rtcp)) =
+                    (ok, UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp))
+                {
+                    return Ok(RtpPorts {
+                        rtp,
+                        rtcp,
+                        local: SocketAddr::new(self.ip, port),
+                        pool: self.inner.clone(),
+                    });
                 }
-                _ => {}
             }
             if let Ok(mut p) = self.inner.lock() {
                 p.free.push_back(port);

@@ -186,7 +186,7 @@ fn parse_via(value: &str) -> Result<ViaInfo, HeadError> {
     })
 }
 
-fn first<'a>(headers: &'a Headers, pick: impl Fn(&Header) -> bool) -> Option<&'a str> {
+fn first(headers: &Headers, pick: impl Fn(&Header) -> bool) -> Option<&str> {
     headers.iter().find(|h| pick(h)).map(|h| h.value())
 }
 

@@ -1,0 +1,346 @@
+//! Shared harness for the integration tests: the real `tpswitch` binary on
+//! 127.0.0.1 with a per-test configuration, and SIPp runs bounded in count
+//! and time.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const SIPP: &str = "/usr/bin/sipp";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn sipp_dir() -> PathBuf {
+    repo().join("tests/sipp")
+}
+
+/// A free UDP port on 127.0.0.1 (bind to 0, read it back, release it).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    s.local_addr().expect("local addr").port()
+}
+
+/// A free even port pair for SIPp's media (-mp).
+pub fn free_media_port() -> u16 {
+    for _ in 0..100 {
+        let p = free_udp_port() & !1;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no free media port pair");
+}
+
+static NEXT_RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// A running switch; killed on drop.
+pub struct Switch {
+    child: Option<Child>,
+    pub sip: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    stdout: mpsc::Receiver<String>,
+}
+
+/// The default config with test-friendly values: loopback, ephemeral SIP
+/// port, its own RTP range, store and absolute prompt paths. `edit` changes
+/// the text further (e.g. the trunk's port or a flow's settings).
+pub fn test_config(dir: &Path, trunk_port: u16, edit: impl FnOnce(String) -> String) -> String {
+    let text =
+        std::fs::read_to_string(repo().join("config/tpswitch.toml")).expect("config/tpswitch.toml");
+    let block = NEXT_RTP_BLOCK.fetch_add(1, Ordering::Relaxed);
+    let rtp_start = 30000 + (block % 100) * 200 + (std::process::id() as u16 % 8) * 2;
+    let prompts = repo().join("prompts");
+    let text = text
+        .replacen("bind = \"0.0.0.0:5060\"", "bind = \"127.0.0.1:0\"", 1)
+        .replacen("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"", 1)
+        .replace(
+            "outbound_proxy = \"sip:127.0.0.1:5080\"",
+            &format!("outbound_proxy = \"sip:127.0.0.1:{trunk_port}\""),
+        )
+        .replace(
+            "rtp_ports = \"20000-29999\"",
+            &format!("rtp_ports = \"{}-{}\"", rtp_start, rtp_start + 190),
+        )
+        .replace(
+            "path = \"../data/tpswitch.db\"",
+            &format!("path = \"{}\"", dir.join("tpswitch.db").display()),
+        )
+        .replace("\"../prompts/", &format!("\"{}/", prompts.display()));
+    edit(text)
+}
+
+impl Switch {
+    pub fn start(edit: impl FnOnce(String) -> String) -> Switch {
+        Self::start_with_trunk(free_udp_port(), edit)
+    }
+
+    pub fn start_with_trunk(trunk_port: u16, edit: impl FnOnce(String) -> String) -> Switch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("tpswitch.toml");
+        std::fs::write(&config, test_config(dir.path(), trunk_port, edit)).expect("write config");
+        Self::start_config(dir, config)
+    }
+
+    /// Starts the binary on an existing config file in `dir`.
+    pub fn start_config(dir: tempfile::TempDir, config: PathBuf) -> Switch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("TPSWITCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tpswitch");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = child.stderr.take().expect("stderr");
+        let log = dir.path().join("switch.log");
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(log).ok();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(f) = f.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
+        let sip = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("tpswitch listening sip=") {
+                        break a.trim().parse().expect("sip address");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let log =
+                        std::fs::read_to_string(dir.path().join("switch.log")).unwrap_or_default();
+                    panic!("tpswitch did not start:\n{log}");
+                }
+            }
+        };
+        Switch {
+            child: Some(child),
+            sip,
+            dir,
+            config,
+            stdout: rx,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("switch.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a clean shutdown. Returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    /// Runs a `tpswitch` subcommand against this switch's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run tpswitch")
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The outcome of one SIPp run.
+pub struct SippRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub errors: String,
+    pub messages: String,
+}
+
+impl SippRun {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+
+    pub fn explain(&self) -> String {
+        format!(
+            "sipp exit {:?}\n--- stderr\n{}\n--- errors\n{}\n--- messages\n{}",
+            self.status.code(),
+            self.stderr,
+            self.errors,
+            self.messages
+        )
+    }
+}
+
+/// Runs SIPp in the foreground. `scenario` is a file under tests/sipp or a
+/// built-in name prefixed with `sn:`. Always bounded: `-m calls` and a
+/// global `-timeout`.
+pub fn sipp(scenario: &str, target: Option<SocketAddr>, calls: u32, extra: &[&str]) -> SippRun {
+    let work = tempfile::tempdir().expect("tempdir");
+    let err = work.path().join("errors.log");
+    let msg = work.path().join("messages.log");
+    let mut cmd = Command::new(SIPP);
+    match scenario.strip_prefix("sn:") {
+        Some(name) => cmd.args(["-sn", name]),
+        None => cmd.arg("-sf").arg(sipp_dir().join(scenario)),
+    };
+    if let Some(t) = target {
+        cmd.arg(t.to_string());
+    }
+    cmd.args(["-i", "127.0.0.1", "-m", &calls.to_string()])
+        .args([
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-max_recv_loops",
+            "1000",
+        ])
+        .args(["-nostdin", "-trace_err", "-trace_msg"])
+        .arg("-error_file")
+        .arg(&err)
+        .arg("-message_file")
+        .arg(&msg)
+        .args(extra)
+        .current_dir(work.path())
+        .stdin(Stdio::null());
+    if !extra.contains(&"-p") {
+        cmd.args(["-p", &free_udp_port().to_string()]);
+    }
+    if !extra.contains(&"-mp") {
+        cmd.args(["-mp", &free_media_port().to_string()]);
+    }
+    let out = cmd.output().expect("run sipp (apt-get install sip-tester)");
+    SippRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        errors: std::fs::read_to_string(&err).unwrap_or_default(),
+        messages: std::fs::read_to_string(&msg).unwrap_or_default(),
+    }
+}
+
+/// Starts SIPp in the background (e.g. as a UAS standing in for a trunk or
+/// an agent's phone). Killed on drop.
+pub struct BackgroundSipp {
+    child: Option<Child>,
+    work: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl BackgroundSipp {
+    pub fn start(scenario: &str, port: u16, calls: u32, extra: &[&str]) -> Self {
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(SIPP);
+        match scenario.strip_prefix("sn:") {
+            Some(name) => cmd.args(["-sn", name]),
+            None => cmd.arg("-sf").arg(sipp_dir().join(scenario)),
+        };
+        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                &calls.to_string(),
+                "-timeout",
+                "60s",
+                "-timeout_error",
+            ])
+            .args(["-nostdin", "-trace_err", "-trace_msg"])
+            .arg("-error_file")
+            .arg(work.path().join("errors.log"))
+            .arg("-message_file")
+            .arg(work.path().join("messages.log"))
+            .args(["-mp", &free_media_port().to_string()])
+            .args(extra)
+            .current_dir(work.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("start sipp");
+        // Give it a moment to bind.
+        std::thread::sleep(Duration::from_millis(300));
+        BackgroundSipp {
+            child: Some(child),
+            work,
+            port,
+        }
+    }
+
+    /// Waits for SIPp to finish its calls (it exits after `-m`).
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("messages.log")).unwrap_or_default()
+    }
+
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("errors.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for BackgroundSipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

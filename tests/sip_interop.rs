@@ -1,0 +1,329 @@
+//! Signalling against a real peer: SIPp and the real binary over 127.0.0.1
+//! (issue 2's "done when").
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use common::*;
+
+const CONTACT_POINT: &str = "+15550100000";
+
+fn reject_scenario(dir: &std::path::Path, status: u16, formats: &str) -> String {
+    let text = std::fs::read_to_string(sipp_dir().join("uac_reject.xml"))
+        .expect("uac_reject.xml")
+        .replace("@STATUS@", &status.to_string())
+        .replace("@FORMATS@", formats);
+    let path = dir.join(format!("reject_{status}.xml"));
+    std::fs::write(&path, text).expect("write scenario");
+    path.display().to_string()
+}
+
+#[test]
+fn sipp_basic_call_over_udp() {
+    let sw = Switch::start(|t| t);
+    let run = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        3,
+        &["-s", CONTACT_POINT, "-d", "300", "-r", "5"],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+    assert!(run.messages.contains("m=audio"), "the 200 carries SDP");
+    assert!(sw.log().contains("call ended"), "{}", sw.log());
+}
+
+#[test]
+fn sipp_basic_call_over_tcp() {
+    let sw = Switch::start(|t| t);
+    let run = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        2,
+        &["-s", CONTACT_POINT, "-d", "300", "-t", "t1"],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+}
+
+#[test]
+fn sipp_cancel_before_answer() {
+    let sw = Switch::start(|t| t.replace("answer_delay = \"0s\"", "answer_delay = \"5s\""));
+    let run = sipp("uac_cancel.xml", Some(sw.sip), 1, &["-s", CONTACT_POINT]);
+    assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+    assert!(
+        sw.log().contains("caller gave up before answer"),
+        "{}",
+        sw.log()
+    );
+}
+
+#[test]
+fn sipp_options_is_answered() {
+    let sw = Switch::start(|t| t);
+    let run = sipp("options.xml", Some(sw.sip), 1, &["-s", CONTACT_POINT]);
+    assert!(run.ok(), "{}", run.explain());
+}
+
+#[test]
+fn sipp_no_common_codec_is_488() {
+    let sw = Switch::start(|t| t);
+    let dir = tempfile::tempdir().unwrap();
+    // G.729 only.
+    let sc = reject_scenario(dir.path(), 488, "18");
+    let run = sipp(&sc, Some(sw.sip), 1, &["-s", CONTACT_POINT]);
+    assert!(run.ok(), "{}", run.explain());
+}
+
+#[test]
+fn sipp_unmapped_number_is_404() {
+    let sw = Switch::start(|t| t);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = reject_scenario(dir.path(), 404, "0");
+    let run = sipp(&sc, Some(sw.sip), 1, &["-s", "+15559990000"]);
+    assert!(run.ok(), "{}", run.explain());
+}
+
+#[test]
+fn sipp_source_outside_allow_list_is_403() {
+    let sw = Switch::start(|t| {
+        t.replace(
+            "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+            "allow = [\"192.0.2.1/32\"]",
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sc = reject_scenario(dir.path(), 403, "0");
+    let run = sipp(&sc, Some(sw.sip), 1, &["-s", CONTACT_POINT]);
+    assert!(run.ok(), "{}", run.explain());
+    assert!(sw.log().contains("outside trunk.allow"), "{}", sw.log());
+}
+
+#[test]
+fn sipp_source_outside_allow_list_can_be_ignored() {
+    let sw = Switch::start(|t| {
+        t.replace(
+            "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+            "allow = [\"192.0.2.1/32\"]",
+        )
+        .replace("untrusted = \"reject\"", "untrusted = \"drop\"")
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    sock.send_to(&options(&sock, "drop-1", false), sw.sip)
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "a dropped request gets no answer"
+    );
+}
+
+// ---------------------------------------------------------------- raw UDP
+
+fn options(sock: &UdpSocket, id: &str, tcp: bool) -> Vec<u8> {
+    let local = sock.local_addr().unwrap();
+    let transport = if tcp { "TCP" } else { "UDP" };
+    format!(
+        "OPTIONS sip:{CONTACT_POINT}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK-{id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag={id}\r\nTo: <sip:{CONTACT_POINT}@127.0.0.1>\r\nCall-ID: {id}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends an OPTIONS and returns the status of the answer.
+fn probe(sock: &UdpSocket, to: SocketAddr, id: &str) -> Option<u16> {
+    sock.send_to(&options(sock, id, false), to).ok()?;
+    let mut buf = [0u8; 8192];
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.contains(&format!("Call-ID: {id}@probe")) {
+            return text.get(8..11)?.parse().ok();
+        }
+    }
+    None
+}
+
+fn corpora() -> std::path::PathBuf {
+    let dir = std::env::var("TPSWITCH_CORPORA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo().join("../shared/corpora"));
+    assert!(
+        dir.join("rfc4475").is_dir(),
+        "RFC 4475 corpus not found at {}: set TPSWITCH_CORPORA to the folder holding rfc4475/ and rfc5118/. \
+         To make rfc4475/: take RFC 4475's text, keep the lines between -- BEGIN MESSAGE ARCHIVE -- and \
+         -- END MESSAGE ARCHIVE -- that are a single token, join them, base64 -d | tar xz",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn torture_messages_then_options_still_answered() {
+    let sw = Switch::start(|t| t);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let dir = corpora();
+    let mut files: Vec<_> = ["rfc4475", "rfc5118"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 62, "expected the 50 + 12 corpus files");
+    let mut buf = [0u8; 65536];
+    for (i, f) in files.iter().enumerate() {
+        let msg = std::fs::read(f).unwrap();
+        sock.send_to(&msg, sw.sip).unwrap();
+        // Whatever answer comes back to us (rejects go to the source).
+        let mut answers = Vec::new();
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        // Spot checks of the statuses RFC 4475 names (the full table is the
+        // inspector's unit test).
+        let expect = match name.as_str() {
+            "badinv01.dat" | "clerr.dat" | "ncl.dat" | "scalar02.dat" | "quotbal.dat"
+            | "ltgtruri.dat" | "lwsruri.dat" | "lwsstart.dat" | "trws.dat" | "escruri.dat"
+            | "insuf.dat" | "multi01.dat" | "mcl01.dat" | "badaspec.dat" | "regbadct.dat"
+            | "badbranch.dat" | "mismatch01.dat" => Some("SIP/2.0 400"),
+            "badvers.dat" => Some("SIP/2.0 505"),
+            "unkscm.dat" | "novelsc.dat" => Some("SIP/2.0 416"),
+            "bext01.dat" => Some("SIP/2.0 420"),
+            "invut.dat" => Some("SIP/2.0 415"),
+            "intmeth.dat" | "mismatch02.dat" | "esc02.dat" => Some("SIP/2.0 501"),
+            _ => None,
+        };
+        if let Some(e) = expect {
+            assert!(
+                answers.iter().any(|a| a.starts_with(e)),
+                "{name}: expected {e}, got {answers:?}"
+            );
+        }
+        assert_eq!(
+            probe(&sock, sw.sip, &format!("after-{i}")),
+            Some(200),
+            "no 200 to OPTIONS after {name}\n{}",
+            sw.log()
+        );
+    }
+}
+
+#[test]
+fn hostile_datagrams_and_streams_then_valid_requests() {
+    use std::io::{Read, Write};
+    let sw = Switch::start(|t| t);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let valid = options(&sock, "v", false);
+    let mut junk: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\r\n\r\n".to_vec(),
+        valid[..valid.len() / 2].to_vec(),
+        valid[..20].to_vec(),
+        vec![0xff; 1400],
+        vec![b'A'; 65_000],
+        b"INVITE sip:x SIP/2.0\r\nContent-Length: 99999\r\n\r\n".to_vec(),
+        b"SIP/2.0 200 OK\r\n\r\n".to_vec(),
+    ];
+    let mut seed = 7u64;
+    for _ in 0..200 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut m = valid.clone();
+        let at = (seed >> 33) as usize % m.len();
+        m[at] = (seed >> 13) as u8;
+        m.truncate(((seed >> 40) as usize % m.len()).max(1));
+        junk.push(m);
+    }
+    for j in &junk {
+        let _ = sock.send_to(j, sw.sip);
+    }
+    // Drain whatever came back, then a valid request must be answered.
+    let mut buf = [0u8; 65536];
+    while sock.recv_from(&mut buf).is_ok() {}
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert_eq!(
+        probe(&sock, sw.sip, "after-junk"),
+        Some(200),
+        "{}",
+        sw.log()
+    );
+
+    // TCP: garbage, an oversized header block, a bad Content-Length; each
+    // kills only its own connection.
+    for bad in [
+        vec![0u8; 100],
+        vec![b'X'; 40_000],
+        b"OPTIONS sip:a SIP/2.0\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\n".to_vec(),
+    ] {
+        let mut s = std::net::TcpStream::connect(sw.sip).unwrap();
+        let _ = s.write_all(&bad);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    // A valid request over TCP, in two pieces, is answered on the same
+    // connection.
+    let mut s = std::net::TcpStream::connect(sw.sip).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let msg = options(&sock, "tcp-ok", true);
+    s.write_all(&msg[..30]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&msg[30..]).unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = s.read(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+    assert_eq!(probe(&sock, sw.sip, "after-tcp"), Some(200));
+}
+
+#[test]
+fn clean_shutdown_on_sigterm() {
+    let mut sw = Switch::start(|t| t);
+    let status = sw.terminate().expect("exit status");
+    assert!(status.success(), "{status:?}\n{}", sw.log());
+    assert!(sw.log().contains("shutting down"));
+}
+
+#[test]
+fn check_config_reports_file_key_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = test_config(dir.path(), 5080, |t| {
+        t.replacen("value = \"+1-234-567-8910\"", "value = \"+1-234\"", 1)
+    });
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("users[0].extensions[0].value"), "{err}");
+    assert!(err.contains("+1-234"), "{err}");
+    // And the default config is fine.
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

@@ -1,0 +1,186 @@
+//! The UAC leg toward the trunk, against SIPp playing the trunk as UAS:
+//! answered (200), busy (486), and a digest challenge (401) then 200.
+//! The library's SIP endpoint runs in-process on 127.0.0.1.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use common::*;
+use tpswitch::media::codec::Codec;
+use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use tpswitch::sip::endpoint::{self, EndpointConfig};
+use tpswitch::sip::inspect::Limits;
+use tpswitch::sip::transaction::Timers;
+use tpswitch::sip::transport::FrameLimits;
+use tpswitch::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
+
+const OFFER: &str = "v=0\r\no=tpswitch 1 1 IN IP4 127.0.0.1\r\ns=tpswitch\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+
+struct Uac {
+    commands: mpsc::Sender<SipCommand>,
+    events: mpsc::Receiver<SipEvent>,
+    cancel: CancellationToken,
+}
+
+async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
+    let port = free_udp_port();
+    let cfg = CoreConfig {
+        timers: Timers::default(),
+        local: Local {
+            hostport: format!("127.0.0.1:{port}"),
+            user_agent: "tpswitch-test".into(),
+        },
+        allow: vec!["127.0.0.1/32".parse().unwrap()],
+        untrusted: Untrusted::Reject,
+        max_calls: 10,
+        retry_after: Duration::from_secs(5),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        dtmf_payload_type: 101,
+        session_expires: 1800,
+        min_se: 90,
+        trunk,
+        credentials: creds,
+        follow_redirects: true,
+        max_redirects: 2,
+        limits: Limits::default(),
+    };
+    let core = SipCore::new(cfg, Box::new(|_: &str| false));
+    let (tx, rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let (handle, _task) = endpoint::start(
+        EndpointConfig {
+            bind: format!("127.0.0.1:{port}").parse().unwrap(),
+            tcp: false,
+            frame: FrameLimits {
+                max_message_bytes: 65535,
+                max_header_bytes: 16384,
+            },
+        },
+        core,
+        tx,
+        cancel.clone(),
+    )
+    .await
+    .expect("endpoint");
+    Uac {
+        commands: handle.commands,
+        events: rx,
+        cancel,
+    }
+}
+
+async fn dial(u: &Uac) -> LegId {
+    let leg = LegId::next();
+    u.commands
+        .send(SipCommand::Dial {
+            leg,
+            request: DialRequest {
+                target: "+12345678910".into(),
+                from_user: "+15550100001".into(),
+                diversion: None,
+                sdp: OFFER.as_bytes().to_vec(),
+            },
+        })
+        .await
+        .unwrap();
+    leg
+}
+
+/// The next event that is not a provisional, within `limit`.
+async fn outcome(u: &mut Uac, limit: Duration) -> SipEvent {
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, u.events.recv()).await {
+            Ok(Some(SipEvent::Progress { .. })) => continue,
+            Ok(Some(ev)) => return ev,
+            other => panic!("no outcome: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_answers_then_we_hang_up() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_answer.xml", port, 1, &[]);
+    let mut u = uac(format!("127.0.0.1:{port}").parse().unwrap(), None).await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, media } => {
+            assert_eq!(l, leg);
+            let m = media.expect("an SDP answer");
+            assert_eq!(m.telephone_event_pt, Some(101));
+            assert_eq!(m.codec, Codec::Pcmu);
+        }
+        other => panic!("expected Answered, got {other:?}\n{}", sipp.messages()),
+    }
+    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Ended { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    let status = sipp.wait(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "sipp: {status:?}\n{}\n{}",
+        sipp.errors(),
+        sipp.messages()
+    );
+    u.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_busy_is_a_typed_outcome() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_busy.xml", port, 1, &[]);
+    let mut u = uac(format!("127.0.0.1:{port}").parse().unwrap(), None).await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Failed { leg: l, outcome } => {
+            assert_eq!(l, leg);
+            assert_eq!(outcome, DialOutcome::Busy(486));
+        }
+        other => panic!("expected Failed(Busy), got {other:?}"),
+    }
+    let status = sipp.wait(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{}", sipp.errors());
+    u.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_challenge_is_answered_once_with_digest() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_auth.xml", port, 1, &[]);
+    let mut u = uac(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Some(Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        }),
+    )
+    .await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!(
+            "expected Answered after the challenge, got {other:?}\n{}\n{}",
+            sipp.errors(),
+            sipp.messages()
+        ),
+    }
+    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
+    let _ = outcome(&mut u, Duration::from_secs(10)).await;
+    let status = sipp.wait(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}\n{}",
+        sipp.errors(),
+        sipp.messages()
+    );
+    u.cancel.cancel();
+}
