@@ -3,8 +3,10 @@
 
 pub mod app;
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod flows;
 pub mod media;
 pub mod presence;
+pub mod routing;
 pub mod sip;

@@ -39,6 +39,24 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// List every user with their presence state (reads the store; works
+    /// while the switch runs).
+    Agents {
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A small runtime for the read-only subcommands.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -90,6 +108,36 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tpswitch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Agents { config, json } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match block_on(tpswitch::cli::agents::agents_report(
+                &cfg,
+                json,
+                chrono::Utc::now(),
+            )) {
+                Ok(Ok(report)) => {
+                    print!("{report}");
+                    if !report.ends_with('\n') {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("tpswitch agents: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("tpswitch agents: {e}");
                     ExitCode::FAILURE
                 }
             }

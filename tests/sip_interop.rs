@@ -31,7 +31,7 @@ fn sipp_basic_call_over_udp() {
     );
     assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
     assert!(run.messages.contains("m=audio"), "the 200 carries SDP");
-    assert!(sw.log().contains("call ended"), "{}", sw.log());
+    assert!(sw.log().contains("caller hung up"), "{}", sw.log());
 }
 
 #[test]
@@ -44,6 +44,37 @@ fn sipp_basic_call_over_tcp() {
         &["-s", CONTACT_POINT, "-d", "300", "-t", "t1"],
     );
     assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+}
+
+#[test]
+fn sipp_basic_call_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let sw = Switch::start(|t| t.replacen("bind = \"127.0.0.1:0\"", "bind = \"[::1]:0\"", 1));
+    assert!(sw.sip.is_ipv6());
+    let port = free_udp_port().to_string();
+    let run = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        1,
+        &[
+            "-s",
+            CONTACT_POINT,
+            "-d",
+            "300",
+            "-i",
+            "::1",
+            "-mi",
+            "::1",
+            "-p",
+            &port,
+        ],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+    // Our SDP speaks IPv6 too.
+    assert!(run.messages.contains("c=IN IP6 ::1"), "{}", run.messages);
 }
 
 #[test]

@@ -9,12 +9,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::call::{CallContext, CallManager};
+use crate::call::{notify, CallContext, CallManager, LegRouter};
 use crate::config::{self, Config, E164};
 use crate::media::codec::Codec;
+use crate::media::engine::{EngineConfig, MediaEngine, MediaError};
 use crate::media::ports::PortPool;
 use crate::media::prompt::{PromptError, PromptLibrary};
 use crate::media::speech;
+use crate::presence::clock::{Clock, ScaledClock, SystemClock};
+use crate::presence::service::PresenceService;
+use crate::presence::store::{Store, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
@@ -29,6 +33,10 @@ pub enum AppError {
     Prompts(#[from] PromptError),
     #[error("trunk.outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address")]
     TrunkName(String),
+    #[error("store.path: {0}")]
+    Store(#[from] StoreError),
+    #[error("media engine: {0}")]
+    Media(#[from] MediaError),
 }
 
 /// `TPSWITCH_LOG` (or `RUST_LOG`) sets the filter; `info` by default.
@@ -112,6 +120,27 @@ fn hostport(addr: SocketAddr) -> String {
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
+    let store = Store::open_sqlite(&cfg.store.path).await?;
+    let clock: Arc<dyn Clock> = match std::env::var("TPSWITCH_CLOCK_SPEED")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        Some(f) if f > 1.0 => {
+            tracing::warn!(
+                factor = f,
+                "TPSWITCH_CLOCK_SPEED: presence time runs fast (tests only)"
+            );
+            ScaledClock::new(f)
+        }
+        _ => Arc::new(SystemClock),
+    };
+    let (presence_service, presence) = PresenceService::new(store.clone(), clock);
+    let presence_events = presence.subscribe();
+    let presence_task = presence_service.spawn().await?;
+    let engine = MediaEngine::start(EngineConfig {
+        rtcp_interval: cfg.media.rtcp_interval,
+        ..EngineConfig::default()
+    })?;
     let trunk_ip = match &cfg.trunk.outbound_proxy.host {
         config::Host::Ip(ip) => *ip,
         config::Host::Name(n) => return Err(AppError::TrunkName(n.clone())),
@@ -220,7 +249,11 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         ports,
         commands: handle.commands.clone(),
         advertise: ip,
+        engine,
+        presence: presence.clone(),
+        router: LegRouter::default(),
     });
+    let notifier = tokio::spawn(notify::run(ctx.clone(), presence_events, cancel.clone()));
     let manager = CallManager::new(ctx);
     let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));
 
@@ -230,6 +263,10 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Calls hang up on cancel; give their BYEs a moment to leave.
     let _ = tokio::time::timeout(Duration::from_secs(2), calls).await;
     let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
+    notifier.abort();
+    presence.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;
+    store.close().await;
     Ok(())
 }
 

@@ -3,5 +3,7 @@
 //! Nothing here touches sockets, clocks or the store: the call shell feeds
 //! events with `now` and carries the actions out.
 
+pub mod directory;
 pub mod prompt_plan;
+pub mod queue;
 pub mod timed_presence;

@@ -47,6 +47,11 @@ impl PlayId {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// The id back from the media layer, which reports it as a number.
+    pub fn from_raw(v: u64) -> Self {
+        PlayId(v)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

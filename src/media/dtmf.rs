@@ -175,8 +175,9 @@ pub const DEFAULT_END_TIMEOUT: Duration = Duration::from_millis(250);
 /// restarted its sequence, and they are accepted.
 const REORDER_WINDOW: i16 = 64;
 
-/// How many finished event timestamps we remember to reject replays and late end packets.
-const FINISHED_MEMORY: usize = 16;
+/// How many finished events (timestamp, key) we remember to reject replays and late end
+/// packets.
+const FINISHED_MEMORY: usize = 64;
 
 #[derive(Debug)]
 struct Active {
@@ -202,7 +203,10 @@ pub struct Rfc4733Decoder {
     clock_rate: u32,
     end_timeout: Duration,
     active: Option<Active>,
-    finished: VecDeque<u32>,
+    /// Finished events by (RTP timestamp, key). A timestamp alone is not enough: some
+    /// senders (and SIPp's `dtmf_2833_*.pcap` captures) reuse one timestamp for
+    /// different keys, which are different presses.
+    finished: VecDeque<(u32, Digit)>,
     highest_seq: Option<u16>,
     events: VecDeque<DtmfEvent>,
 }
@@ -234,7 +238,7 @@ impl Rfc4733Decoder {
         // packet timestamp plus the durations of the blocks before it.
         let mut ts = pkt.timestamp;
         for block in &pkt.payload.blocks {
-            self.on_block(ts, *block, late, now);
+            self.on_block(ts, *block, late, pkt.marker, now);
             ts = ts.wrapping_add(u32::from(block.duration));
         }
     }
@@ -274,17 +278,17 @@ impl Rfc4733Decoder {
         }
     }
 
-    fn on_block(&mut self, ts: u32, block: EventBlock, late: bool, now: Instant) {
+    fn on_block(&mut self, ts: u32, block: EventBlock, late: bool, pkt_marker: bool, now: Instant) {
         // Codes outside 0-15 (flash, modem tones, ...) are not ours; they change nothing.
         let Some(digit) = Digit::from_event_code(block.event) else {
             return;
         };
         // A retransmitted end packet or a replay of a press that is over.
-        if self.finished.contains(&ts) {
+        if self.finished.contains(&(ts, digit)) {
             return;
         }
         if let Some(active) = self.active.as_mut() {
-            if active.seg_ts == ts {
+            if active.seg_ts == ts && active.digit == digit {
                 update_duration(active, block.duration);
                 active.last_packet = now;
                 if block.end {
@@ -303,16 +307,20 @@ impl Rfc4733Decoder {
                 active.seg_ts = ts;
                 active.dur_hi = block.duration;
                 active.last_packet = now;
-                self.remember_finished(old_ts);
+                self.remember_finished(old_ts, digit);
                 if block.end {
                     self.finish_active();
                 }
                 return;
             }
         }
-        // A timestamp we have not seen. A late packet must not start a press: it is a
-        // reordered leftover of an older event whose timestamp we no longer track.
-        if late {
+        // An event we have not seen. A late packet with an unknown timestamp is normally a
+        // reordered leftover of an older event we no longer track, and must not start a
+        // press; but one that carries the marker bit is the start of an event (§2.5.1.1)
+        // from a sender whose sequence numbers jumped back, as when captures are replayed
+        // (SIPp's `dtmf_2833_*.pcap` each have their own timestamp, with sequence numbers
+        // that rise in key order, so "4" then "3" goes backwards).
+        if late && !pkt_marker && !self.finished.iter().any(|(t, _)| *t == ts) {
             return;
         }
         // §2.5.1.2: a new timestamp is a new event, so whatever was active is over.
@@ -332,7 +340,7 @@ impl Rfc4733Decoder {
 
     fn finish_active(&mut self) {
         if let Some(a) = self.active.take() {
-            self.remember_finished(a.seg_ts);
+            self.remember_finished(a.seg_ts, a.digit);
             let nanos = a.total_samples() * 1_000_000_000 / u64::from(self.clock_rate);
             self.events.push_back(DtmfEvent::Ended {
                 digit: a.digit,
@@ -341,11 +349,11 @@ impl Rfc4733Decoder {
         }
     }
 
-    fn remember_finished(&mut self, ts: u32) {
+    fn remember_finished(&mut self, ts: u32, digit: Digit) {
         if self.finished.len() == FINISHED_MEMORY {
             self.finished.pop_front();
         }
-        self.finished.push_back(ts);
+        self.finished.push_back((ts, digit));
     }
 }
 

@@ -470,3 +470,46 @@ fn other_clock_rate() {
     dec.on_packet(pkt(1, 0, true, 12, true, 800), t0);
     assert_eq!(ended_durations(&drain(&mut dec)), [100 * MS]);
 }
+
+/// SIPp's `dtmf_2833_*.pcap` captures all carry RTP timestamp 13280 and the
+/// same sequence numbers: played one after another they are different keys
+/// (different presses); the same capture twice is one press.
+#[test]
+fn replayed_captures_sharing_timestamp_and_sequence() {
+    let mut dec = Rfc4733Decoder::new(8000);
+    let t0 = Instant::now();
+    let mut at = 0u64;
+    let mut feed_at = |dec: &mut Rfc4733Decoder, code: u8| {
+        let pkts: Vec<_> = press(7984, 13280, code, 1280)
+            .into_iter()
+            .map(|(p, ms)| (p, ms + at))
+            .collect();
+        feed(dec, t0, &pkts);
+        at += 1000;
+    };
+    for code in [1u8, 2, 3, 11, 10, 2] {
+        feed_at(&mut dec, code);
+    }
+    let evs = drain(&mut dec);
+    // 1, 2, 3, #, *, then 2 again: "2" at 13280 already finished: one press.
+    assert_eq!(digits_started(&evs), "123#*");
+    assert_eq!(digits_ended(&evs), "123#*");
+}
+
+/// SIPp's captures played "4" then "3": the second has its own timestamp but
+/// sequence numbers ~34 behind the first. Its marked start packet is a new
+/// press; an unmarked straggler would not be.
+#[test]
+fn marked_start_behind_in_sequence_is_a_new_press() {
+    let t0 = Instant::now();
+    let mut dec = Rfc4733Decoder::new(8000);
+    feed(&mut dec, t0, &press(8121, 37120, 4, 1280));
+    let later: Vec<_> = press(8087, 31040, 3, 1280)
+        .into_iter()
+        .map(|(p, ms)| (p, ms + 500))
+        .collect();
+    feed(&mut dec, t0, &later);
+    let evs = drain(&mut dec);
+    assert_eq!(digits_started(&evs), "43");
+    assert_eq!(digits_ended(&evs), "43");
+}

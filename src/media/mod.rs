@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod dtmf_tx;
+pub mod engine;
 pub mod g711;
 pub mod inband;
 pub mod latch;

@@ -11,8 +11,11 @@
 //! Times here are `chrono::DateTime<Utc>`, not `Instant`: a window is a
 //! wall-clock fact that is stored, shown to people and must survive a restart.
 
+pub mod agent_state;
 pub mod calls;
+pub mod clock;
 pub mod scheduler;
+pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
 pub mod store;

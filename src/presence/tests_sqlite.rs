@@ -265,7 +265,7 @@ async fn reopen_is_idempotent_and_keeps_data() {
             .fetch_all(s.pool())
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2], "each migration applied once");
+    assert_eq!(applied, vec![1, 2, 3], "each migration applied once");
 }
 
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn read_only_open_refuses_missing_or_unmigrated_files() {
             err,
             StoreError::OldSchema {
                 found: 0,
-                needed: 2,
+                needed: 3,
                 ..
             }
         ),

@@ -49,6 +49,7 @@ pub struct Switch {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     stdout: mpsc::Receiver<String>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The default config with test-friendly values: loopback, ephemeral SIP
@@ -58,7 +59,10 @@ pub fn test_config(dir: &Path, trunk_port: u16, edit: impl FnOnce(String) -> Str
     let text =
         std::fs::read_to_string(repo().join("config/tpswitch.toml")).expect("config/tpswitch.toml");
     let block = NEXT_RTP_BLOCK.fetch_add(1, Ordering::Relaxed);
-    let rtp_start = 30000 + (block % 100) * 200 + (std::process::id() as u16 % 8) * 2;
+    // Below the kernel's ephemeral range (32768+), spread by process and
+    // test so concurrent runs rarely meet; the pool skips ports in use.
+    let slot = (u32::from(block) * 7 + std::process::id() * 13) % 60;
+    let rtp_start = 20000 + (slot as u16) * 200;
     let prompts = repo().join("prompts");
     let text = text
         .replacen("bind = \"0.0.0.0:5060\"", "bind = \"127.0.0.1:0\"", 1)
@@ -112,7 +116,7 @@ impl Switch {
         });
         let err = child.stderr.take().expect("stderr");
         let log = dir.path().join("switch.log");
-        std::thread::spawn(move || {
+        let log_thread = std::thread::spawn(move || {
             let mut f = std::fs::File::create(log).ok();
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(f) = f.as_mut() {
@@ -142,6 +146,14 @@ impl Switch {
             dir,
             config,
             stdout: rx,
+            log_thread: Some(log_thread),
+        }
+    }
+
+    /// After the process is gone, wait until its last log lines are on disk.
+    fn flush_log(&mut self) {
+        if let Some(t) = self.log_thread.take() {
+            let _ = t.join();
         }
     }
 
@@ -159,6 +171,7 @@ impl Switch {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.flush_log();
     }
 
     /// SIGTERM and wait: a clean shutdown. Returns the exit status.
@@ -167,14 +180,20 @@ impl Switch {
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
             .status();
+        let mut status = None;
         for _ in 0..100 {
             if let Ok(Some(s)) = c.try_wait() {
-                return Some(s);
+                status = Some(s);
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = c.kill();
-        c.wait().ok()
+        if status.is_none() {
+            let _ = c.kill();
+            status = c.wait().ok();
+        }
+        self.flush_log();
+        status
     }
 
     /// Runs a `tpswitch` subcommand against this switch's config.
@@ -237,7 +256,10 @@ pub fn sipp(scenario: &str, target: Option<SocketAddr>, calls: u32, extra: &[&st
     if let Some(t) = target {
         cmd.arg(t.to_string());
     }
-    cmd.args(["-i", "127.0.0.1", "-m", &calls.to_string()])
+    if !extra.contains(&"-i") {
+        cmd.args(["-i", "127.0.0.1"]);
+    }
+    cmd.args(["-m", &calls.to_string()])
         .args([
             "-timeout",
             "30s",

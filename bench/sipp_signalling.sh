@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Signalling-only load: SIPp's built-in uac (INVITE, 200, ACK, BYE, no pause)
+# against the release binary pinned to one core (taskset -c 1), SIPp on core 0.
+#
+#   bench/sipp_signalling.sh [RATE] [CALLS]     defaults: 1000 calls/s, 30000 calls
+#
+# Prints SIPp's summary and the INVITE->200 response-time percentiles.
+# Everything runs on 127.0.0.1 and stops by itself (-m and -timeout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${1:-1000}
+CALLS=${2:-30000}
+PORT=${PORT:-5960}
+work=$(mktemp -d)
+trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
+    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
+    -e "s|max_calls = 2000|max_calls = 100000|" \
+    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
+    -e "s|\"../prompts/|\"$PWD/prompts/|" \
+    config/tpswitch.toml > "$work/tpswitch.toml"
+
+TPSWITCH_LOG=warn taskset -c 1 target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
+SWITCH_PID=$!
+for _ in $(seq 100); do grep -q "tpswitch listening" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+
+cd "$work"
+taskset -c 0 sipp -sn uac -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5961 -mp 6200 \
+  -r "$RATE" -rp 1000 -m "$CALLS" -d 0 -l 60000 -timeout 120s -nostdin -max_socket 1000 \
+  -trace_rtt -rtt_freq 1000 -trace_stat -fd 1 > sipp.out 2>&1 || true
+tail -60 sipp.out | grep -E "Successful call|Failed call|Call Rate|Elapsed|Total Call created" || true
+rtt=$(ls ./*_rtt.csv 2>/dev/null | head -1)
+if [ -n "$rtt" ]; then
+  python3 - "$rtt" <<'PY'
+import sys, csv
+vals = []
+with open(sys.argv[1]) as f:
+    for row in csv.reader(f, delimiter=';'):
+        try:
+            vals.append(float(row[2]))
+        except (ValueError, IndexError):
+            pass
+vals.sort()
+if vals:
+    pct = lambda p: vals[min(len(vals) - 1, int(p * len(vals)))]
+    print(f"INVITE->200 ms over {len(vals)} calls: p50 {pct(0.5):.2f}  p99 {pct(0.99):.2f}  max {vals[-1]:.2f}")
+PY
+fi
+stat=$(ls ./*_.csv 2>/dev/null | head -1 || true)
+echo "switch CPU (user+sys s): $(ps -o times= -p "$SWITCH_PID" 2>/dev/null || echo '?')"

@@ -1,0 +1,172 @@
+//! Pacing benchmark: N prompt streams to local receivers for a few seconds, then the send
+//! lateness distribution and the pacing thread's CPU time.
+//!
+//! `cargo bench --bench pacing -- 1000 10` (streams, seconds); or PACING_STREAMS /
+//! PACING_SECS. PACING_SPIN_US and PACING_GRID_US override `EngineConfig::spin` and
+//! `start_granularity`. Each session holds 4 descriptors: `ulimit -n` must exceed 4 × N + 100.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tpswitch::media::codec::Codec;
+use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
+use tpswitch::media::ports::PortPool;
+use tpswitch::media::prompt::Prompt;
+use tpswitch::sip::sdp::{negotiate, parse_offer};
+
+const RECEIVERS: usize = 4;
+
+fn arg(i: usize, env: &str, default: u64) -> u64 {
+    std::env::args()
+        .filter(|a| !a.starts_with('-'))
+        .nth(i)
+        .or_else(|| std::env::var(env).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of the named thread of this process, from /proc (USER_HZ = 100).
+fn thread_cpu(name: &str) -> Option<Duration> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        return Some(Duration::from_millis(ticks * 10));
+    }
+    None
+}
+
+fn main() {
+    let n = arg(1, "PACING_STREAMS", 100) as usize;
+    let secs = arg(2, "PACING_SECS", 10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..RECEIVERS {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("receiver socket");
+        s.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        addrs.push(s.local_addr().expect("addr"));
+        let (stop, received) = (stop.clone(), received.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if s.recv_from(&mut buf).is_ok() {
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let pcm: Vec<i16> = (0..8000 * (secs as usize + 2))
+        .map(|i| ((i as f32 * 0.3).sin() * 6000.0) as i16)
+        .collect();
+    let prompt = Arc::new(Prompt::from_pcm("bench", &pcm));
+    let mut cfg = EngineConfig::default();
+    if let Some(us) = std::env::var("PACING_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.spin = Duration::from_micros(us);
+    }
+    if let Some(us) = std::env::var("PACING_GRID_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.start_granularity = Duration::from_micros(us);
+    }
+    println!(
+        "spin {:?}, start grid {:?}",
+        cfg.spin, cfg.start_granularity
+    );
+    let engine = MediaEngine::start(cfg).expect("engine");
+    // Room to skip ports other processes hold.
+    let last = (30_000 + 4 * n + 100).min(65_000) as u16;
+    let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 30_000, last);
+
+    rt.block_on(async {
+        let mut sessions = Vec::with_capacity(n);
+        // Spread stream starts over one packet time, as calls arriving at random would.
+        for i in 0..n {
+            let peer = addrs[i % RECEIVERS];
+            let sdp = format!(
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio {} RTP/AVP 0\r\n",
+                peer.port()
+            );
+            let neg =
+                negotiate(&parse_offer(sdp.as_bytes()).expect("sdp"), &Codec::ALL).expect("neg");
+            let ports = pool.allocate().expect("ports (range 30000+)");
+            let opts = SessionOptions {
+                rtp_timeout: Duration::from_secs(3600),
+                ..SessionOptions::default()
+            };
+            let (s, ev) = engine.open(ports, &neg, opts).expect("open");
+            s.play(1, vec![prompt.clone()]).expect("play");
+            sessions.push((s, ev));
+            // Blocking the runtime briefly is fine here: nothing else runs on it yet.
+            std::thread::sleep(Duration::from_micros(20_000 / n as u64));
+        }
+        // Warm-up: the opening burst is not steady state.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        engine.stats().reset_lateness();
+        let late0 = engine.stats().snapshot().late_sends;
+        let cpu0 = thread_cpu("media-pace-0").unwrap_or_default();
+        let sent0 = engine.stats().snapshot().packets_sent;
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let wall = t0.elapsed();
+        let cpu = thread_cpu("media-pace-0")
+            .unwrap_or_default()
+            .saturating_sub(cpu0);
+        let st = engine.stats().snapshot();
+        let sent = st.packets_sent - sent0;
+        let q = |p| engine.stats().lateness_quantile(p).unwrap_or_default();
+        println!(
+            "streams {n}, {:.1} s: sent {sent} ({:.0} pps, expected {:.0})",
+            wall.as_secs_f64(),
+            sent as f64 / wall.as_secs_f64(),
+            n as f64 * 50.0
+        );
+        println!(
+            "lateness p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?} (10 µs buckets, after 1 s warm-up)",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            q(1.0)
+        );
+        println!(
+            "late (>1 ms) {}  send errors {}  skipped ticks {}",
+            st.late_sends - late0,
+            st.send_errors,
+            st.ticks_skipped
+        );
+        println!(
+            "pacing thread CPU {:?} = {:.1} % of a core, {:.2} µs per stream-second",
+            cpu,
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64())
+        );
+        drop(sessions);
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    println!(
+        "received at the sinks: {}",
+        received.load(Ordering::Relaxed)
+    );
+}

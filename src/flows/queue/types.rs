@@ -1,0 +1,261 @@
+//! The queue engine's vocabulary: what the shell tells it ([`Event`]), what
+//! it asks the shell to do ([`Action`]), and the records it leaves for the
+//! store.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{CallId, DialOutcome, HungUpBy, SipOutcome};
+use crate::config::E164;
+use crate::flows::prompt_plan::PromptName;
+
+/// One attempt to reach an agent for a call (one outbound leg). Unique for
+/// the engine's life, so events from an abandoned attempt are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(pub u64);
+
+/// A queue of this engine, from [`QueueEngine::queue_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueId(pub(super) usize);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A customer reached a queue flow (not yet answered).
+    CustomerArrived {
+        call: CallId,
+        queue: QueueId,
+    },
+    CustomerHungUp {
+        call: CallId,
+    },
+    /// 18x on the agent's leg.
+    AgentLegProgress {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// 2xx on the agent's leg, ACKed.
+    AgentLegAnswered {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// The agent's leg answered but no media arrived within the shell's
+    /// limit (5 s): a dead answer, treated as not answered.
+    AgentLegMediaTimeout {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// The agent's leg ended without a dialog.
+    AgentLegFailed {
+        call: CallId,
+        attempt: AttemptId,
+        outcome: DialOutcome,
+    },
+    /// The extension digits of `SendExt` have all been sent.
+    AgentExtSent {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    WhisperFinished {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// A key on the agent's leg (reported when it goes down).
+    AgentDigit {
+        call: CallId,
+        attempt: AttemptId,
+        digit: char,
+    },
+    /// The agent's answered leg ended (BYE from the agent).
+    AgentHungUp {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    AgentOnline {
+        user: String,
+        until: DateTime<Utc>,
+    },
+    AgentOffline {
+        user: String,
+    },
+    /// The agent's online window reached its end.
+    WindowEnded {
+        user: String,
+    },
+    /// The deadline passed.
+    Timer,
+}
+
+/// Why the engine took an agent offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineReason {
+    /// `max_no_answer` consecutive missed offers.
+    MaxNoAnswer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Answer the customer's leg (200 with SDP).
+    AnswerCustomer {
+        call: CallId,
+    },
+    /// Play `once`, then loop `looped` until the next play, bridge or hang-up.
+    PlayCustomer {
+        call: CallId,
+        once: Vec<PromptName>,
+        looped: Vec<PromptName>,
+    },
+    /// Call `user` (their first extension) through the trunk.
+    DialAgent {
+        call: CallId,
+        attempt: AttemptId,
+        user: String,
+    },
+    /// Stop a ringing attempt (CANCEL, RFC 3261 §9.1).
+    CancelAgent {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// Wait `pause`, then send `digits` as DTMF on the agent's leg; report
+    /// `AgentExtSent`.
+    SendExt {
+        call: CallId,
+        attempt: AttemptId,
+        digits: String,
+        pause: Duration,
+    },
+    /// Play to the agent; report `WhisperFinished`. Keys stay live.
+    PlayAgent {
+        call: CallId,
+        attempt: AttemptId,
+        clips: Vec<PromptName>,
+    },
+    /// Stop both playbacks and connect the customer and the agent.
+    Bridge {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    /// End the agent's answered leg (BYE).
+    HangUpAgent {
+        call: CallId,
+        attempt: AttemptId,
+    },
+    HangUpCustomer {
+        call: CallId,
+    },
+    PlayOverflowAndHangUp {
+        call: CallId,
+        clips: Vec<PromptName>,
+    },
+    /// Hand the customer to the overflow number.
+    TransferToOverflow {
+        call: CallId,
+        number: E164,
+    },
+    /// Persist the agent as offline (forced) and close their window.
+    SetAgentOffline {
+        user: String,
+        reason: OfflineReason,
+    },
+    /// Ring the agent briefly to tell them they are now offline.
+    NotifyAgent {
+        user: String,
+    },
+    RecordAttempt(AttemptReport),
+    RecordCall(CallReport),
+}
+
+/// How an attempt ended, for the `hangup_cause` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// Bridged, then one side hung up.
+    Completed,
+    RingTimeout,
+    Busy,
+    Declined,
+    NoAnswer,
+    /// 5xx or another failure from the trunk.
+    TrunkFailed,
+    /// Answered without media.
+    NoMedia,
+    /// Answered, never pressed the accept key.
+    NotAccepted,
+    /// Answered and hung up before accepting.
+    AgentHungUp,
+    /// The customer hung up before the agent accepted.
+    CustomerHungUp,
+    /// The extension digits were never reported sent.
+    ExtNotSent,
+}
+
+impl AttemptEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptEnd::Completed => "completed",
+            AttemptEnd::RingTimeout => "ring-timeout",
+            AttemptEnd::Busy => "busy",
+            AttemptEnd::Declined => "declined",
+            AttemptEnd::NoAnswer => "no-answer",
+            AttemptEnd::TrunkFailed => "trunk-failed",
+            AttemptEnd::NoMedia => "no-media",
+            AttemptEnd::NotAccepted => "not-accepted",
+            AttemptEnd::AgentHungUp => "agent-hung-up",
+            AttemptEnd::CustomerHungUp => "customer-hung-up",
+            AttemptEnd::ExtNotSent => "ext-not-sent",
+        }
+    }
+}
+
+/// One finished attempt, for `NewAttempt` (the shell turns `Instant`s into
+/// wall-clock times).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    pub call: CallId,
+    pub attempt: AttemptId,
+    pub user: String,
+    pub started: Instant,
+    /// From the INVITE to the answer, final response or CANCEL.
+    pub ring: Duration,
+    pub sip_outcome: SipOutcome,
+    pub sip_status: Option<u16>,
+    /// From the answer to the accept key.
+    pub accept_latency: Option<Duration>,
+    pub end: AttemptEnd,
+    pub hung_up_by: Option<HungUpBy>,
+}
+
+/// How a customer call left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Bridged,
+    /// The customer hung up before being bridged.
+    Abandoned,
+    /// Played `unavailable` and hung up.
+    Overflow,
+    Transferred,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Bridged => "bridged",
+            CallOutcome::Abandoned => "abandoned",
+            CallOutcome::Overflow => "overflow",
+            CallOutcome::Transferred => "transferred",
+        }
+    }
+}
+
+/// One finished customer call, for `CallUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReport {
+    pub call: CallId,
+    pub queue: String,
+    pub outcome: CallOutcome,
+    /// The agent the call was bridged to.
+    pub agent: Option<String>,
+    pub arrived: Instant,
+    pub bridged: Option<Instant>,
+    pub ended: Instant,
+    pub hung_up_by: HungUpBy,
+}

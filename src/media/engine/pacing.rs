@@ -1,0 +1,450 @@
+//! The pacing thread: sleeps to absolute deadlines, serves every stream due, sends one packet
+//! per stream per tick. Owns the per-stream playback and DTMF-sending state, so none of it
+//! needs a lock; only the small outbound state (`Tx`) is shared with the relay.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::shared::Shared;
+use super::{DtmfFailure, EngineConfig, MediaEvent, MediaStats};
+use crate::media::codec::Codec;
+use crate::media::dtmf::{Digit, DtmfToneSpec, Rfc4733Encoder};
+use crate::media::pacer::{Due, Pacer, StreamId};
+use crate::media::prompt::{Prompt, FRAME_DURATION};
+use crate::media::rtcp::{self, NtpTime};
+
+/// The longest the thread parks with nothing due, so it notices the engine went away.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+pub(crate) enum Cmd {
+    Add {
+        shared: Arc<Shared>,
+        silence: bool,
+    },
+    Play {
+        sid: u64,
+        id: u64,
+        clips: Vec<Arc<Prompt>>,
+    },
+    Stop {
+        sid: u64,
+    },
+    SendDtmf {
+        sid: u64,
+        digits: Vec<Digit>,
+        pause_before: Duration,
+    },
+}
+
+struct Playback {
+    id: u64,
+    clips: Vec<Arc<Prompt>>,
+    clip: usize,
+    frame: usize,
+    started: bool,
+}
+
+impl Playback {
+    /// Move past exhausted clips; true when nothing is left to send.
+    fn settle(&mut self) -> bool {
+        while let Some(c) = self.clips.get(self.clip) {
+            if self.frame < c.frame_count() {
+                return false;
+            }
+            self.clip += 1;
+            self.frame = 0;
+        }
+        true
+    }
+
+    /// Skip `n` frames (ticks lost to a stall), keeping audio in step with the clock.
+    fn skip(&mut self, mut n: u64) {
+        while n > 0 && !self.settle() {
+            let Some(c) = self.clips.get(self.clip) else {
+                return;
+            };
+            let left = (c.frame_count() - self.frame) as u64;
+            let step = left.min(n);
+            self.frame += step as usize;
+            n -= step;
+        }
+    }
+}
+
+struct DtmfJob {
+    digits: VecDeque<Digit>,
+    /// Ticks to wait before the next digit starts.
+    wait: u64,
+    tone: Option<Rfc4733Encoder>,
+}
+
+struct Stream {
+    shared: Arc<Shared>,
+    silence: bool,
+    play: Option<Playback>,
+    dtmf: Option<DtmfJob>,
+    next_rtcp: Instant,
+}
+
+/// What one tick sends.
+enum Payload {
+    None,
+    Audio { frame: bytes::Bytes, marker: bool },
+    Silence,
+    Event(crate::media::dtmf::OutgoingEvent),
+}
+
+pub(crate) struct PacingThread {
+    rx: Receiver<Cmd>,
+    pacer: Pacer,
+    streams: HashMap<u64, Stream>,
+    stats: Arc<MediaStats>,
+    spin: Duration,
+    late: Duration,
+    rtcp_interval: Duration,
+    cname: String,
+    tone: Duration,
+    gap_ticks: u64,
+    buf: Vec<u8>,
+    rtcp_buf: Vec<u8>,
+    silence: [Vec<u8>; 2],
+    events: Vec<(Arc<Shared>, MediaEvent)>,
+}
+
+impl PacingThread {
+    pub fn new(rx: Receiver<Cmd>, cfg: &EngineConfig, stats: Arc<MediaStats>) -> Self {
+        let n = Codec::SAMPLES_PER_FRAME;
+        PacingThread {
+            rx,
+            pacer: Pacer::new(FRAME_DURATION),
+            streams: HashMap::new(),
+            stats,
+            // Bounded so a bad configuration cannot turn the thread into a busy loop.
+            spin: cfg.spin.min(Duration::from_millis(1)),
+            late: cfg.late_threshold,
+            rtcp_interval: cfg
+                .rtcp_interval
+                .clamp(Duration::from_millis(100), Duration::from_secs(3600)),
+            cname: cfg.cname.clone(),
+            tone: cfg.dtmf_tone,
+            gap_ticks: ticks(cfg.dtmf_gap),
+            buf: Vec::with_capacity(256),
+            rtcp_buf: Vec::with_capacity(128),
+            silence: [
+                vec![Codec::Pcmu.silence_byte(); n],
+                vec![Codec::Pcma.silence_byte(); n],
+            ],
+            events: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if !self.drain_commands() {
+                return;
+            }
+            let now = Instant::now();
+            while let Some(due) = self.pacer.poll_due(now) {
+                self.serve(due);
+            }
+            for (shared, ev) in self.events.drain(..) {
+                shared.emit(ev);
+            }
+            let now = Instant::now();
+            let next = self
+                .pacer
+                .deadline()
+                .map_or(now + IDLE_WAKE, |d| d.min(now + IDLE_WAKE));
+            if next > now + self.spin {
+                // Woken early by a command (unpark) or the timer: loop to drain and re-check.
+                std::thread::park_timeout(next - now - self.spin);
+            } else {
+                while Instant::now() < next {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// Apply queued commands; false once every sender is gone (engine and sessions dropped).
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.command(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Add { shared, silence } => {
+                let id = shared.id;
+                self.pacer.add(StreamId(id), shared.start);
+                let next_rtcp = shared.start + self.rtcp_interval;
+                self.streams.insert(
+                    id,
+                    Stream {
+                        shared,
+                        silence,
+                        play: None,
+                        dtmf: None,
+                        next_rtcp,
+                    },
+                );
+            }
+            Cmd::Play { sid, id, clips } => {
+                let Some(s) = self.streams.get_mut(&sid) else {
+                    return;
+                };
+                let mut p = Playback {
+                    id,
+                    clips,
+                    clip: 0,
+                    frame: 0,
+                    started: false,
+                };
+                if p.settle() {
+                    s.shared.emit(MediaEvent::PlaybackFinished(id));
+                    s.play = None;
+                } else {
+                    s.play = Some(p);
+                }
+            }
+            Cmd::Stop { sid } => {
+                if let Some(s) = self.streams.get_mut(&sid) {
+                    s.play = None;
+                }
+            }
+            Cmd::SendDtmf {
+                sid,
+                digits,
+                pause_before,
+            } => {
+                let Some(s) = self.streams.get_mut(&sid) else {
+                    return;
+                };
+                if s.shared.tx().te_pt.is_none() {
+                    s.shared
+                        .emit(MediaEvent::DtmfFailed(DtmfFailure::NoTelephoneEvent));
+                    return;
+                }
+                s.dtmf = Some(DtmfJob {
+                    digits: digits.into(),
+                    wait: ticks(pause_before),
+                    tone: None,
+                });
+            }
+        }
+    }
+
+    fn serve(&mut self, due: Due) {
+        let sid = due.stream.0;
+        let Some(s) = self.streams.get_mut(&sid) else {
+            self.pacer.remove(due.stream);
+            return;
+        };
+        if s.shared.is_closed() {
+            self.pacer.remove(due.stream);
+            self.streams.remove(&sid);
+            return;
+        }
+        if due.skipped > 0 {
+            self.stats
+                .ticks_skipped
+                .fetch_add(due.skipped, std::sync::atomic::Ordering::Relaxed);
+            if let Some(p) = s.play.as_mut() {
+                p.skip(due.skipped);
+            }
+        }
+        let shared = s.shared.clone();
+        let mut tx = shared.tx();
+        let mut send_to = None;
+        if tx.relay.is_some() {
+            // Bridged: the relay sends; prompts stop, digits cannot interleave with relayed
+            // packets' sequence numbers.
+            s.play = None;
+            if s.dtmf.take().is_some() {
+                self.events
+                    .push((shared.clone(), MediaEvent::DtmfFailed(DtmfFailure::Bridged)));
+            }
+        } else {
+            let payload = next_payload(
+                s,
+                &mut tx,
+                due.tick,
+                self.tone,
+                self.gap_ticks,
+                &mut self.events,
+            );
+            let built = match payload {
+                // Held (RFC 3264 §5.1 sendonly/inactive from the peer): state advanced above,
+                // but nothing is built, so the sequence shows no false loss on resume.
+                _ if !tx.may_send => None,
+                Payload::None => None,
+                Payload::Audio { frame, marker } => {
+                    let pt = tx.pt;
+                    tx.stream
+                        .build_packet(pt, &frame, due.tick, marker, &mut self.buf)
+                        .ok()
+                        .map(|()| frame.len())
+                }
+                Payload::Silence => {
+                    let pt = tx.pt;
+                    let frame = match tx.codec {
+                        Codec::Pcmu => &self.silence[0],
+                        Codec::Pcma => &self.silence[1],
+                    };
+                    tx.stream
+                        .build_packet(pt, frame, due.tick, false, &mut self.buf)
+                        .ok()
+                        .map(|()| frame.len())
+                }
+                Payload::Event(ev) => tx.te_pt.and_then(|pt| {
+                    tx.stream
+                        .build_event_packet(
+                            pt,
+                            &ev.payload,
+                            due.tick,
+                            ev.timestamp,
+                            ev.marker,
+                            &mut self.buf,
+                        )
+                        .ok()
+                        .map(|()| ev.payload.len())
+                }),
+            };
+            if let Some(len) = built {
+                tx.count_sent(len);
+                send_to = Some(tx.dest);
+            }
+        }
+        let mut rtcp_to = None;
+        if due.ideal >= s.next_rtcp {
+            s.next_rtcp += self.rtcp_interval;
+            if !tx.rtcp_dest.ip().is_unspecified() && tx.rtcp_dest.port() != 0 {
+                self.rtcp_buf.clear();
+                write_report(&tx, due.tick, &self.cname, &mut self.rtcp_buf);
+                rtcp_to = Some(tx.rtcp_dest);
+            }
+        }
+        drop(tx);
+        if let Some(dest) = send_to {
+            if shared.send_rtp(&self.buf, dest) {
+                MediaStats::bump(&self.stats.packets_sent);
+            }
+            let late = Instant::now().saturating_duration_since(due.ideal);
+            self.stats.record_lateness(late);
+            if late > self.late {
+                MediaStats::bump(&self.stats.late_sends);
+            }
+        }
+        if let Some(dest) = rtcp_to {
+            shared.send_rtcp(&self.rtcp_buf, dest);
+        }
+    }
+}
+
+/// Decide what this tick carries and advance the playback/DTMF state. Held sessions advance
+/// too (a prompt keeps time and finishes), they just do not send.
+fn next_payload(
+    s: &mut Stream,
+    tx: &mut super::shared::Tx,
+    tick: u64,
+    tone: Duration,
+    gap_ticks: u64,
+    events: &mut Vec<(Arc<Shared>, MediaEvent)>,
+) -> Payload {
+    if let Some(job) = s.dtmf.as_mut() {
+        if job.wait > 0 {
+            job.wait -= 1;
+        } else {
+            if job.tone.is_none() {
+                match job.digits.pop_front() {
+                    Some(d) => {
+                        // RFC 4733 §2.5.1.2: the event timestamp is the start of the tone,
+                        // on the same timeline as the audio.
+                        let mut spec = DtmfToneSpec::new(d, tx.ts_for_tick(tick));
+                        spec.duration = tone;
+                        spec.interval = FRAME_DURATION;
+                        job.tone = Some(Rfc4733Encoder::new(spec));
+                    }
+                    None => {
+                        s.dtmf = None;
+                        events.push((s.shared.clone(), MediaEvent::DtmfSent));
+                        return audio_payload(s, tx, events);
+                    }
+                }
+            }
+            if let Some(ev) = job.tone.as_mut().and_then(Iterator::next) {
+                // The encoder is a few words; peeking through a copy finds its last packet.
+                let last = job.tone.as_ref().is_none_or(|t| t.clone().next().is_none());
+                if last {
+                    job.tone = None;
+                    job.wait = gap_ticks;
+                    if job.digits.is_empty() {
+                        s.dtmf = None;
+                        events.push((s.shared.clone(), MediaEvent::DtmfSent));
+                    }
+                }
+                return Payload::Event(ev);
+            }
+            job.tone = None;
+        }
+    }
+    audio_payload(s, tx, events)
+}
+
+fn audio_payload(
+    s: &mut Stream,
+    tx: &super::shared::Tx,
+    events: &mut Vec<(Arc<Shared>, MediaEvent)>,
+) -> Payload {
+    if let Some(p) = s.play.as_mut() {
+        if !p.settle() {
+            let frame = p.clips.get(p.clip).and_then(|c| c.frame(tx.codec, p.frame));
+            p.frame += 1;
+            let marker = !p.started;
+            p.started = true;
+            let id = p.id;
+            if p.settle() {
+                s.play = None;
+                events.push((s.shared.clone(), MediaEvent::PlaybackFinished(id)));
+            }
+            if let Some(frame) = frame {
+                return Payload::Audio { frame, marker };
+            }
+        }
+    }
+    if s.silence {
+        Payload::Silence
+    } else {
+        Payload::None
+    }
+}
+
+/// SR once we have sent, else an empty RR (RFC 3550 §6.4), then the SDES CNAME every
+/// compound packet needs (§6.1).
+fn write_report(tx: &super::shared::Tx, tick: u64, cname: &str, out: &mut Vec<u8>) {
+    let ssrc = tx.stream.ssrc();
+    if tx.packets > 0 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let ntp = NtpTime::from_unix(now);
+        rtcp::write_sender_report(ssrc, ntp, tx.ts_for_tick(tick), tx.packets, tx.octets, out);
+    } else {
+        out.extend_from_slice(&[0x80, 201, 0, 1]);
+        out.extend_from_slice(&ssrc.to_be_bytes());
+    }
+    rtcp::write_sdes_cname(ssrc, cname, out);
+}
+
+/// Whole packet times in `d`, rounded up.
+fn ticks(d: Duration) -> u64 {
+    let n = d.as_nanos().div_ceil(FRAME_DURATION.as_nanos());
+    u64::try_from(n).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,304 @@
+//! The receive task of one session: RTP and RTCP in, latch, DTMF detection, RTP timeout, and
+//! (when bridged) the relay to the other leg.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtp_rs::RtpReader;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::relay::{self, Kind};
+use super::shared::Shared;
+use super::{MediaEvent, MediaStats, SessionOptions};
+use crate::media::codec::Codec;
+use crate::media::dtmf::{DtmfEvent, Rfc4733Decoder, TelephoneEventPacket, TelephoneEventPayload};
+use crate::media::g711;
+use crate::media::inband::InbandDetector;
+use crate::media::latch::{Latch, Verdict};
+use crate::media::rtcp;
+use crate::sip::sdp::Negotiated;
+
+/// Larger than any RTP packet we accept (G.711 at 60 ms is 492 bytes); longer datagrams are
+/// truncated by the kernel and then fail to parse or carry a cut payload, harmlessly.
+const RECV_BUF: usize = 1500;
+
+/// No timer pending: park the timer branch this far out.
+const FAR: Duration = Duration::from_secs(3600);
+/// Longest RTP timeout honoured (a day: effectively "never" for a call).
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+pub(crate) enum Ctrl {
+    Remote(Box<Negotiated>),
+    Bridge { peer: Arc<Shared>, id: u64 },
+    Unbridge { id: u64 },
+}
+
+pub(crate) struct RecvTask {
+    shared: Arc<Shared>,
+    ctrl: mpsc::Receiver<Ctrl>,
+    cancel: CancellationToken,
+    neg: Negotiated,
+    latch: Latch,
+    rtcp_latch: Latch,
+    decoder: Rfc4733Decoder,
+    inband: Option<InbandDetector>,
+    pcm: Vec<i16>,
+    timeout: Duration,
+    last_rx: Instant,
+    timed_out: bool,
+    peer: Option<(Arc<Shared>, u64)>,
+}
+
+impl RecvTask {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        ctrl: mpsc::Receiver<Ctrl>,
+        cancel: CancellationToken,
+        neg: &Negotiated,
+        opts: &SessionOptions,
+        latch: Latch,
+        rtcp_latch: Latch,
+        now: Instant,
+    ) -> Self {
+        RecvTask {
+            shared,
+            ctrl,
+            cancel,
+            neg: neg.clone(),
+            latch,
+            rtcp_latch,
+            decoder: Rfc4733Decoder::new(8000),
+            inband: opts.inband_dtmf.then(InbandDetector::new),
+            pcm: Vec::new(),
+            // Bounded so `last_rx + timeout` cannot overflow an Instant.
+            timeout: opts.rtp_timeout.min(MAX_TIMEOUT),
+            last_rx: now,
+            timed_out: false,
+            peer: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut rbuf = vec![0u8; RECV_BUF];
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                c = self.ctrl.recv() => match c {
+                    Some(c) => self.on_ctrl(c, Instant::now()),
+                    None => break,
+                },
+                r = shared.ports.rtp.recv_from(&mut buf) => {
+                    if let Ok((n, src)) = r {
+                        if let Some(pkt) = buf.get_mut(..n) {
+                            self.on_rtp(pkt, src, Instant::now());
+                        }
+                    }
+                }
+                r = shared.ports.rtcp.recv_from(&mut rbuf) => {
+                    if let Ok((n, src)) = r {
+                        if let Some(pkt) = rbuf.get(..n) {
+                            self.on_rtcp(pkt, src, Instant::now());
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_timer(Instant::now()),
+            }
+        }
+        // Tell the pacing thread (it drops the stream at its next tick).
+        shared.close();
+    }
+
+    /// Hold: the peer is not expected to send (RFC 3264 §8.4), so silence is no failure.
+    fn suspended(&self) -> bool {
+        self.neg.hold || !self.neg.may_send() || !self.neg.may_receive()
+    }
+
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        let mut d = self.decoder.deadline().unwrap_or(now + FAR);
+        if !self.suspended() && !self.timed_out {
+            d = d.min(self.last_rx + self.timeout);
+        }
+        d
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        self.decoder.on_timeout(now);
+        self.drain_digits();
+        if !self.suspended() && !self.timed_out && now >= self.last_rx + self.timeout {
+            self.timed_out = true;
+            self.shared.emit(MediaEvent::RtpTimeout);
+        }
+    }
+
+    fn on_ctrl(&mut self, c: Ctrl, now: Instant) {
+        match c {
+            Ctrl::Remote(neg) => {
+                let was_suspended = self.suspended();
+                if neg.remote != self.neg.remote {
+                    self.latch.on_new_remote(neg.remote);
+                    self.rtcp_latch.on_new_remote(super::rtcp_addr(neg.remote));
+                }
+                self.neg = *neg;
+                if was_suspended && !self.suspended() {
+                    // Off hold: the timeout counts from now, not from before the hold.
+                    self.last_rx = now;
+                    self.timed_out = false;
+                }
+                if let Some(d) = self.inband.as_mut() {
+                    d.reset();
+                }
+                let mut tx = self.shared.tx();
+                tx.codec = self.neg.codec;
+                tx.pt = self.neg.pt;
+                tx.te_pt = self.neg.telephone_event_pt;
+                tx.may_send = self.neg.may_send();
+                tx.dest = self.latch.send_addr();
+                tx.rtcp_dest = self.rtcp_latch.send_addr();
+            }
+            Ctrl::Bridge { peer, id } => self.peer = Some((peer, id)),
+            Ctrl::Unbridge { id } => {
+                if self.peer.as_ref().is_some_and(|(_, p)| *p == id) {
+                    self.peer = None;
+                }
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
+        let stats = self.shared.stats.clone();
+        let before = self.latch.latched();
+        if self.latch.on_packet(src, now) == Verdict::Drop {
+            MediaStats::bump(&stats.dropped_foreign);
+            return;
+        }
+        if self.latch.latched() != before {
+            self.shared.tx().dest = self.latch.send_addr();
+        }
+        // RFC 5761 rtcp-mux peers send RTCP to the RTP port.
+        if rtcp::is_rtcp(pkt) {
+            self.note_rtcp(pkt, now);
+            return;
+        }
+        let (pt, kind) = {
+            let Ok(r) = RtpReader::new(pkt) else {
+                MediaStats::bump(&stats.malformed);
+                return;
+            };
+            let pt = r.payload_type();
+            let kind = if Some(pt) == self.neg.telephone_event_pt {
+                let payload = TelephoneEventPayload::parse(r.payload());
+                if let Ok(payload) = payload {
+                    let ev = TelephoneEventPacket {
+                        seq: u16::from(r.sequence_number()),
+                        timestamp: r.timestamp(),
+                        marker: r.mark(),
+                        payload,
+                    };
+                    self.decoder.on_packet(ev, now);
+                }
+                Some(Kind::Event)
+            } else if pt == self.neg.pt {
+                Some(Kind::Audio(self.neg.codec))
+            } else {
+                // A peer that offered both G.711 laws may switch between them (RFC 3264 §5.1).
+                Codec::from_payload_type(pt).map(Kind::Audio)
+            };
+            if let (Some(Kind::Audio(codec)), Some(det)) = (kind, self.inband.as_mut()) {
+                self.pcm.clear();
+                g711::decode(relay::law(codec), r.payload(), &mut self.pcm);
+                det.push_samples(&self.pcm);
+            }
+            (pt, kind)
+        };
+        MediaStats::bump(&stats.packets_received);
+        self.last_rx = now;
+        self.timed_out = false;
+        self.drain_digits();
+        let Some(kind) = kind else {
+            tracing::trace!(pt, "RTP payload type not negotiated; dropped");
+            MediaStats::bump(&stats.malformed);
+            return;
+        };
+        self.relay(pkt, kind, now);
+    }
+
+    fn relay(&mut self, pkt: &mut [u8], kind: Kind, now: Instant) {
+        let Some((peer, id)) = self.peer.as_ref() else {
+            return;
+        };
+        let mut tx = peer.tx();
+        if peer.is_closed() || tx.relay.as_ref().is_none_or(|r| r.bridge_id != *id) {
+            // The other leg hung up, or the bridge ended (its control message may have been
+            // lost): let go of the peer so its ports can return to the pool.
+            drop(tx);
+            self.peer = None;
+            return;
+        }
+        if !tx.may_send {
+            return;
+        }
+        let tick = peer.tick_at(now);
+        if relay::rewrite(pkt, kind, &mut tx, tick).is_none() {
+            return;
+        }
+        let dest = tx.dest;
+        drop(tx);
+        if peer.send_rtp(pkt, dest) {
+            MediaStats::bump(&peer.stats.packets_sent);
+            MediaStats::bump(&peer.stats.relayed);
+        }
+    }
+
+    fn on_rtcp(&mut self, pkt: &[u8], src: SocketAddr, now: Instant) {
+        let before = self.rtcp_latch.latched();
+        if self.rtcp_latch.on_packet(src, now) == Verdict::Drop {
+            MediaStats::bump(&self.shared.stats.dropped_foreign);
+            return;
+        }
+        if self.rtcp_latch.latched() != before {
+            self.shared.tx().rtcp_dest = self.rtcp_latch.send_addr();
+        }
+        self.note_rtcp(pkt, now);
+    }
+
+    /// Inbound RTCP proves the peer is alive (it may be silent with VAD, RFC 3551 §4.1).
+    fn note_rtcp(&mut self, pkt: &[u8], now: Instant) {
+        if rtcp::inspect_rtcp(pkt).is_some() {
+            MediaStats::bump(&self.shared.stats.rtcp_received);
+            self.last_rx = now;
+            self.timed_out = false;
+        } else {
+            MediaStats::bump(&self.shared.stats.malformed);
+        }
+    }
+
+    fn drain_digits(&mut self) {
+        while let Some(ev) = self.decoder.poll_event() {
+            let ev = match ev {
+                DtmfEvent::Started { digit, .. } => MediaEvent::DigitStarted(digit.to_char()),
+                DtmfEvent::Ended { digit, duration } => MediaEvent::DigitEnded {
+                    digit: digit.to_char(),
+                    duration,
+                },
+            };
+            self.shared.emit(ev);
+        }
+        if let Some(det) = self.inband.as_mut() {
+            while let Some(d) = det.poll_digit() {
+                let c = d.digit.to_char();
+                self.shared.emit(MediaEvent::DigitStarted(c));
+                self.shared.emit(MediaEvent::DigitEnded {
+                    digit: c,
+                    duration: Duration::ZERO,
+                });
+            }
+        }
+    }
+}

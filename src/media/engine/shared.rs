@@ -1,0 +1,173 @@
+//! State of one session shared by its handle, its receive task, the pacing thread and (when
+//! bridged) the other leg's receive task.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::relay::RelayOut;
+use super::{MediaEvent, MediaStats};
+use crate::media::codec::Codec;
+use crate::media::ports::RtpPorts;
+use crate::media::prompt::FRAME_DURATION;
+use crate::media::rtp_stream::RtpStream;
+use crate::sip::sdp::Negotiated;
+
+/// The outbound side of a session: everything needed to put a packet on the wire.
+#[derive(Debug)]
+pub(crate) struct Tx {
+    /// Prompt-mode packet builder. Replaced (same SSRC, sequence continued) after a bridge.
+    pub stream: RtpStream,
+    /// RTP timestamp of pacer tick 0: the one timeline prompts and relayed packets share.
+    pub ts_base: u32,
+    pub codec: Codec,
+    pub pt: u8,
+    pub te_pt: Option<u8>,
+    /// Where RTP goes: the SDP address until the latch locks onto the real source.
+    pub dest: SocketAddr,
+    pub rtcp_dest: SocketAddr,
+    /// False while on hold or when the SDP forbids sending (RFC 3264 §5.1, §8.4).
+    pub may_send: bool,
+    /// Sender statistics for RTCP SR (§6.4.1), counted across prompts and bridges.
+    pub packets: u32,
+    pub octets: u32,
+    /// Set while bridged: the relay owns sequence numbers and timestamps.
+    pub relay: Option<RelayOut>,
+}
+
+impl Tx {
+    pub fn new(stream: RtpStream, neg: &Negotiated, dest: SocketAddr, rtcp: SocketAddr) -> Self {
+        let ts_base = stream.timestamp_for_tick(0);
+        Tx {
+            stream,
+            ts_base,
+            codec: neg.codec,
+            pt: neg.pt,
+            te_pt: neg.telephone_event_pt,
+            dest,
+            rtcp_dest: rtcp,
+            may_send: neg.may_send(),
+            packets: 0,
+            octets: 0,
+            relay: None,
+        }
+    }
+
+    pub fn count_sent(&mut self, payload_len: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        let octets = u32::try_from(payload_len).unwrap_or(u32::MAX);
+        self.octets = self.octets.wrapping_add(octets);
+    }
+
+    /// RTP timestamp for pacer tick `tick` on this session's timeline.
+    pub fn ts_for_tick(&self, tick: u64) -> u32 {
+        let samples = tick.wrapping_mul(u64::from(super::samples_per_tick())) as u32;
+        self.ts_base.wrapping_add(samples)
+    }
+}
+
+pub(crate) struct Shared {
+    pub id: u64,
+    /// Ideal send time of pacer tick 0.
+    pub start: Instant,
+    /// Duplicates of the sockets for sending from the pacing thread and from the other leg's
+    /// relay (declared before `ports` so they close first).
+    pub tx_rtp: std::net::UdpSocket,
+    pub tx_rtcp: std::net::UdpSocket,
+    pub tx: Mutex<Tx>,
+    pub closed: AtomicBool,
+    pub events: mpsc::Sender<MediaEvent>,
+    pub stats: Arc<MediaStats>,
+    /// The receive sockets and the pool guard: the port is free again when the last `Arc`
+    /// (pacing thread, receive task, bridge peer) lets go.
+    pub ports: RtpPorts,
+}
+
+impl Shared {
+    /// Lock the outbound state. A poisoned lock (a panic elsewhere while holding it) still
+    /// holds consistent plain data, so keep going rather than take the call down.
+    pub fn tx(&self) -> MutexGuard<'_, Tx> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.tx().stream.ssrc()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub fn is_bridged(&self) -> bool {
+        self.tx().relay.is_some()
+    }
+
+    /// Pacer tick that is current at `now`.
+    pub fn tick_at(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(elapsed / FRAME_DURATION.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Hand sequence numbers and timestamps to bridge `id`; false if already bridged.
+    pub fn begin_relay(&self, id: u64) -> bool {
+        let mut tx = self.tx();
+        if tx.relay.is_some() {
+            return false;
+        }
+        let next_seq = tx.stream.next_seq();
+        tx.relay = Some(RelayOut::new(id, next_seq));
+        true
+    }
+
+    /// Back to prompt mode after bridge `id`: same SSRC and timeline, sequence continued. The
+    /// fresh builder marks the next prompt packet as a talkspurt start (RFC 3551 §4.1).
+    pub fn end_relay(&self, id: u64) {
+        let mut tx = self.tx();
+        let Some(relay) = tx.relay.as_ref().filter(|r| r.bridge_id == id) else {
+            return;
+        };
+        let next_seq = relay.next_seq;
+        let ssrc = tx.stream.ssrc();
+        tx.stream = RtpStream::with_initial(ssrc, next_seq, tx.ts_base, super::samples_per_tick());
+        tx.relay = None;
+    }
+
+    /// Report to the call task without ever blocking the caller (the pacing thread must not
+    /// wait on a slow consumer); a full channel loses the event and counts it.
+    pub fn emit(&self, ev: MediaEvent) {
+        if self.events.try_send(ev).is_err() {
+            MediaStats::bump(&self.stats.events_dropped);
+        }
+    }
+
+    /// Non-blocking send; failures (including a full socket buffer) lose the packet.
+    pub fn send_rtp(&self, buf: &[u8], dest: SocketAddr) -> bool {
+        Self::send(&self.tx_rtp, &self.stats, buf, dest)
+    }
+
+    pub fn send_rtcp(&self, buf: &[u8], dest: SocketAddr) -> bool {
+        let ok = Self::send(&self.tx_rtcp, &self.stats, buf, dest);
+        if ok {
+            MediaStats::bump(&self.stats.rtcp_sent);
+        }
+        ok
+    }
+
+    fn send(sock: &std::net::UdpSocket, stats: &MediaStats, buf: &[u8], dest: SocketAddr) -> bool {
+        match sock.send_to(buf, dest) {
+            Ok(_) => true,
+            Err(e) => {
+                MediaStats::bump(&stats.send_errors);
+                tracing::trace!(%dest, error = %e, "RTP send failed");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! Engine tests over 127.0.0.1: real sockets, real pacing thread. Timing figures are printed,
+//! never asserted tightly (the machine is shared).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rtp_rs::RtpReader;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::*;
+use crate::media::codec::Codec;
+use crate::media::dtmf::{Digit, DtmfToneSpec, EventBlock, Rfc4733Encoder, TelephoneEventPayload};
+use crate::media::g711;
+use crate::media::ports::PortPool;
+use crate::media::rtp_stream::RtpStream;
+use crate::sip::sdp::{negotiate, parse_offer};
+
+fn pool() -> &'static PortPool {
+    static POOL: OnceLock<PortPool> = OnceLock::new();
+    POOL.get_or_init(|| PortPool::new("127.0.0.1".parse().unwrap(), 42000, 42999))
+}
+
+fn neg(peer: SocketAddr, codec: Codec, te: Option<u8>, dir: &str) -> Negotiated {
+    let pt = codec.payload_type();
+    let te_fmt = te.map(|t| format!(" {t}")).unwrap_or_default();
+    let te_map = te
+        .map(|t| format!("a=rtpmap:{t} telephone-event/8000\r\n"))
+        .unwrap_or_default();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {pt}{te_fmt}\r\n{te_map}a={dir}\r\n",
+        ip = peer.ip(),
+        port = peer.port()
+    );
+    negotiate(&parse_offer(sdp.as_bytes()).unwrap(), &Codec::ALL).unwrap()
+}
+
+fn opts(silence: bool) -> SessionOptions {
+    SessionOptions {
+        silence_between_prompts: silence,
+        ..SessionOptions::default()
+    }
+}
+
+fn engine() -> MediaEngine {
+    MediaEngine::start(EngineConfig::default()).unwrap()
+}
+
+async fn peer(ip: &str) -> UdpSocket {
+    UdpSocket::bind(format!("{ip}:0")).await.unwrap()
+}
+
+/// One datagram, or `None` after `wait`.
+async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, Instant)> {
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = timeout(wait, sock.recv_from(&mut buf)).await.ok()?.ok()?;
+    buf.truncate(n);
+    Some((buf, Instant::now()))
+}
+
+/// Everything already queued on `sock`.
+fn drain(sock: &UdpSocket) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while sock.try_recv_from(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+async fn next_event(rx: &mut mpsc::Receiver<MediaEvent>, wait: Duration) -> Option<MediaEvent> {
+    timeout(wait, rx.recv()).await.ok().flatten()
+}
+
+struct Hdr {
+    pt: u8,
+    mark: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: Vec<u8>,
+}
+
+fn hdr(b: &[u8]) -> Hdr {
+    let r = RtpReader::new(b).unwrap();
+    Hdr {
+        pt: r.payload_type(),
+        mark: r.mark(),
+        seq: u16::from(r.sequence_number()),
+        ts: r.timestamp(),
+        ssrc: r.ssrc(),
+        payload: r.payload().to_vec(),
+    }
+}
+
+fn tone(seconds: f32, hz: f32) -> Arc<Prompt> {
+    let n = (8000.0 * seconds) as usize;
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| ((i as f32 * hz * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    Arc::new(Prompt::from_pcm("tone", &pcm))
+}
+
+/// RFC 4733 packets for one key press, as a phone would send them.
+fn dtmf_packets(stream: &mut RtpStream, pt: u8, digit: Digit, start_ts: u32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, ev) in Rfc4733Encoder::new(DtmfToneSpec::new(digit, start_ts)).enumerate() {
+        let mut b = Vec::new();
+        stream
+            .build_event_packet(pt, &ev.payload, i as u64, ev.timestamp, ev.marker, &mut b)
+            .unwrap();
+        out.push(b);
+    }
+    out
+}
+
+#[tokio::test]
+async fn plays_a_prompt_paced_and_reports_finished() {
+    let e = engine();
+    let rx_sock = peer("127.0.0.1").await;
+    let n = neg(
+        rx_sock.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        "sendrecv",
+    );
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+    let prompt = tone(1.0, 440.0);
+    assert_eq!(prompt.frame_count(), 50);
+    s.play(7, vec![prompt.clone()]).unwrap();
+
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        let (b, at) = recv(&rx_sock, Duration::from_secs(2))
+            .await
+            .expect("packet");
+        got.push((hdr(&b), at));
+    }
+    for (i, (h, _)) in got.iter().enumerate() {
+        assert_eq!(h.pt, 0);
+        assert_eq!(
+            h.payload,
+            prompt.frame(Codec::Pcmu, i).unwrap().to_vec(),
+            "frame {i}"
+        );
+        assert_eq!(h.ssrc, s.ssrc());
+        assert_eq!(h.mark, i == 0, "marker on the first packet only ({i})");
+        if i > 0 {
+            let prev = &got[i - 1].0;
+            assert_eq!(h.seq, prev.seq.wrapping_add(1));
+            assert_eq!(h.ts, prev.ts.wrapping_add(160));
+        }
+    }
+    let mut jitter: Vec<Duration> = got
+        .windows(2)
+        .map(|w| {
+            let d = w[1].1 - w[0].1;
+            d.abs_diff(Duration::from_millis(20))
+        })
+        .collect();
+    jitter.sort();
+    let p99 = jitter[(jitter.len() * 99 / 100).min(jitter.len() - 1)];
+    println!(
+        "inter-arrival deviation from 20 ms: p50 {:?} p99 {:?}",
+        jitter[jitter.len() / 2],
+        p99
+    );
+    assert!(p99 < Duration::from_millis(10), "p99 {p99:?}");
+
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(1)).await,
+        Some(MediaEvent::PlaybackFinished(7))
+    );
+    // No silence requested: nothing follows the prompt.
+    assert!(recv(&rx_sock, Duration::from_millis(100)).await.is_none());
+    let st = e.stats().snapshot();
+    assert_eq!((st.packets_sent, st.send_errors), (50, 0));
+}
+
+#[tokio::test]
+async fn stop_playback_is_prompt_and_silence_follows() {
+    let e = engine();
+    let rx_sock = peer("127.0.0.1").await;
+    let n = neg(rx_sock.local_addr().unwrap(), Codec::Pcma, None, "sendrecv");
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(true)).unwrap();
+    // Silence before any prompt.
+    let (b, _) = recv(&rx_sock, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(hdr(&b).payload, vec![0xD5; 160]);
+    let prompt = tone(5.0, 1000.0);
+    s.play(1, vec![prompt.clone()]).unwrap();
+    // Wait for prompt audio.
+    loop {
+        let (b, _) = recv(&rx_sock, Duration::from_secs(1)).await.unwrap();
+        let h = hdr(&b);
+        if h.payload != vec![0xD5; 160] {
+            assert!(h.mark, "the prompt starts a talkspurt");
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drain(&rx_sock);
+    s.stop_playback().unwrap();
+    // Count prompt frames that still arrive after the stop.
+    let mut late_frames = 0;
+    let mut silence = 0;
+    while silence < 3 {
+        let (b, _) = recv(&rx_sock, Duration::from_secs(1)).await.unwrap();
+        if hdr(&b).payload == vec![0xD5; 160] {
+            silence += 1;
+        } else {
+            assert_eq!(silence, 0, "no prompt audio after silence resumed");
+            late_frames += 1;
+        }
+    }
+    println!("prompt packets after stop_playback: {late_frames}");
+    assert!(late_frames <= 2, "{late_frames} packets after stop");
+    assert_eq!(next_event(&mut ev, Duration::from_millis(50)).await, None);
+}
+
+#[tokio::test]
+async fn rfc4733_digits_reported_once() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await;
+    // PT 97, not 101: the engine must take it from the SDP.
+    let n = neg(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(97),
+        "sendrecv",
+    );
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+    let mut st = RtpStream::with_initial(0x1234, 100, 5000, 160);
+    for p in dtmf_packets(&mut st, 97, Digit::D5, 5000) {
+        phone.send_to(&p, s.local_addr()).await.unwrap();
+    }
+    // The same press on the wrong PT is not a digit.
+    for p in dtmf_packets(&mut st, 101, Digit::D9, 9000) {
+        phone.send_to(&p, s.local_addr()).await.unwrap();
+    }
+    let w = Duration::from_secs(1);
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitStarted('5'))
+    );
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitEnded {
+            digit: '5',
+            duration: Duration::from_millis(100)
+        })
+    );
+    assert_eq!(next_event(&mut ev, Duration::from_millis(400)).await, None);
+    assert!(
+        e.stats().snapshot().malformed >= 1,
+        "PT 101 counted as unusable"
+    );
+}
+
+#[tokio::test]
+async fn latch_drops_foreign_sources_and_follows_the_real_one() {
+    let e = engine();
+    let sdp_sock = peer("127.0.0.1").await; // what the SDP says
+    let real = peer("127.0.0.1").await; // where the phone really sends from (NAT)
+    let foreign = peer("127.0.0.2").await;
+    let same_host = peer("127.0.0.1").await;
+    let n = neg(
+        sdp_sock.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        "sendrecv",
+    );
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(true)).unwrap();
+    let to = s.local_addr();
+    let mut st = RtpStream::with_initial(1, 1, 0, 160);
+
+    // An outsider sprays digits first: dropped, and it does not take the latch.
+    for p in dtmf_packets(&mut st, 101, Digit::D1, 0) {
+        foreign.send_to(&p, to).await.unwrap();
+    }
+    // The real phone's audio latches.
+    let mut b = Vec::new();
+    st.build_packet(0, &[0xFF; 160], 20, false, &mut b).unwrap();
+    real.send_to(&b, to).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // After latching, even the SDP host's other ports are foreign.
+    for p in dtmf_packets(&mut st, 101, Digit::D2, 4000) {
+        same_host.send_to(&p, to).await.unwrap();
+    }
+    assert_eq!(next_event(&mut ev, Duration::from_millis(400)).await, None);
+    let st_now = e.stats().snapshot();
+    assert!(st_now.dropped_foreign >= 12, "{st_now:?}");
+    assert_eq!(st_now.packets_received, 1);
+    // Our media now goes to where the phone really is.
+    drain(&real);
+    assert!(recv(&real, Duration::from_secs(1)).await.is_some());
+}
+
+#[tokio::test]
+async fn rtp_timeout_reported_once_and_suspended_on_hold() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await;
+    let n = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    let o = SessionOptions {
+        rtp_timeout: Duration::from_millis(200),
+        ..opts(false)
+    };
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, o.clone()).unwrap();
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(2)).await,
+        Some(MediaEvent::RtpTimeout)
+    );
+    assert_eq!(next_event(&mut ev, Duration::from_millis(500)).await, None);
+    drop(s);
+
+    // On hold (the peer sent a=sendonly): no timeout, and we send nothing.
+    let held = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendonly");
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, o).unwrap();
+    s.update_remote(&held).unwrap();
+    s.play(3, vec![tone(0.2, 500.0)]).unwrap();
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(1)).await,
+        Some(MediaEvent::PlaybackFinished(3)),
+        "a prompt keeps time while held"
+    );
+    assert_eq!(next_event(&mut ev, Duration::from_millis(500)).await, None);
+    drain(&phone);
+    assert!(recv(&phone, Duration::from_millis(100)).await.is_none());
+}
+
+#[tokio::test]
+async fn bridge_transcodes_remaps_and_continues_streams() {
+    let e = engine();
+    let ra = peer("127.0.0.1").await; // customer, PCMU, telephone-event 101
+    let rb = peer("127.0.0.1").await; // agent, PCMA, telephone-event 96
+    let na = neg(ra.local_addr().unwrap(), Codec::Pcmu, Some(101), "sendrecv");
+    let nb = neg(rb.local_addr().unwrap(), Codec::Pcma, Some(96), "sendrecv");
+    let (a, _ea) = e
+        .open(pool().allocate().unwrap(), &na, opts(false))
+        .unwrap();
+    let (b, mut eb) = e
+        .open(pool().allocate().unwrap(), &nb, opts(false))
+        .unwrap();
+
+    // A prompt on B first: the bridge must continue its sequence and timeline.
+    b.play(1, vec![tone(0.06, 700.0)]).unwrap();
+    let mut last_b = None;
+    for _ in 0..3 {
+        let (p, _) = recv(&rb, Duration::from_secs(1)).await.unwrap();
+        last_b = Some(hdr(&p));
+    }
+    let last_b = last_b.unwrap();
+    assert_eq!(
+        next_event(&mut eb, Duration::from_secs(1)).await,
+        Some(MediaEvent::PlaybackFinished(1))
+    );
+
+    let bridge = e.bridge(&a, &b).unwrap();
+    assert!(matches!(
+        b.play(2, vec![tone(0.1, 700.0)]),
+        Err(MediaError::Bridged)
+    ));
+    assert!(matches!(e.bridge(&a, &b), Err(MediaError::Bridged)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let ulaw: Vec<u8> = (0..160).map(|i| (i * 3 % 256) as u8).collect();
+    let mut cust = RtpStream::with_initial(0xC0FFEE, 40_000, 77, 160);
+    for tick in 0..5 {
+        let mut p = Vec::new();
+        cust.build_packet(0, &ulaw, tick, false, &mut p).unwrap();
+        ra.send_to(&p, a.local_addr()).await.unwrap();
+    }
+    for p in dtmf_packets(&mut cust, 101, Digit::Hash, 77 + 5 * 160)
+        .iter()
+        .take(1)
+    {
+        ra.send_to(p, a.local_addr()).await.unwrap();
+    }
+    let alaw: Vec<u8> = ulaw.iter().map(|&u| g711::ulaw_to_alaw(u)).collect();
+    let mut prev: Option<Hdr> = None;
+    for i in 0..5 {
+        let (p, _) = recv(&rb, Duration::from_secs(1))
+            .await
+            .expect("relayed audio");
+        let h = hdr(&p);
+        assert_eq!((h.pt, h.ssrc), (8, b.ssrc()));
+        assert_eq!(h.payload, alaw, "transcoded μ-law → A-law");
+        assert_eq!(h.mark, i == 0);
+        match &prev {
+            None => {
+                assert_eq!(
+                    h.seq,
+                    last_b.seq.wrapping_add(1),
+                    "sequence continues the prompt"
+                );
+                let gap = h.ts.wrapping_sub(last_b.ts);
+                assert!(
+                    (160..8000 * 5).contains(&gap),
+                    "timestamp moves on with the clock: {gap}"
+                );
+            }
+            Some(pr) => {
+                assert_eq!(h.seq, pr.seq.wrapping_add(1));
+                assert_eq!(h.ts, pr.ts.wrapping_add(160));
+            }
+        }
+        prev = Some(h);
+    }
+    let (p, _) = recv(&rb, Duration::from_secs(1))
+        .await
+        .expect("relayed event");
+    let h = hdr(&p);
+    assert_eq!(h.pt, 96, "telephone-event PT remapped 101 → 96");
+    assert_eq!(
+        TelephoneEventPayload::parse(&h.payload).unwrap().blocks[0].event,
+        11
+    );
+    let prev = prev.unwrap();
+    assert_eq!(
+        (h.seq, h.ts),
+        (prev.seq.wrapping_add(1), prev.ts.wrapping_add(160))
+    );
+
+    // The other way: agent's A-law reaches the customer as μ-law from A's SSRC.
+    let mut agent = RtpStream::with_initial(0xA6E7, 9, 1, 160);
+    let mut p = Vec::new();
+    agent.build_packet(8, &alaw, 0, false, &mut p).unwrap();
+    rb.send_to(&p, b.local_addr()).await.unwrap();
+    let (p, _) = recv(&ra, Duration::from_secs(1))
+        .await
+        .expect("relayed to A");
+    let h = hdr(&p);
+    assert_eq!((h.pt, h.ssrc, h.mark), (0, a.ssrc(), true));
+    let back: Vec<u8> = alaw.iter().map(|&x| g711::alaw_to_ulaw(x)).collect();
+    assert_eq!(h.payload, back);
+
+    // Unbridged: prompts again, same SSRC, sequence continues after the relayed packets.
+    bridge.unbridge();
+    b.play(4, vec![tone(0.04, 700.0)]).unwrap();
+    let (p, _) = recv(&rb, Duration::from_secs(1)).await.unwrap();
+    let h = hdr(&p);
+    assert_eq!((h.pt, h.ssrc, h.mark), (8, b.ssrc(), true));
+    assert_eq!(h.seq, prev.seq.wrapping_add(2));
+    assert!(e.stats().snapshot().relayed >= 7);
+}
+
+#[tokio::test]
+async fn send_dtmf_produces_rfc4733_packets() {
+    let e = engine();
+    let pbx = peer("127.0.0.1").await;
+    let n = neg(pbx.local_addr().unwrap(), Codec::Pcmu, Some(98), "sendrecv");
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+    assert!(matches!(
+        s.send_dtmf("1x", Duration::ZERO),
+        Err(MediaError::InvalidDigit('x'))
+    ));
+    s.send_dtmf("1#", Duration::from_millis(40)).unwrap();
+    let mut presses: Vec<Vec<(Hdr, EventBlock)>> = Vec::new();
+    let mut last_ts = None;
+    // 100 ms tones: 4 updates + 3 end packets each.
+    for _ in 0..14 {
+        let (p, _) = recv(&pbx, Duration::from_secs(1))
+            .await
+            .expect("event packet");
+        let h = hdr(&p);
+        assert_eq!(h.pt, 98);
+        let block = TelephoneEventPayload::parse(&h.payload).unwrap().blocks[0];
+        if last_ts != Some(h.ts) {
+            presses.push(Vec::new());
+            last_ts = Some(h.ts);
+        }
+        presses.last_mut().unwrap().push((h, block));
+    }
+    assert_eq!(presses.len(), 2);
+    for (press, code) in presses.iter().zip([1u8, 11]) {
+        assert_eq!(press.len(), 7);
+        for (i, (h, blk)) in press.iter().enumerate() {
+            assert_eq!(blk.event, code);
+            assert_eq!(h.mark, i == 0, "marker on the first packet of the event");
+            assert_eq!(blk.end, i >= 4, "E bit on the last three");
+            let want = if i >= 4 { 800 } else { 160 * (i as u16 + 1) };
+            assert_eq!(blk.duration, want);
+            if i > 0 {
+                assert_eq!(h.seq, press[i - 1].0.seq.wrapping_add(1));
+            }
+        }
+    }
+    // The second press starts after the 100 ms gap, on the same timeline.
+    let gap = presses[1][0].0.ts.wrapping_sub(presses[0][0].0.ts);
+    assert_eq!(gap, 160 * (7 + 5));
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(1)).await,
+        Some(MediaEvent::DtmfSent)
+    );
+
+    // A peer without telephone-event: an error event, nothing sent.
+    let plain = neg(pbx.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    s.update_remote(&plain).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.send_dtmf("5", Duration::ZERO).unwrap();
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(1)).await,
+        Some(MediaEvent::DtmfFailed(DtmfFailure::NoTelephoneEvent))
+    );
+}
+
+#[tokio::test]
+async fn closing_returns_the_ports() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await;
+    let n = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    let p = PortPool::new("127.0.0.1".parse().unwrap(), 41900, 41901);
+    let (s, _ev) = e.open(p.allocate().unwrap(), &n, opts(true)).unwrap();
+    assert_eq!(p.available(), 0);
+    s.close();
+    assert!(s.play(1, vec![]).is_err());
+    drop(s);
+    let t0 = Instant::now();
+    while p.available() == 0 && t0.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        p.available(),
+        1,
+        "port returned once thread and task let go"
+    );
+    assert!(p.allocate().is_ok(), "and it can be bound again");
+}
+
+#[tokio::test]
+async fn rtcp_reports_go_out_and_inbound_rtcp_keeps_the_call_alive() {
+    let cfg = EngineConfig {
+        rtcp_interval: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let e = MediaEngine::start(cfg).unwrap();
+    // The phone: an RTP/RTCP pair on adjacent ports, as RFC 3550 §11 expects.
+    let phone = pool().allocate().unwrap();
+    let n = neg(phone.local, Codec::Pcmu, None, "sendrecv");
+    let o = SessionOptions {
+        rtp_timeout: Duration::from_millis(300),
+        ..opts(true)
+    };
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, o).unwrap();
+    let our_rtcp = SocketAddr::new(s.local_addr().ip(), s.local_addr().port() + 1);
+    let (sr, _) = recv(&phone.rtcp, Duration::from_secs(2))
+        .await
+        .expect("RTCP report");
+    let summary = crate::media::rtcp::inspect_rtcp(&sr).unwrap();
+    use crate::media::rtcp::RtcpPacketType as T;
+    assert_eq!(summary.types, [T::SenderReport, T::SourceDescription]);
+    assert_eq!(summary.sender_ssrc, Some(s.ssrc()));
+    // The phone sends only RTCP (e.g. VAD silence): no timeout for 3 timeouts' worth.
+    let mut rr = vec![0x80, 201, 0, 1];
+    rr.extend_from_slice(&0x5151_u32.to_be_bytes());
+    crate::media::rtcp::write_sdes_cname(0x5151, "phone", &mut rr);
+    for _ in 0..9 {
+        phone.rtcp.send_to(&rr, our_rtcp).await.unwrap();
+        assert_eq!(next_event(&mut ev, Duration::from_millis(100)).await, None);
+    }
+    assert!(e.stats().snapshot().rtcp_received >= 9);
+    // Then it stops: the timeout fires.
+    assert_eq!(
+        next_event(&mut ev, Duration::from_secs(2)).await,
+        Some(MediaEvent::RtpTimeout)
+    );
+}
+
+#[tokio::test]
+async fn inband_tones_are_detected_when_enabled() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await;
+    let n = neg(phone.local_addr().unwrap(), Codec::Pcma, None, "sendrecv");
+    let o = SessionOptions {
+        inband_dtmf: true,
+        ..opts(false)
+    };
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, o).unwrap();
+    // '6': 770 Hz + 1477 Hz for 100 ms, then 100 ms of silence, as A-law RTP.
+    let pcm: Vec<i16> = (0..1600)
+        .map(|i| {
+            if i >= 800 {
+                return 0;
+            }
+            let t = i as f32 / 8000.0;
+            let tau = std::f32::consts::TAU;
+            (((tau * 770.0 * t).sin() + (tau * 1477.0 * t).sin()) * 6000.0) as i16
+        })
+        .collect();
+    let mut st = RtpStream::with_initial(3, 1, 0, 160);
+    for (tick, chunk) in pcm.chunks(160).enumerate() {
+        let mut frame = Vec::new();
+        g711::encode(g711::Law::Alaw, chunk, &mut frame);
+        let mut b = Vec::new();
+        st.build_packet(8, &frame, tick as u64, false, &mut b)
+            .unwrap();
+        phone.send_to(&b, s.local_addr()).await.unwrap();
+    }
+    let w = Duration::from_secs(1);
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitStarted('6'))
+    );
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitEnded {
+            digit: '6',
+            duration: Duration::ZERO
+        })
+    );
+    assert_eq!(next_event(&mut ev, Duration::from_millis(200)).await, None);
+}

@@ -1,0 +1,473 @@
+//! The presence service: one tokio task that owns the [`ExpiryScheduler`]
+//! and every presence write, so a window's timer and its row never disagree.
+//!
+//! Call tasks, the admin API and routing talk to it through a cloneable
+//! [`PresenceHandle`]; every change is durable in the store before the
+//! handle's call returns, so the log-in menu confirms "you are online" only
+//! for a window that survives a crash. Windows that end are closed in the
+//! store with their *real* end and announced as [`PresenceEvent::Expired`]
+//! (the switch uses it to place the "you are now offline" call when the
+//! flow has `notify_on_expiry`).
+//!
+//! The loop: on every wake-up (a command, the scheduler deadline, a clock
+//! jump, or at the latest [`MAX_SLEEP`]) it first closes whatever is due,
+//! then runs the command. A command therefore always sees expiries up to
+//! "now" applied, and tests can use any command as a barrier.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use super::agent_state::{self, Activity};
+use super::clock::Clock;
+use super::scheduler::{Expiry, ExpiryScheduler};
+use super::store::{PresenceStore, Store, StoreError};
+use super::Window;
+
+/// Longest sleep between two looks at the clock: a wall-clock step (NTP,
+/// an operator) is noticed within this.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Wait before retrying an expiry the store refused (disk full, locked).
+const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
+/// Commands queued before callers wait (back-pressure, not loss).
+const COMMAND_QUEUE: usize = 1024;
+/// Events kept for a slow subscriber before it starts missing some.
+const EVENT_QUEUE: usize = 1024;
+
+/// History reasons written by the service.
+const REASON_MENU: &str = "log-in menu";
+const REASON_ENDED: &str = "window ended";
+const REASON_ENDED_IN_CALL: &str = "window ended during a call";
+const REASON_ENDED_DOWN: &str = "ended while down";
+
+/// Something that happened to an agent's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceEvent {
+    Online {
+        user: String,
+        window: Window,
+    },
+    /// The agent went offline from the log-in menu; `window` is the one
+    /// closed, `None` if they were not online.
+    Offline {
+        user: String,
+        window: Option<Window>,
+    },
+    ForcedOffline {
+        user: String,
+        window: Option<Window>,
+        reason: String,
+    },
+    /// The window reached its end and is closed; `end` is the real end.
+    Expired {
+        user: String,
+        end: DateTime<Utc>,
+        /// It ended while the switch was down and was closed at start-up
+        /// (possibly long after `end`).
+        while_down: bool,
+        /// It ended during a call and was closed when the call ended.
+        deferred: bool,
+    },
+}
+
+/// Why a presence request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{hours} hours from {start} is beyond the calendar; choose fewer hours")]
+    OutOfRange { hours: u32, start: DateTime<Utc> },
+    #[error(
+        "the presence service has stopped (the switch is shutting down, or it failed: see the log)"
+    )]
+    Stopped,
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Command {
+    Online {
+        user: String,
+        hours: u32,
+        call_id: Option<String>,
+        reply: Reply<Window>,
+    },
+    Offline {
+        user: String,
+        call_id: Option<String>,
+        reply: Reply<Option<Window>>,
+    },
+    Force {
+        user: String,
+        reason: String,
+        reply: Reply<Option<Window>>,
+    },
+    Activity {
+        user: String,
+        activity: Activity,
+        reply: Reply<()>,
+    },
+    Current {
+        user: String,
+        reply: Reply<Option<Window>>,
+    },
+    Shutdown,
+}
+
+/// The way in: cheap to clone, one per call task.
+#[derive(Clone)]
+pub struct PresenceHandle {
+    tx: mpsc::Sender<Command>,
+    events: broadcast::Sender<PresenceEvent>,
+}
+
+impl PresenceHandle {
+    /// Put `user` online for `hours` from now; returns once the window is
+    /// durable (play "online" only after `Ok`). Replaces any open window.
+    pub async fn go_online(&self, user: &str, hours: u32, call_id: Option<&str>) -> Result<Window> {
+        self.ask(|reply| Command::Online {
+            user: user.to_owned(),
+            hours,
+            call_id: call_id.map(str::to_owned),
+            reply,
+        })
+        .await
+    }
+
+    /// The agent chose offline; returns the window closed, if any.
+    pub async fn go_offline(&self, user: &str, call_id: Option<&str>) -> Result<Option<Window>> {
+        self.ask(|reply| Command::Offline {
+            user: user.to_owned(),
+            call_id: call_id.map(str::to_owned),
+            reply,
+        })
+        .await
+    }
+
+    /// The switch or an administrator sets the agent offline.
+    pub async fn force_offline(&self, user: &str, reason: &str) -> Result<Option<Window>> {
+        self.ask(|reply| Command::Force {
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// The agent is on a call (`true`) or no longer (`false`). A window
+    /// that ends during the call is closed when the call ends.
+    pub async fn set_busy(&self, user: &str, busy: bool) -> Result<()> {
+        let activity = if busy { Activity::Busy } else { Activity::Idle };
+        self.set_activity(user, activity).await
+    }
+
+    /// Idle, busy or wrap-up (wrap-up does not hold back an expiry: the
+    /// agent is no longer talking to anyone).
+    pub async fn set_activity(&self, user: &str, activity: Activity) -> Result<()> {
+        self.ask(|reply| Command::Activity {
+            user: user.to_owned(),
+            activity,
+            reply,
+        })
+        .await
+    }
+
+    /// `user`'s open window, after every expiry due by now has been applied.
+    pub async fn current(&self, user: &str) -> Result<Option<Window>> {
+        self.ask(|reply| Command::Current {
+            user: user.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Presence events from now on. A subscriber more than
+    /// `EVENT_QUEUE` events behind gets `RecvError::Lagged` and misses them.
+    pub fn subscribe(&self) -> broadcast::Receiver<PresenceEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stop the service after the command being run; later requests fail
+    /// with [`ServiceError::Stopped`].
+    pub async fn shutdown(&self) {
+        // Already stopped is fine.
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ServiceError::Stopped)?;
+        rx.await.map_err(|_| ServiceError::Stopped)?
+    }
+}
+
+/// The service before it runs: subscribe through its handle first if the
+/// start-up expiries matter, then [`PresenceService::spawn`].
+pub struct PresenceService {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    sched: ExpiryScheduler,
+    rx: mpsc::Receiver<Command>,
+    events: broadcast::Sender<PresenceEvent>,
+    /// Expiries the store refused, retried at `retry_at`.
+    failed: Vec<Expiry>,
+    retry_at: Option<DateTime<Utc>>,
+}
+
+impl PresenceService {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> (PresenceService, PresenceHandle) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let handle = PresenceHandle {
+            tx,
+            events: events.clone(),
+        };
+        let service = PresenceService {
+            store,
+            clock,
+            sched: ExpiryScheduler::new(),
+            rx,
+            events,
+            failed: Vec::new(),
+            retry_at: None,
+        };
+        (service, handle)
+    }
+
+    /// `new` + `spawn`. Windows that ended while the switch was down are
+    /// closed before this returns, but nobody has subscribed yet to hear
+    /// about them; use `new`, `subscribe`, `spawn` to be told.
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(PresenceHandle, JoinHandle<()>), StoreError> {
+        let (service, handle) = PresenceService::new(store, clock);
+        let task = service.spawn().await?;
+        Ok((handle, task))
+    }
+
+    /// Recover from the store, then run the loop in a task. Start-up errors
+    /// (the store cannot be read) are returned here, before anything runs.
+    pub async fn spawn(mut self) -> Result<JoinHandle<()>, StoreError> {
+        self.recover().await?;
+        Ok(tokio::spawn(self.run()))
+    }
+
+    /// Re-arm open windows and close those that ended while we were down,
+    /// each with its real end. No call survives a restart, so every stored
+    /// activity (busy, wrap-up) is stale and is cleared.
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        agent_state::clear_activities(&self.store).await?;
+        let now = self.clock.now();
+        let open = self.store.all_current().await?;
+        let ended = self.sched.rearm_from(open, now);
+        for (user, window) in ended {
+            if let Some(w) = self
+                .store
+                .expire(&user, window.end, REASON_ENDED_DOWN)
+                .await?
+            {
+                tracing::info!(agent = %user, end = %super::fmt_secs(w.end), "window ended while down");
+                self.emit(PresenceEvent::Expired {
+                    user,
+                    end: w.end,
+                    while_down: true,
+                    deferred: false,
+                });
+            }
+        }
+        tracing::info!(armed = self.sched.len(), "presence service recovered");
+        Ok(())
+    }
+
+    async fn run(mut self) {
+        let changes = self.clock.changes();
+        loop {
+            let wait = self.wait();
+            let command = tokio::select! {
+                biased;
+                command = self.rx.recv() => match command {
+                    Some(c) => Some(c),
+                    // Every handle is gone: nobody can ask anything again.
+                    None => break,
+                },
+                _ = clock_changed(changes.as_deref()) => None,
+                _ = tokio::time::sleep(wait) => None,
+            };
+            self.expire_due().await;
+            if let Some(c) = command {
+                if self.handle(c).await.is_break() {
+                    break;
+                }
+            }
+        }
+        tracing::info!("presence service stopped");
+    }
+
+    /// How long to sleep: until the next deadline or retry, at most MAX_SLEEP.
+    fn wait(&self) -> Duration {
+        let next = match (self.sched.deadline(), self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match next {
+            // A past deadline gives a negative delta: to_std fails, wake now.
+            Some(t) => (t - self.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        }
+    }
+
+    async fn expire_due(&mut self) {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            due.append(&mut self.failed);
+        }
+        while let Some(e) = self.sched.poll_expired(now) {
+            due.push(e);
+        }
+        for e in due {
+            let reason = if e.deferred {
+                REASON_ENDED_IN_CALL
+            } else {
+                REASON_ENDED
+            };
+            match self.store.expire(&e.user, e.end, reason).await {
+                Ok(Some(_)) => {
+                    tracing::info!(agent = %e.user, end = %super::fmt_secs(e.end), deferred = e.deferred, "window expired");
+                    self.emit(PresenceEvent::Expired {
+                        user: e.user,
+                        end: e.end,
+                        while_down: false,
+                        deferred: e.deferred,
+                    });
+                }
+                // Replaced or closed meanwhile (e.g. by another process).
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(agent = %e.user, error = %err, "cannot close an ended window; retrying");
+                    self.failed.push(e);
+                    self.retry_at = Some(now + RETRY_AFTER);
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) -> ControlFlow<()> {
+        match command {
+            Command::Online {
+                user,
+                hours,
+                call_id,
+                reply,
+            } => {
+                let result = self.online(&user, hours, call_id.as_deref()).await;
+                let _ = reply.send(result);
+            }
+            Command::Offline {
+                user,
+                call_id,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let result = self
+                    .store
+                    .set_offline(&user, now, call_id.as_deref(), REASON_MENU)
+                    .await;
+                let result = result.map_err(ServiceError::from).inspect(|window| {
+                    self.sched.disarm(&user);
+                    self.emit(PresenceEvent::Offline {
+                        user: user.clone(),
+                        window: *window,
+                    });
+                });
+                let _ = reply.send(result);
+            }
+            Command::Force {
+                user,
+                reason,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let result = self.store.force_offline(&user, now, &reason).await;
+                let result = result.map_err(ServiceError::from).inspect(|window| {
+                    self.sched.disarm(&user);
+                    self.emit(PresenceEvent::ForcedOffline {
+                        user: user.clone(),
+                        window: *window,
+                        reason: reason.clone(),
+                    });
+                });
+                let _ = reply.send(result);
+            }
+            Command::Activity {
+                user,
+                activity,
+                reply,
+            } => {
+                // The in-memory state decides; the table is for display, so
+                // a failed write is logged, not fatal to the call.
+                self.sched.set_busy(&user, activity == Activity::Busy);
+                let now = self.clock.now();
+                if let Err(err) = agent_state::set_activity(&self.store, &user, activity, now).await
+                {
+                    tracing::warn!(agent = %user, error = %err, "cannot publish agent activity");
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Command::Current { user, reply } => {
+                let result = self.store.current(&user).await.map_err(ServiceError::from);
+                let _ = reply.send(result);
+            }
+            Command::Shutdown => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn online(&mut self, user: &str, hours: u32, call_id: Option<&str>) -> Result<Window> {
+        let start = self.clock.now();
+        let end = start
+            .checked_add_signed(chrono::Duration::hours(i64::from(hours)))
+            .ok_or(ServiceError::OutOfRange { hours, start })?;
+        let window = self
+            .store
+            .set_online(user, start, end, call_id, REASON_MENU)
+            .await?;
+        self.sched.arm(user, window.end);
+        self.emit(PresenceEvent::Online {
+            user: user.to_owned(),
+            window,
+        });
+        Ok(window)
+    }
+
+    fn emit(&self, event: PresenceEvent) {
+        // No subscriber is not an error: nobody needs to be told.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Resolves when the clock signals a jump; never for clocks without one.
+async fn clock_changed(changes: Option<&Notify>) {
+    match changes {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

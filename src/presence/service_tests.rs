@@ -1,0 +1,333 @@
+//! Presence service tests: a real SQLite file and a manual clock, so an
+//! eight-hour window ends in microseconds. `current()` doubles as a barrier:
+//! the service applies every due expiry before answering a command.
+
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, TimeZone};
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::*;
+use crate::presence::agent_state::activities;
+use crate::presence::clock::ManualClock;
+use crate::presence::HistoryKind;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+}
+
+const H: i64 = 3600;
+
+async fn store_at(path: &Path) -> Store {
+    Store::open_sqlite(path).await.unwrap()
+}
+
+/// Store, clock at t(0), running service, and a subscriber that sees
+/// everything from start-up on.
+async fn setup(
+    path: &Path,
+    clock: &Arc<ManualClock>,
+) -> (
+    Store,
+    PresenceHandle,
+    broadcast::Receiver<PresenceEvent>,
+    JoinHandle<()>,
+) {
+    let store = store_at(path).await;
+    let (service, handle) = PresenceService::new(store.clone(), clock.clone());
+    let events = handle.subscribe();
+    let task = service.spawn().await.unwrap();
+    (store, handle, events, task)
+}
+
+/// The next event; fails instead of hanging when none comes.
+async fn next(events: &mut broadcast::Receiver<PresenceEvent>) -> PresenceEvent {
+    tokio::time::timeout(StdDuration::from_secs(10), events.recv())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+}
+
+fn assert_quiet(events: &mut broadcast::Receiver<PresenceEvent>) {
+    assert_eq!(events.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+fn expired(user: &str, end: DateTime<Utc>, while_down: bool, deferred: bool) -> PresenceEvent {
+    PresenceEvent::Expired {
+        user: user.into(),
+        end,
+        while_down,
+        deferred,
+    }
+}
+
+#[tokio::test]
+async fn online_window_expires_when_the_clock_passes_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+
+    let win = h.go_online("ann", 8, Some("c1@x")).await.unwrap();
+    assert_eq!(win, Window::new(t(0), t(8 * H)).unwrap());
+    // Durable before go_online returned: the store already has it.
+    assert_eq!(store.current("ann").await.unwrap(), Some(win));
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::Online {
+            user: "ann".into(),
+            window: win
+        }
+    );
+
+    clock.advance(Duration::seconds(8 * H - 1));
+    assert_eq!(h.current("ann").await.unwrap(), Some(win));
+    assert_quiet(&mut ev);
+
+    // Noticed 91 s late: the history still says the real end.
+    clock.advance(Duration::seconds(91));
+    assert_eq!(next(&mut ev).await, expired("ann", t(8 * H), false, false));
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    let hist = store.history("ann", 10).await.unwrap();
+    assert_eq!(hist[0].kind, HistoryKind::Expired);
+    assert_eq!(hist[0].at, t(8 * H));
+    assert_eq!(hist[0].window, Some(win));
+    assert_eq!(hist[0].reason, "window ended");
+    assert_eq!(hist[1].kind, HistoryKind::Online);
+    assert_eq!(hist[1].call_id.as_deref(), Some("c1@x"));
+}
+
+#[tokio::test]
+async fn replacing_a_window_rearms_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+
+    h.go_online("ann", 1, None).await.unwrap();
+    clock.advance(Duration::seconds(H / 2));
+    let longer = h.go_online("ann", 8, None).await.unwrap();
+    assert_eq!(longer.end, t(H / 2 + 8 * H));
+    next(&mut ev).await;
+    next(&mut ev).await;
+
+    // The old end passes: nothing happens.
+    clock.set(t(2 * H));
+    assert_eq!(h.current("ann").await.unwrap(), Some(longer));
+    assert_quiet(&mut ev);
+
+    // Shortening works too.
+    let shorter = h.go_online("ann", 1, None).await.unwrap();
+    next(&mut ev).await;
+    clock.set(t(3 * H));
+    assert_eq!(
+        next(&mut ev).await,
+        expired("ann", shorter.end, false, false)
+    );
+    clock.set(t(20 * H));
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    assert_quiet(&mut ev);
+    let kinds: Vec<_> = store
+        .history("ann", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    use HistoryKind::*;
+    assert_eq!(
+        kinds,
+        vec![Expired, Online, Replaced, Online, Replaced, Online]
+    );
+}
+
+#[tokio::test]
+async fn going_offline_disarms_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+
+    let win = h.go_online("ann", 1, None).await.unwrap();
+    next(&mut ev).await;
+    clock.advance(Duration::minutes(10));
+    assert_eq!(h.go_offline("ann", Some("c2@x")).await.unwrap(), Some(win));
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::Offline {
+            user: "ann".into(),
+            window: Some(win)
+        }
+    );
+    clock.advance(Duration::hours(5));
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    assert_quiet(&mut ev);
+    // Offline when not online is recorded, not an error.
+    assert_eq!(h.go_offline("ann", None).await.unwrap(), None);
+    let hist = store.history("ann", 10).await.unwrap();
+    assert_eq!(hist[0].kind, HistoryKind::Offline);
+    assert_eq!(hist[1].kind, HistoryKind::Offline);
+    assert_eq!(hist[1].at, t(600));
+}
+
+#[tokio::test]
+async fn force_offline_is_recorded_and_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    let win = h.go_online("bob", 8, None).await.unwrap();
+    next(&mut ev).await;
+    h.force_offline("bob", "3 missed calls").await.unwrap();
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::ForcedOffline {
+            user: "bob".into(),
+            window: Some(win),
+            reason: "3 missed calls".into()
+        }
+    );
+    clock.advance(Duration::hours(9));
+    assert_eq!(h.current("bob").await.unwrap(), None);
+    assert_quiet(&mut ev);
+    let hist = store.history("bob", 1).await.unwrap();
+    assert_eq!(hist[0].kind, HistoryKind::ForcedOffline);
+    assert_eq!(hist[0].reason, "3 missed calls");
+}
+
+#[tokio::test]
+async fn a_busy_agent_expires_when_the_call_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    let win = h.go_online("ann", 1, None).await.unwrap();
+    next(&mut ev).await;
+
+    h.set_busy("ann", true).await.unwrap();
+    let Store::Sqlite(s) = &store;
+    assert_eq!(activities(s).await.unwrap()["ann"].0, Activity::Busy);
+
+    clock.set(t(2 * H));
+    // Still on the call: the window is not closed yet.
+    assert_eq!(h.current("ann").await.unwrap(), Some(win));
+    assert_quiet(&mut ev);
+
+    clock.set(t(2 * H + 300));
+    h.set_busy("ann", false).await.unwrap();
+    assert_eq!(next(&mut ev).await, expired("ann", t(H), false, true));
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    let hist = store.history("ann", 1).await.unwrap();
+    assert_eq!(hist[0].at, t(H), "the real end, not when the call ended");
+    assert_eq!(hist[0].reason, "window ended during a call");
+    assert!(activities(s).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn wrap_up_does_not_hold_back_an_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    h.go_online("ann", 1, None).await.unwrap();
+    next(&mut ev).await;
+    h.set_activity("ann", Activity::WrapUp).await.unwrap();
+    let Store::Sqlite(s) = &store;
+    assert_eq!(activities(s).await.unwrap()["ann"].0, Activity::WrapUp);
+    clock.set(t(H));
+    assert_eq!(next(&mut ev).await, expired("ann", t(H), false, false));
+}
+
+#[tokio::test]
+async fn restart_closes_windows_that_ended_while_down_with_their_real_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    {
+        let (store, h, _ev, task) = setup(&path, &clock).await;
+        h.go_online("ann", 1, Some("c1@x")).await.unwrap();
+        h.go_online("bob", 8, None).await.unwrap();
+        h.set_busy("bob", true).await.unwrap();
+        h.shutdown().await;
+        task.await.unwrap();
+        assert!(matches!(h.current("ann").await, Err(ServiceError::Stopped)));
+        store.close().await;
+    }
+    // Down for three hours.
+    clock.set(t(3 * H));
+    let (store, h, mut ev, _task) = setup(&path, &clock).await;
+    assert_eq!(next(&mut ev).await, expired("ann", t(H), true, false));
+    assert_quiet(&mut ev);
+    let hist = store.history("ann", 1).await.unwrap();
+    assert_eq!(hist[0].kind, HistoryKind::Expired);
+    assert_eq!(hist[0].at, t(H));
+    assert_eq!(hist[0].reason, "ended while down");
+    // No call survives a restart.
+    let Store::Sqlite(s) = &store;
+    assert!(activities(s).await.unwrap().is_empty());
+
+    // Bob's window is still open and stays armed.
+    assert_eq!(
+        h.current("bob").await.unwrap(),
+        Some(Window::new(t(0), t(8 * H)).unwrap())
+    );
+    clock.set(t(8 * H - 1));
+    assert_eq!(
+        h.current("bob").await.unwrap().map(|w| w.end),
+        Some(t(8 * H))
+    );
+    assert_quiet(&mut ev);
+    clock.set(t(8 * H));
+    assert_eq!(next(&mut ev).await, expired("bob", t(8 * H), false, false));
+}
+
+#[tokio::test]
+async fn start_without_subscribing_still_closes_ended_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = store_at(&path).await;
+    store
+        .set_online("ann", t(0), t(H), None, "m")
+        .await
+        .unwrap();
+    let clock = ManualClock::new(t(2 * H));
+    let (h, _task) = PresenceService::start(store.clone(), clock).await.unwrap();
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    assert_eq!(store.history("ann", 1).await.unwrap()[0].at, t(H));
+}
+
+#[tokio::test]
+async fn bad_requests_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (_store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    let err = h.go_online("ann", 0, None).await.unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Store(StoreError::InvalidWindow { .. })),
+        "{err:?}"
+    );
+    let err = h.go_online("", 8, None).await.unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Store(StoreError::EmptyUser)),
+        "{err:?}"
+    );
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    assert_quiet(&mut ev);
+
+    // Far beyond the calendar.
+    clock.set(DateTime::<Utc>::MAX_UTC - Duration::hours(1));
+    let err = h.go_online("ann", 2, None).await.unwrap_err();
+    assert!(
+        matches!(err, ServiceError::OutOfRange { hours: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fewer hours"));
+}
+
+#[tokio::test]
+async fn handles_fail_cleanly_once_every_handle_but_one_is_dropped_and_it_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (_store, h, _ev, task) = setup(&dir.path().join("p.db"), &clock).await;
+    let h2 = h.clone();
+    drop(h);
+    h2.go_online("ann", 1, None).await.unwrap();
+    drop(h2);
+    // Dropping the last handle ends the loop.
+    task.await.unwrap();
+}

@@ -1,0 +1,326 @@
+//! The timed-presence log-in over real SIP and RTP: SIPp calls the contact
+//! point as an agent's phone and keys RFC 2833 digits from Debian's
+//! `dtmf_2833_*.pcap` captures; the outcome is read back with
+//! `tpswitch agents --json` (issue 4's "done when").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const CONTACT_POINT: &str = "+15550100000";
+/// jsmith in config/tpswitch.toml.
+const JSMITH: &str = "+12345678910";
+
+/// One step of the agent's behaviour.
+enum Step {
+    Wait(u64),
+    Key(char),
+}
+use Step::{Key, Wait};
+
+fn pcap(key: char) -> String {
+    let name = match key {
+        '*' => "star".to_owned(),
+        '#' => "pound".to_owned(),
+        d => d.to_string(),
+    };
+    format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap")
+}
+
+/// Writes a log-in scenario: call from `caller`, run `steps`, then either
+/// wait for the switch's BYE or hang up.
+fn scenario(dir: &Path, caller: &str, steps: &[Step], switch_hangs_up: bool) -> PathBuf {
+    let mut body = String::new();
+    for s in steps {
+        match s {
+            Wait(ms) => body.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
+            Key(k) => body.push_str(&format!(
+                "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+                pcap(*k)
+            )),
+        }
+    }
+    let end = std::fs::read_to_string(sipp_dir().join(if switch_hangs_up {
+        "login_end_bye.inc"
+    } else {
+        "login_end_hangup.inc"
+    }))
+    .expect("end include");
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .expect("login.xml")
+        .replace("@STEPS@", &body)
+        .replace("@END@", &end)
+        .replace("@CALLER@", caller);
+    let path = dir.join("login.xml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+fn agents(sw: &Switch) -> serde_json::Value {
+    let out = sw.cli(&["agents", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("agents JSON")
+}
+
+fn agent(sw: &Switch, id: &str) -> serde_json::Value {
+    agents(sw)
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no agent {id}"))
+}
+
+/// Hours left on the agent's window (rounded), or None when offline.
+fn online_hours(sw: &Switch, id: &str) -> Option<i64> {
+    let a = agent(sw, id);
+    if a["state"] != "online" {
+        return None;
+    }
+    let secs = a["remaining_seconds"].as_i64()?;
+    Some((secs + 1800) / 3600)
+}
+
+fn login(sw: &Switch, caller: &str, steps: &[Step], switch_hangs_up: bool) -> SippRun {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), caller, steps, switch_hangs_up);
+    let run = sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    );
+    assert!(run.ok(), "{}\n--- switch log\n{}", run.explain(), sw.log());
+    run
+}
+
+/// Short time-outs so the time-out paths run quickly.
+fn fast(t: String) -> String {
+    t.replace("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
+}
+
+#[test]
+fn keys_1_to_4_set_the_preset_windows() {
+    let sw = Switch::start(fast);
+    for (key, hours) in [('1', 8), ('2', 24), ('3', 48), ('4', 72)] {
+        login(&sw, JSMITH, &[Wait(1000), Key(key)], true);
+        assert_eq!(online_hours(&sw, "jsmith"), Some(hours), "key {key}");
+    }
+}
+
+#[test]
+fn key_9_then_two_digits() {
+    let sw = Switch::start(fast);
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('9'), Wait(500), Key('1'), Key('2')],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), Some(12));
+}
+
+#[test]
+fn key_9_one_digit_then_pound() {
+    let sw = Switch::start(fast);
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('9'), Wait(500), Key('5'), Key('#')],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), Some(5));
+}
+
+#[test]
+fn key_9_one_digit_then_time_out() {
+    let sw = Switch::start(fast);
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('9'), Wait(500), Key('7')],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), Some(7));
+}
+
+#[test]
+fn key_9_then_0_goes_offline_and_key_0_too() {
+    let sw = Switch::start(fast);
+    login(&sw, JSMITH, &[Wait(1000), Key('3')], true);
+    assert_eq!(online_hours(&sw, "jsmith"), Some(48));
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('9'), Wait(500), Key('0')],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), None);
+    login(&sw, JSMITH, &[Wait(1000), Key('2')], true);
+    assert_eq!(online_hours(&sw, "jsmith"), Some(24));
+    login(&sw, JSMITH, &[Wait(1000), Key('0')], true);
+    assert_eq!(online_hours(&sw, "jsmith"), None);
+}
+
+#[test]
+fn invalid_then_valid() {
+    let sw = Switch::start(fast);
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('5'), Wait(1500), Key('2')],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), Some(24));
+}
+
+#[test]
+fn max_attempts_invalid_keys_hang_up_unchanged() {
+    let sw = Switch::start(fast);
+    login(
+        &sw,
+        JSMITH,
+        &[
+            Wait(1000),
+            Key('5'),
+            Wait(1500),
+            Key('6'),
+            Wait(1500),
+            Key('7'),
+        ],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), None);
+    assert!(sw.log().contains("TooManyAttempts"), "{}", sw.log());
+}
+
+#[test]
+fn unknown_caller_hears_lookup_error_and_is_hung_up() {
+    let sw = Switch::start(fast);
+    login(&sw, "+19998887777", &[], true);
+    assert!(sw.log().contains("UnknownCaller"), "{}", sw.log());
+    assert!(agents(&sw)
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["state"] == "offline"));
+}
+
+#[test]
+fn withheld_caller_is_hung_up() {
+    let sw = Switch::start(fast);
+    login(&sw, "anonymous", &[], true);
+    assert!(sw.log().contains("Withheld"), "{}", sw.log());
+}
+
+#[test]
+fn hang_up_mid_menu_changes_nothing() {
+    let sw = Switch::start(fast);
+    login(&sw, JSMITH, &[Wait(1000), Key('2')], true);
+    assert_eq!(online_hours(&sw, "jsmith"), Some(24));
+    // Key 9 then hang up before the custom hours are complete.
+    login(&sw, JSMITH, &[Wait(1000), Key('9'), Wait(300)], false);
+    assert_eq!(online_hours(&sw, "jsmith"), Some(24));
+}
+
+#[test]
+fn pin_right_and_wrong() {
+    // Give jsmith a PIN (digits chosen so no capture repeats in a call).
+    let sw = Switch::start(|t| fast(t).replacen("# pin = \"4321\"", "pin = \"4321\"", 1));
+    // 4321, then 9 and 56 custom hours (no key repeats within the call:
+    // a replayed capture is rightly one key press).
+    login(
+        &sw,
+        JSMITH,
+        &[
+            Wait(1000),
+            Key('4'),
+            Key('3'),
+            Key('2'),
+            Key('1'),
+            Wait(1000),
+            Key('9'),
+            Wait(500),
+            Key('5'),
+            Key('6'),
+        ],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), Some(56), "{}", sw.log());
+    login(
+        &sw,
+        JSMITH,
+        &[
+            Wait(1000),
+            Key('4'),
+            Key('3'),
+            Key('2'),
+            Key('1'),
+            Wait(500),
+            Key('0'),
+        ],
+        true,
+    );
+    assert_eq!(online_hours(&sw, "jsmith"), None);
+    let wrong = [
+        Wait(1000),
+        Key('1'),
+        Key('2'),
+        Key('3'),
+        Key('4'),
+        Wait(2500),
+        Key('5'),
+        Key('6'),
+        Key('7'),
+        Key('8'),
+        Wait(2500),
+        Key('9'),
+        Key('0'),
+        Key('*'),
+        Key('#'),
+    ];
+    login(&sw, JSMITH, &wrong, true);
+    assert!(sw.log().contains("WrongPin"), "{}", sw.log());
+    assert_eq!(online_hours(&sw, "jsmith"), None);
+}
+
+#[test]
+fn window_survives_sigkill_right_after_online_starts() {
+    let mut sw = Switch::start(fast);
+    let dir = tempfile::tempdir().unwrap();
+    // Hang up ourselves at once after the key, while Online plays.
+    let sc = scenario(
+        dir.path(),
+        JSMITH,
+        &[Wait(1000), Key('2'), Wait(400)],
+        false,
+    );
+    let run = sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    );
+    assert!(run.ok(), "{}", run.explain());
+    // The window was confirmed before Online played; kill -9 now.
+    sw.kill9();
+    let before = std::fs::read_to_string(&sw.config).unwrap();
+    let dir2 = std::mem::replace(&mut sw.dir, tempfile::tempdir().unwrap());
+    let config = dir2.path().join("tpswitch.toml");
+    std::fs::write(&config, before).unwrap();
+    let restarted = Switch::start_config(dir2, config);
+    let a = agent(&restarted, "jsmith");
+    assert_eq!(a["state"], "online", "{a}");
+    let secs = a["remaining_seconds"].as_i64().unwrap();
+    assert!((24 * 3600 - 120..=24 * 3600).contains(&secs), "{a}");
+    let start =
+        chrono::DateTime::parse_from_rfc3339(a["window"]["start"].as_str().unwrap()).unwrap();
+    let end = chrono::DateTime::parse_from_rfc3339(a["window"]["end"].as_str().unwrap()).unwrap();
+    assert_eq!((end - start).num_hours(), 24);
+    let _ = Duration::ZERO;
+}
