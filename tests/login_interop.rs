@@ -324,3 +324,35 @@ fn window_survives_sigkill_right_after_online_starts() {
     assert_eq!((end - start).num_hours(), 24);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn window_expiry_calls_the_agent_and_plays_offline() {
+    // The trunk: a SIPp UAS standing in for the agent's phone.
+    let trunk = free_udp_port();
+    let mut phone = BackgroundSipp::start("uas_answer.xml", trunk, 1, &[]);
+    // Presence time runs 3600x: the 8-hour window ends 8 s after log-in.
+    let sw = Switch::start_env(trunk, &[("TPSWITCH_CLOCK_SPEED", "3600")], fast);
+    login(&sw, JSMITH, &[Wait(1000), Key('1')], true);
+    // (`tpswitch agents` reads the real clock; this switch's presence clock
+    // runs fast, so the log says it.)
+    assert!(
+        sw.log().contains("online agent=jsmith hours=8"),
+        "{}",
+        sw.log()
+    );
+    let status = phone.wait(Duration::from_secs(40));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no notification call completed: {status:?}\n{}\n{}\n--- switch\n{}",
+        phone.errors(),
+        phone.messages(),
+        sw.log()
+    );
+    let msgs = phone.messages();
+    assert!(
+        msgs.contains(&format!("INVITE sip:{JSMITH}@127.0.0.1:{trunk}")),
+        "the notification dials the agent's PSTN number through the trunk:\n{msgs}"
+    );
+    assert!(sw.log().contains("notification delivered"), "{}", sw.log());
+    assert_eq!(agent(&sw, "jsmith")["state"], "offline");
+}

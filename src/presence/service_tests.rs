@@ -331,3 +331,25 @@ async fn handles_fail_cleanly_once_every_handle_but_one_is_dropped_and_it_shuts_
     // Dropping the last handle ends the loop.
     task.await.unwrap();
 }
+
+/// The sped-up clock used by end-to-end tests (TPSWITCH_CLOCK_SPEED): an
+/// hour-long window ends after about a second of real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_clock_expires_windows_in_real_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_at(&dir.path().join("p.db")).await;
+    let clock = crate::presence::clock::ScaledClock::new(3600.0);
+    let (service, handle) = PresenceService::new(store.clone(), clock);
+    let mut events = handle.subscribe();
+    let _task = service.spawn().await.unwrap();
+    handle.go_online("jsmith", 1, None).await.unwrap();
+    loop {
+        match next(&mut events).await {
+            PresenceEvent::Expired { user, .. } => {
+                assert_eq!(user, "jsmith");
+                break;
+            }
+            _ => continue,
+        }
+    }
+}

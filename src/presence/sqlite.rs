@@ -352,6 +352,10 @@ impl PresenceStore for SqliteStore {
         reason: &str,
     ) -> Result<Window> {
         require_user(user)?;
+        // Times are stored as whole milliseconds: hand back exactly what is
+        // stored, or a timer armed with the returned end would never match
+        // the row again (`expire` compares ends).
+        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
         let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
             user: user.to_owned(),
             start,
@@ -426,7 +430,7 @@ impl PresenceStore for SqliteStore {
         require_user(user)?;
         let mut tx = self.begin_write().await?;
         let window = match self.current_in(&mut tx, user).await? {
-            Some(w) if w.end == end => w,
+            Some(w) if w.end == to_millis_precision(end) => w,
             // Replaced or closed since the timer was armed: nothing to do.
             _ => return Ok(None),
         };
@@ -568,4 +572,9 @@ impl SqliteStore {
             reason: r.try_get("reason").map_err(self.err("reading a row"))?,
         })
     }
+}
+
+/// The precision the store keeps (INTEGER milliseconds UTC).
+fn to_millis_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }

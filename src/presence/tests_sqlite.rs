@@ -562,3 +562,26 @@ fn confirmed_writes_survive_kill_9() {
         assert_eq!(s.history("ann", 10).await.unwrap()[0].reason, "before kill");
     });
 }
+
+/// Real clocks have nanoseconds; the store keeps milliseconds. A window set
+/// at a nanosecond instant must still expire by the end it was armed with.
+#[tokio::test]
+async fn sub_millisecond_times_still_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db")).await.unwrap();
+    let start = DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap();
+    let end = start + chrono::Duration::hours(8);
+    let w = store
+        .set_online("jsmith", start, end, None, "menu")
+        .await
+        .unwrap();
+    assert_eq!(w.end.timestamp_subsec_nanos() % 1_000_000, 0);
+    assert!(store.expire("jsmith", w.end, "t").await.unwrap().is_some());
+    let w = store
+        .set_online("jsmith", start, end, None, "menu")
+        .await
+        .unwrap();
+    // The unrounded end works too.
+    assert!(store.expire("jsmith", end, "t").await.unwrap().is_some());
+    let _ = w;
+}

@@ -95,11 +95,28 @@ impl Switch {
         Self::start_config(dir, config)
     }
 
+    /// Like `start_with_trunk`, with extra environment for the process.
+    pub fn start_env(
+        trunk_port: u16,
+        envs: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Switch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("tpswitch.toml");
+        std::fs::write(&config, test_config(dir.path(), trunk_port, edit)).expect("write config");
+        Self::spawn(dir, config, envs)
+    }
+
     /// Starts the binary on an existing config file in `dir`.
     pub fn start_config(dir: tempfile::TempDir, config: PathBuf) -> Switch {
+        Self::spawn(dir, config, &[])
+    }
+
+    fn spawn(dir: tempfile::TempDir, config: PathBuf, envs: &[(&str, &str)]) -> Switch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
             .args(["run", "--config"])
             .arg(&config)
+            .envs(envs.iter().copied())
             .env("TPSWITCH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
