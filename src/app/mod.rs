@@ -24,6 +24,7 @@ use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::FrameLimits;
+use crate::sip::uri::hostport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -109,13 +110,6 @@ pub fn codecs_of(cfg: &Config) -> Vec<Codec> {
         .collect()
 }
 
-fn hostport(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
-}
-
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     let cfg = Arc::new(cfg);
@@ -149,7 +143,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let ip = advertised_ip(&cfg, trunk);
     let cancel = CancellationToken::new();
 
-    // The SIP port may be 0 (tests): bind first, then advertise what we got.
+    // The SIP port may be 0 (tests): then it is learnt by binding below,
+    // before Contact and Via are written with it.
     let mut core_cfg = CoreConfig {
         timers: Timers {
             t1: cfg.sip.t1,
@@ -191,10 +186,6 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         },
     };
     let bind = cfg.sip.bind;
-    // Probe the port when it is ephemeral so Contact/Via name the real one.
-    if bind.port() == 0 {
-        core_cfg.local.hostport = hostport(SocketAddr::new(ip, 0));
-    }
     let dial_cfg = cfg.clone();
     let dialplan = Box::new(move |called: &str| {
         E164::parse(called, &dial_cfg.numbering.default_country_code)

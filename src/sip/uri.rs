@@ -26,6 +26,14 @@ pub fn socket_addr(uri: &str) -> Option<SocketAddr> {
     host_port(hostport)
 }
 
+/// `host:port` as written in SIP (IPv6 in brackets, RFC 3261 §19.1.1).
+pub fn hostport(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
 /// `1.2.3.4`, `1.2.3.4:5070`, `[::1]`, `[::1]:5070`.
 pub fn host_port(s: &str) -> Option<SocketAddr> {
     if let Some(v6) = s.strip_prefix('[') {

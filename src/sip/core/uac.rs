@@ -20,7 +20,7 @@ impl SipCore {
         let local_tag = self.tag();
         let call_id = format!("{:016x}@tpswitch", self.ids.next());
         let trunk = self.cfg.trunk;
-        let trunk_host = hostport(trunk);
+        let trunk_host = crate::sip::uri::hostport(trunk);
         let ruri = format!("sip:{}@{}", request.target, trunk_host);
         let local_uri = format!("<sip:{}@{}>", request.from_user, self.cfg.local.hostport);
         let remote_uri = format!("<{ruri}>");
@@ -443,13 +443,6 @@ impl SipCore {
             }
         }
         let _ = Method::Ack;
-    }
-}
-
-fn hostport(addr: std::net::SocketAddr) -> String {
-    match addr {
-        std::net::SocketAddr::V4(a) => a.to_string(),
-        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
 

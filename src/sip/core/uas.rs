@@ -138,18 +138,25 @@ impl SipCore {
         })));
     }
 
+    /// The INVITE, its transaction and our tag, while an inbound leg is
+    /// still unanswered (the only time it can get a provisional or a reject).
+    fn unanswered(&self, leg: LegId) -> Option<(RequestHead, TxKey, String)> {
+        let d = self.dialogs.get(&leg)?;
+        if d.role != Role::Uas || d.state != State::Early {
+            return None;
+        }
+        Some((
+            d.invite.clone()?,
+            d.invite_key.clone()?,
+            d.local_tag.clone(),
+        ))
+    }
+
     pub(super) fn uas_provisional(&mut self, leg: LegId, status: u16, now: Instant) {
         let contact = self.cfg.local.contact();
-        let Some(d) = self.dialogs.get(&leg) else {
+        let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
-        if d.role != Role::Uas || d.state != State::Early {
-            return;
-        }
-        let (Some(head), Some(key)) = (d.invite.clone(), d.invite_key.clone()) else {
-            return;
-        };
-        let tag = d.local_tag.clone();
         self.respond(
             &key,
             &head,
@@ -230,16 +237,9 @@ impl SipCore {
     }
 
     pub(super) fn uas_reject(&mut self, leg: LegId, status: u16, now: Instant) {
-        let Some(d) = self.dialogs.get(&leg) else {
+        let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
-        if d.role != Role::Uas || d.state != State::Early {
-            return;
-        }
-        let (Some(head), Some(key)) = (d.invite.clone(), d.invite_key.clone()) else {
-            return;
-        };
-        let tag = d.local_tag.clone();
         let status = if (300..700).contains(&status) {
             status
         } else {
