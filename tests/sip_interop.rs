@@ -358,3 +358,31 @@ fn check_config_reports_file_key_and_fix() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn tcp_connections_are_capped() {
+    use std::io::{Read, Write};
+    let sw = Switch::start(|t| t.replace("max_tcp_connections = 1024", "max_tcp_connections = 2"));
+    let a = std::net::TcpStream::connect(sw.sip).unwrap();
+    let b = std::net::TcpStream::connect(sw.sip).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The third is closed at once: reading gives end-of-stream.
+    let mut c = std::net::TcpStream::connect(sw.sip).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(c.read(&mut buf), Ok(0) | Err(_)),
+        "third connection stays open"
+    );
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    // A slot is free again: a request over a new connection is answered.
+    let mut d = std::net::TcpStream::connect(sw.sip).unwrap();
+    d.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    d.write_all(&options(&sock, "tcp-cap", true)).unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = d.read(&mut got).unwrap();
+    assert!(String::from_utf8_lossy(&got[..n]).starts_with("SIP/2.0 200"));
+    drop(b);
+}

@@ -59,6 +59,7 @@ async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
             frame: FrameLimits {
                 max_message_bytes: 65535,
                 max_header_bytes: 16384,
+                max_connections: 16,
             },
         },
         core,

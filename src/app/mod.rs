@@ -197,6 +197,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let frame = FrameLimits {
         max_message_bytes: cfg.sip.max_message_bytes as usize,
         max_header_bytes: cfg.sip.max_header_bytes as usize,
+        max_connections: cfg.sip.max_tcp_connections as usize,
     };
     let endpoint_cfg = EndpointConfig {
         bind,

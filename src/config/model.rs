@@ -43,6 +43,8 @@ pub struct SipConfig {
     pub untrusted: Untrusted,
     pub max_message_bytes: u32,
     pub max_header_bytes: u32,
+    /// Inbound TCP connections held at once; more are refused.
+    pub max_tcp_connections: u32,
     pub tcp: bool,
     pub user_agent: String,
     /// RFC 4028 Session-Expires we ask for.

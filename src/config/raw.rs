@@ -25,6 +25,7 @@ pub struct RawSip {
     pub untrusted: Option<String>,
     pub max_message_bytes: Option<i64>,
     pub max_header_bytes: Option<i64>,
+    pub max_tcp_connections: Option<i64>,
     pub tcp: Option<bool>,
     pub user_agent: Option<String>,
     pub session_expires: Option<String>,

@@ -302,6 +302,13 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         ),
         max_message_bytes,
         max_header_bytes,
+        max_tcp_connections: v.uint(
+            "sip.max_tcp_connections",
+            r.max_tcp_connections,
+            1024,
+            1,
+            100_000,
+        ),
         tcp: r.tcp.unwrap_or(true),
         user_agent,
         session_expires,

@@ -26,7 +26,9 @@ pub enum Inbound {
 #[derive(Debug, Default)]
 pub struct TransportStats {
     pub udp_dropped_queue_full: AtomicU64,
+    pub udp_oversized: AtomicU64,
     pub tcp_framing_errors: AtomicU64,
+    pub tcp_refused: AtomicU64,
 }
 
 /// Limits on what a peer can make us buffer.
@@ -34,6 +36,8 @@ pub struct TransportStats {
 pub struct FrameLimits {
     pub max_message_bytes: usize,
     pub max_header_bytes: usize,
+    /// Connections held at once; a peer cannot exhaust our file descriptors.
+    pub max_connections: usize,
 }
 
 pub async fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -76,7 +80,7 @@ pub async fn udp_reader(
         if n > max {
             // Larger than any message we accept: §18.1.1 says such requests
             // belong on TCP; the truncated rest cannot be parsed.
-            stats.udp_dropped_queue_full.fetch_add(0, Ordering::Relaxed);
+            stats.udp_oversized.fetch_add(1, Ordering::Relaxed);
             debug!(src = %from, bytes = n, "oversized datagram dropped");
             continue;
         }
@@ -105,6 +109,7 @@ pub async fn tcp_acceptor(
     stats: Arc<TransportStats>,
     limits: FrameLimits,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -114,14 +119,19 @@ pub async fn tcp_acceptor(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: close at once rather than queue a stranger's socket.
+            stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+            warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(tcp_connection(
-            stream,
-            from,
-            tx.clone(),
-            stats.clone(),
-            limits,
-        ));
+        let (tx, stats) = (tx.clone(), stats.clone());
+        tokio::spawn(async move {
+            tcp_connection(stream, from, tx, stats, limits).await;
+            drop(slot);
+        });
     }
 }
 
@@ -271,6 +281,7 @@ mod tests {
         FrameLimits {
             max_message_bytes: 2000,
             max_header_bytes: 1000,
+            max_connections: 4,
         }
     }
 
