@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Memory per concurrent IVR call and RSS after the load (leak check).
+# CONCURRENT calls to the timed-presence contact point (each plays the
+# log-in prompts over RTP), held HOLD_MS, then hung up by SIPp.
+#
+#   bench/sipp_memory.sh [CONCURRENT] [HOLD_MS]     defaults: 1000 calls, 20000 ms
+#
+# Prints the switch's RSS at rest, at peak (all calls up), and after the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}
+HOLD=${2:-20000}
+PORT=${PORT:-5970}
+work=$(mktemp -d)
+trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
+    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
+    -e "s|max_calls = 2000|max_calls = 100000|" \
+    -e "s|rtp_timeout = \"30s\"|rtp_timeout = \"300s\"|" \
+    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
+    -e "s|\"../prompts/|\"$PWD/prompts/|" \
+    config/tpswitch.toml > "$work/tpswitch.toml"
+TPSWITCH_LOG=warn target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
+SWITCH_PID=$!
+for _ in $(seq 100); do grep -q "tpswitch listening" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {print $2}' "/proc/$SWITCH_PID/status"; }
+base=$(rss)
+echo "RSS at rest: ${base} KiB"
+# A known agent (jsmith) listening to the log-in menu, who hangs up after HOLD ms.
+python3 - "$PWD/tests/sipp" "$work/hold.xml" "$HOLD" <<'PY'
+import sys
+d, out, hold = sys.argv[1], sys.argv[2], sys.argv[3]
+s = open(f"{d}/login.xml").read()
+s = s.replace("@CALLER@", "+12345678910").replace("@STEPS@", f'  <pause milliseconds="{hold}"/>')
+s = s.replace("@END@", open(f"{d}/login_end_hangup.inc").read().replace("@CALLER@", "+12345678910"))
+open(out, "w").write(s)
+PY
+cd "$work"
+run() {
+  sipp -sf hold.xml -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5971 -mp 40000 \
+    -r 200 -l "$N" -m "$N" -timeout 300s -nostdin -max_socket 1000 > sipp.out 2>&1 &
+  SIPP_PID=$!
+  peak=0
+  while kill -0 "$SIPP_PID" 2>/dev/null; do
+    r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.5
+  done
+  wait "$SIPP_PID" || true
+  grep -E "Successful call|Failed call" sipp.out | tail -2
+  sleep "${SETTLE:-40}"
+}
+run
+first_peak=$peak
+first_after=$(rss)
+echo "RSS peak with $N calls up: ${first_peak} KiB  -> $(( (first_peak - base) / N )) KiB per call"
+echo "RSS ${SETTLE:-40} s after the run: ${first_after} KiB (at rest: ${base} KiB)"
+# A second identical run: a per-call leak would grow RSS again.
+run
+echo "second run: peak ${peak} KiB, after ${after:-$(rss)} KiB"
