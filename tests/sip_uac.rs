@@ -28,6 +28,10 @@ struct Uac {
 }
 
 async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
+    uac_over(trunk, creds, false).await
+}
+
+async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> Uac {
     let port = free_udp_port();
     let cfg = CoreConfig {
         timers: Timers::default(),
@@ -44,6 +48,7 @@ async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
         session_expires: 1800,
         min_se: 90,
         trunk,
+        trunk_tcp: tcp,
         credentials: creds,
         follow_redirects: true,
         max_redirects: 2,
@@ -182,6 +187,39 @@ async fn trunk_challenge_is_answered_once_with_digest() {
         "{}\n{}",
         sipp.errors(),
         sipp.messages()
+    );
+    u.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_over_tcp_answers_then_we_hang_up() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_answer.xml", port, 1, &["-t", "t1"]);
+    let mut u = uac_over(format!("127.0.0.1:{port}").parse().unwrap(), None, true).await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!(
+            "expected Answered over TCP, got {other:?}\n{}\n{}",
+            sipp.errors(),
+            sipp.messages()
+        ),
+    }
+    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Ended { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    let status = sipp.wait(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}\n{}",
+        sipp.errors(),
+        sipp.messages()
+    );
+    assert!(
+        sipp.messages().contains("SIP/2.0/TCP"),
+        "the INVITE went over TCP"
     );
     u.cancel.cancel();
 }

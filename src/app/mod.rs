@@ -171,6 +171,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         session_expires: cfg.sip.session_expires.as_secs() as u32,
         min_se: cfg.sip.min_se.as_secs() as u32,
         trunk,
+        trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
         credentials: std::env::var(&cfg.trunk.password_env)
             .ok()
             .filter(|_| !cfg.trunk.username.is_empty())

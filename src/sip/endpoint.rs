@@ -97,10 +97,16 @@ pub async fn start(
             cfg.frame,
         )));
     }
-    drop(in_tx);
     info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening");
+    let trunk = TrunkLink {
+        inbound: in_tx,
+        stats: stats.clone(),
+        frame: cfg.frame,
+        pending: Vec::new(),
+        connecting: false,
+    };
     let run = tokio::spawn(async move {
-        run(core, udp, in_rx, cmd_rx, events, cancel).await;
+        run(core, udp, in_rx, cmd_rx, events, cancel, trunk).await;
         for t in tasks {
             t.abort();
         }
@@ -115,6 +121,18 @@ pub async fn start(
     ))
 }
 
+/// Our outbound TCP connection to the trunk: opened on first use; what is
+/// sent before it is up waits here (bounded).
+struct TrunkLink {
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+    frame: FrameLimits,
+    pending: Vec<(SocketAddr, Bytes)>,
+    connecting: bool,
+}
+
+const TRUNK_PENDING: usize = 256;
+
 async fn run(
     mut core: SipCore,
     udp: Arc<UdpSocket>,
@@ -122,6 +140,7 @@ async fn run(
     mut commands: mpsc::Receiver<SipCommand>,
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
+    mut trunk: TrunkLink,
 ) {
     let mut tcp: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
@@ -136,10 +155,10 @@ async fn run(
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                on_inbound(&mut core, &mut tcp, msg, now);
+                on_inbound(&mut core, &mut tcp, &mut trunk, msg, now);
                 for _ in 0..BATCH {
                     match inbound.try_recv() {
-                        Ok(m) => on_inbound(&mut core, &mut tcp, m, now),
+                        Ok(m) => on_inbound(&mut core, &mut tcp, &mut trunk, m, now),
                         Err(_) => break,
                     }
                 }
@@ -181,6 +200,22 @@ async fn run(
                                 debug!(conn, "tcp writer full or gone; message dropped");
                             }
                         }
+                        None if conn == transport::TRUNK_CONN => {
+                            if trunk.pending.len() < TRUNK_PENDING {
+                                trunk.pending.push((peer.addr, data));
+                            } else {
+                                warn!("trunk TCP connection not up; message dropped");
+                            }
+                            if !trunk.connecting {
+                                trunk.connecting = true;
+                                tokio::spawn(transport::connect_trunk(
+                                    peer.addr,
+                                    trunk.inbound.clone(),
+                                    trunk.stats.clone(),
+                                    trunk.frame,
+                                ));
+                            }
+                        }
                         None => debug!(conn, "tcp connection gone; message dropped"),
                     },
                 },
@@ -198,16 +233,35 @@ async fn run(
 fn on_inbound(
     core: &mut SipCore,
     tcp: &mut HashMap<u64, mpsc::Sender<Bytes>>,
+    trunk: &mut TrunkLink,
     msg: Inbound,
     now: Instant,
 ) {
     match msg {
         Inbound::Message { data, peer } => core.handle_message(&data, peer, now),
         Inbound::TcpOpened { conn, tx } => {
+            if conn == transport::TRUNK_CONN {
+                trunk.connecting = false;
+                for (_, data) in trunk.pending.drain(..) {
+                    if tx.try_send(data).is_err() {
+                        warn!("trunk TCP writer full; message dropped");
+                    }
+                }
+            }
             tcp.insert(conn, tx);
         }
         Inbound::TcpClosed { conn } => {
             tcp.remove(&conn);
+            if conn == transport::TRUNK_CONN {
+                trunk.connecting = false;
+                if !trunk.pending.is_empty() {
+                    warn!(
+                        dropped = trunk.pending.len(),
+                        "trunk TCP connection failed; queued messages dropped"
+                    );
+                    trunk.pending.clear();
+                }
+            }
         }
     }
 }

@@ -101,7 +101,36 @@ pub async fn udp_reader(
     }
 }
 
+/// The connection id of our own TCP connection to the trunk (inbound
+/// connections count up from 1).
+pub const TRUNK_CONN: u64 = 0;
+
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Opens our TCP connection to the trunk (`outbound_proxy` with
+/// `transport=tcp`) and serves it like an inbound one, under [`TRUNK_CONN`].
+/// A failed connect is reported as that connection closing.
+pub async fn connect_trunk(
+    addr: SocketAddr,
+    tx: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+    limits: FrameLimits,
+) {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN)).await;
+        }
+        Ok(Err(e)) => {
+            warn!(trunk = %addr, error = %e, "cannot connect to the trunk over TCP");
+            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+        }
+        Err(_) => {
+            warn!(trunk = %addr, "TCP connect to the trunk timed out");
+            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+        }
+    }
+}
 
 pub async fn tcp_acceptor(
     listener: TcpListener,
@@ -129,7 +158,7 @@ pub async fn tcp_acceptor(
         let _ = stream.set_nodelay(true);
         let (tx, stats) = (tx.clone(), stats.clone());
         tokio::spawn(async move {
-            tcp_connection(stream, from, tx, stats, limits).await;
+            tcp_connection(stream, from, tx, stats, limits, None).await;
             drop(slot);
         });
     }
@@ -141,8 +170,9 @@ async fn tcp_connection(
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
+    conn: Option<u64>,
 ) {
-    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let conn = conn.unwrap_or_else(|| NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
     if tx.send(Inbound::TcpOpened { conn, tx: wtx }).await.is_err() {

@@ -71,6 +71,8 @@ pub struct CoreConfig {
     pub min_se: u32,
     /// Where outbound INVITEs go, and its host:port for Request-URIs.
     pub trunk: SocketAddr,
+    /// Reach the trunk over our own TCP connection instead of UDP.
+    pub trunk_tcp: bool,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,

@@ -24,6 +24,7 @@ fn cfg() -> CoreConfig {
         session_expires: 1800,
         min_se: 90,
         trunk: TRUNK.parse().unwrap(),
+        trunk_tcp: false,
         credentials: Some(Credentials {
             username: "alice".into(),
             password: "secret".into(),

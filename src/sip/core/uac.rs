@@ -38,7 +38,13 @@ impl SipCore {
             local_cseq: 0,
             remote_cseq: None,
             peer: Peer {
-                transport: Transport::Udp,
+                transport: if self.cfg.trunk_tcp {
+                    Transport::Tcp {
+                        conn: crate::sip::transport::TRUNK_CONN,
+                    }
+                } else {
+                    Transport::Udp
+                },
                 addr: trunk,
             },
             invite: None,
@@ -93,7 +99,11 @@ impl SipCore {
             return;
         };
         d.local_cseq += 1;
-        let via = format!("SIP/2.0/UDP {};branch={branch};rport", local.hostport);
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            via_transport(d.peer),
+            local.hostport
+        );
         let mut s = String::with_capacity(1024);
         let _ = write!(
             s,
@@ -241,7 +251,8 @@ impl SipCore {
             .unwrap_or(&uac.ruri)
             .to_owned();
         let mut s = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
+            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
+            via_transport(d.peer),
             local.hostport
         );
         for r in &d.route_set {
@@ -448,4 +459,12 @@ impl SipCore {
 
 fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn via_transport(peer: Peer) -> &'static str {
+    if peer.transport.reliable() {
+        "TCP"
+    } else {
+        "UDP"
+    }
 }
