@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench pacing -- 1000 10` (streams, seconds); or PACING_STREAMS /
 //! PACING_SECS. PACING_SPIN_US and PACING_GRID_US override `EngineConfig::spin` and
-//! `start_granularity`. Each session holds 4 descriptors: `ulimit -n` must exceed 4 × N + 100.
+//! `start_granularity`. Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

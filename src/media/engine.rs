@@ -251,14 +251,6 @@ impl MediaEngine {
         opts: SessionOptions,
     ) -> Result<(MediaSession, mpsc::Receiver<MediaEvent>), MediaError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
-        let clone = |s: &tokio::net::UdpSocket| -> Result<std::net::UdpSocket, MediaError> {
-            let sock = socket2::SockRef::from(s)
-                .try_clone()
-                .map_err(MediaError::Socket)?;
-            Ok(sock.into())
-        };
-        let tx_rtp = clone(&ports.rtp)?;
-        let tx_rtcp = clone(&ports.rtcp)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let shard = (id % inner.pacers.len().max(1) as u64) as usize;
@@ -274,8 +266,6 @@ impl MediaEngine {
         let shared = Arc::new(Shared {
             id,
             start,
-            tx_rtp,
-            tx_rtcp,
             tx: Mutex::new(tx),
             closed: Default::default(),
             events: events_tx,

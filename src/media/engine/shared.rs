@@ -73,10 +73,6 @@ pub(crate) struct Shared {
     pub id: u64,
     /// Ideal send time of pacer tick 0.
     pub start: Instant,
-    /// Duplicates of the sockets for sending from the pacing thread and from the other leg's
-    /// relay (declared before `ports` so they close first).
-    pub tx_rtp: std::net::UdpSocket,
-    pub tx_rtcp: std::net::UdpSocket,
     pub tx: Mutex<Tx>,
     pub closed: AtomicBool,
     pub events: mpsc::Sender<MediaEvent>,
@@ -149,19 +145,27 @@ impl Shared {
 
     /// Non-blocking send; failures (including a full socket buffer) lose the packet.
     pub fn send_rtp(&self, buf: &[u8], dest: SocketAddr) -> bool {
-        Self::send(&self.tx_rtp, &self.stats, buf, dest)
+        Self::send(&self.ports.rtp, &self.stats, buf, dest)
     }
 
     pub fn send_rtcp(&self, buf: &[u8], dest: SocketAddr) -> bool {
-        let ok = Self::send(&self.tx_rtcp, &self.stats, buf, dest);
+        let ok = Self::send(&self.ports.rtcp, &self.stats, buf, dest);
         if ok {
             MediaStats::bump(&self.stats.rtcp_sent);
         }
         ok
     }
 
-    fn send(sock: &std::net::UdpSocket, stats: &MediaStats, buf: &[u8], dest: SocketAddr) -> bool {
-        match sock.send_to(buf, dest) {
+    /// A plain non-blocking `sendto` on the session's own descriptor, from any thread:
+    /// borrowing the fd (no `dup`) keeps a session at two descriptors, and sending
+    /// bypasses tokio's readiness (only the receive task waits on the reactor).
+    fn send(
+        sock: &tokio::net::UdpSocket,
+        stats: &MediaStats,
+        buf: &[u8],
+        dest: SocketAddr,
+    ) -> bool {
+        match socket2::SockRef::from(sock).send_to(buf, &dest.into()) {
             Ok(_) => true,
             Err(e) => {
                 MediaStats::bump(&stats.send_errors);
