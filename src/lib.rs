@@ -1,6 +1,7 @@
 //! tpswitch: a SIP/RTP softswitch component that gives a contact centre
 //! timed presence. See `docs/` and the README for the picture.
 
+pub mod api;
 pub mod app;
 pub mod call;
 pub mod cli;

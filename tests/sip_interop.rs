@@ -386,3 +386,30 @@ fn tcp_connections_are_capped() {
     assert!(String::from_utf8_lossy(&got[..n]).starts_with("SIP/2.0 200"));
     drop(b);
 }
+
+#[test]
+fn http_metrics_and_agents_with_a_token() {
+    let sw = Switch::start_env(free_udp_port(), &[("TPSWITCH_API_TOKEN", "s3cret")], |t| t);
+    let run = sipp("options.xml", Some(sw.sip), 1, &["-s", CONTACT_POINT]);
+    assert!(run.ok(), "{}", run.explain());
+    assert_eq!(http_get(sw.http, "/healthz", None).0, 200);
+    assert_eq!(http_get(sw.http, "/metrics", None).0, 401);
+    let (status, body) = http_get(sw.http, "/metrics", Some("s3cret"));
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("# TYPE tpswitch_sip_requests_total counter"),
+        "{body}"
+    );
+    let requests: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("tpswitch_sip_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(requests >= 1, "{body}");
+    let (status, body) = http_get(sw.http, "/agents", Some("s3cret"));
+    assert_eq!(status, 200);
+    let agents: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(agents
+        .as_array()
+        .is_some_and(|a| a.iter().any(|u| u["id"] == "jsmith")));
+}

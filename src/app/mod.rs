@@ -38,6 +38,11 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
+    #[error("http.bind: cannot listen on {bind}: {source}; change http.bind or free the port")]
+    Http {
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// `TPSWITCH_LOG` (or `RUST_LOG`) sets the filter; `info` by default.
@@ -246,6 +251,25 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         presence: presence.clone(),
         router: LegRouter::default(),
     });
+    let api = Arc::new(crate::api::ApiState {
+        cfg: cfg.clone(),
+        media: ctx.engine.stats().clone(),
+        transport: handle.stats.clone(),
+        sip: handle.sip_stats.clone(),
+        token: std::env::var(&cfg.http.token_env)
+            .ok()
+            .filter(|t| !t.is_empty()),
+    });
+    if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
+        tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");
+    }
+    let http = crate::api::serve(api, cfg.http.bind, cancel.clone())
+        .await
+        .map_err(|source| AppError::Http {
+            bind: cfg.http.bind,
+            source,
+        })?;
+    println!("tpswitch listening http={http}");
     let notifier = tokio::spawn(notify::run(ctx.clone(), presence_events, cancel.clone()));
     let manager = CallManager::new(ctx);
     let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));

@@ -35,6 +35,8 @@ pub struct SipHandle {
     pub commands: mpsc::Sender<SipCommand>,
     pub local_addr: SocketAddr,
     pub stats: Arc<TransportStats>,
+    /// The core's counters, published after each turn of the loop.
+    pub sip_stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +107,10 @@ pub async fn start(
         pending: Vec::new(),
         connecting: false,
     };
+    let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
+    let published = sip_stats.clone();
     let run = tokio::spawn(async move {
-        run(core, udp, in_rx, cmd_rx, events, cancel, trunk).await;
+        run(core, udp, in_rx, cmd_rx, events, cancel, trunk, published).await;
         for t in tasks {
             t.abort();
         }
@@ -116,6 +120,7 @@ pub async fn start(
             commands: cmd_tx,
             local_addr,
             stats,
+            sip_stats,
         },
         run,
     ))
@@ -133,6 +138,7 @@ struct TrunkLink {
 
 const TRUNK_PENDING: usize = 256;
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     mut core: SipCore,
     udp: Arc<UdpSocket>,
@@ -141,6 +147,7 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
+    published: Arc<std::sync::Mutex<super::core::CoreStats>>,
 ) {
     let mut tcp: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
@@ -180,6 +187,9 @@ async fn run(
         }
         // Timers that fell due while we handled input.
         core.handle_timeout(Instant::now());
+        if let Ok(mut s) = published.lock() {
+            *s = core.stats();
+        }
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Transmit { peer, data } => match peer.transport {

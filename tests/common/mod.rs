@@ -46,6 +46,7 @@ static NEXT_RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
 pub struct Switch {
     child: Option<Child>,
     pub sip: SocketAddr,
+    pub http: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     stdout: mpsc::Receiver<String>,
@@ -142,11 +143,17 @@ impl Switch {
                 }
             }
         });
-        let sip = loop {
+        let (mut sip, mut http) = (None, None);
+        let (sip, http) = loop {
+            if let (Some(s), Some(h)) = (sip, http) {
+                break (s, h);
+            }
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
                     if let Some(a) = line.strip_prefix("tpswitch listening sip=") {
-                        break a.trim().parse().expect("sip address");
+                        sip = Some(a.trim().parse::<SocketAddr>().expect("sip address"));
+                    } else if let Some(a) = line.strip_prefix("tpswitch listening http=") {
+                        http = Some(a.trim().parse::<SocketAddr>().expect("http address"));
                     }
                 }
                 Err(_) => {
@@ -160,6 +167,7 @@ impl Switch {
         Switch {
             child: Some(child),
             sip,
+            http,
             dir,
             config,
             stdout: rx,
@@ -382,4 +390,28 @@ impl Drop for BackgroundSipp {
             let _ = c.wait();
         }
     }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP API");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -1,0 +1,196 @@
+//! The HTTP side for operators: Prometheus metrics, health, and the agent
+//! list, on `http.bind`. Reads only; everything it shows comes from counters
+//! the other parts already keep and from the store.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::media::engine::MediaStats;
+use crate::sip::core::CoreStats;
+use crate::sip::transport::TransportStats;
+
+/// What the API reads.
+pub struct ApiState {
+    pub cfg: Arc<Config>,
+    pub media: Arc<MediaStats>,
+    pub transport: Arc<TransportStats>,
+    pub sip: Arc<std::sync::Mutex<CoreStats>>,
+    /// `Authorization: Bearer <token>` for everything but /healthz; `None`
+    /// when `http.token_env` names an unset variable (local use only).
+    pub token: Option<String>,
+}
+
+pub async fn serve(
+    state: Arc<ApiState>,
+    bind: SocketAddr,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/agents", get(agents))
+        .with_state(state);
+    tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!(error = %e, "HTTP API stopped");
+        }
+    });
+    info!(http = %addr, "HTTP API listening");
+    Ok(addr)
+}
+
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == token)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token (http.token_env)\n",
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let mut out = String::with_capacity(2048);
+    let sip = s.sip.lock().map(|g| *g).unwrap_or_default();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = write!(
+            out,
+            "# HELP tpswitch_{name} {help}\n# TYPE tpswitch_{name} counter\ntpswitch_{name} {v}\n"
+        );
+    };
+    counter("sip_requests_total", "SIP requests received", sip.requests);
+    counter(
+        "sip_responses_total",
+        "SIP responses received",
+        sip.responses,
+    );
+    counter(
+        "sip_bad_requests_total",
+        "Requests answered 4xx/5xx by the inbound gate",
+        sip.bad_requests,
+    );
+    counter(
+        "sip_rejected_untrusted_total",
+        "Requests from outside trunk.allow",
+        sip.rejected_untrusted,
+    );
+    counter(
+        "sip_dropped_total",
+        "SIP messages dropped unanswered",
+        sip.dropped,
+    );
+    counter(
+        "sip_unmatched_responses_total",
+        "Responses matching no transaction",
+        sip.unmatched_responses,
+    );
+    let t = &s.transport;
+    counter(
+        "udp_queue_full_drops_total",
+        "Datagrams dropped: inbound queue full",
+        t.udp_dropped_queue_full.load(Ordering::Relaxed),
+    );
+    counter(
+        "udp_oversized_total",
+        "Datagrams larger than sip.max_message_bytes",
+        t.udp_oversized.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_framing_errors_total",
+        "TCP connections closed for bad framing",
+        t.tcp_framing_errors.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_refused_total",
+        "TCP connections refused at sip.max_tcp_connections",
+        t.tcp_refused.load(Ordering::Relaxed),
+    );
+    let m = &s.media;
+    for (name, help, v) in [
+        ("rtp_sent_total", "RTP packets sent", &m.packets_sent),
+        (
+            "rtp_received_total",
+            "RTP packets received",
+            &m.packets_received,
+        ),
+        (
+            "rtp_late_sends_total",
+            "Paced RTP packets sent over 1 ms late",
+            &m.late_sends,
+        ),
+        (
+            "rtp_foreign_dropped_total",
+            "RTP from a source the latch refused",
+            &m.dropped_foreign,
+        ),
+        (
+            "rtp_send_errors_total",
+            "RTP sends that failed",
+            &m.send_errors,
+        ),
+        (
+            "rtp_relayed_total",
+            "RTP packets relayed between bridged legs",
+            &m.relayed,
+        ),
+        (
+            "rtp_malformed_total",
+            "Inbound packets that were not usable RTP",
+            &m.malformed,
+        ),
+        ("rtcp_sent_total", "RTCP packets sent", &m.rtcp_sent),
+        (
+            "rtcp_received_total",
+            "RTCP packets received",
+            &m.rtcp_received,
+        ),
+        (
+            "rtp_ticks_skipped_total",
+            "Pacing slots skipped after a stall",
+            &m.ticks_skipped,
+        ),
+    ] {
+        counter(name, help, v.load(Ordering::Relaxed));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    match crate::cli::agents::agents_report(&s.cfg, true, chrono::Utc::now()).await {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
