@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Full log-in calls under load: SIPp calls the timed-presence contact point as
+# jsmith, presses 1 (an RFC 2833 capture) during Welcome, the switch writes the
+# window (SQLite, synchronous=FULL), plays Online and hangs up.
+#
+#   bench/sipp_login.sh [RATE] [CALLS]     defaults: 300 calls/s, 6000 calls
+#
+# Whole box: the switch and SIPp share both cores. Stops by itself (-m, -timeout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${1:-300}
+CALLS=${2:-6000}
+PORT=${PORT:-5980}
+work=$(mktemp -d)
+trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
+    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
+    -e "s|max_calls = 2000|max_calls = 100000|" \
+    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
+    -e "s|\"../prompts/|\"$PWD/prompts/|" \
+    config/tpswitch.toml > "$work/tpswitch.toml"
+python3 - "$PWD/tests/sipp" "$work/login.xml" <<'PY'
+import sys
+d, out = sys.argv[1], sys.argv[2]
+s = open(f"{d}/login.xml").read().replace("@CALLER@", "+12345678910")
+steps = ('  <pause milliseconds="300"/>\n'
+         '  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>\n')
+s = s.replace("@STEPS@", steps).replace("@END@", open(f"{d}/login_end_bye.inc").read())
+open(out, "w").write(s)
+PY
+TPSWITCH_LOG=warn target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
+SWITCH_PID=$!
+for _ in $(seq 100); do grep -q "tpswitch listening sip" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+cd "$work"
+start=$(date +%s.%N)
+sipp -sf login.xml -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5981 -mp 42000 \
+  -r "$RATE" -m "$CALLS" -l 5000 -timeout 300s -nostdin -max_socket 1000 -fd 1 > sipp.out 2>&1 || true
+end=$(date +%s.%N)
+grep -E "Successful call|Failed call|Call Rate" sipp.out | tail -3
+echo "wall: $(python3 -c "print(round($end - $start, 1))") s; switch CPU (user+sys): $(ps -o times= -p "$SWITCH_PID") s"
+echo "windows written: $(sqlite3 tpswitch.db 'select count(*) from presence_history' 2>/dev/null || echo '?')"
