@@ -135,6 +135,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     };
     let (presence_service, presence) = PresenceService::new(store.clone(), clock);
     let presence_events = presence.subscribe();
+    // Subscribed before the service starts: the queue misses no change.
+    let queue_presence = presence.subscribe();
     let presence_task = presence_service.spawn().await?;
     let engine = MediaEngine::start(EngineConfig {
         rtcp_interval: cfg.media.rtcp_interval,
@@ -241,6 +243,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         cfg.media.rtp_ports.start(),
         cfg.media.rtp_ports.end(),
     );
+    let (queue_tx, queue_rx) = crate::call::queue::channel();
     let ctx = Arc::new(CallContext {
         cfg: cfg.clone(),
         prompts,
@@ -250,6 +253,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         engine,
         presence: presence.clone(),
         router: LegRouter::default(),
+        queue: queue_tx,
     });
     let api = Arc::new(crate::api::ApiState {
         cfg: cfg.clone(),
@@ -271,6 +275,13 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         })?;
     println!("tpswitch listening http={http}");
     let notifier = tokio::spawn(notify::run(ctx.clone(), presence_events, cancel.clone()));
+    let queues = tokio::spawn(crate::call::queue::run(
+        ctx.clone(),
+        store.clone(),
+        queue_rx,
+        queue_presence,
+        cancel.clone(),
+    ));
     let manager = CallManager::new(ctx);
     let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));
 
@@ -280,6 +291,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Calls hang up on cancel; give their BYEs a moment to leave.
     let _ = tokio::time::timeout(Duration::from_secs(2), calls).await;
     let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), queues).await;
     notifier.abort();
     presence.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;

@@ -5,6 +5,7 @@
 mod leg;
 mod login;
 pub mod notify;
+pub mod queue;
 mod router;
 
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::{Config, Flow};
 use crate::flows::directory;
@@ -35,6 +36,8 @@ pub struct CallContext {
     pub engine: MediaEngine,
     pub presence: PresenceHandle,
     pub router: LegRouter,
+    /// Answered calls for queue flows go to the one queue task.
+    pub queue: queue::QueueSender,
 }
 
 /// Routes SIP events to call tasks and starts a task per new call.
@@ -105,11 +108,44 @@ async fn run_call(
     };
     match flow {
         Some(Flow::TimedPresence(tp)) => login::run(ctx, &call, &tp, answered, rx).await,
-        // Customer queues are routed by the queue engine (issue 5); until it
-        // drives them an answered call stays up, silent, until either side
-        // hangs up.
-        Some(Flow::Queue(_)) | None => silent(&mut rx).await,
+        Some(Flow::Queue(q)) => to_queue(ctx, &call, q.name, answered, rx).await,
+        None => silent(&mut rx).await,
     }
+}
+
+/// Hands an answered customer call to the queue task and waits until the
+/// queue is done with the leg (the leg stays registered until then).
+async fn to_queue(
+    ctx: &Arc<CallContext>,
+    call: &IncomingCall,
+    flow: String,
+    answered: leg::Answered,
+    rx: mpsc::Receiver<SipEvent>,
+) {
+    let Some(contact_point) =
+        directory::called_mapping(&ctx.cfg, &call.called).map(|m| m.phone_number.clone())
+    else {
+        // The flow came from this mapping; it cannot be missing.
+        let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
+        return;
+    };
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let handoff = queue::Handoff {
+        leg: call.leg,
+        call_id: call.call_id.clone(),
+        flow,
+        caller: directory::caller_number(&ctx.cfg, &call.caller),
+        contact_point,
+        answered,
+        sip: rx,
+        done,
+    };
+    if ctx.queue.send(handoff).await.is_err() {
+        warn!("the queue task has stopped: hanging up");
+        let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
+        return;
+    }
+    let _ = finished.await;
 }
 
 /// Holds the call until it ends.

@@ -1,0 +1,439 @@
+//! The shell around the customer queues: ONE task per switch owns the
+//! sans-IO [`QueueEngine`] (agents are shared between queues, so "who gets
+//! the agent who just became free" is decided in one place), feeds it what
+//! the legs and the presence service report, and carries out its actions.
+//!
+//! - Customer calls arrive answered (by `leg::answer`) as a [`Handoff`].
+//! - Every leg has a small forwarding task (`legs.rs`) that tags its SIP and
+//!   media events with the call/attempt and sends them into one bounded
+//!   inbox; this task owns the media sessions and bridges.
+//! - Store records and presence writes go through one ordered writer task
+//!   (`writer.rs`), so a slow disk never stalls routing.
+
+mod actions;
+mod legs;
+mod writer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Span};
+
+use self::legs::{AgentEvent, Input, LegEvent};
+use self::writer::Write;
+use super::leg::Answered;
+use super::CallContext;
+use crate::config::{Config, E164};
+use crate::flows::directory::CallerNumber;
+use crate::flows::queue::{
+    engine_settings_from_config, queues_from_config, AgentState, AttemptId, Event, PromptName,
+    QueueEngine,
+};
+use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
+use crate::presence::agent_state::Activity;
+use crate::presence::service::PresenceEvent;
+use crate::presence::{NewCall, Store};
+use crate::routing::{AgentBoard, CallId};
+use crate::sip::{LegId, SipCommand, SipEvent};
+
+/// Answered customer calls waiting to be taken by the queue task.
+pub const HANDOFF_QUEUE: usize = 256;
+/// Leg events waiting for the queue task (all legs together).
+const INBOX: usize = 4096;
+
+/// An answered customer call for a queue flow.
+pub struct Handoff {
+    pub leg: LegId,
+    /// SIP Call-ID of the customer leg (for the record and the logs).
+    pub call_id: String,
+    /// The queue flow's name.
+    pub flow: String,
+    pub caller: CallerNumber,
+    /// The number the customer dialled.
+    pub contact_point: E164,
+    pub answered: Answered,
+    pub sip: mpsc::Receiver<SipEvent>,
+    /// Dropped when the queue is done with the leg: the call task then
+    /// unregisters it.
+    pub done: oneshot::Sender<()>,
+}
+
+pub type QueueSender = mpsc::Sender<Handoff>;
+
+pub fn channel() -> (QueueSender, mpsc::Receiver<Handoff>) {
+    mpsc::channel(HANDOFF_QUEUE)
+}
+
+/// True when tpswitch may place a call to `n`: a configured user's PSTN
+/// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled
+/// (toll fraud through a mis-routed queue must be impossible).
+pub fn dial_allowed(cfg: &Config, n: &E164) -> bool {
+    cfg.users.iter().any(|u| u.pstn_numbers().any(|p| p == n))
+        || cfg.trunk.allow_dial.iter().any(|p| p.matches(n))
+}
+
+struct Customer {
+    leg: LegId,
+    session: MediaSession,
+    bridge: Option<BridgeHandle>,
+    span: Span,
+    caller: CallerNumber,
+    contact_point: E164,
+    flow: String,
+    /// The playback whose end matters (hold-music replay, or hang-up).
+    playing: Option<u64>,
+    /// Replayed whenever `playing` finishes.
+    looped: Vec<PromptName>,
+    hang_up_after_play: bool,
+    /// The engine is done with the call; it only waits for the BYE to finish.
+    gone: bool,
+}
+
+struct AgentLeg {
+    leg: LegId,
+    user: String,
+    session: Option<MediaSession>,
+    whisper: Option<u64>,
+    /// Cancelled or hung up by us: later events are not the engine's business.
+    abandoned: bool,
+}
+
+pub(super) struct Shell {
+    ctx: Arc<CallContext>,
+    engine: QueueEngine,
+    customers: HashMap<CallId, Customer>,
+    agents: HashMap<AttemptId, AgentLeg>,
+    inbox: mpsc::Sender<Input>,
+    writes: mpsc::Sender<Write>,
+    /// Events produced while carrying out actions, fed after the drain.
+    pending: VecDeque<Event>,
+    next_play: u64,
+}
+
+/// Runs the queues until `cancel`. `presence_events` should be subscribed
+/// before the presence service starts, so no change is missed.
+pub async fn run(
+    ctx: Arc<CallContext>,
+    store: Store,
+    mut handoffs: mpsc::Receiver<Handoff>,
+    mut presence_events: broadcast::Receiver<PresenceEvent>,
+    cancel: CancellationToken,
+) {
+    let cfg = ctx.cfg.clone();
+    let engine = QueueEngine::new(
+        queues_from_config(&cfg),
+        AgentBoard::from_users(&cfg.users),
+        engine_settings_from_config(&cfg),
+    );
+    let (inbox, mut inbox_rx) = mpsc::channel(INBOX);
+    let (writes, writes_rx) = mpsc::channel(writer::WRITE_QUEUE);
+    let writer = tokio::spawn(writer::run(store, ctx.presence.clone(), writes_rx));
+    let mut shell = Shell {
+        ctx,
+        engine,
+        customers: HashMap::new(),
+        agents: HashMap::new(),
+        inbox,
+        writes,
+        pending: VecDeque::new(),
+        next_play: 1,
+    };
+    shell.seed(&cfg.users).await;
+    let far = Duration::from_secs(3600);
+    loop {
+        shell.drain().await;
+        let deadline = shell
+            .engine
+            .deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + far);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            h = handoffs.recv() => match h {
+                Some(h) => shell.arrive(h).await,
+                None => break,
+            },
+            Some(input) = inbox_rx.recv() => shell.input(input).await,
+            ev = presence_events.recv() => match ev {
+                Ok(ev) => shell.presence(ev),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "queue: presence events lagged; agent states may be stale");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => shell.feed(Event::Timer),
+        }
+    }
+    // The call manager hangs up every leg on shutdown; let the last records
+    // reach the store.
+    drop(shell);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+impl Shell {
+    /// Agents online before the switch started (or before this task did).
+    async fn seed(&mut self, users: &[crate::config::User]) {
+        let now = chrono::Utc::now();
+        for u in users {
+            match self.ctx.presence.current(&u.id).await {
+                Ok(Some(w)) if w.is_active(now) => self.feed(Event::AgentOnline {
+                    user: u.id.clone(),
+                    until: w.end,
+                }),
+                Ok(_) => {}
+                Err(e) => warn!(agent = %u.id, error = %e, "queue: cannot read presence"),
+            }
+        }
+    }
+
+    fn feed(&mut self, ev: Event) {
+        self.engine.handle(ev, Instant::now());
+    }
+
+    /// Carries out every action, including those caused by events the
+    /// actions themselves produced (a dial refused at once, say).
+    async fn drain(&mut self) {
+        loop {
+            while let Some(action) = self.engine.poll_action() {
+                self.perform(action).await;
+            }
+            while let Some((user, state)) = self.engine.poll_agent_change() {
+                let activity = match state {
+                    // Ringing counts as busy: a window must not close under
+                    // an offer (the presence service defers it).
+                    AgentState::Offered(_) | AgentState::Busy(_) => Activity::Busy,
+                    AgentState::WrapUp { .. } => Activity::WrapUp,
+                    AgentState::Available | AgentState::Offline => Activity::Idle,
+                };
+                debug!(agent = %user, ?state, "queue: agent state");
+                self.write(Write::Activity { user, activity }).await;
+            }
+            match self.pending.pop_front() {
+                Some(ev) => self.feed(ev),
+                None => break,
+            }
+        }
+    }
+
+    async fn write(&self, w: Write) {
+        if self.writes.send(w).await.is_err() {
+            warn!("queue: the record writer has stopped");
+        }
+    }
+
+    fn play_id(&mut self) -> u64 {
+        self.next_play += 1;
+        self.next_play
+    }
+
+    async fn arrive(&mut self, h: Handoff) {
+        let call = CallId(h.leg.0);
+        let caller = match &h.caller {
+            CallerNumber::Number(n) => n.as_str().to_owned(),
+            CallerNumber::Withheld => "anonymous".to_owned(),
+            CallerNumber::NotANumber(s) => s.clone(),
+        };
+        let span = info_span!(
+            "queue_call",
+            call_id = %h.call_id,
+            flow = %h.flow,
+            caller = %caller,
+            agent = tracing::field::Empty,
+        );
+        let Some(queue) = self.engine.queue_id(&h.flow) else {
+            warn!(parent: &span, "no queue for this flow: hanging up");
+            let _ = self.ctx.commands.send(SipCommand::HangUp(h.leg)).await;
+            return;
+        };
+        info!(parent: &span, "customer queued");
+        let Answered { session, media } = h.answered;
+        legs::forward_customer(call, h.sip, media, self.inbox.clone(), h.done);
+        self.customers.insert(
+            call,
+            Customer {
+                leg: h.leg,
+                session,
+                bridge: None,
+                span,
+                caller: h.caller,
+                contact_point: h.contact_point.clone(),
+                flow: h.flow.clone(),
+                playing: None,
+                looped: Vec::new(),
+                hang_up_after_play: false,
+                gone: false,
+            },
+        );
+        let row = NewCall {
+            call_id: h.call_id,
+            flow: h.flow,
+            customer_number: caller,
+            contact_point: h.contact_point.as_str().to_owned(),
+            started_at: chrono::Utc::now(),
+        };
+        self.write(Write::CallStarted { call, row }).await;
+        self.feed(Event::CustomerArrived { call, queue });
+    }
+
+    async fn input(&mut self, input: Input) {
+        match input {
+            Input::Customer { call, ev } => self.customer_event(call, ev).await,
+            Input::Agent { call, attempt, ev } => self.agent_event(call, attempt, ev).await,
+        }
+    }
+
+    async fn customer_event(&mut self, call: CallId, ev: LegEvent) {
+        let Some(c) = self.customers.get_mut(&call) else {
+            return;
+        };
+        match ev {
+            LegEvent::Sip(SipEvent::Ended { cause, .. }) => {
+                info!(parent: &c.span, ?cause, "customer leg ended");
+                self.customer_gone(call);
+            }
+            LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call),
+            LegEvent::Sip(SipEvent::MediaChanged { media, .. }) => {
+                let _ = c.session.update_remote(&media);
+            }
+            LegEvent::Sip(_) => {}
+            LegEvent::Media(MediaEvent::PlaybackFinished(id)) if c.playing == Some(id) => {
+                if c.hang_up_after_play {
+                    c.playing = None;
+                    let leg = c.leg;
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                } else if !c.looped.is_empty() {
+                    let clips = c.looped.clone();
+                    self.play_customer(call, &clips);
+                }
+            }
+            LegEvent::Media(MediaEvent::RtpTimeout) => {
+                warn!(parent: &c.span, "no RTP from the customer: hanging up");
+                let leg = c.leg;
+                let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                if !std::mem::replace(&mut c.gone, true) {
+                    self.feed(Event::CustomerHungUp { call });
+                }
+            }
+            LegEvent::Media(_) => {}
+        }
+    }
+
+    /// The customer's leg is over: forget it (its media closes) and tell
+    /// the engine unless the engine ended it.
+    fn customer_gone(&mut self, call: CallId) {
+        if let Some(c) = self.customers.remove(&call) {
+            if !c.gone {
+                self.feed(Event::CustomerHungUp { call });
+            }
+        }
+    }
+
+    async fn agent_event(&mut self, call: CallId, attempt: AttemptId, ev: AgentEvent) {
+        let Some(a) = self.agents.get_mut(&attempt) else {
+            return;
+        };
+        let live = !a.abandoned;
+        match ev {
+            AgentEvent::Progress => {
+                if live {
+                    self.feed(Event::AgentLegProgress { call, attempt });
+                }
+            }
+            AgentEvent::Answered(session) => {
+                if live {
+                    a.session = Some(session);
+                    self.feed(Event::AgentLegAnswered { call, attempt });
+                } else {
+                    // A 200 that crossed our CANCEL (RFC 3261 §9.1): end it.
+                    session.close();
+                    let leg = a.leg;
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
+            }
+            AgentEvent::NoMedia => {
+                self.agents.remove(&attempt);
+                if live {
+                    // The engine only counts a dead answer once it knows
+                    // the leg answered.
+                    self.feed(Event::AgentLegAnswered { call, attempt });
+                    self.pending
+                        .push_back(Event::AgentLegMediaTimeout { call, attempt });
+                }
+            }
+            AgentEvent::Failed(outcome) => {
+                self.agents.remove(&attempt);
+                if live {
+                    self.feed(Event::AgentLegFailed {
+                        call,
+                        attempt,
+                        outcome,
+                    });
+                }
+            }
+            AgentEvent::Ended => {
+                self.agents.remove(&attempt);
+                if live {
+                    self.feed(Event::AgentHungUp { call, attempt });
+                }
+            }
+            AgentEvent::Digit(digit) => {
+                if live {
+                    self.feed(Event::AgentDigit {
+                        call,
+                        attempt,
+                        digit,
+                    });
+                }
+            }
+            AgentEvent::Media(ev) => {
+                if !live {
+                    return;
+                }
+                match ev {
+                    MediaEvent::PlaybackFinished(id) if a.whisper == Some(id) => {
+                        a.whisper = None;
+                        self.feed(Event::WhisperFinished { call, attempt });
+                    }
+                    MediaEvent::DigitStarted(digit) => {
+                        info!(agent = %a.user, %digit, "agent key");
+                        self.feed(Event::AgentDigit {
+                            call,
+                            attempt,
+                            digit,
+                        });
+                    }
+                    MediaEvent::DtmfSent => self.feed(Event::AgentExtSent { call, attempt }),
+                    MediaEvent::DtmfFailed(why) => {
+                        // The engine's guard gives the attempt up.
+                        warn!(agent = %a.user, %why, "cannot send the extension digits");
+                    }
+                    MediaEvent::RtpTimeout => {
+                        warn!(agent = %a.user, "no RTP from the agent: hanging up");
+                        a.abandoned = true;
+                        let leg = a.leg;
+                        let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                        self.feed(Event::AgentHungUp { call, attempt });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn presence(&mut self, ev: PresenceEvent) {
+        let ev = match ev {
+            PresenceEvent::Online { user, window } => Event::AgentOnline {
+                user,
+                until: window.end,
+            },
+            PresenceEvent::Offline { user, .. } | PresenceEvent::ForcedOffline { user, .. } => {
+                Event::AgentOffline { user }
+            }
+            PresenceEvent::Expired { user, .. } => Event::WindowEnded { user },
+        };
+        self.feed(ev);
+    }
+}

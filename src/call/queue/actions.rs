@@ -1,0 +1,273 @@
+//! Carrying out the queue engine's actions.
+
+use tracing::{debug, info, warn};
+
+use super::legs::{self, AgentDial};
+use super::writer::Write;
+use super::{dial_allowed, AgentLeg, Shell};
+use crate::config::{CallerIdMode, Extension};
+use crate::flows::directory::CallerNumber;
+use crate::flows::queue::{Action, AttemptId, DialOutcome, Event, OfflineReason, PromptName};
+use crate::routing::CallId;
+use crate::sip::{DialRequest, LegId, SipCommand};
+
+impl Shell {
+    pub(super) async fn perform(&mut self, action: Action) {
+        match action {
+            // `leg::answer` answered before the hand-over.
+            Action::AnswerCustomer { call } => debug!(%call, "queue: customer already answered"),
+            Action::PlayCustomer { call, once, looped } => {
+                if let Some(c) = self.customers.get_mut(&call) {
+                    c.looped = looped;
+                    let clips = if once.is_empty() {
+                        c.looped.clone()
+                    } else {
+                        once
+                    };
+                    self.play_customer(call, &clips);
+                }
+            }
+            Action::DialAgent {
+                call,
+                attempt,
+                user,
+            } => self.dial(call, attempt, user).await,
+            Action::CancelAgent { attempt, .. } | Action::HangUpAgent { attempt, .. } => {
+                if let Some(a) = self.agents.get_mut(&attempt) {
+                    a.abandoned = true;
+                    if let Some(s) = a.session.take() {
+                        s.close();
+                    }
+                    let leg = a.leg;
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
+            }
+            Action::SendExt {
+                attempt,
+                digits,
+                pause,
+                ..
+            } => {
+                let sent = self
+                    .agents
+                    .get(&attempt)
+                    .and_then(|a| a.session.as_ref())
+                    .map(|s| s.send_dtmf(&digits, pause));
+                if let Some(Err(e)) = sent {
+                    warn!(attempt = attempt.0, error = %e, "cannot send extension digits");
+                }
+            }
+            Action::PlayAgent { attempt, clips, .. } => {
+                let id = self.play_id();
+                let prompts = self.prompts(&clips);
+                if let Some(a) = self.agents.get_mut(&attempt) {
+                    a.whisper = Some(id);
+                    if let Some(s) = &a.session {
+                        if let Err(e) = s.play(id, prompts) {
+                            warn!(agent = %a.user, error = %e, "cannot play the whisper");
+                        }
+                    }
+                }
+            }
+            Action::Bridge { call, attempt } => self.bridge(call, attempt).await,
+            Action::HangUpCustomer { call } => {
+                if let Some(c) = self.customers.get_mut(&call) {
+                    c.gone = true;
+                    c.bridge = None;
+                    let leg = c.leg;
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
+            }
+            Action::PlayOverflowAndHangUp { call, clips } => {
+                self.play_and_hang_up(call, &clips).await;
+            }
+            Action::TransferToOverflow { call, number } => {
+                // Transfers are not carried out yet: the caller hears the
+                // queue's unavailable prompt instead (and the log says so).
+                let unavailable = self.customers.get(&call).and_then(|c| {
+                    crate::flows::queue::queues_from_config(&self.ctx.cfg)
+                        .into_iter()
+                        .find(|q| q.name == c.flow)
+                        .map(|q| q.prompts.unavailable)
+                });
+                warn!(%call, %number, "overflow transfer is not supported yet: playing the unavailable prompt");
+                let clips: Vec<PromptName> = unavailable.into_iter().collect();
+                self.play_and_hang_up(call, &clips).await;
+            }
+            Action::SetAgentOffline { user, reason } => {
+                let reason = match reason {
+                    OfflineReason::MaxNoAnswer => "missed queue calls (max_no_answer)",
+                };
+                info!(agent = %user, reason, "queue: setting the agent offline");
+                self.write(Write::ForceOffline {
+                    user,
+                    reason: reason.to_owned(),
+                })
+                .await;
+            }
+            // The presence service announces the forced offline and the
+            // notifier (call/notify.rs) rings the agent on that.
+            Action::NotifyAgent { user } => debug!(agent = %user, "queue: notifier will call"),
+            Action::RecordAttempt(r) => self.write(Write::Attempt(r)).await,
+            Action::RecordCall(r) => {
+                if let Some(c) = self.customers.get(&r.call) {
+                    info!(parent: &c.span, outcome = r.outcome.as_str(), agent = ?r.agent, "customer call finished");
+                }
+                self.write(Write::CallEnded(r)).await;
+            }
+        }
+    }
+
+    pub(super) fn prompts(
+        &self,
+        clips: &[PromptName],
+    ) -> Vec<std::sync::Arc<crate::media::prompt::Prompt>> {
+        clips
+            .iter()
+            .filter_map(|c| {
+                let p = self.ctx.prompts.get(c.as_str()).cloned();
+                if p.is_none() {
+                    warn!(prompt = %c.as_str(), "prompt missing from the library; skipped");
+                }
+                p
+            })
+            .collect()
+    }
+
+    pub(super) fn play_customer(&mut self, call: CallId, clips: &[PromptName]) {
+        let id = self.play_id();
+        let prompts = self.prompts(clips);
+        if let Some(c) = self.customers.get_mut(&call) {
+            if c.bridge.is_some() {
+                return;
+            }
+            c.playing = Some(id);
+            if let Err(e) = c.session.play(id, prompts) {
+                warn!(parent: &c.span, error = %e, "cannot play to the customer");
+            }
+        }
+    }
+
+    async fn play_and_hang_up(&mut self, call: CallId, clips: &[PromptName]) {
+        let id = self.play_id();
+        let prompts = self.prompts(clips);
+        let Some(c) = self.customers.get_mut(&call) else {
+            return;
+        };
+        c.gone = true;
+        c.looped.clear();
+        c.hang_up_after_play = true;
+        c.playing = Some(id);
+        if prompts.is_empty() || c.session.play(id, prompts).is_err() {
+            let leg = c.leg;
+            let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+        }
+    }
+
+    async fn bridge(&mut self, call: CallId, attempt: AttemptId) {
+        let (Some(c), Some(a)) = (self.customers.get_mut(&call), self.agents.get(&attempt)) else {
+            warn!(%call, "queue: bridge for a leg that is gone");
+            self.pending.push_back(Event::AgentHungUp { call, attempt });
+            return;
+        };
+        c.looped.clear();
+        c.playing = None;
+        let result = match &a.session {
+            Some(s) => self.ctx.engine.bridge(&c.session, s),
+            None => Err(crate::media::engine::MediaError::Closed),
+        };
+        match result {
+            Ok(handle) => {
+                info!(parent: &c.span, agent = %a.user, "bridged");
+                c.bridge = Some(handle);
+            }
+            Err(e) => {
+                warn!(parent: &c.span, error = %e, "cannot bridge: ending the agent's leg");
+                let leg = a.leg;
+                let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                self.pending.push_back(Event::AgentHungUp { call, attempt });
+            }
+        }
+    }
+
+    /// Starts the outbound leg to `user`'s first PSTN number, or reports the
+    /// attempt failed at once when it must not or cannot be placed.
+    async fn dial(&mut self, call: CallId, attempt: AttemptId, user: String) {
+        let fail = |status| Event::AgentLegFailed {
+            call,
+            attempt,
+            outcome: DialOutcome::Unavailable(status),
+        };
+        let cfg = self.ctx.cfg.clone();
+        let Some(c) = self.customers.get(&call) else {
+            self.pending.push_back(fail(503));
+            return;
+        };
+        let number = cfg.user(&user).and_then(|u| {
+            u.extensions.iter().find_map(|e| match e {
+                Extension::Pstn { value, .. } => Some(value.clone()),
+            })
+        });
+        let Some(number) = number.filter(|n| dial_allowed(&cfg, n)) else {
+            warn!(parent: &c.span, agent = %user, "agent has no diallable PSTN number");
+            self.pending.push_back(fail(404));
+            return;
+        };
+        let cap = cfg.trunk.max_outbound_calls as usize;
+        if self.agents.len() >= cap {
+            warn!(parent: &c.span, agent = %user, cap, "trunk.max_outbound_calls reached: not dialling");
+            self.pending.push_back(fail(503));
+            return;
+        }
+        let ports = match self.ctx.ports.allocate() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(parent: &c.span, error = %e, "no RTP port for the agent's leg");
+                self.pending.push_back(fail(503));
+                return;
+            }
+        };
+        let (from_user, diversion) = match cfg.trunk.caller_id {
+            CallerIdMode::ContactPoint => (c.contact_point.as_str().to_owned(), None),
+            CallerIdMode::Customer => {
+                let from = match &c.caller {
+                    CallerNumber::Number(n) => n.as_str().to_owned(),
+                    _ => "anonymous".to_owned(),
+                };
+                // RFC 5806 §3: who diverted the call, and why.
+                let div = format!("<tel:{}>;reason=unconditional", c.contact_point.as_str());
+                (from, Some(div))
+            }
+        };
+        c.span.record("agent", user.as_str());
+        let target = cfg.dial_string(&number);
+        info!(parent: &c.span, agent = %user, %target, "ringing the agent");
+        let leg = LegId::next();
+        let sip = self.ctx.router.register(leg);
+        let request = DialRequest {
+            target,
+            from_user,
+            diversion,
+            sdp: legs::offer(&self.ctx, &ports, leg),
+        };
+        self.agents.insert(
+            attempt,
+            AgentLeg {
+                leg,
+                user,
+                session: None,
+                whisper: None,
+                abandoned: false,
+            },
+        );
+        let dial = AgentDial {
+            call,
+            attempt,
+            leg,
+            ports,
+            request,
+            sip,
+        };
+        legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
+    }
+}

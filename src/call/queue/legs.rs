@@ -1,0 +1,254 @@
+//! The per-leg tasks of the queue: each owns its leg's event receivers and
+//! forwards what happens, tagged with the call (and attempt), into the queue
+//! task's one bounded inbox. The queue task owns the media sessions and
+//! every decision; these tasks only translate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::super::leg::{self, Answered};
+use super::super::{CallContext, LegRouter};
+use crate::flows::queue::AttemptId;
+use crate::media::engine::{MediaEvent, MediaSession};
+use crate::media::ports::RtpPorts;
+use crate::routing::CallId;
+use crate::sip::sdp::{self, Negotiated};
+use crate::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
+
+/// A 200 without a usable answer gets this long for a re-INVITE/UPDATE to
+/// bring one before the attempt counts as answered without media.
+pub const MEDIA_GRACE: Duration = Duration::from_secs(5);
+
+/// What the queue task hears from the legs.
+pub enum Input {
+    Customer {
+        call: CallId,
+        ev: LegEvent,
+    },
+    Agent {
+        call: CallId,
+        attempt: AttemptId,
+        ev: AgentEvent,
+    },
+}
+
+pub enum LegEvent {
+    Sip(SipEvent),
+    Media(MediaEvent),
+}
+
+pub enum AgentEvent {
+    /// 18x.
+    Progress,
+    /// 2xx with media running; the queue task takes the session.
+    Answered(MediaSession),
+    /// 2xx, but no media could be set up (no SDP, no port, engine refused);
+    /// the leg has been hung up.
+    NoMedia,
+    /// The attempt ended without a dialog.
+    Failed(DialOutcome),
+    /// The answered leg ended (BYE either way).
+    Ended,
+    Media(MediaEvent),
+    /// A SIP INFO digit.
+    Digit(char),
+}
+
+/// Forwards a customer leg's SIP and media events until the leg ends.
+/// `done` is dropped when the leg is over, which lets the call task (and its
+/// leg registration) go.
+pub fn forward_customer(
+    call: CallId,
+    mut sip: mpsc::Receiver<SipEvent>,
+    mut media: mpsc::Receiver<MediaEvent>,
+    inbox: mpsc::Sender<Input>,
+    done: oneshot::Sender<()>,
+) {
+    tokio::spawn(async move {
+        let _done = done;
+        let mut media_open = true;
+        loop {
+            let ev = tokio::select! {
+                ev = sip.recv() => match ev {
+                    Some(ev) => LegEvent::Sip(ev),
+                    None => break,
+                },
+                ev = media.recv(), if media_open => match ev {
+                    Some(ev) => LegEvent::Media(ev),
+                    None => { media_open = false; continue; }
+                },
+            };
+            let last = matches!(
+                ev,
+                LegEvent::Sip(SipEvent::Ended { .. }) | LegEvent::Sip(SipEvent::Cancelled(_))
+            );
+            if inbox.send(Input::Customer { call, ev }).await.is_err() || last {
+                break;
+            }
+        }
+    });
+}
+
+/// Places the call to an agent and reports its progress. The queue task has
+/// already registered `leg` with the router (so a CANCEL it sends can never
+/// overtake the registration) and passes the receiver in.
+pub struct AgentDial {
+    pub call: CallId,
+    pub attempt: AttemptId,
+    pub leg: LegId,
+    pub ports: RtpPorts,
+    pub request: DialRequest,
+    pub sip: mpsc::Receiver<SipEvent>,
+}
+
+/// Our SDP offer toward an agent, on `ports`.
+pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
+    let local = SocketAddr::new(ctx.advertise, ports.local.port());
+    let sid = (u64::from(ports.local.port()) << 20) | (leg.0 & 0xF_FFFF);
+    sdp::build_offer(
+        local,
+        &crate::app::codecs_of(&ctx.cfg),
+        ctx.cfg.media.dtmf_payload_type,
+        sid,
+        1,
+        sdp::Direction::SendRecv,
+    )
+}
+
+pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input>) {
+    tokio::spawn(async move {
+        let AgentDial {
+            call,
+            attempt,
+            leg,
+            ports,
+            request,
+            mut sip,
+        } = d;
+        // However the task ends, the router forgets the leg.
+        let _registered = Unregister(ctx.router.clone(), leg);
+        let send = |ev: AgentEvent| {
+            let inbox = inbox.clone();
+            async move { inbox.send(Input::Agent { call, attempt, ev }).await.is_ok() }
+        };
+        if ctx
+            .commands
+            .send(SipCommand::Dial { leg, request })
+            .await
+            .is_err()
+        {
+            send(AgentEvent::Failed(DialOutcome::Unavailable(503))).await;
+            return;
+        }
+        let mut ports = Some(ports);
+        // Until answered: progress, failure, or the 2xx.
+        let neg: Negotiated = loop {
+            match sip.recv().await {
+                Some(SipEvent::Progress { .. }) => {
+                    send(AgentEvent::Progress).await;
+                }
+                Some(SipEvent::Answered { media: Some(n), .. }) => break n,
+                Some(SipEvent::Answered { media: None, .. }) => {
+                    match wait_for_media(&mut sip).await {
+                        Some(n) => break n,
+                        None => {
+                            let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                            send(AgentEvent::NoMedia).await;
+                            drain_until_end(&mut sip).await;
+                            return;
+                        }
+                    }
+                }
+                Some(SipEvent::Failed { outcome, .. }) => {
+                    send(AgentEvent::Failed(outcome)).await;
+                    return;
+                }
+                Some(SipEvent::Ended { .. }) | None => {
+                    send(AgentEvent::Failed(DialOutcome::Failed(0))).await;
+                    return;
+                }
+                Some(other) => debug!(event = ?other, "agent leg before answer"),
+            }
+        };
+        let Some(ports) = ports.take() else { return };
+        let answered = ctx
+            .engine
+            .open(ports, &neg, leg::session_options(&ctx))
+            .map(|(session, media)| Answered { session, media });
+        let Answered { session, mut media } = match answered {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot start the agent's media");
+                let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                send(AgentEvent::NoMedia).await;
+                drain_until_end(&mut sip).await;
+                return;
+            }
+        };
+        if !send(AgentEvent::Answered(session)).await {
+            return;
+        }
+        let mut media_open = true;
+        loop {
+            tokio::select! {
+                ev = sip.recv() => match ev {
+                    Some(SipEvent::Ended { .. }) | None => {
+                        send(AgentEvent::Ended).await;
+                        return;
+                    }
+                    Some(SipEvent::InfoDigit { digit, .. }) => {
+                        if !send(AgentEvent::Digit(digit)).await { return; }
+                    }
+                    Some(other) => debug!(event = ?other, "agent leg event"),
+                },
+                ev = media.recv(), if media_open => match ev {
+                    Some(ev) => {
+                        if !send(AgentEvent::Media(ev)).await { return; }
+                    }
+                    None => media_open = false,
+                },
+            }
+        }
+    });
+}
+
+struct Unregister(LegRouter, LegId);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+/// After a 2xx without SDP: a re-INVITE/UPDATE may still bring the answer.
+async fn wait_for_media(sip: &mut mpsc::Receiver<SipEvent>) -> Option<Negotiated> {
+    tokio::time::timeout(MEDIA_GRACE, async {
+        while let Some(ev) = sip.recv().await {
+            match ev {
+                SipEvent::MediaChanged { media, .. } => return Some(media),
+                SipEvent::Ended { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Wait (briefly) for the BYE we sent to complete.
+async fn drain_until_end(sip: &mut mpsc::Receiver<SipEvent>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = sip.recv().await {
+            if matches!(ev, SipEvent::Ended { .. } | SipEvent::Failed { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+}

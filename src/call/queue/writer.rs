@@ -1,0 +1,138 @@
+//! Side effects of the queue that may be slow (the store, the presence
+//! service), done in order by one task so the queue task never waits on a
+//! disk: the call row exists before its attempts, and an agent's activity
+//! changes land in the order the engine made them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::flows::queue::{AttemptReport, CallReport};
+use crate::presence::agent_state::Activity;
+use crate::presence::service::PresenceHandle;
+use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, Store};
+use crate::routing::CallId;
+
+/// Writes queued before the queue task waits for the writer (back-pressure).
+pub const WRITE_QUEUE: usize = 1024;
+
+#[derive(Debug)]
+pub enum Write {
+    /// The customer call was answered and entered the queue.
+    CallStarted {
+        call: CallId,
+        row: NewCall,
+    },
+    Attempt(AttemptReport),
+    CallEnded(CallReport),
+    Activity {
+        user: String,
+        activity: Activity,
+    },
+    ForceOffline {
+        user: String,
+        reason: String,
+    },
+}
+
+/// Turns the engine's monotonic `Instant`s into wall-clock times: the
+/// distance from now is the same on both clocks (to within the scheduling
+/// delay of this task, which is far below the milliseconds stored).
+pub fn wall(t: Instant, now: Instant, now_utc: DateTime<Utc>) -> DateTime<Utc> {
+    let ago = now.saturating_duration_since(t);
+    let ahead = t.saturating_duration_since(now);
+    let ago = chrono::Duration::from_std(ago).unwrap_or_default();
+    let ahead = chrono::Duration::from_std(ahead).unwrap_or_default();
+    now_utc - ago + ahead
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
+    // Store row of each call still in progress.
+    let mut rows: HashMap<CallId, i64> = HashMap::new();
+    while let Some(w) = rx.recv().await {
+        let (now, now_utc) = (Instant::now(), Utc::now());
+        match w {
+            Write::CallStarted { call, row } => match store.insert_call(&row).await {
+                Ok(id) => {
+                    rows.insert(call, id);
+                }
+                Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
+            },
+            Write::Attempt(r) => {
+                let Some(&id) = rows.get(&r.call) else {
+                    debug!(call = %r.call, "attempt for a call without a row; not recorded");
+                    continue;
+                };
+                let a = NewAttempt {
+                    agent_user_id: r.user.clone(),
+                    started_at: wall(r.started, now, now_utc),
+                    ring_ms: Some(ms(r.ring)),
+                    sip_outcome: r.sip_outcome,
+                    sip_status: r.sip_status,
+                    accept_latency_ms: r.accept_latency.map(ms),
+                    hangup_cause: Some(r.end.as_str().to_owned()),
+                    hung_up_by: r.hung_up_by,
+                };
+                if let Err(e) = store.insert_attempt(id, &a).await {
+                    warn!(call = %r.call, error = %e, "cannot record the attempt");
+                }
+            }
+            Write::CallEnded(r) => {
+                let Some(id) = rows.remove(&r.call) else {
+                    debug!(call = %r.call, "end of a call without a row; not recorded");
+                    continue;
+                };
+                let u = CallUpdate {
+                    answered_at: None,
+                    ended_at: Some(wall(r.ended, now, now_utc)),
+                    outcome: Some(r.outcome.as_str().to_owned()),
+                    hung_up_by: Some(r.hung_up_by),
+                };
+                if let Err(e) = store.update_call(id, &u).await {
+                    warn!(call = %r.call, error = %e, "cannot record the end of the call");
+                }
+            }
+            Write::Activity { user, activity } => {
+                if let Err(e) = presence.set_activity(&user, activity).await {
+                    warn!(agent = %user, error = %e, "cannot publish the agent's activity");
+                }
+            }
+            Write::ForceOffline { user, reason } => {
+                if let Err(e) = presence.force_offline(&user, &reason).await {
+                    warn!(agent = %user, error = %e, "cannot set the agent offline");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn wall_keeps_the_distance_from_now() {
+        let now = Instant::now();
+        let utc = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let before = now.checked_sub(Duration::from_millis(1500)).unwrap();
+        assert_eq!(
+            wall(before, now, utc),
+            utc - chrono::Duration::milliseconds(1500)
+        );
+        assert_eq!(
+            wall(now + Duration::from_secs(2), now, utc),
+            utc + chrono::Duration::seconds(2)
+        );
+        assert_eq!(wall(now, now, utc), utc);
+    }
+}
