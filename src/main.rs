@@ -48,6 +48,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List customer calls and the attempts to reach agents (reads the
+    /// store; works while the switch runs).
+    Calls {
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// From this time: RFC 3339, or a duration ago such as "1h"
+        /// (default: the last 24 hours).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+    },
 }
 
 /// A small runtime for the read-only subcommands.
@@ -138,6 +151,41 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("tpswitch agents: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Calls {
+            config,
+            json,
+            since,
+        } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let since =
+                match tpswitch::cli::calls::parse_since(since.as_deref(), chrono::Utc::now()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("tpswitch calls: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            match block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)) {
+                Ok(Ok(report)) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("tpswitch calls: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("tpswitch calls: {e}");
                     ExitCode::FAILURE
                 }
             }

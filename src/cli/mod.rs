@@ -2,3 +2,4 @@
 //! output as a `String` (main prints it), so tests need no process.
 
 pub mod agents;
+pub mod calls;

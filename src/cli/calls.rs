@@ -1,0 +1,144 @@
+//! `tpswitch calls [--config PATH] [--json] [--since T]`: customer calls
+//! and the attempts to reach agents for them, read from the store without
+//! disturbing a running switch (read-only, like `tpswitch agents`).
+//!
+//! `T` is an RFC 3339 time ("2025-01-02T03:04:05Z") or a duration ago
+//! ("90m", "1h", "2h30m"); the default is the last 24 hours.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{format_duration, parse_duration, Config};
+use crate::presence::{fmt_secs, CallRecord, PresenceStore, SqliteStore, StoreError};
+
+/// At most this many calls per report.
+pub const MAX_CALLS: u32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the call list as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "--since {0:?}: write an RFC 3339 time (2025-01-02T03:04:05Z) or a duration ago (90m, 1h, 2h30m)"
+    )]
+    Since(String),
+}
+
+/// When the report starts: `since` as given, or 24 hours before `now`.
+pub fn parse_since(since: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, CallsError> {
+    let Some(s) = since.map(str::trim) else {
+        return Ok(now - chrono::Duration::hours(24));
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let ago = parse_duration(s).map_err(|_| CallsError::Since(s.to_owned()))?;
+    let ago = chrono::Duration::from_std(ago).map_err(|_| CallsError::Since(s.to_owned()))?;
+    now.checked_sub_signed(ago)
+        .ok_or_else(|| CallsError::Since(s.to_owned()))
+}
+
+/// Calls since `since`, oldest first. A store that does not exist yet
+/// means no call was ever taken.
+pub async fn call_records(
+    cfg: &Config,
+    since: DateTime<Utc>,
+) -> Result<Vec<CallRecord>, StoreError> {
+    match SqliteStore::open_read_only(&cfg.store.path).await {
+        Ok(store) => {
+            let calls = store.calls_since(since, MAX_CALLS).await;
+            store.close().await;
+            calls
+        }
+        Err(StoreError::Missing { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The report as printed: a table, or with `json` an array of calls, each
+/// with its `attempts` (agents named by `agent_user_id`).
+pub async fn calls_report(
+    cfg: &Config,
+    json: bool,
+    since: DateTime<Utc>,
+) -> Result<String, CallsError> {
+    let calls = call_records(cfg, since).await?;
+    if json {
+        let mut out = serde_json::to_string_pretty(&calls)?;
+        out.push('\n');
+        Ok(out)
+    } else {
+        Ok(table(&calls))
+    }
+}
+
+/// The agent who took the call: the attempt that completed.
+fn agent_of(c: &CallRecord) -> &str {
+    c.attempts
+        .iter()
+        .rev()
+        .find(|a| a.hangup_cause.as_deref() == Some("completed"))
+        .map_or("-", |a| a.agent_user_id.as_str())
+}
+
+fn table(calls: &[CallRecord]) -> String {
+    const HEAD: [&str; 8] = [
+        "STARTED",
+        "FLOW",
+        "CUSTOMER",
+        "OUTCOME",
+        "AGENT",
+        "ATTEMPTS",
+        "DURATION",
+        "HUNG UP BY",
+    ];
+    let cells: Vec<[String; 8]> = calls
+        .iter()
+        .map(|c| {
+            let duration = c.ended_at.map_or_else(
+                || "in progress".to_owned(),
+                |end| {
+                    let secs = (end - c.started_at).num_seconds().max(0);
+                    format_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
+                },
+            );
+            [
+                fmt_secs(c.started_at),
+                c.flow.clone(),
+                c.customer_number.clone(),
+                c.outcome.clone().unwrap_or_else(|| "-".to_owned()),
+                agent_of(c).to_owned(),
+                c.attempts.len().to_string(),
+                duration,
+                c.hung_up_by.map_or("-", |h| h.as_str()).to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = HEAD.map(|h| h.chars().count());
+    for line in &cells {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let head = HEAD.map(str::to_owned);
+    for line in std::iter::once(&head).chain(&cells) {
+        let mut text = String::new();
+        for (cell, w) in line.iter().zip(widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    if calls.is_empty() {
+        out.push_str("(no calls)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "calls_tests.rs"]
+mod tests;
