@@ -1,5 +1,7 @@
 //! Carrying out the queue engine's actions.
 
+use std::sync::atomic::Ordering;
+
 use tracing::{debug, info, warn};
 
 use super::legs::{self, AgentDial};
@@ -110,9 +112,17 @@ impl Shell {
             Action::NotifyAgent { user } => debug!(agent = %user, "queue: notifier will call"),
             Action::RecordAttempt(r) => self.write(Write::Attempt(r)).await,
             Action::RecordCall(r) => {
-                if let Some(c) = self.customers.get(&r.call) {
-                    info!(parent: &c.span, outcome = r.outcome.as_str(), agent = ?r.agent, "customer call finished");
-                }
+                // Engine-wide relay count: a cheap sign, in the log, that
+                // media crossed the bridge.
+                let relayed = self.ctx.engine.stats().relayed.load(Ordering::Relaxed);
+                let span = self.customers.get(&r.call).map(|c| c.span.clone());
+                info!(
+                    parent: span.as_ref().and_then(|s| s.id()),
+                    outcome = r.outcome.as_str(),
+                    agent = ?r.agent,
+                    relayed,
+                    "customer call finished"
+                );
                 self.write(Write::CallEnded(r)).await;
             }
         }

@@ -1,0 +1,628 @@
+//! Customer calls to online agents over real SIP and RTP (issue 5): SIPp
+//! calls the Billing contact point as a customer; one SIPp UAS on the trunk
+//! port stands in for every agent's phone (all agents are reached through
+//! the one trunk), choosing its behaviour by the Request-URI's number.
+//! Agents go online first through the log-in menu; outcomes are read back
+//! with `tpswitch calls --json`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const LOGIN: &str = "+15550100000";
+const BILLING: &str = "+15550100001";
+/// jsmith in config/tpswitch.toml (skills billing, spanish).
+const JSMITH: &str = "+12345678910";
+/// A second billing agent the tests add.
+const BWAYNE: &str = "+12345678911";
+const CUSTOMER: &str = "+15551234567";
+
+/// Test configuration: bwayne added, mgarcia out of billing (so only the
+/// two agents we drive can be offered calls), short queue timers.
+fn queue_config(extra: impl Fn(String) -> String) -> impl FnOnce(String) -> String {
+    move |t: String| {
+        let t = t
+            .replacen(
+                "skills = [\"billing\"]\npin = \"2468\"",
+                "skills = [\"sales\"]\npin = \"2468\"",
+                1,
+            )
+            .replacen(
+                "# The timed presence flow",
+                "[[users]]\nid = \"bwayne\"\nname = \"Bruce Wayne\"\nskills = [\"billing\"]\n  \
+                 [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678911\"\n  ext = \"\"\n  \
+                 description = \"mobile\"\n\n# The timed presence flow",
+                1,
+            )
+            .replacen("ring_timeout = \"20s\"", "ring_timeout = \"3s\"", 1)
+            .replacen("accept_timeout = \"10s\"", "accept_timeout = \"3s\"", 1)
+            .replacen("wrap_up = \"10s\"", "wrap_up = \"1s\"", 1)
+            .replacen("max_wait = \"5m\"", "max_wait = \"40s\"", 1)
+            .replacen("greeting = \"queue_greeting\"", "greeting = \"\"", 1);
+        extra(t)
+    }
+}
+
+fn pcap(key: char) -> String {
+    format!("/usr/share/sip-tester/dtmf_2833_{key}.pcap")
+}
+
+/// Puts `caller` online for 8 h through the log-in menu (key 1).
+fn login(sw: &Switch, caller: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = format!(
+        "  <pause milliseconds=\"1000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+        pcap('1')
+    );
+    let end = std::fs::read_to_string(sipp_dir().join("login_end_bye.inc")).unwrap();
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .unwrap()
+        .replace("@STEPS@", &steps)
+        .replace("@END@", &end)
+        .replace("@CALLER@", caller);
+    let path = dir.path().join("login.xml");
+    std::fs::write(&path, text).unwrap();
+    let run = sipp(path.to_str().unwrap(), Some(sw.sip), 1, &["-s", LOGIN]);
+    assert!(run.ok(), "{}\n--- switch log\n{}", run.explain(), sw.log());
+}
+
+/// What an agent's phone does with the INVITE it gets.
+#[derive(Clone, Copy)]
+enum Agent {
+    /// Answer, press 1 after `after_ms`, optionally play audio, then wait
+    /// for the switch's BYE.
+    Accept {
+        after_ms: u64,
+        audio: bool,
+    },
+    /// Answer, press 1, then hang up after `hold_ms`.
+    AcceptThenHangUp {
+        hold_ms: u64,
+    },
+    /// Ring until cancelled.
+    NoAnswer,
+    Busy,
+    /// Answer, never press anything; the switch hangs up.
+    AnswerOnly,
+}
+
+const ANSWER: &str = r#"  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+    ]]>
+  </send>
+@ACK@
+"#;
+
+/// The ACK; `capture` keeps its From and To for a BYE of our own (SIPp
+/// refuses variables that are set but never used).
+fn answer(capture: bool) -> String {
+    let ack = if capture {
+        r#"  <recv request="ACK" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="swfrom"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="swto"/>
+    </action>
+  </recv>"#
+    } else {
+        r#"  <recv request="ACK" crlf="true"/>"#
+    };
+    ANSWER.replace("@ACK@", ack)
+}
+
+const AWAIT_BYE: &str = r#"  <recv request="BYE" timeout="40000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"#;
+
+const SEND_BYE: &str = r#"  <send retrans="500">
+    <![CDATA[
+      BYE sip:tpswitch@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$swto]
+      To: [$swfrom]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"#;
+
+const RING_UNTIL_CANCEL: &str = r#"  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL" timeout="40000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [last_cseq_number] INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#;
+
+const BUSY: &str = r#"  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"#;
+
+fn agent_body(a: Agent) -> String {
+    let key = |after: u64| {
+        format!(
+            "  <pause milliseconds=\"{after}\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"400\"/>\n",
+            pcap('1')
+        )
+    };
+    match a {
+        Agent::Accept { after_ms, audio } => {
+            let mut s = format!("{}{}", answer(false), key(after_ms));
+            if audio {
+                s.push_str("  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n");
+            }
+            s.push_str(AWAIT_BYE);
+            s
+        }
+        Agent::AcceptThenHangUp { hold_ms } => format!(
+            "{}{}  <pause milliseconds=\"{hold_ms}\"/>\n{SEND_BYE}",
+            answer(true),
+            key(500)
+        ),
+        Agent::NoAnswer => RING_UNTIL_CANCEL.to_owned(),
+        Agent::Busy => BUSY.to_owned(),
+        Agent::AnswerOnly => format!("{}{AWAIT_BYE}", answer(false)),
+    }
+}
+
+/// One UAS scenario for the whole trunk: jsmith's number gets `js`,
+/// bwayne's gets `bw`.
+fn agents_scenario(dir: &Path, js: Agent, bw: Agent) -> PathBuf {
+    let text = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agents behind the trunk">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:[+]?12345678911@" search_in="msg" check_it="false" assign_to="isbw"/>
+    </action>
+  </recv>
+  <nop next="bw" test="isbw"/>
+{js}  <nop next="end"/>
+  <label id="bw"/>
+{bw}  <label id="end"/>
+  <timewait milliseconds="300"/>
+</scenario>
+"#,
+        js = agent_body(js),
+        bw = agent_body(bw),
+    );
+    let path = dir.join("agents.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The customer: call Billing, then hang up after `hang_up_ms`, or (None)
+/// wait for the switch's BYE.
+fn customer_scenario(dir: &Path, name: &str, hang_up_ms: Option<u64>) -> PathBuf {
+    let end = match hang_up_ms {
+        Some(ms) => format!(
+            "  <pause milliseconds=\"{ms}\"/>\n{}",
+            std::fs::read_to_string(sipp_dir().join("login_end_hangup.inc")).unwrap()
+        ),
+        None => AWAIT_BYE.to_owned(),
+    };
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .unwrap()
+        .replace("@STEPS@", "")
+        .replace("@END@", &end)
+        .replace("@CALLER@", CUSTOMER)
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn customer(sw: &Switch, scenario: &Path, extra: &[&str]) -> SippRun {
+    let mut args = vec!["-s", BILLING];
+    args.extend_from_slice(extra);
+    sipp(scenario.to_str().unwrap(), Some(sw.sip), 1, &args)
+}
+
+fn calls(sw: &Switch) -> Vec<serde_json::Value> {
+    let out = sw.cli(&["calls", "--json", "--since", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("calls JSON");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// The records once the switch has written them (the writer runs behind
+/// the calls by a few milliseconds).
+fn settled_calls(sw: &Switch, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        let c = calls(sw);
+        if c.len() >= n && c.iter().all(|c| !c["ended_at"].is_null()) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("calls not recorded: {:?}\n{}", calls(sw), sw.log());
+}
+
+fn attempts(call: &serde_json::Value) -> Vec<(String, String)> {
+    call["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["agent_user_id"].as_str().unwrap().to_owned(),
+                a["hangup_cause"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+struct Setup {
+    sw: Switch,
+    trunk: u16,
+    dir: tempfile::TempDir,
+}
+
+/// A switch with the given agents logged in, in that order (the first is
+/// the longest idle, so it is offered the first call).
+fn setup(agents: &[&str], extra: impl Fn(String) -> String) -> Setup {
+    let trunk = free_udp_port();
+    let sw = Switch::start_with_trunk(trunk, queue_config(extra));
+    for a in agents {
+        login(&sw, a);
+    }
+    Setup {
+        sw,
+        trunk,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Setup {
+    fn agents(&self, js: Agent, bw: Agent, calls: u32) -> BackgroundSipp {
+        let sc = agents_scenario(self.dir.path(), js, bw);
+        BackgroundSipp::start(sc.to_str().unwrap(), self.trunk, calls, &[])
+    }
+
+    fn finish(&self, mut uas: BackgroundSipp) {
+        let status = uas.wait(Duration::from_secs(30));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "agents' UAS: {status:?}\n--- errors\n{}\n--- messages\n{}\n--- switch log\n{}",
+            uas.errors(),
+            uas.messages(),
+            self.sw.log()
+        );
+    }
+}
+
+#[test]
+fn answered_and_accepted_bridges_media_both_ways() {
+    let s = setup(&[JSMITH], |t| t);
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 800,
+            audio: true,
+        },
+        Agent::Busy,
+        1,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(12_000));
+    let run = customer(&s.sw, &sc, &["-rtp_echo"]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["hung_up_by"], "customer");
+    assert_eq!(c[0]["customer_number"], CUSTOMER);
+    assert_eq!(c[0]["contact_point"], BILLING);
+    assert_eq!(attempts(&c[0]), [("jsmith".into(), "completed".into())]);
+    assert_eq!(c[0]["attempts"][0]["sip_outcome"], "answered");
+    // g711a.pcap is 236 packets from the agent; the customer echoes them
+    // back, so well over 236 relayed means media crossed both ways.
+    let log = s.sw.log();
+    let relayed = log
+        .lines()
+        .filter(|l| l.contains("customer call finished"))
+        .filter_map(|l| l.split("relayed=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(relayed > 236 + 100, "relayed {relayed}\n{log}");
+}
+
+#[test]
+fn no_answer_moves_on_to_the_second_agent() {
+    let s = setup(&[JSMITH, BWAYNE], |t| t);
+    let uas = s.agents(
+        Agent::NoAnswer,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        2,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(9_000));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(
+        attempts(&c[0]),
+        [
+            ("jsmith".into(), "ring-timeout".into()),
+            ("bwayne".into(), "completed".into())
+        ],
+        "{c:?}"
+    );
+    assert_eq!(c[0]["outcome"], "bridged");
+}
+
+#[test]
+fn busy_moves_on_to_the_second_agent() {
+    let s = setup(&[JSMITH, BWAYNE], |t| t);
+    let uas = s.agents(
+        Agent::Busy,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        2,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(5_000));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(
+        attempts(&c[0]),
+        [
+            ("jsmith".into(), "busy".into()),
+            ("bwayne".into(), "completed".into())
+        ],
+        "{c:?}"
+    );
+    assert_eq!(c[0]["attempts"][0]["sip_status"], 486);
+}
+
+#[test]
+fn answered_without_accepting_moves_on() {
+    // No whisper: the accept window starts at the answer.
+    let s = setup(&[JSMITH, BWAYNE], |t| {
+        t.replacen("whisper = \"agent_whisper\"", "whisper = \"\"", 1)
+            .replacen("accept_timeout = \"3s\"", "accept_timeout = \"2s\"", 1)
+    });
+    let uas = s.agents(
+        Agent::AnswerOnly,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        2,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(7_000));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(
+        attempts(&c[0]),
+        [
+            ("jsmith".into(), "not-accepted".into()),
+            ("bwayne".into(), "completed".into())
+        ],
+        "{c:?}"
+    );
+}
+
+#[test]
+fn customer_hanging_up_cancels_the_ringing_agent() {
+    let s = setup(&[JSMITH], |t| {
+        t.replacen("ring_timeout = \"3s\"", "ring_timeout = \"20s\"", 1)
+    });
+    let uas = s.agents(Agent::NoAnswer, Agent::Busy, 1);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(1_500));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    // The UAS only finishes once it got the CANCEL.
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "abandoned", "{c:?}");
+    assert_eq!(
+        attempts(&c[0]),
+        [("jsmith".into(), "customer-hung-up".into())]
+    );
+}
+
+#[test]
+fn agent_hanging_up_sends_the_customer_bye() {
+    let s = setup(&[JSMITH], |t| t);
+    let uas = s.agents(Agent::AcceptThenHangUp { hold_ms: 1500 }, Agent::Busy, 1);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["hung_up_by"], "agent");
+}
+
+#[test]
+fn no_agent_online_plays_the_overflow_prompt_then_bye() {
+    let s = setup(&[], |t| t);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "overflow", "{c:?}");
+    assert_eq!(c[0]["hung_up_by"], "switch");
+    assert!(attempts(&c[0]).is_empty());
+}
+
+#[test]
+fn two_customers_one_agent_are_served_in_order() {
+    let s = setup(&[JSMITH], |t| t);
+    // The same phone takes both calls, one after the other.
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        Agent::Busy,
+        2,
+    );
+    let first = customer_scenario(s.dir.path(), "first.xml", Some(3_000));
+    let second = customer_scenario(s.dir.path(), "second.xml", Some(10_000));
+    let mut bg = BackgroundSipp::start(
+        first.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", BILLING],
+    );
+    // BackgroundSipp::start already waited a moment: the first is queued.
+    let run = customer(&s.sw, &second, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    let st = bg.wait(Duration::from_secs(20));
+    assert!(st.is_some_and(|s| s.success()), "{}", bg.errors());
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 2);
+    assert_eq!(c.len(), 2, "{c:?}");
+    for call in &c {
+        assert_eq!(call["outcome"], "bridged", "{c:?}");
+        assert_eq!(attempts(call), [("jsmith".into(), "completed".into())]);
+    }
+    // FIFO: the second caller's agent rang only after the first call ended
+    // (and the wrap-up passed).
+    let t =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(t(&c[0]["started_at"]) <= t(&c[1]["started_at"]));
+    assert!(
+        t(&c[1]["attempts"][0]["started_at"]) >= t(&c[0]["ended_at"]),
+        "{c:?}"
+    );
+}
