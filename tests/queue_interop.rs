@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ const AWAIT_BYE: &str = r#"  <recv request="BYE" timeout="40000"/>
 
 const SEND_BYE: &str = r#"  <send retrans="500">
     <![CDATA[
-      BYE sip:tpswitch@[remote_ip]:[remote_port] SIP/2.0
+      BYE sip:tpswitch@@SWITCH@ SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: [$swto]
       To: [$swfrom]
@@ -251,7 +252,7 @@ fn agent_body(a: Agent) -> String {
 
 /// One UAS scenario for the whole trunk: jsmith's number gets `js`,
 /// bwayne's gets `bw`.
-fn agents_scenario(dir: &Path, js: Agent, bw: Agent) -> PathBuf {
+fn agents_scenario(dir: &Path, js: Agent, bw: Agent, switch: SocketAddr) -> PathBuf {
     let text = format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -271,6 +272,8 @@ fn agents_scenario(dir: &Path, js: Agent, bw: Agent) -> PathBuf {
         js = agent_body(js),
         bw = agent_body(bw),
     );
+    // A UAS has no remote address of its own: our BYE goes to the switch.
+    let text = text.replace("@SWITCH@", &switch.to_string());
     let path = dir.join("agents.xml");
     std::fs::write(&path, text).unwrap();
     path
@@ -365,7 +368,7 @@ fn setup(agents: &[&str], extra: impl Fn(String) -> String) -> Setup {
 
 impl Setup {
     fn agents(&self, js: Agent, bw: Agent, calls: u32) -> BackgroundSipp {
-        let sc = agents_scenario(self.dir.path(), js, bw);
+        let sc = agents_scenario(self.dir.path(), js, bw, self.sw.sip);
         BackgroundSipp::start(sc.to_str().unwrap(), self.trunk, calls, &[])
     }
 
@@ -552,8 +555,10 @@ fn agent_hanging_up_sends_the_customer_bye() {
     let run = customer(&s.sw, &sc, &[]);
     assert!(
         run.ok(),
-        "{}\n--- switch log\n{}",
+        "{}\n--- agent\n{}\n{}\n--- switch log\n{}",
         run.explain(),
+        uas.errors(),
+        uas.messages(),
         s.sw.log()
     );
     s.finish(uas);

@@ -698,6 +698,43 @@ fn uac_answered_is_acked() {
 }
 
 #[test]
+fn uac_dialog_ended_by_the_agent() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    c.handle_message(
+        &reply(&inv, 200, "Contact: <sip:agent@127.0.0.1:5080>\r\n", SDP),
+        udp(TRUNK),
+        t0,
+    );
+    drain(&mut c);
+    // The agent hangs up: From is theirs, To carries our tag.
+    let ours = inv
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let bye = format!(
+        "BYE sip:tpswitch@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {TRUNK};branch=z9hG4bK-agentbye\r\n\
+         From: <sip:+12345678910@127.0.0.1>;tag=agent1\r\nTo: <sip:+15550100001@127.0.0.1>;tag={ours}\r\n\
+         Call-ID: {}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        inv.lines()
+            .find_map(|l| l.strip_prefix("Call-ID:"))
+            .unwrap()
+            .trim()
+    );
+    c.handle_message(bye.as_bytes(), udp(TRUNK), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        &out.events[..],
+        [SipEvent::Ended { leg: l, cause: EndCause::RemoteBye }] if *l == leg
+    ));
+}
+
+#[test]
 fn uac_busy_is_acked_and_typed() {
     let mut c = core();
     let t0 = Instant::now();

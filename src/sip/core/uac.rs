@@ -78,6 +78,10 @@ impl SipCore {
                 ack: None,
             }),
         };
+        // The agent's side may end the dialog (BYE) or change it: its
+        // requests carry our tag in To (§12.2.2), like those of a caller.
+        self.by_tag
+            .insert((d.call_id.clone(), d.local_tag.clone()), leg);
         self.dialogs.insert(leg, d);
         self.send_invite(leg, ruri, None, now);
     }
