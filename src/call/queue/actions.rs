@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 use super::legs::{self, AgentDial};
 use super::writer::Write;
 use super::{dial_allowed, AgentLeg, Shell};
-use crate::config::{CallerIdMode, Extension};
+use crate::config::CallerIdMode;
 use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{Action, AttemptId, DialOutcome, Event, OfflineReason, PromptName};
 use crate::routing::CallId;
@@ -213,11 +213,9 @@ impl Shell {
             self.pending.push_back(fail(503));
             return;
         };
-        let number = cfg.user(&user).and_then(|u| {
-            u.extensions.iter().find_map(|e| match e {
-                Extension::Pstn { value, .. } => Some(value.clone()),
-            })
-        });
+        let number = cfg
+            .user(&user)
+            .and_then(|u| u.pstn_numbers().next().cloned());
         let Some(number) = number.filter(|n| dial_allowed(&cfg, n)) else {
             warn!(parent: &c.span, agent = %user, "agent has no diallable PSTN number");
             self.pending.push_back(fail(404));
