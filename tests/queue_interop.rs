@@ -631,3 +631,57 @@ fn two_customers_one_agent_are_served_in_order() {
         "{c:?}"
     );
 }
+
+#[test]
+fn overflow_number_takes_the_customer_when_nobody_is_online() {
+    let s = setup(&[], |t| {
+        t.replacen(
+            "overflow_number = \"\"",
+            "overflow_number = \"+15550109999\"",
+            1,
+        )
+        .replacen("allow_dial = []", "allow_dial = [\"+15550109999\"]", 1)
+    });
+    // The default branch of the trunk's scenario answers any number.
+    let uas = s.agents(Agent::AnswerOnly, Agent::Busy, 1);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(3_000));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "transferred", "{c:?}");
+    assert!(attempts(&c[0]).is_empty());
+    let log = s.sw.log();
+    assert!(log.contains("target=+15550109999"), "{log}");
+    assert!(log.contains("bridged to the overflow number"), "{log}");
+}
+
+#[test]
+fn overflow_number_outside_allow_dial_is_never_dialled() {
+    let s = setup(&[], |t| {
+        t.replacen(
+            "overflow_number = \"\"",
+            "overflow_number = \"+15550109999\"",
+            1,
+        )
+    });
+    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    let log = s.sw.log();
+    assert!(log.contains("not in trunk.allow_dial"), "{log}");
+    assert!(
+        !log.contains("transferring to the overflow number"),
+        "{log}"
+    );
+}

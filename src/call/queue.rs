@@ -26,7 +26,7 @@ use self::legs::{AgentEvent, Input, LegEvent};
 use self::writer::Write;
 use super::leg::Answered;
 use super::CallContext;
-use crate::config::{Config, E164};
+use crate::config::{Config, Flow, E164};
 use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{
     engine_settings_from_config, queues_from_config, AgentState, AttemptId, Event, PromptName,
@@ -82,7 +82,6 @@ struct Customer {
     span: Span,
     caller: CallerNumber,
     contact_point: E164,
-    flow: String,
     /// The playback whose end matters (hold-music replay, or hang-up).
     playing: Option<u64>,
     /// Replayed whenever `playing` finishes.
@@ -90,6 +89,16 @@ struct Customer {
     hang_up_after_play: bool,
     /// The engine is done with the call; it only waits for the BYE to finish.
     gone: bool,
+    /// The queue's `unavailable` prompt and ring time, for a transfer to the
+    /// overflow number that fails.
+    unavailable: Option<PromptName>,
+    ring_timeout: Duration,
+}
+
+/// The leg to an overflow number the customer was handed to.
+struct OverflowLeg {
+    leg: LegId,
+    session: Option<MediaSession>,
 }
 
 struct AgentLeg {
@@ -106,6 +115,7 @@ pub(super) struct Shell {
     engine: QueueEngine,
     customers: HashMap<CallId, Customer>,
     agents: HashMap<AttemptId, AgentLeg>,
+    overflows: HashMap<CallId, OverflowLeg>,
     inbox: mpsc::Sender<Input>,
     writes: mpsc::Sender<Write>,
     /// Events produced while carrying out actions, fed after the drain.
@@ -136,6 +146,7 @@ pub async fn run(
         engine,
         customers: HashMap::new(),
         agents: HashMap::new(),
+        overflows: HashMap::new(),
         inbox,
         writes,
         pending: VecDeque::new(),
@@ -249,6 +260,13 @@ impl Shell {
             return;
         };
         info!(parent: &span, "customer queued");
+        let (unavailable, ring_timeout) = match self.ctx.cfg.flow(&h.flow) {
+            Some(Flow::Queue(q)) => (
+                Some(PromptName::new(q.prompts.unavailable.name.as_str())),
+                q.ring_timeout,
+            ),
+            _ => (None, Duration::from_secs(20)),
+        };
         let Answered { session, media } = h.answered;
         legs::forward_customer(call, h.sip, media, self.inbox.clone(), h.done);
         self.customers.insert(
@@ -260,11 +278,12 @@ impl Shell {
                 span,
                 caller: h.caller,
                 contact_point: h.contact_point.clone(),
-                flow: h.flow.clone(),
                 playing: None,
                 looped: Vec::new(),
                 hang_up_after_play: false,
                 gone: false,
+                unavailable,
+                ring_timeout,
             },
         );
         let row = NewCall {
@@ -282,6 +301,7 @@ impl Shell {
         match input {
             Input::Customer { call, ev } => self.customer_event(call, ev).await,
             Input::Agent { call, attempt, ev } => self.agent_event(call, attempt, ev).await,
+            Input::Overflow { call, ev } => self.overflow_event(call, ev).await,
         }
     }
 
@@ -292,9 +312,9 @@ impl Shell {
         match ev {
             LegEvent::Sip(SipEvent::Ended { cause, .. }) => {
                 info!(parent: &c.span, ?cause, "customer leg ended");
-                self.customer_gone(call);
+                self.customer_gone(call).await;
             }
-            LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call),
+            LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call).await,
             LegEvent::Sip(SipEvent::MediaChanged { media, .. }) => {
                 let _ = c.session.update_remote(&media);
             }
@@ -323,7 +343,10 @@ impl Shell {
 
     /// The customer's leg is over: forget it (its media closes) and tell
     /// the engine unless the engine ended it.
-    fn customer_gone(&mut self, call: CallId) {
+    async fn customer_gone(&mut self, call: CallId) {
+        if let Some(o) = self.overflows.get(&call) {
+            let _ = self.ctx.commands.send(SipCommand::HangUp(o.leg)).await;
+        }
         if let Some(c) = self.customers.remove(&call) {
             if !c.gone {
                 self.feed(Event::CustomerHungUp { call });

@@ -4,8 +4,9 @@ use std::sync::atomic::Ordering;
 
 use tracing::{debug, info, warn};
 
-use super::legs::{self, AgentDial};
+use super::legs::{self, AgentDial, Callee};
 use super::writer::Write;
+use super::OverflowLeg;
 use super::{dial_allowed, AgentLeg, Shell};
 use crate::config::CallerIdMode;
 use crate::flows::directory::CallerNumber;
@@ -83,19 +84,7 @@ impl Shell {
             Action::PlayOverflowAndHangUp { call, clips } => {
                 self.play_and_hang_up(call, &clips).await;
             }
-            Action::TransferToOverflow { call, number } => {
-                // Transfers are not carried out yet: the caller hears the
-                // queue's unavailable prompt instead (and the log says so).
-                let unavailable = self.customers.get(&call).and_then(|c| {
-                    crate::flows::queue::queues_from_config(&self.ctx.cfg)
-                        .into_iter()
-                        .find(|q| q.name == c.flow)
-                        .map(|q| q.prompts.unavailable)
-                });
-                warn!(%call, %number, "overflow transfer is not supported yet: playing the unavailable prompt");
-                let clips: Vec<PromptName> = unavailable.into_iter().collect();
-                self.play_and_hang_up(call, &clips).await;
-            }
+            Action::TransferToOverflow { call, number } => self.transfer(call, number).await,
             Action::SetAgentOffline { user, reason } => {
                 let reason = match reason {
                     OfflineReason::MaxNoAnswer => "missed queue calls (max_no_answer)",
@@ -235,18 +224,7 @@ impl Shell {
                 return;
             }
         };
-        let (from_user, diversion) = match cfg.trunk.caller_id {
-            CallerIdMode::ContactPoint => (c.contact_point.as_str().to_owned(), None),
-            CallerIdMode::Customer => {
-                let from = match &c.caller {
-                    CallerNumber::Number(n) => n.as_str().to_owned(),
-                    _ => "anonymous".to_owned(),
-                };
-                // RFC 5806 §3: who diverted the call, and why.
-                let div = format!("<tel:{}>;reason=unconditional", c.contact_point.as_str());
-                (from, Some(div))
-            }
-        };
+        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
         c.span.record("agent", user.as_str());
         let target = cfg.dial_string(&number);
         info!(parent: &c.span, agent = %user, %target, "ringing the agent");
@@ -270,12 +248,131 @@ impl Shell {
         );
         let dial = AgentDial {
             call,
-            attempt,
+            callee: Callee::Agent(attempt),
+            ring: None,
             leg,
             ports,
             request,
             sip,
         };
         legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
+    }
+
+    /// Hands a customer the engine gave up on to the queue's overflow
+    /// number: dial it (only if `trunk.allow_dial` permits), bridge on
+    /// answer; anything else plays the unavailable prompt and hangs up.
+    async fn transfer(&mut self, call: CallId, number: crate::config::E164) {
+        let cfg = self.ctx.cfg.clone();
+        let Some(c) = self.customers.get_mut(&call) else {
+            return;
+        };
+        c.gone = true;
+        let fallback: Vec<PromptName> = c.unavailable.iter().cloned().collect();
+        if !dial_allowed(&cfg, &number) {
+            warn!(parent: &c.span, %number, "overflow_number is not in trunk.allow_dial: not dialling it");
+            self.play_and_hang_up(call, &fallback).await;
+            return;
+        }
+        let cap = cfg.trunk.max_outbound_calls as usize;
+        let ports = match self.ctx.ports.allocate() {
+            Ok(p) if self.agents.len() + self.overflows.len() < cap => p,
+            _ => {
+                warn!(parent: &c.span, "cannot place the overflow call (no port or trunk.max_outbound_calls)");
+                self.play_and_hang_up(call, &fallback).await;
+                return;
+            }
+        };
+        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
+        let target = cfg.dial_string(&number);
+        info!(parent: &c.span, %target, "transferring to the overflow number");
+        let ring = Some(c.ring_timeout);
+        let leg = LegId::next();
+        let sip = self.ctx.router.register(leg);
+        let request = DialRequest {
+            target,
+            from_user,
+            diversion,
+            sdp: legs::offer(&self.ctx, &ports, leg),
+        };
+        self.overflows
+            .insert(call, OverflowLeg { leg, session: None });
+        let dial = AgentDial {
+            call,
+            callee: Callee::Overflow,
+            ring,
+            leg,
+            ports,
+            request,
+            sip,
+        };
+        legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
+    }
+
+    /// What the overflow leg reports.
+    pub(super) async fn overflow_event(&mut self, call: CallId, ev: legs::AgentEvent) {
+        use legs::AgentEvent as E;
+        match ev {
+            E::Answered(session) => {
+                let Some(c) = self.customers.get_mut(&call) else {
+                    // The customer left while it rang.
+                    session.close();
+                    if let Some(o) = self.overflows.get(&call) {
+                        let _ = self.ctx.commands.send(SipCommand::HangUp(o.leg)).await;
+                    }
+                    return;
+                };
+                c.looped.clear();
+                c.playing = None;
+                match self.ctx.engine.bridge(&c.session, &session) {
+                    Ok(h) => {
+                        info!(parent: &c.span, "bridged to the overflow number");
+                        c.bridge = Some(h);
+                    }
+                    Err(e) => {
+                        warn!(parent: &c.span, error = %e, "cannot bridge to the overflow number");
+                        let leg = c.leg;
+                        let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                    }
+                }
+                if let Some(o) = self.overflows.get_mut(&call) {
+                    o.session = Some(session);
+                }
+            }
+            E::NoMedia | E::Failed(_) => {
+                self.overflows.remove(&call);
+                let fallback: Vec<PromptName> = self
+                    .customers
+                    .get(&call)
+                    .map(|c| c.unavailable.iter().cloned().collect())
+                    .unwrap_or_default();
+                self.play_and_hang_up(call, &fallback).await;
+            }
+            E::Ended => {
+                self.overflows.remove(&call);
+                if let Some(c) = self.customers.get_mut(&call) {
+                    c.bridge = None;
+                    let leg = c.leg;
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
+            }
+            E::Progress | E::Media(_) | E::Digit(_) => {}
+        }
+    }
+}
+
+/// Our From user (and Diversion) toward an agent or the overflow number,
+/// per `trunk.caller_id`.
+fn presented(mode: CallerIdMode, c: &super::Customer) -> (String, Option<String>) {
+    match mode {
+        CallerIdMode::ContactPoint => (c.contact_point.as_str().to_owned(), None),
+        CallerIdMode::Customer => {
+            let from = match &c.caller {
+                CallerNumber::Number(n) => n.as_str().to_owned(),
+                _ => "anonymous".to_owned(),
+            };
+            // RFC 5806 §3: who diverted the call, and why.
+            let div = format!("<tel:{}>;reason=unconditional", c.contact_point.as_str());
+            (from, Some(div))
+        }
     }
 }

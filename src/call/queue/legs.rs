@@ -34,6 +34,18 @@ pub enum Input {
         attempt: AttemptId,
         ev: AgentEvent,
     },
+    /// The leg to a queue's overflow number.
+    Overflow {
+        call: CallId,
+        ev: AgentEvent,
+    },
+}
+
+/// Whom an outbound leg is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Callee {
+    Agent(AttemptId),
+    Overflow,
 }
 
 pub enum LegEvent {
@@ -98,7 +110,9 @@ pub fn forward_customer(
 /// overtake the registration) and passes the receiver in.
 pub struct AgentDial {
     pub call: CallId,
-    pub attempt: AttemptId,
+    pub callee: Callee,
+    /// Give up (CANCEL) after this long; None = the engine decides.
+    pub ring: Option<std::time::Duration>,
     pub leg: LegId,
     pub ports: RtpPorts,
     pub request: DialRequest,
@@ -123,7 +137,8 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
     tokio::spawn(async move {
         let AgentDial {
             call,
-            attempt,
+            callee,
+            ring,
             leg,
             ports,
             request,
@@ -133,7 +148,11 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
         let _registered = Unregister(ctx.router.clone(), leg);
         let send = |ev: AgentEvent| {
             let inbox = inbox.clone();
-            async move { inbox.send(Input::Agent { call, attempt, ev }).await.is_ok() }
+            let input = match callee {
+                Callee::Agent(attempt) => Input::Agent { call, attempt, ev },
+                Callee::Overflow => Input::Overflow { call, ev },
+            };
+            async move { inbox.send(input).await.is_ok() }
         };
         if ctx
             .commands
@@ -145,9 +164,29 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
             return;
         }
         let mut ports = Some(ports);
+        let give_up = tokio::time::sleep(ring.unwrap_or(Duration::from_secs(86_400)));
+        tokio::pin!(give_up);
+        let mut cancelled = false;
         // Until answered: progress, failure, or the 2xx.
         let neg: Negotiated = loop {
-            match sip.recv().await {
+            let ev = tokio::select! {
+                ev = sip.recv() => ev,
+                _ = &mut give_up, if ring.is_some() && !cancelled => {
+                    // CANCEL (§9.1); the 487 (or a crossing 200) follows.
+                    cancelled = true;
+                    let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                    continue;
+                }
+            };
+            if cancelled {
+                if let Some(SipEvent::Answered { .. }) = ev {
+                    let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                    send(AgentEvent::Failed(DialOutcome::NoAnswer(408))).await;
+                    drain_until_end(&mut sip).await;
+                    return;
+                }
+            }
+            match ev {
                 Some(SipEvent::Progress { .. }) => {
                     send(AgentEvent::Progress).await;
                 }
