@@ -331,6 +331,17 @@ fn settled_calls(sw: &Switch, n: usize) -> Vec<serde_json::Value> {
     panic!("calls not recorded: {:?}\n{}", calls(sw), sw.log());
 }
 
+fn agent_state(sw: &Switch, id: &str) -> String {
+    let out = sw.cli(&["agents", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("agents JSON");
+    v.as_array()
+        .and_then(|a| a.iter().find(|u| u["id"] == id))
+        .and_then(|u| u["state"].as_str())
+        .unwrap_or("?")
+        .to_owned()
+}
+
 fn attempts(call: &serde_json::Value) -> Vec<(String, String)> {
     call["attempts"]
         .as_array()
@@ -396,14 +407,43 @@ fn answered_and_accepted_bridges_media_both_ways() {
         1,
     );
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(12_000));
-    let run = customer(&s.sw, &sc, &["-rtp_echo"]);
+    let mut cust = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", BILLING, "-rtp_echo"],
+    );
+    // While bridged, `tpswitch agents` shows the agent busy.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let st = agent_state(&s.sw, "jsmith");
+        if seen.last() != Some(&st) {
+            seen.push(st.clone());
+        }
+        if st == "busy" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("busy"), "{seen:?}");
+    let st = cust.wait(Duration::from_secs(30));
     assert!(
-        run.ok(),
+        st.is_some_and(|s| s.success()),
         "{}\n--- switch log\n{}",
-        run.explain(),
+        cust.errors(),
         s.sw.log()
     );
     s.finish(uas);
+    // After the call: wrap-up (1 s here), then online again.
+    let mut online = false;
+    for _ in 0..50 {
+        if agent_state(&s.sw, "jsmith") == "online" {
+            online = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(online, "{}", s.sw.log());
     let c = settled_calls(&s.sw, 1);
     assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
     assert_eq!(c[0]["hung_up_by"], "customer");
