@@ -446,6 +446,7 @@ fn answered_and_accepted_bridges_media_both_ways() {
     assert!(online, "{}", s.sw.log());
     let c = settled_calls(&s.sw, 1);
     assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["agent"], "jsmith");
     assert_eq!(c[0]["hung_up_by"], "customer");
     assert_eq!(c[0]["customer_number"], CUSTOMER);
     assert_eq!(c[0]["contact_point"], BILLING);

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::config::{format_duration, parse_duration, Config};
 use crate::presence::{fmt_secs, CallRecord, PresenceStore, SqliteStore, StoreError};
@@ -59,7 +60,8 @@ pub async fn call_records(
 }
 
 /// The report as printed: a table, or with `json` an array of calls, each
-/// with its `attempts` (agents named by `agent_user_id`).
+/// with `agent` (who took it) and its `attempts` (agents named by
+/// `agent_user_id`).
 pub async fn calls_report(
     cfg: &Config,
     json: bool,
@@ -67,7 +69,14 @@ pub async fn calls_report(
 ) -> Result<String, CallsError> {
     let calls = call_records(cfg, since).await?;
     if json {
-        let mut out = serde_json::to_string_pretty(&calls)?;
+        let rows: Vec<CallRow<'_>> = calls
+            .iter()
+            .map(|c| CallRow {
+                agent: agent_of(c),
+                call: c,
+            })
+            .collect();
+        let mut out = serde_json::to_string_pretty(&rows)?;
         out.push('\n');
         Ok(out)
     } else {
@@ -75,13 +84,22 @@ pub async fn calls_report(
     }
 }
 
+/// One element of the JSON array: the stored call plus the agent it was
+/// bridged to (`null` when none), so readers need not search the attempts.
+#[derive(Serialize)]
+struct CallRow<'a> {
+    #[serde(flatten)]
+    call: &'a CallRecord,
+    agent: Option<&'a str>,
+}
+
 /// The agent who took the call: the attempt that completed.
-fn agent_of(c: &CallRecord) -> &str {
+fn agent_of(c: &CallRecord) -> Option<&str> {
     c.attempts
         .iter()
         .rev()
         .find(|a| a.hangup_cause.as_deref() == Some("completed"))
-        .map_or("-", |a| a.agent_user_id.as_str())
+        .map(|a| a.agent_user_id.as_str())
 }
 
 fn table(calls: &[CallRecord]) -> String {
@@ -110,7 +128,7 @@ fn table(calls: &[CallRecord]) -> String {
                 c.flow.clone(),
                 c.customer_number.clone(),
                 c.outcome.clone().unwrap_or_else(|| "-".to_owned()),
-                agent_of(c).to_owned(),
+                agent_of(c).unwrap_or("-").to_owned(),
                 c.attempts.len().to_string(),
                 duration,
                 c.hung_up_by.map_or("-", |h| h.as_str()).to_owned(),

@@ -132,6 +132,8 @@ async fn calls_come_with_their_attempts_and_since_filters() {
         serde_json::from_str(&calls_report(&cfg, true, t(0)).await.unwrap()).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!(all[0]["outcome"], "overflow");
+    assert!(all[0]["agent"].is_null());
+    assert_eq!(all[1]["agent"], "jsmith");
     assert_eq!(all[1]["call_id"], "new@x");
     assert_eq!(all[1]["attempts"][0]["agent_user_id"], "mgarcia");
     assert_eq!(all[1]["attempts"][1]["agent_user_id"], "jsmith");
