@@ -92,7 +92,7 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
         )
     };
     let (m0, pt0, seq0, ts0, ssrc0) = field(&pkts[0].1);
-    assert!(m0, "marker on the first packet of the talkspurt");
+    assert!(m0, "marker on the first packet");
     assert_eq!(pt0, 0, "PCMU, as negotiated");
     let welcome = Prompt::load("welcome", &repo().join("prompts/welcome.wav")).unwrap();
     // The answered leg sends silence until the first prompt starts (no dead
@@ -117,8 +117,13 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
             ts0.wrapping_add(160 * i as u32),
             "timestamp +160 at {i}"
         );
-        if i > 0 {
-            assert!(!m, "marker only at the start (packet {i})");
+        // Marker at each talkspurt start: the first packet, and the first
+        // packet of the prompt after any lead-in silence (RFC 3551 §4.1).
+        if i > 0 && i != lead {
+            assert!(!m, "marker only at talkspurt starts (packet {i})");
+        }
+        if i == lead {
+            assert!(m, "the prompt starts a talkspurt (packet {i})");
         }
         assert_eq!(p.len(), 12 + 160);
         if i >= lead && i - lead < welcome.frame_count() {
