@@ -5,76 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::Step::{Key, Wait};
 use common::*;
 
 const CONTACT_POINT: &str = "+15550100000";
 /// jsmith in config/tpswitch.toml.
 const JSMITH: &str = "+12345678910";
-
-/// One step of the agent's behaviour.
-enum Step {
-    Wait(u64),
-    Key(char),
-}
-use Step::{Key, Wait};
-
-fn pcap(key: char) -> String {
-    let name = match key {
-        '*' => "star".to_owned(),
-        '#' => "pound".to_owned(),
-        d => d.to_string(),
-    };
-    format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap")
-}
-
-/// Writes a log-in scenario: call from `caller`, run `steps`, then either
-/// wait for the switch's BYE or hang up.
-fn scenario(dir: &Path, caller: &str, steps: &[Step], switch_hangs_up: bool) -> PathBuf {
-    let mut body = String::new();
-    for s in steps {
-        match s {
-            Wait(ms) => body.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
-            Key(k) => body.push_str(&format!(
-                "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
-                pcap(*k)
-            )),
-        }
-    }
-    let end = std::fs::read_to_string(sipp_dir().join(if switch_hangs_up {
-        "login_end_bye.inc"
-    } else {
-        "login_end_hangup.inc"
-    }))
-    .expect("end include");
-    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
-        .expect("login.xml")
-        .replace("@STEPS@", &body)
-        .replace("@END@", &end)
-        .replace("@CALLER@", caller);
-    let path = dir.join("login.xml");
-    std::fs::write(&path, text).expect("write scenario");
-    path
-}
-
-fn agents(sw: &Switch) -> serde_json::Value {
-    let out = sw.cli(&["agents", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("agents JSON")
-}
-
-fn agent(sw: &Switch, id: &str) -> serde_json::Value {
-    agents(sw)
-        .as_array()
-        .and_then(|a| a.iter().find(|u| u["id"] == id).cloned())
-        .unwrap_or_else(|| panic!("no agent {id}"))
-}
 
 /// Hours left on the agent's window (rounded), or None when offline.
 fn online_hours(sw: &Switch, id: &str) -> Option<i64> {
@@ -88,7 +26,7 @@ fn online_hours(sw: &Switch, id: &str) -> Option<i64> {
 
 fn login(sw: &Switch, caller: &str, steps: &[Step], switch_hangs_up: bool) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), caller, steps, switch_hangs_up);
+    let sc = login_scenario(dir.path(), caller, steps, switch_hangs_up);
     let run = sipp(
         sc.to_str().unwrap(),
         Some(sw.sip),
@@ -294,7 +232,7 @@ fn window_survives_sigkill_right_after_online_starts() {
     let mut sw = Switch::start(fast);
     let dir = tempfile::tempdir().unwrap();
     // Hang up ourselves at once after the key, while Online plays.
-    let sc = scenario(
+    let sc = login_scenario(
         dir.path(),
         JSMITH,
         &[Wait(1000), Key('2'), Wait(400)],

@@ -151,3 +151,33 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
     );
     assert!(p99 < 10.0, "pacing is broken: p99 deviation {p99:.3} ms");
 }
+
+/// Issue 3: SIPp plays Debian's `dtmf_2833_{0..9,star,pound}.pcap` one after
+/// another into a call; the switch reports exactly those keys, in order. The
+/// call waits in the Billing queue (nobody online, `no_agents = "wait"`), where
+/// keys change nothing but are reported.
+#[test]
+fn rfc2833_captures_are_reported_once_each_in_order() {
+    use common::Step::{Key, Wait};
+    let sw = Switch::start(|t| t.replace("no_agents = \"immediate\"", "no_agents = \"wait\""));
+    let keys = "0123456789*#";
+    let mut steps = vec![Wait(500)];
+    steps.extend(keys.chars().map(Key));
+    steps.push(Wait(500));
+    let dir = tempfile::tempdir().unwrap();
+    let sc = login_scenario(dir.path(), "+19998887777", &steps, false);
+    let run = sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", "+15550100001"],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
+    let log = sw.log();
+    let got: String = log
+        .lines()
+        .filter(|l| l.contains(" dtmf") && l.contains("digit="))
+        .filter_map(|l| l.split("digit=").nth(1)?.chars().next())
+        .collect();
+    assert_eq!(got, keys, "{log}");
+}

@@ -47,25 +47,15 @@ fn queue_config(extra: impl Fn(String) -> String) -> impl FnOnce(String) -> Stri
     }
 }
 
-fn pcap(key: char) -> String {
-    format!("/usr/share/sip-tester/dtmf_2833_{key}.pcap")
-}
-
 /// Puts `caller` online for 8 h through the log-in menu (key 1).
 fn login(sw: &Switch, caller: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let steps = format!(
-        "  <pause milliseconds=\"1000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
-        pcap('1')
+    let path = login_scenario(
+        dir.path(),
+        caller,
+        &[Step::Wait(1000), Step::Key('1')],
+        true,
     );
-    let end = std::fs::read_to_string(sipp_dir().join("login_end_bye.inc")).unwrap();
-    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
-        .unwrap()
-        .replace("@STEPS@", &steps)
-        .replace("@END@", &end)
-        .replace("@CALLER@", caller);
-    let path = dir.path().join("login.xml");
-    std::fs::write(&path, text).unwrap();
     let run = sipp(path.to_str().unwrap(), Some(sw.sip), 1, &["-s", LOGIN]);
     assert!(run.ok(), "{}\n--- switch log\n{}", run.explain(), sw.log());
 }
@@ -332,14 +322,7 @@ fn settled_calls(sw: &Switch, n: usize) -> Vec<serde_json::Value> {
 }
 
 fn agent_state(sw: &Switch, id: &str) -> String {
-    let out = sw.cli(&["agents", "--json"]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("agents JSON");
-    v.as_array()
-        .and_then(|a| a.iter().find(|u| u["id"] == id))
-        .and_then(|u| u["state"].as_str())
-        .unwrap_or("?")
-        .to_owned()
+    agent(sw, id)["state"].as_str().unwrap_or("?").to_owned()
 }
 
 fn attempts(call: &serde_json::Value) -> Vec<(String, String)> {

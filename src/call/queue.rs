@@ -318,6 +318,14 @@ impl Shell {
             LegEvent::Sip(SipEvent::MediaChanged { media, .. }) => {
                 let _ = c.session.update_remote(&media);
             }
+            // Keys a waiting customer presses change nothing in a queue; they
+            // are reported for the record (and for RFC 4733 interop checks).
+            LegEvent::Sip(SipEvent::InfoDigit { digit, .. }) => {
+                info!(parent: &c.span, digit = %digit, via = "info", "dtmf");
+            }
+            LegEvent::Media(MediaEvent::DigitStarted(digit)) => {
+                info!(parent: &c.span, digit = %digit, "dtmf");
+            }
             LegEvent::Sip(_) => {}
             LegEvent::Media(MediaEvent::PlaybackFinished(id)) if c.playing == Some(id) => {
                 if c.hang_up_after_play {

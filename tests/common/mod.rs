@@ -415,3 +415,66 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Stri
         .unwrap_or_default();
     (status, body)
 }
+
+// ------------------------------------------------------------ scenarios
+
+/// One step of the agent's behaviour.
+pub enum Step {
+    Wait(u64),
+    Key(char),
+}
+
+pub fn pcap(key: char) -> String {
+    let name = match key {
+        '*' => "star".to_owned(),
+        '#' => "pound".to_owned(),
+        d => d.to_string(),
+    };
+    format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap")
+}
+
+/// Writes a log-in scenario: call from `caller`, run `steps`, then either
+/// wait for the switch's BYE or hang up.
+pub fn login_scenario(dir: &Path, caller: &str, steps: &[Step], switch_hangs_up: bool) -> PathBuf {
+    let mut body = String::new();
+    for s in steps {
+        match s {
+            Step::Wait(ms) => body.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
+            Step::Key(k) => body.push_str(&format!(
+                "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+                pcap(*k)
+            )),
+        }
+    }
+    let end = std::fs::read_to_string(sipp_dir().join(if switch_hangs_up {
+        "login_end_bye.inc"
+    } else {
+        "login_end_hangup.inc"
+    }))
+    .expect("end include");
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .expect("login.xml")
+        .replace("@STEPS@", &body)
+        .replace("@END@", &end)
+        .replace("@CALLER@", caller);
+    let path = dir.join("login.xml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+pub fn agents(sw: &Switch) -> serde_json::Value {
+    let out = sw.cli(&["agents", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("agents JSON")
+}
+
+pub fn agent(sw: &Switch, id: &str) -> serde_json::Value {
+    agents(sw)
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no agent {id}"))
+}
