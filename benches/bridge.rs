@@ -1,0 +1,234 @@
+//! Bridge benchmark: N customer↔agent media bridges relaying RTP both ways
+//! for a few seconds; reports the latency the relay adds per packet (from the
+//! moment a packet is sent to the switch's socket to the moment it arrives at
+//! the far end, both on 127.0.0.1) and the engine's CPU per bridged call.
+//!
+//! `cargo bench --bench bridge -- 100 10` (bridged calls, seconds). Each call
+//! holds four sessions' worth of descriptors: `ulimit -n` must exceed 4 × N + 100.
+//!
+//! Senders and receivers are plain sockets on this process's other threads;
+//! one 20 ms packet per direction per call, each carrying its send time.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tpswitch::media::codec::Codec;
+use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
+use tpswitch::media::ports::PortPool;
+use tpswitch::sip::sdp::{negotiate, parse_offer};
+
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args()
+        .filter(|a| !a.starts_with('-'))
+        .nth(i)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU (utime + stime) of this process's threads whose name starts with
+/// `prefix`, from /proc (USER_HZ = 100).
+fn threads_cpu(prefix: &str) -> Duration {
+    let mut ticks = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for task in dir.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.trim().starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let u: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let s: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+            ticks += u + s;
+        }
+    }
+    Duration::from_millis(ticks * 10)
+}
+
+fn rtp(seq: u16, sent_ns: u64) -> Vec<u8> {
+    let mut p = vec![0u8; 12 + 160];
+    p[0] = 0x80;
+    p[1] = 0; // PCMU
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    p[12..20].copy_from_slice(&sent_ns.to_be_bytes());
+    p
+}
+
+fn main() {
+    let n = arg(1, 100) as usize;
+    let secs = arg(2, 10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("media-rt")
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let engine = MediaEngine::start(EngineConfig::default()).expect("engine");
+    let last = (31_000 + 8 * n + 200).min(65_000) as u16;
+    let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 31_000, last);
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<(u64, u64)>::with_capacity(
+        n * 100 * secs as usize,
+    )));
+
+    // Two endpoint sockets per call: the customer's phone and the agent's.
+    let mut pairs: Vec<(UdpSocket, UdpSocket)> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = UdpSocket::bind("127.0.0.1:0").expect("customer socket");
+        let a = UdpSocket::bind("127.0.0.1:0").expect("agent socket");
+        pairs.push((c, a));
+    }
+    let sdp_for = |peer: SocketAddr| {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            peer.port()
+        );
+        negotiate(&parse_offer(sdp.as_bytes()).expect("sdp"), &Codec::ALL).expect("neg")
+    };
+    let opts = SessionOptions {
+        rtp_timeout: Duration::from_secs(3600),
+        silence_between_prompts: false,
+        allow: vec!["127.0.0.0/8".parse().expect("net")],
+        ..SessionOptions::default()
+    };
+    // Where each endpoint sends: its own switch-side session.
+    let mut targets: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(n);
+    let _keep = rt.block_on(async {
+        let mut keep = Vec::with_capacity(n);
+        for (c, a) in &pairs {
+            let cs = pool.allocate().expect("ports");
+            let asx = pool.allocate().expect("ports");
+            let (cust, _e1) = engine
+                .open(cs, &sdp_for(c.local_addr().expect("addr")), opts.clone())
+                .expect("open customer leg");
+            let (agent, _e2) = engine
+                .open(asx, &sdp_for(a.local_addr().expect("addr")), opts.clone())
+                .expect("open agent leg");
+            let bridge = engine.bridge(&cust, &agent).expect("bridge");
+            targets.push((cust.local_addr(), agent.local_addr()));
+            keep.push((cust, agent, bridge, _e1, _e2));
+        }
+        keep
+    });
+
+    // Receivers: every endpoint socket, polled by one thread each direction.
+    let mut threads = Vec::new();
+    let socks: Vec<UdpSocket> = pairs
+        .iter()
+        .flat_map(|(c, a)| [c.try_clone().expect("clone"), a.try_clone().expect("clone")])
+        .collect();
+    for s in &socks {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    {
+        let (stop, lat) = (stop.clone(), latencies.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut local = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let mut idle = true;
+                for s in &socks {
+                    while let Ok((len, _)) = s.recv_from(&mut buf) {
+                        idle = false;
+                        if len >= 20 {
+                            let mut t = [0u8; 8];
+                            t.copy_from_slice(&buf[12..20]);
+                            let sent = u64::from_be_bytes(t);
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            local.push((sent, now.saturating_sub(sent)));
+                        }
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            if let Ok(mut l) = lat.lock() {
+                l.extend(local);
+            }
+        }));
+    }
+    // Sender: every 20 ms, one packet each way per call.
+    let warmup = Duration::from_secs(1);
+    let cpu0 = std::sync::Mutex::new(None::<(Duration, Instant)>);
+    let start = Instant::now();
+    let mut seq = 0u16;
+    let mut next = Instant::now();
+    while start.elapsed() < warmup + Duration::from_secs(secs) {
+        if start.elapsed() >= warmup {
+            let mut g = cpu0.lock().expect("lock");
+            if g.is_none() {
+                *g = Some((
+                    threads_cpu("media-rt") + threads_cpu("media-pace"),
+                    Instant::now(),
+                ));
+            }
+        }
+        for ((c, a), (to_c, to_a)) in pairs.iter().zip(&targets) {
+            let t = epoch.elapsed().as_nanos() as u64;
+            let _ = c.send_to(&rtp(seq, t), to_c);
+            let _ = a.send_to(&rtp(seq, t), to_a);
+        }
+        seq = seq.wrapping_add(1);
+        next += Duration::from_millis(20);
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    let (cpu_start, t_start) = cpu0
+        .lock()
+        .expect("lock")
+        .unwrap_or((Duration::ZERO, start));
+    let cpu = (threads_cpu("media-rt") + threads_cpu("media-pace")).saturating_sub(cpu_start);
+    let wall = t_start.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Only packets sent after the warm-up and before the end of the window.
+    let from = t_start.duration_since(epoch).as_nanos() as u64;
+    let to = from + wall.as_nanos() as u64;
+    let mut l: Vec<u64> = latencies
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(sent, _)| (from..to).contains(sent))
+        .map(|(_, lat)| *lat)
+        .collect();
+    l.sort_unstable();
+    let q = |p: f64| -> f64 {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map_or(f64::NAN, |v| *v as f64 / 1000.0)
+    };
+    let expected = 2.0 * n as f64 * 50.0 * wall.as_secs_f64();
+    println!(
+        "bridged calls {n}, {:.1} s: {} packets relayed end to end ({:.1} % of {:.0} sent)",
+        wall.as_secs_f64(),
+        l.len(),
+        100.0 * l.len() as f64 / expected,
+        expected
+    );
+    println!(
+        "added latency (send to socket → arrival at the far end): p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs  max {:.0} µs",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(1.0)
+    );
+    println!(
+        "engine CPU (receive/relay tasks + pacing thread) {:?} = {:.1} % of a core; {:.1} µs per bridged call-second ({:.3} % of a core per call)",
+        cpu,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64()),
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / n as f64
+    );
+}
