@@ -21,23 +21,40 @@ pub fn sipp_dir() -> PathBuf {
     repo().join("tests/sipp")
 }
 
-/// A free UDP port on 127.0.0.1 (bind to 0, read it back, release it).
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A port in `base..base+span` that is free for UDP and TCP on 127.0.0.1
+/// right now, stepping through the range from a per-process offset.
+/// Deliberately below the kernel's ephemeral range (32768+): ports other
+/// programs get from the kernel can then never take it between this check
+/// and the moment SIPp or the switch binds it.
+fn free_port_in(base: u16, span: u16, even: bool) -> u16 {
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let k = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let mut p = base + (offset.wrapping_add(k.wrapping_mul(7))) % span;
+        if even {
+            p &= !1;
+        }
+        let ok = |port: u16| {
+            UdpSocket::bind(("127.0.0.1", port)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        };
+        if ok(p) && (!even || ok(p + 1)) {
+            return p;
+        }
+    }
+    panic!("no free port in {base}..{}", base + span);
+}
+
+/// A free signalling port (UDP and TCP) on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    s.local_addr().expect("local addr").port()
+    free_port_in(10_000, 5_000, false)
 }
 
 /// A free even port pair for SIPp's media (-mp).
 pub fn free_media_port() -> u16 {
-    for _ in 0..100 {
-        let p = free_udp_port() & !1;
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-    panic!("no free media port pair");
+    free_port_in(15_000, 4_998, true)
 }
 
 static NEXT_RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
