@@ -12,15 +12,11 @@ RATE=${1:-300}
 CALLS=${2:-6000}
 PORT=${PORT:-5980}
 work=$(mktemp -d)
+SWITCH_PID=
 trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
-    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
-    -e "s|max_calls = 2000|max_calls = 100000|" \
-    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
-    -e "s|\"../prompts/|\"$PWD/prompts/|" \
-    config/tpswitch.toml > "$work/tpswitch.toml"
+. bench/lib.sh
+bench_config "$PORT" "$work"
 python3 - "$PWD/tests/sipp" "$work/login.xml" <<'PY'
 import sys
 d, out = sys.argv[1], sys.argv[2]
@@ -30,9 +26,7 @@ steps = ('  <pause milliseconds="300"/>\n'
 s = s.replace("@STEPS@", steps).replace("@END@", open(f"{d}/login_end_bye.inc").read())
 open(out, "w").write(s)
 PY
-TPSWITCH_LOG=warn target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
-SWITCH_PID=$!
-for _ in $(seq 100); do grep -q "tpswitch listening sip" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+start_switch "$work"
 cd "$work"
 start=$(date +%s.%N)
 sipp -sf login.xml -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5981 -mp 42000 \

@@ -12,19 +12,12 @@ N=${1:-1000}
 HOLD=${2:-20000}
 PORT=${PORT:-5970}
 work=$(mktemp -d)
+SWITCH_PID=
 trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
-    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
-    -e "s|max_calls = 2000|max_calls = 100000|" \
-    -e "s|rtp_timeout = \"30s\"|rtp_timeout = \"300s\"|" \
-    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
-    -e "s|\"../prompts/|\"$PWD/prompts/|" \
-    config/tpswitch.toml > "$work/tpswitch.toml"
-TPSWITCH_LOG=warn target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
-SWITCH_PID=$!
-for _ in $(seq 100); do grep -q "tpswitch listening" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+. bench/lib.sh
+bench_config "$PORT" "$work"
+start_switch "$work"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SWITCH_PID/status"; }
 base=$(rss)
 echo "RSS at rest: ${base} KiB"

@@ -12,19 +12,13 @@ RATE=${1:-1000}
 CALLS=${2:-30000}
 PORT=${PORT:-5960}
 work=$(mktemp -d)
+SWITCH_PID=
 trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$PORT\"|" \
-    -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
-    -e "s|max_calls = 2000|max_calls = 100000|" \
-    -e "s|path = \"../data/tpswitch.db\"|path = \"$work/tpswitch.db\"|" \
-    -e "s|\"../prompts/|\"$PWD/prompts/|" \
-    config/tpswitch.toml > "$work/tpswitch.toml"
+. bench/lib.sh
+bench_config "$PORT" "$work"
 
-TPSWITCH_LOG=warn taskset -c 1 target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
-SWITCH_PID=$!
-for _ in $(seq 100); do grep -q "tpswitch listening" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
+start_switch "$work" 1
 
 cd "$work"
 taskset -c 0 sipp -sn uac -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5961 -mp 6200 \

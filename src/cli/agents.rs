@@ -9,7 +9,6 @@
 //! switch publishes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -147,28 +146,7 @@ fn table(rows: &[AgentRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEAD.map(|h| h.chars().count());
-    for line in &cells {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let head = HEAD.map(str::to_owned);
-    for line in std::iter::once(&head).chain(&cells) {
-        let mut text = String::new();
-        for (i, (cell, w)) in line.iter().zip(widths).enumerate() {
-            if i + 1 == line.len() {
-                text.push_str(cell);
-            } else {
-                // `{:<w$}` pads by chars, which suits names with accents.
-                let _ = write!(text, "{cell:<w$}  ");
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-    out
+    super::table(HEAD, &cells)
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@
 //! `T` is an RFC 3339 time ("2025-01-02T03:04:05Z") or a duration ago
 //! ("90m", "1h", "2h30m"); the default is the last 24 hours.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -135,22 +133,7 @@ fn table(calls: &[CallRecord]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEAD.map(|h| h.chars().count());
-    for line in &cells {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let head = HEAD.map(str::to_owned);
-    for line in std::iter::once(&head).chain(&cells) {
-        let mut text = String::new();
-        for (cell, w) in line.iter().zip(widths) {
-            let _ = write!(text, "{cell:<w$}  ");
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
+    let mut out = super::table(HEAD, &cells);
     if calls.is_empty() {
         out.push_str("(no calls)\n");
     }

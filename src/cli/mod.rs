@@ -3,3 +3,27 @@
 
 pub mod agents;
 pub mod calls;
+
+/// A plain-text table: a header row and rows, columns padded to their widest
+/// cell (by chars, which suits names with accents), two spaces between, no
+/// trailing blanks.
+pub fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) -> String {
+    use std::fmt::Write as _;
+    let mut widths = head.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let head = head.map(str::to_owned);
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(rows) {
+        let mut text = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
