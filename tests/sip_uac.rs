@@ -42,6 +42,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
         max_calls: 10,
+        max_transactions: 1000,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         dtmf_payload_type: 101,

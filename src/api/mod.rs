@@ -114,6 +114,11 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         "Responses matching no transaction",
         sip.unmatched_responses,
     );
+    counter(
+        "sip_overloaded_total",
+        "Requests answered 503 at sip.max_transactions",
+        sip.overloaded,
+    );
     let t = &s.transport;
     counter(
         "udp_queue_full_drops_total",

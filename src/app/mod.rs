@@ -172,6 +172,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             config::Untrusted::Drop => Untrusted::Drop,
         },
         max_calls: cfg.sip.max_calls as usize,
+        max_transactions: cfg.sip.max_transactions as usize,
         retry_after: cfg.sip.retry_after,
         codecs: codecs_of(&cfg),
         dtmf_payload_type: cfg.media.dtmf_payload_type,

@@ -45,6 +45,9 @@ pub struct SipConfig {
     pub max_header_bytes: u32,
     /// Inbound TCP connections held at once; more are refused.
     pub max_tcp_connections: u32,
+    /// Server transactions held at once (each lingers up to 64*T1 after its
+    /// answer); beyond it new requests get a stateless 503.
+    pub max_transactions: u32,
     pub tcp: bool,
     pub user_agent: String,
     /// RFC 4028 Session-Expires we ask for.

@@ -26,6 +26,7 @@ pub struct RawSip {
     pub max_message_bytes: Option<i64>,
     pub max_header_bytes: Option<i64>,
     pub max_tcp_connections: Option<i64>,
+    pub max_transactions: Option<i64>,
     pub tcp: Option<bool>,
     pub user_agent: Option<String>,
     pub session_expires: Option<String>,

@@ -302,6 +302,13 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         ),
         max_message_bytes,
         max_header_bytes,
+        max_transactions: v.uint(
+            "sip.max_transactions",
+            r.max_transactions,
+            200_000,
+            100,
+            10_000_000,
+        ),
         max_tcp_connections: v.uint(
             "sip.max_tcp_connections",
             r.max_tcp_connections,

@@ -63,6 +63,10 @@ pub struct CoreConfig {
     pub allow: Vec<IpNet>,
     pub untrusted: Untrusted,
     pub max_calls: usize,
+    /// Server transactions held at once; beyond it a new request gets a
+    /// stateless 503 (each lingers up to 64*T1, so a flood of distinct
+    /// requests could otherwise grow memory without bound).
+    pub max_transactions: usize,
     pub retry_after: Duration,
     pub codecs: Vec<Codec>,
     pub dtmf_payload_type: u8,
@@ -95,6 +99,8 @@ pub struct CoreStats {
     pub dropped: u64,
     pub bad_requests: u64,
     pub unmatched_responses: u64,
+    /// Requests answered 503 at `max_transactions`.
+    pub overloaded: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +323,24 @@ impl SipCore {
         };
         let key = head.tx_key();
         let is_ack = head.method == Method::Ack;
+        if !is_ack
+            && self.txl.server_count() >= self.cfg.max_transactions
+            && !self.txl.has_server(&key)
+        {
+            self.stats.overloaded += 1;
+            let secs = self.cfg.retry_after.as_secs().max(1).to_string();
+            let tag = self.tag();
+            let data = message::response(
+                &head,
+                503,
+                "Service Unavailable",
+                Some(&tag),
+                &[("Retry-After", &secs)],
+                None,
+            );
+            self.transmit(response_peer(peer, Some(&head)), data);
+            return;
+        }
         match self.txl.on_request(&key, is_ack, peer, now) {
             super::transaction::ServerMatch::New => {}
             super::transaction::ServerMatch::AckForDialog => {

@@ -18,6 +18,7 @@ fn cfg() -> CoreConfig {
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
         max_calls: 2,
+        max_transactions: 10,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         dtmf_payload_type: 101,
@@ -907,5 +908,35 @@ fn garbage_never_panics_and_the_next_request_is_answered() {
         .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
         .replace("call-1@test", "call-final@test");
     c.handle_message(opt.as_bytes(), udp(PEER), t0);
+    assert_eq!(drain(&mut c).statuses(), vec![200]);
+}
+
+#[test]
+fn transaction_cap_answers_503_statelessly() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let options = |i: &str| {
+        String::from_utf8(invite(&format!("z9hG4bK-f{i}"), "+15550100000", "", ""))
+            .unwrap()
+            .replacen("INVITE sip", "OPTIONS sip", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+            .replace("call-1@test", &format!("flood-{i}@test"))
+    };
+    for i in 0..12 {
+        c.handle_message(options(&i.to_string()).as_bytes(), udp(PEER), t0);
+    }
+    let out = drain(&mut c);
+    // Ten transactions fit; the eleventh and twelfth get 503 + Retry-After.
+    assert_eq!(out.statuses().iter().filter(|s| **s == 200).count(), 10);
+    assert_eq!(out.statuses().iter().filter(|s| **s == 503).count(), 2);
+    assert!(out.find("SIP/2.0 503").contains("Retry-After: 5"));
+    assert_eq!(c.stats().overloaded, 2);
+    // Once they linger out (Timer J), requests are served again.
+    advance(&mut c, t0 + Duration::from_secs(40));
+    c.handle_message(
+        options("late").as_bytes(),
+        udp(PEER),
+        t0 + Duration::from_secs(40),
+    );
     assert_eq!(drain(&mut c).statuses(), vec![200]);
 }
