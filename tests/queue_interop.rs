@@ -709,3 +709,39 @@ fn overflow_number_outside_allow_dial_is_never_dialled() {
         "{log}"
     );
 }
+
+#[test]
+fn answered_without_media_moves_on_after_five_seconds() {
+    // A long accept window so only the dead-answer check can end jsmith's
+    // attempt: his phone answers with SDP but never sends RTP.
+    let s = setup(&[JSMITH, BWAYNE], |t| {
+        t.replacen("whisper = \"agent_whisper\"", "whisper = \"\"", 1)
+            .replacen("accept_timeout = \"3s\"", "accept_timeout = \"30s\"", 1)
+    });
+    let uas = s.agents(
+        Agent::AnswerOnly,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        2,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(10_000));
+    let run = customer(&s.sw, &sc, &[]);
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(
+        attempts(&c[0]),
+        [
+            ("jsmith".into(), "no-media".into()),
+            ("bwayne".into(), "completed".into())
+        ],
+        "{c:?}"
+    );
+}

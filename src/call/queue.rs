@@ -384,6 +384,11 @@ impl Shell {
                     let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
                 }
             }
+            AgentEvent::MediaTimeout => {
+                if live {
+                    self.feed(Event::AgentLegMediaTimeout { call, attempt });
+                }
+            }
             AgentEvent::NoMedia => {
                 self.agents.remove(&attempt);
                 if live {

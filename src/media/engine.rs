@@ -133,6 +133,9 @@ pub enum MediaEvent {
     },
     /// No RTP or RTCP for `rtp_timeout` (reported once until traffic resumes).
     RtpTimeout,
+    /// The first RTP packet from the peer was accepted (once per session): an
+    /// answer with media, as opposed to a dead answer.
+    RtpStarted,
     /// Every digit of `send_dtmf` was sent.
     DtmfSent,
     DtmfFailed(DtmfFailure),

@@ -355,7 +355,9 @@ impl Shell {
                     let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
                 }
             }
-            E::Progress | E::Media(_) | E::Digit(_) => {}
+            // An overflow destination that answers without media is bridged
+            // already; the customer's RTP timeout ends a dead call.
+            E::Progress | E::Media(_) | E::Digit(_) | E::MediaTimeout => {}
         }
     }
 }

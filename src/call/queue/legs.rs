@@ -61,6 +61,9 @@ pub enum AgentEvent {
     /// 2xx, but no media could be set up (no SDP, no port, engine refused);
     /// the leg has been hung up.
     NoMedia,
+    /// Answered with SDP, but no RTP came within the grace time: a dead
+    /// answer (issue 5: "a 200 without media within 5 s is failed").
+    MediaTimeout,
     /// The attempt ended without a dialog.
     Failed(DialOutcome),
     /// The answered leg ended (BYE either way).
@@ -232,8 +235,17 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
             return;
         }
         let mut media_open = true;
+        // A real phone sends RTP (speech or silence) once it has answered.
+        let dead_answer = tokio::time::sleep(DEAD_ANSWER);
+        tokio::pin!(dead_answer);
+        let mut rtp_seen = false;
         loop {
             tokio::select! {
+                _ = &mut dead_answer, if !rtp_seen => {
+                    rtp_seen = true; // report once
+                    warn!(leg = %leg, "answered but no RTP within {:?}", DEAD_ANSWER);
+                    if !send(AgentEvent::MediaTimeout).await { return; }
+                }
                 ev = sip.recv() => match ev {
                     Some(SipEvent::Ended { .. }) | None => {
                         send(AgentEvent::Ended).await;
@@ -245,6 +257,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                     Some(other) => debug!(event = ?other, "agent leg event"),
                 },
                 ev = media.recv(), if media_open => match ev {
+                    Some(MediaEvent::RtpStarted) => rtp_seen = true,
                     Some(ev) => {
                         if !send(AgentEvent::Media(ev)).await { return; }
                     }
@@ -254,6 +267,9 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
         }
     });
 }
+
+/// How long an answered agent leg may stay without RTP.
+const DEAD_ANSWER: Duration = Duration::from_secs(5);
 
 struct Unregister(LegRouter, LegId);
 

@@ -48,6 +48,8 @@ pub(crate) struct RecvTask {
     timeout: Duration,
     last_rx: Instant,
     timed_out: bool,
+    /// An `RtpStarted` event was sent.
+    rtp_seen: bool,
     peer: Option<(Arc<Shared>, u64)>,
 }
 
@@ -77,6 +79,7 @@ impl RecvTask {
             timeout: opts.rtp_timeout.min(MAX_TIMEOUT),
             last_rx: now,
             timed_out: false,
+            rtp_seen: false,
             peer: None,
         }
     }
@@ -218,6 +221,10 @@ impl RecvTask {
             (pt, kind)
         };
         MediaStats::bump(&stats.packets_received);
+        if !self.rtp_seen {
+            self.rtp_seen = true;
+            self.shared.emit(MediaEvent::RtpStarted);
+        }
         self.last_rx = now;
         self.timed_out = false;
         self.drain_digits();
