@@ -71,8 +71,15 @@ fn drain(sock: &UdpSocket) -> usize {
     n
 }
 
+/// The next event other than `RtpStarted` (which `rtp_started_is_reported_once`
+/// checks on its own).
 async fn next_event(rx: &mut mpsc::Receiver<MediaEvent>, wait: Duration) -> Option<MediaEvent> {
-    timeout(wait, rx.recv()).await.ok().flatten()
+    loop {
+        match timeout(wait, rx.recv()).await.ok().flatten() {
+            Some(MediaEvent::RtpStarted) => continue,
+            other => return other,
+        }
+    }
 }
 
 struct Hdr {
@@ -611,4 +618,37 @@ async fn inband_tones_are_detected_when_enabled() {
         })
     );
     assert_eq!(next_event(&mut ev, Duration::from_millis(200)).await, None);
+}
+
+#[tokio::test]
+async fn rtp_started_is_reported_once() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await;
+    let n = neg(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        "sendrecv",
+    );
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+    let mut st = RtpStream::with_initial(0x4321, 10, 1000, 160);
+    for tick in 0..3 {
+        let mut b = Vec::new();
+        st.build_packet(0, &[0xFF; 160], tick, false, &mut b)
+            .unwrap();
+        phone.send_to(&b, s.local_addr()).await.unwrap();
+    }
+    let w = Duration::from_millis(500);
+    assert_eq!(
+        timeout(w, ev.recv()).await.ok().flatten(),
+        Some(MediaEvent::RtpStarted)
+    );
+    // Once only.
+    assert_eq!(
+        timeout(Duration::from_millis(200), ev.recv())
+            .await
+            .ok()
+            .flatten(),
+        None
+    );
 }
