@@ -111,6 +111,22 @@ async fn outcome(u: &mut Uac, limit: Duration) -> SipEvent {
     }
 }
 
+/// We hang up; the leg ends with our BYE and SIPp completes its scenario.
+async fn hang_up_and_finish(u: &mut Uac, leg: LegId, sipp: &mut BackgroundSipp) {
+    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
+    match outcome(u, Duration::from_secs(10)).await {
+        SipEvent::Ended { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    let status = sipp.wait(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "sipp: {status:?}\n{}\n{}",
+        sipp.errors(),
+        sipp.messages()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_answers_then_we_hang_up() {
     let port = free_udp_port();
@@ -126,18 +142,7 @@ async fn trunk_answers_then_we_hang_up() {
         }
         other => panic!("expected Answered, got {other:?}\n{}", sipp.messages()),
     }
-    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
-    match outcome(&mut u, Duration::from_secs(10)).await {
-        SipEvent::Ended { leg: l, .. } => assert_eq!(l, leg),
-        other => panic!("expected Ended, got {other:?}"),
-    }
-    let status = sipp.wait(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "sipp: {status:?}\n{}\n{}",
-        sipp.errors(),
-        sipp.messages()
-    );
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
     u.cancel.cancel();
 }
 
@@ -180,15 +185,7 @@ async fn trunk_challenge_is_answered_once_with_digest() {
             sipp.messages()
         ),
     }
-    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
-    let _ = outcome(&mut u, Duration::from_secs(10)).await;
-    let status = sipp.wait(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{}\n{}",
-        sipp.errors(),
-        sipp.messages()
-    );
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
     u.cancel.cancel();
 }
 
@@ -206,18 +203,7 @@ async fn trunk_over_tcp_answers_then_we_hang_up() {
             sipp.messages()
         ),
     }
-    u.commands.send(SipCommand::HangUp(leg)).await.unwrap();
-    match outcome(&mut u, Duration::from_secs(10)).await {
-        SipEvent::Ended { leg: l, .. } => assert_eq!(l, leg),
-        other => panic!("expected Ended, got {other:?}"),
-    }
-    let status = sipp.wait(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{}\n{}",
-        sipp.errors(),
-        sipp.messages()
-    );
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
     assert!(
         sipp.messages().contains("SIP/2.0/TCP"),
         "the INVITE went over TCP"
