@@ -745,3 +745,32 @@ fn answered_without_media_moves_on_after_five_seconds() {
         "{c:?}"
     );
 }
+
+#[test]
+fn shutdown_hangs_up_waiting_customers_and_records_it() {
+    // Nobody online and callers wait: the customer is on hold when the
+    // switch is told to stop.
+    let mut s = setup(&[], |t| {
+        t.replace("no_agents = \"immediate\"", "no_agents = \"wait\"")
+    });
+    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
+    let sip = s.sw.sip;
+    let waiting =
+        std::thread::spawn(move || sipp(sc.to_str().unwrap(), Some(sip), 1, &["-s", BILLING]));
+    std::thread::sleep(Duration::from_millis(2000));
+    let status = s.sw.terminate().expect("exit status");
+    assert!(status.success(), "{status:?}\n{}", s.sw.log());
+    // The customer got our BYE before the switch went away.
+    let run = waiting.join().unwrap();
+    assert!(
+        run.ok(),
+        "{}\n--- switch log\n{}",
+        run.explain(),
+        s.sw.log()
+    );
+    // And the call is recorded as ended by the switch.
+    let c = calls(&s.sw);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["hung_up_by"], "switch", "{c:?}");
+    assert!(!c[0]["ended_at"].is_null(), "{c:?}");
+}

@@ -149,6 +149,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let trunk = SocketAddr::new(trunk_ip, cfg.trunk.outbound_proxy.port);
     let ip = advertised_ip(&cfg, trunk);
     let cancel = CancellationToken::new();
+    // SIP stops last, after the calls have sent their BYEs.
+    let sip_cancel = CancellationToken::new();
 
     // The SIP port may be 0 (tests): then it is learnt by binding below,
     // before Contact and Via are written with it.
@@ -228,12 +230,12 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             },
             core,
             ev_tx,
-            cancel.clone(),
+            sip_cancel.clone(),
         )
         .await?
     } else {
         let core = SipCore::new(core_cfg, dialplan);
-        endpoint::start(endpoint_cfg, core, ev_tx, cancel.clone()).await?
+        endpoint::start(endpoint_cfg, core, ev_tx, sip_cancel.clone()).await?
     };
     info!(sip = %handle.local_addr, advertise = %ip, prompts = prompts.len(), "tpswitch running");
     // Tests read this line to learn the ports.
@@ -289,10 +291,13 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     shutdown_signal().await;
     info!("shutting down");
     cancel.cancel();
-    // Calls hang up on cancel; give their BYEs a moment to leave.
+    // Calls hang up on cancel (BYE, CANCEL or 480) and the queue records how
+    // its calls ended; SIP keeps running meanwhile so those requests leave.
     let _ = tokio::time::timeout(Duration::from_secs(2), calls).await;
-    let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(3), queues).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sip_cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
     notifier.abort();
     presence.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;

@@ -178,8 +178,13 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => shell.feed(Event::Timer),
         }
     }
-    // The call manager hangs up every leg on shutdown; let the last records
-    // reach the store.
+    // Shutdown: end every call here, so each is recorded as ended by the
+    // switch and its legs are hung up while SIP still runs; then let the
+    // last records reach the store.
+    if cancel.is_cancelled() {
+        shell.feed(Event::Shutdown);
+        let _ = tokio::time::timeout(Duration::from_secs(1), shell.drain()).await;
+    }
     drop(shell);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }

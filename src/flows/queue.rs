@@ -167,7 +167,16 @@ impl QueueEngine {
     pub fn handle(&mut self, event: Event, now: Instant) {
         match event {
             Event::CustomerArrived { call, queue } => self.on_arrived(call, queue, now),
-            Event::CustomerHungUp { call } => self.on_customer_hung_up(call, now),
+            Event::CustomerHungUp { call } => self.end_customer(call, HungUpBy::Customer, now),
+            Event::Shutdown => {
+                let mut calls: Vec<(u64, CallId)> =
+                    self.customers.iter().map(|(id, c)| (c.seq, *id)).collect();
+                calls.sort_unstable();
+                for (_, call) in calls {
+                    self.end_customer(call, HungUpBy::Switch, now);
+                    self.actions.push_back(Action::HangUpCustomer { call });
+                }
+            }
             Event::AgentLegProgress { .. } => {}
             Event::AgentLegAnswered { call, attempt } => self.on_answered(call, attempt, now),
             Event::AgentLegMediaTimeout { call, attempt } => {
@@ -274,7 +283,9 @@ impl QueueEngine {
         });
     }
 
-    fn on_customer_hung_up(&mut self, call: CallId, now: Instant) {
+    /// The customer's call is over (`by` ended it): stop any agent attempt,
+    /// record the attempt and the call.
+    fn end_customer(&mut self, call: CallId, by: HungUpBy, now: Instant) {
         let Some(c) = self.customers.remove(&call) else {
             return;
         };
@@ -304,8 +315,12 @@ impl QueueEngine {
                 let ending = Ending {
                     sip: outcome,
                     status: None,
-                    end: AttemptEnd::CustomerHungUp,
-                    by: Some(HungUpBy::Customer),
+                    end: if by == HungUpBy::Switch {
+                        AttemptEnd::Shutdown
+                    } else {
+                        AttemptEnd::CustomerHungUp
+                    },
+                    by: Some(by),
                     accept_latency: None,
                 };
                 self.record_attempt(call, a, now, ending);
@@ -320,13 +335,13 @@ impl QueueEngine {
                     call,
                     attempt: attempt.id,
                 });
-                self.end_bridged(call, &c, attempt, *accept_latency, HungUpBy::Customer, now);
+                self.end_bridged(call, &c, attempt, *accept_latency, by, now);
                 agent = Some(attempt.user.clone());
                 bridged = Some(*at);
                 CallOutcome::Bridged
             }
         };
-        self.record_call(&c, call, outcome, agent, bridged, HungUpBy::Customer, now);
+        self.record_call(&c, call, outcome, agent, bridged, by, now);
     }
 
     fn on_timer(&mut self, now: Instant) {

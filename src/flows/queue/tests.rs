@@ -593,3 +593,44 @@ fn skills_filter_agents_in_the_engine() {
     );
     dialled(&h.arrive(1, "Q"), 1, "bob");
 }
+
+#[test]
+fn shutdown_ends_every_call_as_ended_by_the_switch() {
+    let mut h = H::new(
+        vec![queue("Q")],
+        vec![agent("alice", &[], ""), agent("bob", &[], "")],
+    );
+    // Call 1 bridged to alice, call 2 ringing bob, call 3 waiting.
+    let first = dialled(&h.arrive(1, "Q"), 1, "alice");
+    h.take(1, first);
+    let ringing = dialled(&h.arrive(2, "Q"), 2, "bob");
+    h.arrive(3, "Q");
+    h.at(5);
+    let a = h.ev(Event::Shutdown);
+    // Every customer is hung up, the bridged agent too, the ringing one
+    // cancelled.
+    for call in 1..=3 {
+        assert!(
+            a.contains(&Action::HangUpCustomer { call: CallId(call) }),
+            "{a:?}"
+        );
+    }
+    assert!(a.contains(&Action::HangUpAgent {
+        call: CallId(1),
+        attempt: first
+    }));
+    assert!(a.contains(&Action::CancelAgent {
+        call: CallId(2),
+        attempt: ringing
+    }));
+    // Each call is recorded once, ended by the switch.
+    let c = calls(&a);
+    assert_eq!(c.len(), 3, "{a:?}");
+    assert!(c.iter().all(|r| r.hung_up_by == HungUpBy::Switch));
+    let ringing_attempt = attempts(&a)
+        .into_iter()
+        .find(|r| r.user == "bob")
+        .expect("bob's attempt recorded");
+    assert_eq!(ringing_attempt.end, AttemptEnd::Shutdown);
+    assert!(!h.e.has_call(CallId(1)) && !h.e.has_call(CallId(3)));
+}

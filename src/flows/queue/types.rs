@@ -29,6 +29,9 @@ pub enum Event {
     CustomerHungUp {
         call: CallId,
     },
+    /// The switch is shutting down: every call ends now, recorded as ended
+    /// by the switch, and every leg is hung up.
+    Shutdown,
     /// 18x on the agent's leg.
     AgentLegProgress {
         call: CallId,
@@ -186,6 +189,8 @@ pub enum AttemptEnd {
     CustomerHungUp,
     /// The extension digits were never reported sent.
     ExtNotSent,
+    /// The switch shut down during the attempt.
+    Shutdown,
 }
 
 impl AttemptEnd {
@@ -202,6 +207,7 @@ impl AttemptEnd {
             AttemptEnd::AgentHungUp => "agent-hung-up",
             AttemptEnd::CustomerHungUp => "customer-hung-up",
             AttemptEnd::ExtNotSent => "ext-not-sent",
+            AttemptEnd::Shutdown => "shutdown",
         }
     }
 }
