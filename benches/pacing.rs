@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench pacing -- 1000 10` (streams, seconds); or PACING_STREAMS /
 //! PACING_SECS. PACING_SPIN_US and PACING_GRID_US override `EngineConfig::spin` and
-//! `start_granularity`. Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
+//! `start_granularity`; PACING_THREADS sets `EngineConfig::pacing_threads`. Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +44,13 @@ fn thread_cpu(name: &str) -> Option<Duration> {
     None
 }
 
+/// CPU of every pacing thread (`media-pace-N`).
+fn pace_cpu() -> Duration {
+    (0..16)
+        .filter_map(|i| thread_cpu(&format!("media-pace-{i}")))
+        .sum()
+}
+
 fn main() {
     let n = arg(1, "PACING_STREAMS", 100) as usize;
     let secs = arg(2, "PACING_SECS", 10);
@@ -80,6 +87,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         cfg.spin = Duration::from_micros(us);
+    }
+    if let Some(t) = std::env::var("PACING_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.pacing_threads = t;
     }
     if let Some(us) = std::env::var("PACING_GRID_US")
         .ok()
@@ -123,14 +136,12 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         engine.stats().reset_lateness();
         let late0 = engine.stats().snapshot().late_sends;
-        let cpu0 = thread_cpu("media-pace-0").unwrap_or_default();
+        let cpu0 = pace_cpu();
         let sent0 = engine.stats().snapshot().packets_sent;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let wall = t0.elapsed();
-        let cpu = thread_cpu("media-pace-0")
-            .unwrap_or_default()
-            .saturating_sub(cpu0);
+        let cpu = pace_cpu().saturating_sub(cpu0);
         let st = engine.stats().snapshot();
         let sent = st.packets_sent - sent0;
         let q = |p| engine.stats().lateness_quantile(p).unwrap_or_default();
