@@ -131,6 +131,31 @@ pub async fn answer(
     answered
 }
 
+/// Our SDP offer for an outbound leg on `ports`.
+pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
+    sdp::build_offer(
+        SocketAddr::new(ctx.advertise, ports.local.port()),
+        &crate::app::codecs_of(&ctx.cfg),
+        ctx.cfg.media.dtmf_payload_type,
+        session_id(ports, leg),
+        1,
+        sdp::Direction::SendRecv,
+    )
+}
+
+/// After we hung a leg up: wait (at most 5 s) until the SIP side says it
+/// is over, so the BYE or CANCEL has its answer before the media closes.
+pub async fn wait_for_end(rx: &mut mpsc::Receiver<SipEvent>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = rx.recv().await {
+            if matches!(ev, SipEvent::Ended { .. } | SipEvent::Failed { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// How an outbound attempt ended, when it did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialFailure {
@@ -152,15 +177,7 @@ pub async fn dial(
 ) -> Result<(LegId, Answered, mpsc::Receiver<SipEvent>), DialFailure> {
     let ports = ctx.ports.allocate().map_err(|_| DialFailure::NoMedia)?;
     let leg = LegId::next();
-    let local = SocketAddr::new(ctx.advertise, ports.local.port());
-    let offer = sdp::build_offer(
-        local,
-        &crate::app::codecs_of(&ctx.cfg),
-        ctx.cfg.media.dtmf_payload_type,
-        session_id(&ports, leg),
-        1,
-        sdp::Direction::SendRecv,
-    );
+    let offer = offer(ctx, &ports, leg);
     let mut rx = ctx.router.register(leg);
     let request = DialRequest {
         target,

@@ -78,15 +78,7 @@ pub async fn run(
                 Action::HangUp => {
                     info!(outcome = ?menu.outcome(), "log-in finished: hanging up");
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
-                    // Wait (briefly) for the BYE to complete.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                        while let Some(ev) = sip.recv().await {
-                            if matches!(ev, SipEvent::Ended { .. }) {
-                                break;
-                            }
-                        }
-                    })
-                    .await;
+                    super::leg::wait_for_end(&mut sip).await;
                     session.close();
                     return;
                 }

@@ -2,7 +2,7 @@
 //! sip/ and media/ into the call's flow and carries the flow's actions out.
 //! This is the only place where the layers meet.
 
-mod leg;
+pub(crate) mod leg;
 mod login;
 pub mod notify;
 pub mod queue;

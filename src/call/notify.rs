@@ -115,14 +115,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     })
     .await;
     let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(ev) = sip.recv().await {
-            if matches!(ev, SipEvent::Ended { .. }) {
-                break;
-            }
-        }
-    })
-    .await;
+    leg::wait_for_end(&mut sip).await;
     answered.session.close();
     ctx.router.remove(leg);
     info!("notification delivered");

@@ -228,14 +228,8 @@ impl Shell {
         c.span.record("agent", user.as_str());
         let target = cfg.dial_string(&number);
         info!(parent: &c.span, agent = %user, %target, "ringing the agent");
-        let leg = LegId::next();
-        let sip = self.ctx.router.register(leg);
-        let request = DialRequest {
-            target,
-            from_user,
-            diversion,
-            sdp: legs::offer(&self.ctx, &ports, leg),
-        };
+        let request = (target, from_user, diversion);
+        let leg = self.launch(call, Callee::Agent(attempt), None, ports, request);
         self.agents.insert(
             attempt,
             AgentLeg {
@@ -246,16 +240,39 @@ impl Shell {
                 abandoned: false,
             },
         );
+    }
+
+    /// Registers a new outbound leg, offers media on `ports` and starts
+    /// dialling; its events come back through the inbox tagged `callee`.
+    /// (Callers record the leg before they next await, so no event can
+    /// arrive for a leg they do not know.)
+    fn launch(
+        &self,
+        call: CallId,
+        callee: Callee,
+        ring: Option<std::time::Duration>,
+        ports: crate::media::ports::RtpPorts,
+        (target, from_user, diversion): (String, String, Option<String>),
+    ) -> LegId {
+        let leg = LegId::next();
+        let sip = self.ctx.router.register(leg);
+        let request = DialRequest {
+            target,
+            from_user,
+            diversion,
+            sdp: crate::call::leg::offer(&self.ctx, &ports, leg),
+        };
         let dial = AgentDial {
             call,
-            callee: Callee::Agent(attempt),
-            ring: None,
+            callee,
+            ring,
             leg,
             ports,
             request,
             sip,
         };
         legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
+        leg
     }
 
     /// Hands a customer the engine gave up on to the queue's overflow
@@ -286,26 +303,10 @@ impl Shell {
         let target = cfg.dial_string(&number);
         info!(parent: &c.span, %target, "transferring to the overflow number");
         let ring = Some(c.ring_timeout);
-        let leg = LegId::next();
-        let sip = self.ctx.router.register(leg);
-        let request = DialRequest {
-            target,
-            from_user,
-            diversion,
-            sdp: legs::offer(&self.ctx, &ports, leg),
-        };
+        let request = (target, from_user, diversion);
+        let leg = self.launch(call, Callee::Overflow, ring, ports, request);
         self.overflows
             .insert(call, OverflowLeg { leg, session: None });
-        let dial = AgentDial {
-            call,
-            callee: Callee::Overflow,
-            ring,
-            leg,
-            ports,
-            request,
-            sip,
-        };
-        legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
     }
 
     /// What the overflow leg reports.

@@ -3,7 +3,6 @@
 //! task's one bounded inbox. The queue task owns the media sessions and
 //! every decision; these tasks only translate.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use crate::flows::queue::AttemptId;
 use crate::media::engine::{MediaEvent, MediaSession};
 use crate::media::ports::RtpPorts;
 use crate::routing::CallId;
-use crate::sip::sdp::{self, Negotiated};
+use crate::sip::sdp::Negotiated;
 use crate::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
 
 /// A 200 without a usable answer gets this long for a re-INVITE/UPDATE to
@@ -122,20 +121,6 @@ pub struct AgentDial {
     pub sip: mpsc::Receiver<SipEvent>,
 }
 
-/// Our SDP offer toward an agent, on `ports`.
-pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
-    let local = SocketAddr::new(ctx.advertise, ports.local.port());
-    let sid = (u64::from(ports.local.port()) << 20) | (leg.0 & 0xF_FFFF);
-    sdp::build_offer(
-        local,
-        &crate::app::codecs_of(&ctx.cfg),
-        ctx.cfg.media.dtmf_payload_type,
-        sid,
-        1,
-        sdp::Direction::SendRecv,
-    )
-}
-
 pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input>) {
     tokio::spawn(async move {
         let AgentDial {
@@ -185,7 +170,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                 if let Some(SipEvent::Answered { .. }) = ev {
                     let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
                     send(AgentEvent::Failed(DialOutcome::NoAnswer(408))).await;
-                    drain_until_end(&mut sip).await;
+                    leg::wait_for_end(&mut sip).await;
                     return;
                 }
             }
@@ -200,7 +185,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                         None => {
                             let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
                             send(AgentEvent::NoMedia).await;
-                            drain_until_end(&mut sip).await;
+                            leg::wait_for_end(&mut sip).await;
                             return;
                         }
                     }
@@ -227,7 +212,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                 warn!(error = %e, "cannot start the agent's media");
                 let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
                 send(AgentEvent::NoMedia).await;
-                drain_until_end(&mut sip).await;
+                leg::wait_for_end(&mut sip).await;
                 return;
             }
         };
@@ -294,16 +279,4 @@ async fn wait_for_media(sip: &mut mpsc::Receiver<SipEvent>) -> Option<Negotiated
     .await
     .ok()
     .flatten()
-}
-
-/// Wait (briefly) for the BYE we sent to complete.
-async fn drain_until_end(sip: &mut mpsc::Receiver<SipEvent>) {
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(ev) = sip.recv().await {
-            if matches!(ev, SipEvent::Ended { .. } | SipEvent::Failed { .. }) {
-                break;
-            }
-        }
-    })
-    .await;
 }
