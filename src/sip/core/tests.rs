@@ -940,3 +940,32 @@ fn transaction_cap_answers_503_statelessly() {
     );
     assert_eq!(drain(&mut c).statuses(), vec![200]);
 }
+
+/// RFC 4475 §3.1.1.11 (mpart01): an INVITE whose body is multipart/mixed
+/// with an SDP part is a valid call; the SDP part is the offer.
+#[test]
+fn multipart_invite_uses_its_sdp_part() {
+    let mut c = core();
+    let body = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n"
+    );
+    let msg = String::from_utf8(invite("z9hG4bK-mp", "+15550100000", "", &body))
+        .unwrap()
+        .replacen(
+            "Content-Type: application/sdp",
+            "Content-Type: multipart/mixed;boundary=b1",
+            1,
+        );
+    c.handle_message(msg.as_bytes(), udp(PEER), Instant::now());
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100], "{:?}", out.sent);
+    let media = out
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Incoming(call) => call.media.clone(),
+            _ => None,
+        })
+        .expect("an Incoming call with the SDP part negotiated");
+    assert_eq!(media.remote.port(), 6000);
+}

@@ -53,23 +53,22 @@ impl SipCore {
         let media = if req.body.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
-            match message::content_type(&req.headers) {
-                Some(ct) if sdp::is_sdp_content_type(&ct) => {}
-                _ => {
-                    // §21.4.13: 415 lists what we accept.
-                    self.respond(
-                        &key,
-                        &head,
-                        415,
-                        None,
-                        &[("Accept", message::ACCEPT)],
-                        None,
-                        now,
-                    );
-                    return;
-                }
-            }
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o, &self.cfg.codecs)) {
+            // The gate accepts application/sdp and a multipart body with an
+            // SDP part (RFC 4475 mpart01); take the SDP from either.
+            let Some(offer) = access::sdp_body(&req) else {
+                // §21.4.13: 415 lists what we accept.
+                self.respond(
+                    &key,
+                    &head,
+                    415,
+                    None,
+                    &[("Accept", message::ACCEPT)],
+                    None,
+                    now,
+                );
+                return;
+            };
+            match sdp::parse_offer(offer).and_then(|o| sdp::negotiate(&o, &self.cfg.codecs)) {
                 Ok(n) => Some(n),
                 Err(e) => {
                     debug!(call_id = %head.call_id, error = %e, "offer rejected");
