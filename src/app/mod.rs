@@ -117,6 +117,10 @@ pub fn codecs_of(cfg: &Config) -> Vec<Codec> {
 
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
+    // Take over SIGTERM/SIGINT before anything says "listening": a signal
+    // that arrives during start-up must shut down cleanly, not kill us with
+    // the default action.
+    let shutdown = Shutdown::install();
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
     let store = Store::open_sqlite(&cfg.store.path).await?;
@@ -288,7 +292,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let manager = CallManager::new(ctx);
     let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));
 
-    shutdown_signal().await;
+    shutdown.wait().await;
     info!("shutting down");
     cancel.cancel();
     // Calls hang up on cancel (BYE, CANCEL or 480) and the queue records how
@@ -305,24 +309,37 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// The signals that stop the switch, registered once at start.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::terminate())
+                .and_then(|t| signal(SignalKind::interrupt()).map(|i| (t, i)))
+                .ok();
+            Shutdown { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Shutdown {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
