@@ -17,13 +17,15 @@ bench_config() {
 }
 
 # start_switch WORKDIR [taskset cpu list] -> sets SWITCH_PID, waits until listening.
+# SWITCH_LOG (default warn) is the switch's log filter; its stderr goes to
+# WORKDIR/switch.err.
 start_switch() {
   local work=$1 cpus=${2:-}
   if [ -n "$cpus" ]; then
-    TPSWITCH_LOG=warn taskset -c "$cpus" target/release/tpswitch run --config "$work/tpswitch.toml" \
+    TPSWITCH_LOG=${SWITCH_LOG:-warn} taskset -c "$cpus" target/release/tpswitch run --config "$work/tpswitch.toml" \
       > "$work/switch.out" 2> "$work/switch.err" &
   else
-    TPSWITCH_LOG=warn target/release/tpswitch run --config "$work/tpswitch.toml" \
+    TPSWITCH_LOG=${SWITCH_LOG:-warn} target/release/tpswitch run --config "$work/tpswitch.toml" \
       > "$work/switch.out" 2> "$work/switch.err" &
   fi
   SWITCH_PID=$!

@@ -172,12 +172,24 @@ impl Shell {
         c.looped.clear();
         c.playing = None;
         let result = match &a.session {
-            Some(s) => self.ctx.engine.bridge(&c.session, s),
+            Some(s) => self
+                .ctx
+                .engine
+                .bridge(&c.session, s)
+                .map(|h| (h, s.local_addr())),
             None => Err(crate::media::engine::MediaError::Closed),
         };
         match result {
-            Ok(handle) => {
-                info!(parent: &c.span, agent = %a.user, "bridged");
+            Ok((handle, agent_rtp)) => {
+                // Both local RTP addresses: what one-way audio is chased with,
+                // and how bench/sipp_bridge.sh pairs the legs in its capture.
+                info!(
+                    parent: &c.span,
+                    agent = %a.user,
+                    customer_rtp = %c.session.local_addr(),
+                    %agent_rtp,
+                    "bridged"
+                );
                 c.bridge = Some(handle);
             }
             Err(e) => {
