@@ -11,6 +11,7 @@ pub mod latch;
 pub mod pacer;
 pub mod ports;
 pub mod prompt;
+pub mod reception;
 pub mod rtcp;
 pub mod rtp_stream;
 pub mod speech;
