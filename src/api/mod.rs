@@ -164,6 +164,11 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
             &m.send_errors,
         ),
         (
+            "rtp_lost_total",
+            "RTP packets that never arrived (RFC 3550 A.3), counted when each leg ends",
+            &m.packets_lost,
+        ),
+        (
             "rtp_relayed_total",
             "RTP packets relayed between bridged legs",
             &m.relayed,

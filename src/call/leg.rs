@@ -27,6 +27,8 @@ pub fn session_options(ctx: &CallContext) -> SessionOptions {
         rtp_timeout: ctx.cfg.media.rtp_timeout,
         latch_window: ctx.cfg.media.latch_window,
         inband_dtmf: ctx.cfg.trunk.inband_dtmf,
+        // Legs are opened inside their call's span; the session logs its quality there.
+        span: tracing::Span::current(),
     }
 }
 

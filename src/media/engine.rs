@@ -37,10 +37,12 @@ use ipnet::IpNet;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::codec::Codec;
 use super::dtmf::Digit;
 use super::latch::Latch;
 use super::ports::RtpPorts;
 use super::prompt::{Prompt, FRAME_DURATION};
+use super::reception::ReceptionStats;
 use super::rtp_stream::RtpStream;
 use crate::sip::sdp::Negotiated;
 
@@ -105,6 +107,8 @@ pub struct SessionOptions {
     pub latch_window: Duration,
     /// Also detect DTMF tones in the received audio.
     pub inband_dtmf: bool,
+    /// The call's span: the session's own log lines (media quality at the end) go in it.
+    pub span: tracing::Span,
 }
 
 impl Default for SessionOptions {
@@ -115,6 +119,7 @@ impl Default for SessionOptions {
             rtp_timeout: Duration::from_secs(30),
             latch_window: Duration::from_secs(2),
             inband_dtmf: false,
+            span: tracing::Span::none(),
         }
     }
 }
@@ -270,6 +275,7 @@ impl MediaEngine {
             id,
             start,
             tx: Mutex::new(tx),
+            rx: Mutex::new(ReceptionStats::new(Codec::CLOCK_RATE, now)),
             closed: Default::default(),
             events: events_tx,
             stats: inner.stats.clone(),

@@ -198,8 +198,17 @@ impl ReceptionStats {
         }
     }
 
-    /// An RTP packet of `ssrc` arrived at `arrival`.
-    pub fn on_packet(&mut self, ssrc: u32, seq: u16, rtp_timestamp: u32, arrival: Instant) {
+    /// An RTP packet of `ssrc` arrived at `arrival`. `timed` is false for packets whose
+    /// timestamp does not advance with their sending time: every packet of an RFC 4733
+    /// event carries the event's start (§2.5.1.2), so they would read as jitter.
+    pub fn on_packet(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        rtp_timestamp: u32,
+        arrival: Instant,
+        timed: bool,
+    ) {
         if self.source.as_ref().is_none_or(|s| s.ssrc != ssrc) {
             // A new SSRC is a new source (§8.2): keep what the old one lost and start over.
             if let Some(old) = self.source.take() {
@@ -211,12 +220,18 @@ impl ReceptionStats {
         let Some(s) = self.source.as_mut() else {
             return;
         };
-        if !s.update_seq(seq) {
+        if !s.update_seq(seq) || !timed {
             return;
         }
         // A.8: transit time in timestamp units; its change between packets feeds the jitter.
         let since = arrival.saturating_duration_since(self.epoch);
-        let arrival_ts = (since.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as i64;
+        // In u64 (no u128 division on the per-packet path); wraps only after centuries.
+        let rate = u64::from(self.clock_rate);
+        let arrival_ts = since
+            .as_secs()
+            .wrapping_mul(rate)
+            .wrapping_add(u64::from(since.subsec_nanos()) * rate / 1_000_000_000)
+            as i64;
         let transit = arrival_ts - i64::from(rtp_timestamp);
         if let Some(prev) = s.prev_transit {
             // Timestamps wrap at 2^32: the difference is taken modulo, as a signed value.
@@ -296,7 +311,7 @@ mod tests {
     fn feed(stats: &mut ReceptionStats, t0: Instant, seqs: &[u16]) {
         for (i, &seq) in seqs.iter().enumerate() {
             let at = t0 + MS20 * i as u32;
-            stats.on_packet(0xAB, seq, 160 * u32::from(seq), at);
+            stats.on_packet(0xAB, seq, 160 * u32::from(seq), at, true);
         }
     }
 
@@ -304,12 +319,19 @@ mod tests {
     fn a_new_source_is_believed_after_two_packets_in_sequence() {
         let t0 = Instant::now();
         let mut r = ReceptionStats::new(8000, t0);
-        r.on_packet(1, 100, 0, t0);
+        r.on_packet(1, 100, 0, t0, true);
         assert_eq!(r.report_block(t0), None, "one packet is still on probation");
-        r.on_packet(1, 101, 160, t0 + MS20);
+        r.on_packet(1, 101, 160, t0 + MS20, true);
         let b = r.report_block(t0 + MS20).expect("validated");
-        assert_eq!((b.ssrc, b.extended_highest_seq, b.cumulative_lost), (1, 101, 0));
-        assert_eq!(r.summary().received, 1, "A.1 counts from the packet that validates");
+        assert_eq!(
+            (b.ssrc, b.extended_highest_seq, b.cumulative_lost),
+            (1, 101, 0)
+        );
+        assert_eq!(
+            r.summary().received,
+            1,
+            "A.1 counts from the packet that validates"
+        );
     }
 
     #[test]
@@ -376,12 +398,27 @@ mod tests {
         assert_eq!(r.report_block(t0).expect("valid").jitter, 0);
         // One packet 10 ms late (80 timestamp units): J += (80 - J) / 16 = 5, then the next
         // on time is 80 units early against it: J = 5 + (80 - 5) / 16 = 9.6875.
-        r.on_packet(0xAB, 4, 640, t0 + MS20 * 4 + Duration::from_millis(10));
+        r.on_packet(
+            0xAB,
+            4,
+            640,
+            t0 + MS20 * 4 + Duration::from_millis(10),
+            true,
+        );
         assert_eq!(r.report_block(t0).expect("valid").jitter, 5);
-        r.on_packet(0xAB, 5, 800, t0 + MS20 * 5);
+        r.on_packet(0xAB, 5, 800, t0 + MS20 * 5, true);
         assert_eq!(r.report_block(t0).expect("valid").jitter, 9);
         let ms = r.summary().jitter_ms;
         assert!((ms - 9.6875 / 8.0).abs() < 1e-9, "{ms}");
+        // Event packets repeat their start timestamp: counted, but not jitter.
+        for k in 0..3u16 {
+            r.on_packet(0xAB, 6 + k, 960, t0 + MS20 * (6 + u32::from(k)), false);
+        }
+        let b = r.report_block(t0).expect("valid");
+        assert_eq!(
+            (b.jitter, b.extended_highest_seq, b.cumulative_lost),
+            (9, 8, 0)
+        );
     }
 
     #[test]
@@ -392,7 +429,9 @@ mod tests {
         assert_eq!(r.report_block(t0).expect("valid").last_sr, 0);
         r.on_sender_report(0xAB, 0x1234_5678, t0);
         r.on_sender_report(0xCD, 0xFFFF_FFFF, t0); // another source's SR: ignored
-        let b = r.report_block(t0 + Duration::from_millis(1500)).expect("valid");
+        let b = r
+            .report_block(t0 + Duration::from_millis(1500))
+            .expect("valid");
         assert_eq!(b.last_sr, 0x1234_5678);
         assert_eq!(b.delay_since_last_sr, 98_304); // 1.5 s in 1/65536 s
     }
@@ -403,10 +442,13 @@ mod tests {
         let mut r = ReceptionStats::new(8000, t0);
         feed(&mut r, t0, &[1, 2, 4]);
         for (i, seq) in [500u16, 501, 502].into_iter().enumerate() {
-            r.on_packet(0xCD, seq, 0, t0 + MS20 * i as u32);
+            r.on_packet(0xCD, seq, 0, t0 + MS20 * i as u32, true);
         }
         let b = r.report_block(t0).expect("valid");
-        assert_eq!((b.ssrc, b.extended_highest_seq, b.cumulative_lost), (0xCD, 502, 0));
+        assert_eq!(
+            (b.ssrc, b.extended_highest_seq, b.cumulative_lost),
+            (0xCD, 502, 0)
+        );
         let sum = r.summary();
         assert_eq!((sum.received, sum.lost), (2 + 2, 1));
     }
@@ -427,8 +469,8 @@ mod tests {
         assert_eq!(
             out,
             [
-                1, 2, 3, 4, 0x40, 0xFF, 0xFF, 0xFE, 0, 1, 0, 5, 0, 0, 0, 7, 0xAA, 0xBB, 0xCC,
-                0xDD, 0, 1, 0, 0
+                1, 2, 3, 4, 0x40, 0xFF, 0xFF, 0xFE, 0, 1, 0, 5, 0, 0, 0, 7, 0xAA, 0xBB, 0xCC, 0xDD,
+                0, 1, 0, 0
             ]
         );
     }

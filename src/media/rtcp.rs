@@ -1,7 +1,9 @@
-//! Minimal RTCP by hand (rtp-rs has none): a sender report with an SDES CNAME to send, and a
-//! tolerant look at what arrives.
+//! Minimal RTCP by hand (rtp-rs has none): sender and receiver reports with our one
+//! reception report block and an SDES CNAME to send, and a tolerant look at what arrives.
 
 use std::time::Duration;
+
+use super::reception::ReportBlock;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -52,17 +54,20 @@ impl RtcpPacketType {
     }
 }
 
-/// Append a sender report without reception report blocks (RFC 3550 §6.4.1).
+/// Append a sender report (RFC 3550 §6.4.1) with a report block about the source we
+/// receive, when there is one.
 pub fn write_sender_report(
     ssrc: u32,
     ntp: NtpTime,
     rtp_timestamp: u32,
     packet_count: u32,
     octet_count: u32,
+    block: Option<&ReportBlock>,
     out: &mut Vec<u8>,
 ) {
-    // V=2, P=0, RC=0; PT=200; length = 6 (28 bytes / 4 - 1).
-    out.extend_from_slice(&[0x80, 200, 0, 6]);
+    // V=2, P=0, RC; PT=200; length in words - 1: 6 for the sender info, 6 per block.
+    let rc = u8::from(block.is_some());
+    out.extend_from_slice(&[0x80 | rc, 200, 0, 6 + 6 * rc]);
     for word in [
         ssrc,
         ntp.seconds,
@@ -72,6 +77,20 @@ pub fn write_sender_report(
         octet_count,
     ] {
         out.extend_from_slice(&word.to_be_bytes());
+    }
+    if let Some(b) = block {
+        b.write(out);
+    }
+}
+
+/// Append a receiver report (RFC 3550 §6.4.2): what we send before we have sent RTP, with
+/// the report block when we receive a source (an empty RR otherwise, §6.4).
+pub fn write_receiver_report(ssrc: u32, block: Option<&ReportBlock>, out: &mut Vec<u8>) {
+    let rc = u8::from(block.is_some());
+    out.extend_from_slice(&[0x80 | rc, 201, 0, 1 + 6 * rc]);
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    if let Some(b) = block {
+        b.write(out);
     }
 }
 
@@ -109,6 +128,9 @@ pub struct RtcpSummary {
     pub sender_ssrc: Option<u32>,
     /// Whether the peer said BYE.
     pub bye: bool,
+    /// The first SR's sender SSRC and the middle 32 bits of its NTP timestamp: what our
+    /// report echoes as LSR (§6.4.1).
+    pub sender_report: Option<(u32, u32)>,
 }
 
 /// Walk a compound RTCP packet tolerantly: stop (without failing) at the first header that
@@ -134,6 +156,16 @@ pub fn inspect_rtcp(buf: &[u8]) -> Option<RtcpSummary> {
             summary.sender_ssrc = packet_body
                 .get(..4)
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+        if kind == RtcpPacketType::SenderReport && summary.sender_report.is_none() {
+            if let Some(b) = packet_body.get(..12) {
+                let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+                let ntp = NtpTime {
+                    seconds: word(4),
+                    fraction: word(8),
+                };
+                summary.sender_report = Some((word(0), ntp.middle32()));
+            }
         }
         summary.bye |= kind == RtcpPacketType::Bye;
         summary.types.push(kind);
@@ -167,13 +199,56 @@ mod tests {
             seconds: 0xE000_0001,
             fraction: 0x4000_0000,
         };
-        write_sender_report(0x0102_0304, ntp, 0xAABB_CCDD, 50, 8000, &mut out);
+        write_sender_report(0x0102_0304, ntp, 0xAABB_CCDD, 50, 8000, None, &mut out);
         assert_eq!(
             out,
             [
                 0x80, 200, 0, 6, 1, 2, 3, 4, 0xE0, 0, 0, 1, 0x40, 0, 0, 0, 0xAA, 0xBB, 0xCC, 0xDD,
                 0, 0, 0, 50, 0, 0, 0x1F, 0x40
             ]
+        );
+    }
+
+    fn block() -> ReportBlock {
+        ReportBlock {
+            ssrc: 0x0A0B_0C0D,
+            fraction_lost: 1,
+            cumulative_lost: 2,
+            extended_highest_seq: 3,
+            jitter: 4,
+            last_sr: 5,
+            delay_since_last_sr: 6,
+        }
+    }
+
+    #[test]
+    fn reports_carry_the_reception_block() {
+        let b = block();
+        let mut block_bytes = Vec::new();
+        b.write(&mut block_bytes);
+        // SR: RC = 1, length 12 words - 1 after the header (sender info + one block).
+        let mut sr = Vec::new();
+        let ntp = NtpTime::from_unix(Duration::ZERO);
+        write_sender_report(9, ntp, 0, 0, 0, Some(&b), &mut sr);
+        assert_eq!(&sr[..4], &[0x81, 200, 0, 12]);
+        assert_eq!(sr.len(), 4 + 24 + 24);
+        assert_eq!(&sr[28..], &block_bytes[..]);
+        // RR: RC = 1, our SSRC then the block; without a source, the empty RR of §6.4.
+        let mut rr = Vec::new();
+        write_receiver_report(9, Some(&b), &mut rr);
+        assert_eq!(&rr[..8], &[0x81, 201, 0, 7, 0, 0, 0, 9]);
+        assert_eq!(&rr[8..], &block_bytes[..]);
+        let mut empty = Vec::new();
+        write_receiver_report(9, None, &mut empty);
+        assert_eq!(empty, [0x80, 201, 0, 1, 0, 0, 0, 9]);
+        // Both walk cleanly.
+        assert_eq!(
+            inspect_rtcp(&rr).unwrap().types,
+            [RtcpPacketType::ReceiverReport]
+        );
+        assert_eq!(
+            inspect_rtcp(&sr).unwrap().sender_report,
+            Some((9, ntp.middle32()))
         );
     }
 
@@ -198,7 +273,8 @@ mod tests {
     #[test]
     fn inspect_our_own_compound_packet() {
         let mut out = Vec::new();
-        write_sender_report(99, NtpTime::from_unix(Duration::ZERO), 1, 2, 3, &mut out);
+        let ntp = NtpTime::from_unix(Duration::from_millis(1500));
+        write_sender_report(99, ntp, 1, 2, 3, None, &mut out);
         write_sdes_cname(99, "me@host", &mut out);
         // A BYE with one SSRC.
         out.extend_from_slice(&[0x81, 203, 0, 1, 0, 0, 0, 99]);
@@ -212,6 +288,7 @@ mod tests {
             ]
         );
         assert_eq!(s.sender_ssrc, Some(99));
+        assert_eq!(s.sender_report, Some((99, ntp.middle32())));
         assert!(s.bye);
     }
 

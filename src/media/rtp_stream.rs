@@ -8,8 +8,6 @@
 use rand::Rng;
 use rtp_rs::{RtpPacketBuilder, Seq};
 
-use super::rtcp::{self, NtpTime};
-
 /// Why an RTP packet could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RtpBuildError {
@@ -95,20 +93,6 @@ impl RtpStream {
     /// Payload octets sent so far (RTCP SR sender's octet count, §6.4.1).
     pub fn octets_sent(&self) -> u32 {
         self.octets_sent
-    }
-
-    /// Append an RTCP sender report for this stream (RFC 3550 §6.4.1). `rtp_timestamp` must
-    /// correspond to the same instant as `ntp` (e.g. `timestamp_for_tick` of the current
-    /// tick plus the elapsed samples), not simply the last packet's timestamp.
-    pub fn write_sender_report(&self, ntp: NtpTime, rtp_timestamp: u32, out: &mut Vec<u8>) {
-        rtcp::write_sender_report(
-            self.ssrc,
-            ntp,
-            rtp_timestamp,
-            self.packets_sent,
-            self.octets_sent,
-            out,
-        );
     }
 
     /// Build the audio packet for pacer `tick` into `out` (cleared first).
@@ -214,20 +198,6 @@ mod tests {
         );
         assert_eq!((s.packets_sent(), s.octets_sent()), (4, 640));
         assert_eq!(s.last_timestamp(), Some(279));
-        let mut sr = Vec::new();
-        s.write_sender_report(
-            NtpTime {
-                seconds: 1,
-                fraction: 2,
-            },
-            300,
-            &mut sr,
-        );
-        let words: Vec<u32> = sr
-            .chunks(4)
-            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        assert_eq!(&words[1..], [0xDEAD_BEEF, 1, 2, 300, 4, 640]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::media::codec::Codec;
 use crate::media::dtmf::{Digit, DtmfToneSpec, Rfc4733Encoder};
 use crate::media::pacer::{Due, Pacer, StreamId};
 use crate::media::prompt::{Prompt, FRAME_DURATION};
+use crate::media::reception::ReportBlock;
 use crate::media::rtcp::{self, NtpTime};
 
 /// The longest the thread parks with nothing due, so it notices the engine went away.
@@ -327,7 +328,14 @@ impl PacingThread {
             s.next_rtcp += self.rtcp_interval;
             if !tx.rtcp_dest.ip().is_unspecified() && tx.rtcp_dest.port() != 0 {
                 self.rtcp_buf.clear();
-                write_report(&tx, due.tick, &self.cname, &mut self.rtcp_buf);
+                let block = shared.rx().report_block(Instant::now());
+                write_report(
+                    &tx,
+                    due.tick,
+                    &self.cname,
+                    block.as_ref(),
+                    &mut self.rtcp_buf,
+                );
                 rtcp_to = Some(tx.rtcp_dest);
             }
         }
@@ -426,19 +434,25 @@ fn audio_payload(
     }
 }
 
-/// SR once we have sent, else an empty RR (RFC 3550 §6.4), then the SDES CNAME every
-/// compound packet needs (§6.1).
-fn write_report(tx: &super::shared::Tx, tick: u64, cname: &str, out: &mut Vec<u8>) {
+/// SR once we have sent, else an RR (RFC 3550 §6.4), each with the report block about what
+/// we receive when there is a source; then the SDES CNAME every compound packet needs (§6.1).
+fn write_report(
+    tx: &super::shared::Tx,
+    tick: u64,
+    cname: &str,
+    block: Option<&ReportBlock>,
+    out: &mut Vec<u8>,
+) {
     let ssrc = tx.stream.ssrc();
     if tx.packets > 0 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let ntp = NtpTime::from_unix(now);
-        rtcp::write_sender_report(ssrc, ntp, tx.ts_for_tick(tick), tx.packets, tx.octets, out);
+        let ts = tx.ts_for_tick(tick);
+        rtcp::write_sender_report(ssrc, ntp, ts, tx.packets, tx.octets, block, out);
     } else {
-        out.extend_from_slice(&[0x80, 201, 0, 1]);
-        out.extend_from_slice(&ssrc.to_be_bytes());
+        rtcp::write_receiver_report(ssrc, block, out);
     }
     rtcp::write_sdes_cname(ssrc, cname, out);
 }

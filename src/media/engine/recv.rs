@@ -51,6 +51,12 @@ pub(crate) struct RecvTask {
     /// An `RtpStarted` event was sent.
     rtp_seen: bool,
     peer: Option<(Arc<Shared>, u64)>,
+    /// The call's span, for the media-quality line at the end.
+    span: tracing::Span,
+}
+
+fn stats_add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl RecvTask {
@@ -81,6 +87,7 @@ impl RecvTask {
             timed_out: false,
             rtp_seen: false,
             peer: None,
+            span: opts.span.clone(),
         }
     }
 
@@ -115,6 +122,18 @@ impl RecvTask {
         }
         // Tell the pacing thread (it drops the stream at its next tick).
         shared.close();
+        let q = shared.rx().summary();
+        stats_add(&shared.stats.packets_lost, q.lost);
+        // One line per leg: what the phone's audio looked like on arrival (RFC 3550 A.3, A.8).
+        tracing::info!(
+            parent: &self.span,
+            rtp = %shared.ports.local,
+            received = q.received,
+            lost = q.lost,
+            loss_pct = format_args!("{:.2}", q.loss_percent()),
+            jitter_ms = format_args!("{:.2}", q.jitter_ms),
+            "media quality"
+        );
     }
 
     /// Hold: the peer is not expected to send (RFC 3264 §8.4), so silence is no failure.
@@ -195,7 +214,17 @@ impl RecvTask {
                 return;
             };
             let pt = r.payload_type();
-            let kind = if Some(pt) == self.neg.telephone_event_pt {
+            // Every RTP packet of the source, events included: they share its sequence
+            // space (RFC 4733 §2.1), so skipping them would count them as lost.
+            let event = Some(pt) == self.neg.telephone_event_pt;
+            self.shared.rx().on_packet(
+                r.ssrc(),
+                u16::from(r.sequence_number()),
+                r.timestamp(),
+                now,
+                !event,
+            );
+            let kind = if event {
                 let payload = TelephoneEventPayload::parse(r.payload());
                 if let Ok(payload) = payload {
                     let ev = TelephoneEventPacket {
@@ -277,7 +306,10 @@ impl RecvTask {
 
     /// Inbound RTCP proves the peer is alive (it may be silent with VAD, RFC 3551 §4.1).
     fn note_rtcp(&mut self, pkt: &[u8], now: Instant) {
-        if rtcp::inspect_rtcp(pkt).is_some() {
+        if let Some(summary) = rtcp::inspect_rtcp(pkt) {
+            if let Some((ssrc, ntp)) = summary.sender_report {
+                self.shared.rx().on_sender_report(ssrc, ntp, now);
+            }
             MediaStats::bump(&self.shared.stats.rtcp_received);
             self.last_rx = now;
             self.timed_out = false;

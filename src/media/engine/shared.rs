@@ -13,6 +13,7 @@ use super::{MediaEvent, MediaStats};
 use crate::media::codec::Codec;
 use crate::media::ports::RtpPorts;
 use crate::media::prompt::FRAME_DURATION;
+use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
 use crate::sip::sdp::Negotiated;
 
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     /// Ideal send time of pacer tick 0.
     pub start: Instant,
     pub tx: Mutex<Tx>,
+    /// What arrives: the receive task feeds it, the pacing thread reports it in RTCP.
+    pub rx: Mutex<ReceptionStats>,
     pub closed: AtomicBool,
     pub events: mpsc::Sender<MediaEvent>,
     pub stats: Arc<MediaStats>,
@@ -87,6 +90,12 @@ impl Shared {
     /// holds consistent plain data, so keep going rather than take the call down.
     pub fn tx(&self) -> MutexGuard<'_, Tx> {
         self.tx.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lock the reception statistics (poison tolerated as for `tx`). Never held while
+    /// taking another lock.
+    pub fn rx(&self) -> MutexGuard<'_, ReceptionStats> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn ssrc(&self) -> u32 {

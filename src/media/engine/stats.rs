@@ -30,6 +30,8 @@ pub struct MediaStats {
     pub rtcp_received: AtomicU64,
     /// Pacer ticks skipped after a stall (see `pacer.rs`).
     pub ticks_skipped: AtomicU64,
+    /// RTP packets that never arrived (RFC 3550 A.3), added as each session ends.
+    pub packets_lost: AtomicU64,
     lateness: Box<[AtomicU64]>,
 }
 
@@ -47,6 +49,7 @@ impl Default for MediaStats {
             rtcp_sent: AtomicU64::new(0),
             rtcp_received: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
+            packets_lost: AtomicU64::new(0),
             lateness: (0..LATENESS_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -66,6 +69,7 @@ pub struct StatsSnapshot {
     pub rtcp_sent: u64,
     pub rtcp_received: u64,
     pub ticks_skipped: u64,
+    pub packets_lost: u64,
 }
 
 impl MediaStats {
@@ -121,6 +125,7 @@ impl MediaStats {
             rtcp_sent: self.rtcp_sent.load(Relaxed),
             rtcp_received: self.rtcp_received.load(Relaxed),
             ticks_skipped: self.ticks_skipped.load(Relaxed),
+            packets_lost: self.packets_lost.load(Relaxed),
         }
     }
 }

@@ -576,6 +576,63 @@ async fn rtcp_reports_go_out_and_inbound_rtcp_keeps_the_call_alive() {
 }
 
 #[tokio::test]
+async fn rtcp_reports_what_arrives_and_the_loss_is_counted_at_the_end() {
+    use crate::media::rtcp::{write_sdes_cname, write_sender_report, NtpTime};
+    let cfg = EngineConfig {
+        rtcp_interval: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let e = MediaEngine::start(cfg).unwrap();
+    let phone = pool().allocate().unwrap();
+    let n = neg(phone.local, Codec::Pcmu, None, "sendrecv");
+    // No silence frames: we send no RTP, so our reports are RRs (RFC 3550 §6.4.2).
+    let (s, _ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+    let our_rtcp = SocketAddr::new(s.local_addr().ip(), s.local_addr().port() + 1);
+    // The phone sends 10..=29 but 15 and 20 never arrive; then an SR.
+    let mut stream = RtpStream::with_initial(0x7070, 10, 0, 160);
+    let mut pkt = Vec::new();
+    for tick in 0..20u64 {
+        stream
+            .build_packet(0, &[0xFF; 160], tick, false, &mut pkt)
+            .unwrap();
+        if ![15, 20].contains(&hdr(&pkt).seq) {
+            phone.rtp.send_to(&pkt, s.local_addr()).await.unwrap();
+        }
+    }
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let mut sr = Vec::new();
+    write_sender_report(0x7070, ntp, 0, 20, 3200, None, &mut sr);
+    write_sdes_cname(0x7070, "phone", &mut sr);
+    phone.rtcp.send_to(&sr, our_rtcp).await.unwrap();
+    // A report that has seen all of it: RC = 1, the block about 0x7070.
+    let t0 = Instant::now();
+    let block = loop {
+        assert!(t0.elapsed() < Duration::from_secs(3), "no report block");
+        let Some((r, _)) = recv(&phone.rtcp, Duration::from_secs(1)).await else {
+            continue;
+        };
+        assert_eq!(r[1], 201, "a receiver report: we sent no RTP");
+        // RTP and RTCP arrive on two sockets: wait for a report that has seen both.
+        let seen_all = r[16..20] == 29_u32.to_be_bytes() && r[24..28] != [0; 4];
+        if r[0] & 0x1F == 1 && r[8..12] == 0x7070_u32.to_be_bytes() && seen_all {
+            break r[8..32].to_vec();
+        }
+    };
+    let word = |i: usize| u32::from_be_bytes([block[i], block[i + 1], block[i + 2], block[i + 3]]);
+    assert_eq!(word(4) & 0x00FF_FFFF, 2, "cumulative lost");
+    assert_eq!(word(8), 29, "extended highest sequence number");
+    assert_eq!(word(16), ntp.middle32(), "LSR echoes the phone's SR");
+    // At the end the session's loss goes to the engine's counter (and the call's log).
+    s.close();
+    drop(s);
+    let t0 = Instant::now();
+    while e.stats().snapshot().packets_lost == 0 && t0.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(e.stats().snapshot().packets_lost, 2);
+}
+
+#[tokio::test]
 async fn inband_tones_are_detected_when_enabled() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
