@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use tpswitch::media::codec::Codec;
 use tpswitch::media::prompt::Prompt;
+use tpswitch::media::rtcp::{inspect_rtcp, write_sdes_cname, write_sender_report, NtpTime};
+use tpswitch::media::rtp_stream::RtpStream;
 
 const CONTACT_POINT: &str = "+15550100000";
 const JSMITH: &str = "+12345678910";
@@ -38,33 +40,67 @@ fn header<'a>(msg: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Jsmith's phone as raw sockets: SIP signalling and an RTP port with its RTCP
+/// port next to it (RFC 3550 §11).
+struct Phone {
+    sip: UdpSocket,
+    call_id: String,
+    to: String,
+}
+
+impl Phone {
+    /// Calls the contact point and answers the 200 with an ACK; returns the
+    /// call and the bound RTP socket.
+    fn call(sw: &Switch, call_id: &str) -> (Phone, UdpSocket) {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let rtp_port = free_media_port();
+        let rtp = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let local: SocketAddr = sip.local_addr().unwrap();
+        // Branches are tokens (RFC 3261 §25.1): no '@'.
+        let branch = call_id.replace('@', "-");
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        );
+        let invite = format!(
+            "INVITE sip:{CONTACT_POINT}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{branch}-1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:{JSMITH}@127.0.0.1>;tag=m1\r\nTo: <sip:{CONTACT_POINT}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:agent@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sip.send_to(invite.as_bytes(), sw.sip).unwrap();
+        let ok = recv_sip(&sip, "SIP/2.0 200");
+        let phone = Phone {
+            to: header(&ok, "To").to_owned(),
+            sip,
+            call_id: call_id.to_owned(),
+        };
+        phone.send(sw, "ACK", 1, 2);
+        (phone, rtp)
+    }
+
+    fn send(&self, sw: &Switch, method: &str, cseq: u32, branch: u32) {
+        let local = self.sip.local_addr().unwrap();
+        let (call_id, to) = (&self.call_id, &self.to);
+        let branch = format!("{}-{branch}", call_id.replace('@', "-"));
+        let msg = format!(
+            "{method} sip:tpswitch@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{JSMITH}@127.0.0.1>;tag=m1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            sw.sip
+        );
+        self.sip.send_to(msg.as_bytes(), sw.sip).unwrap();
+    }
+
+    fn hang_up(&self, sw: &Switch) {
+        self.send(sw, "BYE", 2, 3);
+        recv_sip(&self.sip, "SIP/2.0 200");
+    }
+}
+
 #[test]
 fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
     let sw = Switch::start(|t| t);
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sip.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let rtp_port = free_media_port();
-    let rtp = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    rtp.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let local: SocketAddr = sip.local_addr().unwrap();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
-    );
-    let invite = format!(
-        "INVITE sip:{CONTACT_POINT}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-media1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:{JSMITH}@127.0.0.1>;tag=m1\r\nTo: <sip:{CONTACT_POINT}@127.0.0.1>\r\nCall-ID: media-1@test\r\nCSeq: 1 INVITE\r\nContact: <sip:agent@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), sw.sip).unwrap();
-    let ok = recv_sip(&sip, "SIP/2.0 200");
-    let to = header(&ok, "To").to_owned();
-    let ack = format!(
-        "ACK sip:tpswitch@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-media2;rport\r\nMax-Forwards: 70\r\nFrom: <sip:{JSMITH}@127.0.0.1>;tag=m1\r\nTo: {to}\r\nCall-ID: media-1@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-        sw.sip
-    );
-    sip.send_to(ack.as_bytes(), sw.sip).unwrap();
-
+    let (call, rtp) = Phone::call(&sw, "media-1@test");
     // Capture ~2 s of the Welcome prompt.
     let mut pkts: Vec<(Instant, Vec<u8>)> = Vec::new();
     let mut buf = [0u8; 2048];
@@ -74,12 +110,7 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
             pkts.push((Instant::now(), buf[..n].to_vec()));
         }
     }
-    let bye = format!(
-        "BYE sip:tpswitch@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-media3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:{JSMITH}@127.0.0.1>;tag=m1\r\nTo: {to}\r\nCall-ID: media-1@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-        sw.sip
-    );
-    sip.send_to(bye.as_bytes(), sw.sip).unwrap();
-    recv_sip(&sip, "SIP/2.0 200");
+    call.hang_up(&sw);
 
     assert!(pkts.len() >= 80, "only {} RTP packets in 2 s", pkts.len());
     let field = |p: &[u8]| {
@@ -180,4 +211,91 @@ fn rfc2833_captures_are_reported_once_each_in_order() {
         .filter_map(|l| l.split("digit=").nth(1)?.chars().next())
         .collect();
     assert_eq!(got, keys, "{log}");
+}
+
+/// Our RTCP tells the phone what arrived (RFC 3550 §6.4.1: loss, highest
+/// sequence, LSR echoing its SR), and the loss reaches `/metrics` when the call
+/// ends.
+#[test]
+fn rtcp_reports_tell_the_phone_what_arrived() {
+    let sw = Switch::start(|t| t.replace("rtcp_interval = \"5s\"", "rtcp_interval = \"1s\""));
+    let (call, rtp) = Phone::call(&sw, "media-rtcp@test");
+    let rtcp_port = rtp.local_addr().unwrap().port() + 1;
+    let rtcp = UdpSocket::bind(("127.0.0.1", rtcp_port)).unwrap();
+    rtcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // Our media address: where its RTP comes from.
+    let mut buf = [0u8; 2048];
+    let end = Instant::now() + Duration::from_secs(5);
+    let switch_rtp = loop {
+        if let Ok((_, from)) = rtp.recv_from(&mut buf) {
+            break from;
+        }
+        assert!(Instant::now() < end, "no RTP from the switch");
+    };
+    let switch_rtcp = SocketAddr::new(switch_rtp.ip(), switch_rtp.port() + 1);
+    // Fifty packets of silence at 20 ms with 17 and 31 missing, then an SR.
+    let mut stream = RtpStream::with_initial(0x0D0E_0A0D, 1, 0, 160);
+    let mut pkt = Vec::new();
+    for tick in 0..50u64 {
+        stream
+            .build_packet(0, &[0xFF; 160], tick, false, &mut pkt)
+            .unwrap();
+        let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+        if seq != 17 && seq != 31 {
+            rtp.send_to(&pkt, switch_rtp).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_800_000_000));
+    let mut sr = Vec::new();
+    write_sender_report(0x0D0E_0A0D, ntp, 8000, 48, 7680, None, &mut sr);
+    write_sdes_cname(0x0D0E_0A0D, "phone@127.0.0.1", &mut sr);
+    rtcp.send_to(&sr, switch_rtcp).unwrap();
+    // A report from the switch that has seen all of it.
+    let end = Instant::now() + Duration::from_secs(5);
+    let block = loop {
+        assert!(
+            Instant::now() < end,
+            "no RTCP report with a block about the phone"
+        );
+        let Ok((n, _)) = rtcp.recv_from(&mut buf) else {
+            continue;
+        };
+        let r = &buf[..n];
+        let summary = inspect_rtcp(r).expect("the switch's RTCP parses");
+        // It sends prompt RTP, so its reports are SRs: the block follows the sender info.
+        assert_eq!(
+            summary.sender_report.map(|(ssrc, _)| ssrc),
+            summary.sender_ssrc
+        );
+        if r[0] & 0x1F != 1 {
+            continue;
+        }
+        let b = r[28..52].to_vec();
+        if b[8..12] == 50_u32.to_be_bytes() && b[16..20] == ntp.middle32().to_be_bytes() {
+            break b;
+        }
+    };
+    assert_eq!(
+        &block[..4],
+        &0x0D0E_0A0D_u32.to_be_bytes(),
+        "about the phone's SSRC"
+    );
+    let lost = u32::from_be_bytes([block[4], block[5], block[6], block[7]]) & 0x00FF_FFFF;
+    assert_eq!(lost, 2, "cumulative lost");
+    call.hang_up(&sw);
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = http_get(sw.http, "/metrics", None);
+        assert_eq!(status, 200);
+        if body.lines().any(|l| l == "tpswitch_rtp_lost_total 2") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "tpswitch_rtp_lost_total never reached 2:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
