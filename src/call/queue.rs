@@ -257,7 +257,6 @@ impl Shell {
             call_id = %h.call_id,
             flow = %h.flow,
             caller = %caller,
-            agent = tracing::field::Empty,
         );
         let Some(queue) = self.engine.queue_id(&h.flow) else {
             warn!(parent: &span, "no queue for this flow: hanging up");

@@ -237,11 +237,13 @@ impl Shell {
             }
         };
         let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
-        c.span.record("agent", user.as_str());
         let target = cfg.dial_string(&number);
         info!(parent: &c.span, agent = %user, %target, "ringing the agent");
         let request = (target, from_user, diversion);
-        let leg = self.launch(call, Callee::Agent(attempt), None, ports, request);
+        // One child span per attempt: a call that moves on to a second agent shows each
+        // agent once, under the customer's call.
+        let span = tracing::info_span!(parent: &c.span, "agent_leg", agent = %user);
+        let leg = self.launch(call, Callee::Agent(attempt), None, ports, request, span);
         self.agents.insert(
             attempt,
             AgentLeg {
@@ -265,6 +267,7 @@ impl Shell {
         ring: Option<std::time::Duration>,
         ports: crate::media::ports::RtpPorts,
         (target, from_user, diversion): (String, String, Option<String>),
+        span: tracing::Span,
     ) -> LegId {
         let leg = LegId::next();
         let sip = self.ctx.router.register(leg);
@@ -282,6 +285,7 @@ impl Shell {
             ports,
             request,
             sip,
+            span,
         };
         legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
         leg
@@ -316,7 +320,8 @@ impl Shell {
         info!(parent: &c.span, %target, "transferring to the overflow number");
         let ring = Some(c.ring_timeout);
         let request = (target, from_user, diversion);
-        let leg = self.launch(call, Callee::Overflow, ring, ports, request);
+        let span = tracing::info_span!(parent: &c.span, "overflow_leg", %number);
+        let leg = self.launch(call, Callee::Overflow, ring, ports, request, span);
         self.overflows
             .insert(call, OverflowLeg { leg, session: None });
     }

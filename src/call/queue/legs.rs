@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::super::leg::{self, Answered};
 use super::super::{CallContext, LegRouter};
@@ -119,10 +119,13 @@ pub struct AgentDial {
     pub ports: RtpPorts,
     pub request: DialRequest,
     pub sip: mpsc::Receiver<SipEvent>,
+    /// The leg's span (a child of the customer's): its task and media log inside it.
+    pub span: tracing::Span,
 }
 
 pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input>) {
-    tokio::spawn(async move {
+    let span = d.span.clone();
+    let task = async move {
         let AgentDial {
             call,
             callee,
@@ -131,6 +134,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
             ports,
             request,
             mut sip,
+            span: _,
         } = d;
         // However the task ends, the router forgets the leg.
         let _registered = Unregister(ctx.router.clone(), leg);
@@ -250,7 +254,8 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                 },
             }
         }
-    });
+    };
+    tokio::spawn(task.instrument(span));
 }
 
 /// How long an answered agent leg may stay without RTP.
