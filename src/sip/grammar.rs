@@ -545,6 +545,29 @@ pub fn parse_via(s: &str) -> R<Vec<ViaValue>> {
     split_commas(s).into_iter().map(parse_via_parm).collect()
 }
 
+/// The Via parameters RFC 3261 gives one meaning each (§20.42, §25.1; rport: RFC 3581)
+/// may appear once: two branches would leave the transaction a request belongs to to
+/// whichever reader looks (§17.2.3). `branch` is a token, not the generic gen-value
+/// (which also admits hosts).
+fn check_via_params(params: &[Param]) -> R<()> {
+    for (i, (name, value)) in params.iter().enumerate() {
+        let defined = ["branch", "received", "maddr", "ttl", "rport"]
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d));
+        if defined
+            && params[..i]
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Err(GrammarError("Via parameter given twice"));
+        }
+        if name.eq_ignore_ascii_case("branch") && !value.as_deref().is_some_and(is_token) {
+            return Err(GrammarError("Via branch is not a token"));
+        }
+    }
+    Ok(())
+}
+
 fn parse_via_parm(s: &str) -> R<ViaValue> {
     let mut c = Cur { s, i: 0 };
     let part = |c: &mut Cur, last: bool| -> R<String> {
@@ -596,6 +619,7 @@ fn parse_via_parm(s: &str) -> R<ViaValue> {
     if !c.rest().is_empty() {
         return Err(GrammarError("junk after Via"));
     }
+    check_via_params(&params)?;
     Ok(ViaValue {
         protocol,
         version,

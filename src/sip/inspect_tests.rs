@@ -155,9 +155,50 @@ fn corpus_outcomes() {
             if outcome(&again) != Request {
                 failures.push(format!("{name}: re-serialised request gives {again:?}"));
             }
+            if let Err(e) = vias_agree(req) {
+                failures.push(format!("{name}: {e}"));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The core reads the top Via with `message`'s own reader (it runs on every message);
+/// the gate's RFC 3261 grammar (`access::top_via`) is the reference. Whatever the gate
+/// lets through, both must read the same transport, sent-by, branch and rport.
+fn vias_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
+    let core = crate::sip::message::RequestHead::read(req)
+        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?
+        .top_via;
+    let rfc = top_via(req).ok_or("the grammar cannot read the top Via")?;
+    let host = if rfc.host.contains(':') {
+        format!("[{}]", rfc.host)
+    } else {
+        rfc.host.clone()
+    };
+    let sent_by = match rfc.port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let core_view = (
+        core.transport.clone(),
+        core.sent_by.to_ascii_lowercase(),
+        core.branch.clone(),
+        core.rport,
+    );
+    let rfc_view = (
+        rfc.transport.clone(),
+        sent_by.to_ascii_lowercase(),
+        rfc.branch.clone(),
+        rfc.rport.is_some(),
+    );
+    if core_view == rfc_view {
+        Ok(())
+    } else {
+        Err(format!(
+            "Via readers differ: core {core_view:?}, grammar {rfc_view:?}"
+        ))
+    }
 }
 
 fn reject(name: &str) -> (u16, String, String) {
@@ -529,6 +570,29 @@ const H: [&str; 5] = [
     "CSeq: 1 INVITE",
 ];
 
+/// RFC 3261 §20.42/§25.1: one branch per Via, and it is a token. A second branch
+/// would leave the transaction to whichever reader looks (found by
+/// `mutations_never_panic` comparing the two Via readers).
+#[test]
+fn via_with_two_branches_or_a_non_token_branch_is_a_400() {
+    let with_via = |via: &str| {
+        let mut h = H.to_vec();
+        h[0] = via;
+        status_of(&msg("INVITE sip:b@example.com SIP/2.0", &h, ""))
+    };
+    let ok = "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa;foo=1;foo=2";
+    assert_eq!(with_via(ok), Request, "an extension parameter may repeat");
+    for bad in [
+        "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa;branch=z9hG4bKb",
+        "Via: SIP/2.0/UDP 192.0.2.1;BRANCH=z9hG4bKa;branch=z9hG4bKa",
+        "Via: SIP/2.0/UDP 192.0.2.1;rport;rport=5060;branch=z9hG4bKa",
+        "Via: SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKa[2001:db8::9:1]",
+        "Via: SIP/2.0/UDP 192.0.2.1;branch",
+    ] {
+        assert_eq!(with_via(bad), Reject(400), "{bad}");
+    }
+}
+
 #[test]
 fn request_rules() {
     let inv = |extra: &[&str], body: &str| {
@@ -764,12 +828,10 @@ fn mutations_never_panic() {
             Drop => 3,
         }] += 1;
         if let Inspection::Request(r) = &got {
-            let _ = (
-                called_number_user(r),
-                caller_candidates(r),
-                top_via(r),
-                sdp_body(r),
-            );
+            let _ = (called_number_user(r), caller_candidates(r), sdp_body(r));
+            if let Err(e) = vias_agree(r) {
+                panic!("{e}\n{}", String::from_utf8_lossy(&m));
+            }
             let again = inspect(&r.to_bytes(), &limits());
             assert!(
                 matches!(again, Inspection::Request(_)),
