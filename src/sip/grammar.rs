@@ -502,6 +502,26 @@ pub fn split_commas(s: &str) -> Vec<&str> {
 }
 
 /// Parses a comma-separated list of name-addr values (Contact, Route, P-Asserted-Identity).
+/// A From or To value: a name-addr whose `tag`, if present, is one token (RFC 3261
+/// §25.1 `tag-param = "tag" EQUAL token`). A bare `;tag` or a second tag would leave
+/// the dialog (§12) to whichever reader looks.
+pub fn parse_from_to(s: &str) -> R<NameAddr> {
+    let na = parse_name_addr(s)?;
+    let mut tags = na
+        .params
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("tag"));
+    if let Some((_, value)) = tags.next() {
+        if !value.as_deref().is_some_and(is_token) {
+            return Err(GrammarError("tag is not a token"));
+        }
+        if tags.next().is_some() {
+            return Err(GrammarError("tag given twice"));
+        }
+    }
+    Ok(na)
+}
+
 pub fn parse_name_addr_list(s: &str) -> R<Vec<NameAddr>> {
     split_commas(s).into_iter().map(parse_name_addr).collect()
 }

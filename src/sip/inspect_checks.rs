@@ -80,7 +80,7 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
     }
     for name in ["From", "To"] {
         let v = raw.first(name).unwrap_or("");
-        grammar::parse_name_addr(v).map_err(|_| bad(&format!("Malformed {name} Header")))?;
+        grammar::parse_from_to(v).map_err(|_| bad(&format!("Malformed {name} Header")))?;
     }
     for name in ["Contact", "Route", "Record-Route"] {
         for v in raw.all(name) {
@@ -376,7 +376,7 @@ pub fn check_response_headers(raw: &RawMessage<'_>) -> Result<Option<usize>, &'s
         grammar::parse_via(&v.value).map_err(|_| "malformed Via")?;
     }
     for name in ["From", "To"] {
-        grammar::parse_name_addr(raw.first(name).unwrap_or("")).map_err(|_| "malformed From/To")?;
+        grammar::parse_from_to(raw.first(name).unwrap_or("")).map_err(|_| "malformed From/To")?;
     }
     let (seq, m) = cseq(raw.first("CSeq").unwrap_or("")).ok_or("malformed CSeq")?;
     if seq > u64::from(u32::MAX) || !Method::all().iter().any(|x| x.to_string() == m) {

@@ -155,7 +155,7 @@ fn corpus_outcomes() {
             if outcome(&again) != Request {
                 failures.push(format!("{name}: re-serialised request gives {again:?}"));
             }
-            if let Err(e) = vias_agree(req) {
+            if let Err(e) = readers_agree(req) {
                 failures.push(format!("{name}: {e}"));
             }
         }
@@ -163,10 +163,10 @@ fn corpus_outcomes() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The core reads the top Via with `message`'s own reader (it runs on every message);
-/// the gate's RFC 3261 grammar (`access::top_via`) is the reference. Whatever the gate
-/// lets through, both must read the same transport, sent-by, branch and rport.
-fn vias_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
+/// The core reads the top Via and the tags with `message`'s own readers (they run on
+/// every message); the gate's RFC 3261 grammar is the reference. Whatever the gate lets
+/// through, both must read the same transport, sent-by, branch, rport and tags.
+fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
     let core = crate::sip::message::RequestHead::read(req)
         .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?
         .top_via;
@@ -192,13 +192,30 @@ fn vias_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
         rfc.branch.clone(),
         rfc.rport.is_some(),
     );
-    if core_view == rfc_view {
-        Ok(())
-    } else {
-        Err(format!(
+    if core_view != rfc_view {
+        return Err(format!(
             "Via readers differ: core {core_view:?}, grammar {rfc_view:?}"
-        ))
+        ));
     }
+    // The dialog's tags (§12.2.2) likewise: the core's header_param against the grammar.
+    let head = crate::sip::message::RequestHead::read(req)
+        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?;
+    let bytes = req.to_bytes();
+    let raw = crate::sip::wire::split(&bytes, 1000).map_err(|e| e.to_string())?;
+    for (name, core_tag) in [("From", &head.from_tag), ("To", &head.to_tag)] {
+        let value = raw.first(name).ok_or(format!("no {name}"))?;
+        let rfc_tag = crate::sip::grammar::parse_name_addr(value)
+            .map_err(|e| format!("{name} does not parse: {e:?}"))?
+            .param("tag")
+            .flatten()
+            .map(str::to_owned);
+        if core_tag != &rfc_tag {
+            return Err(format!(
+                "{name} tag readers differ: core {core_tag:?}, grammar {rfc_tag:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn reject(name: &str) -> (u16, String, String) {
@@ -593,6 +610,31 @@ fn via_with_two_branches_or_a_non_token_branch_is_a_400() {
     }
 }
 
+/// RFC 3261 §25.1: `tag-param = "tag" EQUAL token`, once.
+#[test]
+fn from_or_to_with_a_bare_or_second_tag_is_a_400() {
+    let with = |from: &str, to: &str| {
+        let mut h = H.to_vec();
+        h[1] = from;
+        h[2] = to;
+        status_of(&msg("INVITE sip:b@example.com SIP/2.0", &h, ""))
+    };
+    let to = "To: <sip:b@example.com>";
+    assert_eq!(with("From: <sip:a@example.com>;TAG=x1", to), Request);
+    assert_eq!(with("From: sip:a@example.com;tag=x1", to), Request);
+    for (from, to) in [
+        ("From: sip:a@example.com;tag;x1", to),
+        ("From: <sip:a@example.com>;tag=1;tag=2", to),
+        ("From: <sip:a@example.com>;tag=\"q\"", to),
+        (
+            "From: <sip:a@example.com>;tag=1",
+            "To: <sip:b@example.com>;tag",
+        ),
+    ] {
+        assert_eq!(with(from, to), Reject(400), "{from} / {to}");
+    }
+}
+
 #[test]
 fn request_rules() {
     let inv = |extra: &[&str], body: &str| {
@@ -829,7 +871,7 @@ fn mutations_never_panic() {
         }] += 1;
         if let Inspection::Request(r) = &got {
             let _ = (called_number_user(r), caller_candidates(r), sdp_body(r));
-            if let Err(e) = vias_agree(r) {
+            if let Err(e) = readers_agree(r) {
                 panic!("{e}\n{}", String::from_utf8_lossy(&m));
             }
             let again = inspect(&r.to_bytes(), &limits());
