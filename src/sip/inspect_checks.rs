@@ -92,9 +92,11 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         }
     }
     let call_id = raw.first("Call-ID").unwrap_or("");
-    // Call-ID is `word ["@" word]`; we only insist on one non-empty run without LWS,
-    // since real devices use characters outside `word`.
-    if call_id.is_empty() || call_id.contains([' ', '\t']) {
+    // Call-ID is `word ["@" word]`; we only insist on one non-empty run of visible
+    // characters, since real devices use characters outside `word`. A control
+    // character (a stray CR) is no part of any Call-ID, and readers that trim and
+    // readers that do not would disagree on which dialog it names.
+    if call_id.is_empty() || call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("Malformed Call-ID Header"));
     }
     // RFC 3261 §8.1.1.5: the sequence number must be below 2**31.

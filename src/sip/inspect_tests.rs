@@ -215,6 +215,19 @@ fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
             ));
         }
     }
+    // Call-ID and CSeq: what the transaction and dialog keys are made of.
+    let call_id = raw.first("Call-ID").unwrap_or("");
+    let cseq = grammar::collapse_lws(raw.first("CSeq").unwrap_or(""));
+    let core_keys = (
+        head.call_id.clone(),
+        format!("{} {}", head.cseq, head.cseq_method),
+    );
+    let gate_keys = (call_id.to_owned(), cseq.clone());
+    if core_keys != gate_keys {
+        return Err(format!(
+            "Call-ID/CSeq readers differ: core {core_keys:?}, gate {gate_keys:?}"
+        ));
+    }
     Ok(())
 }
 
@@ -632,6 +645,29 @@ fn from_or_to_with_a_bare_or_second_tag_is_a_400() {
         ),
     ] {
         assert_eq!(with(from, to), Reject(400), "{from} / {to}");
+    }
+}
+
+/// A Call-ID is one run of visible characters; a stray CR or other control is a 400
+/// (found by the reader cross-check: the core trimmed it, the gate kept it).
+#[test]
+fn call_id_with_a_control_character_is_a_400() {
+    let with = |call_id: &str| {
+        let mut h = H.to_vec();
+        h[3] = call_id;
+        status_of(&msg("INVITE sip:b@example.com SIP/2.0", &h, ""))
+    };
+    assert_eq!(
+        with("Call-ID: a{b}<c>@[::1]"),
+        Request,
+        "outside `word` but visible"
+    );
+    for bad in [
+        "Call-ID: \rab@host",
+        "Call-ID: ab\r@host",
+        "Call-ID: a\x01b",
+    ] {
+        assert_eq!(with(bad), Reject(400), "{bad:?}");
     }
 }
 
