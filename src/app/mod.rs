@@ -144,6 +144,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let presence_task = presence_service.spawn().await?;
     let engine = MediaEngine::start(EngineConfig {
         rtcp_interval: cfg.media.rtcp_interval,
+        pacing_threads: cfg.media.pacing_threads,
         ..EngineConfig::default()
     })?;
     let trunk_ip = match &cfg.trunk.outbound_proxy.host {

@@ -184,6 +184,9 @@ pub struct MediaConfig {
     pub latch_window: Duration,
     pub rtcp_interval: Duration,
     pub ptime: Duration,
+    /// OS threads that pace prompt RTP; sessions are spread over them. One thread
+    /// carries about 5 000 streams (docs/performance.md); more need more cores.
+    pub pacing_threads: usize,
 }
 
 /// RTP ports: `start` is even (RTP on even, RTCP on the next odd port,

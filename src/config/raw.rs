@@ -64,6 +64,7 @@ pub struct RawMedia {
     pub latch_window: Option<String>,
     pub rtcp_interval: Option<String>,
     pub ptime: Option<String>,
+    pub pacing_threads: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

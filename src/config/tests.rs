@@ -101,6 +101,7 @@ fn example_contract_loads() {
     // Defaults of the extension keys apply.
     assert_eq!(c.sip.retry_after, Duration::from_secs(5));
     assert_eq!(c.media.ptime, Duration::from_millis(20));
+    assert_eq!(c.media.pacing_threads, 1);
     let Some(Flow::TimedPresence(tp)) = c.flow("Timed Presence") else {
         panic!()
     };
@@ -233,6 +234,17 @@ fn bad_duration() {
         "media.rtp_timeout",
     );
     assert_eq!(p.problem, "\"30\" has no unit");
+}
+
+#[test]
+fn pacing_threads_range() {
+    let with = |n: &str| EXAMPLE.replace("[media]\n", &format!("[media]\npacing_threads = {n}\n"));
+    assert_eq!(load(&with("4")).unwrap().media.pacing_threads, 4);
+    for bad in ["0", "65", "-1"] {
+        let p = at(&with(bad), "media.pacing_threads");
+        assert_eq!(p.problem, format!("{bad} is out of range"));
+        assert_eq!(p.fix, "use a whole number from 1 to 64");
+    }
 }
 
 #[test]

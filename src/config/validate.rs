@@ -625,6 +625,7 @@ pub(super) fn media(v: &mut V, r: &RawMedia) -> MediaConfig {
             SEC,
         ),
         ptime,
+        pacing_threads: v.uint("media.pacing_threads", r.pacing_threads, 1, 1, 64) as usize,
     }
 }
 

@@ -187,6 +187,37 @@ async fn plays_a_prompt_paced_and_reports_finished() {
     assert_eq!((st.packets_sent, st.send_errors), (50, 0));
 }
 
+/// Sessions are spread over the pacing threads; each thread paces its own share.
+#[tokio::test]
+async fn sessions_on_several_pacing_threads_are_all_paced() {
+    let e = MediaEngine::start(EngineConfig {
+        pacing_threads: 3,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let prompt = tone(0.2, 440.0);
+    let mut calls = Vec::new();
+    for id in 0..6u64 {
+        let sock = peer("127.0.0.1").await;
+        let n = neg(sock.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+        let (s, ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
+        s.play(id, vec![prompt.clone()]).unwrap();
+        calls.push((sock, s, ev, id));
+    }
+    for (sock, s, mut ev, id) in calls {
+        for i in 0..prompt.frame_count() {
+            let (b, _) = recv(&sock, Duration::from_secs(2)).await.expect("packet");
+            let h = hdr(&b);
+            assert_eq!(h.ssrc, s.ssrc());
+            assert_eq!(h.payload, prompt.frame(Codec::Pcmu, i).unwrap().to_vec());
+        }
+        assert_eq!(
+            next_event(&mut ev, Duration::from_secs(1)).await,
+            Some(MediaEvent::PlaybackFinished(id))
+        );
+    }
+}
+
 #[tokio::test]
 async fn stop_playback_is_prompt_and_silence_follows() {
     let e = engine();
