@@ -11,7 +11,7 @@ use super::leg::Answered;
 use super::CallContext;
 use crate::config::TimedPresenceFlow;
 use crate::flows::directory;
-use crate::flows::timed_presence::{Action, Event, LoginMenu, PlayId, PresenceChange};
+use crate::flows::timed_presence::{Action, Event, LoginMenu, PlayId, PresenceChange, PromptName};
 use crate::media::engine::MediaEvent;
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 
@@ -33,16 +33,7 @@ pub async fn run(
         while let Some(action) = menu.poll_action() {
             match action {
                 Action::Play { id, clips, .. } => {
-                    let prompts: Vec<_> = clips
-                        .iter()
-                        .filter_map(|c| {
-                            let p = ctx.prompts.get(c.as_str()).cloned();
-                            if p.is_none() {
-                                warn!(prompt = %c, "prompt missing from the library; skipped");
-                            }
-                            p
-                        })
-                        .collect();
+                    let prompts = ctx.prompts.clips(clips.iter().map(PromptName::as_str));
                     if let Err(e) = session.play(id.get(), prompts) {
                         warn!(error = %e, "cannot play");
                     }

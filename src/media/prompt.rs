@@ -310,6 +310,21 @@ impl PromptLibrary {
         self.prompts.get(name)
     }
 
+    /// The prompts for a playlist, in order. A name the library lacks is skipped with a
+    /// warning: the caller still hears the rest rather than nothing.
+    pub fn clips<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<Arc<Prompt>> {
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let p = self.get(name).cloned();
+                if p.is_none() {
+                    tracing::warn!(prompt = %name, "prompt missing from the library; skipped");
+                }
+                p
+            })
+            .collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.prompts.contains_key(name)
     }

@@ -121,16 +121,7 @@ impl Shell {
         &self,
         clips: &[PromptName],
     ) -> Vec<std::sync::Arc<crate::media::prompt::Prompt>> {
-        clips
-            .iter()
-            .filter_map(|c| {
-                let p = self.ctx.prompts.get(c.as_str()).cloned();
-                if p.is_none() {
-                    warn!(prompt = %c.as_str(), "prompt missing from the library; skipped");
-                }
-                p
-            })
-            .collect()
+        self.ctx.prompts.clips(clips.iter().map(PromptName::as_str))
     }
 
     pub(super) fn play_customer(&mut self, call: CallId, clips: &[PromptName]) {
