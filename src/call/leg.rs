@@ -36,7 +36,8 @@ fn session_id(ports: &RtpPorts, leg: LegId) -> u64 {
     (u64::from(ports.local.port()) << 20) | (leg.0 & 0xF_FFFF)
 }
 
-fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
+/// Starts the media of a leg whose SDP is settled; `None` (logged) when the engine refuses.
+pub(crate) fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
     match ctx.engine.open(ports, neg, session_options(ctx)) {
         Ok((session, media)) => Some(Answered { session, media }),
         Err(e) => {

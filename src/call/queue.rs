@@ -71,8 +71,7 @@ pub fn channel() -> (QueueSender, mpsc::Receiver<Handoff>) {
 /// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled
 /// (toll fraud through a mis-routed queue must be impossible).
 pub fn dial_allowed(cfg: &Config, n: &E164) -> bool {
-    cfg.users.iter().any(|u| u.pstn_numbers().any(|p| p == n))
-        || cfg.trunk.allow_dial.iter().any(|p| p.matches(n))
+    !cfg.users_with_pstn(n).is_empty() || cfg.trunk.allow_dial.iter().any(|p| p.matches(n))
 }
 
 struct Customer {

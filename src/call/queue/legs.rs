@@ -124,18 +124,17 @@ pub struct AgentDial {
 }
 
 pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input>) {
-    let span = d.span.clone();
+    let AgentDial {
+        call,
+        callee,
+        ring,
+        leg,
+        ports,
+        request,
+        mut sip,
+        span,
+    } = d;
     let task = async move {
-        let AgentDial {
-            call,
-            callee,
-            ring,
-            leg,
-            ports,
-            request,
-            mut sip,
-            span: _,
-        } = d;
         // However the task ends, the router forgets the leg.
         let _registered = Unregister(ctx.router.clone(), leg);
         let send = |ev: AgentEvent| {
@@ -206,19 +205,11 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
             }
         };
         let Some(ports) = ports.take() else { return };
-        let answered = ctx
-            .engine
-            .open(ports, &neg, leg::session_options(&ctx))
-            .map(|(session, media)| Answered { session, media });
-        let Answered { session, mut media } = match answered {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "cannot start the agent's media");
-                let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-                send(AgentEvent::NoMedia).await;
-                leg::wait_for_end(&mut sip).await;
-                return;
-            }
+        let Some(Answered { session, mut media }) = leg::open(&ctx, ports, &neg) else {
+            let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+            send(AgentEvent::NoMedia).await;
+            leg::wait_for_end(&mut sip).await;
+            return;
         };
         if !send(AgentEvent::Answered(session)).await {
             return;
