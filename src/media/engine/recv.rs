@@ -55,10 +55,6 @@ pub(crate) struct RecvTask {
     span: tracing::Span,
 }
 
-fn stats_add(counter: &std::sync::atomic::AtomicU64, n: u64) {
-    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-}
-
 impl RecvTask {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -123,7 +119,7 @@ impl RecvTask {
         // Tell the pacing thread (it drops the stream at its next tick).
         shared.close();
         let q = shared.rx().summary();
-        stats_add(&shared.stats.packets_lost, q.lost);
+        MediaStats::add(&shared.stats.packets_lost, q.lost);
         // One line per leg: what the phone's audio looked like on arrival (RFC 3550 A.3, A.8).
         tracing::info!(
             parent: &self.span,

@@ -74,7 +74,11 @@ pub struct StatsSnapshot {
 
 impl MediaStats {
     pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+        Self::add(counter, 1);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
     }
 
     /// Record the lateness of one paced send.
