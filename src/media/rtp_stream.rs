@@ -30,8 +30,6 @@ pub struct RtpStream {
     samples_per_tick: u32,
     last_tick: Option<u64>,
     last_timestamp: Option<u32>,
-    packets_sent: u32,
-    octets_sent: u32,
 }
 
 impl RtpStream {
@@ -59,8 +57,6 @@ impl RtpStream {
             samples_per_tick,
             last_tick: None,
             last_timestamp: None,
-            packets_sent: 0,
-            octets_sent: 0,
         }
     }
 
@@ -83,16 +79,6 @@ impl RtpStream {
     /// Timestamp of the last packet sent (for RTCP sender reports).
     pub fn last_timestamp(&self) -> Option<u32> {
         self.last_timestamp
-    }
-
-    /// Packets sent so far (RTCP SR sender's packet count; wraps like the field, §6.4.1).
-    pub fn packets_sent(&self) -> u32 {
-        self.packets_sent
-    }
-
-    /// Payload octets sent so far (RTCP SR sender's octet count, §6.4.1).
-    pub fn octets_sent(&self) -> u32 {
-        self.octets_sent
     }
 
     /// Build the audio packet for pacer `tick` into `out` (cleared first).
@@ -157,9 +143,6 @@ impl RtpStream {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.last_tick = Some(tick);
         self.last_timestamp = Some(ts);
-        self.packets_sent = self.packets_sent.wrapping_add(1);
-        let octets = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        self.octets_sent = self.octets_sent.wrapping_add(octets);
         Ok(())
     }
 }
@@ -196,7 +179,6 @@ mod tests {
                 (1, 279, false)
             ]
         );
-        assert_eq!((s.packets_sent(), s.octets_sent()), (4, 640));
         assert_eq!(s.last_timestamp(), Some(279));
     }
 
@@ -263,7 +245,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, RtpBuildError::PayloadType(200));
         assert!(err.to_string().contains("SDP"));
-        assert_eq!((s.next_seq(), s.packets_sent()), (10, 0));
+        assert_eq!((s.next_seq(), s.last_timestamp()), (10, None));
     }
 
     #[test]
