@@ -289,12 +289,15 @@ impl Shell {
                 ring_timeout,
             },
         );
+        let started_at = chrono::Utc::now();
         let row = NewCall {
             call_id: h.call_id,
             flow: h.flow,
             customer_number: caller,
             contact_point: h.contact_point.as_str().to_owned(),
-            started_at: chrono::Utc::now(),
+            started_at,
+            // Queue calls are answered before they are queued.
+            answered_at: Some(started_at),
         };
         self.write(Write::CallStarted { call, row }).await;
         self.feed(Event::CustomerArrived { call, queue });

@@ -68,6 +68,7 @@ async fn calls_come_with_their_attempts_and_since_filters() {
             customer_number: "+15551230000".into(),
             contact_point: "+15550100001".into(),
             started_at: t(0),
+            answered_at: None,
         })
         .await
         .unwrap();
@@ -90,6 +91,7 @@ async fn calls_come_with_their_attempts_and_since_filters() {
             customer_number: "+15551239999".into(),
             contact_point: "+15550100001".into(),
             started_at: t(100),
+            answered_at: None,
         })
         .await
         .unwrap();

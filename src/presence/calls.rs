@@ -16,6 +16,9 @@ pub struct NewCall {
     /// The dialled number (dispatch mapping) the customer reached.
     pub contact_point: String,
     pub started_at: DateTime<Utc>,
+    /// Set when the call is answered before its row is written (queue calls
+    /// are): one write instead of an insert and an update.
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 /// Fields set later in a call's life. `None` leaves the stored value as it

@@ -17,14 +17,15 @@ use super::{to_ms, Result};
 
 pub(super) async fn insert_call(store: &SqliteStore, call: &NewCall) -> Result<i64> {
     let done = sqlx::query(
-        "INSERT INTO calls (call_id, flow, customer_number, contact_point, started_at_ms) \
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO calls (call_id, flow, customer_number, contact_point, started_at_ms, \
+         answered_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(call.call_id.as_str())
     .bind(call.flow.as_str())
     .bind(call.customer_number.as_str())
     .bind(call.contact_point.as_str())
     .bind(to_ms(call.started_at))
+    .bind(call.answered_at.map(to_ms))
     .execute(store.pool())
     .await
     .map_err(store.err("recording a call"))?;

@@ -365,7 +365,25 @@ fn new_call(call_id: &str, at: i64) -> NewCall {
         customer_number: "+15550109999".into(),
         contact_point: "+15550100001".into(),
         started_at: t(at),
+        answered_at: None,
     }
+}
+
+/// A queue call is answered before its row exists: one insert records both times.
+#[tokio::test]
+async fn a_call_inserted_answered_reads_back_answered() {
+    let (_dir, s) = open_tmp().await;
+    let call = NewCall {
+        answered_at: Some(t(7)),
+        ..new_call("q@x", 7)
+    };
+    s.insert_call(&call).await.unwrap();
+    let calls = s.calls_since(t(0), 10).await.unwrap();
+    assert_eq!(
+        (calls[0].started_at, calls[0].answered_at),
+        (t(7), Some(t(7)))
+    );
+    s.close().await;
 }
 
 #[tokio::test]

@@ -62,14 +62,6 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
             Write::CallStarted { call, row } => match store.insert_call(&row).await {
                 Ok(id) => {
                     rows.insert(call, id);
-                    // Queue calls are answered before they are queued.
-                    let answered = CallUpdate {
-                        answered_at: Some(row.started_at),
-                        ..CallUpdate::default()
-                    };
-                    if let Err(e) = store.update_call(id, &answered).await {
-                        warn!(%call, error = %e, "cannot record the answer");
-                    }
                 }
                 Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
             },
