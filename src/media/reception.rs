@@ -183,6 +183,9 @@ pub struct ReceptionStats {
     /// Arrival times are measured from here (any fixed instant works, A.8).
     epoch: Instant,
     source: Option<Source>,
+    /// An SR that came before any RTP (RTP and RTCP arrive on two sockets, in either
+    /// order): kept for the source it names.
+    early_sr: Option<(u32, u32, Instant)>,
     earlier_received: u64,
     earlier_lost: u64,
 }
@@ -193,6 +196,7 @@ impl ReceptionStats {
             clock_rate,
             epoch,
             source: None,
+            early_sr: None,
             earlier_received: 0,
             earlier_lost: 0,
         }
@@ -215,7 +219,13 @@ impl ReceptionStats {
                 self.earlier_received += u64::from(old.received);
                 self.earlier_lost += u64::try_from(old.lost()).unwrap_or(0);
             }
-            self.source = Some(Source::new(ssrc, seq));
+            let mut source = Source::new(ssrc, seq);
+            source.last_sr = self
+                .early_sr
+                .take()
+                .filter(|(sr_ssrc, ..)| *sr_ssrc == ssrc)
+                .map(|(_, ntp, at)| (ntp, at));
+            self.source = Some(source);
         }
         let Some(s) = self.source.as_mut() else {
             return;
@@ -243,8 +253,10 @@ impl ReceptionStats {
 
     /// The source sent an SR whose NTP timestamp's middle 32 bits are `ntp_middle32`.
     pub fn on_sender_report(&mut self, ssrc: u32, ntp_middle32: u32, arrival: Instant) {
-        if let Some(s) = self.source.as_mut().filter(|s| s.ssrc == ssrc) {
-            s.last_sr = Some((ntp_middle32, arrival));
+        match self.source.as_mut() {
+            Some(s) if s.ssrc == ssrc => s.last_sr = Some((ntp_middle32, arrival)),
+            Some(_) => {}
+            None => self.early_sr = Some((ssrc, ntp_middle32, arrival)),
         }
     }
 
@@ -434,6 +446,21 @@ mod tests {
             .expect("valid");
         assert_eq!(b.last_sr, 0x1234_5678);
         assert_eq!(b.delay_since_last_sr, 98_304); // 1.5 s in 1/65536 s
+    }
+
+    #[test]
+    fn an_sr_before_the_first_rtp_is_still_echoed() {
+        let t0 = Instant::now();
+        let mut r = ReceptionStats::new(8000, t0);
+        r.on_sender_report(0xAB, 0x0102_0304, t0);
+        feed(&mut r, t0, &[1, 2]);
+        let b = r.report_block(t0 + Duration::from_secs(1)).expect("valid");
+        assert_eq!((b.last_sr, b.delay_since_last_sr), (0x0102_0304, 65_536));
+        // Another source's early SR is not taken for this one.
+        let mut r = ReceptionStats::new(8000, t0);
+        r.on_sender_report(0xCD, 0x0102_0304, t0);
+        feed(&mut r, t0, &[1, 2]);
+        assert_eq!(r.report_block(t0).expect("valid").last_sr, 0);
     }
 
     #[test]
