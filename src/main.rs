@@ -72,6 +72,30 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// Prints a read-only subcommand's report (ending in a newline), or its error.
+fn print_report<E: std::fmt::Display>(
+    command: &str,
+    report: Result<Result<String, E>, String>,
+) -> ExitCode {
+    match report {
+        Ok(Ok(report)) => {
+            print!("{report}");
+            if !report.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("tpswitch {command}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("tpswitch {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     match path {
         Some(p) => Config::load(p),
@@ -133,27 +157,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match block_on(tpswitch::cli::agents::agents_report(
+            let report = block_on(tpswitch::cli::agents::agents_report(
                 &cfg,
                 json,
                 chrono::Utc::now(),
-            )) {
-                Ok(Ok(report)) => {
-                    print!("{report}");
-                    if !report.ends_with('\n') {
-                        println!();
-                    }
-                    ExitCode::SUCCESS
-                }
-                Ok(Err(e)) => {
-                    eprintln!("tpswitch agents: {e}");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("tpswitch agents: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            ));
+            print_report("agents", report)
         }
         Command::Calls {
             config,
@@ -175,20 +184,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-            match block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)) {
-                Ok(Ok(report)) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Ok(Err(e)) => {
-                    eprintln!("tpswitch calls: {e}");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("tpswitch calls: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            print_report(
+                "calls",
+                block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)),
+            )
         }
         Command::CheckConfig { config } => {
             let cfg = match load(config.as_ref()) {

@@ -50,9 +50,7 @@ pub async fn agents_report(
 ) -> Result<String, AgentsError> {
     let rows = agent_rows(cfg, now).await?;
     if json {
-        let mut out = serde_json::to_string_pretty(&rows)?;
-        out.push('\n');
-        Ok(out)
+        Ok(super::json(&rows)?)
     } else {
         Ok(table(&rows))
     }

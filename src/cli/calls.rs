@@ -74,9 +74,7 @@ pub async fn calls_report(
                 call: c,
             })
             .collect();
-        let mut out = serde_json::to_string_pretty(&rows)?;
-        out.push('\n');
-        Ok(out)
+        Ok(super::json(&rows)?)
     } else {
         Ok(table(&calls))
     }

@@ -4,6 +4,13 @@
 pub mod agents;
 pub mod calls;
 
+/// Rows as the `--json` output: one pretty-printed array and a newline.
+pub fn json<T: serde::Serialize>(rows: &T) -> Result<String, serde_json::Error> {
+    let mut out = serde_json::to_string_pretty(rows)?;
+    out.push('\n');
+    Ok(out)
+}
+
 /// A plain-text table: a header row and rows, columns padded to their widest
 /// cell (by chars, which suits names with accents), two spaces between, no
 /// trailing blanks.
