@@ -33,7 +33,7 @@ fn login(sw: &Switch, caller: &str, steps: &[Step], switch_hangs_up: bool) -> Si
         1,
         &["-s", CONTACT_POINT],
     );
-    assert!(run.ok(), "{}\n--- switch log\n{}", run.explain(), sw.log());
+    run.assert_ok(sw);
     run
 }
 

@@ -57,7 +57,7 @@ fn login(sw: &Switch, caller: &str) {
         true,
     );
     let run = sipp(path.to_str().unwrap(), Some(sw.sip), 1, &["-s", LOGIN]);
-    assert!(run.ok(), "{}\n--- switch log\n{}", run.explain(), sw.log());
+    run.assert_ok(sw);
 }
 
 /// What an agent's phone does with the INVITE it gets.
@@ -461,12 +461,7 @@ fn no_answer_moves_on_to_the_second_agent() {
     );
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(9_000));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(
@@ -493,12 +488,7 @@ fn busy_moves_on_to_the_second_agent() {
     );
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(5_000));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(
@@ -529,12 +519,7 @@ fn answered_without_accepting_moves_on() {
     );
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(7_000));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(
@@ -555,12 +540,7 @@ fn customer_hanging_up_cancels_the_ringing_agent() {
     let uas = s.agents(Agent::NoAnswer, Agent::Busy, 1);
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(1_500));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     // The UAS only finishes once it got the CANCEL.
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
@@ -596,12 +576,7 @@ fn no_agent_online_plays_the_overflow_prompt_then_bye() {
     let s = setup(&[], |t| t);
     let sc = customer_scenario(s.dir.path(), "customer.xml", None);
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(c[0]["outcome"], "overflow", "{c:?}");
     assert_eq!(c[0]["hung_up_by"], "switch");
@@ -630,12 +605,7 @@ fn two_customers_one_agent_are_served_in_order() {
     );
     // BackgroundSipp::start already waited a moment: the first is queued.
     let run = customer(&s.sw, &second, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     let st = bg.wait(Duration::from_secs(20));
     assert!(st.is_some_and(|s| s.success()), "{}", bg.errors());
     s.finish(uas);
@@ -670,12 +640,7 @@ fn overflow_number_takes_the_customer_when_nobody_is_online() {
     let uas = s.agents(Agent::AnswerOnly, Agent::Busy, 1);
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(3_000));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(c[0]["outcome"], "transferred", "{c:?}");
@@ -696,12 +661,7 @@ fn overflow_number_outside_allow_dial_is_never_dialled() {
     });
     let sc = customer_scenario(s.dir.path(), "customer.xml", None);
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     let log = s.sw.log();
     assert!(log.contains("not in trunk.allow_dial"), "{log}");
     assert!(
@@ -728,12 +688,7 @@ fn answered_without_media_moves_on_after_five_seconds() {
     );
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(10_000));
     let run = customer(&s.sw, &sc, &[]);
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     s.finish(uas);
     let c = settled_calls(&s.sw, 1);
     assert_eq!(
@@ -762,12 +717,7 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     assert!(status.success(), "{status:?}\n{}", s.sw.log());
     // The customer got our BYE before the switch went away.
     let run = waiting.join().unwrap();
-    assert!(
-        run.ok(),
-        "{}\n--- switch log\n{}",
-        run.explain(),
-        s.sw.log()
-    );
+    run.assert_ok(&s.sw);
     // And the call is recorded as ended by the switch.
     let c = calls(&s.sw);
     assert_eq!(c.len(), 1, "{c:?}");

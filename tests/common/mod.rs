@@ -272,6 +272,17 @@ impl SippRun {
         self.status.success()
     }
 
+    /// Fails the test unless SIPp succeeded, showing SIPp's side and the switch's log.
+    #[track_caller]
+    pub fn assert_ok(&self, sw: &Switch) {
+        assert!(
+            self.ok(),
+            "{}\n--- switch log\n{}",
+            self.explain(),
+            sw.log()
+        );
+    }
+
     pub fn explain(&self) -> String {
         format!(
             "sipp exit {:?}\n--- stderr\n{}\n--- errors\n{}\n--- messages\n{}",
