@@ -182,10 +182,10 @@ fn probe(sock: &UdpSocket, to: SocketAddr, id: &str) -> Option<u16> {
 fn corpora() -> std::path::PathBuf {
     let dir = std::env::var("TPSWITCH_CORPORA")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo().join("../shared/corpora"));
+        .unwrap_or_else(|_| repo().join("tests/corpora"));
     assert!(
         dir.join("rfc4475").is_dir(),
-        "RFC 4475 corpus not found at {}: set TPSWITCH_CORPORA to the folder holding rfc4475/ and rfc5118/. \
+        "RFC 4475 corpus not found at {}: it ships in tests/corpora/ (or set TPSWITCH_CORPORA to a folder holding rfc4475/ and rfc5118/). \
          To make rfc4475/: take RFC 4475's text, keep the lines between -- BEGIN MESSAGE ARCHIVE -- and \
          -- END MESSAGE ARCHIVE -- that are a single token, join them, base64 -d | tar xz",
         dir.display()

@@ -26,20 +26,46 @@ fn limits() -> Limits {
     Limits::default()
 }
 
+/// The RFC 4475 / RFC 5118 vectors: `tests/corpora/` of this project, or the
+/// folder `TPSWITCH_CORPORA` names (an override, e.g. for a newer copy).
 fn corpora() -> PathBuf {
-    if let Ok(dir) = std::env::var("TPSWITCH_CORPORA") {
-        return PathBuf::from(dir);
-    }
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora"));
+    let dir = std::env::var_os("TPSWITCH_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpora")));
     assert!(
         dir.join("rfc4475").is_dir(),
-        "torture-test corpora not found: set TPSWITCH_CORPORA to a folder holding rfc4475/ and \
-         rfc5118/ (default {}). To make rfc4475/: take RFC 4475's text, keep the lines between \
-         -- BEGIN MESSAGE ARCHIVE -- and -- END MESSAGE ARCHIVE -- that are a single token, join \
-         them, base64 -d | tar xz",
+        "torture-test corpora not found at {}: they ship in tests/corpora/ (or set TPSWITCH_CORPORA \
+         to a folder holding rfc4475/ and rfc5118/). To make rfc4475/: take RFC 4475's text, keep \
+         the lines between -- BEGIN MESSAGE ARCHIVE -- and -- END MESSAGE ARCHIVE -- that are a \
+         single token, join them, base64 -d | tar xz",
         dir.display()
     );
     dir
+}
+
+/// The shipped vectors are byte-exact copies: a checkout that rewrote line
+/// ends (or a truncated copy) would make every outcome below meaningless.
+#[test]
+fn corpora_match_their_checksums() {
+    use sha2::{Digest, Sha256};
+    let dir = corpora();
+    let mut checked = 0;
+    for set in ["rfc4475", "rfc5118"] {
+        let sums = std::fs::read_to_string(dir.join(format!("{set}.SHA256SUMS")))
+            .unwrap_or_else(|e| panic!("{set}.SHA256SUMS: {e}"));
+        for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+            let (want, name) = line.split_once("  ").expect("sha256sum line: HASH  NAME");
+            let bytes = std::fs::read(dir.join(set).join(name))
+                .unwrap_or_else(|e| panic!("{set}/{name}: {e}"));
+            let got: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(got, want, "{set}/{name} differs from {set}.SHA256SUMS");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 62, "50 RFC 4475 files and 12 RFC 5118 files");
 }
 
 /// Expected outcome per file, decided from each RFC 4475 / RFC 5118 section (see the
@@ -855,11 +881,10 @@ fn mutations_never_panic() {
         .into_bytes(),
         msg("SIP/2.0 200 OK", &[H[0], H[1], H[2], H[3], H[4]], "").into_bytes(),
     ];
-    if let Ok(dir) = std::env::var("TPSWITCH_CORPORA") {
-        for (name, _) in TABLE {
-            if let Ok(b) = std::fs::read(PathBuf::from(&dir).join(name)) {
-                seeds.push(b);
-            }
+    let dir = corpora();
+    for (name, _) in TABLE {
+        if let Ok(b) = std::fs::read(dir.join(name)) {
+            seeds.push(b);
         }
     }
     let specials = b":;,<>\"\\\r\n @[]%=/\t\x00\xff";

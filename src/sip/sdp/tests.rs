@@ -23,13 +23,11 @@ fn reparse(body: &[u8]) -> SessionDescription {
 fn corpora() -> PathBuf {
     let dir = std::env::var_os("TPSWITCH_CORPORA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora"))
-        });
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpora")));
     assert!(
         dir.is_dir(),
-        "test corpora not found at {}: set TPSWITCH_CORPORA to the folder holding rfc4475/ and \
-         rfc5118/ (see shared/corpora/README.md for how to rebuild them from the RFC texts)",
+        "test corpora not found at {}: they ship in tests/corpora/ (or set TPSWITCH_CORPORA to \
+         a folder holding rfc4475/ and rfc5118/; tests/corpora/README.md says how to rebuild them)",
         dir.display()
     );
     dir
