@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
+mod sqlite_write;
 pub mod store;
 #[cfg(test)]
 mod tests_sqlite;

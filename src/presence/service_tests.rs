@@ -353,3 +353,47 @@ async fn scaled_clock_expires_windows_in_real_time() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_log_in_the_store_cannot_save_is_not_confirmed_and_the_next_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let fresh = crate::presence::SqliteStore::open(&path).await.unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(fresh.pool())
+        .await
+        .unwrap();
+    fresh.close().await;
+    let full = crate::presence::SqliteStore::open_full(&path, pages)
+        .await
+        .unwrap();
+    let clock = ManualClock::new(t(0));
+    let (service, h) = PresenceService::new(Store::Sqlite(full.clone()), clock.clone());
+    let mut ev = h.subscribe();
+    let _task = service.spawn().await.unwrap();
+    // Enough log-ins to need new pages: each one fails, none is announced.
+    let mut failed = 0;
+    for i in 0..200 {
+        if h.go_online(&format!("agent{i:03}-{}", "x".repeat(500)), 8, Some("c"))
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "the store never filled up");
+    let announced = std::iter::from_fn(|| ev.try_recv().ok()).count();
+    assert_eq!(
+        announced,
+        200 - failed,
+        "an event for every saved window only"
+    );
+    // Space freed: the store takes writes again without a restart.
+    sqlx::query("PRAGMA max_page_count = 1073741823")
+        .execute(full.pool())
+        .await
+        .unwrap();
+    let w = h.go_online("jsmith", 8, Some("c2")).await.unwrap();
+    assert_eq!(h.current("jsmith").await.unwrap(), Some(w));
+    assert!(matches!(next(&mut ev).await, PresenceEvent::Online { .. }));
+}

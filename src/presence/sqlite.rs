@@ -17,9 +17,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
+use super::sqlite_write::WriteTx;
 use super::store::{PresenceStore, StoreError};
 use super::{from_ms, sqlite_calls, to_ms, HistoryEntry, HistoryKind, Result, Window};
 
@@ -72,13 +73,27 @@ impl SqliteStore {
                     source,
                 })?;
         }
-        let options = SqliteConnectOptions::new()
+        let store = Self::connect(path, Self::options(path, &settings), &settings).await?;
+        store.migrate().await?;
+        tracing::info!(db = %path.display(), "presence store open");
+        Ok(store)
+    }
+
+    fn options(path: &Path, settings: &SqliteSettings) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(settings.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+    }
+
+    async fn connect(
+        path: &Path,
+        options: SqliteConnectOptions,
+        settings: &SqliteSettings,
+    ) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .connect_with(options)
@@ -87,13 +102,25 @@ impl SqliteStore {
                 db: path.to_path_buf(),
                 source,
             })?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             pool,
             path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    /// An existing, migrated database on one connection that may not grow
+    /// past `max_pages` (`PRAGMA max_page_count`, set again on every
+    /// reconnect): a full disk that even root cannot write past, for tests.
+    /// Raising the limit on the connection is "space freed".
+    #[cfg(test)]
+    pub(crate) async fn open_full(path: &Path, max_pages: i64) -> Result<Self> {
+        let settings = SqliteSettings {
+            max_connections: 1,
+            ..SqliteSettings::default()
         };
-        store.migrate().await?;
-        tracing::info!(db = %path.display(), "presence store open");
-        Ok(store)
+        let options =
+            Self::options(path, &settings).pragma("max_page_count", max_pages.to_string());
+        Self::connect(path, options, &settings).await
     }
 
     /// Open an existing database for reading only (`tpswitch agents` while
@@ -256,19 +283,13 @@ impl SqliteStore {
             .ok_or_else(|| self.corrupt(format!("{table} window {start}..{end} is empty")))
     }
 
-    /// A write transaction that holds the write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err("starting a write transaction"))
+    /// A write transaction that holds the write lock from its first
+    /// statement and never leaves a broken connection in the pool.
+    async fn begin_write(&self) -> Result<WriteTx> {
+        WriteTx::begin(self).await
     }
 
-    async fn current_in(
-        &self,
-        tx: &mut Transaction<'static, Sqlite>,
-        user: &str,
-    ) -> Result<Option<Window>> {
+    async fn current_in(&self, tx: &mut WriteTx, user: &str) -> Result<Option<Window>> {
         let row = sqlx::query(
             "SELECT window_start_ms, window_end_ms FROM presence_current WHERE user_id = ?",
         )
@@ -282,7 +303,7 @@ impl SqliteStore {
     #[allow(clippy::too_many_arguments)]
     async fn append_history(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut WriteTx,
         user: &str,
         kind: HistoryKind,
         at: DateTime<Utc>,
@@ -327,9 +348,7 @@ impl SqliteStore {
             .map_err(self.err("closing the current window"))?;
         self.append_history(&mut tx, user, kind, at, old, call_id, reason)
             .await?;
-        tx.commit()
-            .await
-            .map_err(self.err("committing an offline change"))?;
+        tx.commit(self, "committing an offline change").await?;
         Ok(old)
     }
 }
@@ -399,9 +418,7 @@ impl PresenceStore for SqliteStore {
             reason,
         )
         .await?;
-        tx.commit()
-            .await
-            .map_err(self.err("committing an online change"))?;
+        tx.commit(self, "committing an online change").await?;
         Ok(window)
     }
 
@@ -432,7 +449,10 @@ impl PresenceStore for SqliteStore {
         let window = match self.current_in(&mut tx, user).await? {
             Some(w) if w.end == to_millis_precision(end) => w,
             // Replaced or closed since the timer was armed: nothing to do.
-            _ => return Ok(None),
+            _ => {
+                tx.rollback().await;
+                return Ok(None);
+            }
         };
         sqlx::query("DELETE FROM presence_current WHERE user_id = ?")
             .bind(user)
@@ -449,9 +469,7 @@ impl PresenceStore for SqliteStore {
             reason,
         )
         .await?;
-        tx.commit()
-            .await
-            .map_err(self.err("committing an expiry"))?;
+        tx.commit(self, "committing an expiry").await?;
         Ok(Some(window))
     }
 
@@ -526,7 +544,7 @@ impl PresenceStore for SqliteStore {
             )
             .await?;
         }
-        tx.commit().await.map_err(self.err("committing expiries"))?;
+        tx.commit(self, "committing expiries").await?;
         for (user, window) in &closed {
             tracing::info!(agent = %user, end = %super::fmt_secs(window.end), "window expired");
         }

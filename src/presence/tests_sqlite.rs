@@ -603,3 +603,76 @@ async fn sub_millisecond_times_still_expire() {
     assert!(store.expire("jsmith", end, "t").await.unwrap().is_some());
     let _ = w;
 }
+
+/// Opens a migrated store at `path` that cannot grow (a full disk), with
+/// one connection, and the statement that frees the space.
+async fn full_store(dir: &tempfile::TempDir) -> (SqliteStore, &'static str) {
+    let path = dir.path().join("full.db");
+    let fresh = SqliteStore::open(&path).await.unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(fresh.pool())
+        .await
+        .unwrap();
+    fresh.close().await;
+    let store = SqliteStore::open_full(&path, pages).await.unwrap();
+    (store, "PRAGMA max_page_count = 1073741823")
+}
+
+/// A reason long enough that the write needs new pages.
+fn big_reason() -> String {
+    "x".repeat(64 * 1024)
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_then_the_store_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, free) = full_store(&dir).await;
+    // Full: every kind of write fails, and nothing half-written shows.
+    for round in 0..3 {
+        let e = store
+            .set_online("jsmith", t(0), t(3600), Some("c1"), &big_reason())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Query { .. }), "round {round}: {e}");
+        assert_eq!(store.current("jsmith").await.unwrap(), None);
+        assert!(store.history("jsmith", 10).await.unwrap().is_empty());
+    }
+    // Space freed: the very next writes succeed, with no restart (before,
+    // each failed with "non-zero transaction depth" from here on).
+    sqlx::query(free).execute(store.pool()).await.unwrap();
+    let got = store
+        .set_online("jsmith", t(0), t(3600), Some("c2"), &big_reason())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, w(0, 3600));
+    assert_eq!(store.current("jsmith").await.unwrap(), Some(w(0, 3600)));
+    assert!(store
+        .set_offline("jsmith", t(60), None, "test")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_keeps_its_connection() {
+    // `expire` for a window already replaced ends its transaction with a
+    // ROLLBACK: the pool's one connection must come back usable.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(
+        &dir.path().join("one.db"),
+        super::sqlite::SqliteSettings {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.set_online("a", t(0), t(60), None, "r").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.expire("a", t(30), "stale").await.unwrap(), None);
+    }
+    assert_eq!(
+        store.expire("a", t(60), "due").await.unwrap(),
+        Some(w(0, 60))
+    );
+}
