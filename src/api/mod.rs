@@ -64,7 +64,19 @@ fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == token)
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
+}
+
+/// Equal without an early exit at the first differing byte, so the time a
+/// wrong token takes says nothing about how much of it was right. Only the
+/// length can show, which a token of fixed length gives away anyway.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the optimiser from turning the fold back into a short-circuit.
+    std::hint::black_box(diff) == 0
 }
 
 fn unauthorized() -> Response {
@@ -202,5 +214,20 @@ async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
     match crate::cli::agents::agents_report(&s.cfg, true, chrono::Utc::now()).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison_is_exact() {
+        assert!(constant_time_eq(b"s3cret-token", b"s3cret-token"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!constant_time_eq(b"s3cret-token", b"S3cret-token"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret-token"));
+        assert!(!constant_time_eq(b"s3cret-token", b""));
     }
 }
