@@ -651,26 +651,6 @@ fn overflow_number_takes_the_customer_when_nobody_is_online() {
 }
 
 #[test]
-fn overflow_number_outside_allow_dial_is_never_dialled() {
-    let s = setup(&[], |t| {
-        t.replacen(
-            "overflow_number = \"\"",
-            "overflow_number = \"+15550109999\"",
-            1,
-        )
-    });
-    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
-    let run = customer(&s.sw, &sc, &[]);
-    run.assert_ok(&s.sw);
-    let log = s.sw.log();
-    assert!(log.contains("not in trunk.allow_dial"), "{log}");
-    assert!(
-        !log.contains("transferring to the overflow number"),
-        "{log}"
-    );
-}
-
-#[test]
 fn answered_without_media_moves_on_after_five_seconds() {
     // A long accept window so only the dead-answer check can end jsmith's
     // attempt: his phone answers with SDP but never sends RTP.

@@ -183,8 +183,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         retry_after: cfg.sip.retry_after,
         codecs: codecs_of(&cfg),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
-        session_expires: cfg.sip.session_expires.as_secs() as u32,
-        min_se: cfg.sip.min_se.as_secs() as u32,
+        // Validation bounds both to a day (config::validate::SESSION_MAX).
+        session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
+        min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
         trunk,
         trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
         credentials: std::env::var(&cfg.trunk.password_env)

@@ -68,6 +68,7 @@ impl Config {
         let users = validate_flows::users(&mut v, &raw.users);
         let flows = validate_flows::flows(&mut v, &raw.flows, &prompts);
         let dispatch_mappings = validate_flows::mappings(&mut v, &raw.dispatch_mappings, &flows);
+        validate_flows::overflow_diallable(&mut v, &raw.flows, &flows, &trunk, &users);
         // With a syntax error the tree was not read, so the "missing"
         // problems validation finds would only be noise.
         if problems.iter().any(|p| p.path.starts_with("line ")) {
@@ -132,6 +133,11 @@ impl Config {
     /// The audio file of a library prompt.
     pub fn prompt_path(&self, name: &str) -> Option<&Path> {
         self.prompts.get(name).map(PathBuf::as_path)
+    }
+
+    /// True when tpswitch may place a call to `n` (see [`diallable`]).
+    pub fn may_dial(&self, n: &E164) -> bool {
+        diallable(&self.users, &self.trunk, n)
     }
 
     /// How to write `n` in the Request-URI towards the trunk.

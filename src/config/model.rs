@@ -156,6 +156,14 @@ pub enum DialPattern {
     Prefix(String),
 }
 
+/// True when tpswitch may place a call to `n`: a configured user's PSTN
+/// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled (toll
+/// fraud through a mis-routed queue must be impossible).
+pub fn diallable(users: &[User], trunk: &TrunkConfig, n: &E164) -> bool {
+    users.iter().any(|u| u.pstn_numbers().any(|p| p == n))
+        || trunk.allow_dial.iter().any(|p| p.matches(n))
+}
+
 impl DialPattern {
     pub fn matches(&self, n: &E164) -> bool {
         match self {

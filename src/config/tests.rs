@@ -514,3 +514,87 @@ fn missing_required_keys() {
     let text = EXAMPLE.replace("skills = [\"billing\"]\n", "");
     assert_eq!(at(&text, "flows[1].skills").problem, "is missing");
 }
+
+/// `text` with `from` replaced once; fails when `from` is not there, so a
+/// test cannot silently check the unedited file.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in the config");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn durations_have_an_upper_bound() {
+    // A week of timer is allowed everywhere, a day of session timer.
+    let ok = edit(EXAMPLE, "rtp_timeout = \"30s\"", "rtp_timeout = \"168h\"");
+    assert_eq!(
+        load(&ok).unwrap().media.rtp_timeout,
+        Duration::from_secs(168 * 3600)
+    );
+    for long in ["169h", "100000000h", "18446744073709551615ms"] {
+        let text = edit(
+            EXAMPLE,
+            "rtp_timeout = \"30s\"",
+            &format!("rtp_timeout = \"{long}\""),
+        );
+        let p = at(&text, "media.rtp_timeout");
+        assert_eq!(p.problem, format!("{long:?} is too long"));
+        assert_eq!(p.fix, "use a duration from \"1s\" to \"168h\"");
+    }
+    // Sent as 32-bit delta-seconds (RFC 4028): 2^32 s must not wrap to 0.
+    let text = edit(
+        EXAMPLE,
+        "[sip]\n",
+        "[sip]\nsession_expires = \"1193047h\"\n",
+    );
+    let p = at(&text, "sip.session_expires");
+    assert_eq!(p.problem, "\"1193047h\" is too long");
+    assert_eq!(p.fix, "use a duration from \"1m30s\" to \"24h\"");
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\nmin_se = \"25h\"\n");
+    assert_eq!(at(&text, "sip.min_se").problem, "\"25h\" is too long");
+    // Too short still names the same range.
+    let text = edit(EXAMPLE, "rtp_timeout = \"30s\"", "rtp_timeout = \"10ms\"");
+    let p = at(&text, "media.rtp_timeout");
+    assert_eq!(p.problem, "\"10ms\" is too short");
+    assert_eq!(p.fix, "use a duration from \"1s\" to \"168h\"");
+}
+
+#[test]
+fn trunk_host_name_is_refused_as_run_would() {
+    let text = edit(
+        EXAMPLE,
+        "outbound_proxy = \"sip:127.0.0.1:5080\"",
+        "outbound_proxy = \"sip:proxy.example.com:5070\"",
+    );
+    let p = at(&text, "trunk.outbound_proxy");
+    assert_eq!(
+        p.problem,
+        "proxy.example.com is a host name; tpswitch does no DNS"
+    );
+    assert!(p.fix.contains("IP address"), "{}", p.fix);
+}
+
+#[test]
+fn overflow_number_must_be_diallable() {
+    let text = edit(
+        EXAMPLE,
+        "overflow_number = \"\"",
+        "overflow_number = \"+15550109999\"",
+    );
+    let p = at(&text, "flows[1].overflow_number");
+    assert_eq!(
+        p.problem,
+        "+15550109999 is neither a user's PSTN number nor in trunk.allow_dial, so it would never be dialled"
+    );
+    assert!(p.fix.contains("trunk.allow_dial"), "{}", p.fix);
+    // Allowed by a pattern, or a user's own number: fine.
+    let allowed = edit(&text, "allow_dial = []", "allow_dial = [\"+1555*\"]");
+    assert!(load(&allowed).is_ok());
+    let user = edit(
+        EXAMPLE,
+        "overflow_number = \"\"",
+        "overflow_number = \"+1 234 567 8910\"",
+    );
+    let c = load(&user).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.may_dial(&n("+12345678910")));
+    assert!(!c.may_dial(&n("+15550109999")));
+}

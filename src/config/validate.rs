@@ -6,7 +6,7 @@
 //! This file holds the helpers and the infrastructure sections; people,
 //! flows and mappings are in `validate_flows.rs`.
 
-use super::duration::{format_duration, parse_duration};
+use super::duration::{format_duration, parse_duration, DurationError};
 use super::e164::{CountryCode, E164Error, E164};
 use super::error::Problem;
 use super::model::*;
@@ -40,7 +40,8 @@ impl V<'_> {
         self.push(path, "is missing", format!("add {key} = {example}"));
     }
 
-    /// A duration of at least `min`; `default` applies when the key is absent.
+    /// A duration from `min` to [`DURATION_MAX`]; `default` applies when
+    /// the key is absent.
     pub fn duration(
         &mut self,
         path: &str,
@@ -48,15 +49,40 @@ impl V<'_> {
         default: Duration,
         min: Duration,
     ) -> Duration {
+        self.duration_in(path, v, default, min, DURATION_MAX)
+    }
+
+    /// A duration in `min..=max`. Every duration has an upper bound: a timer
+    /// is `Instant + duration` (which panics on overflow) and some travel as
+    /// 32-bit delta-seconds, so "1000000h" must be refused here, by name.
+    pub fn duration_in(
+        &mut self,
+        path: &str,
+        v: &Option<String>,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
         let Some(s) = v else { return default };
+        let range = || {
+            format!(
+                "use a duration from {:?} to {:?}",
+                format_duration(min),
+                format_duration(max)
+            )
+        };
         match parse_duration(s) {
-            Ok(d) if d >= min => d,
+            Ok(d) if d >= min && d <= max => d,
+            Ok(d) if d < min => {
+                self.push(path, format!("{s:?} is too short"), range());
+                default
+            }
             Ok(_) => {
-                self.push(
-                    path,
-                    format!("{s:?} is too short"),
-                    format!("use at least {:?}", format_duration(min)),
-                );
+                self.push(path, format!("{s:?} is too long"), range());
+                default
+            }
+            Err(DurationError::Overflow(_)) => {
+                self.push(path, format!("{s:?} is too long"), range());
                 default
             }
             Err(e) => {
@@ -194,6 +220,12 @@ pub(super) fn normalize(p: &Path) -> PathBuf {
 
 const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
+/// The longest any configured duration may be: a week, far beyond every
+/// timer's sensible value, far below what `Instant` arithmetic can hold.
+pub(super) const DURATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Session-Expires and Min-SE travel as delta-seconds (RFC 4028 §4) and are
+/// held as `u32`; a day is far above any carrier's refresh interval.
+const SESSION_MAX: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
     let bind = v.socket("sip.bind", &r.bind, "0.0.0.0:5060");
@@ -247,17 +279,19 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             "use printable text such as \"tpswitch\"",
         );
     }
-    let min_se = v.duration(
+    let min_se = v.duration_in(
         "sip.min_se",
         &r.min_se,
         Duration::from_secs(90),
         Duration::from_secs(90),
+        SESSION_MAX,
     );
-    let session_expires = v.duration(
+    let session_expires = v.duration_in(
         "sip.session_expires",
         &r.session_expires,
         Duration::from_secs(1800),
         Duration::from_secs(90),
+        SESSION_MAX,
     );
     if session_expires < min_se {
         // RFC 4028 §4: Session-Expires must not be below Min-SE.
@@ -355,10 +389,26 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             }
             fallback_proxy
         }
-        Some(s) => parse_sip_target(s).unwrap_or_else(|why| {
-            v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp]\", such as \"sip:127.0.0.1:5080\"");
-            fallback_proxy
-        }),
+        Some(s) => match parse_sip_target(s) {
+            // No DNS yet (RFC 3263 comes with the trunking work): `run`
+            // could not reach a name, so `check-config` must not pass it.
+            Ok(SipTarget {
+                host: Host::Name(name),
+                ..
+            }) => {
+                v.push(
+                    "trunk.outbound_proxy",
+                    format!("{name} is a host name; tpswitch does no DNS"),
+                    "write the trunk's IP address, such as \"sip:192.0.2.10:5060\"",
+                );
+                fallback_proxy
+            }
+            Ok(t) => t,
+            Err(why) => {
+                v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp]\", such as \"sip:127.0.0.1:5080\"");
+                fallback_proxy
+            }
+        },
     };
     let mut allow = Vec::new();
     match &r.allow {

@@ -514,6 +514,30 @@ fn queue(
     }
 }
 
+/// An overflow number the dial rule would refuse is never dialled: the
+/// customer would hear "unavailable" with no hint why. Say so at load time.
+pub(super) fn overflow_diallable(
+    v: &mut V,
+    raw: &[(usize, RawFlow)],
+    flows: &[Flow],
+    trunk: &TrunkConfig,
+    users: &[User],
+) {
+    for ((i, _), flow) in raw.iter().zip(flows) {
+        let Flow::Queue(q) = flow else { continue };
+        let Some(n) = &q.overflow_number else {
+            continue;
+        };
+        if !diallable(users, trunk, n) {
+            v.push(
+                format!("flows[{i}].overflow_number"),
+                format!("{n} is neither a user's PSTN number nor in trunk.allow_dial, so it would never be dialled"),
+                format!("add \"{n}\" to trunk.allow_dial, or set overflow_number = \"\" to play queue_unavailable and hang up"),
+            );
+        }
+    }
+}
+
 pub(super) fn mappings(
     v: &mut V,
     raw: &[(usize, RawMapping)],
