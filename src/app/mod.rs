@@ -18,6 +18,7 @@ use crate::media::prompt::{PromptError, PromptLibrary};
 use crate::media::speech;
 use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
+use crate::presence::sqlite_lock::{LockError, StoreLock};
 use crate::presence::store::{Store, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
@@ -36,6 +37,8 @@ pub enum AppError {
     TrunkName(String),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
+    #[error("store.path: {0}")]
+    StoreLock(#[from] LockError),
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
     #[error("http.bind: cannot listen on {bind}: {source}; change http.bind or free the port")]
@@ -121,6 +124,11 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // that arrives during start-up must shut down cleanly, not kill us with
     // the default action.
     let shutdown = Shutdown::install();
+    // Before anything that acts on the store (re-armed expiry timers,
+    // notification calls) or opens a port: a second switch on this store
+    // must stop here, naming the first.
+    let store_lock = StoreLock::acquire(&cfg.store.path)?;
+    info!(lock = %store_lock.path().display(), "store locked");
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
     let store = Store::open_sqlite(&cfg.store.path).await?;
@@ -308,6 +316,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     presence.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;
     store.close().await;
+    drop(store_lock);
     Ok(())
 }
 

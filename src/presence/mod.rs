@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
+pub mod sqlite_lock;
 mod sqlite_write;
 pub mod store;
 #[cfg(test)]
