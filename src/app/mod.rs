@@ -320,10 +320,13 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The signals that stop the switch, registered once at start.
+/// The signals that stop the switch, registered once at start, and SIGHUP,
+/// which does not.
 struct Shutdown {
     #[cfg(unix)]
     signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Shutdown {
@@ -334,7 +337,12 @@ impl Shutdown {
             let signals = signal(SignalKind::terminate())
                 .and_then(|t| signal(SignalKind::interrupt()).map(|i| (t, i)))
                 .ok();
-            Shutdown { signals }
+            // SIGHUP's default action kills the process (exit 129) and
+            // leaves every caller without a BYE; daemons are sent it to
+            // reload, which does not exist yet. Taking it over is enough
+            // to stop the default action; `wait` logs each one.
+            let hangup = signal(SignalKind::hangup()).ok();
+            Shutdown { signals, hangup }
         }
         #[cfg(not(unix))]
         {
@@ -345,11 +353,21 @@ impl Shutdown {
     async fn wait(self) {
         #[cfg(unix)]
         if let Some((mut term, mut int)) = self.signals {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            let mut hangup = self.hangup;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    Some(()) = async {
+                        match hangup.as_mut() {
+                            Some(h) => h.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        tracing::warn!("reload is not implemented yet; SIGHUP ignored");
+                    }
+                }
             }
-            return;
         }
         let _ = tokio::signal::ctrl_c().await;
     }
