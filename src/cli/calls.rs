@@ -3,7 +3,7 @@
 //! disturbing a running switch (read-only, like `tpswitch agents`).
 //!
 //! `T` is an RFC 3339 time ("2025-01-02T03:04:05Z") or a duration ago
-//! ("90m", "1h", "2h30m"); the default is the last 24 hours.
+//! ("90m", "1h", "2h30m", "2d", "1w"); the default is the last 24 hours.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -21,7 +21,7 @@ pub enum CallsError {
     #[error("cannot write the call list as JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
-        "--since {0:?}: write an RFC 3339 time (2025-01-02T03:04:05Z) or a duration ago (90m, 1h, 2h30m)"
+        "--since {0:?}: write an RFC 3339 time (2025-01-02T03:04:05Z) or a duration ago (90m, 1h, 2h30m, 2d, 1w)"
     )]
     Since(String),
 }
@@ -34,10 +34,28 @@ pub fn parse_since(since: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<U
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let ago = parse_duration(s).map_err(|_| CallsError::Since(s.to_owned()))?;
-    let ago = chrono::Duration::from_std(ago).map_err(|_| CallsError::Since(s.to_owned()))?;
+    let ago = match days_ago(s) {
+        Some(days) => chrono::Duration::try_days(days),
+        None => parse_duration(s)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok()),
+    }
+    .ok_or_else(|| CallsError::Since(s.to_owned()))?;
     now.checked_sub_signed(ago)
         .ok_or_else(|| CallsError::Since(s.to_owned()))
+}
+
+/// "2d" or "1w" as a number of days: units a person asks for when looking
+/// back, though no configured timer needs them.
+fn days_ago(s: &str) -> Option<i64> {
+    let (n, per) = match s.strip_suffix('d') {
+        Some(n) => (n, 1),
+        None => (s.strip_suffix('w')?, 7),
+    };
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse::<i64>().ok()?.checked_mul(per)
 }
 
 /// Calls since `since`, oldest first. A store that does not exist yet

@@ -35,6 +35,17 @@ fn since_takes_rfc3339_or_a_duration_ago() {
     let e = parse_since(Some("yesterday"), now).unwrap_err().to_string();
     assert!(e.contains("--since") && e.contains("RFC 3339"), "{e}");
     assert!(parse_since(Some(""), now).is_err());
+    assert_eq!(
+        parse_since(Some("2d"), now).unwrap(),
+        t(10_000 - 2 * 86_400)
+    );
+    assert_eq!(
+        parse_since(Some("1w"), now).unwrap(),
+        t(10_000 - 7 * 86_400)
+    );
+    assert!(parse_since(Some("d"), now).is_err());
+    assert!(parse_since(Some("-2d"), now).is_err());
+    assert!(parse_since(Some("99999999999999999d"), now).is_err());
 }
 
 #[tokio::test]
