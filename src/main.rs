@@ -1,66 +1,98 @@
 //! `tpswitch`: parses the command line and wires the parts together.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use tpswitch::app;
-use tpswitch::config::Config;
+use tpswitch::config::{self, Config, ConfigLocation};
 
 #[derive(Parser)]
 #[command(
     name = "tpswitch",
     version,
-    about = "SIP/RTP softswitch giving a contact centre timed presence"
+    about = "SIP/RTP softswitch giving a contact centre timed presence",
+    // `tpswitch --config x.toml` is `tpswitch run --config x.toml`.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `--config` for every subcommand, documented once.
+#[derive(Args, Clone, Default)]
+struct ConfigArg {
+    /// Configuration file. Default: $TPSWITCH_CONFIG, else
+    /// ./config/tpswitch.toml, else /etc/tpswitch/tpswitch.toml.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Override sip.bind (UDP and TCP), such as 0.0.0.0:5060 or
+    /// localhost:5060 (a name is resolved once, IPv4 first).
+    #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
+    sip_bind: Option<SocketAddr>,
+    /// Override http.bind, such as 127.0.0.1:8080 or localhost:8080.
+    #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
+    http_bind: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the switch (the default when no command is given).
-    Run {
-        /// Configuration file; the embedded default when absent.
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// Override sip.bind (UDP and TCP).
-        #[arg(long, value_name = "ADDR")]
-        sip_bind: Option<SocketAddr>,
-        /// Override http.bind.
-        #[arg(long, value_name = "ADDR")]
-        http_bind: Option<SocketAddr>,
-    },
-    /// Validate a configuration and its prompt files, then exit.
-    CheckConfig {
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-    },
+    Run(RunArgs),
+    /// Validate a configuration, its prompt files and the environment
+    /// variables it names, then exit.
+    CheckConfig(ConfigArg),
     /// List every user with their presence state (reads the store; works
     /// while the switch runs).
     Agents {
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// One JSON array instead of a table.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON array instead of a table (the config line goes to stderr).
         #[arg(long)]
         json: bool,
     },
     /// List customer calls and the attempts to reach agents (reads the
     /// store; works while the switch runs).
     Calls {
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// One JSON array instead of a table.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON array instead of a table (the config line goes to stderr).
         #[arg(long)]
         json: bool,
-        /// From this time: RFC 3339, or a duration ago such as "1h"
-        /// (default: the last 24 hours).
+        /// From this time: RFC 3339, or a duration ago such as "90m", "1h",
+        /// "2d" or "1w" (default: the last 24 hours).
         #[arg(long, value_name = "T")]
         since: Option<String>,
     },
+}
+
+/// An address:port, or a host name and port resolved now. IPv4 first when a
+/// name has both (localhost): the trunk and SIPp in the tests speak IPv4.
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not an address:port ({e}); write e.g. 127.0.0.1:5060"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address; write e.g. 127.0.0.1:5060"))
 }
 
 /// A small runtime for the read-only subcommands.
@@ -96,66 +128,81 @@ fn print_report<E: std::fmt::Display>(
     }
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(p),
-        None => Config::embedded_default(),
+/// Finds, announces and loads the configuration. The announcement is the
+/// first line of every subcommand's output: on stdout, except where stdout
+/// is JSON (then stderr, so the JSON stays parseable as a whole).
+fn load(arg: &ConfigArg, command: &str, to_stderr: bool) -> Result<Config, ExitCode> {
+    let fail = |e: config::ConfigError| {
+        eprintln!("tpswitch {command}: {e}");
+        ExitCode::from(2)
+    };
+    let ConfigLocation { path, origin } = config::locate(
+        arg.config.as_deref(),
+        std::env::var_os(config::locate::CONFIG_ENV),
+        |p| p.is_file(),
+    )
+    .map_err(fail)?;
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let line = format!("tpswitch: config {} (from {origin})", shown.display());
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
     }
-    .map_err(|e| e.to_string())
+    Config::load(&path).map_err(fail)
+}
+
+/// The checks that read the environment, shared by `run` and `check-config`.
+fn check_environment(cfg: &Config, command: &str) -> Result<(), ExitCode> {
+    cfg.check_environment(|name| std::env::var(name).ok())
+        .map_err(|e| {
+            eprintln!("tpswitch {command}: {e}");
+            ExitCode::from(2)
+        })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    app::init_logging();
+    let mut cfg = match load(&args.config, "run", false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = check_environment(&cfg, "run") {
+        return code;
+    }
+    if let Some(b) = args.sip_bind {
+        cfg.sip.bind = b;
+    }
+    if let Some(b) = args.http_bind {
+        cfg.http.bind = b;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tpswitch: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(app::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tpswitch: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run {
-        config: None,
-        sip_bind: None,
-        http_bind: None,
-    });
-    match command {
-        Command::Run {
-            config,
-            sip_bind,
-            http_bind,
-        } => {
-            app::init_logging();
-            let mut cfg = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("tpswitch: invalid configuration:\n{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if let Some(b) = sip_bind {
-                cfg.sip.bind = b;
-            }
-            if let Some(b) = http_bind {
-                cfg.http.bind = b;
-            }
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("tpswitch: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(app::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tpswitch: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => run(args),
         Command::Agents { config, json } => {
-            let cfg = match load(config.as_ref()) {
+            let cfg = match load(&config, "agents", json) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let report = block_on(tpswitch::cli::agents::agents_report(
                 &cfg,
@@ -169,12 +216,9 @@ fn main() -> ExitCode {
             json,
             since,
         } => {
-            let cfg = match load(config.as_ref()) {
+            let cfg = match load(&config, "calls", json) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let since =
                 match tpswitch::cli::calls::parse_since(since.as_deref(), chrono::Utc::now()) {
@@ -189,14 +233,14 @@ fn main() -> ExitCode {
                 block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)),
             )
         }
-        Command::CheckConfig { config } => {
-            let cfg = match load(config.as_ref()) {
+        Command::CheckConfig(config) => {
+            let cfg = match load(&config, "check-config", false) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
+            if let Err(code) = check_environment(&cfg, "check-config") {
+                return code;
+            }
             match app::load_prompts(&cfg) {
                 Ok(lib) => {
                     println!(

@@ -4,6 +4,8 @@
 use std::fmt;
 use thiserror::Error;
 
+use super::locate::{CONFIG_ENV, SYSTEM_CONFIG};
+
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -53,6 +55,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no configuration file: no --config, {CONFIG_ENV} is not set, and neither ./config/tpswitch.toml nor {SYSTEM_CONFIG} exists; pass --config PATH or set {CONFIG_ENV} (the source tree's config/tpswitch.toml documents every key)")]
+    NotFound,
     /// Every problem found, in file order where possible.
     #[error("{}", render(file, problems))]
     Invalid {
@@ -65,7 +69,7 @@ impl ConfigError {
     /// The problems found (empty for a read error).
     pub fn problems(&self) -> &[Problem] {
         match self {
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::NotFound => &[],
             ConfigError::Invalid { problems, .. } => problems,
         }
     }

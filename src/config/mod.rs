@@ -7,7 +7,9 @@
 
 pub mod duration;
 pub mod e164;
+mod environment;
 mod error;
+pub mod locate;
 pub mod model;
 mod raw;
 mod validate;
@@ -19,12 +21,17 @@ mod tests;
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use e164::{CountryCode, E164Error, E164};
 pub use error::{ConfigError, Problem};
+pub use locate::{locate, ConfigLocation, ConfigOrigin};
 pub use model::*;
 
 use std::path::{Path, PathBuf};
 
-/// The default configuration shipped with tpswitch.
+/// The default configuration shipped with tpswitch, anchored in the source
+/// tree. Tests only: the program looks its file up with [`locate`], so a
+/// binary never carries the build folder's path.
+#[cfg(test)]
 const DEFAULT_TOML: &str = include_str!("../../config/tpswitch.toml");
+#[cfg(test)]
 const DEFAULT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tpswitch.toml");
 
 impl Config {
@@ -39,6 +46,7 @@ impl Config {
     }
 
     /// The built-in config/tpswitch.toml, as if loaded from the source tree.
+    #[cfg(test)]
     pub fn embedded_default() -> Result<Config, ConfigError> {
         Config::from_toml(DEFAULT_TOML, Path::new(DEFAULT_PATH))
     }

@@ -598,3 +598,49 @@ fn overflow_number_must_be_diallable() {
     assert!(c.may_dial(&n("+12345678910")));
     assert!(!c.may_dial(&n("+15550109999")));
 }
+
+#[test]
+fn trunk_username_needs_its_password_variable() {
+    let text = edit(EXAMPLE, "username = \"\"", "username = \"carrier-user\"");
+    let c = load(&text).unwrap();
+    let unset = |_: &str| None;
+    let e = c.check_environment(unset).unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!(p.path, "trunk.password_env");
+    assert!(
+        p.problem.contains("TPSWITCH_TRUNK_PASSWORD"),
+        "{}",
+        p.problem
+    );
+    assert!(e.to_string().starts_with(FILE), "{e}");
+    let empty = |k: &str| (k == "TPSWITCH_TRUNK_PASSWORD").then(String::new);
+    assert!(c.check_environment(empty).is_err());
+    let set = |k: &str| (k == "TPSWITCH_TRUNK_PASSWORD").then(|| "pw".to_string());
+    assert!(c.check_environment(set).is_ok());
+    // No username: no password needed.
+    assert!(load(EXAMPLE).unwrap().check_environment(unset).is_ok());
+}
+
+#[test]
+fn an_empty_api_token_is_refused() {
+    let c = load(EXAMPLE).unwrap();
+    let token = |v: &'static str| move |k: &str| (k == "TPSWITCH_API_TOKEN").then(|| v.to_string());
+    let e = c.check_environment(token("")).unwrap_err();
+    assert_eq!(e.problems()[0].path, "http.token_env");
+    assert!(e.to_string().contains("no authentication"), "{e}");
+    assert!(c.check_environment(token("  ")).is_err());
+    assert!(c.check_environment(token("t0ken")).is_ok());
+    // A secret's value never appears in a message, only its variable.
+    let text = edit(EXAMPLE, "username = \"\"", "username = \"u\"");
+    let c = load(&text).unwrap();
+    let e = c
+        .check_environment(|k: &str| match k {
+            "TPSWITCH_TRUNK_PASSWORD" => Some(String::new()),
+            "TPSWITCH_API_TOKEN" => Some("hunter2".to_string()),
+            _ => None,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TPSWITCH_TRUNK_PASSWORD"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}

@@ -1,0 +1,59 @@
+//! Checks that depend on the process environment, not only on the file:
+//! the secrets a configuration names by variable. `check-config` and `run`
+//! both call them, so a problem `run` would hit is never a surprise.
+//!
+//! The variables are passed in as a lookup so the rules are tested without
+//! touching the real environment. No check ever puts a secret's value in a
+//! message: only the variable's name.
+
+use super::error::{ConfigError, Problem};
+use super::model::Config;
+
+impl Config {
+    /// Every problem with the variables this configuration names.
+    pub fn check_environment(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let trunk = &self.trunk;
+        if !trunk.username.is_empty() && var(&trunk.password_env).is_none_or(|p| p.is_empty()) {
+            // Without the password every digest challenge (RFC 3261 §22.2)
+            // fails, so each call to an agent would end 401/407: refuse to
+            // start rather than find out on the first customer call. A trunk
+            // that needs no authentication says so with username = "".
+            problems.push(Problem::new(
+                "trunk.password_env",
+                format!(
+                    "names {}, which is not set (or empty), but trunk.username is {:?}: \
+                     the trunk's 401/407 challenges could not be answered",
+                    trunk.password_env, trunk.username
+                ),
+                format!(
+                    "set {} in the switch's environment, or set trunk.username = \"\" if the \
+                     trunk needs no authentication",
+                    trunk.password_env
+                ),
+            ));
+        }
+        let token_env = &self.http.token_env;
+        if var(token_env).is_some_and(|t| t.trim().is_empty()) {
+            // An unset variable means "no token" (documented, local use); an
+            // empty one is most likely a deployment mistake, and accepting it
+            // would open the admin API to everyone without a word.
+            problems.push(Problem::new(
+                "http.token_env",
+                format!("names {token_env}, which is set but empty, so the HTTP API would have no authentication"),
+                format!("put a token in {token_env}, or unset it to run without one (then keep http.bind on a loopback address)"),
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                file: self.source.display().to_string(),
+                problems,
+            })
+        }
+    }
+}
