@@ -11,7 +11,9 @@ use super::leg::Answered;
 use super::CallContext;
 use crate::config::TimedPresenceFlow;
 use crate::flows::directory;
-use crate::flows::timed_presence::{Action, Event, LoginMenu, PlayId, PresenceChange, PromptName};
+use crate::flows::timed_presence::{
+    Action, Event, LoginMenu, Outcome, PlayId, PresenceChange, PromptName,
+};
 use crate::media::engine::MediaEvent;
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 
@@ -24,7 +26,7 @@ pub async fn run(
 ) {
     let Answered { session, mut media } = answered;
     let caller = directory::identify(&ctx.cfg, &call.caller);
-    info!(caller = ?caller, "log-in call");
+    info!(caller = %caller, "log-in call");
     let settings = directory::menu_settings(flow);
     let mut menu = LoginMenu::new(&settings, caller, Instant::now());
     menu.handle(Event::Started, Instant::now());
@@ -67,7 +69,7 @@ pub async fn run(
                     menu.handle(Event::PresenceWritten(result), Instant::now());
                 }
                 Action::HangUp => {
-                    info!(outcome = ?menu.outcome(), "log-in finished: hanging up");
+                    info!(outcome = %outcome_words(menu.outcome()), "log-in finished: hanging up");
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
                     super::leg::wait_for_end(&mut sip).await;
                     session.close();
@@ -82,7 +84,7 @@ pub async fn run(
         tokio::select! {
             ev = sip.recv() => match ev {
                 Some(SipEvent::Ended { cause, .. }) => {
-                    info!(?cause, outcome = ?menu.outcome(), "caller hung up");
+                    info!(cause = %cause, outcome = %outcome_words(menu.outcome()), "caller hung up");
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
                     return;
@@ -107,7 +109,9 @@ pub async fn run(
                 // Key-down: barge-in must be instant (a prompt stops within
                 // one packet time).
                 Some(MediaEvent::DigitStarted(d)) => {
-                    info!(digit = %d, "dtmf");
+                    // A PIN's keys are a secret: logged as `*`.
+                    let shown = if menu.collecting_secret() { '*' } else { d };
+                    info!(digit = %shown, "dtmf");
                     menu.handle(Event::Digit(d), Instant::now());
                 }
                 Some(MediaEvent::RtpTimeout) => {
@@ -129,4 +133,9 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The outcome in words for a log line ("undecided" while there is none).
+fn outcome_words(outcome: Option<Outcome>) -> String {
+    outcome.map_or_else(|| "undecided".to_owned(), |o| o.to_string())
 }

@@ -10,6 +10,7 @@ pub mod e164;
 mod error;
 pub mod model;
 mod raw;
+pub mod secret;
 mod validate;
 mod validate_flows;
 
@@ -20,6 +21,7 @@ pub use duration::{format_duration, parse_duration, DurationError};
 pub use e164::{CountryCode, E164Error, E164};
 pub use error::{ConfigError, Problem};
 pub use model::*;
+pub use secret::Pin;
 
 use std::path::{Path, PathBuf};
 

@@ -108,7 +108,7 @@ impl Shell {
                 info!(
                     parent: span.as_ref().and_then(|s| s.id()),
                     outcome = r.outcome.as_str(),
-                    agent = ?r.agent,
+                    agent = r.agent.as_deref().unwrap_or("none"),
                     relayed,
                     "customer call finished"
                 );
