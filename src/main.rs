@@ -60,6 +60,9 @@ enum Command {
         /// (default: the last 24 hours).
         #[arg(long, value_name = "T")]
         since: Option<String>,
+        /// List log-in calls (caller, agent, outcome) instead of customer calls.
+        #[arg(long)]
+        logins: bool,
     },
 }
 
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
             config,
             json,
             since,
+            logins,
         } => {
             let cfg = match load(config.as_ref()) {
                 Ok(c) => c,
@@ -184,10 +188,12 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-            print_report(
-                "calls",
-                block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)),
-            )
+            let report = if logins {
+                block_on(tpswitch::cli::calls::logins_report(&cfg, json, since))
+            } else {
+                block_on(tpswitch::cli::calls::calls_report(&cfg, json, since))
+            };
+            print_report("calls", report)
         }
         Command::CheckConfig { config } => {
             let cfg = match load(config.as_ref()) {

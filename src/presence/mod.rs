@@ -14,10 +14,12 @@
 pub mod agent_state;
 pub mod calls;
 pub mod clock;
+pub mod logins;
 pub mod scheduler;
 pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
+mod sqlite_logins;
 pub mod store;
 #[cfg(test)]
 mod tests_sqlite;
@@ -26,6 +28,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
+pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;
 pub use store::{PresenceStore, Store, StoreError};
