@@ -618,24 +618,18 @@ async fn unreadable_rows_are_reported_as_corrupt() {
     assert_eq!(row.get::<i64, _>("n"), 1);
 }
 
-/// Set by `confirmed_writes_survive_kill_9` for the child process it starts.
+/// Set by `confirmed_writes_survive_kill_9` for the copy of itself it starts.
 const KILL9_DB_ENV: &str = "TPSWITCH_TEST_KILL9_DB";
 
-/// Child half of `confirmed_writes_survive_kill_9`: does nothing unless that
-/// test started it. Writes, says so, then waits to be killed.
-#[test]
-fn kill9_child_helper() {
-    let Some(path) = std::env::var_os(KILL9_DB_ENV) else {
-        return;
-    };
+/// The child half of `confirmed_writes_survive_kill_9`, in the child
+/// process: writes, says so, then waits to be killed (it never returns).
+fn kill9_child(path: &std::ffi::OsStr) -> ! {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let s = SqliteStore::open(std::path::Path::new(&path))
-            .await
-            .unwrap();
+        let s = SqliteStore::open(std::path::Path::new(path)).await.unwrap();
         s.set_online("ann", t(0), t(100), Some("c1"), "before kill")
             .await
             .unwrap();
@@ -643,17 +637,25 @@ fn kill9_child_helper() {
         // Bounded: the parent kills us long before this ends.
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     });
+    // Not killed in time: fail loudly rather than pass as a test.
+    std::process::exit(3)
 }
 
+/// The test binary runs this test again in a child process (the only
+/// test it runs there, selected by name); with `KILL9_DB_ENV` set that copy
+/// is the writer, killed with SIGKILL once it has confirmed its write.
 #[test]
 fn confirmed_writes_survive_kill_9() {
     use std::io::BufRead;
+    if let Some(path) = std::env::var_os(KILL9_DB_ENV) {
+        kill9_child(&path);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tpswitch.db");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "presence::tests_sqlite::kill9_child_helper",
+            "presence::tests_sqlite::confirmed_writes_survive_kill_9",
             "--nocapture",
         ])
         .env(KILL9_DB_ENV, &path)
