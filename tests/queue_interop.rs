@@ -405,6 +405,22 @@ fn answered_and_accepted_bridges_media_both_ways() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(seen.last().map(String::as_str), Some("busy"), "{seen:?}");
+    // `tpswitch calls` during the bridge: the agent, the attempt (still in
+    // progress) and the customer's wait.
+    let live = await_some(
+        "the bridge in the call listing",
+        Duration::from_secs(10),
+        || {
+            calls(&s.sw)
+                .into_iter()
+                .next()
+                .filter(|c| c["wait_ms"].is_number())
+        },
+    );
+    assert!(live["ended_at"].is_null(), "{live}");
+    assert_eq!(live["agent"], "jsmith", "{live}");
+    assert_eq!(live["attempts"].as_array().map(Vec::len), Some(1), "{live}");
+    assert!(live["attempts"][0]["sip_outcome"].is_null(), "{live}");
     let st = cust.wait(Duration::from_secs(30));
     assert!(
         st.is_some_and(|s| s.success()),
