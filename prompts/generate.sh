@@ -40,7 +40,9 @@ mkdir -p clips
 say welcome.wav "Welcome to the contact centre presence line."
 say resource_lookup_error.wav "Sorry, we could not find an agent profile for the number you are calling from. Goodbye."
 say preset_hours.wav "Press 1 to go online for 8 hours, 2 for 24 hours, 3 for 48 hours, or 4 for 72 hours. Press 9 to enter a custom number of hours. Press 0 to go offline."
-say custom_hours.wav "Enter the number of hours, from 1 to 99, then press the pound key."
+# Two digits end the entry by themselves; # ends it after one (the menu acts
+# on the second digit, so asking for # after two would be a lie).
+say custom_hours.wav "Enter the number of hours, from 1 to 99. After a single digit, press the pound key."
 say invalid_input.wav "Sorry, that is not a valid choice."
 say online.wav "You are now online."
 say offline.wav "You are now offline. Goodbye."

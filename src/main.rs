@@ -74,6 +74,9 @@ enum Command {
         /// "2d" or "1w" (default: the last 24 hours).
         #[arg(long, value_name = "T")]
         since: Option<String>,
+        /// List log-in calls (caller, agent, outcome) instead of customer calls.
+        #[arg(long)]
+        logins: bool,
     },
 }
 
@@ -215,6 +218,7 @@ fn main() -> ExitCode {
             config,
             json,
             since,
+            logins,
         } => {
             let cfg = match load(&config, "calls", json) {
                 Ok(c) => c,
@@ -228,10 +232,12 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-            print_report(
-                "calls",
-                block_on(tpswitch::cli::calls::calls_report(&cfg, json, since)),
-            )
+            let report = if logins {
+                block_on(tpswitch::cli::calls::logins_report(&cfg, json, since))
+            } else {
+                block_on(tpswitch::cli::calls::calls_report(&cfg, json, since))
+            };
+            print_report("calls", report)
         }
         Command::CheckConfig(config) => {
             let cfg = match load(&config, "check-config", false) {

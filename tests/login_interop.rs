@@ -39,7 +39,7 @@ fn login(sw: &Switch, caller: &str, steps: &[Step], switch_hangs_up: bool) -> Si
 
 /// Short time-outs so the time-out paths run quickly.
 fn fast(t: String) -> String {
-    t.replace("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
+    t.replace_exact("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
 }
 
 #[test]
@@ -134,14 +134,21 @@ fn max_attempts_invalid_keys_hang_up_unchanged() {
         true,
     );
     assert_eq!(online_hours(&sw, "jsmith"), None);
-    assert!(sw.log().contains("TooManyAttempts"), "{}", sw.log());
+    assert!(sw.log().contains("outcome=invalid"), "{}", sw.log());
+    let calls = login_calls(&sw, 1);
+    assert_eq!(calls[0]["outcome"], "invalid", "{calls:?}");
+    assert_eq!(calls[0]["agent_user_id"], "jsmith", "{calls:?}");
 }
 
 #[test]
 fn unknown_caller_hears_lookup_error_and_is_hung_up() {
     let sw = Switch::start(fast);
     login(&sw, "+19998887777", &[], true);
-    assert!(sw.log().contains("UnknownCaller"), "{}", sw.log());
+    assert!(sw.log().contains("outcome=unknown caller"), "{}", sw.log());
+    let calls = login_calls(&sw, 1);
+    assert_eq!(calls[0]["outcome"], "unknown-caller", "{calls:?}");
+    assert_eq!(calls[0]["caller"], "+19998887777", "{calls:?}");
+    assert!(calls[0]["agent_user_id"].is_null(), "{calls:?}");
     assert!(agents(&sw)
         .as_array()
         .unwrap()
@@ -153,7 +160,8 @@ fn unknown_caller_hears_lookup_error_and_is_hung_up() {
 fn withheld_caller_is_hung_up() {
     let sw = Switch::start(fast);
     login(&sw, "anonymous", &[], true);
-    assert!(sw.log().contains("Withheld"), "{}", sw.log());
+    assert!(sw.log().contains("outcome=withheld caller"), "{}", sw.log());
+    assert_eq!(login_calls(&sw, 1)[0]["outcome"], "withheld");
 }
 
 #[test]
@@ -164,12 +172,22 @@ fn hang_up_mid_menu_changes_nothing() {
     // Key 9 then hang up before the custom hours are complete.
     login(&sw, JSMITH, &[Wait(1000), Key('9'), Wait(300)], false);
     assert_eq!(online_hours(&sw, "jsmith"), Some(24));
+    let calls = login_calls(&sw, 2);
+    assert_eq!(
+        (&calls[0]["outcome"], &calls[0]["hours"]),
+        (&serde_json::json!("online"), &serde_json::json!(24)),
+        "{calls:?}"
+    );
+    assert_eq!(calls[1]["outcome"], "hung-up", "{calls:?}");
 }
 
 #[test]
 fn pin_right_and_wrong() {
     // Give jsmith a PIN (digits chosen so no capture repeats in a call).
-    let sw = Switch::start(|t| fast(t).replacen("# pin = \"4321\"", "pin = \"4321\"", 1));
+    // Debug logging: no level may show a PIN.
+    let mut sw = Switch::start_env(free_udp_port(), &[("TPSWITCH_LOG", "debug")], |t| {
+        fast(t).replace_exact("# pin = \"4321\"", "pin = \"4321\"")
+    });
     // 4321, then 9 and 56 custom hours (no key repeats within the call:
     // a replayed capture is rightly one key press).
     login(
@@ -223,8 +241,30 @@ fn pin_right_and_wrong() {
         Key('#'),
     ];
     login(&sw, JSMITH, &wrong, true);
-    assert!(sw.log().contains("WrongPin"), "{}", sw.log());
+    assert!(sw.log().contains("outcome=PIN failed"), "{}", sw.log());
     assert_eq!(online_hours(&sw, "jsmith"), None);
+    let calls = login_calls(&sw, 3);
+    let outcomes: Vec<&str> = calls.iter().filter_map(|c| c["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["online", "offline", "pin-failed"], "{calls:?}");
+
+    // The whole log, once the switch has exited, at debug level.
+    sw.terminate();
+    let log = sw.log();
+    assert!(log.contains("DEBUG"), "the switch logged at debug level");
+    // (Quoted or as a field: bare digits could be part of a port or Call-ID.)
+    for secret in ["\"4321\"", "=4321", "pin: Some"] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    // Keys of the PIN and of the wrong entries are logged as `*`: digits
+    // 1, 2, 3, 4, 7, 8 were only ever keyed as a PIN; 9, 5, 6, 0 were
+    // keyed at the menu too and may be logged as themselves.
+    for d in ['1', '2', '3', '4', '7', '8'] {
+        assert!(
+            !log.contains(&format!("digit={d}")),
+            "PIN digit {d} logged:\n{log}"
+        );
+    }
+    assert!(log.matches("digit=*").count() >= 12, "{log}");
 }
 
 #[test]

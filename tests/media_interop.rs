@@ -190,7 +190,8 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
 #[test]
 fn rfc2833_captures_are_reported_once_each_in_order() {
     use common::Step::{Key, Wait};
-    let sw = Switch::start(|t| t.replace("no_agents = \"immediate\"", "no_agents = \"wait\""));
+    let sw =
+        Switch::start(|t| t.replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\""));
     let keys = "0123456789*#";
     let mut steps = vec![Wait(500)];
     steps.extend(keys.chars().map(Key));
@@ -218,7 +219,7 @@ fn rfc2833_captures_are_reported_once_each_in_order() {
 /// ends.
 #[test]
 fn rtcp_reports_tell_the_phone_what_arrived() {
-    let sw = Switch::start(|t| t.replace("rtcp_interval = \"5s\"", "rtcp_interval = \"1s\""));
+    let sw = Switch::start(|t| t.replace_exact("rtcp_interval = \"5s\"", "rtcp_interval = \"1s\""));
     let (call, rtp) = Phone::call(&sw, "media-rtcp@test");
     let rtcp_port = rtp.local_addr().unwrap().port() + 1;
     let rtcp = UdpSocket::bind(("127.0.0.1", rtcp_port)).unwrap();

@@ -26,23 +26,19 @@ const CUSTOMER: &str = "+15551234567";
 fn queue_config(extra: impl Fn(String) -> String) -> impl FnOnce(String) -> String {
     move |t: String| {
         let t = t
-            .replacen(
+            .replace_exact(
                 "skills = [\"billing\"]\npin = \"2468\"",
-                "skills = [\"sales\"]\npin = \"2468\"",
-                1,
-            )
-            .replacen(
+                "skills = [\"sales\"]\npin = \"2468\"")
+            .replace_exact(
                 "# The timed presence flow",
                 "[[users]]\nid = \"bwayne\"\nname = \"Bruce Wayne\"\nskills = [\"billing\"]\n  \
                  [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678911\"\n  ext = \"\"\n  \
-                 description = \"mobile\"\n\n# The timed presence flow",
-                1,
-            )
-            .replacen("ring_timeout = \"20s\"", "ring_timeout = \"3s\"", 1)
-            .replacen("accept_timeout = \"10s\"", "accept_timeout = \"3s\"", 1)
-            .replacen("wrap_up = \"10s\"", "wrap_up = \"1s\"", 1)
-            .replacen("max_wait = \"5m\"", "max_wait = \"40s\"", 1)
-            .replacen("greeting = \"queue_greeting\"", "greeting = \"\"", 1);
+                 description = \"mobile\"\n\n# The timed presence flow")
+            .replace_exact("ring_timeout = \"20s\"", "ring_timeout = \"3s\"")
+            .replace_exact("accept_timeout = \"10s\"", "accept_timeout = \"3s\"")
+            .replace_exact("wrap_up = \"10s\"", "wrap_up = \"1s\"")
+            .replace_exact("max_wait = \"5m\"", "max_wait = \"40s\"")
+            .replace_exact("greeting = \"queue_greeting\"", "greeting = \"\"");
         extra(t)
     }
 }
@@ -409,6 +405,22 @@ fn answered_and_accepted_bridges_media_both_ways() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(seen.last().map(String::as_str), Some("busy"), "{seen:?}");
+    // `tpswitch calls` during the bridge: the agent, the attempt (still in
+    // progress) and the customer's wait.
+    let live = await_some(
+        "the bridge in the call listing",
+        Duration::from_secs(10),
+        || {
+            calls(&s.sw)
+                .into_iter()
+                .next()
+                .filter(|c| c["wait_ms"].is_number())
+        },
+    );
+    assert!(live["ended_at"].is_null(), "{live}");
+    assert_eq!(live["agent"], "jsmith", "{live}");
+    assert_eq!(live["attempts"].as_array().map(Vec::len), Some(1), "{live}");
+    assert!(live["attempts"][0]["sip_outcome"].is_null(), "{live}");
     let st = cust.wait(Duration::from_secs(30));
     assert!(
         st.is_some_and(|s| s.success()),
@@ -506,8 +518,8 @@ fn busy_moves_on_to_the_second_agent() {
 fn answered_without_accepting_moves_on() {
     // No whisper: the accept window starts at the answer.
     let s = setup(&[JSMITH, BWAYNE], |t| {
-        t.replacen("whisper = \"agent_whisper\"", "whisper = \"\"", 1)
-            .replacen("accept_timeout = \"3s\"", "accept_timeout = \"2s\"", 1)
+        t.replace_exact("whisper = \"agent_whisper\"", "whisper = \"\"")
+            .replace_exact("accept_timeout = \"3s\"", "accept_timeout = \"2s\"")
     });
     let uas = s.agents(
         Agent::AnswerOnly,
@@ -535,7 +547,7 @@ fn answered_without_accepting_moves_on() {
 #[test]
 fn customer_hanging_up_cancels_the_ringing_agent() {
     let s = setup(&[JSMITH], |t| {
-        t.replacen("ring_timeout = \"3s\"", "ring_timeout = \"20s\"", 1)
+        t.replace_exact("ring_timeout = \"3s\"", "ring_timeout = \"20s\"")
     });
     let uas = s.agents(Agent::NoAnswer, Agent::Busy, 1);
     let sc = customer_scenario(s.dir.path(), "customer.xml", Some(1_500));
@@ -629,12 +641,11 @@ fn two_customers_one_agent_are_served_in_order() {
 #[test]
 fn overflow_number_takes_the_customer_when_nobody_is_online() {
     let s = setup(&[], |t| {
-        t.replacen(
+        t.replace_exact(
             "overflow_number = \"\"",
             "overflow_number = \"+15550109999\"",
-            1,
         )
-        .replacen("allow_dial = []", "allow_dial = [\"+15550109999\"]", 1)
+        .replace_exact("allow_dial = []", "allow_dial = [\"+15550109999\"]")
     });
     // The default branch of the trunk's scenario answers any number.
     let uas = s.agents(Agent::AnswerOnly, Agent::Busy, 1);
@@ -655,8 +666,8 @@ fn answered_without_media_moves_on_after_five_seconds() {
     // A long accept window so only the dead-answer check can end jsmith's
     // attempt: his phone answers with SDP but never sends RTP.
     let s = setup(&[JSMITH, BWAYNE], |t| {
-        t.replacen("whisper = \"agent_whisper\"", "whisper = \"\"", 1)
-            .replacen("accept_timeout = \"3s\"", "accept_timeout = \"30s\"", 1)
+        t.replace_exact("whisper = \"agent_whisper\"", "whisper = \"\"")
+            .replace_exact("accept_timeout = \"3s\"", "accept_timeout = \"30s\"")
     });
     let uas = s.agents(
         Agent::AnswerOnly,
@@ -686,13 +697,16 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     // Nobody online and callers wait: the customer is on hold when the
     // switch is told to stop.
     let mut s = setup(&[], |t| {
-        t.replace("no_agents = \"immediate\"", "no_agents = \"wait\"")
+        t.replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
     });
     let sc = customer_scenario(s.dir.path(), "customer.xml", None);
     let sip = s.sw.sip;
     let waiting =
         std::thread::spawn(move || sipp(sc.to_str().unwrap(), Some(sip), 1, &["-s", BILLING]));
-    std::thread::sleep(Duration::from_millis(2000));
+    // On hold once its row is written (the call is answered and queued).
+    await_some("the customer call on hold", Duration::from_secs(10), || {
+        calls(&s.sw).first().map(|_| ())
+    });
     let status = s.sw.terminate().expect("exit status");
     assert!(status.success(), "{status:?}\n{}", s.sw.log());
     // The customer got our BYE before the switch went away.

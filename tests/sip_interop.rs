@@ -52,7 +52,7 @@ fn sipp_basic_call_over_ipv6() {
         eprintln!("skipped: no IPv6 loopback on this machine");
         return;
     }
-    let sw = Switch::start(|t| t.replacen("bind = \"127.0.0.1:0\"", "bind = \"[::1]:0\"", 1));
+    let sw = Switch::start(|t| t.replace_exact("bind = \"127.0.0.1:0\"", "bind = \"[::1]:0\""));
     assert!(sw.sip.is_ipv6());
     let port = free_udp_port().to_string();
     let run = sipp(
@@ -79,7 +79,7 @@ fn sipp_basic_call_over_ipv6() {
 
 #[test]
 fn sipp_cancel_before_answer() {
-    let sw = Switch::start(|t| t.replace("answer_delay = \"0s\"", "answer_delay = \"5s\""));
+    let sw = Switch::start(|t| t.replace_exact("answer_delay = \"0s\"", "answer_delay = \"5s\""));
     let run = sipp("uac_cancel.xml", Some(sw.sip), 1, &["-s", CONTACT_POINT]);
     assert!(run.ok(), "{}\n{}", run.explain(), sw.log());
     assert!(
@@ -118,7 +118,7 @@ fn sipp_unmapped_number_is_404() {
 #[test]
 fn sipp_source_outside_allow_list_is_403() {
     let sw = Switch::start(|t| {
-        t.replace(
+        t.replace_exact(
             "allow = [\"127.0.0.1/32\", \"::1/128\"]",
             "allow = [\"192.0.2.1/32\"]",
         )
@@ -133,21 +133,42 @@ fn sipp_source_outside_allow_list_is_403() {
 #[test]
 fn sipp_source_outside_allow_list_can_be_ignored() {
     let sw = Switch::start(|t| {
-        t.replace(
+        t.replace_exact(
             "allow = [\"127.0.0.1/32\", \"::1/128\"]",
             "allow = [\"192.0.2.1/32\"]",
         )
-        .replace("untrusted = \"reject\"", "untrusted = \"drop\"")
+        .replace_exact("untrusted = \"reject\"", "untrusted = \"drop\"")
     });
+    let mut sw = sw;
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    sock.send_to(&options(&sock, "drop-1", false), sw.sip)
-        .unwrap();
+    // One request and two retransmissions, as a client would send them.
+    for _ in 0..3 {
+        sock.send_to(&options(&sock, "drop-1", false), sw.sip)
+            .unwrap();
+    }
+    // Handled (and counted) means any answer would already have been sent.
+    await_some(
+        "three unanswered requests counted",
+        Duration::from_secs(10),
+        || (metric(&sw, "tpswitch_sip_untrusted_dropped_total", None) >= 3).then_some(()),
+    );
+    sock.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 4096];
     assert!(
         sock.recv_from(&mut buf).is_err(),
         "a dropped request gets no answer"
+    );
+    assert_eq!(
+        metric(&sw, "tpswitch_sip_rejected_untrusted_total", None),
+        3
+    );
+    // One WARN for the three packets (the log is complete once it exits).
+    sw.terminate();
+    let log = sw.log();
+    assert_eq!(
+        log.matches("outside trunk.allow").count(),
+        1,
+        "one line per source per minute:\n{log}"
     );
 }
 
@@ -197,8 +218,8 @@ fn corpora() -> std::path::PathBuf {
 fn torture_messages_then_options_still_answered() {
     let sw = Switch::start(|t| t);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    // Only a lost answer waits this long; every step ends on an answer.
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let dir = corpora();
     let mut files: Vec<_> = ["rfc4475", "rfc5118"]
         .iter()
@@ -210,13 +231,26 @@ fn torture_messages_then_options_still_answered() {
     let mut buf = [0u8; 65536];
     for (i, f) in files.iter().enumerate() {
         let msg = std::fs::read(f).unwrap();
-        sock.send_to(&msg, sw.sip).unwrap();
-        // Whatever answer comes back to us (rejects go to the source).
-        let mut answers = Vec::new();
-        while let Ok((n, _)) = sock.recv_from(&mut buf) {
-            answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        sock.send_to(&msg, sw.sip).unwrap();
+        // Then an OPTIONS. The switch handles datagrams from one source in
+        // order and answers a message before it reads the next, so whatever
+        // the gate answers the torture message (rejects go to the source)
+        // arrives before the OPTIONS' 200: read up to that 200 and no
+        // further, instead of waiting out a receive time-out per file.
+        let id = format!("after-{i}");
+        sock.send_to(&options(&sock, &id, false), sw.sip).unwrap();
+        let mut answers = Vec::new();
+        let probe_status = loop {
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                break None;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.contains(&format!("Call-ID: {id}@probe")) {
+                break text.get(8..11).and_then(|s| s.parse::<u16>().ok());
+            }
+            answers.push(text);
+        };
         // Spot checks of the statuses RFC 4475 names (the full table is the
         // inspector's unit test).
         let expect = match name.as_str() {
@@ -238,7 +272,7 @@ fn torture_messages_then_options_still_answered() {
             );
         }
         assert_eq!(
-            probe(&sock, sw.sip, &format!("after-{i}")),
+            probe_status,
             Some(200),
             "no 200 to OPTIONS after {name}\n{}",
             sw.log()
@@ -312,6 +346,8 @@ fn hostile_datagrams_and_streams_then_valid_requests() {
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let msg = options(&sock, "tcp-ok", true);
     s.write_all(&msg[..30]).unwrap();
+    // Not a wait for a condition: a pause so the two writes leave as two
+    // segments (nothing tells us the first one was read).
     std::thread::sleep(Duration::from_millis(50));
     s.write_all(&msg[30..]).unwrap();
     let mut got = vec![0u8; 4096];
@@ -334,7 +370,7 @@ fn check_config_reports_file_key_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     let text = test_config(dir.path(), 5080, |t| {
-        t.replacen("value = \"+1-234-567-8910\"", "value = \"+1-234\"", 1)
+        t.replace_exact("value = \"+1-234-567-8910\"", "value = \"+1-234\"")
     });
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tpswitch"))
@@ -362,10 +398,24 @@ fn check_config_reports_file_key_and_fix() {
 #[test]
 fn tcp_connections_are_capped() {
     use std::io::{Read, Write};
-    let sw = Switch::start(|t| t.replace("max_tcp_connections = 1024", "max_tcp_connections = 2"));
+    let sw =
+        Switch::start(|t| t.replace_exact("max_tcp_connections = 1024", "max_tcp_connections = 2"));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Answers an OPTIONS over a new connection, or None if it is refused.
+    let served = |id: &str| {
+        let mut d = std::net::TcpStream::connect(sw.sip).ok()?;
+        d.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        d.write_all(&options(&sock, id, true)).ok()?;
+        let mut got = vec![0u8; 4096];
+        let n = d.read(&mut got).ok()?;
+        String::from_utf8_lossy(&got[..n])
+            .starts_with("SIP/2.0 200")
+            .then_some(d)
+    };
     let a = std::net::TcpStream::connect(sw.sip).unwrap();
-    let b = std::net::TcpStream::connect(sw.sip).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Answered on `b` means the switch holds both `a` and `b` (accepted in
+    // order), instead of sleeping for it.
+    let b = served("tcp-b").expect("the second connection is served");
     // The third is closed at once: reading gives end-of-stream.
     let mut c = std::net::TcpStream::connect(sw.sip).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -375,15 +425,17 @@ fn tcp_connections_are_capped() {
         "third connection stays open"
     );
     drop(a);
-    std::thread::sleep(Duration::from_millis(200));
-    // A slot is free again: a request over a new connection is answered.
-    let mut d = std::net::TcpStream::connect(sw.sip).unwrap();
-    d.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    d.write_all(&options(&sock, "tcp-cap", true)).unwrap();
-    let mut got = vec![0u8; 4096];
-    let n = d.read(&mut got).unwrap();
-    assert!(String::from_utf8_lossy(&got[..n]).starts_with("SIP/2.0 200"));
+    // A slot is free again once the switch has seen the close: a request
+    // over a new connection is answered (retried until it is, bounded).
+    let mut k = 0;
+    await_some(
+        "a TCP slot freed by the close",
+        Duration::from_secs(10),
+        || {
+            k += 1;
+            served(&format!("tcp-cap-{k}"))
+        },
+    );
     drop(b);
 }
 

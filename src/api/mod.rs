@@ -113,8 +113,13 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
     );
     counter(
         "sip_rejected_untrusted_total",
-        "Requests from outside trunk.allow",
+        "Requests from outside trunk.allow (answered 403 or dropped)",
         sip.rejected_untrusted,
+    );
+    counter(
+        "sip_untrusted_dropped_total",
+        "Requests from outside trunk.allow left unanswered (untrusted = drop, or ACK)",
+        sip.untrusted_dropped,
     );
     counter(
         "sip_dropped_total",

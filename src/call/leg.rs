@@ -98,7 +98,7 @@ pub async fn answer(
                         info!("caller gave up before answer");
                         return None;
                     }
-                    Some(other) => debug!(event = ?other, "event before answer"),
+                    Some(other) => debug!(event = %other, "event before answer"),
                 },
             }
         }
@@ -122,7 +122,7 @@ pub async fn answer(
                     Some(SipEvent::Ended { .. }) | Some(SipEvent::Cancelled(_)) | None => {
                         return None
                     }
-                    Some(other) => debug!(event = ?other, "event before ACK"),
+                    Some(other) => debug!(event = %other, "event before ACK"),
                 }
             }
         }
@@ -167,6 +167,17 @@ pub enum DialFailure {
     RingTimeout,
     /// No RTP port, or the media could not start.
     NoMedia,
+}
+
+/// Words for log lines.
+impl std::fmt::Display for DialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialFailure::Sip(outcome) => write!(f, "{outcome}"),
+            DialFailure::RingTimeout => f.write_str("no answer in the ring time"),
+            DialFailure::NoMedia => f.write_str("no media"),
+        }
+    }
 }
 
 /// Dials `target` (already formatted for the trunk) and starts media when it
@@ -230,7 +241,7 @@ pub async fn dial(
                     ctx.router.remove(leg);
                     return Err(DialFailure::Sip(outcome));
                 }
-                Some(other) => debug!(event = ?other, "outbound progress"),
+                Some(other) => debug!(event = %other, "outbound progress"),
                 None => return Err(DialFailure::NoMedia),
             },
         }

@@ -4,15 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::leg::Answered;
 use super::CallContext;
 use crate::config::TimedPresenceFlow;
-use crate::flows::directory;
-use crate::flows::timed_presence::{Action, Event, LoginMenu, PlayId, PresenceChange, PromptName};
+use crate::flows::directory::{self, CallerNumber};
+use crate::flows::timed_presence::{
+    Action, Event, LoginMenu, Outcome, PlayId, PresenceChange, PromptName,
+};
 use crate::media::engine::MediaEvent;
+use crate::presence::{LoginOutcome, NewLoginCall};
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 
 pub async fn run(
@@ -20,13 +24,26 @@ pub async fn run(
     call: &IncomingCall,
     flow: &TimedPresenceFlow,
     answered: Answered,
+    sip: mpsc::Receiver<SipEvent>,
+) {
+    let started_at = Utc::now();
+    let caller = directory::identify(&ctx.cfg, &call.caller);
+    info!(caller = %caller, "log-in call");
+    let settings = directory::menu_settings(flow);
+    let mut menu = LoginMenu::new(&settings, caller, Instant::now());
+    drive(ctx, call, &mut menu, answered, sip).await;
+    record(ctx, call, &menu, started_at).await;
+}
+
+/// The call itself: menu in, actions out, until the call ends.
+async fn drive(
+    ctx: &Arc<CallContext>,
+    call: &IncomingCall,
+    menu: &mut LoginMenu,
+    answered: Answered,
     mut sip: mpsc::Receiver<SipEvent>,
 ) {
     let Answered { session, mut media } = answered;
-    let caller = directory::identify(&ctx.cfg, &call.caller);
-    info!(caller = ?caller, "log-in call");
-    let settings = directory::menu_settings(flow);
-    let mut menu = LoginMenu::new(&settings, caller, Instant::now());
     menu.handle(Event::Started, Instant::now());
     let far = Duration::from_secs(3600);
     loop {
@@ -67,7 +84,7 @@ pub async fn run(
                     menu.handle(Event::PresenceWritten(result), Instant::now());
                 }
                 Action::HangUp => {
-                    info!(outcome = ?menu.outcome(), "log-in finished: hanging up");
+                    info!(outcome = %outcome_words(menu.outcome()), "log-in finished: hanging up");
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
                     super::leg::wait_for_end(&mut sip).await;
                     session.close();
@@ -82,7 +99,7 @@ pub async fn run(
         tokio::select! {
             ev = sip.recv() => match ev {
                 Some(SipEvent::Ended { cause, .. }) => {
-                    info!(?cause, outcome = ?menu.outcome(), "caller hung up");
+                    info!(cause = %cause, outcome = %outcome_words(menu.outcome()), "caller hung up");
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
                     return;
@@ -107,7 +124,9 @@ pub async fn run(
                 // Key-down: barge-in must be instant (a prompt stops within
                 // one packet time).
                 Some(MediaEvent::DigitStarted(d)) => {
-                    info!(digit = %d, "dtmf");
+                    // A PIN's keys are a secret: logged as `*`.
+                    let shown = if menu.collecting_secret() { '*' } else { d };
+                    info!(digit = %shown, "dtmf");
                     menu.handle(Event::Digit(d), Instant::now());
                 }
                 Some(MediaEvent::RtpTimeout) => {
@@ -128,5 +147,52 @@ pub async fn run(
                 menu.handle(Event::Timer, Instant::now());
             }
         }
+    }
+}
+
+/// The outcome in words for a log line ("undecided" while there is none).
+fn outcome_words(outcome: Option<Outcome>) -> String {
+    outcome.map_or_else(|| "undecided".to_owned(), |o| o.to_string())
+}
+
+/// Writes the log-in call's record (`tpswitch calls --logins`). A failed
+/// write is logged: the presence change itself was already confirmed or not.
+async fn record(
+    ctx: &Arc<CallContext>,
+    call: &IncomingCall,
+    menu: &LoginMenu,
+    started_at: DateTime<Utc>,
+) {
+    let outcome = menu.outcome().unwrap_or(Outcome::AbandonedByCaller);
+    let caller = match directory::caller_number(&ctx.cfg, &call.caller) {
+        CallerNumber::Number(n) => n.as_str().to_owned(),
+        CallerNumber::Withheld => String::new(),
+        CallerNumber::NotANumber(s) => s,
+    };
+    let row = NewLoginCall {
+        call_id: call.call_id.clone(),
+        caller,
+        agent_user_id: menu.agent_id().map(str::to_owned),
+        outcome: stored_outcome(outcome),
+        hours: outcome.hours(),
+        started_at,
+        ended_at: Utc::now(),
+    };
+    if let Err(e) = ctx.presence.record_login(row).await {
+        warn!(error = %e, "cannot record the log-in call");
+    }
+}
+
+/// The menu's outcome in the store's terms.
+fn stored_outcome(outcome: Outcome) -> LoginOutcome {
+    match outcome {
+        Outcome::Online(_) => LoginOutcome::Online,
+        Outcome::Offline => LoginOutcome::Offline,
+        Outcome::UnknownCaller => LoginOutcome::UnknownCaller,
+        Outcome::Withheld => LoginOutcome::Withheld,
+        Outcome::TooManyAttempts => LoginOutcome::Invalid,
+        Outcome::WrongPin => LoginOutcome::PinFailed,
+        Outcome::AbandonedByCaller => LoginOutcome::HungUp,
+        Outcome::StoreFailed => LoginOutcome::StoreFailed,
     }
 }

@@ -153,14 +153,14 @@ async fn silent(rx: &mut mpsc::Receiver<SipEvent>) {
     while let Some(ev) = rx.recv().await {
         match ev {
             SipEvent::Ended { cause, .. } => {
-                info!(?cause, "call ended");
+                info!(cause = %cause, "call ended");
                 return;
             }
             SipEvent::Cancelled(_) => {
                 info!("call cancelled");
                 return;
             }
-            other => debug!(event = ?other, "call event"),
+            other => debug!(event = %other, "call event"),
         }
     }
 }

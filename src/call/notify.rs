@@ -85,11 +85,11 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     let (leg, answered, mut sip) = match leg::dial(ctx, target, from, None, ring).await {
         Ok(x) => x,
         Err(DialFailure::Sip(outcome)) => {
-            info!(?outcome, "notification call not answered");
+            info!(outcome = %outcome, "notification call not answered");
             return;
         }
         Err(e) => {
-            info!(failure = ?e, "notification call failed");
+            info!(failure = %e, "notification call failed");
             return;
         }
     };

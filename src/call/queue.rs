@@ -223,7 +223,7 @@ impl Shell {
                     AgentState::WrapUp { .. } => Activity::WrapUp,
                     AgentState::Available | AgentState::Offline => Activity::Idle,
                 };
-                debug!(agent = %user, ?state, "queue: agent state");
+                debug!(agent = %user, activity = activity.as_str(), "queue: agent state");
                 self.write(Write::Activity { user, activity }).await;
             }
             match self.pending.pop_front() {
@@ -317,7 +317,7 @@ impl Shell {
         };
         match ev {
             LegEvent::Sip(SipEvent::Ended { cause, .. }) => {
-                info!(parent: &c.span, ?cause, "customer leg ended");
+                info!(parent: &c.span, cause = %cause, "customer leg ended");
                 self.customer_gone(call).await;
             }
             LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call).await,

@@ -1,6 +1,8 @@
-//! `tpswitch calls [--config PATH] [--json] [--since T]`: customer calls
-//! and the attempts to reach agents for them, read from the store without
-//! disturbing a running switch (read-only, like `tpswitch agents`).
+//! `tpswitch calls [--config PATH] [--json] [--since T] [--logins]`: customer
+//! calls and the attempts to reach agents for them (attempts are listed from
+//! the moment an agent is dialled), or with `--logins` the log-in calls and
+//! their outcome; read from the store without disturbing a running switch
+//! (read-only, like `tpswitch agents`).
 //!
 //! `T` is an RFC 3339 time ("2025-01-02T03:04:05Z") or a duration ago
 //! ("90m", "1h", "2h30m", "2d", "1w"); the default is the last 24 hours.
@@ -9,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{format_duration, parse_duration, Config};
-use crate::presence::{fmt_secs, CallRecord, PresenceStore, SqliteStore, StoreError};
+use crate::presence::{
+    fmt_secs, CallRecord, LoginCallRecord, PresenceStore, SqliteStore, StoreError,
+};
 
 /// At most this many calls per report.
 pub const MAX_CALLS: u32 = 10_000;
@@ -107,43 +111,60 @@ struct CallRow<'a> {
     agent: Option<&'a str>,
 }
 
-/// The agent who took the call: the attempt that completed.
+/// The agent who took the call: the attempt that completed or, while a
+/// bridged call is still going on, the last attempt (the one bridged).
 fn agent_of(c: &CallRecord) -> Option<&str> {
-    c.attempts
+    let completed = c
+        .attempts
         .iter()
         .rev()
-        .find(|a| a.hangup_cause.as_deref() == Some("completed"))
-        .map(|a| a.agent_user_id.as_str())
+        .find(|a| a.hangup_cause.as_deref() == Some("completed"));
+    let live = || {
+        c.bridged_at?;
+        c.attempts.last().filter(|a| a.hangup_cause.is_none())
+    };
+    completed.or_else(live).map(|a| a.agent_user_id.as_str())
+}
+
+/// A length of time as the table shows it ("1m30s", "0s").
+fn span(ms: i64) -> String {
+    format_duration(std::time::Duration::from_secs(
+        (ms.max(0) / 1000).unsigned_abs(),
+    ))
 }
 
 fn table(calls: &[CallRecord]) -> String {
-    const HEAD: [&str; 8] = [
+    const HEAD: [&str; 9] = [
         "STARTED",
         "FLOW",
         "CUSTOMER",
         "OUTCOME",
         "AGENT",
         "ATTEMPTS",
+        "WAIT",
         "DURATION",
         "HUNG UP BY",
     ];
-    let cells: Vec<[String; 8]> = calls
+    let cells: Vec<[String; 9]> = calls
         .iter()
         .map(|c| {
             let duration = c.ended_at.map_or_else(
                 || "in progress".to_owned(),
-                |end| {
-                    let secs = (end - c.started_at).num_seconds().max(0);
-                    format_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
-                },
+                |end| span((end - c.started_at).num_milliseconds()),
             );
+            let outcome = match (&c.outcome, c.bridged_at) {
+                (Some(o), _) => o.clone(),
+                (None, Some(_)) => "bridged (live)".to_owned(),
+                (None, None) => "waiting".to_owned(),
+            };
             [
                 fmt_secs(c.started_at),
                 c.flow.clone(),
                 c.customer_number.clone(),
-                c.outcome.clone().unwrap_or_else(|| "-".to_owned()),
+                outcome,
                 agent_of(c).unwrap_or("-").to_owned(),
                 c.attempts.len().to_string(),
+                c.wait_ms.map_or_else(|| "-".to_owned(), span),
                 duration,
                 c.hung_up_by.map_or("-", |h| h.as_str()).to_owned(),
             ]
@@ -154,6 +175,59 @@ fn table(calls: &[CallRecord]) -> String {
         out.push_str("(no calls)\n");
     }
     out
+}
+
+/// Log-in calls since `since`, oldest first. A store that does not exist
+/// yet means none was ever taken.
+pub async fn login_records(
+    cfg: &Config,
+    since: DateTime<Utc>,
+) -> Result<Vec<LoginCallRecord>, StoreError> {
+    match SqliteStore::open_read_only(&cfg.store.path).await {
+        Ok(store) => {
+            let calls = store.login_calls_since(since, MAX_CALLS).await;
+            store.close().await;
+            calls
+        }
+        Err(StoreError::Missing { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `tpswitch calls --logins`: a table of log-in calls, or with `json` an
+/// array of them (`outcome` as a keyword such as `pin-failed`, `hours` for
+/// `online`).
+pub async fn logins_report(
+    cfg: &Config,
+    json: bool,
+    since: DateTime<Utc>,
+) -> Result<String, CallsError> {
+    let calls = login_records(cfg, since).await?;
+    if json {
+        return Ok(super::json(&calls)?);
+    }
+    const HEAD: [&str; 5] = ["STARTED", "CALLER", "AGENT", "OUTCOME", "DURATION"];
+    let cells: Vec<[String; 5]> = calls
+        .iter()
+        .map(|c| {
+            [
+                fmt_secs(c.started_at),
+                if c.caller.is_empty() {
+                    "withheld".to_owned()
+                } else {
+                    c.caller.clone()
+                },
+                c.agent_user_id.clone().unwrap_or_else(|| "-".to_owned()),
+                c.outcome.words(c.hours),
+                span((c.ended_at - c.started_at).num_milliseconds()),
+            ]
+        })
+        .collect();
+    let mut out = super::table(HEAD, &cells);
+    if calls.is_empty() {
+        out.push_str("(no log-in calls)\n");
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

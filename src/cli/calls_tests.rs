@@ -171,3 +171,128 @@ async fn calls_come_with_their_attempts_and_since_filters() {
         "{table}"
     );
 }
+
+#[tokio::test]
+async fn a_live_bridged_call_shows_its_agent_attempts_and_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_with_db(&dir);
+    let store = Store::open_sqlite(&cfg.store.path).await.unwrap();
+    let id = store
+        .insert_call(&NewCall {
+            call_id: "live@x".into(),
+            flow: "Billing".into(),
+            customer_number: "+15551230000".into(),
+            contact_point: "+15550100001".into(),
+            started_at: t(0),
+            answered_at: Some(t(0)),
+        })
+        .await
+        .unwrap();
+    // The first agent did not answer; the second is bridged, call going on.
+    let missed = store.start_attempt(id, "mgarcia", t(1)).await.unwrap();
+    store
+        .finish_attempt(
+            missed,
+            &NewAttempt {
+                agent_user_id: "mgarcia".into(),
+                started_at: t(1),
+                ring_ms: Some(20_000),
+                sip_outcome: SipOutcome::NoAnswer,
+                sip_status: Some(487),
+                accept_latency_ms: None,
+                hangup_cause: Some("ring-timeout".into()),
+                hung_up_by: None,
+            },
+        )
+        .await
+        .unwrap();
+    store.start_attempt(id, "jsmith", t(21)).await.unwrap();
+    store
+        .update_call(
+            id,
+            &CallUpdate {
+                bridged_at: Some(t(35)),
+                ..CallUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let json: serde_json::Value =
+        serde_json::from_str(&calls_report(&cfg, true, t(0)).await.unwrap()).unwrap();
+    assert_eq!(json[0]["agent"], "jsmith");
+    assert_eq!(json[0]["attempts"].as_array().unwrap().len(), 2);
+    assert!(json[0]["attempts"][1]["sip_outcome"].is_null());
+    assert_eq!(json[0]["wait_ms"], 35_000);
+    let table = calls_report(&cfg, false, t(0)).await.unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("WAIT"), "{table}");
+    for want in ["bridged (live)", "jsmith", "35s", "in progress"] {
+        assert!(lines[1].contains(want), "{want}: {table}");
+    }
+}
+
+#[tokio::test]
+async fn logins_list_caller_agent_and_outcome() {
+    use crate::presence::{LoginOutcome, NewLoginCall};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_with_db(&dir);
+    assert!(logins_report(&cfg, false, t(0))
+        .await
+        .unwrap()
+        .contains("(no log-in calls)"));
+    let store = Store::open_sqlite(&cfg.store.path).await.unwrap();
+    for (i, (caller, agent, outcome, hours)) in [
+        (
+            "+12345678910",
+            Some("jsmith"),
+            LoginOutcome::Online,
+            Some(8),
+        ),
+        ("+19998887777", None, LoginOutcome::UnknownCaller, None),
+        ("", None, LoginOutcome::Withheld, None),
+        (
+            "+12345678910",
+            Some("jsmith"),
+            LoginOutcome::PinFailed,
+            None,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = i64::try_from(i).unwrap() * 60;
+        store
+            .insert_login_call(&NewLoginCall {
+                call_id: format!("l{i}@x"),
+                caller: caller.into(),
+                agent_user_id: agent.map(str::to_owned),
+                outcome,
+                hours,
+                started_at: t(at),
+                ended_at: t(at + 12),
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let table = logins_report(&cfg, false, t(0)).await.unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[0].starts_with("STARTED") && lines[0].contains("OUTCOME"));
+    assert!(
+        lines[1].contains("jsmith") && lines[1].contains("online 8 h"),
+        "{table}"
+    );
+    assert!(lines[1].contains("12s"), "{table}");
+    assert!(lines[2].contains("unknown caller"), "{table}");
+    assert!(lines[3].contains("withheld"), "{table}");
+    assert!(lines[4].contains("PIN failed"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&logins_report(&cfg, true, t(0)).await.unwrap()).unwrap();
+    assert_eq!(json[0]["outcome"], "online");
+    assert_eq!(json[0]["hours"], 8);
+    assert_eq!(json[3]["outcome"], "pin-failed");
+    assert!(json[1]["agent_user_id"].is_null());
+}

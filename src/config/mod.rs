@@ -12,6 +12,7 @@ mod error;
 pub mod locate;
 pub mod model;
 mod raw;
+pub mod secret;
 mod validate;
 mod validate_flows;
 
@@ -23,6 +24,7 @@ pub use e164::{CountryCode, E164Error, E164};
 pub use error::{ConfigError, Problem};
 pub use locate::{locate, ConfigLocation, ConfigOrigin};
 pub use model::*;
+pub use secret::Pin;
 
 use std::path::{Path, PathBuf};
 

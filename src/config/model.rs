@@ -4,6 +4,7 @@
 //! unrepresentable.
 
 use super::e164::{CountryCode, E164};
+use super::secret::Pin;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -304,7 +305,7 @@ pub struct User {
     pub name: String,
     pub skills: Vec<String>,
     /// 4 to 8 digits.
-    pub pin: Option<String>,
+    pub pin: Option<Pin>,
     pub extensions: Vec<Extension>,
 }
 

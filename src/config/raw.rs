@@ -99,7 +99,7 @@ pub struct RawUser {
     pub id: Option<String>,
     pub name: Option<String>,
     pub skills: Option<Vec<String>>,
-    pub pin: Option<String>,
+    pub pin: Option<super::secret::Pin>,
     pub extensions: Option<Vec<RawExtension>>,
 }
 

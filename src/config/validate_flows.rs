@@ -142,7 +142,7 @@ pub(super) fn users(v: &mut V, raw: &[(usize, RawUser)]) -> Vec<User> {
             }
         }
         if let Some(pin) = &r.pin {
-            if !(4..=8).contains(&pin.len()) || !digits_only(pin) {
+            if !(4..=8).contains(&pin.len()) || !digits_only(pin.expose()) {
                 v.push(
                     format!("{p}.pin"),
                     "is not 4 to 8 digits",

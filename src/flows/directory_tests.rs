@@ -29,7 +29,7 @@ fn with_pai(pai: &str, from_user: &str) -> CallerInfo {
 fn one(id: &str, pin: Option<&str>) -> CallerMatch {
     CallerMatch::One(AgentRef {
         user_id: id.to_owned(),
-        pin: pin.map(str::to_owned),
+        pin: pin.map(Into::into),
     })
 }
 
@@ -203,7 +203,7 @@ fn pin_is_passed_and_an_empty_pin_is_no_pin() {
         one("mgarcia", Some("2468"))
     );
     if let Some(u) = c.users.iter_mut().find(|u| u.id == "mgarcia") {
-        u.pin = Some(String::new());
+        u.pin = Some("".into());
     }
     assert_eq!(identify(&c, &from("+12345678000")), one("mgarcia", None));
 }

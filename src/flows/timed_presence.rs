@@ -25,6 +25,8 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::config::Pin;
+
 pub use self::settings::{
     AgentRef, CallerMatch, MenuPrompts, MenuSettings, SettingsError, MAX_PRESETS,
 };
@@ -102,6 +104,46 @@ pub enum Outcome {
     WrongPin,
     AbandonedByCaller,
     StoreFailed,
+}
+
+impl Outcome {
+    /// A stable keyword for the store and `--json` (kebab-case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Online(_) => "online",
+            Outcome::Offline => "offline",
+            Outcome::UnknownCaller => "unknown-caller",
+            Outcome::Withheld => "withheld",
+            Outcome::TooManyAttempts => "invalid",
+            Outcome::WrongPin => "pin-failed",
+            Outcome::AbandonedByCaller => "hung-up",
+            Outcome::StoreFailed => "store-failed",
+        }
+    }
+
+    /// Hours online, for `Online`.
+    pub fn hours(self) -> Option<u32> {
+        match self {
+            Outcome::Online(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// Words for log lines and listings: "online 8 h", "PIN failed".
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Online(h) => write!(f, "online {h} h"),
+            Outcome::Offline => f.write_str("offline"),
+            Outcome::UnknownCaller => f.write_str("unknown caller"),
+            Outcome::Withheld => f.write_str("withheld caller"),
+            Outcome::TooManyAttempts => f.write_str("invalid"),
+            Outcome::WrongPin => f.write_str("PIN failed"),
+            Outcome::AbandonedByCaller => f.write_str("hung up"),
+            Outcome::StoreFailed => f.write_str("store failed"),
+        }
+    }
 }
 
 /// What a collection of keys is for.
@@ -247,6 +289,28 @@ impl LoginMenu {
         self.outcome
     }
 
+    /// The user the caller was identified as, once known (after the
+    /// extension on a shared line).
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent.as_ref().map(|a| a.user_id.as_str())
+    }
+
+    /// True while a key pressed now would be part of a PIN: the shell logs
+    /// such keys as `*` (no secret in any log line).
+    pub fn collecting_secret(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Collecting {
+                step: Step::Pin,
+                ..
+            } | Phase::Playing {
+                barge_in: true,
+                then: Then::Collect(Step::Pin),
+                ..
+            }
+        )
+    }
+
     /// True once the call needs nothing more from this flow (the `HangUp`
     /// action may still be waiting in the queue).
     pub fn is_done(&self) -> bool {
@@ -385,7 +449,7 @@ impl LoginMenu {
                 }
             }
             Step::Pin => {
-                let pin_len = self.agent_pin().map_or(0, str::len);
+                let pin_len = self.agent_pin().map_or(0, Pin::len);
                 if key == TERMINATOR {
                     self.check_pin(&digits);
                 } else {
@@ -453,7 +517,7 @@ impl LoginMenu {
     }
 
     fn check_pin(&mut self, digits: &str) {
-        if self.agent_pin() == Some(digits) {
+        if self.agent_pin().is_some_and(|pin| pin.matches(digits)) {
             self.ask(Vec::new(), Step::Menu);
             return;
         }
@@ -522,10 +586,10 @@ impl LoginMenu {
         }
     }
 
-    fn agent_pin(&self) -> Option<&str> {
+    fn agent_pin(&self) -> Option<&Pin> {
         self.agent
             .as_ref()
-            .and_then(|a| a.pin.as_deref())
+            .and_then(|a| a.pin.as_ref())
             .filter(|pin| !pin.is_empty())
     }
 

@@ -26,6 +26,8 @@ pub struct NewCall {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallUpdate {
     pub answered_at: Option<DateTime<Utc>>,
+    /// When the customer was bridged to an agent (their wait ends).
+    pub bridged_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     /// Free text chosen by the flow, e.g. "bridged", "abandoned", "overflow".
     pub outcome: Option<String>,
@@ -100,7 +102,8 @@ impl SipOutcome {
     }
 }
 
-/// One attempt to reach an agent for a call, written when it is over.
+/// One attempt to reach an agent for a call, as it is when it is over:
+/// written with `insert_attempt`, or over the row `start_attempt` made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttempt {
     pub agent_user_id: String,
@@ -124,7 +127,8 @@ pub struct AttemptRecord {
     #[serde(with = "rfc3339_millis")]
     pub started_at: DateTime<Utc>,
     pub ring_ms: Option<i64>,
-    pub sip_outcome: SipOutcome,
+    /// `None` while the attempt is in progress.
+    pub sip_outcome: Option<SipOutcome>,
     pub sip_status: Option<u16>,
     pub accept_latency_ms: Option<i64>,
     pub hangup_cause: Option<String>,
@@ -144,6 +148,10 @@ pub struct CallRecord {
     pub started_at: DateTime<Utc>,
     #[serde(with = "rfc3339_millis::option")]
     pub answered_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339_millis::option")]
+    pub bridged_at: Option<DateTime<Utc>>,
+    /// The customer's wait: answered to bridged, in milliseconds.
+    pub wait_ms: Option<i64>,
     #[serde(with = "rfc3339_millis::option")]
     pub ended_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,

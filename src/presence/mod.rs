@@ -14,12 +14,14 @@
 pub mod agent_state;
 pub mod calls;
 pub mod clock;
+pub mod logins;
 pub mod scheduler;
 pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
 pub mod sqlite_lock;
 mod sqlite_write;
+mod sqlite_logins;
 pub mod store;
 #[cfg(test)]
 mod tests_sqlite;
@@ -28,6 +30,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
+pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;
 pub use store::{PresenceStore, Store, StoreError};

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::agent_state::{self, Activity};
 use super::clock::Clock;
+use super::logins::NewLoginCall;
 use super::scheduler::{Expiry, ExpiryScheduler};
 use super::store::{PresenceStore, Store, StoreError};
 use super::Window;
@@ -117,6 +118,10 @@ enum Command {
         user: String,
         reply: Reply<Option<Window>>,
     },
+    RecordLogin {
+        call: NewLoginCall,
+        reply: Reply<()>,
+    },
     Shutdown,
 }
 
@@ -185,6 +190,12 @@ impl PresenceHandle {
             reply,
         })
         .await
+    }
+
+    /// Record a finished log-in call (written in order with the presence
+    /// change it made).
+    pub async fn record_login(&self, call: NewLoginCall) -> Result<()> {
+        self.ask(|reply| Command::RecordLogin { call, reply }).await
     }
 
     /// Presence events from now on. A subscriber more than
@@ -430,6 +441,15 @@ impl PresenceService {
             }
             Command::Current { user, reply } => {
                 let result = self.store.current(&user).await.map_err(ServiceError::from);
+                let _ = reply.send(result);
+            }
+            Command::RecordLogin { call, reply } => {
+                let result = self
+                    .store
+                    .insert_login_call(&call)
+                    .await
+                    .map(|_| ())
+                    .map_err(ServiceError::from);
                 let _ = reply.send(result);
             }
             Command::Shutdown => return ControlFlow::Break(()),

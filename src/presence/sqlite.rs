@@ -21,8 +21,11 @@ use sqlx::Row;
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::sqlite_write::WriteTx;
+use super::logins::{LoginCallRecord, NewLoginCall};
 use super::store::{PresenceStore, StoreError};
-use super::{from_ms, sqlite_calls, to_ms, HistoryEntry, HistoryKind, Result, Window};
+use super::{
+    from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, Result, Window,
+};
 
 /// The versioned schema, embedded at build time from `migrations/`.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -563,8 +566,33 @@ impl PresenceStore for SqliteStore {
         sqlite_calls::insert_attempt(self, call, attempt).await
     }
 
+    async fn start_attempt(
+        &self,
+        call: i64,
+        agent_user_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        sqlite_calls::start_attempt(self, call, agent_user_id, started_at).await
+    }
+
+    async fn finish_attempt(&self, id: i64, attempt: &NewAttempt) -> Result<()> {
+        sqlite_calls::finish_attempt(self, id, attempt).await
+    }
+
     async fn calls_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<CallRecord>> {
         sqlite_calls::calls_since(self, since, limit).await
+    }
+
+    async fn insert_login_call(&self, call: &NewLoginCall) -> Result<i64> {
+        sqlite_logins::insert_login_call(self, call).await
+    }
+
+    async fn login_calls_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LoginCallRecord>> {
+        sqlite_logins::login_calls_since(self, since, limit).await
     }
 }
 

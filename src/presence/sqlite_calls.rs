@@ -36,10 +36,12 @@ pub(super) async fn update_call(store: &SqliteStore, id: i64, update: &CallUpdat
     // COALESCE keeps what is stored where the update has no value.
     let done = sqlx::query(
         "UPDATE calls SET answered_at_ms = COALESCE(?, answered_at_ms), \
+         bridged_at_ms = COALESCE(?, bridged_at_ms), \
          ended_at_ms = COALESCE(?, ended_at_ms), outcome = COALESCE(?, outcome), \
          hung_up_by = COALESCE(?, hung_up_by) WHERE id = ?",
     )
     .bind(update.answered_at.map(to_ms))
+    .bind(update.bridged_at.map(to_ms))
     .bind(update.ended_at.map(to_ms))
     .bind(update.outcome.as_deref())
     .bind(update.hung_up_by.map(HungUpBy::as_str))
@@ -87,6 +89,63 @@ pub(super) async fn insert_attempt(
     }
 }
 
+/// The row of an attempt that has just started: agent and start only; the
+/// rest is filled by [`finish_attempt`].
+pub(super) async fn start_attempt(
+    store: &SqliteStore,
+    call: i64,
+    agent_user_id: &str,
+    started_at: DateTime<Utc>,
+) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO call_attempts (call_id, agent_user_id, started_at_ms) VALUES (?, ?, ?)",
+    )
+    .bind(call)
+    .bind(agent_user_id)
+    .bind(to_ms(started_at))
+    .execute(store.pool())
+    .await;
+    match done {
+        Ok(done) => Ok(done.last_insert_rowid()),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::CallNotFound {
+                db: store.db(),
+                id: call,
+            })
+        }
+        Err(e) => Err(store.err("recording the start of a call attempt")(e)),
+    }
+}
+
+/// Completes the attempt row `id` that [`start_attempt`] made.
+pub(super) async fn finish_attempt(
+    store: &SqliteStore,
+    id: i64,
+    attempt: &NewAttempt,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE call_attempts SET agent_user_id = ?, started_at_ms = ?, ring_ms = ?, \
+         sip_outcome = ?, sip_status = ?, accept_latency_ms = ?, hangup_cause = ?, \
+         hung_up_by = ? WHERE id = ?",
+    )
+    .bind(attempt.agent_user_id.as_str())
+    .bind(to_ms(attempt.started_at))
+    .bind(attempt.ring_ms)
+    .bind(attempt.sip_outcome.as_str())
+    .bind(attempt.sip_status.map(i64::from))
+    .bind(attempt.accept_latency_ms)
+    .bind(attempt.hangup_cause.as_deref())
+    .bind(attempt.hung_up_by.map(HungUpBy::as_str))
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .map_err(store.err("recording the end of a call attempt"))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::AttemptNotFound { db: store.db(), id });
+    }
+    Ok(())
+}
+
 pub(super) async fn calls_since(
     store: &SqliteStore,
     since: DateTime<Utc>,
@@ -100,7 +159,7 @@ pub(super) async fn calls_since(
         .map_err(store.err("starting a read transaction"))?;
     let call_rows = sqlx::query(
         "SELECT id, call_id, flow, customer_number, contact_point, started_at_ms, \
-         answered_at_ms, ended_at_ms, outcome, hung_up_by FROM calls \
+         answered_at_ms, bridged_at_ms, ended_at_ms, outcome, hung_up_by FROM calls \
          WHERE started_at_ms >= ? ORDER BY started_at_ms, id LIMIT ?",
     )
     .bind(to_ms(since))
@@ -133,6 +192,8 @@ pub(super) async fn calls_since(
         .iter()
         .map(|r| {
             let id: i64 = get(store, r, "id")?;
+            let answered_at = store.opt_time(r, "calls", "answered_at_ms")?;
+            let bridged_at = store.opt_time(r, "calls", "bridged_at_ms")?;
             Ok(CallRecord {
                 id,
                 call_id: get(store, r, "call_id")?,
@@ -140,7 +201,11 @@ pub(super) async fn calls_since(
                 customer_number: get(store, r, "customer_number")?,
                 contact_point: get(store, r, "contact_point")?,
                 started_at: store.time(r, "calls", "started_at_ms")?,
-                answered_at: store.opt_time(r, "calls", "answered_at_ms")?,
+                answered_at,
+                bridged_at,
+                wait_ms: answered_at
+                    .zip(bridged_at)
+                    .map(|(a, b)| (b - a).num_milliseconds().max(0)),
                 ended_at: store.opt_time(r, "calls", "ended_at_ms")?,
                 outcome: get(store, r, "outcome")?,
                 hung_up_by: hung_up_by(store, r, "calls")?,
@@ -166,9 +231,13 @@ fn hung_up_by(store: &SqliteStore, r: &SqliteRow, table: &str) -> Result<Option<
 }
 
 fn attempt(store: &SqliteStore, r: &SqliteRow) -> Result<AttemptRecord> {
-    let outcome: String = get(store, r, "sip_outcome")?;
-    let sip_outcome = SipOutcome::parse(&outcome)
-        .ok_or_else(|| store.corrupt(format!("call_attempts.sip_outcome = {outcome:?}")))?;
+    let outcome: Option<String> = get(store, r, "sip_outcome")?;
+    let sip_outcome = outcome
+        .map(|o| {
+            SipOutcome::parse(&o)
+                .ok_or_else(|| store.corrupt(format!("call_attempts.sip_outcome = {o:?}")))
+        })
+        .transpose()?;
     let status: Option<i64> = get(store, r, "sip_status")?;
     let sip_status = status
         .map(|s| {

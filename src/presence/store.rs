@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
+use super::logins::{LoginCallRecord, NewLoginCall};
 use super::sqlite::SqliteStore;
 use super::{HistoryEntry, Result, Window};
 
@@ -56,6 +57,8 @@ pub enum StoreError {
     Corrupt { db: PathBuf, detail: String },
     #[error("database {db}: no call with row id {id}")]
     CallNotFound { db: PathBuf, id: i64 },
+    #[error("database {db}: no call attempt with row id {id}")]
+    AttemptNotFound { db: PathBuf, id: i64 },
     #[error("cannot set {user:?} online: the window end {end} is not after its start {start}")]
     InvalidWindow {
         user: String,
@@ -148,6 +151,23 @@ pub trait PresenceStore: Send + Sync {
         attempt: &NewAttempt,
     ) -> impl Future<Output = Result<i64>> + Send;
 
+    /// Record that an attempt to reach `agent_user_id` for call row `call`
+    /// has started (listed as in progress); returns its row id for
+    /// [`PresenceStore::finish_attempt`].
+    fn start_attempt(
+        &self,
+        call: i64,
+        agent_user_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Complete the attempt row `id` made by `start_attempt`.
+    fn finish_attempt(
+        &self,
+        id: i64,
+        attempt: &NewAttempt,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Calls started at or after `since`, oldest first, at most `limit`,
     /// each with its attempts.
     fn calls_since(
@@ -155,6 +175,16 @@ pub trait PresenceStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<CallRecord>>> + Send;
+
+    /// Record a finished log-in call; returns its row id.
+    fn insert_login_call(&self, call: &NewLoginCall) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Log-in calls started at or after `since`, oldest first, at most `limit`.
+    fn login_calls_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LoginCallRecord>>> + Send;
 }
 
 /// The store handle the switch passes around (clone it freely).
@@ -249,7 +279,32 @@ impl PresenceStore for Store {
         delegate!(self, insert_attempt(call, attempt))
     }
 
+    async fn start_attempt(
+        &self,
+        call: i64,
+        agent_user_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        delegate!(self, start_attempt(call, agent_user_id, started_at))
+    }
+
+    async fn finish_attempt(&self, id: i64, attempt: &NewAttempt) -> Result<()> {
+        delegate!(self, finish_attempt(id, attempt))
+    }
+
     async fn calls_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<CallRecord>> {
         delegate!(self, calls_since(since, limit))
+    }
+
+    async fn insert_login_call(&self, call: &NewLoginCall) -> Result<i64> {
+        delegate!(self, insert_login_call(call))
+    }
+
+    async fn login_calls_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<LoginCallRecord>> {
+        delegate!(self, login_calls_since(since, limit))
     }
 }

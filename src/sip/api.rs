@@ -144,6 +144,50 @@ pub enum SipEvent {
     },
 }
 
+/// Words for log lines.
+impl std::fmt::Display for EndCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EndCause::RemoteBye => "remote BYE",
+            EndCause::NoAck => "no ACK",
+            EndCause::SessionExpired => "session expired",
+            EndCause::LocalHangup => "local hang-up",
+        })
+    }
+}
+
+/// Words and the status code for log lines: "busy 486", "cancelled".
+impl std::fmt::Display for DialOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialOutcome::Busy(s) => write!(f, "busy {s}"),
+            DialOutcome::Rejected(s) => write!(f, "rejected {s}"),
+            DialOutcome::NoAnswer(s) => write!(f, "no answer {s}"),
+            DialOutcome::Unavailable(s) => write!(f, "unavailable {s}"),
+            DialOutcome::Failed(s) => write!(f, "failed {s}"),
+            DialOutcome::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// What happened, in words, for log lines. Deliberately without the
+/// payload: an INFO digit may be part of a PIN, and an SDP is noise.
+impl std::fmt::Display for SipEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SipEvent::Incoming(c) => write!(f, "incoming call {}", c.call_id),
+            SipEvent::Cancelled(_) => f.write_str("cancelled"),
+            SipEvent::Confirmed { .. } => f.write_str("confirmed (ACK)"),
+            SipEvent::MediaChanged { .. } => f.write_str("media changed"),
+            SipEvent::InfoDigit { .. } => f.write_str("INFO digit"),
+            SipEvent::Ended { cause, .. } => write!(f, "ended ({cause})"),
+            SipEvent::Progress { status, .. } => write!(f, "progress {status}"),
+            SipEvent::Answered { .. } => f.write_str("answered"),
+            SipEvent::Failed { outcome, .. } => write!(f, "failed ({outcome})"),
+        }
+    }
+}
+
 impl SipEvent {
     pub fn leg(&self) -> LegId {
         match self {

@@ -10,6 +10,7 @@ pub mod endpoint;
 mod grammar;
 pub mod inspect;
 mod inspect_checks;
+pub mod log_limit;
 pub mod message;
 pub mod sdp;
 mod timer;

@@ -59,6 +59,37 @@ pub fn free_media_port() -> u16 {
 
 static NEXT_RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
 
+/// Text edits of the default config that fail loudly: a test whose edit no
+/// longer matches (the default config changed) would otherwise run on the
+/// default values and prove nothing.
+pub trait ReplaceExact {
+    /// Replaces the first occurrence of `from`; panics naming `from` when
+    /// there is none.
+    fn replace_exact(self, from: &str, to: &str) -> String;
+    /// Replaces every occurrence of `from`; panics when there is none.
+    fn replace_all_exact(self, from: &str, to: &str) -> String;
+}
+
+impl ReplaceExact for String {
+    #[track_caller]
+    fn replace_exact(self, from: &str, to: &str) -> String {
+        assert!(
+            self.contains(from),
+            "config edit: the text {from:?} is not in the config; update the test to the current config/tpswitch.toml"
+        );
+        self.replacen(from, to, 1)
+    }
+
+    #[track_caller]
+    fn replace_all_exact(self, from: &str, to: &str) -> String {
+        assert!(
+            self.contains(from),
+            "config edit: the text {from:?} is not in the config; update the test to the current config/tpswitch.toml"
+        );
+        self.replace(from, to)
+    }
+}
+
 /// A running switch; killed on drop.
 pub struct Switch {
     child: Option<Child>,
@@ -83,21 +114,21 @@ pub fn test_config(dir: &Path, trunk_port: u16, edit: impl FnOnce(String) -> Str
     let rtp_start = 20000 + (slot as u16) * 200;
     let prompts = repo().join("prompts");
     let text = text
-        .replacen("bind = \"0.0.0.0:5060\"", "bind = \"127.0.0.1:0\"", 1)
-        .replacen("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"", 1)
-        .replace(
+        .replace_exact("bind = \"0.0.0.0:5060\"", "bind = \"127.0.0.1:0\"")
+        .replace_exact("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"")
+        .replace_exact(
             "outbound_proxy = \"sip:127.0.0.1:5080\"",
             &format!("outbound_proxy = \"sip:127.0.0.1:{trunk_port}\""),
         )
-        .replace(
+        .replace_exact(
             "rtp_ports = \"20000-29999\"",
             &format!("rtp_ports = \"{}-{}\"", rtp_start, rtp_start + 190),
         )
-        .replace(
+        .replace_exact(
             "path = \"../data/tpswitch.db\"",
             &format!("path = \"{}\"", dir.join("tpswitch.db").display()),
         )
-        .replace("\"../prompts/", &format!("\"{}/", prompts.display()));
+        .replace_all_exact("\"../prompts/", &format!("\"{}/", prompts.display()));
     edit(text)
 }
 
@@ -134,8 +165,9 @@ impl Switch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
             .args(["run", "--config"])
             .arg(&config)
-            .envs(envs.iter().copied())
+            // A test may ask for another level (e.g. debug) through `envs`.
             .env("TPSWITCH_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -379,9 +411,32 @@ impl BackgroundSipp {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("start sipp");
-        // Give it a moment to bind.
-        std::thread::sleep(Duration::from_millis(300));
+        let mut child = cmd.spawn().expect("start sipp");
+        // Ready once it holds its port (UDP, or TCP with `-t t1`): a bind
+        // of the same port then fails.
+        // (Polled with a bound; a SIPp that exits early, e.g. on a bad
+        // scenario, is reported at once.)
+        let tcp = extra
+            .windows(2)
+            .any(|w| w[0] == "-t" && w[1].starts_with('t'));
+        let free = |port: u16| {
+            if tcp {
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            } else {
+                UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            }
+        };
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while free(port) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("sipp exited before binding port {port}: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "sipp did not bind port {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         BackgroundSipp {
             child: Some(child),
             work,
@@ -418,6 +473,48 @@ impl Drop for BackgroundSipp {
             let _ = c.wait();
         }
     }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `limit`;
+/// panics with `what` when it never does. For conditions a test cannot be
+/// told about (a row written after the call ended), instead of a fixed sleep.
+#[track_caller]
+pub fn await_some<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of a counter in `/metrics` (0 when absent).
+pub fn metric(sw: &Switch, name: &str, token: Option<&str>) -> u64 {
+    let (_, body) = http_get(sw.http, "/metrics", token);
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Log-in calls as `tpswitch calls --logins --json` lists them, once there
+/// are at least `n` (each is written when its call has ended).
+pub fn login_calls(sw: &Switch, n: usize) -> Vec<serde_json::Value> {
+    await_some(
+        &format!("{n} log-in call records"),
+        Duration::from_secs(10),
+        || {
+            let out = sw.cli(&["calls", "--logins", "--json", "--since", "1h"]);
+            let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let rows = rows.as_array()?.clone();
+            (rows.len() >= n).then_some(rows)
+        },
+    )
 }
 
 /// A plain HTTP/1.1 GET; returns (status, body).

@@ -34,7 +34,17 @@ impl Shell {
                 call,
                 attempt,
                 user,
-            } => self.dial(call, attempt, user).await,
+            } => {
+                // Listed as in progress at once (`tpswitch calls`).
+                self.write(Write::AttemptStarted {
+                    call,
+                    attempt,
+                    user: user.clone(),
+                    started: std::time::Instant::now(),
+                })
+                .await;
+                self.dial(call, attempt, user).await
+            }
             Action::CancelAgent { attempt, .. } | Action::HangUpAgent { attempt, .. } => {
                 if let Some(a) = self.agents.get_mut(&attempt) {
                     a.abandoned = true;
@@ -108,7 +118,7 @@ impl Shell {
                 info!(
                     parent: span.as_ref().and_then(|s| s.id()),
                     outcome = r.outcome.as_str(),
-                    agent = ?r.agent,
+                    agent = r.agent.as_deref().unwrap_or("none"),
                     relayed,
                     "customer call finished"
                 );
@@ -182,6 +192,11 @@ impl Shell {
                     "bridged"
                 );
                 c.bridge = Some(handle);
+                self.write(Write::Bridged {
+                    call,
+                    at: std::time::Instant::now(),
+                })
+                .await;
             }
             Err(e) => {
                 warn!(parent: &c.span, error = %e, "cannot bridge: ending the agent's leg");

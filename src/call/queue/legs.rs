@@ -201,7 +201,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                     send(AgentEvent::Failed(DialOutcome::Failed(0))).await;
                     return;
                 }
-                Some(other) => debug!(event = ?other, "agent leg before answer"),
+                Some(other) => debug!(event = %other, "agent leg before answer"),
             }
         };
         let Some(ports) = ports.take() else { return };
@@ -223,7 +223,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
             tokio::select! {
                 _ = &mut dead_answer, if !rtp_seen => {
                     rtp_seen = true; // report once
-                    warn!(leg = %leg, "answered but no RTP within {:?}", DEAD_ANSWER);
+                    warn!(leg = %leg, "answered but no RTP within {} ms", DEAD_ANSWER.as_millis());
                     if !send(AgentEvent::MediaTimeout).await { return; }
                 }
                 ev = sip.recv() => match ev {
@@ -234,7 +234,7 @@ pub fn dial_agent(ctx: Arc<CallContext>, d: AgentDial, inbox: mpsc::Sender<Input
                     Some(SipEvent::InfoDigit { digit, .. }) => {
                         if !send(AgentEvent::Digit(digit)).await { return; }
                     }
-                    Some(other) => debug!(event = ?other, "agent leg event"),
+                    Some(other) => debug!(event = %other, "agent leg event"),
                 },
                 ev = media.recv(), if media_open => match ev {
                     Some(MediaEvent::RtpStarted) => rtp_seen = true,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::flows::queue::{AttemptReport, CallReport};
+use crate::flows::queue::{AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
 use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, Store};
@@ -26,7 +26,20 @@ pub enum Write {
         call: CallId,
         row: NewCall,
     },
+    /// An agent is being dialled: the attempt is listed as in progress
+    /// until its `Attempt` report completes the row.
+    AttemptStarted {
+        call: CallId,
+        attempt: AttemptId,
+        user: String,
+        started: Instant,
+    },
     Attempt(AttemptReport),
+    /// The customer was bridged to an agent: their wait ends here.
+    Bridged {
+        call: CallId,
+        at: Instant,
+    },
     CallEnded(CallReport),
     Activity {
         user: String,
@@ -56,6 +69,8 @@ fn ms(d: std::time::Duration) -> i64 {
 pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
     // Store row of each call still in progress.
     let mut rows: HashMap<CallId, i64> = HashMap::new();
+    // Store row of each attempt started and not yet reported.
+    let mut attempts: HashMap<AttemptId, i64> = HashMap::new();
     while let Some(w) = rx.recv().await {
         let (now, now_utc) = (Instant::now(), Utc::now());
         match w {
@@ -65,6 +80,38 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                 }
                 Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
             },
+            Write::AttemptStarted {
+                call,
+                attempt,
+                user,
+                started,
+            } => {
+                let Some(&id) = rows.get(&call) else {
+                    debug!(%call, "attempt for a call without a row; not recorded");
+                    continue;
+                };
+                match store
+                    .start_attempt(id, &user, wall(started, now, now_utc))
+                    .await
+                {
+                    Ok(row) => {
+                        attempts.insert(attempt, row);
+                    }
+                    Err(e) => warn!(%call, error = %e, "cannot record the start of the attempt"),
+                }
+            }
+            Write::Bridged { call, at } => {
+                let Some(&id) = rows.get(&call) else {
+                    continue;
+                };
+                let u = CallUpdate {
+                    bridged_at: Some(wall(at, now, now_utc)),
+                    ..CallUpdate::default()
+                };
+                if let Err(e) = store.update_call(id, &u).await {
+                    warn!(%call, error = %e, "cannot record the bridge");
+                }
+            }
             Write::Attempt(r) => {
                 let Some(&id) = rows.get(&r.call) else {
                     debug!(call = %r.call, "attempt for a call without a row; not recorded");
@@ -80,7 +127,11 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                     hangup_cause: Some(r.end.as_str().to_owned()),
                     hung_up_by: r.hung_up_by,
                 };
-                if let Err(e) = store.insert_attempt(id, &a).await {
+                let written = match attempts.remove(&r.attempt) {
+                    Some(row) => store.finish_attempt(row, &a).await,
+                    None => store.insert_attempt(id, &a).await.map(|_| ()),
+                };
+                if let Err(e) = written {
                     warn!(call = %r.call, error = %e, "cannot record the attempt");
                 }
             }
@@ -91,6 +142,7 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                 };
                 let u = CallUpdate {
                     answered_at: None,
+                    bridged_at: r.bridged.map(|t| wall(t, now, now_utc)),
                     ended_at: Some(wall(r.ended, now, now_utc)),
                     outcome: Some(r.outcome.as_str().to_owned()),
                     hung_up_by: Some(r.hung_up_by),

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::config::Pin;
 use crate::flows::prompt_plan::{PromptName, MAX_SPOKEN};
 
 /// Preset keys are 1..=4: 5-8 are reserved, 9 is custom and 0 is offline.
@@ -137,8 +138,9 @@ impl MenuSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRef {
     pub user_id: String,
-    /// Asked after Welcome when set; an empty PIN counts as no PIN.
-    pub pin: Option<String>,
+    /// Asked after Welcome when set; an empty PIN counts as no PIN. Its
+    /// `Debug` is masked, so logging an `AgentRef` never shows it.
+    pub pin: Option<Pin>,
 }
 
 /// The result of looking the caller ID up in the user directory.
@@ -152,4 +154,23 @@ pub enum CallerMatch {
     /// Several users share this PSTN number; the caller picks one by keying
     /// the extension (first element) configured for them.
     Shared(Vec<(String, AgentRef)>),
+}
+
+/// For log lines: who the caller is, in words, never a PIN.
+impl fmt::Display for CallerMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallerMatch::Unknown => f.write_str("unknown"),
+            CallerMatch::Withheld => f.write_str("withheld"),
+            CallerMatch::One(a) if a.pin.is_some() => write!(f, "{} (with PIN)", a.user_id),
+            CallerMatch::One(a) => f.write_str(&a.user_id),
+            CallerMatch::Shared(entries) => {
+                f.write_str("shared line:")?;
+                for (ext, a) in entries {
+                    write!(f, " {}={}", ext, a.user_id)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }

@@ -687,3 +687,48 @@ fn validate_names_the_field() {
         assert!(msg.starts_with(field), "{msg}");
     }
 }
+
+#[test]
+fn keys_are_secret_exactly_while_a_pin_is_collected() {
+    let mut call = Call::new(&settings(), CallerMatch::One(agent("jsmith", Some("1234"))));
+    assert!(!call.menu.collecting_secret(), "before the call starts");
+    call.send(Event::Started);
+    // Welcome + enter_pin plays with barge-in: a key now is the PIN's first.
+    assert!(call.menu.collecting_secret());
+    call.finish();
+    assert!(call.menu.collecting_secret());
+    call.keys("12");
+    assert!(call.menu.collecting_secret());
+    call.keys("34");
+    // Right PIN: the menu, whose keys are not secret.
+    assert!(!call.menu.collecting_secret());
+    call.finish();
+    assert!(!call.menu.collecting_secret());
+    // Wrong PIN: the retry is secret again.
+    let mut call = Call::new(&settings(), CallerMatch::One(agent("jsmith", Some("1234"))));
+    call.send(Event::Started);
+    call.finish();
+    call.keys("9999");
+    assert!(call.menu.collecting_secret(), "wrong_pin, enter_pin plays");
+    // No PIN configured: nothing is secret.
+    let mut call = at_menu(&settings(), jsmith());
+    assert!(!call.menu.collecting_secret());
+    call.key('9');
+    assert!(!call.menu.collecting_secret());
+}
+
+#[test]
+fn the_caller_logs_as_words_without_the_pin() {
+    let one = CallerMatch::One(agent("jsmith", Some("2468")));
+    assert_eq!(one.to_string(), "jsmith (with PIN)");
+    assert!(!format!("{one:?}").contains("2468"), "{one:?}");
+    let shared = CallerMatch::Shared(vec![
+        ("201".into(), agent("mgarcia", Some("2468"))),
+        ("202".into(), agent("akim", None)),
+    ]);
+    assert_eq!(shared.to_string(), "shared line: 201=mgarcia 202=akim");
+    assert!(!format!("{shared:?}").contains("2468"));
+    assert_eq!(CallerMatch::Withheld.to_string(), "withheld");
+    assert_eq!(Outcome::Online(8).to_string(), "online 8 h");
+    assert_eq!(Outcome::WrongPin.to_string(), "PIN failed");
+}

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
 use super::inspect::{self, Inspection, Limits};
+use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
 use super::transaction::{Peer, Timers, TransactionLayer, Transport, TxEvent, TxKey};
@@ -101,7 +102,14 @@ pub struct CoreStats {
     pub unmatched_responses: u64,
     /// Requests answered 503 at `max_transactions`.
     pub overloaded: u64,
+    /// Requests from outside `trunk.allow` left unanswered (`untrusted =
+    /// "drop"`, or an ACK, which is never answered).
+    pub untrusted_dropped: u64,
 }
+
+/// At most one WARN per untrusted source per this interval (see
+/// `log_limit.rs`); every packet is still counted in `CoreStats`.
+const UNTRUSTED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DialogTimer {
@@ -139,6 +147,7 @@ pub struct SipCore {
     timers: TimerQueue<(LegId, DialogTimer, Instant)>,
     ids: IdGen,
     stats: CoreStats,
+    untrusted_log: LogLimiter,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -178,6 +187,7 @@ impl SipCore {
             timers: TimerQueue::default(),
             ids: IdGen::new(rand::random()),
             stats: CoreStats::default(),
+            untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
         }
     }
 
@@ -241,6 +251,7 @@ impl SipCore {
             } => {
                 self.stats.bad_requests += 1;
                 if !trusted && self.cfg.untrusted == Untrusted::Drop {
+                    self.stats.untrusted_dropped += 1;
                     return;
                 }
                 debug!(src = %peer.addr, status, reason = %reason, "rejected request");
@@ -272,15 +283,30 @@ impl SipCore {
 
     fn untrusted_request(&mut self, req: Request, peer: Peer, now: Instant) {
         self.stats.rejected_untrusted += 1;
-        warn!(src = %peer.addr, method = %req.method, "request from a source outside trunk.allow");
-        if self.cfg.untrusted == Untrusted::Drop || req.method == Method::Ack {
+        let answer = self.cfg.untrusted == Untrusted::Reject && req.method != Method::Ack;
+        if !answer {
+            self.stats.untrusted_dropped += 1;
+        }
+        if let Verdict::Log { source, suppressed } = self.untrusted_log.check(peer.addr.ip(), now) {
+            let action = if answer { "403" } else { "dropped" };
+            match source {
+                Source::Addr(_) => warn!(
+                    src = %peer.addr, method = %req.method, action, suppressed,
+                    "request from a source outside trunk.allow (one line per source per minute)"
+                ),
+                Source::Others => warn!(
+                    src = %source, method = %req.method, action, suppressed,
+                    "requests from many sources outside trunk.allow (one line per minute)"
+                ),
+            }
+        }
+        if !answer {
             return;
         }
         let Ok(head) = self.read_request(&req, peer) else {
             return;
         };
         // Stateless: no transaction for a stranger, nothing to fill.
-        let _ = now;
         let to_tag = self.tag();
         let data = message::response(&head, 403, "Forbidden", Some(&to_tag), &[], None);
         self.transmit(response_peer(peer, Some(&head)), data);

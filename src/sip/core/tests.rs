@@ -396,6 +396,40 @@ fn untrusted_sources_get_403_or_nothing() {
 }
 
 #[test]
+fn untrusted_requests_are_counted_answered_or_dropped() {
+    let t0 = Instant::now();
+    let mut c = core();
+    // An INVITE and two retransmissions: each answered 403, none dropped.
+    for ms in [0, 500, 1500] {
+        c.handle_message(
+            &invite("z9hG4bK-1", "+15550100000", "", SDP),
+            udp("10.9.9.9:5060"),
+            t0 + Duration::from_millis(ms),
+        );
+    }
+    assert_eq!(drain(&mut c).statuses(), vec![403, 403, 403]);
+    assert_eq!(c.stats().rejected_untrusted, 3);
+    assert_eq!(c.stats().untrusted_dropped, 0);
+    let mut c = SipCore::new(
+        CoreConfig {
+            untrusted: Untrusted::Drop,
+            ..cfg()
+        },
+        Box::new(|_: &str| true),
+    );
+    for ms in [0, 500, 1500] {
+        c.handle_message(
+            &invite("z9hG4bK-1", "+15550100000", "", SDP),
+            udp("10.9.9.9:5060"),
+            t0 + Duration::from_millis(ms),
+        );
+    }
+    assert!(drain(&mut c).sent.is_empty());
+    assert_eq!(c.stats().rejected_untrusted, 3);
+    assert_eq!(c.stats().untrusted_dropped, 3);
+}
+
+#[test]
 fn options_and_unsupported_methods() {
     let mut c = core();
     let t0 = Instant::now();

@@ -1,0 +1,78 @@
+//! Log-in call records in SQLite: the `login_calls` table
+//! (`migrations/0005_login_calls.sql`). Called from the `PresenceStore` impl
+//! of [`SqliteStore`].
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+use super::sqlite::SqliteStore;
+use super::{to_ms, Result};
+
+pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
+         started_at_ms, ended_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(call.call_id.as_str())
+    .bind(call.caller.as_str())
+    .bind(call.agent_user_id.as_deref())
+    .bind(call.outcome.as_str())
+    .bind(call.hours.map(i64::from))
+    .bind(to_ms(call.started_at))
+    .bind(to_ms(call.ended_at))
+    .execute(store.pool())
+    .await
+    .map_err(store.err("recording a log-in call"))?;
+    Ok(done.last_insert_rowid())
+}
+
+pub(super) async fn login_calls_since(
+    store: &SqliteStore,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<LoginCallRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms \
+         FROM login_calls WHERE started_at_ms >= ? ORDER BY started_at_ms, id LIMIT ?",
+    )
+    .bind(to_ms(since))
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await
+    .map_err(store.err("listing log-in calls"))?;
+    rows.iter()
+        .map(|r| {
+            let get_err = store.err("reading a log-in call");
+            let outcome: String = r.try_get("outcome").map_err(get_err)?;
+            let outcome = LoginOutcome::parse(&outcome)
+                .ok_or_else(|| store.corrupt(format!("login_calls.outcome = {outcome:?}")))?;
+            let hours: Option<i64> = r
+                .try_get("hours")
+                .map_err(store.err("reading a log-in call"))?;
+            let hours = hours
+                .map(|h| {
+                    u32::try_from(h).map_err(|_| store.corrupt(format!("login_calls.hours = {h}")))
+                })
+                .transpose()?;
+            Ok(LoginCallRecord {
+                id: r
+                    .try_get("id")
+                    .map_err(store.err("reading a log-in call"))?,
+                call_id: r
+                    .try_get("call_id")
+                    .map_err(store.err("reading a log-in call"))?,
+                caller: r
+                    .try_get("caller")
+                    .map_err(store.err("reading a log-in call"))?,
+                agent_user_id: r
+                    .try_get("agent_user_id")
+                    .map_err(store.err("reading a log-in call"))?,
+                outcome,
+                hours,
+                started_at: store.time(r, "login_calls", "started_at_ms")?,
+                ended_at: store.time(r, "login_calls", "ended_at_ms")?,
+            })
+        })
+        .collect()
+}
