@@ -26,6 +26,8 @@
 //! - Every attempt and every call ends with a record for the store.
 
 mod attempt;
+#[cfg(test)]
+mod harness;
 mod settings;
 #[cfg(test)]
 mod tests;
