@@ -163,6 +163,9 @@ pub async fn wait_for_end(rx: &mut mpsc::Receiver<SipEvent>) {
 /// What an outbound leg's translator reports to the leg's owner (which
 /// holds the leg's [`outbound::OutboundLeg`] machine).
 pub enum LegNews {
+    /// The INVITE went out with this SIP Call-ID (also recorded in the
+    /// leg's span as `sip_call_id`).
+    CallId(String),
     /// An event for the leg's machine.
     Event(outbound::Event),
     /// Media opened for the answered leg; the owner keeps and closes it.
@@ -191,7 +194,8 @@ pub struct Placement {
     pub target: String,
     pub from_user: String,
     pub diversion: Option<String>,
-    /// The leg's span: its translator and media log inside it.
+    /// The leg's span: its translator and media log inside it. Give it an
+    /// empty `sip_call_id` field: the translator fills it in.
     pub span: tracing::Span,
 }
 
@@ -299,6 +303,12 @@ async fn translate<F, Fut>(
                     None => (vec![LegNews::Remote(n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
+                Some(SipEvent::Dialling { call_id, .. }) => {
+                    // What a carrier's trace of this leg is matched against.
+                    tracing::Span::current().record("sip_call_id", call_id.as_str());
+                    info!(sip_call_id = %call_id, "INVITE sent");
+                    (vec![LegNews::CallId(call_id)], false)
+                }
                 Some(SipEvent::Failed { outcome, .. }) => (vec![LegNews::Event(E::Failed(outcome))], true),
                 Some(SipEvent::Ended { .. }) | None => (vec![LegNews::Event(E::Ended)], true),
                 Some(other) => {

@@ -66,7 +66,12 @@ pub async fn run(
             continue;
         };
         let ctx = ctx.clone();
-        let span = info_span!("notify", agent = %user, reason = why);
+        let span = info_span!(
+            "notify",
+            agent = %user,
+            reason = why,
+            sip_call_id = tracing::field::Empty
+        );
         tokio::spawn(async move { notify(&ctx, &user, &prompt, from).await }.instrument(span));
     }
 }
@@ -149,7 +154,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
                 Some(LegNews::PlaybackFinished(_)) => {
                     flow.handle(Event::PlaybackFinished, Instant::now())
                 }
-                Some(LegNews::DtmfFailed(_)) => {}
+                Some(LegNews::DtmfFailed(_)) | Some(LegNews::CallId(_)) => {}
                 Some(LegNews::Event(ev)) => flow.handle(ev, Instant::now()),
             },
             _ = tokio::time::sleep_until(deadline) => flow.handle(Event::Timer, Instant::now()),

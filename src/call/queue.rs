@@ -104,6 +104,8 @@ pub(super) struct Shell {
     engine: QueueEngine,
     customers: HashMap<CallId, Customer>,
     agents: HashMap<AttemptId, AgentLeg>,
+    /// The SIP Call-ID of each leg, until its attempt is recorded.
+    sip_call_ids: HashMap<AttemptId, String>,
     inbox: mpsc::Sender<Input>,
     writes: mpsc::Sender<Write>,
     /// Events produced while carrying out actions, fed after the drain.
@@ -134,6 +136,7 @@ pub async fn run(
         engine,
         customers: HashMap::new(),
         agents: HashMap::new(),
+        sip_call_ids: HashMap::new(),
         inbox,
         writes,
         pending: VecDeque::new(),
@@ -350,6 +353,10 @@ impl Shell {
     /// What an outbound leg's translator reports: media bookkeeping stays
     /// here, every event goes to the engine's leg machine.
     fn leg_news(&mut self, call: CallId, attempt: AttemptId, news: LegNews) {
+        if let LegNews::CallId(id) = news {
+            self.sip_call_ids.insert(attempt, id);
+            return;
+        }
         let Some(a) = self.agents.get_mut(&attempt) else {
             if let LegNews::Session(s) = news {
                 s.close();
@@ -382,6 +389,7 @@ impl Shell {
                 return;
             }
             LegNews::Event(ev) => ev,
+            LegNews::CallId(_) => return,
         };
         if let OutboundEvent::Digit(digit) = event {
             info!(agent = %a.who, %digit, "agent key");

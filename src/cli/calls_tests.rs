@@ -111,6 +111,7 @@ async fn calls_come_with_their_attempts_and_since_filters() {
                     accept_latency_ms: None,
                     hangup_cause: Some(cause.into()),
                     hung_up_by: None,
+                    sip_call_id: Some(format!("{user}@tpswitch")),
                 },
             )
             .await
@@ -140,6 +141,8 @@ async fn calls_come_with_their_attempts_and_since_filters() {
     assert_eq!(all[1]["attempts"][0]["agent_user_id"], "mgarcia");
     assert_eq!(all[1]["attempts"][1]["agent_user_id"], "jsmith");
     assert_eq!(all[1]["attempts"][1]["hangup_cause"], "completed");
+    // `calls --json` shows each leg's SIP Call-ID, for a carrier's trace.
+    assert_eq!(all[1]["attempts"][1]["sip_call_id"], "jsmith@tpswitch");
     assert_eq!(all[1]["hung_up_by"], "customer");
 
     let recent: serde_json::Value =

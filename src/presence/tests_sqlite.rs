@@ -265,7 +265,7 @@ async fn reopen_is_idempotent_and_keeps_data() {
             .fetch_all(s.pool())
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3], "each migration applied once");
+    assert_eq!(applied, vec![1, 2, 3, 4], "each migration applied once");
 }
 
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn read_only_open_refuses_missing_or_unmigrated_files() {
             err,
             StoreError::OldSchema {
                 found: 0,
-                needed: 3,
+                needed: 4,
                 ..
             }
         ),
@@ -401,6 +401,7 @@ async fn calls_and_attempts_round_trip() {
         accept_latency_ms: None,
         hangup_cause: Some("ring timeout".into()),
         hung_up_by: Some(HungUpBy::Switch),
+        sip_call_id: Some("00000000000000a1@tpswitch".into()),
     };
     let taken = NewAttempt {
         agent_user_id: "bob".into(),
@@ -411,6 +412,7 @@ async fn calls_and_attempts_round_trip() {
         accept_latency_ms: Some(850),
         hangup_cause: None,
         hung_up_by: Some(HungUpBy::Customer),
+        sip_call_id: None,
     };
     s.insert_attempt(id, &missed).await.unwrap();
     s.insert_attempt(id, &taken).await.unwrap();
@@ -456,7 +458,9 @@ async fn calls_and_attempts_round_trip() {
     );
     assert_eq!(a.hangup_cause.as_deref(), Some("ring timeout"));
     assert_eq!(a.hung_up_by, Some(HungUpBy::Switch));
+    assert_eq!(a.sip_call_id.as_deref(), Some("00000000000000a1@tpswitch"));
     let b = &c.attempts[1];
+    assert_eq!(b.sip_call_id, None);
     assert_eq!(
         (b.agent_user_id.as_str(), b.accept_latency_ms),
         ("bob", Some(850))
@@ -472,6 +476,10 @@ async fn calls_and_attempts_round_trip() {
 
     let json = serde_json::to_value(c).unwrap();
     assert_eq!(json["attempts"][0]["sip_outcome"], "no-answer");
+    assert_eq!(
+        json["attempts"][0]["sip_call_id"],
+        "00000000000000a1@tpswitch"
+    );
     assert_eq!(json["started_at"], "2023-11-14T22:15:00.000Z");
 }
 
@@ -492,6 +500,7 @@ async fn unknown_call_ids_are_reported() {
         accept_latency_ms: None,
         hangup_cause: None,
         hung_up_by: None,
+        sip_call_id: None,
     };
     let err = s.insert_attempt(42, &attempt).await.unwrap_err();
     assert!(

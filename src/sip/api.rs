@@ -125,6 +125,12 @@ pub enum SipEvent {
         leg: LegId,
         cause: EndCause,
     },
+    /// Outbound: the INVITE went out with this Call-ID (what a carrier's
+    /// trace of the leg is matched against).
+    Dialling {
+        leg: LegId,
+        call_id: String,
+    },
     /// Outbound: a provisional response (183 may carry early media, which
     /// callers keep to themselves).
     Progress {
@@ -153,6 +159,7 @@ impl SipEvent {
             | SipEvent::MediaChanged { leg, .. }
             | SipEvent::InfoDigit { leg, .. }
             | SipEvent::Ended { leg, .. }
+            | SipEvent::Dialling { leg, .. }
             | SipEvent::Progress { leg, .. }
             | SipEvent::Answered { leg, .. }
             | SipEvent::Failed { leg, .. } => *leg,

@@ -99,7 +99,14 @@ impl Shell {
                 })
                 .await;
             }
-            Action::RecordAttempt(r) => self.write(Write::Attempt(r)).await,
+            Action::RecordAttempt(report) => {
+                let sip_call_id = self.sip_call_ids.remove(&report.attempt);
+                self.write(Write::Attempt {
+                    report,
+                    sip_call_id,
+                })
+                .await
+            }
             Action::RecordCall(r) => {
                 // Engine-wide relay count: a cheap sign, in the log, that
                 // media crossed the bridge.
@@ -234,7 +241,14 @@ impl Shell {
         info!(parent: &c.span, who = %who, %target, leg = kind, "placing an outbound leg");
         // One child span per attempt: a call that moves on to a second agent
         // shows each agent once, under the customer's call.
-        let span = tracing::info_span!(parent: &c.span, "outbound_leg", kind, who = %who, attempt = attempt.0);
+        let span = tracing::info_span!(
+            parent: &c.span,
+            "outbound_leg",
+            kind,
+            who = %who,
+            attempt = attempt.0,
+            sip_call_id = tracing::field::Empty
+        );
         let placement = Placement {
             target,
             from_user,

@@ -26,7 +26,11 @@ pub enum Write {
         call: CallId,
         row: NewCall,
     },
-    Attempt(AttemptReport),
+    Attempt {
+        report: AttemptReport,
+        /// The agent leg's SIP Call-ID, when the INVITE went out.
+        sip_call_id: Option<String>,
+    },
     CallEnded(CallReport),
     Activity {
         user: String,
@@ -65,7 +69,10 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                 }
                 Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
             },
-            Write::Attempt(r) => {
+            Write::Attempt {
+                report: r,
+                sip_call_id,
+            } => {
                 let Some(&id) = rows.get(&r.call) else {
                     debug!(call = %r.call, "attempt for a call without a row; not recorded");
                     continue;
@@ -79,6 +86,7 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                     accept_latency_ms: r.accept_latency.map(ms),
                     hangup_cause: Some(r.end.as_str().to_owned()),
                     hung_up_by: r.hung_up_by,
+                    sip_call_id,
                 };
                 if let Err(e) = store.insert_attempt(id, &a).await {
                     warn!(call = %r.call, error = %e, "cannot record the attempt");
