@@ -232,7 +232,7 @@ impl Shell {
             return;
         };
         if !dial_allowed(&cfg, &number) {
-            warn!(parent: &c.span, %number, "not a user's number nor in trunk.allow_dial: not dialling it");
+            warn!(parent: &c.span, %number, "not a user's number and not in trunk.allow_dial: not dialling it");
             self.pending.push_back(failed(call, attempt, 404));
             return;
         }
