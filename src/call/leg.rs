@@ -9,9 +9,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 use super::{CallContext, LegRouter};
+use crate::config::E164;
 use crate::flows::outbound;
 use crate::media::engine::{DtmfFailure, MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
+use crate::routing::dial_allowed;
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
@@ -182,6 +184,8 @@ pub enum LegNews {
 /// Why an outbound leg was not placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PlaceError {
+    #[error("not a user's number and not in trunk.allow_dial: not dialling it")]
+    NotAllowed,
     #[error("trunk.max_outbound_calls ({0}) legs are up")]
     AtCapacity(usize),
     #[error("no free RTP port")]
@@ -190,8 +194,8 @@ pub enum PlaceError {
 
 /// An outbound call to place.
 pub struct Placement {
-    /// Already formatted for the trunk (`Config::dial_string`).
-    pub target: String,
+    /// Whom to call; formatted for the trunk here.
+    pub number: E164,
     pub from_user: String,
     pub diversion: Option<String>,
     /// The leg's span: its translator and media log inside it. Give it an
@@ -202,6 +206,7 @@ pub struct Placement {
 /// Places an outbound call through the trunk and spawns the task that
 /// translates its SIP and media events into [`LegNews`], sent to `inbox`
 /// wrapped by `wrap`. Every outbound leg is placed here, so this is where
+/// only diallable numbers ([`dial_allowed`]) are called and where
 /// `trunk.max_outbound_calls` is enforced (through the router's count).
 /// The leg's timers and rules are its owner's machine's business.
 pub fn place<T: Send + 'static>(
@@ -210,6 +215,9 @@ pub fn place<T: Send + 'static>(
     inbox: mpsc::Sender<T>,
     wrap: impl Fn(LegNews) -> T + Send + 'static,
 ) -> Result<LegId, PlaceError> {
+    if !dial_allowed(&ctx.cfg, &p.number) {
+        return Err(PlaceError::NotAllowed);
+    }
     let ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
     let cap = ctx.cfg.trunk.max_outbound_calls as usize;
@@ -217,8 +225,10 @@ pub fn place<T: Send + 'static>(
         .router
         .register_outbound(leg, cap)
         .ok_or(PlaceError::AtCapacity(cap))?;
+    let target = ctx.cfg.dial_string(&p.number);
+    info!(parent: &p.span, %target, "placing an outbound call");
     let request = DialRequest {
-        target: p.target,
+        target,
         from_user: p.from_user,
         diversion: p.diversion,
         sdp: offer(ctx, &ports, leg),

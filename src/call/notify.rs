@@ -87,8 +87,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     }) else {
         return;
     };
-    let target = ctx.cfg.dial_string(&number);
-    info!(target = %target, "calling the agent to say the window ended");
+    info!("calling the agent to say the window ended");
     let rules = LegRules::on_answer(
         ctx.cfg.presence.expiry_notification_ring,
         DEFAULT_MEDIA_GRACE,
@@ -96,7 +95,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     let mut flow = NotifyCall::new(rules, PromptName::new(prompt), PLAY_GUARD, Instant::now());
     let (inbox, mut news) = mpsc::channel(16);
     let placement = Placement {
-        target,
+        number,
         from_user: from,
         diversion: None,
         span: tracing::Span::current(),

@@ -6,8 +6,8 @@ use tracing::{info, warn};
 
 use super::legs::Input;
 use super::writer::Write;
-use super::{dial_allowed, AgentLeg, Shell};
-use crate::call::leg::{self, Placement};
+use super::{AgentLeg, Shell};
+use crate::call::leg::{self, PlaceError, Placement};
 use crate::config::{CallerIdMode, E164};
 use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{
@@ -223,22 +223,15 @@ impl Shell {
         self.place(call, attempt, who, number, "overflow_leg");
     }
 
-    /// Places an engine leg to `number` (only if it may ever be dialled);
-    /// its events come back through the inbox tagged with the attempt.
+    /// Places an engine leg to `number`; its events come back through the
+    /// inbox tagged with the attempt.
     fn place(&mut self, call: CallId, attempt: AttemptId, who: String, number: E164, kind: &str) {
         let cfg = self.ctx.cfg.clone();
         let Some(c) = self.customers.get(&call) else {
             self.pending.push_back(failed(call, attempt, 503));
             return;
         };
-        if !dial_allowed(&cfg, &number) {
-            warn!(parent: &c.span, %number, "not a user's number and not in trunk.allow_dial: not dialling it");
-            self.pending.push_back(failed(call, attempt, 404));
-            return;
-        }
         let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
-        let target = cfg.dial_string(&number);
-        info!(parent: &c.span, who = %who, %target, leg = kind, "placing an outbound leg");
         // One child span per attempt: a call that moves on to a second agent
         // shows each agent once, under the customer's call.
         let span = tracing::info_span!(
@@ -250,7 +243,7 @@ impl Shell {
             sip_call_id = tracing::field::Empty
         );
         let placement = Placement {
-            target,
+            number: number.clone(),
             from_user,
             diversion,
             span,
@@ -273,8 +266,13 @@ impl Shell {
                 );
             }
             Err(e) => {
-                warn!(parent: &c.span, error = %e, "cannot place the outbound leg");
-                self.pending.push_back(failed(call, attempt, 503));
+                warn!(parent: &c.span, %number, error = %e, "cannot place the outbound leg");
+                let status = if e == PlaceError::NotAllowed {
+                    404
+                } else {
+                    503
+                };
+                self.pending.push_back(failed(call, attempt, status));
             }
         }
     }
