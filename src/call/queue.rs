@@ -97,8 +97,9 @@ pub(super) struct Shell {
     engine: QueueEngine,
     customers: HashMap<CallId, Customer>,
     agents: HashMap<AttemptId, AgentLeg>,
-    /// The SIP Call-ID of each leg, until its attempt is recorded.
-    sip_call_ids: HashMap<AttemptId, String>,
+    /// The SIP Call-ID of each leg, until its attempt (or, for an overflow
+    /// leg, which has none, its customer's call) is recorded.
+    sip_call_ids: HashMap<AttemptId, (CallId, String)>,
     inbox: mpsc::Sender<Input>,
     writes: mpsc::Sender<Write>,
     /// Events produced while carrying out actions, fed after the drain.
@@ -347,7 +348,7 @@ impl Shell {
     /// here, every event goes to the engine's leg machine.
     fn leg_news(&mut self, call: CallId, attempt: AttemptId, news: LegNews) {
         if let LegNews::CallId(id) = news {
-            self.sip_call_ids.insert(attempt, id);
+            self.sip_call_ids.insert(attempt, (call, id));
             return;
         }
         let Some(a) = self.agents.get_mut(&attempt) else {

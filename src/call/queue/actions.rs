@@ -100,7 +100,7 @@ impl Shell {
                 .await;
             }
             Action::RecordAttempt(report) => {
-                let sip_call_id = self.sip_call_ids.remove(&report.attempt);
+                let sip_call_id = self.sip_call_ids.remove(&report.attempt).map(|(_, id)| id);
                 self.write(Write::Attempt {
                     report,
                     sip_call_id,
@@ -108,6 +108,7 @@ impl Shell {
                 .await
             }
             Action::RecordCall(r) => {
+                self.sip_call_ids.retain(|_, (call, _)| *call != r.call);
                 // Engine-wide relay count: a cheap sign, in the log, that
                 // media crossed the bridge.
                 let relayed = self.ctx.engine.stats().relayed.load(Ordering::Relaxed);
