@@ -441,6 +441,15 @@ fn answered_and_accepted_bridges_media_both_ways() {
     assert_eq!(c[0]["customer_number"], CUSTOMER);
     assert_eq!(c[0]["contact_point"], BILLING);
     assert_eq!(attempts(&c[0]), [("jsmith".into(), "completed".into())]);
+    // The agent leg's SIP Call-ID is stored with the attempt, so a carrier's
+    // trace can be matched to it, and the leg's span logs it.
+    let leg_call_id = c[0]["attempts"][0]["sip_call_id"].as_str().unwrap_or("");
+    assert!(leg_call_id.ends_with("@tpswitch"), "{c:?}");
+    assert!(
+        s.sw.log().contains(&format!("sip_call_id={leg_call_id}")),
+        "{}",
+        s.sw.log()
+    );
     assert_eq!(c[0]["attempts"][0]["sip_outcome"], "answered");
     // g711a.pcap is 236 packets from the agent; the customer echoes them
     // back, so well over 236 relayed means media crossed both ways.
