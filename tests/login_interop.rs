@@ -305,9 +305,10 @@ fn window_survives_sigkill_right_after_online_starts() {
 
 #[test]
 fn window_expiry_calls_the_agent_and_plays_offline() {
-    // The trunk: a SIPp UAS standing in for the agent's phone.
+    // The trunk: a SIPp UAS standing in for the agent's phone (it talks:
+    // an answer without RTP would be a dead one).
     let trunk = free_udp_port();
-    let mut phone = BackgroundSipp::start("uas_answer.xml", trunk, 1, &[]);
+    let mut phone = BackgroundSipp::start("uas_answer_talk.xml", trunk, 1, &[]);
     // Presence time runs 3600x: the 8-hour window ends 8 s after log-in.
     let sw = Switch::start_env(trunk, &[("TPSWITCH_CLOCK_SPEED", "3600")], fast);
     login(&sw, JSMITH, &[Wait(1000), Key('1')], true);

@@ -98,13 +98,14 @@ async fn dial(u: &Uac) -> LegId {
     leg
 }
 
-/// The next event that is not a provisional, within `limit`.
+/// The next event that is not a provisional (nor the Call-ID report of
+/// the INVITE going out), within `limit`.
 async fn outcome(u: &mut Uac, limit: Duration) -> SipEvent {
     let end = Instant::now() + limit;
     loop {
         let left = end.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, u.events.recv()).await {
-            Ok(Some(SipEvent::Progress { .. })) => continue,
+            Ok(Some(SipEvent::Progress { .. } | SipEvent::Dialling { .. })) => continue,
             Ok(Some(ev)) => return ev,
             other => panic!("no outcome: {other:?}"),
         }

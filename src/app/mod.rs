@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::call::{notify, CallContext, CallManager, LegRouter};
-use crate::config::{self, Config, E164};
+use crate::config::{self, Config};
 use crate::media::codec::Codec;
 use crate::media::engine::{EngineConfig, MediaEngine, MediaError};
 use crate::media::ports::PortPool;
@@ -211,13 +211,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         },
     };
     let bind = cfg.sip.bind;
-    let dial_cfg = cfg.clone();
-    let dialplan = Box::new(move |called: &str| {
-        E164::parse(called, &dial_cfg.numbering.default_country_code)
-            .ok()
-            .and_then(|n| dial_cfg.mapping_for(&n))
-            .is_some()
-    });
+    let dialplan = crate::flows::directory::dialplan(cfg.clone());
     let (ev_tx, ev_rx) = mpsc::channel(8192);
     let frame = FrameLimits {
         max_message_bytes: cfg.sip.max_message_bytes as usize,

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
-use super::CallContext;
-use crate::media::engine::{MediaEvent, MediaSession, SessionOptions};
+use super::{CallContext, LegRouter};
+use crate::config::E164;
+use crate::flows::outbound;
+use crate::media::engine::{DtmfFailure, MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
+use crate::routing::dial_allowed;
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
@@ -159,99 +162,201 @@ pub async fn wait_for_end(rx: &mut mpsc::Receiver<SipEvent>) {
     .await;
 }
 
-/// How an outbound attempt ended, when it did not answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialFailure {
-    Sip(DialOutcome),
-    /// No answer within the ring time; we cancelled.
-    RingTimeout,
-    /// No RTP port, or the media could not start.
-    NoMedia,
+/// What an outbound leg's translator reports to the leg's owner (which
+/// holds the leg's [`outbound::OutboundLeg`] machine).
+pub enum LegNews {
+    /// The INVITE went out with this SIP Call-ID (also recorded in the
+    /// leg's span as `sip_call_id`).
+    CallId(String),
+    /// An event for the leg's machine.
+    Event(outbound::Event),
+    /// Media opened for the answered leg; the owner keeps and closes it.
+    Session(MediaSession),
+    /// A re-INVITE/UPDATE changed the stream once media ran.
+    Remote(Negotiated),
+    /// A playback on the leg finished (the owner knows which id matters).
+    PlaybackFinished(u64),
+    /// The extension digits could not be sent (the machine's guard gives
+    /// the leg up).
+    DtmfFailed(DtmfFailure),
 }
 
-/// Words for log lines.
-impl std::fmt::Display for DialFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DialFailure::Sip(outcome) => write!(f, "{outcome}"),
-            DialFailure::RingTimeout => f.write_str("no answer in the ring time"),
-            DialFailure::NoMedia => f.write_str("no media"),
-        }
-    }
+/// Why an outbound leg was not placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error("not a user's number and not in trunk.allow_dial: not dialling it")]
+    NotAllowed,
+    #[error("trunk.max_outbound_calls ({0}) legs are up")]
+    AtCapacity(usize),
+    #[error("no free RTP port")]
+    NoPort,
 }
 
-/// Dials `target` (already formatted for the trunk) and starts media when it
-/// answers. The leg's events keep arriving on the returned receiver.
-pub async fn dial(
+/// An outbound call to place.
+pub struct Placement {
+    /// Whom to call; formatted for the trunk here.
+    pub number: E164,
+    pub from_user: String,
+    pub diversion: Option<String>,
+    /// The leg's span: its translator and media log inside it. Give it an
+    /// empty `sip_call_id` field: the translator fills it in.
+    pub span: tracing::Span,
+}
+
+/// Places an outbound call through the trunk and spawns the task that
+/// translates its SIP and media events into [`LegNews`], sent to `inbox`
+/// wrapped by `wrap`. Every outbound leg is placed here, so this is where
+/// only diallable numbers ([`dial_allowed`]) are called and where
+/// `trunk.max_outbound_calls` is enforced (through the router's count).
+/// The leg's timers and rules are its owner's machine's business.
+pub fn place<T: Send + 'static>(
     ctx: &Arc<CallContext>,
-    target: String,
-    from_user: String,
-    diversion: Option<String>,
-    ring: Duration,
-) -> Result<(LegId, Answered, mpsc::Receiver<SipEvent>), DialFailure> {
-    let ports = ctx.ports.allocate().map_err(|_| DialFailure::NoMedia)?;
+    p: Placement,
+    inbox: mpsc::Sender<T>,
+    wrap: impl Fn(LegNews) -> T + Send + 'static,
+) -> Result<LegId, PlaceError> {
+    if !dial_allowed(&ctx.cfg, &p.number) {
+        return Err(PlaceError::NotAllowed);
+    }
+    let ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
-    let offer = offer(ctx, &ports, leg);
-    let mut rx = ctx.router.register(leg);
+    let cap = ctx.cfg.trunk.max_outbound_calls as usize;
+    let sip = ctx
+        .router
+        .register_outbound(leg, cap)
+        .ok_or(PlaceError::AtCapacity(cap))?;
+    let target = ctx.cfg.dial_string(&p.number);
+    info!(parent: &p.span, %target, "placing an outbound call");
     let request = DialRequest {
         target,
-        from_user,
-        diversion,
-        sdp: offer,
+        from_user: p.from_user,
+        diversion: p.diversion,
+        sdp: offer(ctx, &ports, leg),
     };
+    let ctx = ctx.clone();
+    let send = move |news: LegNews| {
+        let inbox = inbox.clone();
+        let item = wrap(news);
+        async move { inbox.send(item).await.is_ok() }
+    };
+    let task = translate(ctx, leg, ports, request, sip, send);
+    tokio::spawn(task.instrument(p.span));
+    Ok(leg)
+}
+
+async fn translate<F, Fut>(
+    ctx: Arc<CallContext>,
+    leg: LegId,
+    ports: RtpPorts,
+    request: DialRequest,
+    mut sip: mpsc::Receiver<SipEvent>,
+    send: F,
+) where
+    F: Fn(LegNews) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    use outbound::Event as E;
+    // However the task ends, the router forgets the leg (and its slot).
+    let _registered = Unregister(ctx.router.clone(), leg);
     if ctx
         .commands
         .send(SipCommand::Dial { leg, request })
         .await
         .is_err()
     {
-        ctx.router.remove(leg);
-        return Err(DialFailure::NoMedia);
+        send(LegNews::Event(E::Failed(DialOutcome::Unavailable(503)))).await;
+        return;
     }
-    let deadline = tokio::time::sleep(ring);
-    tokio::pin!(deadline);
-    let neg = loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-                // Wait for the CANCEL's outcome so a late 200 is hung up.
-                let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                    while let Some(ev) = rx.recv().await {
-                        if let SipEvent::Answered { .. } = ev {
-                            let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-                        }
-                        if matches!(ev, SipEvent::Failed { .. } | SipEvent::Ended { .. }) {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                ctx.router.remove(leg);
-                return Err(DialFailure::RingTimeout);
+    let mut ports = Some(ports);
+    let mut media: Option<mpsc::Receiver<MediaEvent>> = None;
+    loop {
+        let media_ev = async {
+            match media.as_mut() {
+                Some(m) => m.recv().await,
+                None => std::future::pending().await,
             }
-            ev = rx.recv() => match ev {
-                Some(SipEvent::Answered { media: Some(n), .. }) => break n,
+        };
+        let (news, last) = tokio::select! {
+            ev = sip.recv() => match ev {
+                Some(SipEvent::Progress { status, early_media, .. }) => {
+                    let early_media = early_media.is_some();
+                    (vec![LegNews::Event(E::Progress { status, early_media })], false)
+                }
+                Some(SipEvent::Answered { media: Some(n), .. }) => {
+                    match ports.take().and_then(|p| open(&ctx, p, &n)) {
+                        Some(a) => {
+                            media = Some(a.media);
+                            let news = vec![
+                                LegNews::Session(a.session),
+                                LegNews::Event(E::Answered { media: true }),
+                            ];
+                            (news, false)
+                        }
+                        None => (vec![
+                            LegNews::Event(E::Answered { media: false }),
+                            LegNews::Event(E::MediaFailed),
+                        ], false),
+                    }
+                }
                 Some(SipEvent::Answered { media: None, .. }) => {
-                    // A 200 without usable SDP cannot carry the call.
-                    let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-                    ctx.router.remove(leg);
-                    return Err(DialFailure::NoMedia);
+                    (vec![LegNews::Event(E::Answered { media: false })], false)
                 }
-                Some(SipEvent::Failed { outcome, .. }) => {
-                    ctx.router.remove(leg);
-                    return Err(DialFailure::Sip(outcome));
+                Some(SipEvent::MediaChanged { media: n, .. }) => match ports.take() {
+                    // The SDP a 2xx lacked (RFC 3261 §14, RFC 3311).
+                    Some(p) => match open(&ctx, p, &n) {
+                        Some(a) => {
+                            media = Some(a.media);
+                            (vec![LegNews::Session(a.session), LegNews::Event(E::MediaReady)], false)
+                        }
+                        None => (vec![LegNews::Event(E::MediaFailed)], false),
+                    },
+                    None => (vec![LegNews::Remote(n)], false),
+                },
+                Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
+                Some(SipEvent::Dialling { call_id, .. }) => {
+                    // What a carrier's trace of this leg is matched against.
+                    tracing::Span::current().record("sip_call_id", call_id.as_str());
+                    info!(sip_call_id = %call_id, "INVITE sent");
+                    (vec![LegNews::CallId(call_id)], false)
                 }
-                Some(other) => debug!(event = %other, "outbound progress"),
-                None => return Err(DialFailure::NoMedia),
+                Some(SipEvent::Failed { outcome, .. }) => (vec![LegNews::Event(E::Failed(outcome))], true),
+                Some(SipEvent::Ended { .. }) | None => (vec![LegNews::Event(E::Ended)], true),
+                Some(other) => {
+                    debug!(event = %other, "outbound leg event");
+                    (Vec::new(), false)
+                }
             },
+            ev = media_ev => match ev {
+                None => {
+                    media = None;
+                    (Vec::new(), false)
+                }
+                Some(MediaEvent::RtpStarted) => (vec![LegNews::Event(E::RtpStarted)], false),
+                Some(MediaEvent::RtpTimeout) => (vec![LegNews::Event(E::RtpTimeout)], false),
+                Some(MediaEvent::DigitStarted(d)) => (vec![LegNews::Event(E::Digit(d))], false),
+                Some(MediaEvent::DtmfSent) => (vec![LegNews::Event(E::ExtSent)], false),
+                Some(MediaEvent::PlaybackFinished(id)) => (vec![LegNews::PlaybackFinished(id)], false),
+                Some(MediaEvent::DtmfFailed(why)) => (vec![LegNews::DtmfFailed(why)], false),
+                Some(_) => (Vec::new(), false),
+            },
+        };
+        for n in news {
+            if !send(n).await {
+                // The owner is gone (shutting down): end the leg ourselves.
+                let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                return;
+            }
         }
-    };
-    match open(ctx, ports, &neg) {
-        Some(a) => Ok((leg, a, rx)),
-        None => {
-            let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-            ctx.router.remove(leg);
-            Err(DialFailure::NoMedia)
+        if last {
+            return;
         }
+    }
+}
+
+struct Unregister(LegRouter, LegId);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
     }
 }

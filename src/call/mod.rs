@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::config::{Config, Flow};
+use crate::config::{Config, DispatchMapping, Flow};
 use crate::flows::directory;
 use crate::media::engine::MediaEngine;
 use crate::media::ports::PortPool;
@@ -74,7 +74,11 @@ impl CallManager {
         let leg = call.leg;
         let rx = self.ctx.router.register(leg);
         let ctx = self.ctx.clone();
-        let flow = directory::called_mapping(&ctx.cfg, &call.called)
+        // Read once, with the matcher the SIP core's 404 check uses; the
+        // mapping then travels with the call.
+        let mapping = directory::called_mapping(&ctx.cfg, &call.called).cloned();
+        let flow = mapping
+            .as_ref()
             .and_then(|m| ctx.cfg.flow(&m.flow))
             .cloned();
         let span = info_span!(
@@ -87,7 +91,7 @@ impl CallManager {
         );
         tokio::spawn(
             async move {
-                run_call(&ctx, *call, flow, rx).await;
+                run_call(&ctx, *call, mapping, flow, rx).await;
                 ctx.router.remove(leg);
             }
             .instrument(span),
@@ -99,6 +103,7 @@ impl CallManager {
 async fn run_call(
     ctx: &Arc<CallContext>,
     call: IncomingCall,
+    mapping: Option<DispatchMapping>,
     flow: Option<Flow>,
     mut rx: mpsc::Receiver<SipEvent>,
 ) {
@@ -106,10 +111,12 @@ async fn run_call(
     let Some(answered) = leg::answer(ctx, &call, &mut rx).await else {
         return;
     };
-    match flow {
-        Some(Flow::TimedPresence(tp)) => login::run(ctx, &call, &tp, answered, rx).await,
-        Some(Flow::Queue(q)) => to_queue(ctx, &call, q.name, answered, rx).await,
-        None => silent(&mut rx).await,
+    match (flow, mapping) {
+        (Some(Flow::TimedPresence(tp)), _) => login::run(ctx, &call, &tp, answered, rx).await,
+        (Some(Flow::Queue(q)), Some(m)) => {
+            to_queue(ctx, &call, q.name, m.phone_number, answered, rx).await
+        }
+        _ => silent(&mut rx).await,
     }
 }
 
@@ -119,16 +126,10 @@ async fn to_queue(
     ctx: &Arc<CallContext>,
     call: &IncomingCall,
     flow: String,
+    contact_point: crate::config::E164,
     answered: leg::Answered,
     rx: mpsc::Receiver<SipEvent>,
 ) {
-    let Some(contact_point) =
-        directory::called_mapping(&ctx.cfg, &call.called).map(|m| m.phone_number.clone())
-    else {
-        // The flow came from this mapping; it cannot be missing.
-        let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
-        return;
-    };
     let (done, finished) = tokio::sync::oneshot::channel();
     let handoff = queue::Handoff {
         leg: call.leg,

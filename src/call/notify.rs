@@ -1,22 +1,25 @@
 //! "Your presence window has ended": when a window ends (or an agent is set
 //! offline for missed calls), call the agent's PSTN number through the trunk,
-//! play Offline, hang up. One attempt, `presence.expiry_notification_ring`
-//! of ringing, never while the agent is on a call (the presence service
-//! defers the expiry until the call ends).
+//! play Offline, hang up. The rules are `flows::notify`'s; this shell only
+//! carries them out. Never while the agent is on a call (the presence
+//! service defers the expiry until the call ends).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::leg::{self, DialFailure};
+use super::leg::{self, LegNews, Placement};
 use super::CallContext;
 use crate::config::{Extension, Flow};
-use crate::media::engine::MediaEvent;
+use crate::flows::notify::{Action as NotifyAction, NotifyCall};
+use crate::flows::outbound::{Event, LegRules, Outcome, DEFAULT_MEDIA_GRACE};
+use crate::flows::prompt_plan::PromptName;
+use crate::media::engine::MediaSession;
 use crate::presence::service::PresenceEvent;
-use crate::sip::{SipCommand, SipEvent};
+use crate::sip::SipCommand;
 
 /// The timed-presence flow whose settings govern notifications, with the
 /// contact point agents call it on (our caller ID toward the agent).
@@ -63,7 +66,12 @@ pub async fn run(
             continue;
         };
         let ctx = ctx.clone();
-        let span = info_span!("notify", agent = %user, reason = why);
+        let span = info_span!(
+            "notify",
+            agent = %user,
+            reason = why,
+            sip_call_id = tracing::field::Empty
+        );
         tokio::spawn(async move { notify(&ctx, &user, &prompt, from).await }.instrument(span));
     }
 }
@@ -79,44 +87,97 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     }) else {
         return;
     };
-    let target = ctx.cfg.dial_string(&number);
-    info!(target = %target, "calling the agent to say the window ended");
-    let ring = ctx.cfg.presence.expiry_notification_ring;
-    let (leg, answered, mut sip) = match leg::dial(ctx, target, from, None, ring).await {
-        Ok(x) => x,
-        Err(DialFailure::Sip(outcome)) => {
-            info!(outcome = %outcome, "notification call not answered");
-            return;
-        }
+    info!("calling the agent to say the window ended");
+    let rules = LegRules::on_answer(
+        ctx.cfg.presence.expiry_notification_ring,
+        DEFAULT_MEDIA_GRACE,
+    );
+    let mut flow = NotifyCall::new(rules, PromptName::new(prompt), PLAY_GUARD, Instant::now());
+    let (inbox, mut news) = mpsc::channel(16);
+    let placement = Placement {
+        number,
+        from_user: from,
+        diversion: None,
+        span: tracing::Span::current(),
+    };
+    let leg = match leg::place(ctx, placement, inbox, |n| n) {
+        Ok(leg) => leg,
         Err(e) => {
-            info!(failure = %e, "notification call failed");
+            info!(error = %e, "notification call not placed");
             return;
         }
     };
-    let mut media = answered.media;
-    let clip = ctx.prompts.get(prompt).cloned();
-    if let Some(p) = clip {
-        let _ = answered.session.play(1, vec![p]);
-    }
-    // Until the prompt has played (or the agent hangs up), at most a minute.
-    let _ = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            tokio::select! {
-                ev = media.recv() => match ev {
-                    Some(MediaEvent::PlaybackFinished(_)) | None => break,
-                    _ => {}
-                },
-                ev = sip.recv() => match ev {
-                    Some(SipEvent::Ended { .. }) | None => return,
-                    _ => {}
-                },
+    let mut session: Option<MediaSession> = None;
+    loop {
+        while let Some(action) = flow.poll_action() {
+            match action {
+                NotifyAction::Cancel | NotifyAction::HangUp => {
+                    if let Some(s) = session.take() {
+                        s.close();
+                    }
+                    let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
+                NotifyAction::Play(clips) => {
+                    let prompts = ctx.prompts.clips(clips.iter().map(PromptName::as_str));
+                    if let Some(s) = &session {
+                        let _ = s.play(1, prompts);
+                    }
+                }
+                NotifyAction::Delivered => info!("notification delivered"),
+                NotifyAction::NotDelivered(o) => {
+                    info!(outcome = outcome_word(o), "notification call not answered")
+                }
             }
         }
-    })
-    .await;
-    let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
-    leg::wait_for_end(&mut sip).await;
-    answered.session.close();
-    ctx.router.remove(leg);
-    info!("notification delivered");
+        if flow.is_done() {
+            break;
+        }
+        let deadline = flow
+            .deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            n = news.recv() => match n {
+                // The translator stopped: the leg is over on the SIP side.
+                None => break,
+                Some(LegNews::Session(s)) => {
+                    if let Some(old) = session.replace(s) {
+                        old.close();
+                    }
+                }
+                Some(LegNews::Remote(n)) => {
+                    if let Some(s) = &session {
+                        let _ = s.update_remote(&n);
+                    }
+                }
+                Some(LegNews::PlaybackFinished(_)) => {
+                    flow.handle(Event::PlaybackFinished, Instant::now())
+                }
+                Some(LegNews::DtmfFailed(_)) | Some(LegNews::CallId(_)) => {}
+                Some(LegNews::Event(ev)) => flow.handle(ev, Instant::now()),
+            },
+            _ = tokio::time::sleep_until(deadline) => flow.handle(Event::Timer, Instant::now()),
+        }
+    }
+    if let Some(s) = session {
+        s.close();
+    }
+}
+
+/// How long the notice may play before the switch hangs up anyway.
+const PLAY_GUARD: Duration = Duration::from_secs(60);
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Busy(_) => "busy",
+        Outcome::Declined(_) => "declined",
+        Outcome::NoAnswer(_) => "no-answer",
+        Outcome::RingTimeout => "ring-timeout",
+        Outcome::TrunkFailed(_) => "trunk-failed",
+        Outcome::DeadAnswer => "no-media",
+        Outcome::ExtNotSent => "ext-not-sent",
+        Outcome::NotAccepted => "not-accepted",
+        Outcome::HungUpBeforeAccept | Outcome::CalleeHungUp => "hung-up",
+        Outcome::Withdrawn => "withdrawn",
+    }
 }

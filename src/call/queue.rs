@@ -22,15 +22,15 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Span};
 
-use self::legs::{AgentEvent, Input, LegEvent};
+use self::legs::{Input, LegEvent};
 use self::writer::Write;
-use super::leg::Answered;
+use super::leg::{Answered, LegNews};
 use super::CallContext;
-use crate::config::{Config, Flow, E164};
+use crate::config::E164;
 use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{
-    engine_settings_from_config, queues_from_config, AgentState, AttemptId, Event, PromptName,
-    QueueEngine,
+    engine_settings_from_config, queues_from_config, AgentState, AttemptId, Event,
+    LegEvent as OutboundEvent, PromptName, QueueEngine,
 };
 use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
@@ -67,13 +67,6 @@ pub fn channel() -> (QueueSender, mpsc::Receiver<Handoff>) {
     mpsc::channel(HANDOFF_QUEUE)
 }
 
-/// True when tpswitch may place a call to `n`: a configured user's PSTN
-/// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled
-/// (toll fraud through a mis-routed queue must be impossible).
-pub fn dial_allowed(cfg: &Config, n: &E164) -> bool {
-    !cfg.users_with_pstn(n).is_empty() || cfg.trunk.allow_dial.iter().any(|p| p.matches(n))
-}
-
 struct Customer {
     leg: LegId,
     session: MediaSession,
@@ -88,25 +81,15 @@ struct Customer {
     hang_up_after_play: bool,
     /// The engine is done with the call; it only waits for the BYE to finish.
     gone: bool,
-    /// The queue's `unavailable` prompt and ring time, for a transfer to the
-    /// overflow number that fails.
-    unavailable: Option<PromptName>,
-    ring_timeout: Duration,
 }
 
-/// The leg to an overflow number the customer was handed to.
-struct OverflowLeg {
-    leg: LegId,
-    session: Option<MediaSession>,
-}
-
+/// An outbound leg of the engine: an agent's, or the overflow number's.
 struct AgentLeg {
     leg: LegId,
-    user: String,
+    /// The agent's user id, or the overflow number (for the log).
+    who: String,
     session: Option<MediaSession>,
     whisper: Option<u64>,
-    /// Cancelled or hung up by us: later events are not the engine's business.
-    abandoned: bool,
 }
 
 pub(super) struct Shell {
@@ -114,7 +97,9 @@ pub(super) struct Shell {
     engine: QueueEngine,
     customers: HashMap<CallId, Customer>,
     agents: HashMap<AttemptId, AgentLeg>,
-    overflows: HashMap<CallId, OverflowLeg>,
+    /// The SIP Call-ID of each leg, until its attempt (or, for an overflow
+    /// leg, which has none, its customer's call) is recorded.
+    sip_call_ids: HashMap<AttemptId, (CallId, String)>,
     inbox: mpsc::Sender<Input>,
     writes: mpsc::Sender<Write>,
     /// Events produced while carrying out actions, fed after the drain.
@@ -145,7 +130,7 @@ pub async fn run(
         engine,
         customers: HashMap::new(),
         agents: HashMap::new(),
-        overflows: HashMap::new(),
+        sip_call_ids: HashMap::new(),
         inbox,
         writes,
         pending: VecDeque::new(),
@@ -263,13 +248,6 @@ impl Shell {
             return;
         };
         info!(parent: &span, "customer queued");
-        let (unavailable, ring_timeout) = match self.ctx.cfg.flow(&h.flow) {
-            Some(Flow::Queue(q)) => (
-                Some(PromptName::new(q.prompts.unavailable.name.as_str())),
-                q.ring_timeout,
-            ),
-            _ => (None, Duration::from_secs(20)),
-        };
         let Answered { session, media } = h.answered;
         legs::forward_customer(call, h.sip, media, self.inbox.clone(), h.done);
         self.customers.insert(
@@ -285,8 +263,6 @@ impl Shell {
                 looped: Vec::new(),
                 hang_up_after_play: false,
                 gone: false,
-                unavailable,
-                ring_timeout,
             },
         );
         let started_at = chrono::Utc::now();
@@ -306,8 +282,11 @@ impl Shell {
     async fn input(&mut self, input: Input) {
         match input {
             Input::Customer { call, ev } => self.customer_event(call, ev).await,
-            Input::Agent { call, attempt, ev } => self.agent_event(call, attempt, ev).await,
-            Input::Overflow { call, ev } => self.overflow_event(call, ev).await,
+            Input::Leg {
+                call,
+                attempt,
+                news,
+            } => self.leg_news(call, attempt, news),
         }
     }
 
@@ -358,9 +337,6 @@ impl Shell {
     /// The customer's leg is over: forget it (its media closes) and tell
     /// the engine unless the engine ended it.
     async fn customer_gone(&mut self, call: CallId) {
-        if let Some(o) = self.overflows.get(&call) {
-            let _ = self.ctx.commands.send(SipCommand::HangUp(o.leg)).await;
-        }
         if let Some(c) = self.customers.remove(&call) {
             if !c.gone {
                 self.feed(Event::CustomerHungUp { call });
@@ -368,101 +344,61 @@ impl Shell {
         }
     }
 
-    async fn agent_event(&mut self, call: CallId, attempt: AttemptId, ev: AgentEvent) {
+    /// What an outbound leg's translator reports: media bookkeeping stays
+    /// here, every event goes to the engine's leg machine.
+    fn leg_news(&mut self, call: CallId, attempt: AttemptId, news: LegNews) {
+        if let LegNews::CallId(id) = news {
+            self.sip_call_ids.insert(attempt, (call, id));
+            return;
+        }
         let Some(a) = self.agents.get_mut(&attempt) else {
+            if let LegNews::Session(s) = news {
+                s.close();
+            }
             return;
         };
-        let live = !a.abandoned;
-        match ev {
-            AgentEvent::Progress => {
-                if live {
-                    self.feed(Event::AgentLegProgress { call, attempt });
+        let event = match news {
+            LegNews::Session(s) => {
+                if let Some(old) = a.session.replace(s) {
+                    old.close();
                 }
+                return;
             }
-            AgentEvent::Answered(session) => {
-                if live {
-                    a.session = Some(session);
-                    self.feed(Event::AgentLegAnswered { call, attempt });
-                } else {
-                    // A 200 that crossed our CANCEL (RFC 3261 §9.1): end it.
-                    session.close();
-                    let leg = a.leg;
-                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+            LegNews::Remote(n) => {
+                if let Some(s) = &a.session {
+                    let _ = s.update_remote(&n);
                 }
+                return;
             }
-            AgentEvent::MediaTimeout => {
-                if live {
-                    self.feed(Event::AgentLegMediaTimeout { call, attempt });
-                }
-            }
-            AgentEvent::NoMedia => {
-                self.agents.remove(&attempt);
-                if live {
-                    // The engine only counts a dead answer once it knows
-                    // the leg answered.
-                    self.feed(Event::AgentLegAnswered { call, attempt });
-                    self.pending
-                        .push_back(Event::AgentLegMediaTimeout { call, attempt });
-                }
-            }
-            AgentEvent::Failed(outcome) => {
-                self.agents.remove(&attempt);
-                if live {
-                    self.feed(Event::AgentLegFailed {
-                        call,
-                        attempt,
-                        outcome,
-                    });
-                }
-            }
-            AgentEvent::Ended => {
-                self.agents.remove(&attempt);
-                if live {
-                    self.feed(Event::AgentHungUp { call, attempt });
-                }
-            }
-            AgentEvent::Digit(digit) => {
-                if live {
-                    self.feed(Event::AgentDigit {
-                        call,
-                        attempt,
-                        digit,
-                    });
-                }
-            }
-            AgentEvent::Media(ev) => {
-                if !live {
+            LegNews::PlaybackFinished(id) => {
+                if a.whisper != Some(id) {
                     return;
                 }
-                match ev {
-                    MediaEvent::PlaybackFinished(id) if a.whisper == Some(id) => {
-                        a.whisper = None;
-                        self.feed(Event::WhisperFinished { call, attempt });
-                    }
-                    MediaEvent::DigitStarted(digit) => {
-                        info!(agent = %a.user, %digit, "agent key");
-                        self.feed(Event::AgentDigit {
-                            call,
-                            attempt,
-                            digit,
-                        });
-                    }
-                    MediaEvent::DtmfSent => self.feed(Event::AgentExtSent { call, attempt }),
-                    MediaEvent::DtmfFailed(why) => {
-                        // The engine's guard gives the attempt up.
-                        warn!(agent = %a.user, %why, "cannot send the extension digits");
-                    }
-                    MediaEvent::RtpTimeout => {
-                        warn!(agent = %a.user, "no RTP from the agent: hanging up");
-                        a.abandoned = true;
-                        let leg = a.leg;
-                        let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
-                        self.feed(Event::AgentHungUp { call, attempt });
-                    }
-                    _ => {}
-                }
+                a.whisper = None;
+                OutboundEvent::PlaybackFinished
+            }
+            LegNews::DtmfFailed(why) => {
+                // The leg machine's guard gives the attempt up.
+                warn!(agent = %a.who, %why, "cannot send the extension digits");
+                return;
+            }
+            LegNews::Event(ev) => ev,
+            LegNews::CallId(_) => return,
+        };
+        if let OutboundEvent::Digit(digit) = event {
+            info!(agent = %a.who, %digit, "agent key");
+        }
+        if matches!(event, OutboundEvent::Failed(_) | OutboundEvent::Ended) {
+            // The leg is over on the SIP side; its media goes with it.
+            if let Some(s) = self.agents.remove(&attempt).and_then(|a| a.session) {
+                s.close();
             }
         }
+        self.feed(Event::Leg {
+            call,
+            attempt,
+            event,
+        });
     }
 
     fn presence(&mut self, ev: PresenceEvent) {
@@ -477,31 +413,5 @@ impl Shell {
             PresenceEvent::Expired { user, .. } => Event::WindowEnded { user },
         };
         self.feed(ev);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_users_numbers_and_allow_dial_are_diallable() {
-        let mut cfg = Config::embedded_default().unwrap();
-        let cc = cfg.numbering.default_country_code.clone();
-        let n = |s: &str| E164::parse(s, &cc).unwrap();
-        // jsmith, and the desk line mgarcia and akim share.
-        assert!(dial_allowed(&cfg, &n("+12345678910")));
-        assert!(dial_allowed(&cfg, &n("+12345678000")));
-        // The contact points and anything else are never dialled.
-        assert!(!dial_allowed(&cfg, &n("+15550100001")));
-        assert!(!dial_allowed(&cfg, &n("+442071234567")));
-        cfg.trunk.allow_dial = vec![
-            crate::config::DialPattern::Exact(n("+15550109999")),
-            crate::config::DialPattern::Prefix("4420".into()),
-        ];
-        assert!(dial_allowed(&cfg, &n("+15550109999")));
-        assert!(dial_allowed(&cfg, &n("+442071234567")));
-        assert!(!dial_allowed(&cfg, &n("+15550109998")));
-        assert!(!dial_allowed(&cfg, &n("+443001234567")));
     }
 }

@@ -1,7 +1,7 @@
 //! Which task gets the SIP events of which leg, for inbound calls and for
 //! the legs we dial.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
@@ -12,13 +12,21 @@ use crate::sip::{LegId, SipEvent};
 /// Events for one leg; bounded so a runaway peer cannot grow it.
 const LEG_QUEUE: usize = 64;
 
+#[derive(Default)]
+struct Legs {
+    senders: HashMap<LegId, mpsc::Sender<SipEvent>>,
+    /// The legs we dialled: every one counts against
+    /// `trunk.max_outbound_calls`, whoever placed it.
+    outbound: HashSet<LegId>,
+}
+
 #[derive(Clone, Default)]
 pub struct LegRouter {
-    legs: Arc<Mutex<HashMap<LegId, mpsc::Sender<SipEvent>>>>,
+    legs: Arc<Mutex<Legs>>,
 }
 
 impl LegRouter {
-    fn lock(&self) -> MutexGuard<'_, HashMap<LegId, mpsc::Sender<SipEvent>>> {
+    fn lock(&self) -> MutexGuard<'_, Legs> {
         // Only inserts and removes happen under the lock: a panic cannot
         // leave the map half-changed.
         self.legs.lock().unwrap_or_else(|e| e.into_inner())
@@ -28,21 +36,42 @@ impl LegRouter {
     /// Dial command goes out, for outbound legs).
     pub fn register(&self, leg: LegId) -> mpsc::Receiver<SipEvent> {
         let (tx, rx) = mpsc::channel(LEG_QUEUE);
-        self.lock().insert(leg, tx);
+        self.lock().senders.insert(leg, tx);
         rx
     }
 
+    /// Registers a leg we are about to dial, unless `cap` outbound legs
+    /// are already up: the one place the outbound limit is counted (agent,
+    /// overflow and notification legs alike).
+    pub fn register_outbound(&self, leg: LegId, cap: usize) -> Option<mpsc::Receiver<SipEvent>> {
+        let mut legs = self.lock();
+        if legs.outbound.len() >= cap {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(LEG_QUEUE);
+        legs.senders.insert(leg, tx);
+        legs.outbound.insert(leg);
+        Some(rx)
+    }
+
     pub fn remove(&self, leg: LegId) {
-        self.lock().remove(&leg);
+        let mut legs = self.lock();
+        legs.senders.remove(&leg);
+        legs.outbound.remove(&leg);
     }
 
     pub fn legs(&self) -> Vec<LegId> {
-        self.lock().keys().copied().collect()
+        self.lock().senders.keys().copied().collect()
+    }
+
+    /// Outbound legs up now.
+    pub fn outbound(&self) -> usize {
+        self.lock().outbound.len()
     }
 
     pub fn route(&self, ev: SipEvent) {
         let leg = ev.leg();
-        let tx = self.lock().get(&leg).cloned();
+        let tx = self.lock().senders.get(&leg).cloned();
         match tx {
             Some(tx) => {
                 if let Err(e) = tx.try_send(ev) {
@@ -51,5 +80,23 @@ impl LegRouter {
             }
             None => debug!(leg = %leg, "event for a leg that is gone"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_legs_are_capped_and_freed() {
+        let r = LegRouter::default();
+        let (a, b, c) = (LegId::next(), LegId::next(), LegId::next());
+        let _inbound = r.register(c);
+        assert!(r.register_outbound(a, 2).is_some());
+        assert!(r.register_outbound(b, 2).is_some());
+        assert!(r.register_outbound(LegId::next(), 2).is_none());
+        assert_eq!(r.outbound(), 2);
+        r.remove(a);
+        assert!(r.register_outbound(LegId::next(), 2).is_some());
     }
 }

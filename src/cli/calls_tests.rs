@@ -122,6 +122,7 @@ async fn calls_come_with_their_attempts_and_since_filters() {
                     accept_latency_ms: None,
                     hangup_cause: Some(cause.into()),
                     hung_up_by: None,
+                    sip_call_id: Some(format!("{user}@tpswitch")),
                 },
             )
             .await
@@ -151,6 +152,8 @@ async fn calls_come_with_their_attempts_and_since_filters() {
     assert_eq!(all[1]["attempts"][0]["agent_user_id"], "mgarcia");
     assert_eq!(all[1]["attempts"][1]["agent_user_id"], "jsmith");
     assert_eq!(all[1]["attempts"][1]["hangup_cause"], "completed");
+    // `calls --json` shows each leg's SIP Call-ID, for a carrier's trace.
+    assert_eq!(all[1]["attempts"][1]["sip_call_id"], "jsmith@tpswitch");
     assert_eq!(all[1]["hung_up_by"], "customer");
 
     let recent: serde_json::Value =
@@ -202,6 +205,7 @@ async fn a_live_bridged_call_shows_its_agent_attempts_and_wait() {
                 accept_latency_ms: None,
                 hangup_cause: Some("ring-timeout".into()),
                 hung_up_by: None,
+                sip_call_id: None,
             },
         )
         .await

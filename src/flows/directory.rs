@@ -78,10 +78,19 @@ pub fn caller_number(cfg: &Config, caller: &CallerInfo) -> CallerNumber {
 /// The dispatch mapping (contact point) for a called number, written as the
 /// trunk sent it: "+15550100000", "15550100000", "5550100000" or a `tel:`
 /// user part such as "+1-555-010-0000".
+///
+/// The one number matcher for called numbers: the SIP core's "is this
+/// number ours" check ([`dialplan`]) and the call task's flow lookup both
+/// read through it, so a number one of them finds the other cannot 404.
 pub fn called_mapping<'a>(cfg: &'a Config, called: &str) -> Option<&'a DispatchMapping> {
     readings(&clean(called), &cfg.numbering.default_country_code)
         .iter()
         .find_map(|n| cfg.mapping_for(n))
+}
+
+/// The SIP core's check before it answers an INVITE (404 when false).
+pub fn dialplan(cfg: std::sync::Arc<Config>) -> Box<dyn Fn(&str) -> bool + Send> {
+    Box::new(move |called: &str| called_mapping(&cfg, called).is_some())
 }
 
 /// What the caller ID turned out to be.

@@ -327,3 +327,27 @@ fn menu_settings_follow_the_flow() {
     assert_eq!(s.presets, vec![1]);
     assert_eq!(s.ext_timeout, Duration::from_secs(9));
 }
+
+/// Issue 9: the SIP core read `442079460000` on a `+1` switch as a NANP
+/// number and answered 404, while the directory (which also tries the
+/// digits as international) found the UK contact point.
+#[test]
+fn the_sip_core_check_and_the_flow_lookup_agree_on_international_digits() {
+    let mut c = cfg();
+    let uk = e("+442079460000");
+    c.dispatch_mappings.push(DispatchMapping {
+        phone_number: uk.clone(),
+        ..c.dispatch_mappings[1].clone()
+    });
+    let c = std::sync::Arc::new(c);
+    let ours = dialplan(c.clone());
+    for called in ["442079460000", "+442079460000", "tel:+44-20-7946-0000"] {
+        let found = called_mapping(&c, called).map(|m| m.phone_number.clone());
+        assert_eq!(found.as_ref(), Some(&uk), "{called:?}");
+        assert!(ours(called), "{called:?} is found, so it must not 404");
+    }
+    for called in ["+15550109999", "support", ""] {
+        assert_eq!(ours(called), called_mapping(&c, called).is_some());
+        assert!(!ours(called), "{called:?}");
+    }
+}

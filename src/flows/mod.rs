@@ -4,6 +4,8 @@
 //! events with `now` and carries the actions out.
 
 pub mod directory;
+pub mod notify;
+pub mod outbound;
 pub mod prompt_plan;
 pub mod queue;
 pub mod timed_presence;

@@ -14,15 +14,20 @@
 //! - Callers wait FIFO within a queue; across queues that share agents the
 //!   higher `priority` goes first, then the longest waiting.
 //! - An agent is offered one call at a time and never the same call twice.
-//! - One attempt per customer at a time: the agent's line rings for
-//!   `ring_timeout`; if it answers, the extension digits (if any) are sent,
-//!   then the whisper plays and the accept key is awaited. Only the accept
-//!   key bridges.
+//! - One attempt per customer at a time. Each outbound leg (an agent's,
+//!   or the overflow number's) is an [`OutboundLeg`] machine the engine
+//!   owns: ring, CANCEL, dead answer, extension digits, whisper and accept
+//!   key are its rules (see `flows::outbound`); the engine decides who is
+//!   rung and what an outcome means for the customer and the agent.
+//! - A customer given up on goes to the overflow number on a leg of its
+//!   own, bridged on answer; if that fails, `unavailable` plays.
 //! - Misses follow mod_callcenter: busy is not counted; no answer, decline
 //!   and not accepting are. `max_no_answer` of them set the agent offline.
 //! - Every attempt and every call ends with a record for the store.
 
 mod attempt;
+#[cfg(test)]
+mod harness;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -32,7 +37,7 @@ mod types;
 
 use self::attempt::Ending;
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use self::settings::{
@@ -40,10 +45,11 @@ pub use self::settings::{
     QueueSettings,
 };
 pub use self::types::{
-    Action, AttemptEnd, AttemptId, AttemptReport, CallOutcome, CallReport, Event, OfflineReason,
-    QueueId,
+    Action, AttemptEnd, AttemptId, AttemptReport, CallOutcome, CallReport, Event, LegEvent,
+    OfflineReason, QueueId,
 };
 use crate::config::NoAgents;
+use crate::flows::outbound::{LegRules, OutboundLeg};
 pub use crate::flows::prompt_plan::PromptName;
 pub use crate::presence::{HungUpBy, SipOutcome};
 use crate::routing::{pick, AgentBoard, RoundRobin};
@@ -55,28 +61,13 @@ struct Queue {
     rr: RoundRobin,
 }
 
-#[derive(Debug)]
-enum Stage {
-    Ringing {
-        until: Instant,
-    },
-    SendingExt {
-        until: Instant,
-    },
-    /// The whisper plays (`until` None) or the engine waits for the key.
-    Whisper {
-        until: Option<Instant>,
-        replays_left: u8,
-    },
-}
-
+/// An agent attempt; its leg machine lives in `QueueEngine::legs`.
 #[derive(Debug)]
 struct Attempt {
     id: AttemptId,
     user: String,
     started: Instant,
     answered: Option<Instant>,
-    stage: Stage,
 }
 
 #[derive(Debug)]
@@ -88,6 +79,19 @@ enum Phase {
         at: Instant,
         accept_latency: Option<Duration>,
     },
+    /// Given up on: on the leg to the queue's overflow number.
+    Overflow {
+        attempt: AttemptId,
+        bridged: Option<Instant>,
+    },
+}
+
+/// An outbound leg the engine placed, kept until its SIP side is over
+/// (so a 200 crossing our CANCEL is still hung up).
+#[derive(Debug)]
+struct Leg {
+    call: CallId,
+    machine: OutboundLeg,
 }
 
 #[derive(Debug)]
@@ -106,6 +110,7 @@ pub struct QueueEngine {
     queues: Vec<Queue>,
     board: AgentBoard,
     customers: HashMap<CallId, Customer>,
+    legs: BTreeMap<AttemptId, Leg>,
     next_attempt: u64,
     next_seq: u64,
     /// An agent went offline: queues with `no_agents = immediate` must
@@ -130,6 +135,7 @@ impl QueueEngine {
                 .collect(),
             board,
             customers: HashMap::new(),
+            legs: BTreeMap::new(),
             next_attempt: 1,
             next_seq: 0,
             agents_left: false,
@@ -177,24 +183,7 @@ impl QueueEngine {
                     self.actions.push_back(Action::HangUpCustomer { call });
                 }
             }
-            Event::AgentLegProgress { .. } => {}
-            Event::AgentLegAnswered { call, attempt } => self.on_answered(call, attempt, now),
-            Event::AgentLegMediaTimeout { call, attempt } => {
-                self.on_media_timeout(call, attempt, now)
-            }
-            Event::AgentLegFailed {
-                call,
-                attempt,
-                outcome,
-            } => self.on_failed(call, attempt, outcome, now),
-            Event::AgentExtSent { call, attempt } => self.on_ext_sent(call, attempt, now),
-            Event::WhisperFinished { call, attempt } => self.on_whisper_done(call, attempt, now),
-            Event::AgentDigit {
-                call,
-                attempt,
-                digit,
-            } => self.on_digit(call, attempt, digit, now),
-            Event::AgentHungUp { call, attempt } => self.on_agent_hung_up(call, attempt, now),
+            Event::Leg { attempt, event, .. } => self.on_leg(attempt, event, now),
             Event::AgentOnline { user, until } => {
                 if let Err(e) = self.board.set_online(&user, until, now) {
                     tracing::warn!(%e, "queue: ignoring AgentOnline");
@@ -232,16 +221,21 @@ impl QueueEngine {
         self.agent_changes.pop_front()
     }
 
+    /// Outbound legs placed and not yet over (for the record: the shell
+    /// counts them against `trunk.max_outbound_calls` where it places them).
+    pub fn legs(&self) -> usize {
+        self.legs.len()
+    }
+
     /// When to deliver `Event::Timer`: the earliest of every waiting
-    /// customer's max wait, every attempt's ring/accept timeout and every
-    /// agent's wrap-up end.
+    /// customer's max wait, every leg's timer and every agent's wrap-up end.
     pub fn deadline(&self) -> Option<Instant> {
-        let calls = self.customers.values().filter_map(|c| match &c.phase {
+        let waits = self.customers.values().filter_map(|c| match &c.phase {
             Phase::Waiting => Some(c.arrived + self.max_wait(c)),
-            Phase::Offering(a) => a.deadline(),
-            Phase::Bridged { .. } => None,
+            _ => None,
         });
-        calls.chain(self.board.deadline()).min()
+        let legs = self.legs.values().filter_map(|l| l.machine.deadline());
+        waits.chain(legs).chain(self.board.deadline()).min()
     }
 
     fn on_arrived(&mut self, call: CallId, queue: QueueId, now: Instant) {
@@ -271,7 +265,6 @@ impl QueueEngine {
             },
         );
         self.next_seq += 1;
-        self.actions.push_back(Action::AnswerCustomer { call });
         if unstaffed {
             self.overflow(call, now);
             return;
@@ -290,22 +283,11 @@ impl QueueEngine {
             return;
         };
         let mut agent = None;
-        let mut bridged = None;
+        let mut bridged_at = None;
         let outcome = match &c.phase {
             Phase::Waiting => CallOutcome::Abandoned,
             Phase::Offering(a) => {
-                let action = if a.answered.is_some() {
-                    Action::HangUpAgent {
-                        call,
-                        attempt: a.id,
-                    }
-                } else {
-                    Action::CancelAgent {
-                        call,
-                        attempt: a.id,
-                    }
-                };
-                self.actions.push_back(action);
+                self.withdraw_leg(a.id, now);
                 board_in_step(self.board.withdraw(&a.user));
                 let outcome = if a.answered.is_some() {
                     SipOutcome::Answered
@@ -326,49 +308,54 @@ impl QueueEngine {
                 self.record_attempt(call, a, now, ending);
                 CallOutcome::Abandoned
             }
+            Phase::Overflow { attempt, bridged } => {
+                self.withdraw_leg(*attempt, now);
+                bridged_at = *bridged;
+                if bridged.is_some() {
+                    CallOutcome::Transferred
+                } else {
+                    CallOutcome::Abandoned
+                }
+            }
             Phase::Bridged {
                 attempt,
                 at,
                 accept_latency,
             } => {
-                self.actions.push_back(Action::HangUpAgent {
-                    call,
-                    attempt: attempt.id,
-                });
+                self.withdraw_leg(attempt.id, now);
                 self.end_bridged(call, &c, attempt, *accept_latency, by, now);
                 agent = Some(attempt.user.clone());
-                bridged = Some(*at);
+                bridged_at = Some(*at);
                 CallOutcome::Bridged
             }
         };
-        self.record_call(&c, call, outcome, agent, bridged, by, now);
+        self.record_call(&c, call, outcome, agent, bridged_at, by, now);
     }
 
     fn on_timer(&mut self, now: Instant) {
         // Wrap-ups that ended free agents; dispatch (in `handle`) uses them.
         self.board.poll(now);
+        let legs: Vec<AttemptId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.machine.deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for attempt in legs {
+            self.on_leg(attempt, LegEvent::Timer, now);
+        }
         let mut due: Vec<(u64, CallId)> = self
             .customers
             .iter()
-            .filter(|(_, c)| match &c.phase {
-                Phase::Waiting => c.arrived + self.max_wait(c) <= now,
-                Phase::Offering(a) => a.deadline().is_some_and(|d| d <= now),
-                Phase::Bridged { .. } => false,
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Waiting) && c.arrived + self.max_wait(c) <= now
             })
             .map(|(call, c)| (c.seq, *call))
             .collect();
         // In arrival order, so the actions do not depend on hashing.
         due.sort_unstable();
         for (_, call) in due {
-            let waiting = self
-                .customers
-                .get(&call)
-                .is_some_and(|c| matches!(c.phase, Phase::Waiting));
-            if waiting {
-                self.overflow(call, now);
-            } else {
-                self.on_attempt_deadline(call, now);
-            }
+            self.overflow(call, now);
         }
     }
 
@@ -405,10 +392,30 @@ impl QueueEngine {
                 user: user.clone(),
                 started: now,
                 answered: None,
-                stage: Stage::Ringing {
-                    until: now + s.ring_timeout,
-                },
             });
+            let ext = self
+                .board
+                .profile(&user)
+                .map(|p| p.ext.clone())
+                .unwrap_or_default();
+            let rules = LegRules {
+                ring_timeout: s.ring_timeout,
+                media_grace: self.settings.media_grace,
+                ext,
+                ext_pause: s.ext_pause,
+                ext_send_guard: self.settings.ext_send_guard,
+                accept: s.accept,
+                whisper: s.prompts.whisper.clone(),
+                accept_timeout: s.accept_timeout,
+                whisper_replays: 1,
+            };
+            self.legs.insert(
+                id,
+                Leg {
+                    call,
+                    machine: OutboundLeg::new(rules, now),
+                },
+            );
             self.actions.push_back(Action::DialAgent {
                 call,
                 attempt: id,
@@ -465,43 +472,70 @@ impl QueueEngine {
         }
     }
 
-    /// Sends a waiting caller to the overflow and forgets them.
+    /// Sends a waiting caller to the overflow: a leg to the overflow number
+    /// (the customer stays until it ends), or `unavailable` and hang-up.
     fn overflow(&mut self, call: CallId, now: Instant) {
-        let Some(c) = self.customers.remove(&call) else {
+        let Some(c) = self.customers.get_mut(&call) else {
             return;
         };
         let Some(q) = self.queues.get(c.queue) else {
+            self.customers.remove(&call);
             self.actions.push_back(Action::HangUpCustomer { call });
             return;
         };
-        let outcome = match &q.settings.overflow_number {
+        match q.settings.overflow_number.clone() {
             Some(number) => {
-                self.actions.push_back(Action::TransferToOverflow {
+                let attempt = AttemptId(self.next_attempt);
+                self.next_attempt += 1;
+                c.phase = Phase::Overflow {
+                    attempt,
+                    bridged: None,
+                };
+                let rules = LegRules::on_answer(q.settings.ring_timeout, self.settings.media_grace);
+                self.legs.insert(
+                    attempt,
+                    Leg {
+                        call,
+                        machine: OutboundLeg::new(rules, now),
+                    },
+                );
+                self.actions.push_back(Action::DialOverflow {
                     call,
-                    number: number.clone(),
+                    attempt,
+                    number,
                 });
-                CallOutcome::Transferred
             }
-            None => {
-                self.actions.push_back(Action::PlayOverflowAndHangUp {
-                    call,
-                    clips: vec![q.settings.prompts.unavailable.clone()],
-                });
-                CallOutcome::Overflow
-            }
+            None => self.unavailable(call, now),
+        }
+    }
+
+    /// Plays the queue's `unavailable` prompt, hangs up and forgets the caller.
+    fn unavailable(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.customers.remove(&call) else {
+            return;
         };
-        self.record_call(&c, call, outcome, None, None, HungUpBy::Switch, now);
+        let clips = self
+            .queues
+            .get(c.queue)
+            .map(|q| vec![q.settings.prompts.unavailable.clone()])
+            .unwrap_or_default();
+        self.actions
+            .push_back(Action::PlayOverflowAndHangUp { call, clips });
+        self.record_call(
+            &c,
+            call,
+            CallOutcome::Overflow,
+            None,
+            None,
+            HungUpBy::Switch,
+            now,
+        );
     }
 
     fn max_wait(&self, c: &Customer) -> Duration {
         self.queues
             .get(c.queue)
             .map_or(Duration::ZERO, |q| q.settings.max_wait)
-    }
-
-    fn queue_of(&self, call: CallId) -> Option<&QueueSettings> {
-        let c = self.customers.get(&call)?;
-        self.queues.get(c.queue).map(|q| &q.settings)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -117,6 +117,8 @@ pub struct NewAttempt {
     pub accept_latency_ms: Option<i64>,
     pub hangup_cause: Option<String>,
     pub hung_up_by: Option<HungUpBy>,
+    /// The SIP Call-ID of the agent's leg, to match a carrier's trace.
+    pub sip_call_id: Option<String>,
 }
 
 /// A stored attempt.
@@ -133,6 +135,7 @@ pub struct AttemptRecord {
     pub accept_latency_ms: Option<i64>,
     pub hangup_cause: Option<String>,
     pub hung_up_by: Option<HungUpBy>,
+    pub sip_call_id: Option<String>,
 }
 
 /// A stored call with its attempts, oldest attempt first.

@@ -20,8 +20,8 @@ pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
 pub mod sqlite_lock;
-mod sqlite_write;
 mod sqlite_logins;
+mod sqlite_write;
 pub mod store;
 #[cfg(test)]
 mod tests_sqlite;

@@ -20,8 +20,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
-use super::sqlite_write::WriteTx;
 use super::logins::{LoginCallRecord, NewLoginCall};
+use super::sqlite_write::WriteTx;
 use super::store::{PresenceStore, StoreError};
 use super::{
     from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, Result, Window,

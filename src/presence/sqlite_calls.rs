@@ -62,8 +62,8 @@ pub(super) async fn insert_attempt(
 ) -> Result<i64> {
     let done = sqlx::query(
         "INSERT INTO call_attempts (call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, \
-         sip_status, accept_latency_ms, hangup_cause, hung_up_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         sip_status, accept_latency_ms, hangup_cause, hung_up_by, sip_call_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(call)
     .bind(attempt.agent_user_id.as_str())
@@ -74,6 +74,7 @@ pub(super) async fn insert_attempt(
     .bind(attempt.accept_latency_ms)
     .bind(attempt.hangup_cause.as_deref())
     .bind(attempt.hung_up_by.map(HungUpBy::as_str))
+    .bind(attempt.sip_call_id.as_deref())
     .execute(store.pool())
     .await;
     match done {
@@ -126,7 +127,7 @@ pub(super) async fn finish_attempt(
     let done = sqlx::query(
         "UPDATE call_attempts SET agent_user_id = ?, started_at_ms = ?, ring_ms = ?, \
          sip_outcome = ?, sip_status = ?, accept_latency_ms = ?, hangup_cause = ?, \
-         hung_up_by = ? WHERE id = ?",
+         hung_up_by = ?, sip_call_id = ? WHERE id = ?",
     )
     .bind(attempt.agent_user_id.as_str())
     .bind(to_ms(attempt.started_at))
@@ -136,6 +137,7 @@ pub(super) async fn finish_attempt(
     .bind(attempt.accept_latency_ms)
     .bind(attempt.hangup_cause.as_deref())
     .bind(attempt.hung_up_by.map(HungUpBy::as_str))
+    .bind(attempt.sip_call_id.as_deref())
     .bind(id)
     .execute(store.pool())
     .await
@@ -169,7 +171,7 @@ pub(super) async fn calls_since(
     .map_err(store.err("listing calls"))?;
     let attempt_rows = sqlx::query(
         "SELECT id, call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, sip_status, \
-         accept_latency_ms, hangup_cause, hung_up_by FROM call_attempts \
+         accept_latency_ms, hangup_cause, hung_up_by, sip_call_id FROM call_attempts \
          WHERE call_id IN (SELECT id FROM calls WHERE started_at_ms >= ? \
                            ORDER BY started_at_ms, id LIMIT ?) \
          ORDER BY call_id, id",
@@ -258,5 +260,6 @@ fn attempt(store: &SqliteStore, r: &SqliteRow) -> Result<AttemptRecord> {
         accept_latency_ms: get(store, r, "accept_latency_ms")?,
         hangup_cause: get(store, r, "hangup_cause")?,
         hung_up_by: hung_up_by(store, r, "call_attempts")?,
+        sip_call_id: get(store, r, "sip_call_id")?,
     })
 }

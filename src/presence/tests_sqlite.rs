@@ -405,6 +405,7 @@ async fn calls_and_attempts_round_trip() {
         accept_latency_ms: None,
         hangup_cause: Some("ring timeout".into()),
         hung_up_by: Some(HungUpBy::Switch),
+        sip_call_id: Some("00000000000000a1@tpswitch".into()),
     };
     let taken = NewAttempt {
         agent_user_id: "bob".into(),
@@ -415,6 +416,7 @@ async fn calls_and_attempts_round_trip() {
         accept_latency_ms: Some(850),
         hangup_cause: None,
         hung_up_by: Some(HungUpBy::Customer),
+        sip_call_id: None,
     };
     s.insert_attempt(id, &missed).await.unwrap();
     s.insert_attempt(id, &taken).await.unwrap();
@@ -460,7 +462,9 @@ async fn calls_and_attempts_round_trip() {
     );
     assert_eq!(a.hangup_cause.as_deref(), Some("ring timeout"));
     assert_eq!(a.hung_up_by, Some(HungUpBy::Switch));
+    assert_eq!(a.sip_call_id.as_deref(), Some("00000000000000a1@tpswitch"));
     let b = &c.attempts[1];
+    assert_eq!(b.sip_call_id, None);
     assert_eq!(
         (b.agent_user_id.as_str(), b.accept_latency_ms),
         ("bob", Some(850))
@@ -476,6 +480,10 @@ async fn calls_and_attempts_round_trip() {
 
     let json = serde_json::to_value(c).unwrap();
     assert_eq!(json["attempts"][0]["sip_outcome"], "no-answer");
+    assert_eq!(
+        json["attempts"][0]["sip_call_id"],
+        "00000000000000a1@tpswitch"
+    );
     assert_eq!(json["started_at"], "2023-11-14T22:15:00.000Z");
 }
 
@@ -519,12 +527,18 @@ async fn an_attempt_is_listed_while_it_rings_and_completed_when_it_ends() {
         accept_latency_ms: Some(900),
         hangup_cause: Some("completed".into()),
         hung_up_by: Some(HungUpBy::Customer),
+        sip_call_id: Some("leg-ann@tpswitch".into()),
     };
     s.finish_attempt(row, &done).await.unwrap();
     let c = &s.calls_since(t(0), 10).await.unwrap()[0];
     assert_eq!(c.attempts.len(), 1, "completed in place, not a second row");
     assert_eq!(c.attempts[0].sip_outcome, Some(SipOutcome::Answered));
     assert_eq!(c.attempts[0].hangup_cause.as_deref(), Some("completed"));
+    // The agent leg's Call-ID is written when the attempt completes.
+    assert_eq!(
+        c.attempts[0].sip_call_id.as_deref(),
+        Some("leg-ann@tpswitch")
+    );
     assert_eq!((c.bridged_at, c.wait_ms), (Some(t(110)), Some(10_000)));
     let err = s.finish_attempt(row + 100, &done).await.unwrap_err();
     assert!(matches!(err, StoreError::AttemptNotFound { .. }), "{err:?}");
@@ -591,6 +605,7 @@ async fn unknown_call_ids_are_reported() {
         accept_latency_ms: None,
         hangup_cause: None,
         hung_up_by: None,
+        sip_call_id: None,
     };
     let err = s.insert_attempt(42, &attempt).await.unwrap_err();
     assert!(

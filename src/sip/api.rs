@@ -125,6 +125,12 @@ pub enum SipEvent {
         leg: LegId,
         cause: EndCause,
     },
+    /// Outbound: the INVITE went out with this Call-ID (what a carrier's
+    /// trace of the leg is matched against).
+    Dialling {
+        leg: LegId,
+        call_id: String,
+    },
     /// Outbound: a provisional response (183 may carry early media, which
     /// callers keep to themselves).
     Progress {
@@ -181,6 +187,7 @@ impl std::fmt::Display for SipEvent {
             SipEvent::MediaChanged { .. } => f.write_str("media changed"),
             SipEvent::InfoDigit { .. } => f.write_str("INFO digit"),
             SipEvent::Ended { cause, .. } => write!(f, "ended ({cause})"),
+            SipEvent::Dialling { call_id, .. } => write!(f, "dialling {call_id}"),
             SipEvent::Progress { status, .. } => write!(f, "progress {status}"),
             SipEvent::Answered { .. } => f.write_str("answered"),
             SipEvent::Failed { outcome, .. } => write!(f, "failed ({outcome})"),
@@ -197,6 +204,7 @@ impl SipEvent {
             | SipEvent::MediaChanged { leg, .. }
             | SipEvent::InfoDigit { leg, .. }
             | SipEvent::Ended { leg, .. }
+            | SipEvent::Dialling { leg, .. }
             | SipEvent::Progress { leg, .. }
             | SipEvent::Answered { leg, .. }
             | SipEvent::Failed { leg, .. } => *leg,

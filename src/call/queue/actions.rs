@@ -2,23 +2,23 @@
 
 use std::sync::atomic::Ordering;
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::legs::{self, AgentDial, Callee};
+use super::legs::Input;
 use super::writer::Write;
-use super::OverflowLeg;
-use super::{dial_allowed, AgentLeg, Shell};
-use crate::config::CallerIdMode;
+use super::{AgentLeg, Shell};
+use crate::call::leg::{self, PlaceError, Placement};
+use crate::config::{CallerIdMode, E164};
 use crate::flows::directory::CallerNumber;
-use crate::flows::queue::{Action, AttemptId, DialOutcome, Event, OfflineReason, PromptName};
+use crate::flows::queue::{
+    Action, AttemptId, DialOutcome, Event, LegEvent, OfflineReason, PromptName,
+};
 use crate::routing::CallId;
-use crate::sip::{DialRequest, LegId, SipCommand};
+use crate::sip::SipCommand;
 
 impl Shell {
     pub(super) async fn perform(&mut self, action: Action) {
         match action {
-            // `leg::answer` answered before the hand-over.
-            Action::AnswerCustomer { call } => debug!(%call, "queue: customer already answered"),
             Action::PlayCustomer { call, once, looped } => {
                 if let Some(c) = self.customers.get_mut(&call) {
                     c.looped = looped;
@@ -43,11 +43,15 @@ impl Shell {
                     started: std::time::Instant::now(),
                 })
                 .await;
-                self.dial(call, attempt, user).await
+                self.dial(call, attempt, user)
             }
+            Action::DialOverflow {
+                call,
+                attempt,
+                number,
+            } => self.dial_overflow(call, attempt, number),
             Action::CancelAgent { attempt, .. } | Action::HangUpAgent { attempt, .. } => {
                 if let Some(a) = self.agents.get_mut(&attempt) {
-                    a.abandoned = true;
                     if let Some(s) = a.session.take() {
                         s.close();
                     }
@@ -77,7 +81,7 @@ impl Shell {
                     a.whisper = Some(id);
                     if let Some(s) = &a.session {
                         if let Err(e) = s.play(id, prompts) {
-                            warn!(agent = %a.user, error = %e, "cannot play the whisper");
+                            warn!(agent = %a.who, error = %e, "cannot play the whisper");
                         }
                     }
                 }
@@ -94,7 +98,6 @@ impl Shell {
             Action::PlayOverflowAndHangUp { call, clips } => {
                 self.play_and_hang_up(call, &clips).await;
             }
-            Action::TransferToOverflow { call, number } => self.transfer(call, number).await,
             Action::SetAgentOffline { user, reason } => {
                 let reason = match reason {
                     OfflineReason::MaxNoAnswer => "missed queue calls (max_no_answer)",
@@ -106,11 +109,16 @@ impl Shell {
                 })
                 .await;
             }
-            // The presence service announces the forced offline and the
-            // notifier (call/notify.rs) rings the agent on that.
-            Action::NotifyAgent { user } => debug!(agent = %user, "queue: notifier will call"),
-            Action::RecordAttempt(r) => self.write(Write::Attempt(r)).await,
+            Action::RecordAttempt(report) => {
+                let sip_call_id = self.sip_call_ids.remove(&report.attempt).map(|(_, id)| id);
+                self.write(Write::Attempt {
+                    report,
+                    sip_call_id,
+                })
+                .await
+            }
             Action::RecordCall(r) => {
+                self.sip_call_ids.retain(|_, (call, _)| *call != r.call);
                 // Engine-wide relay count: a cheap sign, in the log, that
                 // media crossed the bridge.
                 let relayed = self.ctx.engine.stats().relayed.load(Ordering::Relaxed);
@@ -167,7 +175,8 @@ impl Shell {
     async fn bridge(&mut self, call: CallId, attempt: AttemptId) {
         let (Some(c), Some(a)) = (self.customers.get_mut(&call), self.agents.get(&attempt)) else {
             warn!(%call, "queue: bridge for a leg that is gone");
-            self.pending.push_back(Event::AgentHungUp { call, attempt });
+            self.pending
+                .push_back(leg_event(call, attempt, LegEvent::Ended));
             return;
         };
         c.looped.clear();
@@ -186,7 +195,7 @@ impl Shell {
                 // and how bench/sipp_bridge.sh pairs the legs in its capture.
                 info!(
                     parent: &c.span,
-                    agent = %a.user,
+                    agent = %a.who,
                     customer_rtp = %c.session.local_addr(),
                     %agent_rtp,
                     "bridged"
@@ -202,188 +211,105 @@ impl Shell {
                 warn!(parent: &c.span, error = %e, "cannot bridge: ending the agent's leg");
                 let leg = a.leg;
                 let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
-                self.pending.push_back(Event::AgentHungUp { call, attempt });
+                self.pending
+                    .push_back(leg_event(call, attempt, LegEvent::Ended));
             }
         }
     }
 
     /// Starts the outbound leg to `user`'s first PSTN number, or reports the
     /// attempt failed at once when it must not or cannot be placed.
-    async fn dial(&mut self, call: CallId, attempt: AttemptId, user: String) {
-        let fail = |status| Event::AgentLegFailed {
-            call,
-            attempt,
-            outcome: DialOutcome::Unavailable(status),
-        };
-        let cfg = self.ctx.cfg.clone();
-        let Some(c) = self.customers.get(&call) else {
-            self.pending.push_back(fail(503));
-            return;
-        };
-        let number = cfg
+    fn dial(&mut self, call: CallId, attempt: AttemptId, user: String) {
+        let number = self
+            .ctx
+            .cfg
             .user(&user)
             .and_then(|u| u.pstn_numbers().next().cloned());
-        let Some(number) = number.filter(|n| dial_allowed(&cfg, n)) else {
-            warn!(parent: &c.span, agent = %user, "agent has no diallable PSTN number");
-            self.pending.push_back(fail(404));
+        let Some(number) = number else {
+            warn!(agent = %user, "agent has no PSTN number");
+            self.pending.push_back(failed(call, attempt, 404));
             return;
         };
-        let cap = cfg.trunk.max_outbound_calls as usize;
-        if self.agents.len() >= cap {
-            warn!(parent: &c.span, agent = %user, cap, "trunk.max_outbound_calls reached: not dialling");
-            self.pending.push_back(fail(503));
-            return;
-        }
-        let ports = match self.ctx.ports.allocate() {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(parent: &c.span, error = %e, "no RTP port for the agent's leg");
-                self.pending.push_back(fail(503));
-                return;
-            }
-        };
-        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
-        let target = cfg.dial_string(&number);
-        info!(parent: &c.span, agent = %user, %target, "ringing the agent");
-        let request = (target, from_user, diversion);
-        // One child span per attempt: a call that moves on to a second agent shows each
-        // agent once, under the customer's call.
-        let span = tracing::info_span!(parent: &c.span, "agent_leg", agent = %user);
-        let leg = self.launch(call, Callee::Agent(attempt), None, ports, request, span);
-        self.agents.insert(
-            attempt,
-            AgentLeg {
-                leg,
-                user,
-                session: None,
-                whisper: None,
-                abandoned: false,
-            },
-        );
+        self.place(call, attempt, user, number, "agent_leg");
     }
 
-    /// Registers a new outbound leg, offers media on `ports` and starts
-    /// dialling; its events come back through the inbox tagged `callee`.
-    /// (Callers record the leg before they next await, so no event can
-    /// arrive for a leg they do not know.)
-    fn launch(
-        &self,
-        call: CallId,
-        callee: Callee,
-        ring: Option<std::time::Duration>,
-        ports: crate::media::ports::RtpPorts,
-        (target, from_user, diversion): (String, String, Option<String>),
-        span: tracing::Span,
-    ) -> LegId {
-        let leg = LegId::next();
-        let sip = self.ctx.router.register(leg);
-        let request = DialRequest {
-            target,
+    /// Starts the leg to the queue's overflow number.
+    fn dial_overflow(&mut self, call: CallId, attempt: AttemptId, number: E164) {
+        let who = number.as_str().to_owned();
+        self.place(call, attempt, who, number, "overflow_leg");
+    }
+
+    /// Places an engine leg to `number`; its events come back through the
+    /// inbox tagged with the attempt.
+    fn place(&mut self, call: CallId, attempt: AttemptId, who: String, number: E164, kind: &str) {
+        let cfg = self.ctx.cfg.clone();
+        let Some(c) = self.customers.get(&call) else {
+            self.pending.push_back(failed(call, attempt, 503));
+            return;
+        };
+        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
+        // One child span per attempt: a call that moves on to a second agent
+        // shows each agent once, under the customer's call.
+        let span = tracing::info_span!(
+            parent: &c.span,
+            "outbound_leg",
+            kind,
+            who = %who,
+            attempt = attempt.0,
+            sip_call_id = tracing::field::Empty
+        );
+        let placement = Placement {
+            number: number.clone(),
             from_user,
             diversion,
-            sdp: crate::call::leg::offer(&self.ctx, &ports, leg),
-        };
-        let dial = AgentDial {
-            call,
-            callee,
-            ring,
-            leg,
-            ports,
-            request,
-            sip,
             span,
         };
-        legs::dial_agent(self.ctx.clone(), dial, self.inbox.clone());
-        leg
-    }
-
-    /// Hands a customer the engine gave up on to the queue's overflow
-    /// number: dial it (only if `trunk.allow_dial` permits), bridge on
-    /// answer; anything else plays the unavailable prompt and hangs up.
-    async fn transfer(&mut self, call: CallId, number: crate::config::E164) {
-        let cfg = self.ctx.cfg.clone();
-        let Some(c) = self.customers.get_mut(&call) else {
-            return;
+        let wrap = move |news| Input::Leg {
+            call,
+            attempt,
+            news,
         };
-        c.gone = true;
-        let fallback: Vec<PromptName> = c.unavailable.iter().cloned().collect();
-        if !dial_allowed(&cfg, &number) {
-            warn!(parent: &c.span, %number, "overflow_number is not in trunk.allow_dial: not dialling it");
-            self.play_and_hang_up(call, &fallback).await;
-            return;
-        }
-        let cap = cfg.trunk.max_outbound_calls as usize;
-        let ports = match self.ctx.ports.allocate() {
-            Ok(p) if self.agents.len() + self.overflows.len() < cap => p,
-            _ => {
-                warn!(parent: &c.span, "cannot place the overflow call (no port or trunk.max_outbound_calls)");
-                self.play_and_hang_up(call, &fallback).await;
-                return;
+        match leg::place(&self.ctx, placement, self.inbox.clone(), wrap) {
+            Ok(leg) => {
+                self.agents.insert(
+                    attempt,
+                    AgentLeg {
+                        leg,
+                        who,
+                        session: None,
+                        whisper: None,
+                    },
+                );
             }
-        };
-        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
-        let target = cfg.dial_string(&number);
-        info!(parent: &c.span, %target, "transferring to the overflow number");
-        let ring = Some(c.ring_timeout);
-        let request = (target, from_user, diversion);
-        let span = tracing::info_span!(parent: &c.span, "overflow_leg", %number);
-        let leg = self.launch(call, Callee::Overflow, ring, ports, request, span);
-        self.overflows
-            .insert(call, OverflowLeg { leg, session: None });
-    }
-
-    /// What the overflow leg reports.
-    pub(super) async fn overflow_event(&mut self, call: CallId, ev: legs::AgentEvent) {
-        use legs::AgentEvent as E;
-        match ev {
-            E::Answered(session) => {
-                let Some(c) = self.customers.get_mut(&call) else {
-                    // The customer left while it rang.
-                    session.close();
-                    if let Some(o) = self.overflows.get(&call) {
-                        let _ = self.ctx.commands.send(SipCommand::HangUp(o.leg)).await;
-                    }
-                    return;
+            Err(e) => {
+                warn!(parent: &c.span, %number, error = %e, "cannot place the outbound leg");
+                let status = if e == PlaceError::NotAllowed {
+                    404
+                } else {
+                    503
                 };
-                c.looped.clear();
-                c.playing = None;
-                match self.ctx.engine.bridge(&c.session, &session) {
-                    Ok(h) => {
-                        info!(parent: &c.span, "bridged to the overflow number");
-                        c.bridge = Some(h);
-                    }
-                    Err(e) => {
-                        warn!(parent: &c.span, error = %e, "cannot bridge to the overflow number");
-                        let leg = c.leg;
-                        let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
-                    }
-                }
-                if let Some(o) = self.overflows.get_mut(&call) {
-                    o.session = Some(session);
-                }
+                self.pending.push_back(failed(call, attempt, status));
             }
-            E::NoMedia | E::Failed(_) => {
-                self.overflows.remove(&call);
-                let fallback: Vec<PromptName> = self
-                    .customers
-                    .get(&call)
-                    .map(|c| c.unavailable.iter().cloned().collect())
-                    .unwrap_or_default();
-                self.play_and_hang_up(call, &fallback).await;
-            }
-            E::Ended => {
-                self.overflows.remove(&call);
-                if let Some(c) = self.customers.get_mut(&call) {
-                    c.bridge = None;
-                    let leg = c.leg;
-                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
-                }
-            }
-            // An overflow destination that answers without media is bridged
-            // already; the customer's RTP timeout ends a dead call.
-            E::Progress | E::Media(_) | E::Digit(_) | E::MediaTimeout => {}
         }
     }
+}
+
+fn leg_event(call: CallId, attempt: AttemptId, event: LegEvent) -> Event {
+    Event::Leg {
+        call,
+        attempt,
+        event,
+    }
+}
+
+/// A leg that could not be placed fails like a trunk failure: it is not
+/// the agent's miss.
+fn failed(call: CallId, attempt: AttemptId, status: u16) -> Event {
+    leg_event(
+        call,
+        attempt,
+        LegEvent::Failed(DialOutcome::Unavailable(status)),
+    )
 }
 
 /// Our From user (and Diversion) toward an agent or the overflow number,

@@ -34,7 +34,11 @@ pub enum Write {
         user: String,
         started: Instant,
     },
-    Attempt(AttemptReport),
+    Attempt {
+        report: AttemptReport,
+        /// The agent leg's SIP Call-ID, when the INVITE went out.
+        sip_call_id: Option<String>,
+    },
     /// The customer was bridged to an agent: their wait ends here.
     Bridged {
         call: CallId,
@@ -112,7 +116,10 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                     warn!(%call, error = %e, "cannot record the bridge");
                 }
             }
-            Write::Attempt(r) => {
+            Write::Attempt {
+                report: r,
+                sip_call_id,
+            } => {
                 let Some(&id) = rows.get(&r.call) else {
                     debug!(call = %r.call, "attempt for a call without a row; not recorded");
                     continue;
@@ -126,6 +133,7 @@ pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<
                     accept_latency_ms: r.accept_latency.map(ms),
                     hangup_cause: Some(r.end.as_str().to_owned()),
                     hung_up_by: r.hung_up_by,
+                    sip_call_id,
                 };
                 let written = match attempts.remove(&r.attempt) {
                     Some(row) => store.finish_attempt(row, &a).await,

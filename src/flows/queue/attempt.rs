@@ -1,18 +1,17 @@
-//! One attempt to reach an agent: ringing, extension digits, whisper and
-//! accept key, bridge, and every way it can end.
+//! The engine's side of its outbound legs: feeding each leg machine, and
+//! what a leg's outcome means for the customer and the agent.
 //!
-//! Events name the attempt they are about; one that is not the customer's
-//! current attempt is stale (a leg we already cancelled or hung up) and
-//! changes nothing, except a late answer, whose leg must still be hung up.
+//! Leg events are routed by attempt id. A leg whose customer moved on (we
+//! cancelled or hung it up) stays until its SIP side is over, so a 200
+//! crossing our CANCEL still gets its BYE; its outcome changes nothing.
 
 use std::time::{Duration, Instant};
 
 use super::{
     board_in_step, Action, Attempt, AttemptEnd, AttemptId, AttemptReport, CallId, CallOutcome,
-    Customer, DialOutcome, HungUpBy, OfflineReason, Phase, QueueEngine, SipOutcome, Stage,
+    Customer, HungUpBy, LegEvent, OfflineReason, Phase, QueueEngine, SipOutcome,
 };
-use crate::config::Accept;
-use crate::flows::prompt_plan::PromptName;
+use crate::flows::outbound::{Action as LegAction, Outcome};
 use crate::routing::{MissKind, MissVerdict};
 
 /// How an attempt ended, as recorded.
@@ -37,58 +36,129 @@ impl Ending {
     }
 }
 
-impl Attempt {
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        match self.stage {
-            Stage::Ringing { until } | Stage::SendingExt { until } => Some(until),
-            Stage::Whisper { until, .. } => until,
-        }
-    }
-}
-
-/// What a failed dial means: recorded outcome, cause, and the miss it counts.
-fn classify(outcome: DialOutcome) -> (Ending, Option<MissKind>) {
-    let (sip, end, miss, status) = match outcome {
-        DialOutcome::Busy(s) => (SipOutcome::Busy, AttemptEnd::Busy, MissKind::Busy, Some(s)),
-        DialOutcome::Rejected(s) => (
+/// What an agent leg's outcome means: the record, and the miss it counts
+/// (mod_callcenter: busy is not a miss; the trunk's failure is nobody's).
+/// None for outcomes that are not the end of an offer.
+fn classify(outcome: Outcome) -> Option<(Ending, Option<MissKind>)> {
+    let switch = Some(HungUpBy::Switch);
+    let (sip, end, miss, by) = match outcome {
+        Outcome::Busy(_) => (
+            SipOutcome::Busy,
+            AttemptEnd::Busy,
+            Some(MissKind::Busy),
+            None,
+        ),
+        Outcome::Declined(_) => (
             SipOutcome::Rejected,
             AttemptEnd::Declined,
-            MissKind::Rejected,
-            Some(s),
+            Some(MissKind::Rejected),
+            None,
         ),
-        DialOutcome::NoAnswer(s) => (
+        Outcome::NoAnswer(_) => (
             SipOutcome::NoAnswer,
             AttemptEnd::NoAnswer,
-            MissKind::NoAnswer,
-            Some(s),
+            Some(MissKind::NoAnswer),
+            None,
         ),
-        // The trunk, not the agent, failed: try someone else, count nothing.
-        DialOutcome::Unavailable(s) | DialOutcome::Failed(s) => {
-            let e = Ending {
-                status: Some(s),
-                ..Ending::new(SipOutcome::Failed, AttemptEnd::TrunkFailed)
-            };
-            return (e, None);
-        }
-        DialOutcome::Cancelled => {
-            let e = Ending {
-                status: Some(487),
-                ..Ending::new(SipOutcome::Failed, AttemptEnd::TrunkFailed)
-            };
-            return (e, None);
-        }
+        Outcome::RingTimeout => (
+            SipOutcome::NoAnswer,
+            AttemptEnd::RingTimeout,
+            Some(MissKind::NoAnswer),
+            switch,
+        ),
+        Outcome::TrunkFailed(_) => (SipOutcome::Failed, AttemptEnd::TrunkFailed, None, None),
+        // A dead answer (voicemail box, broken phone) is counted like no
+        // answer, so a phone that always does it is soon taken offline
+        // instead of costing every caller a ring cycle.
+        Outcome::DeadAnswer => (
+            SipOutcome::Failed,
+            AttemptEnd::NoMedia,
+            Some(MissKind::NoAnswer),
+            switch,
+        ),
+        Outcome::ExtNotSent => (SipOutcome::Failed, AttemptEnd::ExtNotSent, None, switch),
+        // "Answered and did not accept" is recorded as rejected.
+        Outcome::NotAccepted => (
+            SipOutcome::Rejected,
+            AttemptEnd::NotAccepted,
+            Some(MissKind::NotAccepted),
+            switch,
+        ),
+        // Hanging up instead of pressing the key is a decline.
+        Outcome::HungUpBeforeAccept => (
+            SipOutcome::Rejected,
+            AttemptEnd::AgentHungUp,
+            Some(MissKind::Rejected),
+            Some(HungUpBy::Agent),
+        ),
+        Outcome::CalleeHungUp | Outcome::Withdrawn => return None,
     };
-    (
-        Ending {
-            status,
-            ..Ending::new(sip, end)
-        },
-        Some(miss),
-    )
+    let ending = Ending {
+        status: outcome.status(),
+        by,
+        ..Ending::new(sip, end)
+    };
+    Some((ending, miss))
 }
 
 impl QueueEngine {
-    /// The customer's current attempt, when `attempt` is it.
+    /// Feeds `event` to the leg of `attempt` and carries out what it says.
+    pub(super) fn on_leg(&mut self, attempt: AttemptId, event: LegEvent, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&attempt) else {
+            return; // a leg already over
+        };
+        leg.machine.handle(event, now);
+        self.drain_leg(attempt, now);
+    }
+
+    /// The owner gives the leg up (the customer left, or shutdown); its
+    /// outcome report is then ignored, the owner records it.
+    pub(super) fn withdraw_leg(&mut self, attempt: AttemptId, now: Instant) {
+        self.on_leg(attempt, LegEvent::Withdraw, now);
+    }
+
+    fn drain_leg(&mut self, attempt: AttemptId, now: Instant) {
+        loop {
+            let Some(leg) = self.legs.get_mut(&attempt) else {
+                return;
+            };
+            let call = leg.call;
+            let Some(action) = leg.machine.poll_action() else {
+                break;
+            };
+            match action {
+                LegAction::Cancel => self
+                    .actions
+                    .push_back(Action::CancelAgent { call, attempt }),
+                LegAction::HangUp => self
+                    .actions
+                    .push_back(Action::HangUpAgent { call, attempt }),
+                LegAction::SendExt { digits, pause } => self.actions.push_back(Action::SendExt {
+                    call,
+                    attempt,
+                    digits,
+                    pause,
+                }),
+                LegAction::Play(clips) => self.actions.push_back(Action::PlayAgent {
+                    call,
+                    attempt,
+                    clips,
+                }),
+                LegAction::Answered => {
+                    if let Some(a) = self.current(call, attempt) {
+                        a.answered = Some(now);
+                    }
+                }
+                LegAction::Connected => self.on_connected(call, attempt, now),
+                LegAction::Finished(outcome) => self.on_finished(call, attempt, outcome, now),
+            }
+        }
+        if self.legs.get(&attempt).is_some_and(|l| l.machine.is_done()) {
+            self.legs.remove(&attempt);
+        }
+    }
+
+    /// The customer's current agent attempt, when `attempt` is it.
     fn current(&mut self, call: CallId, attempt: AttemptId) -> Option<&mut Attempt> {
         match self.customers.get_mut(&call).map(|c| &mut c.phase) {
             Some(Phase::Offering(a)) if a.id == attempt => Some(a),
@@ -96,197 +166,63 @@ impl QueueEngine {
         }
     }
 
-    pub(super) fn on_answered(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        let ext = match self.current(call, attempt) {
-            Some(a) if matches!(a.stage, Stage::Ringing { .. }) => {
-                a.answered = Some(now);
-                let user = a.user.clone();
-                self.board
-                    .profile(&user)
-                    .map(|p| p.ext.clone())
-                    .unwrap_or_default()
-            }
-            Some(_) => return, // a repeated 2xx
-            None => {
-                // The 200 crossed our CANCEL, or the customer left: the
-                // agent's phone is now off-hook with nobody there.
-                if attempt.0 < self.next_attempt {
-                    self.actions
-                        .push_back(Action::HangUpAgent { call, attempt });
-                }
-                return;
-            }
-        };
-        let Some(q) = self.queue_of(call) else {
-            return;
-        };
-        if ext.is_empty() {
-            self.after_answer(call, attempt, now);
-            return;
-        }
-        let (pause, guard) = (q.ext_pause, self.settings.ext_send_guard);
-        if let Some(a) = self.current(call, attempt) {
-            a.stage = Stage::SendingExt {
-                until: now + pause + guard,
-            };
-        }
-        self.actions.push_back(Action::SendExt {
-            call,
-            attempt,
-            digits: ext,
-            pause,
-        });
-    }
-
-    pub(super) fn on_ext_sent(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        if matches!(
-            self.current(call, attempt).map(|a| &a.stage),
-            Some(Stage::SendingExt { .. })
-        ) {
-            self.after_answer(call, attempt, now);
-        }
-    }
-
-    /// The agent is on the line (extension reached): bridge at once, or
-    /// whisper and wait for the accept key.
-    fn after_answer(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        let Some(q) = self.queue_of(call) else {
-            return;
-        };
-        if q.accept == Accept::OnAnswer {
-            self.bridge(call, attempt, now);
-            return;
-        }
-        let (whisper, timeout) = (q.prompts.whisper.clone(), q.accept_timeout);
-        let Some(a) = self.current(call, attempt) else {
-            return;
-        };
-        match whisper {
-            Some(clip) => {
-                // Silence is counted only once the whisper has been heard.
-                a.stage = Stage::Whisper {
-                    until: None,
-                    replays_left: 1,
-                };
-                self.actions.push_back(Action::PlayAgent {
-                    call,
-                    attempt,
-                    clips: vec![clip],
-                });
-            }
-            None => {
-                a.stage = Stage::Whisper {
-                    until: Some(now + timeout),
-                    replays_left: 0,
-                };
-            }
-        }
-    }
-
-    pub(super) fn on_whisper_done(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        let Some(timeout) = self.queue_of(call).map(|q| q.accept_timeout) else {
-            return;
-        };
-        if let Some(a) = self.current(call, attempt) {
-            if let Stage::Whisper {
-                until: until @ None,
-                ..
-            } = &mut a.stage
-            {
-                *until = Some(now + timeout);
-            }
-        }
-    }
-
-    pub(super) fn on_digit(&mut self, call: CallId, attempt: AttemptId, digit: char, now: Instant) {
-        let Some(Accept::Digit(key)) = self.queue_of(call).map(|q| q.accept) else {
-            return;
-        };
-        let whispering = matches!(
-            self.current(call, attempt).map(|a| &a.stage),
-            Some(Stage::Whisper { .. })
-        );
-        // Only the accept key takes the call; other keys (and keys while
-        // our own extension digits are sent) are ignored.
-        if whispering && digit.eq_ignore_ascii_case(&key) {
-            self.bridge(call, attempt, now);
-        }
-    }
-
-    fn bridge(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
+    /// The leg is up and accepted: bridge it to the customer.
+    fn on_connected(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
         let Some(c) = self.customers.get_mut(&call) else {
             return;
         };
-        let phase = std::mem::replace(&mut c.phase, Phase::Waiting);
-        let a = match phase {
-            Phase::Offering(a) if a.id == attempt => a,
+        match std::mem::replace(&mut c.phase, Phase::Waiting) {
+            Phase::Offering(a) if a.id == attempt => {
+                if let Err(e) = self.board.accepted(&a.user) {
+                    tracing::warn!(%e, "queue: agent board out of step");
+                }
+                let accept_latency = a
+                    .answered
+                    .map(|t| now.saturating_duration_since(t))
+                    .filter(|d| !d.is_zero());
+                c.phase = Phase::Bridged {
+                    attempt: a,
+                    at: now,
+                    accept_latency,
+                };
+            }
+            Phase::Overflow {
+                attempt: o,
+                bridged: None,
+            } if o == attempt => {
+                c.phase = Phase::Overflow {
+                    attempt,
+                    bridged: Some(now),
+                };
+            }
             other => {
                 c.phase = other;
                 return;
             }
-        };
-        if let Err(e) = self.board.accepted(&a.user) {
-            tracing::warn!(%e, "queue: agent board out of step");
         }
-        let accept_latency = a
-            .answered
-            .map(|t| now.saturating_duration_since(t))
-            .filter(|d| !d.is_zero());
-        c.phase = Phase::Bridged {
-            attempt: a,
-            at: now,
-            accept_latency,
-        };
         self.actions.push_back(Action::Bridge { call, attempt });
     }
 
-    pub(super) fn on_failed(
-        &mut self,
-        call: CallId,
-        attempt: AttemptId,
-        outcome: DialOutcome,
-        now: Instant,
-    ) {
-        if self.current(call, attempt).is_none() {
-            return; // the CANCEL we sent, or a leg already given up
-        }
-        let (ending, miss) = classify(outcome);
-        self.end_attempt(call, ending, miss, None, now);
-    }
-
-    pub(super) fn on_media_timeout(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        let answered = self
-            .current(call, attempt)
-            .is_some_and(|a| a.answered.is_some());
-        if !answered {
-            return;
-        }
-        // A dead answer (voicemail box, broken phone) is counted like no
-        // answer, so a phone that always does it is soon taken offline
-        // instead of costing every caller a ring cycle.
-        let ending = Ending::new(SipOutcome::Failed, AttemptEnd::NoMedia);
-        let stop = Action::HangUpAgent { call, attempt };
-        self.end_attempt(call, ending, Some(MissKind::NoAnswer), Some(stop), now);
-    }
-
-    pub(super) fn on_agent_hung_up(&mut self, call: CallId, attempt: AttemptId, now: Instant) {
-        let (offering, bridged) = match self.customers.get(&call).map(|c| &c.phase) {
-            Some(Phase::Offering(a)) => (a.id == attempt, false),
-            Some(Phase::Bridged { attempt: a, .. }) => (false, a.id == attempt),
-            _ => (false, false),
+    fn on_finished(&mut self, call: CallId, attempt: AttemptId, outcome: Outcome, now: Instant) {
+        let (offering, bridged, overflow) = match self.customers.get(&call).map(|c| &c.phase) {
+            Some(Phase::Offering(a)) => (a.id == attempt, false, false),
+            Some(Phase::Bridged { attempt: a, .. }) => (false, a.id == attempt, false),
+            Some(Phase::Overflow { attempt: o, .. }) => (false, false, *o == attempt),
+            _ => (false, false, false),
         };
         if offering {
-            // Hanging up instead of pressing the key is a decline.
-            let ending = Ending {
-                by: Some(HungUpBy::Agent),
-                ..Ending::new(SipOutcome::Rejected, AttemptEnd::AgentHungUp)
-            };
-            self.end_attempt(call, ending, Some(MissKind::Rejected), None, now);
-            return;
+            if let Some((ending, miss)) = classify(outcome) {
+                self.end_attempt(call, ending, miss, now);
+            }
+        } else if bridged && outcome == Outcome::CalleeHungUp {
+            self.agent_left_bridge(call, now);
+        } else if overflow {
+            self.overflow_ended(call, outcome, now);
         }
-        if !bridged {
-            return;
-        }
+    }
+
+    /// The bridged agent hung up: so does the customer.
+    fn agent_left_bridge(&mut self, call: CallId, now: Instant) {
         let Some(c) = self.customers.remove(&call) else {
             return;
         };
@@ -311,75 +247,35 @@ impl QueueEngine {
         }
     }
 
-    /// A ring, extension or accept timeout of the customer's attempt.
-    pub(super) fn on_attempt_deadline(&mut self, call: CallId, now: Instant) {
-        enum Due {
-            RingTimeout,
-            ExtNotSent,
-            Replay(Option<PromptName>),
-            NotAccepted,
-        }
-        let Some(c) = self.customers.get_mut(&call) else {
-            return;
+    /// The overflow leg is over: after a bridge the customer is hung up;
+    /// before one, they hear `unavailable`.
+    fn overflow_ended(&mut self, call: CallId, outcome: Outcome, now: Instant) {
+        let bridged = match self.customers.get(&call).map(|c| &c.phase) {
+            Some(Phase::Overflow { bridged, .. }) => *bridged,
+            _ => return,
         };
-        let whisper = self
-            .queues
-            .get(c.queue)
-            .and_then(|q| q.settings.prompts.whisper.clone());
-        let Phase::Offering(a) = &mut c.phase else {
-            return;
-        };
-        let attempt = a.id;
-        let due = match &mut a.stage {
-            Stage::Ringing { .. } => Due::RingTimeout,
-            Stage::SendingExt { .. } => Due::ExtNotSent,
-            Stage::Whisper {
-                until,
-                replays_left,
-            } if *replays_left > 0 => {
-                // One more chance: the agent may not have caught the whisper.
-                *replays_left -= 1;
-                *until = None;
-                Due::Replay(whisper)
+        match bridged {
+            Some(at) if outcome != Outcome::Withdrawn => {
+                let Some(c) = self.customers.remove(&call) else {
+                    return;
+                };
+                self.actions.push_back(Action::HangUpCustomer { call });
+                let by = HungUpBy::Agent;
+                let outcome = CallOutcome::Transferred;
+                self.record_call(&c, call, outcome, None, Some(at), by, now);
             }
-            Stage::Whisper { .. } => Due::NotAccepted,
-        };
-        let hang_up = Action::HangUpAgent { call, attempt };
-        match due {
-            Due::RingTimeout => {
-                let ending = Ending::new(SipOutcome::NoAnswer, AttemptEnd::RingTimeout);
-                let stop = Action::CancelAgent { call, attempt };
-                self.end_attempt(call, ending, Some(MissKind::NoAnswer), Some(stop), now);
-            }
-            Due::ExtNotSent => {
-                let ending = Ending::new(SipOutcome::Failed, AttemptEnd::ExtNotSent);
-                self.end_attempt(call, ending, None, Some(hang_up), now);
-            }
-            Due::Replay(clip) => self.actions.push_back(Action::PlayAgent {
-                call,
-                attempt,
-                clips: clip.into_iter().collect(),
-            }),
-            Due::NotAccepted => {
-                // "Answered and did not accept" is recorded as rejected.
-                let ending = Ending::new(SipOutcome::Rejected, AttemptEnd::NotAccepted);
-                let miss = Some(MissKind::NotAccepted);
-                self.end_attempt(call, ending, miss, Some(hang_up), now);
+            Some(_) => {}
+            None => {
+                tracing::info!(%call, "queue: the overflow number was not reached");
+                self.unavailable(call, now);
             }
         }
     }
 
-    /// Ends the customer's current attempt short of a bridge: stop the leg,
-    /// record, count the miss, and put the customer back in line (at their
+    /// Ends the customer's current attempt short of a bridge (the leg
+    /// machine has stopped the leg): record, count the miss, and put the customer back in line (at their
     /// original place) or to the overflow once max_wait has passed.
-    fn end_attempt(
-        &mut self,
-        call: CallId,
-        mut ending: Ending,
-        miss: Option<MissKind>,
-        stop: Option<Action>,
-        now: Instant,
-    ) {
+    fn end_attempt(&mut self, call: CallId, ending: Ending, miss: Option<MissKind>, now: Instant) {
         let Some(c) = self.customers.get_mut(&call) else {
             return;
         };
@@ -393,10 +289,6 @@ impl QueueEngine {
             ),
             None => (0, true),
         };
-        if let Some(stop) = stop {
-            ending.by.get_or_insert(HungUpBy::Switch);
-            self.actions.push_back(stop);
-        }
         self.record_attempt(call, &a, now, ending);
         match miss {
             Some(kind) => match self.board.missed(&a.user, kind, max_no_answer) {
@@ -406,9 +298,6 @@ impl QueueEngine {
                         user: a.user.clone(),
                         reason: OfflineReason::MaxNoAnswer,
                     });
-                    if self.settings.notify_on_forced_offline {
-                        self.actions.push_back(Action::NotifyAgent { user: a.user });
-                    }
                     self.agents_left = true;
                 }
                 Ok(MissVerdict::KeepOnline) => {}

@@ -80,20 +80,20 @@ impl From<&QueueFlow> for QueueSettings {
 /// Switch-wide settings of the queue engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
-    /// Ring an agent who was set offline for missing calls, so they know
-    /// (the same short call as the timed-presence expiry notification).
-    pub notify_on_forced_offline: bool,
-    /// How long, beyond `ext_pause`, the shell may take to report
-    /// `AgentExtSent` before the attempt is given up (a stuck DTMF sender
-    /// must not hold a customer forever).
+    /// How long, beyond `ext_pause`, the shell may take to report the
+    /// extension digits sent before the attempt is given up (a stuck DTMF
+    /// sender must not hold a customer forever).
     pub ext_send_guard: Duration,
+    /// From an outbound leg's 2xx to its first RTP packet at most: past
+    /// it, the answer is dead (see `flows::outbound`).
+    pub media_grace: Duration,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            notify_on_forced_offline: true,
             ext_send_guard: Duration::from_secs(10),
+            media_grace: crate::flows::outbound::DEFAULT_MEDIA_GRACE,
         }
     }
 }
@@ -110,15 +110,9 @@ pub fn queues_from_config(config: &Config) -> Vec<QueueSettings> {
         .collect()
 }
 
-/// Engine settings from a configuration: agents are notified of a forced
-/// offline when the log-in flow notifies them of an expired window.
-pub fn engine_settings_from_config(config: &Config) -> EngineSettings {
-    let notify = config.flows.iter().any(|f| match f {
-        Flow::TimedPresence(t) => t.notify_on_expiry,
-        Flow::Queue(_) => false,
-    });
-    EngineSettings {
-        notify_on_forced_offline: notify,
-        ..EngineSettings::default()
-    }
+/// Engine settings from a configuration. (An agent set offline for
+/// missed calls is rung by the notification flow, on the presence
+/// service's event, not by the engine.)
+pub fn engine_settings_from_config(_config: &Config) -> EngineSettings {
+    EngineSettings::default()
 }

@@ -109,34 +109,33 @@ impl H {
         })
     }
 
-    pub fn answer(&mut self, call: u64, attempt: AttemptId) -> Vec<Action> {
-        self.ev(Event::AgentLegAnswered {
+    /// Feeds `event` to the leg of `attempt`.
+    pub fn leg(&mut self, call: u64, attempt: AttemptId, event: LegEvent) -> Vec<Action> {
+        self.ev(Event::Leg {
             call: CallId(call),
             attempt,
+            event,
         })
+    }
+
+    /// The agent's 2xx with SDP, and its first RTP packet at the same instant.
+    pub fn answer(&mut self, call: u64, attempt: AttemptId) -> Vec<Action> {
+        let mut a = self.leg(call, attempt, LegEvent::Answered { media: true });
+        a.extend(self.leg(call, attempt, LegEvent::RtpStarted));
+        a
     }
 
     pub fn fail(&mut self, call: u64, attempt: AttemptId, status: u16) -> Vec<Action> {
-        self.ev(Event::AgentLegFailed {
-            call: CallId(call),
-            attempt,
-            outcome: DialOutcome::from_status(status),
-        })
+        let outcome = DialOutcome::from_status(status);
+        self.leg(call, attempt, LegEvent::Failed(outcome))
     }
 
     pub fn digit(&mut self, call: u64, attempt: AttemptId, digit: char) -> Vec<Action> {
-        self.ev(Event::AgentDigit {
-            call: CallId(call),
-            attempt,
-            digit,
-        })
+        self.leg(call, attempt, LegEvent::Digit(digit))
     }
 
     pub fn whispered(&mut self, call: u64, attempt: AttemptId) -> Vec<Action> {
-        self.ev(Event::WhisperFinished {
-            call: CallId(call),
-            attempt,
-        })
+        self.leg(call, attempt, LegEvent::PlaybackFinished)
     }
 
     /// Answer, hear the whisper, press 1: the attempt is bridged.
@@ -198,9 +197,8 @@ pub(super) fn calls(actions: &[Action]) -> Vec<&CallReport> {
 fn arrival_answers_greets_holds_and_dials() {
     let mut h = H::new(vec![queue("Billing")], vec![agent("alice", &[], "")]);
     let a = h.arrive(1, "Billing");
-    assert_eq!(a[0], Action::AnswerCustomer { call: CallId(1) });
     assert_eq!(
-        a[1],
+        a[0],
         Action::PlayCustomer {
             call: CallId(1),
             once: vec![p("queue_greeting")],
@@ -257,10 +255,7 @@ fn two_customers_one_agent_are_served_fifo() {
     let second = dialled(&a, 3, "alice");
     assert_eq!(h.e.waiting(q), [CallId(2), CallId(4)]);
     h.take(3, second);
-    h.ev(Event::AgentHungUp {
-        call: CallId(3),
-        attempt: second,
-    });
+    h.leg(3, second, LegEvent::Ended);
     dialled(&h.at(80), 2, "alice");
 }
 
@@ -366,14 +361,77 @@ fn max_wait_transfers_when_an_overflow_number_is_set() {
     let mut h = H::new(vec![q], vec![]);
     h.arrive(1, "Q");
     let a = h.at(300);
+    let attempt = match &a[..] {
+        [Action::DialOverflow {
+            call: CallId(1),
+            attempt,
+            number: n,
+        }] if *n == number => *attempt,
+        other => panic!("expected the overflow dial, got {other:?}"),
+    };
+    // Bridged on answer once its media runs; recorded when it ends.
+    let a = h.answer(1, attempt);
+    assert_eq!(
+        a,
+        [Action::Bridge {
+            call: CallId(1),
+            attempt
+        }]
+    );
+    let a = h.leg(1, attempt, LegEvent::Ended);
+    assert!(a.contains(&Action::HangUpCustomer { call: CallId(1) }));
+    assert_eq!(calls(&a)[0].outcome, CallOutcome::Transferred);
+    assert!(!h.e.has_call(CallId(1)));
+}
+
+#[test]
+fn an_overflow_number_that_fails_plays_unavailable() {
+    let number = E164::parse("+15550100999", &CountryCode::nanp()).unwrap();
+    let mut q = queue("Q");
+    q.overflow_number = Some(number);
+    let mut h = H::new(vec![q], vec![]);
+    h.arrive(1, "Q");
+    let attempt = match &h.at(300)[..] {
+        [Action::DialOverflow { attempt, .. }] => *attempt,
+        other => panic!("expected the overflow dial, got {other:?}"),
+    };
+    let a = h.fail(1, attempt, 503);
+    assert!(a.contains(&Action::PlayOverflowAndHangUp {
+        call: CallId(1),
+        clips: vec![p("unavailable")]
+    }));
+    assert_eq!(calls(&a)[0].outcome, CallOutcome::Overflow);
+}
+
+#[test]
+fn a_customer_leaving_while_the_overflow_rings_cancels_it() {
+    let number = E164::parse("+15550100999", &CountryCode::nanp()).unwrap();
+    let mut q = queue("Q");
+    q.overflow_number = Some(number);
+    let mut h = H::new(vec![q], vec![]);
+    h.arrive(1, "Q");
+    let attempt = match &h.at(300)[..] {
+        [Action::DialOverflow { attempt, .. }] => *attempt,
+        other => panic!("expected the overflow dial, got {other:?}"),
+    };
+    let a = h.ev(Event::CustomerHungUp { call: CallId(1) });
     assert_eq!(
         a[0],
-        Action::TransferToOverflow {
+        Action::CancelAgent {
             call: CallId(1),
-            number
+            attempt
         }
     );
-    assert_eq!(calls(&a)[0].outcome, CallOutcome::Transferred);
+    assert_eq!(calls(&a)[0].outcome, CallOutcome::Abandoned);
+    // The 200 that crossed the CANCEL is hung up, and nothing else happens.
+    let a = h.answer(1, attempt);
+    assert_eq!(
+        a,
+        [Action::HangUpAgent {
+            call: CallId(1),
+            attempt
+        }]
+    );
 }
 
 #[test]
@@ -407,14 +465,11 @@ fn no_agents_online_with_immediate_overflows_at_once() {
     let mut h = H::new(vec![q], vec![agent("alice", &["sales"], "")]);
     let a = h.arrive(1, "Q");
     assert_eq!(
-        a[..2],
-        [
-            Action::AnswerCustomer { call: CallId(1) },
-            Action::PlayOverflowAndHangUp {
-                call: CallId(1),
-                clips: vec![p("unavailable")]
-            }
-        ]
+        a[0],
+        Action::PlayOverflowAndHangUp {
+            call: CallId(1),
+            clips: vec![p("unavailable")]
+        }
     );
     assert!(!a.iter().any(|x| matches!(x, Action::PlayCustomer { .. })));
     assert!(!h.e.has_call(CallId(1)));

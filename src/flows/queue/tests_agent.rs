@@ -52,7 +52,7 @@ fn trunk_failure_is_not_a_miss() {
 }
 
 #[test]
-fn max_no_answer_sets_the_agent_offline_and_notifies() {
+fn max_no_answer_sets_the_agent_offline() {
     let mut q = queue("Q");
     q.max_no_answer = 2;
     let mut h = H::new(vec![q], vec![agent("alice", &[], "")]);
@@ -74,29 +74,8 @@ fn max_no_answer_sets_the_agent_offline_and_notifies() {
         user: "alice".into(),
         reason: OfflineReason::MaxNoAnswer
     }));
-    assert!(a.contains(&Action::NotifyAgent {
-        user: "alice".into()
-    }));
     assert_eq!(h.e.board().state("alice"), Some(AgentState::Offline));
     assert!(dials(&h.arrive(4, "Q")).is_empty());
-}
-
-#[test]
-fn forced_offline_without_notification_when_disabled() {
-    let mut q = queue("Q");
-    q.max_no_answer = 1;
-    let settings = EngineSettings {
-        notify_on_forced_offline: false,
-        ..EngineSettings::default()
-    };
-    let mut h = H::with(vec![q], vec![agent("alice", &[], "")], settings, true);
-    let t = dialled(&h.arrive(1, "Q"), 1, "alice");
-    let a = h.fail(1, t, 603);
-    assert!(a.contains(&Action::SetAgentOffline {
-        user: "alice".into(),
-        reason: OfflineReason::MaxNoAnswer
-    }));
-    assert!(!a.iter().any(|x| matches!(x, Action::NotifyAgent { .. })));
 }
 
 #[test]
@@ -267,10 +246,7 @@ fn extension_digits_are_sent_before_the_whisper() {
     );
     // Keys heard while our own digits go out are not the accept key.
     assert!(h.digit(1, t, '1').is_empty());
-    let a = h.ev(Event::AgentExtSent {
-        call: CallId(1),
-        attempt: t,
-    });
+    let a = h.leg(1, t, LegEvent::ExtSent);
     assert_eq!(
         a,
         [Action::PlayAgent {
@@ -296,11 +272,8 @@ fn extension_never_reported_sent_gives_up_without_a_miss() {
 fn answer_without_media_hangs_up_and_tries_next() {
     let mut h = two_agents();
     let t = dialled(&h.arrive(1, "Q"), 1, "alice");
-    h.answer(1, t);
-    let a = h.ev(Event::AgentLegMediaTimeout {
-        call: CallId(1),
-        attempt: t,
-    });
+    h.leg(1, t, LegEvent::Answered { media: true });
+    let a = h.at(5);
     assert_eq!(
         a[0],
         Action::HangUpAgent {
@@ -318,10 +291,7 @@ fn agent_hangs_up_during_whisper_counts_and_tries_next() {
     let mut h = two_agents();
     let t = dialled(&h.arrive(1, "Q"), 1, "alice");
     h.answer(1, t);
-    let a = h.ev(Event::AgentHungUp {
-        call: CallId(1),
-        attempt: t,
-    });
+    let a = h.leg(1, t, LegEvent::Ended);
     let r = attempts(&a)[0];
     assert_eq!(
         (r.end, r.hung_up_by),
@@ -339,10 +309,7 @@ fn agent_hangs_up_after_bridge_then_wraps_up_and_takes_the_next_caller() {
     h.at(5);
     h.arrive(2, "Q");
     h.at(50);
-    let a = h.ev(Event::AgentHungUp {
-        call: CallId(1),
-        attempt: t,
-    });
+    let a = h.leg(1, t, LegEvent::Ended);
     assert_eq!(a[0], Action::HangUpCustomer { call: CallId(1) });
     assert_eq!(attempts(&a)[0].hung_up_by, Some(HungUpBy::Agent));
     let c = calls(&a)[0];
@@ -480,5 +447,44 @@ fn agent_state_changes_are_published_once_each() {
     assert_eq!(
         changes(&mut h),
         [("alice".to_string(), AgentState::Available)]
+    );
+}
+
+/// Issue 9, bug 1: with `accept_digit = ""` a dead answer was bridged,
+/// ended the customer's call as "bridged, completed", and the next agent
+/// was never tried.
+#[test]
+fn dead_answer_with_bridge_on_answer_moves_on_to_the_next_agent() {
+    let mut q = queue("Q");
+    q.accept = Accept::OnAnswer;
+    let mut h = H::new(
+        vec![q],
+        vec![agent("alice", &[], ""), agent("bob", &[], "")],
+    );
+    let t = dialled(&h.arrive(1, "Q"), 1, "alice");
+    let a = h.leg(1, t, LegEvent::Answered { media: true });
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Bridge { .. })),
+        "no bridge before the agent's media runs: {a:?}"
+    );
+    let a = h.at(5);
+    assert_eq!(
+        a[0],
+        Action::HangUpAgent {
+            call: CallId(1),
+            attempt: t
+        }
+    );
+    assert_eq!(attempts(&a)[0].end, AttemptEnd::NoMedia);
+    assert!(calls(&a).is_empty(), "the customer's call goes on");
+    assert!(h.e.has_call(CallId(1)));
+    let second = dialled(&a, 1, "bob");
+    let a = h.answer(1, second);
+    assert_eq!(
+        a,
+        [Action::Bridge {
+            call: CallId(1),
+            attempt: second
+        }]
     );
 }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{CallId, DialOutcome, HungUpBy, SipOutcome};
+use super::{CallId, HungUpBy, SipOutcome};
 use crate::config::E164;
+pub use crate::flows::outbound::Event as LegEvent;
 use crate::flows::prompt_plan::PromptName;
 
 /// One attempt to reach an agent for a call (one outbound leg). Unique for
@@ -32,47 +33,12 @@ pub enum Event {
     /// The switch is shutting down: every call ends now, recorded as ended
     /// by the switch, and every leg is hung up.
     Shutdown,
-    /// 18x on the agent's leg.
-    AgentLegProgress {
+    /// Something happened on an outbound leg (an agent's or the overflow
+    /// number's); the engine's leg machine decides what it means.
+    Leg {
         call: CallId,
         attempt: AttemptId,
-    },
-    /// 2xx on the agent's leg, ACKed.
-    AgentLegAnswered {
-        call: CallId,
-        attempt: AttemptId,
-    },
-    /// The agent's leg answered but no media arrived within the shell's
-    /// limit (5 s): a dead answer, treated as not answered.
-    AgentLegMediaTimeout {
-        call: CallId,
-        attempt: AttemptId,
-    },
-    /// The agent's leg ended without a dialog.
-    AgentLegFailed {
-        call: CallId,
-        attempt: AttemptId,
-        outcome: DialOutcome,
-    },
-    /// The extension digits of `SendExt` have all been sent.
-    AgentExtSent {
-        call: CallId,
-        attempt: AttemptId,
-    },
-    WhisperFinished {
-        call: CallId,
-        attempt: AttemptId,
-    },
-    /// A key on the agent's leg (reported when it goes down).
-    AgentDigit {
-        call: CallId,
-        attempt: AttemptId,
-        digit: char,
-    },
-    /// The agent's answered leg ended (BYE from the agent).
-    AgentHungUp {
-        call: CallId,
-        attempt: AttemptId,
+        event: LegEvent,
     },
     AgentOnline {
         user: String,
@@ -98,21 +64,25 @@ pub enum OfflineReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Answer the customer's leg (200 with SDP).
-    AnswerCustomer {
-        call: CallId,
-    },
     /// Play `once`, then loop `looped` until the next play, bridge or hang-up.
     PlayCustomer {
         call: CallId,
         once: Vec<PromptName>,
         looped: Vec<PromptName>,
     },
-    /// Call `user` (their first extension) through the trunk.
+    /// Call `user` (their first extension) through the trunk; report
+    /// what happens as [`Event::Leg`] with `attempt`.
     DialAgent {
         call: CallId,
         attempt: AttemptId,
         user: String,
+    },
+    /// Call the queue's overflow number for the customer; report as
+    /// [`Event::Leg`] with `attempt`, bridge on [`Action::Bridge`].
+    DialOverflow {
+        call: CallId,
+        attempt: AttemptId,
+        number: E164,
     },
     /// Stop a ringing attempt (CANCEL, RFC 3261 §9.1).
     CancelAgent {
@@ -120,20 +90,21 @@ pub enum Action {
         attempt: AttemptId,
     },
     /// Wait `pause`, then send `digits` as DTMF on the agent's leg; report
-    /// `AgentExtSent`.
+    /// `LegEvent::ExtSent`.
     SendExt {
         call: CallId,
         attempt: AttemptId,
         digits: String,
         pause: Duration,
     },
-    /// Play to the agent; report `WhisperFinished`. Keys stay live.
+    /// Play to the agent; report `LegEvent::PlaybackFinished`. Keys stay live.
     PlayAgent {
         call: CallId,
         attempt: AttemptId,
         clips: Vec<PromptName>,
     },
-    /// Stop both playbacks and connect the customer and the agent.
+    /// Stop both playbacks and connect the customer and the agent (or the
+    /// overflow number).
     Bridge {
         call: CallId,
         attempt: AttemptId,
@@ -150,19 +121,10 @@ pub enum Action {
         call: CallId,
         clips: Vec<PromptName>,
     },
-    /// Hand the customer to the overflow number.
-    TransferToOverflow {
-        call: CallId,
-        number: E164,
-    },
     /// Persist the agent as offline (forced) and close their window.
     SetAgentOffline {
         user: String,
         reason: OfflineReason,
-    },
-    /// Ring the agent briefly to tell them they are now offline.
-    NotifyAgent {
-        user: String,
     },
     RecordAttempt(AttemptReport),
     RecordCall(CallReport),

@@ -664,6 +664,17 @@ fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
     let out = drain(c);
     assert_eq!(out.requests(), vec!["INVITE"]);
     assert_eq!(out.sent[0].0.addr, TRUNK.parse().unwrap());
+    // The leg's owner learns the Call-ID the INVITE carries.
+    let call_id = out.sent[0]
+        .1
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .map(str::to_owned);
+    assert!(
+        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c }] if *l == leg && Some(c) == call_id.as_ref()),
+        "{:?}",
+        out.events
+    );
     (leg, out.sent[0].1.clone())
 }
 

@@ -82,8 +82,10 @@ impl SipCore {
         // requests carry our tag in To (§12.2.2), like those of a caller.
         self.by_tag
             .insert((d.call_id.clone(), d.local_tag.clone()), leg);
+        let call_id = d.call_id.clone();
         self.dialogs.insert(leg, d);
         self.send_invite(leg, ruri, None, now);
+        self.emit(SipEvent::Dialling { leg, call_id });
     }
 
     /// Sends (or re-sends, after a challenge or redirect) the INVITE.
