@@ -28,6 +28,12 @@ pub async fn run(
     let settings = directory::menu_settings(flow);
     let mut menu = LoginMenu::new(&settings, caller, Instant::now());
     menu.handle(Event::Started, Instant::now());
+    // An offerless INVITE is answered only once its ACK (which carries the
+    // SDP answer) has arrived, so that dialog is confirmed already; for an
+    // INVITE with an offer, `SipEvent::Confirmed` is still to come.
+    if call.media.is_none() {
+        menu.handle(Event::Confirmed, Instant::now());
+    }
     let far = Duration::from_secs(3600);
     loop {
         while let Some(action) = menu.poll_action() {
@@ -91,6 +97,9 @@ pub async fn run(
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
                     return;
+                }
+                Some(SipEvent::Confirmed { .. }) => {
+                    menu.handle(Event::Confirmed, Instant::now());
                 }
                 Some(SipEvent::InfoDigit { digit, .. }) => {
                     menu.handle(Event::Digit(digit), Instant::now());
