@@ -11,6 +11,7 @@ mod grammar;
 pub mod inspect;
 mod inspect_checks;
 pub mod message;
+pub mod name_addr;
 pub mod sdp;
 mod timer;
 pub mod transaction;
