@@ -1059,3 +1059,41 @@ fn offer_to_no_unicast_host_is_488_with_a_warning() {
         assert!(out.events.is_empty(), "{c_line}");
     }
 }
+
+/// Issue 9, found with linphone: its Contact carries an RFC 5626 instance id
+/// in a quoted parameter, and our BYE went to
+/// `sip:127.0.0.1:40326;transport=udp>;+sip.instance="<urn:uuid:…`, which
+/// the phone ignored. The BYE's Request-URI is the URI alone.
+#[test]
+fn bye_goes_to_a_contact_with_a_quoted_instance_id() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let contact = r#"Contact: <sip:127.0.0.1:40326;transport=udp>;+sip.instance="<urn:uuid:d5f18820-4b8e-4a2c-9a6a-1b2c3d4e5f60>";reg-id=1"#;
+    let original = "Contact: <sip:caller@127.0.0.1:5070>";
+    let text = String::from_utf8(invite("z9hG4bK-l1", "+15550100000", "", SDP)).unwrap();
+    assert!(text.contains(original));
+    c.handle_message(text.replace(original, contact).as_bytes(), udp(PEER), t0);
+    let leg = incoming_leg(&drain(&mut c));
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let tag = tag_of(drain(&mut c).find("SIP/2.0 200"));
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-l2", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let bye = out.find("BYE ");
+    assert!(
+        bye.starts_with("BYE sip:127.0.0.1:40326;transport=udp SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert_eq!(out.sent[0].0.addr, "127.0.0.1:40326".parse().unwrap());
+}
