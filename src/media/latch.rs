@@ -1,7 +1,7 @@
 //! Inbound RTP source latching ("symmetric RTP" / "comedia"), sans-IO.
 //!
-//! A phone behind NAT announces a private address in its SDP but its RTP arrives from the
-//! NAT's public address; we must send back to where it really comes from. Asterisk learned
+//! A peer behind a NAT may send its RTP from another port than its SDP says; we must send
+//! back to where it really comes from. Asterisk learned
 //! that address from any packet at any time, so an attacker who could guess the port could
 //! take over or listen in on the media ("RTP bleed", AST-2017-005). The policy here:
 //!
@@ -10,8 +10,9 @@
 //!   address (the port may differ: a NAT in front of the phone rewrites it), once. Any
 //!   other IP never latches, even one inside `trunk.allow`: an off-path sender that can
 //!   forge a trunk address must not steer our media or inject DTMF into a call whose SDP
-//!   it never saw (issue 9, "blind log-in by a forged source"; RFC 3550 §8.2 leaves source
-//!   validation to the application);
+//!   it never saw (issue 9, "blind log-in by a forged source"). A phone that announces a
+//!   private address but sends from a NAT's public one therefore never latches: the trunk
+//!   (or its SBC) must put the address its media really comes from in the SDP;
 //! * latching is only possible within `latch_window` of the first packet seen, so a stream
 //!   cannot be re-pointed later;
 //! * afterwards (or if the window passes without an eligible source) every packet from any
@@ -126,7 +127,7 @@ impl Latch {
 }
 
 /// A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`; compare them as IPv4 so the
-/// allow-list and the SDP address (written as IPv4) match.
+/// SDP address (written as IPv4) matches.
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
