@@ -96,7 +96,6 @@ fn main() {
     let opts = SessionOptions {
         rtp_timeout: Duration::from_secs(3600),
         silence_between_prompts: false,
-        allow: vec!["127.0.0.0/8".parse().expect("net")],
         ..SessionOptions::default()
     };
     // Where each endpoint sends: its own switch-side session.

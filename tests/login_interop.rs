@@ -335,3 +335,35 @@ fn window_expiry_calls_the_agent_and_plays_offline() {
     assert!(sw.log().contains("notification delivered"), "{}", sw.log());
     assert_eq!(agent(&sw, "jsmith")["state"], "offline");
 }
+
+/// Issue 9 ("blind log-in by a forged source"), on the wire: a key sent
+/// before the ACK (as a sender that never saw our 200 would have to) is not
+/// acted on; after the ACK the next key is. Key 1 would give 8 hours, so
+/// 24 hours proves the early key was dropped.
+#[test]
+fn a_key_before_the_ack_is_not_acted_on() {
+    let sw = Switch::start(fast);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = login_scenario(dir.path(), JSMITH, &[Wait(500), Key('2')], true);
+    let text = std::fs::read_to_string(&sc).unwrap();
+    // Move the ACK behind a key press: INVITE, 200, key 1, ACK, key 2.
+    let ack_at = text
+        .find("  <send>\n    <![CDATA[\n      ACK ")
+        .expect("the ACK");
+    let ack_len = text[ack_at..].find("</send>\n").expect("end of the ACK") + "</send>\n".len();
+    let ack = text[ack_at..ack_at + ack_len].to_owned();
+    let early = format!(
+        "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"600\"/>\n",
+        pcap('1')
+    );
+    let text = text.replacen(&ack, &format!("{early}{ack}"), 1);
+    std::fs::write(&sc, text).unwrap();
+    let run = sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    );
+    run.assert_ok(&sw);
+    assert_eq!(online_hours(&sw, "jsmith"), Some(24), "{}", sw.log());
+}

@@ -465,3 +465,20 @@ fn http_metrics_and_agents_with_a_token() {
         .as_array()
         .is_some_and(|a| a.iter().any(|u| u["id"] == "jsmith")));
 }
+
+/// Issue 9: bound dual-stack to `[::]`, the switch sees an IPv4 trunk as
+/// `::ffff:127.0.0.1` and answered it 403 (no IPv4 allow-list entry
+/// matched). SIPp on 127.0.0.1 must get its 200, sent back over IPv4.
+#[test]
+fn dual_stack_bind_answers_the_ipv4_trunk() {
+    let sw = Switch::start(|t| {
+        let from = "bind = \"127.0.0.1:0\"";
+        assert!(t.contains(from), "the test config no longer has {from}");
+        t.replacen(from, "bind = \"[::]:0\"", 1)
+    });
+    assert!(sw.sip.is_ipv6(), "bound to {}", sw.sip);
+    let target = SocketAddr::from(([127, 0, 0, 1], sw.sip.port()));
+    let run = sipp("options.xml", Some(target), 1, &["-s", CONTACT_POINT]);
+    run.assert_ok(&sw);
+    assert!(!sw.log().contains("::ffff:"), "{}", sw.log());
+}

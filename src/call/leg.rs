@@ -25,7 +25,6 @@ pub struct Answered {
 
 pub fn session_options(ctx: &CallContext) -> SessionOptions {
     SessionOptions {
-        allow: ctx.cfg.trunk.allow.clone(),
         silence_between_prompts: ctx.cfg.media.silence_between_prompts,
         rtp_timeout: ctx.cfg.media.rtp_timeout,
         latch_window: ctx.cfg.media.latch_window,

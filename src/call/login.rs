@@ -45,6 +45,12 @@ async fn drive(
 ) {
     let Answered { session, mut media } = answered;
     menu.handle(Event::Started, Instant::now());
+    // An offerless INVITE is answered only once its ACK (which carries the
+    // SDP answer) has arrived, so that dialog is confirmed already; for an
+    // INVITE with an offer, `SipEvent::Confirmed` is still to come.
+    if call.media.is_none() {
+        menu.handle(Event::Confirmed, Instant::now());
+    }
     let far = Duration::from_secs(3600);
     loop {
         while let Some(action) = menu.poll_action() {
@@ -108,6 +114,9 @@ async fn drive(
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
                     return;
+                }
+                Some(SipEvent::Confirmed { .. }) => {
+                    menu.handle(Event::Confirmed, Instant::now());
                 }
                 Some(SipEvent::InfoDigit { digit, .. }) => {
                     menu.handle(Event::Digit(digit), Instant::now());

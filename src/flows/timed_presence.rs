@@ -17,6 +17,12 @@
 //!   heard the whole question.
 //! - Presence is confirmed to the caller only after the shell reports the
 //!   write as durable; a failed write is never confirmed.
+//! - Keys count only once the dialog is confirmed (the ACK for our 2xx,
+//!   RFC 3261 §13.3.1.4). A sender that forges the trunk's address over UDP
+//!   never sees our 2xx, so it cannot ACK it (it lacks our To tag); without
+//!   this rule it could log an agent in blind, aiming RFC 4733 events at the
+//!   RTP port in our answer. Prompts may play before the ACK; keys before it
+//!   are dropped, so no presence is ever written for an unconfirmed dialog.
 
 mod settings;
 #[cfg(test)]
@@ -60,6 +66,9 @@ impl PlayId {
 pub enum Event {
     /// The call was answered and media flows.
     Started,
+    /// The ACK for our 2xx arrived: the dialog is confirmed (may come before
+    /// or after `Started`).
+    Confirmed,
     /// A key, reported when it goes down (start of the RFC 4733 event,
     /// RFC 4733 §2.5.1.2) so that barge-in is immediate.
     Digit(char),
@@ -203,6 +212,8 @@ pub struct LoginMenu {
     menu_clips: Vec<PromptName>,
 
     caller: Option<CallerMatch>,
+    /// The dialog is confirmed; until then keys are dropped.
+    confirmed: bool,
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
 
@@ -240,6 +251,7 @@ impl LoginMenu {
             ext_timeout: settings.ext_timeout,
             menu_clips,
             caller: Some(caller),
+            confirmed: false,
             shared: Vec::new(),
             agent: None,
             phase: Phase::NotStarted,
@@ -256,7 +268,9 @@ impl LoginMenu {
     pub fn handle(&mut self, event: Event, now: Instant) {
         match event {
             Event::Started => self.on_started(),
-            Event::Digit(key) => self.on_digit(key, now),
+            Event::Confirmed => self.confirmed = true,
+            Event::Digit(key) if self.confirmed => self.on_digit(key, now),
+            Event::Digit(_) => {}
             Event::PromptFinished(id) => self.on_prompt_finished(id, now),
             Event::Timer => self.on_timer(now),
             Event::HungUp => self.on_hung_up(),

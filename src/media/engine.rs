@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +97,6 @@ impl Default for EngineConfig {
 /// Per-session settings.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
-    /// Networks a latched RTP source may come from besides the SDP address (see `latch.rs`).
-    pub allow: Vec<IpNet>,
     /// Send silence frames when no prompt plays (else send nothing).
     pub silence_between_prompts: bool,
     /// Report [`MediaEvent::RtpTimeout`] after this long without RTP or RTCP.
@@ -114,7 +111,6 @@ pub struct SessionOptions {
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
-            allow: Vec::new(),
             silence_between_prompts: true,
             rtp_timeout: Duration::from_secs(30),
             latch_window: Duration::from_secs(2),
@@ -267,8 +263,8 @@ impl MediaEngine {
         let (events_tx, events_rx) = mpsc::channel(inner.cfg.event_capacity.max(1));
         // Bounded so the latch's `now + window` cannot overflow an Instant.
         let window = opts.latch_window.min(Duration::from_secs(3600));
-        let latch = Latch::new(neg.remote, opts.allow.clone(), window);
-        let rtcp_latch = Latch::new(rtcp_addr(neg.remote), opts.allow.clone(), window);
+        let latch = Latch::new(neg.remote, window);
+        let rtcp_latch = Latch::new(rtcp_addr(neg.remote), window);
         let stream = RtpStream::random(samples_per_tick());
         let tx = Tx::new(stream, neg, latch.send_addr(), rtcp_latch.send_addr());
         let shared = Arc::new(Shared {

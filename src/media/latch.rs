@@ -1,13 +1,18 @@
 //! Inbound RTP source latching ("symmetric RTP" / "comedia"), sans-IO.
 //!
-//! A phone behind NAT announces a private address in its SDP but its RTP arrives from the
-//! NAT's public address; we must send back to where it really comes from. Asterisk learned
+//! A peer behind a NAT may send its RTP from another port than its SDP says; we must send
+//! back to where it really comes from. Asterisk learned
 //! that address from any packet at any time, so an attacker who could guess the port could
 //! take over or listen in on the media ("RTP bleed", AST-2017-005). The policy here:
 //!
 //! * until the peer's RTP arrives, media goes to the SDP address;
-//! * the first packet from an *eligible* source (the SDP address's IP, or an IP inside the
-//!   configured allow-list) latches the stream to that exact address, once;
+//! * the first packet from the SDP address's own IP latches the stream to that exact
+//!   address (the port may differ: a NAT in front of the phone rewrites it), once. Any
+//!   other IP never latches, even one inside `trunk.allow`: an off-path sender that can
+//!   forge a trunk address must not steer our media or inject DTMF into a call whose SDP
+//!   it never saw (issue 9, "blind log-in by a forged source"). A phone that announces a
+//!   private address but sends from a NAT's public one therefore never latches: the trunk
+//!   (or its SBC) must put the address its media really comes from in the SDP;
 //! * latching is only possible within `latch_window` of the first packet seen, so a stream
 //!   cannot be re-pointed later;
 //! * afterwards (or if the window passes without an eligible source) every packet from any
@@ -17,8 +22,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-
-use ipnet::IpNet;
 
 /// What to do with an inbound packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +46,16 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct Latch {
     sdp_addr: SocketAddr,
-    allow: Vec<IpNet>,
     window: Duration,
     state: State,
     dropped: u64,
 }
 
 impl Latch {
-    /// `allow` lists networks a latched source may come from besides the SDP address's own
-    /// IP (typically the trunk's media ranges, or `0.0.0.0/0` for NATed agents' phones).
-    pub fn new(sdp_addr: SocketAddr, allow: Vec<IpNet>, latch_window: Duration) -> Self {
+    /// A latch for a stream whose SDP announced `sdp_addr`.
+    pub fn new(sdp_addr: SocketAddr, latch_window: Duration) -> Self {
         Latch {
             sdp_addr,
-            allow,
             window: latch_window,
             state: State::Waiting,
             dropped: 0,
@@ -122,12 +122,12 @@ impl Latch {
     }
 
     fn eligible(&self, ip: IpAddr) -> bool {
-        ip == canonical(self.sdp_addr).ip() || self.allow.iter().any(|n| n.contains(&ip))
+        ip == canonical(self.sdp_addr).ip()
     }
 }
 
 /// A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`; compare them as IPv4 so the
-/// allow-list and the SDP address (written as IPv4) match.
+/// SDP address (written as IPv4) matches.
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
@@ -142,29 +142,22 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn nets(list: &[&str]) -> Vec<IpNet> {
-        list.iter().map(|n| n.parse().unwrap()).collect()
-    }
-
     #[test]
     fn sends_to_sdp_until_rtp_arrives_then_latches_once() {
         let t0 = Instant::now();
-        let mut l = Latch::new(sa("192.168.1.20:4000"), nets(&["203.0.113.0/24"]), W);
-        assert_eq!(l.send_addr(), sa("192.168.1.20:4000"));
+        let mut l = Latch::new(sa("203.0.113.9:4000"), W);
+        assert_eq!(l.send_addr(), sa("203.0.113.9:4000"));
+        // Same IP, port rewritten by a NAT: latches.
         assert_eq!(l.on_packet(sa("203.0.113.9:31000"), t0), Verdict::Accept);
         assert_eq!(l.send_addr(), sa("203.0.113.9:31000"));
-        // Another allowed source later, even within the window, cannot move the latch.
+        // Another source later, even within the window, cannot move the latch.
         assert_eq!(
-            l.on_packet(sa("203.0.113.10:31000"), t0 + Duration::from_millis(10)),
-            Verdict::Drop
-        );
-        assert_eq!(
-            l.on_packet(sa("203.0.113.9:31002"), t0),
+            l.on_packet(sa("203.0.113.9:31002"), t0 + Duration::from_millis(10)),
             Verdict::Drop,
             "port matters"
         );
         assert_eq!(
-            l.on_packet(sa("192.168.1.20:4000"), t0),
+            l.on_packet(sa("203.0.113.9:4000"), t0),
             Verdict::Drop,
             "SDP addr too"
         );
@@ -172,15 +165,20 @@ mod tests {
             l.on_packet(sa("203.0.113.9:31000"), t0 + W * 10),
             Verdict::Accept
         );
-        assert_eq!(l.dropped(), 3);
+        assert_eq!(l.dropped(), 2);
         assert_eq!(l.latched(), Some(sa("203.0.113.9:31000")));
     }
 
+    /// Issue 9: a source inside `trunk.allow` but not at the SDP's address
+    /// (another carrier host, or a sender forging one) once latched the
+    /// stream. Only the SDP address's IP may latch now.
     #[test]
-    fn sources_outside_allow_never_latch() {
+    fn only_the_sdp_address_ip_latches() {
         let t0 = Instant::now();
-        let mut l = Latch::new(sa("198.51.100.7:5000"), nets(&["203.0.113.0/24"]), W);
-        // An attacker sprays first: dropped, and does not use up the latch.
+        let mut l = Latch::new(sa("198.51.100.7:5000"), W);
+        // An attacker sprays first (from a trunk address, say): dropped, and
+        // does not use up the latch.
+        assert_eq!(l.on_packet(sa("203.0.113.9:1234"), t0), Verdict::Drop);
         assert_eq!(l.on_packet(sa("192.0.2.66:1234"), t0), Verdict::Drop);
         assert_eq!(l.send_addr(), sa("198.51.100.7:5000"));
         // The real peer (same IP as its SDP, NAT changed the port) latches.
@@ -189,13 +187,13 @@ mod tests {
             Verdict::Accept
         );
         assert_eq!(l.send_addr(), sa("198.51.100.7:6000"));
-        assert_eq!(l.dropped(), 1);
+        assert_eq!(l.dropped(), 2);
     }
 
     #[test]
     fn window_closes_without_eligible_source() {
         let t0 = Instant::now();
-        let mut l = Latch::new(sa("198.51.100.7:5000"), nets(&[]), W);
+        let mut l = Latch::new(sa("198.51.100.7:5000"), W);
         assert_eq!(l.on_packet(sa("192.0.2.66:1234"), t0), Verdict::Drop);
         // Past the window an eligible-looking source no longer latches...
         assert_eq!(
@@ -213,9 +211,9 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_mapped_sources_match_ipv4_lists() {
+    fn ipv4_mapped_sources_match_an_ipv4_sdp_address() {
         let t0 = Instant::now();
-        let mut l = Latch::new(sa("10.0.0.5:4000"), nets(&["203.0.113.0/24"]), W);
+        let mut l = Latch::new(sa("203.0.113.4:4000"), W);
         assert_eq!(
             l.on_packet(sa("[::ffff:203.0.113.4]:7000"), t0),
             Verdict::Accept
@@ -227,8 +225,9 @@ mod tests {
     #[test]
     fn ipv6_peer_and_renegotiation() {
         let t0 = Instant::now();
-        let mut l = Latch::new(sa("[2001:db8::1]:4000"), nets(&["2001:db8:1::/48"]), W);
-        assert_eq!(l.on_packet(sa("[2001:db8:1::9]:4002"), t0), Verdict::Accept);
+        let mut l = Latch::new(sa("[2001:db8::1]:4000"), W);
+        assert_eq!(l.on_packet(sa("[2001:db8:1::9]:4002"), t0), Verdict::Drop);
+        assert_eq!(l.on_packet(sa("[2001:db8::1]:4002"), t0), Verdict::Accept);
         l.on_new_remote(sa("[2001:db8::2]:5000"));
         assert_eq!(l.send_addr(), sa("[2001:db8::2]:5000"));
         assert_eq!(l.latched(), None);
@@ -237,9 +236,6 @@ mod tests {
             l.on_packet(sa("[2001:db8::2]:5000"), later),
             Verdict::Accept
         );
-        assert_eq!(
-            l.on_packet(sa("[2001:db8:1::9]:4002"), later),
-            Verdict::Drop
-        );
+        assert_eq!(l.on_packet(sa("[2001:db8::1]:4002"), later), Verdict::Drop);
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! Ports go back to the pool when the [`RtpPorts`] guard drops, so a call
 //! that ends any way at all cannot leak them.
+//!
+//! Each pair is drawn at random from the free ones (RFC 3550 §11 leaves the
+//! choice open; RFC 6056 §1 explains why predictable ports help an off-path
+//! attacker): handed out lowest first, the port of the next call could be
+//! guessed, and a sender forging the trunk's address could aim DTMF at a
+//! log-in it never saw the SDP of.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -60,16 +66,24 @@ impl PortPool {
         self.inner.lock().map(|p| p.free.len()).unwrap_or(0)
     }
 
-    /// Binds the next free pair. Ports some other process holds are skipped
-    /// (and put back at the end, to be tried again later).
+    /// Binds a free pair chosen at random. Ports some other process holds
+    /// are skipped (and put back at the end, to be tried again later).
     pub fn allocate(&self) -> Result<RtpPorts, PortError> {
+        self.allocate_with(&mut rand::rng())
+    }
+
+    fn allocate_with(&self, rng: &mut impl rand::RngExt) -> Result<RtpPorts, PortError> {
         let attempts = self.available();
         for _ in 0..attempts {
             let port = {
                 let Ok(mut p) = self.inner.lock() else {
                     return Err(PortError::Exhausted);
                 };
-                match p.free.pop_front() {
+                if p.free.is_empty() {
+                    return Err(PortError::Exhausted);
+                }
+                let i = rng.random_range(0..p.free.len());
+                match p.free.swap_remove_back(i) {
                     Some(port) => port,
                     None => return Err(PortError::Exhausted),
                 }
@@ -114,5 +128,28 @@ mod tests {
         drop(a);
         assert!(pool.allocate().is_ok());
         drop(b);
+    }
+
+    /// Issue 9 ("blind log-in by a forged source"): lowest-first allocation
+    /// let an attacker predict the next call's port. Two pools drawing with
+    /// different seeds must not hand out the same sequence, and the first
+    /// pick must not always be the lowest port.
+    #[tokio::test]
+    async fn ports_are_drawn_at_random() {
+        use rand::SeedableRng;
+        let draw = |seed: u64| {
+            let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41100, 41199);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let held: Vec<RtpPorts> = (0..8)
+                .map(|_| pool.allocate_with(&mut rng).unwrap())
+                .collect();
+            held.iter().map(|p| p.local.port()).collect::<Vec<u16>>()
+        };
+        let (a, b) = (draw(1), draw(2));
+        assert_ne!(a, b);
+        assert!(a.iter().all(|p| p % 2 == 0 && (41100..41199).contains(p)));
+        let lowest_first: Vec<u16> = (0..8).map(|i| 41100 + 2 * i).collect();
+        assert_ne!(a, lowest_first);
+        assert_ne!(b, lowest_first);
     }
 }

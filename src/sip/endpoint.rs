@@ -150,6 +150,9 @@ async fn run(
     published: Arc<std::sync::Mutex<super::core::CoreStats>>,
 ) {
     let mut tcp: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
+    // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
+    // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
+    let udp_v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
     loop {
         let deadline = core
@@ -194,11 +197,12 @@ async fn run(
             match out {
                 Output::Transmit { peer, data } => match peer.transport {
                     Transport::Udp => {
-                        if let Err(e) = udp.try_send_to(&data, peer.addr) {
+                        let dst = udp_destination(peer.addr, udp_v6);
+                        if let Err(e) = udp.try_send_to(&data, dst) {
                             if e.kind() == std::io::ErrorKind::WouldBlock {
                                 // Socket buffer full: wait for room rather
                                 // than lose a response.
-                                let _ = udp.send_to(&data, peer.addr).await;
+                                let _ = udp.send_to(&data, dst).await;
                             } else {
                                 debug!(dst = %peer.addr, error = %e, "udp send failed");
                             }
@@ -238,6 +242,15 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// An IPv4 destination on an IPv6 (dual-stack) socket is written as its
+/// IPv4-mapped form (RFC 4291 §2.5.5.2); anything else goes as it is.
+fn udp_destination(addr: SocketAddr, socket_v6: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if socket_v6 => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+        other => other,
     }
 }
 

@@ -84,7 +84,10 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
     }
     for name in ["Contact", "Route", "Record-Route"] {
         for v in raw.all(name) {
-            if name == "Contact" && v.value == "*" {
+            // §10.2.2 / §20.10: `*` is only for a REGISTER that removes
+            // every binding. Anywhere else it names no target, and an
+            // INVITE's `*` would later become our BYE's Request-URI.
+            if name == "Contact" && v.value == "*" && method == "REGISTER" {
                 continue;
             }
             grammar::parse_name_addr_list(&v.value)

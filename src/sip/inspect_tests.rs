@@ -241,6 +241,20 @@ fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
             ));
         }
     }
+    // The Contact's URI: it becomes the dialog's remote target (§12.1.1),
+    // the Request-URI of our BYE. The core's one name-addr reader against
+    // the grammar.
+    if let Some(contact) = head.contact.as_deref().filter(|c| *c != "*") {
+        let rfc_uri = crate::sip::grammar::parse_name_addr(contact)
+            .map_err(|e| format!("Contact does not parse: {e:?}"))?
+            .uri;
+        let core_uri = crate::sip::message::header_uri(contact);
+        if core_uri != rfc_uri {
+            return Err(format!(
+                "Contact readers differ: core {core_uri:?}, grammar {rfc_uri:?}"
+            ));
+        }
+    }
     // Call-ID and CSeq: what the transaction and dialog keys are made of.
     let call_id = raw.first("Call-ID").unwrap_or("");
     let cseq = grammar::collapse_lws(raw.first("CSeq").unwrap_or(""));
@@ -694,6 +708,58 @@ fn call_id_with_a_control_character_is_a_400() {
         "Call-ID: a\x01b",
     ] {
         assert_eq!(with(bad), Reject(400), "{bad:?}");
+    }
+}
+
+/// Issue 9: `Contact: *` in an INVITE was accepted and later became the BYE's
+/// Request-URI. It is only for a REGISTER (§10.2.2); elsewhere a 400.
+#[test]
+fn contact_star_outside_register_is_a_400() {
+    let with = |start: &str, method: &str| {
+        let mut h = H.to_vec();
+        let cseq = format!("CSeq: 1 {method}");
+        h[4] = &cseq;
+        h.push("Contact: *");
+        status_of(&msg(start, &h, ""))
+    };
+    assert_eq!(
+        with("INVITE sip:b@example.com SIP/2.0", "INVITE"),
+        Reject(400)
+    );
+    assert_eq!(
+        with("OPTIONS sip:b@example.com SIP/2.0", "OPTIONS"),
+        Reject(400)
+    );
+    assert_eq!(
+        with("REGISTER sip:example.com SIP/2.0", "REGISTER"),
+        Request
+    );
+}
+
+/// Issue 9: quoted header parameters with `<` and `>` in them (RFC 5626's
+/// `+sip.instance`, RFC 5627's `pub-gruu`) and display names holding `<`,
+/// `>`, `;` and `\"` pass the gate, and the core reads the right URI.
+#[test]
+fn contacts_with_quoted_brackets_are_read_right() {
+    for contact in [
+        r#"<sip:127.0.0.1:40326;transport=udp>;+sip.instance="<urn:uuid:d5f18820-4b8e-4a2c-9a6a-1b2c3d4e5f60>""#,
+        r#"<sip:callee@192.0.2.1>;pub-gruu="sip:callee@example.com;gr=urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6";+sip.instance="<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>""#,
+        r#""A <b> \"c;d\"" <sip:127.0.0.1:40326;transport=udp>;reg-id=1"#,
+    ] {
+        let mut h = H.to_vec();
+        let line = format!("Contact: {contact}");
+        h.push(&line);
+        let text = msg("INVITE sip:b@example.com SIP/2.0", &h, "");
+        let Inspection::Request(r) = inspect(text.as_bytes(), &limits()) else {
+            panic!("not accepted: {contact}");
+        };
+        readers_agree(&r).unwrap();
+        let head = crate::sip::message::RequestHead::read(&r).unwrap();
+        let uri = crate::sip::message::header_uri(head.contact.as_deref().unwrap());
+        assert!(
+            uri == "sip:127.0.0.1:40326;transport=udp" || uri == "sip:callee@192.0.2.1",
+            "{uri}"
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use rsipstack::sip::{Header, Headers, Method};
 
+use super::name_addr::NameAddr;
 use super::transaction::{TxKey, TxMethod};
 
 /// RFC 3261 §8.1.1.7: branches of RFC 3261 clients start with this cookie.
@@ -110,33 +111,15 @@ pub fn split_list(value: &str) -> Vec<&str> {
 
 /// The value of header parameter `name` in a name-addr / addr-spec header
 /// value (parameters after the URI's closing `>`, or after the first `;`
-/// when there are no brackets, §20.10).
+/// when there are no brackets, §20.10); quoted strings respected.
 pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    let params = match value.rfind('>') {
-        Some(i) => &value[i + 1..],
-        None => match value.find(';') {
-            Some(i) => &value[i..],
-            None => return None,
-        },
-    };
-    params.split(';').skip(1).find_map(|p| {
-        let (k, v) = match p.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => (p.trim(), ""),
-        };
-        k.eq_ignore_ascii_case(name).then_some(v)
-    })
+    NameAddr::read(value).param(name)
 }
 
 /// The URI inside a name-addr (`"Bob" <sip:bob@x>;tag=1` → `sip:bob@x`) or
 /// an addr-spec without brackets.
 pub fn header_uri(value: &str) -> &str {
-    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
-        if a < b {
-            return value[a + 1..b].trim();
-        }
-    }
-    value.split(';').next().unwrap_or(value).trim()
+    NameAddr::read(value).uri
 }
 
 fn parse_via(value: &str) -> Result<ViaInfo, HeadError> {

@@ -12,6 +12,7 @@ pub mod inspect;
 mod inspect_checks;
 pub mod log_limit;
 pub mod message;
+pub mod name_addr;
 pub mod sdp;
 mod timer;
 pub mod transaction;

@@ -349,6 +349,26 @@ fn connection_addr(conn: &ConnectionInformation) -> Result<IpAddr, SdpError> {
     Ok(ip)
 }
 
+/// An initial offer must name one host we can send to: not the unspecified
+/// address (RFC 3264 §8.4 allows `c=0.0.0.0` only to put an existing stream
+/// on hold), not broadcast, not multicast (RFC 4566 §5.7; we do no multicast).
+/// Anything else would aim our RTP at a whole network or nowhere.
+pub fn check_initial_address(addr: IpAddr) -> Result<(), SdpError> {
+    let ip = addr.to_canonical();
+    let what = if ip.is_unspecified() {
+        "unspecified"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        "broadcast"
+    } else {
+        return Ok(());
+    };
+    Err(SdpError::Unsupported(format!(
+        "c= address {addr} is {what}; an offer needs one unicast host"
+    )))
+}
+
 /// Map the m= formats to codecs and the telephone-event PT, keeping the offer's order.
 /// rtpmap names are case-insensitive (RFC 4566 §6 via RFC 4855 §3); static PTs 0 and 8
 /// need no rtpmap (RFC 3551 §6). Only 8 kHz mono is G.711 as we run it, and RFC 4733 §2.5.1

@@ -65,7 +65,15 @@ struct Call {
 }
 
 impl Call {
+    /// A call whose dialog is already confirmed (the ACK came with the 2xx's
+    /// round trip, long before any key).
     fn new(settings: &MenuSettings, caller: CallerMatch) -> Self {
+        let mut call = Self::unconfirmed(settings, caller);
+        assert!(call.send(Event::Confirmed).is_empty());
+        call
+    }
+
+    fn unconfirmed(settings: &MenuSettings, caller: CallerMatch) -> Self {
         let now = Instant::now();
         Call {
             menu: LoginMenu::new(settings, caller, now),
@@ -731,4 +739,24 @@ fn the_caller_logs_as_words_without_the_pin() {
     assert_eq!(CallerMatch::Withheld.to_string(), "withheld");
     assert_eq!(Outcome::Online(8).to_string(), "online 8 h");
     assert_eq!(Outcome::WrongPin.to_string(), "PIN failed");
+}
+
+/// Issue 9 ("blind log-in by a forged source"): keys that arrive before the
+/// ACK for our 2xx must not be acted on, so a sender who never saw our
+/// answer cannot log anyone in. Prompts still play; once the ACK arrives,
+/// keys work as usual.
+#[test]
+fn keys_before_the_ack_are_dropped() {
+    let mut call = Call::unconfirmed(&settings(), jsmith());
+    let started = call.send(Event::Started);
+    assert!(play(&started).1, "the welcome plays before the ACK");
+    // Barge-in and a whole preset choice while unconfirmed: nothing.
+    assert!(call.keys("1").is_empty());
+    assert!(call.finish().is_empty());
+    assert!(call.keys("1").is_empty());
+    assert!(call.keys("91#").is_empty());
+    assert_eq!(call.menu.outcome(), None);
+    // The ACK: the same key now chooses the first preset.
+    assert!(call.send(Event::Confirmed).is_empty());
+    assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
 }

@@ -238,6 +238,14 @@ impl SipCore {
 
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
+        // A socket bound to `[::]` takes IPv4 too and reports such sources
+        // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
+        // once, here where every message enters, so the allow-list, the
+        // dialogs, `received=` (§18.2.1) and the logs all see plain IPv4.
+        let peer = Peer {
+            addr: SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port()),
+            ..peer
+        };
         let trusted = self.cfg.allow.iter().any(|n| n.contains(&peer.addr.ip()));
         match inspect::inspect(data, &self.cfg.limits) {
             Inspection::Drop { why } => {

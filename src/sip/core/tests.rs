@@ -896,7 +896,7 @@ fn uac_redirect_to_the_same_number_is_followed() {
     assert_eq!(out.requests(), vec!["ACK", "INVITE"]);
     assert!(out
         .find("INVITE ")
-        .starts_with("INVITE sip:+12345678910@127.0.0.1:5090"));
+        .starts_with("INVITE sip:+12345678910@127.0.0.1:5080 SIP/2.0\r\n"));
     // A redirect elsewhere is not.
     let mut c = core();
     let (_, inv) = dial(&mut c, t0);
@@ -1013,4 +1013,132 @@ fn multipart_invite_uses_its_sdp_part() {
         })
         .expect("an Incoming call with the SDP part negotiated");
     assert_eq!(media.remote.port(), 6000);
+}
+
+/// Issue 9: bound to `[::]`, an IPv4 trunk's packets arrive from
+/// `::ffff:127.0.0.1` and matched no IPv4 allow-list entry (403). They are
+/// compared, answered and stamped (`received=`) as plain IPv4.
+#[test]
+fn ipv4_mapped_sources_are_treated_as_ipv4() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_message(
+        &invite("z9hG4bK-m1", "+15550100000", "", SDP),
+        udp("[::ffff:127.0.0.1]:5070"),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100]);
+    let (peer, trying) = &out.sent[0];
+    assert_eq!(peer.addr, PEER.parse().unwrap());
+    assert!(!trying.contains("::ffff:"), "{trying}");
+    assert!(
+        matches!(&out.events[..], [SipEvent::Incoming(call)] if call.source == PEER.parse().unwrap())
+    );
+}
+
+/// Issue 9: a 3xx's Contact was copied verbatim into the next Request-URI,
+/// so number-portability and context parameters, a password, `maddr` or a
+/// `?Route=` header could steer the carrier elsewhere. The target is rebuilt
+/// from our number and the trunk alone.
+#[test]
+fn redirect_target_is_rebuilt_from_the_number_alone() {
+    let t0 = Instant::now();
+    for contact in [
+        "<sip:+12345678910;rn=+19999999999;npdi@127.0.0.1:5090>",
+        "<sip:+12345678910;phone-context=+44@127.0.0.1>",
+        "<sip:+12345678910:secret@10.6.6.6:5090;maddr=10.6.6.6;transport=tcp>",
+        "<sip:+12345678910@127.0.0.1:5090?Route=%3Csip:10.6.6.6%3E&To=sip:%2B19999999999@x>",
+        "\"a > b;\" <sip:+12345678910@127.0.0.1:5090;user=phone>;+sip.instance=\"<urn:uuid:1>\"",
+    ] {
+        let mut c = core();
+        let (_, inv) = dial(&mut c, t0);
+        c.handle_message(
+            &reply(&inv, 302, &format!("Contact: {contact}\r\n"), ""),
+            udp(TRUNK),
+            t0,
+        );
+        let out = drain(&mut c);
+        assert_eq!(out.requests(), vec!["ACK", "INVITE"], "{contact}");
+        let (peer, invite) = out
+            .sent
+            .iter()
+            .find(|(_, m)| m.starts_with("INVITE "))
+            .unwrap();
+        assert!(
+            invite.starts_with("INVITE sip:+12345678910@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{contact}: {invite}"
+        );
+        assert_eq!(peer.addr, TRUNK.parse().unwrap());
+        assert!(!invite.contains("Route:"), "{invite}");
+        assert!(!invite.contains("19999999999"), "{invite}");
+    }
+}
+
+/// Issue 9: an offer whose c= address is broadcast, multicast or
+/// unspecified names no host to send RTP to: 488 with a Warning (§20.43).
+#[test]
+fn offer_to_no_unicast_host_is_488_with_a_warning() {
+    let t0 = Instant::now();
+    for (i, c_line) in [
+        "c=IN IP4 255.255.255.255",
+        "c=IN IP4 0.0.0.0",
+        "c=IN IP4 224.2.1.1/127",
+        "c=IN IP6 ::",
+        "c=IN IP6 ff0e::1",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = core();
+        let body = SDP.replace("c=IN IP4 127.0.0.1", c_line);
+        c.handle_message(
+            &invite(&format!("z9hG4bK-w{i}"), "+15550100000", "", &body),
+            udp(PEER),
+            t0,
+        );
+        let out = drain(&mut c);
+        assert_eq!(out.statuses(), vec![100, 488], "{c_line}");
+        let reject = out.find("SIP/2.0 488");
+        assert!(reject.contains("\r\nWarning: 399 tpswitch \""), "{reject}");
+        assert!(out.events.is_empty(), "{c_line}");
+    }
+}
+
+/// Issue 9, found with linphone: its Contact carries an RFC 5626 instance id
+/// in a quoted parameter, and our BYE went to
+/// `sip:127.0.0.1:40326;transport=udp>;+sip.instance="<urn:uuid:…`, which
+/// the phone ignored. The BYE's Request-URI is the URI alone.
+#[test]
+fn bye_goes_to_a_contact_with_a_quoted_instance_id() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let contact = r#"Contact: <sip:127.0.0.1:40326;transport=udp>;+sip.instance="<urn:uuid:d5f18820-4b8e-4a2c-9a6a-1b2c3d4e5f60>";reg-id=1"#;
+    let original = "Contact: <sip:caller@127.0.0.1:5070>";
+    let text = String::from_utf8(invite("z9hG4bK-l1", "+15550100000", "", SDP)).unwrap();
+    assert!(text.contains(original));
+    c.handle_message(text.replace(original, contact).as_bytes(), udp(PEER), t0);
+    let leg = incoming_leg(&drain(&mut c));
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let tag = tag_of(drain(&mut c).find("SIP/2.0 200"));
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-l2", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let bye = out.find("BYE ");
+    assert!(
+        bye.starts_with("BYE sip:127.0.0.1:40326;transport=udp SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert_eq!(out.sent[0].0.addr, "127.0.0.1:40326".parse().unwrap());
 }

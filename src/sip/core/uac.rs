@@ -357,17 +357,23 @@ impl SipCore {
             return;
         };
         // Follow only to the same number: nothing a peer sends can make us
-        // dial someone else (the trunk may move the call to another host).
-        let target = head.contact.as_deref().map(header_uri).map(str::to_owned);
+        // dial someone else. The Contact is only read for its number; the
+        // new Request-URI is rebuilt from our own number and the trunk
+        // (the one we first sent), so nothing else in it is ever copied:
+        // not `;rn=` / `;npdi` (RFC 4694 number portability), not
+        // `;phone-context=` (RFC 3966 §5.1.5), not a password, `maddr`
+        // (§19.1.1) or URI headers such as `?Route=` (§19.1.5), any of
+        // which could steer the carrier to another number or host.
+        let target = head.contact.as_deref().map(header_uri);
         let same_number = target
-            .as_deref()
             .and_then(access::uri_user)
             .is_some_and(|u| digits(&u) == digits(&uac.request.target));
         match target {
             Some(t) if follow && uac.redirects < max && same_number => {
                 uac.redirects += 1;
-                info!(leg = %leg, target = %t, "following redirect");
-                self.send_invite(leg, t, None, now);
+                let ruri = uac.ruri.clone();
+                info!(leg = %leg, contact = %t, target = %ruri, "following redirect");
+                self.send_invite(leg, ruri, None, now);
             }
             _ => self.uac_failed(leg, DialOutcome::Failed(head.status)),
         }

@@ -12,6 +12,7 @@ use super::{DialogTimer, SipCore};
 use crate::sip::access;
 use crate::sip::api::{CallerInfo, EndCause, IncomingCall, LegId, SipEvent};
 use crate::sip::message::{self, Extra, RequestHead};
+use crate::sip::name_addr::NameAddr;
 use crate::sip::sdp;
 use crate::sip::transaction::{Peer, TxKey};
 
@@ -68,7 +69,11 @@ impl SipCore {
                 );
                 return;
             };
-            match sdp::parse_offer(offer).and_then(|o| sdp::negotiate(&o, &self.cfg.codecs)) {
+            let offered = sdp::parse_offer(offer).and_then(|o| {
+                sdp::check_initial_address(o.addr)?;
+                sdp::negotiate(&o, &self.cfg.codecs)
+            });
+            match offered {
                 Ok(n) => Some(n),
                 Err(e) => {
                     debug!(call_id = %head.call_id, error = %e, "offer rejected");
@@ -568,20 +573,17 @@ impl SipCore {
 
 fn strip_tag(value: &str) -> String {
     // Remove a ;tag= header parameter (after the URI), keep everything else.
-    let (uri_part, params) = match value.rfind('>') {
-        Some(i) => value.split_at(i + 1),
-        None => match value.find(';') {
-            Some(i) => value.split_at(i),
-            None => (value, ""),
-        },
-    };
-    let kept: String = params
-        .split(';')
-        .skip(1)
-        .filter(|p| !p.trim().to_ascii_lowercase().starts_with("tag"))
-        .map(|p| format!(";{p}"))
-        .collect();
-    format!("{uri_part}{kept}")
+    let na = NameAddr::read(value);
+    let mut out = na.head.to_owned();
+    for (k, v) in na.params().filter(|(k, _)| !k.eq_ignore_ascii_case("tag")) {
+        out.push(';');
+        out.push_str(k);
+        if let Some(v) = v {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    out
 }
 
 /// RFC 4028 §10: the refresh is due before the interval minus
