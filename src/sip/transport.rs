@@ -219,7 +219,7 @@ async fn tcp_connection(
     let _ = tx.send(Inbound::TcpClosed { conn }).await;
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("header section longer than {0} bytes")]
     HeaderTooLong(usize),
@@ -266,11 +266,16 @@ impl Framer {
             return Err(FrameError::HeaderTooLong(self.limits.max_header_bytes));
         }
         let head = &self.buf[..end];
-        let len = content_length(head).ok_or(FrameError::BadContentLength)?;
-        let total = end + 4 + len;
-        if total > self.limits.max_message_bytes {
-            return Err(FrameError::TooLarge(self.limits.max_message_bytes));
-        }
+        let too_large = FrameError::TooLarge(self.limits.max_message_bytes);
+        let len = content_length(head)?.ok_or(too_large.clone())?;
+        // The length is the peer's number: checked, so a value near
+        // usize::MAX cannot wrap below the limit and cut the stream inside
+        // the next message's headers.
+        let total = end
+            .checked_add(4)
+            .and_then(|t| t.checked_add(len))
+            .filter(|t| *t <= self.limits.max_message_bytes)
+            .ok_or(too_large)?;
         if self.buf.len() < total {
             return Ok(None);
         }
@@ -283,24 +288,32 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Content-Length (or compact `l`) from a header section. On a stream it is
-/// mandatory (§20.14).
-fn content_length(head: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut found = None;
+/// mandatory (§20.14) and is `1*DIGIT`: a sign, a blank inside, a hex prefix
+/// or two different values cannot frame the stream. `Ok(None)`: digits too
+/// many for any length we could hold.
+fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
+    let bad = FrameError::BadContentLength;
+    let text = std::str::from_utf8(head).map_err(|_| bad.clone())?;
+    let mut found: Option<Option<usize>> = None;
     for line in text.split("\r\n").skip(1) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            let v: usize = value.trim().parse().ok()?;
+            let value = value.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad);
+            }
+            // All digits: the only parse failure left is overflow.
+            let v = value.parse::<usize>().ok();
             if found.is_some_and(|f| f != v) {
-                return None;
+                return Err(bad);
             }
             found = Some(v);
         }
     }
-    found
+    found.ok_or(bad)
 }
 
 #[cfg(test)]
@@ -354,5 +367,37 @@ mod tests {
         let mut f = Framer::new(limits());
         f.push(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\n");
         assert_eq!(f.next_message(), Err(FrameError::BadContentLength));
+    }
+
+    /// A peer's Content-Length is untrusted arithmetic input: near `usize::MAX`
+    /// it must not wrap `end + 4 + len` past the size check (a wrapped total
+    /// would split the message inside its own headers), and a value that is
+    /// not 1*DIGIT (§20.14) cannot frame the stream.
+    #[test]
+    fn hostile_content_lengths_never_wrap_or_panic() {
+        let framed = |cl: &str| {
+            let mut f = Framer::new(limits());
+            f.push(format!("OPTIONS sip:a SIP/2.0\r\nContent-Length: {cl}\r\n\r\nabc").as_bytes());
+            f.next_message()
+        };
+        assert_eq!(
+            framed("18446744073709551615"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(
+            framed("18446744073709551612"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(
+            framed("99999999999999999999"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(framed("-1"), Err(FrameError::BadContentLength));
+        assert_eq!(framed("+3"), Err(FrameError::BadContentLength));
+        assert_eq!(framed(""), Err(FrameError::BadContentLength));
+        assert_eq!(framed("3 3"), Err(FrameError::BadContentLength));
+        assert_eq!(framed("0x3"), Err(FrameError::BadContentLength));
+        // Leading zeros are still 1*DIGIT.
+        assert!(framed("0003").is_ok_and(|m| m.is_some()));
     }
 }
