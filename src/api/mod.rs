@@ -140,6 +140,16 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         "TCP connections refused at sip.max_tcp_connections",
         t.tcp_refused.load(Ordering::Relaxed),
     );
+    counter(
+        "tcp_refused_untrusted_total",
+        "TCP connections from outside trunk.allow refused at sip.max_untrusted_tcp_connections",
+        t.tcp_refused_untrusted.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_idle_closed_total",
+        "TCP connections closed after sip.tcp_idle_timeout with no transaction or dialog",
+        t.tcp_idle_closed.load(Ordering::Relaxed),
+    );
     let m = &s.media;
     for (name, help, v) in [
         ("rtp_sent_total", "RTP packets sent", &m.packets_sent),

@@ -258,7 +258,11 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         Duration::from_secs(32),
         SEC,
     );
-    v.at_most("sip.tcp_idle_timeout", tcp_idle_timeout, Duration::from_secs(3600));
+    v.at_most(
+        "sip.tcp_idle_timeout",
+        tcp_idle_timeout,
+        Duration::from_secs(3600),
+    );
     let user_agent = r.user_agent.clone().unwrap_or_else(|| "tpswitch".into());
     if user_agent.chars().any(char::is_control) {
         v.push(
@@ -713,7 +717,11 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
         Duration::from_secs(10),
         SEC,
     );
-    v.at_most("http.header_read_timeout", header_read_timeout, Duration::from_secs(300));
+    v.at_most(
+        "http.header_read_timeout",
+        header_read_timeout,
+        Duration::from_secs(300),
+    );
     HttpConfig {
         bind: v.socket("http.bind", &r.bind, "127.0.0.1:8080"),
         token_env,

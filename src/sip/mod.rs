@@ -12,6 +12,7 @@ pub mod inspect;
 mod inspect_checks;
 pub mod message;
 pub mod sdp;
+mod tcp_idle;
 mod timer;
 pub mod transaction;
 pub mod transport;

@@ -2,15 +2,21 @@
 //! endpoint over a bounded queue: when it is full, datagrams are dropped and
 //! counted rather than queued without limit; TCP readers simply wait, which
 //! pushes back on the sender through TCP flow control.
+//!
+//! TCP slots are split by trust: sources inside `trunk.allow` share
+//! `sip.max_tcp_connections`, everyone else a small budget of their own, so
+//! strangers holding connections open can never lock the trunk out.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::transaction::{Peer, Transport};
@@ -18,9 +24,25 @@ use super::transaction::{Peer, Transport};
 /// What the transport tasks tell the endpoint.
 #[derive(Debug)]
 pub enum Inbound {
-    Message { data: Bytes, peer: Peer },
-    TcpOpened { conn: u64, tx: mpsc::Sender<Bytes> },
-    TcpClosed { conn: u64 },
+    Message {
+        data: Bytes,
+        peer: Peer,
+    },
+    /// `close` ends the connection from the endpoint's side (idle sweep).
+    TcpOpened {
+        conn: u64,
+        tx: mpsc::Sender<Bytes>,
+        close: CancellationToken,
+        trusted: bool,
+    },
+    /// A CRLF ping arrived and was answered with a CRLF pong (RFC 5626
+    /// §3.5.1).
+    KeepAlive {
+        conn: u64,
+    },
+    TcpClosed {
+        conn: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +51,10 @@ pub struct TransportStats {
     pub udp_oversized: AtomicU64,
     pub tcp_framing_errors: AtomicU64,
     pub tcp_refused: AtomicU64,
+    /// Refused because the untrusted budget was full.
+    pub tcp_refused_untrusted: AtomicU64,
+    /// Closed by the idle sweep.
+    pub tcp_idle_closed: AtomicU64,
 }
 
 /// Limits on what a peer can make us buffer.
@@ -36,8 +62,24 @@ pub struct TransportStats {
 pub struct FrameLimits {
     pub max_message_bytes: usize,
     pub max_header_bytes: usize,
-    /// Connections held at once; a peer cannot exhaust our file descriptors.
-    pub max_connections: usize,
+}
+
+/// Who may hold an inbound TCP connection, and how many at once.
+#[derive(Debug, Clone)]
+pub struct TcpAdmission {
+    pub allow: Vec<IpNet>,
+    /// Slots for sources inside `allow`; a peer cannot exhaust our file
+    /// descriptors.
+    pub trusted: usize,
+    /// Slots for everyone else (0: refused at accept).
+    pub untrusted: usize,
+}
+
+/// Is `ip` inside the allow-list? An IPv4-mapped IPv6 source (a dual-stack
+/// `[::]` socket) is compared as the IPv4 address it is.
+pub fn allowed(allow: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    allow.iter().any(|n| n.contains(&ip))
 }
 
 pub async fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -119,7 +161,7 @@ pub async fn connect_trunk(
     match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN)).await;
+            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN), true).await;
         }
         Ok(Err(e)) => {
             warn!(trunk = %addr, error = %e, "cannot connect to the trunk over TCP");
@@ -137,28 +179,43 @@ pub async fn tcp_acceptor(
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
+    admission: TcpAdmission,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let trusted_slots = Arc::new(Semaphore::new(admission.trusted.max(1)));
+    let untrusted_slots = Arc::new(Semaphore::new(admission.untrusted));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // EMFILE/ENFILE land here: back off instead of spinning.
                 warn!(error = %e, "tcp accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let trusted = allowed(&admission.allow, from.ip());
+        let slots = if trusted {
+            &trusted_slots
+        } else {
+            &untrusted_slots
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // Full: close at once rather than queue a stranger's socket.
-            stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
-            warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+            if trusted {
+                stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+            } else {
+                // Strangers can make this happen at will: no log line each.
+                stats.tcp_refused_untrusted.fetch_add(1, Ordering::Relaxed);
+                debug!(src = %from, "untrusted TCP budget full; connection refused");
+            }
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let (tx, stats) = (tx.clone(), stats.clone());
         tokio::spawn(async move {
-            tcp_connection(stream, from, tx, stats, limits, None).await;
+            tcp_connection(stream, from, tx, stats, limits, None, trusted).await;
             drop(slot);
         });
     }
@@ -171,11 +228,19 @@ async fn tcp_connection(
     stats: Arc<TransportStats>,
     limits: FrameLimits,
     conn: Option<u64>,
+    trusted: bool,
 ) {
     let conn = conn.unwrap_or_else(|| NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
-    if tx.send(Inbound::TcpOpened { conn, tx: wtx }).await.is_err() {
+    let close = CancellationToken::new();
+    let opened = Inbound::TcpOpened {
+        conn,
+        tx: wtx.clone(),
+        close: close.clone(),
+        trusted,
+    };
+    if tx.send(opened).await.is_err() {
         return;
     }
     let writer = tokio::spawn(async move {
@@ -192,17 +257,23 @@ async fn tcp_connection(
     let mut framer = Framer::new(limits);
     let mut chunk = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            _ = close.cancelled() => break,
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
         };
         framer.push(&chunk[..n]);
         loop {
-            match framer.next_message() {
-                Ok(Some(data)) => {
-                    if tx.send(Inbound::Message { data, peer }).await.is_err() {
-                        break 'read;
+            let inbound = match framer.next_message() {
+                Ok(Some(Frame::Message(data))) => Inbound::Message { data, peer },
+                Ok(Some(Frame::Ping)) => {
+                    // RFC 5626 §3.5.1: answer a CRLFCRLF ping with one CRLF.
+                    if wtx.try_send(Bytes::from_static(b"\r\n")).is_err() {
+                        debug!(src = %from, "tcp writer full; pong dropped");
                     }
+                    Inbound::KeepAlive { conn }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -212,8 +283,15 @@ async fn tcp_connection(
                     debug!(src = %from, error = %e, "closing tcp connection");
                     break 'read;
                 }
+            };
+            if tx.send(inbound).await.is_err() {
+                break 'read;
             }
         }
+    }
+    if close.is_cancelled() {
+        stats.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+        debug!(src = %from, conn, "idle tcp connection closed");
     }
     writer.abort();
     let _ = tx.send(Inbound::TcpClosed { conn }).await;
@@ -229,8 +307,18 @@ pub enum FrameError {
     BadContentLength,
 }
 
+/// What the framer found next on the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    Message(Bytes),
+    /// A CRLFCRLF keep-alive ping (RFC 5626 §3.5.1), to be answered with one
+    /// CRLF.
+    Ping,
+}
+
 /// Splits a TCP byte stream into messages by Content-Length (§18.3),
-/// skipping CRLF keep-alives (RFC 5626 §3.5.1) between messages.
+/// reporting CRLFCRLF keep-alive pings and skipping lone CRLFs (a pong, or
+/// the CRLFs §7.5 allows before a message) between messages.
 pub struct Framer {
     buf: BytesMut,
     limits: FrameLimits,
@@ -248,14 +336,24 @@ impl Framer {
         self.buf.extend_from_slice(data);
     }
 
-    pub fn next_message(&mut self) -> Result<Option<Bytes>, FrameError> {
-        // Keep-alive CRLFs between messages.
-        let lead = self
-            .buf
-            .iter()
-            .take_while(|b| **b == b'\r' || **b == b'\n')
-            .count();
-        let _ = self.buf.split_to(lead);
+    pub fn next_message(&mut self) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if self.buf.starts_with(b"\r\n\r\n") {
+                self.buf.advance(4);
+                return Ok(Some(Frame::Ping));
+            }
+            match self.buf.first() {
+                Some(b'\r' | b'\n') => {
+                    // Fewer than four line-end bytes may still grow into a
+                    // ping: wait for more.
+                    if self.buf.len() < 4 && self.buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        return Ok(None);
+                    }
+                    self.buf.advance(1);
+                }
+                _ => break,
+            }
+        }
         let Some(end) = find(&self.buf, b"\r\n\r\n") else {
             if self.buf.len() > self.limits.max_header_bytes {
                 return Err(FrameError::HeaderTooLong(self.limits.max_header_bytes));
@@ -279,7 +377,7 @@ impl Framer {
         if self.buf.len() < total {
             return Ok(None);
         }
-        Ok(Some(self.buf.split_to(total).freeze()))
+        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
     }
 }
 
@@ -324,7 +422,6 @@ mod tests {
         FrameLimits {
             max_message_bytes: 2000,
             max_header_bytes: 1000,
-            max_connections: 4,
         }
     }
 
@@ -339,9 +436,11 @@ mod tests {
         for chunk in all.chunks(7) {
             f.push(chunk);
         }
-        assert_eq!(f.next_message().unwrap().unwrap(), Bytes::from_static(m1));
-        assert_eq!(f.next_message().unwrap().unwrap(), Bytes::from_static(m2));
-        assert_eq!(f.next_message().unwrap(), None);
+        let msg = |m: &'static [u8]| Ok(Some(Frame::Message(Bytes::from_static(m))));
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), msg(m1));
+        assert_eq!(f.next_message(), msg(m2));
+        assert_eq!(f.next_message(), Ok(None));
     }
 
     #[test]
@@ -399,5 +498,22 @@ mod tests {
         assert_eq!(framed("0x3"), Err(FrameError::BadContentLength));
         // Leading zeros are still 1*DIGIT.
         assert!(framed("0003").is_ok_and(|m| m.is_some()));
+    }
+
+    /// RFC 5626 §3.5.1: CRLFCRLF is a ping (answered by the connection task),
+    /// a lone CRLF (a pong, or §7.5's leading CRLF) is skipped, and a ping
+    /// split across reads is still one ping.
+    #[test]
+    fn crlf_keep_alives() {
+        let mut f = Framer::new(limits());
+        f.push(b"\r\n");
+        assert_eq!(f.next_message(), Ok(None));
+        f.push(b"\r\n");
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), Ok(None));
+        f.push(b"\r\nOPTIONS sip:a SIP/2.0\r\nl: 0\r\n\r\n\r\n\r\n");
+        assert!(matches!(f.next_message(), Ok(Some(Frame::Message(_)))));
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), Ok(None));
     }
 }
