@@ -304,7 +304,12 @@ fn on_inbound(
                     }
                 }
             }
-            tcp.idle.opened(conn, trusted, now);
+            // Our own connection to the trunk is never swept: it is one
+            // descriptor, and a close crossing a reconnect under the same id
+            // would drop the new connection.
+            if conn != transport::TRUNK_CONN {
+                tcp.idle.opened(conn, trusted, now);
+            }
             tcp.conns.insert(conn, TcpConn { tx, close });
         }
         Inbound::TcpClosed { conn } => {
