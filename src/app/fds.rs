@@ -30,22 +30,27 @@ pub struct FdBudget {
     pub tcp_untrusted: usize,
 }
 
+/// Linux refuses an unlimited RLIMIT_NOFILE (above `fs.nr_open`); this is
+/// that sysctl's default.
+const NR_OPEN: u64 = 1 << 20;
+
 /// Raises the soft limit to the hard one (best effort) and returns the soft
-/// limit now in force; `None` when it cannot be read (not Unix).
-pub fn raise_nofile_limit() -> Option<u64> {
+/// limit now in force.
+pub fn raise_nofile_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let now = getrlimit(Resource::Nofile);
-    if now.current != now.maximum {
+    // `None` is unlimited.
+    let target = now.maximum.unwrap_or(NR_OPEN);
+    if now.current.is_some_and(|c| c < target) {
         let raised = Rlimit {
-            current: now.maximum,
+            current: Some(target),
             maximum: now.maximum,
         };
         if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            warn!(error = %e, "cannot raise the open-file limit to its hard limit");
+            warn!(error = %e, target, "cannot raise the open-file limit to its hard limit");
         }
     }
-    // `None` means unlimited.
-    Some(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+    getrlimit(Resource::Nofile).current.unwrap_or(NR_OPEN)
 }
 
 /// The arithmetic, from the configuration and the limit:
@@ -84,7 +89,7 @@ pub fn budget(cfg: &Config, limit: u64) -> FdBudget {
 
 /// Raises the limit, works out the budget and says so in the log.
 pub fn plan(cfg: &Config) -> FdBudget {
-    let limit = raise_nofile_limit().unwrap_or(1024);
+    let limit = raise_nofile_limit();
     let b = budget(cfg, limit);
     info!(
         open_files = b.limit,
