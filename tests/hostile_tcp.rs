@@ -185,3 +185,29 @@ fn half_sent_http_requests_are_cut() {
     // Whole requests are still served.
     assert_eq!(http_get(sw.http, "/healthz", None).0, 200);
 }
+
+#[test]
+fn hostile_content_lengths_get_an_answer_and_a_close() {
+    let sw = Switch::start(|t| t);
+    for (cl, want) in [
+        ("18446744073709551615", "SIP/2.0 513"),
+        ("99999999999999999999", "SIP/2.0 513"),
+        ("-1", "SIP/2.0 400"),
+    ] {
+        let mut s = connect_from([127, 0, 0, 1], sw.sip);
+        let text = String::from_utf8(options("huge")).expect("text");
+        let text = text.replace("Content-Length: 0", &format!("Content-Length: {cl}"));
+        s.write_all(text.as_bytes()).expect("write");
+        let mut got = Vec::new();
+        assert!(
+            closed_within(&mut s, Duration::from_secs(5), &mut got),
+            "Content-Length {cl}: connection kept\n{}",
+            sw.log()
+        );
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with(want), "Content-Length {cl}: {got:?}");
+    }
+    // And the next connection is served as usual.
+    let mut s = connect_from([127, 0, 0, 1], sw.sip);
+    assert!(ask(&mut s, "after-huge").starts_with("SIP/2.0 200"));
+}

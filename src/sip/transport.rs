@@ -243,12 +243,28 @@ async fn tcp_connection(
     if tx.send(opened).await.is_err() {
         return;
     }
-    let writer = tokio::spawn(async move {
-        while let Some(data) = wrx.recv().await {
+    // Once `done`, the writer sends what is queued (such as the answer to a
+    // framing error) and closes its side.
+    let done = CancellationToken::new();
+    let writer_done = done.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            let data = tokio::select! {
+                biased;
+                d = wrx.recv() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+                _ = writer_done.cancelled() => match wrx.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                },
+            };
             if wr.write_all(&data).await.is_err() {
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let peer = Peer {
         transport: Transport::Tcp { conn },
@@ -281,6 +297,9 @@ async fn tcp_connection(
                     // from; close the connection.
                     stats.tcp_framing_errors.fetch_add(1, Ordering::Relaxed);
                     debug!(src = %from, error = %e, "closing tcp connection");
+                    if let Some(answer) = framer.error_answer(&e) {
+                        let _ = wtx.try_send(Bytes::from(answer));
+                    }
                     break 'read;
                 }
             };
@@ -293,7 +312,14 @@ async fn tcp_connection(
         stats.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
         debug!(src = %from, conn, "idle tcp connection closed");
     }
-    writer.abort();
+    done.cancel();
+    // A peer that does not read cannot hold the task: one second to flush.
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     let _ = tx.send(Inbound::TcpClosed { conn }).await;
 }
 
@@ -378,6 +404,30 @@ impl Framer {
             return Ok(None);
         }
         Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+    }
+}
+
+impl Framer {
+    /// What a framing error deserves before the connection closes: a request
+    /// whose header block is complete gets 400 (no usable Content-Length,
+    /// §20.14) or 513 (§21.5.14), built from its own Via, From, To, Call-ID
+    /// and CSeq (§8.2.6); anything else gets nothing.
+    pub fn error_answer(&self, e: &FrameError) -> Option<Vec<u8>> {
+        let (status, reason) = match e {
+            FrameError::BadContentLength => (400, "Bad Content-Length"),
+            FrameError::TooLarge(_) => (513, "Message Too Large"),
+            FrameError::HeaderTooLong(_) => return None,
+        };
+        let end = find(&self.buf, b"\r\n\r\n")?;
+        let head = self.buf.get(..end.checked_add(4)?)?;
+        let max_headers = super::inspect::Limits::default().max_headers;
+        let raw = super::wire::split(head, max_headers).ok()?;
+        // A response is never answered, and without Via there is nowhere
+        // to send one.
+        if raw.start_line.starts_with(b"SIP/") || raw.first("Via").is_none() {
+            return None;
+        }
+        Some(super::wire::error_response(&raw, status, reason, &[]))
     }
 }
 
@@ -498,6 +548,33 @@ mod tests {
         assert_eq!(framed("0x3"), Err(FrameError::BadContentLength));
         // Leading zeros are still 1*DIGIT.
         assert!(framed("0003").is_ok_and(|m| m.is_some()));
+    }
+
+    #[test]
+    fn framing_errors_of_requests_are_answered() {
+        let head = |cl: &str| {
+            format!(
+                "OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK-f\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: {cl}\r\n\r\n"
+            )
+        };
+        let answer = |text: &str| {
+            let mut f = Framer::new(limits());
+            f.push(text.as_bytes());
+            let e = f.next_message().expect_err("a framing error");
+            f.error_answer(&e)
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+        };
+        let a = answer(&head("-1")).expect("an answer");
+        assert!(a.starts_with("SIP/2.0 400 Bad Content-Length\r\n"), "{a}");
+        assert!(
+            a.contains("Call-ID: c1\r\n") && a.contains("branch=z9hG4bK-f"),
+            "{a}"
+        );
+        let a = answer(&head("18446744073709551615")).expect("an answer");
+        assert!(a.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{a}");
+        // Responses and messages without Via get nothing.
+        assert_eq!(answer("SIP/2.0 200 OK\r\nVia: x\r\nl: -1\r\n\r\n"), None);
+        assert_eq!(answer("OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n"), None);
     }
 
     /// RFC 5626 §3.5.1: CRLFCRLF is a ping (answered by the connection task),
