@@ -16,7 +16,7 @@ use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use tpswitch::sip::endpoint::{self, EndpointConfig};
 use tpswitch::sip::inspect::Limits;
 use tpswitch::sip::transaction::Timers;
-use tpswitch::sip::transport::FrameLimits;
+use tpswitch::sip::transport::{FrameLimits, TcpAdmission};
 use tpswitch::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
 
 const OFFER: &str = "v=0\r\no=tpswitch 1 1 IN IP4 127.0.0.1\r\ns=tpswitch\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
@@ -65,8 +65,13 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
             frame: FrameLimits {
                 max_message_bytes: 65535,
                 max_header_bytes: 16384,
-                max_connections: 16,
             },
+            admission: TcpAdmission {
+                allow: vec!["127.0.0.1/32".parse().unwrap()],
+                trusted: 16,
+                untrusted: 0,
+            },
+            tcp_idle_timeout: Duration::from_secs(32),
         },
         core,
         tx,

@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
 use crate::media::engine::MediaStats;
 use crate::sip::core::CoreStats;
 use crate::sip::transport::TransportStats;
+
+mod server;
 
 /// What the API reads.
 pub struct ApiState {
@@ -38,20 +40,16 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
+    let limits = server::HttpLimits {
+        header_read_timeout: state.cfg.http.header_read_timeout,
+        max_connections: state.cfg.http.max_connections as usize,
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/agents", get(agents))
         .with_state(state);
-    tokio::spawn(async move {
-        let shutdown = async move { cancel.cancelled().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            warn!(error = %e, "HTTP API stopped");
-        }
-    });
+    tokio::spawn(server::run(listener, app, limits, cancel));
     info!(http = %addr, "HTTP API listening");
     Ok(addr)
 }
@@ -156,6 +154,16 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         "tcp_refused_total",
         "TCP connections refused at sip.max_tcp_connections",
         t.tcp_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_refused_untrusted_total",
+        "TCP connections from outside trunk.allow refused at sip.max_untrusted_tcp_connections",
+        t.tcp_refused_untrusted.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_idle_closed_total",
+        "TCP connections closed after sip.tcp_idle_timeout with no transaction or dialog",
+        t.tcp_idle_closed.load(Ordering::Relaxed),
     );
     let m = &s.media;
     for (name, help, v) in [

@@ -24,7 +24,9 @@ use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::transaction::Timers;
-use crate::sip::transport::FrameLimits;
+use crate::sip::transport::{FrameLimits, TcpAdmission};
+
+mod fds;
 use crate::sip::uri::hostport;
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +131,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // must stop here, naming the first.
     let store_lock = StoreLock::acquire(&cfg.store.path)?;
     info!(lock = %store_lock.path().display(), "store locked");
+    // Before any socket or file is opened.
+    let fds = fds::plan(&cfg);
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
     let store = Store::open_sqlite(&cfg.store.path).await?;
@@ -216,12 +220,17 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let frame = FrameLimits {
         max_message_bytes: cfg.sip.max_message_bytes as usize,
         max_header_bytes: cfg.sip.max_header_bytes as usize,
-        max_connections: cfg.sip.max_tcp_connections as usize,
     };
     let endpoint_cfg = EndpointConfig {
         bind,
         tcp: cfg.sip.tcp,
         frame,
+        admission: TcpAdmission {
+            allow: cfg.trunk.allow.clone(),
+            trusted: fds.tcp_trusted,
+            untrusted: fds.tcp_untrusted,
+        },
+        tcp_idle_timeout: cfg.sip.tcp_idle_timeout,
     };
     let (handle, sip_task) = if bind.port() == 0 {
         // Bind to learn the port, then build the core with it.

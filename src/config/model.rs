@@ -44,8 +44,17 @@ pub struct SipConfig {
     pub untrusted: Untrusted,
     pub max_message_bytes: u32,
     pub max_header_bytes: u32,
-    /// Inbound TCP connections held at once; more are refused.
+    /// Inbound TCP connections from `trunk.allow` held at once; more are
+    /// refused.
     pub max_tcp_connections: u32,
+    /// Inbound TCP connections from sources outside `trunk.allow`: a budget
+    /// of their own, so strangers can never take the trunk's slots (0: none
+    /// accepted).
+    pub max_untrusted_tcp_connections: u32,
+    /// A TCP connection that carries no transaction or dialog and receives
+    /// nothing (not even an RFC 5626 CRLF keep-alive) for this long is
+    /// closed.
+    pub tcp_idle_timeout: Duration,
     /// Server transactions held at once (each lingers up to 64*T1 after its
     /// answer); beyond it new requests get a stateless 503.
     pub max_transactions: u32,
@@ -291,6 +300,11 @@ impl Synchronous {
 pub struct HttpConfig {
     pub bind: SocketAddr,
     pub token_env: String,
+    /// A client that has not sent a whole request header by then is cut
+    /// off (and an idle keep-alive connection closed).
+    pub header_read_timeout: Duration,
+    /// HTTP connections served at once; more are closed at accept.
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,8 @@ pub struct RawSip {
     pub max_message_bytes: Option<i64>,
     pub max_header_bytes: Option<i64>,
     pub max_tcp_connections: Option<i64>,
+    pub max_untrusted_tcp_connections: Option<i64>,
+    pub tcp_idle_timeout: Option<String>,
     pub max_transactions: Option<i64>,
     pub tcp: Option<bool>,
     pub user_agent: Option<String>,
@@ -85,6 +87,8 @@ pub struct RawStore {
 pub struct RawHttp {
     pub bind: Option<String>,
     pub token_env: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

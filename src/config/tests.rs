@@ -644,3 +644,39 @@ fn an_empty_api_token_is_refused() {
     assert!(e.contains("TPSWITCH_TRUNK_PASSWORD"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 }
+
+#[test]
+fn tcp_and_http_exhaustion_limits() {
+    let c = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.max_untrusted_tcp_connections, 8);
+    assert_eq!(c.sip.tcp_idle_timeout, Duration::from_secs(32));
+    assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.max_connections, 64);
+    let sip = |kv: &str| edit(EXAMPLE, "[sip]\n", &format!("[sip]\n{kv}\n"));
+    let http = |kv: &str| edit(EXAMPLE, "[http]\n", &format!("[http]\n{kv}\n"));
+    let c = load(&sip(
+        "max_untrusted_tcp_connections = 0\ntcp_idle_timeout = \"2s\"",
+    ))
+    .unwrap();
+    assert_eq!(c.sip.max_untrusted_tcp_connections, 0);
+    assert_eq!(c.sip.tcp_idle_timeout, Duration::from_secs(2));
+    let p = at(&sip("tcp_idle_timeout = \"2h\""), "sip.tcp_idle_timeout");
+    assert_eq!(
+        (p.problem.as_str(), p.fix.as_str()),
+        ("\"2h\" is too long", "use at most \"1h\"")
+    );
+    let p = at(&sip("tcp_idle_timeout = \"500ms\""), "sip.tcp_idle_timeout");
+    assert_eq!(p.problem, "\"500ms\" is too short");
+    let p = at(
+        &sip("max_untrusted_tcp_connections = -1"),
+        "sip.max_untrusted_tcp_connections",
+    );
+    assert_eq!(p.problem, "-1 is out of range");
+    let p = at(
+        &http("header_read_timeout = \"10m\""),
+        "http.header_read_timeout",
+    );
+    assert_eq!(p.fix, "use at most \"5m\"");
+    let p = at(&http("max_connections = 0"), "http.max_connections");
+    assert_eq!(p.fix, "use a whole number from 1 to 10000");
+}

@@ -117,6 +117,17 @@ impl V<'_> {
         u32::try_from(n).unwrap_or(default)
     }
 
+    /// An upper bound on a duration already read with [`Self::duration`].
+    pub fn at_most(&mut self, path: &str, d: Duration, max: Duration) {
+        if d > max {
+            self.push(
+                path,
+                format!("{:?} is too long", format_duration(d)),
+                format!("use at most {:?}", format_duration(max)),
+            );
+        }
+    }
+
     /// One of a fixed set of words.
     pub fn choice<T: Copy>(
         &mut self,
@@ -271,6 +282,19 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             "make it at most max_message_bytes",
         );
     }
+    // 32s = 64*T1 at the default T1: the longest a transaction lingers
+    // (§17.1.2.2 Timer F), so a peer gets at least that long to speak.
+    let tcp_idle_timeout = v.duration(
+        "sip.tcp_idle_timeout",
+        &r.tcp_idle_timeout,
+        Duration::from_secs(32),
+        SEC,
+    );
+    v.at_most(
+        "sip.tcp_idle_timeout",
+        tcp_idle_timeout,
+        Duration::from_secs(3600),
+    );
     let user_agent = r.user_agent.clone().unwrap_or_else(|| "tpswitch".into());
     if user_agent.chars().any(char::is_control) {
         v.push(
@@ -350,6 +374,14 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             1,
             100_000,
         ),
+        max_untrusted_tcp_connections: v.uint(
+            "sip.max_untrusted_tcp_connections",
+            r.max_untrusted_tcp_connections,
+            8,
+            0,
+            100_000,
+        ),
+        tcp_idle_timeout,
         tcp: r.tcp.unwrap_or(true),
         user_agent,
         session_expires,
@@ -729,9 +761,22 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
             "name the environment variable holding the API token, such as \"TPSWITCH_API_TOKEN\"",
         );
     }
+    let header_read_timeout = v.duration(
+        "http.header_read_timeout",
+        &r.header_read_timeout,
+        Duration::from_secs(10),
+        SEC,
+    );
+    v.at_most(
+        "http.header_read_timeout",
+        header_read_timeout,
+        Duration::from_secs(300),
+    );
     HttpConfig {
         bind: v.socket("http.bind", &r.bind, "127.0.0.1:8080"),
         token_env,
+        header_read_timeout,
+        max_connections: v.uint("http.max_connections", r.max_connections, 64, 1, 10_000),
     }
 }
 

@@ -14,8 +14,9 @@ use tracing::{debug, info, warn};
 
 use super::api::{SipCommand, SipEvent};
 use super::core::{CoreConfig, Output, SipCore};
+use super::tcp_idle::IdleConnections;
 use super::transaction::Transport;
-use super::transport::{self, FrameLimits, Inbound, TransportStats};
+use super::transport::{self, FrameLimits, Inbound, TcpAdmission, TransportStats};
 
 /// Queue sizes: bounded everywhere a peer can push.
 const INBOUND_QUEUE: usize = 8192;
@@ -28,6 +29,10 @@ pub struct EndpointConfig {
     pub bind: SocketAddr,
     pub tcp: bool,
     pub frame: FrameLimits,
+    pub admission: TcpAdmission,
+    /// Close TCP connections with no transaction or dialog after this long
+    /// without traffic.
+    pub tcp_idle_timeout: std::time::Duration,
 }
 
 /// Handles the rest of the switch keeps.
@@ -97,6 +102,7 @@ pub async fn start(
             in_tx.clone(),
             stats.clone(),
             cfg.frame,
+            cfg.admission,
         )));
     }
     info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening");
@@ -109,8 +115,12 @@ pub async fn start(
     };
     let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
     let published = sip_stats.clone();
+    let idle = IdleConnections::new(cfg.tcp_idle_timeout);
     let run = tokio::spawn(async move {
-        run(core, udp, in_rx, cmd_rx, events, cancel, trunk, published).await;
+        run(
+            core, udp, in_rx, cmd_rx, events, cancel, trunk, published, idle,
+        )
+        .await;
         for t in tasks {
             t.abort();
         }
@@ -148,17 +158,22 @@ async fn run(
     cancel: CancellationToken,
     mut trunk: TrunkLink,
     published: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    idle: IdleConnections,
 ) {
-    let mut tcp: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
     // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
     // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
     let udp_v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut tcp = TcpConns {
+        conns: HashMap::new(),
+        idle,
+    };
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
     loop {
-        let deadline = core
-            .deadline()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or(far);
+        let next = match (core.deadline(), tcp.idle.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = next.map(tokio::time::Instant::from_std).unwrap_or(far);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -189,7 +204,14 @@ async fn run(
             }
         }
         // Timers that fell due while we handled input.
-        core.handle_timeout(Instant::now());
+        let now = Instant::now();
+        core.handle_timeout(now);
+        for conn in tcp.idle.expire(now, || core.tcp_connections_in_use()) {
+            // The connection task closes the socket and reports TcpClosed.
+            if let Some(c) = tcp.conns.remove(&conn) {
+                c.close.cancel();
+            }
+        }
         if let Ok(mut s) = published.lock() {
             *s = core.stats();
         }
@@ -208,9 +230,10 @@ async fn run(
                             }
                         }
                     }
-                    Transport::Tcp { conn } => match tcp.get(&conn) {
-                        Some(tx) => {
-                            if tx.try_send(data).is_err() {
+                    Transport::Tcp { conn } => match tcp.conns.get(&conn) {
+                        Some(c) => {
+                            tcp.idle.activity(conn, Instant::now());
+                            if c.tx.try_send(data).is_err() {
                                 debug!(conn, "tcp writer full or gone; message dropped");
                             }
                         }
@@ -254,16 +277,38 @@ fn udp_destination(addr: SocketAddr, socket_v6: bool) -> SocketAddr {
     }
 }
 
+/// Open TCP connections: where to write, how to close, and which are idle.
+struct TcpConns {
+    conns: HashMap<u64, TcpConn>,
+    idle: IdleConnections,
+}
+
+struct TcpConn {
+    tx: mpsc::Sender<Bytes>,
+    close: CancellationToken,
+}
+
 fn on_inbound(
     core: &mut SipCore,
-    tcp: &mut HashMap<u64, mpsc::Sender<Bytes>>,
+    tcp: &mut TcpConns,
     trunk: &mut TrunkLink,
     msg: Inbound,
     now: Instant,
 ) {
     match msg {
-        Inbound::Message { data, peer } => core.handle_message(&data, peer, now),
-        Inbound::TcpOpened { conn, tx } => {
+        Inbound::Message { data, peer } => {
+            if let Transport::Tcp { conn } = peer.transport {
+                tcp.idle.activity(conn, now);
+            }
+            core.handle_message(&data, peer, now)
+        }
+        Inbound::KeepAlive { conn } => tcp.idle.keep_alive(conn, now),
+        Inbound::TcpOpened {
+            conn,
+            tx,
+            close,
+            trusted,
+        } => {
             if conn == transport::TRUNK_CONN {
                 trunk.connecting = false;
                 for (_, data) in trunk.pending.drain(..) {
@@ -272,10 +317,17 @@ fn on_inbound(
                     }
                 }
             }
-            tcp.insert(conn, tx);
+            // Our own connection to the trunk is never swept: it is one
+            // descriptor, and a close crossing a reconnect under the same id
+            // would drop the new connection.
+            if conn != transport::TRUNK_CONN {
+                tcp.idle.opened(conn, trusted, now);
+            }
+            tcp.conns.insert(conn, TcpConn { tx, close });
         }
         Inbound::TcpClosed { conn } => {
-            tcp.remove(&conn);
+            tcp.conns.remove(&conn);
+            tcp.idle.closed(conn);
             if conn == transport::TRUNK_CONN {
                 trunk.connecting = false;
                 if !trunk.pending.is_empty() {

@@ -14,6 +14,7 @@ pub mod log_limit;
 pub mod message;
 pub mod name_addr;
 pub mod sdp;
+mod tcp_idle;
 mod timer;
 pub mod transaction;
 pub mod transport;

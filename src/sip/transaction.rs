@@ -255,6 +255,17 @@ impl TransactionLayer {
         self.queue.deadline()
     }
 
+    /// Adds the TCP connections some transaction still answers or sends on
+    /// (the idle sweep must not close them, §18.2.2).
+    pub fn tcp_connections(&self, out: &mut std::collections::HashSet<u64>) {
+        let peers = self.servers.values().map(|t| t.peer);
+        for peer in peers.chain(self.clients.values().map(|t| t.peer)) {
+            if let Transport::Tcp { conn } = peer.transport {
+                out.insert(conn);
+            }
+        }
+    }
+
     pub fn poll_event(&mut self) -> Option<TxEvent> {
         self.events.pop_front()
     }

@@ -2,15 +2,21 @@
 //! endpoint over a bounded queue: when it is full, datagrams are dropped and
 //! counted rather than queued without limit; TCP readers simply wait, which
 //! pushes back on the sender through TCP flow control.
+//!
+//! TCP slots are split by trust: sources inside `trunk.allow` share
+//! `sip.max_tcp_connections`, everyone else a small budget of their own, so
+//! strangers holding connections open can never lock the trunk out.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::transaction::{Peer, Transport};
@@ -18,9 +24,25 @@ use super::transaction::{Peer, Transport};
 /// What the transport tasks tell the endpoint.
 #[derive(Debug)]
 pub enum Inbound {
-    Message { data: Bytes, peer: Peer },
-    TcpOpened { conn: u64, tx: mpsc::Sender<Bytes> },
-    TcpClosed { conn: u64 },
+    Message {
+        data: Bytes,
+        peer: Peer,
+    },
+    /// `close` ends the connection from the endpoint's side (idle sweep).
+    TcpOpened {
+        conn: u64,
+        tx: mpsc::Sender<Bytes>,
+        close: CancellationToken,
+        trusted: bool,
+    },
+    /// A CRLF ping arrived and was answered with a CRLF pong (RFC 5626
+    /// §3.5.1).
+    KeepAlive {
+        conn: u64,
+    },
+    TcpClosed {
+        conn: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +51,10 @@ pub struct TransportStats {
     pub udp_oversized: AtomicU64,
     pub tcp_framing_errors: AtomicU64,
     pub tcp_refused: AtomicU64,
+    /// Refused because the untrusted budget was full.
+    pub tcp_refused_untrusted: AtomicU64,
+    /// Closed by the idle sweep.
+    pub tcp_idle_closed: AtomicU64,
 }
 
 /// Limits on what a peer can make us buffer.
@@ -36,8 +62,24 @@ pub struct TransportStats {
 pub struct FrameLimits {
     pub max_message_bytes: usize,
     pub max_header_bytes: usize,
-    /// Connections held at once; a peer cannot exhaust our file descriptors.
-    pub max_connections: usize,
+}
+
+/// Who may hold an inbound TCP connection, and how many at once.
+#[derive(Debug, Clone)]
+pub struct TcpAdmission {
+    pub allow: Vec<IpNet>,
+    /// Slots for sources inside `allow`; a peer cannot exhaust our file
+    /// descriptors.
+    pub trusted: usize,
+    /// Slots for everyone else (0: refused at accept).
+    pub untrusted: usize,
+}
+
+/// Is `ip` inside the allow-list? An IPv4-mapped IPv6 source (a dual-stack
+/// `[::]` socket) is compared as the IPv4 address it is.
+pub fn allowed(allow: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    allow.iter().any(|n| n.contains(&ip))
 }
 
 pub async fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -119,7 +161,7 @@ pub async fn connect_trunk(
     match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN)).await;
+            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN), true).await;
         }
         Ok(Err(e)) => {
             warn!(trunk = %addr, error = %e, "cannot connect to the trunk over TCP");
@@ -137,28 +179,43 @@ pub async fn tcp_acceptor(
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
+    admission: TcpAdmission,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let trusted_slots = Arc::new(Semaphore::new(admission.trusted.max(1)));
+    let untrusted_slots = Arc::new(Semaphore::new(admission.untrusted));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // EMFILE/ENFILE land here: back off instead of spinning.
                 warn!(error = %e, "tcp accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let trusted = allowed(&admission.allow, from.ip());
+        let slots = if trusted {
+            &trusted_slots
+        } else {
+            &untrusted_slots
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // Full: close at once rather than queue a stranger's socket.
-            stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
-            warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+            if trusted {
+                stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+            } else {
+                // Strangers can make this happen at will: no log line each.
+                stats.tcp_refused_untrusted.fetch_add(1, Ordering::Relaxed);
+                debug!(src = %from, "untrusted TCP budget full; connection refused");
+            }
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let (tx, stats) = (tx.clone(), stats.clone());
         tokio::spawn(async move {
-            tcp_connection(stream, from, tx, stats, limits, None).await;
+            tcp_connection(stream, from, tx, stats, limits, None, trusted).await;
             drop(slot);
         });
     }
@@ -171,19 +228,43 @@ async fn tcp_connection(
     stats: Arc<TransportStats>,
     limits: FrameLimits,
     conn: Option<u64>,
+    trusted: bool,
 ) {
     let conn = conn.unwrap_or_else(|| NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
-    if tx.send(Inbound::TcpOpened { conn, tx: wtx }).await.is_err() {
+    let close = CancellationToken::new();
+    let opened = Inbound::TcpOpened {
+        conn,
+        tx: wtx.clone(),
+        close: close.clone(),
+        trusted,
+    };
+    if tx.send(opened).await.is_err() {
         return;
     }
-    let writer = tokio::spawn(async move {
-        while let Some(data) = wrx.recv().await {
+    // Once `done`, the writer sends what is queued (such as the answer to a
+    // framing error) and closes its side.
+    let done = CancellationToken::new();
+    let writer_done = done.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            let data = tokio::select! {
+                biased;
+                d = wrx.recv() => match d {
+                    Some(d) => d,
+                    None => break,
+                },
+                _ = writer_done.cancelled() => match wrx.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                },
+            };
             if wr.write_all(&data).await.is_err() {
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let peer = Peer {
         transport: Transport::Tcp { conn },
@@ -192,17 +273,23 @@ async fn tcp_connection(
     let mut framer = Framer::new(limits);
     let mut chunk = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            _ = close.cancelled() => break,
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
         };
         framer.push(&chunk[..n]);
         loop {
-            match framer.next_message() {
-                Ok(Some(data)) => {
-                    if tx.send(Inbound::Message { data, peer }).await.is_err() {
-                        break 'read;
+            let inbound = match framer.next_message() {
+                Ok(Some(Frame::Message(data))) => Inbound::Message { data, peer },
+                Ok(Some(Frame::Ping)) => {
+                    // RFC 5626 §3.5.1: answer a CRLFCRLF ping with one CRLF.
+                    if wtx.try_send(Bytes::from_static(b"\r\n")).is_err() {
+                        debug!(src = %from, "tcp writer full; pong dropped");
                     }
+                    Inbound::KeepAlive { conn }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -210,16 +297,33 @@ async fn tcp_connection(
                     // from; close the connection.
                     stats.tcp_framing_errors.fetch_add(1, Ordering::Relaxed);
                     debug!(src = %from, error = %e, "closing tcp connection");
+                    if let Some(answer) = framer.error_answer(&e) {
+                        let _ = wtx.try_send(Bytes::from(answer));
+                    }
                     break 'read;
                 }
+            };
+            if tx.send(inbound).await.is_err() {
+                break 'read;
             }
         }
     }
-    writer.abort();
+    if close.is_cancelled() {
+        stats.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+        debug!(src = %from, conn, "idle tcp connection closed");
+    }
+    done.cancel();
+    // A peer that does not read cannot hold the task: one second to flush.
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     let _ = tx.send(Inbound::TcpClosed { conn }).await;
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("header section longer than {0} bytes")]
     HeaderTooLong(usize),
@@ -229,8 +333,18 @@ pub enum FrameError {
     BadContentLength,
 }
 
+/// What the framer found next on the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    Message(Bytes),
+    /// A CRLFCRLF keep-alive ping (RFC 5626 §3.5.1), to be answered with one
+    /// CRLF.
+    Ping,
+}
+
 /// Splits a TCP byte stream into messages by Content-Length (§18.3),
-/// skipping CRLF keep-alives (RFC 5626 §3.5.1) between messages.
+/// reporting CRLFCRLF keep-alive pings and skipping lone CRLFs (a pong, or
+/// the CRLFs §7.5 allows before a message) between messages.
 pub struct Framer {
     buf: BytesMut,
     limits: FrameLimits,
@@ -248,14 +362,24 @@ impl Framer {
         self.buf.extend_from_slice(data);
     }
 
-    pub fn next_message(&mut self) -> Result<Option<Bytes>, FrameError> {
-        // Keep-alive CRLFs between messages.
-        let lead = self
-            .buf
-            .iter()
-            .take_while(|b| **b == b'\r' || **b == b'\n')
-            .count();
-        let _ = self.buf.split_to(lead);
+    pub fn next_message(&mut self) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if self.buf.starts_with(b"\r\n\r\n") {
+                self.buf.advance(4);
+                return Ok(Some(Frame::Ping));
+            }
+            match self.buf.first() {
+                Some(b'\r' | b'\n') => {
+                    // Fewer than four line-end bytes may still grow into a
+                    // ping: wait for more.
+                    if self.buf.len() < 4 && self.buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        return Ok(None);
+                    }
+                    self.buf.advance(1);
+                }
+                _ => break,
+            }
+        }
         let Some(end) = find(&self.buf, b"\r\n\r\n") else {
             if self.buf.len() > self.limits.max_header_bytes {
                 return Err(FrameError::HeaderTooLong(self.limits.max_header_bytes));
@@ -266,15 +390,44 @@ impl Framer {
             return Err(FrameError::HeaderTooLong(self.limits.max_header_bytes));
         }
         let head = &self.buf[..end];
-        let len = content_length(head).ok_or(FrameError::BadContentLength)?;
-        let total = end + 4 + len;
-        if total > self.limits.max_message_bytes {
-            return Err(FrameError::TooLarge(self.limits.max_message_bytes));
-        }
+        let too_large = FrameError::TooLarge(self.limits.max_message_bytes);
+        let len = content_length(head)?.ok_or(too_large.clone())?;
+        // The length is the peer's number: checked, so a value near
+        // usize::MAX cannot wrap below the limit and cut the stream inside
+        // the next message's headers.
+        let total = end
+            .checked_add(4)
+            .and_then(|t| t.checked_add(len))
+            .filter(|t| *t <= self.limits.max_message_bytes)
+            .ok_or(too_large)?;
         if self.buf.len() < total {
             return Ok(None);
         }
-        Ok(Some(self.buf.split_to(total).freeze()))
+        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+    }
+}
+
+impl Framer {
+    /// What a framing error deserves before the connection closes: a request
+    /// whose header block is complete gets 400 (no usable Content-Length,
+    /// §20.14) or 513 (§21.5.14), built from its own Via, From, To, Call-ID
+    /// and CSeq (§8.2.6); anything else gets nothing.
+    pub fn error_answer(&self, e: &FrameError) -> Option<Vec<u8>> {
+        let (status, reason) = match e {
+            FrameError::BadContentLength => (400, "Bad Content-Length"),
+            FrameError::TooLarge(_) => (513, "Message Too Large"),
+            FrameError::HeaderTooLong(_) => return None,
+        };
+        let end = find(&self.buf, b"\r\n\r\n")?;
+        let head = self.buf.get(..end.checked_add(4)?)?;
+        let max_headers = super::inspect::Limits::default().max_headers;
+        let raw = super::wire::split(head, max_headers).ok()?;
+        // A response is never answered, and without Via there is nowhere
+        // to send one.
+        if raw.start_line.starts_with(b"SIP/") || raw.first("Via").is_none() {
+            return None;
+        }
+        Some(super::wire::error_response(&raw, status, reason, &[]))
     }
 }
 
@@ -283,24 +436,32 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Content-Length (or compact `l`) from a header section. On a stream it is
-/// mandatory (§20.14).
-fn content_length(head: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut found = None;
+/// mandatory (§20.14) and is `1*DIGIT`: a sign, a blank inside, a hex prefix
+/// or two different values cannot frame the stream. `Ok(None)`: digits too
+/// many for any length we could hold.
+fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
+    let bad = FrameError::BadContentLength;
+    let text = std::str::from_utf8(head).map_err(|_| bad.clone())?;
+    let mut found: Option<Option<usize>> = None;
     for line in text.split("\r\n").skip(1) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            let v: usize = value.trim().parse().ok()?;
+            let value = value.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad);
+            }
+            // All digits: the only parse failure left is overflow.
+            let v = value.parse::<usize>().ok();
             if found.is_some_and(|f| f != v) {
-                return None;
+                return Err(bad);
             }
             found = Some(v);
         }
     }
-    found
+    found.ok_or(bad)
 }
 
 #[cfg(test)]
@@ -311,7 +472,6 @@ mod tests {
         FrameLimits {
             max_message_bytes: 2000,
             max_header_bytes: 1000,
-            max_connections: 4,
         }
     }
 
@@ -326,9 +486,11 @@ mod tests {
         for chunk in all.chunks(7) {
             f.push(chunk);
         }
-        assert_eq!(f.next_message().unwrap().unwrap(), Bytes::from_static(m1));
-        assert_eq!(f.next_message().unwrap().unwrap(), Bytes::from_static(m2));
-        assert_eq!(f.next_message().unwrap(), None);
+        let msg = |m: &'static [u8]| Ok(Some(Frame::Message(Bytes::from_static(m))));
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), msg(m1));
+        assert_eq!(f.next_message(), msg(m2));
+        assert_eq!(f.next_message(), Ok(None));
     }
 
     #[test]
@@ -354,5 +516,81 @@ mod tests {
         let mut f = Framer::new(limits());
         f.push(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\n");
         assert_eq!(f.next_message(), Err(FrameError::BadContentLength));
+    }
+
+    /// A peer's Content-Length is untrusted arithmetic input: near `usize::MAX`
+    /// it must not wrap `end + 4 + len` past the size check (a wrapped total
+    /// would split the message inside its own headers), and a value that is
+    /// not 1*DIGIT (§20.14) cannot frame the stream.
+    #[test]
+    fn hostile_content_lengths_never_wrap_or_panic() {
+        let framed = |cl: &str| {
+            let mut f = Framer::new(limits());
+            f.push(format!("OPTIONS sip:a SIP/2.0\r\nContent-Length: {cl}\r\n\r\nabc").as_bytes());
+            f.next_message()
+        };
+        assert_eq!(
+            framed("18446744073709551615"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(
+            framed("18446744073709551612"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(
+            framed("99999999999999999999"),
+            Err(FrameError::TooLarge(2000))
+        );
+        assert_eq!(framed("-1"), Err(FrameError::BadContentLength));
+        assert_eq!(framed("+3"), Err(FrameError::BadContentLength));
+        assert_eq!(framed(""), Err(FrameError::BadContentLength));
+        assert_eq!(framed("3 3"), Err(FrameError::BadContentLength));
+        assert_eq!(framed("0x3"), Err(FrameError::BadContentLength));
+        // Leading zeros are still 1*DIGIT.
+        assert!(framed("0003").is_ok_and(|m| m.is_some()));
+    }
+
+    #[test]
+    fn framing_errors_of_requests_are_answered() {
+        let head = |cl: &str| {
+            format!(
+                "OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK-f\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: {cl}\r\n\r\n"
+            )
+        };
+        let answer = |text: &str| {
+            let mut f = Framer::new(limits());
+            f.push(text.as_bytes());
+            let e = f.next_message().expect_err("a framing error");
+            f.error_answer(&e)
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+        };
+        let a = answer(&head("-1")).expect("an answer");
+        assert!(a.starts_with("SIP/2.0 400 Bad Content-Length\r\n"), "{a}");
+        assert!(
+            a.contains("Call-ID: c1\r\n") && a.contains("branch=z9hG4bK-f"),
+            "{a}"
+        );
+        let a = answer(&head("18446744073709551615")).expect("an answer");
+        assert!(a.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{a}");
+        // Responses and messages without Via get nothing.
+        assert_eq!(answer("SIP/2.0 200 OK\r\nVia: x\r\nl: -1\r\n\r\n"), None);
+        assert_eq!(answer("OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n"), None);
+    }
+
+    /// RFC 5626 §3.5.1: CRLFCRLF is a ping (answered by the connection task),
+    /// a lone CRLF (a pong, or §7.5's leading CRLF) is skipped, and a ping
+    /// split across reads is still one ping.
+    #[test]
+    fn crlf_keep_alives() {
+        let mut f = Framer::new(limits());
+        f.push(b"\r\n");
+        assert_eq!(f.next_message(), Ok(None));
+        f.push(b"\r\n");
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), Ok(None));
+        f.push(b"\r\nOPTIONS sip:a SIP/2.0\r\nl: 0\r\n\r\n\r\n\r\n");
+        assert!(matches!(f.next_message(), Ok(Some(Frame::Message(_)))));
+        assert_eq!(f.next_message(), Ok(Some(Frame::Ping)));
+        assert_eq!(f.next_message(), Ok(None));
     }
 }

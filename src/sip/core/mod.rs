@@ -203,6 +203,19 @@ impl SipCore {
             .count()
     }
 
+    /// TCP connections a transaction or dialog still needs: the transport
+    /// closes idle ones only outside this set.
+    pub fn tcp_connections_in_use(&self) -> std::collections::HashSet<u64> {
+        let mut out = std::collections::HashSet::new();
+        self.txl.tcp_connections(&mut out);
+        for d in self.dialogs.values() {
+            if let Transport::Tcp { conn } = d.peer.transport {
+                out.insert(conn);
+            }
+        }
+        out
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.pump_transactions();
         self.out.pop_front()

@@ -1142,3 +1142,39 @@ fn bye_goes_to_a_contact_with_a_quoted_instance_id() {
     );
     assert_eq!(out.sent[0].0.addr, "127.0.0.1:40326".parse().unwrap());
 }
+
+/// The TCP idle sweep asks which connections are still needed: a call's
+/// connection is listed while the dialog lasts (our BYE must go over it,
+/// §18) and no longer once the call has ended.
+#[test]
+fn a_dialog_keeps_its_tcp_connection_in_use() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let tcp = Peer {
+        transport: Transport::Tcp { conn: 9 },
+        addr: PEER.parse().unwrap(),
+    };
+    assert!(c.tcp_connections_in_use().is_empty());
+    c.handle_message(&invite("z9hG4bK-t1", "+15550100000", "", SDP), tcp, t0);
+    let leg = incoming_leg(&drain(&mut c));
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n".to_vec(),
+        },
+        t0,
+    );
+    let tag = tag_of(drain(&mut c).find("SIP/2.0 200"));
+    c.handle_message(&in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""), tcp, t0);
+    drain(&mut c);
+    let later = t0 + Duration::from_secs(120);
+    advance(&mut c, later);
+    assert_eq!(
+        c.tcp_connections_in_use(),
+        std::collections::HashSet::from([9])
+    );
+    c.handle_message(&in_dialog("BYE", "z9hG4bK-b1", &tag, 2, "", ""), tcp, later);
+    assert_eq!(drain(&mut c).statuses(), vec![200]);
+    advance(&mut c, later + Duration::from_secs(120));
+    assert!(c.tcp_connections_in_use().is_empty());
+}

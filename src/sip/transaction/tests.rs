@@ -321,3 +321,33 @@ fn unmatched_response_is_reported() {
         ClientMatch::Unmatched
     );
 }
+
+/// The idle sweep must not close a connection a transaction still answers
+/// on (§18.2.2): it is listed until the transaction ends.
+#[test]
+fn tcp_connections_in_use_are_listed_until_the_transaction_ends() {
+    let mut l = TransactionLayer::new(Timers::default());
+    let t0 = Instant::now();
+    let k = key(TxMethod::Other(0));
+    l.on_request(&k, false, tcp(), t0);
+    l.on_request(
+        &TxKey {
+            branch: "z9hG4bK-2".into(),
+            ..key(TxMethod::Other(0))
+        },
+        false,
+        udp(),
+        t0,
+    );
+    let listed = |l: &TransactionLayer| {
+        let mut set = std::collections::HashSet::new();
+        l.tcp_connections(&mut set);
+        set
+    };
+    assert_eq!(listed(&l), std::collections::HashSet::from([7]));
+    l.respond(&k, 200, Bytes::from_static(b"200"), t0);
+    // Over TCP Timer J is zero (§17.2.2): the transaction ends at once.
+    run_until(&mut l, t0 + Duration::from_secs(1));
+    drain(&mut l);
+    assert!(listed(&l).is_empty());
+}
