@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
-use tpswitch::sip::sdp::{negotiate, parse_offer};
+use tpswitch::sdp::{negotiate, parse_offer};
 
 fn arg(i: usize, default: u64) -> u64 {
     std::env::args()

@@ -14,7 +14,7 @@ use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
 use tpswitch::media::prompt::Prompt;
-use tpswitch::sip::sdp::{negotiate, parse_offer};
+use tpswitch::sdp::{negotiate, parse_offer};
 
 const RECEIVERS: usize = 4;
 

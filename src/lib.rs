@@ -10,4 +10,5 @@ pub mod flows;
 pub mod media;
 pub mod presence;
 pub mod routing;
+pub mod sdp;
 pub mod sip;

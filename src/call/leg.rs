@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use super::CallContext;
 use crate::media::engine::{MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
-use crate::sip::sdp::{self, Negotiated};
+use crate::sdp::{self, Negotiated};
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
 /// An answered leg with media running.

@@ -44,7 +44,7 @@ use super::ports::RtpPorts;
 use super::prompt::{Prompt, FRAME_DURATION};
 use super::reception::ReceptionStats;
 use super::rtp_stream::RtpStream;
-use crate::sip::sdp::Negotiated;
+use crate::sdp::Negotiated;
 
 use pacing::Cmd;
 use recv::{Ctrl, RecvTask};

@@ -1,4 +1,4 @@
-//! The wire: transport, parsing, transactions, dialogs, SDP, digest auth and
+//! The wire: transport, parsing, transactions, dialogs, digest auth and
 //! the trunk policy. Nothing outside this module imports the SIP library
 //! (rsipstack); the rest of the switch sees [`api`] only.
 
@@ -11,7 +11,6 @@ mod grammar;
 pub mod inspect;
 mod inspect_checks;
 pub mod message;
-pub mod sdp;
 mod timer;
 pub mod transaction;
 pub mod transport;

@@ -15,7 +15,7 @@ use crate::flows::queue::AttemptId;
 use crate::media::engine::{MediaEvent, MediaSession};
 use crate::media::ports::RtpPorts;
 use crate::routing::CallId;
-use crate::sip::sdp::Negotiated;
+use crate::sdp::Negotiated;
 use crate::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
 
 /// A 200 without a usable answer gets this long for a re-INVITE/UPDATE to

@@ -18,7 +18,7 @@ use crate::media::g711;
 use crate::media::inband::InbandDetector;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::rtcp;
-use crate::sip::sdp::Negotiated;
+use crate::sdp::Negotiated;
 
 /// Larger than any RTP packet we accept (G.711 at 60 ms is 492 bytes); longer datagrams are
 /// truncated by the kernel and then fail to parse or carry a cut payload, harmlessly.

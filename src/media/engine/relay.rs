@@ -106,7 +106,7 @@ pub(crate) fn law(c: Codec) -> Law {
 mod tests {
     use super::*;
     use crate::media::rtp_stream::RtpStream;
-    use crate::sip::sdp::{negotiate, parse_offer};
+    use crate::sdp::{negotiate, parse_offer};
     use rtp_rs::RtpPacketBuilder;
 
     fn tx(codec: &str, te: Option<u8>) -> Tx {

@@ -15,7 +15,7 @@ use crate::media::ports::RtpPorts;
 use crate::media::prompt::FRAME_DURATION;
 use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
-use crate::sip::sdp::Negotiated;
+use crate::sdp::Negotiated;
 
 /// The outbound side of a session: everything needed to put a packet on the wire.
 #[derive(Debug)]

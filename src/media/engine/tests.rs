@@ -16,7 +16,7 @@ use crate::media::dtmf::{Digit, DtmfToneSpec, EventBlock, Rfc4733Encoder, Teleph
 use crate::media::g711;
 use crate::media::ports::PortPool;
 use crate::media::rtp_stream::RtpStream;
-use crate::sip::sdp::{negotiate, parse_offer};
+use crate::sdp::{negotiate, parse_offer};
 
 fn pool() -> &'static PortPool {
     static POOL: OnceLock<PortPool> = OnceLock::new();

@@ -9,10 +9,10 @@ use tracing::{debug, info};
 
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
+use crate::sdp;
 use crate::sip::access;
 use crate::sip::api::{CallerInfo, EndCause, IncomingCall, LegId, SipEvent};
 use crate::sip::message::{self, Extra, RequestHead};
-use crate::sip::sdp;
 use crate::sip::transaction::{Peer, TxKey};
 
 impl SipCore {
