@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use super::CallContext;
 use crate::media::engine::{MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
+use crate::media::stream::Direction;
 use crate::sdp::{self, Negotiated};
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
@@ -38,7 +39,7 @@ fn session_id(ports: &RtpPorts, leg: LegId) -> u64 {
 
 /// Starts the media of a leg whose SDP is settled; `None` (logged) when the engine refuses.
 pub(crate) fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
-    match ctx.engine.open(ports, neg, session_options(ctx)) {
+    match ctx.engine.open(ports, &neg.stream, session_options(ctx)) {
         Ok((session, media)) => Some(Answered { session, media }),
         Err(e) => {
             warn!(error = %e, "cannot start media");
@@ -81,7 +82,7 @@ pub async fn answer(
             ctx.cfg.media.dtmf_payload_type,
             sid,
             1,
-            sdp::Direction::SendRecv,
+            Direction::SendRecv,
         ),
     };
     let delay = ctx.cfg.sip.answer_delay;
@@ -142,7 +143,7 @@ pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
         ctx.cfg.media.dtmf_payload_type,
         session_id(ports, leg),
         1,
-        sdp::Direction::SendRecv,
+        Direction::SendRecv,
     )
 }
 

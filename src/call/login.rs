@@ -96,7 +96,7 @@ pub async fn run(
                     menu.handle(Event::Digit(digit), Instant::now());
                 }
                 Some(SipEvent::MediaChanged { media: neg, .. }) => {
-                    let _ = session.update_remote(&neg);
+                    let _ = session.update_remote(&neg.stream);
                 }
                 Some(_) => {}
             },

@@ -322,7 +322,7 @@ impl Shell {
             }
             LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call).await,
             LegEvent::Sip(SipEvent::MediaChanged { media, .. }) => {
-                let _ = c.session.update_remote(&media);
+                let _ = c.session.update_remote(&media.stream);
             }
             // Keys a waiting customer presses change nothing in a queue; they
             // are reported for the record (and for RFC 4733 interop checks).

@@ -44,7 +44,7 @@ use super::ports::RtpPorts;
 use super::prompt::{Prompt, FRAME_DURATION};
 use super::reception::ReceptionStats;
 use super::rtp_stream::RtpStream;
-use crate::sdp::Negotiated;
+use super::stream::StreamParams;
 
 use pacing::Cmd;
 use recv::{Ctrl, RecvTask};
@@ -255,7 +255,7 @@ impl MediaEngine {
     pub fn open(
         &self,
         ports: RtpPorts,
-        neg: &Negotiated,
+        params: &StreamParams,
         opts: SessionOptions,
     ) -> Result<(MediaSession, mpsc::Receiver<MediaEvent>), MediaError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
@@ -267,10 +267,10 @@ impl MediaEngine {
         let (events_tx, events_rx) = mpsc::channel(inner.cfg.event_capacity.max(1));
         // Bounded so the latch's `now + window` cannot overflow an Instant.
         let window = opts.latch_window.min(Duration::from_secs(3600));
-        let latch = Latch::new(neg.remote, opts.allow.clone(), window);
-        let rtcp_latch = Latch::new(rtcp_addr(neg.remote), opts.allow.clone(), window);
+        let latch = Latch::new(params.remote, opts.allow.clone(), window);
+        let rtcp_latch = Latch::new(rtcp_addr(params.remote), opts.allow.clone(), window);
         let stream = RtpStream::random(samples_per_tick());
-        let tx = Tx::new(stream, neg, latch.send_addr(), rtcp_latch.send_addr());
+        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr());
         let shared = Arc::new(Shared {
             id,
             start,
@@ -294,7 +294,7 @@ impl MediaEngine {
             shared.clone(),
             ctrl_rx,
             cancel.clone(),
-            neg,
+            params,
             &opts,
             latch,
             rtcp_latch,
@@ -408,10 +408,10 @@ impl MediaSession {
     }
 
     /// The peer re-negotiated (re-INVITE/UPDATE): new address, codec, or hold state.
-    pub fn update_remote(&self, neg: &Negotiated) -> Result<(), MediaError> {
+    pub fn update_remote(&self, params: &StreamParams) -> Result<(), MediaError> {
         self.check_open()?;
         self.ctrl
-            .try_send(Ctrl::Remote(Box::new(neg.clone())))
+            .try_send(Ctrl::Remote(Box::new(params.clone())))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => MediaError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => MediaError::Closed,

@@ -9,6 +9,7 @@ use tracing::{debug, info};
 
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
+use crate::media::stream::Direction;
 use crate::sdp;
 use crate::sip::access;
 use crate::sip::api::{CallerInfo, EndCause, IncomingCall, LegId, SipEvent};
@@ -507,7 +508,7 @@ impl SipCore {
                 dtmf_pt,
                 d.sdp_session,
                 d.sdp_version,
-                sdp::Direction::SendRecv,
+                Direction::SendRecv,
             );
             (offer, None)
         } else {
