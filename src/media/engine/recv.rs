@@ -241,7 +241,7 @@ impl RecvTask {
             };
             if let (Some(Kind::Audio(codec)), Some(det)) = (kind, self.inband.as_mut()) {
                 self.pcm.clear();
-                g711::decode(relay::law(codec), r.payload(), &mut self.pcm);
+                g711::decode(codec, r.payload(), &mut self.pcm);
                 det.push_samples(&self.pcm);
             }
             (pt, kind)

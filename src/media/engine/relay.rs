@@ -13,7 +13,7 @@ use rtp_rs::RtpReader;
 
 use super::shared::Tx;
 use crate::media::codec::Codec;
-use crate::media::g711::{self, Law};
+use crate::media::g711;
 
 /// Relay state of a session's outbound side while it is bridged.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub(crate) fn rewrite(buf: &mut [u8], kind: Kind, out: &mut Tx, now_tick: u64) -
         Kind::Audio(from) => {
             if from != out.codec {
                 let payload = buf.get_mut(offset..offset.checked_add(len)?)?;
-                g711::transcode_in_place(law(from), law(out.codec), payload);
+                g711::transcode_in_place(from, out.codec, payload);
             }
             out.pt
         }
@@ -93,13 +93,6 @@ pub(crate) fn rewrite(buf: &mut [u8], kind: Kind, out: &mut Tx, now_tick: u64) -
     header[7..11].copy_from_slice(&ssrc_out.to_be_bytes());
     out.count_sent(len);
     Some(len)
-}
-
-pub(crate) fn law(c: Codec) -> Law {
-    match c {
-        Codec::Pcmu => Law::Ulaw,
-        Codec::Pcma => Law::Alaw,
-    }
 }
 
 #[cfg(test)]

@@ -736,7 +736,7 @@ async fn inband_tones_are_detected_when_enabled() {
     let mut st = RtpStream::with_initial(3, 1, 0, 160);
     for (tick, chunk) in pcm.chunks(160).enumerate() {
         let mut frame = Vec::new();
-        g711::encode(g711::Law::Alaw, chunk, &mut frame);
+        g711::encode(Codec::Pcma, chunk, &mut frame);
         let mut b = Vec::new();
         st.build_packet(8, &frame, tick as u64, false, &mut b)
             .unwrap();
