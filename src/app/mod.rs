@@ -11,7 +11,6 @@ use tracing::info;
 
 use crate::call::{notify, CallContext, CallManager, LegRouter};
 use crate::config::{self, Config, E164};
-use crate::media::codec::Codec;
 use crate::media::engine::{EngineConfig, MediaEngine, MediaError};
 use crate::media::ports::PortPool;
 use crate::media::prompt::{PromptError, PromptLibrary};
@@ -104,17 +103,6 @@ fn advertised_ip(cfg: &Config, trunk: SocketAddr) -> IpAddr {
     }
 }
 
-pub fn codecs_of(cfg: &Config) -> Vec<Codec> {
-    cfg.media
-        .codecs
-        .iter()
-        .map(|c| match c {
-            config::CodecName::Pcmu => Codec::Pcmu,
-            config::CodecName::Pcma => Codec::Pcma,
-        })
-        .collect()
-}
-
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
@@ -181,7 +169,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         max_calls: cfg.sip.max_calls as usize,
         max_transactions: cfg.sip.max_transactions as usize,
         retry_after: cfg.sip.retry_after,
-        codecs: codecs_of(&cfg),
+        codecs: cfg.media.codecs.clone(),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
         session_expires: cfg.sip.session_expires.as_secs() as u32,
         min_se: cfg.sip.min_se.as_secs() as u32,

@@ -72,13 +72,12 @@ pub async fn answer(
     };
     let local = SocketAddr::new(ctx.advertise, ports.local.port());
     let sid = session_id(&ports, leg);
-    let codecs = crate::app::codecs_of(&ctx.cfg);
     let body = match &call.media {
         Some(neg) => sdp::build_answer(neg, local, sid, 1),
         // Offerless INVITE: we offer in the 200, the answer comes in the ACK.
         None => sdp::build_offer(
             local,
-            &codecs,
+            &ctx.cfg.media.codecs,
             ctx.cfg.media.dtmf_payload_type,
             sid,
             1,
@@ -139,7 +138,7 @@ pub async fn answer(
 pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
     sdp::build_offer(
         SocketAddr::new(ctx.advertise, ports.local.port()),
-        &crate::app::codecs_of(&ctx.cfg),
+        &ctx.cfg.media.codecs,
         ctx.cfg.media.dtmf_payload_type,
         session_id(ports, leg),
         1,
