@@ -17,7 +17,7 @@ use crate::media::prompt::{PromptError, PromptLibrary};
 use crate::media::speech;
 use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
-use crate::presence::store::{Store, StoreError};
+use crate::presence::{SqliteStore, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
@@ -111,7 +111,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let shutdown = Shutdown::install();
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
-    let store = Store::open_sqlite(&cfg.store.path).await?;
+    let store = SqliteStore::open(&cfg.store.path).await?;
     let clock: Arc<dyn Clock> = match std::env::var("TPSWITCH_CLOCK_SPEED")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())

@@ -1,9 +1,9 @@
 //! Timed presence: agents' online windows, their history, expiry scheduling
 //! and the store behind them (SQLite embedded by default).
 //!
-//! - [`store`]: the [`PresenceStore`] shape and the [`Store`] handle the
-//!   rest of the switch holds.
-//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]).
+//! - [`store`]: the [`PresenceStore`] contract and [`StoreError`].
+//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]), which the rest
+//!   of the switch holds.
 //! - [`scheduler`]: the sans-IO [`ExpiryScheduler`] that says when a window
 //!   is due to be closed.
 //! - [`calls`]: customer call records and agent attempts.
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;
-pub use store::{PresenceStore, Store, StoreError};
+pub use store::{PresenceStore, StoreError};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
