@@ -256,6 +256,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         media: ctx.engine.stats().clone(),
         transport: handle.stats.clone(),
         sip: handle.sip_stats.clone(),
+        store: store.clone(),
         token: std::env::var(&cfg.http.token_env)
             .ok()
             .filter(|t| !t.is_empty()),

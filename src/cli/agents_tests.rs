@@ -2,8 +2,8 @@
 //! jsmith (+12345678910), mgarcia and akim (+12345678000).
 
 use super::*;
-use crate::presence::agent_state::set_activity;
-use crate::presence::SqliteStore;
+use crate::presence::agent_state::{set_activity, Activity};
+use crate::presence::{PresenceStore, SqliteStore};
 use chrono::{Duration, TimeZone};
 
 fn t(secs: i64) -> DateTime<Utc> {
