@@ -169,8 +169,6 @@ pub enum MediaError {
     Bridged,
     #[error("a session cannot be bridged to itself")]
     SameSession,
-    #[error("could not set up the RTP sockets: {0}")]
-    Socket(#[source] std::io::Error),
     #[error("could not start the pacing thread: {0}")]
     Thread(#[source] std::io::Error),
 }

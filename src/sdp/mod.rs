@@ -43,20 +43,13 @@ pub enum SdpError {
 impl SdpError {
     /// SIP status for rejecting the INVITE: 400 for a malformed body, otherwise
     /// 488 Not Acceptable Here (RFC 3261 §21.4.26). 415 for a non-SDP Content-Type is the
-    /// caller's job (see [`is_sdp_content_type`]).
+    /// inbound gate's job (`sip::inspect`), before the body gets here.
     pub fn status_code(&self) -> u16 {
         match self {
             SdpError::Malformed(_) => 400,
             _ => 488,
         }
     }
-}
-
-/// True if a Content-Type value is `application/sdp` (case-insensitive, parameters ignored;
-/// RFC 3261 §7.3.1 / RFC 2045 §5.1). Anything else on an INVITE gets 415.
-pub fn is_sdp_content_type(value: &str) -> bool {
-    let media_type = value.split(';').next().unwrap_or("");
-    media_type.trim().eq_ignore_ascii_case("application/sdp")
 }
 
 /// A direction attribute's stream direction (RFC 4566 §6), if `key` is one.

@@ -469,14 +469,6 @@ fn answer_outside_our_offer_or_rejected_fails() {
     ));
 }
 
-#[test]
-fn content_type_check() {
-    assert!(is_sdp_content_type("application/sdp"));
-    assert!(is_sdp_content_type(" Application/SDP ; charset=utf-8"));
-    assert!(!is_sdp_content_type("multipart/mixed;boundary=x"));
-    assert!(!is_sdp_content_type("text/plain"));
-}
-
 /// RFC 4475 "sdp01" (Unacceptable Accept Offering): Accept lists only
 /// text/nobodyKnowsThis, so no SDP answer may be sent and the RFC expects 406, not 415 or
 /// 488. That decision needs the Accept header and belongs to the caller; the SDP itself is
