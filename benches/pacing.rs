@@ -14,7 +14,7 @@ use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
 use tpswitch::media::prompt::Prompt;
-use tpswitch::sip::sdp::{negotiate, parse_offer};
+use tpswitch::sdp::{negotiate, parse_offer};
 
 const RECEIVERS: usize = 4;
 
@@ -126,7 +126,7 @@ fn main() {
                 rtp_timeout: Duration::from_secs(3600),
                 ..SessionOptions::default()
             };
-            let (s, ev) = engine.open(ports, &neg, opts).expect("open");
+            let (s, ev) = engine.open(ports, &neg.stream, opts).expect("open");
             s.play(1, vec![prompt.clone()]).expect("play");
             sessions.push((s, ev));
             // Blocking the runtime briefly is fine here: nothing else runs on it yet.

@@ -9,5 +9,7 @@ pub mod config;
 pub mod flows;
 pub mod media;
 pub mod presence;
+pub mod report;
 pub mod routing;
+pub mod sdp;
 pub mod sip;

@@ -143,8 +143,8 @@ async fn trunk_answers_then_we_hang_up() {
         SipEvent::Answered { leg: l, media } => {
             assert_eq!(l, leg);
             let m = media.expect("an SDP answer");
-            assert_eq!(m.telephone_event_pt, Some(101));
-            assert_eq!(m.codec, Codec::Pcmu);
+            assert_eq!(m.stream.telephone_event_pt, Some(101));
+            assert_eq!(m.stream.codec, Codec::Pcmu);
         }
         other => panic!("expected Answered, got {other:?}\n{}", sipp.messages()),
     }

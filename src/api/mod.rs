@@ -1,6 +1,7 @@
 //! The HTTP side for operators: Prometheus metrics, health, and the agent
 //! list, on `http.bind`. Reads only; everything it shows comes from counters
-//! the other parts already keep and from the store.
+//! the other parts already keep and from the running switch's store (through
+//! [`crate::report`], the same rows `tpswitch agents` prints).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::media::engine::MediaStats;
+use crate::presence::SqliteStore;
+use crate::report;
 use crate::sip::core::CoreStats;
 use crate::sip::transport::TransportStats;
 
@@ -28,6 +31,9 @@ pub struct ApiState {
     pub media: Arc<MediaStats>,
     pub transport: Arc<TransportStats>,
     pub sip: Arc<std::sync::Mutex<CoreStats>>,
+    /// The running switch's store: every request reads through this one
+    /// pool rather than opening the database again.
+    pub store: SqliteStore,
     /// `Authorization: Bearer <token>` for everything but /healthz; `None`
     /// when `http.token_env` names an unset variable (local use only).
     pub token: Option<String>,
@@ -224,8 +230,15 @@ async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
     if !authorized(&s, &headers) {
         return unauthorized();
     }
-    match crate::cli::agents::agents_report(&s.cfg, true, chrono::Utc::now()).await {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+    let rows = match report::agents::from_store(&s.cfg, &s.store, chrono::Utc::now()).await {
+        Ok(rows) => rows,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    match serde_json::to_string_pretty(&rows) {
+        Ok(mut json) => {
+            json.push('\n');
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }
@@ -242,5 +255,52 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret-token", b"S3cret-token"));
         assert!(!constant_time_eq(b"s3cret", b"s3cret-token"));
         assert!(!constant_time_eq(b"s3cret-token", b""));
+    }
+
+    use super::*;
+    use crate::presence::PresenceStore;
+
+    /// `/agents` reads the store the switch runs on. `cfg.store.path` names
+    /// a file that does not exist, so a handler that opened its own
+    /// connection from the path would see nobody online.
+    #[tokio::test]
+    async fn agents_reads_the_running_switch_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::embedded_default().unwrap();
+        cfg.store.path = dir.path().join("never-created.db");
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let now = chrono::Utc::now();
+        store
+            .set_online("jsmith", now, now + chrono::Duration::hours(1), None, "t")
+            .await
+            .unwrap();
+        let state = Arc::new(ApiState {
+            cfg: Arc::new(cfg),
+            media: Arc::new(MediaStats::default()),
+            transport: Arc::new(TransportStats::default()),
+            sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
+            store,
+            token: None,
+        });
+        let resp = agents(State(state), HeaderMap::new()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let jsmith = rows
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == "jsmith"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(jsmith["state"], "online", "{rows}");
+        assert!(
+            !cfg_path_exists(&dir),
+            "the handler must not create a database"
+        );
+    }
+
+    fn cfg_path_exists(dir: &tempfile::TempDir) -> bool {
+        dir.path().join("never-created.db").exists()
     }
 }

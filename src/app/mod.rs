@@ -11,7 +11,6 @@ use tracing::info;
 
 use crate::call::{notify, CallContext, CallManager, LegRouter};
 use crate::config::{self, Config};
-use crate::media::codec::Codec;
 use crate::media::engine::{EngineConfig, MediaEngine, MediaError};
 use crate::media::ports::PortPool;
 use crate::media::prompt::{PromptError, PromptLibrary};
@@ -19,7 +18,7 @@ use crate::media::speech;
 use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
-use crate::presence::store::{Store, StoreError};
+use crate::presence::{SqliteStore, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
@@ -109,17 +108,6 @@ fn advertised_ip(cfg: &Config, trunk: SocketAddr) -> IpAddr {
     }
 }
 
-pub fn codecs_of(cfg: &Config) -> Vec<Codec> {
-    cfg.media
-        .codecs
-        .iter()
-        .map(|c| match c {
-            config::CodecName::Pcmu => Codec::Pcmu,
-            config::CodecName::Pcma => Codec::Pcma,
-        })
-        .collect()
-}
-
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
@@ -135,7 +123,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let fds = fds::plan(&cfg);
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
-    let store = Store::open_sqlite(&cfg.store.path).await?;
+    let store = SqliteStore::open(&cfg.store.path).await?;
     let clock: Arc<dyn Clock> = match std::env::var("TPSWITCH_CLOCK_SPEED")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -193,7 +181,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         max_calls: cfg.sip.max_calls as usize,
         max_transactions: cfg.sip.max_transactions as usize,
         retry_after: cfg.sip.retry_after,
-        codecs: codecs_of(&cfg),
+        codecs: cfg.media.codecs.clone(),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
         // Validation bounds both to a day (config::validate::SESSION_MAX).
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
@@ -280,6 +268,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         media: ctx.engine.stats().clone(),
         transport: handle.stats.clone(),
         sip: handle.sip_stats.clone(),
+        store: store.clone(),
         token: std::env::var(&cfg.http.token_env)
             .ok()
             .filter(|t| !t.is_empty()),

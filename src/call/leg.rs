@@ -13,8 +13,9 @@ use crate::config::E164;
 use crate::flows::outbound;
 use crate::media::engine::{DtmfFailure, MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
+use crate::media::stream::Direction;
 use crate::routing::dial_allowed;
-use crate::sip::sdp::{self, Negotiated};
+use crate::sdp::{self, Negotiated};
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
 /// An answered leg with media running.
@@ -40,7 +41,7 @@ fn session_id(ports: &RtpPorts, leg: LegId) -> u64 {
 
 /// Starts the media of a leg whose SDP is settled; `None` (logged) when the engine refuses.
 pub(crate) fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
-    match ctx.engine.open(ports, neg, session_options(ctx)) {
+    match ctx.engine.open(ports, &neg.stream, session_options(ctx)) {
         Ok((session, media)) => Some(Answered { session, media }),
         Err(e) => {
             warn!(error = %e, "cannot start media");
@@ -73,17 +74,16 @@ pub async fn answer(
     };
     let local = SocketAddr::new(ctx.advertise, ports.local.port());
     let sid = session_id(&ports, leg);
-    let codecs = crate::app::codecs_of(&ctx.cfg);
     let body = match &call.media {
         Some(neg) => sdp::build_answer(neg, local, sid, 1),
         // Offerless INVITE: we offer in the 200, the answer comes in the ACK.
         None => sdp::build_offer(
             local,
-            &codecs,
+            &ctx.cfg.media.codecs,
             ctx.cfg.media.dtmf_payload_type,
             sid,
             1,
-            sdp::Direction::SendRecv,
+            Direction::SendRecv,
         ),
     };
     let delay = ctx.cfg.sip.answer_delay;
@@ -140,11 +140,11 @@ pub async fn answer(
 pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
     sdp::build_offer(
         SocketAddr::new(ctx.advertise, ports.local.port()),
-        &crate::app::codecs_of(&ctx.cfg),
+        &ctx.cfg.media.codecs,
         ctx.cfg.media.dtmf_payload_type,
         session_id(ports, leg),
         1,
-        sdp::Direction::SendRecv,
+        Direction::SendRecv,
     )
 }
 

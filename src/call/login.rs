@@ -122,7 +122,7 @@ async fn drive(
                     menu.handle(Event::Digit(digit), Instant::now());
                 }
                 Some(SipEvent::MediaChanged { media: neg, .. }) => {
-                    let _ = session.update_remote(&neg);
+                    let _ = session.update_remote(&neg.stream);
                 }
                 Some(_) => {}
             },

@@ -147,7 +147,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
                 }
                 Some(LegNews::Remote(n)) => {
                     if let Some(s) = &session {
-                        let _ = s.update_remote(&n);
+                        let _ = s.update_remote(&n.stream);
                     }
                 }
                 Some(LegNews::PlaybackFinished(_)) => {

@@ -35,7 +35,7 @@ use crate::flows::queue::{
 use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceEvent;
-use crate::presence::{NewCall, Store};
+use crate::presence::{NewCall, SqliteStore};
 use crate::routing::{AgentBoard, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
 
@@ -111,7 +111,7 @@ pub(super) struct Shell {
 /// before the presence service starts, so no change is missed.
 pub async fn run(
     ctx: Arc<CallContext>,
-    store: Store,
+    store: SqliteStore,
     mut handoffs: mpsc::Receiver<Handoff>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
     cancel: CancellationToken,
@@ -301,7 +301,7 @@ impl Shell {
             }
             LegEvent::Sip(SipEvent::Cancelled(_)) => self.customer_gone(call).await,
             LegEvent::Sip(SipEvent::MediaChanged { media, .. }) => {
-                let _ = c.session.update_remote(&media);
+                let _ = c.session.update_remote(&media.stream);
             }
             // Keys a waiting customer presses change nothing in a queue; they
             // are reported for the record (and for RFC 4733 interop checks).
@@ -366,7 +366,7 @@ impl Shell {
             }
             LegNews::Remote(n) => {
                 if let Some(s) = &a.session {
-                    let _ = s.update_remote(&n);
+                    let _ = s.update_remote(&n.stream);
                 }
                 return;
             }

@@ -5,6 +5,7 @@
 
 use super::e164::{CountryCode, E164};
 use super::secret::Pin;
+use crate::media::codec::Codec;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -195,7 +196,8 @@ pub enum CallerIdMode {
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     pub rtp_ports: PortRange,
-    pub codecs: Vec<CodecName>,
+    /// In order of preference; the one codec type of the program (media owns it).
+    pub codecs: Vec<Codec>,
     pub dtmf_payload_type: u8,
     pub rtp_timeout: Duration,
     pub silence_between_prompts: bool,
@@ -238,29 +240,6 @@ impl Default for PortRange {
         PortRange {
             start: 20000,
             end: 29999,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CodecName {
-    /// G.711 μ-law, static payload type 0 (RFC 3551 §6).
-    Pcmu,
-    /// G.711 A-law, static payload type 8 (RFC 3551 §6).
-    Pcma,
-}
-
-impl CodecName {
-    pub fn payload_type(self) -> u8 {
-        match self {
-            CodecName::Pcmu => 0,
-            CodecName::Pcma => 8,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CodecName::Pcmu => "PCMU",
-            CodecName::Pcma => "PCMA",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! exact key path and fix.
 
 use super::*;
+use crate::media::codec::Codec;
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ fn embedded_default_loads() {
     assert_eq!(c.trunk.caller_id, CallerIdMode::ContactPoint);
     assert_eq!(c.media.rtp_ports.start(), 20000);
     assert_eq!(c.media.rtp_ports.pairs(), 5000);
-    assert_eq!(c.media.codecs, vec![CodecName::Pcmu, CodecName::Pcma]);
+    assert_eq!(c.media.codecs, vec![Codec::Pcmu, Codec::Pcma]);
     assert_eq!(c.store.synchronous, Synchronous::Full);
     assert_eq!(c.users.len(), 3);
     // mgarcia and akim share a desk line, told apart by ext.
@@ -245,6 +246,25 @@ fn pacing_threads_range() {
         assert_eq!(p.problem, format!("{bad} is out of range"));
         assert_eq!(p.fix, "use a whole number from 1 to 64");
     }
+}
+
+#[test]
+fn codec_names_map_to_the_one_codec_type() {
+    let with = |list: &str| {
+        let old = "codecs = [\"PCMU\", \"PCMA\"]";
+        assert!(EXAMPLE.contains(old), "the example no longer says {old}");
+        EXAMPLE.replace(old, &format!("codecs = {list}"))
+    };
+    // Case-insensitive like SDP encoding names (RFC 4566 §6), order kept.
+    let c = load(&with("[\"pcma\", \"Pcmu\"]")).unwrap();
+    assert_eq!(c.media.codecs, vec![Codec::Pcma, Codec::Pcmu]);
+    let p = at(&with("[\"PCMU\", \"opus\"]"), "media.codecs[1]");
+    assert_eq!(p.problem, "\"opus\" is not a supported codec");
+    assert_eq!(p.fix, "use \"PCMU\" or \"PCMA\" (G.711)");
+    let p = at(&with("[\"PCMA\", \"pcma\"]"), "media.codecs[1]");
+    assert_eq!(p.problem, "\"pcma\" is listed twice");
+    let p = at(&with("[]"), "media.codecs");
+    assert_eq!(p.problem, "is empty");
 }
 
 #[test]

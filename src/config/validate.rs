@@ -11,6 +11,7 @@ use super::e164::{CountryCode, E164Error, E164};
 use super::error::Problem;
 use super::model::*;
 use super::raw::*;
+use crate::media::codec::Codec;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
@@ -637,10 +638,10 @@ pub(super) fn media(v: &mut V, r: &RawMedia) -> MediaConfig {
         );
     }
     for (i, s) in names.iter().enumerate() {
-        let c = match s.to_ascii_uppercase().as_str() {
-            "PCMU" => CodecName::Pcmu,
-            "PCMA" => CodecName::Pcma,
-            _ => {
+        // Encoding names are case-insensitive (RFC 4566 §6), in SDP and here alike.
+        let c = match Codec::from_name(s) {
+            Some(c) => c,
+            None => {
                 v.push(
                     format!("media.codecs[{i}]"),
                     format!("{s:?} is not a supported codec"),

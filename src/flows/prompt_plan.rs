@@ -180,6 +180,32 @@ mod tests {
         }
     }
 
+    /// Every clip a sentence may ask for is one the shipped clip set provides
+    /// (`media::speech::clip_names`, which is what gets loaded at start-up).
+    #[test]
+    fn every_clip_asked_for_is_in_the_shipped_set() {
+        use crate::media::speech::clip_names;
+        let shipped: std::collections::HashSet<&str> = clip_names().collect();
+        for n in 0..=MAX_SPOKEN + 200 {
+            for clip in say_number(n) {
+                assert!(
+                    shipped.contains(clip.as_str()),
+                    "{n} uses unknown clip {clip}"
+                );
+            }
+        }
+        for word in [
+            CLIP_PRESS,
+            CLIP_FOR,
+            CLIP_HOURS,
+            CLIP_HOUR,
+            CLIP_CUSTOM_OPTION,
+            CLIP_OFFLINE_OPTION,
+        ] {
+            assert!(shipped.contains(word), "unknown clip {word}");
+        }
+    }
+
     #[test]
     fn recorded_menu_only_for_recorded_settings() {
         let rec = PromptName::from("preset_hours");

@@ -1,11 +1,14 @@
-//! The audio codecs tpswitch speaks on RTP: G.711 μ-law and A-law only.
+//! The audio codecs tpswitch speaks on RTP: G.711 μ-law and A-law only. Media owns
+//! this type; `config/` and `sdp/` use it rather than keep names of their own.
 //!
 //! Both have static payload types (RFC 3551 §6, table 4) and an 8 kHz clock, so a
 //! 20 ms packet is always 160 samples = 160 bytes.
 
 use std::fmt;
 
-/// A G.711 codec negotiated in SDP.
+/// An audio codec: the one type the whole switch uses for it. The configuration lists
+/// these (`media.codecs`), SDP maps payload types to them, and the G.711 tables in
+/// [`super::g711`] are chosen by them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// G.711 μ-law, static payload type 0.

@@ -43,7 +43,7 @@ use super::ports::RtpPorts;
 use super::prompt::{Prompt, FRAME_DURATION};
 use super::reception::ReceptionStats;
 use super::rtp_stream::RtpStream;
-use crate::sip::sdp::Negotiated;
+use super::stream::StreamParams;
 
 use pacing::Cmd;
 use recv::{Ctrl, RecvTask};
@@ -165,8 +165,6 @@ pub enum MediaError {
     Bridged,
     #[error("a session cannot be bridged to itself")]
     SameSession,
-    #[error("could not set up the RTP sockets: {0}")]
-    Socket(#[source] std::io::Error),
     #[error("could not start the pacing thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -251,7 +249,7 @@ impl MediaEngine {
     pub fn open(
         &self,
         ports: RtpPorts,
-        neg: &Negotiated,
+        params: &StreamParams,
         opts: SessionOptions,
     ) -> Result<(MediaSession, mpsc::Receiver<MediaEvent>), MediaError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
@@ -263,10 +261,10 @@ impl MediaEngine {
         let (events_tx, events_rx) = mpsc::channel(inner.cfg.event_capacity.max(1));
         // Bounded so the latch's `now + window` cannot overflow an Instant.
         let window = opts.latch_window.min(Duration::from_secs(3600));
-        let latch = Latch::new(neg.remote, window);
-        let rtcp_latch = Latch::new(rtcp_addr(neg.remote), window);
+        let latch = Latch::new(params.remote, window);
+        let rtcp_latch = Latch::new(rtcp_addr(params.remote), window);
         let stream = RtpStream::random(samples_per_tick());
-        let tx = Tx::new(stream, neg, latch.send_addr(), rtcp_latch.send_addr());
+        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr());
         let shared = Arc::new(Shared {
             id,
             start,
@@ -290,7 +288,7 @@ impl MediaEngine {
             shared.clone(),
             ctrl_rx,
             cancel.clone(),
-            neg,
+            params,
             &opts,
             latch,
             rtcp_latch,
@@ -404,10 +402,10 @@ impl MediaSession {
     }
 
     /// The peer re-negotiated (re-INVITE/UPDATE): new address, codec, or hold state.
-    pub fn update_remote(&self, neg: &Negotiated) -> Result<(), MediaError> {
+    pub fn update_remote(&self, params: &StreamParams) -> Result<(), MediaError> {
         self.check_open()?;
         self.ctrl
-            .try_send(Ctrl::Remote(Box::new(neg.clone())))
+            .try_send(Ctrl::Remote(Box::new(params.clone())))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => MediaError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => MediaError::Closed,

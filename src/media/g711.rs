@@ -4,43 +4,10 @@
 //! 14 bits, A-law on one rounded to 13 bits, each split into eight segments with a 4-bit
 //! mantissa (rounding, not truncation, is what sox does). Decoding and cross-law transcoding go through 256-entry
 //! tables built at compile time. Every function here is checked against sox-made references for
-//! all 65 536 inputs (see `testdata/README.md`).
+//! all 65 536 inputs (see `testdata/README.md`). The law is chosen by the program's one
+//! [`Codec`] (PCMU is μ-law, PCMA is A-law); this module only owns the tables.
 
-/// Which G.711 law a stream uses. The static RTP payload types come from RFC 3551 §6 (table 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Law {
-    /// PCMU, static payload type 0.
-    Ulaw,
-    /// PCMA, static payload type 8.
-    Alaw,
-}
-
-impl Law {
-    /// The static RTP payload type (RFC 3551 §6).
-    pub const fn payload_type(self) -> u8 {
-        match self {
-            Law::Ulaw => 0,
-            Law::Alaw => 8,
-        }
-    }
-
-    /// The law for a static payload type, if it is 0 or 8.
-    pub const fn from_payload_type(pt: u8) -> Option<Law> {
-        match pt {
-            0 => Some(Law::Ulaw),
-            8 => Some(Law::Alaw),
-            _ => None,
-        }
-    }
-
-    /// The code a silent (zero) sample encodes to; handy for comfort fill.
-    pub const fn silence(self) -> u8 {
-        match self {
-            Law::Ulaw => 0xFF,
-            Law::Alaw => 0xD5,
-        }
-    }
-}
+use super::codec::Codec;
 
 /// μ-law magnitude clip on the 14-bit scale: 8159 + bias 33 = 8192, the end of segment 7.
 const ULAW_CLIP: i32 = 8159;
@@ -205,27 +172,27 @@ pub fn decode_alaw(codes: &[u8], out: &mut Vec<i16>) {
     out.extend(codes.iter().map(|&c| alaw_to_linear(c)));
 }
 
-/// Encode with the given law.
-pub fn encode(law: Law, samples: &[i16], out: &mut Vec<u8>) {
-    match law {
-        Law::Ulaw => encode_ulaw(samples, out),
-        Law::Alaw => encode_alaw(samples, out),
+/// Encode with the codec's law (PCMU is μ-law, PCMA is A-law).
+pub fn encode(codec: Codec, samples: &[i16], out: &mut Vec<u8>) {
+    match codec {
+        Codec::Pcmu => encode_ulaw(samples, out),
+        Codec::Pcma => encode_alaw(samples, out),
     }
 }
 
-/// Decode with the given law.
-pub fn decode(law: Law, codes: &[u8], out: &mut Vec<i16>) {
-    match law {
-        Law::Ulaw => decode_ulaw(codes, out),
-        Law::Alaw => decode_alaw(codes, out),
+/// Decode with the codec's law.
+pub fn decode(codec: Codec, codes: &[u8], out: &mut Vec<i16>) {
+    match codec {
+        Codec::Pcmu => decode_ulaw(codes, out),
+        Codec::Pcma => decode_alaw(codes, out),
     }
 }
 
-/// Transcode a payload in place from one law to another (no-op when they match).
-pub fn transcode_in_place(from: Law, to: Law, codes: &mut [u8]) {
+/// Transcode a payload in place from one codec to another (no-op when they match).
+pub fn transcode_in_place(from: Codec, to: Codec, codes: &mut [u8]) {
     let table = match (from, to) {
-        (Law::Ulaw, Law::Alaw) => &ULAW_TO_ALAW,
-        (Law::Alaw, Law::Ulaw) => &ALAW_TO_ULAW,
+        (Codec::Pcmu, Codec::Pcma) => &ULAW_TO_ALAW,
+        (Codec::Pcma, Codec::Pcmu) => &ALAW_TO_ULAW,
         _ => return,
     };
     for c in codes {
@@ -310,8 +277,6 @@ mod tests {
         assert_eq!(alaw_to_linear(0xD5), 8);
         assert_eq!(alaw_to_linear(0x55), -8);
         assert_eq!(alaw_to_linear(0xAA), 32256);
-        assert_eq!(Law::Ulaw.silence(), linear_to_ulaw(0));
-        assert_eq!(Law::Alaw.silence(), linear_to_alaw(0));
     }
 
     #[test]
@@ -329,36 +294,28 @@ mod tests {
     #[test]
     fn slice_helpers_append_and_round_trip() {
         let samples: Vec<i16> = (-8..8).map(|i| i * 4000).collect();
-        for law in [Law::Ulaw, Law::Alaw] {
+        for codec in Codec::ALL {
             let mut codes = vec![0xAB];
-            encode(law, &samples, &mut codes);
+            encode(codec, &samples, &mut codes);
             assert_eq!(codes.len(), samples.len() + 1, "appends, keeps existing");
             let mut back = Vec::new();
-            decode(law, &codes[1..], &mut back);
+            decode(codec, &codes[1..], &mut back);
             for (a, b) in samples.iter().zip(&back) {
                 // Worst-case quantisation error in the top segment is half a step of 1024.
                 assert!(
                     (i32::from(*a) - i32::from(*b)).abs() <= 1024,
-                    "{law:?} {a} -> {b}"
+                    "{codec} {a} -> {b}"
                 );
             }
         }
         let mut u = Vec::new();
         encode_ulaw(&samples, &mut u);
         let mut a = u.clone();
-        transcode_in_place(Law::Ulaw, Law::Alaw, &mut a);
+        transcode_in_place(Codec::Pcmu, Codec::Pcma, &mut a);
         let expected: Vec<u8> = u.iter().map(|&c| ulaw_to_alaw(c)).collect();
         assert_eq!(a, expected);
         let mut same = u.clone();
-        transcode_in_place(Law::Ulaw, Law::Ulaw, &mut same);
+        transcode_in_place(Codec::Pcmu, Codec::Pcmu, &mut same);
         assert_eq!(same, u);
-    }
-
-    #[test]
-    fn payload_types() {
-        assert_eq!(Law::from_payload_type(0), Some(Law::Ulaw));
-        assert_eq!(Law::from_payload_type(8), Some(Law::Alaw));
-        assert_eq!(Law::from_payload_type(18), None);
-        assert_eq!(Law::Alaw.payload_type(), 8);
     }
 }

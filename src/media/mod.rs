@@ -15,3 +15,4 @@ pub mod reception;
 pub mod rtcp;
 pub mod rtp_stream;
 pub mod speech;
+pub mod stream;

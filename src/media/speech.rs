@@ -1,7 +1,9 @@
-//! Spoken sentences assembled from short clips ("press", "4", "for", "72", "hours").
+//! The short clips spoken sentences are assembled from ("press", "4", "for", "72",
+//! "hours"): their names and files.
 //!
 //! Clip names are the file stems under `prompts/clips/`; the flow asks the prompt
-//! library for them by name like any other prompt.
+//! library for them by name like any other prompt. Which clips say a number is decided
+//! in one place, `flows::prompt_plan::say_number`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,46 +30,9 @@ const WORDS: [&str; 7] = [
     "goodbye",
 ];
 
-/// The main prompts shipped in `prompts/` (file stem = prompt name).
-pub const DEFAULT_PROMPTS: [&str; 14] = [
-    "welcome",
-    "resource_lookup_error",
-    "preset_hours",
-    "custom_hours",
-    "invalid_input",
-    "online",
-    "offline",
-    "enter_extension",
-    "enter_pin",
-    "wrong_pin",
-    "queue_greeting",
-    "hold_music",
-    "agent_whisper",
-    "queue_unavailable",
-];
-
-/// Clip names that speak `n`: 0..=20 as one clip, 21..=99 as tens then units
-/// (48 → ["num_40", "num_8"]; 30 → ["num_30"]). There is no "hundred" clip, so larger
-/// numbers are read digit by digit (123 → "one two three"), which callers should avoid.
-pub fn say_number(n: u32) -> Vec<&'static str> {
-    match n {
-        0..=20 => vec![UNITS[n as usize]],
-        21..=99 => {
-            let tens = TENS[(n / 10 - 2) as usize];
-            match n % 10 {
-                0 => vec![tens],
-                u => vec![tens, UNITS[u as usize]],
-            }
-        }
-        _ => n
-            .to_string()
-            .bytes()
-            .map(|d| UNITS[usize::from(d - b'0')])
-            .collect(),
-    }
-}
-
-/// Every clip name used by [`say_number`] and the sentence builders, in a stable order.
+/// Every clip name the flows' sentence builders may use (numbers 0-20, the tens to 90,
+/// and the words), in a stable order. Which clips a sentence needs is the flows' business
+/// (`flows::prompt_plan`), whose tests check that it asks only for these.
 pub fn clip_names() -> impl Iterator<Item = &'static str> {
     UNITS
         .iter()
@@ -85,47 +50,40 @@ pub fn default_clip_entries(prompts_dir: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// `(prompt name, file)` for the main prompts in `prompts_dir` (see [`DEFAULT_PROMPTS`]).
-pub fn default_prompt_entries(prompts_dir: &Path) -> Vec<(String, PathBuf)> {
-    DEFAULT_PROMPTS
-        .iter()
-        .map(|n| (n.to_string(), prompts_dir.join(format!("{n}.wav"))))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::prompt::PromptLibrary;
     use std::collections::HashSet;
 
+    /// The main prompts shipped in `prompts/` (file stem = prompt name).
+    const DEFAULT_PROMPTS: [&str; 14] = [
+        "welcome",
+        "resource_lookup_error",
+        "preset_hours",
+        "custom_hours",
+        "invalid_input",
+        "online",
+        "offline",
+        "enter_extension",
+        "enter_pin",
+        "wrong_pin",
+        "queue_greeting",
+        "hold_music",
+        "agent_whisper",
+        "queue_unavailable",
+    ];
+
+    /// `(prompt name, file)` for the main prompts in `prompts_dir` (see [`DEFAULT_PROMPTS`]).
+    fn default_prompt_entries(prompts_dir: &Path) -> Vec<(String, PathBuf)> {
+        DEFAULT_PROMPTS
+            .iter()
+            .map(|n| (n.to_string(), prompts_dir.join(format!("{n}.wav"))))
+            .collect()
+    }
+
     fn prompts_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(say_number(0), ["num_0"]);
-        assert_eq!(say_number(8), ["num_8"]);
-        assert_eq!(say_number(13), ["num_13"]);
-        assert_eq!(say_number(20), ["num_20"]);
-        assert_eq!(say_number(21), ["num_20", "num_1"]);
-        assert_eq!(say_number(48), ["num_40", "num_8"]);
-        assert_eq!(say_number(72), ["num_70", "num_2"]);
-        assert_eq!(say_number(90), ["num_90"]);
-        assert_eq!(say_number(99), ["num_90", "num_9"]);
-        assert_eq!(say_number(105), ["num_1", "num_0", "num_5"]);
-        assert_eq!(say_number(u32::MAX).len(), 10);
-    }
-
-    #[test]
-    fn every_number_uses_only_listed_clips() {
-        let names: HashSet<&str> = clip_names().collect();
-        for n in 0..=120 {
-            for clip in say_number(n) {
-                assert!(names.contains(clip), "{n} uses unknown clip {clip}");
-            }
-        }
     }
 
     #[test]

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::sqlite::SqliteStore;
-use super::store::Store;
 use super::{to_ms, Result};
 
 /// An agent's activity while online.
@@ -46,27 +45,20 @@ impl Activity {
     }
 }
 
-fn sqlite(store: &Store) -> &SqliteStore {
-    match store {
-        Store::Sqlite(s) => s,
-    }
-}
-
 /// Record `user`'s activity since `at` (idle deletes the row).
 pub async fn set_activity(
-    store: &Store,
+    store: &SqliteStore,
     user: &str,
     activity: Activity,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let s = sqlite(store);
     match activity {
         Activity::Idle => {
             sqlx::query("DELETE FROM agent_state WHERE user_id = ?")
                 .bind(user)
-                .execute(s.pool())
+                .execute(store.pool())
                 .await
-                .map_err(s.err("clearing an agent's activity"))?;
+                .map_err(store.err("clearing an agent's activity"))?;
         }
         Activity::Busy | Activity::WrapUp => {
             sqlx::query(
@@ -77,21 +69,20 @@ pub async fn set_activity(
             .bind(user)
             .bind(activity.as_str())
             .bind(to_ms(at))
-            .execute(s.pool())
+            .execute(store.pool())
             .await
-            .map_err(s.err("recording an agent's activity"))?;
+            .map_err(store.err("recording an agent's activity"))?;
         }
     }
     Ok(())
 }
 
 /// Forget every activity: at start-up, when no call can be in progress.
-pub async fn clear_activities(store: &Store) -> Result<()> {
-    let s = sqlite(store);
+pub async fn clear_activities(store: &SqliteStore) -> Result<()> {
     sqlx::query("DELETE FROM agent_state")
-        .execute(s.pool())
+        .execute(store.pool())
         .await
-        .map_err(s.err("clearing agent activities"))?;
+        .map_err(store.err("clearing agent activities"))?;
     Ok(())
 }
 
@@ -128,9 +119,8 @@ mod tests {
     async fn set_read_replace_and_clear() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let store = Store::open_sqlite(&path).await.unwrap();
-        let Store::Sqlite(s) = &store;
-        assert!(activities(s).await.unwrap().is_empty());
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(activities(&store).await.unwrap().is_empty());
 
         set_activity(&store, "ann", Activity::Busy, t(5))
             .await

@@ -1,9 +1,9 @@
 //! Timed presence: agents' online windows, their history, expiry scheduling
 //! and the store behind them (SQLite embedded by default).
 //!
-//! - [`store`]: the [`PresenceStore`] shape and the [`Store`] handle the
-//!   rest of the switch holds.
-//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]).
+//! - [`store`]: the [`PresenceStore`] contract and [`StoreError`].
+//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]), which the rest
+//!   of the switch holds.
 //! - [`scheduler`]: the sans-IO [`ExpiryScheduler`] that says when a window
 //!   is due to be closed.
 //! - [`calls`]: customer call records and agent attempts.
@@ -33,7 +33,7 @@ pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, New
 pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;
-pub use store::{PresenceStore, Store, StoreError};
+pub use store::{PresenceStore, StoreError};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -124,54 +124,6 @@ pub struct HistoryEntry {
     pub window: Option<Window>,
     pub call_id: Option<String>,
     pub reason: String,
-}
-
-/// One agent as `tpswitch agents --json` and the admin API show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgentPresence {
-    pub user: String,
-    /// "online" while the window is open; "offline" once it has ended but
-    /// has not been closed yet (the switch is down or the agent is on a call).
-    pub state: &'static str,
-    pub window: Window,
-    pub remaining_seconds: i64,
-}
-
-/// The view of `all_current()` that people see, ordered by user id.
-pub fn agents_view(current: &[(String, Window)], now: DateTime<Utc>) -> Vec<AgentPresence> {
-    let mut out: Vec<AgentPresence> = current
-        .iter()
-        .map(|(user, window)| AgentPresence {
-            user: user.clone(),
-            state: if window.is_active(now) {
-                "online"
-            } else {
-                "offline"
-            },
-            window: *window,
-            remaining_seconds: window.remaining_seconds(now),
-        })
-        .collect();
-    out.sort_by(|a, b| a.user.cmp(&b.user));
-    out
-}
-
-/// `agents_view` as a JSON array.
-pub fn agents_json(current: &[(String, Window)], now: DateTime<Utc>) -> serde_json::Value {
-    serde_json::Value::Array(
-        agents_view(current, now)
-            .into_iter()
-            .map(|a| {
-                serde_json::json!({
-                    "user": a.user,
-                    "state": a.state,
-                    "start": fmt_secs(a.window.start),
-                    "end": fmt_secs(a.window.end),
-                    "remaining_seconds": a.remaining_seconds,
-                })
-            })
-            .collect(),
-    )
 }
 
 /// RFC 3339, UTC, whole seconds: `2025-01-02T03:04:05Z`.
@@ -290,18 +242,5 @@ mod tests {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
         assert_eq!(HistoryKind::parse("Online"), None);
-    }
-
-    #[test]
-    fn agents_json_shape() {
-        let w = Window::new(t(0), t(100)).unwrap();
-        let v = agents_json(&[("zoe".into(), w), ("al".into(), w)], t(40));
-        assert_eq!(v[0]["user"], "al");
-        assert_eq!(v[0]["state"], "online");
-        assert_eq!(v[0]["remaining_seconds"], 60);
-        assert_eq!(v[1]["end"], fmt_secs(t(100)));
-        let v = agents_json(&[("al".into(), w)], t(100));
-        assert_eq!(v[0]["state"], "offline");
-        assert_eq!(v[0]["remaining_seconds"], 0);
     }
 }

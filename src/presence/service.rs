@@ -26,7 +26,8 @@ use super::agent_state::{self, Activity};
 use super::clock::Clock;
 use super::logins::NewLoginCall;
 use super::scheduler::{Expiry, ExpiryScheduler};
-use super::store::{PresenceStore, Store, StoreError};
+use super::sqlite::SqliteStore;
+use super::store::{PresenceStore, StoreError};
 use super::Window;
 
 /// Longest sleep between two looks at the clock: a wall-clock step (NTP,
@@ -224,7 +225,7 @@ impl PresenceHandle {
 /// The service before it runs: subscribe through its handle first if the
 /// start-up expiries matter, then [`PresenceService::spawn`].
 pub struct PresenceService {
-    store: Store,
+    store: SqliteStore,
     clock: Arc<dyn Clock>,
     sched: ExpiryScheduler,
     rx: mpsc::Receiver<Command>,
@@ -235,7 +236,7 @@ pub struct PresenceService {
 }
 
 impl PresenceService {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> (PresenceService, PresenceHandle) {
+    pub fn new(store: SqliteStore, clock: Arc<dyn Clock>) -> (PresenceService, PresenceHandle) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let handle = PresenceHandle {
@@ -258,7 +259,7 @@ impl PresenceService {
     /// closed before this returns, but nobody has subscribed yet to hear
     /// about them; use `new`, `subscribe`, `spawn` to be told.
     pub async fn start(
-        store: Store,
+        store: SqliteStore,
         clock: Arc<dyn Clock>,
     ) -> Result<(PresenceHandle, JoinHandle<()>), StoreError> {
         let (service, handle) = PresenceService::new(store, clock);

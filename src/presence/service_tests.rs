@@ -19,8 +19,8 @@ fn t(secs: i64) -> DateTime<Utc> {
 
 const H: i64 = 3600;
 
-async fn store_at(path: &Path) -> Store {
-    Store::open_sqlite(path).await.unwrap()
+async fn store_at(path: &Path) -> SqliteStore {
+    SqliteStore::open(path).await.unwrap()
 }
 
 /// Store, clock at t(0), running service, and a subscriber that sees
@@ -29,7 +29,7 @@ async fn setup(
     path: &Path,
     clock: &Arc<ManualClock>,
 ) -> (
-    Store,
+    SqliteStore,
     PresenceHandle,
     broadcast::Receiver<PresenceEvent>,
     JoinHandle<()>,
@@ -201,7 +201,7 @@ async fn a_busy_agent_expires_when_the_call_ends() {
     next(&mut ev).await;
 
     h.set_busy("ann", true).await.unwrap();
-    let Store::Sqlite(s) = &store;
+    let s = &store;
     assert_eq!(activities(s).await.unwrap()["ann"].0, Activity::Busy);
 
     clock.set(t(2 * H));
@@ -227,7 +227,7 @@ async fn wrap_up_does_not_hold_back_an_expiry() {
     h.go_online("ann", 1, None).await.unwrap();
     next(&mut ev).await;
     h.set_activity("ann", Activity::WrapUp).await.unwrap();
-    let Store::Sqlite(s) = &store;
+    let s = &store;
     assert_eq!(activities(s).await.unwrap()["ann"].0, Activity::WrapUp);
     clock.set(t(H));
     assert_eq!(next(&mut ev).await, expired("ann", t(H), false, false));
@@ -258,7 +258,7 @@ async fn restart_closes_windows_that_ended_while_down_with_their_real_end() {
     assert_eq!(hist[0].at, t(H));
     assert_eq!(hist[0].reason, "ended while down");
     // No call survives a restart.
-    let Store::Sqlite(s) = &store;
+    let s = &store;
     assert!(activities(s).await.unwrap().is_empty());
 
     // Bob's window is still open and stays armed.
@@ -368,7 +368,7 @@ async fn a_log_in_the_store_cannot_save_is_not_confirmed_and_the_next_one_is() {
         .await
         .unwrap();
     let clock = ManualClock::new(t(0));
-    let (service, h) = PresenceService::new(Store::Sqlite(full.clone()), clock.clone());
+    let (service, h) = PresenceService::new(full.clone(), clock.clone());
     let mut ev = h.subscribe();
     let _task = service.spawn().await.unwrap();
     // Enough log-ins to need new pages: each one fails, none is announced.

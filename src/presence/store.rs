@@ -1,23 +1,18 @@
-//! The presence store: the shape every backend implements, and the handle
-//! the rest of the switch holds.
+//! The presence store's contract and its errors.
 //!
-//! Why an enum next to the trait: a trait whose methods are `async` (or
-//! return `impl Future`) is not dyn-compatible, so `Arc<dyn PresenceStore>`
-//! is impossible without boxing every future (what `async_trait` does). The
-//! backends are a closed set we own (SQLite now, PostgreSQL later), so
-//! [`Store`] is an enum that implements the trait by delegation: no boxing,
-//! futures stay `Send` for `tokio::spawn`, and it is cheap to clone (each
-//! backend holds a connection pool that is itself a shared handle). Code
-//! that wants to be generic can take `S: PresenceStore`.
+//! There is one backend today, [`SqliteStore`](super::SqliteStore), and the
+//! rest of the switch holds it directly (it is a pool handle, cheap to
+//! clone). How a second backend (PostgreSQL, for several nodes) is put
+//! behind one handle is decided when it exists; until then the trait only
+//! states what every backend must do.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
-use super::sqlite::SqliteStore;
 use super::{HistoryEntry, Result, Window};
 
 /// Everything that can go wrong in the store. Every variant that touches the
@@ -185,126 +180,4 @@ pub trait PresenceStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LoginCallRecord>>> + Send;
-}
-
-/// The store handle the switch passes around (clone it freely).
-#[derive(Debug, Clone)]
-pub enum Store {
-    Sqlite(SqliteStore),
-}
-
-impl Store {
-    /// Open (creating if needed) the SQLite database at `path`.
-    pub async fn open_sqlite(path: &Path) -> Result<Self> {
-        Ok(Store::Sqlite(SqliteStore::open(path).await?))
-    }
-
-    /// Flush and close every connection; call on shutdown.
-    pub async fn close(&self) {
-        match self {
-            Store::Sqlite(s) => s.close().await,
-        }
-    }
-}
-
-/// Forward every trait method to the backend in the enum.
-macro_rules! delegate {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Sqlite(s) => s.$method($($arg),*).await,
-        }
-    };
-}
-
-impl PresenceStore for Store {
-    async fn set_online(
-        &self,
-        user: &str,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        call_id: Option<&str>,
-        reason: &str,
-    ) -> Result<Window> {
-        delegate!(self, set_online(user, start, end, call_id, reason))
-    }
-
-    async fn set_offline(
-        &self,
-        user: &str,
-        at: DateTime<Utc>,
-        call_id: Option<&str>,
-        reason: &str,
-    ) -> Result<Option<Window>> {
-        delegate!(self, set_offline(user, at, call_id, reason))
-    }
-
-    async fn force_offline(
-        &self,
-        user: &str,
-        at: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<Option<Window>> {
-        delegate!(self, force_offline(user, at, reason))
-    }
-
-    async fn expire(&self, user: &str, end: DateTime<Utc>, reason: &str) -> Result<Option<Window>> {
-        delegate!(self, expire(user, end, reason))
-    }
-
-    async fn current(&self, user: &str) -> Result<Option<Window>> {
-        delegate!(self, current(user))
-    }
-
-    async fn all_current(&self) -> Result<Vec<(String, Window)>> {
-        delegate!(self, all_current())
-    }
-
-    async fn history(&self, user: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
-        delegate!(self, history(user, limit))
-    }
-
-    async fn close_expired(&self, now: DateTime<Utc>) -> Result<Vec<(String, Window)>> {
-        delegate!(self, close_expired(now))
-    }
-
-    async fn insert_call(&self, call: &NewCall) -> Result<i64> {
-        delegate!(self, insert_call(call))
-    }
-
-    async fn update_call(&self, id: i64, update: &CallUpdate) -> Result<()> {
-        delegate!(self, update_call(id, update))
-    }
-
-    async fn insert_attempt(&self, call: i64, attempt: &NewAttempt) -> Result<i64> {
-        delegate!(self, insert_attempt(call, attempt))
-    }
-
-    async fn start_attempt(
-        &self,
-        call: i64,
-        agent_user_id: &str,
-        started_at: DateTime<Utc>,
-    ) -> Result<i64> {
-        delegate!(self, start_attempt(call, agent_user_id, started_at))
-    }
-
-    async fn finish_attempt(&self, id: i64, attempt: &NewAttempt) -> Result<()> {
-        delegate!(self, finish_attempt(id, attempt))
-    }
-
-    async fn calls_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<CallRecord>> {
-        delegate!(self, calls_since(since, limit))
-    }
-
-    async fn insert_login_call(&self, call: &NewLoginCall) -> Result<i64> {
-        delegate!(self, insert_login_call(call))
-    }
-
-    async fn login_calls_since(
-        &self,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<LoginCallRecord>> {
-        delegate!(self, login_calls_since(since, limit))
-    }
 }

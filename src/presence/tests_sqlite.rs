@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::calls::{CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
 use super::sqlite::SqliteStore;
-use super::store::{PresenceStore, Store, StoreError};
+use super::store::{PresenceStore, StoreError};
 use super::{HistoryKind, Window};
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -345,7 +345,7 @@ async fn read_only_open_refuses_missing_or_unmigrated_files() {
 
 #[tokio::test]
 async fn store_handle_works_from_spawned_tasks() {
-    let store = Store::Sqlite(SqliteStore::open_in_memory().await.unwrap());
+    let store = SqliteStore::open_in_memory().await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..4 {
         let s = store.clone();

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::sdp::Negotiated;
+use crate::sdp::Negotiated;
 
 /// One call leg (one dialog, or one attempt at one), unique for the life of
 /// the process.

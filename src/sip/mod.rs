@@ -1,4 +1,4 @@
-//! The wire: transport, parsing, transactions, dialogs, SDP, digest auth and
+//! The wire: transport, parsing, transactions, dialogs, digest auth and
 //! the trunk policy. Nothing outside this module imports the SIP library
 //! (rsipstack); the rest of the switch sees [`api`] only.
 
@@ -13,7 +13,6 @@ mod inspect_checks;
 pub mod log_limit;
 pub mod message;
 pub mod name_addr;
-pub mod sdp;
 mod tcp_idle;
 mod timer;
 pub mod transaction;

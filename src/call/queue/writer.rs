@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::flows::queue::{AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
-use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, Store};
+use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, SqliteStore};
 use crate::routing::CallId;
 
 /// Writes queued before the queue task waits for the writer (back-pressure).
@@ -70,7 +70,7 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub async fn run(store: Store, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
+pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
     // Store row of each call still in progress.
     let mut rows: HashMap<CallId, i64> = HashMap::new();
     // Store row of each attempt started and not yet reported.

@@ -18,7 +18,7 @@ use crate::media::g711;
 use crate::media::inband::InbandDetector;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::rtcp;
-use crate::sip::sdp::Negotiated;
+use crate::media::stream::StreamParams;
 
 /// Larger than any RTP packet we accept (G.711 at 60 ms is 492 bytes); longer datagrams are
 /// truncated by the kernel and then fail to parse or carry a cut payload, harmlessly.
@@ -30,7 +30,7 @@ const FAR: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 pub(crate) enum Ctrl {
-    Remote(Box<Negotiated>),
+    Remote(Box<StreamParams>),
     Bridge { peer: Arc<Shared>, id: u64 },
     Unbridge { id: u64 },
 }
@@ -39,7 +39,7 @@ pub(crate) struct RecvTask {
     shared: Arc<Shared>,
     ctrl: mpsc::Receiver<Ctrl>,
     cancel: CancellationToken,
-    neg: Negotiated,
+    params: StreamParams,
     latch: Latch,
     rtcp_latch: Latch,
     decoder: Rfc4733Decoder,
@@ -61,7 +61,7 @@ impl RecvTask {
         shared: Arc<Shared>,
         ctrl: mpsc::Receiver<Ctrl>,
         cancel: CancellationToken,
-        neg: &Negotiated,
+        params: &StreamParams,
         opts: &SessionOptions,
         latch: Latch,
         rtcp_latch: Latch,
@@ -71,7 +71,7 @@ impl RecvTask {
             shared,
             ctrl,
             cancel,
-            neg: neg.clone(),
+            params: params.clone(),
             latch,
             rtcp_latch,
             decoder: Rfc4733Decoder::new(8000),
@@ -134,7 +134,7 @@ impl RecvTask {
 
     /// Hold: the peer is not expected to send (RFC 3264 §8.4), so silence is no failure.
     fn suspended(&self) -> bool {
-        self.neg.hold || !self.neg.may_send() || !self.neg.may_receive()
+        self.params.hold || !self.params.may_send() || !self.params.may_receive()
     }
 
     fn deadline(&self) -> Instant {
@@ -157,13 +157,14 @@ impl RecvTask {
 
     fn on_ctrl(&mut self, c: Ctrl, now: Instant) {
         match c {
-            Ctrl::Remote(neg) => {
+            Ctrl::Remote(params) => {
                 let was_suspended = self.suspended();
-                if neg.remote != self.neg.remote {
-                    self.latch.on_new_remote(neg.remote);
-                    self.rtcp_latch.on_new_remote(super::rtcp_addr(neg.remote));
+                if params.remote != self.params.remote {
+                    self.latch.on_new_remote(params.remote);
+                    self.rtcp_latch
+                        .on_new_remote(super::rtcp_addr(params.remote));
                 }
-                self.neg = *neg;
+                self.params = *params;
                 if was_suspended && !self.suspended() {
                     // Off hold: the timeout counts from now, not from before the hold.
                     self.last_rx = now;
@@ -173,10 +174,10 @@ impl RecvTask {
                     d.reset();
                 }
                 let mut tx = self.shared.tx();
-                tx.codec = self.neg.codec;
-                tx.pt = self.neg.pt;
-                tx.te_pt = self.neg.telephone_event_pt;
-                tx.may_send = self.neg.may_send();
+                tx.codec = self.params.codec;
+                tx.pt = self.params.pt;
+                tx.te_pt = self.params.telephone_event_pt;
+                tx.may_send = self.params.may_send();
                 tx.dest = self.latch.send_addr();
                 tx.rtcp_dest = self.rtcp_latch.send_addr();
             }
@@ -212,7 +213,7 @@ impl RecvTask {
             let pt = r.payload_type();
             // Every RTP packet of the source, events included: they share its sequence
             // space (RFC 4733 §2.1), so skipping them would count them as lost.
-            let event = Some(pt) == self.neg.telephone_event_pt;
+            let event = Some(pt) == self.params.telephone_event_pt;
             self.shared.rx().on_packet(
                 r.ssrc(),
                 u16::from(r.sequence_number()),
@@ -232,15 +233,15 @@ impl RecvTask {
                     self.decoder.on_packet(ev, now);
                 }
                 Some(Kind::Event)
-            } else if pt == self.neg.pt {
-                Some(Kind::Audio(self.neg.codec))
+            } else if pt == self.params.pt {
+                Some(Kind::Audio(self.params.codec))
             } else {
                 // A peer that offered both G.711 laws may switch between them (RFC 3264 §5.1).
                 Codec::from_payload_type(pt).map(Kind::Audio)
             };
             if let (Some(Kind::Audio(codec)), Some(det)) = (kind, self.inband.as_mut()) {
                 self.pcm.clear();
-                g711::decode(relay::law(codec), r.payload(), &mut self.pcm);
+                g711::decode(codec, r.payload(), &mut self.pcm);
                 det.push_samples(&self.pcm);
             }
             (pt, kind)

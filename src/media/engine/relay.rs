@@ -13,7 +13,7 @@ use rtp_rs::RtpReader;
 
 use super::shared::Tx;
 use crate::media::codec::Codec;
-use crate::media::g711::{self, Law};
+use crate::media::g711;
 
 /// Relay state of a session's outbound side while it is bridged.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub(crate) fn rewrite(buf: &mut [u8], kind: Kind, out: &mut Tx, now_tick: u64) -
         Kind::Audio(from) => {
             if from != out.codec {
                 let payload = buf.get_mut(offset..offset.checked_add(len)?)?;
-                g711::transcode_in_place(law(from), law(out.codec), payload);
+                g711::transcode_in_place(from, out.codec, payload);
             }
             out.pt
         }
@@ -95,33 +95,25 @@ pub(crate) fn rewrite(buf: &mut [u8], kind: Kind, out: &mut Tx, now_tick: u64) -
     Some(len)
 }
 
-pub(crate) fn law(c: Codec) -> Law {
-    match c {
-        Codec::Pcmu => Law::Ulaw,
-        Codec::Pcma => Law::Alaw,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::rtp_stream::RtpStream;
-    use crate::sip::sdp::{negotiate, parse_offer};
+    use crate::media::stream::{Direction, StreamParams};
     use rtp_rs::RtpPacketBuilder;
 
-    fn tx(codec: &str, te: Option<u8>) -> Tx {
-        let (fmt, pt) = if codec == "PCMU" { ("0", 0) } else { ("8", 8) };
-        let te_line = te
-            .map(|t| format!(" {t}\r\na=rtpmap:{t} telephone-event/8000"))
-            .unwrap_or_default();
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio 5000 RTP/AVP {fmt}{te_line}\r\n"
-        );
-        let neg = negotiate(&parse_offer(sdp.as_bytes()).unwrap(), &Codec::ALL).unwrap();
-        assert_eq!(neg.pt, pt);
+    fn tx(codec: Codec, te: Option<u8>) -> Tx {
+        let params = StreamParams {
+            codec,
+            pt: codec.payload_type(),
+            telephone_event_pt: te,
+            remote: "127.0.0.1:5000".parse().unwrap(),
+            remote_ptime: None,
+            direction: Direction::SendRecv,
+            hold: false,
+        };
         let stream = RtpStream::with_initial(0xB0B0_B0B0, 500, 10_000, 160);
-        let mut t = Tx::new(stream, &neg, neg.remote, neg.remote);
+        let mut t = Tx::new(stream, &params, params.remote, params.remote);
         t.relay = Some(RelayOut::new(1, 500));
         t
     }
@@ -146,7 +138,7 @@ mod tests {
 
     #[test]
     fn transcodes_and_shifts_into_the_out_timeline() {
-        let mut out = tx("PCMA", Some(96));
+        let mut out = tx(Codec::Pcma, Some(96));
         let ulaw: Vec<u8> = (0..160u8).collect();
         let alaw: Vec<u8> = ulaw.iter().map(|&u| g711::ulaw_to_alaw(u)).collect();
         let mut got = Vec::new();
@@ -177,7 +169,7 @@ mod tests {
 
     #[test]
     fn events_are_remapped_or_dropped() {
-        let mut out = tx("PCMU", Some(96));
+        let mut out = tx(Codec::Pcmu, Some(96));
         let mut b = pkt(101, 10, 100, 1, &[5, 10, 0, 160]);
         assert_eq!(rewrite(&mut b, Kind::Event, &mut out, 0), Some(4));
         let (pt, mark, seq, ts, _, p) = fields(&b);
@@ -186,14 +178,14 @@ mod tests {
             (96, true, 500, 10_000, vec![5, 10, 0, 160])
         );
 
-        let mut none = tx("PCMU", None);
+        let mut none = tx(Codec::Pcmu, None);
         let mut b = pkt(101, 10, 100, 1, &[5, 10, 0, 160]);
         assert_eq!(rewrite(&mut b, Kind::Event, &mut none, 0), None);
     }
 
     #[test]
     fn new_source_resyncs_with_marker_and_garbage_is_refused() {
-        let mut out = tx("PCMU", None);
+        let mut out = tx(Codec::Pcmu, None);
         let mut b = pkt(0, 100, 0, 1, &[0xFF; 160]);
         rewrite(&mut b, Kind::Audio(Codec::Pcmu), &mut out, 0).unwrap();
         let mut b = pkt(0, 9000, 123_456, 2, &[0xFF; 160]);

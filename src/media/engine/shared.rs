@@ -15,7 +15,7 @@ use crate::media::ports::RtpPorts;
 use crate::media::prompt::FRAME_DURATION;
 use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
-use crate::sip::sdp::Negotiated;
+use crate::media::stream::StreamParams;
 
 /// The outbound side of a session: everything needed to put a packet on the wire.
 #[derive(Debug)]
@@ -40,17 +40,22 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    pub fn new(stream: RtpStream, neg: &Negotiated, dest: SocketAddr, rtcp: SocketAddr) -> Self {
+    pub fn new(
+        stream: RtpStream,
+        params: &StreamParams,
+        dest: SocketAddr,
+        rtcp: SocketAddr,
+    ) -> Self {
         let ts_base = stream.timestamp_for_tick(0);
         Tx {
             stream,
             ts_base,
-            codec: neg.codec,
-            pt: neg.pt,
-            te_pt: neg.telephone_event_pt,
+            codec: params.codec,
+            pt: params.pt,
+            te_pt: params.telephone_event_pt,
             dest,
             rtcp_dest: rtcp,
-            may_send: neg.may_send(),
+            may_send: params.may_send(),
             packets: 0,
             octets: 0,
             relay: None,

@@ -16,26 +16,25 @@ use crate::media::dtmf::{Digit, DtmfToneSpec, EventBlock, Rfc4733Encoder, Teleph
 use crate::media::g711;
 use crate::media::ports::PortPool;
 use crate::media::rtp_stream::RtpStream;
-use crate::sip::sdp::{negotiate, parse_offer};
+use crate::media::stream::{Direction, StreamParams};
 
 fn pool() -> &'static PortPool {
     static POOL: OnceLock<PortPool> = OnceLock::new();
     POOL.get_or_init(|| PortPool::new("127.0.0.1".parse().unwrap(), 42000, 42999))
 }
 
-fn neg(peer: SocketAddr, codec: Codec, te: Option<u8>, dir: &str) -> Negotiated {
-    let pt = codec.payload_type();
-    let te_fmt = te.map(|t| format!(" {t}")).unwrap_or_default();
-    let te_map = te
-        .map(|t| format!("a=rtpmap:{t} telephone-event/8000\r\n"))
-        .unwrap_or_default();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {pt}{te_fmt}\r\n{te_map}a={dir}\r\n",
-        ip = peer.ip(),
-        port = peer.port()
-    );
-    negotiate(&parse_offer(sdp.as_bytes()).unwrap(), &Codec::ALL).unwrap()
+/// The stream an offer from `peer` in direction `remote` negotiates to (RFC 3264 §6.1:
+/// our direction mirrors theirs; sendonly or inactive from them is hold).
+fn params(peer: SocketAddr, codec: Codec, te: Option<u8>, remote: Direction) -> StreamParams {
+    StreamParams {
+        codec,
+        pt: codec.payload_type(),
+        telephone_event_pt: te,
+        remote: peer,
+        remote_ptime: None,
+        direction: remote.mirrored(),
+        hold: matches!(remote, Direction::SendOnly | Direction::Inactive),
+    }
 }
 
 fn opts(silence: bool) -> SessionOptions {
@@ -128,11 +127,11 @@ fn dtmf_packets(stream: &mut RtpStream, pt: u8, digit: Digit, start_ts: u32) -> 
 async fn plays_a_prompt_paced_and_reports_finished() {
     let e = engine();
     let rx_sock = peer("127.0.0.1").await;
-    let n = neg(
+    let n = params(
         rx_sock.local_addr().unwrap(),
         Codec::Pcmu,
         Some(101),
-        "sendrecv",
+        Direction::SendRecv,
     );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
     let prompt = tone(1.0, 440.0);
@@ -199,7 +198,12 @@ async fn sessions_on_several_pacing_threads_are_all_paced() {
     let mut calls = Vec::new();
     for id in 0..6u64 {
         let sock = peer("127.0.0.1").await;
-        let n = neg(sock.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+        let n = params(
+            sock.local_addr().unwrap(),
+            Codec::Pcmu,
+            None,
+            Direction::SendRecv,
+        );
         let (s, ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
         s.play(id, vec![prompt.clone()]).unwrap();
         calls.push((sock, s, ev, id));
@@ -222,7 +226,12 @@ async fn sessions_on_several_pacing_threads_are_all_paced() {
 async fn stop_playback_is_prompt_and_silence_follows() {
     let e = engine();
     let rx_sock = peer("127.0.0.1").await;
-    let n = neg(rx_sock.local_addr().unwrap(), Codec::Pcma, None, "sendrecv");
+    let n = params(
+        rx_sock.local_addr().unwrap(),
+        Codec::Pcma,
+        None,
+        Direction::SendRecv,
+    );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(true)).unwrap();
     // Silence before any prompt.
     let (b, _) = recv(&rx_sock, Duration::from_secs(1)).await.unwrap();
@@ -263,11 +272,11 @@ async fn rfc4733_digits_reported_once() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
     // PT 97, not 101: the engine must take it from the SDP.
-    let n = neg(
+    let n = params(
         phone.local_addr().unwrap(),
         Codec::Pcmu,
         Some(97),
-        "sendrecv",
+        Direction::SendRecv,
     );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
     let mut st = RtpStream::with_initial(0x1234, 100, 5000, 160);
@@ -304,11 +313,11 @@ async fn latch_drops_foreign_sources_and_follows_the_real_one() {
     let real = peer("127.0.0.1").await; // where the phone really sends from (NAT)
     let foreign = peer("127.0.0.2").await;
     let same_host = peer("127.0.0.1").await;
-    let n = neg(
+    let n = params(
         sdp_sock.local_addr().unwrap(),
         Codec::Pcmu,
         Some(101),
-        "sendrecv",
+        Direction::SendRecv,
     );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(true)).unwrap();
     let to = s.local_addr();
@@ -340,7 +349,12 @@ async fn latch_drops_foreign_sources_and_follows_the_real_one() {
 async fn rtp_timeout_reported_once_and_suspended_on_hold() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
-    let n = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    let n = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        None,
+        Direction::SendRecv,
+    );
     let o = SessionOptions {
         rtp_timeout: Duration::from_millis(200),
         ..opts(false)
@@ -354,7 +368,12 @@ async fn rtp_timeout_reported_once_and_suspended_on_hold() {
     drop(s);
 
     // On hold (the peer sent a=sendonly): no timeout, and we send nothing.
-    let held = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendonly");
+    let held = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        None,
+        Direction::SendOnly,
+    );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, o).unwrap();
     s.update_remote(&held).unwrap();
     s.play(3, vec![tone(0.2, 500.0)]).unwrap();
@@ -373,8 +392,18 @@ async fn bridge_transcodes_remaps_and_continues_streams() {
     let e = engine();
     let ra = peer("127.0.0.1").await; // customer, PCMU, telephone-event 101
     let rb = peer("127.0.0.1").await; // agent, PCMA, telephone-event 96
-    let na = neg(ra.local_addr().unwrap(), Codec::Pcmu, Some(101), "sendrecv");
-    let nb = neg(rb.local_addr().unwrap(), Codec::Pcma, Some(96), "sendrecv");
+    let na = params(
+        ra.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Direction::SendRecv,
+    );
+    let nb = params(
+        rb.local_addr().unwrap(),
+        Codec::Pcma,
+        Some(96),
+        Direction::SendRecv,
+    );
     let (a, _ea) = e
         .open(pool().allocate().unwrap(), &na, opts(false))
         .unwrap();
@@ -488,7 +517,12 @@ async fn bridge_transcodes_remaps_and_continues_streams() {
 async fn send_dtmf_produces_rfc4733_packets() {
     let e = engine();
     let pbx = peer("127.0.0.1").await;
-    let n = neg(pbx.local_addr().unwrap(), Codec::Pcmu, Some(98), "sendrecv");
+    let n = params(
+        pbx.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(98),
+        Direction::SendRecv,
+    );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
     assert!(matches!(
         s.send_dtmf("1x", Duration::ZERO),
@@ -534,7 +568,12 @@ async fn send_dtmf_produces_rfc4733_packets() {
     );
 
     // A peer without telephone-event: an error event, nothing sent.
-    let plain = neg(pbx.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    let plain = params(
+        pbx.local_addr().unwrap(),
+        Codec::Pcmu,
+        None,
+        Direction::SendRecv,
+    );
     s.update_remote(&plain).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     s.send_dtmf("5", Duration::ZERO).unwrap();
@@ -548,7 +587,12 @@ async fn send_dtmf_produces_rfc4733_packets() {
 async fn closing_returns_the_ports() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
-    let n = neg(phone.local_addr().unwrap(), Codec::Pcmu, None, "sendrecv");
+    let n = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        None,
+        Direction::SendRecv,
+    );
     let p = PortPool::new("127.0.0.1".parse().unwrap(), 41900, 41901);
     let (s, _ev) = e.open(p.allocate().unwrap(), &n, opts(true)).unwrap();
     assert_eq!(p.available(), 0);
@@ -576,7 +620,7 @@ async fn rtcp_reports_go_out_and_inbound_rtcp_keeps_the_call_alive() {
     let e = MediaEngine::start(cfg).unwrap();
     // The phone: an RTP/RTCP pair on adjacent ports, as RFC 3550 §11 expects.
     let phone = pool().allocate().unwrap();
-    let n = neg(phone.local, Codec::Pcmu, None, "sendrecv");
+    let n = params(phone.local, Codec::Pcmu, None, Direction::SendRecv);
     let o = SessionOptions {
         rtp_timeout: Duration::from_millis(300),
         ..opts(true)
@@ -615,7 +659,7 @@ async fn rtcp_reports_what_arrives_and_the_loss_is_counted_at_the_end() {
     };
     let e = MediaEngine::start(cfg).unwrap();
     let phone = pool().allocate().unwrap();
-    let n = neg(phone.local, Codec::Pcmu, None, "sendrecv");
+    let n = params(phone.local, Codec::Pcmu, None, Direction::SendRecv);
     // No silence frames: we send no RTP, so our reports are RRs (RFC 3550 §6.4.2).
     let (s, _ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
     let our_rtcp = SocketAddr::new(s.local_addr().ip(), s.local_addr().port() + 1);
@@ -667,7 +711,12 @@ async fn rtcp_reports_what_arrives_and_the_loss_is_counted_at_the_end() {
 async fn inband_tones_are_detected_when_enabled() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
-    let n = neg(phone.local_addr().unwrap(), Codec::Pcma, None, "sendrecv");
+    let n = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcma,
+        None,
+        Direction::SendRecv,
+    );
     let o = SessionOptions {
         inband_dtmf: true,
         ..opts(false)
@@ -687,7 +736,7 @@ async fn inband_tones_are_detected_when_enabled() {
     let mut st = RtpStream::with_initial(3, 1, 0, 160);
     for (tick, chunk) in pcm.chunks(160).enumerate() {
         let mut frame = Vec::new();
-        g711::encode(g711::Law::Alaw, chunk, &mut frame);
+        g711::encode(Codec::Pcma, chunk, &mut frame);
         let mut b = Vec::new();
         st.build_packet(8, &frame, tick as u64, false, &mut b)
             .unwrap();
@@ -712,11 +761,11 @@ async fn inband_tones_are_detected_when_enabled() {
 async fn rtp_started_is_reported_once() {
     let e = engine();
     let phone = peer("127.0.0.1").await;
-    let n = neg(
+    let n = params(
         phone.local_addr().unwrap(),
         Codec::Pcmu,
         Some(101),
-        "sendrecv",
+        Direction::SendRecv,
     );
     let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(false)).unwrap();
     let mut st = RtpStream::with_initial(0x4321, 10, 1000, 160);

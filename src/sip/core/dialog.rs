@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use super::super::api::{DialRequest, LegId};
 use super::super::message::{self, header_uri, Extra, RequestHead, MAGIC_COOKIE};
-use super::super::sdp::Negotiated;
 use super::super::transaction::{Peer, TxKey};
 use super::super::uri;
+use crate::sdp::Negotiated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

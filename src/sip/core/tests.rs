@@ -577,7 +577,7 @@ fn reinvite_hold_and_info_digit() {
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec![200]);
     assert!(out.find("SIP/2.0 200").contains("a=recvonly"));
-    assert!(matches!(&out.events[..], [SipEvent::MediaChanged { media, .. }] if media.hold));
+    assert!(matches!(&out.events[..], [SipEvent::MediaChanged { media, .. }] if media.stream.hold));
     // An old CSeq is refused (§12.2.2).
     c.handle_message(
         &in_dialog("INFO", "z9hG4bK-old", &tag, 1, "", ""),
@@ -1012,7 +1012,7 @@ fn multipart_invite_uses_its_sdp_part() {
             _ => None,
         })
         .expect("an Incoming call with the SDP part negotiated");
-    assert_eq!(media.remote.port(), 6000);
+    assert_eq!(media.stream.remote.port(), 6000);
 }
 
 /// Issue 9: bound to `[::]`, an IPv4 trunk's packets arrive from

@@ -10,10 +10,11 @@ use tracing::{debug, info, warn};
 
 use super::dialog::{Dialog, Role, State, Uac};
 use super::{ClientPurpose, SipCore};
+use crate::sdp;
 use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
 use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
-use crate::sip::{access, digest, sdp};
+use crate::sip::{access, digest};
 
 impl SipCore {
     pub(super) fn uac_dial(&mut self, leg: LegId, request: DialRequest, now: Instant) {

@@ -9,11 +9,12 @@ use tracing::{debug, info};
 
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
+use crate::media::stream::Direction;
+use crate::sdp;
 use crate::sip::access;
 use crate::sip::api::{CallerInfo, EndCause, IncomingCall, LegId, SipEvent};
 use crate::sip::message::{self, Extra, RequestHead};
 use crate::sip::name_addr::NameAddr;
-use crate::sip::sdp;
 use crate::sip::transaction::{Peer, TxKey};
 
 impl SipCore {
@@ -512,7 +513,7 @@ impl SipCore {
                 dtmf_pt,
                 d.sdp_session,
                 d.sdp_version,
-                sdp::Direction::SendRecv,
+                Direction::SendRecv,
             );
             (offer, None)
         } else {

@@ -68,9 +68,9 @@ fn sipp_default_offer() {
         (53655765, 2353687637)
     );
     let neg = negotiate(&offer, &OURS).unwrap();
-    assert_eq!((neg.codec, neg.pt), (Codec::Pcmu, 0));
-    assert_eq!(neg.remote, "127.0.0.1:6000".parse().unwrap());
-    assert!(neg.may_send() && neg.may_receive());
+    assert_eq!((neg.stream.codec, neg.stream.pt), (Codec::Pcmu, 0));
+    assert_eq!(neg.stream.remote, "127.0.0.1:6000".parse().unwrap());
+    assert!(neg.stream.may_send() && neg.stream.may_receive());
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn linphone_multi_codec_takes_dtmf_pt_from_rtpmap() {
     assert_eq!(offer.telephone_event_pt, Some(100));
     let neg = negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
     // Caller's preference wins over ours.
-    assert_eq!(neg.codec, Codec::Pcmu);
+    assert_eq!(neg.stream.codec, Codec::Pcmu);
     let ans = reparse(&build_answer(&neg, local(), 1, 1));
     let m = &ans.media_descriptions[0];
     assert_eq!(m.media_name.formats, vec!["0", "100"]);
@@ -151,7 +151,11 @@ fn pcma_first_offer_is_answered_with_pcma() {
     assert_eq!(offer.ptime, Some(30));
     let neg = negotiate(&offer, &OURS).unwrap();
     assert_eq!(
-        (neg.codec, neg.pt, neg.telephone_event_pt),
+        (
+            neg.stream.codec,
+            neg.stream.pt,
+            neg.stream.telephone_event_pt
+        ),
         (Codec::Pcma, 8, Some(101))
     );
     let ans = reparse(&build_answer(&neg, local(), 1, 1));
@@ -169,7 +173,7 @@ fn pcma_first_offer_is_answered_with_pcma() {
 fn dynamic_pt_for_pcmu_is_kept_in_answer() {
     let body = crlf("v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 112\na=rtpmap:112 PCMU/8000/1");
     let neg = negotiate(&parse_offer(&body).unwrap(), &OURS).unwrap();
-    assert_eq!((neg.codec, neg.pt), (Codec::Pcmu, 112));
+    assert_eq!((neg.stream.codec, neg.stream.pt), (Codec::Pcmu, 112));
     let ans = reparse(&build_answer(&neg, local(), 1, 1));
     assert_eq!(
         ans.media_descriptions[0].attribute("rtpmap"),
@@ -278,8 +282,8 @@ fn sendonly_is_hold_and_answered_recvonly() {
     assert_eq!(offer.direction, Direction::SendOnly);
     assert!(offer.hold);
     let neg = negotiate(&offer, &OURS).unwrap();
-    assert_eq!(neg.direction, Direction::RecvOnly);
-    assert!(!neg.may_send() && neg.may_receive());
+    assert_eq!(neg.stream.direction, Direction::RecvOnly);
+    assert!(!neg.stream.may_send() && neg.stream.may_receive());
     let ans = reparse(&build_answer(&neg, local(), 1, 2));
     assert!(ans.media_descriptions[0].has_attribute("recvonly"));
 }
@@ -293,7 +297,7 @@ fn session_level_direction_applies_without_media_level() {
         (Direction::Inactive, true, Some(40))
     );
     assert_eq!(
-        negotiate(&offer, &OURS).unwrap().direction,
+        negotiate(&offer, &OURS).unwrap().stream.direction,
         Direction::Inactive
     );
 }
@@ -304,7 +308,7 @@ fn recvonly_offer_is_answered_sendonly() {
     let offer = parse_offer(&body).unwrap();
     assert!(!offer.hold);
     assert_eq!(
-        negotiate(&offer, &OURS).unwrap().direction,
+        negotiate(&offer, &OURS).unwrap().stream.direction,
         Direction::SendOnly
     );
 }
@@ -317,8 +321,8 @@ fn zero_address_is_legacy_hold() {
     assert!(offer.hold);
     assert_eq!(offer.direction, Direction::SendRecv);
     let neg = negotiate(&offer, &OURS).unwrap();
-    assert!(!neg.may_send(), "never send RTP to 0.0.0.0");
-    assert!(neg.may_receive());
+    assert!(!neg.stream.may_send(), "never send RTP to 0.0.0.0");
+    assert!(neg.stream.may_receive());
 }
 
 #[test]
@@ -434,11 +438,15 @@ fn offer_round_trips_and_answer_is_parsed() {
     let answer = crlf("v=0\no=phone 1 1 IN IP4 192.0.2.50\ns=-\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 8000 RTP/AVP 0 96\na=rtpmap:96 telephone-event/8000\na=sendrecv");
     let neg = parse_answer(&answer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
     assert_eq!(
-        (neg.codec, neg.pt, neg.telephone_event_pt),
+        (
+            neg.stream.codec,
+            neg.stream.pt,
+            neg.stream.telephone_event_pt
+        ),
         (Codec::Pcmu, 0, Some(96))
     );
-    assert_eq!(neg.remote, "192.0.2.50:8000".parse().unwrap());
-    assert_eq!(neg.direction, Direction::SendRecv);
+    assert_eq!(neg.stream.remote, "192.0.2.50:8000".parse().unwrap());
+    assert_eq!(neg.stream.direction, Direction::SendRecv);
 }
 
 #[test]
@@ -457,14 +465,6 @@ fn answer_outside_our_offer_or_rejected_fails() {
         parse_answer(&rejected, &OURS),
         Err(SdpError::NoAudio(_))
     ));
-}
-
-#[test]
-fn content_type_check() {
-    assert!(is_sdp_content_type("application/sdp"));
-    assert!(is_sdp_content_type(" Application/SDP ; charset=utf-8"));
-    assert!(!is_sdp_content_type("multipart/mixed;boundary=x"));
-    assert!(!is_sdp_content_type("text/plain"));
 }
 
 /// RFC 4475 "sdp01" (Unacceptable Accept Offering): Accept lists only

@@ -6,8 +6,9 @@ use ::sdp::description::common::{Address, Attribute, ConnectionInformation};
 use ::sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use ::sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
 
-use super::{Direction, MediaLine, Negotiated, PTIME_MS};
+use super::{MediaLine, Negotiated, PTIME_MS};
 use crate::media::codec::Codec;
+use crate::media::stream::Direction;
 
 /// Build our answer to `neg`'s offer: the audio line carries our address and the single
 /// chosen codec (plus telephone-event if offered); every other m= line of the offer is
@@ -18,9 +19,9 @@ pub fn build_answer(neg: &Negotiated, local: SocketAddr, session_id: u64, versio
         neg.media_lines
             .get(neg.audio_index)
             .map_or("RTP/AVP", |l| l.proto.as_str()),
-        &[(neg.codec, neg.pt)],
-        neg.telephone_event_pt,
-        neg.direction,
+        &[(neg.stream.codec, neg.stream.pt)],
+        neg.stream.telephone_event_pt,
+        neg.stream.direction,
     );
     let mut media = Vec::with_capacity(neg.media_lines.len().max(1));
     for (i, line) in neg.media_lines.iter().enumerate() {

@@ -4,7 +4,8 @@
 //! offer/answer rules the switch needs: pick the first usable audio stream, map payload
 //! types to [`Codec`]s, find the telephone-event payload type (never assumed to be 101),
 //! work out direction and hold, and keep the answer's m= lines aligned with the offer.
-//! Pure functions: no I/O, no clock.
+//! The outcome is media's own [`StreamParams`]: media consumes what this module
+//! produces and never imports it. Pure functions: no I/O, no clock.
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +15,7 @@ use ::sdp::description::media::MediaDescription;
 use ::sdp::description::session::SessionDescription;
 
 use crate::media::codec::Codec;
+use crate::media::stream::{Direction, StreamParams};
 
 mod build;
 pub use build::{build_answer, build_offer};
@@ -41,7 +43,7 @@ pub enum SdpError {
 impl SdpError {
     /// SIP status for rejecting the INVITE: 400 for a malformed body, otherwise
     /// 488 Not Acceptable Here (RFC 3261 §21.4.26). 415 for a non-SDP Content-Type is the
-    /// caller's job (see [`is_sdp_content_type`]).
+    /// inbound gate's job (`sip::inspect`), before the body gets here.
     pub fn status_code(&self) -> u16 {
         match self {
             SdpError::Malformed(_) => 400,
@@ -50,59 +52,14 @@ impl SdpError {
     }
 }
 
-/// True if a Content-Type value is `application/sdp` (case-insensitive, parameters ignored;
-/// RFC 3261 §7.3.1 / RFC 2045 §5.1). Anything else on an INVITE gets 415.
-pub fn is_sdp_content_type(value: &str) -> bool {
-    let media_type = value.split(';').next().unwrap_or("");
-    media_type.trim().eq_ignore_ascii_case("application/sdp")
-}
-
-/// Stream direction attribute (RFC 3264 §5.1, RFC 4566 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    SendRecv,
-    SendOnly,
-    RecvOnly,
-    Inactive,
-}
-
-impl Direction {
-    /// The attribute name as written in SDP.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::SendRecv => "sendrecv",
-            Direction::SendOnly => "sendonly",
-            Direction::RecvOnly => "recvonly",
-            Direction::Inactive => "inactive",
-        }
-    }
-
-    fn from_attribute(key: &str) -> Option<Self> {
-        match key {
-            "sendrecv" => Some(Direction::SendRecv),
-            "sendonly" => Some(Direction::SendOnly),
-            "recvonly" => Some(Direction::RecvOnly),
-            "inactive" => Some(Direction::Inactive),
-            _ => None,
-        }
-    }
-
-    /// The direction the other side of the stream takes (RFC 3264 §6.1): an offer of
-    /// sendonly is answered recvonly and vice versa; sendrecv and inactive stay.
-    pub fn mirrored(self) -> Self {
-        match self {
-            Direction::SendOnly => Direction::RecvOnly,
-            Direction::RecvOnly => Direction::SendOnly,
-            other => other,
-        }
-    }
-
-    pub fn sends(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::SendOnly)
-    }
-
-    pub fn receives(self) -> bool {
-        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+/// A direction attribute's stream direction (RFC 4566 §6), if `key` is one.
+fn direction_from_attribute(key: &str) -> Option<Direction> {
+    match key {
+        "sendrecv" => Some(Direction::SendRecv),
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
     }
 }
 
@@ -141,37 +98,13 @@ pub struct RemoteMedia {
     pub audio_index: usize,
 }
 
-/// The outcome of offer/answer for our single audio stream.
+/// The outcome of offer/answer for our single audio stream: the parameters media
+/// runs the stream with, and the offer's m= lines so an answer can mirror them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
-    pub codec: Codec,
-    /// Payload type for `codec`, as the remote numbered it (we send with this one).
-    pub pt: u8,
-    /// Remote's telephone-event payload type; `None` means only SIP INFO / in-band DTMF.
-    pub telephone_event_pt: Option<u8>,
-    /// Where to send RTP.
-    pub remote: SocketAddr,
-    /// Remote's requested packet time, if it said.
-    pub remote_ptime: Option<u32>,
-    /// Our direction for the stream.
-    pub direction: Direction,
-    /// The remote has put the call on hold.
-    pub hold: bool,
+    pub stream: StreamParams,
     media_lines: Vec<MediaLine>,
     audio_index: usize,
-}
-
-impl Negotiated {
-    /// Whether we should send RTP: our direction allows it and the remote gave a real
-    /// address (`c=0.0.0.0` or port 0 means "send nothing", RFC 3264 §8.4).
-    pub fn may_send(&self) -> bool {
-        self.direction.sends() && !self.remote.ip().is_unspecified() && self.remote.port() != 0
-    }
-
-    /// Whether we should expect RTP from the remote.
-    pub fn may_receive(&self) -> bool {
-        self.direction.receives()
-    }
 }
 
 /// Parse an SDP offer (from an INVITE or re-INVITE) into the audio stream we will use.
@@ -194,13 +127,15 @@ pub fn negotiate(offer: &RemoteMedia, our_codecs: &[Codec]) -> Result<Negotiated
         .find(|(c, _)| our_codecs.contains(c))
         .ok_or_else(|| no_common_codec(offer, our_codecs))?;
     Ok(Negotiated {
-        codec,
-        pt,
-        telephone_event_pt: offer.telephone_event_pt,
-        remote: SocketAddr::new(offer.addr, offer.port),
-        remote_ptime: offer.ptime,
-        direction: offer.direction.mirrored(),
-        hold: offer.hold,
+        stream: StreamParams {
+            codec,
+            pt,
+            telephone_event_pt: offer.telephone_event_pt,
+            remote: SocketAddr::new(offer.addr, offer.port),
+            remote_ptime: offer.ptime,
+            direction: offer.direction.mirrored(),
+            hold: offer.hold,
+        },
         media_lines: offer.media_lines.clone(),
         audio_index: offer.audio_index,
     })
@@ -434,7 +369,7 @@ fn attr_value<'a>(attrs: &'a [Attribute], key: &str) -> Option<&'a str> {
 fn direction_of(attrs: &[Attribute]) -> Option<Direction> {
     attrs
         .iter()
-        .filter_map(|a| Direction::from_attribute(&a.key))
+        .filter_map(|a| direction_from_attribute(&a.key))
         .next_back()
 }
 
