@@ -166,9 +166,7 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
             );
         }
     }
-    // Pacing: inter-arrival deviation from 20 ms. Printed for the record; the
-    // bound asserted is loose on purpose (no timing assertions in tests; the
-    // benchmark in docs/performance.md has the real figures).
+    // Pacing: inter-arrival deviation from 20 ms, printed for the record.
     let mut dev: Vec<f64> = pkts
         .windows(2)
         .map(|w| ((w[1].0 - w[0].0).as_secs_f64() * 1000.0 - 20.0).abs())
@@ -180,7 +178,15 @@ fn prompt_rtp_is_paced_contiguous_and_is_the_prompt() {
         "inter-arrival |dt - 20 ms|: p50 {p50:.3} ms, p99 {p99:.3} ms over {} gaps",
         dev.len()
     );
-    assert!(p99 < 10.0, "pacing is broken: p99 deviation {p99:.3} ms");
+    // No timing bound (a loaded machine only makes packets later; the
+    // figures live in docs/performance.md). What load cannot fake is a
+    // burst: paced packets span at least most of their ideal schedule.
+    let span = (pkts[pkts.len() - 1].0 - pkts[0].0).as_secs_f64() * 1000.0;
+    let ideal = 20.0 * (pkts.len() - 1) as f64;
+    assert!(
+        span >= ideal / 2.0,
+        "sent as a burst: {span:.1} ms for {ideal:.1} ms"
+    );
 }
 
 /// Issue 3: SIPp plays Debian's `dtmf_2833_{0..9,star,pound}.pcap` one after

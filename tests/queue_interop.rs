@@ -553,26 +553,6 @@ fn overflow_number_takes_the_customer_when_nobody_is_online() {
 }
 
 #[test]
-fn overflow_number_outside_allow_dial_is_never_dialled() {
-    let s = setup(&[], |t| {
-        t.replacen(
-            "overflow_number = \"\"",
-            "overflow_number = \"+15550109999\"",
-            1,
-        )
-    });
-    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
-    let run = customer(&s.sw, &sc, &[]);
-    run.assert_ok(&s.sw);
-    let log = s.sw.log();
-    assert!(log.contains("not in trunk.allow_dial"), "{log}");
-    assert!(
-        !log.contains("transferring to the overflow number"),
-        "{log}"
-    );
-}
-
-#[test]
 fn shutdown_hangs_up_waiting_customers_and_records_it() {
     // Nobody online and callers wait: the customer is on hold when the
     // switch is told to stop.

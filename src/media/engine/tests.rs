@@ -174,7 +174,12 @@ async fn plays_a_prompt_paced_and_reports_finished() {
         jitter[jitter.len() / 2],
         p99
     );
-    assert!(p99 < Duration::from_millis(10), "p99 {p99:?}");
+    // No timing bound here (a loaded machine only makes packets later; the
+    // figures live in docs/performance.md). What a load cannot fake is a
+    // burst: paced packets span at least most of their ideal schedule.
+    let span = got[got.len() - 1].1 - got[0].1;
+    let ideal = Duration::from_millis(20) * (got.len() as u32 - 1);
+    assert!(span >= ideal / 2, "sent as a burst: {span:?} for {ideal:?}");
 
     assert_eq!(
         next_event(&mut ev, Duration::from_secs(1)).await,
