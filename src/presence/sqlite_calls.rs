@@ -60,33 +60,50 @@ pub(super) async fn insert_attempt(
     call: i64,
     attempt: &NewAttempt,
 ) -> Result<i64> {
-    let done = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO call_attempts (call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, \
          sip_status, accept_latency_ms, hangup_cause, hung_up_by, sip_call_id) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(call)
-    .bind(attempt.agent_user_id.as_str())
-    .bind(to_ms(attempt.started_at))
-    .bind(attempt.ring_ms)
-    .bind(attempt.sip_outcome.as_str())
-    .bind(attempt.sip_status.map(i64::from))
-    .bind(attempt.accept_latency_ms)
-    .bind(attempt.hangup_cause.as_deref())
-    .bind(attempt.hung_up_by.map(HungUpBy::as_str))
-    .bind(attempt.sip_call_id.as_deref())
-    .execute(store.pool())
-    .await;
+    .bind(call);
+    let done = bind_attempt(query, attempt).execute(store.pool()).await;
+    row_id(store, call, done, "recording a call attempt")
+}
+
+/// The attempt's columns, in the order both the INSERT and the UPDATE name
+/// them (agent_user_id … sip_call_id).
+fn bind_attempt<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    attempt: &'q NewAttempt,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(attempt.agent_user_id.as_str())
+        .bind(to_ms(attempt.started_at))
+        .bind(attempt.ring_ms)
+        .bind(attempt.sip_outcome.as_str())
+        .bind(attempt.sip_status.map(i64::from))
+        .bind(attempt.accept_latency_ms)
+        .bind(attempt.hangup_cause.as_deref())
+        .bind(attempt.hung_up_by.map(HungUpBy::as_str))
+        .bind(attempt.sip_call_id.as_deref())
+}
+
+/// The new row's id, or `CallNotFound` when the foreign key names a call
+/// that does not exist.
+fn row_id(
+    store: &SqliteStore,
+    call: i64,
+    done: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    op: &'static str,
+) -> Result<i64> {
     match done {
         Ok(done) => Ok(done.last_insert_rowid()),
-        // The foreign key names a call that does not exist.
         Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
             Err(StoreError::CallNotFound {
                 db: store.db(),
                 id: call,
             })
         }
-        Err(e) => Err(store.err("recording a call attempt")(e)),
+        Err(e) => Err(store.err(op)(e)),
     }
 }
 
@@ -106,16 +123,7 @@ pub(super) async fn start_attempt(
     .bind(to_ms(started_at))
     .execute(store.pool())
     .await;
-    match done {
-        Ok(done) => Ok(done.last_insert_rowid()),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StoreError::CallNotFound {
-                db: store.db(),
-                id: call,
-            })
-        }
-        Err(e) => Err(store.err("recording the start of a call attempt")(e)),
-    }
+    row_id(store, call, done, "recording the start of a call attempt")
 }
 
 /// Completes the attempt row `id` that [`start_attempt`] made.
@@ -124,24 +132,16 @@ pub(super) async fn finish_attempt(
     id: i64,
     attempt: &NewAttempt,
 ) -> Result<()> {
-    let done = sqlx::query(
+    let query = sqlx::query(
         "UPDATE call_attempts SET agent_user_id = ?, started_at_ms = ?, ring_ms = ?, \
          sip_outcome = ?, sip_status = ?, accept_latency_ms = ?, hangup_cause = ?, \
          hung_up_by = ?, sip_call_id = ? WHERE id = ?",
-    )
-    .bind(attempt.agent_user_id.as_str())
-    .bind(to_ms(attempt.started_at))
-    .bind(attempt.ring_ms)
-    .bind(attempt.sip_outcome.as_str())
-    .bind(attempt.sip_status.map(i64::from))
-    .bind(attempt.accept_latency_ms)
-    .bind(attempt.hangup_cause.as_deref())
-    .bind(attempt.hung_up_by.map(HungUpBy::as_str))
-    .bind(attempt.sip_call_id.as_deref())
-    .bind(id)
-    .execute(store.pool())
-    .await
-    .map_err(store.err("recording the end of a call attempt"))?;
+    );
+    let done = bind_attempt(query, attempt)
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .map_err(store.err("recording the end of a call attempt"))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::AttemptNotFound { db: store.db(), id });
     }
