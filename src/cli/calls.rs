@@ -68,13 +68,22 @@ pub async fn call_records(
     cfg: &Config,
     since: DateTime<Utc>,
 ) -> Result<Vec<CallRecord>, StoreError> {
+    read_store(cfg, async |store| store.calls_since(since, MAX_CALLS).await).await
+}
+
+/// Runs `read` on the store opened read-only (and closes it). A store that
+/// does not exist yet means nothing was ever recorded: the empty default.
+async fn read_store<T: Default>(
+    cfg: &Config,
+    read: impl AsyncFnOnce(&SqliteStore) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     match SqliteStore::open_read_only(&cfg.store.path).await {
         Ok(store) => {
-            let calls = store.calls_since(since, MAX_CALLS).await;
+            let got = read(&store).await;
             store.close().await;
-            calls
+            got
         }
-        Err(StoreError::Missing { .. }) => Ok(Vec::new()),
+        Err(StoreError::Missing { .. }) => Ok(T::default()),
         Err(e) => Err(e),
     }
 }
@@ -183,15 +192,10 @@ pub async fn login_records(
     cfg: &Config,
     since: DateTime<Utc>,
 ) -> Result<Vec<LoginCallRecord>, StoreError> {
-    match SqliteStore::open_read_only(&cfg.store.path).await {
-        Ok(store) => {
-            let calls = store.login_calls_since(since, MAX_CALLS).await;
-            store.close().await;
-            calls
-        }
-        Err(StoreError::Missing { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
+    read_store(cfg, async |store| {
+        store.login_calls_since(since, MAX_CALLS).await
+    })
+    .await
 }
 
 /// `tpswitch calls --logins`: a table of log-in calls, or with `json` an
