@@ -38,6 +38,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         local: Local {
             hostport: format!("127.0.0.1:{port}"),
             user_agent: "tpswitch-test".into(),
+            nat: Default::default(),
         },
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
@@ -50,6 +51,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         min_se: 90,
         trunk,
         trunk_tcp: tcp,
+        dialog_via_trunk: true,
         credentials: creds,
         follow_redirects: true,
         max_redirects: 2,

@@ -61,7 +61,7 @@ pub async fn answer(
     let leg = call.leg;
     // RTP ports before we answer: none free is a clean 503 (the SIP core
     // adds Retry-After).
-    let ports = match ctx.ports.allocate() {
+    let mut ports = match ctx.ports.allocate() {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "no RTP port: rejecting with 503");
@@ -72,7 +72,9 @@ pub async fn answer(
             return None;
         }
     };
-    let local = SocketAddr::new(ctx.advertise, ports.local.port());
+    // c= as the caller's side of the NAT sees us (sip.local_networks).
+    let local = SocketAddr::new(ctx.media_ip_for(call.source.ip()), ports.local.port());
+    ports.announced = local;
     let sid = session_id(&ports, leg);
     let body = match &call.media {
         Some(neg) => sdp::build_answer(neg, local, sid, 1),
@@ -137,9 +139,15 @@ pub async fn answer(
 }
 
 /// Our SDP offer for an outbound leg on `ports`.
-pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
+pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
+    let ip = match ctx.trunk_ip() {
+        Some(trunk) => ctx.media_ip_for(trunk),
+        // A proxy written as a name is outside every local network.
+        None => ctx.nat.external_media_ip().unwrap_or(ctx.advertise),
+    };
+    ports.announced = SocketAddr::new(ip, ports.local.port());
     sdp::build_offer(
-        SocketAddr::new(ctx.advertise, ports.local.port()),
+        ports.announced,
         &ctx.cfg.media.codecs,
         ctx.cfg.media.dtmf_payload_type,
         session_id(ports, leg),
@@ -217,7 +225,7 @@ pub fn place<T: Send + 'static>(
     if !dial_allowed(&ctx.cfg, &p.number) {
         return Err(PlaceError::NotAllowed);
     }
-    let ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
+    let mut ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
     let cap = ctx.cfg.trunk.max_outbound_calls as usize;
     let sip = ctx
@@ -225,12 +233,13 @@ pub fn place<T: Send + 'static>(
         .register_outbound(leg, cap)
         .ok_or(PlaceError::AtCapacity(cap))?;
     let target = ctx.cfg.dial_string(&p.number);
-    info!(parent: &p.span, %target, "placing an outbound call");
+    let sdp = offer(ctx, &mut ports, leg);
+    info!(parent: &p.span, %target, rtp = %ports.announced, "placing an outbound call");
     let request = DialRequest {
         target,
         from_user: p.from_user,
         diversion: p.diversion,
-        sdp: offer(ctx, &ports, leg),
+        sdp,
     };
     let ctx = ctx.clone();
     let send = move |news: LegNews| {
