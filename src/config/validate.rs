@@ -185,9 +185,10 @@ impl V<'_> {
         })
     }
 
-    /// An optional IP literal (no names: tpswitch resolves nothing at start).
+    /// An optional IP literal ("" = not set; no names: tpswitch resolves
+    /// nothing at start).
     fn ip(&mut self, path: &str, v: &Option<String>) -> Option<IpAddr> {
-        let s = v.as_deref()?;
+        let s = v.as_deref().filter(|s| !s.trim().is_empty())?;
         match s.trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
@@ -292,7 +293,8 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         &r.external_signaling_address,
     );
     let external_media_address = v.ip("sip.external_media_address", &r.external_media_address);
-    let external_signaling_port = r.external_signaling_port.map(|p| {
+    // 0 (the default config's value) means the port SIP listens on.
+    let external_signaling_port = r.external_signaling_port.filter(|p| *p != 0).map(|p| {
         u16::try_from(v.int("sip.external_signaling_port", Some(p), 5060, 1, 65535)).unwrap_or(5060)
     });
     let local_networks = v.networks(
