@@ -100,6 +100,8 @@ pub struct Dialog {
     pub session_deadline: Option<Instant>,
     /// A re-INVITE or UPDATE we are still answering (§14.2).
     pub pending_reinvite: Option<TxKey>,
+    /// CSeq of a re-INVITE whose 2xx we re-send until its ACK (§13.3.1.4).
+    pub reinvite_ack: Option<u32>,
     /// `Ended` was already emitted (we sent BYE on our own and told the
     /// call at once).
     pub end_reported: bool,

@@ -537,6 +537,11 @@ fn session_timer_is_granted_and_enforced() {
     );
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec![200]);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-s2a", &tag, 2, "", ""),
+        udp(PEER),
+        t60,
+    );
     assert!(advance(&mut c, t0 + Duration::from_secs(150))
         .events
         .is_empty());

@@ -323,6 +323,11 @@ fn a_hold_reinvite_keeps_the_call_and_refreshes_its_timer() {
         .find("SIP/2.0 200")
         .contains("Session-Expires: 120;refresher=uac"));
     assert!(matches!(&out.events[..], [SipEvent::MediaChanged { media, .. }] if media.stream.hold));
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-tha", &tag, 2, "", ""),
+        udp(PEER),
+        t60,
+    );
     // Held past the first deadline, the call is still up...
     let out = advance(&mut c, t0 + Duration::from_secs(170));
     assert!(out.sent.is_empty() && out.events.is_empty(), "{out:?}");
@@ -481,4 +486,77 @@ fn the_trunk_outside_local_networks_is_told_the_external_address() {
     let out = drain(&mut c);
     assert_eq!(out.requests(), vec!["ACK"]);
     assert!(matches!(out.events[..], [SipEvent::Failed { .. }]));
+}
+
+#[test]
+fn a_reinvite_2xx_is_resent_until_its_ack() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    let hold = format!("{SDP}a=sendonly\r\n");
+    c.handle_message(
+        &in_dialog(
+            "INVITE",
+            "z9hG4bK-rr",
+            &tag,
+            2,
+            "Content-Type: application/sdp\r\n",
+            &hold,
+        ),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![200]);
+    // Lost: T1 later it goes again (§13.3.1.4), then 2*T1 after that.
+    let out = advance(&mut c, t0 + Duration::from_millis(1600));
+    assert_eq!(out.statuses(), vec![200, 200]);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-ra", &tag, 2, "", ""),
+        udp(PEER),
+        t0 + Duration::from_millis(1600),
+    );
+    drain(&mut c);
+    let out = advance(&mut c, t0 + Duration::from_secs(60));
+    assert!(out.sent.is_empty() && out.events.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_reinvite_2xx_never_acknowledged_ends_the_call() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    c.handle_message(
+        &in_dialog(
+            "INVITE",
+            "z9hG4bK-rn",
+            &tag,
+            2,
+            "Content-Type: application/sdp\r\n",
+            SDP,
+        ),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    let out = advance(&mut c, t0 + Duration::from_secs(33));
+    assert!(out.requests().contains(&"BYE".to_owned()), "{out:?}");
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        SipEvent::Ended {
+            cause: EndCause::NoAck,
+            ..
+        }
+    )));
 }

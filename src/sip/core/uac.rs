@@ -68,6 +68,7 @@ impl SipCore {
             session_interval: None,
             session_deadline: None,
             pending_reinvite: None,
+            reinvite_ack: None,
             end_reported: false,
             via_trunk: self.cfg.dialog_via_trunk,
             uac: Some(Uac {

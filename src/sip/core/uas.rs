@@ -125,6 +125,7 @@ impl SipCore {
             session_interval: session.filter(|_| supports_timer),
             session_deadline: None,
             pending_reinvite: None,
+            reinvite_ack: None,
             end_reported: false,
             // A caller's dialog follows RFC 3261 §12.2.1.1: its requests
             // come only from trunk.allow, and our BYE goes where its
@@ -273,7 +274,7 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        if d.state != State::WaitAck {
+        if d.state != State::WaitAck && d.reinvite_ack.is_none() {
             return;
         }
         let Some(o) = d.ok_retransmit.as_mut() else {
@@ -336,7 +337,12 @@ impl SipCore {
             return;
         };
         if d.state != State::WaitAck {
-            return; // a retransmitted ACK
+            if d.reinvite_ack == Some(head.cseq) {
+                // The ACK for a re-INVITE's 2xx: stop re-sending it.
+                d.reinvite_ack = None;
+                d.ok_retransmit = None;
+            }
+            return; // else a retransmitted ACK
         }
         if d.invite.as_ref().is_some_and(|i| i.cseq != head.cseq) {
             return; // the ACK of an older INVITE (§13.2.2.4)
@@ -586,28 +592,43 @@ impl SipCore {
             extra.push(("Session-Expires".into(), format!("{se};refresher=uac")));
             extra.push(("Require".into(), "timer".into()));
         }
-        if head.method == Method::Invite {
-            d.pending_reinvite = Some(key.clone());
-            // The re-INVITE's 2xx is retransmitted like the first, but we
-            // keep it simple: over UDP the peer's retransmitted re-INVITE is
-            // absorbed and its ACK ends the wait.
-        }
         if let Some(b) = &body {
             d.local_sdp = Some(b.clone());
         }
+        extra.insert(0, ("Server".into(), self.cfg.local.user_agent.clone()));
         let refs: Vec<Extra<'_>> = extra
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.respond(
-            &key,
+        let data = Bytes::from(message::response(
             &head,
             200,
+            "OK",
             Some(&tag),
             &refs,
             body.as_deref().map(|b| ("application/sdp", b)),
-            now,
-        );
+        ));
+        if head.method == Method::Invite {
+            d.pending_reinvite = Some(key.clone());
+            // §13.3.1.4 holds for a re-INVITE too: the transaction layer
+            // only absorbs the peer's retransmissions (RFC 6026 §7.1), so
+            // over UDP we re-send the 2xx until its ACK; a peer that never
+            // gets it would time the re-INVITE out and end the call (§14.1).
+            let t = self.txl.timers();
+            if !d.peer.transport.reliable() {
+                let next = now + t.t1;
+                d.reinvite_ack = Some(head.cseq);
+                d.ok_retransmit = Some(OkRetransmit {
+                    data: data.clone(),
+                    interval: t.t1,
+                    next,
+                    give_up: now + t.t1 * 64,
+                });
+                self.timers
+                    .arm(next, (leg, DialogTimer::OkRetransmit, next));
+            }
+        }
+        self.txl.respond(&key, 200, data, now);
         if let Some(media) = changed {
             self.emit(SipEvent::MediaChanged { leg, media });
         }
