@@ -115,9 +115,10 @@ pub struct TrunkConfig {
     pub max_redirects: u32,
     pub caller_id: CallerIdMode,
     pub inband_dtmf: bool,
-    /// In-dialog requests (ACK, BYE, re-INVITE) of the legs we place go to
-    /// `outbound_proxy`, with the route set in Route headers, instead of the
-    /// far end's Contact or first Record-Route.
+    /// In-dialog requests (ACK, BYE, re-INVITE) go to `outbound_proxy` on
+    /// legs we place and to the INVITE's source on calls we receive, with
+    /// the route set in Route headers, instead of the far end's Contact or
+    /// first Record-Route.
     pub in_dialog_via_proxy: bool,
 }
 

@@ -105,7 +105,8 @@ pub struct Dialog {
     /// `Ended` was already emitted (we sent BYE on our own and told the
     /// call at once).
     pub end_reported: bool,
-    /// In-dialog requests go to `peer` (the trunk's proxy) whatever the
+    /// In-dialog requests go to `peer` (the trunk's proxy on legs we place,
+    /// the INVITE's source on calls we receive) whatever the
     /// far end's Contact or Record-Route name; the route set still travels
     /// in Route headers for the proxy to follow (as a FreeSWITCH gateway's
     /// outbound proxy does). A carrier SBC that does not record-route then

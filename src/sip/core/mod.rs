@@ -80,9 +80,10 @@ pub struct CoreConfig {
     pub trunk: SocketAddr,
     /// Reach the trunk over our own TCP connection instead of UDP.
     pub trunk_tcp: bool,
-    /// In-dialog requests of the legs we place (ACK, BYE, re-INVITE) go
-    /// to `trunk` with the route set in Route headers, not to the far
-    /// end's Contact or first Record-Route (`trunk.in_dialog_via_proxy`).
+    /// In-dialog requests (ACK, BYE, re-INVITE) go to the trunk with the
+    /// route set in Route headers, not to the far end's Contact or first
+    /// Record-Route (`trunk.in_dialog_via_proxy`): to `trunk` on legs we
+    /// place, to the INVITE's source on calls we receive.
     pub dialog_via_trunk: bool,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,

@@ -1147,7 +1147,9 @@ fn bye_goes_to_a_contact_with_a_quoted_instance_id() {
         bye.starts_with("BYE sip:127.0.0.1:40326;transport=udp SIP/2.0\r\n"),
         "{bye}"
     );
-    assert_eq!(out.sent[0].0.addr, "127.0.0.1:40326".parse().unwrap());
+    // The Request-URI is the Contact; the datagram goes back to where the
+    // INVITE came from (trunk.in_dialog_via_proxy, tests_midcall).
+    assert_eq!(out.sent[0].0.addr, PEER.parse().unwrap());
 }
 
 /// The TCP idle sweep asks which connections are still needed: a call's

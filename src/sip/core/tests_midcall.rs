@@ -560,3 +560,45 @@ fn a_reinvite_2xx_never_acknowledged_ends_the_call() {
         }
     )));
 }
+
+#[test]
+fn our_bye_on_a_received_call_goes_back_to_its_source() {
+    let mut c = core();
+    let t0 = Instant::now();
+    // The carrier's edge sends from PEER but names an inner host in
+    // Contact and does not record-route itself; a proxy behind it does.
+    let text = String::from_utf8(invite(
+        "z9hG4bK-in",
+        "+15550100000",
+        "Record-Route: <sip:198.51.100.1;lr>\r\n",
+        SDP,
+    ))
+    .unwrap();
+    let text = text.replace("<sip:caller@127.0.0.1:5070>", "<sip:caller@10.9.9.9:5060>");
+    c.handle_message(text.as_bytes(), udp(PEER), t0);
+    let leg = incoming_leg(&drain(&mut c));
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let tag = tag_of(drain(&mut c).find("SIP/2.0 200"));
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-ina", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let bye = out.find("BYE ");
+    assert!(
+        bye.starts_with("BYE sip:caller@10.9.9.9:5060 SIP/2.0"),
+        "{bye}"
+    );
+    // §12.1.1: the UAS keeps Record-Route in order.
+    assert_eq!(routes(bye), vec!["<sip:198.51.100.1;lr>"]);
+    assert_eq!(out.sent[0].0.addr, PEER.parse().unwrap());
+}

@@ -127,10 +127,11 @@ impl SipCore {
             pending_reinvite: None,
             reinvite_ack: None,
             end_reported: false,
-            // A caller's dialog follows RFC 3261 §12.2.1.1: its requests
-            // come only from trunk.allow, and our BYE goes where its
-            // Contact or Record-Route says.
-            via_trunk: false,
+            // A call from the trunk: our BYE and re-INVITEs go back to
+            // where its INVITE came from (the carrier's edge), the route
+            // set in Route headers, not to a Contact the edge may not
+            // even route (Asterisk's `rewrite_contact` does the same).
+            via_trunk: self.cfg.dialog_via_trunk,
             invite: Some(head.clone()),
             invite_key: Some(key.clone()),
             uac: None,
