@@ -757,6 +757,14 @@ fn nat_mistakes_name_the_key() {
     );
     assert!(p.problem.contains("is not set"), "{p:?}");
     let p = at(
+        &EXAMPLE.replace(
+            "[sip]\n",
+            "[sip]\nexternal_signaling_address = \"0.0.0.0\"\n",
+        ),
+        "sip.external_signaling_address",
+    );
+    assert_eq!(p.problem, "is not a unicast address");
+    let p = at(
         &EXAMPLE.replace("[media]\n", "[media]\nbind_address = \"any\"\n"),
         "media.bind_address",
     );

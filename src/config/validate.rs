@@ -293,6 +293,19 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         &r.external_signaling_address,
     );
     let external_media_address = v.ip("sip.external_media_address", &r.external_media_address);
+    for (key, ip) in [
+        ("sip.external_signaling_address", external_signaling_address),
+        ("sip.external_media_address", external_media_address),
+    ] {
+        if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            // Peers would be told to send to no one (or to everyone).
+            v.push(
+                key,
+                "is not a unicast address",
+                "write the NAT's public address, such as \"203.0.113.5\"",
+            );
+        }
+    }
     // 0 (the default config's value) means the port SIP listens on.
     let external_signaling_port = r.external_signaling_port.filter(|p| *p != 0).map(|p| {
         u16::try_from(v.int("sip.external_signaling_port", Some(p), 5060, 1, 65535)).unwrap_or(5060)
