@@ -1,7 +1,7 @@
 //! Bringing a leg up: answering an inbound call, or dialling out through the
 //! trunk, and starting its media.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::media::ports::RtpPorts;
 use crate::media::stream::Direction;
 use crate::routing::dial_allowed;
 use crate::sdp::{self, Negotiated};
+use crate::sip::nat::Nat;
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
 /// An answered leg with media running.
@@ -140,11 +141,7 @@ pub async fn answer(
 
 /// Our SDP offer for an outbound leg on `ports`.
 pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
-    let ip = match ctx.trunk_ip() {
-        Some(trunk) => ctx.media_ip_for(trunk),
-        // A proxy written as a name is outside every local network.
-        None => ctx.nat.external_media_ip().unwrap_or(ctx.advertise),
-    };
+    let ip = offer_ip(&ctx.nat, ctx.advertise, ctx.trunk_ip());
     ports.announced = SocketAddr::new(ip, ports.local.port());
     sdp::build_offer(
         ports.announced,
@@ -154,6 +151,15 @@ pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
         1,
         Direction::SendRecv,
     )
+}
+
+/// The c= address of an offer sent to the trunk at `trunk` (`None`: a
+/// proxy written as a name, taken as outside every local network).
+fn offer_ip(nat: &Nat, private: IpAddr, trunk: Option<IpAddr>) -> IpAddr {
+    match trunk {
+        Some(t) => nat.media_for(t, private),
+        None => nat.external_media_ip().unwrap_or(private),
+    }
 }
 
 /// After we hung a leg up: wait (at most 5 s) until the SIP side says it
@@ -366,5 +372,32 @@ struct Unregister(LegRouter, LegId);
 impl Drop for Unregister {
     fn drop(&mut self) {
         self.0.remove(self.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_to_the_trunk_names_the_address_its_side_of_the_nat_reaches() {
+        let private: IpAddr = "10.0.0.5".parse().unwrap();
+        let nat = Nat {
+            external_signaling: Some("203.0.113.10:5060".parse().unwrap()),
+            external_media: Some("203.0.113.20".parse().unwrap()),
+            local_networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let inside = Some("10.1.1.1".parse().unwrap());
+        let outside = Some("198.51.100.7".parse().unwrap());
+        assert_eq!(offer_ip(&nat, private, inside), private);
+        assert_eq!(
+            offer_ip(&nat, private, outside),
+            "203.0.113.20".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            offer_ip(&nat, private, None),
+            "203.0.113.20".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(offer_ip(&Nat::default(), private, outside), private);
     }
 }
