@@ -482,3 +482,96 @@ fn dual_stack_bind_answers_the_ipv4_trunk() {
     run.assert_ok(&sw);
     assert!(!sw.log().contains("::ffff:"), "{}", sw.log());
 }
+
+/// Behind a NAT (sip.external_* set): a caller inside sip.local_networks
+/// (127.0.0.1) is told the private Contact and SDP address, a caller
+/// outside them (127.0.0.2) the external ones; with RTP bound to 0.0.0.0
+/// the logs name the address each peer was told, never the wildcard.
+#[test]
+fn nat_addresses_are_chosen_per_peer() {
+    let sw = Switch::start(|t| {
+        t.replace_exact(
+            "external_signaling_address = \"\"",
+            "external_signaling_address = \"203.0.113.10\"",
+        )
+        .replace_exact(
+            "external_signaling_port = 0",
+            "external_signaling_port = 5099",
+        )
+        .replace_exact(
+            "external_media_address = \"\"",
+            "external_media_address = \"203.0.113.20\"",
+        )
+        .replace_exact("local_networks = []", "local_networks = [\"127.0.0.1/32\"]")
+        .replace_exact(
+            "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+            "allow = [\"127.0.0.0/8\"]",
+        )
+        .replace_exact("bind_address = \"\"", "bind_address = \"0.0.0.0\"")
+    });
+    let local = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT, "-d", "300", "-i", "127.0.0.1"],
+    );
+    assert!(local.ok(), "{}\n{}", local.explain(), sw.log());
+    let private_contact = format!("Contact: <sip:tpswitch@127.0.0.1:{}>", sw.sip.port());
+    assert!(
+        local.messages.contains(&private_contact),
+        "{}",
+        local.messages
+    );
+    assert!(
+        local.messages.contains("c=IN IP4 127.0.0.1"),
+        "{}",
+        local.messages
+    );
+    assert!(!local.messages.contains("203.0.113."), "{}", local.messages);
+
+    let port = free_udp_port().to_string();
+    let outside = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        1,
+        &[
+            "-s",
+            CONTACT_POINT,
+            "-d",
+            "300",
+            "-i",
+            "127.0.0.2",
+            "-mi",
+            "127.0.0.2",
+            "-p",
+            &port,
+        ],
+    );
+    assert!(outside.ok(), "{}\n{}", outside.explain(), sw.log());
+    let m = &outside.messages;
+    assert!(
+        m.contains("Contact: <sip:tpswitch@203.0.113.10:5099>"),
+        "{m}"
+    );
+    assert!(m.contains("c=IN IP4 203.0.113.20"), "{m}");
+    assert!(!m.contains(&private_contact), "{m}");
+
+    // Each leg's quality line names the RTP address its peer was told.
+    let log = await_some("both media quality lines", Duration::from_secs(10), || {
+        let log = sw.log();
+        (log.matches("media quality").count() >= 2).then_some(log)
+    });
+    let quality: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("media quality"))
+        .collect();
+    assert!(
+        quality.iter().any(|l| l.contains("rtp=127.0.0.1:")),
+        "{log}"
+    );
+    assert!(
+        quality.iter().any(|l| l.contains("rtp=203.0.113.20:")),
+        "{log}"
+    );
+    assert!(!log.contains("0.0.0.0:"), "{log}");
+}

@@ -1,5 +1,6 @@
 //! The UAC leg toward the trunk, against SIPp playing the trunk as UAS:
-//! answered (200), busy (486), and a digest challenge (401) then 200.
+//! answered (200), busy (486), a digest challenge (401) then 200, and a
+//! 200 whose Contact and Record-Route name another host.
 //! The library's SIP endpoint runs in-process on 127.0.0.1.
 
 mod common;
@@ -38,6 +39,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         local: Local {
             hostport: format!("127.0.0.1:{port}"),
             user_agent: "tpswitch-test".into(),
+            nat: Default::default(),
         },
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
@@ -50,6 +52,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         min_se: 90,
         trunk,
         trunk_tcp: tcp,
+        dialog_via_trunk: true,
         credentials: creds,
         follow_redirects: true,
         max_redirects: 2,
@@ -214,5 +217,52 @@ async fn trunk_over_tcp_answers_then_we_hang_up() {
         sipp.messages().contains("SIP/2.0/TCP"),
         "the INVITE went over TCP"
     );
+    u.cancel.cancel();
+}
+
+/// A carrier whose 200 names another host in Contact and Record-Route (a
+/// decoy socket here): the ACK and our BYE still reach the trunk, with the
+/// route set in Route headers (SIPp checks both), nothing reaches the
+/// decoy, and the carrier's hold re-INVITE midway is answered without
+/// dropping the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_and_bye_reach_the_trunk_when_the_2xx_points_elsewhere() {
+    let decoy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    decoy.set_nonblocking(true).unwrap();
+    let elsewhere = decoy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("uas_contact_elsewhere.xml");
+    let text = std::fs::read_to_string(sipp_dir().join("uas_contact_elsewhere.xml")).unwrap();
+    std::fs::write(&scenario, text.replace("@ELSEWHERE@", &elsewhere)).unwrap();
+
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start(scenario.to_str().unwrap(), port, 1, &[]);
+    let mut u = uac(format!("127.0.0.1:{port}").parse().unwrap(), None).await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!("expected Answered, got {other:?}\n{}", sipp.messages()),
+    }
+    // The carrier's hold: answered, and the call goes on.
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::MediaChanged { leg: l, media } => {
+            assert_eq!(l, leg);
+            assert!(media.stream.hold);
+        }
+        other => panic!(
+            "expected the hold re-INVITE, got {other:?}\n{}\n{}",
+            sipp.errors(),
+            sipp.messages()
+        ),
+    }
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
+    let mut buf = [0u8; 2048];
+    match decoy.recv_from(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "the address in the 200's Contact got a message: {other:?} {}",
+            String::from_utf8_lossy(&buf)
+        ),
+    }
     u.cancel.cancel();
 }

@@ -22,6 +22,7 @@ use crate::presence::{SqliteStore, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
+use crate::sip::nat::Nat;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, TcpAdmission};
 
@@ -108,6 +109,19 @@ fn advertised_ip(cfg: &Config, trunk: SocketAddr) -> IpAddr {
     }
 }
 
+/// The NAT plan of `[sip]`: the external signalling port defaults to the
+/// port SIP listens on (`port`).
+fn nat(cfg: &Config, port: u16) -> Nat {
+    Nat {
+        external_signaling: cfg
+            .sip
+            .external_signaling_address
+            .map(|ip| SocketAddr::new(ip, cfg.sip.external_signaling_port.unwrap_or(port))),
+        external_media: cfg.sip.external_media_address,
+        local_networks: cfg.sip.local_networks.clone(),
+    }
+}
+
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
@@ -172,6 +186,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             } else {
                 cfg.sip.user_agent.clone()
             },
+            nat: nat(&cfg, cfg.sip.bind.port()),
         },
         allow: cfg.trunk.allow.clone(),
         untrusted: match cfg.sip.untrusted {
@@ -188,6 +203,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
         trunk,
         trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
+        dialog_via_trunk: cfg.trunk.in_dialog_via_proxy,
         credentials: std::env::var(&cfg.trunk.password_env)
             .ok()
             .filter(|_| !cfg.trunk.username.is_empty())
@@ -227,6 +243,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         let port = probe.local_addr().map(|a| a.port()).unwrap_or(0);
         drop(probe);
         core_cfg.local.hostport = hostport(SocketAddr::new(ip, port));
+        core_cfg.local.nat = nat(&cfg, port);
         let core = SipCore::new(core_cfg, dialplan);
         endpoint::start(
             EndpointConfig {
@@ -242,12 +259,30 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         let core = SipCore::new(core_cfg, dialplan);
         endpoint::start(endpoint_cfg, core, ev_tx, sip_cancel.clone()).await?
     };
-    info!(sip = %handle.local_addr, advertise = %ip, prompts = prompts.len(), "tpswitch running");
+    // The addresses peers are told, never a wildcard: what a NAT or
+    // one-way-audio problem is chased with.
+    let media_bind = cfg.media.bind_address.unwrap_or(cfg.sip.bind.ip());
+    let media_ip = match cfg.media.bind_address {
+        Some(b) if !b.is_unspecified() => b,
+        _ => ip,
+    };
+    let sip_nat = nat(&cfg, handle.local_addr.port());
+    info!(
+        sip = %handle.local_addr,
+        advertise = %ip,
+        external_sip = %sip_nat.external_signaling.map_or("none".into(), |a| a.to_string()),
+        rtp_bind = %media_bind,
+        rtp_advertise = %media_ip,
+        external_rtp = %sip_nat.external_media_ip().map_or("none".into(), |a| a.to_string()),
+        local_networks = %cfg.sip.local_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        prompts = prompts.len(),
+        "tpswitch running"
+    );
     // Tests read this line to learn the ports.
     println!("tpswitch listening sip={}", handle.local_addr);
 
     let ports = PortPool::new(
-        cfg.sip.bind.ip(),
+        media_bind,
         cfg.media.rtp_ports.start(),
         cfg.media.rtp_ports.end(),
     );
@@ -257,7 +292,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         prompts,
         ports,
         commands: handle.commands.clone(),
-        advertise: ip,
+        advertise: media_ip,
+        nat: sip_nat,
         engine,
         presence: presence.clone(),
         router: LegRouter::default(),

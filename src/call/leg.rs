@@ -1,7 +1,7 @@
 //! Bringing a leg up: answering an inbound call, or dialling out through the
 //! trunk, and starting its media.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::media::ports::RtpPorts;
 use crate::media::stream::Direction;
 use crate::routing::dial_allowed;
 use crate::sdp::{self, Negotiated};
+use crate::sip::nat::Nat;
 use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
 
 /// An answered leg with media running.
@@ -61,7 +62,7 @@ pub async fn answer(
     let leg = call.leg;
     // RTP ports before we answer: none free is a clean 503 (the SIP core
     // adds Retry-After).
-    let ports = match ctx.ports.allocate() {
+    let mut ports = match ctx.ports.allocate() {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "no RTP port: rejecting with 503");
@@ -72,7 +73,9 @@ pub async fn answer(
             return None;
         }
     };
-    let local = SocketAddr::new(ctx.advertise, ports.local.port());
+    // c= as the caller's side of the NAT sees us (sip.local_networks).
+    let local = SocketAddr::new(ctx.media_ip_for(call.source.ip()), ports.local.port());
+    ports.announced = local;
     let sid = session_id(&ports, leg);
     let body = match &call.media {
         Some(neg) => sdp::build_answer(neg, local, sid, 1),
@@ -137,15 +140,26 @@ pub async fn answer(
 }
 
 /// Our SDP offer for an outbound leg on `ports`.
-pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
+pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
+    let ip = offer_ip(&ctx.nat, ctx.advertise, ctx.trunk_ip());
+    ports.announced = SocketAddr::new(ip, ports.local.port());
     sdp::build_offer(
-        SocketAddr::new(ctx.advertise, ports.local.port()),
+        ports.announced,
         &ctx.cfg.media.codecs,
         ctx.cfg.media.dtmf_payload_type,
         session_id(ports, leg),
         1,
         Direction::SendRecv,
     )
+}
+
+/// The c= address of an offer sent to the trunk at `trunk` (`None`: a
+/// proxy written as a name, taken as outside every local network).
+fn offer_ip(nat: &Nat, private: IpAddr, trunk: Option<IpAddr>) -> IpAddr {
+    match trunk {
+        Some(t) => nat.media_for(t, private),
+        None => nat.external_media_ip().unwrap_or(private),
+    }
 }
 
 /// After we hung a leg up: wait (at most 5 s) until the SIP side says it
@@ -217,7 +231,7 @@ pub fn place<T: Send + 'static>(
     if !dial_allowed(&ctx.cfg, &p.number) {
         return Err(PlaceError::NotAllowed);
     }
-    let ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
+    let mut ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
     let cap = ctx.cfg.trunk.max_outbound_calls as usize;
     let sip = ctx
@@ -225,12 +239,13 @@ pub fn place<T: Send + 'static>(
         .register_outbound(leg, cap)
         .ok_or(PlaceError::AtCapacity(cap))?;
     let target = ctx.cfg.dial_string(&p.number);
-    info!(parent: &p.span, %target, "placing an outbound call");
+    let sdp = offer(ctx, &mut ports, leg);
+    info!(parent: &p.span, %target, rtp = %ports.announced, "placing an outbound call");
     let request = DialRequest {
         target,
         from_user: p.from_user,
         diversion: p.diversion,
-        sdp: offer(ctx, &ports, leg),
+        sdp,
     };
     let ctx = ctx.clone();
     let send = move |news: LegNews| {
@@ -357,5 +372,32 @@ struct Unregister(LegRouter, LegId);
 impl Drop for Unregister {
     fn drop(&mut self) {
         self.0.remove(self.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_to_the_trunk_names_the_address_its_side_of_the_nat_reaches() {
+        let private: IpAddr = "10.0.0.5".parse().unwrap();
+        let nat = Nat {
+            external_signaling: Some("203.0.113.10:5060".parse().unwrap()),
+            external_media: Some("203.0.113.20".parse().unwrap()),
+            local_networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let inside = Some("10.1.1.1".parse().unwrap());
+        let outside = Some("198.51.100.7".parse().unwrap());
+        assert_eq!(offer_ip(&nat, private, inside), private);
+        assert_eq!(
+            offer_ip(&nat, private, outside),
+            "203.0.113.20".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            offer_ip(&nat, private, None),
+            "203.0.113.20".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(offer_ip(&Nat::default(), private, outside), private);
     }
 }

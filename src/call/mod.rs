@@ -21,6 +21,7 @@ use crate::media::engine::MediaEngine;
 use crate::media::ports::PortPool;
 use crate::media::prompt::PromptLibrary;
 use crate::presence::service::PresenceHandle;
+use crate::sip::nat::Nat;
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 
 pub use router::LegRouter;
@@ -31,13 +32,32 @@ pub struct CallContext {
     pub prompts: Arc<PromptLibrary>,
     pub ports: PortPool,
     pub commands: mpsc::Sender<SipCommand>,
-    /// The address our SDP advertises.
+    /// The address our SDP gives peers inside `sip.local_networks` (and
+    /// every peer when no external address is configured).
     pub advertise: IpAddr,
+    /// The external addresses and which peers get them.
+    pub nat: Nat,
     pub engine: MediaEngine,
     pub presence: PresenceHandle,
     pub router: LegRouter,
     /// Answered calls for queue flows go to the one queue task.
     pub queue: queue::QueueSender,
+}
+
+impl CallContext {
+    /// The RTP address our SDP gives a peer at `dest` (RFC 4566 §5.7 c=).
+    pub fn media_ip_for(&self, dest: IpAddr) -> IpAddr {
+        self.nat.media_for(dest, self.advertise)
+    }
+
+    /// Where the SDP of the legs we place goes first: the trunk's proxy.
+    /// A proxy written as a name is treated as outside the local networks.
+    pub fn trunk_ip(&self) -> Option<IpAddr> {
+        match self.cfg.trunk.outbound_proxy.host {
+            crate::config::Host::Ip(ip) => Some(ip),
+            crate::config::Host::Name(_) => None,
+        }
+    }
 }
 
 /// Routes SIP events to call tasks and starts a task per new call.

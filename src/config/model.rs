@@ -35,6 +35,17 @@ pub struct Config {
 pub struct SipConfig {
     pub bind: SocketAddr,
     pub advertise: Advertise,
+    /// NAT (as Asterisk's PJSIP transport options of the same names): the
+    /// public address and port put in Via and Contact toward peers outside
+    /// `local_networks`. None: every peer is told `advertise`.
+    pub external_signaling_address: Option<IpAddr>,
+    /// None: the port SIP listens on.
+    pub external_signaling_port: Option<u16>,
+    /// The public address put in SDP c= toward peers outside
+    /// `local_networks`; None: `external_signaling_address`.
+    pub external_media_address: Option<IpAddr>,
+    /// Peers in these networks are told the private addresses.
+    pub local_networks: Vec<IpNet>,
     pub max_calls: u32,
     /// RFC 3261 §17.1.1.1 RTT estimate.
     pub t1: Duration,
@@ -104,6 +115,11 @@ pub struct TrunkConfig {
     pub max_redirects: u32,
     pub caller_id: CallerIdMode,
     pub inband_dtmf: bool,
+    /// In-dialog requests (ACK, BYE, re-INVITE) go to `outbound_proxy` on
+    /// legs we place and to the INVITE's source on calls we receive, with
+    /// the route set in Route headers, instead of the far end's Contact or
+    /// first Record-Route.
+    pub in_dialog_via_proxy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +211,8 @@ pub enum CallerIdMode {
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
+    /// Where RTP sockets bind; None: the IP of `sip.bind`.
+    pub bind_address: Option<IpAddr>,
     pub rtp_ports: PortRange,
     /// In order of preference; the one codec type of the program (media owns it).
     pub codecs: Vec<Codec>,

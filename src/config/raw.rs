@@ -18,6 +18,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub struct RawSip {
     pub bind: Option<String>,
     pub advertise: Option<String>,
+    pub external_signaling_address: Option<String>,
+    pub external_signaling_port: Option<i64>,
+    pub external_media_address: Option<String>,
+    pub local_networks: Option<Vec<String>>,
     pub max_calls: Option<i64>,
     pub t1: Option<String>,
     pub t2: Option<String>,
@@ -53,11 +57,13 @@ pub struct RawTrunk {
     pub max_redirects: Option<i64>,
     pub caller_id: Option<String>,
     pub inband_dtmf: Option<bool>,
+    pub in_dialog_via_proxy: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMedia {
+    pub bind_address: Option<String>,
     pub rtp_ports: Option<String>,
     pub codecs: Option<Vec<String>>,
     pub dtmf_payload_type: Option<i64>,

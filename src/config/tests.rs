@@ -700,3 +700,73 @@ fn tcp_and_http_exhaustion_limits() {
     let p = at(&http("max_connections = 0"), "http.max_connections");
     assert_eq!(p.fix, "use a whole number from 1 to 10000");
 }
+
+#[test]
+fn nat_addresses_and_media_bind_load_and_default_to_none() {
+    let c = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.external_signaling_address, None);
+    assert_eq!(c.sip.external_signaling_port, None);
+    assert_eq!(c.sip.external_media_address, None);
+    assert!(c.sip.local_networks.is_empty());
+    assert_eq!(c.media.bind_address, None);
+    assert!(c.trunk.in_dialog_via_proxy);
+    let text = EXAMPLE
+        .replace(
+            "[sip]\n",
+            "[sip]\nexternal_signaling_address = \"203.0.113.5\"\nexternal_signaling_port = 5099\n\
+             external_media_address = \"203.0.113.6\"\nlocal_networks = [\"10.0.0.0/8\", \"192.168.1.20\"]\n",
+        )
+        .replace("[media]\n", "[media]\nbind_address = \"0.0.0.0\"\n");
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.sip.external_signaling_address,
+        Some("203.0.113.5".parse().unwrap())
+    );
+    assert_eq!(c.sip.external_signaling_port, Some(5099));
+    assert_eq!(
+        c.sip.external_media_address,
+        Some("203.0.113.6".parse().unwrap())
+    );
+    assert_eq!(c.sip.local_networks.len(), 2);
+    assert_eq!(c.media.bind_address, Some("0.0.0.0".parse().unwrap()));
+}
+
+#[test]
+fn nat_mistakes_name_the_key() {
+    let p = at(
+        &EXAMPLE.replace(
+            "[sip]\n",
+            "[sip]\nexternal_signaling_address = \"nat.example.com\"\n",
+        ),
+        "sip.external_signaling_address",
+    );
+    assert!(p.problem.contains("is not an IP address"), "{p:?}");
+    let p = at(
+        &EXAMPLE.replace("[sip]\n", "[sip]\nlocal_networks = [\"10.0.0.0/33\"]\n"),
+        "sip.local_networks[0]",
+    );
+    assert!(p.problem.contains("is not an IP network"), "{p:?}");
+    // A media address alone would tell outside peers a public RTP address
+    // with a private Contact: almost certainly a half-done NAT setup.
+    let p = at(
+        &EXAMPLE.replace(
+            "[sip]\n",
+            "[sip]\nexternal_media_address = \"203.0.113.6\"\n",
+        ),
+        "sip.external_signaling_address",
+    );
+    assert!(p.problem.contains("is not set"), "{p:?}");
+    let p = at(
+        &EXAMPLE.replace(
+            "[sip]\n",
+            "[sip]\nexternal_signaling_address = \"0.0.0.0\"\n",
+        ),
+        "sip.external_signaling_address",
+    );
+    assert_eq!(p.problem, "is not a unicast address");
+    let p = at(
+        &EXAMPLE.replace("[media]\n", "[media]\nbind_address = \"any\"\n"),
+        "media.bind_address",
+    );
+    assert!(p.fix.contains("IP address"), "{p:?}");
+}

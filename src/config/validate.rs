@@ -185,6 +185,42 @@ impl V<'_> {
         })
     }
 
+    /// An optional IP literal ("" = not set; no names: tpswitch resolves
+    /// nothing at start).
+    fn ip(&mut self, path: &str, v: &Option<String>) -> Option<IpAddr> {
+        let s = v.as_deref().filter(|s| !s.trim().is_empty())?;
+        match s.trim().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.push(
+                    path,
+                    format!("{s:?} is not an IP address"),
+                    "write an IP address such as \"203.0.113.5\" or \"2001:db8::5\" (no port, no host name)",
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of CIDR networks or single addresses.
+    fn networks(&mut self, path: &str, list: &[String]) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for (i, s) in list.iter().enumerate() {
+            match s
+                .parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            {
+                Ok(n) => out.push(n),
+                Err(_) => self.push(
+                    format!("{path}[{i}]"),
+                    format!("{s:?} is not an IP network"),
+                    "write an address or CIDR network such as \"10.0.0.0/8\" or \"192.168.1.20\"",
+                ),
+            }
+        }
+        out
+    }
+
     fn env_name(&mut self, path: &str, v: &Option<String>, default: &str) -> String {
         let s = v.as_deref().unwrap_or(default);
         let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -252,6 +288,41 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             Advertise::Auto
         }),
     };
+    let external_signaling_address = v.ip(
+        "sip.external_signaling_address",
+        &r.external_signaling_address,
+    );
+    let external_media_address = v.ip("sip.external_media_address", &r.external_media_address);
+    for (key, ip) in [
+        ("sip.external_signaling_address", external_signaling_address),
+        ("sip.external_media_address", external_media_address),
+    ] {
+        if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            // Peers would be told to send to no one (or to everyone).
+            v.push(
+                key,
+                "is not a unicast address",
+                "write the NAT's public address, such as \"203.0.113.5\"",
+            );
+        }
+    }
+    // 0 (the default config's value) means the port SIP listens on.
+    let external_signaling_port = r.external_signaling_port.filter(|p| *p != 0).map(|p| {
+        u16::try_from(v.int("sip.external_signaling_port", Some(p), 5060, 1, 65535)).unwrap_or(5060)
+    });
+    let local_networks = v.networks(
+        "sip.local_networks",
+        r.local_networks.as_deref().unwrap_or(&[]),
+    );
+    if external_signaling_address.is_none()
+        && (external_media_address.is_some() || external_signaling_port.is_some())
+    {
+        v.push(
+            "sip.external_signaling_address",
+            "is not set, but sip.external_media_address or sip.external_signaling_port is",
+            "set the public address peers outside sip.local_networks reach us at, such as \"203.0.113.5\"",
+        );
+    }
     let t1 = v.duration("sip.t1", &r.t1, Duration::from_millis(500), MS);
     let t2 = v.duration("sip.t2", &r.t2, Duration::from_secs(4), MS);
     if t2 < t1 {
@@ -349,6 +420,10 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
     SipConfig {
         bind,
         advertise,
+        external_signaling_address,
+        external_signaling_port,
+        external_media_address,
+        local_networks,
         max_calls: v.uint("sip.max_calls", r.max_calls, 2000, 1, 1_000_000),
         t1,
         t2,
@@ -532,6 +607,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             ],
         ),
         inband_dtmf: r.inband_dtmf.unwrap_or(false),
+        in_dialog_via_proxy: r.in_dialog_via_proxy.unwrap_or(true),
     }
 }
 
@@ -677,6 +753,7 @@ pub(super) fn media(v: &mut V, r: &RawMedia) -> MediaConfig {
         );
     }
     MediaConfig {
+        bind_address: v.ip("media.bind_address", &r.bind_address),
         rtp_ports,
         codecs,
         // RFC 3551 §3: 96-127 is the dynamic range telephone-event lives in.

@@ -364,6 +364,11 @@ impl MediaSession {
         self.shared.ports.local
     }
 
+    /// Where the peer was told to send RTP (never a wildcard): for logs.
+    pub fn announced_addr(&self) -> SocketAddr {
+        self.shared.ports.announced
+    }
+
     /// SSRC of what this session sends (stays the same through prompts and bridges).
     pub fn ssrc(&self) -> u32 {
         self.shared.ssrc()

@@ -40,6 +40,10 @@ pub struct RtpPorts {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub local: SocketAddr,
+    /// Where the peer was told to send RTP (our SDP's c= and port): the
+    /// address logs show. It differs from `local` behind a NAT or when the
+    /// sockets bind a wildcard such as 0.0.0.0; the call layer sets it.
+    pub announced: SocketAddr,
     pool: Arc<Mutex<Pool>>,
 }
 
@@ -99,6 +103,7 @@ impl PortPool {
                         rtp,
                         rtcp,
                         local: SocketAddr::new(self.ip, port),
+                        announced: SocketAddr::new(self.ip, port),
                         pool: self.inner.clone(),
                     });
                 }

@@ -186,7 +186,7 @@ impl Shell {
                 .ctx
                 .engine
                 .bridge(&c.session, s)
-                .map(|h| (h, s.local_addr())),
+                .map(|h| (h, s.announced_addr())),
             None => Err(crate::media::engine::MediaError::Closed),
         };
         match result {
@@ -196,7 +196,7 @@ impl Shell {
                 info!(
                     parent: &c.span,
                     agent = %a.who,
-                    customer_rtp = %c.session.local_addr(),
+                    customer_rtp = %c.session.announced_addr(),
                     %agent_rtp,
                     "bridged"
                 );

@@ -123,7 +123,7 @@ impl RecvTask {
         // One line per leg: what the phone's audio looked like on arrival (RFC 3550 A.3, A.8).
         tracing::info!(
             parent: &self.span,
-            rtp = %shared.ports.local,
+            rtp = %shared.ports.announced,
             received = q.received,
             lost = q.lost,
             loss_pct = format_args!("{:.2}", q.loss_percent()),

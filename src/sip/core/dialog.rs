@@ -1,13 +1,15 @@
 //! Dialog state (§12) for both roles, and the requests a dialog sends.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::super::api::{DialRequest, LegId};
 use super::super::message::{self, header_uri, Extra, RequestHead, MAGIC_COOKIE};
+use super::super::nat::Nat;
 use super::super::transaction::{Peer, TxKey};
 use super::super::uri;
 use crate::sdp::Negotiated;
@@ -98,23 +100,46 @@ pub struct Dialog {
     pub session_deadline: Option<Instant>,
     /// A re-INVITE or UPDATE we are still answering (§14.2).
     pub pending_reinvite: Option<TxKey>,
+    /// CSeq of a re-INVITE whose 2xx we re-send until its ACK (§13.3.1.4).
+    pub reinvite_ack: Option<u32>,
     /// `Ended` was already emitted (we sent BYE on our own and told the
     /// call at once).
     pub end_reported: bool,
+    /// In-dialog requests go to `peer` (the trunk's proxy on legs we place,
+    /// the INVITE's source on calls we receive) whatever the
+    /// far end's Contact or Record-Route name; the route set still travels
+    /// in Route headers for the proxy to follow (as a FreeSWITCH gateway's
+    /// outbound proxy does). A carrier SBC that does not record-route then
+    /// still sees our ACK and BYE, and a 200 cannot aim them at a third
+    /// party.
+    pub via_trunk: bool,
     pub uac: Option<Uac>,
 }
 
 /// Our local identity for building messages.
 #[derive(Debug, Clone)]
 pub struct Local {
-    /// host:port put in Via sent-by and Contact.
+    /// host:port put in Via sent-by and Contact toward local peers (and
+    /// toward every peer when `nat` has no external address).
     pub hostport: String,
     pub user_agent: String,
+    /// The external addresses and the networks that do not need them.
+    pub nat: Nat,
 }
 
 impl Local {
     pub fn contact(&self) -> String {
         format!("<sip:tpswitch@{}>", self.hostport)
+    }
+
+    /// host:port for Via sent-by and Contact of a message to `dest`.
+    pub fn hostport_for(&self, dest: IpAddr) -> Cow<'_, str> {
+        self.nat.signaling_for(dest, &self.hostport)
+    }
+
+    /// Our Contact in a message to `dest`.
+    pub fn contact_for(&self, dest: IpAddr) -> String {
+        format!("<sip:tpswitch@{}>", self.hostport_for(dest))
     }
 }
 
@@ -134,10 +159,13 @@ impl Dialog {
         }
     }
 
-    /// Where an in-dialog request goes (§12.2.1.1 and §8.1.2): the first
-    /// loose route, else the remote target; when that is a name we cannot
-    /// resolve, the peer the dialog was built with.
+    /// Where an in-dialog request goes: the trunk when `via_trunk`, else
+    /// (§12.2.1.1 and §8.1.2) the first route, else the remote target; when
+    /// that is a name we cannot resolve, the peer the dialog was built with.
     pub fn next_hop(&self) -> Peer {
+        if self.via_trunk {
+            return self.peer;
+        }
         let hop = self
             .route_set
             .first()
@@ -158,6 +186,31 @@ impl Dialog {
         }
     }
 
+    /// The Request-URI and Route header values of an in-dialog request
+    /// (§12.2.1.1). A loose router first in the route set (`;lr`, §16.12)
+    /// leaves the remote target in the Request-URI and the route set in
+    /// Route; a strict router takes the Request-URI itself (without URI
+    /// headers, §19.1.5) and the remote target goes last in Route.
+    /// `fallback` is the Request-URI when the peer gave no Contact.
+    pub fn target_and_routes(&self, fallback: &str) -> (String, Vec<String>) {
+        let target = self
+            .remote_target
+            .as_deref()
+            .map(header_uri)
+            .unwrap_or(fallback)
+            .to_owned();
+        match self.route_set.split_first() {
+            Some((first, rest)) if !is_loose_route(header_uri(first)) => {
+                let uri = header_uri(first);
+                let ruri = uri.split('?').next().unwrap_or(uri).to_owned();
+                let mut routes = rest.to_vec();
+                routes.push(format!("<{target}>"));
+                (ruri, routes)
+            }
+            _ => (target, self.route_set.clone()),
+        }
+    }
+
     /// Writes an in-dialog request (§12.2.1.1). Returns its bytes and its
     /// branch.
     pub fn request(
@@ -169,24 +222,20 @@ impl Dialog {
         body: Option<(&str, &[u8])>,
     ) -> Vec<u8> {
         self.local_cseq += 1;
-        let ruri = self
-            .remote_target
-            .as_deref()
-            .map(header_uri)
-            .unwrap_or_else(|| header_uri(&self.remote_uri))
-            .to_owned();
+        let (ruri, routes) = self.target_and_routes(header_uri(&self.remote_uri));
         let mut s = String::with_capacity(512);
         let transport = if self.peer.transport.reliable() {
             "TCP"
         } else {
             "UDP"
         };
+        let dest = self.next_hop().addr.ip();
         let _ = write!(
             s,
             "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{transport} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
-            local.hostport
+            local.hostport_for(dest)
         );
-        for r in &self.route_set {
+        for r in &routes {
             let _ = write!(s, "Route: {r}\r\n");
         }
         let _ = write!(
@@ -196,9 +245,19 @@ impl Dialog {
             self.remote_header(),
             self.call_id,
             self.local_cseq,
-            local.contact(),
+            local.contact_for(dest),
             local.user_agent
         );
         message::finish(s, extra, body)
     }
+}
+
+/// Does a Route URI carry the `lr` parameter (§19.1.1, loose routing)?
+fn is_loose_route(uri: &str) -> bool {
+    let no_headers = uri.split('?').next().unwrap_or(uri);
+    no_headers.split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("lr"))
+    })
 }

@@ -11,6 +11,8 @@ mod uas;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_midcall;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -78,6 +80,11 @@ pub struct CoreConfig {
     pub trunk: SocketAddr,
     /// Reach the trunk over our own TCP connection instead of UDP.
     pub trunk_tcp: bool,
+    /// In-dialog requests (ACK, BYE, re-INVITE) go to the trunk with the
+    /// route set in Route headers, not to the far end's Contact or first
+    /// Record-Route (`trunk.in_dialog_via_proxy`): to `trunk` on legs we
+    /// place, to the INVITE's source on calls we receive.
+    pub dialog_via_trunk: bool,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
@@ -555,7 +562,7 @@ impl SipCore {
         let peer = d.next_hop();
         let key = TxKey {
             branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
+            sent_by: local.hostport_for(peer.addr.ip()).to_ascii_lowercase(),
             method: message::tx_method(Method::Bye),
         };
         self.clients.insert(key.clone(), (leg, ClientPurpose::Bye));

@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::sip::api::{DialOutcome, DialRequest, EndCause};
 
-const TRUNK: &str = "127.0.0.1:5080";
-const PEER: &str = "127.0.0.1:5070";
+pub(super) const TRUNK: &str = "127.0.0.1:5080";
+pub(super) const PEER: &str = "127.0.0.1:5070";
 
-fn cfg() -> CoreConfig {
+pub(super) fn cfg() -> CoreConfig {
     CoreConfig {
         timers: Timers::default(),
         local: Local {
             hostport: "127.0.0.1:5060".into(),
             user_agent: "tpswitch-test".into(),
+            nat: Default::default(),
         },
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
@@ -26,6 +27,7 @@ fn cfg() -> CoreConfig {
         min_se: 90,
         trunk: TRUNK.parse().unwrap(),
         trunk_tcp: false,
+        dialog_via_trunk: true,
         credentials: Some(Credentials {
             username: "alice".into(),
             password: "secret".into(),
@@ -36,20 +38,20 @@ fn cfg() -> CoreConfig {
     }
 }
 
-fn core() -> SipCore {
+pub(super) fn core() -> SipCore {
     SipCore::new(cfg(), Box::new(|n: &str| n == "+15550100000"))
 }
 
-fn udp(addr: &str) -> Peer {
+pub(super) fn udp(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse().unwrap(),
     }
 }
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+pub(super) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
-fn invite(branch: &str, user: &str, extra: &str, body: &str) -> Vec<u8> {
+pub(super) fn invite(branch: &str, user: &str, extra: &str, body: &str) -> Vec<u8> {
     let ct = if body.is_empty() {
         String::new()
     } else {
@@ -62,7 +64,7 @@ fn invite(branch: &str, user: &str, extra: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn in_dialog(
+pub(super) fn in_dialog(
     method: &str,
     branch: &str,
     to_tag: &str,
@@ -78,27 +80,27 @@ fn in_dialog(
 }
 
 #[derive(Default, Debug)]
-struct Out {
-    sent: Vec<(Peer, String)>,
-    events: Vec<SipEvent>,
+pub(super) struct Out {
+    pub(super) sent: Vec<(Peer, String)>,
+    pub(super) events: Vec<SipEvent>,
 }
 
 impl Out {
-    fn statuses(&self) -> Vec<u16> {
+    pub(super) fn statuses(&self) -> Vec<u16> {
         self.sent
             .iter()
             .filter_map(|(_, m)| m.strip_prefix("SIP/2.0 "))
             .filter_map(|m| m.get(..3)?.parse().ok())
             .collect()
     }
-    fn requests(&self) -> Vec<String> {
+    pub(super) fn requests(&self) -> Vec<String> {
         self.sent
             .iter()
             .filter(|(_, m)| !m.starts_with("SIP/2.0"))
             .map(|(_, m)| m.split(' ').next().unwrap_or("").to_owned())
             .collect()
     }
-    fn find(&self, start: &str) -> &str {
+    pub(super) fn find(&self, start: &str) -> &str {
         self.sent
             .iter()
             .map(|(_, m)| m.as_str())
@@ -107,7 +109,7 @@ impl Out {
     }
 }
 
-fn drain(c: &mut SipCore) -> Out {
+pub(super) fn drain(c: &mut SipCore) -> Out {
     let mut out = Out::default();
     while let Some(o) = c.poll_output() {
         match o {
@@ -120,7 +122,7 @@ fn drain(c: &mut SipCore) -> Out {
     out
 }
 
-fn advance(c: &mut SipCore, to: Instant) -> Out {
+pub(super) fn advance(c: &mut SipCore, to: Instant) -> Out {
     let mut out = Out::default();
     while let Some(d) = c.deadline() {
         if d > to {
@@ -134,7 +136,7 @@ fn advance(c: &mut SipCore, to: Instant) -> Out {
     out
 }
 
-fn tag_of(msg: &str) -> String {
+pub(super) fn tag_of(msg: &str) -> String {
     msg.lines()
         .find(|l| l.starts_with("To:"))
         .and_then(|l| l.split(";tag=").nth(1))
@@ -143,7 +145,7 @@ fn tag_of(msg: &str) -> String {
         .to_owned()
 }
 
-fn incoming_leg(out: &Out) -> LegId {
+pub(super) fn incoming_leg(out: &Out) -> LegId {
     out.events
         .iter()
         .find_map(|e| match e {
@@ -154,7 +156,7 @@ fn incoming_leg(out: &Out) -> LegId {
 }
 
 /// INVITE → 100 → Incoming → Answer → 200. Returns the leg and our tag.
-fn answered(c: &mut SipCore, t0: Instant) -> (LegId, String) {
+pub(super) fn answered(c: &mut SipCore, t0: Instant) -> (LegId, String) {
     c.handle_message(
         &invite("z9hG4bK-i1", "+15550100000", "", SDP),
         udp(PEER),
@@ -535,6 +537,11 @@ fn session_timer_is_granted_and_enforced() {
     );
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec![200]);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-s2a", &tag, 2, "", ""),
+        udp(PEER),
+        t60,
+    );
     assert!(advance(&mut c, t0 + Duration::from_secs(150))
         .events
         .is_empty());
@@ -647,7 +654,7 @@ fn hang_up_sends_bye_and_reports_once() {
 
 // ------------------------------------------------------------------ UAC
 
-fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
+pub(super) fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
     let leg = LegId::next();
     c.handle_command(
         SipCommand::Dial {
@@ -679,7 +686,7 @@ fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
 }
 
 /// A response to `req` (copying Via/From/To/Call-ID/CSeq) from the trunk.
-fn reply(req: &str, status: u16, extra: &str, body: &str) -> Vec<u8> {
+pub(super) fn reply(req: &str, status: u16, extra: &str, body: &str) -> Vec<u8> {
     let mut s = format!("SIP/2.0 {status} Whatever\r\n");
     for l in req.lines() {
         if l.starts_with("Via:")
@@ -1140,7 +1147,9 @@ fn bye_goes_to_a_contact_with_a_quoted_instance_id() {
         bye.starts_with("BYE sip:127.0.0.1:40326;transport=udp SIP/2.0\r\n"),
         "{bye}"
     );
-    assert_eq!(out.sent[0].0.addr, "127.0.0.1:40326".parse().unwrap());
+    // The Request-URI is the Contact; the datagram goes back to where the
+    // INVITE came from (trunk.in_dialog_via_proxy, tests_midcall).
+    assert_eq!(out.sent[0].0.addr, PEER.parse().unwrap());
 }
 
 /// The TCP idle sweep asks which connections are still needed: a call's

@@ -23,8 +23,16 @@ impl SipCore {
         let trunk = self.cfg.trunk;
         let trunk_host = crate::sip::uri::hostport(trunk);
         let ruri = format!("sip:{}@{}", request.target, trunk_host);
-        let local_uri = format!("<sip:{}@{}>", request.from_user, self.cfg.local.hostport);
+        let local_uri = format!(
+            "<sip:{}@{}>",
+            request.from_user,
+            self.cfg.local.hostport_for(trunk.ip())
+        );
         let remote_uri = format!("<{ruri}>");
+        // What a re-INVITE or UPDATE from the far end is answered with
+        // (§14.2): our offer's address, o= id and version.
+        let local_media = super::uas::local_media_of(&request.sdp);
+        let (sdp_session, sdp_version) = super::uas::origin_of(&request.sdp).unwrap_or((0, 1));
         let d = Dialog {
             leg,
             role: Role::Uac,
@@ -52,15 +60,17 @@ impl SipCore {
             invite_key: None,
             offerless: false,
             local_sdp: Some(request.sdp.clone()),
-            local_media: None,
-            sdp_session: 0,
-            sdp_version: 1,
+            local_media,
+            sdp_session,
+            sdp_version,
             negotiated: None,
             ok_retransmit: None,
             session_interval: None,
             session_deadline: None,
             pending_reinvite: None,
+            reinvite_ack: None,
             end_reported: false,
+            via_trunk: self.cfg.dialog_via_trunk,
             uac: Some(Uac {
                 request,
                 ruri: ruri.clone(),
@@ -106,10 +116,10 @@ impl SipCore {
             return;
         };
         d.local_cseq += 1;
+        let sent_by = local.hostport_for(d.peer.addr.ip());
         let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
+            "SIP/2.0/{} {sent_by};branch={branch};rport",
             via_transport(d.peer),
-            local.hostport
         );
         let mut s = String::with_capacity(1024);
         let _ = write!(
@@ -120,7 +130,7 @@ impl SipCore {
             d.remote_uri,
             d.call_id,
             d.local_cseq,
-            local.contact(),
+            local.contact_for(d.peer.addr.ip()),
             message::ALLOW,
             message::SUPPORTED,
             local.user_agent,
@@ -134,7 +144,7 @@ impl SipCore {
         let data = message::finish(s, &[], Some(("application/sdp", &uac.request.sdp)));
         let key = TxKey {
             branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
+            sent_by: sent_by.to_ascii_lowercase(),
             method: crate::sip::transaction::TxMethod::Invite,
         };
         uac.ruri = ruri;
@@ -244,25 +254,21 @@ impl SipCore {
         d.remote_target = head.contact.clone();
         d.route_set = head.record_route.iter().rev().cloned().collect();
         d.state = State::Confirmed;
-        let Some(uac) = d.uac.as_mut() else {
+        let Some(uac) = d.uac.as_ref() else {
             return;
         };
         let cancelled = uac.cancel_requested;
         // §13.2.2.4: the ACK for a 2xx is a new transaction-less request
         // with the INVITE's CSeq number.
         let cseq = uac.invite_cseq;
-        let ruri = d
-            .remote_target
-            .as_deref()
-            .map(header_uri)
-            .unwrap_or(&uac.ruri)
-            .to_owned();
+        let fallback = uac.ruri.clone();
+        let (ruri, routes) = d.target_and_routes(&fallback);
         let mut s = format!(
             "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
             via_transport(d.peer),
-            local.hostport
+            local.hostport_for(d.next_hop().addr.ip())
         );
-        for r in &d.route_set {
+        for r in &routes {
             let _ = write!(s, "Route: {r}\r\n");
         }
         let _ = write!(

@@ -9,6 +9,7 @@ use tracing::{debug, info};
 
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
+use crate::media::codec::Codec;
 use crate::media::stream::Direction;
 use crate::sdp;
 use crate::sip::access;
@@ -124,7 +125,13 @@ impl SipCore {
             session_interval: session.filter(|_| supports_timer),
             session_deadline: None,
             pending_reinvite: None,
+            reinvite_ack: None,
             end_reported: false,
+            // A call from the trunk: our BYE and re-INVITEs go back to
+            // where its INVITE came from (the carrier's edge), the route
+            // set in Route headers, not to a Contact the edge may not
+            // even route (Asterisk's `rewrite_contact` does the same).
+            via_trunk: self.cfg.dialog_via_trunk,
             invite: Some(head.clone()),
             invite_key: Some(key.clone()),
             uac: None,
@@ -158,10 +165,13 @@ impl SipCore {
     }
 
     pub(super) fn uas_provisional(&mut self, leg: LegId, status: u16, now: Instant) {
-        let contact = self.cfg.local.contact();
         let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
+        let Some(dest) = self.dialogs.get(&leg).map(|d| d.peer.addr.ip()) else {
+            return;
+        };
+        let contact = self.cfg.local.contact_for(dest);
         self.respond(
             &key,
             &head,
@@ -174,12 +184,12 @@ impl SipCore {
     }
 
     pub(super) fn uas_answer(&mut self, leg: LegId, sdp_body: Vec<u8>, now: Instant) {
-        let contact = self.cfg.local.contact();
         let t = self.txl.timers();
         let ua = self.cfg.local.user_agent.clone();
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
+        let contact = self.cfg.local.contact_for(d.peer.addr.ip());
         if d.role != Role::Uas || d.state != State::Early {
             return;
         }
@@ -265,7 +275,7 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        if d.state != State::WaitAck {
+        if d.state != State::WaitAck && d.reinvite_ack.is_none() {
             return;
         }
         let Some(o) = d.ok_retransmit.as_mut() else {
@@ -328,7 +338,12 @@ impl SipCore {
             return;
         };
         if d.state != State::WaitAck {
-            return; // a retransmitted ACK
+            if d.reinvite_ack == Some(head.cseq) {
+                // The ACK for a re-INVITE's 2xx: stop re-sending it.
+                d.reinvite_ack = None;
+                d.ok_retransmit = None;
+            }
+            return; // else a retransmitted ACK
         }
         if d.invite.as_ref().is_some_and(|i| i.cseq != head.cseq) {
             return; // the ACK of an older INVITE (§13.2.2.4)
@@ -470,11 +485,11 @@ impl SipCore {
     fn reoffer(&mut self, leg: LegId, req: Request, head: RequestHead, key: TxKey, now: Instant) {
         let codecs = self.cfg.codecs.clone();
         let dtmf_pt = self.cfg.dtmf_payload_type;
-        let contact = self.cfg.local.contact();
         let session = session_expires(&req);
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
+        let contact = self.cfg.local.contact_for(d.peer.addr.ip());
         let tag = d.local_tag.clone();
         if d.state == State::Early || d.state == State::Terminating {
             // An UPDATE before answer or a re-INVITE while we hang up.
@@ -499,36 +514,58 @@ impl SipCore {
                 }
             }
         }
-        let Some(local) = d.local_media else {
-            self.respond(&key, &head, 491, Some(&tag), &[], None, now);
-            return;
-        };
-        let (body, changed) = if req.body.iter().all(u8::is_ascii_whitespace) {
-            // No offer: we offer our current session again (§14.2), a pure
-            // refresh.
-            d.sdp_version += 1;
-            let offer = sdp::build_offer(
-                local,
-                &codecs,
-                dtmf_pt,
-                d.sdp_session,
-                d.sdp_version,
-                Direction::SendRecv,
-            );
-            (offer, None)
+        let no_offer = req.body.iter().all(u8::is_ascii_whitespace);
+        let (body, changed) = if no_offer && head.method == Method::Update {
+            // RFC 3311 §5.2: an UPDATE without an offer (a session refresh,
+            // RFC 4028 §7.4) is answered without one: an SDP in its 2xx
+            // would be an offer where none may be.
+            (None, None)
         } else {
-            match sdp::parse_offer(&req.body).and_then(|o| sdp::negotiate(&o, &codecs)) {
-                Ok(n) => {
-                    d.sdp_version += 1;
-                    let answer = sdp::build_answer(&n, local, d.sdp_session, d.sdp_version);
-                    d.negotiated = Some(n.clone());
-                    (answer, Some(n))
-                }
-                Err(e) => {
-                    // §14.2: a failed re-offer leaves the session as it was.
-                    let status = e.status_code();
-                    self.respond(&key, &head, status, Some(&tag), &[], None, now);
-                    return;
+            let Some(local) = d.local_media else {
+                self.respond(&key, &head, 491, Some(&tag), &[], None, now);
+                return;
+            };
+            if no_offer {
+                // A re-INVITE without an offer: we offer our current session
+                // again (§14.2), a pure refresh.
+                d.sdp_version += 1;
+                let offer = sdp::build_offer(
+                    local,
+                    &codecs,
+                    dtmf_pt,
+                    d.sdp_session,
+                    d.sdp_version,
+                    Direction::SendRecv,
+                );
+                (Some(offer), None)
+            } else {
+                let current = d.negotiated.as_ref().map(|n| n.stream.codec);
+                match sdp::parse_offer(&req.body)
+                    .map_err(|e| (e.status_code(), 399, e.to_string()))
+                    .and_then(|o| same_codec(&o, current, &codecs))
+                {
+                    Ok(n) => {
+                        d.sdp_version += 1;
+                        let answer = sdp::build_answer(&n, local, d.sdp_session, d.sdp_version);
+                        d.negotiated = Some(n.clone());
+                        (Some(answer), Some(n))
+                    }
+                    Err((status, code, why)) => {
+                        // §14.2: a failed re-offer leaves the session, its
+                        // media and its timers as they were.
+                        info!(call_id = %d.call_id, status, reason = %why, "re-offer refused; the call goes on");
+                        let warning = format!("{code} tpswitch \"{}\"", why.replace('"', "'"));
+                        self.respond(
+                            &key,
+                            &head,
+                            status,
+                            Some(&tag),
+                            &[("Warning", &warning)],
+                            None,
+                            now,
+                        );
+                        return;
+                    }
                 }
             }
         };
@@ -537,7 +574,17 @@ impl SipCore {
             ("Allow".into(), message::ALLOW.into()),
             ("Supported".into(), message::SUPPORTED.into()),
         ];
-        if let (Some(se), Some(_)) = (session.or(d.session_interval), d.session_interval) {
+        // RFC 4028 §9: any accepted re-INVITE or UPDATE refreshes the
+        // session; a peer that asks for a timer on a dialog that had none
+        // (a carrier refreshing a leg we placed) gets one, and refreshes.
+        let asks_timer = message::has_token(&req.headers, "Supported", "timer")
+            || message::has_token(&req.headers, "Require", "timer");
+        let interval = match (session, d.session_interval) {
+            (Some(se), Some(_)) => Some(se),
+            (Some(se), None) if asks_timer => Some(se),
+            (_, current) => current,
+        };
+        if let Some(se) = interval {
             let se = se.max(self.cfg.min_se);
             d.session_interval = Some(se);
             let at = now + session_guard(se);
@@ -546,30 +593,74 @@ impl SipCore {
             extra.push(("Session-Expires".into(), format!("{se};refresher=uac")));
             extra.push(("Require".into(), "timer".into()));
         }
-        if head.method == Method::Invite {
-            d.pending_reinvite = Some(key.clone());
-            // The re-INVITE's 2xx is retransmitted like the first, but we
-            // keep it simple: over UDP the peer's retransmitted re-INVITE is
-            // absorbed and its ACK ends the wait.
+        if let Some(b) = &body {
+            d.local_sdp = Some(b.clone());
         }
-        d.local_sdp = Some(body.clone());
+        extra.insert(0, ("Server".into(), self.cfg.local.user_agent.clone()));
         let refs: Vec<Extra<'_>> = extra
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.respond(
-            &key,
+        let data = Bytes::from(message::response(
             &head,
             200,
+            "OK",
             Some(&tag),
             &refs,
-            Some(("application/sdp", &body)),
-            now,
-        );
+            body.as_deref().map(|b| ("application/sdp", b)),
+        ));
+        if head.method == Method::Invite {
+            d.pending_reinvite = Some(key.clone());
+            // §13.3.1.4 holds for a re-INVITE too: the transaction layer
+            // only absorbs the peer's retransmissions (RFC 6026 §7.1), so
+            // over UDP we re-send the 2xx until its ACK; a peer that never
+            // gets it would time the re-INVITE out and end the call (§14.1).
+            let t = self.txl.timers();
+            if !d.peer.transport.reliable() {
+                let next = now + t.t1;
+                d.reinvite_ack = Some(head.cseq);
+                d.ok_retransmit = Some(OkRetransmit {
+                    data: data.clone(),
+                    interval: t.t1,
+                    next,
+                    give_up: now + t.t1 * 64,
+                });
+                self.timers
+                    .arm(next, (leg, DialogTimer::OkRetransmit, next));
+            }
+        }
+        self.txl.respond(&key, 200, data, now);
         if let Some(media) = changed {
             self.emit(SipEvent::MediaChanged { leg, media });
         }
     }
+}
+
+/// Negotiates a re-offer (RFC 3264 §8) keeping the codec the stream runs:
+/// an offer that still lists it keeps it, whatever its place; one that
+/// does not would change the codec mid-call, which the switch refuses (488
+/// with Warning 305, §20.43) so the session stays as it was (§14.2).
+/// Before any codec is settled the ordinary rules apply. Errors are (status,
+/// warning code, reason).
+fn same_codec(
+    offer: &sdp::RemoteMedia,
+    current: Option<Codec>,
+    ours: &[Codec],
+) -> Result<sdp::Negotiated, (u16, u16, String)> {
+    let Some(codec) = current else {
+        return sdp::negotiate(offer, ours).map_err(|e| (e.status_code(), 399, e.to_string()));
+    };
+    if !offer.codecs.iter().any(|(c, _)| *c == codec) {
+        return Err((
+            488,
+            305,
+            format!(
+                "the call runs {}; a codec change mid-call is not supported",
+                codec.name()
+            ),
+        ));
+    }
+    sdp::negotiate(offer, &[codec]).map_err(|e| (e.status_code(), 305, e.to_string()))
 }
 
 fn strip_tag(value: &str) -> String {
@@ -602,8 +693,18 @@ fn session_expires(req: &Request) -> Option<u32> {
     v.split(';').next()?.trim().parse().ok()
 }
 
+/// Our own SDP's `o=` session id and version (RFC 4566 §5.2): a later
+/// offer or answer in the dialog keeps the id and raises the version
+/// (RFC 3264 §8).
+pub(super) fn origin_of(body: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let o = text.lines().find_map(|l| l.strip_prefix("o="))?;
+    let mut f = o.split_whitespace().skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
 /// Our own SDP's connection address and audio port.
-fn local_media_of(body: &[u8]) -> Option<std::net::SocketAddr> {
+pub(super) fn local_media_of(body: &[u8]) -> Option<std::net::SocketAddr> {
     let text = std::str::from_utf8(body).ok()?;
     let mut ip = None;
     let mut port = None;
