@@ -13,6 +13,7 @@ mod inspect_checks;
 pub mod log_limit;
 pub mod message;
 pub mod name_addr;
+pub mod register;
 mod tcp_idle;
 mod timer;
 pub mod transaction;
