@@ -33,6 +33,7 @@ fn cfg() -> CoreConfig {
         follow_redirects: true,
         max_redirects: 2,
         limits: Limits::default(),
+        registrations: Vec::new(),
     }
 }
 
@@ -1178,3 +1179,8 @@ fn a_dialog_keeps_its_tcp_connection_in_use() {
     advance(&mut c, later + Duration::from_secs(120));
     assert!(c.tcp_connections_in_use().is_empty());
 }
+
+// ------------------------------------------------------------ registration
+
+#[path = "tests_register.rs"]
+mod register;
