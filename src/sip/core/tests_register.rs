@@ -172,3 +172,41 @@ fn an_invite_to_the_registered_contact_is_the_trunks_and_called_comes_from_to() 
         .iter()
         .any(|e| matches!(e, SipEvent::Incoming(call) if call.via_registration.is_none())));
 }
+
+/// §12.1.1: a response that creates a dialog copies the request's
+/// Record-Route, in order, so the caller's ACK and BYE go through the
+/// proxies that asked to stay in the path (a carrier edge).
+#[test]
+fn dialog_creating_responses_copy_record_route() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let rr = "Record-Route: <sip:127.0.0.1:5070;lr;r2=on>, <sip:127.0.0.1:5072;lr;r2=on>\r\n";
+    c.handle_message(
+        &invite("z9hG4bKrr1", "+15550100000", rr, SDP),
+        udp("127.0.0.1:5070"),
+        t0,
+    );
+    let out = drain(&mut c);
+    let leg = incoming_leg(&out);
+    c.handle_command(SipCommand::Ringing(leg), t0);
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    for status in ["SIP/2.0 180", "SIP/2.0 200"] {
+        let resp = out.find(status);
+        let rrs: Vec<&str> = resp
+            .lines()
+            .filter(|l| l.starts_with("Record-Route:"))
+            .collect();
+        assert_eq!(
+            rrs.join("|"),
+            "Record-Route: <sip:127.0.0.1:5070;lr;r2=on>|Record-Route: <sip:127.0.0.1:5072;lr;r2=on>",
+            "{resp}"
+        );
+    }
+}
