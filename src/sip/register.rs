@@ -124,9 +124,13 @@ pub enum Event {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send this REGISTER to the trunk in a new client transaction keyed by
-    /// `branch`.
-    Send { branch: String, data: Vec<u8> },
+    /// Send this REGISTER (asking for `expires` seconds) to the trunk in a
+    /// new client transaction keyed by `branch`.
+    Send {
+        branch: String,
+        expires: u32,
+        data: Vec<u8>,
+    },
     /// The registrar holds our binding for `expires` seconds.
     Registered { expires: u32 },
     /// An attempt failed (`status` is `None` for a time-out); the next one
@@ -421,7 +425,11 @@ impl Registration {
             expires,
             answered_challenge,
         });
-        self.out.push_back(Action::Send { branch, data });
+        self.out.push_back(Action::Send {
+            branch,
+            expires,
+            data,
+        });
     }
 
     /// The Authorization / Proxy-Authorization for the next request, from

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rsipstack::sip::{Method, Response};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::SipCore;
 use crate::sip::access;
@@ -179,7 +179,12 @@ impl SipCore {
             while let Some(action) = self.registrations[idx].poll_action() {
                 let cfg = self.registrations[idx].config();
                 match action {
-                    Action::Send { branch, data } => {
+                    Action::Send {
+                        branch,
+                        expires,
+                        data,
+                    } => {
+                        debug!(trunk = %cfg.trunk, expires, "REGISTER sent");
                         let key = TxKey {
                             branch,
                             sent_by: self.cfg.local.hostport.to_ascii_lowercase(),
