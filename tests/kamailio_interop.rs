@@ -138,6 +138,11 @@ fn registration_refresh_and_unregister_in_the_location_table() {
             && log.contains("REGISTER sent trunk=carrier expires=5"),
         "{log}"
     );
+    let kl = k.log();
+    assert!(
+        kl.contains("refused, Expires 2") && kl.contains("saved, Expires 5"),
+        "{kl}"
+    );
     sw.terminate();
     assert!(
         k.binding(&c).is_none(),

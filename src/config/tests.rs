@@ -700,3 +700,6 @@ fn tcp_and_http_exhaustion_limits() {
     let p = at(&http("max_connections = 0"), "http.max_connections");
     assert_eq!(p.fix, "use a whole number from 1 to 10000");
 }
+
+#[path = "tests_register.rs"]
+mod register;
