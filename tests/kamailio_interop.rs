@@ -211,10 +211,20 @@ fn login_call_through_the_edge_over_udp() {
 /// agent leg go through the edge.
 #[test]
 fn customer_to_agent_call_through_the_edge_over_tcp() {
+    customer_to_agent(true);
+}
+
+/// The same over UDP between the switch and the edge.
+#[test]
+fn customer_to_agent_call_through_the_edge_over_udp() {
+    customer_to_agent(false);
+}
+
+fn customer_to_agent(tcp: bool) {
     let agent_port = free_udp_port();
     let k = edge(format!("sip:127.0.0.1:{agent_port}"));
-    let sw = switch(&k, true, "60s");
-    await_binding(&k, &sw, &contact(&sw, true));
+    let sw = switch(&k, tcp, "60s");
+    await_binding(&k, &sw, &contact(&sw, tcp));
     let dir = tempfile::tempdir().unwrap();
     // Log in over the edge (TCP between the edge and the switch).
     let steps = format!(
@@ -283,12 +293,17 @@ fn customer_to_agent_call_through_the_edge_over_tcp() {
         kl.contains(&format!("INVITE to {JSMITH} from the switch")),
         "{kl}"
     );
+    // Only the agent leg's requests carry the agent's Contact as their
+    // Request-URI (the log-in call's BYE also crosses the core socket).
+    let agent_uri = format!("to sip:agent@127.0.0.1:{agent_port}");
+    let socket = if tcp { "(core_tcp)" } else { "(core)" };
     for m in ["ACK", "BYE"] {
         assert!(
             kl.lines()
                 .any(|l| l.contains(&format!("in-dialog {m} loose-routed"))
-                    && l.contains("(core_tcp)")),
-            "{m} from the switch not routed through the edge:\n{kl}"
+                    && l.contains(socket)
+                    && l.contains(&agent_uri)),
+            "{m} from the switch to the agent not routed through the edge:\n{kl}"
         );
     }
     // Relayed only once the 407 was answered with the right credentials.
@@ -296,4 +311,45 @@ fn customer_to_agent_call_through_the_edge_over_tcp() {
         kl.contains("edge: INVITE from 127.0.0.1"),
         "no 407 challenge:\n{kl}"
     );
+}
+
+/// A wrong password: the edge challenges the answer again, which is a
+/// failure retried after a back-off, never a loop of REGISTERs.
+#[test]
+fn a_wrong_password_fails_and_backs_off() {
+    let k = edge("sip:127.0.0.1:9".into());
+    let sw = Switch::start_env(k.core_port, &[("TPSWITCH_TRUNK_PASSWORD", "wrong")], |t| {
+        t.replace_exact("username = \"\"", "username = \"tpswitch\"")
+                .replace_exact(
+                    "register = false",
+                    "register = true\nregister_domain = \"carrier.test\"\nregister_retry = \"1s\"\nregister_retry_max = \"2s\"",
+                )
+    });
+    let label = "{trunk=\"carrier\"}";
+    await_some("two failed registrations", Duration::from_secs(15), || {
+        (metric(
+            &sw,
+            &format!("tpswitch_trunk_registration_failures_total{label}"),
+            None,
+        ) >= 2)
+            .then_some(())
+    });
+    assert_eq!(
+        metric(&sw, &format!("tpswitch_trunk_registered{label}"), None),
+        0
+    );
+    assert_eq!(
+        metric(
+            &sw,
+            &format!("tpswitch_trunk_registrations_total{label}"),
+            None
+        ),
+        0
+    );
+    let log = sw.log();
+    assert!(
+        log.contains("registration failed; retrying") && log.contains("status=401"),
+        "{log}"
+    );
+    assert!(k.ul_dump().contains("Records: 0"), "{}", k.ul_dump());
 }
