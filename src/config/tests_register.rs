@@ -71,3 +71,15 @@ fn register_problems_name_the_key_and_the_fix() {
     let p = at(&with("register_user = \"u1\""), "trunk.register_user");
     assert_eq!(p.problem, "is set but trunk.register is not");
 }
+
+#[test]
+fn a_registrar_outside_the_allow_list_is_refused() {
+    let text = edit(
+        &with("register = true"),
+        "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+        "allow = [\"192.0.2.0/24\"]",
+    );
+    let p = at(&text, "trunk.register");
+    assert!(p.problem.contains("127.0.0.1"), "{}", p.problem);
+    assert_eq!(p.fix, "add \"127.0.0.1\" to trunk.allow");
+}

@@ -496,7 +496,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         }
     }
     let register =
-        super::validate_register::registration(v, "trunk", r, &username, &outbound_proxy);
+        super::validate_register::registration(v, "trunk", r, &username, &outbound_proxy, &allow);
     TrunkConfig {
         register,
         name: r.name.clone().unwrap_or_else(|| "carrier".into()),

@@ -2,9 +2,10 @@
 //! REGISTER (RFC 3261 §10) for carriers that deliver calls to a registered
 //! contact.
 
-use super::model::{SipTarget, TrunkRegistration};
+use super::model::{Host, SipTarget, TrunkRegistration};
 use super::raw::RawTrunk;
 use super::validate::V;
+use ipnet::IpNet;
 use std::time::Duration;
 
 /// `None` unless `register = true`. `prefix` is the trunk's path in the
@@ -15,6 +16,7 @@ pub(super) fn registration(
     r: &RawTrunk,
     username: &str,
     proxy: &SipTarget,
+    allow: &[IpNet],
 ) -> Option<TrunkRegistration> {
     let key = |k: &str| format!("{prefix}.{k}");
     if !r.register.unwrap_or(false) {
@@ -33,6 +35,17 @@ pub(super) fn registration(
             }
         }
         return None;
+    }
+    // Responses from outside the allow-list are dropped unread, so a
+    // registrar outside it would never be heard.
+    if let Host::Ip(ip) = proxy.host {
+        if !allow.is_empty() && !allow.iter().any(|n| n.contains(&ip)) {
+            v.push(
+                key("register"),
+                format!("the registrar {ip} (outbound_proxy) is not in {prefix}.allow, so its answers would be dropped"),
+                format!("add \"{ip}\" to {prefix}.allow"),
+            );
+        }
     }
     let user = r
         .register_user
