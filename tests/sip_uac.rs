@@ -57,6 +57,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         follow_redirects: true,
         max_redirects: 2,
         limits: Limits::default(),
+        registrations: Vec::new(),
     };
     let core = SipCore::new(cfg, Box::new(|_: &str| false));
     let (tx, rx) = mpsc::channel(64);

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::media::engine::MediaStats;
 use crate::presence::SqliteStore;
 use crate::report;
-use crate::sip::core::CoreStats;
+use crate::sip::core::{CoreStats, RegistrationStatus};
 use crate::sip::transport::TransportStats;
 
 mod server;
@@ -31,6 +31,9 @@ pub struct ApiState {
     pub media: Arc<MediaStats>,
     pub transport: Arc<TransportStats>,
     pub sip: Arc<std::sync::Mutex<CoreStats>>,
+    /// Trunk registrations (RFC 3261 §10), as the SIP endpoint publishes
+    /// them.
+    pub registrations: Arc<std::sync::Mutex<Vec<RegistrationStatus>>>,
     /// The running switch's store: every request reads through this one
     /// pool rather than opening the database again.
     pub store: SqliteStore,
@@ -223,7 +226,74 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
     ] {
         counter(name, help, v.load(Ordering::Relaxed));
     }
+    let regs = s
+        .registrations
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+    registration_metrics(&mut out, &regs);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// One series per registering trunk, labelled with its name (RFC 3261 §10
+/// registration as the carrier sees it).
+fn registration_metrics(out: &mut String, regs: &[RegistrationStatus]) {
+    if regs.is_empty() {
+        return;
+    }
+    type Get = fn(&RegistrationStatus) -> u64;
+    let series: [(&str, &str, &str, Get); 4] = [
+        (
+            "trunk_registered",
+            "gauge",
+            "1 while the trunk's registrar holds our binding",
+            |r| u64::from(r.state == crate::sip::register::State::Registered),
+        ),
+        (
+            "trunk_registration_expires_seconds",
+            "gauge",
+            "Seconds left of the binding the registrar granted",
+            |r| r.expires_in,
+        ),
+        (
+            "trunk_registrations_total",
+            "counter",
+            "REGISTERs (first and refreshes) the registrar accepted",
+            |r| r.registered_total,
+        ),
+        (
+            "trunk_registration_failures_total",
+            "counter",
+            "REGISTER attempts that failed or got no answer",
+            |r| r.failures_total,
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        let _ = writeln!(
+            out,
+            "# HELP tpswitch_{name} {help}\n# TYPE tpswitch_{name} {kind}"
+        );
+        for r in regs {
+            let trunk = r.trunk.replace(['\\', '"', '\n'], "_");
+            let _ = writeln!(out, "tpswitch_{name}{{trunk=\"{trunk}\"}} {}", get(r));
+        }
+    }
+    // The state as an enum gauge: one series per state, 1 for the current.
+    let _ = writeln!(
+        out,
+        "# HELP tpswitch_trunk_registration_state Registration state of each trunk (1 = current)\n# TYPE tpswitch_trunk_registration_state gauge"
+    );
+    for r in regs {
+        let trunk = r.trunk.replace(['\\', '"', '\n'], "_");
+        for st in crate::sip::register::State::ALL {
+            let _ = writeln!(
+                out,
+                "tpswitch_trunk_registration_state{{trunk=\"{trunk}\",state=\"{}\"}} {}",
+                st.as_str(),
+                u8::from(r.state == st)
+            );
+        }
+    }
 }
 
 async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
@@ -279,6 +349,7 @@ mod tests {
             media: Arc::new(MediaStats::default()),
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
+            registrations: Arc::default(),
             store,
             token: None,
         });

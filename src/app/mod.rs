@@ -23,6 +23,7 @@ use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
+use crate::sip::register::RegisterConfig;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, TcpAdmission};
 
@@ -217,7 +218,25 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             max_message_bytes: cfg.sip.max_message_bytes as usize,
             ..Limits::default()
         },
+        registrations: Vec::new(),
     };
+    if let Some(r) = &cfg.trunk.register {
+        core_cfg.registrations.push(RegisterConfig {
+            trunk: cfg.trunk.name.clone(),
+            registrar: format!("sip:{}", r.domain),
+            aor: format!("sip:{}@{}", r.user, r.domain),
+            contact_user: r.contact_user.clone(),
+            // Filled in by the core once the SIP port is bound.
+            hostport: String::new(),
+            tcp: false,
+            user_agent: String::new(),
+            // Validation bounds it to a day.
+            expires: u32::try_from(r.expires.as_secs()).unwrap_or(86_400),
+            retry_base: r.retry,
+            retry_max: r.retry_max,
+            credentials: core_cfg.credentials.clone(),
+        });
+    }
     let bind = cfg.sip.bind;
     let dialplan = crate::flows::directory::dialplan(cfg.clone());
     let (ev_tx, ev_rx) = mpsc::channel(8192);
@@ -304,6 +323,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         media: ctx.engine.stats().clone(),
         transport: handle.stats.clone(),
         sip: handle.sip_stats.clone(),
+        registrations: handle.registrations.clone(),
         store: store.clone(),
         token: std::env::var(&cfg.http.token_env)
             .ok()
@@ -339,7 +359,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let _ = tokio::time::timeout(Duration::from_secs(3), queues).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     sip_cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_millis(500), sip_task).await;
+    // Up to 2 s more when the registrar must still answer our unregister
+    // (the endpoint's own bound, UNREGISTER_WAIT).
+    let _ = tokio::time::timeout(Duration::from_millis(2500), sip_task).await;
     notifier.abort();
     presence.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;

@@ -15,6 +15,7 @@ mod raw;
 pub mod secret;
 mod validate;
 mod validate_flows;
+mod validate_register;
 
 #[cfg(test)]
 mod tests;

@@ -120,6 +120,28 @@ pub struct TrunkConfig {
     /// the route set in Route headers, instead of the far end's Contact or
     /// first Record-Route.
     pub in_dialog_via_proxy: bool,
+    /// Outbound REGISTER with the trunk (`register = true`).
+    pub register: Option<TrunkRegistration>,
+}
+
+/// What a trunk registers (RFC 3261 §10): `user@domain` as the address of
+/// record, `contact_user@<our address>` as the binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRegistration {
+    /// Request-URI host and AOR domain (`register_domain`; default the
+    /// outbound proxy's host:port).
+    pub domain: String,
+    /// AOR user (`register_user`; default `username`).
+    pub user: String,
+    /// Our Contact's user (`register_contact_user`; default `user`).
+    /// INVITEs whose Request-URI carries it are this trunk's.
+    pub contact_user: String,
+    /// The expiry we ask for; the registrar's grant rules.
+    pub expires: Duration,
+    /// First back-off after a failure, doubled per failure up to
+    /// `retry_max`.
+    pub retry: Duration,
+    pub retry_max: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,6 +58,13 @@ pub struct RawTrunk {
     pub caller_id: Option<String>,
     pub inband_dtmf: Option<bool>,
     pub in_dialog_via_proxy: Option<bool>,
+    pub register: Option<bool>,
+    pub register_domain: Option<String>,
+    pub register_user: Option<String>,
+    pub register_contact_user: Option<String>,
+    pub register_expires: Option<String>,
+    pub register_retry: Option<String>,
+    pub register_retry_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

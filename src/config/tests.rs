@@ -770,3 +770,5 @@ fn nat_mistakes_name_the_key() {
     );
     assert!(p.fix.contains("IP address"), "{p:?}");
 }
+#[path = "tests_register.rs"]
+mod register;

@@ -570,7 +570,10 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             allow_dial.push(DialPattern::Exact(n));
         }
     }
+    let register =
+        super::validate_register::registration(v, "trunk", r, &username, &outbound_proxy, &allow);
     TrunkConfig {
+        register,
         name: r.name.clone().unwrap_or_else(|| "carrier".into()),
         outbound_proxy,
         allow,

@@ -53,6 +53,10 @@ pub struct IncomingCall {
     /// offer in the 200 and the answer arrives in the ACK).
     pub media: Option<Negotiated>,
     pub source: SocketAddr,
+    /// The trunk whose registered Contact the INVITE was sent to (its
+    /// Request-URI user is our registered contact user); `called` is then
+    /// the To user.
+    pub via_registration: Option<String>,
 }
 
 /// Why a dialog ended.

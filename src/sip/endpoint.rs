@@ -42,6 +42,8 @@ pub struct SipHandle {
     pub stats: Arc<TransportStats>,
     /// The core's counters, published after each turn of the loop.
     pub sip_stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    /// Each trunk registration's state, published like `sip_stats`.
+    pub registrations: Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +117,20 @@ pub async fn start(
     };
     let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
     let published = sip_stats.clone();
+    let registrations = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let published_reg = registrations.clone();
     let idle = IdleConnections::new(cfg.tcp_idle_timeout);
     let run = tokio::spawn(async move {
         run(
-            core, udp, in_rx, cmd_rx, events, cancel, trunk, published, idle,
+            core,
+            udp,
+            in_rx,
+            cmd_rx,
+            events,
+            cancel,
+            trunk,
+            (published, published_reg),
+            idle,
         )
         .await;
         for t in tasks {
@@ -131,6 +143,7 @@ pub async fn start(
             local_addr,
             stats,
             sip_stats,
+            registrations,
         },
         run,
     ))
@@ -148,6 +161,10 @@ struct TrunkLink {
 
 const TRUNK_PENDING: usize = 256;
 
+/// How long shutdown waits for the registrar to answer our unregister
+/// (and one challenge): a registrar that is down must not hold the exit.
+const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut core: SipCore,
@@ -157,9 +174,16 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
-    published: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    (published, published_reg): (
+        Arc<std::sync::Mutex<super::core::CoreStats>>,
+        Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
+    ),
     idle: IdleConnections,
 ) {
+    core.start(Instant::now());
+    // Set once cancelled while REGISTERs with Expires: 0 are still out:
+    // keep running until they are answered or this passes.
+    let mut draining: Option<Instant> = None;
     // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
     // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
     let udp_v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
@@ -174,9 +198,23 @@ async fn run(
             (a, b) => a.or(b),
         };
         let deadline = next.map(tokio::time::Instant::from_std).unwrap_or(far);
+        if draining.is_some_and(|until| core.registrations_done() || Instant::now() >= until) {
+            break;
+        }
+        let deadline = match draining {
+            Some(until) => deadline.min(tokio::time::Instant::from_std(until)),
+            None => deadline,
+        };
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break,
+            _ = cancel.cancelled(), if draining.is_none() => {
+                let now = Instant::now();
+                core.shutdown_registrations(now);
+                if core.registrations_done() {
+                    break;
+                }
+                draining = Some(now + UNREGISTER_WAIT);
+            }
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
@@ -214,6 +252,9 @@ async fn run(
         }
         if let Ok(mut s) = published.lock() {
             *s = core.stats();
+        }
+        if let Ok(mut s) = published_reg.lock() {
+            *s = core.registration_status(now);
         }
         while let Some(out) = core.poll_output() {
             match out {

@@ -343,6 +343,15 @@ pub fn response(
     for v in &req.vias {
         let _ = write!(s, "Via: {v}\r\n");
     }
+    // §12.1.1: a response that establishes a dialog (a 101-299 to a
+    // request outside one) copies every Record-Route, in order, so the
+    // peer's ACK, BYE and re-INVITEs go through the proxies that asked to
+    // stay in the path (§16.6 step 4).
+    if (101..300).contains(&status) && req.to_tag.is_none() {
+        for rr in &req.record_route {
+            let _ = write!(s, "Record-Route: {rr}\r\n");
+        }
+    }
     let _ = write!(s, "From: {}\r\n", req.from);
     match (&req.to_tag, to_tag) {
         (None, Some(tag)) if status > 100 => {

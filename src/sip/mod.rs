@@ -14,6 +14,7 @@ pub mod log_limit;
 pub mod message;
 pub mod name_addr;
 pub mod nat;
+pub mod register;
 mod tcp_idle;
 mod timer;
 pub mod transaction;

@@ -3,6 +3,8 @@
 //! and time.
 #![allow(dead_code)]
 
+pub mod kamailio;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! `endpoint.rs` only moves bytes and time.
 
 mod dialog;
+mod registration;
 mod uac;
 mod uas;
 
@@ -33,6 +34,7 @@ use crate::media::codec::Codec;
 
 pub use dialog::Local;
 use dialog::{Dialog, Role};
+pub use registration::RegistrationStatus;
 
 /// What to do with requests from sources outside `trunk.allow`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,9 @@ pub struct CoreConfig {
     pub follow_redirects: bool,
     pub max_redirects: u32,
     pub limits: Limits,
+    /// Outbound registrations (RFC 3261 §10) with the trunk, started by
+    /// `SipCore::start`.
+    pub registrations: Vec<crate::sip::register::RegisterConfig>,
 }
 
 /// Something for the shell to do.
@@ -155,6 +160,12 @@ pub struct SipCore {
     ids: IdGen,
     stats: CoreStats,
     untrusted_log: LogLimiter,
+    registrations: Vec<crate::sip::register::Registration>,
+    /// REGISTER client transactions → index in `registrations`.
+    reg_clients: HashMap<TxKey, usize>,
+    /// The latest `now` the shell gave us (for time-outs reported while
+    /// outputs are drained).
+    last_now: Option<Instant>,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -195,6 +206,9 @@ impl SipCore {
             ids: IdGen::new(rand::random()),
             stats: CoreStats::default(),
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
+            registrations: Vec::new(),
+            reg_clients: HashMap::new(),
+            last_now: None,
         }
     }
 
@@ -229,10 +243,14 @@ impl SipCore {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.txl.deadline(), self.timers.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txl.deadline(),
+            self.timers.deadline(),
+            self.registrations_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn emit(&mut self, ev: SipEvent) {
@@ -258,6 +276,7 @@ impl SipCore {
 
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
+        self.last_now = Some(now);
         // A socket bound to `[::]` takes IPv4 too and reports such sources
         // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
         // once, here where every message enters, so the allow-list, the
@@ -497,6 +516,10 @@ impl SipCore {
             self.stats.unmatched_responses += 1;
             return;
         };
+        if let Some(&idx) = self.reg_clients.get(&key) {
+            self.register_response(idx, key, &resp, &head, peer, now);
+            return;
+        }
         let Some(&(leg, purpose)) = self.clients.get(&key) else {
             // §17.1.3 / §18.1.2: a response matching no transaction is
             // dropped. A 2xx retransmission for an INVITE whose transaction
@@ -591,7 +614,9 @@ impl SipCore {
     // -------------------------------------------------------------- timers
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
         self.txl.handle_timeout(now);
+        self.registrations_timeout(now);
         while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
             match kind {
                 DialogTimer::OkRetransmit => self.ok_retransmit_fired(leg, at, now),
@@ -609,6 +634,10 @@ impl SipCore {
                     self.out.push_back(Output::Transmit { peer, data })
                 }
                 TxEvent::ClientTimeout { key } => {
+                    if self.reg_clients.contains_key(&key) {
+                        self.register_timeout(&key);
+                        continue;
+                    }
                     if let Some((leg, purpose)) = self.clients.remove(&key) {
                         match purpose {
                             ClientPurpose::Invite => self.uac_timeout(leg),
@@ -623,6 +652,7 @@ impl SipCore {
                     debug!(branch = %key.branch, "no ACK for final response (timer H)");
                 }
                 TxEvent::Terminated { key, side } => {
+                    self.reg_clients.remove(&key);
                     if side == super::transaction::Side::Server {
                         if let Some(mk) = self.merged_by_key.remove(&key) {
                             self.merged.remove(&mk);

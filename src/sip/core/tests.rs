@@ -35,6 +35,7 @@ pub(super) fn cfg() -> CoreConfig {
         follow_redirects: true,
         max_redirects: 2,
         limits: Limits::default(),
+        registrations: Vec::new(),
     }
 }
 
@@ -1187,3 +1188,8 @@ fn a_dialog_keeps_its_tcp_connection_in_use() {
     advance(&mut c, later + Duration::from_secs(120));
     assert!(c.tcp_connections_in_use().is_empty());
 }
+
+// ------------------------------------------------------------ registration
+
+#[path = "tests_register.rs"]
+mod register;

@@ -32,7 +32,16 @@ impl SipCore {
         let data = message::response(&head, 100, "Trying", None, &[], None);
         self.txl.respond(&key, 100, Bytes::from(data), now);
 
-        let called = access::called_number_user(&req).unwrap_or_default();
+        let mut called = access::called_number_user(&req).unwrap_or_default();
+        // An INVITE to the Contact we registered (RFC 3261 §10) came from
+        // that trunk's registrar, and the number dialled is in To.
+        let via_registration = self.registered_trunk(&called);
+        if let Some(trunk) = &via_registration {
+            if let Some(to) = super::registration::called_on_registration(&head.to) {
+                info!(trunk = %trunk, contact_user = %called, called = %to, call_id = %head.call_id, "call on the registered contact");
+                called = to;
+            }
+        }
         if !(self.dialplan)(&called) {
             info!(called = %called, call_id = %head.call_id, "no dispatch mapping for the called number");
             self.respond(&key, &head, 404, None, &[], None, now);
@@ -147,6 +156,7 @@ impl SipCore {
             caller,
             media,
             source: peer.addr,
+            via_registration,
         })));
     }
 
