@@ -247,6 +247,10 @@ fn main() -> ExitCode {
             if let Err(code) = check_environment(&cfg, "check-config") {
                 return code;
             }
+            if let Err(e) = app::tls_settings(&cfg) {
+                eprintln!("{}: {e}", cfg.source.display());
+                return ExitCode::from(2);
+            }
             match app::load_prompts(&cfg) {
                 Ok(lib) => {
                     println!(

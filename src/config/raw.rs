@@ -35,6 +35,10 @@ pub struct RawSip {
     pub min_se: Option<String>,
     pub retry_after: Option<String>,
     pub answer_delay: Option<String>,
+    pub tls_bind: Option<String>,
+    pub tls_certificate: Option<String>,
+    pub tls_private_key: Option<String>,
+    pub tls_handshake_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +57,8 @@ pub struct RawTrunk {
     pub max_redirects: Option<i64>,
     pub caller_id: Option<String>,
     pub inband_dtmf: Option<bool>,
+    pub tls_ca_file: Option<String>,
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

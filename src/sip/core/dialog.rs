@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::super::api::{DialRequest, LegId};
 use super::super::message::{self, header_uri, Extra, RequestHead, MAGIC_COOKIE};
-use super::super::transaction::{Peer, TxKey};
+use super::super::transaction::{Peer, Transport, TxKey};
 use super::super::uri;
 use crate::sdp::Negotiated;
 
@@ -110,11 +110,49 @@ pub struct Local {
     /// host:port put in Via sent-by and Contact.
     pub hostport: String,
     pub user_agent: String,
+    /// host:port of the TLS listener (`sip.tls_bind`), when there is one.
+    pub tls_hostport: Option<String>,
 }
 
 impl Local {
     pub fn contact(&self) -> String {
         format!("<sip:tpswitch@{}>", self.hostport)
+    }
+
+    /// Contact for a dialog on `transport`: over TLS it names the TLS
+    /// listener with `;transport=tls`, so the peer's in-dialog requests come
+    /// back over TLS (§26.2.1; a `sips:` Contact would demand TLS on every
+    /// hop beyond the trunk too, §26.2.2, which a carrier may not offer).
+    pub fn contact_on(&self, transport: Transport) -> String {
+        match (&self.tls_hostport, transport) {
+            (Some(hp), Transport::Tls { .. }) => format!("<sip:tpswitch@{hp};transport=tls>"),
+            _ => self.contact(),
+        }
+    }
+
+    /// Via sent-by for a request sent on `transport` (§18.1.1), with
+    /// RFC 5923's `alias` over TLS: the trunk may send its requests back on
+    /// the connection we opened instead of opening one to us.
+    pub fn via(&self, transport: Transport, branch: &str) -> String {
+        let alias = if matches!(transport, Transport::Tls { .. }) {
+            ";alias"
+        } else {
+            ""
+        };
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport{alias}",
+            transport.via_token(),
+            self.sent_by(transport)
+        )
+    }
+
+    /// The Via sent-by for `transport`: the TLS listener over TLS (when we
+    /// have one), else the UDP/TCP address.
+    pub fn sent_by(&self, transport: Transport) -> &str {
+        match (&self.tls_hostport, transport) {
+            (Some(hp), Transport::Tls { .. }) => hp,
+            _ => &self.hostport,
+        }
     }
 }
 
@@ -176,15 +214,10 @@ impl Dialog {
             .unwrap_or_else(|| header_uri(&self.remote_uri))
             .to_owned();
         let mut s = String::with_capacity(512);
-        let transport = if self.peer.transport.reliable() {
-            "TCP"
-        } else {
-            "UDP"
-        };
         let _ = write!(
             s,
-            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{transport} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
-            local.hostport
+            "{method} {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            local.via(self.peer.transport, branch)
         );
         for r in &self.route_set {
             let _ = write!(s, "Route: {r}\r\n");
@@ -196,7 +229,7 @@ impl Dialog {
             self.remote_header(),
             self.call_id,
             self.local_cseq,
-            local.contact(),
+            local.contact_on(self.peer.transport),
             local.user_agent
         );
         message::finish(s, extra, body)

@@ -78,6 +78,8 @@ pub struct CoreConfig {
     pub trunk: SocketAddr,
     /// Reach the trunk over our own TCP connection instead of UDP.
     pub trunk_tcp: bool,
+    /// Reach the trunk over our own TLS connection (wins over `trunk_tcp`).
+    pub trunk_tls: bool,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
@@ -209,7 +211,7 @@ impl SipCore {
         let mut out = std::collections::HashSet::new();
         self.txl.tcp_connections(&mut out);
         for d in self.dialogs.values() {
-            if let Transport::Tcp { conn } = d.peer.transport {
+            if let Some(conn) = d.peer.transport.conn() {
                 out.insert(conn);
             }
         }
@@ -555,7 +557,7 @@ impl SipCore {
         let peer = d.next_hop();
         let key = TxKey {
             branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
+            sent_by: local.sent_by(d.peer.transport).to_ascii_lowercase(),
             method: message::tx_method(Method::Bye),
         };
         self.clients.insert(key.clone(), (leg, ClientPurpose::Bye));

@@ -14,6 +14,7 @@ fn cfg() -> CoreConfig {
         local: Local {
             hostport: "127.0.0.1:5060".into(),
             user_agent: "tpswitch-test".into(),
+            tls_hostport: None,
         },
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
@@ -26,6 +27,7 @@ fn cfg() -> CoreConfig {
         min_se: 90,
         trunk: TRUNK.parse().unwrap(),
         trunk_tcp: false,
+        trunk_tls: false,
         credentials: Some(Credentials {
             username: "alice".into(),
             password: "secret".into(),

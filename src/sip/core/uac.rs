@@ -39,7 +39,11 @@ impl SipCore {
             local_cseq: 0,
             remote_cseq: None,
             peer: Peer {
-                transport: if self.cfg.trunk_tcp {
+                transport: if self.cfg.trunk_tls {
+                    Transport::Tls {
+                        conn: crate::sip::transport::TRUNK_CONN,
+                    }
+                } else if self.cfg.trunk_tcp {
                     Transport::Tcp {
                         conn: crate::sip::transport::TRUNK_CONN,
                     }
@@ -106,11 +110,7 @@ impl SipCore {
             return;
         };
         d.local_cseq += 1;
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            via_transport(d.peer),
-            local.hostport
-        );
+        let via = local.via(d.peer.transport, &branch);
         let mut s = String::with_capacity(1024);
         let _ = write!(
             s,
@@ -120,7 +120,7 @@ impl SipCore {
             d.remote_uri,
             d.call_id,
             d.local_cseq,
-            local.contact(),
+            local.contact_on(d.peer.transport),
             message::ALLOW,
             message::SUPPORTED,
             local.user_agent,
@@ -134,7 +134,7 @@ impl SipCore {
         let data = message::finish(s, &[], Some(("application/sdp", &uac.request.sdp)));
         let key = TxKey {
             branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
+            sent_by: local.sent_by(d.peer.transport).to_ascii_lowercase(),
             method: crate::sip::transaction::TxMethod::Invite,
         };
         uac.ruri = ruri;
@@ -258,9 +258,8 @@ impl SipCore {
             .unwrap_or(&uac.ruri)
             .to_owned();
         let mut s = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
-            via_transport(d.peer),
-            local.hostport
+            "ACK {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            local.via(d.peer.transport, &branch)
         );
         for r in &d.route_set {
             let _ = write!(s, "Route: {r}\r\n");
@@ -472,12 +471,4 @@ impl SipCore {
 
 fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
-}
-
-fn via_transport(peer: Peer) -> &'static str {
-    if peer.transport.reliable() {
-        "TCP"
-    } else {
-        "UDP"
-    }
 }

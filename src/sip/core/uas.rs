@@ -157,8 +157,16 @@ impl SipCore {
         ))
     }
 
+    /// Our Contact in `leg`'s dialog: over TLS it names the TLS listener.
+    fn contact_for(&self, leg: LegId) -> String {
+        match self.dialogs.get(&leg) {
+            Some(d) => self.cfg.local.contact_on(d.peer.transport),
+            None => self.cfg.local.contact(),
+        }
+    }
+
     pub(super) fn uas_provisional(&mut self, leg: LegId, status: u16, now: Instant) {
-        let contact = self.cfg.local.contact();
+        let contact = self.contact_for(leg);
         let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
@@ -174,7 +182,7 @@ impl SipCore {
     }
 
     pub(super) fn uas_answer(&mut self, leg: LegId, sdp_body: Vec<u8>, now: Instant) {
-        let contact = self.cfg.local.contact();
+        let contact = self.contact_for(leg);
         let t = self.txl.timers();
         let ua = self.cfg.local.user_agent.clone();
         let Some(d) = self.dialogs.get_mut(&leg) else {
@@ -470,7 +478,7 @@ impl SipCore {
     fn reoffer(&mut self, leg: LegId, req: Request, head: RequestHead, key: TxKey, now: Instant) {
         let codecs = self.cfg.codecs.clone();
         let dtmf_pt = self.cfg.dtmf_payload_type;
-        let contact = self.cfg.local.contact();
+        let contact = self.contact_for(leg);
         let session = session_expires(&req);
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
