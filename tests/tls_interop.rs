@@ -291,3 +291,129 @@ fn login_in_and_notification_out_over_tls_through_kamailio() {
     );
     assert!(sw.log().contains("notification delivered"), "{}", sw.log());
 }
+
+/// A TCP connection to `to` from the loopback address `src` (127.0.0.1 is
+/// the trunk, inside `trunk.allow`; 127.0.0.2 a stranger).
+fn connect_from(src: [u8; 4], to: SocketAddr) -> std::net::TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.bind(&SocketAddr::from((src, 0)).into())
+        .expect("bind the source address");
+    sock.connect(&to.into()).expect("connect");
+    sock.into()
+}
+
+/// Does the peer close `s` within `limit`? (Reads until end of stream.)
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::{ErrorKind, Read};
+    let until = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The TLS listener's limits, like TCP's: strangers share the small
+/// untrusted budget (a slot is taken before the handshake), a connection
+/// that never completes its handshake is closed after
+/// `sip.tls_handshake_timeout` and counted, and the trunk meanwhile
+/// completes its handshake (verifying our certificate against the CA) and
+/// is answered over TLS on the connection it opened.
+#[test]
+fn tls_handshakes_are_bounded_and_strangers_share_the_tcp_budget() {
+    use std::io::{Read, Write};
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path());
+    let (cert, key) = pki.leaf(certs.path(), "tpswitch", &["tpswitch.test"]);
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let sw = Switch::start(|t| {
+        t.replace_exact(
+            "answer_delay = \"0s\"",
+            &format!(
+                "answer_delay = \"0s\"\ntls_bind = \"{tls}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\ntls_handshake_timeout = \"1s\"",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .replace_exact(
+            "max_untrusted_tcp_connections = 8",
+            "max_untrusted_tcp_connections = 2",
+        )
+    });
+    // Two strangers hold the untrusted budget without a word; a third is
+    // refused at once.
+    let mut silent: Vec<_> = (0..2).map(|_| connect_from([127, 0, 0, 2], tls)).collect();
+    // (Accepted in arrival order: the first two have their slots by the
+    // time the third is accepted.)
+    let mut third = connect_from([127, 0, 0, 2], tls);
+    assert!(closed_within(&mut third, Duration::from_secs(15)));
+    await_some(
+        "the third stranger refused",
+        Duration::from_secs(10),
+        || (metric(&sw, "tpswitch_tcp_refused_untrusted_total", None) == 1).then_some(()),
+    );
+    // The silent ones lose their slot once the handshake time is up.
+    for s in &mut silent {
+        assert!(
+            closed_within(s, Duration::from_secs(15)),
+            "a connection that never completes its handshake is closed:\n{}",
+            sw.log()
+        );
+    }
+    await_some(
+        "handshake failures counted",
+        Duration::from_secs(10),
+        || (metric(&sw, "tpswitch_tls_handshake_failed_total", None) >= 2).then_some(()),
+    );
+
+    // The trunk: a full handshake, our certificate checked, then OPTIONS
+    // answered on this connection.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(&pki.ca).expect("ca");
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.expect("ca pem")).expect("ca root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("tpswitch.test").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let sock = connect_from([127, 0, 0, 1], tls);
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut stream = rustls::StreamOwned::new(conn, sock);
+    let options = format!(
+        "OPTIONS sip:{CONTACT_POINT}@{tls} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-tls1\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=t1\r\nTo: <sip:{CONTACT_POINT}@127.0.0.1>\r\nCall-ID: tls1@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream
+        .write_all(options.as_bytes())
+        .expect("send OPTIONS over TLS");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).expect("an answer over TLS");
+        assert!(n > 0, "closed before answering:\n{}", sw.log());
+        got.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&got);
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer}");
+    assert!(answer.contains("branch=z9hG4bK-tls1"), "{answer}");
+}
