@@ -188,46 +188,35 @@ impl Drop for Kamailio {
     }
 }
 
-/// A log-in call over TLS into the switch and the switch's own call over
-/// TLS out to the trunk, both through Kamailio: the agent logs in from
-/// SIPp (UDP to Kamailio, TLS on to tpswitch), and when the window ends
-/// (presence time runs 3600x) the switch calls the agent's phone over its
-/// TLS connection to Kamailio, which has verified as `carrier.test`.
-#[test]
-fn login_in_and_notification_out_over_tls_through_kamailio() {
-    let certs = tempfile::tempdir().expect("tempdir");
-    let pki = Pki::new(certs.path());
-    let (cert, key) = pki.leaf(certs.path(), "tpswitch", &["tpswitch.test", "127.0.0.1"]);
-    let switch_tls: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let phone_port = free_udp_port();
-    let phones: SocketAddr = format!("127.0.0.1:{phone_port}").parse().unwrap();
-    let kam = Kamailio::start(&pki, switch_tls, phones);
-    // The agent's phone behind the carrier; it talks, or the answer would
-    // be a dead one.
-    let mut phone = BackgroundSipp::start("uas_answer_talk.xml", phone_port, 1, &[]);
-    let kam_tls_port = kam.tls.port();
-    let sw = Switch::start_env(kam_tls_port, &[("TPSWITCH_CLOCK_SPEED", "3600")], |t| {
+/// tpswitch with its TLS listener on `switch_tls` and Kamailio's TLS port
+/// as its trunk, expecting the trunk's certificate to name `server_name`.
+/// Presence time runs 3600x: an 8-hour window ends 8 s after log-in.
+fn switch_behind(kam: &Kamailio, pki: &Pki, switch_tls: SocketAddr, server_name: &str) -> Switch {
+    let (cert, key) = pki.leaf(kam.dir.path(), "tpswitch", &["tpswitch.test", "127.0.0.1"]);
+    let port = kam.tls.port();
+    Switch::start_env(port, &[("TPSWITCH_CLOCK_SPEED", "3600")], |t| {
         t.replace_exact(
-                &format!("outbound_proxy = \"sip:127.0.0.1:{kam_tls_port}\""),
-                &format!("outbound_proxy = \"sip:127.0.0.1:{kam_tls_port};transport=tls\"\ntls_ca_file = \"{}\"\ntls_server_name = \"carrier.test\"", pki.ca.display()),
-            )
-            .replace_exact(
-                "answer_delay = \"0s\"",
-                &format!(
-                    "answer_delay = \"0s\"\ntls_bind = \"{switch_tls}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
-                    cert.display(),
-                    key.display()
-                ),
-            )
-            .replace_exact("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
-    });
-    assert!(
-        sw.log().contains(&format!("tls={switch_tls}")),
-        "the TLS listener is up:\n{}",
-        sw.log()
-    );
+            &format!("outbound_proxy = \"sip:127.0.0.1:{port}\""),
+            &format!(
+                "outbound_proxy = \"sip:127.0.0.1:{port};transport=tls\"\ntls_ca_file = \"{}\"\ntls_server_name = \"{server_name}\"",
+                pki.ca.display()
+            ),
+        )
+        .replace_exact(
+            "answer_delay = \"0s\"",
+            &format!(
+                "answer_delay = \"0s\"\ntls_bind = \"{switch_tls}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .replace_exact("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
+    })
+}
 
-    // In: the phone calls the carrier's UDP side; Kamailio relays over TLS.
+/// Logs jsmith in for 8 hours (key 1) from a SIPp phone through
+/// Kamailio's UDP side; Kamailio relays to tpswitch over TLS.
+fn login_through(kam: &Kamailio, sw: &Switch) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
     let sc = login_scenario(dir.path(), JSMITH, &[Wait(1000), Key('1')], true);
     let run = sipp(
@@ -243,6 +232,35 @@ fn login_in_and_notification_out_over_tls_through_kamailio() {
         sw.log(),
         kam.log()
     );
+    run
+}
+
+/// A log-in call over TLS into the switch and the switch's own call over
+/// TLS out to the trunk, both through Kamailio: the agent logs in from
+/// SIPp (UDP to Kamailio, TLS on to tpswitch), and when the window ends
+/// (presence time runs 3600x) the switch calls the agent's phone over its
+/// TLS connection to Kamailio, which has verified as `carrier.test`.
+#[test]
+fn login_in_and_notification_out_over_tls_through_kamailio() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path());
+    let switch_tls: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let phone_port = free_udp_port();
+    let phones: SocketAddr = format!("127.0.0.1:{phone_port}").parse().unwrap();
+    let kam = Kamailio::start(&pki, switch_tls, phones);
+    // The agent's phone behind the carrier; it talks, or the answer would
+    // be a dead one.
+    let mut phone = BackgroundSipp::start("uas_answer_talk.xml", phone_port, 1, &[]);
+    let kam_tls_port = kam.tls.port();
+    let sw = switch_behind(&kam, &pki, switch_tls, "carrier.test");
+    assert!(
+        sw.log().contains(&format!("tls={switch_tls}")),
+        "the TLS listener is up:\n{}",
+        sw.log()
+    );
+
+    // In: the phone calls the carrier's UDP side; Kamailio relays over TLS.
+    let run = login_through(&kam, &sw);
     // Kamailio record-routed the TLS hop toward us, and our 200 names our
     // TLS listener as Contact: the dialog ran over TLS.
     assert!(
@@ -416,4 +434,35 @@ fn tls_handshakes_are_bounded_and_strangers_share_the_tcp_budget() {
     let answer = String::from_utf8_lossy(&got);
     assert!(answer.starts_with("SIP/2.0 200 "), "{answer}");
     assert!(answer.contains("branch=z9hG4bK-tls1"), "{answer}");
+}
+
+/// The trunk's certificate must carry the name we expect: with
+/// `trunk.tls_server_name` set to a name Kamailio's certificate lacks, the
+/// handshake is refused, nothing reaches the phone, and the log says why.
+#[test]
+fn a_trunk_certificate_without_the_expected_name_is_refused() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(certs.path());
+    let switch_tls: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let phone_port = free_udp_port();
+    let phones: SocketAddr = format!("127.0.0.1:{phone_port}").parse().unwrap();
+    let kam = Kamailio::start(&pki, switch_tls, phones);
+    let phone = BackgroundSipp::start("uas_answer_talk.xml", phone_port, 1, &[]);
+    let sw = switch_behind(&kam, &pki, switch_tls, "other.test");
+    // Inbound TLS does not depend on the trunk's name: the log-in works.
+    login_through(&kam, &sw);
+    await_some(
+        "the handshake with the trunk refused",
+        Duration::from_secs(40),
+        || {
+            let log = sw.log();
+            (log.contains("TLS handshake with the trunk failed") && log.contains("name=other.test"))
+                .then_some(())
+        },
+    );
+    assert!(
+        !phone.messages().contains("INVITE sip:"),
+        "nothing may pass a connection whose certificate was refused:\n{}",
+        phone.messages()
+    );
 }
