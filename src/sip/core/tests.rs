@@ -1180,3 +1180,115 @@ fn a_dialog_keeps_its_tcp_connection_in_use() {
     advance(&mut c, later + Duration::from_secs(120));
     assert!(c.tcp_connections_in_use().is_empty());
 }
+
+// ------------------------------------------------------------------ TLS
+
+fn tls_core() -> SipCore {
+    let mut cfg = cfg();
+    cfg.trunk_tls = true;
+    cfg.local.tls_hostport = Some("127.0.0.1:5061".into());
+    SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
+}
+
+/// RFC 3261 §26 / RFC 5923: toward a TLS trunk the INVITE goes on our
+/// trunk connection tagged TLS, Via says TLS with the TLS listener as
+/// sent-by and `alias`, Contact names the TLS listener; the 200 that comes
+/// back with that Via matches the transaction, and the ACK and BYE stay on
+/// the connection.
+#[test]
+fn uac_over_tls_says_tls_and_matches_its_responses() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    let trunk_tls = Peer {
+        transport: Transport::Tls {
+            conn: crate::sip::transport::TRUNK_CONN,
+        },
+        addr: TRUNK.parse().unwrap(),
+    };
+    assert!(
+        inv.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=")
+            && inv.contains(";rport;alias\r\n"),
+        "{inv}"
+    );
+    assert!(
+        inv.contains("Contact: <sip:tpswitch@127.0.0.1:5061;transport=tls>"),
+        "{inv}"
+    );
+    c.handle_message(
+        &reply(
+            &inv,
+            200,
+            "Contact: <sip:agent@127.0.0.1:5080;transport=tls>\r\n",
+            SDP,
+        ),
+        trunk_tls,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert!(
+        matches!(&out.events[..], [SipEvent::Answered { leg: l, .. }] if *l == leg),
+        "the 200 matched the INVITE: {:?}",
+        out.events
+    );
+    let (peer, ack) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .expect("an ACK");
+    assert_eq!(*peer, trunk_tls);
+    assert!(ack.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;"), "{ack}");
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let (peer, bye) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("a BYE");
+    assert_eq!(*peer, trunk_tls);
+    assert!(bye.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;"), "{bye}");
+}
+
+/// A call that comes in over TLS is answered on its connection with a
+/// Contact naming our TLS listener; one over UDP keeps the plain Contact.
+#[test]
+fn uas_over_tls_answers_with_a_tls_contact() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let over_tls = Peer {
+        transport: Transport::Tls { conn: 7 },
+        addr: PEER.parse().unwrap(),
+    };
+    c.handle_message(
+        &invite("z9hG4bK-tls1", "+15550100000", "", SDP),
+        over_tls,
+        t0,
+    );
+    let out = drain(&mut c);
+    let leg = out
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Incoming(call) => Some(call.leg),
+            _ => None,
+        })
+        .expect("an incoming call");
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    let (peer, ok) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("SIP/2.0 200"))
+        .expect("a 200");
+    assert_eq!(*peer, over_tls);
+    assert!(
+        ok.contains("Contact: <sip:tpswitch@127.0.0.1:5061;transport=tls>"),
+        "{ok}"
+    );
+}
