@@ -460,6 +460,12 @@ fn a_trunk_certificate_without_the_expected_name_is_refused() {
                 .then_some(())
         },
     );
+    // The attempt fails at once as the trunk's 503, not after Timer B.
+    await_some("the attempt failed as 503", Duration::from_secs(10), || {
+        sw.log()
+            .contains("trunk connection failed; call attempt fails as 503")
+            .then_some(())
+    });
     assert!(
         !phone.messages().contains("INVITE sip:"),
         "nothing may pass a connection whose certificate was refused:\n{}",

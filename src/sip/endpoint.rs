@@ -367,6 +367,10 @@ fn on_inbound(
             tcp.conns.remove(&conn);
             tcp.idle.closed(conn);
             if conn == transport::TRUNK_CONN {
+                if trunk.connecting {
+                    // It never opened: what waited for it fails now.
+                    core.connection_failed(conn, now);
+                }
                 trunk.connecting = false;
                 if !trunk.pending.is_empty() {
                     warn!(

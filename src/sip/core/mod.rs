@@ -583,6 +583,29 @@ impl SipCore {
         Some(d)
     }
 
+    /// Our stream connection `conn` could not be opened (TCP connect or
+    /// TLS handshake failed): the INVITEs that waited for it were never
+    /// sent. §8.1.3.1 treats a transport failure as a 503, so they fail now
+    /// as the trunk's failure (`Unavailable(503)`) instead of after Timer B.
+    pub fn connection_failed(&mut self, conn: u64, now: Instant) {
+        let waiting: Vec<(LegId, TxKey, String)> = self
+            .dialogs
+            .values()
+            .filter(|d| {
+                d.role == Role::Uac
+                    && d.state == dialog::State::Early
+                    && d.peer.transport.conn() == Some(conn)
+            })
+            .filter_map(|d| Some((d.leg, d.uac.as_ref()?.invite_key.clone(), d.call_id.clone())))
+            .collect();
+        for (leg, key, call_id) in waiting {
+            warn!(call_id = %call_id, "trunk connection failed; call attempt fails as 503");
+            self.txl.abandon_client(&key);
+            self.uac_failed(leg, super::api::DialOutcome::Unavailable(503));
+        }
+        self.handle_timeout(now);
+    }
+
     // -------------------------------------------------------------- timers
 
     pub fn handle_timeout(&mut self, now: Instant) {

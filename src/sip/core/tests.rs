@@ -1292,3 +1292,32 @@ fn uas_over_tls_answers_with_a_tls_contact() {
         "{ok}"
     );
 }
+
+/// §8.1.3.1: when our connection to the trunk cannot be opened (TCP
+/// connect or TLS handshake failed), the INVITE waiting for it fails at
+/// once as a 503, the trunk's failure, and is not retried by Timer A/B.
+#[test]
+fn a_trunk_connection_that_never_opens_fails_the_waiting_invite_as_503() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let (leg, _) = dial(&mut c, t0);
+    c.connection_failed(crate::sip::transport::TRUNK_CONN, t0);
+    let out = drain(&mut c);
+    assert!(
+        matches!(
+            &out.events[..],
+            [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(503) }] if *l == leg
+        ),
+        "{:?}",
+        out.events
+    );
+    let out = advance(&mut c, t0 + Duration::from_secs(33));
+    assert!(
+        out.requests().is_empty() && out.events.is_empty(),
+        "{out:?}"
+    );
+    // Another connection's failure touches nothing.
+    let (_, _) = dial(&mut c, t0);
+    c.connection_failed(99, t0);
+    assert!(drain(&mut c).events.is_empty());
+}

@@ -379,7 +379,7 @@ impl SipCore {
         }
     }
 
-    fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
+    pub(super) fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
         let Some(d) = self.remove_dialog(leg) else {
             return;
         };
