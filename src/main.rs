@@ -164,6 +164,15 @@ fn check_environment(cfg: &Config, command: &str) -> Result<(), ExitCode> {
         })
 }
 
+/// The certificate, key and CA files the config names, read as `run` will
+/// read them: both commands refuse the same files with exit code 2.
+fn check_tls(cfg: &Config, command: &str) -> Result<(), ExitCode> {
+    app::tls_settings(cfg).map(|_| ()).map_err(|e| {
+        eprintln!("tpswitch {command}: {e}");
+        ExitCode::from(2)
+    })
+}
+
 fn run(args: RunArgs) -> ExitCode {
     app::init_logging();
     let mut cfg = match load(&args.config, "run", false) {
@@ -171,6 +180,9 @@ fn run(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(code) = check_environment(&cfg, "run") {
+        return code;
+    }
+    if let Err(code) = check_tls(&cfg, "run") {
         return code;
     }
     if let Some(b) = args.sip_bind {
@@ -245,6 +257,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             if let Err(code) = check_environment(&cfg, "check-config") {
+                return code;
+            }
+            if let Err(code) = check_tls(&cfg, "check-config") {
                 return code;
             }
             match app::load_prompts(&cfg) {

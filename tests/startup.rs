@@ -204,6 +204,18 @@ fn check_config_refuses_what_run_would_refuse() {
             &[],
             ".overflow_number: +15550109999 is neither a user's PSTN number nor in trunk.allow_dial",
         ),
+        (
+            "TLS certificate file missing",
+            Box::new(|t| {
+                edit(
+                    &t,
+                    "answer_delay = \"0s\"",
+                    "answer_delay = \"0s\"\ntls_bind = \"127.0.0.1:0\"\ntls_certificate = \"tls/none.pem\"\ntls_private_key = \"tls/none-key.pem\"",
+                )
+            }),
+            &[],
+            "sip.tls_certificate: cannot read ",
+        ),
     ];
     for (what, f, envs, want) in cases {
         let config = write_config(dir.path(), f);

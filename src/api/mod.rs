@@ -174,6 +174,11 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         "TCP connections closed after sip.tcp_idle_timeout with no transaction or dialog",
         t.tcp_idle_closed.load(Ordering::Relaxed),
     );
+    counter(
+        "tls_handshake_failed_total",
+        "inbound TLS handshakes that failed or outlasted sip.tls_handshake_timeout",
+        t.tls_handshake_failed.load(Ordering::Relaxed),
+    );
     let m = &s.media;
     for (name, help, v) in [
         ("rtp_sent_total", "RTP packets sent", &m.packets_sent),

@@ -24,8 +24,9 @@ use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
 use crate::sip::register::RegisterConfig;
+use crate::sip::tls::{self, TlsError};
 use crate::sip::transaction::Timers;
-use crate::sip::transport::{FrameLimits, TcpAdmission};
+use crate::sip::transport::{FrameLimits, ListenTls, TcpAdmission, TrunkTls};
 
 mod fds;
 use crate::sip::uri::hostport;
@@ -38,6 +39,8 @@ pub enum AppError {
     Prompts(#[from] PromptError),
     #[error("trunk.outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address")]
     TrunkName(String),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
     #[error("store.path: {0}")]
@@ -123,12 +126,54 @@ fn nat(cfg: &Config, port: u16) -> Nat {
     }
 }
 
+/// The TLS listener's and the trunk's TLS configurations, read from the
+/// files the config names; `run` and `check-config` both call it, so both
+/// refuse a missing file, bad PEM or a key that is not the certificate's.
+pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Option<TrunkTls>), TlsError> {
+    let identity = cfg.sip.tls_identity.as_ref().map(|id| tls::Identity {
+        certificate: id.certificate.clone(),
+        private_key: id.private_key.clone(),
+    });
+    let listen = match (&cfg.sip.tls, &identity) {
+        (Some(_), Some(id)) => Some(ListenTls {
+            config: tls::server_config(id)?,
+            handshake_timeout: cfg.sip.tls_handshake_timeout,
+        }),
+        _ => None,
+    };
+    let trunk = if cfg.trunk.outbound_proxy.transport == config::Transport::Tls {
+        let server_name = match &cfg.trunk.tls_server_name {
+            Some(n) => n.clone(),
+            None => match &cfg.trunk.outbound_proxy.host {
+                config::Host::Ip(ip) => ip.to_string(),
+                config::Host::Name(n) => n.clone(),
+            },
+        };
+        let verify = tls::TrunkVerification {
+            ca_file: cfg.trunk.tls_ca_file.clone(),
+            server_name,
+        };
+        let (config, server_name) = tls::client_config(&verify, identity.as_ref())?;
+        Some(TrunkTls {
+            config,
+            server_name,
+            handshake_timeout: cfg.sip.tls_handshake_timeout,
+        })
+    } else {
+        None
+    };
+    Ok((listen, trunk))
+}
+
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
     // that arrives during start-up must shut down cleanly, not kill us with
     // the default action.
     let shutdown = Shutdown::install();
+    // Certificates are read before the store is touched, as check-config
+    // reads them.
+    let (listen_tls, trunk_tls) = tls_settings(&cfg)?;
     // Before anything that acts on the store (re-armed expiry timers,
     // notification calls) or opens a port: a second switch on this store
     // must stop here, naming the first.
@@ -172,6 +217,19 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
 
+    // The TLS port may be 0 too (tests): learnt the same way, by binding.
+    let tls_bind = match &cfg.sip.tls {
+        Some(t) if t.bind.port() == 0 => Some(
+            std::net::TcpListener::bind(t.bind)
+                .and_then(|l| l.local_addr())
+                .map_err(|source| endpoint::EndpointError::BindTls {
+                    addr: t.bind,
+                    source,
+                })?,
+        ),
+        Some(t) => Some(t.bind),
+        None => None,
+    };
     // The SIP port may be 0 (tests): then it is learnt by binding below,
     // before Contact and Via are written with it.
     let mut core_cfg = CoreConfig {
@@ -188,6 +246,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
                 cfg.sip.user_agent.clone()
             },
             nat: nat(&cfg, cfg.sip.bind.port()),
+            tls_hostport: tls_bind.map(|b| hostport(SocketAddr::new(ip, b.port()))),
         },
         allow: cfg.trunk.allow.clone(),
         untrusted: match cfg.sip.untrusted {
@@ -205,6 +264,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         trunk,
         trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
         dialog_via_trunk: cfg.trunk.in_dialog_via_proxy,
+        trunk_tls: trunk_tls.is_some(),
         credentials: std::env::var(&cfg.trunk.password_env)
             .ok()
             .filter(|_| !cfg.trunk.username.is_empty())
@@ -254,6 +314,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             untrusted: fds.tcp_untrusted,
         },
         tcp_idle_timeout: cfg.sip.tcp_idle_timeout,
+        tls: tls_bind.zip(listen_tls),
+        trunk_tls,
     };
     let (handle, sip_task) = if bind.port() == 0 {
         // Bind to learn the port, then build the core with it.
@@ -299,6 +361,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     );
     // Tests read this line to learn the ports.
     println!("tpswitch listening sip={}", handle.local_addr);
+    if let Some(tls) = handle.tls_addr {
+        println!("tpswitch listening tls={tls}");
+    }
 
     let ports = PortPool::new(
         media_bind,

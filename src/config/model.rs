@@ -81,6 +81,26 @@ pub struct SipConfig {
     /// Ring (180) this long before answering an inbound call; 0 answers at
     /// once. Some carriers want ringback before answer supervision.
     pub answer_delay: Duration,
+    /// The TLS listener (`sip.tls_bind`), when configured.
+    pub tls: Option<TlsListen>,
+    /// Our certificate and key (`sip.tls_certificate`, `sip.tls_private_key`):
+    /// the listener's, and our client certificate toward a TLS trunk.
+    pub tls_identity: Option<TlsIdentity>,
+    /// A TLS handshake (either way) not done within this is abandoned.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// SIP over TLS (RFC 3261 §26): where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub bind: SocketAddr,
+}
+
+/// PEM files, resolved against the config file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +140,12 @@ pub struct TrunkConfig {
     /// the route set in Route headers, instead of the far end's Contact or
     /// first Record-Route.
     pub in_dialog_via_proxy: bool,
+    /// PEM trust anchors for the trunk's TLS certificate; `None`: the
+    /// system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the trunk's TLS certificate must carry; `None`: the
+    /// outbound proxy's host (an IP is checked against IP SANs).
+    pub tls_server_name: Option<String>,
     /// Outbound REGISTER with the trunk (`register = true`).
     pub register: Option<TrunkRegistration>,
 }
@@ -164,13 +190,15 @@ impl fmt::Display for Host {
 pub enum Transport {
     Udp,
     Tcp,
+    /// `;transport=tls` or a `sips:` URI (RFC 3261 §26.2.2).
+    Tls,
 }
 
 /// A SIP URI naming a next hop, e.g. "sip:127.0.0.1:5080;transport=tcp".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipTarget {
     pub host: Host,
-    /// 5060 when the URI has no port (RFC 3261 §19.1.2).
+    /// 5060 when the URI has no port, 5061 over TLS (RFC 3261 §19.1.2).
     pub port: u16,
     pub transport: Transport,
 }

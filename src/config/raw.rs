@@ -39,6 +39,10 @@ pub struct RawSip {
     pub min_se: Option<String>,
     pub retry_after: Option<String>,
     pub answer_delay: Option<String>,
+    pub tls_bind: Option<String>,
+    pub tls_certificate: Option<String>,
+    pub tls_private_key: Option<String>,
+    pub tls_handshake_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +69,8 @@ pub struct RawTrunk {
     pub register_expires: Option<String>,
     pub register_retry: Option<String>,
     pub register_retry_max: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -473,11 +473,67 @@ fn sip_targets() {
     );
     let t = parse_sip_target("sip:Proxy.Example.com:5070;lr").unwrap();
     assert_eq!(t.host, Host::Name("proxy.example.com".into()));
-    assert!(parse_sip_target("sips:127.0.0.1").is_err());
     assert!(parse_sip_target("sip:127.0.0.1:0").is_err());
     assert!(parse_sip_target("sip:127.0.0.1:99999").is_err());
     assert!(parse_sip_target("sip:bad host").is_err());
-    assert!(parse_sip_target("sip:127.0.0.1;transport=tls").is_err());
+    assert!(parse_sip_target("sip:127.0.0.1;transport=sctp").is_err());
+}
+
+/// RFC 3261 §26.2.2 and §19.1.2: `sips:` and `;transport=tls` are TLS, on
+/// port 5061 unless the URI gives one; a `sips:` URI cannot ask for UDP.
+#[test]
+fn tls_sip_targets() {
+    use validate::parse_sip_target;
+    let t = parse_sip_target("sips:sip.carrier.example").unwrap();
+    assert_eq!((t.port, t.transport), (5061, Transport::Tls));
+    let t = parse_sip_target("sip:127.0.0.1;transport=TLS").unwrap();
+    assert_eq!((t.port, t.transport), (5061, Transport::Tls));
+    let t = parse_sip_target("sip:127.0.0.1:5071;transport=tls").unwrap();
+    assert_eq!((t.port, t.transport), (5071, Transport::Tls));
+    assert!(parse_sip_target("sips:127.0.0.1;transport=udp").is_err());
+}
+
+#[test]
+fn tls_keys_resolve_and_must_come_in_pairs() {
+    let with = |sip: &str, trunk: &str| {
+        EXAMPLE
+            .replacen("[sip]\n", &format!("[sip]\n{sip}\n"), 1)
+            .replacen("[trunk]\n", &format!("[trunk]\n{trunk}\n"), 1)
+    };
+    let c = load(&with(
+        "tls_bind = \"127.0.0.1:5061\"\ntls_certificate = \"tls/cert.pem\"\ntls_private_key = \"/srv/key.pem\"",
+        "tls_ca_file = \"ca.pem\"\ntls_server_name = \"sip.carrier.example\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let id = c.sip.tls_identity.expect("identity");
+    assert_eq!(id.certificate, Path::new("/etc/tpswitch/tls/cert.pem"));
+    assert_eq!(id.private_key, Path::new("/srv/key.pem"));
+    assert_eq!(c.sip.tls.map(|t| t.bind.port()), Some(5061));
+    assert_eq!(c.sip.tls_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(
+        c.trunk.tls_ca_file.as_deref(),
+        Some(Path::new("/etc/tpswitch/ca.pem"))
+    );
+    assert_eq!(
+        c.trunk.tls_server_name.as_deref(),
+        Some("sip.carrier.example")
+    );
+
+    let p = at(&with("tls_bind = \"127.0.0.1:5061\"", ""), "sip.tls_bind");
+    assert!(p.fix.contains("tls_certificate"), "{p:?}");
+    let p = at(
+        &with("tls_certificate = \"c.pem\"", ""),
+        "sip.tls_private_key",
+    );
+    assert_eq!(p.problem, "is missing");
+    let p = at(
+        &with(
+            "tls_bind = \"nowhere\"\ntls_certificate = \"c.pem\"\ntls_private_key = \"k.pem\"",
+            "",
+        ),
+        "sip.tls_bind",
+    );
+    assert!(p.problem.contains("nowhere"), "{p:?}");
 }
 
 #[test]

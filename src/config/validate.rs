@@ -397,6 +397,7 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             "make session_expires at least min_se",
         );
     }
+    let (tls, tls_identity, tls_handshake_timeout) = sip_tls(v, r);
     let retry_after = v.duration(
         "sip.retry_after",
         &r.retry_after,
@@ -469,7 +470,58 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             Duration::ZERO,
             Duration::ZERO,
         ),
+        tls,
+        tls_identity,
+        tls_handshake_timeout,
     }
+}
+
+/// `sip.tls_bind` and its certificate and key. The files themselves are
+/// read by `app::tls_settings` (for `run` and `check-config` alike).
+fn sip_tls(v: &mut V, r: &RawSip) -> (Option<TlsListen>, Option<TlsIdentity>, Duration) {
+    let tls = r.tls_bind.as_ref().map(|_| TlsListen {
+        bind: v.socket("sip.tls_bind", &r.tls_bind, "0.0.0.0:5061"),
+    });
+    let identity = match (&r.tls_certificate, &r.tls_private_key) {
+        (Some(c), Some(k)) => Some(TlsIdentity {
+            certificate: v.path("sip.tls_certificate", c),
+            private_key: v.path("sip.tls_private_key", k),
+        }),
+        (Some(_), None) => {
+            v.missing("sip.tls_private_key", "\"tls/key.pem\"");
+            None
+        }
+        (None, Some(_)) => {
+            v.missing("sip.tls_certificate", "\"tls/cert.pem\"");
+            None
+        }
+        (None, None) => None,
+    };
+    if tls.is_some()
+        && identity.is_none()
+        && r.tls_certificate.is_none()
+        && r.tls_private_key.is_none()
+    {
+        v.push(
+            "sip.tls_bind",
+            "is set but sip.tls_certificate and sip.tls_private_key are not",
+            "give the listener's PEM certificate chain and key, such as tls_certificate = \"tls/cert.pem\" and tls_private_key = \"tls/key.pem\"",
+        );
+    }
+    // A handshake is a few round trips; 10 s is generous for a carrier and
+    // short for a stranger holding a slot (sip.max_untrusted_tcp_connections).
+    let timeout = v.duration(
+        "sip.tls_handshake_timeout",
+        &r.tls_handshake_timeout,
+        Duration::from_secs(10),
+        MS,
+    );
+    v.at_most(
+        "sip.tls_handshake_timeout",
+        timeout,
+        Duration::from_secs(120),
+    );
+    (tls, identity, timeout)
 }
 
 pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
@@ -513,7 +565,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             }
             Ok(t) => t,
             Err(why) => {
-                v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp]\", such as \"sip:127.0.0.1:5080\"");
+                v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp|tls]\" or \"sips:HOST[:PORT]\", such as \"sip:127.0.0.1:5080\"");
                 fallback_proxy
             }
         },
@@ -611,24 +663,44 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         ),
         inband_dtmf: r.inband_dtmf.unwrap_or(false),
         in_dialog_via_proxy: r.in_dialog_via_proxy.unwrap_or(true),
+        tls_ca_file: r
+            .tls_ca_file
+            .as_ref()
+            .map(|p| v.path("trunk.tls_ca_file", p)),
+        tls_server_name: r
+            .tls_server_name
+            .as_ref()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
     }
 }
 
-/// "sip:host[:port][;transport=udp|tcp]" (RFC 3261 §19.1.1, the subset a
-/// next hop needs). sips: is refused: tpswitch has no TLS transport.
+/// "sip:host[:port][;transport=udp|tcp|tls]" or "sips:host[:port]"
+/// (RFC 3261 §19.1.1, the subset a next hop needs). A `sips:` URI is TLS
+/// (§26.2.2); TLS defaults to port 5061 (§19.1.2).
 pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
-    let rest = s
-        .trim()
-        .strip_prefix("sip:")
-        .ok_or("it must start with \"sip:\"")?;
+    let s = s.trim();
+    let (rest, sips) = match (s.strip_prefix("sips:"), s.strip_prefix("sip:")) {
+        (Some(r), _) => (r, true),
+        (None, Some(r)) => (r, false),
+        (None, None) => return Err("it must start with \"sip:\" or \"sips:\""),
+    };
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
-    let mut transport = Transport::Udp;
+    let mut transport = if sips { Transport::Tls } else { Transport::Udp };
     for p in params.split(';').filter(|p| !p.is_empty()) {
         match p.to_ascii_lowercase().as_str() {
-            "transport=udp" => transport = Transport::Udp,
-            "transport=tcp" => transport = Transport::Tcp,
+            "transport=udp" if !sips => transport = Transport::Udp,
+            "transport=tcp" if !sips => transport = Transport::Tcp,
+            "transport=tls" => transport = Transport::Tls,
+            "transport=udp" | "transport=tcp" => {
+                return Err("a sips: URI is always TLS (RFC 3261 §26.2.2)")
+            }
             "lr" => {}
-            _ => return Err("only ;transport=udp, ;transport=tcp and ;lr are supported"),
+            _ => {
+                return Err(
+                    "only ;transport=udp, ;transport=tcp, ;transport=tls and ;lr are supported",
+                )
+            }
         }
     }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
@@ -656,6 +728,7 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         (host, p)
     };
     let port = match port {
+        None if transport == Transport::Tls => 5061,
         None => 5060,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("bad port")?,
     };

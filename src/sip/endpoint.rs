@@ -16,7 +16,9 @@ use super::api::{SipCommand, SipEvent};
 use super::core::{CoreConfig, Output, SipCore};
 use super::tcp_idle::IdleConnections;
 use super::transaction::Transport;
-use super::transport::{self, FrameLimits, Inbound, TcpAdmission, TransportStats};
+use super::transport::{
+    self, FrameLimits, Inbound, ListenTls, StreamSlots, TcpAdmission, TransportStats, TrunkTls,
+};
 
 /// Queue sizes: bounded everywhere a peer can push.
 const INBOUND_QUEUE: usize = 8192;
@@ -33,12 +35,18 @@ pub struct EndpointConfig {
     /// Close TCP connections with no transaction or dialog after this long
     /// without traffic.
     pub tcp_idle_timeout: std::time::Duration,
+    /// The TLS listener (`sip.tls_bind`), if any.
+    pub tls: Option<(SocketAddr, ListenTls)>,
+    /// TLS toward the trunk, when its `outbound_proxy` says `transport=tls`.
+    pub trunk_tls: Option<TrunkTls>,
 }
 
 /// Handles the rest of the switch keeps.
 pub struct SipHandle {
     pub commands: mpsc::Sender<SipCommand>,
     pub local_addr: SocketAddr,
+    /// Where the TLS listener is bound, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     pub stats: Arc<TransportStats>,
     /// The core's counters, published after each turn of the loop.
     pub sip_stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
@@ -57,6 +65,11 @@ pub enum EndpointError {
     },
     #[error("cannot bind SIP TCP on {addr}: {source}; check sip.bind or set sip.tcp = false")]
     BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind SIP TLS on {addr}: {source}; check sip.tls_bind (is another process on the port?)")]
+    BindTls {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -90,6 +103,7 @@ pub async fn start(
         stats.clone(),
         cfg.frame.max_message_bytes,
     )));
+    let slots = StreamSlots::new(cfg.admission);
     if cfg.tcp {
         // Same port as UDP (§18: a UA listens on both).
         let listener =
@@ -104,14 +118,34 @@ pub async fn start(
             in_tx.clone(),
             stats.clone(),
             cfg.frame,
-            cfg.admission,
+            slots.clone(),
         )));
     }
-    info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening");
+    let mut tls_addr = None;
+    if let Some((addr, tls)) = cfg.tls {
+        let bind_err = |source| EndpointError::BindTls { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        tls_addr = Some(listener.local_addr().map_err(bind_err)?);
+        tasks.push(tokio::spawn(transport::tls_acceptor(
+            listener,
+            tls,
+            in_tx.clone(),
+            stats.clone(),
+            cfg.frame,
+            slots,
+        )));
+    }
+    match tls_addr {
+        Some(tls) => {
+            info!(udp = %local_addr, tcp = cfg.tcp, tls = %tls, "SIP endpoint listening")
+        }
+        None => info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening"),
+    }
     let trunk = TrunkLink {
         inbound: in_tx,
         stats: stats.clone(),
         frame: cfg.frame,
+        tls: cfg.trunk_tls,
         pending: Vec::new(),
         connecting: false,
     };
@@ -141,6 +175,7 @@ pub async fn start(
         SipHandle {
             commands: cmd_tx,
             local_addr,
+            tls_addr,
             stats,
             sip_stats,
             registrations,
@@ -155,6 +190,7 @@ struct TrunkLink {
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     frame: FrameLimits,
+    tls: Option<TrunkTls>,
     pending: Vec<(SocketAddr, Bytes)>,
     connecting: bool,
 }
@@ -271,7 +307,8 @@ async fn run(
                             }
                         }
                     }
-                    Transport::Tcp { conn } => match tcp.conns.get(&conn) {
+                    Transport::Tcp { conn } | Transport::Tls { conn } => match tcp.conns.get(&conn)
+                    {
                         Some(c) => {
                             tcp.idle.activity(conn, Instant::now());
                             if c.tx.try_send(data).is_err() {
@@ -291,6 +328,7 @@ async fn run(
                                     trunk.inbound.clone(),
                                     trunk.stats.clone(),
                                     trunk.frame,
+                                    trunk.tls.clone(),
                                 ));
                             }
                         }
@@ -338,7 +376,7 @@ fn on_inbound(
 ) {
     match msg {
         Inbound::Message { data, peer } => {
-            if let Transport::Tcp { conn } = peer.transport {
+            if let Some(conn) = peer.transport.conn() {
                 tcp.idle.activity(conn, now);
             }
             core.handle_message(&data, peer, now)
@@ -370,6 +408,10 @@ fn on_inbound(
             tcp.conns.remove(&conn);
             tcp.idle.closed(conn);
             if conn == transport::TRUNK_CONN {
+                if trunk.connecting {
+                    // It never opened: what waited for it fails now.
+                    core.connection_failed(conn, now);
+                }
                 trunk.connecting = false;
                 if !trunk.pending.is_empty() {
                     warn!(

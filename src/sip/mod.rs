@@ -17,6 +17,7 @@ pub mod nat;
 pub mod register;
 mod tcp_idle;
 mod timer;
+pub mod tls;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

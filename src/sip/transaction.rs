@@ -38,18 +38,42 @@ impl Timers {
     }
 }
 
-/// How a message travels. TCP carries the connection it belongs to, since
-/// responses must go back over the connection the request came on (§18.2.2).
+/// How a message travels. TCP and TLS carry the connection they belong
+/// to, since responses must go back over the connection the request came
+/// on (§18.2.2); connection ids are unique across both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
-    Tcp { conn: u64 },
+    Tcp {
+        conn: u64,
+    },
+    /// TLS over TCP (§26.2.1): framed like TCP once the handshake is done.
+    Tls {
+        conn: u64,
+    },
 }
 
 impl Transport {
     /// Reliable transports need no retransmissions (§17.1.1.2, §17.2.1).
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp { .. })
+        self.conn().is_some()
+    }
+
+    /// The stream connection, for TCP and TLS.
+    pub fn conn(self) -> Option<u64> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp { conn } | Transport::Tls { conn } => Some(conn),
+        }
+    }
+
+    /// The Via transport token (§20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp { .. } => "TCP",
+            Transport::Tls { .. } => "TLS",
+        }
     }
 }
 
@@ -260,7 +284,7 @@ impl TransactionLayer {
     pub fn tcp_connections(&self, out: &mut std::collections::HashSet<u64>) {
         let peers = self.servers.values().map(|t| t.peer);
         for peer in peers.chain(self.clients.values().map(|t| t.peer)) {
-            if let Transport::Tcp { conn } = peer.transport {
+            if let Some(conn) = peer.transport.conn() {
                 out.insert(conn);
             }
         }

@@ -6,6 +6,11 @@
 //! TCP slots are split by trust: sources inside `trunk.allow` share
 //! `sip.max_tcp_connections`, everyone else a small budget of their own, so
 //! strangers holding connections open can never lock the trunk out.
+//!
+//! TLS (RFC 3261 §26.2.1) shares those slots and that code: a connection
+//! takes its slot at accept, before the handshake, which must finish
+//! within `sip.tls_handshake_timeout`; after it the stream is framed and
+//! served exactly like TCP, tagged `Transport::Tls`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ipnet::IpNet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -55,6 +60,8 @@ pub struct TransportStats {
     pub tcp_refused_untrusted: AtomicU64,
     /// Closed by the idle sweep.
     pub tcp_idle_closed: AtomicU64,
+    /// Inbound TLS handshakes that failed or timed out.
+    pub tls_handshake_failed: AtomicU64,
 }
 
 /// Limits on what a peer can make us buffer.
@@ -73,6 +80,55 @@ pub struct TcpAdmission {
     pub trusted: usize,
     /// Slots for everyone else (0: refused at accept).
     pub untrusted: usize,
+}
+
+/// The stream slots of [`TcpAdmission`], shared by the TCP and TLS
+/// listeners: one budget for every inbound stream connection.
+#[derive(Debug, Clone)]
+pub struct StreamSlots {
+    allow: Arc<Vec<IpNet>>,
+    trusted: Arc<Semaphore>,
+    untrusted: Arc<Semaphore>,
+}
+
+impl StreamSlots {
+    pub fn new(admission: TcpAdmission) -> Self {
+        Self {
+            allow: Arc::new(admission.allow),
+            trusted: Arc::new(Semaphore::new(admission.trusted.max(1))),
+            untrusted: Arc::new(Semaphore::new(admission.untrusted)),
+        }
+    }
+
+    /// A slot for a connection from `from`, or `None` (counted and, for the
+    /// trunk, logged) when its budget is full.
+    fn admit(
+        &self,
+        from: SocketAddr,
+        stats: &TransportStats,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, bool)> {
+        let trusted = allowed(&self.allow, from.ip());
+        let slots = if trusted {
+            &self.trusted
+        } else {
+            &self.untrusted
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some((slot, trusted)),
+            Err(_) => {
+                // Full: close at once rather than queue a stranger's socket.
+                if trusted {
+                    stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
+                } else {
+                    // Strangers can make this happen at will: no log line each.
+                    stats.tcp_refused_untrusted.fetch_add(1, Ordering::Relaxed);
+                    debug!(src = %from, "untrusted TCP budget full; connection refused");
+                }
+                None
+            }
+        }
+    }
 }
 
 /// Is `ip` inside the allow-list? An IPv4-mapped IPv6 source (a dual-stack
@@ -149,28 +205,98 @@ pub const TRUNK_CONN: u64 = 0;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Opens our TCP connection to the trunk (`outbound_proxy` with
-/// `transport=tcp`) and serves it like an inbound one, under [`TRUNK_CONN`].
-/// A failed connect is reported as that connection closing.
+/// TLS toward the trunk: the client configuration, the name its
+/// certificate must carry, and how long the handshake may take.
+#[derive(Clone)]
+pub struct TrunkTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+    pub handshake_timeout: std::time::Duration,
+}
+
+/// The TLS listener's server side and handshake limit.
+#[derive(Clone)]
+pub struct ListenTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub handshake_timeout: std::time::Duration,
+}
+
+/// Opens our TCP (or, with `tls`, TLS) connection to the trunk
+/// (`outbound_proxy` with `transport=tcp`/`tls`) and serves it like an
+/// inbound one, under [`TRUNK_CONN`]. A failed connect or handshake is
+/// reported as that connection closing.
 pub async fn connect_trunk(
     addr: SocketAddr,
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
+    tls: Option<TrunkTls>,
 ) {
-    match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
+    let stream =
+        match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                warn!(trunk = %addr, error = %e, "cannot connect to the trunk");
+                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                return;
+            }
+            Err(_) => {
+                warn!(trunk = %addr, "TCP connect to the trunk timed out");
+                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                return;
+            }
+        };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        stream_connection(
+            stream,
+            addr,
+            tx,
+            stats,
+            limits,
+            Some(TRUNK_CONN),
+            true,
+            false,
+        )
+        .await;
+        return;
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
+    let handshake = connector.connect(tls.server_name.clone(), stream);
+    match tokio::time::timeout(tls.handshake_timeout, handshake).await {
         Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            tcp_connection(stream, addr, tx, stats, limits, Some(TRUNK_CONN), true).await;
+            debug!(trunk = %addr, "TLS to the trunk established");
+            stream_connection(
+                stream,
+                addr,
+                tx,
+                stats,
+                limits,
+                Some(TRUNK_CONN),
+                true,
+                true,
+            )
+            .await;
         }
         Ok(Err(e)) => {
-            warn!(trunk = %addr, error = %e, "cannot connect to the trunk over TCP");
+            // The certificate check fails here: say so in words, once.
+            warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check trunk.tls_server_name and trunk.tls_ca_file");
             let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
         }
         Err(_) => {
-            warn!(trunk = %addr, "TCP connect to the trunk timed out");
+            warn!(trunk = %addr, "TLS handshake with the trunk timed out (sip.tls_handshake_timeout)");
             let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
         }
+    }
+}
+
+fn server_name_text(n: &rustls::pki_types::ServerName<'_>) -> String {
+    match n {
+        rustls::pki_types::ServerName::DnsName(d) => d.as_ref().to_owned(),
+        rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        _ => "?".into(),
     }
 }
 
@@ -179,10 +305,8 @@ pub async fn tcp_acceptor(
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
-    admission: TcpAdmission,
+    slots: StreamSlots,
 ) {
-    let trusted_slots = Arc::new(Semaphore::new(admission.trusted.max(1)));
-    let untrusted_slots = Arc::new(Semaphore::new(admission.untrusted));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -193,45 +317,84 @@ pub async fn tcp_acceptor(
                 continue;
             }
         };
-        let trusted = allowed(&admission.allow, from.ip());
-        let slots = if trusted {
-            &trusted_slots
-        } else {
-            &untrusted_slots
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Full: close at once rather than queue a stranger's socket.
-            if trusted {
-                stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
-                warn!(src = %from, "sip.max_tcp_connections reached; connection refused");
-            } else {
-                // Strangers can make this happen at will: no log line each.
-                stats.tcp_refused_untrusted.fetch_add(1, Ordering::Relaxed);
-                debug!(src = %from, "untrusted TCP budget full; connection refused");
-            }
+        let Some((slot, trusted)) = slots.admit(from, &stats) else {
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let (tx, stats) = (tx.clone(), stats.clone());
         tokio::spawn(async move {
-            tcp_connection(stream, from, tx, stats, limits, None, trusted).await;
+            stream_connection(stream, from, tx, stats, limits, None, trusted, false).await;
             drop(slot);
         });
     }
 }
 
-async fn tcp_connection(
-    stream: TcpStream,
+/// Accepts TLS connections on `sip.tls_bind`. The slot is taken before the
+/// handshake, so handshakes in progress count against the same budgets,
+/// and each must finish within the handshake timeout: a stranger who opens
+/// connections and never speaks holds a slot for at most that long.
+pub async fn tls_acceptor(
+    listener: TcpListener,
+    tls: ListenTls,
+    tx: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+    limits: FrameLimits,
+    slots: StreamSlots,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "tls accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some((slot, trusted)) = slots.admit(from, &stats) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (tx, stats, acceptor) = (tx.clone(), stats.clone(), acceptor.clone());
+        let timeout = tls.handshake_timeout;
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    stream_connection(stream, from, tx, stats, limits, None, trusted, true).await;
+                }
+                Ok(Err(e)) => {
+                    stats.tls_handshake_failed.fetch_add(1, Ordering::Relaxed);
+                    debug!(src = %from, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    stats.tls_handshake_failed.fetch_add(1, Ordering::Relaxed);
+                    debug!(src = %from, "TLS handshake timed out");
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Serves one stream connection, TCP or (with `tls`) TLS after its
+/// handshake: frames what arrives, writes what the endpoint queues.
+#[allow(clippy::too_many_arguments)]
+async fn stream_connection<S>(
+    stream: S,
     from: SocketAddr,
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: FrameLimits,
     conn: Option<u64>,
     trusted: bool,
-) {
+    tls: bool,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let conn = conn.unwrap_or_else(|| NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
     let close = CancellationToken::new();
     let opened = Inbound::TcpOpened {
@@ -267,7 +430,11 @@ async fn tcp_connection(
         let _ = wr.shutdown().await;
     });
     let peer = Peer {
-        transport: Transport::Tcp { conn },
+        transport: if tls {
+            Transport::Tls { conn }
+        } else {
+            Transport::Tcp { conn }
+        },
         addr: from,
     };
     let mut framer = Framer::new(limits);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::super::api::{DialRequest, LegId};
 use super::super::message::{self, header_uri, Extra, RequestHead, MAGIC_COOKIE};
 use super::super::nat::Nat;
-use super::super::transaction::{Peer, TxKey};
+use super::super::transaction::{Peer, Transport, TxKey};
 use super::super::uri;
 use crate::sdp::Negotiated;
 
@@ -125,6 +125,8 @@ pub struct Local {
     pub user_agent: String,
     /// The external addresses and the networks that do not need them.
     pub nat: Nat,
+    /// host:port of the TLS listener (`sip.tls_bind`), when there is one.
+    pub tls_hostport: Option<String>,
 }
 
 impl Local {
@@ -132,14 +134,63 @@ impl Local {
         format!("<sip:tpswitch@{}>", self.hostport)
     }
 
-    /// host:port for Via sent-by and Contact of a message to `dest`.
+    /// host:port for Via sent-by and Contact of a UDP/TCP message to `dest`.
     pub fn hostport_for(&self, dest: IpAddr) -> Cow<'_, str> {
         self.nat.signaling_for(dest, &self.hostport)
     }
 
-    /// Our Contact in a message to `dest`.
+    /// Our Contact in a UDP/TCP message to `dest`.
     pub fn contact_for(&self, dest: IpAddr) -> String {
         format!("<sip:tpswitch@{}>", self.hostport_for(dest))
+    }
+
+    /// Contact for a dialog on `transport` with `dest`: over TLS it names the
+    /// TLS listener with `;transport=tls`, so the peer's in-dialog requests
+    /// come back over TLS (§26.2.1; a `sips:` Contact would demand TLS on
+    /// every hop beyond the trunk too, §26.2.2, which a carrier may not
+    /// offer).
+    pub fn contact_on(&self, transport: Transport, dest: IpAddr) -> String {
+        match (&self.tls_hostport, transport) {
+            (Some(_), Transport::Tls { .. }) => format!(
+                "<sip:tpswitch@{};transport=tls>",
+                self.sent_by(transport, dest)
+            ),
+            _ => self.contact_for(dest),
+        }
+    }
+
+    /// Via header value for a request sent on `transport` to `dest`
+    /// (§18.1.1), with RFC 5923's `alias` over TLS: the trunk may send its
+    /// requests back on the connection we opened instead of opening one.
+    pub fn via(&self, transport: Transport, dest: IpAddr, branch: &str) -> String {
+        let alias = if matches!(transport, Transport::Tls { .. }) {
+            ";alias"
+        } else {
+            ""
+        };
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport{alias}",
+            transport.via_token(),
+            self.sent_by(transport, dest)
+        )
+    }
+
+    /// The Via sent-by for `transport` toward `dest`: the TLS listener over
+    /// TLS (when we have one), else the UDP/TCP address; either as the
+    /// external address for peers outside `local_networks`.
+    pub fn sent_by(&self, transport: Transport, dest: IpAddr) -> Cow<'_, str> {
+        match (&self.tls_hostport, transport) {
+            (Some(hp), Transport::Tls { .. }) => match self.nat.signaling_for(dest, hp) {
+                // Behind a NAT the external host, with the TLS listener's port.
+                Cow::Owned(ext) => {
+                    let host = ext.rsplit_once(':').map_or(ext.as_str(), |(h, _)| h);
+                    let port = hp.rsplit_once(':').map_or("5061", |(_, p)| p);
+                    Cow::Owned(format!("{host}:{port}"))
+                }
+                private => private,
+            },
+            _ => self.hostport_for(dest),
+        }
     }
 }
 
@@ -224,16 +275,11 @@ impl Dialog {
         self.local_cseq += 1;
         let (ruri, routes) = self.target_and_routes(header_uri(&self.remote_uri));
         let mut s = String::with_capacity(512);
-        let transport = if self.peer.transport.reliable() {
-            "TCP"
-        } else {
-            "UDP"
-        };
         let dest = self.next_hop().addr.ip();
         let _ = write!(
             s,
-            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{transport} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
-            local.hostport_for(dest)
+            "{method} {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            local.via(self.peer.transport, dest, branch)
         );
         for r in &routes {
             let _ = write!(s, "Route: {r}\r\n");
@@ -245,7 +291,7 @@ impl Dialog {
             self.remote_header(),
             self.call_id,
             self.local_cseq,
-            local.contact_for(dest),
+            local.contact_on(self.peer.transport, dest),
             local.user_agent
         );
         message::finish(s, extra, body)

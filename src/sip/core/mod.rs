@@ -87,6 +87,8 @@ pub struct CoreConfig {
     /// Record-Route (`trunk.in_dialog_via_proxy`): to `trunk` on legs we
     /// place, to the INVITE's source on calls we receive.
     pub dialog_via_trunk: bool,
+    /// Reach the trunk over our own TLS connection (wins over `trunk_tcp`).
+    pub trunk_tls: bool,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
@@ -230,7 +232,7 @@ impl SipCore {
         let mut out = std::collections::HashSet::new();
         self.txl.tcp_connections(&mut out);
         for d in self.dialogs.values() {
-            if let Transport::Tcp { conn } = d.peer.transport {
+            if let Some(conn) = d.peer.transport.conn() {
                 out.insert(conn);
             }
         }
@@ -585,7 +587,9 @@ impl SipCore {
         let peer = d.next_hop();
         let key = TxKey {
             branch,
-            sent_by: local.hostport_for(peer.addr.ip()).to_ascii_lowercase(),
+            sent_by: local
+                .sent_by(d.peer.transport, peer.addr.ip())
+                .to_ascii_lowercase(),
             method: message::tx_method(Method::Bye),
         };
         self.clients.insert(key.clone(), (leg, ClientPurpose::Bye));
@@ -609,6 +613,29 @@ impl SipCore {
             self.by_invite.remove(k);
         }
         Some(d)
+    }
+
+    /// Our stream connection `conn` could not be opened (TCP connect or
+    /// TLS handshake failed): the INVITEs that waited for it were never
+    /// sent. §8.1.3.1 treats a transport failure as a 503, so they fail now
+    /// as the trunk's failure (`Unavailable(503)`) instead of after Timer B.
+    pub fn connection_failed(&mut self, conn: u64, now: Instant) {
+        let waiting: Vec<(LegId, TxKey, String)> = self
+            .dialogs
+            .values()
+            .filter(|d| {
+                d.role == Role::Uac
+                    && d.state == dialog::State::Early
+                    && d.peer.transport.conn() == Some(conn)
+            })
+            .filter_map(|d| Some((d.leg, d.uac.as_ref()?.invite_key.clone(), d.call_id.clone())))
+            .collect();
+        for (leg, key, call_id) in waiting {
+            warn!(call_id = %call_id, "trunk connection failed; call attempt fails as 503");
+            self.txl.abandon_client(&key);
+            self.uac_failed(leg, super::api::DialOutcome::Unavailable(503));
+        }
+        self.handle_timeout(now);
     }
 
     // -------------------------------------------------------------- timers

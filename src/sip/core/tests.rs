@@ -15,6 +15,7 @@ pub(super) fn cfg() -> CoreConfig {
             hostport: "127.0.0.1:5060".into(),
             user_agent: "tpswitch-test".into(),
             nat: Default::default(),
+            tls_hostport: None,
         },
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         untrusted: Untrusted::Reject,
@@ -28,6 +29,7 @@ pub(super) fn cfg() -> CoreConfig {
         trunk: TRUNK.parse().unwrap(),
         trunk_tcp: false,
         dialog_via_trunk: true,
+        trunk_tls: false,
         credentials: Some(Credentials {
             username: "alice".into(),
             password: "secret".into(),
@@ -1193,3 +1195,143 @@ fn a_dialog_keeps_its_tcp_connection_in_use() {
 
 #[path = "tests_register.rs"]
 mod register;
+// ------------------------------------------------------------------ TLS
+
+fn tls_core() -> SipCore {
+    let mut cfg = cfg();
+    cfg.trunk_tls = true;
+    cfg.local.tls_hostport = Some("127.0.0.1:5061".into());
+    SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
+}
+
+/// RFC 3261 §26 / RFC 5923: toward a TLS trunk the INVITE goes on our
+/// trunk connection tagged TLS, Via says TLS with the TLS listener as
+/// sent-by and `alias`, Contact names the TLS listener; the 200 that comes
+/// back with that Via matches the transaction, and the ACK and BYE stay on
+/// the connection.
+#[test]
+fn uac_over_tls_says_tls_and_matches_its_responses() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let (leg, inv) = dial(&mut c, t0);
+    let trunk_tls = Peer {
+        transport: Transport::Tls {
+            conn: crate::sip::transport::TRUNK_CONN,
+        },
+        addr: TRUNK.parse().unwrap(),
+    };
+    assert!(
+        inv.contains("\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=")
+            && inv.contains(";rport;alias\r\n"),
+        "{inv}"
+    );
+    assert!(
+        inv.contains("Contact: <sip:tpswitch@127.0.0.1:5061;transport=tls>"),
+        "{inv}"
+    );
+    c.handle_message(
+        &reply(
+            &inv,
+            200,
+            "Contact: <sip:agent@127.0.0.1:5080;transport=tls>\r\n",
+            SDP,
+        ),
+        trunk_tls,
+        t0,
+    );
+    let out = drain(&mut c);
+    assert!(
+        matches!(&out.events[..], [SipEvent::Answered { leg: l, .. }] if *l == leg),
+        "the 200 matched the INVITE: {:?}",
+        out.events
+    );
+    let (peer, ack) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .expect("an ACK");
+    assert_eq!(*peer, trunk_tls);
+    assert!(ack.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;"), "{ack}");
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let (peer, bye) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("a BYE");
+    assert_eq!(*peer, trunk_tls);
+    assert!(bye.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;"), "{bye}");
+}
+
+/// A call that comes in over TLS is answered on its connection with a
+/// Contact naming our TLS listener; one over UDP keeps the plain Contact.
+#[test]
+fn uas_over_tls_answers_with_a_tls_contact() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let over_tls = Peer {
+        transport: Transport::Tls { conn: 7 },
+        addr: PEER.parse().unwrap(),
+    };
+    c.handle_message(
+        &invite("z9hG4bK-tls1", "+15550100000", "", SDP),
+        over_tls,
+        t0,
+    );
+    let out = drain(&mut c);
+    let leg = out
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SipEvent::Incoming(call) => Some(call.leg),
+            _ => None,
+        })
+        .expect("an incoming call");
+    c.handle_command(
+        SipCommand::Answer {
+            leg,
+            sdp: SDP.as_bytes().to_vec(),
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    let (peer, ok) = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("SIP/2.0 200"))
+        .expect("a 200");
+    assert_eq!(*peer, over_tls);
+    assert!(
+        ok.contains("Contact: <sip:tpswitch@127.0.0.1:5061;transport=tls>"),
+        "{ok}"
+    );
+}
+
+/// §8.1.3.1: when our connection to the trunk cannot be opened (TCP
+/// connect or TLS handshake failed), the INVITE waiting for it fails at
+/// once as a 503, the trunk's failure, and is not retried by Timer A/B.
+#[test]
+fn a_trunk_connection_that_never_opens_fails_the_waiting_invite_as_503() {
+    let mut c = tls_core();
+    let t0 = Instant::now();
+    let (leg, _) = dial(&mut c, t0);
+    c.connection_failed(crate::sip::transport::TRUNK_CONN, t0);
+    let out = drain(&mut c);
+    assert!(
+        matches!(
+            &out.events[..],
+            [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(503) }] if *l == leg
+        ),
+        "{:?}",
+        out.events
+    );
+    let out = advance(&mut c, t0 + Duration::from_secs(33));
+    assert!(
+        out.requests().is_empty() && out.events.is_empty(),
+        "{out:?}"
+    );
+    // Another connection's failure touches nothing.
+    let (_, _) = dial(&mut c, t0);
+    c.connection_failed(99, t0);
+    assert!(drain(&mut c).events.is_empty());
+}

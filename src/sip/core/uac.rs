@@ -47,7 +47,11 @@ impl SipCore {
             local_cseq: 0,
             remote_cseq: None,
             peer: Peer {
-                transport: if self.cfg.trunk_tcp {
+                transport: if self.cfg.trunk_tls {
+                    Transport::Tls {
+                        conn: crate::sip::transport::TRUNK_CONN,
+                    }
+                } else if self.cfg.trunk_tcp {
                     Transport::Tcp {
                         conn: crate::sip::transport::TRUNK_CONN,
                     }
@@ -116,11 +120,10 @@ impl SipCore {
             return;
         };
         d.local_cseq += 1;
-        let sent_by = local.hostport_for(d.peer.addr.ip());
-        let via = format!(
-            "SIP/2.0/{} {sent_by};branch={branch};rport",
-            via_transport(d.peer),
-        );
+        let sent_by = local
+            .sent_by(d.peer.transport, d.peer.addr.ip())
+            .into_owned();
+        let via = local.via(d.peer.transport, d.peer.addr.ip(), &branch);
         let mut s = String::with_capacity(1024);
         let _ = write!(
             s,
@@ -130,7 +133,7 @@ impl SipCore {
             d.remote_uri,
             d.call_id,
             d.local_cseq,
-            local.contact_for(d.peer.addr.ip()),
+            local.contact_on(d.peer.transport, d.peer.addr.ip()),
             message::ALLOW,
             message::SUPPORTED,
             local.user_agent,
@@ -264,9 +267,8 @@ impl SipCore {
         let fallback = uac.ruri.clone();
         let (ruri, routes) = d.target_and_routes(&fallback);
         let mut s = format!(
-            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
-            via_transport(d.peer),
-            local.hostport_for(d.next_hop().addr.ip())
+            "ACK {ruri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            local.via(d.peer.transport, d.next_hop().addr.ip(), &branch)
         );
         for r in &routes {
             let _ = write!(s, "Route: {r}\r\n");
@@ -386,7 +388,7 @@ impl SipCore {
         }
     }
 
-    fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
+    pub(super) fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
         let Some(d) = self.remove_dialog(leg) else {
             return;
         };
@@ -478,12 +480,4 @@ impl SipCore {
 
 fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
-}
-
-fn via_transport(peer: Peer) -> &'static str {
-    if peer.transport.reliable() {
-        "TCP"
-    } else {
-        "UDP"
-    }
 }

@@ -178,10 +178,10 @@ impl SipCore {
         let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
-        let Some(dest) = self.dialogs.get(&leg).map(|d| d.peer.addr.ip()) else {
+        let Some(peer) = self.dialogs.get(&leg).map(|d| d.peer) else {
             return;
         };
-        let contact = self.cfg.local.contact_for(dest);
+        let contact = self.cfg.local.contact_on(peer.transport, peer.addr.ip());
         self.respond(
             &key,
             &head,
@@ -199,7 +199,10 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        let contact = self.cfg.local.contact_for(d.peer.addr.ip());
+        let contact = self
+            .cfg
+            .local
+            .contact_on(d.peer.transport, d.peer.addr.ip());
         if d.role != Role::Uas || d.state != State::Early {
             return;
         }
@@ -499,7 +502,10 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        let contact = self.cfg.local.contact_for(d.peer.addr.ip());
+        let contact = self
+            .cfg
+            .local
+            .contact_on(d.peer.transport, d.peer.addr.ip());
         let tag = d.local_tag.clone();
         if d.state == State::Early || d.state == State::Terminating {
             // An UPDATE before answer or a re-INVITE while we hang up.
