@@ -50,6 +50,8 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         min_se: 90,
         trunk,
         trunk_tcp: tcp,
+        request_host: None,
+        keepalive: None,
         credentials: creds,
         follow_redirects: true,
         max_redirects: 2,

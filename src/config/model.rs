@@ -23,6 +23,7 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub store: StoreConfig,
     pub http: HttpConfig,
+    pub dns: DnsConfig,
     pub presence: PresenceConfig,
     /// Prompt library: name -> absolute path of the audio file.
     pub prompts: BTreeMap<String, PathBuf>,
@@ -104,6 +105,21 @@ pub struct TrunkConfig {
     pub max_redirects: u32,
     pub caller_id: CallerIdMode,
     pub inband_dtmf: bool,
+    /// OPTIONS to each target this often; `None` (the default): off.
+    pub keepalive_interval: Option<Duration>,
+}
+
+/// How trunk host names are resolved (RFC 3263).
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// `None`: the system's resolvers (`/etc/resolv.conf`).
+    pub nameserver: Option<SocketAddr>,
+    pub timeout: Duration,
+    /// Start with a trunk whose name does not resolve (it stays down until
+    /// it does) instead of refusing to start.
+    pub start_unresolved: bool,
+    pub min_refresh: Duration,
+    pub max_refresh: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +151,10 @@ pub struct SipTarget {
     /// 5060 when the URI has no port (RFC 3261 §19.1.2).
     pub port: u16,
     pub transport: Transport,
+    /// Whether the URI wrote the port and the transport: for a host name,
+    /// each skips a step of RFC 3263 §4 (NAPTR, SRV).
+    pub port_given: bool,
+    pub transport_given: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

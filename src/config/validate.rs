@@ -414,6 +414,8 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         host: Host::Name(String::new()),
         port: 5060,
         transport: Transport::Udp,
+        port_given: false,
+        transport_given: false,
     };
     let outbound_proxy = match &r.outbound_proxy {
         None => {
@@ -422,20 +424,9 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             }
             fallback_proxy
         }
+        // A host name is resolved per RFC 3263 when the switch starts (and
+        // by `check-config`), not here: validation reads no network.
         Some(s) => match parse_sip_target(s) {
-            // No DNS yet (RFC 3263 comes with the trunking work): `run`
-            // could not reach a name, so `check-config` must not pass it.
-            Ok(SipTarget {
-                host: Host::Name(name),
-                ..
-            }) => {
-                v.push(
-                    "trunk.outbound_proxy",
-                    format!("{name} is a host name; tpswitch does no DNS"),
-                    "write the trunk's IP address, such as \"sip:192.0.2.10:5060\"",
-                );
-                fallback_proxy
-            }
             Ok(t) => t,
             Err(why) => {
                 v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp]\", such as \"sip:127.0.0.1:5080\"");
@@ -532,6 +523,26 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             ],
         ),
         inband_dtmf: r.inband_dtmf.unwrap_or(false),
+        // "0s" (the default) is off; an interval under a second would be
+        // a flood, not a keepalive.
+        keepalive_interval: match v.duration_in(
+            "trunk.keepalive_interval",
+            &r.keepalive_interval,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ) {
+            d if d.is_zero() => None,
+            d if d < SEC => {
+                v.push(
+                    "trunk.keepalive_interval",
+                    "is under a second",
+                    "use \"0s\" (off) or an interval of a second or more, such as \"30s\"",
+                );
+                None
+            }
+            d => Some(d),
+        },
     }
 }
 
@@ -544,10 +555,11 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         .ok_or("it must start with \"sip:\"")?;
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
     let mut transport = Transport::Udp;
+    let mut transport_given = false;
     for p in params.split(';').filter(|p| !p.is_empty()) {
         match p.to_ascii_lowercase().as_str() {
-            "transport=udp" => transport = Transport::Udp,
-            "transport=tcp" => transport = Transport::Tcp,
+            "transport=udp" => (transport, transport_given) = (Transport::Udp, true),
+            "transport=tcp" => (transport, transport_given) = (Transport::Tcp, true),
             "lr" => {}
             _ => return Err("only ;transport=udp, ;transport=tcp and ;lr are supported"),
         }
@@ -576,6 +588,7 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         };
         (host, p)
     };
+    let port_given = port.is_some();
     let port = match port {
         None => 5060,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("bad port")?,
@@ -584,6 +597,8 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         host,
         port,
         transport,
+        port_given,
+        transport_given,
     })
 }
 
@@ -778,6 +793,57 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
         token_env,
         header_read_timeout,
         max_connections: v.uint("http.max_connections", r.max_connections, 64, 1, 10_000),
+    }
+}
+
+pub(super) fn dns(v: &mut V, r: &RawDns) -> DnsConfig {
+    let nameserver = r.nameserver.as_ref().map(|s| {
+        // A bare address means port 53.
+        s.parse::<SocketAddr>()
+            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .unwrap_or_else(|_| {
+                v.push(
+                    "dns.nameserver",
+                    format!("{s:?} is not an address or address:port"),
+                    "write the DNS server's IP address, with a port if not 53, such as \"127.0.0.1:5353\"",
+                );
+                SocketAddr::from(([127, 0, 0, 1], 53))
+            })
+    });
+    let timeout = v.duration_in(
+        "dns.timeout",
+        &r.timeout,
+        Duration::from_secs(3),
+        MS * 100,
+        Duration::from_secs(60),
+    );
+    let min_refresh = v.duration_in(
+        "dns.min_refresh",
+        &r.min_refresh,
+        Duration::from_secs(5),
+        SEC,
+        Duration::from_secs(24 * 3600),
+    );
+    let max_refresh = v.duration_in(
+        "dns.max_refresh",
+        &r.max_refresh,
+        Duration::from_secs(3600),
+        SEC,
+        Duration::from_secs(7 * 24 * 3600),
+    );
+    if max_refresh < min_refresh {
+        v.push(
+            "dns.max_refresh",
+            "is shorter than dns.min_refresh",
+            "make max_refresh at least min_refresh (defaults: \"5s\" and \"1h\")",
+        );
+    }
+    DnsConfig {
+        nameserver,
+        timeout,
+        start_unresolved: r.start_unresolved.unwrap_or(false),
+        min_refresh,
+        max_refresh: max_refresh.max(min_refresh),
     }
 }
 

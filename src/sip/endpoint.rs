@@ -42,6 +42,8 @@ pub struct SipHandle {
     pub stats: Arc<TransportStats>,
     /// The core's counters, published after each turn of the loop.
     pub sip_stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    /// The trunk targets' keepalive state, published when it changes.
+    pub trunk_targets: Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +117,20 @@ pub async fn start(
     };
     let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
     let published = sip_stats.clone();
+    let trunk_targets = Arc::new(std::sync::Mutex::new(core.target_status().1));
+    let targets_published = trunk_targets.clone();
     let idle = IdleConnections::new(cfg.tcp_idle_timeout);
     let run = tokio::spawn(async move {
         run(
-            core, udp, in_rx, cmd_rx, events, cancel, trunk, published, idle,
+            core,
+            udp,
+            in_rx,
+            cmd_rx,
+            events,
+            cancel,
+            trunk,
+            (published, targets_published),
+            idle,
         )
         .await;
         for t in tasks {
@@ -131,6 +143,7 @@ pub async fn start(
             local_addr,
             stats,
             sip_stats,
+            trunk_targets,
         },
         run,
     ))
@@ -157,9 +170,13 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
-    published: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    (published, targets_published): (
+        Arc<std::sync::Mutex<super::core::CoreStats>>,
+        Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
+    ),
     idle: IdleConnections,
 ) {
+    let mut targets_seen = core.target_status().0;
     // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
     // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
     let udp_v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
@@ -214,6 +231,13 @@ async fn run(
         }
         if let Ok(mut s) = published.lock() {
             *s = core.stats();
+        }
+        let (version, status) = core.target_status();
+        if version != targets_seen {
+            targets_seen = version;
+            if let Ok(mut t) = targets_published.lock() {
+                *t = status;
+            }
         }
         while let Some(out) = core.poll_output() {
             match out {

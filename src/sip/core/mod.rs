@@ -22,7 +22,9 @@ use rsipstack::sip::{Method, Request, Response};
 use tracing::{debug, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
+use super::dns::{self, Weighted};
 use super::inspect::{self, Inspection, Limits};
+use super::keepalive::{self, Prober, TargetStatus};
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
@@ -74,10 +76,17 @@ pub struct CoreConfig {
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,
-    /// Where outbound INVITEs go, and its host:port for Request-URIs.
+    /// Where outbound INVITEs go, and its host:port for Request-URIs,
+    /// until a [`SipCommand::TrunkTargets`] names the trunk's servers.
     pub trunk: SocketAddr,
     /// Reach the trunk over our own TCP connection instead of UDP.
     pub trunk_tcp: bool,
+    /// The host (and port) of outbound Request-URIs when the trunk is named
+    /// by a host name (RFC 3263 §4: the URI keeps the name, the request goes
+    /// to the addresses it resolves to); `None`: the target's address.
+    pub request_host: Option<String>,
+    /// OPTIONS keepalive interval to each target; `None`: off.
+    pub keepalive: Option<Duration>,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
@@ -148,6 +157,16 @@ pub struct SipCore {
     ids: IdGen,
     stats: CoreStats,
     untrusted_log: LogLimiter,
+    /// The trunk's servers (RFC 3263), ordered per call by [`dns::order`].
+    targets: Vec<Weighted>,
+    prober: Option<Prober>,
+    /// OPTIONS keepalive transactions in flight → the prober's probe id.
+    probes: HashMap<TxKey, u64>,
+    /// Bumped whenever a target's health changes, so the shell republishes.
+    health_version: u64,
+    /// The `now` of the latest input, for work the transaction layer's
+    /// events trigger (a failover after Timer B).
+    last_now: Option<Instant>,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -173,6 +192,19 @@ impl IdGen {
 
 impl SipCore {
     pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
+        let targets = vec![Weighted {
+            priority: 0,
+            weight: 0,
+            targets: vec![dns::Target {
+                addr: cfg.trunk,
+                transport: if cfg.trunk_tcp {
+                    dns::Transport::Tcp
+                } else {
+                    dns::Transport::Udp
+                },
+            }],
+        }];
+        let prober = cfg.keepalive.map(Prober::new);
         Self {
             txl: TransactionLayer::new(cfg.timers),
             cfg,
@@ -188,7 +220,69 @@ impl SipCore {
             ids: IdGen::new(rand::random()),
             stats: CoreStats::default(),
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
+            targets,
+            prober,
+            probes: HashMap::new(),
+            health_version: 0,
+            last_now: None,
         }
+        .with_probed_targets()
+    }
+
+    fn with_probed_targets(mut self) -> Self {
+        self.reprobe();
+        self
+    }
+
+    /// Hands the prober the targets it can probe: UDP ones. Over TCP the
+    /// switch holds one connection to the trunk, so an OPTIONS could not
+    /// tell one target from another.
+    fn reprobe(&mut self) {
+        let list: Vec<dns::Target> = self
+            .targets
+            .iter()
+            .flat_map(|w| w.targets.iter().copied())
+            .filter(|t| t.transport == dns::Transport::Udp)
+            .collect();
+        if let Some(p) = self.prober.as_mut() {
+            p.set_targets(&list);
+            self.health_version += 1;
+        }
+    }
+
+    /// Each target's keepalive state and round trip (empty with keepalive
+    /// off), and a number that changes whenever they do.
+    pub fn target_status(&self) -> (u64, Vec<TargetStatus>) {
+        (
+            self.health_version,
+            self.prober.as_ref().map(|p| p.status()).unwrap_or_default(),
+        )
+    }
+
+    /// The hops one outbound call tries, in order: RFC 2782 order of the
+    /// records, targets the keepalive marked down left out (unless all are
+    /// down: then trying beats failing at once).
+    fn hops(&mut self) -> Vec<Peer> {
+        let ids = &mut self.ids;
+        let ordered = dns::order(&self.targets, &mut || ids.next());
+        let up: Vec<dns::Target> = ordered
+            .iter()
+            .copied()
+            .filter(|t| !self.prober.as_ref().is_some_and(|p| p.is_down(t)))
+            .collect();
+        let chosen = if up.is_empty() { ordered } else { up };
+        chosen
+            .into_iter()
+            .map(|t| Peer {
+                transport: match t.transport {
+                    dns::Transport::Udp => Transport::Udp,
+                    dns::Transport::Tcp => Transport::Tcp {
+                        conn: super::transport::TRUNK_CONN,
+                    },
+                },
+                addr: t.addr,
+            })
+            .collect()
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -222,10 +316,77 @@ impl SipCore {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.txl.deadline(), self.timers.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [
+            self.txl.deadline(),
+            self.timers.deadline(),
+            self.prober.as_ref().and_then(|p| p.deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Called on every input: remembers `now`, and starts probing targets
+    /// the prober has not scheduled yet (it learns `now` only here).
+    fn tick(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if self.prober.as_ref().is_some_and(|p| p.has_unscheduled()) {
+            self.run_prober(now);
         }
+    }
+
+    fn run_prober(&mut self, now: Instant) {
+        if let Some(p) = self.prober.as_mut() {
+            p.handle_timer(now);
+        }
+        self.run_prober_actions(now);
+    }
+
+    fn run_prober_actions(&mut self, now: Instant) {
+        while let Some(action) = self.prober.as_mut().and_then(|p| p.poll_action()) {
+            match action {
+                keepalive::Action::Probe { target, id } => self.send_probe(target, id, now),
+                keepalive::Action::Changed(st) => {
+                    self.health_version += 1;
+                    let rtt_ms = st.rtt.map(|d| d.as_secs_f64() * 1000.0);
+                    match st.health {
+                        keepalive::Health::Down => warn!(
+                            target = %st.target, health = %st.health,
+                            "trunk target stopped answering OPTIONS; calls skip it"
+                        ),
+                        _ => tracing::info!(
+                            target = %st.target, health = %st.health, rtt_ms,
+                            "trunk target answers OPTIONS"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 3261 §11.1: an out-of-dialog OPTIONS to one target.
+    fn send_probe(&mut self, target: dns::Target, id: u64, now: Instant) {
+        let branch = self.branch();
+        let tag = self.tag();
+        let call_id = format!("{:016x}@tpswitch", self.ids.next());
+        let local = &self.cfg.local;
+        let host = super::uri::hostport(target.addr);
+        let s = format!(
+            "OPTIONS sip:{host} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:tpswitch@{}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nUser-Agent: {}\r\n",
+            local.hostport, local.hostport, local.user_agent
+        );
+        let data = message::finish(s, &[], None);
+        let key = TxKey {
+            branch,
+            sent_by: local.hostport.to_ascii_lowercase(),
+            method: message::tx_method(Method::Options),
+        };
+        self.probes.insert(key.clone(), id);
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: target.addr,
+        };
+        self.txl.send_request(key, peer, Bytes::from(data), now);
     }
 
     fn emit(&mut self, ev: SipEvent) {
@@ -251,6 +412,7 @@ impl SipCore {
 
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
+        self.tick(now);
         // A socket bound to `[::]` takes IPv4 too and reports such sources
         // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
         // once, here where every message enters, so the allow-list, the
@@ -490,6 +652,17 @@ impl SipCore {
             self.stats.unmatched_responses += 1;
             return;
         };
+        if let Some(id) = self.probes.get(&key).copied() {
+            let m = self.txl.on_response(&key, head.status, now, || None);
+            if head.status >= 200 && m == super::transaction::ClientMatch::Deliver {
+                self.probes.remove(&key);
+                if let Some(p) = self.prober.as_mut() {
+                    p.answered(id, now);
+                }
+                self.run_prober_actions(now);
+            }
+            return;
+        }
         let Some(&(leg, purpose)) = self.clients.get(&key) else {
             // §17.1.3 / §18.1.2: a response matching no transaction is
             // dropped. A 2xx retransmission for an INVITE whose transaction
@@ -521,12 +694,21 @@ impl SipCore {
     // ------------------------------------------------------------ commands
 
     pub fn handle_command(&mut self, cmd: SipCommand, now: Instant) {
+        // New targets replace the old before any is probed.
+        if !matches!(cmd, SipCommand::TrunkTargets(_)) {
+            self.tick(now);
+        }
         match cmd {
             SipCommand::Ringing(leg) => self.uas_provisional(leg, 180, now),
             SipCommand::Answer { leg, sdp } => self.uas_answer(leg, sdp, now),
             SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
             SipCommand::HangUp(leg) => self.hang_up(leg, now),
             SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
+            SipCommand::TrunkTargets(records) => {
+                self.targets = records;
+                self.reprobe();
+                self.tick(now);
+            }
         }
     }
 
@@ -584,6 +766,16 @@ impl SipCore {
     // -------------------------------------------------------------- timers
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if self
+            .prober
+            .as_ref()
+            .and_then(|p| p.deadline())
+            .is_some_and(|d| d <= now)
+            || self.prober.as_ref().is_some_and(|p| p.has_unscheduled())
+        {
+            self.run_prober(now);
+        }
         self.txl.handle_timeout(now);
         while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
             match kind {
@@ -602,6 +794,9 @@ impl SipCore {
                     self.out.push_back(Output::Transmit { peer, data })
                 }
                 TxEvent::ClientTimeout { key } => {
+                    // An unanswered probe: the prober counts the miss when
+                    // the next one is due.
+                    self.probes.remove(&key);
                     if let Some((leg, purpose)) = self.clients.remove(&key) {
                         match purpose {
                             ClientPurpose::Invite => self.uac_timeout(leg),
