@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// The transports tpswitch speaks to a trunk. TLS (`SIPS+D2T`) is not one of
 /// them yet, so NAPTR records offering only it are passed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     Udp,
     Tcp,
@@ -52,7 +52,7 @@ impl fmt::Display for Transport {
 }
 
 /// One address to send requests to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Target {
     pub addr: SocketAddr,
     pub transport: Transport,
@@ -363,8 +363,18 @@ impl Resolution {
                 tried: self.tried,
             });
         }
+        let mut records = self.records;
+        // Lowest priority first, for the log and for comparing answers
+        // (DNS servers rotate record order; `order` does not care).
+        records.sort_by(|x, y| {
+            (x.priority, std::cmp::Reverse(x.weight), &x.targets).cmp(&(
+                y.priority,
+                std::cmp::Reverse(y.weight),
+                &y.targets,
+            ))
+        });
         Ok(Resolved {
-            records: self.records,
+            records,
             ttl: self.ttl.map(|t| Duration::from_secs(u64::from(t))),
         })
     }
