@@ -191,6 +191,11 @@ fn run(args: RunArgs) -> ExitCode {
     };
     match rt.block_on(app::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration problem, with check-config's words and code.
+        Err(e @ app::AppError::TrunkUnresolved { .. }) => {
+            eprintln!("tpswitch run: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("tpswitch: {e}");
             ExitCode::FAILURE

@@ -267,3 +267,73 @@ fn an_unresolvable_trunk_is_refused_the_same_way_by_check_config_and_run() {
     let sw = Switch::start_config(dir2, config2);
     assert!(sw.log().contains("starting with it down"), "{}", sw.log());
 }
+
+/// The value of the `tpswitch_trunk_target_up` series for `target`.
+fn target_up(sw: &Switch, target: &str) -> Option<i64> {
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    let prefix = format!(
+        "tpswitch_trunk_target_up{{trunk=\"carrier\",target=\"{target}\",transport=\"udp\"}} "
+    );
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// OPTIONS keepalive against real peers: the SRV target that answers is
+/// up (with a round trip in /metrics), the one with nobody behind it is
+/// down; when the answering one is stopped it goes down too, in the log
+/// and in /metrics.
+#[test]
+fn keepalive_shows_each_target_up_or_down_in_metrics_and_the_log() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.trunk.test,a.trunk.test,{a_port},10,10"),
+        format!("--srv-host=_sip._udp.trunk.test,b.trunk.test,{b_port},20,10"),
+        "--host-record=a.trunk.test,127.0.0.1".into(),
+        "--host-record=b.trunk.test,127.0.0.1".into(),
+    ]);
+    let a = BackgroundSipp::start("uas_options.xml", a_port, 10_000, &[]);
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "trunk.test", &dns, false);
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t).replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+    });
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a_port}"), format!("127.0.0.1:{b_port}"));
+    await_some(
+        "a up and b down in /metrics",
+        Duration::from_secs(20),
+        || (target_up(&sw, &a_addr) == Some(1) && target_up(&sw, &b_addr) == Some(0)).then_some(()),
+    );
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    assert!(
+        body.contains(&format!(
+            "tpswitch_trunk_target_rtt_seconds{{trunk=\"carrier\",target=\"{a_addr}\",transport=\"udp\"}} "
+        )),
+        "{body}"
+    );
+    let log = sw.log();
+    assert!(
+        log.contains(&format!(
+            "trunk target answers OPTIONS target=udp {a_addr} health=up"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "trunk target stopped answering OPTIONS; calls skip it target=udp {b_addr}"
+        )),
+        "{log}"
+    );
+
+    drop(a); // stops the SIPp process (by its PID)
+    await_some("a down in /metrics", Duration::from_secs(20), || {
+        (target_up(&sw, &a_addr) == Some(0)).then_some(())
+    });
+    assert!(
+        sw.log().contains(&format!(
+            "trunk target stopped answering OPTIONS; calls skip it target=udp {a_addr}"
+        )),
+        "{}",
+        sw.log()
+    );
+}
