@@ -146,8 +146,8 @@ impl Prober {
         self.actions.pop_front()
     }
 
-    /// When `handle_timer` must run next; `Some(past)` means "now" for
-    /// targets never probed yet — the caller compares with its own `now`.
+    /// When `handle_timer` must run next for targets already scheduled;
+    /// see [`Prober::has_unscheduled`] for those never probed.
     pub fn deadline(&self) -> Option<Instant> {
         self.probes.iter().filter_map(|p| p.next).min()
     }
