@@ -241,7 +241,8 @@ fn trunk_target_gauges(out: &mut String, s: &ApiState) {
     if targets.is_empty() {
         return;
     }
-    let trunk = &s.cfg.trunk.name;
+    // Prometheus label values escape `\` and `"` (text format 0.0.4).
+    let trunk = s.cfg.trunk.name.replace('\\', "\\\\").replace('"', "\\\"");
     out.push_str("# HELP tpswitch_trunk_target_up OPTIONS keepalive: 1 answering, 0 not, -1 not probed yet\n# TYPE tpswitch_trunk_target_up gauge\n");
     for t in &targets {
         let v = match t.health {
