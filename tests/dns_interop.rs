@@ -28,7 +28,12 @@ struct Dnsmasq {
 
 impl Dnsmasq {
     fn start(records: &[String]) -> Dnsmasq {
-        let port = free_udp_port();
+        Self::start_on(free_udp_port(), 60, records)
+    }
+
+    /// On a given port (to stand in for a zone change: stop, start again
+    /// with other records), with the TTL its answers carry.
+    fn start_on(port: u16, ttl: u32, records: &[String]) -> Dnsmasq {
         let mut child = Command::new(DNSMASQ)
             .args(["-k", "--port", &port.to_string()])
             .args(["--listen-address", "127.0.0.1", "--bind-interfaces"])
@@ -39,7 +44,8 @@ impl Dnsmasq {
                 "--pid-file=",
             ])
             // A TTL, so the switch caches rather than asks per call.
-            .args(["--local-ttl=60", "--log-queries", "--log-facility=-"])
+            .arg(format!("--local-ttl={ttl}"))
+            .args(["--log-queries", "--log-facility=-"])
             .args(records)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -336,4 +342,50 @@ fn keepalive_shows_each_target_up_or_down_in_metrics_and_the_log() {
         "{}",
         sw.log()
     );
+}
+
+/// Answers are re-resolved in the background once their TTL runs out: the
+/// zone changes from target `a` to target `b` (dnsmasq restarted with other
+/// records, TTL 1 s); the switch logs the new answer and its keepalive then
+/// probes `b`, which answers.
+#[test]
+fn a_changed_dns_answer_reaches_the_switch_after_its_ttl() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let zone = |port: u16| {
+        vec![
+            format!("--srv-host=_sip._udp.trunk.test,t.trunk.test,{port},10,10"),
+            "--host-record=t.trunk.test,127.0.0.1".to_string(),
+        ]
+    };
+    let dns = Dnsmasq::start_on(free_udp_port(), 1, &zone(a_port));
+    let dns_port = dns.port;
+    let b = BackgroundSipp::start("uas_options.xml", b_port, 10_000, &[]);
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "trunk.test", &dns, false);
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t)
+            .replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+            .replace_exact("min_refresh = \"5s\"", "min_refresh = \"1s\"")
+    });
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a_port}"), format!("127.0.0.1:{b_port}"));
+    assert!(
+        sw.log().contains(&format!("udp {a_addr} (priority 10")),
+        "{}",
+        sw.log()
+    );
+    assert_eq!(target_up(&sw, &b_addr), None, "b is not a target yet");
+
+    drop(dns);
+    let _dns = Dnsmasq::start_on(dns_port, 1, &zone(b_port));
+    await_some("b up in /metrics", Duration::from_secs(30), || {
+        (target_up(&sw, &b_addr) == Some(1)).then_some(())
+    });
+    let log = sw.log();
+    assert!(
+        log.contains("trunk DNS answer changed")
+            && log.contains(&format!("udp {b_addr} (priority 10")),
+        "{log}"
+    );
+    assert_eq!(target_up(&sw, &a_addr), None, "a is no longer a target");
+    drop(b);
 }
