@@ -6,6 +6,7 @@
 //! `endpoint.rs` only moves bytes and time.
 
 mod dialog;
+mod targets;
 mod uac;
 mod uas;
 
@@ -24,7 +25,7 @@ use tracing::{debug, warn};
 use super::api::{LegId, SipCommand, SipEvent};
 use super::dns::{self, Weighted};
 use super::inspect::{self, Inspection, Limits};
-use super::keepalive::{self, Prober, TargetStatus};
+use super::keepalive::Prober;
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
@@ -234,57 +235,6 @@ impl SipCore {
         self
     }
 
-    /// Hands the prober the targets it can probe: UDP ones. Over TCP the
-    /// switch holds one connection to the trunk, so an OPTIONS could not
-    /// tell one target from another.
-    fn reprobe(&mut self) {
-        let list: Vec<dns::Target> = self
-            .targets
-            .iter()
-            .flat_map(|w| w.targets.iter().copied())
-            .filter(|t| t.transport == dns::Transport::Udp)
-            .collect();
-        if let Some(p) = self.prober.as_mut() {
-            p.set_targets(&list);
-            self.health_version += 1;
-        }
-    }
-
-    /// Each target's keepalive state and round trip (empty with keepalive
-    /// off), and a number that changes whenever they do.
-    pub fn target_status(&self) -> (u64, Vec<TargetStatus>) {
-        (
-            self.health_version,
-            self.prober.as_ref().map(|p| p.status()).unwrap_or_default(),
-        )
-    }
-
-    /// The hops one outbound call tries, in order: RFC 2782 order of the
-    /// records, targets the keepalive marked down left out (unless all are
-    /// down: then trying beats failing at once).
-    fn hops(&mut self) -> Vec<Peer> {
-        let ids = &mut self.ids;
-        let ordered = dns::order(&self.targets, &mut || ids.next());
-        let up: Vec<dns::Target> = ordered
-            .iter()
-            .copied()
-            .filter(|t| !self.prober.as_ref().is_some_and(|p| p.is_down(t)))
-            .collect();
-        let chosen = if up.is_empty() { ordered } else { up };
-        chosen
-            .into_iter()
-            .map(|t| Peer {
-                transport: match t.transport {
-                    dns::Transport::Udp => Transport::Udp,
-                    dns::Transport::Tcp => Transport::Tcp {
-                        conn: super::transport::TRUNK_CONN,
-                    },
-                },
-                addr: t.addr,
-            })
-            .collect()
-    }
-
     pub fn stats(&self) -> CoreStats {
         self.stats
     }
@@ -324,69 +274,6 @@ impl SipCore {
         .into_iter()
         .flatten()
         .min()
-    }
-
-    /// Called on every input: remembers `now`, and starts probing targets
-    /// the prober has not scheduled yet (it learns `now` only here).
-    fn tick(&mut self, now: Instant) {
-        self.last_now = Some(now);
-        if self.prober.as_ref().is_some_and(|p| p.has_unscheduled()) {
-            self.run_prober(now);
-        }
-    }
-
-    fn run_prober(&mut self, now: Instant) {
-        if let Some(p) = self.prober.as_mut() {
-            p.handle_timer(now);
-        }
-        self.run_prober_actions(now);
-    }
-
-    fn run_prober_actions(&mut self, now: Instant) {
-        while let Some(action) = self.prober.as_mut().and_then(|p| p.poll_action()) {
-            match action {
-                keepalive::Action::Probe { target, id } => self.send_probe(target, id, now),
-                keepalive::Action::Changed(st) => {
-                    self.health_version += 1;
-                    let rtt_ms = st.rtt.map(|d| d.as_secs_f64() * 1000.0);
-                    match st.health {
-                        keepalive::Health::Down => warn!(
-                            target = %st.target, health = %st.health,
-                            "trunk target stopped answering OPTIONS; calls skip it"
-                        ),
-                        _ => tracing::info!(
-                            target = %st.target, health = %st.health, rtt_ms,
-                            "trunk target answers OPTIONS"
-                        ),
-                    }
-                }
-            }
-        }
-    }
-
-    /// RFC 3261 §11.1: an out-of-dialog OPTIONS to one target.
-    fn send_probe(&mut self, target: dns::Target, id: u64, now: Instant) {
-        let branch = self.branch();
-        let tag = self.tag();
-        let call_id = format!("{:016x}@tpswitch", self.ids.next());
-        let local = &self.cfg.local;
-        let host = super::uri::hostport(target.addr);
-        let s = format!(
-            "OPTIONS sip:{host} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:tpswitch@{}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nUser-Agent: {}\r\n",
-            local.hostport, local.hostport, local.user_agent
-        );
-        let data = message::finish(s, &[], None);
-        let key = TxKey {
-            branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
-            method: message::tx_method(Method::Options),
-        };
-        self.probes.insert(key.clone(), id);
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: target.addr,
-        };
-        self.txl.send_request(key, peer, Bytes::from(data), now);
     }
 
     fn emit(&mut self, ev: SipEvent) {

@@ -1366,14 +1366,14 @@ fn keepalive_down_target_is_skipped_until_it_answers() {
             .map(|s| (s.target.addr.to_string(), s.health))
             .collect::<Vec<_>>(),
         vec![
-            (TARGET_A.to_string(), keepalive::Health::Unknown),
-            (TARGET_B.to_string(), keepalive::Health::Up)
+            (TARGET_A.to_string(), crate::sip::keepalive::Health::Unknown),
+            (TARGET_B.to_string(), crate::sip::keepalive::Health::Up)
         ]
     );
     assert_eq!(st[1].rtt, Some(Duration::from_millis(4)));
     // The next round finds A's probe unanswered: A is down.
     let out = advance(&mut c, t0 + iv);
-    assert!(c.target_status().1[0].health == keepalive::Health::Down);
+    assert!(c.target_status().1[0].health == crate::sip::keepalive::Health::Down);
     let (_, dialled) = dial_out(&mut c, t0 + iv);
     assert_eq!(invites_to(&dialled), vec![TARGET_B], "A is skipped");
     // A answers its new probe (the last OPTIONS to it; earlier ones are
