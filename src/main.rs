@@ -203,6 +203,11 @@ fn run(args: RunArgs) -> ExitCode {
     };
     match rt.block_on(app::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration problem, with check-config's words and code.
+        Err(e @ app::AppError::TrunkUnresolved { .. }) => {
+            eprintln!("tpswitch run: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("tpswitch: {e}");
             ExitCode::FAILURE
@@ -261,6 +266,22 @@ fn main() -> ExitCode {
             }
             if let Err(code) = check_tls(&cfg, "check-config") {
                 return code;
+            }
+            // The same resolution `run` makes (RFC 3263), with the same
+            // message when a trunk name gives no address.
+            match block_on(app::resolve_trunk(&cfg)) {
+                Ok(Ok(t)) if t.resolved.is_none() => eprintln!(
+                    "tpswitch check-config: warning: the trunk does not resolve; it starts down (dns.start_unresolved)"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    eprintln!("{}: {e}", cfg.source.display());
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("tpswitch check-config: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
             match app::load_prompts(&cfg) {
                 Ok(lib) => {

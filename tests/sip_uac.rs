@@ -55,6 +55,8 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         trunk_tcp: tcp,
         dialog_via_trunk: true,
         trunk_tls: false,
+        request_host: None,
+        keepalive: None,
         credentials: creds,
         follow_redirects: true,
         max_redirects: 2,

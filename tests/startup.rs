@@ -169,16 +169,18 @@ fn check_config_refuses_what_run_would_refuse() {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, Box<Edit>, Env, &str)> = vec![
         (
-            "trunk host name",
+            // RFC 6761 §6.4: `.invalid` never resolves. The port skips
+            // NAPTR and SRV (RFC 3263 §4.2), so only A/AAAA are asked.
+            "trunk name that does not resolve",
             Box::new(|t| {
                 edit(
                     &t,
                     "outbound_proxy = \"sip:127.0.0.1:",
-                    "outbound_proxy = \"sip:localhost:",
+                    "outbound_proxy = \"sip:nowhere.invalid:",
                 )
             }),
             &[],
-            "trunk.outbound_proxy: localhost is a host name; tpswitch does no DNS",
+            "does not resolve (asked A/AAAA nowhere.invalid); check the name and the DNS server",
         ),
         (
             "password variable unset",

@@ -21,6 +21,7 @@ use crate::media::engine::MediaStats;
 use crate::presence::SqliteStore;
 use crate::report;
 use crate::sip::core::{CoreStats, RegistrationStatus};
+use crate::sip::keepalive::{Health, TargetStatus};
 use crate::sip::transport::TransportStats;
 
 mod server;
@@ -34,6 +35,8 @@ pub struct ApiState {
     /// Trunk registrations (RFC 3261 §10), as the SIP endpoint publishes
     /// them.
     pub registrations: Arc<std::sync::Mutex<Vec<RegistrationStatus>>>,
+    /// Trunk targets and their OPTIONS keepalive state.
+    pub trunk_targets: Arc<std::sync::Mutex<Vec<TargetStatus>>>,
     /// The running switch's store: every request reads through this one
     /// pool rather than opening the database again.
     pub store: SqliteStore,
@@ -237,6 +240,7 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         .map(|g| g.clone())
         .unwrap_or_default();
     registration_metrics(&mut out, &regs);
+    trunk_target_gauges(&mut out, &s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -301,6 +305,46 @@ fn registration_metrics(out: &mut String, regs: &[RegistrationStatus]) {
     }
 }
 
+/// One series per trunk target: up (1), down (0) or not probed yet (-1),
+/// and the last OPTIONS round trip.
+fn trunk_target_gauges(out: &mut String, s: &ApiState) {
+    let targets = s
+        .trunk_targets
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+    if targets.is_empty() {
+        return;
+    }
+    // Prometheus label values escape `\` and `"` (text format 0.0.4).
+    let trunk = s.cfg.trunk.name.replace('\\', "\\\\").replace('"', "\\\"");
+    out.push_str("# HELP tpswitch_trunk_target_up OPTIONS keepalive: 1 answering, 0 not, -1 not probed yet\n# TYPE tpswitch_trunk_target_up gauge\n");
+    for t in &targets {
+        let v = match t.health {
+            Health::Up => 1,
+            Health::Down => 0,
+            Health::Unknown => -1,
+        };
+        let _ = writeln!(
+            out,
+            "tpswitch_trunk_target_up{{trunk=\"{trunk}\",target=\"{}\",transport=\"{}\"}} {v}",
+            t.target.addr, t.target.transport
+        );
+    }
+    out.push_str("# HELP tpswitch_trunk_target_rtt_seconds Round trip of the last answered OPTIONS\n# TYPE tpswitch_trunk_target_rtt_seconds gauge\n");
+    for t in &targets {
+        if let Some(rtt) = t.rtt {
+            let _ = writeln!(
+                out,
+                "tpswitch_trunk_target_rtt_seconds{{trunk=\"{trunk}\",target=\"{}\",transport=\"{}\"}} {:.6}",
+                t.target.addr,
+                t.target.transport,
+                rtt.as_secs_f64()
+            );
+        }
+    }
+}
+
 async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     if !authorized(&s, &headers) {
         return unauthorized();
@@ -355,6 +399,7 @@ mod tests {
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
             registrations: Arc::default(),
+            trunk_targets: Arc::default(),
             store,
             token: None,
         });

@@ -29,6 +29,7 @@ use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, ListenTls, TcpAdmission, TrunkTls};
 
 mod fds;
+use crate::sip::resolver::{DnsSettings, TrunkResolver};
 use crate::sip::uri::hostport;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,13 @@ pub enum AppError {
     TrunkName(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("trunk.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
+    TrunkUnresolved {
+        unresolved: crate::sip::dns::Unresolved,
+        nameserver: String,
+    },
+    #[error("dns: {0}")]
+    Dns(#[from] crate::sip::resolver::DnsError),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
     #[error("store.path: {0}")]
@@ -165,8 +173,104 @@ pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Option<TrunkTls>
     Ok((listen, trunk))
 }
 
+/// The trunk as the switch starts with it: its servers (RFC 3263) and,
+/// for a host name, the resolver that keeps them fresh.
+pub struct TrunkStart {
+    /// `None`: a host name that did not resolve, started anyway
+    /// (`dns.start_unresolved`); calls fail as the trunk's until it does.
+    pub resolved: Option<crate::sip::dns::Resolved>,
+    pub dns: Option<(TrunkResolver, crate::sip::dns::Destination)>,
+}
+
+/// Resolves `trunk.outbound_proxy` the same way for `run` and
+/// `check-config`: a host name that gives no address is an error naming
+/// what was asked, unless `dns.start_unresolved` (then a warning).
+pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
+    use crate::sip::dns;
+    let proxy = &cfg.trunk.outbound_proxy;
+    let transport = match proxy.transport {
+        config::Transport::Udp => dns::Transport::Udp,
+        config::Transport::Tcp => dns::Transport::Tcp,
+        // TLS runs over TCP; the core reaches every target over its TLS
+        // connection (`_sips._tcp` and NAPTR's SIPS+D2T are not asked yet).
+        config::Transport::Tls => dns::Transport::Tcp,
+    };
+    let name = match &proxy.host {
+        config::Host::Ip(ip) => {
+            return Ok(TrunkStart {
+                resolved: Some(dns::Resolved {
+                    records: vec![dns::Weighted {
+                        priority: 0,
+                        weight: 0,
+                        targets: vec![dns::Target {
+                            addr: SocketAddr::new(*ip, proxy.port),
+                            transport,
+                        }],
+                    }],
+                    ttl: None,
+                }),
+                dns: None,
+            })
+        }
+        config::Host::Name(n) => n.clone(),
+    };
+    let dest = dns::Destination {
+        host: name,
+        port: proxy.port_given.then_some(proxy.port),
+        transport: proxy.transport_given.then_some(transport),
+    };
+    let resolver = TrunkResolver::new(DnsSettings {
+        nameserver: cfg.dns.nameserver,
+        timeout: cfg.dns.timeout,
+        min_refresh: cfg.dns.min_refresh,
+        max_refresh: cfg.dns.max_refresh,
+    })?;
+    let resolved = match resolver.resolve(&dest).await {
+        Ok(r) => {
+            info!(trunk = %dest, targets = %crate::sip::resolver::describe(&r), "trunk resolved (RFC 3263)");
+            for t in r.records.iter().flat_map(|w| &w.targets) {
+                if !cfg.trunk.allow.iter().any(|n| n.contains(&t.addr.ip())) {
+                    tracing::warn!(
+                        target = %t, "trunk target outside trunk.allow: its responses will be dropped; add its address to trunk.allow"
+                    );
+                }
+            }
+            Some(r)
+        }
+        Err(unresolved) if cfg.dns.start_unresolved => {
+            tracing::warn!(
+                error = %unresolved,
+                "trunk does not resolve; starting with it down (dns.start_unresolved)"
+            );
+            None
+        }
+        Err(unresolved) => {
+            return Err(AppError::TrunkUnresolved {
+                unresolved,
+                nameserver: cfg
+                    .dns
+                    .nameserver
+                    .map(|a| format!("dns.nameserver {a}"))
+                    .unwrap_or_else(|| {
+                        "the system's, from /etc/resolv.conf; dns.nameserver sets one".into()
+                    }),
+            })
+        }
+    };
+    Ok(TrunkStart {
+        resolved,
+        dns: Some((resolver, dest)),
+    })
+}
+
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
+    let trunk_start = resolve_trunk(&cfg).await?;
+    run_with(cfg, trunk_start).await
+}
+
+/// Runs the switch with the trunk already resolved.
+pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
     // that arrives during start-up must shut down cleanly, not kill us with
     // the default action.
@@ -207,11 +311,16 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         pacing_threads: cfg.media.pacing_threads,
         ..EngineConfig::default()
     })?;
-    let trunk_ip = match &cfg.trunk.outbound_proxy.host {
-        config::Host::Ip(ip) => *ip,
-        config::Host::Name(n) => return Err(AppError::TrunkName(n.clone())),
-    };
-    let trunk = SocketAddr::new(trunk_ip, cfg.trunk.outbound_proxy.port);
+    // The first target stands in for the trunk until the core gets the
+    // whole list (below, before any call); unresolved, a placeholder that
+    // no call is ever sent to.
+    let first = trunk_start
+        .resolved
+        .as_ref()
+        .and_then(|r| r.records.iter().flat_map(|w| &w.targets).next().copied());
+    let trunk = first
+        .map(|t| t.addr)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], cfg.trunk.outbound_proxy.port)));
     let ip = advertised_ip(&cfg, trunk);
     let cancel = CancellationToken::new();
     // SIP stops last, after the calls have sent their BYEs.
@@ -262,7 +371,16 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
         trunk,
-        trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
+        trunk_tcp: first.map_or(
+            cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
+            |t| t.transport == crate::sip::dns::Transport::Tcp,
+        ),
+        // RFC 3263 §4: a named trunk keeps its name in the Request-URI.
+        request_host: trunk_start.dns.as_ref().map(|(_, d)| match d.port {
+            Some(p) => format!("{}:{p}", d.host),
+            None => d.host.clone(),
+        }),
+        keepalive: cfg.trunk.keepalive_interval,
         dialog_via_trunk: cfg.trunk.in_dialog_via_proxy,
         trunk_tls: trunk_tls.is_some(),
         credentials: std::env::var(&cfg.trunk.password_env)
@@ -340,6 +458,27 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         let core = SipCore::new(core_cfg, dialplan);
         endpoint::start(endpoint_cfg, core, ev_tx, sip_cancel.clone()).await?
     };
+    let mut dns_task = None;
+    let records = trunk_start
+        .resolved
+        .as_ref()
+        .map(|r| r.records.clone())
+        .unwrap_or_default();
+    // Queued before anything can dial: the core sees every target (or none,
+    // when unresolved) before the first call, and starts its keepalive.
+    let _ = handle
+        .commands
+        .send(crate::sip::SipCommand::TrunkTargets(records))
+        .await;
+    if let Some((resolver, dest)) = trunk_start.dns {
+        dns_task = Some(tokio::spawn(crate::sip::resolver::keep_fresh(
+            resolver,
+            dest,
+            trunk_start.resolved,
+            handle.commands.clone(),
+            cancel.clone(),
+        )));
+    }
     // The addresses peers are told, never a wildcard: what a NAT or
     // one-way-audio problem is chased with.
     let media_bind = cfg.media.bind_address.unwrap_or(cfg.sip.bind.ip());
@@ -389,6 +528,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         transport: handle.stats.clone(),
         sip: handle.sip_stats.clone(),
         registrations: handle.registrations.clone(),
+        trunk_targets: handle.trunk_targets.clone(),
         store: store.clone(),
         token: std::env::var(&cfg.http.token_env)
             .ok()
@@ -428,6 +568,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // (the endpoint's own bound, UNREGISTER_WAIT).
     let _ = tokio::time::timeout(Duration::from_millis(2500), sip_task).await;
     notifier.abort();
+    if let Some(t) = dns_task {
+        t.abort();
+    }
     presence.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), presence_task).await;
     store.close().await;

@@ -74,6 +74,7 @@ impl Config {
         let media = validate::media(&mut v, &raw.media);
         let store = validate::store(&mut v, &raw.store);
         let http = validate::http(&mut v, &raw.http);
+        let dns = validate::dns(&mut v, &raw.dns);
         let presence = validate::presence(&mut v, &raw.presence);
         let prompts = validate_flows::prompts(&mut v, &raw.prompts);
         let users = validate_flows::users(&mut v, &raw.users);
@@ -107,6 +108,7 @@ impl Config {
             numbering,
             store,
             http,
+            dns,
             presence,
             prompts,
             users,

@@ -23,6 +23,7 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub store: StoreConfig,
     pub http: HttpConfig,
+    pub dns: DnsConfig,
     pub presence: PresenceConfig,
     /// Prompt library: name -> absolute path of the audio file.
     pub prompts: BTreeMap<String, PathBuf>,
@@ -146,6 +147,8 @@ pub struct TrunkConfig {
     /// The name the trunk's TLS certificate must carry; `None`: the
     /// outbound proxy's host (an IP is checked against IP SANs).
     pub tls_server_name: Option<String>,
+    /// OPTIONS to each target this often; `None` (the default): off.
+    pub keepalive_interval: Option<Duration>,
     /// Outbound REGISTER with the trunk (`register = true`).
     pub register: Option<TrunkRegistration>,
 }
@@ -168,6 +171,19 @@ pub struct TrunkRegistration {
     /// `retry_max`.
     pub retry: Duration,
     pub retry_max: Duration,
+}
+
+/// How trunk host names are resolved (RFC 3263).
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// `None`: the system's resolvers (`/etc/resolv.conf`).
+    pub nameserver: Option<SocketAddr>,
+    pub timeout: Duration,
+    /// Start with a trunk whose name does not resolve (it stays down until
+    /// it does) instead of refusing to start.
+    pub start_unresolved: bool,
+    pub min_refresh: Duration,
+    pub max_refresh: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +217,10 @@ pub struct SipTarget {
     /// 5060 when the URI has no port, 5061 over TLS (RFC 3261 §19.1.2).
     pub port: u16,
     pub transport: Transport,
+    /// Whether the URI wrote the port and the transport: for a host name,
+    /// each skips a step of RFC 3263 §4 (NAPTR, SRV).
+    pub port_given: bool,
+    pub transport_given: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,6 +71,17 @@ pub struct RawTrunk {
     pub register_retry_max: Option<String>,
     pub tls_ca_file: Option<String>,
     pub tls_server_name: Option<String>,
+    pub keepalive_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub nameserver: Option<String>,
+    pub timeout: Option<String>,
+    pub start_unresolved: Option<bool>,
+    pub min_refresh: Option<String>,
+    pub max_refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +241,7 @@ pub struct RawConfig {
     pub numbering: Option<RawNumbering>,
     pub store: RawStore,
     pub http: RawHttp,
+    pub dns: RawDns,
     pub presence: RawPresence,
     pub prompts: BTreeMap<String, String>,
     pub users: Vec<(usize, RawUser)>,
@@ -246,6 +258,7 @@ const SECTIONS: &[&str] = &[
     "numbering",
     "store",
     "http",
+    "dns",
     "presence",
     "prompts",
     "users",
@@ -280,6 +293,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             "numbering" => out.numbering = Some(cx.section(value, name).unwrap_or_default()),
             "store" => out.store = cx.section(value, name).unwrap_or_default(),
             "http" => out.http = cx.section(value, name).unwrap_or_default(),
+            "dns" => out.dns = cx.section(value, name).unwrap_or_default(),
             "presence" => out.presence = cx.section(value, name).unwrap_or_default(),
             "prompts" => out.prompts = cx.section(value, name).unwrap_or_default(),
             "users" => out.users = cx.array(value, name, |cx, v, p| cx.section(v, p)),

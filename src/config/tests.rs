@@ -634,19 +634,41 @@ fn durations_have_an_upper_bound() {
     assert_eq!(p.fix, "use a duration from \"1s\" to \"168h\"");
 }
 
+/// A host name passes validation (it is resolved per RFC 3263 at start);
+/// whether the port and transport were written decides which lookups run.
 #[test]
-fn trunk_host_name_is_refused_as_run_would() {
+fn trunk_host_name_is_accepted_with_what_was_written() {
     let text = edit(
         EXAMPLE,
         "outbound_proxy = \"sip:127.0.0.1:5080\"",
-        "outbound_proxy = \"sip:proxy.example.com:5070\"",
+        "outbound_proxy = \"sip:Proxy.Example.com;transport=tcp\"",
     );
-    let p = at(&text, "trunk.outbound_proxy");
-    assert_eq!(
-        p.problem,
-        "proxy.example.com is a host name; tpswitch does no DNS"
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let t = &c.trunk.outbound_proxy;
+    assert_eq!(t.host, Host::Name("proxy.example.com".into()));
+    assert_eq!((t.port, t.port_given), (5060, false));
+    assert_eq!((t.transport, t.transport_given), (Transport::Tcp, true));
+    assert_eq!(c.trunk.keepalive_interval, None);
+    assert!(c.dns.nameserver.is_none() && !c.dns.start_unresolved);
+}
+
+#[test]
+fn dns_and_keepalive_settings_are_checked() {
+    let text = format!(
+        "{}\n[dns]\nnameserver = \"127.0.0.1:5353\"\nstart_unresolved = true\n",
+        edit(
+            EXAMPLE,
+            "outbound_proxy = \"sip:127.0.0.1:5080\"",
+            "outbound_proxy = \"sip:127.0.0.1:5080\"\nkeepalive_interval = \"15s\""
+        )
     );
-    assert!(p.fix.contains("IP address"), "{}", p.fix);
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dns.nameserver, Some("127.0.0.1:5353".parse().unwrap()));
+    assert!(c.dns.start_unresolved);
+    assert_eq!(c.trunk.keepalive_interval, Some(Duration::from_secs(15)));
+    let bad = format!("{}\n[dns]\nnameserver = \"dns.example.com\"\n", EXAMPLE);
+    let p = at(&bad, "dns.nameserver");
+    assert!(p.fix.contains("127.0.0.1:5353"), "{}", p.fix);
 }
 
 #[test]

@@ -541,6 +541,8 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         host: Host::Name(String::new()),
         port: 5060,
         transport: Transport::Udp,
+        port_given: false,
+        transport_given: false,
     };
     let outbound_proxy = match &r.outbound_proxy {
         None => {
@@ -549,20 +551,9 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             }
             fallback_proxy
         }
+        // A host name is resolved per RFC 3263 when the switch starts (and
+        // by `check-config`), not here: validation reads no network.
         Some(s) => match parse_sip_target(s) {
-            // No DNS yet (RFC 3263 comes with the trunking work): `run`
-            // could not reach a name, so `check-config` must not pass it.
-            Ok(SipTarget {
-                host: Host::Name(name),
-                ..
-            }) => {
-                v.push(
-                    "trunk.outbound_proxy",
-                    format!("{name} is a host name; tpswitch does no DNS"),
-                    "write the trunk's IP address, such as \"sip:192.0.2.10:5060\"",
-                );
-                fallback_proxy
-            }
             Ok(t) => t,
             Err(why) => {
                 v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp|tls]\" or \"sips:HOST[:PORT]\", such as \"sip:127.0.0.1:5080\"");
@@ -672,6 +663,26 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             .as_ref()
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty()),
+        // "0s" (the default) is off; an interval under a second would be
+        // a flood, not a keepalive.
+        keepalive_interval: match v.duration_in(
+            "trunk.keepalive_interval",
+            &r.keepalive_interval,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ) {
+            d if d.is_zero() => None,
+            d if d < SEC => {
+                v.push(
+                    "trunk.keepalive_interval",
+                    "is under a second",
+                    "use \"0s\" (off) or an interval of a second or more, such as \"30s\"",
+                );
+                None
+            }
+            d => Some(d),
+        },
     }
 }
 
@@ -687,11 +698,13 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
     };
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
     let mut transport = if sips { Transport::Tls } else { Transport::Udp };
+    // A sips: URI says TLS as plainly as ;transport=tls (RFC 3263 §4.1).
+    let mut transport_given = sips;
     for p in params.split(';').filter(|p| !p.is_empty()) {
         match p.to_ascii_lowercase().as_str() {
-            "transport=udp" if !sips => transport = Transport::Udp,
-            "transport=tcp" if !sips => transport = Transport::Tcp,
-            "transport=tls" => transport = Transport::Tls,
+            "transport=udp" if !sips => (transport, transport_given) = (Transport::Udp, true),
+            "transport=tcp" if !sips => (transport, transport_given) = (Transport::Tcp, true),
+            "transport=tls" => (transport, transport_given) = (Transport::Tls, true),
             "transport=udp" | "transport=tcp" => {
                 return Err("a sips: URI is always TLS (RFC 3261 §26.2.2)")
             }
@@ -727,6 +740,7 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         };
         (host, p)
     };
+    let port_given = port.is_some();
     let port = match port {
         None if transport == Transport::Tls => 5061,
         None => 5060,
@@ -736,6 +750,8 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
         host,
         port,
         transport,
+        port_given,
+        transport_given,
     })
 }
 
@@ -931,6 +947,57 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
         token_env,
         header_read_timeout,
         max_connections: v.uint("http.max_connections", r.max_connections, 64, 1, 10_000),
+    }
+}
+
+pub(super) fn dns(v: &mut V, r: &RawDns) -> DnsConfig {
+    let nameserver = r.nameserver.as_ref().map(|s| {
+        // A bare address means port 53.
+        s.parse::<SocketAddr>()
+            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .unwrap_or_else(|_| {
+                v.push(
+                    "dns.nameserver",
+                    format!("{s:?} is not an address or address:port"),
+                    "write the DNS server's IP address, with a port if not 53, such as \"127.0.0.1:5353\"",
+                );
+                SocketAddr::from(([127, 0, 0, 1], 53))
+            })
+    });
+    let timeout = v.duration_in(
+        "dns.timeout",
+        &r.timeout,
+        Duration::from_secs(3),
+        MS * 100,
+        Duration::from_secs(60),
+    );
+    let min_refresh = v.duration_in(
+        "dns.min_refresh",
+        &r.min_refresh,
+        Duration::from_secs(5),
+        SEC,
+        Duration::from_secs(24 * 3600),
+    );
+    let max_refresh = v.duration_in(
+        "dns.max_refresh",
+        &r.max_refresh,
+        Duration::from_secs(3600),
+        SEC,
+        Duration::from_secs(7 * 24 * 3600),
+    );
+    if max_refresh < min_refresh {
+        v.push(
+            "dns.max_refresh",
+            "is shorter than dns.min_refresh",
+            "make max_refresh at least min_refresh (defaults: \"5s\" and \"1h\")",
+        );
+    }
+    DnsConfig {
+        nameserver,
+        timeout,
+        start_unresolved: r.start_unresolved.unwrap_or(false),
+        min_refresh,
+        max_refresh: max_refresh.max(min_refresh),
     }
 }
 

@@ -242,4 +242,9 @@ pub enum SipCommand {
     HangUp(LegId),
     /// Place a call to the trunk.
     Dial { leg: LegId, request: DialRequest },
+    /// The trunk's servers as DNS last gave them (RFC 3263): sent by the
+    /// resolver shell at start and whenever a refresh changes them. Empty
+    /// means unresolved: outbound calls fail as the trunk's (503) until
+    /// an answer comes.
+    TrunkTargets(Vec<super::dns::Weighted>),
 }

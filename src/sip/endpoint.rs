@@ -52,6 +52,8 @@ pub struct SipHandle {
     pub sip_stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
     /// Each trunk registration's state, published like `sip_stats`.
     pub registrations: Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
+    /// The trunk targets' keepalive state, published when it changes.
+    pub trunk_targets: Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +155,8 @@ pub async fn start(
     let published = sip_stats.clone();
     let registrations = Arc::new(std::sync::Mutex::new(Vec::new()));
     let published_reg = registrations.clone();
+    let trunk_targets = Arc::new(std::sync::Mutex::new(core.target_status().1));
+    let targets_published = trunk_targets.clone();
     let idle = IdleConnections::new(cfg.tcp_idle_timeout);
     let run = tokio::spawn(async move {
         run(
@@ -163,7 +167,7 @@ pub async fn start(
             events,
             cancel,
             trunk,
-            (published, published_reg),
+            (published, published_reg, targets_published),
             idle,
         )
         .await;
@@ -179,6 +183,7 @@ pub async fn start(
             stats,
             sip_stats,
             registrations,
+            trunk_targets,
         },
         run,
     ))
@@ -210,9 +215,10 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
-    (published, published_reg): (
+    (published, published_reg, targets_published): (
         Arc<std::sync::Mutex<super::core::CoreStats>>,
         Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
+        Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
     ),
     idle: IdleConnections,
 ) {
@@ -220,6 +226,7 @@ async fn run(
     // Set once cancelled while REGISTERs with Expires: 0 are still out:
     // keep running until they are answered or this passes.
     let mut draining: Option<Instant> = None;
+    let mut targets_seen = core.target_status().0;
     // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
     // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
     let udp_v6 = udp.local_addr().is_ok_and(|a| a.is_ipv6());
@@ -291,6 +298,13 @@ async fn run(
         }
         if let Ok(mut s) = published_reg.lock() {
             *s = core.registration_status(now);
+        }
+        let (version, status) = core.target_status();
+        if version != targets_seen {
+            targets_seen = version;
+            if let Ok(mut t) = targets_published.lock() {
+                *t = status;
+            }
         }
         while let Some(out) = core.poll_output() {
             match out {

@@ -1,8 +1,9 @@
 //! Where a URI points (the next hop for in-dialog requests and the trunk).
 //!
-//! We never resolve names: a trunk is configured by address, and a next hop
-//! written as a domain falls back to the address the dialog's messages come
-//! from (the documented behaviour for a switch that does no DNS).
+//! In-dialog next hops are never resolved: a next hop written as a domain
+//! falls back to the address the dialog's messages come from. (A trunk
+//! named by a host name is resolved once per TTL by `sip/resolver.rs`,
+//! RFC 3263; see docs/decisions.md.)
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -59,6 +59,9 @@ pub struct Uac {
     pub cancel_sent: bool,
     /// The ACK we sent for the 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<Bytes>,
+    /// The trunk's other targets, in the order RFC 3263 §4.3 tries them
+    /// after a timeout, a transport failure or a 503/408.
+    pub alternates: std::collections::VecDeque<Peer>,
 }
 
 #[derive(Debug)]

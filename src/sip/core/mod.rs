@@ -7,6 +7,7 @@
 
 mod dialog;
 mod registration;
+mod targets;
 mod uac;
 mod uas;
 
@@ -25,7 +26,9 @@ use rsipstack::sip::{Method, Request, Response};
 use tracing::{debug, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
+use super::dns::{self, Weighted};
 use super::inspect::{self, Inspection, Limits};
+use super::keepalive::Prober;
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
@@ -78,7 +81,8 @@ pub struct CoreConfig {
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,
-    /// Where outbound INVITEs go, and its host:port for Request-URIs.
+    /// Where outbound INVITEs go, and its host:port for Request-URIs,
+    /// until a [`SipCommand::TrunkTargets`] names the trunk's servers.
     pub trunk: SocketAddr,
     /// Reach the trunk over our own TCP connection instead of UDP.
     pub trunk_tcp: bool,
@@ -89,6 +93,12 @@ pub struct CoreConfig {
     pub dialog_via_trunk: bool,
     /// Reach the trunk over our own TLS connection (wins over `trunk_tcp`).
     pub trunk_tls: bool,
+    /// The host (and port) of outbound Request-URIs when the trunk is named
+    /// by a host name (RFC 3263 §4: the URI keeps the name, the request goes
+    /// to the addresses it resolves to); `None`: the target's address.
+    pub request_host: Option<String>,
+    /// OPTIONS keepalive interval to each target; `None`: off.
+    pub keepalive: Option<Duration>,
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
@@ -167,6 +177,15 @@ pub struct SipCore {
     reg_clients: HashMap<TxKey, usize>,
     /// The latest `now` the shell gave us (for time-outs reported while
     /// outputs are drained).
+    /// The trunk's servers (RFC 3263), ordered per call by [`dns::order`].
+    targets: Vec<Weighted>,
+    prober: Option<Prober>,
+    /// OPTIONS keepalive transactions in flight → the prober's probe id.
+    probes: HashMap<TxKey, u64>,
+    /// Bumped whenever a target's health changes, so the shell republishes.
+    health_version: u64,
+    /// The `now` of the latest input, for work the transaction layer's
+    /// events trigger (a failover after Timer B).
     last_now: Option<Instant>,
 }
 
@@ -193,6 +212,19 @@ impl IdGen {
 
 impl SipCore {
     pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
+        let targets = vec![Weighted {
+            priority: 0,
+            weight: 0,
+            targets: vec![dns::Target {
+                addr: cfg.trunk,
+                transport: if cfg.trunk_tcp {
+                    dns::Transport::Tcp
+                } else {
+                    dns::Transport::Udp
+                },
+            }],
+        }];
+        let prober = cfg.keepalive.map(Prober::new);
         Self {
             txl: TransactionLayer::new(cfg.timers),
             cfg,
@@ -210,8 +242,18 @@ impl SipCore {
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
             registrations: Vec::new(),
             reg_clients: HashMap::new(),
+            targets,
+            prober,
+            probes: HashMap::new(),
+            health_version: 0,
             last_now: None,
         }
+        .with_probed_targets()
+    }
+
+    fn with_probed_targets(mut self) -> Self {
+        self.reprobe();
+        self
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -249,6 +291,7 @@ impl SipCore {
             self.txl.deadline(),
             self.timers.deadline(),
             self.registrations_deadline(),
+            self.prober.as_ref().and_then(|p| p.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -278,7 +321,7 @@ impl SipCore {
 
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
-        self.last_now = Some(now);
+        self.tick(now);
         // A socket bound to `[::]` takes IPv4 too and reports such sources
         // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
         // once, here where every message enters, so the allow-list, the
@@ -522,6 +565,17 @@ impl SipCore {
             self.register_response(idx, key, &resp, &head, peer, now);
             return;
         }
+        if let Some(id) = self.probes.get(&key).copied() {
+            let m = self.txl.on_response(&key, head.status, now, || None);
+            if head.status >= 200 && m == super::transaction::ClientMatch::Deliver {
+                self.probes.remove(&key);
+                if let Some(p) = self.prober.as_mut() {
+                    p.answered(id, now);
+                }
+                self.run_prober_actions(now);
+            }
+            return;
+        }
         let Some(&(leg, purpose)) = self.clients.get(&key) else {
             // §17.1.3 / §18.1.2: a response matching no transaction is
             // dropped. A 2xx retransmission for an INVITE whose transaction
@@ -553,12 +607,21 @@ impl SipCore {
     // ------------------------------------------------------------ commands
 
     pub fn handle_command(&mut self, cmd: SipCommand, now: Instant) {
+        // New targets replace the old before any is probed.
+        if !matches!(cmd, SipCommand::TrunkTargets(_)) {
+            self.tick(now);
+        }
         match cmd {
             SipCommand::Ringing(leg) => self.uas_provisional(leg, 180, now),
             SipCommand::Answer { leg, sdp } => self.uas_answer(leg, sdp, now),
             SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
             SipCommand::HangUp(leg) => self.hang_up(leg, now),
             SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
+            SipCommand::TrunkTargets(records) => {
+                self.targets = records;
+                self.reprobe();
+                self.tick(now);
+            }
         }
     }
 
@@ -642,6 +705,15 @@ impl SipCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
+        if self
+            .prober
+            .as_ref()
+            .and_then(|p| p.deadline())
+            .is_some_and(|d| d <= now)
+            || self.prober.as_ref().is_some_and(|p| p.has_unscheduled())
+        {
+            self.run_prober(now);
+        }
         self.txl.handle_timeout(now);
         self.registrations_timeout(now);
         while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
@@ -661,6 +733,9 @@ impl SipCore {
                     self.out.push_back(Output::Transmit { peer, data })
                 }
                 TxEvent::ClientTimeout { key } => {
+                    // An unanswered probe: the prober counts the miss when
+                    // the next one is due.
+                    self.probes.remove(&key);
                     if self.reg_clients.contains_key(&key) {
                         self.register_timeout(&key);
                         continue;

@@ -30,6 +30,8 @@ pub(super) fn cfg() -> CoreConfig {
         trunk_tcp: false,
         dialog_via_trunk: true,
         trunk_tls: false,
+        request_host: None,
+        keepalive: None,
         credentials: Some(Credentials {
             username: "alice".into(),
             password: "secret".into(),
@@ -1334,4 +1336,213 @@ fn a_trunk_connection_that_never_opens_fails_the_waiting_invite_as_503() {
     let (_, _) = dial(&mut c, t0);
     c.connection_failed(99, t0);
     assert!(drain(&mut c).events.is_empty());
+}
+
+// ------------------------------------------------ RFC 3263 targets, keepalive
+
+const TARGET_A: &str = "127.0.0.1:5081";
+const TARGET_B: &str = "127.0.0.1:5082";
+const TARGET_C: &str = "127.0.0.1:5083";
+
+fn weighted(priority: u16, addr: &str) -> crate::sip::dns::Weighted {
+    crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Udp,
+        }],
+    }
+}
+
+/// A core whose trunk is a name that resolved to `targets`.
+fn named_core(keepalive: Option<Duration>, targets: &[(u16, &str)], t0: Instant) -> SipCore {
+    let mut c = SipCore::new(
+        CoreConfig {
+            request_host: Some("trunk.example.com".into()),
+            keepalive,
+            ..cfg()
+        },
+        Box::new(|_: &str| false),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets(targets.iter().map(|(p, a)| weighted(*p, a)).collect()),
+        t0,
+    );
+    c
+}
+
+/// Places a call; returns the leg and what went out.
+fn dial_out(c: &mut SipCore, t0: Instant) -> (LegId, Out) {
+    let leg = LegId::next();
+    c.handle_command(
+        SipCommand::Dial {
+            leg,
+            request: DialRequest {
+                target: "+12345678910".into(),
+                from_user: "+15550100001".into(),
+                diversion: None,
+                sdp: SDP.as_bytes().to_vec(),
+            },
+        },
+        t0,
+    );
+    (leg, drain(c))
+}
+
+fn invites_to(out: &Out) -> Vec<String> {
+    out.sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, _)| p.addr.to_string())
+        .collect()
+}
+
+/// RFC 3263 §4.3: Timer B on the first target sends the INVITE to the
+/// next one (same Call-ID, new branch); the Request-URI keeps the name.
+#[test]
+fn uac_fails_over_to_the_next_target_after_timer_b() {
+    let t0 = Instant::now();
+    let mut c = named_core(None, &[(20, TARGET_B), (10, TARGET_A)], t0);
+    let (leg, out) = dial_out(&mut c, t0);
+    assert_eq!(invites_to(&out), vec![TARGET_A]);
+    let first = out.find("INVITE").to_owned();
+    assert!(first.starts_with("INVITE sip:+12345678910@trunk.example.com SIP/2.0"));
+    let out = advance(&mut c, t0 + Duration::from_secs(33));
+    let to_b: Vec<&(Peer, String)> = out
+        .sent
+        .iter()
+        .filter(|(p, m)| m.starts_with("INVITE ") && p.addr == TARGET_B.parse().unwrap())
+        .collect();
+    assert!(!to_b.is_empty(), "{:#?}", out.sent);
+    assert!(out.events.is_empty(), "no failure yet: {:?}", out.events);
+    let second = to_b[0].1.clone();
+    let call_id = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Call-ID:"))
+            .map(str::to_owned)
+    };
+    assert_eq!(call_id(&first), call_id(&second));
+    let branch = |m: &str| m.lines().find(|l| l.starts_with("Via:")).map(str::to_owned);
+    assert_ne!(branch(&first), branch(&second));
+    c.handle_message(
+        &reply(&second, 200, "Contact: <sip:agent@127.0.0.1:5082>\r\n", SDP),
+        udp(TARGET_B),
+        t0 + Duration::from_secs(33),
+    );
+    let out = drain(&mut c);
+    assert!(
+        matches!(out.events[..], [SipEvent::Answered { leg: l, .. }] if l == leg),
+        "{:?}",
+        out.events
+    );
+}
+
+/// A 503 moves on at once; after the next target rang, its 408 is the
+/// agent's no-answer and the third target is not tried.
+#[test]
+fn uac_503_fails_over_but_not_once_the_target_rang() {
+    let t0 = Instant::now();
+    let mut c = named_core(None, &[(10, TARGET_A), (20, TARGET_B), (30, TARGET_C)], t0);
+    let (leg, out) = dial_out(&mut c, t0);
+    let inv = out.find("INVITE").to_owned();
+    c.handle_message(&reply(&inv, 503, "", ""), udp(TARGET_A), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK", "INVITE"]);
+    assert_eq!(invites_to(&out), vec![TARGET_B]);
+    let inv = out.find("INVITE").to_owned();
+    c.handle_message(&reply(&inv, 180, "", ""), udp(TARGET_B), t0);
+    drain(&mut c);
+    c.handle_message(&reply(&inv, 408, "", ""), udp(TARGET_B), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::NoAnswer(408) }] if l == leg
+    ));
+}
+
+/// No target left: the last failure is the outcome.
+#[test]
+fn uac_503_from_the_last_target_is_the_outcome() {
+    let t0 = Instant::now();
+    let mut c = named_core(None, &[(10, TARGET_A)], t0);
+    let (leg, out) = dial_out(&mut c, t0);
+    let inv = out.find("INVITE").to_owned();
+    c.handle_message(&reply(&inv, 503, "", ""), udp(TARGET_A), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.requests(), vec!["ACK"]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(503) }] if l == leg
+    ));
+}
+
+/// Unresolved (start_unresolved): a call fails at once as the trunk's.
+#[test]
+fn uac_without_targets_fails_as_unavailable() {
+    let t0 = Instant::now();
+    let mut c = named_core(None, &[], t0);
+    let (leg, out) = dial_out(&mut c, t0);
+    assert!(out.sent.is_empty());
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(503) }] if l == leg
+    ));
+}
+
+/// OPTIONS keepalive: a target that stops answering is skipped by new
+/// calls, and used again once it answers; its state is published.
+#[test]
+fn keepalive_down_target_is_skipped_until_it_answers() {
+    let t0 = Instant::now();
+    let iv = Duration::from_secs(10);
+    let mut c = named_core(Some(iv), &[(10, TARGET_A), (20, TARGET_B)], t0);
+    let out = drain(&mut c);
+    let probes: Vec<&(Peer, String)> = out
+        .sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("OPTIONS "))
+        .collect();
+    assert_eq!(probes.len(), 2, "{:#?}", out.sent);
+    // Only B answers.
+    let to_b = probes
+        .iter()
+        .find(|(p, _)| p.addr == TARGET_B.parse().unwrap())
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    c.handle_message(
+        &reply(&to_b, 200, "", ""),
+        udp(TARGET_B),
+        t0 + Duration::from_millis(4),
+    );
+    drain(&mut c);
+    let (_, st) = c.target_status();
+    assert_eq!(
+        st.iter()
+            .map(|s| (s.target.addr.to_string(), s.health))
+            .collect::<Vec<_>>(),
+        vec![
+            (TARGET_A.to_string(), crate::sip::keepalive::Health::Unknown),
+            (TARGET_B.to_string(), crate::sip::keepalive::Health::Up)
+        ]
+    );
+    assert_eq!(st[1].rtt, Some(Duration::from_millis(4)));
+    // The next round finds A's probe unanswered: A is down.
+    let out = advance(&mut c, t0 + iv);
+    assert!(c.target_status().1[0].health == crate::sip::keepalive::Health::Down);
+    let (_, dialled) = dial_out(&mut c, t0 + iv);
+    assert_eq!(invites_to(&dialled), vec![TARGET_B], "A is skipped");
+    // A answers its new probe (the last OPTIONS to it; earlier ones are
+    // retransmissions of the missed probe): calls go to it first again.
+    let to_a = out
+        .sent
+        .iter()
+        .rfind(|(p, m)| m.starts_with("OPTIONS ") && p.addr == TARGET_A.parse().unwrap())
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    c.handle_message(&reply(&to_a, 200, "", ""), udp(TARGET_A), t0 + iv);
+    drain(&mut c);
+    let (_, dialled) = dial_out(&mut c, t0 + iv);
+    assert_eq!(invites_to(&dialled), vec![TARGET_A]);
 }

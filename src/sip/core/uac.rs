@@ -13,20 +13,28 @@ use super::{ClientPurpose, SipCore};
 use crate::sdp;
 use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
-use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
+use crate::sip::transaction::{ClientMatch, Peer, TxKey};
 use crate::sip::{access, digest};
 
 impl SipCore {
     pub(super) fn uac_dial(&mut self, leg: LegId, request: DialRequest, now: Instant) {
+        let mut hops = self.hops().into_iter();
+        let Some(first) = hops.next() else {
+            // RFC 3263 gave nothing (yet): the trunk's failure, like a 503.
+            warn!(leg = %leg, "trunk has no resolved target; call not placed");
+            self.emit(SipEvent::Failed {
+                leg,
+                outcome: DialOutcome::Unavailable(503),
+            });
+            return;
+        };
         let local_tag = self.tag();
         let call_id = format!("{:016x}@tpswitch", self.ids.next());
-        let trunk = self.cfg.trunk;
-        let trunk_host = crate::sip::uri::hostport(trunk);
-        let ruri = format!("sip:{}@{}", request.target, trunk_host);
+        let ruri = self.request_uri(&request.target, first);
         let local_uri = format!(
             "<sip:{}@{}>",
             request.from_user,
-            self.cfg.local.hostport_for(trunk.ip())
+            self.cfg.local.hostport_for(first.addr.ip())
         );
         let remote_uri = format!("<{ruri}>");
         // What a re-INVITE or UPDATE from the far end is answered with
@@ -46,20 +54,7 @@ impl SipCore {
             route_set: Vec::new(),
             local_cseq: 0,
             remote_cseq: None,
-            peer: Peer {
-                transport: if self.cfg.trunk_tls {
-                    Transport::Tls {
-                        conn: crate::sip::transport::TRUNK_CONN,
-                    }
-                } else if self.cfg.trunk_tcp {
-                    Transport::Tcp {
-                        conn: crate::sip::transport::TRUNK_CONN,
-                    }
-                } else {
-                    Transport::Udp
-                },
-                addr: trunk,
-            },
+            peer: first,
             invite: None,
             invite_key: None,
             offerless: false,
@@ -91,6 +86,7 @@ impl SipCore {
                 cancel_requested: false,
                 cancel_sent: false,
                 ack: None,
+                alternates: hops.collect(),
             }),
         };
         // The agent's side may end the dialog (BYE) or change it: its
@@ -101,6 +97,46 @@ impl SipCore {
         self.dialogs.insert(leg, d);
         self.send_invite(leg, ruri, None, now);
         self.emit(SipEvent::Dialling { leg, call_id });
+    }
+
+    /// RFC 3263 §4: the Request-URI names the trunk as configured (a host
+    /// name stays a name); only an IP-literal trunk puts the address we
+    /// send to there.
+    fn request_uri(&self, number: &str, hop: Peer) -> String {
+        match &self.cfg.request_host {
+            Some(h) => format!("sip:{number}@{h}"),
+            None => format!("sip:{number}@{}", crate::sip::uri::hostport(hop.addr)),
+        }
+    }
+
+    /// RFC 3263 §4.3: after a timeout, a transport failure or a 503 (and,
+    /// as carriers use it, a 408 before any provisional response), the
+    /// same request goes to the next target as a new transaction. Not
+    /// once the far end rang (a 408 then is the agent's no-answer) nor
+    /// after we asked to cancel.
+    fn try_next_target(&mut self, leg: LegId, why: &str, now: Instant) -> bool {
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            return false;
+        };
+        let Some(uac) = d.uac.as_mut() else {
+            return false;
+        };
+        if uac.cancel_requested || uac.got_provisional {
+            return false;
+        }
+        let Some(next) = uac.alternates.pop_front() else {
+            return false;
+        };
+        let failed = d.peer.addr;
+        d.peer = next;
+        uac.auth_tried = false;
+        let old_key = uac.invite_key.clone();
+        let number = uac.request.target.clone();
+        self.clients.remove(&old_key);
+        info!(leg = %leg, failed = %failed, next = %next.addr, why, "trunk target failed; trying the next one");
+        let ruri = self.request_uri(&number, next);
+        self.send_invite(leg, ruri, None, now);
+        true
     }
 
     /// Sends (or re-sends, after a challenge or redirect) the INVITE.
@@ -205,6 +241,7 @@ impl SipCore {
             200..=299 => self.uac_answered(leg, &resp, &head, now),
             401 | 407 => self.uac_challenged(leg, &resp, &head, src, now),
             300..=399 => self.uac_redirected(leg, &head, now),
+            408 | 503 if self.try_next_target(leg, "408 or 503", now) => {}
             status => self.uac_failed(leg, DialOutcome::from_status(status)),
         }
     }
@@ -313,7 +350,6 @@ impl SipCore {
         src: Peer,
         now: Instant,
     ) {
-        let trunk = self.cfg.trunk;
         let creds = self.cfg.credentials.clone();
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
@@ -324,7 +360,7 @@ impl SipCore {
         // Answer a challenge only once, only for our own INVITE, and only
         // when it comes from the trunk: a rogue challenger must never get a
         // response computed with our password.
-        let from_trunk = src.addr == trunk;
+        let from_trunk = src.addr == d.peer.addr;
         let (Some(creds), false, true) = (creds, uac.auth_tried, from_trunk) else {
             if !from_trunk {
                 warn!(src = %src.addr, "challenge from a source that is not the trunk ignored");
@@ -404,6 +440,12 @@ impl SipCore {
     }
 
     pub(super) fn uac_timeout(&mut self, leg: LegId) {
+        // Timer B (§17.1.1.2), or a TCP connection that never came up.
+        if let Some(now) = self.last_now {
+            if self.try_next_target(leg, "no answer (timer B)", now) {
+                return;
+            }
+        }
         self.uac_failed(leg, DialOutcome::NoAnswer(408));
     }
 

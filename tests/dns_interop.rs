@@ -1,0 +1,391 @@
+//! RFC 3263 against a real DNS server (issue 10): dnsmasq, started here on
+//! a loopback port of its own, serves NAPTR, SRV and A records for a trunk
+//! domain whose two SRV targets are SIPp UAS processes; tpswitch's trunk is
+//! that domain. Checks the order (SRV priority), the failover when the
+//! first target has stopped, and that `check-config` and `run` judge a
+//! name that does not resolve the same way.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Step::{Key, Wait};
+use common::*;
+
+const CONTACT_POINT: &str = "+15550100000";
+/// jsmith in config/tpswitch.toml.
+const JSMITH: &str = "+12345678910";
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
+/// dnsmasq on 127.0.0.1:`port`, answering only from its command line;
+/// killed (by its PID) on drop.
+struct Dnsmasq {
+    child: Child,
+    port: u16,
+}
+
+impl Dnsmasq {
+    fn start(records: &[String]) -> Dnsmasq {
+        Self::start_on(free_udp_port(), 60, records)
+    }
+
+    /// On a given port (to stand in for a zone change: stop, start again
+    /// with other records), with the TTL its answers carry.
+    fn start_on(port: u16, ttl: u32, records: &[String]) -> Dnsmasq {
+        let mut child = Command::new(DNSMASQ)
+            .args(["-k", "--port", &port.to_string()])
+            .args(["--listen-address", "127.0.0.1", "--bind-interfaces"])
+            .args([
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+            ])
+            // A TTL, so the switch caches rather than asks per call.
+            .arg(format!("--local-ttl={ttl}"))
+            .args(["--log-queries", "--log-facility=-"])
+            .args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq (Debian package dnsmasq-base)");
+        // Ready once it holds its port (bounded; an early exit is reported).
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("dnsmasq exited before binding port {port}: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "dnsmasq did not bind {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Dnsmasq { child, port }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The trunk is `sip:{domain}` (no port, no transport: the full NAPTR →
+/// SRV → A chain), resolved through `dns`; T1 is short so Timer B (64*T1)
+/// gives up on a silent target in 6.4 s.
+fn named_trunk(
+    trunk_port: u16,
+    domain: &str,
+    dns: &Dnsmasq,
+    start_unresolved: bool,
+) -> impl FnOnce(String) -> String {
+    let domain = domain.to_owned();
+    let ns = dns.port;
+    move |t: String| {
+        t.replace_exact(
+            &format!("outbound_proxy = \"sip:127.0.0.1:{trunk_port}\""),
+            &format!("outbound_proxy = \"sip:{domain}\""),
+        )
+        .replace_exact(
+            "# nameserver = \"127.0.0.1:5353\"",
+            &format!("nameserver = \"127.0.0.1:{ns}\""),
+        )
+        .replace_exact(
+            "start_unresolved = false",
+            &format!("start_unresolved = {start_unresolved}"),
+        )
+        .replace_exact("t1 = \"500ms\"", "t1 = \"100ms\"")
+        .replace_exact("digit_timeout = \"5s\"", "digit_timeout = \"2s\"")
+    }
+}
+
+fn login(sw: &Switch) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = login_scenario(dir.path(), JSMITH, &[Wait(1000), Key('1')], true);
+    let run = sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    );
+    run.assert_ok(sw);
+}
+
+fn invites(msgs: &str) -> usize {
+    msgs.lines()
+        .filter(|l| l.starts_with("INVITE sip:"))
+        .count()
+}
+
+/// NAPTR → SRV (a: priority 10, b: priority 20) → A. The window-ended
+/// notification (presence time runs 3600x, so an 8-hour window ends 8 s
+/// after log-in) goes to `a` with the domain in the Request-URI; once `a`
+/// has stopped, the next one times out there (Timer B) and reaches `b`.
+#[test]
+fn named_trunk_uses_srv_priority_and_fails_over_when_the_first_stops() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let dns = Dnsmasq::start(&[
+        "--naptr-record=trunk.test,10,10,S,SIP+D2U,,_sip._udp.trunk.test".into(),
+        format!("--srv-host=_sip._udp.trunk.test,a.trunk.test,{a_port},10,10"),
+        format!("--srv-host=_sip._udp.trunk.test,b.trunk.test,{b_port},20,10"),
+        "--host-record=a.trunk.test,127.0.0.1".into(),
+        "--host-record=b.trunk.test,127.0.0.1".into(),
+    ]);
+    // Each phone takes one call and exits: `a` is stopped after the first.
+    let mut a = BackgroundSipp::start("uas_answer_talk.xml", a_port, 1, &[]);
+    let mut b = BackgroundSipp::start("uas_answer_talk.xml", b_port, 1, &[]);
+    let trunk_port = free_udp_port();
+    let sw = Switch::start_env(
+        trunk_port,
+        &[("TPSWITCH_CLOCK_SPEED", "3600")],
+        named_trunk(trunk_port, "trunk.test", &dns, false),
+    );
+    assert!(
+        sw.log().contains(&format!(
+            "udp 127.0.0.1:{a_port} (priority 10, weight 10), udp 127.0.0.1:{b_port} (priority 20, weight 10)"
+        )),
+        "{}",
+        sw.log()
+    );
+
+    login(&sw);
+    let status = a.wait(Duration::from_secs(40));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the first notification did not complete at a: {status:?}\n{}\n--- switch\n{}",
+        a.errors(),
+        sw.log()
+    );
+    assert!(
+        a.messages()
+            .contains(&format!("INVITE sip:{JSMITH}@trunk.test SIP/2.0")),
+        "the Request-URI keeps the trunk's name:\n{}",
+        a.messages()
+    );
+    assert_eq!(
+        invites(&b.messages()),
+        0,
+        "b (priority 20) is not tried while a answers"
+    );
+
+    // `a` has exited: its port is closed. The next notification fails over.
+    login(&sw);
+    let status = b.wait(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the second notification did not reach b: {status:?}\n{}\n--- switch\n{}",
+        b.errors(),
+        sw.log()
+    );
+    assert!(
+        b.messages()
+            .contains(&format!("INVITE sip:{JSMITH}@trunk.test SIP/2.0")),
+        "{}",
+        b.messages()
+    );
+    let log = sw.log();
+    assert!(
+        log.contains("trunk target failed; trying the next one")
+            && log.contains(&format!("failed=127.0.0.1:{a_port}"))
+            && log.contains(&format!("next=127.0.0.1:{b_port}")),
+        "{log}"
+    );
+    assert_eq!(log.matches("notification delivered").count(), 2, "{log}");
+}
+
+/// Writes a test config whose trunk is `sip:{domain}` into `dir`.
+fn config_file(dir: &Path, dns: &Dnsmasq, domain: &str, start_unresolved: bool) -> PathBuf {
+    let trunk_port = free_udp_port();
+    let path = dir.join("tpswitch.toml");
+    let text = test_config(
+        dir,
+        trunk_port,
+        named_trunk(trunk_port, domain, dns, start_unresolved),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `check-config` and `run` refuse a name that gives no address with the
+/// same message: the name, every record type asked, and the fix; with
+/// `dns.start_unresolved` both go on with a warning.
+#[test]
+fn an_unresolvable_trunk_is_refused_the_same_way_by_check_config_and_run() {
+    let dns = Dnsmasq::start(&["--host-record=other.test,127.0.0.1".into()]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), &dns, "nowhere.test", false);
+    let asked =
+        "nowhere.test does not resolve (asked NAPTR nowhere.test, SRV _sip._udp.nowhere.test, \
+                 SRV _sip._tcp.nowhere.test, A/AAAA nowhere.test)";
+    let check = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(asked) && err.contains("dns.start_unresolved = true"),
+        "{err}"
+    );
+
+    // `run` stops before opening anything, with the same words.
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(s)) = run.try_wait() {
+            break s;
+        }
+        if std::time::Instant::now() > end {
+            let _ = run.kill();
+            panic!("run did not stop on an unresolvable trunk");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains(asked), "{err}");
+
+    // Told to start anyway: a warning, and the switch runs.
+    let dir2 = tempfile::tempdir().unwrap();
+    let config2 = config_file(dir2.path(), &dns, "nowhere.test", true);
+    let check = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+        .args(["check-config", "--config"])
+        .arg(&config2)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{err}");
+    assert!(err.contains("does not resolve; it starts down"), "{err}");
+    let sw = Switch::start_config(dir2, config2);
+    assert!(sw.log().contains("starting with it down"), "{}", sw.log());
+}
+
+/// The value of the `tpswitch_trunk_target_up` series for `target`.
+fn target_up(sw: &Switch, target: &str) -> Option<i64> {
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    let prefix = format!(
+        "tpswitch_trunk_target_up{{trunk=\"carrier\",target=\"{target}\",transport=\"udp\"}} "
+    );
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// OPTIONS keepalive against real peers: the SRV target that answers is
+/// up (with a round trip in /metrics), the one with nobody behind it is
+/// down; when the answering one is stopped it goes down too, in the log
+/// and in /metrics.
+#[test]
+fn keepalive_shows_each_target_up_or_down_in_metrics_and_the_log() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.trunk.test,a.trunk.test,{a_port},10,10"),
+        format!("--srv-host=_sip._udp.trunk.test,b.trunk.test,{b_port},20,10"),
+        "--host-record=a.trunk.test,127.0.0.1".into(),
+        "--host-record=b.trunk.test,127.0.0.1".into(),
+    ]);
+    let a = BackgroundSipp::start("uas_options.xml", a_port, 10_000, &[]);
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "trunk.test", &dns, false);
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t).replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+    });
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a_port}"), format!("127.0.0.1:{b_port}"));
+    await_some(
+        "a up and b down in /metrics",
+        Duration::from_secs(20),
+        || (target_up(&sw, &a_addr) == Some(1) && target_up(&sw, &b_addr) == Some(0)).then_some(()),
+    );
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    assert!(
+        body.contains(&format!(
+            "tpswitch_trunk_target_rtt_seconds{{trunk=\"carrier\",target=\"{a_addr}\",transport=\"udp\"}} "
+        )),
+        "{body}"
+    );
+    let log = sw.log();
+    assert!(
+        log.contains(&format!(
+            "trunk target answers OPTIONS target=udp {a_addr} health=up"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "trunk target stopped answering OPTIONS; calls skip it target=udp {b_addr}"
+        )),
+        "{log}"
+    );
+
+    drop(a); // stops the SIPp process (by its PID)
+    await_some("a down in /metrics", Duration::from_secs(20), || {
+        (target_up(&sw, &a_addr) == Some(0)).then_some(())
+    });
+    assert!(
+        sw.log().contains(&format!(
+            "trunk target stopped answering OPTIONS; calls skip it target=udp {a_addr}"
+        )),
+        "{}",
+        sw.log()
+    );
+}
+
+/// Answers are re-resolved in the background once their TTL runs out: the
+/// zone changes from target `a` to target `b` (dnsmasq restarted with other
+/// records, TTL 1 s); the switch logs the new answer and its keepalive then
+/// probes `b`, which answers.
+#[test]
+fn a_changed_dns_answer_reaches_the_switch_after_its_ttl() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let zone = |port: u16| {
+        vec![
+            format!("--srv-host=_sip._udp.trunk.test,t.trunk.test,{port},10,10"),
+            "--host-record=t.trunk.test,127.0.0.1".to_string(),
+        ]
+    };
+    let dns = Dnsmasq::start_on(free_udp_port(), 1, &zone(a_port));
+    let dns_port = dns.port;
+    let b = BackgroundSipp::start("uas_options.xml", b_port, 10_000, &[]);
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "trunk.test", &dns, false);
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t)
+            .replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+            .replace_exact("min_refresh = \"5s\"", "min_refresh = \"1s\"")
+    });
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a_port}"), format!("127.0.0.1:{b_port}"));
+    assert!(
+        sw.log().contains(&format!("udp {a_addr} (priority 10")),
+        "{}",
+        sw.log()
+    );
+    assert_eq!(target_up(&sw, &b_addr), None, "b is not a target yet");
+
+    drop(dns);
+    let _dns = Dnsmasq::start_on(dns_port, 1, &zone(b_port));
+    await_some("b up in /metrics", Duration::from_secs(30), || {
+        (target_up(&sw, &b_addr) == Some(1)).then_some(())
+    });
+    let log = sw.log();
+    assert!(
+        log.contains("trunk DNS answer changed")
+            && log.contains(&format!("udp {b_addr} (priority 10")),
+        "{log}"
+    );
+    assert_eq!(target_up(&sw, &a_addr), None, "a is no longer a target");
+    drop(b);
+}
