@@ -114,6 +114,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     // that arrives during start-up must shut down cleanly, not kill us with
     // the default action.
     let shutdown = Shutdown::install();
+    // Before any shell emits a metric: what is emitted with no recorder
+    // installed is lost.
+    let metrics = crate::telemetry::install();
     // Before anything that acts on the store (re-armed expiry timers,
     // notification calls) or opens a port: a second switch on this store
     // must stop here, naming the first.
@@ -272,6 +275,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         token: std::env::var(&cfg.http.token_env)
             .ok()
             .filter(|t| !t.is_empty()),
+        metrics,
     });
     if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
         tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");

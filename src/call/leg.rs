@@ -257,6 +257,8 @@ async fn translate<F, Fut>(
     use outbound::Event as E;
     // However the task ends, the router forgets the leg (and its slot).
     let _registered = Unregister(ctx.router.clone(), leg);
+    let _counted = crate::telemetry::InProgress::outbound_leg();
+    let mut heard_from_trunk = false;
     if ctx
         .commands
         .send(SipCommand::Dial { leg, request })
@@ -339,6 +341,9 @@ async fn translate<F, Fut>(
                 Some(_) => (Vec::new(), false),
             },
         };
+        for n in &news {
+            trunk_health(n, &mut heard_from_trunk);
+        }
         for n in news {
             if !send(n).await {
                 // The owner is gone (shutting down): end the leg ourselves.
@@ -349,6 +354,34 @@ async fn translate<F, Fut>(
         if last {
             return;
         }
+    }
+}
+
+/// The label of the one trunk in `tpswitch_trunk_up` (several trunks will
+/// name theirs).
+pub const TRUNK_LABEL: &str = "default";
+
+/// What an outbound leg tells about the trunk: a provisional response or an
+/// answer shows it up; a 5xx or a timeout (408) with nothing heard before
+/// shows it down (RFC 3261 §16.7: a proxy that cannot reach anyone answers
+/// 5xx or times out). Other final responses are the called phone's answer
+/// and say the trunk works.
+fn trunk_health(news: &LegNews, heard: &mut bool) {
+    use outbound::Event as E;
+    let LegNews::Event(ev) = news else {
+        return;
+    };
+    match ev {
+        E::Progress { .. } | E::Answered { .. } => {
+            *heard = true;
+            crate::telemetry::trunk_up(TRUNK_LABEL, true);
+        }
+        E::Failed(DialOutcome::Unavailable(_) | DialOutcome::NoAnswer(408)) if !*heard => {
+            crate::telemetry::trunk_up(TRUNK_LABEL, false);
+        }
+        E::Failed(DialOutcome::Cancelled) => {}
+        E::Failed(_) => crate::telemetry::trunk_up(TRUNK_LABEL, true),
+        _ => {}
     }
 }
 

@@ -395,10 +395,12 @@ impl PresenceService {
                 reply,
             } => {
                 let now = self.clock.now();
+                let started = std::time::Instant::now();
                 let result = self
                     .store
                     .set_offline(&user, now, call_id.as_deref(), REASON_MENU)
                     .await;
+                crate::telemetry::store_write("set_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
                     self.emit(PresenceEvent::Offline {
@@ -463,10 +465,13 @@ impl PresenceService {
         let end = start
             .checked_add_signed(chrono::Duration::hours(i64::from(hours)))
             .ok_or(ServiceError::OutOfRange { hours, start })?;
+        let started = std::time::Instant::now();
         let window = self
             .store
             .set_online(user, start, end, call_id, REASON_MENU)
-            .await?;
+            .await;
+        crate::telemetry::store_write("set_online", started.elapsed());
+        let window = window?;
         self.sched.arm(user, window.end);
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),
