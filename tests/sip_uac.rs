@@ -72,6 +72,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
                 untrusted: 0,
             },
             tcp_idle_timeout: Duration::from_secs(32),
+            trace: tpswitch::sip::trace::SipTracer::off(),
         },
         core,
         tx,

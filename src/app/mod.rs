@@ -22,6 +22,7 @@ use crate::presence::{SqliteStore, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
+use crate::sip::trace::{NumberMatcher, SipTracer};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, TcpAdmission};
 
@@ -85,6 +86,21 @@ pub fn load_prompts(cfg: &Config) -> Result<PromptLibrary, PromptError> {
         );
     }
     PromptLibrary::load(entries)
+}
+
+/// The SIP trace `sip.trace` and `sip.trace_numbers` ask for. A number in
+/// a message is normalised as the configuration's numbers were (the
+/// numbering plan's country code), so any common form matches.
+fn sip_tracer(cfg: &Config) -> SipTracer {
+    let trace = &cfg.sip.trace;
+    let numbers: Option<NumberMatcher> = (!trace.numbers.is_empty()).then(|| {
+        let wanted = trace.numbers.clone();
+        let cc = cfg.numbering.default_country_code.clone();
+        Box::new(move |user: &str| {
+            config::E164::parse(user, &cc).is_ok_and(|n| wanted.contains(&n))
+        }) as NumberMatcher
+    });
+    SipTracer::new(trace.all, numbers)
 }
 
 /// The address we put in Via, Contact and SDP.
@@ -222,6 +238,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             untrusted: fds.tcp_untrusted,
         },
         tcp_idle_timeout: cfg.sip.tcp_idle_timeout,
+        trace: sip_tracer(&cfg),
     };
     let (handle, sip_task) = if bind.port() == 0 {
         // Bind to learn the port, then build the core with it.

@@ -70,6 +70,18 @@ pub struct SipConfig {
     /// Ring (180) this long before answering an inbound call; 0 answers at
     /// once. Some carriers want ringback before answer supervision.
     pub answer_delay: Duration,
+    /// The SIP message trace (off by default).
+    pub trace: SipTrace,
+}
+
+/// Which calls' SIP messages are logged whole (`tpswitch::sip_trace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipTrace {
+    /// `sip.trace = "all"`: every message.
+    pub all: bool,
+    /// `sip.trace_numbers`: every message of a call whose INVITE names one
+    /// of these (Request-URI, From, To or P-Asserted-Identity).
+    pub numbers: Vec<E164>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

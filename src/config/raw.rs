@@ -35,6 +35,8 @@ pub struct RawSip {
     pub min_se: Option<String>,
     pub retry_after: Option<String>,
     pub answer_delay: Option<String>,
+    pub trace: Option<String>,
+    pub trace_numbers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

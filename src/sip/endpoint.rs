@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::api::{SipCommand, SipEvent};
 use super::core::{CoreConfig, Output, SipCore};
 use super::tcp_idle::IdleConnections;
+use super::trace::{Direction, SipTracer};
 use super::transaction::Transport;
 use super::transport::{self, FrameLimits, Inbound, TcpAdmission, TransportStats};
 
@@ -33,6 +34,9 @@ pub struct EndpointConfig {
     /// Close TCP connections with no transaction or dialog after this long
     /// without traffic.
     pub tcp_idle_timeout: std::time::Duration,
+    /// Which messages are logged whole (`sip.trace`); [`SipTracer::off`]
+    /// by default.
+    pub trace: SipTracer,
 }
 
 /// Handles the rest of the switch keeps.
@@ -116,9 +120,10 @@ pub async fn start(
     let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
     let published = sip_stats.clone();
     let idle = IdleConnections::new(cfg.tcp_idle_timeout);
+    let mut trace = cfg.trace;
     let run = tokio::spawn(async move {
         run(
-            core, udp, in_rx, cmd_rx, events, cancel, trunk, published, idle,
+            core, udp, in_rx, cmd_rx, events, cancel, trunk, published, idle, &mut trace,
         )
         .await;
         for t in tasks {
@@ -159,6 +164,7 @@ async fn run(
     mut trunk: TrunkLink,
     published: Arc<std::sync::Mutex<super::core::CoreStats>>,
     idle: IdleConnections,
+    trace: &mut SipTracer,
 ) {
     // The core speaks plain IPv4 for IPv4 peers (it canonicalises what
     // arrives); a dual-stack `[::]` socket wants them IPv4-mapped again.
@@ -180,10 +186,10 @@ async fn run(
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                on_inbound(&mut core, &mut tcp, &mut trunk, msg, now);
+                on_inbound(&mut core, &mut tcp, &mut trunk, trace, msg, now);
                 for _ in 0..BATCH {
                     match inbound.try_recv() {
-                        Ok(m) => on_inbound(&mut core, &mut tcp, &mut trunk, m, now),
+                        Ok(m) => on_inbound(&mut core, &mut tcp, &mut trunk, trace, m, now),
                         Err(_) => break,
                     }
                 }
@@ -217,45 +223,48 @@ async fn run(
         }
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { peer, data } => match peer.transport {
-                    Transport::Udp => {
-                        let dst = udp_destination(peer.addr, udp_v6);
-                        if let Err(e) = udp.try_send_to(&data, dst) {
-                            if e.kind() == std::io::ErrorKind::WouldBlock {
-                                // Socket buffer full: wait for room rather
-                                // than lose a response.
-                                let _ = udp.send_to(&data, dst).await;
-                            } else {
-                                debug!(dst = %peer.addr, error = %e, "udp send failed");
+                Output::Transmit { peer, data } => {
+                    trace.message(Direction::Sent, peer.addr, peer.transport, &data);
+                    match peer.transport {
+                        Transport::Udp => {
+                            let dst = udp_destination(peer.addr, udp_v6);
+                            if let Err(e) = udp.try_send_to(&data, dst) {
+                                if e.kind() == std::io::ErrorKind::WouldBlock {
+                                    // Socket buffer full: wait for room rather
+                                    // than lose a response.
+                                    let _ = udp.send_to(&data, dst).await;
+                                } else {
+                                    debug!(dst = %peer.addr, error = %e, "udp send failed");
+                                }
                             }
                         }
+                        Transport::Tcp { conn } => match tcp.conns.get(&conn) {
+                            Some(c) => {
+                                tcp.idle.activity(conn, Instant::now());
+                                if c.tx.try_send(data).is_err() {
+                                    debug!(conn, "tcp writer full or gone; message dropped");
+                                }
+                            }
+                            None if conn == transport::TRUNK_CONN => {
+                                if trunk.pending.len() < TRUNK_PENDING {
+                                    trunk.pending.push((peer.addr, data));
+                                } else {
+                                    warn!("trunk TCP connection not up; message dropped");
+                                }
+                                if !trunk.connecting {
+                                    trunk.connecting = true;
+                                    tokio::spawn(transport::connect_trunk(
+                                        peer.addr,
+                                        trunk.inbound.clone(),
+                                        trunk.stats.clone(),
+                                        trunk.frame,
+                                    ));
+                                }
+                            }
+                            None => debug!(conn, "tcp connection gone; message dropped"),
+                        },
                     }
-                    Transport::Tcp { conn } => match tcp.conns.get(&conn) {
-                        Some(c) => {
-                            tcp.idle.activity(conn, Instant::now());
-                            if c.tx.try_send(data).is_err() {
-                                debug!(conn, "tcp writer full or gone; message dropped");
-                            }
-                        }
-                        None if conn == transport::TRUNK_CONN => {
-                            if trunk.pending.len() < TRUNK_PENDING {
-                                trunk.pending.push((peer.addr, data));
-                            } else {
-                                warn!("trunk TCP connection not up; message dropped");
-                            }
-                            if !trunk.connecting {
-                                trunk.connecting = true;
-                                tokio::spawn(transport::connect_trunk(
-                                    peer.addr,
-                                    trunk.inbound.clone(),
-                                    trunk.stats.clone(),
-                                    trunk.frame,
-                                ));
-                            }
-                        }
-                        None => debug!(conn, "tcp connection gone; message dropped"),
-                    },
-                },
+                }
                 Output::Event(ev) => {
                     // During shutdown the call layer goes first; the
                     // endpoint keeps answering until it is cancelled.
@@ -292,11 +301,13 @@ fn on_inbound(
     core: &mut SipCore,
     tcp: &mut TcpConns,
     trunk: &mut TrunkLink,
+    trace: &mut SipTracer,
     msg: Inbound,
     now: Instant,
 ) {
     match msg {
         Inbound::Message { data, peer } => {
+            trace.message(Direction::Received, peer.addr, peer.transport, &data);
             if let Transport::Tcp { conn } = peer.transport {
                 tcp.idle.activity(conn, now);
             }

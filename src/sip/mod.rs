@@ -15,6 +15,7 @@ pub mod message;
 pub mod name_addr;
 mod tcp_idle;
 mod timer;
+pub mod trace;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
