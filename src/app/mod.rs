@@ -50,20 +50,41 @@ pub enum AppError {
     },
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, with the event's target, its fields, and
+    /// the span it was logged in and that span's parents (`span`, `spans`:
+    /// a call's `call_id`, `flow`, `caller`, `agent`), for log shippers.
+    Json,
+}
+
 /// `TPSWITCH_LOG` (or `RUST_LOG`) sets the filter; `info` by default.
-pub fn init_logging() {
+pub fn init_logging(format: LogFormat) {
     let filter = std::env::var("TPSWITCH_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
     // Logs go to stderr; stdout carries only the "listening" line scripts
     // and tests read.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_target(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Every prompt of the library plus the number clips, decoded and encoded
