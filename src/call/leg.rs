@@ -342,7 +342,7 @@ async fn translate<F, Fut>(
             },
         };
         for n in &news {
-            trunk_health(n, &mut heard_from_trunk);
+            trunk_health(n, &mut heard_from_trunk, &ctx.cfg.trunk.name);
         }
         for n in news {
             if !send(n).await {
@@ -357,16 +357,12 @@ async fn translate<F, Fut>(
     }
 }
 
-/// The label of the one trunk in `tpswitch_trunk_up` (several trunks will
-/// name theirs).
-pub const TRUNK_LABEL: &str = "default";
-
 /// What an outbound leg tells about the trunk: a provisional response or an
 /// answer shows it up; a 5xx or a timeout (408) with nothing heard before
 /// shows it down (RFC 3261 §16.7: a proxy that cannot reach anyone answers
 /// 5xx or times out). Other final responses are the called phone's answer
 /// and say the trunk works.
-fn trunk_health(news: &LegNews, heard: &mut bool) {
+fn trunk_health(news: &LegNews, heard: &mut bool, trunk: &str) {
     use outbound::Event as E;
     let LegNews::Event(ev) = news else {
         return;
@@ -374,13 +370,13 @@ fn trunk_health(news: &LegNews, heard: &mut bool) {
     match ev {
         E::Progress { .. } | E::Answered { .. } => {
             *heard = true;
-            crate::telemetry::trunk_up(TRUNK_LABEL, true);
+            crate::telemetry::trunk_up(trunk, true);
         }
         E::Failed(DialOutcome::Unavailable(_) | DialOutcome::NoAnswer(408)) if !*heard => {
-            crate::telemetry::trunk_up(TRUNK_LABEL, false);
+            crate::telemetry::trunk_up(trunk, false);
         }
         E::Failed(DialOutcome::Cancelled) => {}
-        E::Failed(_) => crate::telemetry::trunk_up(TRUNK_LABEL, true),
+        E::Failed(_) => crate::telemetry::trunk_up(trunk, true),
         _ => {}
     }
 }
