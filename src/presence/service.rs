@@ -357,7 +357,10 @@ impl PresenceService {
             } else {
                 REASON_ENDED
             };
-            match self.store.expire(&e.user, e.end, reason).await {
+            let started = std::time::Instant::now();
+            let expired = self.store.expire(&e.user, e.end, reason).await;
+            crate::telemetry::store_write("expire", started.elapsed());
+            match expired {
                 Ok(Some(_)) => {
                     tracing::info!(agent = %e.user, end = %super::fmt_secs(e.end), deferred = e.deferred, "window expired");
                     self.emit(PresenceEvent::Expired {
@@ -416,7 +419,9 @@ impl PresenceService {
                 reply,
             } => {
                 let now = self.clock.now();
+                let started = std::time::Instant::now();
                 let result = self.store.force_offline(&user, now, &reason).await;
+                crate::telemetry::store_write("force_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
                     self.emit(PresenceEvent::ForcedOffline {
@@ -447,12 +452,14 @@ impl PresenceService {
                 let _ = reply.send(result);
             }
             Command::RecordLogin { call, reply } => {
+                let started = std::time::Instant::now();
                 let result = self
                     .store
                     .insert_login_call(&call)
                     .await
                     .map(|_| ())
                     .map_err(ServiceError::from);
+                crate::telemetry::store_write("insert_login_call", started.elapsed());
                 let _ = reply.send(result);
             }
             Command::Shutdown => return ControlFlow::Break(()),
