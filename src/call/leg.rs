@@ -388,3 +388,57 @@ impl Drop for Unregister {
         self.0.remove(self.1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outbound::Event as E;
+
+    /// `tpswitch_trunk_up` after feeding `events` to one leg, or None when
+    /// nothing set it.
+    fn trunk_up_after(events: &[E]) -> Option<String> {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut heard = false;
+            for ev in events {
+                trunk_health(&LegNews::Event(ev.clone()), &mut heard, "carrier");
+            }
+        });
+        let text = handle.render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"tpswitch_trunk_up{trunk="carrier"} "#))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_trunk_is_down_only_when_it_failed_without_a_word() {
+        let ringing = E::Progress {
+            status: 180,
+            early_media: false,
+        };
+        assert_eq!(
+            trunk_up_after(std::slice::from_ref(&ringing)).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::Unavailable(503))]).as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::NoAnswer(408))]).as_deref(),
+            Some("0")
+        );
+        // The phone rang, then the carrier gave up: the trunk worked.
+        assert_eq!(
+            trunk_up_after(&[ringing, E::Failed(DialOutcome::NoAnswer(408))]).as_deref(),
+            Some("1")
+        );
+        // A busy phone is the trunk's answer too.
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::Busy(486))]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(trunk_up_after(&[E::Failed(DialOutcome::Cancelled)]), None);
+    }
+}
