@@ -13,3 +13,4 @@ pub mod report;
 pub mod routing;
 pub mod sdp;
 pub mod sip;
+pub mod telemetry;

@@ -44,6 +44,23 @@ struct RunArgs {
     /// Override http.bind, such as 127.0.0.1:8080 or localhost:8080.
     #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
     http_bind: Option<SocketAddr>,
+    /// Log lines as text (default) or as one JSON object per line, with
+    /// the call's span (call_id, flow, caller, agent) in each.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        env = "TPSWITCH_LOG_FORMAT",
+        default_value_t = LogFormatArg::Text
+    )]
+    log_format: LogFormatArg,
+}
+
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum LogFormatArg {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -174,7 +191,10 @@ fn check_tls(cfg: &Config, command: &str) -> Result<(), ExitCode> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    app::init_logging();
+    app::init_logging(match args.log_format {
+        LogFormatArg::Text => app::LogFormat::Text,
+        LogFormatArg::Json => app::LogFormat::Json,
+    });
     let mut cfg = match load(&args.config, "run", false) {
         Ok(c) => c,
         Err(code) => return code,

@@ -578,3 +578,134 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     assert_eq!(c[0]["hung_up_by"], "switch", "{c:?}");
     assert!(!c[0]["ended_at"].is_null(), "{c:?}");
 }
+
+/// The value of one sample in `/metrics` (`series` is the name with its
+/// labels, exactly as rendered), or None when the series is absent.
+fn metric(sw: &Switch, series: &str) -> Option<f64> {
+    let (status, text) = http_get(sw.http, "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits until `series` reads `want` in `/metrics`.
+fn await_metric(sw: &Switch, series: &str, want: f64) {
+    await_some(
+        &format!("{series} = {want}"),
+        Duration::from_secs(15),
+        || (metric(sw, series) == Some(want)).then_some(()),
+    );
+}
+
+/// Issue 11: `/metrics` moves with real calls. A log-in call (SIPp, key 1)
+/// counts the call, the presence change and the store write; a customer
+/// call bridged to the agent shows the gauges up while it lasts and fills
+/// the wait, ring and accept histograms when it ends.
+#[test]
+fn metrics_move_with_a_log_in_call_and_a_queue_call() {
+    let s = setup(&[JSMITH], |t| t);
+    let sw = &s.sw;
+    await_metric(
+        sw,
+        r#"tpswitch_calls_total{flow="Timed Presence",outcome="online"}"#,
+        1.0,
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_presence_changes_total{reason="online"}"#),
+        Some(1.0)
+    );
+    assert!(metric(sw, r#"tpswitch_store_write_seconds_count{op="set_online"}"#) >= Some(1.0));
+    await_metric(sw, r#"tpswitch_agents{state="available"}"#, 1.0);
+    assert!(metric(sw, "tpswitch_pacing_lateness_seconds_count") > Some(0.0));
+
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 800,
+            audio: false,
+        },
+        Agent::Busy,
+        1,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(6_000));
+    let mut cust = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&sw.sip.to_string(), "-s", BILLING],
+    );
+    // During the bridge.
+    await_metric(sw, r#"tpswitch_agents{state="busy"}"#, 1.0);
+    assert_eq!(
+        metric(sw, r#"tpswitch_calls_active{flow="Billing"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_legs_active{direction="inbound"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_legs_active{direction="outbound"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_queue_waiting{queue="Billing"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_trunk_up{trunk="carrier"}"#),
+        Some(1.0)
+    );
+    let st = cust.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{}\n{}",
+        cust.errors(),
+        sw.log()
+    );
+    s.finish(uas);
+    // After it.
+    await_metric(
+        sw,
+        r#"tpswitch_calls_total{flow="Billing",outcome="bridged"}"#,
+        1.0,
+    );
+    for (series, want) in [
+        (r#"tpswitch_calls_active{flow="Billing"}"#, 0.0),
+        (r#"tpswitch_legs_active{direction="outbound"}"#, 0.0),
+        (r#"tpswitch_queue_wait_seconds_count{queue="Billing"}"#, 1.0),
+        (
+            r#"tpswitch_queue_wait_seconds_bucket{queue="Billing",le="+Inf"}"#,
+            1.0,
+        ),
+        ("tpswitch_ring_time_seconds_count", 1.0),
+        (r#"tpswitch_ring_time_seconds_bucket{le="+Inf"}"#, 1.0),
+        ("tpswitch_accept_latency_seconds_count", 1.0),
+        (r#"tpswitch_attempts_total{cause="completed"}"#, 1.0),
+    ] {
+        assert_eq!(metric(sw, series), Some(want), "{series}");
+    }
+    // The agent answered within a second and pressed 1 after 0.8 s: the
+    // histograms' buckets say so, not only their counts.
+    assert_eq!(
+        metric(sw, r#"tpswitch_accept_latency_seconds_bucket{le="0.1"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(sw, r#"tpswitch_accept_latency_seconds_bucket{le="5"}"#),
+        Some(1.0)
+    );
+    assert!(
+        metric(
+            sw,
+            r#"tpswitch_store_write_seconds_count{op="insert_call"}"#
+        ) >= Some(1.0)
+    );
+    // Today's counters keep their names.
+    assert!(metric(sw, "tpswitch_sip_requests_total") > Some(0.0));
+    assert!(metric(sw, "tpswitch_rtp_sent_total") > Some(0.0));
+}

@@ -82,6 +82,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
             tcp_idle_timeout: Duration::from_secs(32),
             tls: None,
             trunk_tls: None,
+            trace: tpswitch::sip::trace::SipTracer::off(),
         },
         core,
         tx,

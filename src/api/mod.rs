@@ -1,7 +1,9 @@
 //! The HTTP side for operators: Prometheus metrics, health, and the agent
-//! list, on `http.bind`. Reads only; everything it shows comes from counters
-//! the other parts already keep and from the running switch's store (through
-//! [`crate::report`], the same rows `tpswitch agents` prints).
+//! list, on `http.bind`. Reads only: `/metrics` renders the process's
+//! recorder ([`crate::telemetry`]: what the shells emit) plus the counters
+//! the other parts keep in their own atomics; `/agents` reads the running
+//! switch's store (through [`crate::report`], the same rows `tpswitch
+//! agents` prints).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -17,12 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Config;
+use crate::media::engine::stats::LATENESS_BUCKET;
 use crate::media::engine::MediaStats;
 use crate::presence::SqliteStore;
 use crate::report;
 use crate::sip::core::{CoreStats, RegistrationStatus};
 use crate::sip::keepalive::{Health, TargetStatus};
 use crate::sip::transport::TransportStats;
+use crate::telemetry;
 
 mod server;
 
@@ -43,6 +47,8 @@ pub struct ApiState {
     /// `Authorization: Bearer <token>` for everything but /healthz; `None`
     /// when `http.token_env` names an unset variable (local use only).
     pub token: Option<String>,
+    /// The process's metrics recorder ([`telemetry::install`]).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 pub async fn serve(
@@ -102,138 +108,17 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
     if !authorized(&s, &headers) {
         return unauthorized();
     }
-    let mut out = String::with_capacity(2048);
-    let sip = s.sip.lock().map(|g| *g).unwrap_or_default();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = write!(
-            out,
-            "# HELP tpswitch_{name} {help}\n# TYPE tpswitch_{name} counter\ntpswitch_{name} {v}\n"
-        );
-    };
-    counter("sip_requests_total", "SIP requests received", sip.requests);
-    counter(
-        "sip_responses_total",
-        "SIP responses received",
-        sip.responses,
-    );
-    counter(
-        "sip_bad_requests_total",
-        "Requests answered 4xx/5xx by the inbound gate",
-        sip.bad_requests,
-    );
-    counter(
-        "sip_rejected_untrusted_total",
-        "Requests from outside trunk.allow (answered 403 or dropped)",
-        sip.rejected_untrusted,
-    );
-    counter(
-        "sip_untrusted_dropped_total",
-        "Requests from outside trunk.allow left unanswered (untrusted = drop, or ACK)",
-        sip.untrusted_dropped,
-    );
-    counter(
-        "sip_dropped_total",
-        "SIP messages dropped unanswered",
-        sip.dropped,
-    );
-    counter(
-        "sip_unmatched_responses_total",
-        "Responses matching no transaction",
-        sip.unmatched_responses,
-    );
-    counter(
-        "sip_overloaded_total",
-        "Requests answered 503 at sip.max_transactions",
-        sip.overloaded,
-    );
-    let t = &s.transport;
-    counter(
-        "udp_queue_full_drops_total",
-        "Datagrams dropped: inbound queue full",
-        t.udp_dropped_queue_full.load(Ordering::Relaxed),
-    );
-    counter(
-        "udp_oversized_total",
-        "Datagrams larger than sip.max_message_bytes",
-        t.udp_oversized.load(Ordering::Relaxed),
-    );
-    counter(
-        "tcp_framing_errors_total",
-        "TCP connections closed for bad framing",
-        t.tcp_framing_errors.load(Ordering::Relaxed),
-    );
-    counter(
-        "tcp_refused_total",
-        "TCP connections refused at sip.max_tcp_connections",
-        t.tcp_refused.load(Ordering::Relaxed),
-    );
-    counter(
-        "tcp_refused_untrusted_total",
-        "TCP connections from outside trunk.allow refused at sip.max_untrusted_tcp_connections",
-        t.tcp_refused_untrusted.load(Ordering::Relaxed),
-    );
-    counter(
-        "tcp_idle_closed_total",
-        "TCP connections closed after sip.tcp_idle_timeout with no transaction or dialog",
-        t.tcp_idle_closed.load(Ordering::Relaxed),
-    );
-    counter(
-        "tls_handshake_failed_total",
-        "inbound TLS handshakes that failed or outlasted sip.tls_handshake_timeout",
-        t.tls_handshake_failed.load(Ordering::Relaxed),
-    );
-    let m = &s.media;
-    for (name, help, v) in [
-        ("rtp_sent_total", "RTP packets sent", &m.packets_sent),
-        (
-            "rtp_received_total",
-            "RTP packets received",
-            &m.packets_received,
-        ),
-        (
-            "rtp_late_sends_total",
-            "Paced RTP packets sent over 1 ms late",
-            &m.late_sends,
-        ),
-        (
-            "rtp_foreign_dropped_total",
-            "RTP from a source the latch refused",
-            &m.dropped_foreign,
-        ),
-        (
-            "rtp_send_errors_total",
-            "RTP sends that failed",
-            &m.send_errors,
-        ),
-        (
-            "rtp_lost_total",
-            "RTP packets that never arrived (RFC 3550 A.3), counted when each leg ends",
-            &m.packets_lost,
-        ),
-        (
-            "rtp_relayed_total",
-            "RTP packets relayed between bridged legs",
-            &m.relayed,
-        ),
-        (
-            "rtp_malformed_total",
-            "Inbound packets that were not usable RTP",
-            &m.malformed,
-        ),
-        ("rtcp_sent_total", "RTCP packets sent", &m.rtcp_sent),
-        (
-            "rtcp_received_total",
-            "RTCP packets received",
-            &m.rtcp_received,
-        ),
-        (
-            "rtp_ticks_skipped_total",
-            "Pacing slots skipped after a stall",
-            &m.ticks_skipped,
-        ),
-    ] {
-        counter(name, help, v.load(Ordering::Relaxed));
-    }
+    mirror_counters(&s);
+    // Histograms are drained into their buckets here too (no background
+    // upkeep task: the scrape is the only reader).
+    s.metrics.run_upkeep();
+    let mut out = s.metrics.render();
+    out.push_str(&telemetry::render_pacing_lateness(
+        &s.media.lateness_counts(),
+        LATENESS_BUCKET,
+    ));
+    // Per-trunk state the SIP endpoint publishes, written in the text
+    // format directly (the label sets change with the configuration).
     let regs = s
         .registrations
         .lock()
@@ -242,6 +127,154 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
     registration_metrics(&mut out, &regs);
     trunk_target_gauges(&mut out, &s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The SIP core's, transport's and media engine's counters live in their
+/// own atomics (cheap on their hot paths); each scrape copies them into the
+/// recorder under the names `/metrics` has always used.
+fn mirror_counters(s: &ApiState) {
+    let sip = s.sip.lock().map(|g| *g).unwrap_or_default();
+    let counter = telemetry::mirror_counter;
+    counter(
+        "tpswitch_sip_requests_total",
+        "SIP requests received",
+        sip.requests,
+    );
+    counter(
+        "tpswitch_sip_responses_total",
+        "SIP responses received",
+        sip.responses,
+    );
+    counter(
+        "tpswitch_sip_bad_requests_total",
+        "Requests answered 4xx/5xx by the inbound gate",
+        sip.bad_requests,
+    );
+    counter(
+        "tpswitch_sip_rejected_untrusted_total",
+        "Requests from outside trunk.allow (answered 403 or dropped)",
+        sip.rejected_untrusted,
+    );
+    counter(
+        "tpswitch_sip_untrusted_dropped_total",
+        "Requests from outside trunk.allow left unanswered (untrusted = drop, or ACK)",
+        sip.untrusted_dropped,
+    );
+    counter(
+        "tpswitch_sip_dropped_total",
+        "SIP messages dropped unanswered",
+        sip.dropped,
+    );
+    counter(
+        "tpswitch_sip_unmatched_responses_total",
+        "Responses matching no transaction",
+        sip.unmatched_responses,
+    );
+    counter(
+        "tpswitch_sip_overloaded_total",
+        "Requests answered 503 at sip.max_transactions",
+        sip.overloaded,
+    );
+    let t = &s.transport;
+    for (name, help, v) in [
+        (
+            "tpswitch_udp_queue_full_drops_total",
+            "Datagrams dropped: inbound queue full",
+            &t.udp_dropped_queue_full,
+        ),
+        (
+            "tpswitch_udp_oversized_total",
+            "Datagrams larger than sip.max_message_bytes",
+            &t.udp_oversized,
+        ),
+        (
+            "tpswitch_tcp_framing_errors_total",
+            "TCP connections closed for bad framing",
+            &t.tcp_framing_errors,
+        ),
+        (
+            "tpswitch_tcp_refused_total",
+            "TCP connections refused at sip.max_tcp_connections",
+            &t.tcp_refused,
+        ),
+        (
+            "tpswitch_tcp_refused_untrusted_total",
+            "TCP connections from outside trunk.allow refused at sip.max_untrusted_tcp_connections",
+            &t.tcp_refused_untrusted,
+        ),
+        (
+            "tpswitch_tcp_idle_closed_total",
+            "TCP connections closed after sip.tcp_idle_timeout with no transaction or dialog",
+            &t.tcp_idle_closed,
+        ),
+        (
+            "tpswitch_tls_handshake_failed_total",
+            "inbound TLS handshakes that failed or outlasted sip.tls_handshake_timeout",
+            &t.tls_handshake_failed,
+        ),
+    ] {
+        counter(name, help, v.load(Ordering::Relaxed));
+    }
+    let m = &s.media;
+    for (name, help, v) in [
+        (
+            "tpswitch_rtp_sent_total",
+            "RTP packets sent",
+            &m.packets_sent,
+        ),
+        (
+            "tpswitch_rtp_received_total",
+            "RTP packets received",
+            &m.packets_received,
+        ),
+        (
+            "tpswitch_rtp_late_sends_total",
+            "Paced RTP packets sent over 1 ms late",
+            &m.late_sends,
+        ),
+        (
+            "tpswitch_rtp_foreign_dropped_total",
+            "RTP from a source the latch refused",
+            &m.dropped_foreign,
+        ),
+        (
+            "tpswitch_rtp_send_errors_total",
+            "RTP sends that failed",
+            &m.send_errors,
+        ),
+        (
+            "tpswitch_rtp_lost_total",
+            "RTP packets that never arrived (RFC 3550 A.3), counted when each leg ends",
+            &m.packets_lost,
+        ),
+        (
+            "tpswitch_rtp_relayed_total",
+            "RTP packets relayed between bridged legs",
+            &m.relayed,
+        ),
+        (
+            "tpswitch_rtp_malformed_total",
+            "Inbound packets that were not usable RTP",
+            &m.malformed,
+        ),
+        (
+            "tpswitch_rtcp_sent_total",
+            "RTCP packets sent",
+            &m.rtcp_sent,
+        ),
+        (
+            "tpswitch_rtcp_received_total",
+            "RTCP packets received",
+            &m.rtcp_received,
+        ),
+        (
+            "tpswitch_rtp_ticks_skipped_total",
+            "Pacing slots skipped after a stall",
+            &m.ticks_skipped,
+        ),
+    ] {
+        counter(name, help, v.load(Ordering::Relaxed));
+    }
 }
 
 /// One series per registering trunk, labelled with its name (RFC 3261 §10
@@ -402,6 +435,7 @@ mod tests {
             trunk_targets: Arc::default(),
             store,
             token: None,
+            metrics: telemetry::install(),
         });
         let resp = agents(State(state), HeaderMap::new()).await;
         assert_eq!(resp.status(), StatusCode::OK);
@@ -419,6 +453,48 @@ mod tests {
             !cfg_path_exists(&dir),
             "the handler must not create a database"
         );
+    }
+
+    /// `/metrics` keeps every counter's established name, renders the
+    /// pacing thread's lateness as a histogram, and still wants the token.
+    #[tokio::test]
+    async fn metrics_keep_their_names_and_need_the_token() {
+        let media = Arc::new(MediaStats::default());
+        media.packets_sent.store(7, Ordering::Relaxed);
+        let sip = CoreStats {
+            requests: 3,
+            ..CoreStats::default()
+        };
+        let state = Arc::new(ApiState {
+            cfg: Arc::new(Config::embedded_default().unwrap()),
+            media,
+            transport: Arc::new(TransportStats::default()),
+            sip: Arc::new(std::sync::Mutex::new(sip)),
+            store: SqliteStore::open_in_memory().await.unwrap(),
+            token: Some("s3cret".into()),
+            metrics: telemetry::install(),
+            registrations: Arc::default(),
+            trunk_targets: Arc::default(),
+        });
+        let refused = metrics(State(state.clone()), HeaderMap::new()).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        let resp = metrics(State(state), headers).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        for line in [
+            "tpswitch_sip_requests_total 3",
+            "tpswitch_rtp_sent_total 7",
+            "tpswitch_tcp_idle_closed_total 0",
+            "# TYPE tpswitch_rtp_ticks_skipped_total counter",
+            "tpswitch_pacing_lateness_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 
     fn cfg_path_exists(dir: &tempfile::TempDir) -> bool {

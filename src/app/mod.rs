@@ -25,6 +25,7 @@ use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
 use crate::sip::register::RegisterConfig;
 use crate::sip::tls::{self, TlsError};
+use crate::sip::trace::{NumberMatcher, SipTracer};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, ListenTls, TcpAdmission, TrunkTls};
 
@@ -62,20 +63,41 @@ pub enum AppError {
     },
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, with the event's target, its fields, and
+    /// the span it was logged in and that span's parents (`span`, `spans`:
+    /// a call's `call_id`, `flow`, `caller`, `agent`), for log shippers.
+    Json,
+}
+
 /// `TPSWITCH_LOG` (or `RUST_LOG`) sets the filter; `info` by default.
-pub fn init_logging() {
+pub fn init_logging(format: LogFormat) {
     let filter = std::env::var("TPSWITCH_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
     // Logs go to stderr; stdout carries only the "listening" line scripts
     // and tests read.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_target(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Every prompt of the library plus the number clips, decoded and encoded
@@ -98,6 +120,21 @@ pub fn load_prompts(cfg: &Config) -> Result<PromptLibrary, PromptError> {
         );
     }
     PromptLibrary::load(entries)
+}
+
+/// The SIP trace `sip.trace` and `sip.trace_numbers` ask for. A number in
+/// a message is normalised as the configuration's numbers were (the
+/// numbering plan's country code), so any common form matches.
+fn sip_tracer(cfg: &Config) -> SipTracer {
+    let trace = &cfg.sip.trace;
+    let numbers: Option<NumberMatcher> = (!trace.numbers.is_empty()).then(|| {
+        let wanted = trace.numbers.clone();
+        let cc = cfg.numbering.default_country_code.clone();
+        Box::new(move |user: &str| {
+            config::E164::parse(user, &cc).is_ok_and(|n| wanted.contains(&n))
+        }) as NumberMatcher
+    });
+    SipTracer::new(trace.all, numbers)
 }
 
 /// The address we put in Via, Contact and SDP.
@@ -275,6 +312,9 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
     // that arrives during start-up must shut down cleanly, not kill us with
     // the default action.
     let shutdown = Shutdown::install();
+    // Before any shell emits a metric: what is emitted with no recorder
+    // installed is lost.
+    let metrics = crate::telemetry::install();
     // Certificates are read before the store is touched, as check-config
     // reads them.
     let (listen_tls, trunk_tls) = tls_settings(&cfg)?;
@@ -434,6 +474,7 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
         tcp_idle_timeout: cfg.sip.tcp_idle_timeout,
         tls: tls_bind.zip(listen_tls),
         trunk_tls,
+        trace: sip_tracer(&cfg),
     };
     let (handle, sip_task) = if bind.port() == 0 {
         // Bind to learn the port, then build the core with it.
@@ -533,6 +574,7 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
         token: std::env::var(&cfg.http.token_env)
             .ok()
             .filter(|t| !t.is_empty()),
+        metrics,
     });
     if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
         tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");

@@ -272,6 +272,8 @@ async fn translate<F, Fut>(
     use outbound::Event as E;
     // However the task ends, the router forgets the leg (and its slot).
     let _registered = Unregister(ctx.router.clone(), leg);
+    let _counted = crate::telemetry::InProgress::outbound_leg();
+    let mut heard_from_trunk = false;
     if ctx
         .commands
         .send(SipCommand::Dial { leg, request })
@@ -354,6 +356,9 @@ async fn translate<F, Fut>(
                 Some(_) => (Vec::new(), false),
             },
         };
+        for n in &news {
+            trunk_health(n, &mut heard_from_trunk, &ctx.cfg.trunk.name);
+        }
         for n in news {
             if !send(n).await {
                 // The owner is gone (shutting down): end the leg ourselves.
@@ -364,6 +369,30 @@ async fn translate<F, Fut>(
         if last {
             return;
         }
+    }
+}
+
+/// What an outbound leg tells about the trunk: a provisional response or an
+/// answer shows it up; a 5xx or a timeout (408) with nothing heard before
+/// shows it down (RFC 3261 §16.7: a proxy that cannot reach anyone answers
+/// 5xx or times out). Other final responses are the called phone's answer
+/// and say the trunk works.
+fn trunk_health(news: &LegNews, heard: &mut bool, trunk: &str) {
+    use outbound::Event as E;
+    let LegNews::Event(ev) = news else {
+        return;
+    };
+    match ev {
+        E::Progress { .. } | E::Answered { .. } => {
+            *heard = true;
+            crate::telemetry::trunk_up(trunk, true);
+        }
+        E::Failed(DialOutcome::Unavailable(_) | DialOutcome::NoAnswer(408)) if !*heard => {
+            crate::telemetry::trunk_up(trunk, false);
+        }
+        E::Failed(DialOutcome::Cancelled) => {}
+        E::Failed(_) => crate::telemetry::trunk_up(trunk, true),
+        _ => {}
     }
 }
 
@@ -399,5 +428,55 @@ mod tests {
             "203.0.113.20".parse::<IpAddr>().unwrap()
         );
         assert_eq!(offer_ip(&Nat::default(), private, outside), private);
+    }
+
+    use outbound::Event as E;
+
+    /// `tpswitch_trunk_up` after feeding `events` to one leg, or None when
+    /// nothing set it.
+    fn trunk_up_after(events: &[E]) -> Option<String> {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut heard = false;
+            for ev in events {
+                trunk_health(&LegNews::Event(ev.clone()), &mut heard, "carrier");
+            }
+        });
+        let text = handle.render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"tpswitch_trunk_up{trunk="carrier"} "#))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_trunk_is_down_only_when_it_failed_without_a_word() {
+        let ringing = E::Progress {
+            status: 180,
+            early_media: false,
+        };
+        assert_eq!(
+            trunk_up_after(std::slice::from_ref(&ringing)).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::Unavailable(503))]).as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::NoAnswer(408))]).as_deref(),
+            Some("0")
+        );
+        // The phone rang, then the carrier gave up: the trunk worked.
+        assert_eq!(
+            trunk_up_after(&[ringing, E::Failed(DialOutcome::NoAnswer(408))]).as_deref(),
+            Some("1")
+        );
+        // A busy phone is the trunk's answer too.
+        assert_eq!(
+            trunk_up_after(&[E::Failed(DialOutcome::Busy(486))]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(trunk_up_after(&[E::Failed(DialOutcome::Cancelled)]), None);
     }
 }

@@ -18,6 +18,7 @@ use crate::flows::timed_presence::{
 use crate::media::engine::MediaEvent;
 use crate::presence::{LoginOutcome, NewLoginCall};
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
+use crate::telemetry;
 
 pub async fn run(
     ctx: &Arc<CallContext>,
@@ -33,6 +34,8 @@ pub async fn run(
     let mut menu = LoginMenu::new(&settings, caller, Instant::now());
     drive(ctx, call, &mut menu, answered, sip).await;
     record(ctx, call, &menu, started_at).await;
+    let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
+    telemetry::call_ended(&flow.name, outcome.as_str());
 }
 
 /// The call itself: menu in, actions out, until the call ends.

@@ -23,6 +23,7 @@ use crate::media::prompt::PromptLibrary;
 use crate::presence::service::PresenceHandle;
 use crate::sip::nat::Nat;
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
+use crate::telemetry;
 
 pub use router::LegRouter;
 
@@ -109,8 +110,12 @@ impl CallManager {
             caller = %call.caller.asserted.as_deref().or(call.caller.from_user.as_deref()).unwrap_or("?"),
             agent = tracing::field::Empty,
         );
+        let flow_name = flow.as_ref().map(|f| f.name()).unwrap_or("-").to_owned();
         tokio::spawn(
             async move {
+                // Counted for as long as the task holds the leg, however it ends.
+                let _call = telemetry::InProgress::call(&flow_name);
+                let _leg = telemetry::InProgress::inbound_leg();
                 run_call(&ctx, *call, mapping, flow, rx).await;
                 ctx.router.remove(leg);
             }

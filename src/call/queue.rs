@@ -38,6 +38,7 @@ use crate::presence::service::PresenceEvent;
 use crate::presence::{NewCall, SqliteStore};
 use crate::routing::{AgentBoard, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
+use crate::telemetry;
 
 /// Answered customer calls waiting to be taken by the queue task.
 pub const HANDOFF_QUEUE: usize = 256;
@@ -105,6 +106,11 @@ pub(super) struct Shell {
     /// Events produced while carrying out actions, fed after the drain.
     pending: VecDeque<Event>,
     next_play: u64,
+    /// Customers counted in `tpswitch_queue_waiting`, with their queue,
+    /// until they are bridged or their call is recorded.
+    waiting: HashMap<CallId, String>,
+    /// Each agent's state as last counted in `tpswitch_agents`.
+    agent_states: HashMap<String, &'static str>,
 }
 
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
@@ -135,7 +141,14 @@ pub async fn run(
         writes,
         pending: VecDeque::new(),
         next_play: 1,
+        waiting: HashMap::new(),
+        agent_states: HashMap::new(),
     };
+    // Every agent starts offline on the board, as in the engine.
+    for u in &cfg.users {
+        telemetry::agent_state(None, "offline");
+        shell.agent_states.insert(u.id.clone(), "offline");
+    }
     shell.seed(&cfg.users).await;
     let far = Duration::from_secs(3600);
     loop {
@@ -209,12 +222,24 @@ impl Shell {
                     AgentState::Available | AgentState::Offline => Activity::Idle,
                 };
                 debug!(agent = %user, activity = activity.as_str(), "queue: agent state");
+                let to = state_label(&state);
+                let from = self.agent_states.insert(user.clone(), to);
+                if from != Some(to) {
+                    telemetry::agent_state(from, to);
+                }
                 self.write(Write::Activity { user, activity }).await;
             }
             match self.pending.pop_front() {
                 Some(ev) => self.feed(ev),
                 None => break,
             }
+        }
+    }
+
+    /// The customer no longer waits (bridged, or gone): one fewer in the gauge.
+    fn stop_waiting(&mut self, call: CallId) {
+        if let Some(queue) = self.waiting.remove(&call) {
+            telemetry::queue_waiting(&queue, -1.0);
         }
     }
 
@@ -248,6 +273,8 @@ impl Shell {
             return;
         };
         info!(parent: &span, "customer queued");
+        telemetry::queue_waiting(&h.flow, 1.0);
+        self.waiting.insert(call, h.flow.clone());
         let Answered { session, media } = h.answered;
         legs::forward_customer(call, h.sip, media, self.inbox.clone(), h.done);
         self.customers.insert(
@@ -402,6 +429,12 @@ impl Shell {
     }
 
     fn presence(&mut self, ev: PresenceEvent) {
+        telemetry::presence_changed(match &ev {
+            PresenceEvent::Online { .. } => "online",
+            PresenceEvent::Offline { .. } => "offline",
+            PresenceEvent::ForcedOffline { .. } => "forced_offline",
+            PresenceEvent::Expired { .. } => "expired",
+        });
         let ev = match ev {
             PresenceEvent::Online { user, window } => Event::AgentOnline {
                 user,
@@ -413,5 +446,16 @@ impl Shell {
             PresenceEvent::Expired { user, .. } => Event::WindowEnded { user },
         };
         self.feed(ev);
+    }
+}
+
+/// The word `tpswitch_agents{state}` uses for an agent's queue state.
+fn state_label(state: &AgentState) -> &'static str {
+    match state {
+        AgentState::Offline => "offline",
+        AgentState::Available => "available",
+        AgentState::Offered(_) => "ringing",
+        AgentState::Busy(_) => "busy",
+        AgentState::WrapUp { .. } => "wrap_up",
     }
 }

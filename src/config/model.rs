@@ -89,6 +89,8 @@ pub struct SipConfig {
     pub tls_identity: Option<TlsIdentity>,
     /// A TLS handshake (either way) not done within this is abandoned.
     pub tls_handshake_timeout: Duration,
+    /// The SIP message trace (off by default).
+    pub trace: SipTrace,
 }
 
 /// SIP over TLS (RFC 3261 §26): where to listen.
@@ -102,6 +104,16 @@ pub struct TlsListen {
 pub struct TlsIdentity {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+}
+
+/// Which calls' SIP messages are logged whole (`tpswitch::sip_trace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipTrace {
+    /// `sip.trace = "all"`: every message.
+    pub all: bool,
+    /// `sip.trace_numbers`: every message of a call whose INVITE names one
+    /// of these (Request-URI, From, To or P-Asserted-Identity).
+    pub numbers: Vec<E164>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,6 +43,8 @@ pub struct RawSip {
     pub tls_certificate: Option<String>,
     pub tls_private_key: Option<String>,
     pub tls_handshake_timeout: Option<String>,
+    pub trace: Option<String>,
+    pub trace_numbers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

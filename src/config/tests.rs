@@ -850,3 +850,26 @@ fn nat_mistakes_name_the_key() {
 }
 #[path = "tests_register.rs"]
 mod register;
+
+#[test]
+fn sip_trace_is_off_by_default_and_its_numbers_are_normalised() {
+    let cfg = load(EXAMPLE).unwrap();
+    assert_eq!(cfg.sip.trace, SipTrace::default());
+    let text = edit(
+        EXAMPLE,
+        "[sip]\n",
+        "[sip]\ntrace = \"all\"\ntrace_numbers = [\"(555) 123-0001\"]\n",
+    );
+    let cfg = load(&text).unwrap();
+    assert!(cfg.sip.trace.all);
+    assert_eq!(cfg.sip.trace.numbers, vec![n("+15551230001")]);
+    let bad = edit(
+        EXAMPLE,
+        "[sip]\n",
+        "[sip]\ntrace = \"some\"\ntrace_numbers = [\"12\"]\n",
+    );
+    let p = at(&bad, "sip.trace");
+    assert_eq!(p.problem, "\"some\" is not a valid value");
+    assert_eq!(p.fix, "use \"off\" or \"all\"");
+    at(&bad, "sip.trace_numbers[0]");
+}

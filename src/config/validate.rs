@@ -473,6 +473,21 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
         tls,
         tls_identity,
         tls_handshake_timeout,
+        trace: SipTrace {
+            all: v.choice(
+                "sip.trace",
+                &r.trace,
+                false,
+                &[("off", false), ("all", true)],
+            ),
+            numbers: r
+                .trace_numbers
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(i, s)| v.e164(&format!("sip.trace_numbers[{i}]"), s))
+                .collect(),
+        },
     }
 }
 

@@ -357,7 +357,10 @@ impl PresenceService {
             } else {
                 REASON_ENDED
             };
-            match self.store.expire(&e.user, e.end, reason).await {
+            let started = std::time::Instant::now();
+            let expired = self.store.expire(&e.user, e.end, reason).await;
+            crate::telemetry::store_write("expire", started.elapsed());
+            match expired {
                 Ok(Some(_)) => {
                     tracing::info!(agent = %e.user, end = %super::fmt_secs(e.end), deferred = e.deferred, "window expired");
                     self.emit(PresenceEvent::Expired {
@@ -395,10 +398,12 @@ impl PresenceService {
                 reply,
             } => {
                 let now = self.clock.now();
+                let started = std::time::Instant::now();
                 let result = self
                     .store
                     .set_offline(&user, now, call_id.as_deref(), REASON_MENU)
                     .await;
+                crate::telemetry::store_write("set_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
                     self.emit(PresenceEvent::Offline {
@@ -414,7 +419,9 @@ impl PresenceService {
                 reply,
             } => {
                 let now = self.clock.now();
+                let started = std::time::Instant::now();
                 let result = self.store.force_offline(&user, now, &reason).await;
+                crate::telemetry::store_write("force_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
                     self.emit(PresenceEvent::ForcedOffline {
@@ -445,12 +452,14 @@ impl PresenceService {
                 let _ = reply.send(result);
             }
             Command::RecordLogin { call, reply } => {
+                let started = std::time::Instant::now();
                 let result = self
                     .store
                     .insert_login_call(&call)
                     .await
                     .map(|_| ())
                     .map_err(ServiceError::from);
+                crate::telemetry::store_write("insert_login_call", started.elapsed());
                 let _ = reply.send(result);
             }
             Command::Shutdown => return ControlFlow::Break(()),
@@ -463,10 +472,13 @@ impl PresenceService {
         let end = start
             .checked_add_signed(chrono::Duration::hours(i64::from(hours)))
             .ok_or(ServiceError::OutOfRange { hours, start })?;
+        let started = std::time::Instant::now();
         let window = self
             .store
             .set_online(user, start, end, call_id, REASON_MENU)
-            .await?;
+            .await;
+        crate::telemetry::store_write("set_online", started.elapsed());
+        let window = window?;
         self.sched.arm(user, window.end);
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),

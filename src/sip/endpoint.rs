@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::api::{SipCommand, SipEvent};
 use super::core::{CoreConfig, Output, SipCore};
 use super::tcp_idle::IdleConnections;
+use super::trace::{Direction, SipTracer};
 use super::transaction::Transport;
 use super::transport::{
     self, FrameLimits, Inbound, ListenTls, StreamSlots, TcpAdmission, TransportStats, TrunkTls,
@@ -39,6 +40,9 @@ pub struct EndpointConfig {
     pub tls: Option<(SocketAddr, ListenTls)>,
     /// TLS toward the trunk, when its `outbound_proxy` says `transport=tls`.
     pub trunk_tls: Option<TrunkTls>,
+    /// Which messages are logged whole (`sip.trace`); [`SipTracer::off`]
+    /// by default.
+    pub trace: SipTracer,
 }
 
 /// Handles the rest of the switch keeps.
@@ -158,6 +162,7 @@ pub async fn start(
     let trunk_targets = Arc::new(std::sync::Mutex::new(core.target_status().1));
     let targets_published = trunk_targets.clone();
     let idle = IdleConnections::new(cfg.tcp_idle_timeout);
+    let mut trace = cfg.trace;
     let run = tokio::spawn(async move {
         run(
             core,
@@ -169,6 +174,7 @@ pub async fn start(
             trunk,
             (published, published_reg, targets_published),
             idle,
+            &mut trace,
         )
         .await;
         for t in tasks {
@@ -221,6 +227,7 @@ async fn run(
         Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
     ),
     idle: IdleConnections,
+    trace: &mut SipTracer,
 ) {
     core.start(Instant::now());
     // Set once cancelled while REGISTERs with Expires: 0 are still out:
@@ -261,10 +268,10 @@ async fn run(
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                on_inbound(&mut core, &mut tcp, &mut trunk, msg, now);
+                on_inbound(&mut core, &mut tcp, &mut trunk, trace, msg, now);
                 for _ in 0..BATCH {
                     match inbound.try_recv() {
-                        Ok(m) => on_inbound(&mut core, &mut tcp, &mut trunk, m, now),
+                        Ok(m) => on_inbound(&mut core, &mut tcp, &mut trunk, trace, m, now),
                         Err(_) => break,
                     }
                 }
@@ -308,47 +315,51 @@ async fn run(
         }
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { peer, data } => match peer.transport {
-                    Transport::Udp => {
-                        let dst = udp_destination(peer.addr, udp_v6);
-                        if let Err(e) = udp.try_send_to(&data, dst) {
-                            if e.kind() == std::io::ErrorKind::WouldBlock {
-                                // Socket buffer full: wait for room rather
-                                // than lose a response.
-                                let _ = udp.send_to(&data, dst).await;
-                            } else {
-                                debug!(dst = %peer.addr, error = %e, "udp send failed");
+                Output::Transmit { peer, data } => {
+                    trace.message(Direction::Sent, peer.addr, peer.transport, &data);
+                    match peer.transport {
+                        Transport::Udp => {
+                            let dst = udp_destination(peer.addr, udp_v6);
+                            if let Err(e) = udp.try_send_to(&data, dst) {
+                                if e.kind() == std::io::ErrorKind::WouldBlock {
+                                    // Socket buffer full: wait for room rather
+                                    // than lose a response.
+                                    let _ = udp.send_to(&data, dst).await;
+                                } else {
+                                    debug!(dst = %peer.addr, error = %e, "udp send failed");
+                                }
+                            }
+                        }
+                        Transport::Tcp { conn } | Transport::Tls { conn } => {
+                            match tcp.conns.get(&conn) {
+                                Some(c) => {
+                                    tcp.idle.activity(conn, Instant::now());
+                                    if c.tx.try_send(data).is_err() {
+                                        debug!(conn, "tcp writer full or gone; message dropped");
+                                    }
+                                }
+                                None if conn == transport::TRUNK_CONN => {
+                                    if trunk.pending.len() < TRUNK_PENDING {
+                                        trunk.pending.push((peer.addr, data));
+                                    } else {
+                                        warn!("trunk TCP connection not up; message dropped");
+                                    }
+                                    if !trunk.connecting {
+                                        trunk.connecting = true;
+                                        tokio::spawn(transport::connect_trunk(
+                                            peer.addr,
+                                            trunk.inbound.clone(),
+                                            trunk.stats.clone(),
+                                            trunk.frame,
+                                            trunk.tls.clone(),
+                                        ));
+                                    }
+                                }
+                                None => debug!(conn, "tcp connection gone; message dropped"),
                             }
                         }
                     }
-                    Transport::Tcp { conn } | Transport::Tls { conn } => match tcp.conns.get(&conn)
-                    {
-                        Some(c) => {
-                            tcp.idle.activity(conn, Instant::now());
-                            if c.tx.try_send(data).is_err() {
-                                debug!(conn, "tcp writer full or gone; message dropped");
-                            }
-                        }
-                        None if conn == transport::TRUNK_CONN => {
-                            if trunk.pending.len() < TRUNK_PENDING {
-                                trunk.pending.push((peer.addr, data));
-                            } else {
-                                warn!("trunk TCP connection not up; message dropped");
-                            }
-                            if !trunk.connecting {
-                                trunk.connecting = true;
-                                tokio::spawn(transport::connect_trunk(
-                                    peer.addr,
-                                    trunk.inbound.clone(),
-                                    trunk.stats.clone(),
-                                    trunk.frame,
-                                    trunk.tls.clone(),
-                                ));
-                            }
-                        }
-                        None => debug!(conn, "tcp connection gone; message dropped"),
-                    },
-                },
+                }
                 Output::Event(ev) => {
                     // During shutdown the call layer goes first; the
                     // endpoint keeps answering until it is cancelled.
@@ -385,11 +396,13 @@ fn on_inbound(
     core: &mut SipCore,
     tcp: &mut TcpConns,
     trunk: &mut TrunkLink,
+    trace: &mut SipTracer,
     msg: Inbound,
     now: Instant,
 ) {
     match msg {
         Inbound::Message { data, peer } => {
+            trace.message(Direction::Received, peer.addr, peer.transport, &data);
             if let Some(conn) = peer.transport.conn() {
                 tcp.idle.activity(conn, now);
             }

@@ -21,6 +21,7 @@ pub mod resolver;
 mod tcp_idle;
 mod timer;
 pub mod tls;
+pub mod trace;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

@@ -15,6 +15,7 @@ use crate::flows::queue::{
 };
 use crate::routing::CallId;
 use crate::sip::SipCommand;
+use crate::telemetry;
 
 impl Shell {
     pub(super) async fn perform(&mut self, action: Action) {
@@ -86,7 +87,10 @@ impl Shell {
                     }
                 }
             }
-            Action::Bridge { call, attempt } => self.bridge(call, attempt).await,
+            Action::Bridge { call, attempt } => {
+                self.stop_waiting(call);
+                self.bridge(call, attempt).await
+            }
             Action::HangUpCustomer { call } => {
                 if let Some(c) = self.customers.get_mut(&call) {
                     c.gone = true;
@@ -110,6 +114,7 @@ impl Shell {
                 .await;
             }
             Action::RecordAttempt(report) => {
+                telemetry::attempt_ended(report.end.as_str(), report.ring, report.accept_latency);
                 let sip_call_id = self.sip_call_ids.remove(&report.attempt).map(|(_, id)| id);
                 self.write(Write::Attempt {
                     report,
@@ -118,6 +123,11 @@ impl Shell {
                 .await
             }
             Action::RecordCall(r) => {
+                self.stop_waiting(r.call);
+                telemetry::call_ended(&r.queue, r.outcome.as_str());
+                if let Some(bridged) = r.bridged {
+                    telemetry::queue_wait(&r.queue, bridged.saturating_duration_since(r.arrived));
+                }
                 self.sip_call_ids.retain(|_, (call, _)| *call != r.call);
                 // Engine-wide relay count: a cheap sign, in the log, that
                 // media crossed the bridge.

@@ -66,6 +66,14 @@ pub fn wall(t: Instant, now: Instant, now_utc: DateTime<Utc>) -> DateTime<Utc> {
     now_utc - ago + ahead
 }
 
+/// Runs one store write and records how long it took (`tpswitch_store_write_seconds`).
+async fn timed<T>(op: &'static str, write: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = write.await;
+    crate::telemetry::store_write(op, started.elapsed());
+    result
+}
+
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -78,12 +86,14 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
     while let Some(w) = rx.recv().await {
         let (now, now_utc) = (Instant::now(), Utc::now());
         match w {
-            Write::CallStarted { call, row } => match store.insert_call(&row).await {
-                Ok(id) => {
-                    rows.insert(call, id);
+            Write::CallStarted { call, row } => {
+                match timed("insert_call", store.insert_call(&row)).await {
+                    Ok(id) => {
+                        rows.insert(call, id);
+                    }
+                    Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
                 }
-                Err(e) => warn!(%call, error = %e, "cannot record the customer call"),
-            },
+            }
             Write::AttemptStarted {
                 call,
                 attempt,
@@ -94,9 +104,11 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     debug!(%call, "attempt for a call without a row; not recorded");
                     continue;
                 };
-                match store
-                    .start_attempt(id, &user, wall(started, now, now_utc))
-                    .await
+                match timed(
+                    "start_attempt",
+                    store.start_attempt(id, &user, wall(started, now, now_utc)),
+                )
+                .await
                 {
                     Ok(row) => {
                         attempts.insert(attempt, row);
@@ -112,7 +124,7 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     bridged_at: Some(wall(at, now, now_utc)),
                     ..CallUpdate::default()
                 };
-                if let Err(e) = store.update_call(id, &u).await {
+                if let Err(e) = timed("update_call", store.update_call(id, &u)).await {
                     warn!(%call, error = %e, "cannot record the bridge");
                 }
             }
@@ -136,8 +148,10 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     sip_call_id,
                 };
                 let written = match attempts.remove(&r.attempt) {
-                    Some(row) => store.finish_attempt(row, &a).await,
-                    None => store.insert_attempt(id, &a).await.map(|_| ()),
+                    Some(row) => timed("finish_attempt", store.finish_attempt(row, &a)).await,
+                    None => timed("insert_attempt", store.insert_attempt(id, &a))
+                        .await
+                        .map(|_| ()),
                 };
                 if let Err(e) = written {
                     warn!(call = %r.call, error = %e, "cannot record the attempt");
@@ -155,7 +169,7 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     outcome: Some(r.outcome.as_str().to_owned()),
                     hung_up_by: Some(r.hung_up_by),
                 };
-                if let Err(e) = store.update_call(id, &u).await {
+                if let Err(e) = timed("update_call", store.update_call(id, &u)).await {
                     warn!(call = %r.call, error = %e, "cannot record the end of the call");
                 }
             }

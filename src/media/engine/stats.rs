@@ -109,6 +109,13 @@ impl MediaStats {
         Some(LATENESS_BUCKET * LATENESS_BUCKETS as u32)
     }
 
+    /// The lateness histogram as it stands: entry `i` counts sends
+    /// `[i, i+1) * LATENESS_BUCKET` late; the last entry collects the rest.
+    /// Read by the metrics exporter at each scrape, never per packet.
+    pub fn lateness_counts(&self) -> Vec<u64> {
+        self.lateness.iter().map(|c| c.load(Relaxed)).collect()
+    }
+
     /// Forget the lateness distribution (e.g. to measure steady state after a warm-up).
     pub fn reset_lateness(&self) {
         for b in self.lateness.iter() {
