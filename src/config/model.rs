@@ -70,6 +70,9 @@ pub struct SipConfig {
     /// Ring (180) this long before answering an inbound call; 0 answers at
     /// once. Some carriers want ringback before answer supervision.
     pub answer_delay: Duration,
+    /// After the first SIGTERM, calls in progress may finish by themselves
+    /// for this long; new INVITEs get 503. What is left then gets BYE.
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,7 +295,7 @@ pub struct PresenceConfig {
     pub expiry_notification_ring: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -325,7 +328,7 @@ pub enum Extension {
 
 // Built once at start-up and only read; boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Flow {
     TimedPresence(TimedPresenceFlow),
     Queue(QueueFlow),
@@ -347,7 +350,7 @@ pub struct PromptRef {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedPresenceFlow {
     pub name: String,
     /// Hours offered on keys 1..=presets.len() (1 to 4 entries, 1..=168 h).
@@ -362,7 +365,7 @@ pub struct TimedPresenceFlow {
     pub prompts: TimedPresencePrompts,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedPresencePrompts {
     pub welcome: PromptRef,
     pub resource_lookup_error: PromptRef,
@@ -376,7 +379,7 @@ pub struct TimedPresencePrompts {
     pub wrong_pin: PromptRef,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueueFlow {
     pub name: String,
     /// An agent needs every one of these; empty = any agent.
@@ -421,7 +424,7 @@ pub enum NoAgents {
     Immediate,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueuePrompts {
     /// None when configured as "".
     pub greeting: Option<PromptRef>,
@@ -431,7 +434,7 @@ pub struct QueuePrompts {
     pub unavailable: PromptRef,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DispatchMapping {
     pub name: String,
     pub description: Option<String>,

@@ -35,6 +35,7 @@ pub struct RawSip {
     pub min_se: Option<String>,
     pub retry_after: Option<String>,
     pub answer_delay: Option<String>,
+    pub drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -700,3 +700,17 @@ fn tcp_and_http_exhaustion_limits() {
     let p = at(&http("max_connections = 0"), "http.max_connections");
     assert_eq!(p.fix, "use a whole number from 1 to 10000");
 }
+
+#[test]
+fn drain_timeout_defaults_to_a_minute_and_is_bounded() {
+    assert_eq!(
+        load(EXAMPLE).unwrap().sip.drain_timeout,
+        Duration::from_secs(60)
+    );
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\ndrain_timeout = \"0s\"\n");
+    assert_eq!(load(&text).unwrap().sip.drain_timeout, Duration::ZERO);
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\ndrain_timeout = \"2h\"\n");
+    let p = at(&text, "sip.drain_timeout");
+    assert_eq!(p.problem, "\"2h\" is too long");
+    assert_eq!(p.fix, "use a duration from \"0s\" to \"1h\"");
+}

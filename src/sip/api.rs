@@ -238,4 +238,8 @@ pub enum SipCommand {
     HangUp(LegId),
     /// Place a call to the trunk.
     Dial { leg: LegId, request: DialRequest },
+    /// The switch is shutting down: refuse new calls (503 + Retry-After),
+    /// keep serving the dialogs in progress. There is no way back; a
+    /// drained switch exits.
+    Drain,
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipnet::IpNet;
 use rsipstack::sip::{Method, Request, Response};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
 use super::inspect::{self, Inspection, Limits};
@@ -148,6 +148,8 @@ pub struct SipCore {
     ids: IdGen,
     stats: CoreStats,
     untrusted_log: LogLimiter,
+    /// Set by [`SipCommand::Drain`]: new INVITEs (and OPTIONS) get 503.
+    draining: bool,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -188,7 +190,13 @@ impl SipCore {
             ids: IdGen::new(rand::random()),
             stats: CoreStats::default(),
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
+            draining: false,
         }
+    }
+
+    /// Whether new calls are refused because the switch is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -419,6 +427,12 @@ impl SipCore {
                 self.initial_invite(req, head, key, peer, now)
             }
             Method::Cancel => self.cancel(&head, key, now),
+            // §11.2: OPTIONS is answered as an INVITE would be, so a
+            // proxy probing us (Kamailio's dispatcher) sees the drain and
+            // sends new calls elsewhere.
+            Method::Options if head.to_tag.is_none() && self.draining => {
+                self.respond_draining(&key, &head, now)
+            }
             Method::Options if head.to_tag.is_none() => {
                 self.respond(&key, &head, 200, Some("opt"), &capabilities(), None, now)
             }
@@ -444,6 +458,14 @@ impl SipCore {
             // NOTIFY, PRACK, BYE, INFO, UPDATE outside a dialog.
             _ => self.respond(&key, &head, 481, None, &[], None, now),
         }
+    }
+
+    /// 503 with Retry-After (RFC 3261 §21.5.4, §20.33) while draining: the
+    /// switch is going away for a restart, so the trunk should try
+    /// elsewhere now and here again later.
+    pub(super) fn respond_draining(&mut self, key: &TxKey, head: &RequestHead, now: Instant) {
+        let secs = self.cfg.retry_after.as_secs().max(1).to_string();
+        self.respond(key, head, 503, None, &[("Retry-After", &secs)], None, now);
     }
 
     /// Sends a response within server transaction `key`.
@@ -527,6 +549,14 @@ impl SipCore {
             SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
             SipCommand::HangUp(leg) => self.hang_up(leg, now),
             SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
+            SipCommand::Drain => {
+                if !std::mem::replace(&mut self.draining, true) {
+                    info!(
+                        calls = self.active_calls(),
+                        "draining: new INVITEs get 503, calls in progress go on"
+                    );
+                }
+            }
         }
     }
 

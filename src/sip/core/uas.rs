@@ -32,6 +32,11 @@ impl SipCore {
         self.txl.respond(&key, 100, Bytes::from(data), now);
 
         let called = access::called_number_user(&req).unwrap_or_default();
+        if self.draining {
+            info!(called = %called, call_id = %head.call_id, "draining: 503");
+            self.respond_draining(&key, &head, now);
+            return;
+        }
         if !(self.dialplan)(&called) {
             info!(called = %called, call_id = %head.call_id, "no dispatch mapping for the called number");
             self.respond(&key, &head, 404, None, &[], None, now);
