@@ -23,6 +23,7 @@ use crate::report;
 use crate::sip::core::CoreStats;
 use crate::sip::transport::TransportStats;
 
+pub mod reload;
 mod server;
 
 /// What the API reads.
@@ -37,6 +38,8 @@ pub struct ApiState {
     /// `Authorization: Bearer <token>` for everything but /healthz; `None`
     /// when `http.token_env` names an unset variable (local use only).
     pub token: Option<String>,
+    /// `POST /api/v1/reload` asks the running switch through this.
+    pub reload: reload::ReloadRequests,
 }
 
 pub async fn serve(
@@ -54,6 +57,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/agents", get(agents))
+        .route("/api/v1/reload", axum::routing::post(reload::reload))
         .with_state(state);
     tokio::spawn(server::run(listener, app, limits, cancel));
     info!(http = %addr, "HTTP API listening");
@@ -281,6 +285,7 @@ mod tests {
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
             store,
             token: None,
+            reload: tokio::sync::mpsc::channel(1).0,
         });
         let resp = agents(State(state), HeaderMap::new()).await;
         assert_eq!(resp.status(), StatusCode::OK);

@@ -110,12 +110,13 @@ pub(super) struct Shell {
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
 /// before the presence service starts, so no change is missed.
 pub async fn run(
-    ctx: Arc<CallContext>,
+    mut current: super::Current,
     store: SqliteStore,
     mut handoffs: mpsc::Receiver<Handoff>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
     cancel: CancellationToken,
 ) {
+    let ctx = current.borrow_and_update().clone();
     let cfg = ctx.cfg.clone();
     let engine = QueueEngine::new(
         queues_from_config(&cfg),
@@ -160,6 +161,13 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tokio::time::sleep_until(deadline) => shell.feed(Event::Timer),
+            // A reload: legs placed from now on dial, whisper and play
+            // under the new settings (trunk.allow_dial, number format,
+            // prompts). The engine's queues and agent board stay as they
+            // were built at start (docs/decisions.md: what needs a restart).
+            Ok(()) = current.changed() => {
+                shell.ctx = current.borrow_and_update().clone();
+            }
         }
     }
     // Shutdown: end every call here, so each is recorded as ended by the

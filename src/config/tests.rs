@@ -714,3 +714,22 @@ fn drain_timeout_defaults_to_a_minute_and_is_bounded() {
     assert_eq!(p.problem, "\"2h\" is too long");
     assert_eq!(p.fix, "use a duration from \"0s\" to \"1h\"");
 }
+
+/// `tpswitch reload` must find the API of a switch whose file is now
+/// broken elsewhere: the [http] section alone is read, with its defaults.
+#[test]
+fn the_http_section_is_read_from_a_file_broken_elsewhere() {
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\nt1 = \"fast\"\nbogus = 1\n");
+    assert!(load(&text).is_err());
+    let text = edit(
+        &text,
+        "[http]\nbind = \"127.0.0.1:8080\"",
+        "[http]\nbind = \"127.0.0.1:9099\"",
+    );
+    let http = Config::http_section(&text, Path::new(FILE));
+    assert_eq!(http.bind, "127.0.0.1:9099".parse().unwrap());
+    assert_eq!(http.token_env, "TPSWITCH_API_TOKEN");
+    // A TOML syntax error: the defaults.
+    let http = Config::http_section("[http\nbind = 1", Path::new(FILE));
+    assert_eq!(http.bind, "127.0.0.1:8080".parse().unwrap());
+}
