@@ -182,6 +182,7 @@ fn sighup_reloads_and_names_what_needs_a_restart() {
             .to_owned();
         t.replace_exact(LOGIN_WRITTEN, &format!("phone_number = \"{NEW}\""))
             .replace_exact(&ports, "rtp_ports = \"40000-40100\"")
+            .replace_exact("max_calls = 2000", "max_calls = 1999")
     });
     sw.signal("HUP");
     sw.await_log("configuration reloaded", Duration::from_secs(20));
@@ -191,6 +192,9 @@ fn sighup_reloads_and_names_what_needs_a_restart() {
         log.contains("setting=media.rtp_ports") && log.contains("applies only after a restart"),
         "{log}"
     );
+    // The SIP core takes its new limit.
+    assert!(log.contains("setting=sip.max_calls"), "{log}");
+    sw.await_log("SIP policy reloaded", Duration::from_secs(10));
     expect_status(&sw, dir.path(), LOGIN, 404);
     login_on(&sw, NEW).assert_ok(&sw);
     // Still running: SIGHUP no longer kills (exit 129) nor is ignored; a

@@ -301,6 +301,7 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
         overrides,
         dialplan: dialplan_tx,
         calls: calls_tx,
+        sip: sip_commands.clone(),
     };
     let notifier = tokio::spawn(notify::run(
         current.clone(),

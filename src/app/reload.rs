@@ -12,13 +12,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::api::reload::ReloadReport;
 use crate::call::CallContext;
 use crate::config::{self, Config};
 use crate::media::prompt::PromptLibrary;
+use crate::sip::core::{Policy, Untrusted};
+use crate::sip::SipCommand;
 
 /// Command-line overrides of the file (`--sip-bind`, `--http-bind`): applied
 /// at start and again to every reloaded file, so they never read as a
@@ -49,6 +51,8 @@ pub(super) struct Reloader {
     pub dialplan: watch::Sender<Arc<Config>>,
     /// What each new call starts with.
     pub calls: watch::Sender<Arc<CallContext>>,
+    /// The SIP core, for the policy a reload may change (allow-list, limits).
+    pub sip: mpsc::Sender<SipCommand>,
 }
 
 impl Reloader {
@@ -103,6 +107,14 @@ impl Reloader {
             .borrow()
             .with_settings(cfg.clone(), Arc::new(prompts));
         self.calls.send_replace(Arc::new(ctx));
+        if self
+            .sip
+            .send(SipCommand::Policy(Box::new(policy(&cfg))))
+            .await
+            .is_err()
+        {
+            warn!("reload: the SIP core has stopped; its policy is unchanged");
+        }
         self.dialplan.send_replace(cfg);
         for key in &changes.live {
             info!(setting = %key, "reload: in force from the next call");
@@ -154,5 +166,20 @@ fn load_checked(
     match prompts {
         Some(p) if errors.is_empty() => Ok((cfg, p)),
         _ => Err(errors),
+    }
+}
+
+/// The SIP core's reloadable policy, from the configuration (as `run`
+/// builds the core's first one).
+fn policy(cfg: &Config) -> Policy {
+    Policy {
+        allow: cfg.trunk.allow.clone(),
+        untrusted: match cfg.sip.untrusted {
+            config::Untrusted::Reject => Untrusted::Reject,
+            config::Untrusted::Drop => Untrusted::Drop,
+        },
+        max_calls: cfg.sip.max_calls as usize,
+        max_transactions: cfg.sip.max_transactions as usize,
+        retry_after: cfg.sip.retry_after,
     }
 }

@@ -6,9 +6,11 @@
 //! settings when they start (directory, flows, prompts, dialling rules,
 //! media timers), so those are live. What was built once at start-up stays
 //! as built: sockets and their limits (binds, TCP budgets, HTTP), the store,
-//! the RTP port pool and pacing threads, the SIP core's policy and timers,
-//! the trunk's address and credentials, and the customer queues' engine
-//! (queue settings, and the agent board built from the users' skills).
+//! the RTP port pool and pacing threads, the SIP core's timers, codecs and
+//! session timers, the trunk's address and credentials, and the customer
+//! queues' engine (queue settings, and the agent board built from the
+//! users' skills). The SIP core's policy (allow-list, call and transaction
+//! limits, Retry-After) is sent to it as a `Policy` and is live.
 //! A changed restart-only setting is reported, never applied halfway: the
 //! running value stays until the next start.
 
@@ -38,10 +40,19 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         }
     };
     let (o, n) = (&old.sip, &new.sip);
+    let (ot, nt) = (&old.trunk, &new.trunk);
+    // The SIP core takes these for its next request (sip::core::Policy).
+    live("sip.max_calls", o.max_calls != n.max_calls);
+    live(
+        "sip.max_transactions",
+        o.max_transactions != n.max_transactions,
+    );
+    live("sip.retry_after", o.retry_after != n.retry_after);
+    live("sip.untrusted", o.untrusted != n.untrusted);
+    live("trunk.allow", ot.allow != nt.allow);
     live("sip.answer_delay", o.answer_delay != n.answer_delay);
     // Read when the drain starts, from the settings then in force.
     live("sip.drain_timeout", o.drain_timeout != n.drain_timeout);
-    let (ot, nt) = (&old.trunk, &new.trunk);
     live("trunk.name", ot.name != nt.name);
     live(
         "trunk.max_outbound_calls",
@@ -83,11 +94,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     restart("sip.bind", o.bind != n.bind);
     restart("sip.advertise", o.advertise != n.advertise);
     restart("sip.tcp", o.tcp != n.tcp);
-    restart("sip.max_calls", o.max_calls != n.max_calls);
     restart("sip.t1", o.t1 != n.t1);
     restart("sip.t2", o.t2 != n.t2);
     restart("sip.t4", o.t4 != n.t4);
-    restart("sip.untrusted", o.untrusted != n.untrusted);
     restart(
         "sip.max_message_bytes",
         o.max_message_bytes != n.max_message_bytes,
@@ -108,22 +117,16 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "sip.tcp_idle_timeout",
         o.tcp_idle_timeout != n.tcp_idle_timeout,
     );
-    restart(
-        "sip.max_transactions",
-        o.max_transactions != n.max_transactions,
-    );
     restart("sip.user_agent", o.user_agent != n.user_agent);
     restart(
         "sip.session_expires",
         o.session_expires != n.session_expires,
     );
     restart("sip.min_se", o.min_se != n.min_se);
-    restart("sip.retry_after", o.retry_after != n.retry_after);
     restart(
         "trunk.outbound_proxy",
         ot.outbound_proxy != nt.outbound_proxy,
     );
-    restart("trunk.allow", ot.allow != nt.allow);
     restart("trunk.username", ot.username != nt.username);
     restart("trunk.password_env", ot.password_env != nt.password_env);
     restart(

@@ -238,6 +238,9 @@ pub enum SipCommand {
     HangUp(LegId),
     /// Place a call to the trunk.
     Dial { leg: LegId, request: DialRequest },
+    /// A reload changed who may send us requests or how many calls and
+    /// transactions we hold: applies to the next request.
+    Policy(Box<super::core::Policy>),
     /// The switch is shutting down: refuse new calls (503 + Retry-After),
     /// keep serving the dialogs in progress. There is no way back; a
     /// drained switch exits.

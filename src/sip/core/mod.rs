@@ -84,6 +84,18 @@ pub struct CoreConfig {
     pub limits: Limits,
 }
 
+/// The part of [`CoreConfig`] a reload may change while calls run: who may
+/// send us requests and how much we take on. The rest (our address, the
+/// trunk's, timers, codecs, credentials) stays as the core was built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub allow: Vec<IpNet>,
+    pub untrusted: Untrusted,
+    pub max_calls: usize,
+    pub max_transactions: usize,
+    pub retry_after: Duration,
+}
+
 /// Something for the shell to do.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -549,6 +561,22 @@ impl SipCore {
             SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
             SipCommand::HangUp(leg) => self.hang_up(leg, now),
             SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
+            SipCommand::Policy(p) => {
+                // Applies to the next request, in or out of a dialog: a
+                // source taken out of trunk.allow is no longer trusted, even
+                // for a call it holds (its BYE gets 403; the call ends by
+                // its RTP timeout or our BYE).
+                info!(
+                    allow = self.cfg.allow.len(),
+                    max_calls = p.max_calls,
+                    "SIP policy reloaded"
+                );
+                self.cfg.allow = p.allow;
+                self.cfg.untrusted = p.untrusted;
+                self.cfg.max_calls = p.max_calls;
+                self.cfg.max_transactions = p.max_transactions;
+                self.cfg.retry_after = p.retry_after;
+            }
             SipCommand::Drain => {
                 if !std::mem::replace(&mut self.draining, true) {
                     info!(
