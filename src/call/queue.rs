@@ -36,7 +36,7 @@ use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceEvent;
 use crate::presence::{NewCall, SqliteStore};
-use crate::routing::{AgentBoard, CallId};
+use crate::routing::{AgentBoard, AgentProfile, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
 
 /// Answered customer calls waiting to be taken by the queue task.
@@ -163,10 +163,15 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => shell.feed(Event::Timer),
             // A reload: legs placed from now on dial, whisper and play
             // under the new settings (trunk.allow_dial, number format,
-            // prompts). The engine's queues and agent board stay as they
-            // were built at start (docs/decisions.md: what needs a restart).
+            // prompts), and the engine takes the new queue rules and agent
+            // profiles for its next offer.
             Ok(()) = current.changed() => {
-                shell.ctx = current.borrow_and_update().clone();
+                let ctx = current.borrow_and_update().clone();
+                shell.feed(Event::Reconfigure {
+                    queues: queues_from_config(&ctx.cfg),
+                    agents: ctx.cfg.users.iter().map(AgentProfile::from_user).collect(),
+                });
+                shell.ctx = ctx;
             }
         }
     }

@@ -7,14 +7,14 @@
 //! media timers), so those are live. What was built once at start-up stays
 //! as built: sockets and their limits (binds, TCP budgets, HTTP), the store,
 //! the RTP port pool and pacing threads, the SIP core's timers, codecs and
-//! session timers, the trunk's address and credentials, and the customer
-//! queues' engine (queue settings, and the agent board built from the
-//! users' skills). The SIP core's policy (allow-list, call and transaction
-//! limits, Retry-After) is sent to it as a `Policy` and is live.
+//! session timers, the trunk's address and credentials. The SIP core's
+//! policy (allow-list, call and transaction limits, Retry-After) is sent to
+//! it as a `Policy`, and the queue engine takes new queue rules and agent
+//! profiles as an event: both are live.
 //! A changed restart-only setting is reported, never applied halfway: the
 //! running value stays until the next start.
 
-use super::model::{Config, Flow, User};
+use super::model::Config;
 
 /// Setting names (TOML key paths) that differ, by when they apply.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -80,7 +80,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     live("prompts", old.prompts != new.prompts);
     live("users", old.users != new.users);
-    live("flows", timed_presence(old) != timed_presence(new));
+    // The queue task hands new queue rules and agent profiles to its
+    // engine (flows::queue::Event::Reconfigure).
+    live("flows", old.flows != new.flows);
     live(
         "dispatch_mappings",
         old.dispatch_mappings != new.dispatch_mappings,
@@ -161,40 +163,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "http.max_connections",
         old.http.max_connections != new.http.max_connections,
     );
-    restart("flows (queue flows)", queues(old) != queues(new));
-    restart(
-        "users (the queues' agent board: ids, skills, numbers)",
-        board(&old.users) != board(&new.users),
-    );
     c
-}
-
-fn timed_presence(cfg: &Config) -> Vec<&Flow> {
-    cfg.flows
-        .iter()
-        .filter(|f| matches!(f, Flow::TimedPresence(_)))
-        .collect()
-}
-
-fn queues(cfg: &Config) -> Vec<&Flow> {
-    cfg.flows
-        .iter()
-        .filter(|f| matches!(f, Flow::Queue(_)))
-        .collect()
-}
-
-/// What the queue engine's agent board was built from.
-fn board(users: &[User]) -> Vec<(&str, &[String], Vec<&super::E164>)> {
-    users
-        .iter()
-        .map(|u| {
-            (
-                u.id.as_str(),
-                u.skills.as_slice(),
-                u.pstn_numbers().collect(),
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -239,12 +208,8 @@ mod tests {
     }
 
     #[test]
-    fn a_pin_is_live_but_a_skill_also_needs_the_queues_restarted() {
+    fn users_and_queue_flows_are_live() {
         let old = load(EXAMPLE);
-        let pin = load(&EXAMPLE.replacen("pin = \"2468\"", "pin = \"8642\"", 1));
-        let c = changes(&old, &pin);
-        assert_eq!(c.live, ["users"]);
-        assert!(c.restart.is_empty(), "{c:?}");
         let skill = load(&EXAMPLE.replacen(
             "skills = [\"billing\"]\npin = \"2468\"",
             "skills = [\"sales\"]\npin = \"2468\"",
@@ -252,9 +217,8 @@ mod tests {
         ));
         let c = changes(&old, &skill);
         assert_eq!(c.live, ["users"]);
-        assert_eq!(
-            c.restart,
-            ["users (the queues' agent board: ids, skills, numbers)"]
-        );
+        assert!(c.restart.is_empty(), "{c:?}");
+        let ring = load(&EXAMPLE.replacen("ring_timeout = \"20s\"", "ring_timeout = \"30s\"", 1));
+        assert_eq!(changes(&old, &ring).live, ["flows"]);
     }
 }
