@@ -707,3 +707,46 @@ fn a_second_sigterm_ends_the_drain_at_once() {
     let c = calls(&s.sw);
     assert_eq!(c[0]["hung_up_by"], "switch", "{c:?}");
 }
+
+/// bwayne as `queue_config` adds him.
+const BWAYNE_USER: &str =
+    "[[users]]\nid = \"bwayne\"\nname = \"Bruce Wayne\"\nskills = [\"billing\"]\n  \
+    [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678911\"\n  ext = \"\"\n  \
+    description = \"mobile\"\n\n";
+const BWAYNE: &str = "+12345678911";
+
+#[test]
+fn a_user_added_by_a_reload_is_offered_the_next_customer_call() {
+    // The switch starts without bwayne; the roster changes while it runs.
+    let s = setup(&[], |t| t.replace_exact(BWAYNE_USER, ""));
+    let text = std::fs::read_to_string(&s.sw.config).unwrap();
+    std::fs::write(
+        &s.sw.config,
+        text.replace_exact(
+            "# The timed presence flow",
+            &format!("{BWAYNE_USER}# The timed presence flow"),
+        ),
+    )
+    .unwrap();
+    let (status, body) = http_post(s.sw.http, "/api/v1/reload", None);
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["changed"], serde_json::json!(["users"]), "{report}");
+    assert_eq!(report["restart_needed"], serde_json::json!([]), "{report}");
+    // He logs in and takes a customer: the queue's board knows him now.
+    login(&s.sw, BWAYNE);
+    let uas = s.agents(
+        Agent::Busy,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        1,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(3_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["agent"], "bwayne", "{c:?}");
+}
