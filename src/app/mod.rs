@@ -339,7 +339,7 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     let drain_timeout = reloader.config().sip.drain_timeout;
     info!(
         signal = %first,
-        calls = router.legs().len(),
+        legs = router.legs().len(),
         timeout_s = drain_timeout.as_secs(),
         "draining: new calls get 503; calls in progress may finish (signal again to end them now)"
     );
