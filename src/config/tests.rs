@@ -733,3 +733,20 @@ fn the_http_section_is_read_from_a_file_broken_elsewhere() {
     let http = Config::http_section("[http\nbind = 1", Path::new(FILE));
     assert_eq!(http.bind, "127.0.0.1:8080".parse().unwrap());
 }
+
+/// A refused reload logs every problem: a PIN written as a number must not
+/// put its digits in the message.
+#[test]
+fn a_pin_of_the_wrong_type_is_reported_without_its_value() {
+    let text = edit(super::DEFAULT_TOML, "pin = \"2468\"", "pin = 97531");
+    let all = match Config::from_toml(&text, Path::new(super::DEFAULT_PATH)) {
+        Ok(_) => panic!("a numeric PIN must be refused"),
+        Err(e) => e.problems().to_vec(),
+    };
+    let p = all
+        .iter()
+        .find(|p| p.path.ends_with(".pin"))
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(!p.to_string().contains("97531"), "{p}");
+    assert!(p.problem.contains("expected a string"), "{p}");
+}
