@@ -95,6 +95,22 @@ enum Command {
         #[arg(long)]
         logins: bool,
     },
+    /// Ask the running switch to re-read its configuration file (through
+    /// POST /api/v1/reload, with the token named by http.token_env): what
+    /// changed applies to the next call, or nothing changes and every error
+    /// is shown. Exit status 1 when the file was refused.
+    Reload {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The switch's HTTP address when it is not http.bind (the switch
+        /// was started with --http-bind).
+        #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
+        http: Option<SocketAddr>,
+        /// Print the switch's JSON answer instead of a summary (the config
+        /// line goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An address:port, or a host name and port resolved now. IPv4 first when a
@@ -152,6 +168,15 @@ fn print_report<E: std::fmt::Display>(
 /// first line of every subcommand's output: on stdout, except where stdout
 /// is JSON (then stderr, so the JSON stays parseable as a whole).
 fn load(arg: &ConfigArg, command: &str, to_stderr: bool) -> Result<Config, ExitCode> {
+    let path = locate(arg, command, to_stderr)?;
+    Config::load(&path).map_err(|e| {
+        eprintln!("tpswitch {command}: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Finds and announces the configuration file without validating it.
+fn locate(arg: &ConfigArg, command: &str, to_stderr: bool) -> Result<PathBuf, ExitCode> {
     let fail = |e: config::ConfigError| {
         eprintln!("tpswitch {command}: {e}");
         ExitCode::from(2)
@@ -169,7 +194,7 @@ fn load(arg: &ConfigArg, command: &str, to_stderr: bool) -> Result<Config, ExitC
     } else {
         println!("{line}");
     }
-    Config::load(&path).map_err(fail)
+    Ok(path)
 }
 
 /// The checks that read the environment, shared by `run` and `check-config`.
@@ -205,12 +230,11 @@ fn run(args: RunArgs) -> ExitCode {
     if let Err(code) = check_tls(&cfg, "run") {
         return code;
     }
-    if let Some(b) = args.sip_bind {
-        cfg.sip.bind = b;
-    }
-    if let Some(b) = args.http_bind {
-        cfg.http.bind = b;
-    }
+    let overrides = app::Overrides {
+        sip_bind: args.sip_bind,
+        http_bind: args.http_bind,
+    };
+    overrides.apply(&mut cfg);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,7 +245,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(app::run(cfg)) {
+    match rt.block_on(app::run(cfg, overrides)) {
         Ok(()) => ExitCode::SUCCESS,
         // A configuration problem, with check-config's words and code.
         Err(e @ app::AppError::TrunkUnresolved { .. }) => {
@@ -275,6 +299,37 @@ fn main() -> ExitCode {
                 block_on(tpswitch::cli::calls::calls_report(&cfg, json, since))
             };
             print_report("calls", report)
+        }
+        Command::Reload { config, http, json } => {
+            // Not validated here: a broken file is what the switch must
+            // report, so only its [http] section is read (to find the API).
+            let path = match locate(&config, "reload", json) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("tpswitch reload: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let api = Config::http_section(&text, &path);
+            let token = std::env::var(&api.token_env).ok().filter(|t| !t.is_empty());
+            match tpswitch::cli::reload::reload(&api, http, token.as_deref(), json) {
+                Ok((applied, out)) => {
+                    print!("{out}");
+                    if applied {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tpswitch reload: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::CheckConfig(config) => {
             let cfg = match load(&config, "check-config", false) {

@@ -553,11 +553,12 @@ fn overflow_number_takes_the_customer_when_nobody_is_online() {
 }
 
 #[test]
-fn shutdown_hangs_up_waiting_customers_and_records_it() {
+fn shutdown_hangs_up_waiting_customers_after_the_drain_timeout_and_records_it() {
     // Nobody online and callers wait: the customer is on hold when the
-    // switch is told to stop.
+    // switch is told to stop, and still there when the drain times out.
     let mut s = setup(&[], |t| {
         t.replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
+            .replace_exact("drain_timeout = \"60s\"", "drain_timeout = \"1s\"")
     });
     let sc = customer_scenario(s.dir.path(), "customer.xml", None);
     let sip = s.sw.sip;
@@ -572,6 +573,12 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     // The customer got our BYE before the switch went away.
     let run = waiting.join().unwrap();
     run.assert_ok(&s.sw);
+    assert!(
+        s.sw.log()
+            .contains("drain timeout: ending the calls that are left"),
+        "{}",
+        s.sw.log()
+    );
     // And the call is recorded as ended by the switch.
     let c = calls(&s.sw);
     assert_eq!(c.len(), 1, "{c:?}");
@@ -708,4 +715,150 @@ fn metrics_move_with_a_log_in_call_and_a_queue_call() {
     // Today's counters keep their names.
     assert!(metric(sw, "tpswitch_sip_requests_total") > Some(0.0));
     assert!(metric(sw, "tpswitch_rtp_sent_total") > Some(0.0));
+}
+
+/// An INVITE to the Billing line that must be refused 503 with
+/// Retry-After (the switch is draining).
+fn expect_503(sw: &Switch, dir: &Path) -> SippRun {
+    let text = std::fs::read_to_string(sipp_dir().join("uac_reject.xml"))
+        .unwrap()
+        .replace("@STATUS@", "503")
+        .replace("@FORMATS@", "8");
+    let path = dir.join("expect_503.xml");
+    std::fs::write(&path, text).unwrap();
+    let run = customer(sw, &path, &[]);
+    run.assert_ok(sw);
+    assert!(run.messages.contains("Retry-After: 5"), "{}", run.messages);
+    run
+}
+
+#[test]
+fn sigterm_drains_a_bridged_call_until_it_hangs_up_while_new_calls_get_503() {
+    let mut s = setup(&[JSMITH], |t| t);
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 500,
+            audio: true,
+        },
+        Agent::Busy,
+        1,
+    );
+    // The customer hangs up by itself 10 s after it is answered.
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(10_000));
+    let mut cust = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", BILLING, "-rtp_echo"],
+    );
+    await_some("the agent bridged (busy)", Duration::from_secs(15), || {
+        (agent_state(&s.sw, "jsmith") == "busy").then_some(())
+    });
+    s.sw.signal("TERM");
+    s.sw.await_log("draining", Duration::from_secs(5));
+    // A new customer during the drain: 503 + Retry-After.
+    expect_503(&s.sw, s.dir.path());
+    assert!(s.sw.running(), "the bridged call holds the drain");
+    // The bridged customer hangs up when it wants to; the agent gets our BYE.
+    let st = cust.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{}\n--- switch log\n{}",
+        cust.errors(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    // With no call left the switch stops by itself, well before the 60 s
+    // drain timeout.
+    let status = s.sw.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "{status:?}\n{}",
+        s.sw.log()
+    );
+    let log = s.sw.log();
+    assert!(log.contains("drained: every call has ended"), "{log}");
+    let c = calls(&s.sw);
+    assert_eq!(c.len(), 1, "only the bridged call was taken: {c:?}");
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["hung_up_by"], "customer", "{c:?}");
+}
+
+#[test]
+fn a_second_sigterm_ends_the_drain_at_once() {
+    // A customer on hold with nobody online; the drain would wait 60 s.
+    let mut s = setup(&[], |t| {
+        t.replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
+    });
+    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
+    let sip = s.sw.sip;
+    let waiting =
+        std::thread::spawn(move || sipp(sc.to_str().unwrap(), Some(sip), 1, &["-s", BILLING]));
+    await_some("the customer call on hold", Duration::from_secs(10), || {
+        calls(&s.sw).first().map(|_| ())
+    });
+    s.sw.signal("TERM");
+    s.sw.await_log("draining", Duration::from_secs(5));
+    assert!(s.sw.running(), "the call on hold holds the drain");
+    s.sw.signal("TERM");
+    let status = s.sw.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "{status:?}\n{}",
+        s.sw.log()
+    );
+    assert!(
+        s.sw.log().contains("second signal: ending every call now"),
+        "{}",
+        s.sw.log()
+    );
+    // The customer got our BYE; the call is recorded as ended by the switch.
+    let run = waiting.join().unwrap();
+    run.assert_ok(&s.sw);
+    let c = calls(&s.sw);
+    assert_eq!(c[0]["hung_up_by"], "switch", "{c:?}");
+}
+
+/// bwayne as `queue_config` adds him.
+const BWAYNE_USER: &str =
+    "[[users]]\nid = \"bwayne\"\nname = \"Bruce Wayne\"\nskills = [\"billing\"]\n  \
+    [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678911\"\n  ext = \"\"\n  \
+    description = \"mobile\"\n\n";
+
+const BWAYNE: &str = "+12345678911";
+
+#[test]
+fn a_user_added_by_a_reload_is_offered_the_next_customer_call() {
+    // The switch starts without bwayne; the roster changes while it runs.
+    let s = setup(&[], |t| t.replace_exact(BWAYNE_USER, ""));
+    let text = std::fs::read_to_string(&s.sw.config).unwrap();
+    std::fs::write(
+        &s.sw.config,
+        text.replace_exact(
+            "# The timed presence flow",
+            &format!("{BWAYNE_USER}# The timed presence flow"),
+        ),
+    )
+    .unwrap();
+    let (status, body) = http_post(s.sw.http, "/api/v1/reload", None);
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["changed"], serde_json::json!(["users"]), "{report}");
+    assert_eq!(report["restart_needed"], serde_json::json!([]), "{report}");
+    // He logs in and takes a customer: the queue's board knows him now.
+    login(&s.sw, BWAYNE);
+    let uas = s.agents(
+        Agent::Busy,
+        Agent::Accept {
+            after_ms: 500,
+            audio: false,
+        },
+        1,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(3_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["agent"], "bwayne", "{c:?}");
 }

@@ -315,24 +315,3 @@ fn second_run_on_one_store_is_refused_naming_the_first() {
     );
     assert!(!e.contains("presence store open"), "{e}");
 }
-
-#[test]
-fn sighup_is_ignored_with_a_log_line() {
-    let mut sw = Switch::start(|t| t);
-    let sent = Command::new("kill")
-        .args(["-HUP", &sw.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sw.log().contains("SIGHUP ignored") {
-        assert!(Instant::now() < deadline, "no SIGHUP line:\n{}", sw.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(sw
-        .log()
-        .contains("reload is not implemented yet; SIGHUP ignored"));
-    // Still running: a clean SIGTERM shutdown, exit 0 (not 129).
-    let status = sw.terminate().expect("exit status");
-    assert!(status.success(), "{status:?}\n{}", sw.log());
-}

@@ -28,6 +28,7 @@ use crate::sip::keepalive::{Health, TargetStatus};
 use crate::sip::transport::TransportStats;
 use crate::telemetry;
 
+pub mod reload;
 mod server;
 
 /// What the API reads.
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub token: Option<String>,
     /// The process's metrics recorder ([`telemetry::install`]).
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// `POST /api/v1/reload` asks the running switch through this.
+    pub reload: reload::ReloadRequests,
 }
 
 pub async fn serve(
@@ -66,6 +69,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/agents", get(agents))
+        .route("/api/v1/reload", axum::routing::post(reload::reload))
         .with_state(state);
     tokio::spawn(server::run(listener, app, limits, cancel));
     info!(http = %addr, "HTTP API listening");
@@ -436,6 +440,7 @@ mod tests {
             store,
             token: None,
             metrics: telemetry::install(),
+            reload: tokio::sync::mpsc::channel(1).0,
         });
         let resp = agents(State(state), HeaderMap::new()).await;
         assert_eq!(resp.status(), StatusCode::OK);
@@ -473,6 +478,7 @@ mod tests {
             store: SqliteStore::open_in_memory().await.unwrap(),
             token: Some("s3cret".into()),
             metrics: telemetry::install(),
+            reload: tokio::sync::mpsc::channel(1).0,
             registrations: Arc::default(),
             trunk_targets: Arc::default(),
         });

@@ -1,11 +1,13 @@
-//! Start-up and shutdown: builds every part from the configuration and runs
-//! them until Ctrl-C or SIGTERM.
+//! Start-up, reload and shutdown: builds every part from the configuration,
+//! reloads the settings on SIGHUP or when the API asks, and on SIGTERM (or
+//! Ctrl-C) drains: new calls are refused while the calls in progress finish,
+//! up to `sip.drain_timeout`; a second signal ends them at once.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -24,14 +26,17 @@ use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
 use crate::sip::register::RegisterConfig;
+use crate::sip::resolver::{DnsSettings, TrunkResolver};
 use crate::sip::tls::{self, TlsError};
 use crate::sip::trace::{NumberMatcher, SipTracer};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, ListenTls, TcpAdmission, TrunkTls};
+use crate::sip::SipCommand;
 
 mod fds;
-use crate::sip::resolver::{DnsSettings, TrunkResolver};
+mod reload;
 use crate::sip::uri::hostport;
+pub use reload::Overrides;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -300,18 +305,25 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
     })
 }
 
-/// Runs the switch until Ctrl-C / SIGTERM.
-pub async fn run(cfg: Config) -> Result<(), AppError> {
+/// Runs the switch until Ctrl-C / SIGTERM (and the drain after it).
+/// `overrides` were applied to `cfg` by the caller and are applied again to
+/// every reloaded file.
+pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
+    // Take over SIGTERM/SIGINT/SIGHUP before anything else (the trunk's DNS
+    // lookup included): a signal that arrives during start-up must shut
+    // down cleanly, not kill us with the default action.
+    let signals = Signals::install();
     let trunk_start = resolve_trunk(&cfg).await?;
-    run_with(cfg, trunk_start).await
+    run_with(cfg, overrides, trunk_start, signals).await
 }
 
 /// Runs the switch with the trunk already resolved.
-pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppError> {
-    // Take over SIGTERM/SIGINT before anything says "listening": a signal
-    // that arrives during start-up must shut down cleanly, not kill us with
-    // the default action.
-    let shutdown = Shutdown::install();
+async fn run_with(
+    cfg: Config,
+    overrides: Overrides,
+    trunk_start: TrunkStart,
+    mut signals: Signals,
+) -> Result<(), AppError> {
     // Before any shell emits a metric: what is emitted with no recorder
     // installed is lost.
     let metrics = crate::telemetry::install();
@@ -456,7 +468,8 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
         });
     }
     let bind = cfg.sip.bind;
-    let dialplan = crate::flows::directory::dialplan(cfg.clone());
+    let (dialplan_tx, dialplan_rx) = watch::channel(cfg.clone());
+    let dialplan = crate::flows::directory::dialplan(dialplan_rx);
     let (ev_tx, ev_rx) = mpsc::channel(8192);
     let frame = FrameLimits {
         max_message_bytes: cfg.sip.max_message_bytes as usize,
@@ -551,6 +564,7 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
         cfg.media.rtp_ports.end(),
     );
     let (queue_tx, queue_rx) = crate::call::queue::channel();
+    let (reload_tx, mut reload_rx) = mpsc::channel(8);
     let ctx = Arc::new(CallContext {
         cfg: cfg.clone(),
         prompts,
@@ -575,6 +589,7 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
             .ok()
             .filter(|t| !t.is_empty()),
         metrics,
+        reload: reload_tx,
     });
     if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
         tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");
@@ -586,19 +601,85 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
             source,
         })?;
     println!("tpswitch listening http={http}");
-    let notifier = tokio::spawn(notify::run(ctx.clone(), presence_events, cancel.clone()));
+    let (calls_tx, current) = watch::channel(ctx.clone());
+    let router = ctx.router.clone();
+    let sip_commands = ctx.commands.clone();
+    let reloader = reload::Reloader {
+        path: cfg.source.clone(),
+        overrides,
+        dialplan: dialplan_tx,
+        calls: calls_tx,
+        sip: sip_commands.clone(),
+    };
+    let notifier = tokio::spawn(notify::run(
+        current.clone(),
+        presence_events,
+        cancel.clone(),
+    ));
     let queues = tokio::spawn(crate::call::queue::run(
-        ctx.clone(),
+        current.clone(),
         store.clone(),
         queue_rx,
         queue_presence,
         cancel.clone(),
     ));
-    let manager = CallManager::new(ctx);
+    let manager = CallManager::new(current);
     let calls = tokio::spawn(manager.run(ev_rx, cancel.clone()));
 
-    shutdown.wait().await;
+    // Running: reload when asked, until the first stop signal.
+    let first = loop {
+        tokio::select! {
+            sig = signals.next() => match sig {
+                Signal::Reload => {
+                    reloader.reload("SIGHUP").await;
+                }
+                Signal::Stop(name) => break name,
+            },
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(reloader.reload("HTTP API").await);
+            }
+        }
+    };
+    // Draining (issue 11): the SIP core answers new INVITEs 503 with
+    // Retry-After while the calls in progress (log-in menus, customers in a
+    // queue or bridged to an agent) go on until they end by themselves, the
+    // drain timeout passes, or a second signal says not to wait.
+    let drain_timeout = reloader.config().sip.drain_timeout;
+    info!(
+        signal = %first,
+        legs = router.legs().len(),
+        timeout_s = drain_timeout.as_secs(),
+        "draining: new calls get 503; calls in progress may finish (signal again to end them now)"
+    );
+    let _ = sip_commands.send(SipCommand::Drain).await;
+    let until = tokio::time::Instant::now() + drain_timeout;
+    loop {
+        tokio::select! {
+            _ = router.idle() => {
+                info!("drained: every call has ended");
+                break;
+            }
+            _ = tokio::time::sleep_until(until) => {
+                info!(left = router.legs().len(), "drain timeout: ending the calls that are left");
+                break;
+            }
+            sig = signals.next() => match sig {
+                Signal::Stop(name) => {
+                    info!(signal = %name, left = router.legs().len(), "second signal: ending every call now");
+                    break;
+                }
+                Signal::Reload => {
+                    reloader.reload("SIGHUP").await;
+                }
+            },
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(reloader.reload("HTTP API").await);
+            }
+        }
+    }
     info!("shutting down");
+    // Presence is left alone: windows stay in the store and their expiry
+    // is re-armed at the next start.
     cancel.cancel();
     // Calls hang up on cancel (BYE, CANCEL or 480) and the queue records how
     // its calls ended; SIP keeps running meanwhile so those requests leave.
@@ -620,55 +701,61 @@ pub async fn run_with(cfg: Config, trunk_start: TrunkStart) -> Result<(), AppErr
     Ok(())
 }
 
-/// The signals that stop the switch, registered once at start, and SIGHUP,
-/// which does not.
-struct Shutdown {
-    #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-    #[cfg(unix)]
-    hangup: Option<tokio::signal::unix::Signal>,
+/// What a signal asks for.
+enum Signal {
+    /// SIGTERM or SIGINT (named for the log).
+    Stop(&'static str),
+    /// SIGHUP: re-read the configuration.
+    Reload,
 }
 
-impl Shutdown {
+/// The signals the switch acts on, registered once at start (before then
+/// their default actions would kill the process without a BYE).
+struct Signals {
+    #[cfg(unix)]
+    unix: Option<UnixSignals>,
+}
+
+#[cfg(unix)]
+struct UnixSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
     fn install() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let signals = signal(SignalKind::terminate())
-                .and_then(|t| signal(SignalKind::interrupt()).map(|i| (t, i)))
-                .ok();
-            // SIGHUP's default action kills the process (exit 129) and
-            // leaves every caller without a BYE; daemons are sent it to
-            // reload, which does not exist yet. Taking it over is enough
-            // to stop the default action; `wait` logs each one.
-            let hangup = signal(SignalKind::hangup()).ok();
-            Shutdown { signals, hangup }
+            let unix = (|| {
+                Ok::<_, std::io::Error>(UnixSignals {
+                    term: signal(SignalKind::terminate())?,
+                    int: signal(SignalKind::interrupt())?,
+                    hup: signal(SignalKind::hangup())?,
+                })
+            })();
+            if let Err(e) = &unix {
+                tracing::warn!(error = %e, "cannot take over SIGTERM/SIGINT/SIGHUP; Ctrl-C only");
+            }
+            Signals { unix: unix.ok() }
         }
         #[cfg(not(unix))]
         {
-            Shutdown {}
+            Signals {}
         }
     }
 
-    async fn wait(self) {
+    async fn next(&mut self) -> Signal {
         #[cfg(unix)]
-        if let Some((mut term, mut int)) = self.signals {
-            let mut hangup = self.hangup;
-            loop {
-                tokio::select! {
-                    _ = term.recv() => return,
-                    _ = int.recv() => return,
-                    Some(()) = async {
-                        match hangup.as_mut() {
-                            Some(h) => h.recv().await,
-                            None => std::future::pending().await,
-                        }
-                    } => {
-                        tracing::warn!("reload is not implemented yet; SIGHUP ignored");
-                    }
-                }
-            }
+        if let Some(s) = self.unix.as_mut() {
+            return tokio::select! {
+                _ = s.term.recv() => Signal::Stop("SIGTERM"),
+                _ = s.int.recv() => Signal::Stop("SIGINT"),
+                _ = s.hup.recv() => Signal::Reload,
+            };
         }
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop("Ctrl-C")
     }
 }

@@ -11,7 +11,7 @@ mod router;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -27,7 +27,10 @@ use crate::telemetry;
 
 pub use router::LegRouter;
 
-/// What every call task shares.
+/// What every call task shares. Each call holds the `Arc` it started with,
+/// so a reload (a new context, see [`Current`]) never changes the rules
+/// under a call in progress.
+#[derive(Clone)]
 pub struct CallContext {
     pub cfg: Arc<Config>,
     pub prompts: Arc<PromptLibrary>,
@@ -59,16 +62,34 @@ impl CallContext {
             crate::config::Host::Name(_) => None,
         }
     }
+
+    /// The same switch (SIP, media, presence, router, queue) under other
+    /// settings: what a reload installs.
+    pub fn with_settings(&self, cfg: Arc<Config>, prompts: Arc<PromptLibrary>) -> CallContext {
+        CallContext {
+            cfg,
+            prompts,
+            ..self.clone()
+        }
+    }
 }
+
+/// The context new calls start with. Replaced whole by a reload; a reader
+/// takes its `Arc` once (`borrow().clone()`) and holds no guard across an
+/// await.
+pub type Current = watch::Receiver<Arc<CallContext>>;
 
 /// Routes SIP events to call tasks and starts a task per new call.
 pub struct CallManager {
+    current: Current,
+    /// The router is the same in every context; kept here for shutdown.
     ctx: Arc<CallContext>,
 }
 
 impl CallManager {
-    pub fn new(ctx: Arc<CallContext>) -> Self {
-        Self { ctx }
+    pub fn new(current: Current) -> Self {
+        let ctx = current.borrow().clone();
+        Self { current, ctx }
     }
 
     pub async fn run(self, mut events: mpsc::Receiver<SipEvent>, cancel: CancellationToken) {
@@ -94,7 +115,7 @@ impl CallManager {
         };
         let leg = call.leg;
         let rx = self.ctx.router.register(leg);
-        let ctx = self.ctx.clone();
+        let ctx = self.current.borrow().clone();
         // Read once, with the matcher the SIP core's 404 check uses; the
         // mapping then travels with the call.
         let mapping = directory::called_mapping(&ctx.cfg, &call.called).cloned();
@@ -133,6 +154,20 @@ async fn run_call(
     mut rx: mpsc::Receiver<SipEvent>,
 ) {
     info!(called = %call.called, source = %call.source, "incoming call");
+    if mapping.is_none() {
+        // The SIP core found a mapping a moment ago; a reload removed it
+        // since. Answering would leave the caller in silence: 404, as the
+        // core would now say.
+        info!("no dispatch mapping any more (reloaded): 404");
+        let _ = ctx
+            .commands
+            .send(SipCommand::Reject {
+                leg: call.leg,
+                status: 404,
+            })
+            .await;
+        return;
+    }
     let Some(answered) = leg::answer(ctx, &call, &mut rx).await else {
         return;
     };

@@ -39,7 +39,7 @@ fn notifying_flow(ctx: &CallContext) -> Option<(String, String)> {
 }
 
 pub async fn run(
-    ctx: Arc<CallContext>,
+    current: super::Current,
     mut events: broadcast::Receiver<PresenceEvent>,
     cancel: CancellationToken,
 ) {
@@ -62,10 +62,12 @@ pub async fn run(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        // The settings in force now (a reload may have changed the user's
+        // number or the flow since the window began).
+        let ctx = current.borrow().clone();
         let Some((prompt, from)) = notifying_flow(&ctx) else {
             continue;
         };
-        let ctx = ctx.clone();
         let span = info_span!(
             "notify",
             agent = %user,

@@ -36,7 +36,7 @@ use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceEvent;
 use crate::presence::{NewCall, SqliteStore};
-use crate::routing::{AgentBoard, CallId};
+use crate::routing::{AgentBoard, AgentProfile, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
 use crate::telemetry;
 
@@ -116,12 +116,13 @@ pub(super) struct Shell {
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
 /// before the presence service starts, so no change is missed.
 pub async fn run(
-    ctx: Arc<CallContext>,
+    mut current: super::Current,
     store: SqliteStore,
     mut handoffs: mpsc::Receiver<Handoff>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
     cancel: CancellationToken,
 ) {
+    let ctx = current.borrow_and_update().clone();
     let cfg = ctx.cfg.clone();
     let engine = QueueEngine::new(
         queues_from_config(&cfg),
@@ -173,6 +174,18 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tokio::time::sleep_until(deadline) => shell.feed(Event::Timer),
+            // A reload: legs placed from now on dial, whisper and play
+            // under the new settings (trunk.allow_dial, number format,
+            // prompts), and the engine takes the new queue rules and agent
+            // profiles for its next offer.
+            Ok(()) = current.changed() => {
+                let ctx = current.borrow_and_update().clone();
+                shell.feed(Event::Reconfigure {
+                    queues: queues_from_config(&ctx.cfg),
+                    agents: ctx.cfg.users.iter().map(AgentProfile::from_user).collect(),
+                });
+                shell.ctx = ctx;
+            }
         }
     }
     // Shutdown: end every call here, so each is recorded as ended by the

@@ -23,6 +23,8 @@ struct Legs {
 #[derive(Clone, Default)]
 pub struct LegRouter {
     legs: Arc<Mutex<Legs>>,
+    /// Woken when the last leg goes: a draining switch waits on it.
+    emptied: Arc<tokio::sync::Notify>,
 }
 
 impl LegRouter {
@@ -58,6 +60,25 @@ impl LegRouter {
         let mut legs = self.lock();
         legs.senders.remove(&leg);
         legs.outbound.remove(&leg);
+        if legs.senders.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Returns once no leg is registered: every call, inbound or dialled,
+    /// has ended.
+    pub async fn idle(&self) {
+        loop {
+            // Registered before the check, so a removal between the check
+            // and the wait still wakes us.
+            let woken = self.emptied.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.lock().senders.is_empty() {
+                return;
+            }
+            woken.await;
+        }
     }
 
     pub fn legs(&self) -> Vec<LegId> {
@@ -98,5 +119,24 @@ mod tests {
         assert_eq!(r.outbound(), 2);
         r.remove(a);
         assert!(r.register_outbound(LegId::next(), 2).is_some());
+    }
+
+    #[tokio::test]
+    async fn idle_returns_once_the_last_leg_is_gone() {
+        let r = LegRouter::default();
+        // Nothing registered: idle at once.
+        r.idle().await;
+        let (a, b) = (LegId::next(), LegId::next());
+        let _ra = r.register(a);
+        let _rb = r.register_outbound(b, 2);
+        let waiter = tokio::spawn({
+            let r = r.clone();
+            async move { r.idle().await }
+        });
+        r.remove(a);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one leg is still up");
+        r.remove(b);
+        waiter.await.expect("idle once both legs are gone");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod calls;
+pub mod reload;
 
 /// Rows as the `--json` output: one pretty-printed array and a newline.
 pub fn json<T: serde::Serialize>(rows: &T) -> Result<String, serde_json::Error> {

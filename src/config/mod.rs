@@ -5,6 +5,7 @@
 //! (reporting syntax errors, unknown keys and wrong types), then `validate`
 //! turns them into the typed model in `model`, collecting every problem.
 
+pub mod changes;
 pub mod duration;
 pub mod e164;
 mod environment;
@@ -20,6 +21,7 @@ mod validate_register;
 #[cfg(test)]
 mod tests;
 
+pub use changes::{changes, Changes};
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use e164::{CountryCode, E164Error, E164};
 pub use error::{ConfigError, Problem};
@@ -115,6 +117,24 @@ impl Config {
             flows,
             dispatch_mappings,
         })
+    }
+
+    /// Only the `[http]` section of `text`, with the defaults for anything
+    /// missing or wrong in it: how `tpswitch reload` finds the running
+    /// switch's API even when the rest of the file is broken (which is what
+    /// the switch's answer must then report).
+    pub fn http_section(text: &str, path: &Path) -> HttpConfig {
+        let base = absolute(path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let (raw, _) = raw::parse(text);
+        let mut v = validate::V {
+            base: &base,
+            problems: Vec::new(),
+            cc: CountryCode::nanp(),
+        };
+        validate::http(&mut v, &raw.http)
     }
 
     /// The flow with this name.

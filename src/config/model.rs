@@ -91,6 +91,9 @@ pub struct SipConfig {
     pub tls_handshake_timeout: Duration,
     /// The SIP message trace (off by default).
     pub trace: SipTrace,
+    /// After the first SIGTERM, calls in progress may finish by themselves
+    /// for this long; new INVITEs get 503. What is left then gets BYE.
+    pub drain_timeout: Duration,
 }
 
 /// SIP over TLS (RFC 3261 §26): where to listen.
@@ -392,7 +395,7 @@ pub struct PresenceConfig {
     pub expiry_notification_ring: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -425,7 +428,7 @@ pub enum Extension {
 
 // Built once at start-up and only read; boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Flow {
     TimedPresence(TimedPresenceFlow),
     Queue(QueueFlow),
@@ -447,7 +450,7 @@ pub struct PromptRef {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedPresenceFlow {
     pub name: String,
     /// Hours offered on keys 1..=presets.len() (1 to 4 entries, 1..=168 h).
@@ -462,7 +465,7 @@ pub struct TimedPresenceFlow {
     pub prompts: TimedPresencePrompts,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedPresencePrompts {
     pub welcome: PromptRef,
     pub resource_lookup_error: PromptRef,
@@ -476,7 +479,7 @@ pub struct TimedPresencePrompts {
     pub wrong_pin: PromptRef,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueueFlow {
     pub name: String,
     /// An agent needs every one of these; empty = any agent.
@@ -521,7 +524,7 @@ pub enum NoAgents {
     Immediate,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueuePrompts {
     /// None when configured as "".
     pub greeting: Option<PromptRef>,
@@ -531,7 +534,7 @@ pub struct QueuePrompts {
     pub unavailable: PromptRef,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DispatchMapping {
     pub name: String,
     pub description: Option<String>,

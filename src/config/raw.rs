@@ -45,6 +45,7 @@ pub struct RawSip {
     pub tls_handshake_timeout: Option<String>,
     pub trace: Option<String>,
     pub trace_numbers: Option<Vec<String>>,
+    pub drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -496,6 +497,14 @@ fn serde_problem(text: &str, root: &DeTable<'_>, e: &toml::de::Error, section: &
             "compare with the documented config/tpswitch.toml".to_string(),
         )
     };
+    // serde quotes the offending value (`invalid type: integer `1234``);
+    // for a PIN that is the secret itself, and these messages reach logs
+    // (a refused reload logs every problem).
+    let problem = if path.rsplit('.').next() == Some("pin") {
+        without_quoted_values(&problem)
+    } else {
+        problem
+    };
     Problem {
         path,
         line,
@@ -581,4 +590,21 @@ fn record_lines(text: &str, table: &DeTable<'_>, prefix: &str, out: &mut HashMap
             _ => {}
         }
     }
+}
+
+/// `invalid type: integer `1234`, expected a string` without the value:
+/// `invalid type: integer, expected a string`.
+fn without_quoted_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut parts = msg.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    // Odd parts were between backticks.
+    for (i, part) in parts.enumerate() {
+        if i % 2 == 1 {
+            out.push_str(part);
+        }
+    }
+    out.replace(" ,", ",").replace("  ", " ")
 }

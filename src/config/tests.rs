@@ -873,3 +873,53 @@ fn sip_trace_is_off_by_default_and_its_numbers_are_normalised() {
     assert_eq!(p.fix, "use \"off\" or \"all\"");
     at(&bad, "sip.trace_numbers[0]");
 }
+
+#[test]
+fn drain_timeout_defaults_to_a_minute_and_is_bounded() {
+    assert_eq!(
+        load(EXAMPLE).unwrap().sip.drain_timeout,
+        Duration::from_secs(60)
+    );
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\ndrain_timeout = \"0s\"\n");
+    assert_eq!(load(&text).unwrap().sip.drain_timeout, Duration::ZERO);
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\ndrain_timeout = \"2h\"\n");
+    let p = at(&text, "sip.drain_timeout");
+    assert_eq!(p.problem, "\"2h\" is too long");
+    assert_eq!(p.fix, "use a duration from \"0s\" to \"1h\"");
+}
+
+/// `tpswitch reload` must find the API of a switch whose file is now
+/// broken elsewhere: the [http] section alone is read, with its defaults.
+#[test]
+fn the_http_section_is_read_from_a_file_broken_elsewhere() {
+    let text = edit(EXAMPLE, "[sip]\n", "[sip]\nt1 = \"fast\"\nbogus = 1\n");
+    assert!(load(&text).is_err());
+    let text = edit(
+        &text,
+        "[http]\nbind = \"127.0.0.1:8080\"",
+        "[http]\nbind = \"127.0.0.1:9099\"",
+    );
+    let http = Config::http_section(&text, Path::new(FILE));
+    assert_eq!(http.bind, "127.0.0.1:9099".parse().unwrap());
+    assert_eq!(http.token_env, "TPSWITCH_API_TOKEN");
+    // A TOML syntax error: the defaults.
+    let http = Config::http_section("[http\nbind = 1", Path::new(FILE));
+    assert_eq!(http.bind, "127.0.0.1:8080".parse().unwrap());
+}
+
+/// A refused reload logs every problem: a PIN written as a number must not
+/// put its digits in the message.
+#[test]
+fn a_pin_of_the_wrong_type_is_reported_without_its_value() {
+    let text = edit(super::DEFAULT_TOML, "pin = \"2468\"", "pin = 97531");
+    let all = match Config::from_toml(&text, Path::new(super::DEFAULT_PATH)) {
+        Ok(_) => panic!("a numeric PIN must be refused"),
+        Err(e) => e.problems().to_vec(),
+    };
+    let p = all
+        .iter()
+        .find(|p| p.path.ends_with(".pin"))
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    assert!(!p.to_string().contains("97531"), "{p}");
+    assert!(p.problem.contains("expected a string"), "{p}");
+}

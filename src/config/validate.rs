@@ -488,6 +488,16 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
                 .filter_map(|(i, s)| v.e164(&format!("sip.trace_numbers[{i}]"), s))
                 .collect(),
         },
+        // Bounded: an init system (systemd's TimeoutStopSec) kills a
+        // service that takes longer to stop, and an unbounded wait would
+        // let one forgotten call hold a restart for ever.
+        drain_timeout: v.duration_in(
+            "sip.drain_timeout",
+            &r.drain_timeout,
+            Duration::from_secs(60),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
     }
 }
 

@@ -88,9 +88,14 @@ pub fn called_mapping<'a>(cfg: &'a Config, called: &str) -> Option<&'a DispatchM
         .find_map(|n| cfg.mapping_for(n))
 }
 
-/// The SIP core's check before it answers an INVITE (404 when false).
-pub fn dialplan(cfg: std::sync::Arc<Config>) -> Box<dyn Fn(&str) -> bool + Send> {
-    Box::new(move |called: &str| called_mapping(&cfg, called).is_some())
+/// The SIP core's check before it answers an INVITE (404 when false),
+/// against the configuration in force: a reload replaces what `current`
+/// holds, and the next INVITE is checked against the new mappings. The
+/// guard lives only for the lookup.
+pub fn dialplan(
+    current: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
+) -> Box<dyn Fn(&str) -> bool + Send> {
+    Box::new(move |called: &str| called_mapping(&current.borrow(), called).is_some())
 }
 
 /// What the caller ID turned out to be.

@@ -340,7 +340,7 @@ fn the_sip_core_check_and_the_flow_lookup_agree_on_international_digits() {
         ..c.dispatch_mappings[1].clone()
     });
     let c = std::sync::Arc::new(c);
-    let ours = dialplan(c.clone());
+    let ours = dialplan(tokio::sync::watch::channel(c.clone()).1);
     for called in ["442079460000", "+442079460000", "tel:+44-20-7946-0000"] {
         let found = called_mapping(&c, called).map(|m| m.phone_number.clone());
         assert_eq!(found.as_ref(), Some(&uk), "{called:?}");
@@ -350,4 +350,22 @@ fn the_sip_core_check_and_the_flow_lookup_agree_on_international_digits() {
         assert_eq!(ours(called), called_mapping(&c, called).is_some());
         assert!(!ours(called), "{called:?}");
     }
+}
+
+/// A reload replaces the configuration the SIP core checks: a removed
+/// mapping 404s and an added one answers from the next INVITE on.
+#[test]
+fn the_sip_core_check_follows_a_reloaded_configuration() {
+    let before = std::sync::Arc::new(cfg());
+    let old = before.dispatch_mappings[0].phone_number.clone();
+    let new = e("+15550100077");
+    let (tx, rx) = tokio::sync::watch::channel(before.clone());
+    let ours = dialplan(rx);
+    assert!(ours(old.as_str()));
+    assert!(!ours(new.as_str()));
+    let mut after = cfg();
+    after.dispatch_mappings[0].phone_number = new.clone();
+    tx.send_replace(std::sync::Arc::new(after));
+    assert!(!ours(old.as_str()));
+    assert!(ours(new.as_str()));
 }

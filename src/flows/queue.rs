@@ -52,7 +52,7 @@ use crate::config::NoAgents;
 use crate::flows::outbound::{LegRules, OutboundLeg};
 pub use crate::flows::prompt_plan::PromptName;
 pub use crate::presence::{HungUpBy, SipOutcome};
-use crate::routing::{pick, AgentBoard, RoundRobin};
+use crate::routing::{pick, AgentBoard, AgentProfile, RoundRobin};
 pub use crate::routing::{AgentState, CallId};
 pub use crate::sip::api::DialOutcome;
 
@@ -202,12 +202,47 @@ impl QueueEngine {
                 self.agents_left = true;
             }
             Event::Timer => self.on_timer(now),
+            Event::Reconfigure { queues, agents } => self.reconfigure(queues, agents),
         }
         if std::mem::take(&mut self.agents_left) {
             self.overflow_unstaffed(now);
         }
         self.dispatch(now);
         self.publish_agent_changes();
+    }
+
+    fn reconfigure(&mut self, queues: Vec<QueueSettings>, agents: Vec<AgentProfile>) {
+        for settings in queues {
+            match self
+                .queues
+                .iter_mut()
+                .find(|q| q.settings.name == settings.name)
+            {
+                Some(q) => q.settings = settings,
+                // Appended: the QueueIds of the queues already known stay.
+                None => self.queues.push(Queue {
+                    settings,
+                    rr: RoundRobin::new(),
+                }),
+            }
+        }
+        let configured: HashSet<&str> = agents.iter().map(|p| p.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .board
+            .states()
+            .map(|(id, _)| id)
+            .filter(|id| !configured.contains(id))
+            .map(str::to_owned)
+            .collect();
+        for profile in agents {
+            self.board.add_agent(profile);
+        }
+        for user in gone {
+            if let Err(e) = self.board.set_offline(&user) {
+                tracing::warn!(%e, "queue: reload could not set a removed agent offline");
+            }
+            self.agents_left = true;
+        }
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {

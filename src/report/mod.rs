@@ -4,3 +4,4 @@
 //! (a table, JSON) is the caller's business.
 
 pub mod agents;
+pub mod reload;

@@ -247,4 +247,11 @@ pub enum SipCommand {
     /// means unresolved: outbound calls fail as the trunk's (503) until
     /// an answer comes.
     TrunkTargets(Vec<super::dns::Weighted>),
+    /// A reload changed who may send us requests or how many calls and
+    /// transactions we hold: applies to the next request.
+    Policy(Box<super::core::Policy>),
+    /// The switch is shutting down: refuse new calls (503 + Retry-After),
+    /// keep serving the dialogs in progress. There is no way back; a
+    /// drained switch exits.
+    Drain,
 }

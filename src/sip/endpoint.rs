@@ -172,7 +172,11 @@ pub async fn start(
             events,
             cancel,
             trunk,
-            (published, published_reg, targets_published),
+            Published {
+                stats: published,
+                registrations: published_reg,
+                targets: targets_published,
+            },
             idle,
             &mut trace,
         )
@@ -221,11 +225,11 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
-    (published, published_reg, targets_published): (
-        Arc<std::sync::Mutex<super::core::CoreStats>>,
-        Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
-        Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
-    ),
+    Published {
+        stats: published,
+        registrations: published_reg,
+        targets: targets_published,
+    }: Published,
     idle: IdleConnections,
     trace: &mut SipTracer,
 ) {
@@ -379,6 +383,14 @@ fn udp_destination(addr: SocketAddr, socket_v6: bool) -> SocketAddr {
         SocketAddr::V4(a) if socket_v6 => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
         other => other,
     }
+}
+
+/// What the endpoint publishes after each turn of its loop, for `/metrics`
+/// and the API.
+struct Published {
+    stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
+    registrations: Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
+    targets: Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
 }
 
 /// Open TCP connections: where to write, how to close, and which are idle.

@@ -272,6 +272,48 @@ impl Switch {
         status
     }
 
+    /// Sends a signal by name ("TERM", "INT", "HUP") and returns at once.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(&pid)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -{name} {pid} failed");
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Waits up to `limit` for the process to exit by itself (polled every
+    /// 20 ms); `None` when it is still running then.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok().flatten();
+            if let Some(s) = status {
+                self.child = None;
+                self.flush_log();
+                return Some(s);
+            }
+            if std::time::Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the log contains `text` (panics with the log after
+    /// `limit`).
+    #[track_caller]
+    pub fn await_log(&self, text: &str, limit: Duration) {
+        let what = format!("{text:?} in the switch log");
+        await_some(&what, limit, || self.log().contains(text).then_some(()));
+    }
+
     /// Runs a `tpswitch` subcommand against this switch's config.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_tpswitch"))
@@ -521,16 +563,30 @@ pub fn login_calls(sw: &Switch, n: usize) -> Vec<serde_json::Value> {
 
 /// A plain HTTP/1.1 GET; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    http_request(addr, "GET", path, token)
+}
+
+/// A plain HTTP/1.1 POST without a body; returns (status, body).
+pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    http_request(addr, "POST", path, token)
+}
+
+fn http_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP API");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let length = if method == "POST" {
+        "Content-Length: 0\r\n"
+    } else {
+        ""
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}{length}Connection: close\r\n\r\n"
     )
     .expect("send");
     let mut out = String::new();

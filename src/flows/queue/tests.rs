@@ -689,3 +689,38 @@ fn shutdown_ends_every_call_as_ended_by_the_switch() {
     assert_eq!(ringing_attempt.end, AttemptEnd::Shutdown);
     assert!(!h.e.has_call(CallId(1)) && !h.e.has_call(CallId(3)));
 }
+
+/// A reload adds a queue and an agent, gives a known agent a new skill and
+/// removes another: the next offers follow the new settings.
+#[test]
+fn reconfigure_adds_queues_and_agents_and_retires_removed_agents() {
+    let mut billing = queue("Billing");
+    billing.skills = vec!["billing".into()];
+    let mut h = H::new(
+        vec![billing.clone()],
+        vec![agent("alice", &["sales"], ""), agent("bob", &[], "")],
+    );
+    // Nobody has the skill: the customer waits.
+    assert!(dials(&h.arrive(1, "Billing")).is_empty());
+    let mut sales = queue("Sales");
+    sales.skills = vec!["sales".into()];
+    // alice learns billing (online, so the waiting customer is offered to
+    // her at once); bob is removed; carol joins offline.
+    let a = h.ev(Event::Reconfigure {
+        queues: vec![billing, sales],
+        agents: vec![
+            agent("alice", &["sales", "billing"], ""),
+            agent("carol", &["sales"], ""),
+        ],
+    });
+    dialled(&a, 1, "alice");
+    assert_eq!(h.e.board().state("bob"), Some(AgentState::Offline));
+    assert_eq!(h.e.board().state("carol"), Some(AgentState::Offline));
+    assert!(h.e.queue_id("Sales").is_some());
+    // carol logs in and takes the new queue's first call.
+    h.ev(Event::AgentOnline {
+        user: "carol".into(),
+        until: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
+    });
+    dialled(&h.arrive(2, "Sales"), 2, "carol");
+}

@@ -53,6 +53,16 @@ pub enum Event {
     },
     /// The deadline passed.
     Timer,
+    /// A reload: the queues' settings by flow name and every configured
+    /// agent's profile. Changed queues take their new rules from the next
+    /// offer on, new ones are added, one no longer configured keeps its
+    /// waiting callers (no mapping sends it new ones). New agents join
+    /// offline; a known agent's skills and extension change keeping their
+    /// state; an agent no longer configured goes offline as at a log-out.
+    Reconfigure {
+        queues: Vec<super::QueueSettings>,
+        agents: Vec<crate::routing::AgentProfile>,
+    },
 }
 
 /// Why the engine took an agent offline.

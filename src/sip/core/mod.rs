@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipnet::IpNet;
 use rsipstack::sip::{Method, Request, Response};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
 use super::dns::{self, Weighted};
@@ -108,6 +108,18 @@ pub struct CoreConfig {
     pub registrations: Vec<crate::sip::register::RegisterConfig>,
 }
 
+/// The part of [`CoreConfig`] a reload may change while calls run: who may
+/// send us requests and how much we take on. The rest (our address, the
+/// trunk's, timers, codecs, credentials) stays as the core was built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub allow: Vec<IpNet>,
+    pub untrusted: Untrusted,
+    pub max_calls: usize,
+    pub max_transactions: usize,
+    pub retry_after: Duration,
+}
+
 /// Something for the shell to do.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -187,6 +199,8 @@ pub struct SipCore {
     /// The `now` of the latest input, for work the transaction layer's
     /// events trigger (a failover after Timer B).
     last_now: Option<Instant>,
+    /// Set by [`SipCommand::Drain`]: new INVITEs (and OPTIONS) get 503.
+    draining: bool,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -247,6 +261,7 @@ impl SipCore {
             probes: HashMap::new(),
             health_version: 0,
             last_now: None,
+            draining: false,
         }
         .with_probed_targets()
     }
@@ -254,6 +269,11 @@ impl SipCore {
     fn with_probed_targets(mut self) -> Self {
         self.reprobe();
         self
+    }
+
+    /// Whether new calls are refused because the switch is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -490,6 +510,12 @@ impl SipCore {
                 self.initial_invite(req, head, key, peer, now)
             }
             Method::Cancel => self.cancel(&head, key, now),
+            // §11.2: OPTIONS is answered as an INVITE would be, so a
+            // proxy probing us (Kamailio's dispatcher) sees the drain and
+            // sends new calls elsewhere.
+            Method::Options if head.to_tag.is_none() && self.draining => {
+                self.respond_draining(&key, &head, now)
+            }
             Method::Options if head.to_tag.is_none() => {
                 self.respond(&key, &head, 200, Some("opt"), &capabilities(), None, now)
             }
@@ -515,6 +541,14 @@ impl SipCore {
             // NOTIFY, PRACK, BYE, INFO, UPDATE outside a dialog.
             _ => self.respond(&key, &head, 481, None, &[], None, now),
         }
+    }
+
+    /// 503 with Retry-After (RFC 3261 §21.5.4, §20.33) while draining: the
+    /// switch is going away for a restart, so the trunk should try
+    /// elsewhere now and here again later.
+    pub(super) fn respond_draining(&mut self, key: &TxKey, head: &RequestHead, now: Instant) {
+        let secs = self.cfg.retry_after.as_secs().max(1).to_string();
+        self.respond(key, head, 503, None, &[("Retry-After", &secs)], None, now);
     }
 
     /// Sends a response within server transaction `key`.
@@ -621,6 +655,30 @@ impl SipCore {
                 self.targets = records;
                 self.reprobe();
                 self.tick(now);
+            }
+            SipCommand::Policy(p) => {
+                // Applies to the next request, in or out of a dialog: a
+                // source taken out of trunk.allow is no longer trusted, even
+                // for a call it holds (its BYE gets 403; the call ends by
+                // its RTP timeout or our BYE).
+                info!(
+                    allow = self.cfg.allow.len(),
+                    max_calls = p.max_calls,
+                    "SIP policy reloaded"
+                );
+                self.cfg.allow = p.allow;
+                self.cfg.untrusted = p.untrusted;
+                self.cfg.max_calls = p.max_calls;
+                self.cfg.max_transactions = p.max_transactions;
+                self.cfg.retry_after = p.retry_after;
+            }
+            SipCommand::Drain => {
+                if !std::mem::replace(&mut self.draining, true) {
+                    info!(
+                        calls = self.active_calls(),
+                        "draining: new INVITEs get 503, calls in progress go on"
+                    );
+                }
             }
         }
     }

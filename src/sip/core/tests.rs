@@ -1546,3 +1546,94 @@ fn keepalive_down_target_is_skipped_until_it_answers() {
     let (_, dialled) = dial_out(&mut c, t0 + iv);
     assert_eq!(invites_to(&dialled), vec![TARGET_A]);
 }
+
+#[test]
+fn draining_refuses_new_invites_and_options_but_keeps_the_dialog_in_progress() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-d1a", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+
+    c.handle_command(SipCommand::Drain, t0);
+    assert!(c.draining());
+    // A new INVITE, even to a mapped number: 503 + Retry-After.
+    let msg = String::from_utf8(invite("z9hG4bK-d2", "+15550100000", "", SDP))
+        .unwrap()
+        .replace("call-1@test", "call-d2@test");
+    c.handle_message(msg.as_bytes(), udp(PEER), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100, 503]);
+    assert!(out.find("SIP/2.0 503").contains("Retry-After: 5"));
+    assert!(out.events.is_empty(), "{out:?}");
+    // OPTIONS is answered as an INVITE would be (§11.2).
+    let opt = String::from_utf8(invite("z9hG4bK-d3", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+        .replace("call-1@test", "call-d3@test");
+    c.handle_message(opt.as_bytes(), udp(PEER), t0);
+    assert_eq!(drain(&mut c).statuses(), vec![503]);
+    // The call in progress still ends normally when its caller hangs up.
+    c.handle_message(
+        &in_dialog("BYE", "z9hG4bK-d1b", &tag, 2, "", ""),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        out.events.as_slice(),
+        [SipEvent::Ended {
+            cause: EndCause::RemoteBye,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_reloaded_policy_applies_from_the_next_request() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, tag) = answered(&mut c, t0);
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-p1a", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    // The trunk moves to 127.0.0.2 and one call at a time is the limit.
+    c.handle_command(
+        SipCommand::Policy(Box::new(Policy {
+            allow: vec!["127.0.0.2/32".parse().unwrap()],
+            untrusted: Untrusted::Reject,
+            max_calls: 1,
+            max_transactions: 10,
+            retry_after: Duration::from_secs(9),
+        })),
+        t0,
+    );
+    // The old source is a stranger now: 403.
+    let msg = String::from_utf8(invite("z9hG4bK-p2", "+15550100000", "", SDP))
+        .unwrap()
+        .replace("call-1@test", "call-p2@test");
+    c.handle_message(msg.as_bytes(), udp(PEER), t0);
+    assert_eq!(drain(&mut c).statuses(), vec![403]);
+    // The new one is trusted, and meets the new limit with the new Retry-After.
+    c.handle_message(msg.as_bytes(), udp("127.0.0.2:5070"), t0);
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100, 503]);
+    assert!(out.find("SIP/2.0 503").contains("Retry-After: 9"));
+    // Taken out of the allow-list means untrusted at once, even inside a
+    // call it holds.
+    c.handle_message(
+        &in_dialog("BYE", "z9hG4bK-p1b", &tag, 2, "", ""),
+        udp(PEER),
+        t0,
+    );
+    assert_eq!(drain(&mut c).statuses(), vec![403]);
+}

@@ -42,6 +42,11 @@ impl SipCore {
                 called = to;
             }
         }
+        if self.draining {
+            info!(called = %called, call_id = %head.call_id, "draining: 503");
+            self.respond_draining(&key, &head, now);
+            return;
+        }
         if !(self.dialplan)(&called) {
             info!(called = %called, call_id = %head.call_id, "no dispatch mapping for the called number");
             self.respond(&key, &head, 404, None, &[], None, now);

@@ -1,0 +1,185 @@
+//! Reload of the switch's own settings (SIGHUP, `POST /api/v1/reload`,
+//! `tpswitch reload`): re-read the file the switch started from, check all
+//! of it as start-up does (the file, the environment it names, every prompt
+//! file), then install it whole for the next call, or change nothing.
+//!
+//! "Whole" is two handles swapped one after the other, no lock held across
+//! an await: the call context new calls start with (flows, prompts, dialling
+//! rules) and the configuration the SIP core's 404 check reads. A call in
+//! progress keeps the `Arc` it started with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::api::reload::ReloadReport;
+use crate::call::CallContext;
+use crate::config::{self, Config};
+use crate::media::prompt::PromptLibrary;
+use crate::sip::core::{Policy, Untrusted};
+use crate::sip::SipCommand;
+
+/// Command-line overrides of the file (`--sip-bind`, `--http-bind`): applied
+/// at start and again to every reloaded file, so they never read as a
+/// change that needs a restart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub sip_bind: Option<SocketAddr>,
+    pub http_bind: Option<SocketAddr>,
+}
+
+impl Overrides {
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(b) = self.sip_bind {
+            cfg.sip.bind = b;
+        }
+        if let Some(b) = self.http_bind {
+            cfg.http.bind = b;
+        }
+    }
+}
+
+/// Owns the two "current" handles; one reload at a time (the app's main
+/// loop awaits each before taking the next request).
+pub(super) struct Reloader {
+    pub path: PathBuf,
+    pub overrides: Overrides,
+    /// What the SIP core's dialplan check reads.
+    pub dialplan: watch::Sender<Arc<Config>>,
+    /// What each new call starts with.
+    pub calls: watch::Sender<Arc<CallContext>>,
+    /// The SIP core, for the policy a reload may change (allow-list, limits).
+    pub sip: mpsc::Sender<SipCommand>,
+}
+
+impl Reloader {
+    /// The settings in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.calls.borrow().cfg.clone()
+    }
+
+    pub async fn reload(&self, asked_by: &str) -> ReloadReport {
+        let path = self.path.clone();
+        let overrides = self.overrides;
+        info!(file = %path.display(), asked_by = %asked_by, "reloading the configuration");
+        // Reading, validating and decoding every prompt is blocking work.
+        let checked = tokio::task::spawn_blocking(move || load_checked(&path, overrides)).await;
+        let file = self.path.display().to_string();
+        let (cfg, prompts) = match checked {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(errors)) => {
+                for e in &errors {
+                    warn!(error = %e, "reload refused");
+                }
+                warn!(
+                    errors = errors.len(),
+                    "reload refused: nothing changed, the running settings stay"
+                );
+                return ReloadReport {
+                    applied: false,
+                    file,
+                    errors,
+                    ..ReloadReport::default()
+                };
+            }
+            Err(e) => {
+                let errors = vec![format!("the reload task failed: {e}")];
+                warn!(error = %e, "reload refused: nothing changed");
+                return ReloadReport {
+                    applied: false,
+                    file,
+                    errors,
+                    ..ReloadReport::default()
+                };
+            }
+        };
+        let old = self.config();
+        let changes = config::changes(&old, &cfg);
+        let cfg = Arc::new(cfg);
+        // The call context first: a call the SIP core lets through on the
+        // old mappings and the new context no longer knows is answered 404
+        // by its call task (call::run_call), never left in silence.
+        let ctx = self
+            .calls
+            .borrow()
+            .with_settings(cfg.clone(), Arc::new(prompts));
+        self.calls.send_replace(Arc::new(ctx));
+        if self
+            .sip
+            .send(SipCommand::Policy(Box::new(policy(&cfg))))
+            .await
+            .is_err()
+        {
+            warn!("reload: the SIP core has stopped; its policy is unchanged");
+        }
+        self.dialplan.send_replace(cfg);
+        for key in &changes.live {
+            info!(setting = %key, "reload: in force from the next call");
+        }
+        for key in &changes.restart {
+            warn!(
+                setting = %key,
+                "reload: changed in the file, but applies only after a restart"
+            );
+        }
+        info!(
+            changed = changes.live.len(),
+            restart_needed = changes.restart.len(),
+            "configuration reloaded"
+        );
+        ReloadReport {
+            applied: true,
+            file,
+            changed: changes.live.iter().map(|k| k.to_string()).collect(),
+            restart_needed: changes.restart.iter().map(|k| k.to_string()).collect(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The start-up checks, collected: the file's every problem, then (for a
+/// valid file) the environment's and the prompts'. Each error is one line
+/// naming the file and the key.
+fn load_checked(
+    path: &std::path::Path,
+    overrides: Overrides,
+) -> Result<(Config, PromptLibrary), Vec<String>> {
+    let lines = |e: &dyn std::fmt::Display| -> Vec<String> {
+        e.to_string().lines().map(str::to_owned).collect()
+    };
+    let mut cfg = Config::load(path).map_err(|e| lines(&e))?;
+    overrides.apply(&mut cfg);
+    let mut errors = Vec::new();
+    if let Err(e) = cfg.check_environment(|name| std::env::var(name).ok()) {
+        errors.extend(lines(&e));
+    }
+    let prompts = match super::load_prompts(&cfg) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.push(format!("{}: prompts: {e}", cfg.source.display()));
+            None
+        }
+    };
+    match prompts {
+        Some(p) if errors.is_empty() => Ok((cfg, p)),
+        _ => Err(errors),
+    }
+}
+
+/// The SIP core's reloadable policy, from the configuration (as `run`
+/// builds the core's first one).
+fn policy(cfg: &Config) -> Policy {
+    Policy {
+        allow: cfg.trunk.allow.clone(),
+        untrusted: match cfg.sip.untrusted {
+            config::Untrusted::Reject => Untrusted::Reject,
+            config::Untrusted::Drop => Untrusted::Drop,
+        },
+        max_calls: cfg.sip.max_calls as usize,
+        max_transactions: cfg.sip.max_transactions as usize,
+        retry_after: cfg.sip.retry_after,
+    }
+}
