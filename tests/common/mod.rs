@@ -42,7 +42,8 @@ fn free_port_in(base: u16, span: u16, even: bool) -> u16 {
             UdpSocket::bind(("127.0.0.1", port)).is_ok()
                 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
         };
-        if ok(p) && (!even || ok(p + 1)) {
+        // SIPp's -mp takes four ports: audio RTP/RTCP and video RTP/RTCP.
+        if ok(p) && (!even || (ok(p + 1) && ok(p + 2) && ok(p + 3))) {
             return p;
         }
     }
@@ -54,7 +55,7 @@ pub fn free_udp_port() -> u16 {
     free_port_in(10_000, 5_000, false)
 }
 
-/// A free even port pair for SIPp's media (-mp).
+/// A free even port for SIPp's media (-mp), with the three above it free.
 pub fn free_media_port() -> u16 {
     free_port_in(15_000, 4_998, true)
 }
