@@ -91,9 +91,12 @@ fn main() {
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
             peer.port()
         );
-        negotiate(&parse_offer(sdp.as_bytes()).expect("sdp"), &Codec::ALL)
-            .expect("neg")
-            .stream
+        negotiate(
+            &parse_offer(sdp.as_bytes(), Default::default()).expect("sdp"),
+            &Codec::ALL,
+        )
+        .expect("neg")
+        .stream
     };
     let opts = SessionOptions {
         rtp_timeout: Duration::from_secs(3600),

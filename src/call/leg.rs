@@ -84,6 +84,7 @@ pub async fn answer(
             sid,
             1,
             Direction::SendRecv,
+            &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
         ),
     };
     let delay = ctx.cfg.sip.answer_delay;
@@ -145,6 +146,7 @@ pub fn offer(ctx: &CallContext, ports: &RtpPorts, leg: LegId) -> Vec<u8> {
         session_id(ports, leg),
         1,
         Direction::SendRecv,
+        &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
     )
 }
 

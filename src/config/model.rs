@@ -6,6 +6,7 @@
 use super::e164::{CountryCode, E164};
 use super::secret::Pin;
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpPolicy;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -104,6 +105,8 @@ pub struct TrunkConfig {
     pub max_redirects: u32,
     pub caller_id: CallerIdMode,
     pub inband_dtmf: bool,
+    /// SRTP with SDES keys (RFC 4568) on this trunk's calls: off, optional or required.
+    pub srtp: SrtpPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,6 +53,7 @@ pub struct RawTrunk {
     pub max_redirects: Option<i64>,
     pub caller_id: Option<String>,
     pub inband_dtmf: Option<bool>,
+    pub srtp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -700,3 +700,27 @@ fn tcp_and_http_exhaustion_limits() {
     let p = at(&http("max_connections = 0"), "http.max_connections");
     assert_eq!(p.fix, "use a whole number from 1 to 10000");
 }
+
+#[test]
+fn trunk_srtp_policy_is_read_and_a_bad_one_is_named() {
+    use crate::media::srtp::SrtpPolicy;
+    assert_eq!(
+        Config::embedded_default().unwrap().trunk.srtp,
+        SrtpPolicy::Off
+    );
+    assert_eq!(load(EXAMPLE).unwrap().trunk.srtp, SrtpPolicy::Off);
+    for (word, policy) in [
+        ("off", SrtpPolicy::Off),
+        ("optional", SrtpPolicy::Optional),
+        ("required", SrtpPolicy::Required),
+    ] {
+        let t = EXAMPLE.replace("[trunk]\n", &format!("[trunk]\nsrtp = \"{word}\"\n"));
+        assert_eq!(load(&t).unwrap().trunk.srtp, policy);
+    }
+    let p = at(
+        &EXAMPLE.replace("[trunk]\n", "[trunk]\nsrtp = \"mandatory\"\n"),
+        "trunk.srtp",
+    );
+    assert!(p.problem.contains("mandatory"), "{p:?}");
+    assert!(p.fix.contains("\"required\""), "{p:?}");
+}

@@ -12,6 +12,7 @@ use super::error::Problem;
 use super::model::*;
 use super::raw::*;
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpPolicy;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
@@ -532,6 +533,16 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             ],
         ),
         inband_dtmf: r.inband_dtmf.unwrap_or(false),
+        srtp: v.choice(
+            "trunk.srtp",
+            &r.srtp,
+            SrtpPolicy::Off,
+            &[
+                ("off", SrtpPolicy::Off),
+                ("optional", SrtpPolicy::Optional),
+                ("required", SrtpPolicy::Required),
+            ],
+        ),
     }
 }
 

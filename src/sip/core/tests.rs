@@ -21,6 +21,7 @@ fn cfg() -> CoreConfig {
         max_transactions: 10,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
+        srtp: Default::default(),
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
