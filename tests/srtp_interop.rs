@@ -68,7 +68,8 @@ impl Baresip {
         .expect("baresip accounts");
         let out = std::fs::File::create(dir.path().join("out.log")).expect("out.log");
         let mut cmd = Command::new(BARESIP);
-        cmd.arg("-f").arg(dir.path());
+        // -s: SIP trace, so a test can read the keys both sides put on the wire.
+        cmd.arg("-s").arg("-f").arg(dir.path());
         for c in commands {
             cmd.args(["-e", c]);
         }
@@ -114,6 +115,20 @@ impl Baresip {
             .filter(|l| !l.contains("audio=") && !l.starts_with("/dial") && !l.starts_with("//"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Every SDES key in the SDP it sent or received (RFC 4568 `inline:`).
+    fn wire_keys(&self) -> Vec<String> {
+        let out = self.output();
+        let mut keys: Vec<String> = out
+            .split("inline:")
+            .skip(1)
+            .filter_map(|rest| rest.get(..40))
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Types `keys` into its console: in a call, each is sent as an RFC 4733 digit.
@@ -207,10 +222,27 @@ fn quality_lines(sw: &Switch) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The switch with `trunk.srtp = policy`, logging at trace level so that a
+/// key written to the log at any level would be seen.
 fn srtp_switch(policy: &str, trunk_port: u16, edit: impl FnOnce(String) -> String) -> Switch {
-    Switch::start_with_trunk(trunk_port, |t| {
+    Switch::start_env(trunk_port, &[("TPSWITCH_LOG", "trace")], |t| {
         edit(t.replace_exact("srtp = \"off\"", &format!("srtp = \"{policy}\"")))
     })
+}
+
+/// No SDES key of any phone's call is in the switch's log.
+#[track_caller]
+fn assert_no_key_logged(sw: &Switch, phones: &[&Baresip]) {
+    let keys: Vec<String> = phones.iter().flat_map(|p| p.wire_keys()).collect();
+    // Ours and the phone's, for every call it made.
+    assert!(keys.len() >= 2, "no keys in baresip's SIP trace: {keys:?}");
+    let log = sw.log();
+    for k in &keys {
+        assert!(
+            !log.contains(k.as_str()),
+            "an SRTP key is in the switch log"
+        );
+    }
 }
 
 #[test]
@@ -256,6 +288,7 @@ fn baresip_with_mandatory_srtp_hears_the_prompt_and_logs_in_by_digit() {
         "{q:?}\n{}",
         sw.log()
     );
+    assert_no_key_logged(&sw, &[&phone]);
 }
 
 #[test]
@@ -277,9 +310,28 @@ fn a_plain_rtp_offer_on_a_required_trunk_gets_488() {
 
 #[test]
 fn a_bridged_call_between_two_srtp_phones_carries_audio_both_ways() {
+    bridged_call(
+        "required",
+        "srtp-mand",
+        &["AES_CM_128_HMAC_SHA1_", "AES_CM_128_HMAC_SHA1_"],
+    );
+}
+
+/// `optional`: the customer's RTP/SAVP offer is answered with SRTP; our offer to the
+/// agent carries a=crypto on RTP/AVP, which a phone without SRTP ignores. The bridge then
+/// decrypts one leg and sends the other in the clear, and back.
+#[test]
+fn an_optional_trunk_bridges_an_srtp_customer_to_a_plain_rtp_agent() {
+    bridged_call("optional", "", &["srtp", "off"]);
+}
+
+/// The agent (`agent_enc`) logs in through its own phone, then a customer with mandatory
+/// SRTP calls Billing: each hears the other's tone; `legs` say which of the customer's and
+/// the agent's legs run SRTP ("off" for plain RTP).
+fn bridged_call(policy: &str, agent_enc: &str, legs: &[&str; 2]) {
     // The agent's phone is also the trunk's far end: the switch calls it there.
     let agent_port = free_udp_port();
-    let sw = srtp_switch("required", agent_port, |t| {
+    let sw = srtp_switch(policy, agent_port, |t| {
         t.replace_exact("accept_digit = \"1\"", "accept_digit = \"\"")
             .replace_exact("greeting = \"queue_greeting\"", "greeting = \"\"")
             .replace_exact("whisper = \"agent_whisper\"", "whisper = \"\"")
@@ -288,7 +340,7 @@ fn a_bridged_call_between_two_srtp_phones_carries_audio_both_ways() {
         JSMITH,
         agent_port,
         1200,
-        "srtp-mand",
+        agent_enc,
         &[&format!(
             "/dial sip:{CONTACT_POINT}@127.0.0.1:{}",
             sw.sip.port()
@@ -331,13 +383,15 @@ fn a_bridged_call_between_two_srtp_phones_carries_audio_both_ways() {
     );
 
     let q = quality_lines(&sw);
-    let bridged: Vec<_> = q.iter().skip(1).collect();
-    assert!(
-        bridged.len() >= 2
-            && bridged
-                .iter()
-                .all(|(s, n)| s.starts_with("AES_CM_128_HMAC_SHA1_") && *n >= 10),
-        "{q:?}\n{}",
-        sw.log()
-    );
+    // The two legs end together, in either order.
+    let mut got: Vec<(bool, bool)> = q
+        .iter()
+        .skip(1)
+        .map(|(s, n)| (s != "off", *n >= 10))
+        .collect();
+    let mut want: Vec<(bool, bool)> = legs.iter().map(|l| (*l != "off", true)).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "{q:?}\n{}", sw.log());
+    assert_no_key_logged(&sw, &[&agent_phone, &customer]);
 }

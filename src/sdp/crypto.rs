@@ -26,17 +26,27 @@ pub fn parse(value: &str) -> Result<CryptoLine, String> {
     let mut fields = value.split_ascii_whitespace();
     let tag_s = fields.next().ok_or("empty a=crypto")?;
     if tag_s.is_empty() || tag_s.len() > 9 || !tag_s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "a=crypto tag `{tag_s}` is not 1 to 9 digits (RFC 4568 §9.1)"
-        ));
+        // Not echoed: a line in the wrong order could put the key here, and the
+        // reason goes into the log and a Warning header.
+        return Err("the a=crypto tag is not 1 to 9 digits (RFC 4568 §9.1)".into());
     }
     let tag: u32 = tag_s
         .parse()
         .map_err(|_| format!("a=crypto tag `{tag_s}` is out of range"))?;
     let suite_s = fields.next().ok_or("a=crypto has no crypto-suite")?;
     let suite = CryptoSuite::from_name(suite_s).ok_or_else(|| {
+        // Named only when it looks like a suite name (RFC 4568 §6.2), never a key.
+        let shown = if suite_s.len() <= 32
+            && suite_s
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            format!("`{suite_s}`")
+        } else {
+            "given".to_string()
+        };
         format!(
-            "crypto-suite `{suite_s}` is not one we do ({} or {})",
+            "the crypto-suite {shown} is not one we do ({} or {})",
             CryptoSuite::AesCm128HmacSha1_80.name(),
             CryptoSuite::AesCm128HmacSha1_32.name()
         )
@@ -44,8 +54,14 @@ pub fn parse(value: &str) -> Result<CryptoLine, String> {
     let key_params = fields.next().ok_or("a=crypto has no key-params")?;
     if let Some(param) = fields.next() {
         let name = param.split('=').next().unwrap_or(param);
+        let shown = if name.len() <= 24 && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        {
+            format!("`{name}`")
+        } else {
+            "given".to_string()
+        };
         return Err(format!(
-            "session parameter `{name}` is not supported (RFC 4568 §6.3)"
+            "the session parameter {shown} is not supported (RFC 4568 §6.3)"
         ));
     }
     if key_params.contains(';') {

@@ -88,6 +88,14 @@ fn crypto_lines_parse_and_bad_ones_say_why() {
         ("1 AES_CM_128_HMAC_SHA1_80 inline:KEY KDR=1", "KDR"),
         ("1 AES_CM_128_HMAC_SHA1_80 inline:not*base64", "base64"),
         ("1 AES_CM_128_HMAC_SHA1_80 inline:QUJD", "3 bytes"),
+        // Fields out of order: the key lands where a tag, suite or parameter goes.
+        ("KEY AES_CM_128_HMAC_SHA1_80", "tag"),
+        ("1 inline:KEY", "crypto-suite given"),
+        ("1 KEY inline:KEY", "crypto-suite given"),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:KEY inline:KEY",
+            "session parameter given",
+        ),
     ] {
         let line = line.replace("KEY", KEY);
         let err = crypto::parse(&line).expect_err(&line);
