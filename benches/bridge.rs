@@ -308,6 +308,11 @@ fn main() {
         q(0.999),
         q(1.0)
     );
+    let st = engine.stats().snapshot();
+    println!(
+        "engine: received {} relayed {} refused/malformed {} send errors {}",
+        st.packets_received, st.relayed, st.malformed, st.send_errors
+    );
     println!(
         "engine CPU (receive/relay tasks + pacing thread) {:?} = {:.1} % of a core; {:.1} µs per bridged call-second ({:.3} % of a core per call)",
         cpu,
