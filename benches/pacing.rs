@@ -119,8 +119,11 @@ fn main() {
                  m=audio {} RTP/AVP 0\r\n",
                 peer.port()
             );
-            let neg =
-                negotiate(&parse_offer(sdp.as_bytes()).expect("sdp"), &Codec::ALL).expect("neg");
+            let neg = negotiate(
+                &parse_offer(sdp.as_bytes(), Default::default()).expect("sdp"),
+                &Codec::ALL,
+            )
+            .expect("neg");
             let ports = pool.allocate().expect("ports (range 30000+)");
             let opts = SessionOptions {
                 rtp_timeout: Duration::from_secs(3600),

@@ -48,6 +48,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         max_transactions: 1000,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
+        srtp: Default::default(),
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,

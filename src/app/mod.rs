@@ -419,6 +419,7 @@ async fn run_with(
         retry_after: cfg.sip.retry_after,
         codecs: cfg.media.codecs.clone(),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
+        srtp: cfg.trunk.srtp,
         // Validation bounds both to a day (config::validate::SESSION_MAX).
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),

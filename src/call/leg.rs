@@ -87,6 +87,7 @@ pub async fn answer(
             sid,
             1,
             Direction::SendRecv,
+            &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
         ),
     };
     let delay = ctx.cfg.sip.answer_delay;
@@ -150,6 +151,7 @@ pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
         session_id(ports, leg),
         1,
         Direction::SendRecv,
+        &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
     )
 }
 

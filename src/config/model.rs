@@ -6,6 +6,7 @@
 use super::e164::{CountryCode, E164};
 use super::secret::Pin;
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpPolicy;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,6 +167,8 @@ pub struct TrunkConfig {
     pub keepalive_interval: Option<Duration>,
     /// Outbound REGISTER with the trunk (`register = true`).
     pub register: Option<TrunkRegistration>,
+    /// SRTP with SDES keys (RFC 4568) on this trunk's calls: off, optional or required.
+    pub srtp: SrtpPolicy,
 }
 
 /// What a trunk registers (RFC 3261 §10): `user@domain` as the address of

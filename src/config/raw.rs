@@ -75,6 +75,7 @@ pub struct RawTrunk {
     pub tls_ca_file: Option<String>,
     pub tls_server_name: Option<String>,
     pub keepalive_interval: Option<String>,
+    pub srtp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

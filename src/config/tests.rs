@@ -923,3 +923,27 @@ fn a_pin_of_the_wrong_type_is_reported_without_its_value() {
     assert!(!p.to_string().contains("97531"), "{p}");
     assert!(p.problem.contains("expected a string"), "{p}");
 }
+
+#[test]
+fn trunk_srtp_policy_is_read_and_a_bad_one_is_named() {
+    use crate::media::srtp::SrtpPolicy;
+    assert_eq!(
+        Config::embedded_default().unwrap().trunk.srtp,
+        SrtpPolicy::Off
+    );
+    assert_eq!(load(EXAMPLE).unwrap().trunk.srtp, SrtpPolicy::Off);
+    for (word, policy) in [
+        ("off", SrtpPolicy::Off),
+        ("optional", SrtpPolicy::Optional),
+        ("required", SrtpPolicy::Required),
+    ] {
+        let t = EXAMPLE.replace("[trunk]\n", &format!("[trunk]\nsrtp = \"{word}\"\n"));
+        assert_eq!(load(&t).unwrap().trunk.srtp, policy);
+    }
+    let p = at(
+        &EXAMPLE.replace("[trunk]\n", "[trunk]\nsrtp = \"mandatory\"\n"),
+        "trunk.srtp",
+    );
+    assert!(p.problem.contains("mandatory"), "{p:?}");
+    assert!(p.fix.contains("\"required\""), "{p:?}");
+}

@@ -12,6 +12,7 @@ use super::error::Problem;
 use super::model::*;
 use super::raw::*;
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpPolicy;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
@@ -708,6 +709,16 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             }
             d => Some(d),
         },
+        srtp: v.choice(
+            "trunk.srtp",
+            &r.srtp,
+            SrtpPolicy::Off,
+            &[
+                ("off", SrtpPolicy::Off),
+                ("optional", SrtpPolicy::Optional),
+                ("required", SrtpPolicy::Required),
+            ],
+        ),
     }
 }
 

@@ -25,6 +25,8 @@ mod shared;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_srtp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,6 +167,8 @@ pub enum MediaError {
     Bridged,
     #[error("a session cannot be bridged to itself")]
     SameSession,
+    #[error("{0}")]
+    Srtp(String),
     #[error("could not start the pacing thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -264,7 +268,8 @@ impl MediaEngine {
         let latch = Latch::new(params.remote, window);
         let rtcp_latch = Latch::new(rtcp_addr(params.remote), window);
         let stream = RtpStream::random(samples_per_tick());
-        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr());
+        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr())
+            .map_err(|e| MediaError::Srtp(e.to_string()))?;
         let shared = Arc::new(Shared {
             id,
             start,
@@ -275,13 +280,6 @@ impl MediaEngine {
             stats: inner.stats.clone(),
             ports,
         });
-        inner.command(
-            shard,
-            Cmd::Add {
-                shared: shared.clone(),
-                silence: opts.silence_between_prompts,
-            },
-        )?;
         let (ctrl_tx, ctrl_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let task = RecvTask::new(
@@ -293,7 +291,15 @@ impl MediaEngine {
             latch,
             rtcp_latch,
             now,
-        );
+        )
+        .map_err(|e| MediaError::Srtp(e.to_string()))?;
+        inner.command(
+            shard,
+            Cmd::Add {
+                shared: shared.clone(),
+                silence: opts.silence_between_prompts,
+            },
+        )?;
         runtime.spawn(task.run());
         Ok((
             MediaSession {

@@ -15,4 +15,5 @@ pub mod reception;
 pub mod rtcp;
 pub mod rtp_stream;
 pub mod speech;
+pub mod srtp;
 pub mod stream;

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use super::codec::Codec;
+use super::srtp::SrtpParams;
 
 /// Which way RTP flows on a stream (RFC 3264 §5.1; the words are RFC 4566 §6's
 /// attribute names).
@@ -66,6 +67,8 @@ pub struct StreamParams {
     pub direction: Direction,
     /// The remote has put the call on hold.
     pub hold: bool,
+    /// SRTP keys and suite when the stream is encrypted (RFC 4568), else plain RTP.
+    pub srtp: Option<SrtpParams>,
 }
 
 impl StreamParams {
@@ -94,6 +97,7 @@ mod tests {
             remote_ptime: None,
             direction,
             hold: false,
+            srtp: None,
         }
     }
 

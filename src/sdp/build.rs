@@ -6,15 +6,17 @@ use ::sdp::description::common::{Address, Attribute, ConnectionInformation};
 use ::sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use ::sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
 
+use super::crypto::{self, OfferCrypto};
 use super::{MediaLine, Negotiated, PTIME_MS};
 use crate::media::codec::Codec;
 use crate::media::stream::Direction;
 
 /// Build our answer to `neg`'s offer: the audio line carries our address and the single
 /// chosen codec (plus telephone-event if offered); every other m= line of the offer is
-/// answered with port 0 in the same position (RFC 3264 §6).
+/// answered with port 0 in the same position (RFC 3264 §6). An SRTP stream's answer
+/// repeats the accepted `a=crypto` tag and suite with our key (RFC 4568 §7.1.2).
 pub fn build_answer(neg: &Negotiated, local: SocketAddr, session_id: u64, version: u64) -> Vec<u8> {
-    let audio = audio_description(
+    let mut audio = audio_description(
         local.port(),
         neg.media_lines
             .get(neg.audio_index)
@@ -23,6 +25,12 @@ pub fn build_answer(neg: &Negotiated, local: SocketAddr, session_id: u64, versio
         neg.stream.telephone_event_pt,
         neg.stream.direction,
     );
+    if let Some(s) = &neg.stream.srtp {
+        audio.attributes.push(attr(
+            "crypto",
+            Some(crypto::build(s.tag, s.suite, &s.local)),
+        ));
+    }
     let mut media = Vec::with_capacity(neg.media_lines.len().max(1));
     for (i, line) in neg.media_lines.iter().enumerate() {
         if i == neg.audio_index {
@@ -38,7 +46,7 @@ pub fn build_answer(neg: &Negotiated, local: SocketAddr, session_id: u64, versio
 }
 
 /// Build an offer for one audio stream: `codecs` in our preference order (duplicates
-/// dropped), telephone-event on `dtmf_pt`.
+/// dropped), telephone-event on `dtmf_pt`, SRTP as `srtp` says.
 pub fn build_offer(
     local: SocketAddr,
     codecs: &[Codec],
@@ -46,6 +54,7 @@ pub fn build_offer(
     session_id: u64,
     version: u64,
     direction: Direction,
+    srtp: &OfferCrypto,
 ) -> Vec<u8> {
     let mut list: Vec<(Codec, u8)> = Vec::with_capacity(codecs.len());
     for &c in codecs {
@@ -53,7 +62,10 @@ pub fn build_offer(
             list.push((c, c.payload_type()));
         }
     }
-    let audio = audio_description(local.port(), "RTP/AVP", &list, Some(dtmf_pt), direction);
+    let mut audio = audio_description(local.port(), srtp.proto(), &list, Some(dtmf_pt), direction);
+    for line in srtp.lines() {
+        audio.attributes.push(attr("crypto", Some(line)));
+    }
     session(local.ip(), session_id, version, vec![audio])
 }
 

@@ -5,7 +5,10 @@
 //! types to [`Codec`]s, find the telephone-event payload type (never assumed to be 101),
 //! work out direction and hold, and keep the answer's m= lines aligned with the offer.
 //! The outcome is media's own [`StreamParams`]: media consumes what this module
-//! produces and never imports it. Pure functions: no I/O, no clock.
+//! produces and never imports it. SRTP keys travel in `a=crypto` (RFC 4568,
+//! `crypto.rs`); which stream is acceptable depends on the trunk's
+//! [`SrtpPolicy`]. Pure functions: no I/O, no clock (a fresh SRTP key is the
+//! only random thing they make).
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
@@ -15,10 +18,13 @@ use ::sdp::description::media::MediaDescription;
 use ::sdp::description::session::SessionDescription;
 
 use crate::media::codec::Codec;
+use crate::media::srtp::{SrtpKey, SrtpParams, SrtpPolicy};
 use crate::media::stream::{Direction, StreamParams};
 
 mod build;
+pub mod crypto;
 pub use build::{build_answer, build_offer};
+pub use crypto::{CryptoLine, OfferCrypto};
 
 /// Packet time we ask for and send (RFC 4566 §6 `a=ptime`); 20 ms is the G.711 norm.
 pub const PTIME_MS: u32 = 20;
@@ -29,7 +35,8 @@ pub enum SdpError {
     /// The body is not valid SDP (RFC 4566 §5): answer 400.
     #[error("malformed SDP body: {0}")]
     Malformed(String),
-    /// Valid SDP, but no audio m= line we could use (all absent, port 0 or non-RTP/AVP).
+    /// Valid SDP, but no audio m= line we could use (all absent, port 0, a transport
+    /// other than RTP/AVP and RTP/SAVP, or refused by the trunk's SRTP policy).
     #[error("SDP offers no usable audio stream: {0}")]
     NoAudio(String),
     /// The audio stream has no PCMU/PCMA that we also accept.
@@ -96,6 +103,9 @@ pub struct RemoteMedia {
     /// Every m= line, in order, and which of them is the audio stream we use.
     pub media_lines: Vec<MediaLine>,
     pub audio_index: usize,
+    /// The usable `a=crypto` lines of the chosen stream, in the remote's order; empty
+    /// for plain RTP (and always empty under `srtp = "off"`).
+    pub crypto: Vec<CryptoLine>,
 }
 
 /// The outcome of offer/answer for our single audio stream: the parameters media
@@ -107,19 +117,37 @@ pub struct Negotiated {
     audio_index: usize,
 }
 
-/// Parse an SDP offer (from an INVITE or re-INVITE) into the audio stream we will use.
+/// Parse an SDP offer (from an INVITE or re-INVITE) into the audio stream we will use,
+/// the first whose transport and keys `srtp` allows.
 ///
 /// A missing G.711 codec is not an error here (so the caller can log what was offered);
 /// [`negotiate`] reports it.
-pub fn parse_offer(body: &[u8]) -> Result<RemoteMedia, SdpError> {
+pub fn parse_offer(body: &[u8], srtp: SrtpPolicy) -> Result<RemoteMedia, SdpError> {
     let desc = unmarshal(body)?;
-    remote_media(&desc)
+    remote_media(&desc, srtp)
 }
 
 /// Choose the codec for an answer: the first codec in the *offerer's* order that we also
 /// support (RFC 3264 §6.1 lets the answerer choose; we follow the caller's preference so
 /// both ends agree without transcoding). Our direction mirrors the offer's.
+///
+/// An offer with `a=crypto` is answered with SRTP: the first line's suite and tag, and a
+/// fresh key of ours (RFC 4568 §7.1.2).
 pub fn negotiate(offer: &RemoteMedia, our_codecs: &[Codec]) -> Result<Negotiated, SdpError> {
+    let srtp = offer.crypto.first().map(|c| SrtpParams {
+        suite: c.suite,
+        tag: c.tag,
+        local: SrtpKey::random(),
+        remote: c.key.clone(),
+    });
+    negotiated(offer, our_codecs, srtp)
+}
+
+fn negotiated(
+    offer: &RemoteMedia,
+    our_codecs: &[Codec],
+    srtp: Option<SrtpParams>,
+) -> Result<Negotiated, SdpError> {
     let (codec, pt) = offer
         .codecs
         .iter()
@@ -135,6 +163,7 @@ pub fn negotiate(offer: &RemoteMedia, our_codecs: &[Codec]) -> Result<Negotiated
             remote_ptime: offer.ptime,
             direction: offer.direction.mirrored(),
             hold: offer.hold,
+            srtp,
         },
         media_lines: offer.media_lines.clone(),
         audio_index: offer.audio_index,
@@ -145,9 +174,109 @@ pub fn negotiate(offer: &RemoteMedia, our_codecs: &[Codec]) -> Result<Negotiated
 /// offerless INVITE, answered in the ACK; or our INVITE to an agent). RFC 3264 §6.1: the
 /// answer may only use what we offered, so the first answered codec that we offered wins;
 /// codecs we never offered are ignored rather than failing the call.
-pub fn parse_answer(body: &[u8], offered: &[Codec]) -> Result<Negotiated, SdpError> {
-    let answer = parse_offer(body)?;
-    negotiate(&answer, offered)
+///
+/// `our_offer` is the SDP we sent: an answer's `a=crypto` must repeat the tag and suite of
+/// one of its lines (RFC 4568 §7.1.3), and that line holds our key.
+pub fn parse_answer(
+    body: &[u8],
+    offered: &[Codec],
+    srtp: SrtpPolicy,
+    our_offer: &[u8],
+) -> Result<Negotiated, SdpError> {
+    let answer = parse_offer(body, srtp)?;
+    let params = match answer.crypto.first() {
+        None => None,
+        Some(theirs) => {
+            let ours = offered_crypto(our_offer);
+            let Some(mine) = ours
+                .iter()
+                .find(|c| c.tag == theirs.tag && c.suite == theirs.suite)
+            else {
+                return Err(SdpError::NoAudio(format!(
+                    "the answer's a=crypto tag {} ({}) matches no line of our offer",
+                    theirs.tag,
+                    theirs.suite.name()
+                )));
+            };
+            Some(SrtpParams {
+                suite: theirs.suite,
+                tag: theirs.tag,
+                local: mine.key.clone(),
+                remote: theirs.key.clone(),
+            })
+        }
+    };
+    negotiated(&answer, offered, params)
+}
+
+/// The `a=crypto` lines of our own offer's audio stream.
+fn offered_crypto(our_offer: &[u8]) -> Vec<CryptoLine> {
+    unmarshal(our_offer)
+        .ok()
+        .and_then(|d| {
+            d.media_descriptions
+                .into_iter()
+                .find(|m| m.media_name.media == "audio")
+        })
+        .map(|m| crypto_lines(&m.attributes).0)
+        .unwrap_or_default()
+}
+
+/// The usable `a=crypto` lines and, for the others, why not.
+fn crypto_lines(attrs: &[Attribute]) -> (Vec<CryptoLine>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for a in attrs.iter().filter(|a| a.key == "crypto") {
+        match crypto::parse(a.value.as_deref().unwrap_or("")) {
+            Ok(line) => ok.push(line),
+            Err(why) => bad.push(why),
+        }
+    }
+    (ok, bad)
+}
+
+/// How an audio m= line's transport relates to SRTP (RFC 3551, RFC 3711 §12).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    Secure,
+    Other,
+}
+
+/// Whether `srtp` lets us use this audio stream, and with which keys; the error says why not.
+fn acceptable(
+    transport: Transport,
+    proto: &str,
+    md: &MediaDescription,
+    srtp: SrtpPolicy,
+) -> Result<Vec<CryptoLine>, String> {
+    let (lines, bad) = crypto_lines(&md.attributes);
+    let no_keys = || {
+        if bad.is_empty() {
+            format!("{proto} without a=crypto")
+        } else {
+            format!("{proto} with no usable a=crypto ({})", bad.join("; "))
+        }
+    };
+    match (transport, srtp) {
+        (Transport::Other, _) => Err(format!(
+            "uses {proto}; only RTP/AVP and RTP/SAVP are supported"
+        )),
+        (Transport::Secure, SrtpPolicy::Off) => {
+            Err(format!("uses {proto} and the trunk's srtp is \"off\""))
+        }
+        // A plain stream's a=crypto is an offer we may decline by ignoring it (RFC 4568 §5.1).
+        (Transport::Plain, SrtpPolicy::Off) => Ok(Vec::new()),
+        (Transport::Plain, SrtpPolicy::Optional) => Ok(lines),
+        (Transport::Secure, _) | (Transport::Plain, SrtpPolicy::Required) if lines.is_empty() => {
+            Err(if srtp == SrtpPolicy::Required {
+                format!("{}; the trunk's srtp is \"required\"", no_keys())
+            } else {
+                no_keys()
+            })
+        }
+        (_, _) => Ok(lines),
+    }
 }
 
 fn unmarshal(body: &[u8]) -> Result<SessionDescription, SdpError> {
@@ -163,9 +292,9 @@ fn unmarshal(body: &[u8]) -> Result<SessionDescription, SdpError> {
     })
 }
 
-fn remote_media(desc: &SessionDescription) -> Result<RemoteMedia, SdpError> {
+fn remote_media(desc: &SessionDescription, srtp: SrtpPolicy) -> Result<RemoteMedia, SdpError> {
     let mut media_lines = Vec::with_capacity(desc.media_descriptions.len());
-    let mut audio: Option<(usize, &MediaDescription)> = None;
+    let mut audio: Option<(usize, &MediaDescription, Vec<CryptoLine>)> = None;
     let mut skipped = Vec::new();
     for (i, md) in desc.media_descriptions.iter().enumerate() {
         let name = &md.media_name;
@@ -179,18 +308,15 @@ fn remote_media(desc: &SessionDescription) -> Result<RemoteMedia, SdpError> {
         }
         if name.port.value == 0 {
             skipped.push(format!("m= line {} is audio with port 0 (disabled)", i + 1));
-        } else if !is_plain_rtp(&name.protos) {
-            // SRTP (SAVP/SAVPF) needs keys we do not negotiate; such a stream is rejected.
-            skipped.push(format!(
-                "m= line {} uses {}; only RTP/AVP is supported",
-                i + 1,
-                name.protos.join("/")
-            ));
-        } else {
-            audio = Some((i, md));
+            continue;
+        }
+        let proto = name.protos.join("/");
+        match acceptable(transport_of(&name.protos), &proto, md, srtp) {
+            Ok(crypto) => audio = Some((i, md, crypto)),
+            Err(why) => skipped.push(format!("m= line {}: {why}", i + 1)),
         }
     }
-    let Some((audio_index, md)) = audio else {
+    let Some((audio_index, md, crypto)) = audio else {
         let why = if skipped.is_empty() {
             "there is no m=audio line".to_string()
         } else {
@@ -239,19 +365,23 @@ fn remote_media(desc: &SessionDescription) -> Result<RemoteMedia, SdpError> {
         session_version: desc.origin.session_version,
         media_lines,
         audio_index,
+        crypto,
     })
 }
 
-/// RTP/AVP, or RTP/AVPF which an RTP/AVP endpoint can treat the same (RFC 4585 §3.4).
-fn is_plain_rtp(protos: &[String]) -> bool {
-    matches!(
-        protos
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        ["RTP", "AVP"] | ["RTP", "AVPF"]
-    )
+/// RTP/AVP, or RTP/AVPF which an RTP/AVP endpoint can treat the same (RFC 4585 §3.4);
+/// their SRTP forms RTP/SAVP (RFC 3711 §12) and RTP/SAVPF (RFC 5124).
+fn transport_of(protos: &[String]) -> Transport {
+    match protos
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["RTP", "AVP"] | ["RTP", "AVPF"] => Transport::Plain,
+        ["RTP", "SAVP"] | ["RTP", "SAVPF"] => Transport::Secure,
+        _ => Transport::Other,
+    }
 }
 
 fn connection_addr(conn: &ConnectionInformation) -> Result<IpAddr, SdpError> {
@@ -395,3 +525,5 @@ fn no_common_codec(offer: &RemoteMedia, ours: &[Codec]) -> SdpError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crypto;

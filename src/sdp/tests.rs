@@ -56,7 +56,7 @@ a=rtpmap:0 PCMU/8000";
 
 #[test]
 fn sipp_default_offer() {
-    let offer = parse_offer(&crlf(SIPP)).unwrap();
+    let offer = parse_offer(&crlf(SIPP), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(offer.port, 6000);
     assert_eq!(offer.codecs, vec![(Codec::Pcmu, 0)]);
@@ -78,13 +78,13 @@ fn static_payload_types_need_no_rtpmap() {
     let body = crlf(
         "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 8 0",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(offer.codecs, vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)]);
 }
 
 #[test]
 fn answer_text_is_exact() {
-    let neg = negotiate(&parse_offer(&crlf(SIPP)).unwrap(), &OURS).unwrap();
+    let neg = negotiate(&parse_offer(&crlf(SIPP), SrtpPolicy::Off).unwrap(), &OURS).unwrap();
     let answer = String::from_utf8(build_answer(&neg, local(), 42, 7)).unwrap();
     assert_eq!(
         answer,
@@ -116,7 +116,7 @@ a=rtcp-fb:* trr-int 1000";
 
 #[test]
 fn linphone_multi_codec_takes_dtmf_pt_from_rtpmap() {
-    let offer = parse_offer(&crlf(LINPHONE)).unwrap();
+    let offer = parse_offer(&crlf(LINPHONE), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.codecs, vec![(Codec::Pcmu, 0), (Codec::Pcma, 8)]);
     assert_eq!(offer.telephone_event_pt, Some(100));
     let neg = negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
@@ -135,7 +135,7 @@ fn telephone_event_on_96_and_101() {
          m=audio 5000 RTP/AVP 0 96 101\na=rtpmap:0 PCMU/8000\n\
          a=rtpmap:96 telephone-event/8000\na=fmtp:96 0-15\na=rtpmap:101 telephone-event/8000",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     // The first one listed in m= wins.
     assert_eq!(offer.telephone_event_pt, Some(96));
 }
@@ -147,7 +147,7 @@ fn pcma_first_offer_is_answered_with_pcma() {
          m=audio 30000 RTP/AVP 8 0 101\na=rtpmap:8 pcma/8000\na=rtpmap:0 pcmu/8000\n\
          a=rtpmap:101 Telephone-Event/8000\na=fmtp:101 0-16\na=ptime:30",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(offer.ptime, Some(30));
     let neg = negotiate(&offer, &OURS).unwrap();
     assert_eq!(
@@ -172,7 +172,7 @@ fn pcma_first_offer_is_answered_with_pcma() {
 #[test]
 fn dynamic_pt_for_pcmu_is_kept_in_answer() {
     let body = crlf("v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 112\na=rtpmap:112 PCMU/8000/1");
-    let neg = negotiate(&parse_offer(&body).unwrap(), &OURS).unwrap();
+    let neg = negotiate(&parse_offer(&body, SrtpPolicy::Off).unwrap(), &OURS).unwrap();
     assert_eq!((neg.stream.codec, neg.stream.pt), (Codec::Pcmu, 112));
     let ans = reparse(&build_answer(&neg, local(), 1, 1));
     assert_eq!(
@@ -184,7 +184,10 @@ fn dynamic_pt_for_pcmu_is_kept_in_answer() {
 #[test]
 fn wideband_pcmu_rtpmap_is_not_g711() {
     let body = crlf("v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/16000");
-    assert!(parse_offer(&body).unwrap().codecs.is_empty());
+    assert!(parse_offer(&body, SrtpPolicy::Off)
+        .unwrap()
+        .codecs
+        .is_empty());
 }
 
 #[test]
@@ -192,7 +195,7 @@ fn ipv6_connection_and_ipv6_answer() {
     let body = crlf(
         "v=0\no=- 5 5 IN IP6 2001:db8::1\ns=-\nc=IN IP6 2001:db8::1\nt=0 0\nm=audio 4000 RTP/AVP 0",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, "2001:db8::1".parse::<IpAddr>().unwrap());
     let neg = negotiate(&offer, &OURS).unwrap();
     let local6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 4002);
@@ -208,21 +211,21 @@ fn media_level_c_overrides_session_level() {
          m=audio 4000 RTP/AVP 0\nc=IN IP4 192.0.2.99",
     );
     assert_eq!(
-        parse_offer(&body).unwrap().addr,
+        parse_offer(&body, SrtpPolicy::Off).unwrap().addr,
         "192.0.2.99".parse::<IpAddr>().unwrap()
     );
 }
 
 #[test]
 fn session_level_c_only() {
-    let offer = parse_offer(&crlf(SIPP)).unwrap();
+    let offer = parse_offer(&crlf(SIPP), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
 }
 
 #[test]
 fn missing_c_everywhere_is_malformed() {
     let body = crlf("v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0");
-    let err = parse_offer(&body).unwrap_err();
+    let err = parse_offer(&body, SrtpPolicy::Off).unwrap_err();
     assert!(matches!(err, SdpError::Malformed(_)), "{err}");
     assert_eq!(err.status_code(), 400);
 }
@@ -235,7 +238,7 @@ fn video_before_audio_is_rejected_in_place() {
          m=audio 5000 RTP/AVP 0 8\n\
          m=audio 5004 RTP/AVP 8",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!((offer.audio_index, offer.port), (1, 5000));
     let ans = reparse(&build_answer(
         &negotiate(&offer, &OURS).unwrap(),
@@ -265,7 +268,7 @@ fn disabled_audio_line_is_skipped() {
         "v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n\
          m=audio 0 RTP/AVP 0\nm=audio 6000 RTP/AVP 8",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(
         (offer.audio_index, offer.codecs.clone()),
         (1, vec![(Codec::Pcma, 8)])
@@ -278,7 +281,7 @@ fn sendonly_is_hold_and_answered_recvonly() {
         "v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\na=sendrecv\n\
          m=audio 4000 RTP/AVP 0\na=sendonly",
     );
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(offer.direction, Direction::SendOnly);
     assert!(offer.hold);
     let neg = negotiate(&offer, &OURS).unwrap();
@@ -291,7 +294,7 @@ fn sendonly_is_hold_and_answered_recvonly() {
 #[test]
 fn session_level_direction_applies_without_media_level() {
     let body = crlf("v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\na=inactive\na=ptime:40\nm=audio 4000 RTP/AVP 0");
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert_eq!(
         (offer.direction, offer.hold, offer.ptime),
         (Direction::Inactive, true, Some(40))
@@ -305,7 +308,7 @@ fn session_level_direction_applies_without_media_level() {
 #[test]
 fn recvonly_offer_is_answered_sendonly() {
     let body = crlf("v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0\na=recvonly");
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert!(!offer.hold);
     assert_eq!(
         negotiate(&offer, &OURS).unwrap().stream.direction,
@@ -317,7 +320,7 @@ fn recvonly_offer_is_answered_sendonly() {
 fn zero_address_is_legacy_hold() {
     let body =
         crlf("v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 4000 RTP/AVP 0");
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert!(offer.hold);
     assert_eq!(offer.direction, Direction::SendRecv);
     let neg = negotiate(&offer, &OURS).unwrap();
@@ -339,7 +342,7 @@ fn garbage_is_malformed() {
         b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 99999 RTP/AVP 0\r\n",
     ];
     for body in cases {
-        let err = parse_offer(body).unwrap_err();
+        let err = parse_offer(body, SrtpPolicy::Off).unwrap_err();
         assert!(matches!(err, SdpError::Malformed(_)), "{body:?}: {err:?}");
         assert_eq!(err.status_code(), 400);
     }
@@ -350,7 +353,10 @@ fn address_family_mismatch_is_malformed() {
     let body = crlf(
         "v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 2001:db8::1\nt=0 0\nm=audio 4000 RTP/AVP 0",
     );
-    assert!(matches!(parse_offer(&body), Err(SdpError::Malformed(_))));
+    assert!(matches!(
+        parse_offer(&body, SrtpPolicy::Off),
+        Err(SdpError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -359,7 +365,7 @@ fn domain_name_and_multicast_are_unsupported() {
         let body = crlf(&format!(
             "v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\n{c}\nt=0 0\nm=audio 4000 RTP/AVP 0"
         ));
-        let err = parse_offer(&body).unwrap_err();
+        let err = parse_offer(&body, SrtpPolicy::Off).unwrap_err();
         assert!(matches!(err, SdpError::Unsupported(_)), "{c}: {err:?}");
         assert_eq!(err.status_code(), 488);
     }
@@ -368,7 +374,7 @@ fn domain_name_and_multicast_are_unsupported() {
 #[test]
 fn only_g729_is_no_common_codec() {
     let body = crlf("v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 18 101\na=rtpmap:18 G729/8000\na=rtpmap:101 telephone-event/8000");
-    let offer = parse_offer(&body).unwrap();
+    let offer = parse_offer(&body, SrtpPolicy::Off).unwrap();
     assert!(offer.codecs.is_empty());
     let err = negotiate(&offer, &OURS).unwrap_err();
     assert!(matches!(err, SdpError::NoCommonCodec(_)));
@@ -378,7 +384,7 @@ fn only_g729_is_no_common_codec() {
 
 #[test]
 fn our_codec_list_restricts_choice() {
-    let offer = parse_offer(&crlf(SIPP)).unwrap();
+    let offer = parse_offer(&crlf(SIPP), SrtpPolicy::Off).unwrap();
     assert!(matches!(
         negotiate(&offer, &[Codec::Pcma]),
         Err(SdpError::NoCommonCodec(_))
@@ -399,7 +405,7 @@ fn srtp_only_or_no_audio_is_488() {
     );
     let none = crlf("v=0\no=- 5 6 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0");
     for body in [srtp, video, none] {
-        let err = parse_offer(&body).unwrap_err();
+        let err = parse_offer(&body, SrtpPolicy::Off).unwrap_err();
         assert!(matches!(err, SdpError::NoAudio(_)), "{err:?}");
         assert_eq!(err.status_code(), 488);
     }
@@ -407,7 +413,7 @@ fn srtp_only_or_no_audio_is_488() {
 
 #[test]
 fn lf_only_line_endings_are_accepted() {
-    let offer = parse_offer(SIPP.as_bytes()).unwrap();
+    let offer = parse_offer(SIPP.as_bytes(), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.port, 6000);
 }
 
@@ -420,6 +426,7 @@ fn offer_round_trips_and_answer_is_parsed() {
         77,
         1,
         Direction::SendRecv,
+        &OfferCrypto::None,
     );
     let text = String::from_utf8(offer.clone()).unwrap();
     assert!(text.contains("m=audio 20000 RTP/AVP 8 0 101\r\n"), "{text}");
@@ -427,7 +434,7 @@ fn offer_round_trips_and_answer_is_parsed() {
         text.contains("a=fmtp:101 0-16\r\n") && text.contains("t=0 0\r\n"),
         "{text}"
     );
-    let back = parse_offer(&offer).unwrap();
+    let back = parse_offer(&offer, SrtpPolicy::Off).unwrap();
     assert_eq!(back.codecs, vec![(Codec::Pcma, 8), (Codec::Pcmu, 0)]);
     assert_eq!(
         (back.telephone_event_pt, back.ptime, back.session_id),
@@ -436,7 +443,7 @@ fn offer_round_trips_and_answer_is_parsed() {
 
     // The agent's phone answers PCMU with its own telephone-event number.
     let answer = crlf("v=0\no=phone 1 1 IN IP4 192.0.2.50\ns=-\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 8000 RTP/AVP 0 96\na=rtpmap:96 telephone-event/8000\na=sendrecv");
-    let neg = parse_answer(&answer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
+    let neg = parse_answer(&answer, &[Codec::Pcma, Codec::Pcmu], SrtpPolicy::Off, b"").unwrap();
     assert_eq!(
         (
             neg.stream.codec,
@@ -455,14 +462,14 @@ fn answer_outside_our_offer_or_rejected_fails() {
         "v=0\no=p 1 1 IN IP4 192.0.2.50\ns=-\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 8000 RTP/AVP 8",
     );
     assert!(matches!(
-        parse_answer(&pcma, &[Codec::Pcmu]),
+        parse_answer(&pcma, &[Codec::Pcmu], SrtpPolicy::Off, b""),
         Err(SdpError::NoCommonCodec(_))
     ));
     let rejected = crlf(
         "v=0\no=p 1 1 IN IP4 192.0.2.50\ns=-\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 0 RTP/AVP 0",
     );
     assert!(matches!(
-        parse_answer(&rejected, &OURS),
+        parse_answer(&rejected, &OURS, SrtpPolicy::Off, b""),
         Err(SdpError::NoAudio(_))
     ));
 }
@@ -473,7 +480,7 @@ fn answer_outside_our_offer_or_rejected_fails() {
 /// fine (PCMU plus a video stream): it parses and video would be refused in place.
 #[test]
 fn rfc4475_sdp01_body() {
-    let offer = parse_offer(&corpus_body("rfc4475/sdp01.dat")).unwrap();
+    let offer = parse_offer(&corpus_body("rfc4475/sdp01.dat"), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, "192.0.2.5".parse::<IpAddr>().unwrap());
     assert_eq!(
         (offer.port, offer.codecs.clone()),
@@ -493,7 +500,7 @@ fn rfc4475_sdp01_body() {
 /// RFC 5118 §4.5: IPv6 in SDP. Audio is G.726-32 only, so we must answer 488.
 #[test]
 fn rfc5118_ipv6_in_sdp() {
-    let offer = parse_offer(&corpus_body("rfc5118/ipv6-in-sdp")).unwrap();
+    let offer = parse_offer(&corpus_body("rfc5118/ipv6-in-sdp"), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, "2001:db8::20".parse::<IpAddr>().unwrap());
     assert_eq!(offer.port, 6000);
     assert!(offer.codecs.is_empty());
@@ -503,7 +510,7 @@ fn rfc5118_ipv6_in_sdp() {
 /// RFC 5118 §4.6: IPv4 audio and IPv6 video, c= at media level only.
 #[test]
 fn rfc5118_mult_ip_in_sdp() {
-    let offer = parse_offer(&corpus_body("rfc5118/mult-ip-in-sdp")).unwrap();
+    let offer = parse_offer(&corpus_body("rfc5118/mult-ip-in-sdp"), SrtpPolicy::Off).unwrap();
     assert_eq!(offer.addr, "192.0.2.1".parse::<IpAddr>().unwrap());
     assert_eq!((offer.port, offer.media_lines.len()), (22334, 2));
 }
@@ -535,7 +542,7 @@ fn mutated_offers_never_panic() {
                 break;
             }
         }
-        if let Ok(offer) = parse_offer(&body) {
+        if let Ok(offer) = parse_offer(&body, SrtpPolicy::Off) {
             if let Ok(neg) = negotiate(&offer, &OURS) {
                 let _ = build_answer(&neg, local(), 1, 1);
             }

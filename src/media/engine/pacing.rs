@@ -318,6 +318,12 @@ impl PacingThread {
                         .map(|()| ev.payload.len())
                 }),
             };
+            // SRTP (RFC 3711 §3.3) last, on the finished packet, under the same lock
+            // as the relay's so the two never interleave in one context.
+            let built = match (built, tx.srtp.as_mut()) {
+                (Some(len), Some(srtp)) => srtp.protect_rtp(&mut self.buf).ok().map(|()| len),
+                (built, _) => built,
+            };
             if let Some(len) = built {
                 tx.count_sent(len);
                 send_to = Some(tx.dest);
@@ -336,7 +342,14 @@ impl PacingThread {
                     block.as_ref(),
                     &mut self.rtcp_buf,
                 );
-                rtcp_to = Some(tx.rtcp_dest);
+                // SRTCP (RFC 3711 §3.4): RTCP is protected with the same master key.
+                let ok = tx
+                    .srtp
+                    .as_mut()
+                    .is_none_or(|s| s.protect_rtcp(&mut self.rtcp_buf).is_ok());
+                if ok {
+                    rtcp_to = Some(tx.rtcp_dest);
+                }
             }
         }
         drop(tx);

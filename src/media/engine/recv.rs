@@ -18,6 +18,7 @@ use crate::media::g711;
 use crate::media::inband::InbandDetector;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::rtcp;
+use crate::media::srtp::{SrtpError, SrtpReceiver};
 use crate::media::stream::StreamParams;
 
 /// Larger than any RTP packet we accept (G.711 at 60 ms is 492 bytes); longer datagrams are
@@ -51,6 +52,13 @@ pub(crate) struct RecvTask {
     /// An `RtpStarted` event was sent.
     rtp_seen: bool,
     peer: Option<(Arc<Shared>, u64)>,
+    /// The peer's SRTP context when the stream is encrypted (RFC 3711): every packet is
+    /// authenticated and decrypted before anything else reads it.
+    srtp: Option<SrtpReceiver>,
+    /// Packets SRTP refused (forged, replayed, wrong key), for the media-quality line.
+    srtp_refused: u64,
+    /// Scratch for protecting relayed packets (kept to avoid an allocation per packet).
+    relay_buf: Vec<u8>,
     /// The call's span, for the media-quality line at the end.
     span: tracing::Span,
 }
@@ -66,8 +74,9 @@ impl RecvTask {
         latch: Latch,
         rtcp_latch: Latch,
         now: Instant,
-    ) -> Self {
-        RecvTask {
+    ) -> Result<Self, SrtpError> {
+        let srtp = params.srtp.as_ref().map(SrtpReceiver::new).transpose()?;
+        Ok(RecvTask {
             shared,
             ctrl,
             cancel,
@@ -83,8 +92,11 @@ impl RecvTask {
             timed_out: false,
             rtp_seen: false,
             peer: None,
+            srtp,
+            srtp_refused: 0,
+            relay_buf: Vec::with_capacity(RECV_BUF),
             span: opts.span.clone(),
-        }
+        })
     }
 
     pub async fn run(mut self) {
@@ -108,7 +120,7 @@ impl RecvTask {
                 }
                 r = shared.ports.rtcp.recv_from(&mut rbuf) => {
                     if let Ok((n, src)) = r {
-                        if let Some(pkt) = rbuf.get(..n) {
+                        if let Some(pkt) = rbuf.get_mut(..n) {
                             self.on_rtcp(pkt, src, Instant::now());
                         }
                     }
@@ -121,9 +133,12 @@ impl RecvTask {
         let q = shared.rx().summary();
         MediaStats::add(&shared.stats.packets_lost, q.lost);
         // One line per leg: what the phone's audio looked like on arrival (RFC 3550 A.3, A.8).
+        // With SRTP, `received` counts only packets that authenticated.
         tracing::info!(
             parent: &self.span,
             rtp = %shared.ports.announced,
+            srtp = self.srtp.as_ref().map_or("off", |s| s.suite().name()),
+            srtp_refused = self.srtp_refused,
             received = q.received,
             lost = q.lost,
             loss_pct = format_args!("{:.2}", q.loss_percent()),
@@ -164,6 +179,9 @@ impl RecvTask {
                     self.rtcp_latch
                         .on_new_remote(super::rtcp_addr(params.remote));
                 }
+                if params.srtp != self.params.srtp {
+                    self.rekey(&params);
+                }
                 self.params = *params;
                 if was_suspended && !self.suspended() {
                     // Off hold: the timeout counts from now, not from before the hold.
@@ -190,6 +208,45 @@ impl RecvTask {
         }
     }
 
+    /// A re-offer changed the keys or the suite: new contexts for both directions.
+    fn rekey(&mut self, params: &StreamParams) {
+        let rx = match params.srtp.as_ref() {
+            Some(p) if self.srtp.as_ref().is_some_and(|s| s.is_for(p)) => Ok(self.srtp.take()),
+            Some(p) => SrtpReceiver::new(p).map(Some),
+            None => Ok(None),
+        };
+        let tx = self.shared.tx().set_srtp(params);
+        match (rx, tx) {
+            (Ok(rx), Ok(())) => self.srtp = rx,
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(parent: &self.span, error = %e, "cannot re-key SRTP; media stops");
+                self.shared.close();
+            }
+        }
+    }
+
+    /// Authenticate and decrypt `pkt` when the stream is SRTP (RFC 3711 §3.3, §3.4);
+    /// the usable length, or `None` for a packet that must be dropped.
+    fn unprotect(&mut self, pkt: &mut [u8], is_rtcp: bool) -> Option<usize> {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return Some(pkt.len());
+        };
+        let r = if is_rtcp {
+            srtp.unprotect_rtcp(pkt)
+        } else {
+            srtp.unprotect_rtp(pkt)
+        };
+        match r {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.srtp_refused += 1;
+                MediaStats::bump(&self.shared.stats.malformed);
+                tracing::trace!(parent: &self.span, error = %e, "SRTP packet dropped");
+                None
+            }
+        }
+    }
+
     fn on_rtp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
         let stats = self.shared.stats.clone();
         let before = self.latch.latched();
@@ -200,8 +257,16 @@ impl RecvTask {
         if self.latch.latched() != before {
             self.shared.tx().dest = self.latch.send_addr();
         }
-        // RFC 5761 rtcp-mux peers send RTCP to the RTP port.
-        if rtcp::is_rtcp(pkt) {
+        // RFC 5761 rtcp-mux peers send RTCP to the RTP port. SRTCP keeps the first
+        // 8 bytes in the clear (RFC 3711 §3.4), so the test works before decryption.
+        let is_rtcp = rtcp::is_rtcp(pkt);
+        let Some(n) = self.unprotect(pkt, is_rtcp) else {
+            return;
+        };
+        let Some(pkt) = pkt.get_mut(..n) else {
+            return;
+        };
+        if is_rtcp {
             self.note_rtcp(pkt, now);
             return;
         }
@@ -282,14 +347,33 @@ impl RecvTask {
             return;
         }
         let dest = tx.dest;
+        // Each leg has its own keys (or none): the packet was decrypted with this
+        // leg's and is protected with the other's, so one leg may be SRTP and the other RTP.
+        let mut protected = None;
+        if let Some(srtp) = tx.srtp.as_mut() {
+            let mut out = std::mem::take(&mut self.relay_buf);
+            out.clear();
+            out.extend_from_slice(pkt);
+            if srtp.protect_rtp(&mut out).is_err() {
+                MediaStats::bump(&peer.stats.send_errors);
+                self.relay_buf = out;
+                return;
+            }
+            protected = Some(out);
+        }
         drop(tx);
-        if peer.send_rtp(pkt, dest) {
+        let wire: &[u8] = protected.as_deref().unwrap_or(pkt);
+        let sent = peer.send_rtp(wire, dest);
+        if let Some(out) = protected {
+            self.relay_buf = out;
+        }
+        if sent {
             MediaStats::bump(&peer.stats.packets_sent);
             MediaStats::bump(&peer.stats.relayed);
         }
     }
 
-    fn on_rtcp(&mut self, pkt: &[u8], src: SocketAddr, now: Instant) {
+    fn on_rtcp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
         let before = self.rtcp_latch.latched();
         if self.rtcp_latch.on_packet(src, now) == Verdict::Drop {
             MediaStats::bump(&self.shared.stats.dropped_foreign);
@@ -298,7 +382,12 @@ impl RecvTask {
         if self.rtcp_latch.latched() != before {
             self.shared.tx().rtcp_dest = self.rtcp_latch.send_addr();
         }
-        self.note_rtcp(pkt, now);
+        let Some(n) = self.unprotect(pkt, true) else {
+            return;
+        };
+        if let Some(pkt) = pkt.get(..n) {
+            self.note_rtcp(pkt, now);
+        }
     }
 
     /// Inbound RTCP proves the peer is alive (it may be silent with VAD, RFC 3551 §4.1).

@@ -111,9 +111,10 @@ mod tests {
             remote_ptime: None,
             direction: Direction::SendRecv,
             hold: false,
+            srtp: None,
         };
         let stream = RtpStream::with_initial(0xB0B0_B0B0, 500, 10_000, 160);
-        let mut t = Tx::new(stream, &params, params.remote, params.remote);
+        let mut t = Tx::new(stream, &params, params.remote, params.remote).unwrap();
         t.relay = Some(RelayOut::new(1, 500));
         t
     }

@@ -15,6 +15,7 @@ use crate::media::ports::RtpPorts;
 use crate::media::prompt::FRAME_DURATION;
 use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
+use crate::media::srtp::{SrtpError, SrtpSender};
 use crate::media::stream::StreamParams;
 
 /// The outbound side of a session: everything needed to put a packet on the wire.
@@ -37,6 +38,9 @@ pub(crate) struct Tx {
     pub octets: u32,
     /// Set while bridged: the relay owns sequence numbers and timestamps.
     pub relay: Option<RelayOut>,
+    /// Our SRTP context when the stream is encrypted: every packet built above is
+    /// protected with it just before it leaves, whoever built it (pacing or relay).
+    pub srtp: Option<SrtpSender>,
 }
 
 impl Tx {
@@ -45,9 +49,10 @@ impl Tx {
         params: &StreamParams,
         dest: SocketAddr,
         rtcp: SocketAddr,
-    ) -> Self {
+    ) -> Result<Self, SrtpError> {
         let ts_base = stream.timestamp_for_tick(0);
-        Tx {
+        let srtp = params.srtp.as_ref().map(SrtpSender::new).transpose()?;
+        Ok(Tx {
             stream,
             ts_base,
             codec: params.codec,
@@ -59,7 +64,21 @@ impl Tx {
             packets: 0,
             octets: 0,
             relay: None,
+            srtp,
+        })
+    }
+
+    /// The stream's keys changed (a re-offer with a new suite): protect with the new ones.
+    pub fn set_srtp(&mut self, params: &StreamParams) -> Result<(), SrtpError> {
+        let same = match (&self.srtp, &params.srtp) {
+            (None, None) => true,
+            (Some(s), Some(p)) => s.is_for(p),
+            _ => false,
+        };
+        if !same {
+            self.srtp = params.srtp.as_ref().map(SrtpSender::new).transpose()?;
         }
+        Ok(())
     }
 
     pub fn count_sent(&mut self, payload_len: usize) {

@@ -18,14 +18,19 @@ use crate::media::ports::PortPool;
 use crate::media::rtp_stream::RtpStream;
 use crate::media::stream::{Direction, StreamParams};
 
-fn pool() -> &'static PortPool {
+pub(super) fn pool() -> &'static PortPool {
     static POOL: OnceLock<PortPool> = OnceLock::new();
     POOL.get_or_init(|| PortPool::new("127.0.0.1".parse().unwrap(), 42000, 42999))
 }
 
 /// The stream an offer from `peer` in direction `remote` negotiates to (RFC 3264 §6.1:
 /// our direction mirrors theirs; sendonly or inactive from them is hold).
-fn params(peer: SocketAddr, codec: Codec, te: Option<u8>, remote: Direction) -> StreamParams {
+pub(super) fn params(
+    peer: SocketAddr,
+    codec: Codec,
+    te: Option<u8>,
+    remote: Direction,
+) -> StreamParams {
     StreamParams {
         codec,
         pt: codec.payload_type(),
@@ -34,6 +39,7 @@ fn params(peer: SocketAddr, codec: Codec, te: Option<u8>, remote: Direction) -> 
         remote_ptime: None,
         direction: remote.mirrored(),
         hold: matches!(remote, Direction::SendOnly | Direction::Inactive),
+        srtp: None,
     }
 }
 
@@ -44,16 +50,16 @@ fn opts(silence: bool) -> SessionOptions {
     }
 }
 
-fn engine() -> MediaEngine {
+pub(super) fn engine() -> MediaEngine {
     MediaEngine::start(EngineConfig::default()).unwrap()
 }
 
-async fn peer(ip: &str) -> UdpSocket {
+pub(super) async fn peer(ip: &str) -> UdpSocket {
     UdpSocket::bind(format!("{ip}:0")).await.unwrap()
 }
 
 /// One datagram, or `None` after `wait`.
-async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, Instant)> {
+pub(super) async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, Instant)> {
     let mut buf = vec![0u8; 2048];
     let (n, _) = timeout(wait, sock.recv_from(&mut buf)).await.ok()?.ok()?;
     buf.truncate(n);
@@ -102,7 +108,7 @@ fn hdr(b: &[u8]) -> Hdr {
     }
 }
 
-fn tone(seconds: f32, hz: f32) -> Arc<Prompt> {
+pub(super) fn tone(seconds: f32, hz: f32) -> Arc<Prompt> {
     let n = (8000.0 * seconds) as usize;
     let pcm: Vec<i16> = (0..n)
         .map(|i| ((i as f32 * hz * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16)

@@ -34,6 +34,7 @@ use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
 use super::transaction::{Peer, Timers, TransactionLayer, Transport, TxEvent, TxKey};
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpPolicy;
 
 pub use dialog::Local;
 use dialog::{Dialog, Role};
@@ -78,6 +79,8 @@ pub struct CoreConfig {
     pub retry_after: Duration,
     pub codecs: Vec<Codec>,
     pub dtmf_payload_type: u8,
+    /// The trunk's SRTP policy (`trunk.srtp`): which offers and answers are acceptable.
+    pub srtp: SrtpPolicy,
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,

@@ -23,6 +23,7 @@ pub(super) fn cfg() -> CoreConfig {
         max_transactions: 10,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
+        srtp: Default::default(),
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
@@ -1636,4 +1637,82 @@ fn a_reloaded_policy_applies_from_the_next_request() {
         t0,
     );
     assert_eq!(drain(&mut c).statuses(), vec![403]);
+}
+
+/// `trunk.srtp = "required"` at the SIP core: a plain offer gets 488 naming the
+/// policy; an RTP/SAVP offer is answered with SRTP, and a hold re-INVITE keeps
+/// our key (RFC 4568 §7.1.4), so the stream we send is not re-keyed.
+#[test]
+fn required_srtp_refuses_plain_offers_and_a_reoffer_keeps_our_key() {
+    use crate::media::srtp::SrtpPolicy;
+    let t0 = Instant::now();
+    let required = || {
+        let mut cfg = cfg();
+        cfg.srtp = SrtpPolicy::Required;
+        SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
+    };
+    let mut c = required();
+    c.handle_message(
+        &invite("z9hG4bK-p1", "+15550100000", "", SDP),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![100, 488]);
+    let reject = out.find("SIP/2.0 488");
+    assert!(
+        reject.contains("Warning: 399 tpswitch") && reject.contains("required"),
+        "{reject}"
+    );
+
+    let mut c = required();
+    let savp = SDP.replace("RTP/AVP", "RTP/SAVP")
+        + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
+    c.handle_message(
+        &invite("z9hG4bK-s1", "+15550100000", "", &savp),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    let Some(SipEvent::Incoming(call)) = out.events.first() else {
+        panic!("{:?}", out.statuses())
+    };
+    let neg = call.media.clone().expect("negotiated");
+    let ours = neg.stream.srtp.clone().expect("SRTP").local;
+    let answer = crate::sdp::build_answer(&neg, "127.0.0.1:20000".parse().unwrap(), 1, 1);
+    c.handle_command(
+        SipCommand::Answer {
+            leg: call.leg,
+            sdp: answer,
+        },
+        t0,
+    );
+    let tag = tag_of(drain(&mut c).find("SIP/2.0 200"));
+    c.handle_message(
+        &in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", ""),
+        udp(PEER),
+        t0,
+    );
+    drain(&mut c);
+    let hold = format!("{savp}a=sendonly\r\n");
+    c.handle_message(
+        &in_dialog(
+            "INVITE",
+            "z9hG4bK-h",
+            &tag,
+            2,
+            "Content-Type: application/sdp\r\n",
+            &hold,
+        ),
+        udp(PEER),
+        t0,
+    );
+    let out = drain(&mut c);
+    let [SipEvent::MediaChanged { media, .. }] = &out.events[..] else {
+        panic!("{:?}", out.statuses())
+    };
+    assert_eq!(media.stream.srtp.as_ref().map(|s| &s.local), Some(&ours));
+    let ok = out.find("SIP/2.0 200");
+    let key = crate::sdp::crypto::build(1, media.stream.srtp.as_ref().unwrap().suite, &ours);
+    assert!(ok.contains(&format!("a=crypto:{key}")), "{ok}");
 }

@@ -248,16 +248,18 @@ impl SipCore {
 
     fn uac_provisional(&mut self, leg: LegId, resp: &Response, head: &ResponseHead, now: Instant) {
         let codecs = self.cfg.codecs.clone();
+        let srtp = self.cfg.srtp;
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
+        let offer = d.local_sdp.clone().unwrap_or_default();
         let Some(uac) = d.uac.as_mut() else {
             return;
         };
         uac.got_provisional = true;
         let cancel_now = uac.cancel_requested && !uac.cancel_sent;
         let early_media = if head.status == 183 && !resp.body.is_empty() {
-            sdp::parse_answer(&resp.body, &codecs).ok()
+            sdp::parse_answer(&resp.body, &codecs, srtp, &offer).ok()
         } else {
             None
         };
@@ -321,7 +323,13 @@ impl SipCore {
         if let Some(uac) = d.uac.as_mut() {
             uac.ack = Some(ack.clone());
         }
-        let media = sdp::parse_answer(&resp.body, &codecs).ok();
+        let media = sdp::parse_answer(
+            &resp.body,
+            &codecs,
+            self.cfg.srtp,
+            d.local_sdp.as_deref().unwrap_or_default(),
+        )
+        .ok();
         d.negotiated = media.clone();
         let peer = d.next_hop();
         self.out

@@ -10,6 +10,7 @@ use tracing::{debug, info};
 use super::dialog::{Dialog, OkRetransmit, Role, State};
 use super::{DialogTimer, SipCore};
 use crate::media::codec::Codec;
+use crate::media::srtp::SrtpKey;
 use crate::media::stream::Direction;
 use crate::sdp;
 use crate::sip::access;
@@ -85,7 +86,7 @@ impl SipCore {
                 );
                 return;
             };
-            let offered = sdp::parse_offer(offer).and_then(|o| {
+            let offered = sdp::parse_offer(offer, self.cfg.srtp).and_then(|o| {
                 sdp::check_initial_address(o.addr)?;
                 sdp::negotiate(&o, &self.cfg.codecs)
             });
@@ -352,6 +353,7 @@ impl SipCore {
             return;
         };
         let codecs = self.cfg.codecs.clone();
+        let srtp = self.cfg.srtp;
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -370,7 +372,8 @@ impl SipCore {
         d.ok_retransmit = None;
         let media = if d.offerless && !req.body.is_empty() {
             // §13.2.1: the answer to the offer in our 2xx is in the ACK.
-            match sdp::parse_answer(&req.body, &codecs) {
+            let offer = d.local_sdp.as_deref().unwrap_or_default();
+            match sdp::parse_answer(&req.body, &codecs, srtp, offer) {
                 Ok(n) => {
                     d.negotiated = Some(n.clone());
                     Some(n)
@@ -503,6 +506,7 @@ impl SipCore {
     fn reoffer(&mut self, leg: LegId, req: Request, head: RequestHead, key: TxKey, now: Instant) {
         let codecs = self.cfg.codecs.clone();
         let dtmf_pt = self.cfg.dtmf_payload_type;
+        let srtp = self.cfg.srtp;
         let session = session_expires(&req);
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
@@ -550,6 +554,13 @@ impl SipCore {
                 // A re-INVITE without an offer: we offer our current session
                 // again (§14.2), a pure refresh.
                 d.sdp_version += 1;
+                // The stream keeps its key (RFC 4568 §7.1.4 lets a re-offer
+                // reuse it).
+                let srtp_key = d
+                    .negotiated
+                    .as_ref()
+                    .and_then(|n| n.stream.srtp.as_ref())
+                    .map_or_else(SrtpKey::random, |s| s.local.clone());
                 let offer = sdp::build_offer(
                     local,
                     &codecs,
@@ -557,15 +568,25 @@ impl SipCore {
                     d.sdp_session,
                     d.sdp_version,
                     Direction::SendRecv,
+                    &sdp::OfferCrypto::with_key(srtp, srtp_key),
                 );
                 (Some(offer), None)
             } else {
                 let current = d.negotiated.as_ref().map(|n| n.stream.codec);
-                match sdp::parse_offer(&req.body)
+                match sdp::parse_offer(&req.body, srtp)
                     .map_err(|e| (e.status_code(), 399, e.to_string()))
                     .and_then(|o| same_codec(&o, current, &codecs))
                 {
-                    Ok(n) => {
+                    Ok(mut n) => {
+                        // Keep our key while the suite stays (RFC 4568
+                        // §7.1.4), so a hold or refresh does not re-key the
+                        // stream we send.
+                        let old = d.negotiated.as_ref().and_then(|o| o.stream.srtp.as_ref());
+                        if let (Some(new), Some(old)) = (n.stream.srtp.as_mut(), old) {
+                            if new.suite == old.suite {
+                                new.local = old.local.clone();
+                            }
+                        }
                         d.sdp_version += 1;
                         let answer = sdp::build_answer(&n, local, d.sdp_session, d.sdp_version);
                         d.negotiated = Some(n.clone());
