@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use common::*;
 use tpswitch::media::codec::Codec;
-use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute, Untrusted};
 use tpswitch::sip::endpoint::{self, EndpointConfig};
 use tpswitch::sip::inspect::Limits;
 use tpswitch::sip::transaction::Timers;
@@ -32,6 +32,15 @@ async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
 }
 
 async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> Uac {
+    uac_routes(vec![TrunkRoute {
+        tcp,
+        credentials: creds,
+        ..TrunkRoute::plain("carrier", trunk)
+    }])
+    .await
+}
+
+async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
     let port = free_udp_port();
     let cfg = CoreConfig {
         timers: Timers::default(),
@@ -48,11 +57,7 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
-        trunk,
-        trunk_tcp: tcp,
-        credentials: creds,
-        follow_redirects: true,
-        max_redirects: 2,
+        trunks,
         limits: Limits::default(),
     };
     let core = SipCore::new(cfg, Box::new(|_: &str| false));
@@ -92,7 +97,7 @@ async fn dial(u: &Uac) -> LegId {
         .send(SipCommand::Dial {
             leg,
             request: DialRequest {
-                target: "+12345678910".into(),
+                targets: vec!["+12345678910".into()],
                 from_user: "+15550100001".into(),
                 diversion: None,
                 sdp: OFFER.as_bytes().to_vec(),

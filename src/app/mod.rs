@@ -19,7 +19,7 @@ use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
 use crate::presence::{SqliteStore, StoreError};
-use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::transaction::Timers;
@@ -34,7 +34,9 @@ pub enum AppError {
     Endpoint(#[from] endpoint::EndpointError),
     #[error("prompts: {0}")]
     Prompts(#[from] PromptError),
-    #[error("trunk.outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address")]
+    #[error(
+        "outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address"
+    )]
     TrunkName(String),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
@@ -108,6 +110,43 @@ fn advertised_ip(cfg: &Config, trunk: SocketAddr) -> IpAddr {
     }
 }
 
+/// The trunks as the SIP core uses them, in priority order, with their
+/// passwords read from the environment.
+fn trunk_routes(cfg: &Config) -> Result<Vec<TrunkRoute>, AppError> {
+    cfg.trunks
+        .iter()
+        .map(|t| {
+            let ip = match &t.outbound_proxy.host {
+                config::Host::Ip(ip) => *ip,
+                config::Host::Name(n) => return Err(AppError::TrunkName(n.clone())),
+            };
+            Ok(TrunkRoute {
+                name: t.name.clone(),
+                addr: SocketAddr::new(ip, t.outbound_proxy.port),
+                tcp: t.outbound_proxy.transport == config::Transport::Tcp,
+                allow: t.allow.clone(),
+                max_calls: t.max_outbound_calls,
+                max_cps: t.max_cps,
+                ruri_host: t.request_uri_host.clone(),
+                from_host: t.from_host.clone(),
+                to_host: t.to_host.clone(),
+                pai: t.pai,
+                privacy: t.privacy.clone(),
+                headers: t.headers.clone(),
+                credentials: std::env::var(&t.password_env)
+                    .ok()
+                    .filter(|_| !t.username.is_empty())
+                    .map(|password| Credentials {
+                        username: t.username.clone(),
+                        password,
+                    }),
+                follow_redirects: t.follow_redirects,
+                max_redirects: t.max_redirects,
+            })
+        })
+        .collect()
+}
+
 /// Runs the switch until Ctrl-C / SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT before anything says "listening": a signal
@@ -147,12 +186,9 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         pacing_threads: cfg.media.pacing_threads,
         ..EngineConfig::default()
     })?;
-    let trunk_ip = match &cfg.trunk.outbound_proxy.host {
-        config::Host::Ip(ip) => *ip,
-        config::Host::Name(n) => return Err(AppError::TrunkName(n.clone())),
-    };
-    let trunk = SocketAddr::new(trunk_ip, cfg.trunk.outbound_proxy.port);
-    let ip = advertised_ip(&cfg, trunk);
+    let trunks = trunk_routes(&cfg)?;
+    let allow: Vec<ipnet::IpNet> = cfg.trunks.iter().flat_map(|t| t.allow.clone()).collect();
+    let ip = advertised_ip(&cfg, trunks.first().map_or(cfg.sip.bind, |t| t.addr));
     let cancel = CancellationToken::new();
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
@@ -173,7 +209,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
                 cfg.sip.user_agent.clone()
             },
         },
-        allow: cfg.trunk.allow.clone(),
+        allow: allow.clone(),
         untrusted: match cfg.sip.untrusted {
             config::Untrusted::Reject => Untrusted::Reject,
             config::Untrusted::Drop => Untrusted::Drop,
@@ -186,17 +222,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         // Validation bounds both to a day (config::validate::SESSION_MAX).
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
-        trunk,
-        trunk_tcp: cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
-        credentials: std::env::var(&cfg.trunk.password_env)
-            .ok()
-            .filter(|_| !cfg.trunk.username.is_empty())
-            .map(|password| Credentials {
-                username: cfg.trunk.username.clone(),
-                password,
-            }),
-        follow_redirects: cfg.trunk.follow_redirects,
-        max_redirects: cfg.trunk.max_redirects,
+        trunks,
         limits: Limits {
             max_message_bytes: cfg.sip.max_message_bytes as usize,
             ..Limits::default()
@@ -214,7 +240,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         tcp: cfg.sip.tcp,
         frame,
         admission: TcpAdmission {
-            allow: cfg.trunk.allow.clone(),
+            allow,
             trusted: fds.tcp_trusted,
             untrusted: fds.tcp_untrusted,
         },

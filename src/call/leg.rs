@@ -185,7 +185,7 @@ pub enum LegNews {
 pub enum PlaceError {
     #[error("not a user's number and not in trunk.allow_dial: not dialling it")]
     NotAllowed,
-    #[error("trunk.max_outbound_calls ({0}) legs are up")]
+    #[error("the trunks' max_calls ({0} in all) legs are up or waiting")]
     AtCapacity(usize),
     #[error("no free RTP port")]
     NoPort,
@@ -219,15 +219,30 @@ pub fn place<T: Send + 'static>(
     }
     let ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
-    let cap = ctx.cfg.trunk.max_outbound_calls as usize;
+    // Each trunk's own max_calls is kept by the SIP core, which queues a
+    // leg while every trunk is full; this total bounds what may wait.
+    let cap = ctx
+        .cfg
+        .trunks
+        .iter()
+        .map(|t| t.max_outbound_calls as usize)
+        .fold(0usize, usize::saturating_add);
     let sip = ctx
         .router
         .register_outbound(leg, cap)
         .ok_or(PlaceError::AtCapacity(cap))?;
-    let target = ctx.cfg.dial_string(&p.number);
-    info!(parent: &p.span, %target, "placing an outbound call");
+    let cc = &ctx.cfg.numbering.default_country_code;
+    // One user part per trunk (each has its number format and prefix); the
+    // SIP core picks the trunk.
+    let targets: Vec<String> = ctx
+        .cfg
+        .trunks
+        .iter()
+        .map(|t| t.dial_string(&p.number, cc))
+        .collect();
+    info!(parent: &p.span, number = %p.number, "placing an outbound call");
     let request = DialRequest {
-        target,
+        targets,
         from_user: p.from_user,
         diversion: p.diversion,
         sdp: offer(ctx, &ports, leg),
@@ -312,11 +327,16 @@ async fn translate<F, Fut>(
                     None => (vec![LegNews::Remote(n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
-                Some(SipEvent::Dialling { call_id, .. }) => {
-                    // What a carrier's trace of this leg is matched against.
+                Some(SipEvent::Dialling { call_id, trunk, .. }) => {
+                    // What a carrier's trace of this leg is matched against
+                    // (a leg that fails over gets one per trunk).
                     tracing::Span::current().record("sip_call_id", call_id.as_str());
-                    info!(sip_call_id = %call_id, "INVITE sent");
-                    (vec![LegNews::CallId(call_id)], false)
+                    info!(sip_call_id = %call_id, %trunk, "INVITE sent");
+                    (vec![LegNews::CallId(call_id), LegNews::Event(E::Dialled)], false)
+                }
+                Some(SipEvent::Queued { .. }) => {
+                    info!("every trunk is busy: the leg waits for one");
+                    (vec![LegNews::Event(E::Queued)], false)
                 }
                 Some(SipEvent::Failed { outcome, .. }) => (vec![LegNews::Event(E::Failed(outcome))], true),
                 Some(SipEvent::Ended { .. }) | None => (vec![LegNews::Event(E::Ended)], true),

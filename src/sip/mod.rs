@@ -17,6 +17,7 @@ mod tcp_idle;
 mod timer;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;
 pub mod uri;
 mod wire;
 

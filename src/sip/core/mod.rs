@@ -27,6 +27,7 @@ use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
 use super::transaction::{Peer, Timers, TransactionLayer, Transport, TxEvent, TxKey};
+use super::trunk::TrunkSet;
 use crate::media::codec::Codec;
 
 pub use dialog::Local;
@@ -41,21 +42,7 @@ pub enum Untrusted {
     Drop,
 }
 
-/// Digest credentials for the trunk.
-#[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never log the password.
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
+pub use super::trunk::{Credentials, TrunkRoute};
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -74,13 +61,9 @@ pub struct CoreConfig {
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,
-    /// Where outbound INVITEs go, and its host:port for Request-URIs.
-    pub trunk: SocketAddr,
-    /// Reach the trunk over our own TCP connection instead of UDP.
-    pub trunk_tcp: bool,
-    pub credentials: Option<Credentials>,
-    pub follow_redirects: bool,
-    pub max_redirects: u32,
+    /// The trunks outbound INVITEs go to, first tried first; an inbound
+    /// request is the trunk's whose `allow` holds its source.
+    pub trunks: Vec<TrunkRoute>,
     pub limits: Limits,
 }
 
@@ -115,6 +98,9 @@ const UNTRUSTED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 enum DialogTimer {
     OkRetransmit,
     SessionExpiry,
+    /// A queued outbound leg may find a trunk now (a token or a
+    /// Retry-After fell due).
+    DialRetry,
 }
 
 /// What a client transaction was for.
@@ -148,6 +134,15 @@ pub struct SipCore {
     ids: IdGen,
     stats: CoreStats,
     untrusted_log: LogLimiter,
+    /// Trunk selection, limits and Retry-After for outbound legs.
+    trunks: TrunkSet,
+    /// Outbound legs waiting for a trunk (first come, first served).
+    dial_queue: VecDeque<LegId>,
+    /// A trunk slot or token may have freed: look at the queue.
+    dial_queue_due: bool,
+    /// The `now` of the latest input (a transaction timeout reported while
+    /// outputs are drained starts the next trunk's INVITE at that time).
+    now: Option<Instant>,
 }
 
 /// Unique tags, branches and Call-IDs (§19.3: tags and Call-IDs must be
@@ -175,6 +170,10 @@ impl SipCore {
     pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
         Self {
             txl: TransactionLayer::new(cfg.timers),
+            trunks: TrunkSet::new(cfg.trunks.clone()),
+            dial_queue: VecDeque::new(),
+            dial_queue_due: false,
+            now: None,
             cfg,
             dialplan,
             out: VecDeque::new(),
@@ -251,6 +250,12 @@ impl SipCore {
 
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
+        self.now = Some(now);
+        self.message(data, peer, now);
+        self.pump_dial_queue(now);
+    }
+
+    fn message(&mut self, data: &[u8], peer: Peer, now: Instant) {
         // A socket bound to `[::]` takes IPv4 too and reports such sources
         // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
         // once, here where every message enters, so the allow-list, the
@@ -521,6 +526,12 @@ impl SipCore {
     // ------------------------------------------------------------ commands
 
     pub fn handle_command(&mut self, cmd: SipCommand, now: Instant) {
+        self.now = Some(now);
+        self.command(cmd, now);
+        self.pump_dial_queue(now);
+    }
+
+    fn command(&mut self, cmd: SipCommand, now: Instant) {
         match cmd {
             SipCommand::Ringing(leg) => self.uas_provisional(leg, 180, now),
             SipCommand::Answer { leg, sdp } => self.uas_answer(leg, sdp, now),
@@ -573,6 +584,11 @@ impl SipCore {
 
     fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
         let d = self.dialogs.remove(&leg)?;
+        if let Some(trunk) = d.uac.as_ref().and_then(|u| u.trunk) {
+            // Its slot is free: a queued leg may go now.
+            self.trunks.release(trunk);
+            self.dial_queue_due = true;
+        }
         self.by_tag
             .remove(&(d.call_id.clone(), d.local_tag.clone()));
         if let Some(k) = &d.invite_key {
@@ -584,14 +600,17 @@ impl SipCore {
     // -------------------------------------------------------------- timers
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
         self.txl.handle_timeout(now);
         while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
             match kind {
                 DialogTimer::OkRetransmit => self.ok_retransmit_fired(leg, at, now),
                 DialogTimer::SessionExpiry => self.session_expired(leg, at, now),
+                DialogTimer::DialRetry => self.dial_queue_due = true,
             }
         }
         self.pump_transactions();
+        self.pump_dial_queue(now);
     }
 
     /// Moves transaction-layer events into our outputs.
@@ -604,7 +623,13 @@ impl SipCore {
                 TxEvent::ClientTimeout { key } => {
                     if let Some((leg, purpose)) = self.clients.remove(&key) {
                         match purpose {
-                            ClientPurpose::Invite => self.uac_timeout(leg),
+                            ClientPurpose::Invite => {
+                                // Reported while outputs drain: the latest
+                                // input's time is when the next INVITE goes.
+                                if let Some(now) = self.now {
+                                    self.uac_timeout(leg, now);
+                                }
+                            }
                             ClientPurpose::Bye => self.finish_local_hangup(leg),
                             ClientPurpose::Cancel => {}
                         }

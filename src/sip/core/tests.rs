@@ -24,14 +24,13 @@ fn cfg() -> CoreConfig {
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
-        trunk: TRUNK.parse().unwrap(),
-        trunk_tcp: false,
-        credentials: Some(Credentials {
-            username: "alice".into(),
-            password: "secret".into(),
-        }),
-        follow_redirects: true,
-        max_redirects: 2,
+        trunks: vec![TrunkRoute {
+            credentials: Some(Credentials {
+                username: "alice".into(),
+                password: "secret".into(),
+            }),
+            ..TrunkRoute::plain("carrier", TRUNK.parse().unwrap())
+        }],
         limits: Limits::default(),
     }
 }
@@ -653,7 +652,7 @@ fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
         SipCommand::Dial {
             leg,
             request: DialRequest {
-                target: "+12345678910".into(),
+                targets: vec!["+12345678910".into()],
                 from_user: "+15550100001".into(),
                 diversion: None,
                 sdp: SDP.as_bytes().to_vec(),
@@ -671,7 +670,7 @@ fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
         .find_map(|l| l.strip_prefix("Call-ID: "))
         .map(str::to_owned);
     assert!(
-        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c }] if *l == leg && Some(c) == call_id.as_ref()),
+        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c, .. }] if *l == leg && Some(c) == call_id.as_ref()),
         "{:?}",
         out.events
     );
@@ -863,8 +862,10 @@ fn uac_cancel_waits_for_a_provisional() {
     ));
 }
 
+/// Timer B without even a 100 Trying: the carrier never took the call.
+/// That is the trunk's failure (issue 10), never the agent's miss.
 #[test]
-fn uac_timeout_is_no_answer() {
+fn uac_timeout_is_a_trunk_failure() {
     let mut c = core();
     let t0 = Instant::now();
     let (leg, _) = dial(&mut c, t0);
@@ -873,7 +874,7 @@ fn uac_timeout_is_no_answer() {
     assert_eq!(out.requests().iter().filter(|r| *r == "INVITE").count(), 6);
     assert!(matches!(
         out.events[..],
-        [SipEvent::Failed { leg: l, outcome: DialOutcome::NoAnswer(408) }] if l == leg
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(408) }] if l == leg
     ));
 }
 
@@ -1178,3 +1179,6 @@ fn a_dialog_keeps_its_tcp_connection_in_use() {
     advance(&mut c, later + Duration::from_secs(120));
     assert!(c.tcp_connections_in_use().is_empty());
 }
+
+#[path = "tests_trunks.rs"]
+mod trunks;

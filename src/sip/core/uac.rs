@@ -9,44 +9,37 @@ use rsipstack::sip::{Method, Response};
 use tracing::{debug, info, warn};
 
 use super::dialog::{Dialog, Role, State, Uac};
-use super::{ClientPurpose, SipCore};
+use super::{ClientPurpose, DialogTimer, SipCore};
 use crate::sdp;
 use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
 use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
+use crate::sip::trunk::{parse_retry_after, Choice};
 use crate::sip::{access, digest};
 
 impl SipCore {
     pub(super) fn uac_dial(&mut self, leg: LegId, request: DialRequest, now: Instant) {
-        let local_tag = self.tag();
-        let call_id = format!("{:016x}@tpswitch", self.ids.next());
-        let trunk = self.cfg.trunk;
-        let trunk_host = crate::sip::uri::hostport(trunk);
-        let ruri = format!("sip:{}@{}", request.target, trunk_host);
-        let local_uri = format!("<sip:{}@{}>", request.from_user, self.cfg.local.hostport);
-        let remote_uri = format!("<{ruri}>");
+        if self.dialogs.contains_key(&leg) {
+            debug!(leg = %leg, "dial for a leg that already exists ignored");
+            return;
+        }
         let d = Dialog {
             leg,
             role: Role::Uac,
             state: State::Early,
-            call_id,
-            local_tag,
+            // Filled in per attempt (each trunk gets its own Call-ID).
+            call_id: String::new(),
+            local_tag: String::new(),
             remote_tag: None,
-            local_uri,
-            remote_uri,
+            local_uri: String::new(),
+            remote_uri: String::new(),
             remote_target: None,
             route_set: Vec::new(),
             local_cseq: 0,
             remote_cseq: None,
             peer: Peer {
-                transport: if self.cfg.trunk_tcp {
-                    Transport::Tcp {
-                        conn: crate::sip::transport::TRUNK_CONN,
-                    }
-                } else {
-                    Transport::Udp
-                },
-                addr: trunk,
+                transport: Transport::Udp,
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             },
             invite: None,
             invite_key: None,
@@ -63,7 +56,7 @@ impl SipCore {
             end_reported: false,
             uac: Some(Uac {
                 request,
-                ruri: ruri.clone(),
+                ruri: String::new(),
                 invite_key: TxKey {
                     branch: String::new(),
                     sent_by: String::new(),
@@ -77,16 +70,124 @@ impl SipCore {
                 cancel_requested: false,
                 cancel_sent: false,
                 ack: None,
+                trunk: None,
+                tried: Vec::new(),
+                queued_reported: false,
             }),
         };
+        self.dialogs.insert(leg, d);
+        self.uac_attempt(leg, DialOutcome::Unavailable(503), now);
+    }
+
+    /// Sends the leg's INVITE to the best trunk it has not tried, or
+    /// queues it while every such trunk is busy, or ends it with
+    /// `last` (the outcome of its last attempt) when none is left.
+    fn uac_attempt(&mut self, leg: LegId, last: DialOutcome, now: Instant) {
+        let Some(tried) = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .map(|u| u.tried.clone())
+        else {
+            return;
+        };
+        match self.trunks.choose(&tried, now) {
+            Choice::Use(i) => self.uac_send_on(leg, i, now),
+            Choice::Wait(at) => {
+                if let Some(at) = at {
+                    self.timers.arm(at, (leg, DialogTimer::DialRetry, at));
+                }
+                if !self.dial_queue.contains(&leg) {
+                    self.dial_queue.push_back(leg);
+                }
+                let first = self
+                    .dialogs
+                    .get_mut(&leg)
+                    .and_then(|d| d.uac.as_mut())
+                    .is_some_and(|u| !std::mem::replace(&mut u.queued_reported, true));
+                if first {
+                    info!(leg = %leg, "every trunk is busy: the INVITE waits for one");
+                    self.emit(SipEvent::Queued { leg });
+                }
+            }
+            Choice::Exhausted => self.uac_finish(leg, last),
+        }
+    }
+
+    /// Outbound legs waiting for a trunk try again, in arrival order.
+    pub(super) fn pump_dial_queue(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.dial_queue_due) || self.dial_queue.is_empty() {
+            return;
+        }
+        for leg in std::mem::take(&mut self.dial_queue) {
+            let waiting = self
+                .dialogs
+                .get(&leg)
+                .and_then(|d| d.uac.as_ref())
+                .is_some_and(|u| u.trunk.is_none() && !u.cancel_requested);
+            if waiting {
+                self.uac_attempt(leg, DialOutcome::Unavailable(503), now);
+            }
+        }
+    }
+
+    /// A new INVITE for `leg` on trunk `i`: a new Call-ID and tag (a call
+    /// to another carrier is a new call, §8.1.1.4), the trunk's
+    /// Request-URI, From and To hosts.
+    fn uac_send_on(&mut self, leg: LegId, i: usize, now: Instant) {
+        let local_tag = self.tag();
+        let call_id = format!("{:016x}@tpswitch", self.ids.next());
+        let Some(route) = self.trunks.route(i).cloned() else {
+            return;
+        };
+        let own_host = self.cfg.local.hostport.clone();
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            self.trunks.release(i);
+            return;
+        };
+        let Some(uac) = d.uac.as_mut() else {
+            self.trunks.release(i);
+            return;
+        };
+        let target = uac.request.target_on(i).to_owned();
+        let ruri_host = route
+            .ruri_host
+            .clone()
+            .unwrap_or_else(|| crate::sip::uri::hostport(route.addr));
+        let ruri = format!("sip:{target}@{ruri_host}");
+        let from_host = route.from_host.as_deref().unwrap_or(&own_host);
+        let to_host = route.to_host.as_deref().unwrap_or(&ruri_host);
+        let old_tag = (
+            std::mem::replace(&mut d.call_id, call_id.clone()),
+            std::mem::replace(&mut d.local_tag, local_tag.clone()),
+        );
+        d.local_uri = format!("<sip:{}@{from_host}>", uac.request.from_user);
+        d.remote_uri = format!("<sip:{target}@{to_host}>");
+        d.peer = Peer {
+            transport: if route.tcp {
+                Transport::Tcp {
+                    conn: crate::sip::transport::TRUNK_CONN,
+                }
+            } else {
+                Transport::Udp
+            },
+            addr: route.addr,
+        };
+        uac.trunk = Some(i);
+        uac.tried.push(i);
+        uac.auth_tried = false;
+        uac.redirects = 0;
+        uac.got_provisional = false;
+        self.by_tag.remove(&old_tag);
         // The agent's side may end the dialog (BYE) or change it: its
         // requests carry our tag in To (§12.2.2), like those of a caller.
-        self.by_tag
-            .insert((d.call_id.clone(), d.local_tag.clone()), leg);
-        let call_id = d.call_id.clone();
-        self.dialogs.insert(leg, d);
+        self.by_tag.insert((call_id.clone(), local_tag), leg);
         self.send_invite(leg, ruri, None, now);
-        self.emit(SipEvent::Dialling { leg, call_id });
+        self.emit(SipEvent::Dialling {
+            leg,
+            call_id,
+            trunk: route.name,
+        });
     }
 
     /// Sends (or re-sends, after a challenge or redirect) the INVITE.
@@ -99,6 +200,7 @@ impl SipCore {
     ) {
         let branch = self.branch();
         let local = self.cfg.local.clone();
+        let trunks = &self.trunks;
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -127,6 +229,20 @@ impl SipCore {
         );
         if let Some(div) = &uac.request.diversion {
             let _ = write!(s, "Diversion: {div}\r\n");
+        }
+        if let Some(route) = uac.trunk.and_then(|i| trunks.route(i)) {
+            if route.pai {
+                // RFC 3325 §9.1: the identity we assert is our From's.
+                let _ = write!(s, "P-Asserted-Identity: {}\r\n", d.local_uri);
+            }
+            if let Some(p) = &route.privacy {
+                // RFC 3323 §4.2.
+                let _ = write!(s, "Privacy: {p}\r\n");
+            }
+            // Checked at load: token names, one line of printable text.
+            for (name, value) in &route.headers {
+                let _ = write!(s, "{name}: {value}\r\n");
+            }
         }
         if let Some((name, value)) = &auth {
             let _ = write!(s, "{name}: {value}\r\n");
@@ -192,7 +308,24 @@ impl SipCore {
             200..=299 => self.uac_answered(leg, &resp, &head, now),
             401 | 407 => self.uac_challenged(leg, &resp, &head, src, now),
             300..=399 => self.uac_redirected(leg, &head, now),
-            status => self.uac_failed(leg, DialOutcome::from_status(status)),
+            status => {
+                let retry_after = message::header_values(&resp.headers, "Retry-After")
+                    .first()
+                    .and_then(|v| parse_retry_after(v));
+                let ringing = self
+                    .dialogs
+                    .get(&leg)
+                    .and_then(|d| d.uac.as_ref())
+                    .is_some_and(|u| u.got_provisional);
+                let outcome = match DialOutcome::from_status(status) {
+                    // A 408 before any provisional: the carrier never
+                    // reached the callee (RFC 3261 §21.4.9), its failure.
+                    // After a 180 it is the callee's no-answer.
+                    DialOutcome::NoAnswer(408) if !ringing => DialOutcome::Unavailable(408),
+                    other => other,
+                };
+                self.uac_failed(leg, outcome, retry_after, now)
+            }
         }
     }
 
@@ -305,8 +438,14 @@ impl SipCore {
         src: Peer,
         now: Instant,
     ) {
-        let trunk = self.cfg.trunk;
-        let creds = self.cfg.credentials.clone();
+        let route = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .and_then(|u| u.trunk)
+            .and_then(|i| self.trunks.route(i));
+        let trunk = route.map(|r| r.addr);
+        let creds = route.and_then(|r| r.credentials.clone());
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -314,14 +453,15 @@ impl SipCore {
             return;
         };
         // Answer a challenge only once, only for our own INVITE, and only
-        // when it comes from the trunk: a rogue challenger must never get a
-        // response computed with our password.
-        let from_trunk = src.addr == trunk;
+        // when it comes from the trunk it went to: a rogue challenger (or
+        // another trunk) must never get a response computed with this
+        // trunk's password.
+        let from_trunk = Some(src.addr) == trunk;
         let (Some(creds), false, true) = (creds, uac.auth_tried, from_trunk) else {
             if !from_trunk {
                 warn!(src = %src.addr, "challenge from a source that is not the trunk ignored");
             }
-            self.uac_failed(leg, DialOutcome::Failed(head.status));
+            self.uac_failed(leg, DialOutcome::Failed(head.status), None, now);
             return;
         };
         let (challenge_header, answer_header) = if head.status == 401 {
@@ -332,7 +472,7 @@ impl SipCore {
         let challenges = digest::parse_all(message::header_values(&resp.headers, challenge_header));
         let Some(ch) = digest::pick(&challenges) else {
             debug!("no usable digest challenge");
-            self.uac_failed(leg, DialOutcome::Failed(head.status));
+            self.uac_failed(leg, DialOutcome::Failed(head.status), None, now);
             return;
         };
         uac.auth_tried = true;
@@ -350,7 +490,13 @@ impl SipCore {
     }
 
     fn uac_redirected(&mut self, leg: LegId, head: &ResponseHead, now: Instant) {
-        let (follow, max) = (self.cfg.follow_redirects, self.cfg.max_redirects);
+        let (follow, max) = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .and_then(|u| u.trunk)
+            .and_then(|i| self.trunks.route(i))
+            .map_or((false, 0), |r| (r.follow_redirects, r.max_redirects));
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -366,9 +512,10 @@ impl SipCore {
         // (§19.1.1) or URI headers such as `?Route=` (§19.1.5), any of
         // which could steer the carrier to another number or host.
         let target = head.contact.as_deref().map(header_uri);
+        let ours = uac.trunk.map_or("", |i| uac.request.target_on(i));
         let same_number = target
             .and_then(access::uri_user)
-            .is_some_and(|u| digits(&u) == digits(&uac.request.target));
+            .is_some_and(|u| digits(&u) == digits(ours));
         match target {
             Some(t) if follow && uac.redirects < max && same_number => {
                 uac.redirects += 1;
@@ -376,11 +523,56 @@ impl SipCore {
                 info!(leg = %leg, contact = %t, target = %ruri, "following redirect");
                 self.send_invite(leg, ruri, None, now);
             }
-            _ => self.uac_failed(leg, DialOutcome::Failed(head.status)),
+            _ => self.uac_failed(leg, DialOutcome::Failed(head.status), None, now),
         }
     }
 
-    fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
+    /// The attempt on the current trunk failed. A trunk failure
+    /// ([`DialOutcome::Unavailable`]: 5xx, or 408 / no answer at all
+    /// before a provisional) moves the leg to the next trunk, honouring a
+    /// Retry-After (RFC 3261 §20.33) by skipping this trunk until then;
+    /// anything else, or a leg we are cancelling, ends it.
+    fn uac_failed(
+        &mut self,
+        leg: LegId,
+        outcome: DialOutcome,
+        retry_after: Option<std::time::Duration>,
+        now: Instant,
+    ) {
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            return;
+        };
+        let Some(uac) = d.uac.as_mut() else {
+            return;
+        };
+        let failover = matches!(outcome, DialOutcome::Unavailable(_)) && !uac.cancel_requested;
+        if !failover {
+            self.uac_finish(leg, outcome);
+            return;
+        }
+        let key = uac.invite_key.clone();
+        let trunk = uac.trunk.take();
+        self.clients.remove(&key);
+        if let Some(i) = trunk {
+            self.trunks.release(i);
+            self.dial_queue_due = true;
+            if let Some(after) = retry_after {
+                self.trunks.retry_after(i, after, now);
+            }
+            let name = self.trunks.route(i).map_or("", |r| r.name.as_str());
+            warn!(
+                leg = %leg,
+                trunk = name,
+                outcome = %outcome,
+                retry_after_s = retry_after.map_or(0, |d| d.as_secs()),
+                "trunk failed the call attempt: trying the next trunk"
+            );
+        }
+        self.uac_attempt(leg, outcome, now);
+    }
+
+    /// The leg ends without a dialog: reported once, with `outcome`.
+    fn uac_finish(&mut self, leg: LegId, outcome: DialOutcome) {
         let Some(d) = self.remove_dialog(leg) else {
             return;
         };
@@ -395,8 +587,11 @@ impl SipCore {
         self.emit(SipEvent::Failed { leg, outcome });
     }
 
-    pub(super) fn uac_timeout(&mut self, leg: LegId) {
-        self.uac_failed(leg, DialOutcome::NoAnswer(408));
+    /// Timer B (§17.1.1.2): not even a 100 Trying came back within 64*T1.
+    /// The carrier never took the call: a trunk failure, so the leg moves
+    /// to the next trunk (and this is never the callee's miss).
+    pub(super) fn uac_timeout(&mut self, leg: LegId, now: Instant) {
+        self.uac_failed(leg, DialOutcome::Unavailable(408), None, now);
     }
 
     pub(super) fn uac_cancel(&mut self, leg: LegId, now: Instant) {
@@ -407,6 +602,12 @@ impl SipCore {
             return;
         };
         uac.cancel_requested = true;
+        if uac.trunk.is_none() {
+            // Still waiting for a trunk: nothing went out to cancel.
+            self.dial_queue.retain(|l| *l != leg);
+            self.uac_finish(leg, DialOutcome::Cancelled);
+            return;
+        }
         // §9.1: a CANCEL must not be sent before a provisional response;
         // it goes out when the first one arrives.
         if uac.got_provisional && !uac.cancel_sent {

@@ -132,7 +132,14 @@ impl SipCore {
         self.by_tag.insert((head.call_id.clone(), local_tag), leg);
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
-        let caller = caller_info(&req);
+        let mut caller = caller_info(&req);
+        if let Some(t) = self
+            .trunks
+            .by_source(peer.addr.ip())
+            .and_then(|i| self.trunks.route(i))
+        {
+            caller.trunk = t.name.clone();
+        }
         self.emit(SipEvent::Incoming(Box::new(IncomingCall {
             leg,
             call_id: head.call_id,
@@ -654,5 +661,6 @@ fn caller_info(req: &Request) -> CallerInfo {
         from_user: c.from_user,
         display_name: c.from_display,
         withheld: c.anonymous,
+        trunk: String::new(),
     }
 }
