@@ -157,6 +157,38 @@ async fn trunk_answers_then_we_hang_up() {
     u.cancel.cancel();
 }
 
+/// Issue 10: per trunk, the Request-URI, From and To hosts are set apart
+/// from where the INVITE goes (127.0.0.1:port), with P-Asserted-Identity,
+/// Privacy and a carrier token; SIPp fails the call unless each is on the
+/// wire as configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_hosts_pai_privacy_and_token_are_on_the_wire() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_carrier_headers.xml", port, 1, &[]);
+    let trunk: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut u = uac_routes(vec![TrunkRoute {
+        ruri_host: Some("example.pstn.twilio.com".into()),
+        from_host: Some("tpswitch.example.com".into()),
+        to_host: Some("example.pstn.twilio.com".into()),
+        pai: true,
+        privacy: Some("id".into()),
+        headers: vec![("X-Carrier-Token".into(), "abc123".into())],
+        ..TrunkRoute::plain("twilio", trunk)
+    }])
+    .await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!(
+            "expected Answered, got {other:?}\n{}\n{}",
+            sipp.errors(),
+            sipp.messages()
+        ),
+    }
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
+    u.cancel.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trunk_busy_is_a_typed_outcome() {
     let port = free_udp_port();
