@@ -598,3 +598,126 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     assert_eq!(c[0]["hung_up_by"], "switch", "{c:?}");
     assert!(!c[0]["ended_at"].is_null(), "{c:?}");
 }
+
+/// Trunk A as a carrier over its calls-per-second limit: it answers 503 to
+/// every second INVITE (the first, third, ...) and lets the others through
+/// to the agent's phone. The SIPp scenario keeps the count in a global
+/// variable that toggles with each INVITE.
+fn every_second_503_scenario(dir: &Path, agent: Agent) -> PathBuf {
+    let text = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="carrier answering 503 to every second INVITE">
+  <Global variables="passed"/>
+  <recv request="INVITE" crlf="true">
+    <action>
+      <test assign_to="pass" variable="passed" compare="equal" value="0"/>
+    </action>
+  </recv>
+  <nop next="reject" test="pass"/>
+  <nop>
+    <action>
+      <assign assign_to="passed" value="0"/>
+    </action>
+  </nop>
+{answer}  <nop next="end"/>
+  <label id="reject"/>
+  <nop>
+    <action>
+      <assign assign_to="passed" value="1"/>
+    </action>
+  </nop>
+  <send>
+    <![CDATA[
+      SIP/2.0 503 Service Unavailable
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <label id="end"/>
+  <timewait milliseconds="300"/>
+</scenario>
+"#,
+        answer = agent_body(agent),
+    );
+    let path = dir.join("carrier_a.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Issue 10: two trunks, A first. A's 503 moves the agent leg to trunk B,
+/// which rings the agent: the customer is bridged, and the 503 is the
+/// trunk's failure, not the agent's miss (with max_no_answer = 1 one miss
+/// would set jsmith offline). The next customer gets through A, whose
+/// every second INVITE passes.
+#[test]
+fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
+    let b_port = free_udp_port();
+    let s = setup(&[JSMITH], move |t| {
+        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"\npriority = 10")
+            .replace_exact("max_no_answer = 3", "max_no_answer = 1")
+            .replace_exact(
+                "\n[media]\n",
+                &format!(
+                    "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                     outbound_proxy = \"sip:127.0.0.1:{b_port}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
+                ),
+            )
+    });
+    let accept = Agent::Accept {
+        after_ms: 800,
+        audio: false,
+    };
+    let a_sc = every_second_503_scenario(s.dir.path(), accept);
+    let mut carrier_a = BackgroundSipp::start(a_sc.to_str().unwrap(), s.trunk, 2, &[]);
+    let b_sc = agents_scenario(s.dir.path(), accept, Agent::Busy, s.sw.sip);
+    let mut carrier_b = BackgroundSipp::start(b_sc.to_str().unwrap(), b_port, 1, &[]);
+
+    // First customer: A says 503, B rings jsmith, who accepts.
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_b.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier b: {st:?}\n{}\n{}\n--- switch log\n{}",
+        carrier_b.errors(),
+        carrier_b.messages(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["agent"], "jsmith", "{c:?}");
+    // One attempt: the failover happened inside the agent's leg.
+    assert_eq!(attempts(&c[0]), [("jsmith".into(), "completed".into())]);
+    let log = s.sw.log();
+    assert!(log.contains("trying the next trunk"), "{log}");
+    assert!(log.contains("trunk=carrier-b"), "{log}");
+
+    // Wrap-up (1 s), then online again: nothing counted as a miss.
+    await_some("jsmith online again", Duration::from_secs(10), || {
+        (agent_state(&s.sw, "jsmith") == "online").then_some(())
+    });
+
+    // Second customer: A lets this INVITE through.
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_a.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier a: {st:?}\n{}\n{}\n--- switch log\n{}",
+        carrier_a.errors(),
+        carrier_a.messages(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 2);
+    assert!(c.iter().all(|c| c["outcome"] == "bridged"), "{c:?}");
+    await_some(
+        "jsmith online after both calls",
+        Duration::from_secs(10),
+        || (agent_state(&s.sw, "jsmith") == "online").then_some(()),
+    );
+}
