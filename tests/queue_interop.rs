@@ -659,7 +659,8 @@ fn every_second_503_scenario(dir: &Path, agent: Agent) -> PathBuf {
 fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
     let b_port = free_udp_port();
     let s = setup(&[JSMITH], move |t| {
-        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"\npriority = 10")
+        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"")
+            .replace_exact("\npriority = 0 ", "\npriority = 10 ")
             .replace_exact("max_no_answer = 3", "max_no_answer = 1")
             .replace_exact(
                 "\n[media]\n",

@@ -240,7 +240,9 @@ pub fn place<T: Send + 'static>(
         .iter()
         .map(|t| t.dial_string(&p.number, cc))
         .collect();
-    info!(parent: &p.span, number = %p.number, "placing an outbound call");
+    // The first trunk's form; `INVITE sent` names the trunk taken.
+    let target = targets.first().map_or("", String::as_str);
+    info!(parent: &p.span, %target, "placing an outbound call");
     let request = DialRequest {
         targets,
         from_user: p.from_user,
