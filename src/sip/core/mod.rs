@@ -88,6 +88,12 @@ pub struct CoreStats {
     /// Requests from outside `trunk.allow` left unanswered (`untrusted =
     /// "drop"`, or an ACK, which is never answered).
     pub untrusted_dropped: u64,
+    /// Outbound attempts a trunk failed (5xx, 408 before ringing, Timer B)
+    /// that moved on to the next trunk or ended the leg.
+    pub trunk_failures: u64,
+    /// Outbound legs that had to wait for a trunk (max_calls, max_cps,
+    /// Retry-After).
+    pub outbound_queued: u64,
 }
 
 /// At most one WARN per untrusted source per this interval (see

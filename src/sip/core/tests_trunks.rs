@@ -216,6 +216,7 @@ fn max_cps_queues_a_burst_instead_of_refusing_it() {
     // No INVITE yet, no failure: the leg waits for the next token.
     assert!(out.sent.is_empty());
     assert!(matches!(out.events[..], [SipEvent::Queued { leg }] if leg == second));
+    assert_eq!(c.stats().outbound_queued, 1);
     // (The first INVITE's Timer A retransmissions are all that goes out.)
     let out = advance(&mut c, t0 + Duration::from_millis(900));
     assert!(dialling_trunk(&out).is_empty());

@@ -106,6 +106,7 @@ impl SipCore {
                     .and_then(|d| d.uac.as_mut())
                     .is_some_and(|u| !std::mem::replace(&mut u.queued_reported, true));
                 if first {
+                    self.stats.outbound_queued += 1;
                     info!(leg = %leg, "every trunk is busy: the INVITE waits for one");
                     self.emit(SipEvent::Queued { leg });
                 }
@@ -553,6 +554,7 @@ impl SipCore {
         let key = uac.invite_key.clone();
         let trunk = uac.trunk.take();
         self.clients.remove(&key);
+        self.stats.trunk_failures += 1;
         if let Some(i) = trunk {
             self.trunks.release(i);
             self.dial_queue_due = true;
