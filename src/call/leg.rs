@@ -24,12 +24,15 @@ pub struct Answered {
     pub media: mpsc::Receiver<MediaEvent>,
 }
 
-pub fn session_options(ctx: &CallContext) -> SessionOptions {
+/// The media options of a leg on the trunk named `trunk` (its
+/// `inband_dtmf`; the first trunk's when the name is unknown).
+pub fn session_options(ctx: &CallContext, trunk: &str) -> SessionOptions {
+    let trunk = ctx.cfg.trunk_named(trunk).unwrap_or(&ctx.cfg.trunk);
     SessionOptions {
         silence_between_prompts: ctx.cfg.media.silence_between_prompts,
         rtp_timeout: ctx.cfg.media.rtp_timeout,
         latch_window: ctx.cfg.media.latch_window,
-        inband_dtmf: ctx.cfg.trunk.inband_dtmf,
+        inband_dtmf: trunk.inband_dtmf,
         // Legs are opened inside their call's span; the session logs its quality there.
         span: tracing::Span::current(),
     }
@@ -39,9 +42,18 @@ fn session_id(ports: &RtpPorts, leg: LegId) -> u64 {
     (u64::from(ports.local.port()) << 20) | (leg.0 & 0xF_FFFF)
 }
 
-/// Starts the media of a leg whose SDP is settled; `None` (logged) when the engine refuses.
-pub(crate) fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
-    match ctx.engine.open(ports, &neg.stream, session_options(ctx)) {
+/// Starts the media of a leg on `trunk` whose SDP is settled; `None`
+/// (logged) when the engine refuses.
+pub(crate) fn open(
+    ctx: &CallContext,
+    ports: RtpPorts,
+    neg: &Negotiated,
+    trunk: &str,
+) -> Option<Answered> {
+    match ctx
+        .engine
+        .open(ports, &neg.stream, session_options(ctx, trunk))
+    {
         Ok((session, media)) => Some(Answered { session, media }),
         Err(e) => {
             warn!(error = %e, "cannot start media");
@@ -129,7 +141,7 @@ pub async fn answer(
             }
         }
     };
-    let answered = open(ctx, ports, &neg);
+    let answered = open(ctx, ports, &neg, &call.caller.trunk);
     if answered.is_none() {
         let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
     }
@@ -285,6 +297,8 @@ async fn translate<F, Fut>(
     }
     let mut ports = Some(ports);
     let mut media: Option<mpsc::Receiver<MediaEvent>> = None;
+    // The trunk of the latest INVITE: its rules apply to the leg's media.
+    let mut trunk = String::new();
     loop {
         let media_ev = async {
             match media.as_mut() {
@@ -299,7 +313,7 @@ async fn translate<F, Fut>(
                     (vec![LegNews::Event(E::Progress { status, early_media })], false)
                 }
                 Some(SipEvent::Answered { media: Some(n), .. }) => {
-                    match ports.take().and_then(|p| open(&ctx, p, &n)) {
+                    match ports.take().and_then(|p| open(&ctx, p, &n, &trunk)) {
                         Some(a) => {
                             media = Some(a.media);
                             let news = vec![
@@ -319,7 +333,7 @@ async fn translate<F, Fut>(
                 }
                 Some(SipEvent::MediaChanged { media: n, .. }) => match ports.take() {
                     // The SDP a 2xx lacked (RFC 3261 §14, RFC 3311).
-                    Some(p) => match open(&ctx, p, &n) {
+                    Some(p) => match open(&ctx, p, &n, &trunk) {
                         Some(a) => {
                             media = Some(a.media);
                             (vec![LegNews::Session(a.session), LegNews::Event(E::MediaReady)], false)
@@ -329,11 +343,12 @@ async fn translate<F, Fut>(
                     None => (vec![LegNews::Remote(n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
-                Some(SipEvent::Dialling { call_id, trunk, .. }) => {
+                Some(SipEvent::Dialling { call_id, trunk: on, .. }) => {
                     // What a carrier's trace of this leg is matched against
                     // (a leg that fails over gets one per trunk).
                     tracing::Span::current().record("sip_call_id", call_id.as_str());
-                    info!(sip_call_id = %call_id, %trunk, "INVITE sent");
+                    info!(sip_call_id = %call_id, trunk = %on, "INVITE sent");
+                    trunk = on;
                     (vec![LegNews::CallId(call_id), LegNews::Event(E::Dialled)], false)
                 }
                 Some(SipEvent::Queued { .. }) => {
