@@ -17,7 +17,7 @@ use tpswitch::sip::endpoint::{self, EndpointConfig};
 use tpswitch::sip::inspect::Limits;
 use tpswitch::sip::transaction::Timers;
 use tpswitch::sip::transport::{FrameLimits, TcpAdmission};
-use tpswitch::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
+use tpswitch::sip::{DialOutcome, DialRequest, LegId, Presentation, SipCommand, SipEvent};
 
 const OFFER: &str = "v=0\r\no=tpswitch 1 1 IN IP4 127.0.0.1\r\ns=tpswitch\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
 
@@ -98,8 +98,10 @@ async fn dial(u: &Uac) -> LegId {
             leg,
             request: DialRequest {
                 targets: vec!["+12345678910".into()],
-                from_user: "+15550100001".into(),
-                diversion: None,
+                from: vec![Presentation {
+                    from_user: "+15550100001".into(),
+                    diversion: None,
+                }],
                 sdp: OFFER.as_bytes().to_vec(),
             },
         })

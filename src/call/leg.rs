@@ -16,7 +16,9 @@ use crate::media::ports::RtpPorts;
 use crate::media::stream::Direction;
 use crate::routing::dial_allowed;
 use crate::sdp::{self, Negotiated};
-use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
+use crate::sip::{
+    DialOutcome, DialRequest, IncomingCall, LegId, Presentation, SipCommand, SipEvent,
+};
 
 /// An answered leg with media running.
 pub struct Answered {
@@ -207,8 +209,9 @@ pub enum PlaceError {
 pub struct Placement {
     /// Whom to call; formatted for the trunk here.
     pub number: E164,
-    pub from_user: String,
-    pub diversion: Option<String>,
+    /// Who we present as on each trunk (in `cfg.trunks` order; a shorter
+    /// list repeats its last entry).
+    pub from: Vec<Presentation>,
     /// The leg's span: its translator and media log inside it. Give it an
     /// empty `sip_call_id` field: the translator fills it in.
     pub span: tracing::Span,
@@ -257,8 +260,7 @@ pub fn place<T: Send + 'static>(
     info!(parent: &p.span, %target, "placing an outbound call");
     let request = DialRequest {
         targets,
-        from_user: p.from_user,
-        diversion: p.diversion,
+        from: p.from,
         sdp: offer(ctx, &ports, leg),
     };
     let ctx = ctx.clone();

@@ -235,15 +235,28 @@ pub struct DialRequest {
     /// already formatted per that trunk's `number_format` and `prefix`. A
     /// shorter list repeats its last entry for the trunks beyond it.
     pub targets: Vec<String>,
-    /// Our From user part (the contact point's number, or the customer's).
-    pub from_user: String,
-    /// RFC 5806 Diversion, when presenting the customer's number.
-    pub diversion: Option<String>,
+    /// Who we present as on each trunk (its `caller_id` policy), in the
+    /// same order; a shorter list repeats its last entry.
+    pub from: Vec<Presentation>,
     /// Our SDP offer.
     pub sdp: Vec<u8>,
 }
 
+/// Who an outbound leg presents itself as on one trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presentation {
+    /// Our From user part (the contact point's number, or the customer's).
+    pub from_user: String,
+    /// RFC 5806 Diversion, when presenting the customer's number.
+    pub diversion: Option<String>,
+}
+
 impl DialRequest {
+    /// Who we present as on trunk `i`.
+    pub fn from_on(&self, i: usize) -> Option<&Presentation> {
+        self.from.get(i).or(self.from.last())
+    }
+
     /// The Request-URI user part on trunk `i`.
     pub fn target_on(&self, i: usize) -> &str {
         self.targets

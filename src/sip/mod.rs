@@ -22,5 +22,6 @@ pub mod uri;
 mod wire;
 
 pub use api::{
-    CallerInfo, DialOutcome, DialRequest, EndCause, IncomingCall, LegId, SipCommand, SipEvent,
+    CallerInfo, DialOutcome, DialRequest, EndCause, IncomingCall, LegId, Presentation, SipCommand,
+    SipEvent,
 };

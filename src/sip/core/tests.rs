@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::api::{DialOutcome, DialRequest, EndCause};
+use crate::sip::api::{DialOutcome, DialRequest, EndCause, Presentation};
 
 const TRUNK: &str = "127.0.0.1:5080";
 const PEER: &str = "127.0.0.1:5070";
@@ -653,8 +653,10 @@ fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
             leg,
             request: DialRequest {
                 targets: vec!["+12345678910".into()],
-                from_user: "+15550100001".into(),
-                diversion: None,
+                from: vec![Presentation {
+                    from_user: "+15550100001".into(),
+                    diversion: None,
+                }],
                 sdp: SDP.as_bytes().to_vec(),
             },
         },

@@ -24,8 +24,10 @@ fn b() -> TrunkRoute {
 fn request() -> DialRequest {
     DialRequest {
         targets: vec!["+12345678910".into(), "0012345678910".into()],
-        from_user: "+15550100001".into(),
-        diversion: None,
+        from: vec![Presentation {
+            from_user: "+15550100001".into(),
+            diversion: None,
+        }],
         sdp: SDP.as_bytes().to_vec(),
     }
 }
@@ -354,4 +356,38 @@ fn an_inbound_call_names_the_trunk_whose_allow_holds_its_source() {
         _ => None,
     });
     assert_eq!(trunk.as_deref(), Some("a"));
+}
+
+#[test]
+fn each_trunk_presents_the_caller_its_own_way() {
+    let mut c = two_trunks(a(), b());
+    let t0 = Instant::now();
+    let leg = LegId::next();
+    let mut req = request();
+    req.from = vec![
+        Presentation {
+            from_user: "+15550100001".into(),
+            diversion: None,
+        },
+        Presentation {
+            from_user: "+15551234567".into(),
+            diversion: Some("<tel:+15550100001>;reason=unconditional".into()),
+        },
+    ];
+    c.handle_command(SipCommand::Dial { leg, request: req }, t0);
+    let out = drain(&mut c);
+    let inv = out.find("INVITE").to_owned();
+    assert!(header(&inv, "From")
+        .unwrap()
+        .starts_with("<sip:+15550100001@"));
+    assert!(header(&inv, "Diversion").is_none());
+    let out = answer_from(&mut c, TRUNK, &inv, 503, "", t0);
+    let to_b = out.find("INVITE");
+    assert!(header(to_b, "From")
+        .unwrap()
+        .starts_with("<sip:+15551234567@"));
+    assert_eq!(
+        header(to_b, "Diversion"),
+        Some("<tel:+15550100001>;reason=unconditional")
+    );
 }

@@ -162,7 +162,8 @@ impl SipCore {
             std::mem::replace(&mut d.call_id, call_id.clone()),
             std::mem::replace(&mut d.local_tag, local_tag.clone()),
         );
-        d.local_uri = format!("<sip:{}@{from_host}>", uac.request.from_user);
+        let from_user = uac.request.from_on(i).map_or("", |p| p.from_user.as_str());
+        d.local_uri = format!("<sip:{from_user}@{from_host}>");
         d.remote_uri = format!("<sip:{target}@{to_host}>");
         d.peer = Peer {
             transport: if route.tcp {
@@ -228,7 +229,8 @@ impl SipCore {
             message::SUPPORTED,
             local.user_agent,
         );
-        if let Some(div) = &uac.request.diversion {
+        let presented = uac.trunk.and_then(|i| uac.request.from_on(i));
+        if let Some(div) = presented.and_then(|p| p.diversion.as_ref()) {
             let _ = write!(s, "Diversion: {div}\r\n");
         }
         if let Some(route) = uac.trunk.and_then(|i| trunks.route(i)) {
