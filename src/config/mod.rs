@@ -161,16 +161,6 @@ impl Config {
             .dial_string(n, &self.numbering.default_country_code)
     }
 
-    /// The trunk whose `allow` list holds `ip`: an inbound request is that
-    /// trunk's, and its rules apply to the call. The first by priority when
-    /// several lists overlap.
-    pub fn trunk_for_source(&self, ip: std::net::IpAddr) -> Option<&TrunkConfig> {
-        let ip = ip.to_canonical();
-        self.trunks
-            .iter()
-            .find(|t| t.allow.iter().any(|n| n.contains(&ip)))
-    }
-
     /// The trunk with this name.
     pub fn trunk_named(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)
