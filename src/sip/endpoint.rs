@@ -335,7 +335,14 @@ fn on_inbound(
                         dropped = trunk.pending.len(),
                         "trunk TCP connection failed; queued messages dropped"
                     );
-                    trunk.pending.clear();
+                    let mut addrs: Vec<SocketAddr> =
+                        trunk.pending.drain(..).map(|(addr, _)| addr).collect();
+                    addrs.dedup();
+                    // A transport error is the trunk's failure: its legs
+                    // move to the next trunk now, not at Timer B.
+                    for addr in addrs {
+                        core.trunk_unreachable(addr, now);
+                    }
                 }
             }
         }

@@ -391,3 +391,14 @@ fn each_trunk_presents_the_caller_its_own_way() {
         Some("<tel:+15550100001>;reason=unconditional")
     );
 }
+
+#[test]
+fn a_transport_error_moves_the_leg_to_the_next_trunk_at_once() {
+    let mut c = two_trunks(a(), b());
+    let t0 = Instant::now();
+    place(&mut c, t0);
+    c.trunk_unreachable(TRUNK.parse().unwrap(), t0 + Duration::from_millis(50));
+    let out = drain(&mut c);
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+    assert_eq!(c.stats().trunk_failures, 1);
+}

@@ -591,6 +591,29 @@ impl SipCore {
         self.emit(SipEvent::Failed { leg, outcome });
     }
 
+    /// Our connection to the trunk at `addr` could not be opened (or
+    /// closed with requests queued): §8.1.3.1 / §17.1.4 treat a transport
+    /// error as a 503, so each leg whose INVITE is waiting on it moves to
+    /// the next trunk now rather than at Timer B.
+    pub fn trunk_unreachable(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        self.now = Some(now);
+        let legs: Vec<LegId> = self
+            .dialogs
+            .values()
+            .filter(|d| d.role == Role::Uac && d.state == State::Early && d.peer.addr == addr)
+            .filter(|d| {
+                d.uac
+                    .as_ref()
+                    .is_some_and(|u| u.trunk.is_some() && !u.got_provisional)
+            })
+            .map(|d| d.leg)
+            .collect();
+        for leg in legs {
+            self.uac_failed(leg, DialOutcome::Unavailable(503), None, now);
+        }
+        self.pump_dial_queue(now);
+    }
+
     /// Timer B (§17.1.1.2): not even a 100 Trying came back within 64*T1.
     /// The carrier never took the call: a trunk failure, so the leg moves
     /// to the next trunk (and this is never the callee's miss).
