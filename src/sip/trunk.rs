@@ -32,7 +32,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// One trunk as the SIP core uses it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TrunkRoute {
     /// Named in logs and in the inbound call it carries.
     pub name: String,
@@ -62,6 +62,25 @@ pub struct TrunkRoute {
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
+}
+
+impl std::fmt::Debug for TrunkRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Extra headers often carry a carrier's token: names only.
+        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("TrunkRoute")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("tcp", &self.tcp)
+            .field("max_calls", &self.max_calls)
+            .field("max_cps", &self.max_cps)
+            .field("ruri_host", &self.ruri_host)
+            .field("from_host", &self.from_host)
+            .field("to_host", &self.to_host)
+            .field("headers", &headers)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrunkRoute {
@@ -375,6 +394,20 @@ mod tests {
         assert_eq!(s.by_source("127.0.0.1".parse().unwrap()), Some(0));
         assert_eq!(s.by_source("192.0.2.7".parse().unwrap()), Some(1));
         assert_eq!(s.by_source("198.51.100.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_header_values_or_passwords() {
+        let mut r = TrunkRoute::plain("a", addr(5080));
+        r.headers = vec![("X-Carrier-Token".into(), "s3cr3t-token".into())];
+        r.credentials = Some(Credentials {
+            username: "acct".into(),
+            password: "pa55word".into(),
+        });
+        let shown = format!("{r:?}");
+        assert!(shown.contains("X-Carrier-Token"), "{shown}");
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
     }
 
     #[test]
