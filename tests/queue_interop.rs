@@ -599,11 +599,31 @@ fn shutdown_hangs_up_waiting_customers_and_records_it() {
     assert!(!c[0]["ended_at"].is_null(), "{c:?}");
 }
 
+/// Trunk A (the test's trunk port, priority 10) and trunk B on `b_port`
+/// (priority 20); one miss would set an agent offline.
+fn two_trunks(b_port: u16) -> impl Fn(String) -> String {
+    move |t| {
+        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"")
+            .replace_exact("\npriority = 0 ", "\npriority = 10 ")
+            .replace_exact("max_no_answer = 3", "max_no_answer = 1")
+            .replace_exact(
+                "\n[media]\n",
+                &format!(
+                    "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                     outbound_proxy = \"sip:127.0.0.1:{b_port}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
+                ),
+            )
+    }
+}
+
 /// Trunk A as a carrier over its calls-per-second limit: it answers 503 to
 /// every second INVITE (the first, third, ...) and lets the others through
 /// to the agent's phone. The SIPp scenario keeps the count in a global
 /// variable that toggles with each INVITE.
-fn every_second_503_scenario(dir: &Path, agent: Agent) -> PathBuf {
+fn every_second_503_scenario(dir: &Path, agent: Agent, retry_after: Option<u32>) -> PathBuf {
+    let retry_after = retry_after
+        .map(|s| format!("Retry-After: {s}\n      "))
+        .unwrap_or_default();
     let text = format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -635,7 +655,7 @@ fn every_second_503_scenario(dir: &Path, agent: Agent) -> PathBuf {
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
-      Content-Length: 0
+      {retry_after}Content-Length: 0
     ]]>
   </send>
   <recv request="ACK"/>
@@ -658,23 +678,12 @@ fn every_second_503_scenario(dir: &Path, agent: Agent) -> PathBuf {
 #[test]
 fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
     let b_port = free_udp_port();
-    let s = setup(&[JSMITH], move |t| {
-        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"")
-            .replace_exact("\npriority = 0 ", "\npriority = 10 ")
-            .replace_exact("max_no_answer = 3", "max_no_answer = 1")
-            .replace_exact(
-                "\n[media]\n",
-                &format!(
-                    "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
-                     outbound_proxy = \"sip:127.0.0.1:{b_port}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
-                ),
-            )
-    });
+    let s = setup(&[JSMITH], two_trunks(b_port));
     let accept = Agent::Accept {
         after_ms: 800,
         audio: false,
     };
-    let a_sc = every_second_503_scenario(s.dir.path(), accept);
+    let a_sc = every_second_503_scenario(s.dir.path(), accept, None);
     let mut carrier_a = BackgroundSipp::start(a_sc.to_str().unwrap(), s.trunk, 2, &[]);
     let b_sc = agents_scenario(s.dir.path(), accept, Agent::Busy, s.sw.sip);
     let mut carrier_b = BackgroundSipp::start(b_sc.to_str().unwrap(), b_port, 1, &[]);
@@ -726,5 +735,56 @@ fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
         "jsmith online after both calls",
         Duration::from_secs(10),
         || (agent_state(&s.sw, "jsmith") == "online").then_some(()),
+    );
+}
+
+/// Issue 10: a 503 with Retry-After skips trunk A until then. The first
+/// customer's agent leg goes A (503, Retry-After: 60) then B; the second
+/// customer's goes straight to B although A would now answer.
+#[test]
+fn a_503_with_retry_after_skips_that_trunk_for_the_next_calls() {
+    let b_port = free_udp_port();
+    let s = setup(&[JSMITH], two_trunks(b_port));
+    let accept = Agent::Accept {
+        after_ms: 800,
+        audio: false,
+    };
+    let a_sc = every_second_503_scenario(s.dir.path(), accept, Some(60));
+    let mut carrier_a = BackgroundSipp::start(a_sc.to_str().unwrap(), s.trunk, 1, &[]);
+    let b_sc = agents_scenario(s.dir.path(), accept, Agent::Busy, s.sw.sip);
+    let mut carrier_b = BackgroundSipp::start(b_sc.to_str().unwrap(), b_port, 2, &[]);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_a.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier a: {st:?}\n{}",
+        carrier_a.errors()
+    );
+    await_some("jsmith online again", Duration::from_secs(10), || {
+        (agent_state(&s.sw, "jsmith") == "online").then_some(())
+    });
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_b.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier b: {st:?}\n{}\n--- switch log\n{}",
+        carrier_b.errors(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 2);
+    assert!(c.iter().all(|c| c["outcome"] == "bridged"), "{c:?}");
+    let log = s.sw.log();
+    assert!(log.contains("retry_after_s=60"), "{log}");
+    // A once (the 503), B twice: the second leg never tried A.
+    let sent_to = |trunk: &str| {
+        log.lines()
+            .filter(|l| l.contains("INVITE sent") && l.contains(&format!("trunk={trunk}")))
+            .count()
+    };
+    assert_eq!(
+        (sent_to("carrier-a"), sent_to("carrier-b")),
+        (1, 2),
+        "{log}"
     );
 }
