@@ -146,6 +146,16 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         "Requests answered 503 at sip.max_transactions",
         sip.overloaded,
     );
+    counter(
+        "trunk_failures_total",
+        "Outbound attempts a trunk failed (5xx, 408 before ringing, no answer): moved to the next trunk",
+        sip.trunk_failures,
+    );
+    counter(
+        "outbound_queued_total",
+        "Outbound legs that waited for a trunk (max_calls, max_cps, Retry-After)",
+        sip.outbound_queued,
+    );
     let t = &s.transport;
     counter(
         "udp_queue_full_drops_total",

@@ -206,6 +206,14 @@ const TRUNK_PENDING: usize = 256;
 /// (and one challenge): a registrar that is down must not hold the exit.
 const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Where the SIP task publishes its counters, registrations and target
+/// health for `/metrics`.
+type Published = (
+    Arc<std::sync::Mutex<super::core::CoreStats>>,
+    Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
+    Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
+);
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut core: SipCore,
@@ -215,11 +223,7 @@ async fn run(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
     mut trunk: TrunkLink,
-    (published, published_reg, targets_published): (
-        Arc<std::sync::Mutex<super::core::CoreStats>>,
-        Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
-        Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
-    ),
+    (published, published_reg, targets_published): Published,
     idle: IdleConnections,
 ) {
     core.start(Instant::now());
@@ -422,17 +426,27 @@ fn on_inbound(
             tcp.conns.remove(&conn);
             tcp.idle.closed(conn);
             if conn == transport::TRUNK_CONN {
-                if trunk.connecting {
-                    // It never opened: what waited for it fails now.
+                let never_opened = std::mem::take(&mut trunk.connecting);
+                if never_opened {
+                    // It never opened: what waited for it fails now (the
+                    // trunk's next server, else the next trunk).
                     core.connection_failed(conn, now);
                 }
-                trunk.connecting = false;
                 if !trunk.pending.is_empty() {
                     warn!(
                         dropped = trunk.pending.len(),
                         "trunk TCP connection failed; queued messages dropped"
                     );
-                    trunk.pending.clear();
+                    let mut addrs: Vec<SocketAddr> =
+                        trunk.pending.drain(..).map(|(addr, _)| addr).collect();
+                    addrs.dedup();
+                    // A transport error is the trunk's failure: its legs
+                    // move to the next trunk now, not at Timer B.
+                    // (Done above by the connection's id when it never
+                    // opened.)
+                    for addr in addrs.into_iter().filter(|_| !never_opened) {
+                        core.trunk_unreachable(addr, now);
+                    }
                 }
             }
         }
