@@ -152,3 +152,60 @@ fn a_trunk_without_its_password_is_named_by_its_key() {
     let e = c.check_environment(|_| None).unwrap_err();
     assert_eq!(e.problems()[0].path, "trunks[0].password_env");
 }
+
+/// RFC 3263 resolution, TLS, REGISTER and the OPTIONS keepalive run for
+/// the first trunk (the lowest priority) only: on another trunk each would
+/// be silently ignored, so it is refused, naming that trunk's key.
+#[test]
+fn dns_tls_register_and_keepalive_are_refused_beyond_the_first_trunk() {
+    let backup = "outbound_proxy = \"sip:127.0.0.1:5090\"";
+    for (to, path, says) in [
+        (
+            "outbound_proxy = \"sip:backup.example.com\"",
+            "trunks[0].outbound_proxy",
+            "only the first trunk is resolved",
+        ),
+        (
+            "outbound_proxy = \"sips:127.0.0.1:5091\"",
+            "trunks[0].outbound_proxy",
+            "only the first trunk can use TLS",
+        ),
+        (
+            "outbound_proxy = \"sip:127.0.0.1:5090\"\nkeepalive_interval = \"30s\"",
+            "trunks[0].keepalive_interval",
+            "only the first trunk's targets are probed",
+        ),
+        (
+            "outbound_proxy = \"sip:127.0.0.2:5090\"\nusername = \"acct\"\nregister = true",
+            "trunks[0].register",
+            "only the first trunk registers",
+        ),
+    ] {
+        let text = with_trunks(&edit(TWO, backup, to));
+        let p = at(&text, path);
+        assert!(p.problem.contains(says), "{path}: {}", p.problem);
+        assert!(p.fix.contains("lowest priority"), "{path}: {}", p.fix);
+    }
+}
+
+#[test]
+fn the_first_trunk_may_be_a_name_with_keepalive() {
+    let text = with_trunks(&edit(
+        TWO,
+        "outbound_proxy = \"sip:127.0.0.1:5080\"",
+        "outbound_proxy = \"sip:sbc.example.com\"\nkeepalive_interval = \"30s\"",
+    ));
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.trunks[0].name, "twilio");
+    assert!(c.trunks[0].keepalive_interval.is_some());
+}
+
+#[test]
+fn tcp_on_one_trunk_and_tls_on_another_are_refused() {
+    let text = with_trunks(
+        &TWO.replace("sip:127.0.0.1:5090\"", "sip:127.0.0.1:5090;transport=tcp\"")
+            .replace("sip:127.0.0.1:5080\"", "sips:127.0.0.1:5081\""),
+    );
+    let p = at(&text, "trunks");
+    assert!(p.problem.contains("TCP or TLS"), "{}", p.problem);
+}

@@ -402,3 +402,207 @@ fn a_transport_error_moves_the_leg_to_the_next_trunk_at_once() {
     assert_eq!(dialling_trunk(&out), vec!["b"]);
     assert_eq!(c.stats().trunk_failures, 1);
 }
+
+// ------------------------------------------- servers inside a trunk (RFC 3263)
+
+const SERVER_1: &str = "127.0.0.1:5081";
+const SERVER_2: &str = "127.0.0.1:5082";
+
+fn server(priority: u16, addr: &str) -> crate::sip::dns::Weighted {
+    crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Udp,
+        }],
+    }
+}
+
+/// Trunk a is a name that resolved to two servers; trunk b is one address.
+fn named_a_and_b(t0: Instant) -> SipCore {
+    let mut c = two_trunks(
+        TrunkRoute {
+            ruri_host: Some("sbc.example.com".into()),
+            ..a()
+        },
+        b(),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets(vec![server(10, SERVER_1), server(20, SERVER_2)]),
+        t0,
+    );
+    drain(&mut c);
+    c
+}
+
+/// The last INVITE that went out (after Timer A retransmissions).
+fn invite_to(out: &Out) -> (String, String) {
+    out.sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, m)| (p.addr.to_string(), m.clone()))
+        .expect("an INVITE went out")
+}
+
+/// A trunk's servers come first (RFC 3263 §4.3, same Call-ID, no new
+/// trunk), the next trunk only once they are exhausted.
+#[test]
+fn a_trunks_servers_are_tried_before_the_next_trunk() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_b(t0);
+    let (leg, out) = place(&mut c, t0);
+    let (to, first) = invite_to(&out);
+    assert_eq!(to, SERVER_1);
+    assert!(
+        first.starts_with("INVITE sip:+12345678910@sbc.example.com "),
+        "{first}"
+    );
+    assert_eq!(dialling_trunk(&out), vec!["a"]);
+
+    let out = answer_from(&mut c, SERVER_1, &first, 503, "", t0);
+    let (to, second) = invite_to(&out);
+    assert_eq!(to, SERVER_2);
+    assert!(
+        second.starts_with("INVITE sip:+12345678910@sbc.example.com "),
+        "{second}"
+    );
+    assert_eq!(header(&first, "Call-ID"), header(&second, "Call-ID"));
+    assert!(dialling_trunk(&out).is_empty(), "still trunk a");
+    assert_eq!(c.stats().trunk_failures, 0);
+
+    let out = answer_from(&mut c, SERVER_2, &second, 503, "", t0);
+    let (to, third) = invite_to(&out);
+    assert_eq!(to, TRUNK_B);
+    assert!(
+        third.starts_with("INVITE sip:0012345678910@127.0.0.1:5090 "),
+        "{third}"
+    );
+    assert_ne!(header(&first, "Call-ID"), header(&third, "Call-ID"));
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+    assert_eq!(c.stats().trunk_failures, 1);
+
+    // b fails too: the leg ends as the trunks' failure, never a miss.
+    let out = answer_from(&mut c, TRUNK_B, &third, 503, "", t0);
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(503) } if *l == leg
+    )));
+}
+
+/// A 500 is the trunk's failure but says nothing of one server being
+/// down (RFC 3263 §4.3 names 503 and time-outs): straight to trunk b.
+#[test]
+fn a_500_skips_the_trunks_other_servers() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_b(t0);
+    let (_, out) = place(&mut c, t0);
+    let (_, first) = invite_to(&out);
+    let out = answer_from(&mut c, SERVER_1, &first, 500, "", t0);
+    let (to, _) = invite_to(&out);
+    assert_eq!(to, TRUNK_B);
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+}
+
+/// Timer B on the first server moves to the second server of the same
+/// trunk; on the last one, to the next trunk.
+#[test]
+fn timer_b_walks_the_servers_then_the_trunks() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_b(t0);
+    let (_, out) = place(&mut c, t0);
+    assert_eq!(invite_to(&out).0, SERVER_1);
+    let b = t0 + Duration::from_secs(33);
+    c.handle_timeout(b);
+    let out = drain(&mut c);
+    assert_eq!(invite_to(&out).0, SERVER_2);
+    c.handle_timeout(b + Duration::from_secs(33));
+    let out = drain(&mut c);
+    assert_eq!(invite_to(&out).0, TRUNK_B);
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+}
+
+/// ACK and BYE of a leg go to the trunk (and server) it was placed
+/// through, not to the first trunk nor to the far end's Contact.
+#[test]
+fn in_dialog_requests_go_to_the_trunk_the_leg_was_placed_through() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_b(t0);
+    let (leg, out) = place(&mut c, t0);
+    let (_, first) = invite_to(&out);
+    let out = answer_from(&mut c, SERVER_1, &first, 500, "", t0);
+    let (_, to_b) = invite_to(&out);
+    let out = answer_from(
+        &mut c,
+        TRUNK_B,
+        &to_b,
+        200,
+        "Contact: <sip:agent@198.51.100.66:5099>\r\n",
+        t0,
+    );
+    let ack = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .expect("the 2xx is ACKed");
+    assert_eq!(ack.0.addr, TRUNK_B.parse().unwrap());
+    c.handle_command(SipCommand::HangUp(leg), t0);
+    let out = drain(&mut c);
+    let bye = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("a BYE");
+    assert_eq!(bye.0.addr, TRUNK_B.parse().unwrap());
+}
+
+/// The same through server 2 of trunk a: in-dialog requests follow the
+/// server that answered, and a trunk with `in_dialog_via_proxy = false`
+/// sends them to the Contact.
+#[test]
+fn in_dialog_requests_follow_the_server_and_the_trunks_own_rule() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_b(t0);
+    let (_, out) = place(&mut c, t0);
+    let (_, first) = invite_to(&out);
+    let out = answer_from(&mut c, SERVER_1, &first, 503, "", t0);
+    let (_, second) = invite_to(&out);
+    let out = answer_from(
+        &mut c,
+        SERVER_2,
+        &second,
+        200,
+        "Contact: <sip:agent@127.0.0.1:5099>\r\n",
+        t0,
+    );
+    let ack = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .unwrap();
+    assert_eq!(ack.0.addr, SERVER_2.parse().unwrap());
+
+    let mut c = two_trunks(
+        TrunkRoute {
+            via_proxy: false,
+            ..a()
+        },
+        b(),
+    );
+    let (_, out) = place(&mut c, t0);
+    let (_, first) = invite_to(&out);
+    let out = answer_from(
+        &mut c,
+        TRUNK,
+        &first,
+        200,
+        "Contact: <sip:agent@127.0.0.1:5099>\r\n",
+        t0,
+    );
+    let ack = out
+        .sent
+        .iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .unwrap();
+    assert_eq!(ack.0.addr, "127.0.0.1:5099".parse().unwrap());
+}
