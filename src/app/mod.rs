@@ -42,8 +42,10 @@ pub enum AppError {
     TrunkName(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
-    #[error("trunk.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
+    #[error("{key}.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
     TrunkUnresolved {
+        /// "trunk" or "trunks[N]": where the first trunk is written.
+        key: String,
         unresolved: crate::sip::dns::Unresolved,
         nameserver: String,
     },
@@ -182,7 +184,8 @@ pub struct TrunkStart {
     pub dns: Option<(TrunkResolver, crate::sip::dns::Destination)>,
 }
 
-/// Resolves `trunk.outbound_proxy` the same way for `run` and
+/// Resolves the first trunk's `outbound_proxy` (the only trunk that may
+/// be a name; validation refuses one elsewhere) the same way for `run` and
 /// `check-config`: a host name that gives no address is an error naming
 /// what was asked, unless `dns.start_unresolved` (then a warning).
 pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
@@ -231,7 +234,8 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
             for t in r.records.iter().flat_map(|w| &w.targets) {
                 if !cfg.trunk.allow.iter().any(|n| n.contains(&t.addr.ip())) {
                     tracing::warn!(
-                        target = %t, "trunk target outside trunk.allow: its responses will be dropped; add its address to trunk.allow"
+                        target = %t, allow = %format!("{}.allow", cfg.trunk.key),
+                        "trunk target outside the trunk's allow: its responses will be dropped; add its address there"
                     );
                 }
             }
@@ -246,6 +250,7 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         }
         Err(unresolved) => {
             return Err(AppError::TrunkUnresolved {
+                key: cfg.trunk.key.clone(),
                 unresolved,
                 nameserver: cfg
                     .dns
