@@ -862,3 +862,193 @@ fn a_user_added_by_a_reload_is_offered_the_next_customer_call() {
     assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
     assert_eq!(c[0]["agent"], "bwayne", "{c:?}");
 }
+
+/// Trunk A (the test's trunk port, priority 10) and trunk B on `b_port`
+/// (priority 20); one miss would set an agent offline.
+fn two_trunks(b_port: u16) -> impl Fn(String) -> String {
+    move |t| {
+        t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"")
+            .replace_exact("\npriority = 0 ", "\npriority = 10 ")
+            .replace_exact("max_no_answer = 3", "max_no_answer = 1")
+            .replace_exact(
+                "\n[media]\n",
+                &format!(
+                    "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                     outbound_proxy = \"sip:127.0.0.1:{b_port}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
+                ),
+            )
+    }
+}
+
+/// Trunk A as a carrier over its calls-per-second limit: it answers 503 to
+/// every second INVITE (the first, third, ...) and lets the others through
+/// to the agent's phone. The SIPp scenario keeps the count in a global
+/// variable that toggles with each INVITE.
+fn every_second_503_scenario(dir: &Path, agent: Agent, retry_after: Option<u32>) -> PathBuf {
+    let retry_after = retry_after
+        .map(|s| format!("Retry-After: {s}\n      "))
+        .unwrap_or_default();
+    let text = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="carrier answering 503 to every second INVITE">
+  <Global variables="passed"/>
+  <recv request="INVITE" crlf="true">
+    <action>
+      <test assign_to="pass" variable="passed" compare="equal" value="0"/>
+    </action>
+  </recv>
+  <nop next="reject" test="pass"/>
+  <nop>
+    <action>
+      <assign assign_to="passed" value="0"/>
+    </action>
+  </nop>
+{answer}  <nop next="end"/>
+  <label id="reject"/>
+  <nop>
+    <action>
+      <assign assign_to="passed" value="1"/>
+    </action>
+  </nop>
+  <send>
+    <![CDATA[
+      SIP/2.0 503 Service Unavailable
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      {retry_after}Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <label id="end"/>
+  <timewait milliseconds="300"/>
+</scenario>
+"#,
+        answer = agent_body(agent),
+    );
+    let path = dir.join("carrier_a.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Issue 10: two trunks, A first. A's 503 moves the agent leg to trunk B,
+/// which rings the agent: the customer is bridged, and the 503 is the
+/// trunk's failure, not the agent's miss (with max_no_answer = 1 one miss
+/// would set jsmith offline). The next customer gets through A, whose
+/// every second INVITE passes.
+#[test]
+fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
+    let b_port = free_udp_port();
+    let s = setup(&[JSMITH], two_trunks(b_port));
+    let accept = Agent::Accept {
+        after_ms: 800,
+        audio: false,
+    };
+    let a_sc = every_second_503_scenario(s.dir.path(), accept, None);
+    let mut carrier_a = BackgroundSipp::start(a_sc.to_str().unwrap(), s.trunk, 2, &[]);
+    let b_sc = agents_scenario(s.dir.path(), accept, Agent::Busy, s.sw.sip);
+    let mut carrier_b = BackgroundSipp::start(b_sc.to_str().unwrap(), b_port, 1, &[]);
+
+    // First customer: A says 503, B rings jsmith, who accepts.
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_b.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier b: {st:?}\n{}\n{}\n--- switch log\n{}",
+        carrier_b.errors(),
+        carrier_b.messages(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+    assert_eq!(c[0]["agent"], "jsmith", "{c:?}");
+    // One attempt: the failover happened inside the agent's leg.
+    assert_eq!(attempts(&c[0]), [("jsmith".into(), "completed".into())]);
+    let log = s.sw.log();
+    assert!(log.contains("trying the next trunk"), "{log}");
+    // The attempt keeps the Call-ID of the INVITE that reached the agent:
+    // the one sent to trunk B.
+    let id = c[0]["attempts"][0]["sip_call_id"].as_str().unwrap_or("?");
+    assert!(
+        log.contains(&format!("INVITE sent sip_call_id={id} trunk=carrier-b")),
+        "{id}\n{log}"
+    );
+
+    // Wrap-up (1 s), then online again: nothing counted as a miss.
+    await_some("jsmith online again", Duration::from_secs(10), || {
+        (agent_state(&s.sw, "jsmith") == "online").then_some(())
+    });
+
+    // Second customer: A lets this INVITE through.
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_a.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier a: {st:?}\n{}\n{}\n--- switch log\n{}",
+        carrier_a.errors(),
+        carrier_a.messages(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 2);
+    assert!(c.iter().all(|c| c["outcome"] == "bridged"), "{c:?}");
+    await_some(
+        "jsmith online after both calls",
+        Duration::from_secs(10),
+        || (agent_state(&s.sw, "jsmith") == "online").then_some(()),
+    );
+}
+
+/// Issue 10: a 503 with Retry-After skips trunk A until then. The first
+/// customer's agent leg goes A (503, Retry-After: 60) then B; the second
+/// customer's goes straight to B although A would now answer.
+#[test]
+fn a_503_with_retry_after_skips_that_trunk_for_the_next_calls() {
+    let b_port = free_udp_port();
+    let s = setup(&[JSMITH], two_trunks(b_port));
+    let accept = Agent::Accept {
+        after_ms: 800,
+        audio: false,
+    };
+    let a_sc = every_second_503_scenario(s.dir.path(), accept, Some(60));
+    let mut carrier_a = BackgroundSipp::start(a_sc.to_str().unwrap(), s.trunk, 1, &[]);
+    let b_sc = agents_scenario(s.dir.path(), accept, Agent::Busy, s.sw.sip);
+    let mut carrier_b = BackgroundSipp::start(b_sc.to_str().unwrap(), b_port, 2, &[]);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_000));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_a.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier a: {st:?}\n{}",
+        carrier_a.errors()
+    );
+    await_some("jsmith online again", Duration::from_secs(10), || {
+        (agent_state(&s.sw, "jsmith") == "online").then_some(())
+    });
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    let st = carrier_b.wait(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "carrier b: {st:?}\n{}\n--- switch log\n{}",
+        carrier_b.errors(),
+        s.sw.log()
+    );
+    let c = settled_calls(&s.sw, 2);
+    assert!(c.iter().all(|c| c["outcome"] == "bridged"), "{c:?}");
+    let log = s.sw.log();
+    assert!(log.contains("retry_after_s=60"), "{log}");
+    // A once (the 503), B twice: the second leg never tried A.
+    let sent_to = |trunk: &str| {
+        log.lines()
+            .filter(|l| l.contains("INVITE sent") && l.contains(&format!("trunk={trunk}")))
+            .count()
+    };
+    assert_eq!(
+        (sent_to("carrier-a"), sent_to("carrier-b")),
+        (1, 2),
+        "{log}"
+    );
+}

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use common::*;
 use tpswitch::media::codec::Codec;
-use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use tpswitch::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute, Untrusted};
 use tpswitch::sip::endpoint::{self, EndpointConfig};
 use tpswitch::sip::inspect::Limits;
 use tpswitch::sip::transaction::Timers;
 use tpswitch::sip::transport::{FrameLimits, TcpAdmission};
-use tpswitch::sip::{DialOutcome, DialRequest, LegId, SipCommand, SipEvent};
+use tpswitch::sip::{DialOutcome, DialRequest, LegId, Presentation, SipCommand, SipEvent};
 
 const OFFER: &str = "v=0\r\no=tpswitch 1 1 IN IP4 127.0.0.1\r\ns=tpswitch\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
 
@@ -33,6 +33,15 @@ async fn uac(trunk: SocketAddr, creds: Option<Credentials>) -> Uac {
 }
 
 async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> Uac {
+    uac_routes(vec![TrunkRoute {
+        tcp,
+        credentials: creds,
+        ..TrunkRoute::plain("carrier", trunk)
+    }])
+    .await
+}
+
+async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
     let port = free_udp_port();
     let cfg = CoreConfig {
         timers: Timers::default(),
@@ -52,15 +61,8 @@ async fn uac_over(trunk: SocketAddr, creds: Option<Credentials>, tcp: bool) -> U
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
-        trunk,
-        trunk_tcp: tcp,
-        dialog_via_trunk: true,
-        trunk_tls: false,
-        request_host: None,
+        trunks,
         keepalive: None,
-        credentials: creds,
-        follow_redirects: true,
-        max_redirects: 2,
         limits: Limits::default(),
         registrations: Vec::new(),
     };
@@ -104,9 +106,11 @@ async fn dial(u: &Uac) -> LegId {
         .send(SipCommand::Dial {
             leg,
             request: DialRequest {
-                target: "+12345678910".into(),
-                from_user: "+15550100001".into(),
-                diversion: None,
+                targets: vec!["+12345678910".into()],
+                from: vec![Presentation {
+                    from_user: "+15550100001".into(),
+                    diversion: None,
+                }],
                 sdp: OFFER.as_bytes().to_vec(),
             },
         })
@@ -159,6 +163,38 @@ async fn trunk_answers_then_we_hang_up() {
             assert_eq!(m.stream.codec, Codec::Pcmu);
         }
         other => panic!("expected Answered, got {other:?}\n{}", sipp.messages()),
+    }
+    hang_up_and_finish(&mut u, leg, &mut sipp).await;
+    u.cancel.cancel();
+}
+
+/// Issue 10: per trunk, the Request-URI, From and To hosts are set apart
+/// from where the INVITE goes (127.0.0.1:port), with P-Asserted-Identity,
+/// Privacy and a carrier token; SIPp fails the call unless each is on the
+/// wire as configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_hosts_pai_privacy_and_token_are_on_the_wire() {
+    let port = free_udp_port();
+    let mut sipp = BackgroundSipp::start("uas_carrier_headers.xml", port, 1, &[]);
+    let trunk: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut u = uac_routes(vec![TrunkRoute {
+        ruri_host: Some("example.pstn.twilio.com".into()),
+        from_host: Some("tpswitch.example.com".into()),
+        to_host: Some("example.pstn.twilio.com".into()),
+        pai: true,
+        privacy: Some("id".into()),
+        headers: vec![("X-Carrier-Token".into(), "abc123".into())],
+        ..TrunkRoute::plain("twilio", trunk)
+    }])
+    .await;
+    let leg = dial(&u).await;
+    match outcome(&mut u, Duration::from_secs(10)).await {
+        SipEvent::Answered { leg: l, .. } => assert_eq!(l, leg),
+        other => panic!(
+            "expected Answered, got {other:?}\n{}\n{}",
+            sipp.errors(),
+            sipp.messages()
+        ),
     }
     hang_up_and_finish(&mut u, leg, &mut sipp).await;
     u.cancel.cancel();

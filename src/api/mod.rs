@@ -179,6 +179,16 @@ fn mirror_counters(s: &ApiState) {
         "Requests answered 503 at sip.max_transactions",
         sip.overloaded,
     );
+    counter(
+        "tpswitch_trunk_failures_total",
+        "Outbound attempts a trunk failed (5xx, 408 before ringing, no answer): moved to the next trunk",
+        sip.trunk_failures,
+    );
+    counter(
+        "tpswitch_outbound_queued_total",
+        "Outbound legs that waited for a trunk (max_calls, max_cps, Retry-After)",
+        sip.outbound_queued,
+    );
     let t = &s.transport;
     for (name, help, v) in [
         (

@@ -57,7 +57,7 @@ pub fn raise_nofile_limit() -> u64 {
 ///
 /// ```text
 /// media = min(RTP ports in media.rtp_ports,
-///             2 * (sip.max_calls + trunk.max_outbound_calls))
+///             2 * (sip.max_calls + every trunk's max_calls))
 ///         (one RTP and one RTCP socket per call leg; no more legs than
 ///          those two caps allow, no more sockets than ports)
 /// room  = limit - RESERVE - media - http.max_connections
@@ -69,7 +69,12 @@ pub fn raise_nofile_limit() -> u64 {
 /// what the trunk's share leaves.
 pub fn budget(cfg: &Config, limit: u64) -> FdBudget {
     let ports = u64::from(cfg.media.rtp_ports.pairs()) * 2;
-    let legs = u64::from(cfg.sip.max_calls) + u64::from(cfg.trunk.max_outbound_calls);
+    let outbound: u64 = cfg
+        .trunks
+        .iter()
+        .map(|t| u64::from(t.max_outbound_calls))
+        .sum();
+    let legs = u64::from(cfg.sip.max_calls).saturating_add(outbound);
     let media = ports.min(legs.saturating_mul(2));
     let room = limit
         .saturating_sub(RESERVE)

@@ -21,7 +21,7 @@ use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
 use crate::presence::{SqliteStore, StoreError};
-use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, Untrusted};
+use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute, Untrusted};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
@@ -44,12 +44,14 @@ pub enum AppError {
     Endpoint(#[from] endpoint::EndpointError),
     #[error("prompts: {0}")]
     Prompts(#[from] PromptError),
-    #[error("trunk.outbound_proxy: {0} is a host name; tpswitch does no DNS, write the trunk's IP address")]
+    #[error("{0} is a host name, and only the first trunk is resolved (RFC 3263); write this trunk's IP address")]
     TrunkName(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
-    #[error("trunk.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
+    #[error("{key}.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
     TrunkUnresolved {
+        /// "trunk" or "trunks[N]": where the first trunk is written.
+        key: String,
         unresolved: crate::sip::dns::Unresolved,
         nameserver: String,
     },
@@ -224,7 +226,8 @@ pub struct TrunkStart {
     pub dns: Option<(TrunkResolver, crate::sip::dns::Destination)>,
 }
 
-/// Resolves `trunk.outbound_proxy` the same way for `run` and
+/// Resolves the first trunk's `outbound_proxy` (the only trunk that may
+/// be a name; validation refuses one elsewhere) the same way for `run` and
 /// `check-config`: a host name that gives no address is an error naming
 /// what was asked, unless `dns.start_unresolved` (then a warning).
 pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
@@ -273,7 +276,8 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
             for t in r.records.iter().flat_map(|w| &w.targets) {
                 if !cfg.trunk.allow.iter().any(|n| n.contains(&t.addr.ip())) {
                     tracing::warn!(
-                        target = %t, "trunk target outside trunk.allow: its responses will be dropped; add its address to trunk.allow"
+                        target = %t, allow = %format!("{}.allow", cfg.trunk.key),
+                        "trunk target outside the trunk's allow: its responses will be dropped; add its address there"
                     );
                 }
             }
@@ -288,6 +292,7 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         }
         Err(unresolved) => {
             return Err(AppError::TrunkUnresolved {
+                key: cfg.trunk.key.clone(),
                 unresolved,
                 nameserver: cfg
                     .dns
@@ -303,6 +308,69 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         resolved,
         dns: Some((resolver, dest)),
     })
+}
+
+/// How the first trunk starts, from its RFC 3263 resolution and TLS
+/// settings (the only trunk that has them; validation refuses them on
+/// the others).
+struct FirstTrunk {
+    /// Its first resolved server (the core gets the whole list).
+    addr: SocketAddr,
+    tcp: bool,
+    tls: bool,
+    /// A host name's `name[:port]` for the Request-URI (RFC 3263 §4).
+    request_host: Option<String>,
+}
+
+/// The trunks as the SIP core uses them, in priority order, with their
+/// passwords read from the environment.
+fn trunk_routes(cfg: &Config, first: FirstTrunk) -> Result<Vec<TrunkRoute>, AppError> {
+    let mut first = Some(first);
+    cfg.trunks
+        .iter()
+        .map(|t| {
+            let (addr, tcp, tls, request_host) = match (first.take(), &t.outbound_proxy.host) {
+                (Some(f), _) => (f.addr, f.tcp, f.tls, f.request_host),
+                (None, config::Host::Ip(ip)) => (
+                    SocketAddr::new(*ip, t.outbound_proxy.port),
+                    t.outbound_proxy.transport == config::Transport::Tcp,
+                    false,
+                    None,
+                ),
+                (None, config::Host::Name(n)) => {
+                    return Err(AppError::TrunkName(format!(
+                        "{}.outbound_proxy: {n}",
+                        t.key
+                    )))
+                }
+            };
+            Ok(TrunkRoute {
+                name: t.name.clone(),
+                addr,
+                tcp,
+                tls,
+                via_proxy: t.in_dialog_via_proxy,
+                allow: t.allow.clone(),
+                max_calls: t.max_outbound_calls,
+                max_cps: t.max_cps,
+                ruri_host: t.request_uri_host.clone().or(request_host),
+                from_host: t.from_host.clone(),
+                to_host: t.to_host.clone(),
+                pai: t.pai,
+                privacy: t.privacy.clone(),
+                headers: t.headers.clone(),
+                credentials: std::env::var(&t.password_env)
+                    .ok()
+                    .filter(|_| !t.username.is_empty())
+                    .map(|password| Credentials {
+                        username: t.username.clone(),
+                        password,
+                    }),
+                follow_redirects: t.follow_redirects,
+                max_redirects: t.max_redirects,
+            })
+        })
+        .collect()
 }
 
 /// Runs the switch until Ctrl-C / SIGTERM (and the drain after it).
@@ -374,6 +442,23 @@ async fn run_with(
         .map(|t| t.addr)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], cfg.trunk.outbound_proxy.port)));
     let ip = advertised_ip(&cfg, trunk);
+    let trunks = trunk_routes(
+        &cfg,
+        FirstTrunk {
+            addr: trunk,
+            tcp: first.map_or(
+                cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
+                |t| t.transport == crate::sip::dns::Transport::Tcp,
+            ),
+            tls: trunk_tls.is_some(),
+            // RFC 3263 §4: a named trunk keeps its name in the Request-URI.
+            request_host: trunk_start.dns.as_ref().map(|(_, d)| match d.port {
+                Some(p) => format!("{}:{p}", d.host),
+                None => d.host.clone(),
+            }),
+        },
+    )?;
+    let allow: Vec<ipnet::IpNet> = cfg.trunks.iter().flat_map(|t| t.allow.clone()).collect();
     let cancel = CancellationToken::new();
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
@@ -409,7 +494,7 @@ async fn run_with(
             nat: nat(&cfg, cfg.sip.bind.port()),
             tls_hostport: tls_bind.map(|b| hostport(SocketAddr::new(ip, b.port()))),
         },
-        allow: cfg.trunk.allow.clone(),
+        allow: allow.clone(),
         untrusted: match cfg.sip.untrusted {
             config::Untrusted::Reject => Untrusted::Reject,
             config::Untrusted::Drop => Untrusted::Drop,
@@ -423,28 +508,8 @@ async fn run_with(
         // Validation bounds both to a day (config::validate::SESSION_MAX).
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
-        trunk,
-        trunk_tcp: first.map_or(
-            cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
-            |t| t.transport == crate::sip::dns::Transport::Tcp,
-        ),
-        // RFC 3263 §4: a named trunk keeps its name in the Request-URI.
-        request_host: trunk_start.dns.as_ref().map(|(_, d)| match d.port {
-            Some(p) => format!("{}:{p}", d.host),
-            None => d.host.clone(),
-        }),
+        trunks,
         keepalive: cfg.trunk.keepalive_interval,
-        dialog_via_trunk: cfg.trunk.in_dialog_via_proxy,
-        trunk_tls: trunk_tls.is_some(),
-        credentials: std::env::var(&cfg.trunk.password_env)
-            .ok()
-            .filter(|_| !cfg.trunk.username.is_empty())
-            .map(|password| Credentials {
-                username: cfg.trunk.username.clone(),
-                password,
-            }),
-        follow_redirects: cfg.trunk.follow_redirects,
-        max_redirects: cfg.trunk.max_redirects,
         limits: Limits {
             max_message_bytes: cfg.sip.max_message_bytes as usize,
             ..Limits::default()
@@ -465,7 +530,7 @@ async fn run_with(
             expires: u32::try_from(r.expires.as_secs()).unwrap_or(86_400),
             retry_base: r.retry,
             retry_max: r.retry_max,
-            credentials: core_cfg.credentials.clone(),
+            credentials: core_cfg.trunks.first().and_then(|t| t.credentials.clone()),
         });
     }
     let bind = cfg.sip.bind;
@@ -481,7 +546,7 @@ async fn run_with(
         tcp: cfg.sip.tcp,
         frame,
         admission: TcpAdmission {
-            allow: cfg.trunk.allow.clone(),
+            allow,
             trusted: fds.tcp_trusted,
             untrusted: fds.tcp_untrusted,
         },

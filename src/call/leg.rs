@@ -17,7 +17,9 @@ use crate::media::stream::Direction;
 use crate::routing::dial_allowed;
 use crate::sdp::{self, Negotiated};
 use crate::sip::nat::Nat;
-use crate::sip::{DialOutcome, DialRequest, IncomingCall, LegId, SipCommand, SipEvent};
+use crate::sip::{
+    DialOutcome, DialRequest, IncomingCall, LegId, Presentation, SipCommand, SipEvent,
+};
 
 /// An answered leg with media running.
 pub struct Answered {
@@ -25,12 +27,15 @@ pub struct Answered {
     pub media: mpsc::Receiver<MediaEvent>,
 }
 
-pub fn session_options(ctx: &CallContext) -> SessionOptions {
+/// The media options of a leg on the trunk named `trunk` (its
+/// `inband_dtmf`; the first trunk's when the name is unknown).
+pub fn session_options(ctx: &CallContext, trunk: &str) -> SessionOptions {
+    let trunk = ctx.cfg.trunk_named(trunk).unwrap_or(&ctx.cfg.trunk);
     SessionOptions {
         silence_between_prompts: ctx.cfg.media.silence_between_prompts,
         rtp_timeout: ctx.cfg.media.rtp_timeout,
         latch_window: ctx.cfg.media.latch_window,
-        inband_dtmf: ctx.cfg.trunk.inband_dtmf,
+        inband_dtmf: trunk.inband_dtmf,
         // Legs are opened inside their call's span; the session logs its quality there.
         span: tracing::Span::current(),
     }
@@ -40,9 +45,18 @@ fn session_id(ports: &RtpPorts, leg: LegId) -> u64 {
     (u64::from(ports.local.port()) << 20) | (leg.0 & 0xF_FFFF)
 }
 
-/// Starts the media of a leg whose SDP is settled; `None` (logged) when the engine refuses.
-pub(crate) fn open(ctx: &CallContext, ports: RtpPorts, neg: &Negotiated) -> Option<Answered> {
-    match ctx.engine.open(ports, &neg.stream, session_options(ctx)) {
+/// Starts the media of a leg on `trunk` whose SDP is settled; `None`
+/// (logged) when the engine refuses.
+pub(crate) fn open(
+    ctx: &CallContext,
+    ports: RtpPorts,
+    neg: &Negotiated,
+    trunk: &str,
+) -> Option<Answered> {
+    match ctx
+        .engine
+        .open(ports, &neg.stream, session_options(ctx, trunk))
+    {
         Ok((session, media)) => Some(Answered { session, media }),
         Err(e) => {
             warn!(error = %e, "cannot start media");
@@ -133,7 +147,7 @@ pub async fn answer(
             }
         }
     };
-    let answered = open(ctx, ports, &neg);
+    let answered = open(ctx, ports, &neg, &call.caller.trunk);
     if answered.is_none() {
         let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
     }
@@ -201,7 +215,7 @@ pub enum LegNews {
 pub enum PlaceError {
     #[error("not a user's number and not in trunk.allow_dial: not dialling it")]
     NotAllowed,
-    #[error("trunk.max_outbound_calls ({0}) legs are up")]
+    #[error("the trunks' max_calls ({0} in all) legs are up or waiting")]
     AtCapacity(usize),
     #[error("no free RTP port")]
     NoPort,
@@ -211,8 +225,9 @@ pub enum PlaceError {
 pub struct Placement {
     /// Whom to call; formatted for the trunk here.
     pub number: E164,
-    pub from_user: String,
-    pub diversion: Option<String>,
+    /// Who we present as on each trunk (in `cfg.trunks` order; a shorter
+    /// list repeats its last entry).
+    pub from: Vec<Presentation>,
     /// The leg's span: its translator and media log inside it. Give it an
     /// empty `sip_call_id` field: the translator fills it in.
     pub span: tracing::Span,
@@ -235,18 +250,34 @@ pub fn place<T: Send + 'static>(
     }
     let mut ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;
     let leg = LegId::next();
-    let cap = ctx.cfg.trunk.max_outbound_calls as usize;
+    // Each trunk's own max_calls is kept by the SIP core, which queues a
+    // leg while every trunk is full; this total bounds what may wait.
+    let cap = ctx
+        .cfg
+        .trunks
+        .iter()
+        .map(|t| t.max_outbound_calls as usize)
+        .fold(0usize, usize::saturating_add);
     let sip = ctx
         .router
         .register_outbound(leg, cap)
         .ok_or(PlaceError::AtCapacity(cap))?;
-    let target = ctx.cfg.dial_string(&p.number);
+    let cc = &ctx.cfg.numbering.default_country_code;
+    // One user part per trunk (each has its number format and prefix); the
+    // SIP core picks the trunk.
+    let targets: Vec<String> = ctx
+        .cfg
+        .trunks
+        .iter()
+        .map(|t| t.dial_string(&p.number, cc))
+        .collect();
+    // The first trunk's form; `INVITE sent` names the trunk taken.
+    let target = targets.first().map_or("", String::as_str);
     let sdp = offer(ctx, &mut ports, leg);
     info!(parent: &p.span, %target, rtp = %ports.announced, "placing an outbound call");
     let request = DialRequest {
-        target,
-        from_user: p.from_user,
-        diversion: p.diversion,
+        targets,
+        from: p.from,
         sdp,
     };
     let ctx = ctx.clone();
@@ -287,6 +318,8 @@ async fn translate<F, Fut>(
     }
     let mut ports = Some(ports);
     let mut media: Option<mpsc::Receiver<MediaEvent>> = None;
+    // The trunk of the latest INVITE: its rules apply to the leg's media.
+    let mut trunk = String::new();
     loop {
         let media_ev = async {
             match media.as_mut() {
@@ -301,7 +334,7 @@ async fn translate<F, Fut>(
                     (vec![LegNews::Event(E::Progress { status, early_media })], false)
                 }
                 Some(SipEvent::Answered { media: Some(n), .. }) => {
-                    match ports.take().and_then(|p| open(&ctx, p, &n)) {
+                    match ports.take().and_then(|p| open(&ctx, p, &n, &trunk)) {
                         Some(a) => {
                             media = Some(a.media);
                             let news = vec![
@@ -321,7 +354,7 @@ async fn translate<F, Fut>(
                 }
                 Some(SipEvent::MediaChanged { media: n, .. }) => match ports.take() {
                     // The SDP a 2xx lacked (RFC 3261 §14, RFC 3311).
-                    Some(p) => match open(&ctx, p, &n) {
+                    Some(p) => match open(&ctx, p, &n, &trunk) {
                         Some(a) => {
                             media = Some(a.media);
                             (vec![LegNews::Session(a.session), LegNews::Event(E::MediaReady)], false)
@@ -331,11 +364,17 @@ async fn translate<F, Fut>(
                     None => (vec![LegNews::Remote(n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
-                Some(SipEvent::Dialling { call_id, .. }) => {
-                    // What a carrier's trace of this leg is matched against.
+                Some(SipEvent::Dialling { call_id, trunk: on, .. }) => {
+                    // What a carrier's trace of this leg is matched against
+                    // (a leg that fails over gets one per trunk).
                     tracing::Span::current().record("sip_call_id", call_id.as_str());
-                    info!(sip_call_id = %call_id, "INVITE sent");
-                    (vec![LegNews::CallId(call_id)], false)
+                    info!(sip_call_id = %call_id, trunk = %on, "INVITE sent");
+                    trunk = on;
+                    (vec![LegNews::CallId(call_id), LegNews::Event(E::Dialled)], false)
+                }
+                Some(SipEvent::Queued { .. }) => {
+                    info!("every trunk is busy: the leg waits for one");
+                    (vec![LegNews::Event(E::Queued)], false)
                 }
                 Some(SipEvent::Failed { outcome, .. }) => (vec![LegNews::Event(E::Failed(outcome))], true),
                 Some(SipEvent::Ended { .. }) | None => (vec![LegNews::Event(E::Ended)], true),

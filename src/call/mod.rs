@@ -128,6 +128,7 @@ impl CallManager {
             call_id = %call.call_id,
             leg = %leg,
             flow = %flow.as_ref().map(|f| f.name()).unwrap_or("-"),
+            trunk = %call.caller.trunk,
             caller = %call.caller.asserted.as_deref().or(call.caller.from_user.as_deref()).unwrap_or("?"),
             agent = tracing::field::Empty,
         );

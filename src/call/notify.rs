@@ -19,7 +19,7 @@ use crate::flows::outbound::{Event, LegRules, Outcome, DEFAULT_MEDIA_GRACE};
 use crate::flows::prompt_plan::PromptName;
 use crate::media::engine::MediaSession;
 use crate::presence::service::PresenceEvent;
-use crate::sip::SipCommand;
+use crate::sip::{Presentation, SipCommand};
 
 /// The timed-presence flow whose settings govern notifications, with the
 /// contact point agents call it on (our caller ID toward the agent).
@@ -98,8 +98,10 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     let (inbox, mut news) = mpsc::channel(16);
     let placement = Placement {
         number,
-        from_user: from,
-        diversion: None,
+        from: vec![Presentation {
+            from_user: from,
+            diversion: None,
+        }],
         span: tracing::Span::current(),
     };
     let leg = match leg::place(ctx, placement, inbox, |n| n) {

@@ -16,21 +16,25 @@ impl Config {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let trunk = &self.trunk;
-        if !trunk.username.is_empty() && var(&trunk.password_env).is_none_or(|p| p.is_empty()) {
+        for trunk in &self.trunks {
+            if trunk.username.is_empty() || var(&trunk.password_env).is_some_and(|p| !p.is_empty())
+            {
+                continue;
+            }
             // Without the password every digest challenge (RFC 3261 §22.2)
             // fails, so each call to an agent would end 401/407: refuse to
             // start rather than find out on the first customer call. A trunk
             // that needs no authentication says so with username = "".
+            let at = &trunk.key;
             problems.push(Problem::new(
-                "trunk.password_env",
+                format!("{at}.password_env"),
                 format!(
-                    "names {}, which is not set (or empty), but trunk.username is {:?}: \
+                    "names {}, which is not set (or empty), but {at}.username is {:?}: \
                      the trunk's 401/407 challenges could not be answered",
                     trunk.password_env, trunk.username
                 ),
                 format!(
-                    "set {} in the switch's environment, or set trunk.username = \"\" if the \
+                    "set {} in the switch's environment, or set {at}.username = \"\" if the \
                      trunk needs no authentication",
                     trunk.password_env
                 ),

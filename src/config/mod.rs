@@ -72,7 +72,7 @@ impl Config {
         };
         let numbering = validate::numbering(&mut v, raw.numbering.as_ref());
         let sip = validate::sip(&mut v, &raw.sip);
-        let trunk = validate::trunk(&mut v, raw.trunk.as_ref());
+        let trunks = validate::trunks(&mut v, raw.trunk.as_ref(), &raw.trunks);
         let media = validate::media(&mut v, &raw.media);
         let store = validate::store(&mut v, &raw.store);
         let http = validate::http(&mut v, &raw.http);
@@ -82,7 +82,7 @@ impl Config {
         let users = validate_flows::users(&mut v, &raw.users);
         let flows = validate_flows::flows(&mut v, &raw.flows, &prompts);
         let dispatch_mappings = validate_flows::mappings(&mut v, &raw.dispatch_mappings, &flows);
-        validate_flows::overflow_diallable(&mut v, &raw.flows, &flows, &trunk, &users);
+        validate_flows::overflow_diallable(&mut v, &raw.flows, &flows, &trunks, &users);
         // With a syntax error the tree was not read, so the "missing"
         // problems validation finds would only be noise.
         if problems.iter().any(|p| p.path.starts_with("line ")) {
@@ -102,10 +102,15 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { file, problems });
         }
+        let Some(trunk) = trunks.first().cloned() else {
+            // validate::trunks always yields one unless it reported why.
+            return Err(ConfigError::Invalid { file, problems });
+        };
         Ok(Config {
             source,
             sip,
             trunk,
+            trunks,
             media,
             numbering,
             store,
@@ -170,14 +175,18 @@ impl Config {
 
     /// True when tpswitch may place a call to `n` (see [`diallable`]).
     pub fn may_dial(&self, n: &E164) -> bool {
-        diallable(&self.users, &self.trunk, n)
+        diallable(&self.users, &self.trunks, n)
     }
 
-    /// How to write `n` in the Request-URI towards the trunk.
+    /// How to write `n` in the Request-URI towards the first trunk.
     pub fn dial_string(&self, n: &E164) -> String {
         self.trunk
-            .number_format
-            .render(n, &self.numbering.default_country_code)
+            .dial_string(n, &self.numbering.default_country_code)
+    }
+
+    /// The trunk with this name.
+    pub fn trunk_named(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 }
 

@@ -19,7 +19,13 @@ pub struct Config {
     /// The absolute path of the file this was loaded from.
     pub source: PathBuf,
     pub sip: SipConfig,
+    /// The trunk tried first: `trunks[0]`. Settings that are not yet per
+    /// trunk (inbound policy of calls whose source is in no trunk's
+    /// `allow`, the caller-ID policy of outbound legs) are read here.
     pub trunk: TrunkConfig,
+    /// Every trunk, in the order outbound legs try them: by `priority`
+    /// (lower first), then as written in the file. Never empty.
+    pub trunks: Vec<TrunkConfig>,
     pub media: MediaConfig,
     pub numbering: NumberingConfig,
     pub store: StoreConfig,
@@ -139,6 +145,8 @@ pub enum Untrusted {
 #[derive(Debug, Clone)]
 pub struct TrunkConfig {
     pub name: String,
+    /// Where it is written: "trunk" or "trunks[1]" (for messages).
+    pub key: String,
     pub outbound_proxy: SipTarget,
     pub allow: Vec<IpNet>,
     pub username: String,
@@ -169,6 +177,36 @@ pub struct TrunkConfig {
     pub register: Option<TrunkRegistration>,
     /// SRTP with SDES keys (RFC 4568) on this trunk's calls: off, optional or required.
     pub srtp: SrtpPolicy,
+    /// Outbound legs try trunks by priority, lower first (RFC 2782 style).
+    pub priority: u32,
+    /// New outbound INVITEs per second at most (a token bucket; carriers
+    /// sell 1-3 CPS per trunk). None: no limit.
+    pub max_cps: Option<f64>,
+    /// The host of the Request-URI, separately from where the INVITE is
+    /// sent (a carrier that knows its trunks by domain, such as
+    /// `example.pstn.twilio.com`). None: the outbound proxy's host:port.
+    pub request_uri_host: Option<String>,
+    /// The host of our From URI. None: our advertised address.
+    pub from_host: Option<String>,
+    /// The host of the To URI. None: the Request-URI's host.
+    pub to_host: Option<String>,
+    /// Send P-Asserted-Identity (RFC 3325) with our From identity.
+    pub pai: bool,
+    /// RFC 3323 Privacy header value sent on outbound legs ("id", "none").
+    pub privacy: Option<String>,
+    /// Extra headers on every outbound INVITE (a carrier's token), checked
+    /// to be a token name and a value without control characters.
+    pub headers: Vec<(String, String)>,
+    /// Prepended to the number in the Request-URI (a carrier's routing
+    /// prefix), after `number_format`.
+    pub prefix: String,
+}
+
+impl TrunkConfig {
+    /// The Request-URI user part for `n` on this trunk.
+    pub fn dial_string(&self, n: &E164, cc: &CountryCode) -> String {
+        format!("{}{}", self.prefix, self.number_format.render(n, cc))
+    }
 }
 
 /// What a trunk registers (RFC 3261 §10): `user@domain` as the address of
@@ -272,11 +310,13 @@ pub enum DialPattern {
 }
 
 /// True when tpswitch may place a call to `n`: a configured user's PSTN
-/// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled (toll
-/// fraud through a mis-routed queue must be impossible).
-pub fn diallable(users: &[User], trunk: &TrunkConfig, n: &E164) -> bool {
+/// number, or an `allow_dial` entry of a trunk. Nothing else is ever
+/// dialled (toll fraud through a mis-routed queue must be impossible).
+pub fn diallable(users: &[User], trunks: &[TrunkConfig], n: &E164) -> bool {
     users.iter().any(|u| u.pstn_numbers().any(|p| p == n))
-        || trunk.allow_dial.iter().any(|p| p.matches(n))
+        || trunks
+            .iter()
+            .any(|t| t.allow_dial.iter().any(|p| p.matches(n)))
 }
 
 impl DialPattern {

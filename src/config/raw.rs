@@ -76,6 +76,18 @@ pub struct RawTrunk {
     pub tls_server_name: Option<String>,
     pub keepalive_interval: Option<String>,
     pub srtp: Option<String>,
+    /// Lower is tried first (like an SRV priority, RFC 2782).
+    pub priority: Option<i64>,
+    /// The per-trunk name for `max_outbound_calls`.
+    pub max_calls: Option<i64>,
+    pub max_cps: Option<f64>,
+    pub request_uri_host: Option<String>,
+    pub from_host: Option<String>,
+    pub to_host: Option<String>,
+    pub pai: Option<bool>,
+    pub privacy: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +253,8 @@ pub struct RawMapping {
 pub struct RawConfig {
     pub sip: RawSip,
     pub trunk: Option<RawTrunk>,
+    /// `[[trunks]]`: several trunks (`[trunk]` is the one-trunk spelling).
+    pub trunks: Vec<(usize, RawTrunk)>,
     pub media: RawMedia,
     pub numbering: Option<RawNumbering>,
     pub store: RawStore,
@@ -258,6 +272,7 @@ pub struct RawConfig {
 const SECTIONS: &[&str] = &[
     "sip",
     "trunk",
+    "trunks",
     "media",
     "numbering",
     "store",
@@ -293,6 +308,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
         match name {
             "sip" => out.sip = cx.section(value, name).unwrap_or_default(),
             "trunk" => out.trunk = Some(cx.section(value, name).unwrap_or_default()),
+            "trunks" => out.trunks = cx.array(value, name, |cx, v, p| cx.section(v, p)),
             "media" => out.media = cx.section(value, name).unwrap_or_default(),
             "numbering" => out.numbering = Some(cx.section(value, name).unwrap_or_default()),
             "store" => out.store = cx.section(value, name).unwrap_or_default(),

@@ -3,34 +3,49 @@
 
 use super::*;
 use crate::media::codec::Codec;
-use std::path::Path;
-use std::time::Duration;
+use tests_support::*;
 
-const EXAMPLE: &str = include_str!("testdata/config.example.toml");
-const FILE: &str = "/etc/tpswitch/tpswitch.toml";
+/// What the other test files of this module share.
+pub(super) mod tests_support {
+    pub use super::super::*;
+    use std::path::Path;
 
-fn load(text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml(text, Path::new(FILE))
-}
+    pub const EXAMPLE: &str = include_str!("testdata/config.example.toml");
+    pub const FILE: &str = "/etc/tpswitch/tpswitch.toml";
 
-fn problems(text: &str) -> Vec<Problem> {
-    match load(text) {
-        Ok(_) => panic!("expected problems"),
-        Err(e) => e.problems().to_vec(),
+    pub fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new(FILE))
+    }
+
+    pub fn problems(text: &str) -> Vec<Problem> {
+        match load(text) {
+            Ok(_) => panic!("expected problems"),
+            Err(e) => e.problems().to_vec(),
+        }
+    }
+
+    /// The one problem at `path`.
+    pub fn at(text: &str, path: &str) -> Problem {
+        let all = problems(text);
+        let found: Vec<&Problem> = all.iter().filter(|p| p.path == path).collect();
+        assert_eq!(found.len(), 1, "problems at {path}: {all:#?}");
+        found[0].clone()
+    }
+
+    pub fn n(s: &str) -> E164 {
+        E164::parse(s, &CountryCode::nanp()).unwrap()
+    }
+
+    pub fn edit(text: &str, from: &str, to: &str) -> String {
+        assert!(text.contains(from), "{from:?} is not in the config");
+        text.replacen(from, to, 1)
     }
 }
 
-/// The one problem at `path`.
-fn at(text: &str, path: &str) -> Problem {
-    let all = problems(text);
-    let found: Vec<&Problem> = all.iter().filter(|p| p.path == path).collect();
-    assert_eq!(found.len(), 1, "problems at {path}: {all:#?}");
-    found[0].clone()
-}
-
-fn n(s: &str) -> E164 {
-    E164::parse(s, &CountryCode::nanp()).unwrap()
-}
+#[path = "tests_trunks.rs"]
+mod trunks;
+use std::path::Path;
+use std::time::Duration;
 
 #[test]
 fn embedded_default_loads() {
@@ -593,10 +608,6 @@ fn missing_required_keys() {
 
 /// `text` with `from` replaced once; fails when `from` is not there, so a
 /// test cannot silently check the unedited file.
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} is not in the config");
-    text.replacen(from, to, 1)
-}
 
 #[test]
 fn durations_have_an_upper_bound() {

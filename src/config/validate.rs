@@ -550,7 +550,109 @@ fn sip_tls(v: &mut V, r: &RawSip) -> (Option<TlsListen>, Option<TlsIdentity>, Du
     (tls, identity, timeout)
 }
 
-pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
+/// `[trunk]` (one trunk) or `[[trunks]]` (several), never both; sorted
+/// by priority, lower first, ties in file order.
+pub(super) fn trunks(
+    v: &mut V,
+    one: Option<&RawTrunk>,
+    many: &[(usize, RawTrunk)],
+) -> Vec<TrunkConfig> {
+    let mut out = Vec::new();
+    match (one, many.is_empty()) {
+        (Some(_), false) => {
+            v.push(
+                "trunks",
+                "is given beside [trunk]",
+                "write every trunk as a [[trunks]] table and remove [trunk] (or keep only [trunk] for one trunk)",
+            );
+        }
+        (Some(r), true) => out.push(trunk(v, "trunk", Some(r))),
+        (None, true) => out.push(trunk(v, "trunk", None)),
+        (None, false) => {
+            let mut names: std::collections::HashMap<String, usize> = Default::default();
+            for (i, r) in many {
+                let at = format!("trunks[{i}]");
+                if r.name.is_none() {
+                    v.missing(&format!("{at}.name"), "\"carrier-a\"");
+                }
+                let t = trunk(v, &at, Some(r));
+                if let Some(first) = names.insert(t.name.clone(), *i) {
+                    v.push(
+                        format!("{at}.name"),
+                        format!("{:?} is also the name of trunks[{first}]", t.name),
+                        "give every trunk its own name: logs and call records name the trunk",
+                    );
+                }
+                out.push(t);
+            }
+        }
+    }
+    let tcp = out
+        .iter()
+        .filter(|t| t.outbound_proxy.transport != Transport::Udp)
+        .count();
+    if tcp > 1 {
+        // One outbound TCP/TLS connection exists today (sip/transport.rs
+        // TRUNK_CONN); two trunks on it would share one socket.
+        v.push(
+            "trunks",
+            format!("{tcp} trunks use TCP or TLS"),
+            "use TCP or TLS on one trunk at most; the others must use UDP",
+        );
+    }
+    // Stable: equal priorities keep the file's order.
+    out.sort_by_key(|t| t.priority);
+    for t in out.iter().skip(1) {
+        first_trunk_only(v, t);
+    }
+    out
+}
+
+/// RFC 3263 resolution, the OPTIONS keepalive, TLS and REGISTER are run
+/// for the first trunk (the lowest priority) only; on another trunk they
+/// would be silently ignored, so such a config is refused.
+fn first_trunk_only(v: &mut V, t: &TrunkConfig) {
+    let key = |k: &str| format!("{}.{k}", t.key);
+    let fix = "give this trunk the lowest priority (only the first trunk has it), or leave it out";
+    if let Host::Name(name) = &t.outbound_proxy.host {
+        v.push(
+            key("outbound_proxy"),
+            format!("{name} is a host name, and only the first trunk is resolved (RFC 3263)"),
+            "write this trunk's IP address, such as \"sip:192.0.2.10:5060\", or give it the lowest priority",
+        );
+    }
+    if t.outbound_proxy.transport == Transport::Tls {
+        v.push(
+            key("outbound_proxy"),
+            "is TLS, and only the first trunk can use TLS",
+            fix,
+        );
+    }
+    if t.register.is_some() {
+        v.push(
+            key("register"),
+            "is set, and only the first trunk registers",
+            fix,
+        );
+    }
+    if t.keepalive_interval.is_some() {
+        v.push(
+            key("keepalive_interval"),
+            "is set, and only the first trunk's targets are probed",
+            fix,
+        );
+    }
+    if t.srtp != SrtpPolicy::Off {
+        v.push(
+            key("srtp"),
+            "is set, and only the first trunk's SRTP policy is applied",
+            fix,
+        );
+    }
+}
+
+fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
+    let key = |k: &str| format!("{at}.{k}");
     let default = RawTrunk::default();
     let r = match r {
         Some(r) => r,
@@ -558,7 +660,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             v.push(
                 "trunk",
                 "is missing",
-                "add a [trunk] section with at least outbound_proxy and allow",
+                "add a [trunk] section (or [[trunks]] tables) with at least outbound_proxy and allow",
             );
             &default
         }
@@ -573,7 +675,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
     let outbound_proxy = match &r.outbound_proxy {
         None => {
             if !v.problems.iter().any(|p| p.path == "trunk") {
-                v.missing("trunk.outbound_proxy", "\"sip:127.0.0.1:5080\"");
+                v.missing(&key("outbound_proxy"), "\"sip:127.0.0.1:5080\"");
             }
             fallback_proxy
         }
@@ -582,17 +684,17 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         Some(s) => match parse_sip_target(s) {
             Ok(t) => t,
             Err(why) => {
-                v.push("trunk.outbound_proxy", format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp|tls]\" or \"sips:HOST[:PORT]\", such as \"sip:127.0.0.1:5080\"");
+                v.push(key("outbound_proxy"), format!("{s:?} is not a SIP URI ({why})"), "write it as \"sip:HOST[:PORT][;transport=udp|tcp|tls]\" or \"sips:HOST[:PORT]\", such as \"sip:127.0.0.1:5080\"");
                 fallback_proxy
             }
         },
     };
     let mut allow = Vec::new();
     match &r.allow {
-        None if r.outbound_proxy.is_some() => v.missing("trunk.allow", "[\"127.0.0.1/32\"]"),
+        None if r.outbound_proxy.is_some() => v.missing(&key("allow"), "[\"127.0.0.1/32\"]"),
         None => {}
         Some(list) if list.is_empty() => v.push(
-            "trunk.allow",
+            key("allow"),
             "is empty, so every request would be refused",
             "list the carrier's addresses, such as [\"203.0.113.0/24\"]",
         ),
@@ -600,27 +702,27 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             for (i, s) in list.iter().enumerate() {
                 match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
                     Ok(n) => allow.push(n),
-                    Err(_) => v.push(format!("trunk.allow[{i}]"), format!("{s:?} is not an IP network"), "write an address or CIDR network such as \"192.0.2.10\" or \"192.0.2.0/24\""),
+                    Err(_) => v.push(format!("{at}.allow[{i}]"), format!("{s:?} is not an IP network"), "write an address or CIDR network such as \"192.0.2.10\" or \"192.0.2.0/24\""),
                 }
             }
         }
     }
     let username = r.username.clone().unwrap_or_default();
     let password_env = v.env_name(
-        "trunk.password_env",
+        &key("password_env"),
         &r.password_env,
         "TPSWITCH_TRUNK_PASSWORD",
     );
     if !username.is_empty() && password_env.is_empty() {
         v.push(
-            "trunk.password_env",
-            "is empty but trunk.username is set",
+            key("password_env"),
+            format!("is empty but {at}.username is set"),
             "name the environment variable that holds the password",
         );
     }
     let mut allow_dial = Vec::new();
     for (i, s) in r.allow_dial.iter().flatten().enumerate() {
-        let path = format!("trunk.allow_dial[{i}]");
+        let path = format!("{at}.allow_dial[{i}]");
         if let Some(prefix) = s.strip_suffix('*') {
             let digits = prefix.trim_start_matches('+');
             if prefix.starts_with('+')
@@ -639,25 +741,104 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             allow_dial.push(DialPattern::Exact(n));
         }
     }
+    let max_outbound_calls = match (r.max_calls, r.max_outbound_calls) {
+        (Some(_), Some(_)) => {
+            v.push(
+                key("max_outbound_calls"),
+                "is given beside max_calls",
+                "keep only max_calls (max_outbound_calls is its older name)",
+            );
+            100
+        }
+        (Some(n), None) => v.uint(&key("max_calls"), Some(n), 100, 1, 1_000_000),
+        (None, n) => v.uint(&key("max_outbound_calls"), n, 100, 1, 1_000_000),
+    };
+    let max_cps = match r.max_cps {
+        None => None,
+        // A token bucket refills at this rate; 1000 is far above any
+        // carrier's contract and keeps the refill arithmetic finite.
+        Some(c) if c.is_finite() && (0.01..=1000.0).contains(&c) => Some(c),
+        Some(c) => {
+            v.push(
+                key("max_cps"),
+                format!("{c} is out of range"),
+                "use calls per second from 0.01 to 1000, such as 1 (leave it out for no limit)",
+            );
+            None
+        }
+    };
+    let mut host = |k: &str, s: &Option<String>| -> Option<String> {
+        let s = s.as_deref()?;
+        if valid_hostport(s) {
+            Some(s.to_ascii_lowercase())
+        } else {
+            v.push(
+                key(k),
+                format!("{s:?} is not a host"),
+                "write a host name or IP address, optionally with :PORT, such as \"example.pstn.twilio.com\"",
+            );
+            None
+        }
+    };
+    let request_uri_host = host("request_uri_host", &r.request_uri_host);
+    let from_host = host("from_host", &r.from_host);
+    let to_host = host("to_host", &r.to_host);
+    let privacy = match r.privacy.as_deref() {
+        None | Some("") => None,
+        // RFC 3323 §4.2 priv-values (and RFC 3325 §9.3 "id").
+        Some(p)
+            if p.split(';').all(|t| {
+                matches!(
+                    t.trim(),
+                    "header" | "session" | "user" | "none" | "critical" | "id"
+                )
+            }) =>
+        {
+            Some(p.to_string())
+        }
+        Some(p) => {
+            v.push(
+                key("privacy"),
+                format!("{p:?} is not an RFC 3323 privacy value"),
+                "use \"id\", \"none\", \"header\", \"user\", \"session\" or several joined by ';' (\"id;critical\")",
+            );
+            None
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in r.headers.iter().flatten() {
+        let path = format!("{at}.headers.{name}");
+        if let Some(problem) = extra_header_problem(name, value) {
+            v.push(path, problem, "use a header name of letters, digits and - (such as \"X-Carrier-Token\") that tpswitch does not write itself, and a value on one line");
+        } else {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+    let prefix = r.prefix.clone().unwrap_or_default();
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#'))
+    {
+        v.push(
+            key("prefix"),
+            format!("{prefix:?} is not a dial prefix"),
+            "use digits (and + * #) only, such as \"1010\"",
+        );
+    }
     let register =
-        super::validate_register::registration(v, "trunk", r, &username, &outbound_proxy, &allow);
+        super::validate_register::registration(v, at, r, &username, &outbound_proxy, &allow);
     TrunkConfig {
         register,
         name: r.name.clone().unwrap_or_else(|| "carrier".into()),
+        key: at.to_string(),
         outbound_proxy,
         allow,
         username,
         password_env,
-        max_outbound_calls: v.uint(
-            "trunk.max_outbound_calls",
-            r.max_outbound_calls,
-            100,
-            1,
-            1_000_000,
-        ),
+        max_outbound_calls,
         trust_pai: r.trust_pai.unwrap_or(true),
         number_format: v.choice(
-            "trunk.number_format",
+            &key("number_format"),
             &r.number_format,
             NumberFormat::PlusE164,
             &[
@@ -668,9 +849,9 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         ),
         allow_dial,
         follow_redirects: r.follow_redirects.unwrap_or(true),
-        max_redirects: v.uint("trunk.max_redirects", r.max_redirects, 2, 0, 10),
+        max_redirects: v.uint(&key("max_redirects"), r.max_redirects, 2, 0, 10),
         caller_id: v.choice(
-            "trunk.caller_id",
+            &key("caller_id"),
             &r.caller_id,
             CallerIdMode::ContactPoint,
             &[
@@ -683,7 +864,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         tls_ca_file: r
             .tls_ca_file
             .as_ref()
-            .map(|p| v.path("trunk.tls_ca_file", p)),
+            .map(|p| v.path(&key("tls_ca_file"), p)),
         tls_server_name: r
             .tls_server_name
             .as_ref()
@@ -692,7 +873,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
         // "0s" (the default) is off; an interval under a second would be
         // a flood, not a keepalive.
         keepalive_interval: match v.duration_in(
-            "trunk.keepalive_interval",
+            &key("keepalive_interval"),
             &r.keepalive_interval,
             Duration::ZERO,
             Duration::ZERO,
@@ -701,7 +882,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             d if d.is_zero() => None,
             d if d < SEC => {
                 v.push(
-                    "trunk.keepalive_interval",
+                    key("keepalive_interval"),
                     "is under a second",
                     "use \"0s\" (off) or an interval of a second or more, such as \"30s\"",
                 );
@@ -710,7 +891,7 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
             d => Some(d),
         },
         srtp: v.choice(
-            "trunk.srtp",
+            &key("srtp"),
             &r.srtp,
             SrtpPolicy::Off,
             &[
@@ -719,7 +900,102 @@ pub(super) fn trunk(v: &mut V, r: Option<&RawTrunk>) -> TrunkConfig {
                 ("required", SrtpPolicy::Required),
             ],
         ),
+        priority: v.uint(&key("priority"), r.priority, 0, 0, 65535),
+        max_cps,
+        request_uri_host,
+        from_host,
+        to_host,
+        pai: r.pai.unwrap_or(false),
+        privacy,
+        headers,
+        prefix,
     }
+}
+
+/// "host" or "host:port" with a DNS name or an IP address (IPv6 in
+/// brackets), as it may stand after the '@' of a SIP URI (RFC 3261 §25.1).
+fn valid_hostport(s: &str) -> bool {
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((ip, rest)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => {
+                (None, rest.strip_prefix(':'))
+            }
+            _ => return false,
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(s), None),
+        }
+    };
+    let host_ok = host.is_none_or(|h| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    });
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    host_ok && port_ok
+}
+
+/// Headers tpswitch writes itself (or that change the transaction):
+/// a configured copy would duplicate or contradict them.
+const OWN_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "max-forwards",
+    "content-length",
+    "l",
+    "content-type",
+    "c",
+    "allow",
+    "supported",
+    "k",
+    "user-agent",
+    "route",
+    "record-route",
+    "authorization",
+    "proxy-authorization",
+    "diversion",
+    "p-asserted-identity",
+    "privacy",
+    "require",
+    "proxy-require",
+    "expires",
+];
+
+/// Why `name: value` cannot go on the wire, if it cannot: the name must
+/// be an RFC 3261 §25.1 token and not one of ours; the value one line of
+/// printable text (a CR or LF would let the file inject headers).
+pub(super) fn extra_header_problem(name: &str, value: &str) -> Option<String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Some(format!("{name:?} is not a header name"));
+    }
+    if OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Some(format!("{name} is written by tpswitch itself"));
+    }
+    if value.trim().is_empty() {
+        return Some("the value is empty".to_string());
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Some("the value contains a control character (CR, LF, ...)".to_string());
+    }
+    None
 }
 
 /// "sip:host[:port][;transport=udp|tcp|tls]" or "sips:host[:port]"

@@ -520,7 +520,7 @@ pub(super) fn overflow_diallable(
     v: &mut V,
     raw: &[(usize, RawFlow)],
     flows: &[Flow],
-    trunk: &TrunkConfig,
+    trunks: &[TrunkConfig],
     users: &[User],
 ) {
     for ((i, _), flow) in raw.iter().zip(flows) {
@@ -528,7 +528,7 @@ pub(super) fn overflow_diallable(
         let Some(n) = &q.overflow_number else {
             continue;
         };
-        if !diallable(users, trunk, n) {
+        if !diallable(users, trunks, n) {
             v.push(
                 format!("flows[{i}].overflow_number"),
                 format!("{n} is neither a user's PSTN number nor in trunk.allow_dial, so it would never be dialled"),

@@ -114,7 +114,10 @@ fn pick<'a>(cfg: &Config, caller: &'a CallerInfo) -> Picked<'a> {
         return Picked::Withheld;
     }
     let cc = &cfg.numbering.default_country_code;
-    if cfg.trunk.trust_pai {
+    // The rules of the trunk the call came through (RFC 3325 §4: PAI is
+    // only as good as the trust in who sent it).
+    let trunk = cfg.trunk_named(&caller.trunk).unwrap_or(&cfg.trunk);
+    if trunk.trust_pai {
         if let Some(pai) = caller.asserted.as_deref() {
             match classify(pai, cc) {
                 Picked::NotANumber(_) => {}

@@ -108,6 +108,24 @@ fn untrusted_pai_is_ignored() {
     assert_eq!(identify(&c, &caller), one("jsmith", None));
 }
 
+/// Issue 10: the rules of the trunk the call came through apply. A PAI
+/// from a trunk that is not trusted with it is ignored even when the
+/// first trunk trusts PAI.
+#[test]
+fn pai_trust_is_the_calls_own_trunks() {
+    let mut c = cfg();
+    assert!(c.trunk.trust_pai);
+    let mut other = c.trunk.clone();
+    other.name = "cheap-carrier".into();
+    other.trust_pai = false;
+    c.trunks.push(other);
+    let mut caller = with_pai("+12345678910", "+19998887777");
+    caller.trunk = "cheap-carrier".into();
+    assert_eq!(identify(&c, &caller), CallerMatch::Unknown);
+    caller.trunk = c.trunk.name.clone();
+    assert_eq!(identify(&c, &caller), one("jsmith", None));
+}
+
 #[test]
 fn absent_pai_falls_back_to_from() {
     let c = cfg();

@@ -87,6 +87,13 @@ impl LegRules {
 /// What the shell tells a leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// Every trunk is busy (max_calls, max_cps, Retry-After): the INVITE
+    /// waits for one. Waiting is not ringing: it ends as a trunk failure,
+    /// never as the callee's miss.
+    Queued,
+    /// An INVITE went out (the first, or the one to the next trunk after a
+    /// trunk failed): the ring time starts again from here.
+    Dialled,
     /// A provisional response; `early_media` when it carried SDP (183).
     Progress { status: u16, early_media: bool },
     /// 2xx, ACKed by the SIP core; `media` when its SDP was usable and the
@@ -147,7 +154,10 @@ pub enum Outcome {
     NoAnswer(u16),
     /// Ringing longer than `ring_timeout`: we cancelled (a miss).
     RingTimeout,
-    /// 5xx, or another failure of the trunk (not the callee's miss).
+    /// 5xx, 408 before ringing, no trunk free in time, or another failure
+    /// of the trunks (not the callee's miss). A trunk failure moves the
+    /// leg to the next trunk in the SIP core; this is what is left when
+    /// every trunk failed.
     TrunkFailed(u16),
     /// Answered, but no media within `media_grace`: a dead answer.
     DeadAnswer,
@@ -190,6 +200,10 @@ impl Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
+    /// Waiting for a trunk; given up (a trunk failure) at `until`.
+    Queued {
+        until: Instant,
+    },
     Ringing {
         until: Instant,
     },
@@ -282,7 +296,8 @@ impl OutboundLeg {
 
     pub fn deadline(&self) -> Option<Instant> {
         match self.stage {
-            Stage::Ringing { until }
+            Stage::Queued { until }
+            | Stage::Ringing { until }
             | Stage::Cancelling { until }
             | Stage::AwaitingMedia { until }
             | Stage::SendingExt { until }
@@ -294,6 +309,22 @@ impl OutboundLeg {
 
     pub fn handle(&mut self, event: Event, now: Instant) {
         match event {
+            Event::Queued => {
+                if let Stage::Ringing { until } = self.stage {
+                    // At most a ring time of waiting, as the caller's
+                    // patience was planned for.
+                    self.stage = Stage::Queued { until };
+                }
+            }
+            Event::Dialled => {
+                if matches!(self.stage, Stage::Queued { .. } | Stage::Ringing { .. }) {
+                    // The callee's phone rings from this INVITE on: a
+                    // queued or failed-over leg gets its whole ring time.
+                    self.stage = Stage::Ringing {
+                        until: now + self.rules.ring_timeout,
+                    };
+                }
+            }
             Event::Progress { early_media, .. } => {
                 if matches!(self.stage, Stage::Ringing { .. }) && early_media {
                     // Kept for the record only: early media is never
@@ -356,7 +387,7 @@ impl OutboundLeg {
 
     fn on_answered(&mut self, now: Instant) {
         match self.stage {
-            Stage::Ringing { .. } => {
+            Stage::Queued { .. } | Stage::Ringing { .. } => {
                 self.answered = Some(now);
                 self.actions.push_back(Action::Answered);
                 self.stage = Stage::AwaitingMedia {
@@ -378,7 +409,7 @@ impl OutboundLeg {
 
     fn on_failed(&mut self, outcome: DialOutcome) {
         match self.stage {
-            Stage::Ringing { .. } => {
+            Stage::Queued { .. } | Stage::Ringing { .. } => {
                 self.stage = Stage::Done;
                 self.finish(Outcome::from_dial(outcome));
             }
@@ -391,7 +422,7 @@ impl OutboundLeg {
 
     fn on_ended(&mut self) {
         let outcome = match self.stage {
-            Stage::Ringing { .. } => Some(Outcome::TrunkFailed(0)),
+            Stage::Queued { .. } | Stage::Ringing { .. } => Some(Outcome::TrunkFailed(0)),
             Stage::AwaitingMedia { .. } => Some(Outcome::DeadAnswer),
             Stage::SendingExt { .. } | Stage::Whisper { .. } => Some(Outcome::HungUpBeforeAccept),
             Stage::Connected => Some(Outcome::CalleeHungUp),
@@ -405,7 +436,7 @@ impl OutboundLeg {
 
     fn withdraw(&mut self, now: Instant) {
         match self.stage {
-            Stage::Ringing { .. } => {
+            Stage::Queued { .. } | Stage::Ringing { .. } => {
                 self.cancel(now);
                 self.finish(Outcome::Withdrawn);
             }
@@ -422,6 +453,12 @@ impl OutboundLeg {
             return;
         }
         match &mut self.stage {
+            // No trunk took the INVITE in time: the trunks' failure (503,
+            // "service unavailable"), not the callee's.
+            Stage::Queued { .. } => {
+                self.cancel(now);
+                self.finish(Outcome::TrunkFailed(503));
+            }
             Stage::Ringing { .. } => {
                 self.cancel(now);
                 self.finish(Outcome::RingTimeout);

@@ -283,3 +283,62 @@ fn hanging_up_before_the_key_is_reported_as_such() {
         vec![Action::Finished(Outcome::HungUpBeforeAccept)]
     );
 }
+
+// ------------------------------------------------------------ trunks
+
+#[test]
+fn a_leg_that_waits_for_a_trunk_too_long_is_a_trunk_failure_not_a_miss() {
+    let mut l = L::new(rules(Accept::OnAnswer));
+    assert!(l.ev_at(0, Event::Queued).is_empty());
+    // Still no trunk when the ring time is over: cancelled, the trunks'.
+    assert_eq!(
+        l.at(20_000),
+        vec![Action::Cancel, Action::Finished(Outcome::TrunkFailed(503))]
+    );
+}
+
+#[test]
+fn the_ring_time_starts_when_the_invite_leaves() {
+    let mut l = L::new(rules(Accept::OnAnswer));
+    l.ev_at(0, Event::Queued);
+    // A trunk takes the INVITE after 15 s: the callee gets 20 s of ringing.
+    assert!(l.ev_at(15_000, Event::Dialled).is_empty());
+    assert!(l.at(34_999).is_empty());
+    assert_eq!(
+        l.at(35_000),
+        vec![Action::Cancel, Action::Finished(Outcome::RingTimeout)]
+    );
+}
+
+#[test]
+fn a_failover_to_the_next_trunk_rings_afresh() {
+    let mut l = L::new(rules(Accept::OnAnswer));
+    l.ev_at(0, Event::Dialled);
+    // Trunk a failed after 8 s; the core sent the INVITE to trunk b.
+    l.ev_at(8_000, Event::Dialled);
+    assert!(l.at(27_999).is_empty());
+    assert_eq!(
+        l.at(28_000),
+        vec![Action::Cancel, Action::Finished(Outcome::RingTimeout)]
+    );
+}
+
+#[test]
+fn the_last_trunk_failing_is_not_the_callees_miss() {
+    let mut l = L::new(rules(Accept::OnAnswer));
+    l.ev_at(0, Event::Dialled);
+    assert_eq!(
+        l.ev_at(100, Event::Failed(DialOutcome::Unavailable(408))),
+        vec![Action::Finished(Outcome::TrunkFailed(408))]
+    );
+}
+
+#[test]
+fn a_leg_withdrawn_while_it_waits_for_a_trunk_is_cancelled() {
+    let mut l = L::new(rules(Accept::OnAnswer));
+    l.ev_at(0, Event::Queued);
+    assert_eq!(
+        l.ev_at(1_000, Event::Withdraw),
+        vec![Action::Cancel, Action::Finished(Outcome::Withdrawn)]
+    );
+}

@@ -4,10 +4,10 @@
 use crate::config::{Config, E164};
 
 /// True when tpswitch may place a call to `n`: a configured user's PSTN
-/// number, or a `trunk.allow_dial` entry. Nothing else is ever dialled
-/// (toll fraud through a mis-routed queue must be impossible).
+/// number, or an `allow_dial` entry of a trunk. Nothing else is ever
+/// dialled (toll fraud through a mis-routed queue must be impossible).
 pub fn dial_allowed(cfg: &Config, n: &E164) -> bool {
-    !cfg.users_with_pstn(n).is_empty() || cfg.trunk.allow_dial.iter().any(|p| p.matches(n))
+    cfg.may_dial(n)
 }
 
 #[cfg(test)]
@@ -25,7 +25,7 @@ mod tests {
         // The contact points and anything else are never dialled.
         assert!(!dial_allowed(&cfg, &n("+15550100001")));
         assert!(!dial_allowed(&cfg, &n("+442071234567")));
-        cfg.trunk.allow_dial = vec![
+        cfg.trunks[0].allow_dial = vec![
             crate::config::DialPattern::Exact(n("+15550109999")),
             crate::config::DialPattern::Prefix("4420".into()),
         ];

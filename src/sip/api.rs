@@ -39,6 +39,9 @@ pub struct CallerInfo {
     /// Withheld: `Privacy: id`, or From `anonymous@anonymous.invalid`
     /// (RFC 3323 §4.1.1.3).
     pub withheld: bool,
+    /// The trunk the call came through (whose `allow` holds its source):
+    /// that trunk's rules, such as `trust_pai`, apply to it.
+    pub trunk: String,
 }
 
 /// A new INVITE that passed policy and has a usable offer (or none).
@@ -82,7 +85,9 @@ pub enum DialOutcome {
     Rejected(u16),
     /// 480, 404, 408, or our own timeout.
     NoAnswer(u16),
-    /// 5xx: the trunk could not place it.
+    /// The trunk could not place it: 5xx on every trunk tried, or 408 (or
+    /// no answer at all) before any provisional response. A trunk's
+    /// failure, never the callee's miss.
     Unavailable(u16),
     /// Anything else (including an authentication failure).
     Failed(u16),
@@ -130,10 +135,18 @@ pub enum SipEvent {
         cause: EndCause,
     },
     /// Outbound: the INVITE went out with this Call-ID (what a carrier's
-    /// trace of the leg is matched against).
+    /// trace of the leg is matched against) to this trunk. Again for each
+    /// trunk a leg fails over to.
     Dialling {
         leg: LegId,
         call_id: String,
+        trunk: String,
+    },
+    /// Outbound: every trunk is at its `max_calls`, out of `max_cps`
+    /// tokens or in a Retry-After: the INVITE waits for one (no ringing
+    /// yet). `Dialling` follows when it goes.
+    Queued {
+        leg: LegId,
     },
     /// Outbound: a provisional response (183 may carry early media, which
     /// callers keep to themselves).
@@ -191,7 +204,10 @@ impl std::fmt::Display for SipEvent {
             SipEvent::MediaChanged { .. } => f.write_str("media changed"),
             SipEvent::InfoDigit { .. } => f.write_str("INFO digit"),
             SipEvent::Ended { cause, .. } => write!(f, "ended ({cause})"),
-            SipEvent::Dialling { call_id, .. } => write!(f, "dialling {call_id}"),
+            SipEvent::Dialling { call_id, trunk, .. } => {
+                write!(f, "dialling {call_id} on trunk {trunk}")
+            }
+            SipEvent::Queued { .. } => f.write_str("waiting for a trunk"),
             SipEvent::Progress { status, .. } => write!(f, "progress {status}"),
             SipEvent::Answered { .. } => f.write_str("answered"),
             SipEvent::Failed { outcome, .. } => write!(f, "failed ({outcome})"),
@@ -203,7 +219,7 @@ impl SipEvent {
     pub fn leg(&self) -> LegId {
         match self {
             SipEvent::Incoming(c) => c.leg,
-            SipEvent::Cancelled(leg) => *leg,
+            SipEvent::Cancelled(leg) | SipEvent::Queued { leg } => *leg,
             SipEvent::Confirmed { leg, .. }
             | SipEvent::MediaChanged { leg, .. }
             | SipEvent::InfoDigit { leg, .. }
@@ -216,17 +232,42 @@ impl SipEvent {
     }
 }
 
-/// An outbound call through the trunk.
+/// An outbound call through a trunk (the SIP core picks which).
 #[derive(Debug, Clone)]
 pub struct DialRequest {
-    /// The Request-URI user part, already formatted per `trunk.number_format`.
-    pub target: String,
+    /// The Request-URI user part for each trunk, in the core's trunk order,
+    /// already formatted per that trunk's `number_format` and `prefix`. A
+    /// shorter list repeats its last entry for the trunks beyond it.
+    pub targets: Vec<String>,
+    /// Who we present as on each trunk (its `caller_id` policy), in the
+    /// same order; a shorter list repeats its last entry.
+    pub from: Vec<Presentation>,
+    /// Our SDP offer.
+    pub sdp: Vec<u8>,
+}
+
+/// Who an outbound leg presents itself as on one trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presentation {
     /// Our From user part (the contact point's number, or the customer's).
     pub from_user: String,
     /// RFC 5806 Diversion, when presenting the customer's number.
     pub diversion: Option<String>,
-    /// Our SDP offer.
-    pub sdp: Vec<u8>,
+}
+
+impl DialRequest {
+    /// Who we present as on trunk `i`.
+    pub fn from_on(&self, i: usize) -> Option<&Presentation> {
+        self.from.get(i).or(self.from.last())
+    }
+
+    /// The Request-URI user part on trunk `i`.
+    pub fn target_on(&self, i: usize) -> &str {
+        self.targets
+            .get(i)
+            .or(self.targets.last())
+            .map_or("", String::as_str)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -447,17 +447,27 @@ fn on_inbound(
             tcp.conns.remove(&conn);
             tcp.idle.closed(conn);
             if conn == transport::TRUNK_CONN {
-                if trunk.connecting {
-                    // It never opened: what waited for it fails now.
+                let never_opened = std::mem::take(&mut trunk.connecting);
+                if never_opened {
+                    // It never opened: what waited for it fails now (the
+                    // trunk's next server, else the next trunk).
                     core.connection_failed(conn, now);
                 }
-                trunk.connecting = false;
                 if !trunk.pending.is_empty() {
                     warn!(
                         dropped = trunk.pending.len(),
                         "trunk TCP connection failed; queued messages dropped"
                     );
-                    trunk.pending.clear();
+                    let mut addrs: Vec<SocketAddr> =
+                        trunk.pending.drain(..).map(|(addr, _)| addr).collect();
+                    addrs.dedup();
+                    // A transport error is the trunk's failure: its legs
+                    // move to the next trunk now, not at Timer B.
+                    // (Done above by the connection's id when it never
+                    // opened.)
+                    for addr in addrs.into_iter().filter(|_| !never_opened) {
+                        core.trunk_unreachable(addr, now);
+                    }
                 }
             }
         }

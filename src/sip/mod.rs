@@ -24,9 +24,11 @@ pub mod tls;
 pub mod trace;
 pub mod transaction;
 pub mod transport;
+pub mod trunk;
 pub mod uri;
 mod wire;
 
 pub use api::{
-    CallerInfo, DialOutcome, DialRequest, EndCause, IncomingCall, LegId, SipCommand, SipEvent,
+    CallerInfo, DialOutcome, DialRequest, EndCause, IncomingCall, LegId, Presentation, SipCommand,
+    SipEvent,
 };

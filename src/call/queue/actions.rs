@@ -14,7 +14,7 @@ use crate::flows::queue::{
     Action, AttemptId, DialOutcome, Event, LegEvent, OfflineReason, PromptName,
 };
 use crate::routing::CallId;
-use crate::sip::SipCommand;
+use crate::sip::{Presentation, SipCommand};
 use crate::telemetry;
 
 impl Shell {
@@ -257,7 +257,12 @@ impl Shell {
             self.pending.push_back(failed(call, attempt, 503));
             return;
         };
-        let (from_user, diversion) = presented(cfg.trunk.caller_id, c);
+        // Each trunk's caller_id policy: the SIP core picks the trunk.
+        let from = cfg
+            .trunks
+            .iter()
+            .map(|t| presented(t.caller_id, c))
+            .collect();
         // One child span per attempt: a call that moves on to a second agent
         // shows each agent once, under the customer's call.
         let span = tracing::info_span!(
@@ -270,8 +275,7 @@ impl Shell {
         );
         let placement = Placement {
             number: number.clone(),
-            from_user,
-            diversion,
+            from,
             span,
         };
         let wrap = move |news| Input::Leg {
@@ -323,9 +327,9 @@ fn failed(call: CallId, attempt: AttemptId, status: u16) -> Event {
 }
 
 /// Our From user (and Diversion) toward an agent or the overflow number,
-/// per `trunk.caller_id`.
-fn presented(mode: CallerIdMode, c: &super::Customer) -> (String, Option<String>) {
-    match mode {
+/// per a trunk's `caller_id`.
+fn presented(mode: CallerIdMode, c: &super::Customer) -> Presentation {
+    let (from_user, diversion) = match mode {
         CallerIdMode::ContactPoint => (c.contact_point.as_str().to_owned(), None),
         CallerIdMode::Customer => {
             let from = match &c.caller {
@@ -336,5 +340,9 @@ fn presented(mode: CallerIdMode, c: &super::Customer) -> (String, Option<String>
             let div = format!("<tel:{}>;reason=unconditional", c.contact_point.as_str());
             (from, Some(div))
         }
+    };
+    Presentation {
+        from_user,
+        diversion,
     }
 }

@@ -59,9 +59,17 @@ pub struct Uac {
     pub cancel_sent: bool,
     /// The ACK we sent for the 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<Bytes>,
-    /// The trunk's other targets, in the order RFC 3263 §4.3 tries them
-    /// after a timeout, a transport failure or a 503/408.
+    /// The current trunk's other servers, in the order RFC 3263 §4.3
+    /// tries them after a timeout, a transport failure or a 503/408,
+    /// before the leg moves to the next trunk.
     pub alternates: std::collections::VecDeque<Peer>,
+    /// The trunk (index in the core's trunk set) of the current INVITE;
+    /// None while the leg waits for one.
+    pub trunk: Option<usize>,
+    /// Trunks this leg has tried (and failed on), in order.
+    pub tried: Vec<usize>,
+    /// The SipEvent::Queued report was given (once per leg).
+    pub queued_reported: bool,
 }
 
 #[derive(Debug)]

@@ -33,6 +33,7 @@ use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
 use super::transaction::{Peer, Timers, TransactionLayer, Transport, TxEvent, TxKey};
+use super::trunk::TrunkSet;
 use crate::media::codec::Codec;
 use crate::media::srtp::SrtpPolicy;
 
@@ -49,21 +50,7 @@ pub enum Untrusted {
     Drop,
 }
 
-/// Digest credentials for the trunk.
-#[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never log the password.
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
+pub use super::trunk::{Credentials, TrunkRoute};
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -84,27 +71,13 @@ pub struct CoreConfig {
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,
-    /// Where outbound INVITEs go, and its host:port for Request-URIs,
-    /// until a [`SipCommand::TrunkTargets`] names the trunk's servers.
-    pub trunk: SocketAddr,
-    /// Reach the trunk over our own TCP connection instead of UDP.
-    pub trunk_tcp: bool,
-    /// In-dialog requests (ACK, BYE, re-INVITE) go to the trunk with the
-    /// route set in Route headers, not to the far end's Contact or first
-    /// Record-Route (`trunk.in_dialog_via_proxy`): to `trunk` on legs we
-    /// place, to the INVITE's source on calls we receive.
-    pub dialog_via_trunk: bool,
-    /// Reach the trunk over our own TLS connection (wins over `trunk_tcp`).
-    pub trunk_tls: bool,
-    /// The host (and port) of outbound Request-URIs when the trunk is named
-    /// by a host name (RFC 3263 §4: the URI keeps the name, the request goes
-    /// to the addresses it resolves to); `None`: the target's address.
-    pub request_host: Option<String>,
-    /// OPTIONS keepalive interval to each target; `None`: off.
+    /// The trunks outbound INVITEs go to, first tried first; an inbound
+    /// request is the trunk's whose `allow` holds its source. The first
+    /// trunk's servers come from RFC 3263 ([`SipCommand::TrunkTargets`]).
+    pub trunks: Vec<TrunkRoute>,
+    /// OPTIONS keepalive interval to each of the first trunk's targets;
+    /// `None`: off.
     pub keepalive: Option<Duration>,
-    pub credentials: Option<Credentials>,
-    pub follow_redirects: bool,
-    pub max_redirects: u32,
     pub limits: Limits,
     /// Outbound registrations (RFC 3261 §10) with the trunk, started by
     /// `SipCore::start`.
@@ -144,6 +117,12 @@ pub struct CoreStats {
     /// Requests from outside `trunk.allow` left unanswered (`untrusted =
     /// "drop"`, or an ACK, which is never answered).
     pub untrusted_dropped: u64,
+    /// Outbound attempts a trunk failed (5xx, 408 before ringing, Timer B)
+    /// that moved on to the next trunk or ended the leg.
+    pub trunk_failures: u64,
+    /// Outbound legs that had to wait for a trunk (max_calls, max_cps,
+    /// Retry-After).
+    pub outbound_queued: u64,
 }
 
 /// At most one WARN per untrusted source per this interval (see
@@ -154,6 +133,9 @@ const UNTRUSTED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 enum DialogTimer {
     OkRetransmit,
     SessionExpiry,
+    /// A queued outbound leg may find a trunk now (a token or a
+    /// Retry-After fell due).
+    DialRetry,
 }
 
 /// What a client transaction was for.
@@ -190,18 +172,23 @@ pub struct SipCore {
     registrations: Vec<crate::sip::register::Registration>,
     /// REGISTER client transactions → index in `registrations`.
     reg_clients: HashMap<TxKey, usize>,
-    /// The latest `now` the shell gave us (for time-outs reported while
-    /// outputs are drained).
-    /// The trunk's servers (RFC 3263), ordered per call by [`dns::order`].
+    /// The first trunk's servers (RFC 3263), ordered per call by
+    /// [`dns::order`]; the other trunks are one address each.
     targets: Vec<Weighted>,
     prober: Option<Prober>,
     /// OPTIONS keepalive transactions in flight → the prober's probe id.
     probes: HashMap<TxKey, u64>,
     /// Bumped whenever a target's health changes, so the shell republishes.
     health_version: u64,
-    /// The `now` of the latest input, for work the transaction layer's
-    /// events trigger (a failover after Timer B).
-    last_now: Option<Instant>,
+    /// Trunk selection, limits and Retry-After for outbound legs.
+    trunks: TrunkSet,
+    /// Outbound legs waiting for a trunk (first come, first served).
+    dial_queue: VecDeque<LegId>,
+    /// A trunk slot or token may have freed: look at the queue.
+    dial_queue_due: bool,
+    /// The `now` of the latest input (a transaction timeout reported while
+    /// outputs are drained starts the next trunk's INVITE at that time).
+    now: Option<Instant>,
     /// Set by [`SipCommand::Drain`]: new INVITEs (and OPTIONS) get 503.
     draining: bool,
 }
@@ -229,21 +216,32 @@ impl IdGen {
 
 impl SipCore {
     pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
-        let targets = vec![Weighted {
-            priority: 0,
-            weight: 0,
-            targets: vec![dns::Target {
-                addr: cfg.trunk,
-                transport: if cfg.trunk_tcp {
-                    dns::Transport::Tcp
-                } else {
-                    dns::Transport::Udp
-                },
-            }],
-        }];
+        // The first trunk's address stands for its servers until the
+        // shell's RFC 3263 resolution names them all.
+        let targets: Vec<Weighted> = cfg
+            .trunks
+            .first()
+            .map(|t| Weighted {
+                priority: 0,
+                weight: 0,
+                targets: vec![dns::Target {
+                    addr: t.addr,
+                    transport: if t.tcp || t.tls {
+                        dns::Transport::Tcp
+                    } else {
+                        dns::Transport::Udp
+                    },
+                }],
+            })
+            .into_iter()
+            .collect();
         let prober = cfg.keepalive.map(Prober::new);
         Self {
             txl: TransactionLayer::new(cfg.timers),
+            trunks: TrunkSet::new(cfg.trunks.clone()),
+            dial_queue: VecDeque::new(),
+            dial_queue_due: false,
+            now: None,
             cfg,
             dialplan,
             out: VecDeque::new(),
@@ -263,7 +261,6 @@ impl SipCore {
             prober,
             probes: HashMap::new(),
             health_version: 0,
-            last_now: None,
             draining: false,
         }
         .with_probed_targets()
@@ -345,6 +342,11 @@ impl SipCore {
     /// One message from the network: a UDP datagram or a framed TCP message.
     pub fn handle_message(&mut self, data: &[u8], peer: Peer, now: Instant) {
         self.tick(now);
+        self.message(data, peer, now);
+        self.pump_dial_queue(now);
+    }
+
+    fn message(&mut self, data: &[u8], peer: Peer, now: Instant) {
         // A socket bound to `[::]` takes IPv4 too and reports such sources
         // as IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2). Canonicalise
         // once, here where every message enters, so the allow-list, the
@@ -648,6 +650,12 @@ impl SipCore {
         if !matches!(cmd, SipCommand::TrunkTargets(_)) {
             self.tick(now);
         }
+        self.now = Some(now);
+        self.command(cmd, now);
+        self.pump_dial_queue(now);
+    }
+
+    fn command(&mut self, cmd: SipCommand, now: Instant) {
         match cmd {
             SipCommand::Ringing(leg) => self.uas_provisional(leg, 180, now),
             SipCommand::Answer { leg, sdp } => self.uas_answer(leg, sdp, now),
@@ -731,6 +739,11 @@ impl SipCore {
 
     fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
         let d = self.dialogs.remove(&leg)?;
+        if let Some(trunk) = d.uac.as_ref().and_then(|u| u.trunk) {
+            // Its slot is free: a queued leg may go now.
+            self.trunks.release(trunk);
+            self.dial_queue_due = true;
+        }
         self.by_tag
             .remove(&(d.call_id.clone(), d.local_tag.clone()));
         if let Some(k) = &d.invite_key {
@@ -757,7 +770,8 @@ impl SipCore {
         for (leg, key, call_id) in waiting {
             warn!(call_id = %call_id, "trunk connection failed; call attempt fails as 503");
             self.txl.abandon_client(&key);
-            self.uac_failed(leg, super::api::DialOutcome::Unavailable(503));
+            // The trunk's next server, else the next trunk (uac.rs).
+            self.uac_failed(leg, super::api::DialOutcome::Unavailable(503), None, now);
         }
         self.handle_timeout(now);
     }
@@ -765,7 +779,7 @@ impl SipCore {
     // -------------------------------------------------------------- timers
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = Some(now);
+        self.now = Some(now);
         if self
             .prober
             .as_ref()
@@ -781,9 +795,11 @@ impl SipCore {
             match kind {
                 DialogTimer::OkRetransmit => self.ok_retransmit_fired(leg, at, now),
                 DialogTimer::SessionExpiry => self.session_expired(leg, at, now),
+                DialogTimer::DialRetry => self.dial_queue_due = true,
             }
         }
         self.pump_transactions();
+        self.pump_dial_queue(now);
     }
 
     /// Moves transaction-layer events into our outputs.
@@ -803,7 +819,13 @@ impl SipCore {
                     }
                     if let Some((leg, purpose)) = self.clients.remove(&key) {
                         match purpose {
-                            ClientPurpose::Invite => self.uac_timeout(leg),
+                            ClientPurpose::Invite => {
+                                // Reported while outputs drain: the latest
+                                // input's time is when the next INVITE goes.
+                                if let Some(now) = self.now {
+                                    self.uac_timeout(leg, now);
+                                }
+                            }
                             ClientPurpose::Bye => self.finish_local_hangup(leg),
                             ClientPurpose::Cancel => {}
                         }

@@ -31,13 +31,15 @@ impl SipCore {
     /// the next `handle_timeout`. Called once by the shell, which owns the
     /// clock. Their `hostport`, `tcp` and `user_agent` are filled in here.
     pub fn start(&mut self, now: Instant) {
-        self.last_now = Some(now);
+        self.now = Some(now);
         let pending = std::mem::take(&mut self.cfg.registrations);
         for mut cfg in pending {
             // Contact and Via carry the address we listen on (learnt only
             // once the socket is bound) and the trunk's transport.
             cfg.hostport = self.cfg.local.hostport.clone();
-            cfg.tcp = self.cfg.trunk_tcp;
+            cfg.tcp = self
+                .registrar_peer()
+                .is_some_and(|p| p.transport.reliable());
             cfg.user_agent = self.cfg.local.user_agent.clone();
             info!(trunk = %cfg.trunk, registrar = %cfg.registrar, aor = %cfg.aor, contact = %cfg.contact_uri(), expires = cfg.expires, "registering with the trunk");
             let seed = self.ids.next();
@@ -48,7 +50,7 @@ impl SipCore {
     /// Unregisters (Expires: 0) every registration; the shell keeps the
     /// core running until `registrations_done` or its own bound.
     pub fn shutdown_registrations(&mut self, now: Instant) {
-        self.last_now = Some(now);
+        self.now = Some(now);
         for r in &mut self.registrations {
             r.handle(Event::Shutdown, now);
         }
@@ -125,9 +127,10 @@ impl SipCore {
         };
         // Only the trunk's own challenge gets an answer computed with our
         // password (as for INVITE, uac.rs).
+        let registrar = self.registrar_peer().map(|p| p.addr);
         let challenges = match head.status {
-            401 if src.addr == self.cfg.trunk => values("WWW-Authenticate"),
-            407 if src.addr == self.cfg.trunk => values("Proxy-Authenticate"),
+            401 if Some(src.addr) == registrar => values("WWW-Authenticate"),
+            407 if Some(src.addr) == registrar => values("Proxy-Authenticate"),
             401 | 407 => {
                 warn!(src = %src.addr, "REGISTER challenge from a source that is not the trunk ignored");
                 Vec::new()
@@ -154,7 +157,7 @@ impl SipCore {
             return;
         };
         // Set by `start`, which created the registration.
-        let Some(now) = self.last_now else {
+        let Some(now) = self.now else {
             return;
         };
         if let Some(r) = self.registrations.get_mut(idx) {
@@ -163,17 +166,27 @@ impl SipCore {
         self.pump_registrations(now);
     }
 
-    /// Carries out what the registrations ask for.
-    pub(super) fn pump_registrations(&mut self, now: Instant) {
-        let peer = Peer {
-            transport: if self.cfg.trunk_tcp {
+    /// Where REGISTERs go: the first trunk (config validation refuses
+    /// `register` on any other), at its configured address, over its
+    /// connection when it is TCP or TLS.
+    fn registrar_peer(&self) -> Option<Peer> {
+        let route = self.trunks.route(0)?;
+        Some(Peer {
+            transport: if route.tcp || route.tls {
                 Transport::Tcp {
                     conn: crate::sip::transport::TRUNK_CONN,
                 }
             } else {
                 Transport::Udp
             },
-            addr: self.cfg.trunk,
+            addr: route.addr,
+        })
+    }
+
+    /// Carries out what the registrations ask for.
+    pub(super) fn pump_registrations(&mut self, now: Instant) {
+        let Some(peer) = self.registrar_peer() else {
+            return;
         };
         for idx in 0..self.registrations.len() {
             while let Some(action) = self.registrations[idx].poll_action() {

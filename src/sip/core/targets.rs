@@ -1,4 +1,4 @@
-//! The trunk's targets inside the core: which hops a call tries (RFC 3263
+//! The first trunk's targets inside the core: which hops a call tries (RFC 3263
 //! §4.3 with RFC 2782 order) and the OPTIONS keepalive that leaves out
 //! targets that stopped answering (the decisions are `sip/dns.rs` and
 //! `sip/keepalive.rs`; this is where they meet the transaction layer).
@@ -41,22 +41,41 @@ impl SipCore {
         )
     }
 
-    /// The hops one outbound call tries, in order: RFC 2782 order of the
-    /// records, targets the keepalive marked down left out (unless all are
-    /// down: then trying beats failing at once).
-    pub(super) fn hops(&mut self) -> Vec<Peer> {
-        let ids = &mut self.ids;
-        let ordered = dns::order(&self.targets, &mut || ids.next());
-        let up: Vec<dns::Target> = ordered
-            .iter()
-            .copied()
-            .filter(|t| !self.prober.as_ref().is_some_and(|p| p.is_down(t)))
-            .collect();
-        let chosen = if up.is_empty() { ordered } else { up };
+    /// The hops one outbound call through trunk `i` tries, in order. The
+    /// first trunk: the RFC 2782 order of its records, targets the
+    /// keepalive marked down left out (unless all are down: then trying
+    /// beats failing at once). Another trunk: its one address.
+    pub(super) fn hops(&mut self, i: usize) -> Vec<Peer> {
+        let Some(route) = self.trunks.route(i) else {
+            return Vec::new();
+        };
         // A TLS trunk (`;transport=tls`) is reached over our one TLS
         // connection whatever the records said (RFC 3263's TLS records are
         // not looked up yet).
-        let tls = self.cfg.trunk_tls;
+        let (tls, tcp, addr) = (route.tls, route.tcp, route.addr);
+        let chosen = if i == 0 {
+            let ids = &mut self.ids;
+            let ordered = dns::order(&self.targets, &mut || ids.next());
+            let up: Vec<dns::Target> = ordered
+                .iter()
+                .copied()
+                .filter(|t| !self.prober.as_ref().is_some_and(|p| p.is_down(t)))
+                .collect();
+            if up.is_empty() {
+                ordered
+            } else {
+                up
+            }
+        } else {
+            vec![dns::Target {
+                addr,
+                transport: if tcp {
+                    dns::Transport::Tcp
+                } else {
+                    dns::Transport::Udp
+                },
+            }]
+        };
         chosen
             .into_iter()
             .map(|t| Peer {
@@ -77,7 +96,7 @@ impl SipCore {
     /// Called on every input: remembers `now`, and starts probing targets
     /// the prober has not scheduled yet (it learns `now` only here).
     pub(super) fn tick(&mut self, now: Instant) {
-        self.last_now = Some(now);
+        self.now = Some(now);
         if self.prober.as_ref().is_some_and(|p| p.has_unscheduled()) {
             self.run_prober(now);
         }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::api::{DialOutcome, DialRequest, EndCause};
+use crate::sip::api::{DialOutcome, DialRequest, EndCause, Presentation};
 
 pub(super) const TRUNK: &str = "127.0.0.1:5080";
 pub(super) const PEER: &str = "127.0.0.1:5070";
@@ -27,18 +27,14 @@ pub(super) fn cfg() -> CoreConfig {
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
-        trunk: TRUNK.parse().unwrap(),
-        trunk_tcp: false,
-        dialog_via_trunk: true,
-        trunk_tls: false,
-        request_host: None,
+        trunks: vec![TrunkRoute {
+            credentials: Some(Credentials {
+                username: "alice".into(),
+                password: "secret".into(),
+            }),
+            ..TrunkRoute::plain("carrier", TRUNK.parse().unwrap())
+        }],
         keepalive: None,
-        credentials: Some(Credentials {
-            username: "alice".into(),
-            password: "secret".into(),
-        }),
-        follow_redirects: true,
-        max_redirects: 2,
         limits: Limits::default(),
         registrations: Vec::new(),
     }
@@ -666,9 +662,11 @@ pub(super) fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
         SipCommand::Dial {
             leg,
             request: DialRequest {
-                target: "+12345678910".into(),
-                from_user: "+15550100001".into(),
-                diversion: None,
+                targets: vec!["+12345678910".into()],
+                from: vec![Presentation {
+                    from_user: "+15550100001".into(),
+                    diversion: None,
+                }],
                 sdp: SDP.as_bytes().to_vec(),
             },
         },
@@ -684,7 +682,7 @@ pub(super) fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
         .find_map(|l| l.strip_prefix("Call-ID: "))
         .map(str::to_owned);
     assert!(
-        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c }] if *l == leg && Some(c) == call_id.as_ref()),
+        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c, .. }] if *l == leg && Some(c) == call_id.as_ref()),
         "{:?}",
         out.events
     );
@@ -876,8 +874,10 @@ fn uac_cancel_waits_for_a_provisional() {
     ));
 }
 
+/// Timer B without even a 100 Trying: the carrier never took the call.
+/// That is the trunk's failure (issue 10), never the agent's miss.
 #[test]
-fn uac_timeout_is_no_answer() {
+fn uac_timeout_is_a_trunk_failure() {
     let mut c = core();
     let t0 = Instant::now();
     let (leg, _) = dial(&mut c, t0);
@@ -886,7 +886,7 @@ fn uac_timeout_is_no_answer() {
     assert_eq!(out.requests().iter().filter(|r| *r == "INVITE").count(), 6);
     assert!(matches!(
         out.events[..],
-        [SipEvent::Failed { leg: l, outcome: DialOutcome::NoAnswer(408) }] if l == leg
+        [SipEvent::Failed { leg: l, outcome: DialOutcome::Unavailable(408) }] if l == leg
     ));
 }
 
@@ -1202,7 +1202,7 @@ mod register;
 
 fn tls_core() -> SipCore {
     let mut cfg = cfg();
-    cfg.trunk_tls = true;
+    cfg.trunks[0].tls = true;
     cfg.local.tls_hostport = Some("127.0.0.1:5061".into());
     SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
 }
@@ -1360,7 +1360,10 @@ fn weighted(priority: u16, addr: &str) -> crate::sip::dns::Weighted {
 fn named_core(keepalive: Option<Duration>, targets: &[(u16, &str)], t0: Instant) -> SipCore {
     let mut c = SipCore::new(
         CoreConfig {
-            request_host: Some("trunk.example.com".into()),
+            trunks: vec![TrunkRoute {
+                ruri_host: Some("trunk.example.com".into()),
+                ..cfg().trunks[0].clone()
+            }],
             keepalive,
             ..cfg()
         },
@@ -1380,9 +1383,11 @@ fn dial_out(c: &mut SipCore, t0: Instant) -> (LegId, Out) {
         SipCommand::Dial {
             leg,
             request: DialRequest {
-                target: "+12345678910".into(),
-                from_user: "+15550100001".into(),
-                diversion: None,
+                targets: vec!["+12345678910".into()],
+                from: vec![Presentation {
+                    from_user: "+15550100001".into(),
+                    diversion: None,
+                }],
                 sdp: SDP.as_bytes().to_vec(),
             },
         },
@@ -1716,3 +1721,5 @@ fn required_srtp_refuses_plain_offers_and_a_reoffer_keeps_our_key() {
     let key = crate::sdp::crypto::build(1, media.stream.srtp.as_ref().unwrap().suite, &ours);
     assert!(ok.contains(&format!("a=crypto:{key}")), "{ok}");
 }
+#[path = "tests_trunks.rs"]
+mod trunks;

@@ -152,7 +152,10 @@ fn a_strict_router_takes_the_request_uri() {
 fn without_the_proxy_rule_the_first_route_is_the_next_hop() {
     let mut c = SipCore::new(
         CoreConfig {
-            dialog_via_trunk: false,
+            trunks: vec![TrunkRoute {
+                via_proxy: false,
+                ..cfg().trunks[0].clone()
+            }],
             ..cfg()
         },
         Box::new(|_: &str| true),

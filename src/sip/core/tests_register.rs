@@ -23,7 +23,8 @@ fn reg_cfg(credentials: Option<Credentials>) -> RegisterConfig {
 
 fn reg_core() -> SipCore {
     let mut cfg = cfg();
-    cfg.registrations.push(reg_cfg(cfg.credentials.clone()));
+    cfg.registrations
+        .push(reg_cfg(cfg.trunks[0].credentials.clone()));
     SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
 }
 
@@ -84,7 +85,8 @@ fn registers_with_the_trunk_answers_its_challenge_and_refreshes() {
 fn a_challenge_from_elsewhere_is_not_answered_for_register() {
     let mut cfg = cfg();
     cfg.allow = vec!["127.0.0.0/8".parse().unwrap()];
-    cfg.registrations.push(reg_cfg(cfg.credentials.clone()));
+    cfg.registrations
+        .push(reg_cfg(cfg.trunks[0].credentials.clone()));
     let mut c = SipCore::new(cfg, Box::new(|_: &str| true));
     let t0 = Instant::now();
     c.start(t0);

@@ -9,34 +9,20 @@ use rsipstack::sip::{Method, Response};
 use tracing::{debug, info, warn};
 
 use super::dialog::{Dialog, Role, State, Uac};
-use super::{ClientPurpose, SipCore};
+use super::{ClientPurpose, DialogTimer, SipCore};
 use crate::sdp;
 use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
-use crate::sip::transaction::{ClientMatch, Peer, TxKey};
+use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
+use crate::sip::trunk::{parse_retry_after, Choice};
 use crate::sip::{access, digest};
 
 impl SipCore {
     pub(super) fn uac_dial(&mut self, leg: LegId, request: DialRequest, now: Instant) {
-        let mut hops = self.hops().into_iter();
-        let Some(first) = hops.next() else {
-            // RFC 3263 gave nothing (yet): the trunk's failure, like a 503.
-            warn!(leg = %leg, "trunk has no resolved target; call not placed");
-            self.emit(SipEvent::Failed {
-                leg,
-                outcome: DialOutcome::Unavailable(503),
-            });
+        if self.dialogs.contains_key(&leg) {
+            debug!(leg = %leg, "dial for a leg that already exists ignored");
             return;
-        };
-        let local_tag = self.tag();
-        let call_id = format!("{:016x}@tpswitch", self.ids.next());
-        let ruri = self.request_uri(&request.target, first);
-        let local_uri = format!(
-            "<sip:{}@{}>",
-            request.from_user,
-            self.cfg.local.hostport_for(first.addr.ip())
-        );
-        let remote_uri = format!("<{ruri}>");
+        }
         // What a re-INVITE or UPDATE from the far end is answered with
         // (§14.2): our offer's address, o= id and version.
         let local_media = super::uas::local_media_of(&request.sdp);
@@ -45,16 +31,20 @@ impl SipCore {
             leg,
             role: Role::Uac,
             state: State::Early,
-            call_id,
-            local_tag,
+            // Filled in per attempt (each trunk gets its own Call-ID).
+            call_id: String::new(),
+            local_tag: String::new(),
             remote_tag: None,
-            local_uri,
-            remote_uri,
+            local_uri: String::new(),
+            remote_uri: String::new(),
             remote_target: None,
             route_set: Vec::new(),
             local_cseq: 0,
             remote_cseq: None,
-            peer: first,
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
             invite: None,
             invite_key: None,
             offerless: false,
@@ -69,10 +59,11 @@ impl SipCore {
             pending_reinvite: None,
             reinvite_ack: None,
             end_reported: false,
-            via_trunk: self.cfg.dialog_via_trunk,
+            // Set per attempt from the trunk the INVITE goes to.
+            via_trunk: false,
             uac: Some(Uac {
                 request,
-                ruri: ruri.clone(),
+                ruri: String::new(),
                 invite_key: TxKey {
                     branch: String::new(),
                     sent_by: String::new(),
@@ -86,24 +77,144 @@ impl SipCore {
                 cancel_requested: false,
                 cancel_sent: false,
                 ack: None,
-                alternates: hops.collect(),
+                alternates: std::collections::VecDeque::new(),
+                trunk: None,
+                tried: Vec::new(),
+                queued_reported: false,
             }),
         };
-        // The agent's side may end the dialog (BYE) or change it: its
-        // requests carry our tag in To (§12.2.2), like those of a caller.
-        self.by_tag
-            .insert((d.call_id.clone(), d.local_tag.clone()), leg);
-        let call_id = d.call_id.clone();
         self.dialogs.insert(leg, d);
-        self.send_invite(leg, ruri, None, now);
-        self.emit(SipEvent::Dialling { leg, call_id });
+        self.uac_attempt(leg, DialOutcome::Unavailable(503), now);
     }
 
-    /// RFC 3263 §4: the Request-URI names the trunk as configured (a host
-    /// name stays a name); only an IP-literal trunk puts the address we
-    /// send to there.
-    fn request_uri(&self, number: &str, hop: Peer) -> String {
-        match &self.cfg.request_host {
+    /// Sends the leg's INVITE to the best trunk it has not tried, or
+    /// queues it while every such trunk is busy, or ends it with
+    /// `last` (the outcome of its last attempt) when none is left.
+    fn uac_attempt(&mut self, leg: LegId, last: DialOutcome, now: Instant) {
+        let Some(tried) = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .map(|u| u.tried.clone())
+        else {
+            return;
+        };
+        match self.trunks.choose(&tried, now) {
+            Choice::Use(i) => self.uac_send_on(leg, i, now),
+            Choice::Wait(at) => {
+                if let Some(at) = at {
+                    self.timers.arm(at, (leg, DialogTimer::DialRetry, at));
+                }
+                if !self.dial_queue.contains(&leg) {
+                    self.dial_queue.push_back(leg);
+                }
+                let first = self
+                    .dialogs
+                    .get_mut(&leg)
+                    .and_then(|d| d.uac.as_mut())
+                    .is_some_and(|u| !std::mem::replace(&mut u.queued_reported, true));
+                if first {
+                    self.stats.outbound_queued += 1;
+                    info!(leg = %leg, "every trunk is busy: the INVITE waits for one");
+                    self.emit(SipEvent::Queued { leg });
+                }
+            }
+            Choice::Exhausted => self.uac_finish(leg, last),
+        }
+    }
+
+    /// Outbound legs waiting for a trunk try again, in arrival order.
+    pub(super) fn pump_dial_queue(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.dial_queue_due) || self.dial_queue.is_empty() {
+            return;
+        }
+        for leg in std::mem::take(&mut self.dial_queue) {
+            let waiting = self
+                .dialogs
+                .get(&leg)
+                .and_then(|d| d.uac.as_ref())
+                .is_some_and(|u| u.trunk.is_none() && !u.cancel_requested);
+            if waiting {
+                self.uac_attempt(leg, DialOutcome::Unavailable(503), now);
+            }
+        }
+    }
+
+    /// A new INVITE for `leg` on trunk `i`: a new Call-ID and tag (a call
+    /// to another carrier is a new call, §8.1.1.4), the trunk's
+    /// Request-URI, From and To hosts.
+    fn uac_send_on(&mut self, leg: LegId, i: usize, now: Instant) {
+        let local_tag = self.tag();
+        let call_id = format!("{:016x}@tpswitch", self.ids.next());
+        let Some(route) = self.trunks.route(i).cloned() else {
+            return;
+        };
+        // The trunk's servers (RFC 3263 §4.3 order): the first now, the
+        // rest after a timeout, a transport failure or a 503/408.
+        let mut hops = self.hops(i).into_iter();
+        let first = hops.next();
+        let own_host = match first {
+            Some(hop) => self.cfg.local.hostport_for(hop.addr.ip()).into_owned(),
+            None => self.cfg.local.hostport.clone(),
+        };
+        let target = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .map(|u| u.request.target_on(i).to_owned())
+            .unwrap_or_default();
+        let ruri = first.map(|hop| self.request_uri(i, &target, hop));
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            self.trunks.release(i);
+            return;
+        };
+        let Some(uac) = d.uac.as_mut() else {
+            self.trunks.release(i);
+            return;
+        };
+        let (Some(first), Some(ruri)) = (first, ruri) else {
+            // RFC 3263 gave nothing (yet): the trunk's failure, like a 503.
+            uac.trunk = Some(i);
+            uac.tried.push(i);
+            warn!(leg = %leg, trunk = %route.name, "trunk has no resolved target");
+            self.uac_failed(leg, DialOutcome::Unavailable(503), None, now);
+            return;
+        };
+        let ruri_host = ruri.rsplit_once('@').map_or("", |(_, h)| h).to_owned();
+        let from_host = route.from_host.as_deref().unwrap_or(&own_host);
+        let to_host = route.to_host.as_deref().unwrap_or(&ruri_host);
+        let old_tag = (
+            std::mem::replace(&mut d.call_id, call_id.clone()),
+            std::mem::replace(&mut d.local_tag, local_tag.clone()),
+        );
+        let from_user = uac.request.from_on(i).map_or("", |p| p.from_user.as_str());
+        d.local_uri = format!("<sip:{from_user}@{from_host}>");
+        d.remote_uri = format!("<sip:{target}@{to_host}>");
+        d.peer = first;
+        d.via_trunk = route.via_proxy;
+        uac.alternates = hops.collect();
+        uac.trunk = Some(i);
+        uac.tried.push(i);
+        uac.auth_tried = false;
+        uac.redirects = 0;
+        uac.got_provisional = false;
+        self.by_tag.remove(&old_tag);
+        // The agent's side may end the dialog (BYE) or change it: its
+        // requests carry our tag in To (§12.2.2), like those of a caller.
+        self.by_tag.insert((call_id.clone(), local_tag), leg);
+        self.send_invite(leg, ruri, None, now);
+        self.emit(SipEvent::Dialling {
+            leg,
+            call_id,
+            trunk: route.name,
+        });
+    }
+
+    /// RFC 3263 §4: the Request-URI names the trunk as configured (its
+    /// `request_uri_host`, or a host name that stays a name); only an
+    /// IP-literal trunk puts the address we send to there.
+    fn request_uri(&self, trunk: usize, number: &str, hop: Peer) -> String {
+        match self.trunks.route(trunk).and_then(|r| r.ruri_host.as_ref()) {
             Some(h) => format!("sip:{number}@{h}"),
             None => format!("sip:{number}@{}", crate::sip::uri::hostport(hop.addr)),
         }
@@ -111,9 +222,9 @@ impl SipCore {
 
     /// RFC 3263 §4.3: after a timeout, a transport failure or a 503 (and,
     /// as carriers use it, a 408 before any provisional response), the
-    /// same request goes to the next target as a new transaction. Not
-    /// once the far end rang (a 408 then is the agent's no-answer) nor
-    /// after we asked to cancel.
+    /// same request goes to the trunk's next server as a new transaction.
+    /// Not once the far end rang (a 408 then is the agent's no-answer) nor
+    /// after we asked to cancel. False: no server of this trunk is left.
     fn try_next_target(&mut self, leg: LegId, why: &str, now: Instant) -> bool {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return false;
@@ -124,6 +235,9 @@ impl SipCore {
         if uac.cancel_requested || uac.got_provisional {
             return false;
         }
+        let Some(trunk) = uac.trunk else {
+            return false;
+        };
         let Some(next) = uac.alternates.pop_front() else {
             return false;
         };
@@ -131,10 +245,10 @@ impl SipCore {
         d.peer = next;
         uac.auth_tried = false;
         let old_key = uac.invite_key.clone();
-        let number = uac.request.target.clone();
+        let number = uac.request.target_on(trunk).to_owned();
         self.clients.remove(&old_key);
         info!(leg = %leg, failed = %failed, next = %next.addr, why, "trunk target failed; trying the next one");
-        let ruri = self.request_uri(&number, next);
+        let ruri = self.request_uri(trunk, &number, next);
         self.send_invite(leg, ruri, None, now);
         true
     }
@@ -149,6 +263,7 @@ impl SipCore {
     ) {
         let branch = self.branch();
         let local = self.cfg.local.clone();
+        let trunks = &self.trunks;
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -174,8 +289,23 @@ impl SipCore {
             message::SUPPORTED,
             local.user_agent,
         );
-        if let Some(div) = &uac.request.diversion {
+        let presented = uac.trunk.and_then(|i| uac.request.from_on(i));
+        if let Some(div) = presented.and_then(|p| p.diversion.as_ref()) {
             let _ = write!(s, "Diversion: {div}\r\n");
+        }
+        if let Some(route) = uac.trunk.and_then(|i| trunks.route(i)) {
+            if route.pai {
+                // RFC 3325 §9.1: the identity we assert is our From's.
+                let _ = write!(s, "P-Asserted-Identity: {}\r\n", d.local_uri);
+            }
+            if let Some(p) = &route.privacy {
+                // RFC 3323 §4.2.
+                let _ = write!(s, "Privacy: {p}\r\n");
+            }
+            // Checked at load: token names, one line of printable text.
+            for (name, value) in &route.headers {
+                let _ = write!(s, "{name}: {value}\r\n");
+            }
         }
         if let Some((name, value)) = &auth {
             let _ = write!(s, "{name}: {value}\r\n");
@@ -241,8 +371,24 @@ impl SipCore {
             200..=299 => self.uac_answered(leg, &resp, &head, now),
             401 | 407 => self.uac_challenged(leg, &resp, &head, src, now),
             300..=399 => self.uac_redirected(leg, &head, now),
-            408 | 503 if self.try_next_target(leg, "408 or 503", now) => {}
-            status => self.uac_failed(leg, DialOutcome::from_status(status)),
+            status => {
+                let retry_after = message::header_values(&resp.headers, "Retry-After")
+                    .first()
+                    .and_then(|v| parse_retry_after(v));
+                let ringing = self
+                    .dialogs
+                    .get(&leg)
+                    .and_then(|d| d.uac.as_ref())
+                    .is_some_and(|u| u.got_provisional);
+                let outcome = match DialOutcome::from_status(status) {
+                    // A 408 before any provisional: the carrier never
+                    // reached the callee (RFC 3261 §21.4.9), its failure.
+                    // After a 180 it is the callee's no-answer.
+                    DialOutcome::NoAnswer(408) if !ringing => DialOutcome::Unavailable(408),
+                    other => other,
+                };
+                self.uac_failed(leg, outcome, retry_after, now)
+            }
         }
     }
 
@@ -358,7 +504,13 @@ impl SipCore {
         src: Peer,
         now: Instant,
     ) {
-        let creds = self.cfg.credentials.clone();
+        let route = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .and_then(|u| u.trunk)
+            .and_then(|i| self.trunks.route(i));
+        let creds = route.and_then(|r| r.credentials.clone());
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -366,14 +518,15 @@ impl SipCore {
             return;
         };
         // Answer a challenge only once, only for our own INVITE, and only
-        // when it comes from the trunk: a rogue challenger must never get a
-        // response computed with our password.
+        // when it comes from the trunk server it went to: a rogue
+        // challenger (or another trunk) must never get a response computed
+        // with this trunk's password.
         let from_trunk = src.addr == d.peer.addr;
         let (Some(creds), false, true) = (creds, uac.auth_tried, from_trunk) else {
             if !from_trunk {
                 warn!(src = %src.addr, "challenge from a source that is not the trunk ignored");
             }
-            self.uac_failed(leg, DialOutcome::Failed(head.status));
+            self.uac_failed(leg, DialOutcome::Failed(head.status), None, now);
             return;
         };
         let (challenge_header, answer_header) = if head.status == 401 {
@@ -384,7 +537,7 @@ impl SipCore {
         let challenges = digest::parse_all(message::header_values(&resp.headers, challenge_header));
         let Some(ch) = digest::pick(&challenges) else {
             debug!("no usable digest challenge");
-            self.uac_failed(leg, DialOutcome::Failed(head.status));
+            self.uac_failed(leg, DialOutcome::Failed(head.status), None, now);
             return;
         };
         uac.auth_tried = true;
@@ -402,7 +555,13 @@ impl SipCore {
     }
 
     fn uac_redirected(&mut self, leg: LegId, head: &ResponseHead, now: Instant) {
-        let (follow, max) = (self.cfg.follow_redirects, self.cfg.max_redirects);
+        let (follow, max) = self
+            .dialogs
+            .get(&leg)
+            .and_then(|d| d.uac.as_ref())
+            .and_then(|u| u.trunk)
+            .and_then(|i| self.trunks.route(i))
+            .map_or((false, 0), |r| (r.follow_redirects, r.max_redirects));
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -418,9 +577,10 @@ impl SipCore {
         // (§19.1.1) or URI headers such as `?Route=` (§19.1.5), any of
         // which could steer the carrier to another number or host.
         let target = head.contact.as_deref().map(header_uri);
+        let ours = uac.trunk.map_or("", |i| uac.request.target_on(i));
         let same_number = target
             .and_then(access::uri_user)
-            .is_some_and(|u| digits(&u) == digits(&uac.request.target));
+            .is_some_and(|u| digits(&u) == digits(ours));
         match target {
             Some(t) if follow && uac.redirects < max && same_number => {
                 uac.redirects += 1;
@@ -428,11 +588,75 @@ impl SipCore {
                 info!(leg = %leg, contact = %t, target = %ruri, "following redirect");
                 self.send_invite(leg, ruri, None, now);
             }
-            _ => self.uac_failed(leg, DialOutcome::Failed(head.status)),
+            _ => self.uac_failed(leg, DialOutcome::Failed(head.status), None, now),
         }
     }
 
-    pub(super) fn uac_failed(&mut self, leg: LegId, outcome: DialOutcome) {
+    /// The attempt on the current trunk failed. A trunk failure
+    /// ([`DialOutcome::Unavailable`]: 5xx, or 408 / no answer at all
+    /// before a provisional) moves the leg to the next trunk, honouring a
+    /// Retry-After (RFC 3261 §20.33) by skipping this trunk until then;
+    /// anything else, or a leg we are cancelling, ends it.
+    pub(super) fn uac_failed(
+        &mut self,
+        leg: LegId,
+        outcome: DialOutcome,
+        retry_after: Option<std::time::Duration>,
+        now: Instant,
+    ) {
+        let Some(d) = self.dialogs.get_mut(&leg) else {
+            return;
+        };
+        let Some(uac) = d.uac.as_mut() else {
+            return;
+        };
+        let failover = matches!(outcome, DialOutcome::Unavailable(_)) && !uac.cancel_requested;
+        if !failover {
+            self.uac_finish(leg, outcome);
+            return;
+        }
+        // First the trunk's other servers (RFC 3263 §4.3: a timeout, a
+        // transport error or a 503; a 408 too, as carriers use it); a
+        // Retry-After then speaks for the one server, not the trunk.
+        if let DialOutcome::Unavailable(status @ (408 | 503)) = outcome {
+            let why = if status == 408 {
+                "408 or no answer"
+            } else {
+                "503"
+            };
+            if self.try_next_target(leg, why, now) {
+                return;
+            }
+        }
+        let Some(uac) = self.dialogs.get_mut(&leg).and_then(|d| d.uac.as_mut()) else {
+            return;
+        };
+        let key = uac.invite_key.clone();
+        let trunk = uac.trunk.take();
+        // The next trunk has servers of its own.
+        uac.alternates.clear();
+        self.clients.remove(&key);
+        self.stats.trunk_failures += 1;
+        if let Some(i) = trunk {
+            self.trunks.release(i);
+            self.dial_queue_due = true;
+            if let Some(after) = retry_after {
+                self.trunks.retry_after(i, after, now);
+            }
+            let name = self.trunks.route(i).map_or("", |r| r.name.as_str());
+            warn!(
+                leg = %leg,
+                trunk = name,
+                outcome = %outcome,
+                retry_after_s = retry_after.map_or(0, |d| d.as_secs()),
+                "trunk failed the call attempt: trying the next trunk"
+            );
+        }
+        self.uac_attempt(leg, outcome, now);
+    }
+
+    /// The leg ends without a dialog: reported once, with `outcome`.
+    fn uac_finish(&mut self, leg: LegId, outcome: DialOutcome) {
         let Some(d) = self.remove_dialog(leg) else {
             return;
         };
@@ -447,14 +671,34 @@ impl SipCore {
         self.emit(SipEvent::Failed { leg, outcome });
     }
 
-    pub(super) fn uac_timeout(&mut self, leg: LegId) {
-        // Timer B (§17.1.1.2), or a TCP connection that never came up.
-        if let Some(now) = self.last_now {
-            if self.try_next_target(leg, "no answer (timer B)", now) {
-                return;
-            }
+    /// Our connection to the trunk at `addr` could not be opened (or
+    /// closed with requests queued): §8.1.3.1 / §17.1.4 treat a transport
+    /// error as a 503, so each leg whose INVITE is waiting on it moves to
+    /// the next trunk now rather than at Timer B.
+    pub fn trunk_unreachable(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        self.now = Some(now);
+        let legs: Vec<LegId> = self
+            .dialogs
+            .values()
+            .filter(|d| d.role == Role::Uac && d.state == State::Early && d.peer.addr == addr)
+            .filter(|d| {
+                d.uac
+                    .as_ref()
+                    .is_some_and(|u| u.trunk.is_some() && !u.got_provisional)
+            })
+            .map(|d| d.leg)
+            .collect();
+        for leg in legs {
+            self.uac_failed(leg, DialOutcome::Unavailable(503), None, now);
         }
-        self.uac_failed(leg, DialOutcome::NoAnswer(408));
+        self.pump_dial_queue(now);
+    }
+
+    /// Timer B (§17.1.1.2): not even a 100 Trying came back within 64*T1.
+    /// The carrier never took the call: a trunk failure, so the leg moves
+    /// to the next trunk (and this is never the callee's miss).
+    pub(super) fn uac_timeout(&mut self, leg: LegId, now: Instant) {
+        self.uac_failed(leg, DialOutcome::Unavailable(408), None, now);
     }
 
     pub(super) fn uac_cancel(&mut self, leg: LegId, now: Instant) {
@@ -465,6 +709,12 @@ impl SipCore {
             return;
         };
         uac.cancel_requested = true;
+        if uac.trunk.is_none() {
+            // Still waiting for a trunk: nothing went out to cancel.
+            self.dial_queue.retain(|l| *l != leg);
+            self.uac_finish(leg, DialOutcome::Cancelled);
+            return;
+        }
         // §9.1: a CANCEL must not be sent before a provisional response;
         // it goes out when the first one arrives.
         if uac.got_provisional && !uac.cancel_sent {

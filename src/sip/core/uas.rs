@@ -146,7 +146,13 @@ impl SipCore {
             // where its INVITE came from (the carrier's edge), the route
             // set in Route headers, not to a Contact the edge may not
             // even route (Asterisk's `rewrite_contact` does the same).
-            via_trunk: self.cfg.dialog_via_trunk,
+            // The rule of the trunk the call came from (else the first).
+            via_trunk: self
+                .trunks
+                .by_source(peer.addr.ip())
+                .or(Some(0))
+                .and_then(|i| self.trunks.route(i))
+                .is_none_or(|t| t.via_proxy),
             invite: Some(head.clone()),
             invite_key: Some(key.clone()),
             uac: None,
@@ -154,7 +160,14 @@ impl SipCore {
         self.by_tag.insert((head.call_id.clone(), local_tag), leg);
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
-        let caller = caller_info(&req);
+        let mut caller = caller_info(&req);
+        if let Some(t) = self
+            .trunks
+            .by_source(peer.addr.ip())
+            .and_then(|i| self.trunks.route(i))
+        {
+            caller.trunk = t.name.clone();
+        }
         self.emit(SipEvent::Incoming(Box::new(IncomingCall {
             leg,
             call_id: head.call_id,
@@ -797,5 +810,6 @@ fn caller_info(req: &Request) -> CallerInfo {
         from_user: c.from_user,
         display_name: c.from_display,
         withheld: c.anonymous,
+        trunk: String::new(),
     }
 }
