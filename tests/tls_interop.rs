@@ -253,11 +253,9 @@ fn login_in_and_notification_out_over_tls_through_kamailio() {
     let mut phone = BackgroundSipp::start("uas_answer_talk.xml", phone_port, 1, &[]);
     let kam_tls_port = kam.tls.port();
     let sw = switch_behind(&kam, &pki, switch_tls, "carrier.test");
-    assert!(
-        sw.log().contains(&format!("tls={switch_tls}")),
-        "the TLS listener is up:\n{}",
-        sw.log()
-    );
+    // The switch prints its TLS listener just after the line the harness
+    // waits for: await it rather than race it.
+    sw.await_log(&format!("tls={switch_tls}"), Duration::from_secs(5));
 
     // In: the phone calls the carrier's UDP side; Kamailio relays over TLS.
     let run = login_through(&kam, &sw);

@@ -21,7 +21,7 @@ use crate::presence::clock::{Clock, ScaledClock, SystemClock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
 use crate::presence::{SqliteStore, StoreError};
-use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute, Untrusted};
+use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
 use crate::sip::nat::Nat;
@@ -458,7 +458,10 @@ async fn run_with(
             }),
         },
     )?;
-    let allow: Vec<ipnet::IpNet> = cfg.trunks.iter().flat_map(|t| t.allow.clone()).collect();
+    // The same policy a reload sends (`reload::policy`), so the two can
+    // never disagree on who is trusted.
+    let policy = reload::policy(&cfg);
+    let allow = policy.allow.clone();
     let cancel = CancellationToken::new();
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
@@ -494,14 +497,11 @@ async fn run_with(
             nat: nat(&cfg, cfg.sip.bind.port()),
             tls_hostport: tls_bind.map(|b| hostport(SocketAddr::new(ip, b.port()))),
         },
-        allow: allow.clone(),
-        untrusted: match cfg.sip.untrusted {
-            config::Untrusted::Reject => Untrusted::Reject,
-            config::Untrusted::Drop => Untrusted::Drop,
-        },
-        max_calls: cfg.sip.max_calls as usize,
-        max_transactions: cfg.sip.max_transactions as usize,
-        retry_after: cfg.sip.retry_after,
+        allow: policy.allow,
+        untrusted: policy.untrusted,
+        max_calls: policy.max_calls,
+        max_transactions: policy.max_transactions,
+        retry_after: policy.retry_after,
         codecs: cfg.media.codecs.clone(),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
         srtp: cfg.trunk.srtp,

@@ -169,11 +169,12 @@ fn load_checked(
     }
 }
 
-/// The SIP core's reloadable policy, from the configuration (as `run`
-/// builds the core's first one).
-fn policy(cfg: &Config) -> Policy {
+/// The SIP core's reloadable policy, from the configuration: `run` builds
+/// the core's first one with it and a reload sends it again. Requests are
+/// trusted from every trunk's `allow`, not only the first's.
+pub(super) fn policy(cfg: &Config) -> Policy {
     Policy {
-        allow: cfg.trunk.allow.clone(),
+        allow: cfg.trunks.iter().flat_map(|t| t.allow.clone()).collect(),
         untrusted: match cfg.sip.untrusted {
             config::Untrusted::Reject => Untrusted::Reject,
             config::Untrusted::Drop => Untrusted::Drop,
@@ -181,5 +182,24 @@ fn policy(cfg: &Config) -> Policy {
         max_calls: cfg.sip.max_calls as usize,
         max_transactions: cfg.sip.max_transactions as usize,
         retry_after: cfg.sip.retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload's policy trusts every trunk's `allow`, as start-up does:
+    /// built from the first trunk alone, a reload would have turned a
+    /// second carrier's requests into 403s.
+    #[test]
+    fn the_policy_trusts_every_trunks_allow() {
+        let mut cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        let mut second = cfg.trunks[0].clone();
+        second.allow = vec!["192.0.2.0/24".parse().unwrap()];
+        cfg.trunks.push(second);
+        let p = policy(&cfg);
+        assert!(p.allow.contains(&"192.0.2.0/24".parse().unwrap()));
+        assert!(p.allow.contains(&cfg.trunks[0].allow[0]));
     }
 }
