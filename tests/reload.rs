@@ -202,3 +202,48 @@ fn sighup_reloads_and_names_what_needs_a_restart() {
     let status = sw.terminate().expect("exit status");
     assert!(status.success(), "{status:?}\n{}", sw.log());
 }
+
+/// A user the file did not have when the switch started.
+const ADDED_USER: &str =
+    "[[users]]\nid = \"bwayne\"\nname = \"Bruce Wayne\"\nskills = [\"billing\"]\n  \
+    [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678911\"\n  ext = \"\"\n  \
+    description = \"mobile\"\n\n";
+/// akim in config/tpswitch.toml, as written there.
+const AKIM_USER: &str = "[[users]]\nid = \"akim\"\nname = \"Alex Kim\"\nskills = [\"support\"]\n  \
+    [[users.extensions]]\n  type = \"pstn\"\n  value = \"+12345678000\"\n  ext = \"202\"\n  \
+    description = \"Alex Kim - desk\"\n\n";
+
+/// The user ids `GET /agents` lists.
+fn listed(sw: &Switch) -> Vec<String> {
+    let (status, body) = http_get(sw.http, "/agents", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).expect("agents JSON");
+    rows.as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `/agents` lists the users of the configuration in force: before the fix
+/// it kept the start-up roster, so an added agent was missing and a removed
+/// one still listed.
+#[test]
+fn agents_lists_the_users_a_reload_installed() {
+    let sw = start();
+    let before = listed(&sw);
+    assert!(before.iter().any(|u| u == "akim"), "{before:?}");
+    assert!(!before.iter().any(|u| u == "bwayne"), "{before:?}");
+    edit_config(&sw, |t| {
+        t.replace_exact(AKIM_USER, "").replace_exact(
+            "# The timed presence flow",
+            &format!("{ADDED_USER}# The timed presence flow"),
+        )
+    });
+    let (status, body) = http_post(sw.http, "/api/v1/reload", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let after = listed(&sw);
+    assert!(after.iter().any(|u| u == "bwayne"), "{after:?}");
+    assert!(!after.iter().any(|u| u == "akim"), "{after:?}");
+    assert!(after.iter().any(|u| u == "jsmith"), "{after:?}");
+}

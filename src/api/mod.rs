@@ -33,7 +33,13 @@ mod server;
 
 /// What the API reads.
 pub struct ApiState {
+    /// The configuration the switch started with: what is built once
+    /// (`http.*`, the trunk's label) reads this.
     pub cfg: Arc<Config>,
+    /// The configuration in force, swapped by each reload
+    /// (`app/reload.rs`): `/agents` lists its users, so a user a reload
+    /// added is listed and a removed one is not.
+    pub current: tokio::sync::watch::Receiver<Arc<Config>>,
     pub media: Arc<MediaStats>,
     pub transport: Arc<TransportStats>,
     pub sip: Arc<std::sync::Mutex<CoreStats>>,
@@ -396,7 +402,9 @@ async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
     if !authorized(&s, &headers) {
         return unauthorized();
     }
-    let rows = match report::agents::from_store(&s.cfg, &s.store, chrono::Utc::now()).await {
+    // Take the `Arc` and let go of the watch before the store's await.
+    let cfg = s.current.borrow().clone();
+    let rows = match report::agents::from_store(&cfg, &s.store, chrono::Utc::now()).await {
         Ok(rows) => rows,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
@@ -440,8 +448,10 @@ mod tests {
             .set_online("jsmith", now, now + chrono::Duration::hours(1), None, "t")
             .await
             .unwrap();
+        let cfg = Arc::new(cfg);
         let state = Arc::new(ApiState {
-            cfg: Arc::new(cfg),
+            current: tokio::sync::watch::channel(cfg.clone()).1,
+            cfg,
             media: Arc::new(MediaStats::default()),
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
@@ -480,8 +490,10 @@ mod tests {
             requests: 3,
             ..CoreStats::default()
         };
+        let cfg = Arc::new(Config::embedded_default().unwrap());
         let state = Arc::new(ApiState {
-            cfg: Arc::new(Config::embedded_default().unwrap()),
+            current: tokio::sync::watch::channel(cfg.clone()).1,
+            cfg,
             media,
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(sip)),

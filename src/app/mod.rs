@@ -645,6 +645,7 @@ async fn run_with(
     });
     let api = Arc::new(crate::api::ApiState {
         cfg: cfg.clone(),
+        current: dialplan_tx.subscribe(),
         media: ctx.engine.stats().clone(),
         transport: handle.stats.clone(),
         sip: handle.sip_stats.clone(),
