@@ -211,3 +211,41 @@ fn hostile_content_lengths_get_an_answer_and_a_close() {
     let mut s = connect_from([127, 0, 0, 1], sw.sip);
     assert!(ask(&mut s, "after-huge").starts_with("SIP/2.0 200"));
 }
+
+/// A source a reload adds to `trunk.allow` connects over TCP on the trunk's
+/// budget: the strangers' is 0 here, so with the start-up list still
+/// sorting connections it would be closed at accept.
+#[test]
+fn a_source_a_reload_trusts_connects_on_the_trunks_budget() {
+    let sw = Switch::start(|t| {
+        set(
+            t,
+            "max_untrusted_tcp_connections = 8",
+            "max_untrusted_tcp_connections = 0",
+        )
+    });
+    let mut before = connect_from([127, 0, 0, 2], sw.sip);
+    assert!(
+        closed_within(&mut before, Duration::from_secs(5), &mut Vec::new()),
+        "a stranger got a connection with no untrusted budget\n{}",
+        sw.log()
+    );
+    let text = std::fs::read_to_string(&sw.config).expect("read config");
+    let text = set(
+        text,
+        "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+        "allow = [\"127.0.0.1/32\", \"127.0.0.2/32\", \"::1/128\"]",
+    );
+    std::fs::write(&sw.config, text).expect("write config");
+    let (status, body) = http_post(sw.http, "/api/v1/reload", None);
+    assert_eq!(status, 200, "{body}");
+    // The reload hands the endpoint its policy after answering.
+    sw.await_log("SIP policy reloaded", Duration::from_secs(10));
+    let mut after = connect_from([127, 0, 0, 2], sw.sip);
+    let status = ask(&mut after, "trusted-by-reload");
+    assert!(
+        status.starts_with("SIP/2.0 200"),
+        "{status:?}\n{}",
+        sw.log()
+    );
+}

@@ -138,7 +138,7 @@ pub async fn start(
             in_tx.clone(),
             stats.clone(),
             cfg.frame,
-            slots,
+            slots.clone(),
         )));
     }
     match tls_addr {
@@ -178,6 +178,7 @@ pub async fn start(
                 targets: targets_published,
             },
             idle,
+            slots,
             &mut trace,
         )
         .await;
@@ -197,6 +198,17 @@ pub async fn start(
         },
         run,
     ))
+}
+
+/// A command for the core. A reload's policy also carries the new
+/// `trunk.allow`, which the TCP and TLS listeners sort connections by: one
+/// list for both, so a source the reload added is not trusted for requests
+/// while its connections still count as a stranger's.
+fn on_command(core: &mut SipCore, slots: &StreamSlots, cmd: SipCommand, now: Instant) {
+    if let SipCommand::Policy(policy) = &cmd {
+        slots.set_allow(policy.allow.clone());
+    }
+    core.handle_command(cmd, now);
 }
 
 /// Our outbound TCP connection to the trunk: opened on first use; what is
@@ -231,6 +243,7 @@ async fn run(
         targets: targets_published,
     }: Published,
     idle: IdleConnections,
+    slots: StreamSlots,
     trace: &mut SipTracer,
 ) {
     core.start(Instant::now());
@@ -283,10 +296,10 @@ async fn run(
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = Instant::now();
-                core.handle_command(cmd, now);
+                on_command(&mut core, &slots, cmd, now);
                 for _ in 0..BATCH {
                     match commands.try_recv() {
-                        Ok(c) => core.handle_command(c, now),
+                        Ok(c) => on_command(&mut core, &slots, c, now),
                         Err(_) => break,
                     }
                 }

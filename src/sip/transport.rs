@@ -6,6 +6,9 @@
 //! TCP slots are split by trust: sources inside `trunk.allow` share
 //! `sip.max_tcp_connections`, everyone else a small budget of their own, so
 //! strangers holding connections open can never lock the trunk out.
+//! Which sources are trusted follows a reload: the endpoint hands the
+//! slots each new `trunk.allow` (with the SIP core's policy), and a
+//! connection is sorted when it is accepted.
 //!
 //! TLS (RFC 3261 §26.2.1) shares those slots and that code: a connection
 //! takes its slot at accept, before the handshake, which must finish
@@ -86,7 +89,9 @@ pub struct TcpAdmission {
 /// listeners: one budget for every inbound stream connection.
 #[derive(Debug, Clone)]
 pub struct StreamSlots {
-    allow: Arc<Vec<IpNet>>,
+    /// Swapped by [`StreamSlots::set_allow`] on a reload; read once per
+    /// accept and never held across an await.
+    allow: Arc<std::sync::RwLock<Vec<IpNet>>>,
     trusted: Arc<Semaphore>,
     untrusted: Arc<Semaphore>,
 }
@@ -94,10 +99,25 @@ pub struct StreamSlots {
 impl StreamSlots {
     pub fn new(admission: TcpAdmission) -> Self {
         Self {
-            allow: Arc::new(admission.allow),
+            allow: Arc::new(std::sync::RwLock::new(admission.allow)),
             trusted: Arc::new(Semaphore::new(admission.trusted.max(1))),
             untrusted: Arc::new(Semaphore::new(admission.untrusted)),
         }
+    }
+
+    /// Trust `allow` from the next accepted connection on (a reload's
+    /// `trunk.allow`). A connection already open keeps the budget it was
+    /// admitted to: its slot is held until it closes.
+    pub fn set_allow(&self, allow: Vec<IpNet>) {
+        // A writer that panicked left a whole list behind (one assignment),
+        // so a poisoned lock is still a good one.
+        *self.allow.write().unwrap_or_else(|e| e.into_inner()) = allow;
+    }
+
+    /// Is `ip` trusted by the allow-list in force?
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let allow = self.allow.read().unwrap_or_else(|e| e.into_inner());
+        allowed(&allow, ip)
     }
 
     /// A slot for a connection from `from`, or `None` (counted and, for the
@@ -107,7 +127,7 @@ impl StreamSlots {
         from: SocketAddr,
         stats: &TransportStats,
     ) -> Option<(tokio::sync::OwnedSemaphorePermit, bool)> {
-        let trusted = allowed(&self.allow, from.ip());
+        let trusted = self.trusts(from.ip());
         let slots = if trusted {
             &self.trusted
         } else {
@@ -634,6 +654,34 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a reload adds a trunk source, its connections take the
+    /// trunk's budget, and a source the reload removed is a stranger: with
+    /// the start-up list they were sorted the other way round.
+    #[test]
+    fn admission_follows_a_swapped_allow_list() {
+        let stats = TransportStats::default();
+        let slots = StreamSlots::new(TcpAdmission {
+            allow: vec!["10.0.0.0/8".parse().unwrap()],
+            trusted: 4,
+            untrusted: 0,
+        });
+        let new_trunk: SocketAddr = "192.0.2.7:5060".parse().unwrap();
+        let old_trunk: SocketAddr = "10.1.2.3:5060".parse().unwrap();
+        assert!(slots.admit(new_trunk, &stats).is_none());
+        let (_held, trusted) = slots.admit(old_trunk, &stats).expect("old trunk admitted");
+        assert!(trusted);
+
+        // The clone the listeners hold sees the swap too.
+        slots
+            .clone()
+            .set_allow(vec!["192.0.2.0/24".parse().unwrap()]);
+        let (_slot, trusted) = slots.admit(new_trunk, &stats).expect("new trunk admitted");
+        assert!(trusted);
+        assert!(slots.admit(old_trunk, &stats).is_none());
+        assert_eq!(stats.tcp_refused_untrusted.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 0);
+    }
 
     fn limits() -> FrameLimits {
         FrameLimits {
