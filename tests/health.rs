@@ -66,3 +66,35 @@ fn an_unanswered_registration_makes_it_unready() {
     assert_eq!(check(&report, "store")["ok"], true, "{report}");
     assert_eq!(http_get(sw.http, "/healthz", None).0, 200);
 }
+
+/// From the first SIGTERM on, `/readyz` says 503 "draining" while a call
+/// in progress finishes, so a load balancer stops sending before the 503s.
+#[test]
+fn readyz_says_draining_after_sigterm_while_a_call_finishes() {
+    let mut sw = Switch::start(|t| t);
+    assert_eq!(readyz(&sw).0, 200, "{}", sw.log());
+    let dir = tempfile::tempdir().unwrap();
+    // A log-in call that stays in the menu for 3 s, then hangs up itself.
+    let sc = login_scenario(dir.path(), "+12345678910", &[Step::Wait(3000)], false);
+    let sip = sw.sip;
+    let caller = std::thread::spawn(move || {
+        sipp(sc.to_str().unwrap(), Some(sip), 1, &["-s", "+15550100000"])
+    });
+    await_some(
+        "the log-in call in progress",
+        Duration::from_secs(10),
+        || (metric(&sw, "tpswitch_legs_active{direction=\"inbound\"}", None) >= 1).then_some(()),
+    );
+    sw.signal("TERM");
+    let report = await_some("/readyz draining", Duration::from_secs(3), || {
+        let (status, report) = readyz(&sw);
+        (status == 503).then_some(report)
+    });
+    assert_eq!(check(&report, "draining")["ok"], false, "{report}");
+    assert_eq!(report["ready"], false);
+    caller.join().unwrap().assert_ok(&sw);
+    let status = sw
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit after the drain");
+    assert!(status.success(), "{status:?}");
+}
