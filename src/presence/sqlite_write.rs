@@ -97,8 +97,9 @@ impl SqliteStore {
     /// Proves the store can take a write now, for `/readyz`, and keeps
     /// nothing: a table created inside `BEGIN IMMEDIATE` and rolled back.
     /// Creating a table allocates a page, so this fails on a full disk
-    /// (SQLITE_FULL, even with free bytes inside existing pages) and on a
-    /// read-only file, where a bare `BEGIN IMMEDIATE; ROLLBACK` can pass.
+    /// (SQLITE_FULL, even with free bytes inside existing pages), where a
+    /// bare `BEGIN IMMEDIATE; ROLLBACK` passes (the test below checks both),
+    /// and on a file SQLite may not write.
     pub async fn write_probe(&self) -> Result<()> {
         let mut tx = WriteTx::begin(self).await?;
         sqlx::raw_sql("CREATE TABLE readyz_probe (x INTEGER)")
