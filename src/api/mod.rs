@@ -21,6 +21,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::media::engine::stats::LATENESS_BUCKET;
 use crate::media::engine::MediaStats;
+use crate::media::prompt::PromptLibrary;
 use crate::presence::SqliteStore;
 use crate::report;
 use crate::sip::core::{CoreStats, RegistrationStatus};
@@ -28,6 +29,7 @@ use crate::sip::keepalive::{Health, TargetStatus};
 use crate::sip::transport::TransportStats;
 use crate::telemetry;
 
+pub mod ready;
 pub mod reload;
 mod server;
 
@@ -58,6 +60,10 @@ pub struct ApiState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// `POST /api/v1/reload` asks the running switch through this.
     pub reload: reload::ReloadRequests,
+    /// The prompts loaded at start, for `/readyz`.
+    pub prompts: Arc<PromptLibrary>,
+    /// SIP endpoint running, draining: what the shell tells `/readyz`.
+    pub liveness: Arc<ready::Liveness>,
 }
 
 pub async fn serve(
@@ -72,7 +78,9 @@ pub async fn serve(
         max_connections: state.cfg.http.max_connections as usize,
     };
     let app = Router::new()
+        // Process up, whatever else is wrong: for a restart-on-hang probe.
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/agents", get(agents))
         .route("/api/v1/reload", axum::routing::post(reload::reload))
@@ -80,6 +88,58 @@ pub async fn serve(
     tokio::spawn(server::run(listener, app, limits, cancel));
     info!(http = %addr, "HTTP API listening");
     Ok(addr)
+}
+
+/// How long `/readyz` waits for the store's write lock: a probe that
+/// waits the whole `busy_timeout` would outlast the balancer's own timeout.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `/readyz`, without auth like `/healthz`: 200 when every check passes,
+/// 503 otherwise, the same JSON either way ([`ready::report`]).
+async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
+    let store = match tokio::time::timeout(STORE_PROBE_TIMEOUT, s.store.write_probe()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no write lock within {} s",
+            STORE_PROBE_TIMEOUT.as_secs()
+        )),
+    };
+    let mut prompts_missing: Vec<String> = s
+        .cfg
+        .prompts
+        .keys()
+        .filter(|name| !s.prompts.contains(name))
+        .cloned()
+        .collect();
+    prompts_missing.sort();
+    let inputs = ready::Inputs {
+        sip_running: s.liveness.sip_running(),
+        draining: s.liveness.draining(),
+        store,
+        prompts_missing,
+        prompts_loaded: s.prompts.len(),
+        register_trunks: s
+            .cfg
+            .trunk
+            .register
+            .as_ref()
+            .map(|_| vec![s.cfg.trunk.name.clone()])
+            .unwrap_or_default(),
+        registrations: s
+            .registrations
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default(),
+    };
+    let report = ready::report(&inputs);
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        tracing::debug!(failed = %report.failed().join(","), "readyz: not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
 }
 
 fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
@@ -457,6 +517,8 @@ mod tests {
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
             registrations: Arc::default(),
             trunk_targets: Arc::default(),
+            prompts: Arc::default(),
+            liveness: Arc::default(),
             store,
             token: None,
             metrics: telemetry::install(),
@@ -503,6 +565,8 @@ mod tests {
             reload: tokio::sync::mpsc::channel(1).0,
             registrations: Arc::default(),
             trunk_targets: Arc::default(),
+            prompts: Arc::default(),
+            liveness: Arc::default(),
         });
         let refused = metrics(State(state.clone()), HeaderMap::new()).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

@@ -578,6 +578,19 @@ async fn run_with(
         let core = SipCore::new(core_cfg, dialplan);
         endpoint::start(endpoint_cfg, core, ev_tx, sip_cancel.clone()).await?
     };
+    // `/readyz` says "not ready" once the endpoint's task has ended, for
+    // whatever reason; the wrapper keeps the task's result for shutdown.
+    let liveness = Arc::new(crate::api::ready::Liveness::default());
+    let sip_task = {
+        let liveness = liveness.clone();
+        tokio::spawn(async move {
+            let ended = sip_task.await;
+            liveness
+                .sip_running
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            ended
+        })
+    };
     let mut dns_task = None;
     let records = trunk_start
         .resolved
@@ -657,6 +670,8 @@ async fn run_with(
             .filter(|t| !t.is_empty()),
         metrics,
         reload: reload_tx,
+        prompts: ctx.prompts.clone(),
+        liveness: liveness.clone(),
     });
     if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
         tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");
@@ -711,6 +726,10 @@ async fn run_with(
     // Retry-After while the calls in progress (log-in menus, customers in a
     // queue or bridged to an agent) go on until they end by themselves, the
     // drain timeout passes, or a second signal says not to wait.
+    // Load balancers polling /readyz stop sending before the 503s start.
+    liveness
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let drain_timeout = reloader.config().sip.drain_timeout;
     info!(
         signal = %first,

@@ -92,3 +92,22 @@ impl DerefMut for WriteTx {
         &mut self.conn
     }
 }
+
+impl SqliteStore {
+    /// Proves the store can take a write now, for `/readyz`, and keeps
+    /// nothing: a table created inside `BEGIN IMMEDIATE` and rolled back.
+    /// Creating a table allocates a page, so this fails on a full disk
+    /// (SQLITE_FULL, even with free bytes inside existing pages), where a
+    /// bare `BEGIN IMMEDIATE; ROLLBACK` passes (with `SELECT 1` in place of
+    /// the CREATE, `the_write_probe_sees_a_full_disk_and_keeps_nothing`
+    /// fails), and on a file SQLite may not write.
+    pub async fn write_probe(&self) -> Result<()> {
+        let mut tx = WriteTx::begin(self).await?;
+        sqlx::raw_sql("CREATE TABLE readyz_probe (x INTEGER)")
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("probing that the store is writable"))?;
+        tx.rollback().await;
+        Ok(())
+    }
+}

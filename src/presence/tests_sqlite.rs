@@ -837,3 +837,22 @@ async fn attempts_written_before_live_attempts_survive_the_upgrade() {
     // New attempts still get fresh ids after the rebuild.
     assert!(s.start_attempt(7, "bob", t(5)).await.unwrap() > 42);
 }
+
+/// `/readyz` asks the store for a write it then throws away: a full disk
+/// says no, freed space says yes, and the probe leaves no table behind.
+#[tokio::test]
+async fn the_write_probe_sees_a_full_disk_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, free) = full_store(&dir).await;
+    let e = store.write_probe().await.unwrap_err();
+    assert!(matches!(e, StoreError::Query { .. }), "{e}");
+    sqlx::query(free).execute(store.pool()).await.unwrap();
+    store.write_probe().await.unwrap();
+    store.write_probe().await.unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'readyz_probe'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+}
