@@ -14,7 +14,6 @@ use crate::flows::outbound;
 use crate::media::engine::{DtmfFailure, MediaEvent, MediaSession, SessionOptions};
 use crate::media::ports::RtpPorts;
 use crate::media::stream::Direction;
-use crate::routing::dial_allowed;
 use crate::sdp::{self, Negotiated};
 use crate::sip::nat::Nat;
 use crate::sip::{
@@ -236,7 +235,7 @@ pub struct Placement {
 /// Places an outbound call through the trunk and spawns the task that
 /// translates its SIP and media events into [`LegNews`], sent to `inbox`
 /// wrapped by `wrap`. Every outbound leg is placed here, so this is where
-/// only diallable numbers ([`dial_allowed`]) are called and where
+/// only diallable numbers ([`crate::config::Config::may_dial`]) are called and where
 /// `trunk.max_outbound_calls` is enforced (through the router's count).
 /// The leg's timers and rules are its owner's machine's business.
 pub fn place<T: Send + 'static>(
@@ -245,7 +244,7 @@ pub fn place<T: Send + 'static>(
     inbox: mpsc::Sender<T>,
     wrap: impl Fn(LegNews) -> T + Send + 'static,
 ) -> Result<LegId, PlaceError> {
-    if !dial_allowed(&ctx.cfg, &p.number) {
+    if !ctx.cfg.may_dial(&p.number) {
         return Err(PlaceError::NotAllowed);
     }
     let mut ports = ctx.ports.allocate().map_err(|_| PlaceError::NoPort)?;

@@ -29,8 +29,8 @@ use super::CallContext;
 use crate::config::E164;
 use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{
-    engine_settings_from_config, queues_from_config, AgentState, AttemptId, Event,
-    LegEvent as OutboundEvent, PromptName, QueueEngine,
+    queues_from_config, AgentState, AttemptId, EngineSettings, Event, LegEvent as OutboundEvent,
+    PromptName, QueueEngine,
 };
 use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
@@ -127,7 +127,7 @@ pub async fn run(
     let engine = QueueEngine::new(
         queues_from_config(&cfg),
         AgentBoard::from_users(&cfg.users),
-        engine_settings_from_config(&cfg),
+        EngineSettings::default(),
     );
     let (inbox, mut inbox_rx) = mpsc::channel(INBOX);
     let (writes, writes_rx) = mpsc::channel(writer::WRITE_QUEUE);

@@ -958,3 +958,25 @@ fn trunk_srtp_policy_is_read_and_a_bad_one_is_named() {
     assert!(p.problem.contains("mandatory"), "{p:?}");
     assert!(p.fix.contains("\"required\""), "{p:?}");
 }
+
+/// The toll-fraud guard every outbound leg passes (`call::leg::place`).
+#[test]
+fn only_users_numbers_and_allow_dial_are_diallable() {
+    let mut cfg = Config::embedded_default().unwrap();
+    let cc = cfg.numbering.default_country_code.clone();
+    let n = |s: &str| E164::parse(s, &cc).unwrap();
+    // jsmith, and the desk line mgarcia and akim share.
+    assert!(cfg.may_dial(&n("+12345678910")));
+    assert!(cfg.may_dial(&n("+12345678000")));
+    // The contact points and anything else are never dialled.
+    assert!(!cfg.may_dial(&n("+15550100001")));
+    assert!(!cfg.may_dial(&n("+442071234567")));
+    cfg.trunks[0].allow_dial = vec![
+        DialPattern::Exact(n("+15550109999")),
+        DialPattern::Prefix("4420".into()),
+    ];
+    assert!(cfg.may_dial(&n("+15550109999")));
+    assert!(cfg.may_dial(&n("+442071234567")));
+    assert!(!cfg.may_dial(&n("+15550109998")));
+    assert!(!cfg.may_dial(&n("+443001234567")));
+}

@@ -40,10 +40,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use self::settings::{
-    engine_settings_from_config, queues_from_config, EngineSettings, QueuePromptNames,
-    QueueSettings,
-};
+pub use self::settings::{queues_from_config, EngineSettings, QueuePromptNames, QueueSettings};
 pub use self::types::{
     Action, AttemptEnd, AttemptId, AttemptReport, CallOutcome, CallReport, Event, LegEvent,
     OfflineReason, QueueId,

@@ -3,7 +3,6 @@
 //!
 //! - [`agents`]: the [`AgentBoard`], every agent's routing state (offline,
 //!   available, offered, busy, wrap-up) and the counters strategies use.
-//! - [`dial`]: the numbers the switch may ever dial.
 //! - [`select`]: eligibility and the selection strategies (longest-idle,
 //!   round-robin, fewest-calls).
 //!
@@ -12,13 +11,11 @@
 //! board per switch and drives it.
 
 pub mod agents;
-pub mod dial;
 pub mod select;
 
 pub use agents::{
     AgentBoard, AgentProfile, AgentState, BoardError, MissKind, MissVerdict, OfferError,
 };
-pub use dial::dial_allowed;
 pub use select::{eligible, pick, RoundRobin};
 
 /// One customer call, as the queue flow names it. The shell chooses the

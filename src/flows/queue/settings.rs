@@ -109,10 +109,3 @@ pub fn queues_from_config(config: &Config) -> Vec<QueueSettings> {
         })
         .collect()
 }
-
-/// Engine settings from a configuration. (An agent set offline for
-/// missed calls is rung by the notification flow, on the presence
-/// service's event, not by the engine.)
-pub fn engine_settings_from_config(_config: &Config) -> EngineSettings {
-    EngineSettings::default()
-}
