@@ -320,6 +320,38 @@ fn server_name_text(n: &rustls::pki_types::ServerName<'_>) -> String {
     }
 }
 
+/// The next connection `slots` admits (TCP and TLS listeners share the
+/// budgets): refused ones are closed at once, and a failed accept
+/// (EMFILE/ENFILE land here) backs off instead of spinning.
+async fn accept_admitted(
+    listener: &TcpListener,
+    slots: &StreamSlots,
+    stats: &TransportStats,
+    what: &str,
+) -> (
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+    bool,
+) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(listener = what, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some((slot, trusted)) = slots.admit(from, stats) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        return (stream, from, slot, trusted);
+    }
+}
+
 pub async fn tcp_acceptor(
     listener: TcpListener,
     tx: mpsc::Sender<Inbound>,
@@ -328,20 +360,7 @@ pub async fn tcp_acceptor(
     slots: StreamSlots,
 ) {
     loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE/ENFILE land here: back off instead of spinning.
-                warn!(error = %e, "tcp accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some((slot, trusted)) = slots.admit(from, &stats) else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, from, slot, trusted) = accept_admitted(&listener, &slots, &stats, "tcp").await;
         let (tx, stats) = (tx.clone(), stats.clone());
         tokio::spawn(async move {
             stream_connection(stream, from, tx, stats, limits, None, trusted, false).await;
@@ -364,19 +383,7 @@ pub async fn tls_acceptor(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
     loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "tls accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some((slot, trusted)) = slots.admit(from, &stats) else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, from, slot, trusted) = accept_admitted(&listener, &slots, &stats, "tls").await;
         let (tx, stats, acceptor) = (tx.clone(), stats.clone(), acceptor.clone());
         let timeout = tls.handshake_timeout;
         tokio::spawn(async move {
