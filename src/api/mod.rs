@@ -29,9 +29,13 @@ use crate::sip::keepalive::{Health, TargetStatus};
 use crate::sip::transport::TransportStats;
 use crate::telemetry;
 
+pub mod auth;
+pub mod page;
+pub mod problem;
 pub mod ready;
 pub mod reload;
 mod server;
+pub mod v1;
 
 /// What the API reads.
 pub struct ApiState {
@@ -53,9 +57,9 @@ pub struct ApiState {
     /// The running switch's store: every request reads through this one
     /// pool rather than opening the database again.
     pub store: SqliteStore,
-    /// `Authorization: Bearer <token>` for everything but /healthz; `None`
-    /// when `http.token_env` names an unset variable (local use only).
-    pub token: Option<String>,
+    /// The bearer tokens and their roles, for everything but /healthz and
+    /// /readyz; none at all: local use only (the API then binds loopback).
+    pub tokens: auth::Tokens,
     /// The process's metrics recorder ([`telemetry::install`]).
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// `POST /api/v1/reload` asks the running switch through this.
@@ -77,17 +81,34 @@ pub async fn serve(
         header_read_timeout: state.cfg.http.header_read_timeout,
         max_connections: state.cfg.http.max_connections as usize,
     };
-    let app = Router::new()
+    let app = router(state);
+    tokio::spawn(server::run(listener, app, limits, cancel));
+    info!(http = %addr, "HTTP API listening");
+    Ok(addr)
+}
+
+/// Every route: the unversioned operator endpoints, `/api/v1` (each route
+/// annotated, so its OpenAPI document is built from the same list) and the
+/// document itself at `/api/v1/openapi.json`.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let (v1, spec) = v1::routes().split_for_parts();
+    let spec = Arc::new(spec);
+    Router::new()
         // Process up, whatever else is wrong: for a restart-on-hang probe.
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/agents", get(agents))
-        .route("/api/v1/reload", axum::routing::post(reload::reload))
-        .with_state(state);
-    tokio::spawn(server::run(listener, app, limits, cancel));
-    info!(http = %addr, "HTTP API listening");
-    Ok(addr)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
+        )
+        .merge(v1)
+        .fallback(|| async { problem::Problem::not_found("no such route") })
+        .with_state(state)
 }
 
 /// How long `/readyz` waits for the store's write lock: a probe that
@@ -142,27 +163,10 @@ async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
     (status, axum::Json(report)).into_response()
 }
 
+/// Any valid token (a viewer's at least): what the unversioned read
+/// routes (`/metrics`, `/agents`) need.
 fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.token else {
-        return true;
-    };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()))
-}
-
-/// Equal without an early exit at the first differing byte, so the time a
-/// wrong token takes says nothing about how much of it was right. Only the
-/// length can show, which a token of fixed length gives away anyway.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keeps the optimiser from turning the fold back into a short-circuit.
-    std::hint::black_box(diff) == 0
+    state.tokens.caller(headers).is_some()
 }
 
 fn unauthorized() -> Response {
@@ -478,19 +482,35 @@ async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison_is_exact() {
-        assert!(constant_time_eq(b"s3cret-token", b"s3cret-token"));
-        assert!(constant_time_eq(b"", b""));
-        assert!(!constant_time_eq(b"s3cret-token", b"s3cret-tokeN"));
-        assert!(!constant_time_eq(b"s3cret-token", b"S3cret-token"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cret-token"));
-        assert!(!constant_time_eq(b"s3cret-token", b""));
+impl ApiState {
+    /// A state over `cfg` and `store` with nothing running behind it (no
+    /// SIP endpoint, no media), for route tests: `tokens` are the tokens
+    /// in force.
+    pub fn for_tests(cfg: Config, store: SqliteStore, tokens: auth::Tokens) -> Arc<ApiState> {
+        let cfg = Arc::new(cfg);
+        Arc::new(ApiState {
+            current: tokio::sync::watch::channel(cfg.clone()).1,
+            cfg,
+            media: Arc::new(MediaStats::default()),
+            transport: Arc::new(TransportStats::default()),
+            sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
+            registrations: Arc::default(),
+            trunk_targets: Arc::default(),
+            prompts: Arc::default(),
+            liveness: Arc::default(),
+            store,
+            tokens,
+            metrics: telemetry::install(),
+            reload: tokio::sync::mpsc::channel(1).0,
+        })
     }
+}
 
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
     use super::*;
     use crate::presence::PresenceStore;
 
@@ -508,22 +528,7 @@ mod tests {
             .set_online("jsmith", now, now + chrono::Duration::hours(1), None, "t")
             .await
             .unwrap();
-        let cfg = Arc::new(cfg);
-        let state = Arc::new(ApiState {
-            current: tokio::sync::watch::channel(cfg.clone()).1,
-            cfg,
-            media: Arc::new(MediaStats::default()),
-            transport: Arc::new(TransportStats::default()),
-            sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
-            registrations: Arc::default(),
-            trunk_targets: Arc::default(),
-            prompts: Arc::default(),
-            liveness: Arc::default(),
-            store,
-            token: None,
-            metrics: telemetry::install(),
-            reload: tokio::sync::mpsc::channel(1).0,
-        });
+        let state = ApiState::for_tests(cfg, store, auth::Tokens::default());
         let resp = agents(State(state), HeaderMap::new()).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
@@ -560,7 +565,7 @@ mod tests {
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(sip)),
             store: SqliteStore::open_in_memory().await.unwrap(),
-            token: Some("s3cret".into()),
+            tokens: testing::tokens(),
             metrics: telemetry::install(),
             reload: tokio::sync::mpsc::channel(1).0,
             registrations: Arc::default(),
@@ -571,7 +576,10 @@ mod tests {
         let refused = metrics(State(state.clone()), HeaderMap::new()).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {}", testing::VIEWER).parse().unwrap(),
+        );
         let resp = metrics(State(state), headers).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20)

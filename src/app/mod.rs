@@ -376,6 +376,20 @@ fn trunk_routes(cfg: &Config, first: FirstTrunk) -> Result<Vec<TrunkRoute>, AppE
 /// Runs the switch until Ctrl-C / SIGTERM (and the drain after it).
 /// `overrides` were applied to `cfg` by the caller and are applied again to
 /// every reloaded file.
+/// Where the API listens: `bind`, unless no token is in force and `bind`
+/// is not loopback — an API without authentication is for this host only,
+/// so it keeps the port and moves to loopback of the same family.
+fn api_bind(bind: SocketAddr, no_token: bool) -> SocketAddr {
+    if !no_token || bind.ip().is_loopback() {
+        return bind;
+    }
+    let ip = match bind {
+        SocketAddr::V4(_) => std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    };
+    SocketAddr::new(ip, bind.port())
+}
+
 pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     // Take over SIGTERM/SIGINT/SIGHUP before anything else (the trunk's DNS
     // lookup included): a signal that arrives during start-up must shut
@@ -665,21 +679,27 @@ async fn run_with(
         registrations: handle.registrations.clone(),
         trunk_targets: handle.trunk_targets.clone(),
         store: store.clone(),
-        token: std::env::var(&cfg.http.token_env)
-            .ok()
-            .filter(|t| !t.is_empty()),
+        tokens: crate::api::auth::Tokens::from_env(&cfg.http, |k| std::env::var(k).ok()),
         metrics,
         reload: reload_tx,
         prompts: ctx.prompts.clone(),
         liveness: liveness.clone(),
     });
-    if api.token.is_none() && !cfg.http.bind.ip().is_loopback() {
-        tracing::warn!(bind = %cfg.http.bind, env = %cfg.http.token_env, "HTTP API on a non-loopback address without a token");
+    let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
+    if http_bind != cfg.http.bind {
+        tracing::warn!(
+            configured = %cfg.http.bind,
+            bind = %http_bind,
+            env = %cfg.http.token_env,
+            "no API token is set: the HTTP API binds loopback only (set the token to serve other hosts)"
+        );
+    } else if api.tokens.is_empty() {
+        info!(env = %cfg.http.token_env, "no API token is set: the HTTP API is open to local callers");
     }
-    let http = crate::api::serve(api, cfg.http.bind, cancel.clone())
+    let http = crate::api::serve(api, http_bind, cancel.clone())
         .await
         .map_err(|source| AppError::Http {
-            bind: cfg.http.bind,
+            bind: http_bind,
             source,
         })?;
     println!("tpswitch listening http={http}");
@@ -843,5 +863,21 @@ impl Signals {
         }
         let _ = tokio::signal::ctrl_c().await;
         Signal::Stop("Ctrl-C")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_bind;
+
+    #[test]
+    fn without_a_token_the_api_moves_to_loopback_and_keeps_its_port() {
+        let any4 = "0.0.0.0:8080".parse().unwrap();
+        let any6 = "[::]:8080".parse().unwrap();
+        assert_eq!(api_bind(any4, true), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(api_bind(any6, true), "[::1]:8080".parse().unwrap());
+        assert_eq!(api_bind(any4, false), any4);
+        let lo = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(api_bind(lo, true), lo);
     }
 }

@@ -155,6 +155,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     restart("http.bind", old.http.bind != new.http.bind);
     restart("http.token_env", old.http.token_env != new.http.token_env);
+    restart("http.tokens", old.http.tokens != new.http.tokens);
     restart(
         "http.header_read_timeout",
         old.http.header_read_timeout != new.http.header_read_timeout,

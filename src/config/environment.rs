@@ -51,6 +51,18 @@ impl Config {
                 format!("put a token in {token_env}, or unset it to run without one (then keep http.bind on a loopback address)"),
             ));
         }
+        for (i, t) in self.http.tokens.iter().enumerate() {
+            if var(&t.token_env).is_some_and(|v| v.trim().is_empty()) {
+                problems.push(Problem::new(
+                    format!("http.tokens[{i}].token_env"),
+                    format!(
+                        "names {}, which is set but empty: the {} token {:?} would be refused anyway",
+                        t.token_env, t.role, t.name
+                    ),
+                    format!("put the token in {}, or unset it to disable this token", t.token_env),
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {

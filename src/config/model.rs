@@ -424,12 +424,54 @@ impl Synchronous {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
+    /// The environment variable of the `admin` token (`http.token_env`,
+    /// kept from before roles): it stays the one `tpswitch reload` sends.
     pub token_env: String,
+    /// `[[http.tokens]]`: further tokens, each with a role.
+    pub tokens: Vec<ApiToken>,
     /// A client that has not sent a whole request header by then is cut
     /// off (and an idle keep-alive connection closed).
     pub header_read_timeout: Duration,
     /// HTTP connections served at once; more are closed at accept.
     pub max_connections: u32,
+}
+
+/// What a bearer token of the HTTP API may do. Ordered: each role may do
+/// everything the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiRole {
+    /// Reads: agents, calls, statistics, the directory.
+    Viewer,
+    /// Reads, and presence actions on agents' behalf.
+    Supervisor,
+    /// Everything: the directory, reload.
+    Admin,
+}
+
+impl ApiRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiRole::Viewer => "viewer",
+            ApiRole::Supervisor => "supervisor",
+            ApiRole::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for ApiRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[http.tokens]]` entry: the token itself is read from the
+/// environment at start, never from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Who holds it, for the logs and the presence history.
+    pub name: String,
+    pub role: ApiRole,
+    pub token_env: String,
 }
 
 #[derive(Debug, Clone)]

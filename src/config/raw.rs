@@ -133,8 +133,18 @@ pub struct RawStore {
 pub struct RawHttp {
     pub bind: Option<String>,
     pub token_env: Option<String>,
+    pub tokens: Option<Vec<RawApiToken>>,
     pub header_read_timeout: Option<String>,
     pub max_connections: Option<i64>,
+}
+
+/// `[[http.tokens]]`: one bearer token of the API, with its role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiToken {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -980,3 +980,37 @@ fn only_users_numbers_and_allow_dial_are_diallable() {
     assert!(!cfg.may_dial(&n("+15550109998")));
     assert!(!cfg.may_dial(&n("+443001234567")));
 }
+
+#[test]
+fn api_tokens_have_a_holder_a_role_and_their_own_variable() {
+    let ok = edit(
+        EXAMPLE,
+        "token_env = \"TPSWITCH_API_TOKEN\"",
+        "token_env = \"TPSWITCH_API_TOKEN\"\n\
+         tokens = [\n  { name = \"floor\", role = \"supervisor\", token_env = \"TPSWITCH_SUPERVISOR_TOKEN\" },\n  \
+         { name = \"wall\", role = \"viewer\", token_env = \"TPSWITCH_VIEWER_TOKEN\" },\n]",
+    );
+    let c = load(&ok).unwrap();
+    assert_eq!(c.http.tokens.len(), 2);
+    assert_eq!(c.http.tokens[0].role, ApiRole::Supervisor);
+    assert_eq!(c.http.tokens[1].name, "wall");
+    let bad = edit(
+        EXAMPLE,
+        "token_env = \"TPSWITCH_API_TOKEN\"",
+        "token_env = \"TPSWITCH_API_TOKEN\"\n\
+         tokens = [\n  { name = \"floor\", role = \"boss\", token_env = \"TPSWITCH_API_TOKEN\" },\n  \
+         { name = \"floor\", role = \"viewer\" },\n]",
+    );
+    let p = problems(&bad);
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    assert!(paths.contains(&"http.tokens[0].role"), "{paths:?}");
+    assert!(paths.contains(&"http.tokens[0].token_env"), "{paths:?}");
+    assert!(paths.contains(&"http.tokens[1].token_env"), "{paths:?}");
+    let role = at(&bad, "http.tokens[0].role");
+    assert!(role.fix.contains("\"supervisor\""), "{}", role.fix);
+    // Set but empty: refused like http.token_env, naming the variable only.
+    let c = load(&ok).unwrap();
+    let env = |k: &str| (k == "TPSWITCH_VIEWER_TOKEN").then(String::new);
+    let e = c.check_environment(env).unwrap_err();
+    assert_eq!(e.problems()[0].path, "http.tokens[1].token_env");
+}

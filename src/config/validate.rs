@@ -1254,12 +1254,80 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
         header_read_timeout,
         Duration::from_secs(300),
     );
+    let tokens = api_tokens(v, r.tokens.as_deref().unwrap_or_default(), &token_env);
     HttpConfig {
         bind: v.socket("http.bind", &r.bind, "127.0.0.1:8080"),
         token_env,
+        tokens,
         header_read_timeout,
         max_connections: v.uint("http.max_connections", r.max_connections, 64, 1, 10_000),
     }
+}
+
+/// `[[http.tokens]]`: each names its holder, a role and the environment
+/// variable with the token; names and variables are unique (the admin
+/// token of `http.token_env` included), so a log line's holder is one.
+fn api_tokens(v: &mut V, list: &[RawApiToken], admin_env: &str) -> Vec<ApiToken> {
+    let mut out: Vec<ApiToken> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let at = format!("http.tokens[{i}]");
+        let name = match t.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() && n.len() <= 64 && !n.chars().any(char::is_control) => {
+                n.to_owned()
+            }
+            Some(n) => {
+                v.push(
+                    format!("{at}.name"),
+                    format!("{n:?} is empty, too long or has control characters"),
+                    "name the token's holder in 1 to 64 printable characters, such as \"floor-supervisors\"",
+                );
+                continue;
+            }
+            None => {
+                v.missing(&format!("{at}.name"), "\"floor-supervisors\"");
+                continue;
+            }
+        };
+        let Some(role_text) = &t.role else {
+            v.missing(&format!("{at}.role"), "\"viewer\"");
+            continue;
+        };
+        let role = v.choice(
+            &format!("{at}.role"),
+            &Some(role_text.clone()),
+            ApiRole::Viewer,
+            &[
+                ("admin", ApiRole::Admin),
+                ("supervisor", ApiRole::Supervisor),
+                ("viewer", ApiRole::Viewer),
+            ],
+        );
+        let Some(env) = &t.token_env else {
+            v.missing(&format!("{at}.token_env"), "\"TPSWITCH_VIEWER_TOKEN\"");
+            continue;
+        };
+        let token_env = v.env_name(&format!("{at}.token_env"), &Some(env.clone()), "");
+        if token_env == admin_env || out.iter().any(|o| o.token_env == token_env) {
+            v.push(
+                format!("{at}.token_env"),
+                format!("{token_env} is already the variable of another token"),
+                "give each token its own environment variable",
+            );
+        }
+        if out.iter().any(|o| o.name == name) {
+            v.push(
+                format!("{at}.name"),
+                format!("{name:?} is already the name of another token"),
+                "give each token its own name",
+            );
+        }
+        out.push(ApiToken {
+            name,
+            role,
+            token_env,
+        });
+    }
+    out
 }
 
 pub(super) fn dns(v: &mut V, r: &RawDns) -> DnsConfig {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome of one reload, as the route, `tpswitch reload` and the log
 /// give it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// The new settings are in force for the next call.
     pub applied: bool,

@@ -1,0 +1,105 @@
+//! Route tests' helpers: the three roles' tokens, and one request through
+//! the whole router (auth, extractors, problems) without a socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use tower::ServiceExt as _;
+
+use super::auth::Tokens;
+use super::ApiState;
+use crate::config::{ApiRole, ApiToken, Config};
+use crate::presence::SqliteStore;
+
+pub const ADMIN: &str = "test-admin-token";
+pub const SUPERVISOR: &str = "test-supervisor-token";
+pub const VIEWER: &str = "test-viewer-token";
+
+/// One token per role, as `[[http.tokens]]` and `http.token_env` give them.
+pub fn tokens() -> Tokens {
+    let mut http = Config::embedded_default()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .http;
+    http.token_env = "A".into();
+    http.tokens = vec![
+        ApiToken {
+            name: "floor".into(),
+            role: ApiRole::Supervisor,
+            token_env: "S".into(),
+        },
+        ApiToken {
+            name: "wall".into(),
+            role: ApiRole::Viewer,
+            token_env: "V".into(),
+        },
+    ];
+    Tokens::from_env(&http, |k| {
+        Some(
+            match k {
+                "A" => ADMIN,
+                "S" => SUPERVISOR,
+                _ => VIEWER,
+            }
+            .to_owned(),
+        )
+    })
+}
+
+/// A state on the embedded default configuration and an in-memory store,
+/// with [`tokens`] in force.
+pub async fn state() -> Arc<ApiState> {
+    let cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    let store = SqliteStore::open_in_memory()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    ApiState::for_tests(cfg, store, tokens())
+}
+
+/// What a route answered: the status, the Content-Type and the body as
+/// JSON (`Null` when it is not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub json: serde_json::Value,
+}
+
+/// `method uri` with `token` (none: no Authorization) and a JSON `body`.
+pub async fn call(
+    state: &Arc<ApiState>,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let res = super::router(state.clone())
+        .oneshot(req.body(body).unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| match e {});
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    Answer {
+        status,
+        content_type,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
