@@ -307,3 +307,40 @@ fn a_leg_failing_over_offers_and_advertises_as_the_new_trunk_needs() {
         .find("ACK ")
         .contains("Via: SIP/2.0/UDP 203.0.113.9:5070;"));
 }
+
+/// A trunk behind its own NAT registers its external address (RFC 3261
+/// §10.2.1: the Contact is where the registrar sends our calls), in Via
+/// too, and the answer to that REGISTER is still matched to it.
+#[test]
+fn a_trunk_behind_its_own_nat_registers_its_external_address() {
+    let mut c = two_registering(TrunkRoute {
+        nat: Some(Nat {
+            external_signaling: Some("203.0.113.9:5070".parse().unwrap()),
+            external_media: None,
+            local_networks: Vec::new(),
+        }),
+        ..trunk_b()
+    });
+    let t0 = Instant::now();
+    c.start(t0);
+    let out = advance(&mut c, t0);
+    assert!(register_to(&out, TRUNK).contains("Contact: <sip:tp-a@127.0.0.1:5060>"));
+    let reg_b = register_to(&out, TRUNK_B).to_owned();
+    assert!(
+        reg_b.contains("Contact: <sip:tp-b@203.0.113.9:5070>")
+            && reg_b.contains("Via: SIP/2.0/UDP 203.0.113.9:5070;"),
+        "{reg_b}"
+    );
+    c.handle_message(
+        &reply(
+            &reg_b,
+            200,
+            "Contact: <sip:tp-b@203.0.113.9:5070>;expires=60\r\n",
+            "",
+        ),
+        udp(TRUNK_B),
+        t0,
+    );
+    drain(&mut c);
+    assert_eq!(c.registration_status(t0)[1].state, RegState::Registered);
+}
