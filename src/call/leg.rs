@@ -429,8 +429,15 @@ async fn translate<F, Fut>(
                 Some(_) => (Vec::new(), false),
             },
         };
+        // The trunk the leg's INVITE went to last (a leg that failed over
+        // reports on the trunk that answered or failed it), else the first.
+        let on = if trunk.is_empty() {
+            ctx.cfg.trunk.name.as_str()
+        } else {
+            trunk.as_str()
+        };
         for n in &news {
-            trunk_health(n, &mut heard_from_trunk, &ctx.cfg.trunk.name);
+            trunk_health(n, &mut heard_from_trunk, on);
         }
         for n in news {
             if !send(n).await {
