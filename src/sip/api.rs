@@ -39,8 +39,9 @@ pub struct CallerInfo {
     /// Withheld: `Privacy: id`, or From `anonymous@anonymous.invalid`
     /// (RFC 3323 §4.1.1.3).
     pub withheld: bool,
-    /// The trunk the call came through (whose `allow` holds its source):
-    /// that trunk's rules, such as `trust_pai`, apply to it.
+    /// The trunk the call came through: the one whose registered contact
+    /// it was sent to, else the one whose `allow` holds its source. That
+    /// trunk's rules, such as `trust_pai` and `srtp`, apply to it.
     pub trunk: String,
 }
 

@@ -77,8 +77,8 @@ pub struct CoreConfig {
     /// `None`: off.
     pub keepalive: Option<Duration>,
     pub limits: Limits,
-    /// Outbound registrations (RFC 3261 §10) with the trunk, started by
-    /// `SipCore::start`.
+    /// Outbound registrations (RFC 3261 §10), one per registering trunk
+    /// (each names its trunk), started by `SipCore::start`.
     pub registrations: Vec<crate::sip::register::RegisterConfig>,
 }
 
