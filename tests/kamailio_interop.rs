@@ -353,3 +353,148 @@ fn a_wrong_password_fails_and_backs_off() {
     );
     assert!(k.ul_dump().contains("Records: 0"), "{}", k.ul_dump());
 }
+
+const PASSWORD_B: &str = "edge-B-Pa55";
+const CONTACT_USER_B: &str = "tp-edge-b";
+/// Not a user of config/tpswitch.toml: a caller identified by it is a
+/// stranger to the log-in menu.
+const STRANGER: &str = "+15559990000";
+
+/// Two carriers, each an edge of its own (own account, own location
+/// table), both reaching the switch from 127.0.0.1: trunk "carrier-a"
+/// trusts P-Asserted-Identity, "carrier-b" does not.
+fn two_carriers(a: &Kamailio, b: &Kamailio) -> Switch {
+    let b_port = b.core_port;
+    Switch::start_env(
+        a.core_port,
+        &[
+            ("TPSWITCH_TRUNK_PASSWORD", PASSWORD),
+            ("TPSWITCH_TRUNK_B_PASSWORD", PASSWORD_B),
+            ("TPSWITCH_LOG", "info,tpswitch=debug"),
+        ],
+        move |t| {
+            t.replace_exact("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier-a\"")
+                .replace_exact("username = \"\"", "username = \"tpswitch\"")
+                .replace_exact(
+                    "register = false",
+                    &format!(
+                        "register = true\nregister_domain = \"carrier.test\"\nregister_contact_user = \"{CONTACT_USER}\"\nregister_expires = \"60s\"\nregister_retry = \"1s\""
+                    ),
+                )
+                .replace_exact(
+                    "\n[media]\n",
+                    &format!(
+                        "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                         outbound_proxy = \"sip:127.0.0.1:{b_port}\"\nallow = [\"127.0.0.1/32\"]\n\
+                         username = \"tpswitch-b\"\npassword_env = \"TPSWITCH_TRUNK_B_PASSWORD\"\n\
+                         trust_pai = false\nregister = true\nregister_domain = \"carrier.test\"\n\
+                         register_contact_user = \"{CONTACT_USER_B}\"\nregister_expires = \"60s\"\n\
+                         register_retry = \"1s\"\n\n[media]\n"
+                    ),
+                )
+        },
+    )
+}
+
+/// Both trunks register, each with its own carrier (both bindings in the
+/// edges' location tables, both in /metrics and /readyz); a log-in call
+/// from carrier B's PSTN side arrives from the same address as carrier
+/// A's calls, on B's registered contact, and B's rules apply to it: B
+/// does not trust P-Asserted-Identity, so the caller is the From number
+/// (jsmith), not the asserted stranger A would have believed. At
+/// shutdown both bindings are removed.
+#[test]
+fn two_trunks_register_and_a_call_to_the_second_contact_is_the_second_trunks() {
+    let ka = edge("sip:127.0.0.1:9".into());
+    let kb = Kamailio::start(&EdgeSite {
+        pstn_gw: "sip:127.0.0.1:9".into(),
+        user: "tpswitch-b".into(),
+        password: PASSWORD_B.into(),
+        min_expires: 5,
+    });
+    let mut sw = two_carriers(&ka, &kb);
+    let contact_a = contact(&sw, false);
+    let contact_b = format!("sip:{CONTACT_USER_B}@{}", sw.sip);
+    await_binding(&ka, &sw, &contact_a);
+    await_binding(&kb, &sw, &contact_b);
+    assert!(
+        ka.binding(&contact_b).is_none() && kb.binding(&contact_a).is_none(),
+        "each registration went to its own carrier:\n{}\n{}",
+        ka.ul_dump(),
+        kb.ul_dump()
+    );
+    for trunk in ["carrier-a", "carrier-b"] {
+        let label = format!("{{trunk=\"{trunk}\"}}");
+        assert_eq!(
+            metric(&sw, &format!("tpswitch_trunk_registered{label}"), None),
+            1,
+            "{trunk}"
+        );
+    }
+    let (status, body) = http_get(sw.http, "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("trunk carrier-a registered") && body.contains("trunk carrier-b registered"),
+        "{body}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let steps = format!(
+        "  <pause milliseconds=\"1000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+        pcap('1')
+    );
+    let path = scenario(dir.path(), JSMITH, &steps, "wait_bye.inc");
+    // The caller asserts a number of its own (RFC 3325), which only a
+    // trunk that trusts PAI would take.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen(
+            "      Max-Forwards: 70\n      Content-Type: application/sdp",
+            &format!("      Max-Forwards: 70\n      P-Asserted-Identity: <sip:{STRANGER}@127.0.0.1>\n      Content-Type: application/sdp"),
+            1,
+        );
+    assert!(text.contains("P-Asserted-Identity"), "scenario edit");
+    std::fs::write(&path, text).unwrap();
+    let pstn_b = std::net::SocketAddr::from(([127, 0, 0, 1], kb.pstn_port));
+    let run = sipp(path.to_str().unwrap(), Some(pstn_b), 1, &["-s", LOGIN]);
+    assert!(
+        run.ok(),
+        "{}\n--- kamailio b\n{}\n--- switch\n{}",
+        run.explain(),
+        kb.log(),
+        sw.log()
+    );
+    assert_eq!(
+        agent(&sw, "jsmith")["state"],
+        "online",
+        "carrier-b's rules (trust_pai = false) applied:\n{}",
+        sw.log()
+    );
+    let log = sw.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("call on the registered contact")
+                && l.contains("trunk=carrier-b")
+                && l.contains(&format!("contact_user={CONTACT_USER_B}"))),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("call{") && l.contains("trunk=carrier-b")),
+        "the call's span names carrier-b:\n{log}"
+    );
+
+    sw.terminate();
+    assert!(
+        ka.binding(&contact_a).is_none() && kb.binding(&contact_b).is_none(),
+        "both unregistered at shutdown:\n{}\n{}\n{}",
+        ka.ul_dump(),
+        kb.ul_dump(),
+        sw.log()
+    );
+    let log = sw.log();
+    assert!(
+        !log.contains(PASSWORD) && !log.contains(PASSWORD_B),
+        "no password is logged"
+    );
+}

@@ -977,6 +977,12 @@ fn a_carrier_503_fails_over_to_the_second_trunk_and_is_nobodys_miss() {
         log.contains(&format!("INVITE sent sip_call_id={id} trunk=carrier-b")),
         "{id}\n{log}"
     );
+    // The leg's answer speaks for the trunk that gave it.
+    assert_eq!(
+        metric(&s.sw, "tpswitch_trunk_up{trunk=\"carrier-b\"}"),
+        Some(1.0),
+        "{log}"
+    );
 
     // Wrap-up (1 s), then online again: nothing counted as a miss.
     await_some("jsmith online again", Duration::from_secs(10), || {

@@ -575,3 +575,91 @@ fn nat_addresses_are_chosen_per_peer() {
     );
     assert!(!log.contains("0.0.0.0:"), "{log}");
 }
+
+/// A trunk's own NAT plan: trunk "carrier-b" (calls from 127.0.0.2) is
+/// behind a NAT of its own, trunk "carrier-a" (127.0.0.1) and the switch
+/// have none. A call from each is told the addresses of its trunk's plan
+/// in the 200's Contact and SDP c=, and the log names them.
+#[test]
+fn a_trunk_with_its_own_nat_plan_is_told_its_external_addresses() {
+    let sw = Switch::start(|t| {
+        t.replace_exact(
+            "[trunk]\nname = \"carrier\"",
+            "[[trunks]]\nname = \"carrier-a\"",
+        )
+        .replace_exact(
+            "\n[media]\n",
+            "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                 outbound_proxy = \"sip:127.0.0.2:5060\"\nallow = [\"127.0.0.2/32\"]\n\
+                 external_signaling_address = \"203.0.113.30\"\n\
+                 external_media_address = \"203.0.113.40\"\n\n[media]\n",
+        )
+    });
+    let private_contact = format!("Contact: <sip:tpswitch@127.0.0.1:{}>", sw.sip.port());
+    let on_a = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT, "-d", "300", "-i", "127.0.0.1"],
+    );
+    assert!(on_a.ok(), "{}\n{}", on_a.explain(), sw.log());
+    assert!(
+        on_a.messages.contains(&private_contact),
+        "{}",
+        on_a.messages
+    );
+    assert!(
+        on_a.messages.contains("c=IN IP4 127.0.0.1"),
+        "{}",
+        on_a.messages
+    );
+    assert!(!on_a.messages.contains("203.0.113."), "{}", on_a.messages);
+
+    let port = free_udp_port().to_string();
+    let on_b = sipp(
+        "sn:uac",
+        Some(sw.sip),
+        1,
+        &[
+            "-s",
+            CONTACT_POINT,
+            "-d",
+            "300",
+            "-i",
+            "127.0.0.2",
+            "-mi",
+            "127.0.0.2",
+            "-p",
+            &port,
+        ],
+    );
+    assert!(on_b.ok(), "{}\n{}", on_b.explain(), sw.log());
+    let m = &on_b.messages;
+    // The external port defaults to the one SIP listens on.
+    assert!(
+        m.contains(&format!(
+            "Contact: <sip:tpswitch@203.0.113.30:{}>",
+            sw.sip.port()
+        )),
+        "{m}"
+    );
+    assert!(m.contains("c=IN IP4 203.0.113.40"), "{m}");
+    assert!(!m.contains(&private_contact), "{m}");
+
+    let log = await_some("both media quality lines", Duration::from_secs(10), || {
+        let log = sw.log();
+        (log.matches("media quality").count() >= 2).then_some(log)
+    });
+    assert!(
+        log.lines().any(|l| l.contains("trunk's own NAT plan")
+            && l.contains("trunk=carrier-b")
+            && l.contains("external_rtp=203.0.113.40")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("media quality")
+            && l.contains("trunk=carrier-b")
+            && l.contains("rtp=203.0.113.40:")),
+        "{log}"
+    );
+}

@@ -57,7 +57,6 @@ async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
         max_transactions: 1000,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
-        srtp: Default::default(),
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
@@ -111,7 +110,7 @@ async fn dial(u: &Uac) -> LegId {
                     from_user: "+15550100001".into(),
                     diversion: None,
                 }],
-                sdp: OFFER.as_bytes().to_vec(),
+                sdp: vec![OFFER.as_bytes().to_vec()],
             },
         })
         .await

@@ -395,3 +395,171 @@ fn bridged_call(policy: &str, agent_enc: &str, legs: &[&str; 2]) {
     assert_eq!(got, want, "{q:?}\n{}", sw.log());
     assert_no_key_logged(&sw, &[&agent_phone, &customer]);
 }
+
+/// Trunk "carrier-a" (first by priority, plain RTP, on 127.0.0.2) that
+/// answers 503 to every INVITE: a thread of the test, stopped on drop.
+struct RefusingTrunk {
+    addr: std::net::SocketAddr,
+    invites: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RefusingTrunk {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let sock = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let addr = sock.local_addr().expect("addr");
+        let invites = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, halt) = (invites.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            // Bounded: the test is over well within a minute.
+            let end = Instant::now() + Duration::from_secs(90);
+            while !halt.load(Ordering::Relaxed) && Instant::now() < end {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                if !msg.starts_with("INVITE ") {
+                    continue; // the ACK of our 503
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                let mut reply = String::from("SIP/2.0 503 Service Unavailable\r\n");
+                for l in msg.lines() {
+                    if ["Via:", "From:", "Call-ID:", "CSeq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                    {
+                        reply.push_str(l);
+                        reply.push_str("\r\n");
+                    } else if l.starts_with("To:") {
+                        reply.push_str(l);
+                        reply.push_str(";tag=refused\r\n");
+                    }
+                }
+                reply.push_str("Content-Length: 0\r\n\r\n");
+                let _ = sock.send_to(reply.as_bytes(), from);
+            }
+        });
+        RefusingTrunk {
+            addr,
+            invites,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RefusingTrunk {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Two trunks with their own SRTP policies: "carrier-a" (first, `off`)
+/// answers 503, so the agent leg fails over to "carrier-b" (`required`,
+/// where the phones are): the INVITE it then sends offers RTP/SAVP with
+/// keys, as b needs, and the agent's baresip (mandatory SRTP, which
+/// refuses a plain offer) answers it. The calls from the phones come from
+/// b's addresses and follow b's policy. Each phone hears the other's tone.
+#[test]
+fn a_leg_failing_over_to_an_srtp_required_trunk_offers_srtp() {
+    let a = RefusingTrunk::start();
+    let agent_port = free_udp_port();
+    let a_port = a.addr.port();
+    let sw = Switch::start_env(a_port, &[("TPSWITCH_LOG", "trace")], |t| {
+        t.replace_exact(
+            "[trunk]\nname = \"carrier\"",
+            "[[trunks]]\nname = \"carrier-a\"",
+        )
+        .replace_exact(
+            &format!("outbound_proxy = \"sip:127.0.0.1:{a_port}\""),
+            &format!("outbound_proxy = \"sip:127.0.0.2:{a_port}\""),
+        )
+        .replace_exact(
+            "allow = [\"127.0.0.1/32\", \"::1/128\"]",
+            "allow = [\"127.0.0.2/32\"]",
+        )
+        .replace_exact("\npriority = 0 ", "\npriority = 10 ")
+        .replace_exact(
+            "\n[media]\n",
+            &format!(
+                "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                     outbound_proxy = \"sip:127.0.0.1:{agent_port}\"\nallow = [\"127.0.0.1/32\"]\n\
+                     srtp = \"required\"\n\n[media]\n"
+            ),
+        )
+        .replace_exact("accept_digit = \"1\"", "accept_digit = \"\"")
+        .replace_exact("greeting = \"queue_greeting\"", "greeting = \"\"")
+        .replace_exact("whisper = \"agent_whisper\"", "whisper = \"\"")
+    });
+    let agent_phone = Baresip::start(
+        JSMITH,
+        agent_port,
+        1200,
+        "srtp-mand",
+        &[&format!(
+            "/dial sip:{CONTACT_POINT}@127.0.0.1:{}",
+            sw.sip.port()
+        )],
+    );
+    agent_phone.expect("Call established", 1, Duration::from_secs(15), &sw);
+    agent_phone.expect("audio=64000/", 1, Duration::from_secs(10), &sw);
+    agent_phone.keys("1");
+    agent_phone.expect("terminated", 1, Duration::from_secs(30), &sw);
+    assert_eq!(agent(&sw, "jsmith")["state"], "online", "{}", sw.log());
+
+    let customer = Baresip::start(
+        CUSTOMER,
+        free_udp_port(),
+        440,
+        "srtp-mand",
+        &[&format!("/dial sip:{BILLING}@127.0.0.1:{}", sw.sip.port())],
+    );
+    customer.expect("Call established", 1, Duration::from_secs(15), &sw);
+    agent_phone.expect("Call established", 2, Duration::from_secs(20), &sw);
+    await_some(
+        "the agent hearing the customer's 440 Hz",
+        Duration::from_secs(15),
+        || hears_tone(&agent_phone.heard(), 440.0).then_some(()),
+    );
+    await_some(
+        "the customer hearing the agent's 1200 Hz",
+        Duration::from_secs(15),
+        || hears_tone(&customer.heard(), 1200.0).then_some(()),
+    );
+    customer.keys("b");
+    await_some(
+        "both legs' media quality lines",
+        Duration::from_secs(10),
+        || (quality_lines(&sw).len() >= 3).then_some(()),
+    );
+    assert!(
+        a.invites.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "carrier-a was tried first"
+    );
+    let log = sw.log();
+    assert!(
+        log.lines().any(|l| l.contains("dialling on the trunk")
+            && l.contains("trunk=carrier-b")
+            && l.contains("srtp=\"required\"")
+            || l.contains("dialling on the trunk")
+                && l.contains("trunk=carrier-b")
+                && l.contains("srtp=required")),
+        "{log}"
+    );
+    let q = quality_lines(&sw);
+    assert!(
+        q.iter().skip(1).all(|(s, n)| s != "off" && *n >= 10),
+        "both bridged legs ran SRTP: {q:?}\n{log}"
+    );
+    assert_no_key_logged(&sw, &[&agent_phone, &customer]);
+}

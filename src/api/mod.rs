@@ -142,11 +142,11 @@ async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
         prompts_loaded: s.prompts.len(),
         register_trunks: s
             .cfg
-            .trunk
-            .register
-            .as_ref()
-            .map(|_| vec![s.cfg.trunk.name.clone()])
-            .unwrap_or_default(),
+            .trunks
+            .iter()
+            .filter(|t| t.register.is_some())
+            .map(|t| t.name.clone())
+            .collect(),
         registrations: s
             .registrations
             .lock()

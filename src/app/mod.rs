@@ -178,6 +178,23 @@ fn nat(cfg: &Config, port: u16) -> Nat {
     }
 }
 
+/// Trunk `t`'s own NAT plan over `[sip]`'s (`None` when it gives no NAT
+/// key): its external signalling port defaults to the port SIP listens on.
+pub(crate) fn trunk_nat(cfg: &Config, t: &config::TrunkConfig, port: u16) -> Option<Nat> {
+    let n = &t.nat;
+    if n == &config::TrunkNat::default() {
+        return None;
+    }
+    Some(
+        nat(cfg, port).overridden(
+            n.external_signaling_address
+                .map(|ip| SocketAddr::new(ip, n.external_signaling_port.unwrap_or(port))),
+            n.external_media_address,
+            n.local_networks.as_deref(),
+        ),
+    )
+}
+
 /// The TLS listener's and the trunk's TLS configurations, read from the
 /// files the config names; `run` and `check-config` both call it, so both
 /// refuse a missing file, bad PEM or a key that is not the certificate's.
@@ -368,6 +385,9 @@ fn trunk_routes(cfg: &Config, first: FirstTrunk) -> Result<Vec<TrunkRoute>, AppE
                     }),
                 follow_redirects: t.follow_redirects,
                 max_redirects: t.max_redirects,
+                srtp: t.srtp,
+                // Set once the SIP port is known (run_with).
+                nat: None,
             })
         })
         .collect()
@@ -518,7 +538,6 @@ async fn run_with(
         retry_after: policy.retry_after,
         codecs: cfg.media.codecs.clone(),
         dtmf_payload_type: cfg.media.dtmf_payload_type,
-        srtp: cfg.trunk.srtp,
         // Validation bounds both to a day (config::validate::SESSION_MAX).
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
@@ -530,9 +549,14 @@ async fn run_with(
         },
         registrations: Vec::new(),
     };
-    if let Some(r) = &cfg.trunk.register {
+    // Every trunk with `register = true` gets its own registration, with
+    // that trunk's credentials (`cfg.trunks` and the routes share order).
+    for (t, route) in cfg.trunks.iter().zip(&core_cfg.trunks) {
+        let Some(r) = &t.register else {
+            continue;
+        };
         core_cfg.registrations.push(RegisterConfig {
-            trunk: cfg.trunk.name.clone(),
+            trunk: t.name.clone(),
             registrar: format!("sip:{}", r.domain),
             aor: format!("sip:{}@{}", r.user, r.domain),
             contact_user: r.contact_user.clone(),
@@ -544,8 +568,11 @@ async fn run_with(
             expires: u32::try_from(r.expires.as_secs()).unwrap_or(86_400),
             retry_base: r.retry,
             retry_max: r.retry_max,
-            credentials: core_cfg.trunks.first().and_then(|t| t.credentials.clone()),
+            credentials: route.credentials.clone(),
         });
+    }
+    for (route, t) in core_cfg.trunks.iter_mut().zip(&cfg.trunks) {
+        route.nat = trunk_nat(&cfg, t, cfg.sip.bind.port());
     }
     let bind = cfg.sip.bind;
     let (dialplan_tx, dialplan_rx) = watch::channel(cfg.clone());
@@ -577,6 +604,9 @@ async fn run_with(
         drop(probe);
         core_cfg.local.hostport = hostport(SocketAddr::new(ip, port));
         core_cfg.local.nat = nat(&cfg, port);
+        for (route, t) in core_cfg.trunks.iter_mut().zip(&cfg.trunks) {
+            route.nat = trunk_nat(&cfg, t, port);
+        }
         let core = SipCore::new(core_cfg, dialplan);
         endpoint::start(
             EndpointConfig {
@@ -634,6 +664,21 @@ async fn run_with(
         _ => ip,
     };
     let sip_nat = nat(&cfg, handle.local_addr.port());
+    let trunk_nats: std::collections::HashMap<String, Nat> = cfg
+        .trunks
+        .iter()
+        .filter_map(|t| {
+            let n = trunk_nat(&cfg, t, handle.local_addr.port())?;
+            info!(
+                trunk = %t.name,
+                external_sip = %n.external_signaling.map_or("none".into(), |a| a.to_string()),
+                external_rtp = %n.external_media_ip().map_or("none".into(), |a| a.to_string()),
+                local_networks = %n.local_networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                "trunk's own NAT plan"
+            );
+            Some((t.name.clone(), n))
+        })
+        .collect();
     info!(
         sip = %handle.local_addr,
         advertise = %ip,
@@ -665,6 +710,7 @@ async fn run_with(
         commands: handle.commands.clone(),
         advertise: media_ip,
         nat: sip_nat,
+        trunk_nats,
         engine,
         presence: presence.clone(),
         router: LegRouter::default(),

@@ -86,8 +86,16 @@ pub async fn answer(
             return None;
         }
     };
-    // c= as the caller's side of the NAT sees us (sip.local_networks).
-    let local = SocketAddr::new(ctx.media_ip_for(call.source.ip()), ports.local.port());
+    // The rules of the trunk the call is attributed to: c= as the caller's
+    // side of its NAT sees us, and its SRTP policy for an offer of ours.
+    let trunk = ctx
+        .cfg
+        .trunk_named(&call.caller.trunk)
+        .unwrap_or(&ctx.cfg.trunk);
+    let local = SocketAddr::new(
+        ctx.media_ip_for(&trunk.name, call.source.ip()),
+        ports.local.port(),
+    );
     ports.announced = local;
     let sid = session_id(&ports, leg);
     let body = match &call.media {
@@ -100,7 +108,7 @@ pub async fn answer(
             sid,
             1,
             Direction::SendRecv,
-            &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
+            &sdp::OfferCrypto::for_policy(trunk.srtp),
         ),
     };
     let delay = ctx.cfg.sip.answer_delay;
@@ -153,19 +161,40 @@ pub async fn answer(
     answered
 }
 
-/// Our SDP offer for an outbound leg on `ports`.
-pub fn offer(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<u8> {
-    let ip = offer_ip(&ctx.nat, ctx.advertise, ctx.trunk_ip());
-    ports.announced = SocketAddr::new(ip, ports.local.port());
-    sdp::build_offer(
-        ports.announced,
-        &ctx.cfg.media.codecs,
-        ctx.cfg.media.dtmf_payload_type,
-        session_id(ports, leg),
-        1,
-        Direction::SendRecv,
-        &sdp::OfferCrypto::for_policy(ctx.cfg.trunk.srtp),
-    )
+/// Our SDP offers for an outbound leg on `ports`, one per trunk in
+/// `cfg.trunks` order: each with that trunk's SRTP policy and the c= its
+/// NAT plan gives, so a leg that fails over to another trunk offers as
+/// that trunk needs. `ports.announced` is the first trunk's until the
+/// leg is placed on another.
+pub fn offers(ctx: &CallContext, ports: &mut RtpPorts, leg: LegId) -> Vec<Vec<u8>> {
+    let port = ports.local.port();
+    let offers = ctx
+        .cfg
+        .trunks
+        .iter()
+        .map(|t| {
+            sdp::build_offer(
+                SocketAddr::new(offer_ip_on(ctx, t), port),
+                &ctx.cfg.media.codecs,
+                ctx.cfg.media.dtmf_payload_type,
+                session_id(ports, leg),
+                1,
+                Direction::SendRecv,
+                &sdp::OfferCrypto::for_policy(t.srtp),
+            )
+        })
+        .collect();
+    ports.announced = SocketAddr::new(offer_ip_on(ctx, &ctx.cfg.trunk), port);
+    offers
+}
+
+/// The c= address of an offer to trunk `t` (its proxy's side of its NAT).
+fn offer_ip_on(ctx: &CallContext, t: &crate::config::TrunkConfig) -> IpAddr {
+    let proxy = match t.outbound_proxy.host {
+        crate::config::Host::Ip(ip) => Some(ip),
+        crate::config::Host::Name(_) => None,
+    };
+    offer_ip(ctx.nat_on(&t.name), ctx.advertise, proxy)
 }
 
 /// The c= address of an offer sent to the trunk at `trunk` (`None`: a
@@ -272,7 +301,7 @@ pub fn place<T: Send + 'static>(
         .collect();
     // The first trunk's form; `INVITE sent` names the trunk taken.
     let target = targets.first().map_or("", String::as_str);
-    let sdp = offer(ctx, &mut ports, leg);
+    let sdp = offers(ctx, &mut ports, leg);
     info!(parent: &p.span, %target, rtp = %ports.announced, "placing an outbound call");
     let request = DialRequest {
         targets,
@@ -367,7 +396,11 @@ async fn translate<F, Fut>(
                     // What a carrier's trace of this leg is matched against
                     // (a leg that fails over gets one per trunk).
                     tracing::Span::current().record("sip_call_id", call_id.as_str());
-                    info!(sip_call_id = %call_id, trunk = %on, "INVITE sent");
+                    // The offer on this trunk named its side of its NAT.
+                    if let (Some(p), Some(t)) = (ports.as_mut(), ctx.cfg.trunk_named(&on)) {
+                        p.announced = SocketAddr::new(offer_ip_on(&ctx, t), p.local.port());
+                    }
+                    info!(sip_call_id = %call_id, trunk = %on, rtp = %ports.as_ref().map_or_else(|| "none".to_owned(), |p| p.announced.to_string()), "INVITE sent");
                     trunk = on;
                     (vec![LegNews::CallId(call_id), LegNews::Event(E::Dialled)], false)
                 }
@@ -396,8 +429,15 @@ async fn translate<F, Fut>(
                 Some(_) => (Vec::new(), false),
             },
         };
+        // The trunk the leg's INVITE went to last (a leg that failed over
+        // reports on the trunk that answered or failed it), else the first.
+        let on = if trunk.is_empty() {
+            ctx.cfg.trunk.name.as_str()
+        } else {
+            trunk.as_str()
+        };
         for n in &news {
-            trunk_health(n, &mut heard_from_trunk, &ctx.cfg.trunk.name);
+            trunk_health(n, &mut heard_from_trunk, on);
         }
         for n in news {
             if !send(n).await {

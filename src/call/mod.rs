@@ -41,6 +41,8 @@ pub struct CallContext {
     pub advertise: IpAddr,
     /// The external addresses and which peers get them.
     pub nat: Nat,
+    /// The trunks with a NAT plan of their own, by name.
+    pub trunk_nats: std::collections::HashMap<String, Nat>,
     pub engine: MediaEngine,
     pub presence: PresenceHandle,
     pub router: LegRouter,
@@ -49,18 +51,15 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// The RTP address our SDP gives a peer at `dest` (RFC 4566 §5.7 c=).
-    pub fn media_ip_for(&self, dest: IpAddr) -> IpAddr {
-        self.nat.media_for(dest, self.advertise)
+    /// The NAT plan of the trunk named `trunk`: its own, else the switch's.
+    pub fn nat_on(&self, trunk: &str) -> &Nat {
+        self.trunk_nats.get(trunk).unwrap_or(&self.nat)
     }
 
-    /// Where the SDP of the legs we place goes first: the trunk's proxy.
-    /// A proxy written as a name is treated as outside the local networks.
-    pub fn trunk_ip(&self) -> Option<IpAddr> {
-        match self.cfg.trunk.outbound_proxy.host {
-            crate::config::Host::Ip(ip) => Some(ip),
-            crate::config::Host::Name(_) => None,
-        }
+    /// The RTP address our SDP gives a peer at `dest` on the trunk named
+    /// `trunk` (RFC 4566 §5.7 c=).
+    pub fn media_ip_for(&self, trunk: &str, dest: IpAddr) -> IpAddr {
+        self.nat_on(trunk).media_for(dest, self.advertise)
     }
 
     /// The same switch (SIP, media, presence, router, queue) under other

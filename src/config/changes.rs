@@ -14,7 +14,7 @@
 //! A changed restart-only setting is reported, never applied halfway: the
 //! running value stays until the next start.
 
-use super::model::Config;
+use super::model::{Config, TrunkConfig};
 
 /// Setting names (TOML key paths) that differ, by when they apply.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -136,6 +136,12 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         ot.follow_redirects != nt.follow_redirects,
     );
     restart("trunk.max_redirects", ot.max_redirects != nt.max_redirects);
+    // Built into the SIP core per trunk at start: each trunk's
+    // registration, the SRTP policy its offers and answers are judged by,
+    // and its NAT plan. Any trunk's change is named.
+    restart("trunks.register", any_trunk(old, new, |t| &t.register));
+    restart("trunks.srtp", any_trunk(old, new, |t| &t.srtp));
+    restart("trunks.nat", any_trunk(old, new, |t| &t.nat));
     restart("media.rtp_ports", om.rtp_ports != nm.rtp_ports);
     restart("media.codecs", om.codecs != nm.codecs);
     restart(
@@ -165,6 +171,11 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         old.http.max_connections != new.http.max_connections,
     );
     c
+}
+
+/// Whether `key` of any trunk differs (or the trunks themselves do).
+fn any_trunk<T: PartialEq>(old: &Config, new: &Config, key: fn(&TrunkConfig) -> &T) -> bool {
+    old.trunks.iter().map(key).ne(new.trunks.iter().map(key))
 }
 
 #[cfg(test)]
@@ -206,6 +217,22 @@ mod tests {
         let c = changes(&old, &load(&text));
         assert_eq!(c.live, ["trunk.allow_dial", "dispatch_mappings"]);
         assert_eq!(c.restart, ["media.rtp_ports", "http.bind"]);
+    }
+
+    #[test]
+    fn a_trunks_registration_srtp_and_nat_need_a_restart() {
+        let old = load(EXAMPLE);
+        let text = EXAMPLE
+            .replacen("srtp = \"off\"", "srtp = \"optional\"", 1)
+            .replacen(
+                "pai = false",
+                "pai = false\nexternal_signaling_address = \"203.0.113.9\"",
+                1,
+            );
+        assert_eq!(
+            changes(&old, &load(&text)).restart,
+            ["trunks.srtp", "trunks.nat"]
+        );
     }
 
     #[test]

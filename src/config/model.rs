@@ -177,6 +177,8 @@ pub struct TrunkConfig {
     pub register: Option<TrunkRegistration>,
     /// SRTP with SDES keys (RFC 4568) on this trunk's calls: off, optional or required.
     pub srtp: SrtpPolicy,
+    /// This trunk's own NAT plan, over `[sip]`'s where a key is given.
+    pub nat: TrunkNat,
     /// Outbound legs try trunks by priority, lower first (RFC 2782 style).
     pub priority: u32,
     /// New outbound INVITEs per second at most (a token bucket; carriers
@@ -207,6 +209,22 @@ impl TrunkConfig {
     pub fn dial_string(&self, n: &E164, cc: &CountryCode) -> String {
         format!("{}{}", self.prefix, self.number_format.render(n, cc))
     }
+}
+
+/// A trunk's NAT keys (`external_signaling_address`, ...): what it gives
+/// replaces `[sip]`'s for the legs and registrations of that trunk, as an
+/// Asterisk PJSIP transport of its own would. When the trunk names an
+/// external address, its external addresses are its own (the media one
+/// defaulting to its signalling one); `local_networks` on its own keeps
+/// `[sip]`'s external addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkNat {
+    pub external_signaling_address: Option<IpAddr>,
+    /// None: the port SIP listens on.
+    pub external_signaling_port: Option<u16>,
+    pub external_media_address: Option<IpAddr>,
+    /// None: `sip.local_networks`.
+    pub local_networks: Option<Vec<IpNet>>,
 }
 
 /// What a trunk registers (RFC 3261 §10): `user@domain` as the address of

@@ -76,6 +76,10 @@ pub struct RawTrunk {
     pub tls_server_name: Option<String>,
     pub keepalive_interval: Option<String>,
     pub srtp: Option<String>,
+    pub external_signaling_address: Option<String>,
+    pub external_signaling_port: Option<i64>,
+    pub external_media_address: Option<String>,
+    pub local_networks: Option<Vec<String>>,
     /// Lower is tried first (like an SRV priority, RFC 2782).
     pub priority: Option<i64>,
     /// The per-trunk name for `max_outbound_calls`.

@@ -2,6 +2,7 @@
 //! `trunks[i].key` of every mistake.
 
 use super::tests_support::*;
+use crate::media::srtp::SrtpPolicy;
 
 const ONE: &str = "[trunk]\nname = \"carrier\"\noutbound_proxy = \"sip:127.0.0.1:5080\"   # where outbound INVITEs (to agents) are sent\nallow = [\"127.0.0.1/32\", \"::1/128\"]     # sources allowed to send requests to us\nusername = \"\"                           # digest credentials, used only when challenged\npassword_env = \"TPSWITCH_TRUNK_PASSWORD\"\nmax_outbound_calls = 100\ntrust_pai = true                        # take the caller's number from P-Asserted-Identity\nnumber_format = \"+E164\"                 # how agents' numbers are dialled: \"+E164\", \"E164\" or \"national\"\nallow_dial = []                         # extra patterns tpswitch may dial besides users' PSTN numbers\n";
 
@@ -153,11 +154,11 @@ fn a_trunk_without_its_password_is_named_by_its_key() {
     assert_eq!(e.problems()[0].path, "trunks[0].password_env");
 }
 
-/// RFC 3263 resolution, TLS, REGISTER and the OPTIONS keepalive run for
+/// RFC 3263 resolution, TLS and the OPTIONS keepalive run for
 /// the first trunk (the lowest priority) only: on another trunk each would
 /// be silently ignored, so it is refused, naming that trunk's key.
 #[test]
-fn dns_tls_register_and_keepalive_are_refused_beyond_the_first_trunk() {
+fn dns_tls_and_keepalive_are_refused_beyond_the_first_trunk() {
     let backup = "outbound_proxy = \"sip:127.0.0.1:5090\"";
     for (to, path, says) in [
         (
@@ -174,11 +175,6 @@ fn dns_tls_register_and_keepalive_are_refused_beyond_the_first_trunk() {
             "outbound_proxy = \"sip:127.0.0.1:5090\"\nkeepalive_interval = \"30s\"",
             "trunks[0].keepalive_interval",
             "only the first trunk's targets are probed",
-        ),
-        (
-            "outbound_proxy = \"sip:127.0.0.2:5090\"\nusername = \"acct\"\nregister = true",
-            "trunks[0].register",
-            "only the first trunk registers",
         ),
     ] {
         let text = with_trunks(&edit(TWO, backup, to));
@@ -208,4 +204,101 @@ fn tcp_on_one_trunk_and_tls_on_another_are_refused() {
     );
     let p = at(&text, "trunks");
     assert!(p.problem.contains("TCP or TLS"), "{}", p.problem);
+}
+
+/// REGISTER and SRTP are per trunk: the backup trunk may register and
+/// require SRTP while the first does neither.
+#[test]
+fn every_trunk_may_register_and_have_its_own_srtp() {
+    let backup = "outbound_proxy = \"sip:127.0.0.1:5090\"";
+    let text = with_trunks(&edit(
+        &edit(
+            TWO,
+            backup,
+            "outbound_proxy = \"sip:127.0.0.2:5090\"\nusername = \"acct2\"\nregister = true\nsrtp = \"required\"",
+        ),
+        "max_calls = 30",
+        "max_calls = 30\nusername = \"acct1\"\nregister = true",
+    ));
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let regs: Vec<(&str, &str)> = c
+        .trunks
+        .iter()
+        .filter_map(|t| {
+            t.register
+                .as_ref()
+                .map(|r| (t.name.as_str(), r.contact_user.as_str()))
+        })
+        .collect();
+    assert_eq!(regs, [("twilio", "acct1"), ("backup", "acct2")]);
+    let srtp: Vec<SrtpPolicy> = c.trunks.iter().map(|t| t.srtp).collect();
+    assert_eq!(srtp, [SrtpPolicy::Off, SrtpPolicy::Required]);
+}
+
+#[test]
+fn two_registrations_with_one_contact_user_are_refused() {
+    let text = with_trunks(&edit(
+        &edit(
+            TWO,
+            "outbound_proxy = \"sip:127.0.0.1:5090\"",
+            "outbound_proxy = \"sip:127.0.0.2:5090\"\nusername = \"acct\"\nregister = true",
+        ),
+        "max_calls = 30",
+        "max_calls = 30\nusername = \"acct\"\nregister = true",
+    ));
+    let p = at(&text, "trunks[1].register_contact_user");
+    assert!(p.problem.contains("trunks[0]"), "{}", p.problem);
+    assert!(p.fix.contains("its own register_contact_user"), "{}", p.fix);
+}
+
+#[test]
+fn a_trunk_has_its_own_nat_keys() {
+    let text = with_trunks(&edit(
+        TWO,
+        "prefix = \"1010\"",
+        "prefix = \"1010\"\nexternal_signaling_address = \"203.0.113.7\"\nexternal_signaling_port = 5070\nexternal_media_address = \"203.0.113.8\"\nlocal_networks = [\"10.0.0.0/8\"]",
+    ));
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let backup = &c.trunks[1].nat;
+    assert_eq!(
+        backup.external_signaling_address,
+        Some("203.0.113.7".parse().unwrap())
+    );
+    assert_eq!(backup.external_signaling_port, Some(5070));
+    assert_eq!(
+        backup.external_media_address,
+        Some("203.0.113.8".parse().unwrap())
+    );
+    assert_eq!(
+        backup.local_networks,
+        Some(vec!["10.0.0.0/8".parse().unwrap()])
+    );
+    assert_eq!(
+        c.trunks[0].nat,
+        TrunkNat::default(),
+        "twilio has none of its own"
+    );
+}
+
+#[test]
+fn a_trunk_nat_mistake_names_the_trunk_key() {
+    for (keys, path) in [
+        (
+            "external_media_address = \"203.0.113.8\"",
+            "trunks[0].external_signaling_address",
+        ),
+        (
+            "external_signaling_address = \"0.0.0.0\"",
+            "trunks[0].external_signaling_address",
+        ),
+        ("local_networks = [\"ten\"]", "trunks[0].local_networks[0]"),
+    ] {
+        let text = with_trunks(&edit(
+            TWO,
+            "prefix = \"1010\"",
+            &format!("prefix = \"1010\"\n{keys}"),
+        ));
+        let p = at(&text, path);
+        assert!(!p.fix.is_empty(), "{path}");
+    }
 }

@@ -289,41 +289,18 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             Advertise::Auto
         }),
     };
-    let external_signaling_address = v.ip(
-        "sip.external_signaling_address",
-        &r.external_signaling_address,
-    );
-    let external_media_address = v.ip("sip.external_media_address", &r.external_media_address);
-    for (key, ip) in [
-        ("sip.external_signaling_address", external_signaling_address),
-        ("sip.external_media_address", external_media_address),
-    ] {
-        if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
-            // Peers would be told to send to no one (or to everyone).
-            v.push(
-                key,
-                "is not a unicast address",
-                "write the NAT's public address, such as \"203.0.113.5\"",
-            );
-        }
-    }
-    // 0 (the default config's value) means the port SIP listens on.
-    let external_signaling_port = r.external_signaling_port.filter(|p| *p != 0).map(|p| {
-        u16::try_from(v.int("sip.external_signaling_port", Some(p), 5060, 1, 65535)).unwrap_or(5060)
-    });
+    let (external_signaling_address, external_signaling_port, external_media_address) =
+        external_addresses(
+            v,
+            "sip",
+            &r.external_signaling_address,
+            r.external_signaling_port,
+            &r.external_media_address,
+        );
     let local_networks = v.networks(
         "sip.local_networks",
         r.local_networks.as_deref().unwrap_or(&[]),
     );
-    if external_signaling_address.is_none()
-        && (external_media_address.is_some() || external_signaling_port.is_some())
-    {
-        v.push(
-            "sip.external_signaling_address",
-            "is not set, but sip.external_media_address or sip.external_signaling_port is",
-            "set the public address peers outside sip.local_networks reach us at, such as \"203.0.113.5\"",
-        );
-    }
     let t1 = v.duration("sip.t1", &r.t1, Duration::from_millis(500), MS);
     let t2 = v.duration("sip.t2", &r.t2, Duration::from_secs(4), MS);
     if t2 < t1 {
@@ -600,6 +577,20 @@ pub(super) fn trunks(
             "use TCP or TLS on one trunk at most; the others must use UDP",
         );
     }
+    // An INVITE to a registered contact is attributed to the trunk by
+    // its Request-URI user, so two registrations must not share one.
+    let mut contacts: std::collections::HashMap<&str, &str> = Default::default();
+    for t in &out {
+        if let Some(r) = &t.register {
+            if let Some(first) = contacts.insert(&r.contact_user, &t.key) {
+                v.push(
+                    format!("{}.register_contact_user", t.key),
+                    format!("{:?} is also the contact user of {first}", r.contact_user),
+                    "give each registering trunk its own register_contact_user: calls to it are told apart by it",
+                );
+            }
+        }
+    }
     // Stable: equal priorities keep the file's order.
     out.sort_by_key(|t| t.priority);
     for t in out.iter().skip(1) {
@@ -608,7 +599,53 @@ pub(super) fn trunks(
     out
 }
 
-/// RFC 3263 resolution, the OPTIONS keepalive, TLS and REGISTER are run
+/// The external (NAT) addresses of `[sip]` or of a trunk (`at`): the
+/// signalling address, its port and the media address, checked alike.
+fn external_addresses(
+    v: &mut V,
+    at: &str,
+    signaling: &Option<String>,
+    port: Option<i64>,
+    media: &Option<String>,
+) -> (Option<IpAddr>, Option<u16>, Option<IpAddr>) {
+    let key = |k: &str| format!("{at}.{k}");
+    let external_signaling_address = v.ip(&key("external_signaling_address"), signaling);
+    let external_media_address = v.ip(&key("external_media_address"), media);
+    for (name, ip) in [
+        ("external_signaling_address", external_signaling_address),
+        ("external_media_address", external_media_address),
+    ] {
+        if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            // Peers would be told to send to no one (or to everyone).
+            v.push(
+                key(name),
+                "is not a unicast address",
+                "write the NAT's public address, such as \"203.0.113.5\"",
+            );
+        }
+    }
+    // 0 (the default config's value) means the port SIP listens on.
+    let external_signaling_port = port.filter(|p| *p != 0).map(|p| {
+        u16::try_from(v.int(&key("external_signaling_port"), Some(p), 5060, 1, 65535))
+            .unwrap_or(5060)
+    });
+    if external_signaling_address.is_none()
+        && (external_media_address.is_some() || external_signaling_port.is_some())
+    {
+        v.push(
+            key("external_signaling_address"),
+            format!("is not set, but {at}.external_media_address or {at}.external_signaling_port is"),
+            format!("set the public address peers outside {at}.local_networks reach us at, such as \"203.0.113.5\""),
+        );
+    }
+    (
+        external_signaling_address,
+        external_signaling_port,
+        external_media_address,
+    )
+}
+
+/// RFC 3263 resolution, the OPTIONS keepalive and TLS are run
 /// for the first trunk (the lowest priority) only; on another trunk they
 /// would be silently ignored, so such a config is refused.
 fn first_trunk_only(v: &mut V, t: &TrunkConfig) {
@@ -628,24 +665,10 @@ fn first_trunk_only(v: &mut V, t: &TrunkConfig) {
             fix,
         );
     }
-    if t.register.is_some() {
-        v.push(
-            key("register"),
-            "is set, and only the first trunk registers",
-            fix,
-        );
-    }
     if t.keepalive_interval.is_some() {
         v.push(
             key("keepalive_interval"),
             "is set, and only the first trunk's targets are probed",
-            fix,
-        );
-    }
-    if t.srtp != SrtpPolicy::Off {
-        v.push(
-            key("srtp"),
-            "is set, and only the first trunk's SRTP policy is applied",
             fix,
         );
     }
@@ -827,8 +850,26 @@ fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
     }
     let register =
         super::validate_register::registration(v, at, r, &username, &outbound_proxy, &allow);
+    let (external_signaling_address, external_signaling_port, external_media_address) =
+        external_addresses(
+            v,
+            at,
+            &r.external_signaling_address,
+            r.external_signaling_port,
+            &r.external_media_address,
+        );
+    let nat = TrunkNat {
+        external_signaling_address,
+        external_signaling_port,
+        external_media_address,
+        local_networks: r
+            .local_networks
+            .as_deref()
+            .map(|l| v.networks(&key("local_networks"), l)),
+    };
     TrunkConfig {
         register,
+        nat,
         name: r.name.clone().unwrap_or_else(|| "carrier".into()),
         key: at.to_string(),
         outbound_proxy,

@@ -39,8 +39,9 @@ pub struct CallerInfo {
     /// Withheld: `Privacy: id`, or From `anonymous@anonymous.invalid`
     /// (RFC 3323 §4.1.1.3).
     pub withheld: bool,
-    /// The trunk the call came through (whose `allow` holds its source):
-    /// that trunk's rules, such as `trust_pai`, apply to it.
+    /// The trunk the call came through: the one whose registered contact
+    /// it was sent to, else the one whose `allow` holds its source. That
+    /// trunk's rules, such as `trust_pai` and `srtp`, apply to it.
     pub trunk: String,
 }
 
@@ -242,8 +243,10 @@ pub struct DialRequest {
     /// Who we present as on each trunk (its `caller_id` policy), in the
     /// same order; a shorter list repeats its last entry.
     pub from: Vec<Presentation>,
-    /// Our SDP offer.
-    pub sdp: Vec<u8>,
+    /// Our SDP offer on each trunk (its SRTP policy and the c= its NAT
+    /// plan gives), in the same order; a shorter list repeats its last
+    /// entry.
+    pub sdp: Vec<Vec<u8>>,
 }
 
 /// Who an outbound leg presents itself as on one trunk.
@@ -259,6 +262,14 @@ impl DialRequest {
     /// Who we present as on trunk `i`.
     pub fn from_on(&self, i: usize) -> Option<&Presentation> {
         self.from.get(i).or(self.from.last())
+    }
+
+    /// Our SDP offer on trunk `i`.
+    pub fn sdp_on(&self, i: usize) -> &[u8] {
+        self.sdp
+            .get(i)
+            .or(self.sdp.last())
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The Request-URI user part on trunk `i`.

@@ -52,6 +52,28 @@ impl Nat {
             .or(self.external_signaling.map(|a| a.ip()))
     }
 
+    /// This plan with a trunk's own keys over it: a trunk that names an
+    /// external signalling address has its own external addresses (its
+    /// media one defaulting to that), as a PJSIP transport of its own
+    /// would; `local_networks`, when given, replaces the list.
+    pub fn overridden(
+        &self,
+        external_signaling: Option<SocketAddr>,
+        external_media: Option<IpAddr>,
+        local_networks: Option<&[IpNet]>,
+    ) -> Nat {
+        let (external_signaling, external_media) = match external_signaling {
+            Some(sig) => (Some(sig), external_media),
+            None => (self.external_signaling, self.external_media),
+        };
+        Nat {
+            external_signaling,
+            external_media,
+            local_networks: local_networks
+                .map_or_else(|| self.local_networks.clone(), <[IpNet]>::to_vec),
+        }
+    }
+
     /// The RTP address for SDP c= toward `dest`; `private` is what a local
     /// peer is told.
     pub fn media_for(&self, dest: IpAddr, private: IpAddr) -> IpAddr {
@@ -144,6 +166,34 @@ mod tests {
         assert_eq!(
             n.media_for(ip("198.51.100.7"), ip("10.0.0.5")),
             ip("10.0.0.5")
+        );
+    }
+
+    #[test]
+    fn a_trunk_plan_overrides_the_switch_plan_key_by_key() {
+        let sw = nat();
+        // Its own external address: its own media address too (or none,
+        // then its signalling one), never the switch's media address.
+        let own = sw.overridden(Some("198.51.100.5:5062".parse().unwrap()), None, None);
+        assert_eq!(
+            own.signaling_for(ip("192.0.2.1"), "10.0.0.5:5060"),
+            "198.51.100.5:5062"
+        );
+        assert_eq!(
+            own.media_for(ip("192.0.2.1"), ip("10.0.0.5")),
+            ip("198.51.100.5")
+        );
+        assert_eq!(own.local_networks, sw.local_networks);
+        // Only local_networks: the switch's external addresses, its list.
+        let lan: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        let only_lan = sw.overridden(None, None, Some(&lan));
+        assert_eq!(
+            only_lan.media_for(ip("192.0.2.1"), ip("10.0.0.5")),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            only_lan.media_for(ip("10.1.2.3"), ip("10.0.0.5")),
+            ip("203.0.113.20")
         );
     }
 

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::nat::Nat;
+use crate::media::srtp::SrtpPolicy;
+
 /// Digest credentials for a trunk.
 #[derive(Clone)]
 pub struct Credentials {
@@ -72,6 +75,11 @@ pub struct TrunkRoute {
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
+    /// SRTP on this trunk's calls, both ways (`srtp`).
+    pub srtp: SrtpPolicy,
+    /// This trunk's NAT plan, when it has its own; `None`: the switch's
+    /// (`Local::nat`).
+    pub nat: Option<Nat>,
 }
 
 impl std::fmt::Debug for TrunkRoute {
@@ -91,6 +99,8 @@ impl std::fmt::Debug for TrunkRoute {
             .field("to_host", &self.to_host)
             .field("headers", &headers)
             .field("credentials", &self.credentials)
+            .field("srtp", &self.srtp)
+            .field("nat", &self.nat)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +126,8 @@ impl TrunkRoute {
             credentials: None,
             follow_redirects: true,
             max_redirects: 2,
+            srtp: SrtpPolicy::Off,
+            nat: None,
         }
     }
 }
@@ -218,6 +230,11 @@ impl TrunkSet {
     /// Outbound legs holding a slot on trunk `i`.
     pub fn active(&self, i: usize) -> u32 {
         self.trunks.get(i).map_or(0, |t| t.active)
+    }
+
+    /// The trunk named `name`.
+    pub fn by_name(&self, name: &str) -> Option<usize> {
+        self.trunks.iter().position(|t| t.route.name == name)
     }
 
     /// The trunk whose `allow` holds `ip` (the first by priority).

@@ -124,6 +124,10 @@ pub struct Dialog {
     /// still sees our ACK and BYE, and a 200 cannot aim them at a third
     /// party.
     pub via_trunk: bool,
+    /// The trunk (index in the core's trunk set) the dialog is on: the one
+    /// an inbound call is attributed to, or the one an outbound leg's
+    /// current INVITE went to. Its SRTP policy and NAT plan apply.
+    pub trunk: Option<usize>,
     pub uac: Option<Uac>,
 }
 

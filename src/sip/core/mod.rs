@@ -66,8 +66,6 @@ pub struct CoreConfig {
     pub retry_after: Duration,
     pub codecs: Vec<Codec>,
     pub dtmf_payload_type: u8,
-    /// The trunk's SRTP policy (`trunk.srtp`): which offers and answers are acceptable.
-    pub srtp: SrtpPolicy,
     /// RFC 4028: the interval we ask for and the smallest we accept.
     pub session_expires: u32,
     pub min_se: u32,
@@ -79,8 +77,8 @@ pub struct CoreConfig {
     /// `None`: off.
     pub keepalive: Option<Duration>,
     pub limits: Limits,
-    /// Outbound registrations (RFC 3261 §10) with the trunk, started by
-    /// `SipCore::start`.
+    /// Outbound registrations (RFC 3261 §10), one per registering trunk
+    /// (each names its trunk), started by `SipCore::start`.
     pub registrations: Vec<crate::sip::register::RegisterConfig>,
 }
 
@@ -316,6 +314,28 @@ impl SipCore {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The SRTP policy (which offers and answers are acceptable) of a
+    /// call on trunk `trunk`; a call no trunk claims follows the first.
+    fn srtp_on(&self, trunk: Option<usize>) -> SrtpPolicy {
+        trunk
+            .or(Some(0))
+            .and_then(|i| self.trunks.route(i))
+            .map_or(SrtpPolicy::Off, |r| r.srtp)
+    }
+
+    /// Who we are toward trunk `trunk`: its own NAT plan (Via, Contact,
+    /// From host) when it has one, else the switch's.
+    fn local_on(&self, trunk: Option<usize>) -> Local {
+        let mut local = self.cfg.local.clone();
+        if let Some(nat) = trunk
+            .and_then(|i| self.trunks.route(i))
+            .and_then(|r| r.nat.as_ref())
+        {
+            local.nat = nat.clone();
+        }
+        local
     }
 
     fn emit(&mut self, ev: SipEvent) {
@@ -708,7 +728,10 @@ impl SipCore {
 
     fn send_bye(&mut self, leg: LegId, now: Instant) {
         let branch = self.branch();
-        let local = self.cfg.local.clone();
+        let Some(trunk) = self.dialogs.get(&leg).map(|d| d.trunk) else {
+            return;
+        };
+        let local = self.local_on(trunk);
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };

@@ -35,11 +35,17 @@ impl SipCore {
         let pending = std::mem::take(&mut self.cfg.registrations);
         for mut cfg in pending {
             // Contact and Via carry the address we listen on (learnt only
-            // once the socket is bound) and the trunk's transport.
-            cfg.hostport = self.cfg.local.hostport.clone();
-            cfg.tcp = self
-                .registrar_peer()
-                .is_some_and(|p| p.transport.reliable());
+            // once the socket is bound), as the trunk's NAT plan tells its
+            // registrar (else its INVITEs would go to an address it cannot
+            // reach, §10.2.1), and the trunk's transport.
+            let trunk = self.trunks.by_name(&cfg.trunk);
+            let peer = self.registrar_peer(&cfg.trunk);
+            let local = self.local_on(trunk);
+            cfg.hostport = match peer {
+                Some(p) => local.hostport_for(p.addr.ip()).into_owned(),
+                None => local.hostport.clone(),
+            };
+            cfg.tcp = peer.is_some_and(|p| p.transport.reliable());
             cfg.user_agent = self.cfg.local.user_agent.clone();
             info!(trunk = %cfg.trunk, registrar = %cfg.registrar, aor = %cfg.aor, contact = %cfg.contact_uri(), expires = cfg.expires, "registering with the trunk");
             let seed = self.ids.next();
@@ -127,7 +133,11 @@ impl SipCore {
         };
         // Only the trunk's own challenge gets an answer computed with our
         // password (as for INVITE, uac.rs).
-        let registrar = self.registrar_peer().map(|p| p.addr);
+        let registrar = self
+            .registrations
+            .get(idx)
+            .and_then(|r| self.registrar_peer(&r.config().trunk))
+            .map(|p| p.addr);
         let challenges = match head.status {
             401 if Some(src.addr) == registrar => values("WWW-Authenticate"),
             407 if Some(src.addr) == registrar => values("Proxy-Authenticate"),
@@ -166,11 +176,10 @@ impl SipCore {
         self.pump_registrations(now);
     }
 
-    /// Where REGISTERs go: the first trunk (config validation refuses
-    /// `register` on any other), at its configured address, over its
-    /// connection when it is TCP or TLS.
-    fn registrar_peer(&self) -> Option<Peer> {
-        let route = self.trunks.route(0)?;
+    /// Where the REGISTERs of the trunk named `trunk` go: its configured
+    /// address, over its connection when it is TCP or TLS.
+    fn registrar_peer(&self, trunk: &str) -> Option<Peer> {
+        let route = self.trunks.route(self.trunks.by_name(trunk)?)?;
         Some(Peer {
             transport: if route.tcp || route.tls {
                 Transport::Tcp {
@@ -185,10 +194,10 @@ impl SipCore {
 
     /// Carries out what the registrations ask for.
     pub(super) fn pump_registrations(&mut self, now: Instant) {
-        let Some(peer) = self.registrar_peer() else {
-            return;
-        };
         for idx in 0..self.registrations.len() {
+            let Some(peer) = self.registrar_peer(&self.registrations[idx].config().trunk) else {
+                continue;
+            };
             while let Some(action) = self.registrations[idx].poll_action() {
                 let cfg = self.registrations[idx].config();
                 match action {
@@ -200,7 +209,7 @@ impl SipCore {
                         debug!(trunk = %cfg.trunk, expires, "REGISTER sent");
                         let key = TxKey {
                             branch,
-                            sent_by: self.cfg.local.hostport.to_ascii_lowercase(),
+                            sent_by: cfg.hostport.to_ascii_lowercase(),
                             method: message::tx_method(Method::Register),
                         };
                         self.reg_clients.insert(key.clone(), idx);

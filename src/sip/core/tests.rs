@@ -23,7 +23,6 @@ pub(super) fn cfg() -> CoreConfig {
         max_transactions: 10,
         retry_after: Duration::from_secs(5),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
-        srtp: Default::default(),
         dtmf_payload_type: 101,
         session_expires: 1800,
         min_se: 90,
@@ -667,7 +666,7 @@ pub(super) fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
                     from_user: "+15550100001".into(),
                     diversion: None,
                 }],
-                sdp: SDP.as_bytes().to_vec(),
+                sdp: vec![SDP.as_bytes().to_vec()],
             },
         },
         t0,
@@ -1388,7 +1387,7 @@ fn dial_out(c: &mut SipCore, t0: Instant) -> (LegId, Out) {
                     from_user: "+15550100001".into(),
                     diversion: None,
                 }],
-                sdp: SDP.as_bytes().to_vec(),
+                sdp: vec![SDP.as_bytes().to_vec()],
             },
         },
         t0,
@@ -1653,7 +1652,7 @@ fn required_srtp_refuses_plain_offers_and_a_reoffer_keeps_our_key() {
     let t0 = Instant::now();
     let required = || {
         let mut cfg = cfg();
-        cfg.srtp = SrtpPolicy::Required;
+        cfg.trunks[0].srtp = SrtpPolicy::Required;
         SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"))
     };
     let mut c = required();
@@ -1723,3 +1722,6 @@ fn required_srtp_refuses_plain_offers_and_a_reoffer_keeps_our_key() {
 }
 #[path = "tests_trunks.rs"]
 mod trunks;
+
+#[path = "tests_per_trunk.rs"]
+mod per_trunk;

@@ -28,7 +28,7 @@ fn request() -> DialRequest {
             from_user: "+15550100001".into(),
             diversion: None,
         }],
-        sdp: SDP.as_bytes().to_vec(),
+        sdp: vec![SDP.as_bytes().to_vec()],
     }
 }
 

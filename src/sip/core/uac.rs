@@ -23,10 +23,6 @@ impl SipCore {
             debug!(leg = %leg, "dial for a leg that already exists ignored");
             return;
         }
-        // What a re-INVITE or UPDATE from the far end is answered with
-        // (§14.2): our offer's address, o= id and version.
-        let local_media = super::uas::local_media_of(&request.sdp);
-        let (sdp_session, sdp_version) = super::uas::origin_of(&request.sdp).unwrap_or((0, 1));
         let d = Dialog {
             leg,
             role: Role::Uac,
@@ -48,10 +44,11 @@ impl SipCore {
             invite: None,
             invite_key: None,
             offerless: false,
-            local_sdp: Some(request.sdp.clone()),
-            local_media,
-            sdp_session,
-            sdp_version,
+            // Set per attempt from the trunk's own offer.
+            local_sdp: None,
+            local_media: None,
+            sdp_session: 0,
+            sdp_version: 1,
             negotiated: None,
             ok_retransmit: None,
             session_interval: None,
@@ -61,6 +58,7 @@ impl SipCore {
             end_reported: false,
             // Set per attempt from the trunk the INVITE goes to.
             via_trunk: false,
+            trunk: None,
             uac: Some(Uac {
                 request,
                 ruri: String::new(),
@@ -153,9 +151,11 @@ impl SipCore {
         // rest after a timeout, a transport failure or a 503/408.
         let mut hops = self.hops(i).into_iter();
         let first = hops.next();
+        // The trunk's own NAT plan, if it has one, names us on this leg.
+        let local = self.local_on(Some(i));
         let own_host = match first {
-            Some(hop) => self.cfg.local.hostport_for(hop.addr.ip()).into_owned(),
-            None => self.cfg.local.hostport.clone(),
+            Some(hop) => local.hostport_for(hop.addr.ip()).into_owned(),
+            None => local.hostport.clone(),
         };
         let target = self
             .dialogs
@@ -192,6 +192,14 @@ impl SipCore {
         d.remote_uri = format!("<sip:{target}@{to_host}>");
         d.peer = first;
         d.via_trunk = route.via_proxy;
+        d.trunk = Some(i);
+        // This trunk's offer (its SRTP policy, the c= its NAT plan gives):
+        // what its answer is matched against and what a re-INVITE from
+        // the far end is answered with (§14.2).
+        let offer = uac.request.sdp_on(i).to_vec();
+        d.local_media = super::uas::local_media_of(&offer);
+        (d.sdp_session, d.sdp_version) = super::uas::origin_of(&offer).unwrap_or((0, 1));
+        d.local_sdp = Some(offer);
         uac.alternates = hops.collect();
         uac.trunk = Some(i);
         uac.tried.push(i);
@@ -202,6 +210,14 @@ impl SipCore {
         // The agent's side may end the dialog (BYE) or change it: its
         // requests carry our tag in To (§12.2.2), like those of a caller.
         self.by_tag.insert((call_id.clone(), local_tag), leg);
+        info!(
+            leg = %leg,
+            trunk = %route.name,
+            sip = %local.sent_by(first.transport, first.addr.ip()),
+            rtp = %d.local_media.map_or_else(|| "none".to_owned(), |a| a.to_string()),
+            srtp = route.srtp.as_str(),
+            "dialling on the trunk"
+        );
         self.send_invite(leg, ruri, None, now);
         self.emit(SipEvent::Dialling {
             leg,
@@ -262,7 +278,7 @@ impl SipCore {
         now: Instant,
     ) {
         let branch = self.branch();
-        let local = self.cfg.local.clone();
+        let local = self.local_on(self.dialogs.get(&leg).and_then(|d| d.trunk));
         let trunks = &self.trunks;
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
@@ -310,7 +326,8 @@ impl SipCore {
         if let Some((name, value)) = &auth {
             let _ = write!(s, "{name}: {value}\r\n");
         }
-        let data = message::finish(s, &[], Some(("application/sdp", &uac.request.sdp)));
+        let offer = d.local_sdp.as_deref().unwrap_or_default();
+        let data = message::finish(s, &[], Some(("application/sdp", offer)));
         let key = TxKey {
             branch,
             sent_by: sent_by.to_ascii_lowercase(),
@@ -394,7 +411,7 @@ impl SipCore {
 
     fn uac_provisional(&mut self, leg: LegId, resp: &Response, head: &ResponseHead, now: Instant) {
         let codecs = self.cfg.codecs.clone();
-        let srtp = self.cfg.srtp;
+        let srtp = self.srtp_on(self.dialogs.get(&leg).and_then(|d| d.trunk));
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -423,7 +440,9 @@ impl SipCore {
     fn uac_answered(&mut self, leg: LegId, resp: &Response, head: &ResponseHead, now: Instant) {
         let _ = now;
         let codecs = self.cfg.codecs.clone();
-        let local = self.cfg.local.clone();
+        let trunk = self.dialogs.get(&leg).and_then(|d| d.trunk);
+        let local = self.local_on(trunk);
+        let srtp = self.srtp_on(trunk);
         let branch = self.branch();
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
@@ -472,7 +491,7 @@ impl SipCore {
         let media = sdp::parse_answer(
             &resp.body,
             &codecs,
-            self.cfg.srtp,
+            srtp,
             d.local_sdp.as_deref().unwrap_or_default(),
         )
         .ok();

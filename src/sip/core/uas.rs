@@ -37,6 +37,14 @@ impl SipCore {
         // An INVITE to the Contact we registered (RFC 3261 §10) came from
         // that trunk's registrar, and the number dialled is in To.
         let via_registration = self.registered_trunk(&called);
+        // The call is the registration's trunk's when it came to a
+        // registered contact (several trunks may share a source, such as
+        // one carrier edge), else the trunk whose `allow` holds its source.
+        let trunk = via_registration
+            .as_deref()
+            .and_then(|name| self.trunks.by_name(name))
+            .or_else(|| self.trunks.by_source(peer.addr.ip()));
+        let srtp = self.srtp_on(trunk);
         if let Some(trunk) = &via_registration {
             if let Some(to) = super::registration::called_on_registration(&head.to) {
                 info!(trunk = %trunk, contact_user = %called, called = %to, call_id = %head.call_id, "call on the registered contact");
@@ -86,7 +94,7 @@ impl SipCore {
                 );
                 return;
             };
-            let offered = sdp::parse_offer(offer, self.cfg.srtp).and_then(|o| {
+            let offered = sdp::parse_offer(offer, srtp).and_then(|o| {
                 sdp::check_initial_address(o.addr)?;
                 sdp::negotiate(&o, &self.cfg.codecs)
             });
@@ -147,12 +155,11 @@ impl SipCore {
             // set in Route headers, not to a Contact the edge may not
             // even route (Asterisk's `rewrite_contact` does the same).
             // The rule of the trunk the call came from (else the first).
-            via_trunk: self
-                .trunks
-                .by_source(peer.addr.ip())
+            via_trunk: trunk
                 .or(Some(0))
                 .and_then(|i| self.trunks.route(i))
                 .is_none_or(|t| t.via_proxy),
+            trunk,
             invite: Some(head.clone()),
             invite_key: Some(key.clone()),
             uac: None,
@@ -161,11 +168,7 @@ impl SipCore {
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
         let mut caller = caller_info(&req);
-        if let Some(t) = self
-            .trunks
-            .by_source(peer.addr.ip())
-            .and_then(|i| self.trunks.route(i))
-        {
+        if let Some(t) = trunk.and_then(|i| self.trunks.route(i)) {
             caller.trunk = t.name.clone();
         }
         self.emit(SipEvent::Incoming(Box::new(IncomingCall {
@@ -197,10 +200,12 @@ impl SipCore {
         let Some((head, key, tag)) = self.unanswered(leg) else {
             return;
         };
-        let Some(peer) = self.dialogs.get(&leg).map(|d| d.peer) else {
+        let Some((peer, trunk)) = self.dialogs.get(&leg).map(|d| (d.peer, d.trunk)) else {
             return;
         };
-        let contact = self.cfg.local.contact_on(peer.transport, peer.addr.ip());
+        let contact = self
+            .local_on(trunk)
+            .contact_on(peer.transport, peer.addr.ip());
         self.respond(
             &key,
             &head,
@@ -215,13 +220,11 @@ impl SipCore {
     pub(super) fn uas_answer(&mut self, leg: LegId, sdp_body: Vec<u8>, now: Instant) {
         let t = self.txl.timers();
         let ua = self.cfg.local.user_agent.clone();
+        let local = self.local_on(self.dialogs.get(&leg).and_then(|d| d.trunk));
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        let contact = self
-            .cfg
-            .local
-            .contact_on(d.peer.transport, d.peer.addr.ip());
+        let contact = local.contact_on(d.peer.transport, d.peer.addr.ip());
         if d.role != Role::Uas || d.state != State::Early {
             return;
         }
@@ -366,7 +369,7 @@ impl SipCore {
             return;
         };
         let codecs = self.cfg.codecs.clone();
-        let srtp = self.cfg.srtp;
+        let srtp = self.srtp_on(self.dialogs.get(&leg).and_then(|d| d.trunk));
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
@@ -519,15 +522,14 @@ impl SipCore {
     fn reoffer(&mut self, leg: LegId, req: Request, head: RequestHead, key: TxKey, now: Instant) {
         let codecs = self.cfg.codecs.clone();
         let dtmf_pt = self.cfg.dtmf_payload_type;
-        let srtp = self.cfg.srtp;
+        let trunk = self.dialogs.get(&leg).and_then(|d| d.trunk);
+        let srtp = self.srtp_on(trunk);
+        let local = self.local_on(trunk);
         let session = session_expires(&req);
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        let contact = self
-            .cfg
-            .local
-            .contact_on(d.peer.transport, d.peer.addr.ip());
+        let contact = local.contact_on(d.peer.transport, d.peer.addr.ip());
         let tag = d.local_tag.clone();
         if d.state == State::Early || d.state == State::Terminating {
             // An UPDATE before answer or a re-INVITE while we hang up.
