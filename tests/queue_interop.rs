@@ -1058,3 +1058,60 @@ fn a_503_with_retry_after_skips_that_trunk_for_the_next_calls() {
         "{log}"
     );
 }
+
+/// `GET /api/v1/calls` and `/api/v1/queues/stats` on a real call: a
+/// customer who gives up while jsmith's phone rings is listed under
+/// jsmith (an attempt, not taken) and counted as Billing's abandoned call.
+#[test]
+fn the_api_lists_an_abandoned_call_under_the_agent_and_counts_it() {
+    let s = setup(&[JSMITH], |t| {
+        t.replace_exact("ring_timeout = \"3s\"", "ring_timeout = \"20s\"")
+    });
+    let uas = s.agents(Agent::NoAnswer, Agent::Busy, 1);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(1_500));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    s.finish(uas);
+    let id = settled_calls(&s.sw, 1)[0]["id"].as_i64().unwrap_or(-1);
+    // No token configured: the API is local and open (http.token_env unset).
+    let get = |path: &str| {
+        let (status, body) = http_get(s.sw.http, path, None);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(status, 200, "{path}: {body}\n{}", s.sw.log());
+        json
+    };
+    let page = get("/api/v1/calls?agent=jsmith&flow=Billing");
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["id"], id, "{page}");
+    assert_eq!(items[0]["outcome"], "abandoned", "{page}");
+    assert!(items[0]["agent"].is_null(), "not taken: {page}");
+    assert_eq!(items[0]["attempts"][0]["agent_user_id"], "jsmith", "{page}");
+    assert!(page["next_cursor"].is_null(), "{page}");
+    assert_eq!(
+        get(&format!("/api/v1/calls/{id}"))["customer_number"],
+        CUSTOMER
+    );
+    // Nobody else was dialled for it.
+    let none = get("/api/v1/calls?agent=bwayne");
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
+
+    // From the call's own start, not "today": a run that crosses a UTC
+    // midnight must still count it.
+    let started = items[0]["started_at"]
+        .as_str()
+        .unwrap_or_default()
+        .replace('+', "%2B");
+    let stats = get(&format!("/api/v1/queues/stats?since={started}"));
+    let billing = stats["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["flow"] == "Billing"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no Billing row: {stats}"));
+    assert_eq!(billing["offered"], 1, "{billing}");
+    assert_eq!(billing["abandoned"], 1, "{billing}");
+    assert_eq!(billing["answered"], 0, "{billing}");
+    assert_eq!(billing["service_level"], 0.0, "{billing}");
+    // The customer waited while the agent rang: at least the 1.5 s pause.
+    let waited = billing["longest_wait_ms"].as_i64().unwrap_or(0);
+    assert!(waited >= 1_500, "{billing}");
+}

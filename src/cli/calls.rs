@@ -120,19 +120,9 @@ struct CallRow<'a> {
     agent: Option<&'a str>,
 }
 
-/// The agent who took the call: the attempt that completed or, while a
-/// bridged call is still going on, the last attempt (the one bridged).
+/// The agent who took the call ([`CallRecord::taken_by`]).
 fn agent_of(c: &CallRecord) -> Option<&str> {
-    let completed = c
-        .attempts
-        .iter()
-        .rev()
-        .find(|a| a.hangup_cause.as_deref() == Some("completed"));
-    let live = || {
-        c.bridged_at?;
-        c.attempts.last().filter(|a| a.hangup_cause.is_none())
-    };
-    completed.or_else(live).map(|a| a.agent_user_id.as_str())
+    c.taken_by()
 }
 
 /// A length of time as the table shows it ("1m30s", "0s").

@@ -599,6 +599,9 @@ pub struct QueueFlow {
     pub overflow_number: Option<E164>,
     pub no_agents: NoAgents,
     pub ext_pause: Duration,
+    /// A customer answered within this wait counts toward the queue's
+    /// service level (`GET /api/v1/queues/stats`); reporting only.
+    pub service_level_threshold: Duration,
     pub prompts: QueuePrompts,
 }
 

@@ -232,6 +232,7 @@ pub struct RawQueue {
     pub overflow_number: Option<String>,
     pub no_agents: Option<String>,
     pub ext_pause: Option<String>,
+    pub service_level_threshold: Option<String>,
     pub prompts: Option<RawQueuePrompts>,
 }
 

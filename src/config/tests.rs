@@ -457,6 +457,14 @@ fn wrong_types_and_ranges() {
     );
     assert_eq!(p.problem, "\"12\" is not one DTMF key");
     let p = at(
+        &EXAMPLE.replace(
+            "max_wait = \"5m\"",
+            "max_wait = \"5m\"\nservice_level_threshold = \"0s\"",
+        ),
+        "flows[1].service_level_threshold",
+    );
+    assert_eq!(p.problem, "\"0s\" is too short");
+    let p = at(
         &EXAMPLE.replace("# pin = \"4321\"", "pin = \"12\""),
         "users[0].pin",
     );

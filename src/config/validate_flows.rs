@@ -487,6 +487,13 @@ fn queue(
             &[("wait", NoAgents::Wait), ("immediate", NoAgents::Immediate)],
         ),
         ext_pause: d(v, "ext_pause", &f.ext_pause, 2, Duration::ZERO),
+        service_level_threshold: d(
+            v,
+            "service_level_threshold",
+            &f.service_level_threshold,
+            20,
+            one,
+        ),
         prompts: QueuePrompts {
             greeting: optional_prompt(
                 v,

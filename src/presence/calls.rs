@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::rfc3339_millis;
 
@@ -35,7 +36,7 @@ pub struct CallUpdate {
 }
 
 /// Who ended a call or a leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HungUpBy {
     Customer,
@@ -64,7 +65,7 @@ impl HungUpBy {
 }
 
 /// How an attempt to reach an agent ended, at the SIP level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SipOutcome {
     /// 2xx.
@@ -122,7 +123,7 @@ pub struct NewAttempt {
 }
 
 /// A stored attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AttemptRecord {
     pub id: i64,
     pub agent_user_id: String,
@@ -139,7 +140,7 @@ pub struct AttemptRecord {
 }
 
 /// A stored call with its attempts, oldest attempt first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CallRecord {
     /// Row id: what `update_call` and `insert_attempt` take.
     pub id: i64,
@@ -160,6 +161,62 @@ pub struct CallRecord {
     pub outcome: Option<String>,
     pub hung_up_by: Option<HungUpBy>,
     pub attempts: Vec<AttemptRecord>,
+}
+
+impl CallRecord {
+    /// The agent who took the call: the attempt that completed or, while a
+    /// bridged call is still going on, the last attempt (the one bridged).
+    pub fn taken_by(&self) -> Option<&str> {
+        let completed = self
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.hangup_cause.as_deref() == Some("completed"));
+        let live = || {
+            self.bridged_at?;
+            self.attempts.last().filter(|a| a.hangup_cause.is_none())
+        };
+        completed.or_else(live).map(|a| a.agent_user_id.as_str())
+    }
+}
+
+/// Which calls a report or the API asks the store for. `None` fields do
+/// not filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFilter {
+    /// One call by its row id.
+    pub id: Option<i64>,
+    /// Calls that started at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Calls that started before this (exclusive, so consecutive ranges
+    /// neither overlap nor leave a gap).
+    pub until: Option<DateTime<Utc>>,
+    /// Calls of this flow.
+    pub flow: Option<String>,
+    /// Calls with at least one attempt to reach this agent (taken or not).
+    pub agent: Option<String>,
+    /// Keyset cursor: only calls past this `(started_at_ms, id)` in the
+    /// order asked for.
+    pub after: Option<(i64, i64)>,
+    /// Newest first (the API's lists) rather than oldest first (reports).
+    pub newest_first: bool,
+    pub limit: u32,
+}
+
+impl CallFilter {
+    /// Every call, oldest first, at most `limit`.
+    pub fn oldest_first(limit: u32) -> Self {
+        CallFilter {
+            id: None,
+            since: None,
+            until: None,
+            flow: None,
+            agent: None,
+            after: None,
+            newest_first: false,
+            limit,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ mod tests_sqlite;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use calls::{AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
+pub use calls::{
+    AttemptRecord, CallFilter, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
+};
 pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;

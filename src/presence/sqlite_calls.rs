@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::calls::{
-    AttemptRecord, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
+    AttemptRecord, CallFilter, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
 };
 use super::sqlite::SqliteStore;
 use super::store::StoreError;
@@ -153,68 +153,152 @@ pub(super) async fn calls_since(
     since: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<CallRecord>> {
-    // One read transaction: calls and attempts come from the same snapshot.
-    let mut tx = store
-        .pool()
-        .begin()
-        .await
-        .map_err(store.err("starting a read transaction"))?;
-    let call_rows = sqlx::query(
-        "SELECT id, call_id, flow, customer_number, contact_point, started_at_ms, \
-         answered_at_ms, bridged_at_ms, ended_at_ms, outcome, hung_up_by FROM calls \
-         WHERE started_at_ms >= ? ORDER BY started_at_ms, id LIMIT ?",
-    )
-    .bind(to_ms(since))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(store.err("listing calls"))?;
-    let attempt_rows = sqlx::query(
-        "SELECT id, call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, sip_status, \
-         accept_latency_ms, hangup_cause, hung_up_by, sip_call_id FROM call_attempts \
-         WHERE call_id IN (SELECT id FROM calls WHERE started_at_ms >= ? \
-                           ORDER BY started_at_ms, id LIMIT ?) \
-         ORDER BY call_id, id",
-    )
-    .bind(to_ms(since))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(store.err("listing call attempts"))?;
-    tx.commit()
-        .await
-        .map_err(store.err("ending a read transaction"))?;
+    let filter = CallFilter {
+        since: Some(since),
+        ..CallFilter::oldest_first(limit)
+    };
+    store.calls(&filter).await
+}
 
-    let mut attempts: HashMap<i64, Vec<AttemptRecord>> = HashMap::new();
-    for r in &attempt_rows {
-        let call: i64 = get(store, r, "call_id")?;
-        attempts.entry(call).or_default().push(attempt(store, r)?);
+/// The `WHERE` clause of a [`CallFilter`] over `calls` and the values its
+/// `?`s take, in order. Built once and used twice: for the calls and for
+/// the attempts of those same calls. Only fixed text goes into the SQL;
+/// every value from a caller is a bound parameter.
+fn where_clause(filter: &CallFilter) -> (String, Vec<Bind>) {
+    let mut terms: Vec<&str> = Vec::new();
+    let mut binds = Vec::new();
+    if let Some(id) = filter.id {
+        terms.push("id = ?");
+        binds.push(Bind::Int(id));
     }
-    call_rows
-        .iter()
-        .map(|r| {
-            let id: i64 = get(store, r, "id")?;
-            let answered_at = store.opt_time(r, "calls", "answered_at_ms")?;
-            let bridged_at = store.opt_time(r, "calls", "bridged_at_ms")?;
-            Ok(CallRecord {
-                id,
-                call_id: get(store, r, "call_id")?,
-                flow: get(store, r, "flow")?,
-                customer_number: get(store, r, "customer_number")?,
-                contact_point: get(store, r, "contact_point")?,
-                started_at: store.time(r, "calls", "started_at_ms")?,
-                answered_at,
-                bridged_at,
-                wait_ms: answered_at
-                    .zip(bridged_at)
-                    .map(|(a, b)| (b - a).num_milliseconds().max(0)),
-                ended_at: store.opt_time(r, "calls", "ended_at_ms")?,
-                outcome: get(store, r, "outcome")?,
-                hung_up_by: hung_up_by(store, r, "calls")?,
-                attempts: attempts.remove(&id).unwrap_or_default(),
+    if let Some(t) = filter.since {
+        terms.push("started_at_ms >= ?");
+        binds.push(Bind::Int(to_ms(t)));
+    }
+    if let Some(t) = filter.until {
+        terms.push("started_at_ms < ?");
+        binds.push(Bind::Int(to_ms(t)));
+    }
+    if let Some(flow) = &filter.flow {
+        terms.push("flow = ?");
+        binds.push(Bind::Text(flow.clone()));
+    }
+    if let Some(agent) = &filter.agent {
+        // Any attempt to reach the agent: a call they missed is theirs too.
+        terms.push(
+            "EXISTS (SELECT 1 FROM call_attempts a WHERE a.call_id = calls.id \
+             AND a.agent_user_id = ?)",
+        );
+        binds.push(Bind::Text(agent.clone()));
+    }
+    if let Some((at, id)) = filter.after {
+        // Keyset: strictly past the last row of the previous page in the
+        // order asked for, so a page never repeats or skips a row.
+        terms.push(if filter.newest_first {
+            "(started_at_ms < ? OR (started_at_ms = ? AND id < ?))"
+        } else {
+            "(started_at_ms > ? OR (started_at_ms = ? AND id > ?))"
+        });
+        binds.extend([Bind::Int(at), Bind::Int(at), Bind::Int(id)]);
+    }
+    let mut sql = String::new();
+    if !terms.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&terms.join(" AND "));
+    }
+    sql.push_str(if filter.newest_first {
+        " ORDER BY started_at_ms DESC, id DESC LIMIT ?"
+    } else {
+        " ORDER BY started_at_ms, id LIMIT ?"
+    });
+    binds.push(Bind::Int(i64::from(filter.limit)));
+    (sql, binds)
+}
+
+/// A value for one `?` of [`where_clause`].
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(t) => q.bind(t.as_str()),
+        };
+    }
+    q
+}
+
+impl SqliteStore {
+    /// The calls `filter` selects, each with its attempts (oldest attempt
+    /// first): the one query layer under `tpswitch calls` and
+    /// `GET /api/v1/calls`.
+    pub async fn calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>> {
+        let store = self;
+        let (clause, binds) = where_clause(filter);
+        // One read transaction: calls and attempts come from the same snapshot.
+        let mut tx = store
+            .pool()
+            .begin()
+            .await
+            .map_err(store.err("starting a read transaction"))?;
+        let calls_sql = format!(
+            "SELECT id, call_id, flow, customer_number, contact_point, started_at_ms, \
+             answered_at_ms, bridged_at_ms, ended_at_ms, outcome, hung_up_by FROM calls{clause}"
+        );
+        let call_rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(calls_sql)), &binds)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store.err("listing calls"))?;
+        let attempts_sql = format!(
+            "SELECT id, call_id, agent_user_id, started_at_ms, ring_ms, sip_outcome, sip_status, \
+             accept_latency_ms, hangup_cause, hung_up_by, sip_call_id FROM call_attempts \
+             WHERE call_id IN (SELECT id FROM calls{clause}) ORDER BY call_id, id"
+        );
+        let attempt_rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(attempts_sql)), &binds)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store.err("listing call attempts"))?;
+        tx.commit()
+            .await
+            .map_err(store.err("ending a read transaction"))?;
+
+        let mut attempts: HashMap<i64, Vec<AttemptRecord>> = HashMap::new();
+        for r in &attempt_rows {
+            let call: i64 = get(store, r, "call_id")?;
+            attempts.entry(call).or_default().push(attempt(store, r)?);
+        }
+        call_rows
+            .iter()
+            .map(|r| {
+                let id: i64 = get(store, r, "id")?;
+                let answered_at = store.opt_time(r, "calls", "answered_at_ms")?;
+                let bridged_at = store.opt_time(r, "calls", "bridged_at_ms")?;
+                Ok(CallRecord {
+                    id,
+                    call_id: get(store, r, "call_id")?,
+                    flow: get(store, r, "flow")?,
+                    customer_number: get(store, r, "customer_number")?,
+                    contact_point: get(store, r, "contact_point")?,
+                    started_at: store.time(r, "calls", "started_at_ms")?,
+                    answered_at,
+                    bridged_at,
+                    wait_ms: answered_at
+                        .zip(bridged_at)
+                        .map(|(a, b)| (b - a).num_milliseconds().max(0)),
+                    ended_at: store.opt_time(r, "calls", "ended_at_ms")?,
+                    outcome: get(store, r, "outcome")?,
+                    hung_up_by: hung_up_by(store, r, "calls")?,
+                    attempts: attempts.remove(&id).unwrap_or_default(),
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 fn get<'r, T>(store: &SqliteStore, r: &'r SqliteRow, col: &str) -> Result<T>

@@ -4,4 +4,5 @@
 //! (a table, JSON) is the caller's business.
 
 pub mod agents;
+pub mod queue_stats;
 pub mod reload;
