@@ -5,3 +5,4 @@
 
 pub mod agents;
 pub mod reload;
+pub mod today;
