@@ -17,6 +17,9 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 
+mod agents;
+mod floor;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -52,7 +55,10 @@ impl Modify for BearerAuth {
 
 /// `/api/v1`, documented.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(super::reload::reload))
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(super::reload::reload))
+        .merge(agents::routes())
+        .merge(floor::routes())
 }
 
 #[cfg(test)]
