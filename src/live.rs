@@ -261,10 +261,12 @@ impl Live {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `edit`; when it says it changed something, bumps the version.
+    /// Runs `edit`; when it says it changed something, bumps the version
+    /// under the same lock, so a snapshot's version always names its
+    /// content (waking the watchers takes no lock of ours).
     fn change(&self, edit: impl FnOnce(&mut Inner) -> bool) {
-        let changed = edit(&mut self.lock());
-        if changed {
+        let mut inner = self.lock();
+        if edit(&mut inner) {
             self.changes.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
@@ -406,8 +408,8 @@ impl Live {
 
     /// Everything in progress, as of `now`.
     pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
-        let version = *self.changes.borrow();
         let inner = self.lock();
+        let version = *self.changes.borrow();
         let mut legs_of: BTreeMap<u64, Vec<LiveLeg>> = BTreeMap::new();
         let mut lone_legs = Vec::new();
         for l in inner.legs.values() {
