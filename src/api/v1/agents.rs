@@ -1,18 +1,15 @@
 //! `GET /api/v1/agents` and `GET /api/v1/agents/{id}`: every agent with
 //! their state, window, time left, skills and today's figures. Viewer and up.
 //!
-//! State and window are the rows `tpswitch agents` prints
-//! ([`report::agents`]); today's figures come from the store's records
-//! ([`report::today`]); skills and name from the configuration in force.
+//! The rows are the ones `/agents` and `tpswitch agents --json` show
+//! ([`report::agents`], today's figures from [`crate::report::today`]), read
+//! from the switch's store and the configuration in force.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,31 +17,8 @@ use crate::api::auth::{ApiRole, Caller};
 use crate::api::page::{page, Page, PageQuery};
 use crate::api::problem::{ApiQuery, Problem};
 use crate::api::ApiState;
-use crate::config::Config;
 use crate::report;
 use crate::report::agents::AgentRow;
-use crate::report::today::Today;
-
-/// One agent as the floor shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Agent {
-    pub id: String,
-    /// "" for a user the store knows who is no longer configured.
-    pub name: String,
-    /// The first PSTN number (E.164); "" when none.
-    pub pstn: String,
-    pub skills: Vec<String>,
-    /// `offline`, `online`, `busy` (on or being offered a call) or
-    /// `wrap-up`.
-    pub state: String,
-    /// The open window; `null` when offline.
-    pub window_start: Option<DateTime<Utc>>,
-    pub window_end: Option<DateTime<Utc>>,
-    /// Whole seconds until the window ends (rounded up); 0 when offline.
-    pub remaining_seconds: i64,
-    /// Since 00:00 UTC.
-    pub today: Today,
-}
 
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::new()
@@ -52,37 +26,14 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(get_agent))
 }
 
-/// Every agent (configured, then any the store has a window for), read
-/// at `now` from the switch's store and the configuration in force.
-pub(super) async fn all(s: &ApiState, now: DateTime<Utc>) -> Result<Vec<Agent>, Problem> {
+/// Every agent (configured, in configuration order, then any the store has
+/// a window for), read at `now`.
+pub(super) async fn all(s: &ApiState, now: DateTime<Utc>) -> Result<Vec<AgentRow>, Problem> {
     // Take the `Arc` and let go of the watch before the store's awaits.
     let cfg = s.current.borrow().clone();
-    let rows = report::agents::from_store(&cfg, &s.store, now)
+    report::agents::from_store(&cfg, &s.store, now)
         .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
-    let today = report::today::from_store(&s.store, now)
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
-    Ok(agents(&cfg, rows, &today))
-}
-
-fn agents(cfg: &Config, rows: Vec<AgentRow>, today: &BTreeMap<String, Today>) -> Vec<Agent> {
-    rows.into_iter()
-        .map(|r| Agent {
-            skills: cfg
-                .user(&r.id)
-                .map(|u| u.skills.clone())
-                .unwrap_or_default(),
-            today: today.get(&r.id).copied().unwrap_or_default(),
-            window_start: r.window.map(|w| w.start),
-            window_end: r.window.map(|w| w.end),
-            remaining_seconds: r.remaining_seconds,
-            state: r.state.to_owned(),
-            pstn: r.pstn,
-            name: r.name,
-            id: r.id,
-        })
-        .collect()
+        .map_err(|e| Problem::internal(e.to_string()))
 }
 
 /// Agents, by id, a page at a time.
@@ -92,7 +43,7 @@ fn agents(cfg: &Config, rows: Vec<AgentRow>, today: &BTreeMap<String, Today>) ->
     tag = "floor",
     params(PageQuery),
     responses(
-        (status = 200, description = "A page of agents, by id", body = Page<Agent>),
+        (status = 200, description = "A page of agents, by id", body = Page<AgentRow>),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     )
@@ -101,7 +52,7 @@ pub(super) async fn list_agents(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<Page<Agent>>, Problem> {
+) -> Result<Json<Page<AgentRow>>, Problem> {
     caller.require(ApiRole::Viewer)?;
     let limit = q.limit()?;
     let after: Option<String> = q.after()?;
@@ -118,7 +69,7 @@ pub(super) async fn list_agents(
     tag = "floor",
     params(("id" = String, Path, description = "The user id")),
     responses(
-        (status = 200, description = "The agent", body = Agent),
+        (status = 200, description = "The agent", body = AgentRow),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such agent", body = Problem, content_type = "application/problem+json"),
     )
@@ -127,7 +78,7 @@ pub(super) async fn get_agent(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Agent>, Problem> {
+) -> Result<Json<AgentRow>, Problem> {
     caller.require(ApiRole::Viewer)?;
     all(&s, Utc::now())
         .await?
@@ -199,7 +150,7 @@ mod tests {
         assert_eq!(j["name"], "John Smith", "{j}");
         assert_eq!(j["skills"][0], "billing", "{j}");
         assert!(j["remaining_seconds"].as_i64().unwrap() > 3500, "{j}");
-        assert!(j["window_end"].is_string(), "{j}");
+        assert!(j["window"]["end"].is_string(), "{j}");
         assert_eq!(j["today"]["offered"], 1, "{j}");
         assert_eq!(j["today"]["missed"], 0, "{j}");
         assert!(j["today"]["online_seconds"].as_i64().unwrap() >= 1, "{j}");
@@ -213,7 +164,7 @@ mod tests {
         )
         .await;
         assert_eq!(off.json["state"], "offline");
-        assert!(off.json["window_start"].is_null());
+        assert!(off.json["window"].is_null());
     }
 
     #[tokio::test]

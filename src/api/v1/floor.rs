@@ -17,13 +17,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::agents::Agent;
 use crate::api::auth::{ApiRole, Caller};
 use crate::api::page::{page, Page, PageQuery};
 use crate::api::problem::{ApiQuery, Problem};
 use crate::api::ApiState;
 use crate::config::Flow;
 use crate::live::{ActiveCall, LiveLeg, QueueWaiting};
+use crate::report::agents::AgentRow;
 
 /// Everything the floor view shows, as of `at`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,7 +33,7 @@ pub struct Floor {
     /// calls, legs and waits.
     pub version: u64,
     /// Every agent, in configuration order.
-    pub agents: Vec<Agent>,
+    pub agents: Vec<AgentRow>,
     /// Every queue flow in configuration order (then any queue a reload
     /// removed while someone still waits in it), longest wait first.
     pub queues: Vec<QueueWaiting>,
@@ -249,7 +249,8 @@ mod tests {
             "ActiveCall",
             "LiveLeg",
             "QueueWaiting",
-            "Agent",
+            "AgentRow",
+            "Window",
             "Today",
         ] {
             assert!(
