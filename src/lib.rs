@@ -7,6 +7,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod flows;
+pub mod live;
 pub mod media;
 pub mod presence;
 pub mod report;

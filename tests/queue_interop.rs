@@ -1115,3 +1115,131 @@ fn the_api_lists_an_abandoned_call_under_the_agent_and_counts_it() {
     let waited = billing["longest_wait_ms"].as_i64().unwrap_or(0);
     assert!(waited >= 1_500, "{billing}");
 }
+
+/// The floor through the API while real calls go through (issue 11): a
+/// customer who waits with nobody online is listed in their queue with a
+/// wait that grows; once an agent logs in and accepts, the active call
+/// shows the agent and the agent's leg on the trunk, the agent's row is
+/// busy with the call counted as accepted today, and the floor is empty
+/// again once the call is over.
+#[test]
+fn the_floor_shows_a_waiting_customer_then_the_bridged_call_and_its_leg() {
+    let day = chrono::Utc::now().date_naive();
+    let crossed_midnight = || chrono::Utc::now().date_naive() != day;
+    let s = setup(&[], |t| {
+        t.replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
+    });
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 800,
+            audio: false,
+        },
+        Agent::Busy,
+        1,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(20_000));
+    let mut cust = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", BILLING, "-rtp_echo"],
+    );
+    // No token is configured: the API is open to local callers.
+    let floor = || -> serde_json::Value {
+        let (status, body) = http_get(s.sw.http, "/api/v1/floor", None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("floor JSON")
+    };
+    let waited = |f: &serde_json::Value| -> Option<i64> {
+        let q = f["queues"]
+            .as_array()?
+            .iter()
+            .find(|q| q["queue"] == "Billing")?;
+        q["customers"].as_array()?.first()?["wait_seconds"].as_i64()
+    };
+    let billing_call = |f: &serde_json::Value| -> Option<serde_json::Value> {
+        f["calls"]
+            .as_array()?
+            .iter()
+            .find(|c| c["flow"] == "Billing")
+            .cloned()
+    };
+    let first = await_some(
+        "the customer waiting in Billing",
+        Duration::from_secs(10),
+        || waited(&floor()),
+    );
+    let later = await_some("the wait growing", Duration::from_secs(10), || {
+        waited(&floor()).filter(|w| *w > first)
+    });
+    let f = floor();
+    let c = billing_call(&f).unwrap_or_default();
+    assert_eq!(c["state"], "waiting", "{f}");
+    assert_eq!(c["caller"], CUSTOMER, "{f}");
+    assert_eq!(c["contact_point"], BILLING, "{f}");
+    assert_eq!(c["queue"], "Billing", "{f}");
+    assert_eq!(c["legs"].as_array().map(Vec::len), Some(0), "{f}");
+
+    login(&s.sw, JSMITH);
+    let c = await_some("the bridged call", Duration::from_secs(15), || {
+        billing_call(&floor()).filter(|c| c["state"] == "bridged")
+    });
+    assert_eq!(c["agent"], "jsmith", "{c}");
+    assert!(c["wait_seconds"].as_i64().unwrap_or(0) >= later, "{c}");
+    let legs = c["legs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(legs.len(), 1, "{c}");
+    assert_eq!(legs[0]["kind"], "agent", "{c}");
+    assert_eq!(legs[0]["agent"], "jsmith", "{c}");
+    assert_eq!(legs[0]["target"], JSMITH, "{c}");
+    assert_eq!(legs[0]["trunk"], "carrier", "{c}");
+    assert_eq!(legs[0]["state"], "answered", "{c}");
+    assert!(
+        legs[0]["sip_call_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("@tpswitch")),
+        "{c}"
+    );
+    let f = floor();
+    assert_eq!(waited(&f), None, "nobody waits once bridged: {f}");
+    // The agent's row: busy (the queue publishes it through the store),
+    // with the call in progress counted as accepted today.
+    let row = await_some(
+        "jsmith busy with one accepted call",
+        Duration::from_secs(10),
+        || {
+            floor()["agents"]
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["id"] == "jsmith"
+                        && a["state"] == "busy"
+                        && (a["today"]["accepted"] == 1 || crossed_midnight())
+                })
+                .cloned()
+        },
+    );
+    // "Today" is the UTC day: a run across midnight starts from zero.
+    if !crossed_midnight() {
+        assert_eq!(row["today"]["offered"], 1, "{row}");
+    }
+    assert!(row["remaining_seconds"].as_i64().unwrap_or(0) > 0, "{row}");
+
+    let st = cust.wait(Duration::from_secs(40));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{}\n--- switch log\n{}",
+        cust.errors(),
+        s.sw.log()
+    );
+    s.finish(uas);
+    await_some(
+        "the floor empty after the call",
+        Duration::from_secs(10),
+        || {
+            floor()["calls"]
+                .as_array()
+                .filter(|a| a.is_empty())
+                .map(|_| ())
+        },
+    );
+}

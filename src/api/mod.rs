@@ -68,6 +68,9 @@ pub struct ApiState {
     pub prompts: Arc<PromptLibrary>,
     /// SIP endpoint running, draining: what the shell tells `/readyz`.
     pub liveness: Arc<ready::Liveness>,
+    /// Calls, legs and waiting customers now, as the call shells publish
+    /// them (the floor's live half; the store has the rest).
+    pub live: crate::live::Live,
 }
 
 pub async fn serve(
@@ -498,6 +501,7 @@ impl ApiState {
             trunk_targets: Arc::default(),
             prompts: Arc::default(),
             liveness: Arc::default(),
+            live: crate::live::Live::default(),
             store,
             tokens,
             metrics: telemetry::install(),
@@ -572,6 +576,7 @@ mod tests {
             trunk_targets: Arc::default(),
             prompts: Arc::default(),
             liveness: Arc::default(),
+            live: crate::live::Live::default(),
         });
         let refused = metrics(State(state.clone()), HeaderMap::new()).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

@@ -715,6 +715,7 @@ async fn run_with(
         presence: presence.clone(),
         router: LegRouter::default(),
         queue: queue_tx,
+        live: crate::live::Live::default(),
     });
     let api = Arc::new(crate::api::ApiState {
         cfg: cfg.clone(),
@@ -730,6 +731,7 @@ async fn run_with(
         reload: reload_tx,
         prompts: ctx.prompts.clone(),
         liveness: liveness.clone(),
+        live: ctx.live.clone(),
     });
     let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
     if http_bind != cfg.http.bind {

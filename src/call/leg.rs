@@ -259,6 +259,8 @@ pub struct Placement {
     /// The leg's span: its translator and media log inside it. Give it an
     /// empty `sip_call_id` field: the translator fills it in.
     pub span: tracing::Span,
+    /// What the floor shows of the leg while it lasts.
+    pub live: crate::live::LegInfo,
 }
 
 /// Places an outbound call through the trunk and spawns the task that
@@ -314,7 +316,8 @@ pub fn place<T: Send + 'static>(
         let item = wrap(news);
         async move { inbox.send(item).await.is_ok() }
     };
-    let task = translate(ctx, leg, ports, request, sip, send);
+    let listed = ctx.live.leg_started(leg.0, p.live, chrono::Utc::now());
+    let task = translate(ctx, leg, ports, request, sip, send, listed);
     tokio::spawn(task.instrument(p.span));
     Ok(leg)
 }
@@ -326,6 +329,8 @@ async fn translate<F, Fut>(
     request: DialRequest,
     mut sip: mpsc::Receiver<SipEvent>,
     send: F,
+    // Listed on the floor until this task ends, however it ends.
+    _listed: crate::live::LegGuard,
 ) where
     F: Fn(LegNews) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -438,6 +443,7 @@ async fn translate<F, Fut>(
         };
         for n in &news {
             trunk_health(n, &mut heard_from_trunk, on);
+            publish(&ctx.live, leg, n, &trunk);
         }
         for n in news {
             if !send(n).await {
@@ -450,6 +456,21 @@ async fn translate<F, Fut>(
             return;
         }
     }
+}
+
+/// The leg's progress as the floor shows it.
+fn publish(live: &crate::live::Live, leg: LegId, news: &LegNews, trunk: &str) {
+    use crate::live::LegState;
+    use outbound::Event as E;
+    let now = chrono::Utc::now();
+    let state = match news {
+        LegNews::CallId(id) => return live.leg_dialled(leg.0, trunk, id, now),
+        LegNews::Event(E::Queued) => LegState::WaitingForTrunk,
+        LegNews::Event(E::Progress { .. }) => LegState::Ringing,
+        LegNews::Event(E::Answered { .. }) => LegState::Answered,
+        _ => return,
+    };
+    live.leg_state(leg.0, state, now);
 }
 
 /// What an outbound leg tells about the trunk: a provisional response or an

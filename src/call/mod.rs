@@ -17,6 +17,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::{Config, DispatchMapping, Flow};
 use crate::flows::directory;
+use crate::live::{CallInfo, Live};
 use crate::media::engine::MediaEngine;
 use crate::media::ports::PortPool;
 use crate::media::prompt::PromptLibrary;
@@ -48,6 +49,8 @@ pub struct CallContext {
     pub router: LegRouter,
     /// Answered calls for queue flows go to the one queue task.
     pub queue: queue::QueueSender,
+    /// What the floor sees: every call and leg publishes its changes here.
+    pub live: Live,
 }
 
 impl CallContext {
@@ -132,16 +135,37 @@ impl CallManager {
             agent = tracing::field::Empty,
         );
         let flow_name = flow.as_ref().map(|f| f.name()).unwrap_or("-").to_owned();
+        let info = CallInfo {
+            call_id: call.call_id.clone(),
+            flow: flow_name.clone(),
+            caller: caller_words(&directory::caller_number(&ctx.cfg, &call.caller)),
+            contact_point: mapping.as_ref().map_or_else(
+                || call.called.clone(),
+                |m| m.phone_number.as_str().to_owned(),
+            ),
+        };
         tokio::spawn(
             async move {
-                // Counted for as long as the task holds the leg, however it ends.
+                // Counted and listed for as long as the task holds the leg,
+                // however it ends.
                 let _call = telemetry::InProgress::call(&flow_name);
                 let _leg = telemetry::InProgress::inbound_leg();
+                let _live = ctx.live.call_started(leg.0, info, chrono::Utc::now());
                 run_call(&ctx, *call, mapping, flow, rx).await;
                 ctx.router.remove(leg);
             }
             .instrument(span),
         );
+    }
+}
+
+/// The caller as the call log writes it: the number, "anonymous" when
+/// withheld, or what was sent when it is not a number.
+pub(crate) fn caller_words(c: &directory::CallerNumber) -> String {
+    match c {
+        directory::CallerNumber::Number(n) => n.as_str().to_owned(),
+        directory::CallerNumber::Withheld => "anonymous".to_owned(),
+        directory::CallerNumber::NotANumber(s) => s.clone(),
     }
 }
 

@@ -96,6 +96,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     );
     let mut flow = NotifyCall::new(rules, PromptName::new(prompt), PLAY_GUARD, Instant::now());
     let (inbox, mut news) = mpsc::channel(16);
+    let target = number.as_str().to_owned();
     let placement = Placement {
         number,
         from: vec![Presentation {
@@ -103,6 +104,12 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
             diversion: None,
         }],
         span: tracing::Span::current(),
+        live: crate::live::LegInfo {
+            call: None,
+            kind: crate::live::LegKind::Notification,
+            agent: Some(user.to_owned()),
+            target,
+        },
     };
     let leg = match leg::place(ctx, placement, inbox, |n| n) {
         Ok(leg) => leg,

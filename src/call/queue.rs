@@ -269,11 +269,7 @@ impl Shell {
 
     async fn arrive(&mut self, h: Handoff) {
         let call = CallId(h.leg.0);
-        let caller = match &h.caller {
-            CallerNumber::Number(n) => n.as_str().to_owned(),
-            CallerNumber::Withheld => "anonymous".to_owned(),
-            CallerNumber::NotANumber(s) => s.clone(),
-        };
+        let caller = super::caller_words(&h.caller);
         let span = info_span!(
             "queue_call",
             call_id = %h.call_id,
@@ -286,6 +282,7 @@ impl Shell {
             return;
         };
         info!(parent: &span, "customer queued");
+        self.ctx.live.queued(call.0, &h.flow, chrono::Utc::now());
         telemetry::queue_waiting(&h.flow, 1.0);
         self.waiting.insert(call, h.flow.clone());
         let Answered { session, media } = h.answered;

@@ -80,9 +80,12 @@ async fn json_lists_every_user_with_state_window_and_remaining() {
             "id": "jsmith",
             "name": "John Smith",
             "pstn": "+12345678910",
+            "skills": ["billing", "spanish"],
             "state": "online",
             "window": {"start": "2023-11-14T22:13:20Z", "end": "2023-11-15T06:13:20Z"},
             "remaining_seconds": 6 * H,
+            // Online since 22:13:20 yesterday: today (UTC) is 800 s of it.
+            "today": {"offered": 0, "accepted": 0, "missed": 0, "talk_seconds": 0, "online_seconds": 800},
         })
     );
     // Ended, not yet closed: offline, and no window shown.

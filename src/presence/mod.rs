@@ -44,7 +44,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 ///
 /// Serialises as `{"start": "2025-01-02T03:04:05Z", "end": "..."}`: RFC 3339,
 /// UTC, whole seconds, as the admin API and `tpswitch agents --json` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
     #[serde(with = "rfc3339_secs")]
     pub start: DateTime<Utc>,

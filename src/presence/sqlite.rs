@@ -597,6 +597,25 @@ impl PresenceStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Every agent's history entries at or after `since`, oldest first, at
+    /// most `limit` (what the floor's "online today" is summed from).
+    pub async fn history_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason \
+             FROM presence_history WHERE at_ms >= ? ORDER BY at_ms, id LIMIT ?",
+        )
+        .bind(to_ms(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("reading the presence history"))?;
+        rows.iter().map(|r| self.history_entry(r)).collect()
+    }
+
     fn history_entry(&self, r: &SqliteRow) -> Result<HistoryEntry> {
         let kind: String = r.try_get("kind").map_err(self.err("reading a row"))?;
         let kind = HistoryKind::parse(&kind)

@@ -1,30 +1,38 @@
-//! Who is online: every configured user with their presence window and what
+//! Who is online: every configured user with their presence window, what
 //! they are doing (busy and wrap-up come from the `agent_state` table the
-//! running switch publishes).
+//! running switch publishes), their skills and today's figures
+//! ([`super::today`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::today::{self, Today};
 use crate::config::Config;
 use crate::presence::agent_state::{activities, Activity};
 use crate::presence::{PresenceStore, SqliteStore, StoreError, Window};
 
-/// One agent; also the JSON shape of each array element.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One agent; also the JSON shape of each array element (`/agents`,
+/// `tpswitch agents --json`, `/api/v1/agents`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AgentRow {
     pub id: String,
     /// "" for a user who has a window in the store but is no longer configured.
     pub name: String,
     /// The user's first PSTN number (E.164); "" when none.
     pub pstn: String,
-    /// "offline", "online", "busy" or "wrap-up".
+    pub skills: Vec<String>,
+    /// "offline", "online", "busy" (on or being offered a call) or "wrap-up".
+    #[schema(value_type = String)]
     pub state: &'static str,
     /// The open window; `null` when offline.
     pub window: Option<Window>,
     /// Whole seconds until the window ends (rounded up); 0 when offline.
     pub remaining_seconds: i64,
+    /// Since 00:00 UTC; all zero when read without the store.
+    pub today: Today,
 }
 
 /// The rows as `store` has them now: the running switch passes its own
@@ -36,7 +44,14 @@ pub async fn from_store(
 ) -> Result<Vec<AgentRow>, StoreError> {
     let windows = store.all_current().await?;
     let acts = activities(store).await?;
-    Ok(rows(cfg, windows, &acts, now))
+    let figures = today::from_store(store, now).await?;
+    let mut rows = rows(cfg, windows, &acts, now);
+    for r in &mut rows {
+        if let Some(t) = figures.get(&r.id) {
+            r.today = *t;
+        }
+    }
+    Ok(rows)
 }
 
 /// Every configured user in configuration order, then any user the store
@@ -57,7 +72,9 @@ pub fn rows(
             .next()
             .map(|n| n.as_str().to_owned())
             .unwrap_or_default();
-        rows.push(row(&user.id, &user.name, pstn, window, activity, now));
+        let mut r = row(&user.id, &user.name, pstn, window, activity, now);
+        r.skills.clone_from(&user.skills);
+        rows.push(r);
     }
     for (id, window) in windows {
         let activity = acts.get(&id).map(|(a, _)| *a);
@@ -80,9 +97,11 @@ fn row(
         id: id.to_owned(),
         name: name.to_owned(),
         pstn,
+        skills: Vec::new(),
         state,
         remaining_seconds: window.map_or(0, |w| w.remaining_seconds(now)),
         window,
+        today: Today::default(),
     }
 }
 
@@ -148,6 +167,11 @@ mod tests {
             ]
         );
         assert_eq!(rows[0].pstn, "+12345678910");
+        assert_eq!(rows[0].skills, ["billing", "spanish"]);
+        assert!(rows[3].skills.is_empty());
+        // Today (one UTC day here): each window up to its end or now.
+        assert_eq!(rows[0].today.online_seconds, 60);
+        assert_eq!(rows[2].today.online_seconds, 120);
         assert!(rows[0].window.is_none());
         assert_eq!(rows[3].name, "");
     }

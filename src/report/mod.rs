@@ -6,3 +6,4 @@
 pub mod agents;
 pub mod queue_stats;
 pub mod reload;
+pub mod today;

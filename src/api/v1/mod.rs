@@ -17,7 +17,9 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 
+mod agents;
 mod calls;
+mod floor;
 mod queue_stats;
 
 #[derive(OpenApi)]
@@ -59,6 +61,8 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(super::reload::reload))
         .merge(calls::routes())
         .merge(queue_stats::routes())
+        .merge(agents::routes())
+        .merge(floor::routes())
 }
 
 #[cfg(test)]

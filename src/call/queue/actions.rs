@@ -13,6 +13,7 @@ use crate::flows::directory::CallerNumber;
 use crate::flows::queue::{
     Action, AttemptId, DialOutcome, Event, LegEvent, OfflineReason, PromptName,
 };
+use crate::live::{LegInfo, LegKind};
 use crate::routing::CallId;
 use crate::sip::{Presentation, SipCommand};
 use crate::telemetry;
@@ -100,6 +101,7 @@ impl Shell {
                 }
             }
             Action::PlayOverflowAndHangUp { call, clips } => {
+                self.ctx.live.ending(call.0, chrono::Utc::now());
                 self.play_and_hang_up(call, &clips).await;
             }
             Action::SetAgentOffline { user, reason } => {
@@ -124,6 +126,7 @@ impl Shell {
             }
             Action::RecordCall(r) => {
                 self.stop_waiting(r.call);
+                self.ctx.live.ending(r.call.0, chrono::Utc::now());
                 telemetry::call_ended(&r.queue, r.outcome.as_str());
                 if let Some(bridged) = r.bridged {
                     telemetry::queue_wait(&r.queue, bridged.saturating_duration_since(r.arrived));
@@ -211,6 +214,7 @@ impl Shell {
                     "bridged"
                 );
                 c.bridge = Some(handle);
+                self.ctx.live.bridged(call.0, a.leg.0, chrono::Utc::now());
                 self.write(Write::Bridged {
                     call,
                     at: std::time::Instant::now(),
@@ -240,18 +244,25 @@ impl Shell {
             self.pending.push_back(failed(call, attempt, 404));
             return;
         };
-        self.place(call, attempt, user, number, "agent_leg");
+        self.place(call, attempt, user, number, LegKind::Agent);
     }
 
     /// Starts the leg to the queue's overflow number.
     fn dial_overflow(&mut self, call: CallId, attempt: AttemptId, number: E164) {
         let who = number.as_str().to_owned();
-        self.place(call, attempt, who, number, "overflow_leg");
+        self.place(call, attempt, who, number, LegKind::Overflow);
     }
 
     /// Places an engine leg to `number`; its events come back through the
     /// inbox tagged with the attempt.
-    fn place(&mut self, call: CallId, attempt: AttemptId, who: String, number: E164, kind: &str) {
+    fn place(
+        &mut self,
+        call: CallId,
+        attempt: AttemptId,
+        who: String,
+        number: E164,
+        kind: LegKind,
+    ) {
         let cfg = self.ctx.cfg.clone();
         let Some(c) = self.customers.get(&call) else {
             self.pending.push_back(failed(call, attempt, 503));
@@ -268,15 +279,25 @@ impl Shell {
         let span = tracing::info_span!(
             parent: &c.span,
             "outbound_leg",
-            kind,
+            kind = match kind {
+                LegKind::Overflow => "overflow_leg",
+                _ => "agent_leg",
+            },
             who = %who,
             attempt = attempt.0,
             sip_call_id = tracing::field::Empty
         );
+        let live = LegInfo {
+            call: Some(call.0),
+            kind,
+            agent: (kind == LegKind::Agent).then(|| who.clone()),
+            target: number.as_str().to_owned(),
+        };
         let placement = Placement {
             number: number.clone(),
             from,
             span,
+            live,
         };
         let wrap = move |news| Input::Leg {
             call,
