@@ -684,6 +684,7 @@ async fn run_with(
         reload: reload_tx,
         prompts: ctx.prompts.clone(),
         liveness: liveness.clone(),
+        presence: presence.clone(),
     });
     let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
     if http_bind != cfg.http.bind {
