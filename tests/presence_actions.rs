@@ -159,3 +159,92 @@ fn a_supervisor_extends_then_ends_an_agents_window_and_the_history_says_who_and_
     assert_eq!(story(&rows), expected, "{rows}");
     assert_eq!(rows, page["items"]);
 }
+
+/// The customer's side: call `number`, hear what is played, and answer the
+/// switch's BYE (within 40 s).
+fn customer_scenario(dir: &std::path::Path, caller: &str) -> std::path::PathBuf {
+    const AWAIT_BYE: &str = r#"  <recv request="BYE" timeout="40000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"#;
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .unwrap()
+        .replace("@STEPS@", "")
+        .replace("@END@", AWAIT_BYE)
+        .replace("@CALLER@", caller);
+    let path = dir.join("customer.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A supervisor's end behaves like the agent's own log-out for the queue:
+/// the next customer is not offered to the agent. jsmith is the only
+/// billing agent online; once the window is ended through the API, a
+/// customer calling Billing finds nobody (`no_agents = "immediate"`):
+/// overflow, no attempt. (Without the end, jsmith would be rung.)
+#[test]
+fn after_a_supervisor_ends_the_window_the_queue_offers_the_agent_no_call() {
+    let sw = Switch::start_env(free_udp_port(), &[("TPSWITCH_API_TOKEN", ADMIN)], |t| t);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = login_scenario(dir.path(), JSMITH, &[Wait(1000), Key('1')], true);
+    sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    )
+    .assert_ok(&sw);
+    assert_eq!(agent(&sw, "jsmith")["state"], "online", "{}", sw.log());
+
+    let (status, ended) = api(
+        &sw,
+        "DELETE",
+        "/api/v1/agents/jsmith/presence",
+        ADMIN,
+        Some(serde_json::json!({"reason": "end of shift"})),
+    );
+    assert_eq!(status, 200, "{ended}\n{}", sw.log());
+
+    let sc = customer_scenario(dir.path(), "+15551234567");
+    sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", "+15550100001"],
+    )
+    .assert_ok(&sw);
+    let calls = await_some(
+        "the customer call recorded",
+        Duration::from_secs(10),
+        || {
+            let out = sw.cli(&["calls", "--json", "--since", "1h"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let done = v.as_array()?.iter().all(|c| !c["ended_at"].is_null());
+            (done && !v.as_array()?.is_empty()).then_some(v)
+        },
+    );
+    assert_eq!(calls[0]["outcome"], "overflow", "{calls}\n{}", sw.log());
+    assert_eq!(calls[0]["attempts"], serde_json::json!([]), "{calls}");
+    // The history says it was the admin token, not the agent.
+    let (_, page) = api(
+        &sw,
+        "GET",
+        "/api/v1/agents/jsmith/history?limit=1",
+        ADMIN,
+        None,
+    );
+    assert_eq!(
+        story(&page["items"]),
+        vec![line("forced-offline", "admin", "end of shift")],
+        "{page}"
+    );
+}
