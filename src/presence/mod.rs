@@ -144,8 +144,9 @@ pub struct HistoryEntry {
     pub window: Option<Window>,
     pub call_id: Option<String>,
     pub reason: String,
-    /// Who made the change: [`ACTOR_AGENT`], [`ACTOR_SWITCH`], or the name
-    /// of the API token a supervisor or admin used.
+    /// Who made the change: `agent` (from their own phone), `switch`
+    /// (expiry, missed calls), or the name of the API token a supervisor or
+    /// admin used.
     pub actor: String,
 }
 

@@ -308,4 +308,39 @@ async fn the_routes_are_in_the_openapi_document() {
     for code in ["200", "401", "403", "404", "422"] {
         assert!(put[code].is_object(), "PUT {code}");
     }
+    // Every schema the routes name is in the document.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&a.json, &mut all);
+    // (A page's items are inlined: `Page_HistoryEntry` holds them.)
+    for r in [
+        "SetPresence",
+        "PresenceChange",
+        "Page_HistoryEntry",
+        "Window",
+        "HistoryKind",
+    ] {
+        assert!(
+            all.iter().any(|x| x.ends_with(&format!("/{r}"))),
+            "{r} is never referenced"
+        );
+    }
+    for r in all {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(
+            a.json["components"]["schemas"][name].is_object(),
+            "{r} is not in the document"
+        );
+    }
 }
