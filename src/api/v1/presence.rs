@@ -32,7 +32,7 @@ use crate::api::problem::{ApiJson, ApiQuery, FieldError, Problem};
 use crate::api::ApiState;
 use crate::config::{Config, Flow};
 use crate::presence::service::{Actor, ServiceError, WindowEnd};
-use crate::presence::{HistoryEntry, HistoryKind, HistoryQuery, PresenceStore, Window};
+use crate::presence::{HistoryEntry, HistoryKind, HistoryQuery, PresenceStore, StoreError, Window};
 
 /// The longest a reason may be, in characters: a sentence for the
 /// history, not a document.
@@ -178,6 +178,10 @@ fn service_problem(e: ServiceError, end_field: &str, longest_hours: u32) -> Prob
                 format!("give an end at most {longest_hours} hours from now (the longest window the log-in menu offers)"),
             )])
         }
+        // Only when the clock stepped back past the window's start.
+        ServiceError::Store(err @ StoreError::InvalidWindow { .. }) => Problem::invalid(vec![
+            field(end_field, err.to_string(), "give an end after the window's start"),
+        ]),
         ServiceError::Stopped => Problem::unavailable(e.to_string()),
         ServiceError::Store(err) => {
             tracing::error!(error = %err, "presence change not saved");
