@@ -79,6 +79,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An agent's presence history, newest first, with who changed it and
+    /// why (reads the store; works while the switch runs).
+    History {
+        /// The agent's user id.
+        agent: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON array instead of a table (the config line goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// From this time: RFC 3339, or a duration ago such as "90m", "1h",
+        /// "2d" or "1w" (default: the whole history).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// At most this many entries, 1 to 10000.
+        #[arg(long, value_name = "N", default_value_t = tpswitch::cli::history::DEFAULT_LIMIT)]
+        limit: u32,
+    },
     /// List customer calls and the attempts to reach agents (reads the
     /// store; works while the switch runs).
     Calls {
@@ -299,6 +317,32 @@ fn main() -> ExitCode {
                 block_on(tpswitch::cli::calls::calls_report(&cfg, json, since))
             };
             print_report("calls", report)
+        }
+        Command::History {
+            agent,
+            config,
+            json,
+            since,
+            limit,
+        } => {
+            let cfg = match load(&config, "history", json) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let since = match since {
+                None => None,
+                Some(s) => match tpswitch::cli::calls::parse_since(Some(&s), chrono::Utc::now()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        eprintln!("tpswitch history: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let report = block_on(tpswitch::cli::history::history_report(
+                &cfg, &agent, since, limit, json,
+            ));
+            print_report("history", report)
         }
         Command::Reload { config, http, json } => {
             // Not validated here: a broken file is what the switch must

@@ -71,6 +71,10 @@ pub struct ApiState {
     /// Calls, legs and waiting customers now, as the call shells publish
     /// them (the floor's live half; the store has the rest).
     pub live: crate::live::Live,
+    /// The presence service: supervisors' changes to an agent's window go
+    /// through it (durable, expiry re-armed, queue and notifier told), never
+    /// straight to the store.
+    pub presence: crate::presence::service::PresenceHandle,
 }
 
 pub async fn serve(
@@ -502,10 +506,25 @@ impl ApiState {
             prompts: Arc::default(),
             liveness: Arc::default(),
             live: crate::live::Live::default(),
-            store,
             tokens,
             metrics: telemetry::install(),
             reload: tokio::sync::mpsc::channel(1).0,
+            presence: {
+                // Recovery runs in the spawned task: the state is built
+                // synchronously, and a test's first request waits in the
+                // command queue until the service runs.
+                let (service, handle) = crate::presence::service::PresenceService::new(
+                    store.clone(),
+                    Arc::new(crate::presence::clock::SystemClock),
+                );
+                tokio::spawn(async move {
+                    if let Ok(task) = service.spawn().await {
+                        let _ = task.await;
+                    }
+                });
+                handle
+            },
+            store,
         })
     }
 }
@@ -577,6 +596,12 @@ mod tests {
             prompts: Arc::default(),
             liveness: Arc::default(),
             live: crate::live::Live::default(),
+            // Never asked here: a handle with no service behind it.
+            presence: crate::presence::service::PresenceService::new(
+                SqliteStore::open_in_memory().await.unwrap(),
+                Arc::new(crate::presence::clock::SystemClock),
+            )
+            .1,
         });
         let refused = metrics(State(state.clone()), HeaderMap::new()).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

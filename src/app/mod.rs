@@ -732,6 +732,7 @@ async fn run_with(
         prompts: ctx.prompts.clone(),
         liveness: liveness.clone(),
         live: ctx.live.clone(),
+        presence: presence.clone(),
     });
     let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
     if http_bind != cfg.http.bind {

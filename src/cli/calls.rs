@@ -73,7 +73,7 @@ pub async fn call_records(
 
 /// Runs `read` on the store opened read-only (and closes it). A store that
 /// does not exist yet means nothing was ever recorded: the empty default.
-async fn read_store<T: Default>(
+pub(super) async fn read_store<T: Default>(
     cfg: &Config,
     read: impl AsyncFnOnce(&SqliteStore) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

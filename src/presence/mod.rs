@@ -24,6 +24,8 @@ mod sqlite_logins;
 mod sqlite_write;
 pub mod store;
 #[cfg(test)]
+mod tests_history;
+#[cfg(test)]
 mod tests_sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -47,8 +49,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
     #[serde(with = "rfc3339_secs")]
+    #[schema(value_type = String, format = DateTime)]
     pub start: DateTime<Utc>,
     #[serde(with = "rfc3339_secs")]
+    #[schema(value_type = String, format = DateTime)]
     pub end: DateTime<Utc>,
 }
 
@@ -77,7 +81,7 @@ impl Window {
 }
 
 /// What a history entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HistoryKind {
     /// The agent went online (a new window).
@@ -90,6 +94,10 @@ pub enum HistoryKind {
     Replaced,
     /// The switch or an administrator set the agent offline.
     ForcedOffline,
+    /// A supervisor moved the open window's end later (same start).
+    Extended,
+    /// A supervisor moved the open window's end earlier (same start).
+    Shortened,
 }
 
 impl HistoryKind {
@@ -100,6 +108,8 @@ impl HistoryKind {
             HistoryKind::Expired => "expired",
             HistoryKind::Replaced => "replaced",
             HistoryKind::ForcedOffline => "forced-offline",
+            HistoryKind::Extended => "extended",
+            HistoryKind::Shortened => "shortened",
         }
     }
 
@@ -110,22 +120,55 @@ impl HistoryKind {
             "expired" => HistoryKind::Expired,
             "replaced" => HistoryKind::Replaced,
             "forced-offline" => HistoryKind::ForcedOffline,
+            "extended" => HistoryKind::Extended,
+            "shortened" => HistoryKind::Shortened,
             _ => return None,
         })
     }
 }
 
+/// The actor of a change the agent made from their own phone.
+pub const ACTOR_AGENT: &str = "agent";
+/// The actor of a change the switch made on its own (expiry, missed calls).
+pub const ACTOR_SWITCH: &str = "switch";
+
 /// One line of an agent's presence history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
+    /// Its row id: entries are numbered in the order they were recorded.
+    pub id: i64,
     pub user: String,
     pub kind: HistoryKind,
     #[serde(with = "rfc3339_secs")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: DateTime<Utc>,
     /// The window concerned; `None` for an offline request while not online.
     pub window: Option<Window>,
     pub call_id: Option<String>,
     pub reason: String,
+    /// Who made the change: `agent` (from their own phone), `switch`
+    /// (expiry, missed calls), or the name of the API token a supervisor or
+    /// admin used.
+    pub actor: String,
+}
+
+/// What setting an agent's window on their behalf did: `Online` (they
+/// were offline: a new window from now), `Extended` or `Shortened` (the
+/// open window keeps its start and takes the new end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowChange {
+    pub kind: HistoryKind,
+    pub window: Window,
+}
+
+/// Which entries of an agent's history to read: newest first, those
+/// recorded before row `before` (a cursor), with `since <= at < until`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub before: Option<i64>,
+    pub limit: u32,
 }
 
 /// RFC 3339, UTC, whole seconds: `2025-01-02T03:04:05Z`.
@@ -239,6 +282,8 @@ mod tests {
             HistoryKind::Expired,
             HistoryKind::Replaced,
             HistoryKind::ForcedOffline,
+            HistoryKind::Extended,
+            HistoryKind::Shortened,
         ] {
             assert_eq!(HistoryKind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());

@@ -28,7 +28,7 @@ use super::logins::NewLoginCall;
 use super::scheduler::{Expiry, ExpiryScheduler};
 use super::sqlite::SqliteStore;
 use super::store::{PresenceStore, StoreError};
-use super::Window;
+use super::{Window, WindowChange};
 
 /// Longest sleep between two looks at the clock: a wall-clock step (NTP,
 /// an operator) is noticed within this.
@@ -49,10 +49,9 @@ const REASON_ENDED_DOWN: &str = "ended while down";
 /// Something that happened to an agent's presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceEvent {
-    Online {
-        user: String,
-        window: Window,
-    },
+    /// A new window, or (set by a supervisor) the open window with a new
+    /// end: either way the agent is online until `window.end`.
+    Online { user: String, window: Window },
     /// The agent went offline from the log-in menu; `window` is the one
     /// closed, `None` if they were not online.
     Offline {
@@ -83,6 +82,16 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("{hours} hours from {start} is beyond the calendar; choose fewer hours")]
     OutOfRange { hours: u32, start: DateTime<Utc> },
+    #[error("the window end {} is not after now ({}); choose a later end", super::fmt_secs(*end), super::fmt_secs(*now))]
+    EndNotAfterNow {
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    #[error("the window end {} is more than {} hours from now; choose an earlier end", super::fmt_secs(*end), longest.num_hours())]
+    TooLong {
+        end: DateTime<Utc>,
+        longest: chrono::Duration,
+    },
     #[error(
         "the presence service has stopped (the switch is shutting down, or it failed: see the log)"
     )]
@@ -110,6 +119,18 @@ enum Command {
         reason: String,
         reply: Reply<Option<Window>>,
     },
+    SetWindow {
+        user: String,
+        end: WindowEnd,
+        longest: chrono::Duration,
+        by: Actor,
+        reply: Reply<WindowChange>,
+    },
+    EndWindow {
+        user: String,
+        by: Actor,
+        reply: Reply<Option<Window>>,
+    },
     Activity {
         user: String,
         activity: Activity,
@@ -124,6 +145,24 @@ enum Command {
         reply: Reply<()>,
     },
     Shutdown,
+}
+
+/// Where a window set on an agent's behalf ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowEnd {
+    /// This many minutes from now (the service's now).
+    Minutes(u32),
+    /// At this time.
+    Until(DateTime<Utc>),
+}
+
+/// Who asks for a change on an agent's behalf, and why: both go into the
+/// history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The API token's name.
+    pub name: String,
+    pub reason: String,
 }
 
 /// The way in: cheap to clone, one per call task.
@@ -161,6 +200,42 @@ impl PresenceHandle {
         self.ask(|reply| Command::Force {
             user: user.to_owned(),
             reason: reason.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// A supervisor sets `user`'s window to end at `end`: a new window if
+    /// they are offline, else the open one takes the new end (its expiry
+    /// re-armed). Refused when the end is not after now or more than
+    /// `longest` from now. Durable before it returns; announced as
+    /// [`PresenceEvent::Online`].
+    pub async fn set_window(
+        &self,
+        user: &str,
+        end: WindowEnd,
+        longest: chrono::Duration,
+        by: Actor,
+    ) -> Result<WindowChange> {
+        self.ask(|reply| Command::SetWindow {
+            user: user.to_owned(),
+            end,
+            longest,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// A supervisor ends `user`'s window now; `None` (and nothing
+    /// recorded) when they had none. Announced as
+    /// [`PresenceEvent::ForcedOffline`], as when the switch sets an agent
+    /// offline: the queue stops offering them calls and the agent is
+    /// called to be told.
+    pub async fn end_window(&self, user: &str, by: Actor) -> Result<Option<Window>> {
+        self.ask(|reply| Command::EndWindow {
+            user: user.to_owned(),
+            by,
             reply,
         })
         .await
@@ -432,6 +507,37 @@ impl PresenceService {
                 });
                 let _ = reply.send(result);
             }
+            Command::SetWindow {
+                user,
+                end,
+                longest,
+                by,
+                reply,
+            } => {
+                let result = self.set_window(&user, end, longest, &by).await;
+                let _ = reply.send(result);
+            }
+            Command::EndWindow { user, by, reply } => {
+                let now = self.clock.now();
+                let started = std::time::Instant::now();
+                let result = self
+                    .store
+                    .end_window(&user, now, &by.name, &by.reason)
+                    .await;
+                crate::telemetry::store_write("end_window", started.elapsed());
+                let result = result.map_err(ServiceError::from).inspect(|window| {
+                    if let Some(w) = window {
+                        tracing::info!(agent = %user, actor = %by.name, reason = %by.reason, end = %super::fmt_secs(w.end), "window ended on the agent's behalf");
+                        self.sched.disarm(&user);
+                        self.emit(PresenceEvent::ForcedOffline {
+                            user: user.clone(),
+                            window: Some(*w),
+                            reason: by.reason.clone(),
+                        });
+                    }
+                });
+                let _ = reply.send(result);
+            }
             Command::Activity {
                 user,
                 activity,
@@ -487,6 +593,48 @@ impl PresenceService {
         Ok(window)
     }
 
+    async fn set_window(
+        &mut self,
+        user: &str,
+        end: WindowEnd,
+        longest: chrono::Duration,
+        by: &Actor,
+    ) -> Result<WindowChange> {
+        let now = self.clock.now();
+        let end = match end {
+            WindowEnd::Minutes(m) => now
+                .checked_add_signed(chrono::Duration::minutes(i64::from(m)))
+                .ok_or(ServiceError::TooLong {
+                    end: DateTime::<Utc>::MAX_UTC,
+                    longest,
+                })?,
+            WindowEnd::Until(t) => t,
+        };
+        if end <= now {
+            return Err(ServiceError::EndNotAfterNow { end, now });
+        }
+        if end - now > longest {
+            return Err(ServiceError::TooLong { end, longest });
+        }
+        let started = std::time::Instant::now();
+        let change = self
+            .store
+            .set_window(user, now, end, &by.name, &by.reason)
+            .await;
+        crate::telemetry::store_write("set_window", started.elapsed());
+        let change = change?;
+        // Re-armed for the new end: the old timer would otherwise close
+        // the window early (`expire` would refuse it, the end having
+        // moved) or never (a shortened window).
+        self.sched.arm(user, change.window.end);
+        tracing::info!(agent = %user, actor = %by.name, reason = %by.reason, change = change.kind.as_str(), end = %super::fmt_secs(change.window.end), "window set on the agent's behalf");
+        self.emit(PresenceEvent::Online {
+            user: user.to_owned(),
+            window: change.window,
+        });
+        Ok(change)
+    }
+
     fn emit(&self, event: PresenceEvent) {
         // No subscriber is not an error: nobody needs to be told.
         let _ = self.events.send(event);
@@ -504,3 +652,7 @@ async fn clock_changed(changes: Option<&Notify>) {
 #[cfg(test)]
 #[path = "service_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "service_actor_tests.rs"]
+mod actor_tests;

@@ -24,7 +24,8 @@ use super::logins::{LoginCallRecord, NewLoginCall};
 use super::sqlite_write::WriteTx;
 use super::store::{PresenceStore, StoreError};
 use super::{
-    from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, Result, Window,
+    from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery, Result,
+    Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
 };
 
 /// The versioned schema, embedded at build time from `migrations/`.
@@ -313,11 +314,12 @@ impl SqliteStore {
         window: Option<Window>,
         call_id: Option<&str>,
         reason: &str,
+        actor: &str,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO presence_history \
-             (user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             (user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, actor) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(user)
         .bind(kind.as_str())
@@ -326,13 +328,18 @@ impl SqliteStore {
         .bind(window.map(|w| to_ms(w.end)))
         .bind(call_id)
         .bind(reason)
+        .bind(actor)
         .execute(&mut **tx)
         .await
         .map_err(self.err("appending to the presence history"))?;
         Ok(())
     }
 
-    /// Close `user`'s window (if any) and record `kind` at `at`.
+    /// Close `user`'s window (if any) and record `kind` at `at`. With no
+    /// window open, the request is still recorded if `record_if_offline`
+    /// (the agent's own "offline" key is part of their story; a
+    /// supervisor's end of nothing changes nothing).
+    #[allow(clippy::too_many_arguments)]
     async fn go_offline(
         &self,
         user: &str,
@@ -340,16 +347,22 @@ impl SqliteStore {
         call_id: Option<&str>,
         reason: &str,
         kind: HistoryKind,
+        actor: &str,
+        record_if_offline: bool,
     ) -> Result<Option<Window>> {
         require_user(user)?;
         let mut tx = self.begin_write().await?;
         let old = self.current_in(&mut tx, user).await?;
+        if old.is_none() && !record_if_offline {
+            tx.rollback().await;
+            return Ok(None);
+        }
         sqlx::query("DELETE FROM presence_current WHERE user_id = ?")
             .bind(user)
             .execute(&mut *tx)
             .await
             .map_err(self.err("closing the current window"))?;
-        self.append_history(&mut tx, user, kind, at, old, call_id, reason)
+        self.append_history(&mut tx, user, kind, at, old, call_id, reason, actor)
             .await?;
         tx.commit(self, "committing an offline change").await?;
         Ok(old)
@@ -393,6 +406,7 @@ impl PresenceStore for SqliteStore {
                 Some(old),
                 call_id,
                 reason,
+                ACTOR_AGENT,
             )
             .await?;
         }
@@ -419,6 +433,7 @@ impl PresenceStore for SqliteStore {
             Some(window),
             call_id,
             reason,
+            ACTOR_AGENT,
         )
         .await?;
         tx.commit(self, "committing an online change").await?;
@@ -432,8 +447,16 @@ impl PresenceStore for SqliteStore {
         call_id: Option<&str>,
         reason: &str,
     ) -> Result<Option<Window>> {
-        self.go_offline(user, at, call_id, reason, HistoryKind::Offline)
-            .await
+        self.go_offline(
+            user,
+            at,
+            call_id,
+            reason,
+            HistoryKind::Offline,
+            ACTOR_AGENT,
+            true,
+        )
+        .await
     }
 
     async fn force_offline(
@@ -442,8 +465,16 @@ impl PresenceStore for SqliteStore {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<Option<Window>> {
-        self.go_offline(user, at, None, reason, HistoryKind::ForcedOffline)
-            .await
+        self.go_offline(
+            user,
+            at,
+            None,
+            reason,
+            HistoryKind::ForcedOffline,
+            ACTOR_SWITCH,
+            true,
+        )
+        .await
     }
 
     async fn expire(&self, user: &str, end: DateTime<Utc>, reason: &str) -> Result<Option<Window>> {
@@ -470,10 +501,125 @@ impl PresenceStore for SqliteStore {
             Some(window),
             None,
             reason,
+            ACTOR_SWITCH,
         )
         .await?;
         tx.commit(self, "committing an expiry").await?;
         Ok(Some(window))
+    }
+
+    async fn set_window(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        end: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<WindowChange> {
+        require_user(user)?;
+        let (now, end) = (to_millis_precision(now), to_millis_precision(end));
+        let invalid = |start| StoreError::InvalidWindow {
+            user: user.to_owned(),
+            start,
+            end,
+        };
+        if end <= now {
+            return Err(invalid(now));
+        }
+        let mut tx = self.begin_write().await?;
+        let change = match self.current_in(&mut tx, user).await? {
+            Some(old) => {
+                let window = Window::new(old.start, end).ok_or_else(|| invalid(old.start))?;
+                let kind = if end >= old.end {
+                    HistoryKind::Extended
+                } else {
+                    HistoryKind::Shortened
+                };
+                // The call that opened the window stays its call.
+                sqlx::query(
+                    "UPDATE presence_current SET window_end_ms = ?, reason = ? WHERE user_id = ?",
+                )
+                .bind(to_ms(end))
+                .bind(reason)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("moving the end of the current window"))?;
+                WindowChange { kind, window }
+            }
+            None => {
+                let window = Window::new(now, end).ok_or_else(|| invalid(now))?;
+                sqlx::query(
+                    "INSERT INTO presence_current \
+                     (user_id, window_start_ms, window_end_ms, call_id, reason) \
+                     VALUES (?, ?, ?, NULL, ?)",
+                )
+                .bind(user)
+                .bind(to_ms(now))
+                .bind(to_ms(end))
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("writing the current window"))?;
+                WindowChange {
+                    kind: HistoryKind::Online,
+                    window,
+                }
+            }
+        };
+        self.append_history(
+            &mut tx,
+            user,
+            change.kind,
+            now,
+            Some(change.window),
+            None,
+            reason,
+            actor,
+        )
+        .await?;
+        tx.commit(self, "committing a window set for an agent")
+            .await?;
+        Ok(change)
+    }
+
+    async fn end_window(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<Window>> {
+        self.go_offline(
+            user,
+            at,
+            None,
+            reason,
+            HistoryKind::ForcedOffline,
+            actor,
+            false,
+        )
+        .await
+    }
+
+    async fn history_page(&self, user: &str, q: HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        // Absent bounds become bounds no row can cross, so one statement
+        // (and its plan on the (user_id, id) index) serves every query.
+        let rows = sqlx::query(
+            "SELECT id, user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, \
+             actor FROM presence_history \
+             WHERE user_id = ? AND id < ? AND at_ms >= ? AND at_ms < ? \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(user)
+        .bind(q.before.unwrap_or(i64::MAX))
+        .bind(q.since.map_or(i64::MIN, to_ms))
+        .bind(q.until.map_or(i64::MAX, to_ms))
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("reading the presence history"))?;
+        rows.iter().map(|r| self.history_entry(r)).collect()
     }
 
     async fn current(&self, user: &str) -> Result<Option<Window>> {
@@ -504,8 +650,8 @@ impl PresenceStore for SqliteStore {
 
     async fn history(&self, user: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
         let rows = sqlx::query(
-            "SELECT user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason \
-             FROM presence_history WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+            "SELECT id, user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, \
+             actor FROM presence_history WHERE user_id = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(user)
         .bind(i64::from(limit))
@@ -544,6 +690,7 @@ impl PresenceStore for SqliteStore {
                 Some(*window),
                 None,
                 "window ended",
+                ACTOR_SWITCH,
             )
             .await?;
         }
@@ -605,8 +752,8 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<HistoryEntry>> {
         let rows = sqlx::query(
-            "SELECT user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason \
-             FROM presence_history WHERE at_ms >= ? ORDER BY at_ms, id LIMIT ?",
+            "SELECT id, user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, \
+             actor FROM presence_history WHERE at_ms >= ? ORDER BY at_ms, id LIMIT ?",
         )
         .bind(to_ms(since))
         .bind(i64::from(limit))
@@ -629,6 +776,8 @@ impl SqliteStore {
             _ => None,
         };
         Ok(HistoryEntry {
+            id: r.try_get("id").map_err(self.err("reading a row"))?,
+            actor: r.try_get("actor").map_err(self.err("reading a row"))?,
             user: r.try_get("user_id").map_err(self.err("reading a row"))?,
             kind,
             at: self.time(r, "presence_history", "at_ms")?,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
-use super::{HistoryEntry, Result, Window};
+use super::{HistoryEntry, HistoryQuery, Result, Window, WindowChange};
 
 /// Everything that can go wrong in the store. Every variant that touches the
 /// database names its file, so the message alone tells an operator where to look.
@@ -111,6 +111,37 @@ pub trait PresenceStore: Send + Sync {
         end: DateTime<Utc>,
         reason: &str,
     ) -> impl Future<Output = Result<Option<Window>>> + Send;
+
+    /// A supervisor sets `user`'s window to end at `end` (after `now`): a
+    /// new window from `now` if they are offline, otherwise the open one
+    /// keeps its start and takes the new end (`extended` or `shortened`).
+    /// Recorded with `actor` and `reason`.
+    fn set_window(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        end: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<WindowChange>> + Send;
+
+    /// A supervisor ends `user`'s window at `at`: recorded as
+    /// `forced-offline` with `actor` and `reason`. `None`, and nothing
+    /// recorded, when there is no open window.
+    fn end_window(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<Option<Window>>> + Send;
+
+    /// `user`'s history entries chosen by `query`, newest first.
+    fn history_page(
+        &self,
+        user: &str,
+        query: HistoryQuery,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry>>> + Send;
 
     /// The open window of `user`, if any (it may have ended and not be closed yet).
     fn current(&self, user: &str) -> impl Future<Output = Result<Option<Window>>> + Send;

@@ -247,12 +247,14 @@ mod tests {
         at: DateTime<Utc>,
     ) -> HistoryEntry {
         HistoryEntry {
+            id: 0,
             user: user.into(),
             kind,
             at,
             window: Window::new(w.0, w.1),
             call_id: None,
             reason: "t".into(),
+            actor: "agent".into(),
         }
     }
 

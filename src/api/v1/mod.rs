@@ -20,6 +20,7 @@ use super::ApiState;
 mod agents;
 mod calls;
 mod floor;
+mod presence;
 mod queue_stats;
 
 #[derive(OpenApi)]
@@ -63,6 +64,7 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(queue_stats::routes())
         .merge(agents::routes())
         .merge(floor::routes())
+        .merge(presence::routes())
 }
 
 #[cfg(test)]

@@ -1,0 +1,158 @@
+//! The presence history with its actors: reading it by page and time, and
+//! the migration that added the actor to rows written before it.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::sqlite::{SqliteStore, MIGRATOR};
+use super::store::PresenceStore;
+use super::{HistoryKind, HistoryQuery};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_within_since_and_until() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    // Six entries for ann at t(0), t(10), ... t(50); one for bob between.
+    for i in 0..3 {
+        store
+            .set_online("ann", t(20 * i), t(20 * i + 100), None, "menu")
+            .await
+            .unwrap();
+        store
+            .set_offline("ann", t(20 * i + 10), None, "menu")
+            .await
+            .unwrap();
+        store
+            .set_online("bob", t(20 * i), t(20 * i + 5), None, "menu")
+            .await
+            .unwrap();
+    }
+    let all = store
+        .history_page(
+            "ann",
+            HistoryQuery {
+                limit: 100,
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ats: Vec<_> = all.iter().map(|e| e.at).collect();
+    assert_eq!(ats, [t(50), t(40), t(30), t(20), t(10), t(0)]);
+    assert!(all.iter().all(|e| e.user == "ann"));
+    assert!(all.windows(2).all(|p| p[0].id > p[1].id));
+
+    // A page, then the next one from its last id.
+    let first = store
+        .history_page(
+            "ann",
+            HistoryQuery {
+                limit: 2,
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second = store
+        .history_page(
+            "ann",
+            HistoryQuery {
+                limit: 2,
+                before: first.last().map(|e| e.id),
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [t(30), t(20)]
+    );
+
+    // since is inclusive, until exclusive.
+    let window = store
+        .history_page(
+            "ann",
+            HistoryQuery {
+                since: Some(t(10)),
+                until: Some(t(40)),
+                limit: 100,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        window.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [t(30), t(20), t(10)]
+    );
+}
+
+/// Rows written before migration 0008 keep their ids and get the actor
+/// their kind implies; the new kinds are accepted after it.
+#[tokio::test]
+async fn the_actor_migration_keeps_old_rows_and_names_their_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: Cow::Owned(MIGRATOR.iter().filter(|m| m.version < 8).cloned().collect()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.unwrap();
+        for (kind, at) in [
+            ("online", 0),
+            ("expired", 10),
+            ("forced-offline", 20),
+            ("offline", 30),
+        ] {
+            sqlx::query(
+                "INSERT INTO presence_history (user_id, kind, at_ms, reason) VALUES ('ann', ?, ?, 'r')",
+            )
+            .bind(kind)
+            .bind(t(at).timestamp_millis())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let h = store.history("ann", 10).await.unwrap();
+    let got: Vec<_> = h.iter().map(|e| (e.id, e.kind, e.actor.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (4, HistoryKind::Offline, "agent"),
+            (3, HistoryKind::ForcedOffline, "switch"),
+            (2, HistoryKind::Expired, "switch"),
+            (1, HistoryKind::Online, "agent"),
+        ]
+    );
+    // New rows continue the numbering and may use the new kinds.
+    store
+        .set_online("ann", t(100), t(200), None, "menu")
+        .await
+        .unwrap();
+    let c = store
+        .set_window("ann", t(110), t(300), "floor", "overtime")
+        .await
+        .unwrap();
+    assert_eq!(c.kind, HistoryKind::Extended);
+    let h = store.history("ann", 1).await.unwrap();
+    assert_eq!(
+        (h[0].id, h[0].kind, h[0].actor.as_str()),
+        (6, HistoryKind::Extended, "floor")
+    );
+}
