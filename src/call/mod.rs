@@ -46,6 +46,8 @@ pub struct CallContext {
     pub router: LegRouter,
     /// Answered calls for queue flows go to the one queue task.
     pub queue: queue::QueueSender,
+    /// Call and attempt events for `/api/v1/events` and webhooks.
+    pub events: crate::events::EventBus,
 }
 
 impl CallContext {

@@ -213,6 +213,7 @@ impl Shell {
                 c.bridge = Some(handle);
                 self.write(Write::Bridged {
                     call,
+                    attempt,
                     at: std::time::Instant::now(),
                 })
                 .await;

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::flows::queue::{AttemptId, AttemptReport, CallReport};
+use crate::events::{Body, EventBus};
+use crate::flows::queue::{AttemptEnd, AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
 use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, SqliteStore};
@@ -42,6 +43,8 @@ pub enum Write {
     /// The customer was bridged to an agent: their wait ends here.
     Bridged {
         call: CallId,
+        /// The agent's attempt that was accepted.
+        attempt: AttemptId,
         at: Instant,
     },
     CallEnded(CallReport),
@@ -78,13 +81,104 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
+/// Each call's SIP Call-ID and flow, and each attempt's agent, as events
+/// name them: kept from the writes that start them.
+#[derive(Default)]
+struct Names {
+    calls: HashMap<CallId, (String, String)>,
+    agents: HashMap<AttemptId, String>,
+}
+
+impl Names {
+    fn call_id(&self, call: CallId) -> String {
+        self.calls
+            .get(&call)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The event bus's view of `w`, recorded in the store or not (a store
+    /// that refuses a row does not hide the call from the floor).
+    fn event(&mut self, w: &Write) -> Option<Body> {
+        match w {
+            Write::CallStarted { call, row } => {
+                self.calls
+                    .insert(*call, (row.call_id.clone(), row.flow.clone()));
+                Some(Body::CallQueued {
+                    call_id: row.call_id.clone(),
+                    flow: row.flow.clone(),
+                    customer: row.customer_number.clone(),
+                    contact_point: row.contact_point.clone(),
+                })
+            }
+            Write::AttemptStarted {
+                call,
+                attempt,
+                user,
+                ..
+            } => {
+                self.agents.insert(*attempt, user.clone());
+                Some(Body::AttemptStarted {
+                    call_id: self.call_id(*call),
+                    agent: user.clone(),
+                })
+            }
+            Write::Bridged { call, attempt, .. } => Some(Body::AttemptAccepted {
+                call_id: self.call_id(*call),
+                agent: self.agents.get(attempt).cloned().unwrap_or_default(),
+            }),
+            Write::Attempt { report: r, .. } => {
+                self.agents.remove(&r.attempt);
+                // A completed attempt was told as accepted at its bridge.
+                (r.end != AttemptEnd::Completed).then(|| Body::AttemptMissed {
+                    call_id: self.call_id(r.call),
+                    agent: r.user.clone(),
+                    ring_ms: u64::try_from(r.ring.as_millis()).unwrap_or(u64::MAX),
+                    cause: r.end.as_str().to_owned(),
+                    sip_outcome: r.sip_outcome.as_str().to_owned(),
+                    sip_status: r.sip_status,
+                })
+            }
+            Write::CallEnded(r) => {
+                let (call_id, flow) = self.calls.remove(&r.call).unwrap_or_default();
+                Some(Body::CallEnded {
+                    call_id,
+                    flow,
+                    outcome: r.outcome.as_str().to_owned(),
+                    agent: r.agent.clone(),
+                    hung_up_by: r.hung_up_by.as_str().to_owned(),
+                })
+            }
+            Write::Activity { .. } | Write::ForceOffline { .. } => None,
+        }
+    }
+}
+
+pub async fn run(
+    store: SqliteStore,
+    presence: PresenceHandle,
+    bus: EventBus,
+    mut rx: mpsc::Receiver<Write>,
+) {
     // Store row of each call still in progress.
     let mut rows: HashMap<CallId, i64> = HashMap::new();
     // Store row of each attempt started and not yet reported.
     let mut attempts: HashMap<AttemptId, i64> = HashMap::new();
+    let mut names = Names::default();
     while let Some(w) = rx.recv().await {
         let (now, now_utc) = (Instant::now(), Utc::now());
+        let event = names.event(&w);
+        // Bridged goes out before its call.bridged: accepted, then bridged.
+        let bridged = match &w {
+            Write::Bridged { call, attempt, .. } => Some(Body::CallBridged {
+                call_id: names.call_id(*call),
+                agent: names.agents.get(attempt).cloned().unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        for body in event.into_iter().chain(bridged) {
+            bus.publish(body, now_utc);
+        }
         match w {
             Write::CallStarted { call, row } => {
                 match timed("insert_call", store.insert_call(&row)).await {
@@ -116,7 +210,7 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     Err(e) => warn!(%call, error = %e, "cannot record the start of the attempt"),
                 }
             }
-            Write::Bridged { call, at } => {
+            Write::Bridged { call, at, .. } => {
                 let Some(&id) = rows.get(&call) else {
                     continue;
                 };

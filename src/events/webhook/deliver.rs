@@ -1,0 +1,277 @@
+//! The webhook shell: one task per `[[webhooks]]` entry reads the bus,
+//! feeds its [`Schedule`] and carries out its sends with hyper's HTTP/1
+//! client (already in the tree under axum; `https://` through rustls with
+//! the system's roots, as the SIP TLS client does).
+//!
+//! The secret is held as bytes and only ever given to the MAC: it appears
+//! in no log line, no metric, no error.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::schedule::{Backoff, Due, Next, Outcome, Schedule};
+use super::signature;
+use crate::config::WebhookConfig;
+use crate::events::{Event, EventBus};
+
+/// Counters of one webhook, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    pub name: String,
+    /// Events the receiver took (a 2xx).
+    pub delivered: AtomicU64,
+    /// Attempts that failed (another status, no connection, a timeout).
+    pub failed_attempts: AtomicU64,
+    /// Events given up after `max_attempts`.
+    pub given_up: AtomicU64,
+    /// Events dropped because `max_queued` were waiting.
+    pub dropped: AtomicU64,
+}
+
+/// Starts one task per webhook whose secret `secret` finds (the
+/// environment check refuses to start without one, so a missing one here
+/// is only skipped). Returns their counters.
+pub fn spawn(
+    hooks: &[WebhookConfig],
+    secret: impl Fn(&str) -> Option<String>,
+    bus: &EventBus,
+    cancel: CancellationToken,
+) -> Vec<Arc<WebhookStats>> {
+    let mut all = Vec::new();
+    for hook in hooks {
+        let Some(key) = secret(&hook.secret_env).filter(|s| !s.trim().is_empty()) else {
+            warn!(webhook = %hook.name, env = %hook.secret_env, "webhook secret not set; webhook off");
+            continue;
+        };
+        let tls = if hook.url.tls {
+            match tls_connector(&hook.url.host) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    warn!(webhook = %hook.name, error = %e, "webhook TLS set-up failed; webhook off");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let stats = Arc::new(WebhookStats {
+            name: hook.name.clone(),
+            ..WebhookStats::default()
+        });
+        // Subscribed here, before returning: no event published after
+        // start-up is missed.
+        let (_, live) = bus.subscribe(None);
+        let target = Arc::new(Target {
+            hook: hook.clone(),
+            secret: key.into_bytes().into(),
+            tls,
+        });
+        info!(webhook = %hook.name, url = %hook.url.text, "webhook on");
+        tokio::spawn(run(target, live, stats.clone(), cancel.clone()));
+        all.push(stats);
+    }
+    all
+}
+
+struct Target {
+    hook: WebhookConfig,
+    secret: Arc<[u8]>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+}
+
+async fn run(
+    target: Arc<Target>,
+    mut live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    stats: Arc<WebhookStats>,
+    cancel: CancellationToken,
+) {
+    let hook = &target.hook;
+    let mut schedule = Schedule::new(
+        Backoff {
+            initial: hook.retry_initial,
+            max: hook.retry_max,
+            max_attempts: hook.max_attempts,
+        },
+        hook.max_queued as usize,
+    );
+    let mut in_flight: Option<tokio::task::JoinHandle<Outcome>> = None;
+    loop {
+        let due = schedule.due();
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            received = live.recv() => match received {
+                Ok(event) => {
+                    if hook.wants(event.kind()) && !schedule.push(event) {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        warn!(webhook = %hook.name, queued = schedule.len(), "webhook queue full; event dropped");
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    warn!(webhook = %hook.name, missed = n, "webhook fell behind the event bus; events dropped");
+                }
+                Err(RecvError::Closed) => break,
+            },
+            outcome = finished(&mut in_flight) => {
+                in_flight = None;
+                match outcome {
+                    Outcome::Delivered => stats.delivered.fetch_add(1, Ordering::Relaxed),
+                    Outcome::Failed => stats.failed_attempts.fetch_add(1, Ordering::Relaxed),
+                };
+                if let Next::GaveUp { event, attempts } = schedule.done(outcome, Instant::now()) {
+                    stats.given_up.fetch_add(1, Ordering::Relaxed);
+                    warn!(webhook = %hook.name, id = event.id, kind = event.kind(), attempts, "webhook event given up");
+                }
+            },
+            _ = sleep_until(due) => {},
+        }
+        if in_flight.is_none() {
+            if let Some(send) = schedule.poll_send(Instant::now()) {
+                let target = target.clone();
+                in_flight = Some(tokio::spawn(async move {
+                    attempt(&target, &send.event, send.attempt).await
+                }));
+            }
+        }
+    }
+    if let Some(h) = in_flight {
+        h.abort();
+    }
+}
+
+async fn finished(h: &mut Option<tokio::task::JoinHandle<Outcome>>) -> Outcome {
+    match h {
+        Some(h) => h.await.unwrap_or(Outcome::Failed),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(due: Due) {
+    match due {
+        Due::Idle => std::future::pending().await,
+        Due::Now => {}
+        Due::At(t) => tokio::time::sleep_until(t.into()).await,
+    }
+}
+
+/// One POST; a 2xx is delivered, anything else failed.
+async fn attempt(target: &Target, event: &Event, attempt: u32) -> Outcome {
+    let hook = &target.hook;
+    let result = tokio::time::timeout(hook.timeout, post(target, event, attempt)).await;
+    let (outcome, detail) = match result {
+        Ok(Ok(status)) if (200..300).contains(&status) => (Outcome::Delivered, status.to_string()),
+        Ok(Ok(status)) => (Outcome::Failed, status.to_string()),
+        Ok(Err(e)) => (Outcome::Failed, e),
+        Err(_) => (
+            Outcome::Failed,
+            format!("no answer within {} ms", hook.timeout.as_millis()),
+        ),
+    };
+    match outcome {
+        Outcome::Delivered => {
+            debug!(webhook = %hook.name, id = event.id, kind = event.kind(), attempt, status = %detail, "webhook delivered")
+        }
+        Outcome::Failed => {
+            warn!(webhook = %hook.name, id = event.id, kind = event.kind(), attempt, result = %detail, "webhook attempt failed")
+        }
+    }
+    outcome
+}
+
+async fn post(target: &Target, event: &Event, attempt: u32) -> Result<u16, String> {
+    let hook = &target.hook;
+    let body = serde_json::to_vec(event).map_err(|e| format!("cannot encode the event: {e}"))?;
+    let t = chrono::Utc::now().timestamp();
+    let signature = signature::sign(&target.secret, t, &body);
+    let authority = if hook.url.host.contains(':') {
+        format!("[{}]:{}", hook.url.host, hook.url.port)
+    } else {
+        format!("{}:{}", hook.url.host, hook.url.port)
+    };
+    let request = Request::post(hook.url.path.as_str())
+        .header(header::HOST, authority)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, "tpswitch")
+        .header("x-tpswitch-event", event.kind())
+        .header("x-tpswitch-event-id", event.id.to_string())
+        .header("x-tpswitch-delivery-attempt", attempt.to_string())
+        .header(signature::HEADER, signature)
+        .body(Body::from(body))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let tcp = TcpStream::connect((hook.url.host.as_str(), hook.url.port))
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    match &target.tls {
+        Some((connector, name)) => {
+            let tls = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            send(tls, request).await
+        }
+        None => send(tcp, request).await,
+    }
+}
+
+async fn send<S>(io: S, request: Request<Body>) -> Result<u16, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+    // The connection runs beside the request and ends with it (one request
+    // per connection: deliveries are seconds apart at most rates).
+    let conn = tokio::spawn(conn);
+    let result = sender
+        .send_request(request)
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("request failed: {e}"));
+    drop(sender);
+    conn.abort();
+    result
+}
+
+fn tls_connector(
+    host: &str,
+) -> Result<
+    (
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    ),
+    String,
+> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        return Err("no system trust anchors found".into());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => rustls_pki_types::ServerName::IpAddress(ip.into()),
+        Err(_) => rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("{host:?} is not a valid TLS server name"))?,
+    };
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
