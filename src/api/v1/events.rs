@@ -81,23 +81,24 @@ pub(super) async fn events(
     let header = headers
         .get("last-event-id")
         .map(|v| (v.to_str().unwrap_or("\u{fffd}").to_owned(), "Last-Event-ID"));
-    let after =
-        match header.or(q.after.map(|a| (a, "after"))) {
-            None => None,
-            // An empty Last-Event-ID is what EventSource sends before it saw any id.
-            Some((text, _)) if text.trim().is_empty() => None,
-            Some((text, field)) => match text.trim().parse::<u64>() {
-                Ok(id) => Some(id),
-                Err(_) => return Problem::invalid(vec![FieldError {
+    let after = match header.or(q.after.map(|a| (a, "after"))) {
+        None => None,
+        // An empty Last-Event-ID is what EventSource sends before it saw any id.
+        Some((text, _)) if text.trim().is_empty() => None,
+        Some((text, field)) => match text.trim().parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return Problem::invalid(vec![FieldError {
                     field: field.into(),
                     problem: format!("{text:?} is not an event id"),
                     fix:
                         "pass the id: of the last event received, or leave it out to start from now"
                             .into(),
                 }])
-                .into_response(),
-            },
-        };
+                .into_response()
+            }
+        },
+    };
     tracing::debug!(holder = %caller.name, after = after.unwrap_or(0), "event stream opened");
     Sse::new(stream(&s.events, after))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))

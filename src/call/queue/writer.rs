@@ -99,6 +99,18 @@ impl Names {
 
     /// The event bus's view of `w`, recorded in the store or not (a store
     /// that refuses a row does not hide the call from the floor).
+    fn events(&mut self, w: &Write) -> Vec<Body> {
+        let mut out: Vec<Body> = self.event(w).into_iter().collect();
+        // Accepted, then bridged: the attempt's news first, then the call's.
+        if let Write::Bridged { call, attempt, .. } = w {
+            out.push(Body::CallBridged {
+                call_id: self.call_id(*call),
+                agent: self.agents.get(attempt).cloned().unwrap_or_default(),
+            });
+        }
+        out
+    }
+
     fn event(&mut self, w: &Write) -> Option<Body> {
         match w {
             Write::CallStarted { call, row } => {
@@ -167,16 +179,7 @@ pub async fn run(
     let mut names = Names::default();
     while let Some(w) = rx.recv().await {
         let (now, now_utc) = (Instant::now(), Utc::now());
-        let event = names.event(&w);
-        // Bridged goes out before its call.bridged: accepted, then bridged.
-        let bridged = match &w {
-            Write::Bridged { call, attempt, .. } => Some(Body::CallBridged {
-                call_id: names.call_id(*call),
-                agent: names.agents.get(attempt).cloned().unwrap_or_default(),
-            }),
-            _ => None,
-        };
-        for body in event.into_iter().chain(bridged) {
+        for body in names.events(&w) {
             bus.publish(body, now_utc);
         }
         match w {
@@ -285,6 +288,97 @@ pub async fn run(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A bridged call told as the floor needs it: queued, dialled,
+    /// accepted then bridged, ended; the completed attempt's report adds
+    /// nothing (it was told at the bridge).
+    #[test]
+    fn a_bridged_call_is_told_in_order_with_its_call_id_and_agent() {
+        use crate::flows::queue::{CallOutcome, CallReport};
+        use crate::presence::{HungUpBy, SipOutcome};
+        let (call, attempt, now) = (CallId(7), AttemptId(3), Instant::now());
+        let mut names = Names::default();
+        let writes = [
+            Write::CallStarted {
+                call,
+                row: NewCall {
+                    call_id: "cust@x".into(),
+                    flow: "billing".into(),
+                    customer_number: "+15551234567".into(),
+                    contact_point: "+15550100001".into(),
+                    started_at: Utc::now(),
+                    answered_at: None,
+                },
+            },
+            Write::AttemptStarted {
+                call,
+                attempt,
+                user: "jsmith".into(),
+                started: now,
+            },
+            Write::Bridged {
+                call,
+                attempt,
+                at: now,
+            },
+            Write::Attempt {
+                report: AttemptReport {
+                    call,
+                    attempt,
+                    user: "jsmith".into(),
+                    started: now,
+                    ring: Duration::from_secs(2),
+                    sip_outcome: SipOutcome::Answered,
+                    sip_status: Some(200),
+                    accept_latency: Some(Duration::from_secs(1)),
+                    end: AttemptEnd::Completed,
+                    hung_up_by: Some(HungUpBy::Customer),
+                },
+                sip_call_id: None,
+            },
+            Write::CallEnded(CallReport {
+                call,
+                queue: "billing".into(),
+                outcome: CallOutcome::Bridged,
+                agent: Some("jsmith".into()),
+                arrived: now,
+                bridged: Some(now),
+                ended: now,
+                hung_up_by: HungUpBy::Customer,
+            }),
+        ];
+        let told: Vec<Body> = writes.iter().flat_map(|w| names.events(w)).collect();
+        let kinds: Vec<&str> = told.iter().map(Body::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "call.queued",
+                "attempt.started",
+                "attempt.accepted",
+                "call.bridged",
+                "call.ended"
+            ]
+        );
+        assert_eq!(
+            told[3],
+            Body::CallBridged {
+                call_id: "cust@x".into(),
+                agent: "jsmith".into()
+            }
+        );
+        assert_eq!(
+            told[4],
+            Body::CallEnded {
+                call_id: "cust@x".into(),
+                flow: "billing".into(),
+                outcome: "bridged".into(),
+                agent: Some("jsmith".into()),
+                hung_up_by: "customer".into(),
+            }
+        );
+        // Forgotten once ended: nothing grows with every call.
+        assert!(names.calls.is_empty() && names.agents.is_empty());
+    }
 
     #[test]
     fn wall_keeps_the_distance_from_now() {
