@@ -76,7 +76,9 @@ pub fn spawn(
             secret: key.into_bytes().into(),
             tls,
         });
-        info!(webhook = %hook.name, url = %hook.url.text, "webhook on");
+        // Not the query: a receiver may take a key there.
+        let path = hook.url.path.split('?').next().unwrap_or("/");
+        info!(webhook = %hook.name, host = %hook.url.host, port = hook.url.port, path, tls = hook.url.tls, "webhook on");
         tokio::spawn(run(target, live, stats.clone(), cancel.clone()));
         all.push(stats);
     }
