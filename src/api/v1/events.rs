@@ -112,6 +112,20 @@ fn stream(
     bus: &EventBus,
     after: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<sse::Event, Infallible>> {
+    futures_util::stream::unfold(reader(bus, after), |mut r| async move {
+        let item = match r.next().await? {
+            // No id: the client's Last-Event-ID stays where it was.
+            Item::Missed(body) => sse::Event::default().event(body.kind()).data(json(&body)),
+            Item::Event(e) => sse::Event::default()
+                .id(e.id.to_string())
+                .event(e.kind())
+                .data(json(&*e)),
+        };
+        Some((Ok(item), r))
+    })
+}
+
+fn reader(bus: &EventBus, after: Option<u64>) -> Reader {
     let (replay, live) = bus.subscribe(after);
     // After a miss the whole ring goes out, whatever `after` said (it may
     // be an id from another run, above all of them).
@@ -120,17 +134,20 @@ fn stream(
         (None, Some(after)) => after,
         (None, None) => replay.upto,
     };
-    let state = Reader {
+    Reader {
         bus: bus.clone(),
         missed: replay.missed,
         pending: replay.events.into(),
         live,
         last,
-    };
-    futures_util::stream::unfold(state, |mut r| async move {
-        let item = r.next().await?;
-        Some((Ok(item), r))
-    })
+    }
+}
+
+/// What the stream sends next.
+#[derive(Debug, PartialEq)]
+enum Item {
+    Missed(Body),
+    Event(Arc<Event>),
 }
 
 struct Reader {
@@ -143,11 +160,10 @@ struct Reader {
 }
 
 impl Reader {
-    async fn next(&mut self) -> Option<sse::Event> {
+    async fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(body) = self.missed.take() {
-                // No id: the client's Last-Event-ID stays where it was.
-                return Some(sse::Event::default().event(body.kind()).data(json(&body)));
+                return Some(Item::Missed(body));
             }
             if let Some(e) = self.pending.pop_front() {
                 // A replayed event can come again on the live channel
@@ -156,12 +172,7 @@ impl Reader {
                     continue;
                 }
                 self.last = e.id;
-                return Some(
-                    sse::Event::default()
-                        .id(e.id.to_string())
-                        .event(e.kind())
-                        .data(json(&*e)),
-                );
+                return Some(Item::Event(e));
             }
             match self.live.recv().await {
                 Ok(e) => self.pending.push_back(e),
@@ -353,6 +364,36 @@ mod tests {
         assert_eq!(a.json["errors"][0]["field"], "after");
         let res = open(&s, "/api/v1/events", Some("x1")).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    /// A reader so far behind that the live channel dropped events for it
+    /// is told it missed some, then gets what the ring holds, each once.
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_is_told_and_catches_up() {
+        use super::{reader, Item};
+        let bus = crate::events::EventBus::new(2, chrono::Utc::now());
+        let mut r = reader(&bus, None);
+        let ids: Vec<u64> = (0..5)
+            .map(|i| {
+                bus.publish(bridged(&format!("c{i}")), chrono::Utc::now())
+                    .id
+            })
+            .collect();
+        let Some(Item::Missed(Body::Missed { oldest, .. })) = r.next().await else {
+            panic!("a reader that lagged must first be told it missed events");
+        };
+        assert_eq!(oldest, Some(ids[3]));
+        for want in &ids[3..] {
+            match r.next().await {
+                Some(Item::Event(e)) => assert_eq!(e.id, *want),
+                other => panic!("{other:?}"),
+            }
+        }
+        let live = bus.publish(bridged("live"), chrono::Utc::now()).id;
+        match r.next().await {
+            Some(Item::Event(e)) => assert_eq!(e.id, live),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
