@@ -652,6 +652,9 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// Events waiting to be sent; more are dropped (and counted).
     pub max_queued: u32,
+    /// PEM trust anchors for an `https://` receiver instead of the
+    /// system's (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl WebhookConfig {

@@ -270,6 +270,7 @@ pub struct RawWebhook {
     pub retry_max: Option<String>,
     pub max_attempts: Option<i64>,
     pub max_queued: Option<i64>,
+    pub ca_file: Option<String>,
 }
 
 /// The whole file. Array elements keep their index in the file so that

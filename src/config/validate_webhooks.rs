@@ -119,6 +119,22 @@ pub(super) fn webhooks(v: &mut V, list: &[(usize, RawWebhook)]) -> Vec<WebhookCo
         }
         let max_attempts = v.uint(&format!("{at}.max_attempts"), r.max_attempts, 8, 1, 100);
         let max_queued = v.uint(&format!("{at}.max_queued"), r.max_queued, 1000, 1, 100_000);
+        let ca_file = r.ca_file.as_ref().map(|f| v.base.join(f));
+        if let Some(f) = &ca_file {
+            if url.as_ref().is_some_and(|u| !u.tls) {
+                v.push(
+                    format!("{at}.ca_file"),
+                    "is only for https:// URLs",
+                    "remove ca_file, or use an https:// URL",
+                );
+            } else if !f.is_file() {
+                v.push(
+                    format!("{at}.ca_file"),
+                    format!("{} is not a readable file", f.display()),
+                    "give the PEM file of the CA that signed the receiver's certificate (relative paths are from this file's folder)",
+                );
+            }
+        }
         if let Some(url) = url {
             out.push(WebhookConfig {
                 name,
@@ -130,6 +146,7 @@ pub(super) fn webhooks(v: &mut V, list: &[(usize, RawWebhook)]) -> Vec<WebhookCo
                 retry_max,
                 max_attempts,
                 max_queued,
+                ca_file,
             });
         }
     }
@@ -319,6 +336,31 @@ mod tests {
         assert!(cfg
             .check_environment(|k| (k == "CRM_SECRET").then(|| "s3cret".to_owned()))
             .is_ok());
+    }
+
+    #[test]
+    fn ca_file_is_for_https_and_must_exist() {
+        let err = load(
+            "[[webhooks]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nsecret_env = \"S\"\nca_file = \"tpswitch.toml\"\n[[webhooks]]\nname = \"b\"\nurl = \"https://crm.example.com/\"\nsecret_env = \"S\"\nca_file = \"no-such-ca.pem\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("webhooks[0].ca_file") && err.contains("only for https://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("webhooks[1].ca_file") && err.contains("no-such-ca.pem"),
+            "{err}"
+        );
+        // Relative to the file's folder: config/tpswitch.toml itself exists.
+        let cfg = load(
+            "[[webhooks]]\nname = \"b\"\nurl = \"https://crm.example.com/\"\nsecret_env = \"S\"\nca_file = \"tpswitch.toml\"\n",
+        )
+        .unwrap();
+        assert!(cfg.webhooks[0]
+            .ca_file
+            .as_ref()
+            .is_some_and(|f| f.is_absolute()));
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn spawn(
             continue;
         };
         let tls = if hook.url.tls {
-            match tls_connector(&hook.url.host) {
+            match tls_connector(&hook.url.host, hook.ca_file.as_deref()) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     warn!(webhook = %hook.name, error = %e, "webhook TLS set-up failed; webhook off");
@@ -248,20 +248,29 @@ where
     result
 }
 
-fn tls_connector(
-    host: &str,
-) -> Result<
-    (
-        tokio_rustls::TlsConnector,
-        rustls_pki_types::ServerName<'static>,
-    ),
-    String,
-> {
+/// A TLS connector trusting `ca_file` (PEM) or, without one, the system's
+/// roots, and the name the receiver's certificate must carry.
+type Connector = (
+    tokio_rustls::TlsConnector,
+    rustls_pki_types::ServerName<'static>,
+);
+
+fn tls_connector(host: &str, ca_file: Option<&std::path::Path>) -> Result<Connector, String> {
+    use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(found.certs);
+    match ca_file {
+        Some(path) => {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots.add_parsable_certificates(certs);
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
     if roots.is_empty() {
-        return Err("no system trust anchors found".into());
+        return Err("no usable trust anchor (ca_file or the system's)".into());
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -276,4 +285,205 @@ fn tls_connector(
             .map_err(|_| format!("{host:?} is not a valid TLS server name"))?,
     };
     Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WebhookUrl;
+    use crate::events::Body;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A CA and a leaf for 127.0.0.1 it signed: (ca, leaf, leaf key) PEM.
+    fn chain() -> (String, String, String) {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
+    }
+
+    /// Reads one HTTP/1.1 request (head and Content-Length body), answers
+    /// 204 and returns it.
+    async fn one_request<S>(mut io: S) -> String
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = io.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed mid-request");
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        io.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&req).to_string()
+    }
+
+    /// An https:// receiver (rustls, as the SIP TLS listener builds it)
+    /// gets the event signed, through the same shell the switch runs; its
+    /// certificate is checked against `ca_file`.
+    #[tokio::test]
+    async fn an_https_receiver_gets_the_signed_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, leaf, key) = chain();
+        let put = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let ca_file = put("ca.pem", &ca);
+        let server = crate::sip::tls::server_config(&crate::sip::tls::Identity {
+            certificate: put("leaf.pem", &leaf),
+            private_key: put("key.pem", &key),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tls = tokio_rustls::TlsAcceptor::from(server)
+                .accept(tcp)
+                .await
+                .unwrap();
+            one_request(tls).await
+        });
+        let hook = WebhookConfig {
+            name: "tls".into(),
+            url: WebhookUrl {
+                text: format!("https://127.0.0.1:{port}/in"),
+                tls: true,
+                host: "127.0.0.1".into(),
+                port,
+                path: "/in".into(),
+            },
+            secret_env: "S".into(),
+            events: Vec::new(),
+            timeout: std::time::Duration::from_secs(10),
+            retry_initial: std::time::Duration::from_millis(10),
+            retry_max: std::time::Duration::from_millis(10),
+            max_attempts: 1,
+            max_queued: 8,
+            ca_file: Some(ca_file),
+        };
+        let bus = EventBus::new(8, chrono::Utc::now());
+        let cancel = CancellationToken::new();
+        let stats = spawn(&[hook], |_| Some("k3y".into()), &bus, cancel.clone());
+        assert_eq!(stats.len(), 1, "the webhook must start");
+        let e = bus.publish(
+            Body::CallBridged {
+                call_id: "c".into(),
+                agent: "jsmith".into(),
+            },
+            chrono::Utc::now(),
+        );
+        // A bound on a broken delivery, not a timing assertion.
+        let req = tokio::time::timeout(std::time::Duration::from_secs(10), receiver)
+            .await
+            .expect("the POST within the bound")
+            .unwrap();
+        cancel.cancel();
+        let (head, body) = req.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /in HTTP/1.1"), "{head}");
+        let sig = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-tpswitch-signature: "))
+            .unwrap_or_else(|| panic!("no signature in {head}"));
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(
+            signature::verify(b"k3y", sig, body.as_bytes(), now, 300),
+            Ok(())
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["id"], e.id);
+    }
+
+    /// A receiver whose certificate no trusted CA signed gets nothing: the
+    /// attempt fails at the handshake and is counted as failed.
+    #[tokio::test]
+    async fn a_receiver_outside_the_ca_gets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _, _) = chain();
+        let (_, leaf, key) = chain();
+        let put = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let ca_file = put("ca.pem", &ca);
+        let server = crate::sip::tls::server_config(&crate::sip::tls::Identity {
+            certificate: put("leaf.pem", &leaf),
+            private_key: put("key.pem", &key),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio_rustls::TlsAcceptor::from(server)
+                .accept(tcp)
+                .await
+                .is_ok()
+        });
+        let target = Target {
+            hook: WebhookConfig {
+                name: "tls".into(),
+                url: WebhookUrl {
+                    text: String::new(),
+                    tls: true,
+                    host: "127.0.0.1".into(),
+                    port,
+                    path: "/".into(),
+                },
+                secret_env: "S".into(),
+                events: Vec::new(),
+                timeout: std::time::Duration::from_secs(10),
+                retry_initial: std::time::Duration::from_millis(10),
+                retry_max: std::time::Duration::from_millis(10),
+                max_attempts: 1,
+                max_queued: 8,
+                ca_file: None,
+            },
+            secret: Arc::from(&b"k"[..]),
+            tls: Some(tls_connector("127.0.0.1", Some(&ca_file)).unwrap()),
+        };
+        let bus = EventBus::new(8, chrono::Utc::now());
+        let e = bus.publish(
+            Body::CallBridged {
+                call_id: "c".into(),
+                agent: "a".into(),
+            },
+            chrono::Utc::now(),
+        );
+        assert_eq!(attempt(&target, &e, 1).await, Outcome::Failed);
+        assert!(!receiver.await.unwrap(), "the handshake must not complete");
+        let empty = put("empty.pem", "");
+        let Err(err) = tls_connector("127.0.0.1", Some(&empty)) else {
+            panic!("a ca_file without certificates must be refused");
+        };
+        assert!(err.contains("no usable trust anchor"), "{err}");
+    }
 }
