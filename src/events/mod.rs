@@ -233,6 +233,12 @@ impl EventBus {
         }
     }
 
+    /// The id this run's first event gets (or got): resuming after one
+    /// less replays every event of this run still held.
+    pub fn first_id(&self) -> u64 {
+        self.lock().first
+    }
+
     pub fn capacity(&self) -> usize {
         self.lock().capacity
     }

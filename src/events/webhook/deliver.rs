@@ -68,9 +68,9 @@ pub fn spawn(
             name: hook.name.clone(),
             ..WebhookStats::default()
         });
-        // Subscribed here, before returning: no event published after
-        // start-up is missed.
-        let (_, live) = bus.subscribe(None);
+        // Everything this run published before the webhook started (the
+        // expiries closed at start-up) comes first, then live events.
+        let (replay, live) = bus.subscribe(Some(bus.first_id().saturating_sub(1)));
         let target = Arc::new(Target {
             hook: hook.clone(),
             secret: key.into_bytes().into(),
@@ -79,7 +79,13 @@ pub fn spawn(
         // Not the query: a receiver may take a key there.
         let path = hook.url.path.split('?').next().unwrap_or("/");
         info!(webhook = %hook.name, host = %hook.url.host, port = hook.url.port, path, tls = hook.url.tls, "webhook on");
-        tokio::spawn(run(target, live, stats.clone(), cancel.clone()));
+        tokio::spawn(run(
+            target,
+            replay.events,
+            live,
+            stats.clone(),
+            cancel.clone(),
+        ));
         all.push(stats);
     }
     all
@@ -96,6 +102,7 @@ struct Target {
 
 async fn run(
     target: Arc<Target>,
+    earlier: Vec<Arc<Event>>,
     mut live: tokio::sync::broadcast::Receiver<Arc<Event>>,
     stats: Arc<WebhookStats>,
     cancel: CancellationToken,
@@ -109,6 +116,11 @@ async fn run(
         },
         hook.max_queued as usize,
     );
+    for event in earlier.into_iter().filter(|e| hook.wants(e.kind())) {
+        if !schedule.push(event) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let mut in_flight: Option<tokio::task::JoinHandle<Outcome>> = None;
     loop {
         let due = schedule.due();
@@ -419,6 +431,82 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["id"], e.id);
+    }
+
+    /// Events published before the webhook started (the expiries closed at
+    /// start-up) are sent too, before live ones, and only the kinds asked
+    /// for.
+    #[tokio::test]
+    async fn events_from_before_the_start_are_sent_first() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                got.push(one_request(tcp).await);
+            }
+            got
+        });
+        let bus = EventBus::new(8, chrono::Utc::now());
+        let expired = bus.publish(
+            Body::Expired {
+                agent: "jsmith".into(),
+                end: chrono::Utc::now(),
+                while_down: true,
+                deferred: false,
+            },
+            chrono::Utc::now(),
+        );
+        bus.publish(
+            Body::CallBridged {
+                call_id: "not wanted".into(),
+                agent: "a".into(),
+            },
+            chrono::Utc::now(),
+        );
+        let hook = WebhookConfig {
+            name: "early".into(),
+            url: WebhookUrl {
+                text: String::new(),
+                tls: false,
+                host: "127.0.0.1".into(),
+                port,
+                path: "/".into(),
+            },
+            secret_env: "S".into(),
+            events: vec!["presence".into()],
+            timeout: std::time::Duration::from_secs(10),
+            retry_initial: std::time::Duration::from_millis(10),
+            retry_max: std::time::Duration::from_millis(10),
+            max_attempts: 1,
+            max_queued: 8,
+            ca_file: None,
+        };
+        let cancel = CancellationToken::new();
+        spawn(&[hook], |_| Some("k".into()), &bus, cancel.clone());
+        let live = bus.publish(
+            Body::Offline {
+                agent: "bwayne".into(),
+                window: None,
+            },
+            chrono::Utc::now(),
+        );
+        // A bound on a broken delivery, not a timing assertion.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), receiver)
+            .await
+            .expect("two POSTs within the bound")
+            .unwrap();
+        cancel.cancel();
+        let ids: Vec<String> = got
+            .iter()
+            .filter_map(|r| {
+                r.lines()
+                    .find_map(|l| l.strip_prefix("x-tpswitch-event-id: "))
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(ids, [expired.id.to_string(), live.id.to_string()]);
     }
 
     /// A receiver whose certificate no trusted CA signed gets nothing: the
