@@ -495,6 +495,57 @@ fn customer_hanging_up_cancels_the_ringing_agent() {
     );
 }
 
+/// The event stream tells a queue call as it goes: queued, the agent
+/// dialled, missed (the customer hung up while it rang), ended abandoned.
+#[test]
+fn a_queue_call_and_its_attempt_reach_the_event_stream() {
+    let s = setup(&[JSMITH], |t| {
+        t.replace_exact("ring_timeout = \"3s\"", "ring_timeout = \"20s\"")
+    });
+    // No token configured: the API is local and open.
+    let stream = sse_lines(s.sw.http, None, None);
+    let uas = s.agents(Agent::NoAnswer, Agent::Busy, 1);
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(1_500));
+    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    s.finish(uas);
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    loop {
+        let (id, kind, data) = sse_event(&stream);
+        if kind.starts_with("presence.") {
+            continue;
+        }
+        ids.push(id.expect("every event has an id"));
+        let done = kind == "call.ended";
+        seen.push((kind, data));
+        if done {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "call.queued",
+            "attempt.started",
+            "attempt.missed",
+            "call.ended"
+        ],
+        "{seen:?}"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let call_id = &seen[0].1["call_id"];
+    assert!(call_id.as_str().is_some_and(|c| !c.is_empty()), "{seen:?}");
+    assert_eq!(seen[0].1["customer"], CUSTOMER);
+    assert_eq!(seen[0].1["contact_point"], BILLING);
+    assert_eq!(seen[1].1["agent"], "jsmith");
+    assert_eq!(seen[2].1["cause"], "customer-hung-up");
+    assert_eq!(seen[3].1["outcome"], "abandoned");
+    for (_, data) in &seen {
+        assert_eq!(&data["call_id"], call_id, "one call: {seen:?}");
+    }
+}
+
 #[test]
 fn agent_hanging_up_sends_the_customer_bye() {
     let s = setup(&[JSMITH], |t| t);

@@ -75,6 +75,11 @@ pub struct ApiState {
     /// through it (durable, expiry re-armed, queue and notifier told), never
     /// straight to the store.
     pub presence: crate::presence::service::PresenceHandle,
+    /// Presence, call and attempt events: `GET /api/v1/events` reads it,
+    /// and `/metrics` counts the webhooks' deliveries.
+    pub events: crate::events::EventBus,
+    /// One per `[[webhooks]]` entry that runs.
+    pub webhooks: Vec<Arc<crate::events::webhook::WebhookStats>>,
 }
 
 pub async fn serve(
@@ -207,6 +212,7 @@ async fn metrics(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response
         .unwrap_or_default();
     registration_metrics(&mut out, &regs);
     trunk_target_gauges(&mut out, &s);
+    webhook_metrics(&mut out, &s.webhooks);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -429,6 +435,53 @@ fn registration_metrics(out: &mut String, regs: &[RegistrationStatus]) {
     }
 }
 
+/// Each webhook's deliveries, labelled with its name (never its URL, whose
+/// query may carry a receiver's key).
+fn webhook_metrics(out: &mut String, hooks: &[Arc<crate::events::webhook::WebhookStats>]) {
+    use crate::events::webhook::WebhookStats;
+    use std::sync::atomic::AtomicU64;
+    if hooks.is_empty() {
+        return;
+    }
+    type Get = fn(&WebhookStats) -> &AtomicU64;
+    let series: [(&str, &str, Get); 4] = [
+        (
+            "webhook_delivered_total",
+            "Events a webhook receiver accepted (2xx)",
+            |w| &w.delivered,
+        ),
+        (
+            "webhook_failed_attempts_total",
+            "Webhook POSTs that failed (status, connection, timeout); retried with back-off",
+            |w| &w.failed_attempts,
+        ),
+        (
+            "webhook_given_up_total",
+            "Webhook events dropped after max_attempts",
+            |w| &w.given_up,
+        ),
+        (
+            "webhook_dropped_total",
+            "Webhook events dropped unsent: max_queued were waiting",
+            |w| &w.dropped,
+        ),
+    ];
+    for (name, help, get) in series {
+        let _ = writeln!(
+            out,
+            "# HELP tpswitch_{name} {help}\n# TYPE tpswitch_{name} counter"
+        );
+        for w in hooks {
+            let label = w.name.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "tpswitch_{name}{{webhook=\"{label}\"}} {}",
+                get(w).load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 /// One series per trunk target: up (1), down (0) or not probed yet (-1),
 /// and the last OPTIONS round trip.
 fn trunk_target_gauges(out: &mut String, s: &ApiState) {
@@ -506,6 +559,11 @@ impl ApiState {
             prompts: Arc::default(),
             liveness: Arc::default(),
             live: crate::live::Live::default(),
+            events: crate::events::EventBus::new(
+                crate::events::DEFAULT_CAPACITY,
+                chrono::Utc::now(),
+            ),
+            webhooks: Vec::new(),
             tokens,
             metrics: telemetry::install(),
             reload: tokio::sync::mpsc::channel(1).0,
@@ -602,6 +660,8 @@ mod tests {
                 Arc::new(crate::presence::clock::SystemClock),
             )
             .1,
+            events: crate::events::EventBus::new(8, chrono::Utc::now()),
+            webhooks: Vec::new(),
         });
         let refused = metrics(State(state.clone()), HeaderMap::new()).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

@@ -457,6 +457,14 @@ async fn run_with(
     };
     let (presence_service, presence) = PresenceService::new(store.clone(), clock);
     let presence_events = presence.subscribe();
+    // Presence, call and attempt events, numbered for SSE resume and fed
+    // to webhooks; subscribed before the service starts, so the start-up
+    // expiries are on it.
+    let events = crate::events::EventBus::new(crate::events::DEFAULT_CAPACITY, chrono::Utc::now());
+    tokio::spawn(crate::presence::events::forward(
+        presence.subscribe(),
+        events.clone(),
+    ));
     // Subscribed before the service starts: the queue misses no change.
     let queue_presence = presence.subscribe();
     let presence_task = presence_service.spawn().await?;
@@ -716,7 +724,14 @@ async fn run_with(
         router: LegRouter::default(),
         queue: queue_tx,
         live: crate::live::Live::default(),
+        events: events.clone(),
     });
+    let webhooks = crate::events::webhook::spawn(
+        &cfg.webhooks,
+        |k| std::env::var(k).ok(),
+        &events,
+        cancel.clone(),
+    );
     let api = Arc::new(crate::api::ApiState {
         cfg: cfg.clone(),
         current: dialplan_tx.subscribe(),
@@ -733,6 +748,8 @@ async fn run_with(
         liveness: liveness.clone(),
         live: ctx.live.clone(),
         presence: presence.clone(),
+        events,
+        webhooks,
     });
     let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
     if http_bind != cfg.http.bind {

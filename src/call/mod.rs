@@ -51,6 +51,8 @@ pub struct CallContext {
     pub queue: queue::QueueSender,
     /// What the floor sees: every call and leg publishes its changes here.
     pub live: Live,
+    /// Call and attempt events for `/api/v1/events` and webhooks.
+    pub events: crate::events::EventBus,
 }
 
 impl CallContext {

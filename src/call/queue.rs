@@ -131,7 +131,12 @@ pub async fn run(
     );
     let (inbox, mut inbox_rx) = mpsc::channel(INBOX);
     let (writes, writes_rx) = mpsc::channel(writer::WRITE_QUEUE);
-    let writer = tokio::spawn(writer::run(store, ctx.presence.clone(), writes_rx));
+    let writer = tokio::spawn(writer::run(
+        store,
+        ctx.presence.clone(),
+        ctx.events.clone(),
+        writes_rx,
+    ));
     let mut shell = Shell {
         ctx,
         engine,

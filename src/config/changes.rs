@@ -170,6 +170,8 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "http.max_connections",
         old.http.max_connections != new.http.max_connections,
     );
+    // One delivery task per webhook, started with its secret at start-up.
+    restart("webhooks", old.webhooks != new.webhooks);
     c
 }
 
@@ -248,5 +250,18 @@ mod tests {
         assert!(c.restart.is_empty(), "{c:?}");
         let ring = load(&EXAMPLE.replacen("ring_timeout = \"20s\"", "ring_timeout = \"30s\"", 1));
         assert_eq!(changes(&old, &ring).live, ["flows"]);
+    }
+
+    /// A reload reports a changed webhook as needing a restart rather than
+    /// saying nothing while the old one keeps being called.
+    #[test]
+    fn webhooks_need_a_restart() {
+        let old = load(EXAMPLE);
+        let hook = load(&format!(
+            "{EXAMPLE}\n[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/\"\nsecret_env = \"CRM_SECRET\"\n"
+        ));
+        let c = changes(&old, &hook);
+        assert_eq!(c.restart, ["webhooks"]);
+        assert!(c.live.is_empty(), "{c:?}");
     }
 }

@@ -63,6 +63,24 @@ impl Config {
                 ));
             }
         }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if var(&w.secret_env).is_some_and(|v| !v.trim().is_empty()) {
+                continue;
+            }
+            // Unsigned events could be forged by anyone who can reach the
+            // receiver: no secret, no webhook.
+            problems.push(Problem::new(
+                format!("webhooks[{i}].secret_env"),
+                format!(
+                    "names {}, which is not set (or empty): the webhook {:?} could not sign its events",
+                    w.secret_env, w.name
+                ),
+                format!(
+                    "set {} to a long random secret the receiver shares, or remove the webhook",
+                    w.secret_env
+                ),
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {

@@ -17,6 +17,7 @@ pub mod secret;
 mod validate;
 mod validate_flows;
 mod validate_register;
+mod validate_webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -83,6 +84,7 @@ impl Config {
         let flows = validate_flows::flows(&mut v, &raw.flows, &prompts);
         let dispatch_mappings = validate_flows::mappings(&mut v, &raw.dispatch_mappings, &flows);
         validate_flows::overflow_diallable(&mut v, &raw.flows, &flows, &trunks, &users);
+        let webhooks = validate_webhooks::webhooks(&mut v, &raw.webhooks);
         // With a syntax error the tree was not read, so the "missing"
         // problems validation finds would only be noise.
         if problems.iter().any(|p| p.path.starts_with("line ")) {
@@ -121,6 +123,7 @@ impl Config {
             users,
             flows,
             dispatch_mappings,
+            webhooks,
         })
     }
 

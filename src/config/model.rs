@@ -37,6 +37,8 @@ pub struct Config {
     pub users: Vec<User>,
     pub flows: Vec<Flow>,
     pub dispatch_mappings: Vec<DispatchMapping>,
+    /// `[[webhooks]]`: where events are POSTed (none: no webhooks).
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -648,4 +650,57 @@ pub struct DispatchMapping {
     /// spells them out so other kinds can be added without a format change.
     pub phone_number: E164,
     pub flow: String,
+}
+
+/// One `[[webhooks]]` entry: events of `events` kinds are POSTed to `url`,
+/// signed with the secret read from `secret_env` at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// For the logs and the `webhook` label of its metrics.
+    pub name: String,
+    pub url: WebhookUrl,
+    pub secret_env: String,
+    /// Event kinds sent (`presence.online`) or whole families
+    /// (`presence`); empty: every kind.
+    pub events: Vec<String>,
+    /// One attempt's limit, connection included.
+    pub timeout: Duration,
+    /// The wait before the first retry; each later one doubles.
+    pub retry_initial: Duration,
+    /// No wait between retries is longer.
+    pub retry_max: Duration,
+    /// Attempts per event, the first included, before it is given up.
+    pub max_attempts: u32,
+    /// Events waiting to be sent; more are dropped (and counted).
+    pub max_queued: u32,
+    /// PEM trust anchors for an `https://` receiver instead of the
+    /// system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl WebhookConfig {
+    /// Whether an event of `kind` (e.g. `presence.online`) goes here.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.is_empty()
+            || self.events.iter().any(|k| {
+                k == kind
+                    || kind
+                        .strip_prefix(k.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+    }
+}
+
+/// A webhook's URL, checked: `https://` to any host, `http://` only to a
+/// loopback address (events name agents and callers' numbers, which must
+/// not cross a network in the clear).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// As written, for the logs.
+    pub text: String,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub path: String,
 }

@@ -262,6 +262,22 @@ pub struct RawMapping {
     pub flow: Option<String>,
 }
 
+/// `[[webhooks]]`: where events are POSTed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub secret_env: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    pub retry_initial: Option<String>,
+    pub retry_max: Option<String>,
+    pub max_attempts: Option<i64>,
+    pub max_queued: Option<i64>,
+    pub ca_file: Option<String>,
+}
+
 /// The whole file. Array elements keep their index in the file so that
 /// messages point at the right `[[users]]` even when an earlier one failed.
 #[derive(Debug, Default)]
@@ -280,6 +296,7 @@ pub struct RawConfig {
     pub users: Vec<(usize, RawUser)>,
     pub flows: Vec<(usize, RawFlow)>,
     pub dispatch_mappings: Vec<(usize, RawMapping)>,
+    pub webhooks: Vec<(usize, RawWebhook)>,
     /// Key path -> 1-based line, to add lines to validation problems.
     pub lines: HashMap<String, usize>,
 }
@@ -298,6 +315,7 @@ const SECTIONS: &[&str] = &[
     "users",
     "flows",
     "dispatch_mappings",
+    "webhooks",
 ];
 
 /// Parse `text`; on failure return every problem serde and the TOML parser
@@ -336,6 +354,7 @@ pub fn parse(text: &str) -> (RawConfig, Vec<Problem>) {
             "dispatch_mappings" => {
                 out.dispatch_mappings = cx.array(value, name, |cx, v, p| cx.section(v, p))
             }
+            "webhooks" => out.webhooks = cx.array(value, name, |cx, v, p| cx.section(v, p)),
             other => cx.problems.push(Problem {
                 path: other.to_string(),
                 line: Some(line_of(text, key.span().start)),

@@ -222,7 +222,7 @@ impl V<'_> {
         out
     }
 
-    fn env_name(&mut self, path: &str, v: &Option<String>, default: &str) -> String {
+    pub(super) fn env_name(&mut self, path: &str, v: &Option<String>, default: &str) -> String {
         let s = v.as_deref().unwrap_or(default);
         let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && !s.bytes().next().is_some_and(|b| b.is_ascii_digit());

@@ -14,6 +14,7 @@
 pub mod agent_state;
 pub mod calls;
 pub mod clock;
+pub mod events;
 pub mod logins;
 pub mod scheduler;
 pub mod service;

@@ -662,3 +662,72 @@ pub fn agent(sw: &Switch, id: &str) -> serde_json::Value {
         .and_then(|a| a.iter().find(|u| u["id"] == id).cloned())
         .unwrap_or_else(|| panic!("no agent {id}"))
 }
+
+// ------------------------------------------------------------ event stream
+
+/// `GET /api/v1/events` on a raw TCP connection, as a browser's
+/// EventSource reads it: the response's lines as they come, over a
+/// channel (the stream never ends by itself; the reader thread ends with
+/// the switch).
+pub fn sse_lines(
+    http: SocketAddr,
+    token: Option<&str>,
+    last_event_id: Option<u64>,
+) -> mpsc::Receiver<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(http).expect("connect to the HTTP API");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET /api/v1/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{auth}{resume}\r\n"
+    )
+    .expect("send");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(s).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next event on the stream: (id, kind, data). Chunk-size lines of the
+/// chunked response fall between events and are skipped.
+pub fn sse_event(lines: &mpsc::Receiver<String>) -> (Option<u64>, String, serde_json::Value) {
+    let mut id = None;
+    let mut event = String::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an event on the stream within 20 s");
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            let data = serde_json::from_str(v).expect("event data is JSON");
+            return (id, event, data);
+        }
+    }
+}
+
+/// The next event of `kind`, skipping others: (id, data).
+pub fn sse_event_of(
+    lines: &mpsc::Receiver<String>,
+    kind: &str,
+) -> (Option<u64>, serde_json::Value) {
+    for _ in 0..1000 {
+        let (id, k, data) = sse_event(lines);
+        if k == kind {
+            return (id, data);
+        }
+    }
+    panic!("no {kind} event in 1000");
+}

@@ -19,6 +19,7 @@ use super::ApiState;
 
 mod agents;
 mod calls;
+mod events;
 mod floor;
 mod presence;
 mod queue_stats;
@@ -65,6 +66,7 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(agents::routes())
         .merge(floor::routes())
         .merge(presence::routes())
+        .merge(events::routes())
 }
 
 #[cfg(test)]

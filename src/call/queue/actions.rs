@@ -217,6 +217,7 @@ impl Shell {
                 self.ctx.live.bridged(call.0, a.leg.0, chrono::Utc::now());
                 self.write(Write::Bridged {
                     call,
+                    attempt,
                     at: std::time::Instant::now(),
                 })
                 .await;

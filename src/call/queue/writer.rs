@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::flows::queue::{AttemptId, AttemptReport, CallReport};
+use crate::events::{Body, EventBus};
+use crate::flows::queue::{AttemptEnd, AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
 use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, SqliteStore};
@@ -42,6 +43,8 @@ pub enum Write {
     /// The customer was bridged to an agent: their wait ends here.
     Bridged {
         call: CallId,
+        /// The agent's attempt that was accepted.
+        attempt: AttemptId,
         at: Instant,
     },
     CallEnded(CallReport),
@@ -78,13 +81,107 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Receiver<Write>) {
+/// Each call's SIP Call-ID and flow, and each attempt's agent, as events
+/// name them: kept from the writes that start them.
+#[derive(Default)]
+struct Names {
+    calls: HashMap<CallId, (String, String)>,
+    agents: HashMap<AttemptId, String>,
+}
+
+impl Names {
+    fn call_id(&self, call: CallId) -> String {
+        self.calls
+            .get(&call)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The event bus's view of `w`, recorded in the store or not (a store
+    /// that refuses a row does not hide the call from the floor).
+    fn events(&mut self, w: &Write) -> Vec<Body> {
+        let mut out: Vec<Body> = self.event(w).into_iter().collect();
+        // Accepted, then bridged: the attempt's news first, then the call's.
+        if let Write::Bridged { call, attempt, .. } = w {
+            out.push(Body::CallBridged {
+                call_id: self.call_id(*call),
+                agent: self.agents.get(attempt).cloned().unwrap_or_default(),
+            });
+        }
+        out
+    }
+
+    fn event(&mut self, w: &Write) -> Option<Body> {
+        match w {
+            Write::CallStarted { call, row } => {
+                self.calls
+                    .insert(*call, (row.call_id.clone(), row.flow.clone()));
+                Some(Body::CallQueued {
+                    call_id: row.call_id.clone(),
+                    flow: row.flow.clone(),
+                    customer: row.customer_number.clone(),
+                    contact_point: row.contact_point.clone(),
+                })
+            }
+            Write::AttemptStarted {
+                call,
+                attempt,
+                user,
+                ..
+            } => {
+                self.agents.insert(*attempt, user.clone());
+                Some(Body::AttemptStarted {
+                    call_id: self.call_id(*call),
+                    agent: user.clone(),
+                })
+            }
+            Write::Bridged { call, attempt, .. } => Some(Body::AttemptAccepted {
+                call_id: self.call_id(*call),
+                agent: self.agents.get(attempt).cloned().unwrap_or_default(),
+            }),
+            Write::Attempt { report: r, .. } => {
+                self.agents.remove(&r.attempt);
+                // A completed attempt was told as accepted at its bridge.
+                (r.end != AttemptEnd::Completed).then(|| Body::AttemptMissed {
+                    call_id: self.call_id(r.call),
+                    agent: r.user.clone(),
+                    ring_ms: u64::try_from(r.ring.as_millis()).unwrap_or(u64::MAX),
+                    cause: r.end.as_str().to_owned(),
+                    sip_outcome: r.sip_outcome.as_str().to_owned(),
+                    sip_status: r.sip_status,
+                })
+            }
+            Write::CallEnded(r) => {
+                let (call_id, flow) = self.calls.remove(&r.call).unwrap_or_default();
+                Some(Body::CallEnded {
+                    call_id,
+                    flow,
+                    outcome: r.outcome.as_str().to_owned(),
+                    agent: r.agent.clone(),
+                    hung_up_by: r.hung_up_by.as_str().to_owned(),
+                })
+            }
+            Write::Activity { .. } | Write::ForceOffline { .. } => None,
+        }
+    }
+}
+
+pub async fn run(
+    store: SqliteStore,
+    presence: PresenceHandle,
+    bus: EventBus,
+    mut rx: mpsc::Receiver<Write>,
+) {
     // Store row of each call still in progress.
     let mut rows: HashMap<CallId, i64> = HashMap::new();
     // Store row of each attempt started and not yet reported.
     let mut attempts: HashMap<AttemptId, i64> = HashMap::new();
+    let mut names = Names::default();
     while let Some(w) = rx.recv().await {
         let (now, now_utc) = (Instant::now(), Utc::now());
+        for body in names.events(&w) {
+            bus.publish(body, now_utc);
+        }
         match w {
             Write::CallStarted { call, row } => {
                 match timed("insert_call", store.insert_call(&row)).await {
@@ -116,7 +213,7 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
                     Err(e) => warn!(%call, error = %e, "cannot record the start of the attempt"),
                 }
             }
-            Write::Bridged { call, at } => {
+            Write::Bridged { call, at, .. } => {
                 let Some(&id) = rows.get(&call) else {
                     continue;
                 };
@@ -191,6 +288,97 @@ pub async fn run(store: SqliteStore, presence: PresenceHandle, mut rx: mpsc::Rec
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A bridged call told as the floor needs it: queued, dialled,
+    /// accepted then bridged, ended; the completed attempt's report adds
+    /// nothing (it was told at the bridge).
+    #[test]
+    fn a_bridged_call_is_told_in_order_with_its_call_id_and_agent() {
+        use crate::flows::queue::{CallOutcome, CallReport};
+        use crate::presence::{HungUpBy, SipOutcome};
+        let (call, attempt, now) = (CallId(7), AttemptId(3), Instant::now());
+        let mut names = Names::default();
+        let writes = [
+            Write::CallStarted {
+                call,
+                row: NewCall {
+                    call_id: "cust@x".into(),
+                    flow: "billing".into(),
+                    customer_number: "+15551234567".into(),
+                    contact_point: "+15550100001".into(),
+                    started_at: Utc::now(),
+                    answered_at: None,
+                },
+            },
+            Write::AttemptStarted {
+                call,
+                attempt,
+                user: "jsmith".into(),
+                started: now,
+            },
+            Write::Bridged {
+                call,
+                attempt,
+                at: now,
+            },
+            Write::Attempt {
+                report: AttemptReport {
+                    call,
+                    attempt,
+                    user: "jsmith".into(),
+                    started: now,
+                    ring: Duration::from_secs(2),
+                    sip_outcome: SipOutcome::Answered,
+                    sip_status: Some(200),
+                    accept_latency: Some(Duration::from_secs(1)),
+                    end: AttemptEnd::Completed,
+                    hung_up_by: Some(HungUpBy::Customer),
+                },
+                sip_call_id: None,
+            },
+            Write::CallEnded(CallReport {
+                call,
+                queue: "billing".into(),
+                outcome: CallOutcome::Bridged,
+                agent: Some("jsmith".into()),
+                arrived: now,
+                bridged: Some(now),
+                ended: now,
+                hung_up_by: HungUpBy::Customer,
+            }),
+        ];
+        let told: Vec<Body> = writes.iter().flat_map(|w| names.events(w)).collect();
+        let kinds: Vec<&str> = told.iter().map(Body::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "call.queued",
+                "attempt.started",
+                "attempt.accepted",
+                "call.bridged",
+                "call.ended"
+            ]
+        );
+        assert_eq!(
+            told[3],
+            Body::CallBridged {
+                call_id: "cust@x".into(),
+                agent: "jsmith".into()
+            }
+        );
+        assert_eq!(
+            told[4],
+            Body::CallEnded {
+                call_id: "cust@x".into(),
+                flow: "billing".into(),
+                outcome: "bridged".into(),
+                agent: Some("jsmith".into()),
+                hung_up_by: "customer".into(),
+            }
+        );
+        // Forgotten once ended: nothing grows with every call.
+        assert!(names.calls.is_empty() && names.agents.is_empty());
+    }
 
     #[test]
     fn wall_keeps_the_distance_from_now() {

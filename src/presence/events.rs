@@ -1,0 +1,181 @@
+//! Presence changes onto the event bus: [`Translator`] turns the presence
+//! service's [`PresenceEvent`]s into bus events (a pure step, tested
+//! alone), [`forward`] runs it on the service's broadcast.
+//!
+//! The service announces a replaced window only as the new `Online`; the
+//! translator remembers each agent's open window from the events it saw,
+//! so an `Online` over an open one is told as `presence.replaced` (the old
+//! window) followed by `presence.online` (the new), as the history records
+//! it.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::service::PresenceEvent;
+use super::Window;
+use crate::events::{Body, EventBus, Span};
+
+fn span(w: Window) -> Span {
+    Span {
+        start: w.start,
+        end: w.end,
+    }
+}
+
+/// Each agent's open window, as the events told it.
+#[derive(Default)]
+pub struct Translator {
+    open: HashMap<String, Window>,
+}
+
+impl Translator {
+    /// The bus events for `event`.
+    pub fn translate(&mut self, event: PresenceEvent) -> Vec<Body> {
+        match event {
+            PresenceEvent::Online { user, window } => {
+                let mut out = Vec::with_capacity(2);
+                if let Some(old) = self.open.insert(user.clone(), window) {
+                    // Still open when the new one began: replaced, not ended.
+                    if old.end > window.start {
+                        out.push(Body::Replaced {
+                            agent: user.clone(),
+                            window: span(old),
+                        });
+                    }
+                }
+                out.push(Body::Online {
+                    agent: user,
+                    window: span(window),
+                    actor: None,
+                });
+                out
+            }
+            PresenceEvent::Offline { user, window } => {
+                self.open.remove(&user);
+                vec![Body::Offline {
+                    agent: user,
+                    window: window.map(span),
+                }]
+            }
+            PresenceEvent::ForcedOffline {
+                user,
+                window,
+                reason,
+            } => {
+                self.open.remove(&user);
+                vec![Body::ForcedOffline {
+                    agent: user,
+                    window: window.map(span),
+                    reason,
+                    actor: None,
+                }]
+            }
+            PresenceEvent::Expired {
+                user,
+                end,
+                while_down,
+                deferred,
+            } => {
+                self.open.remove(&user);
+                vec![Body::Expired {
+                    agent: user,
+                    end,
+                    while_down,
+                    deferred,
+                }]
+            }
+        }
+    }
+}
+
+/// Publishes every presence change on `bus` until the service stops.
+/// Subscribe `events` before the service starts to carry the start-up
+/// expiries too.
+pub async fn forward(mut events: broadcast::Receiver<PresenceEvent>, bus: EventBus) {
+    let mut translator = Translator::default();
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                let now = Utc::now();
+                for body in translator.translate(e) {
+                    bus.publish(body, now);
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                // Readers of the bus cannot be told exactly which; the
+                // floor view refetches on its own schedule.
+                tracing::warn!(missed = n, "presence events lost before the event bus");
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, TimeZone};
+
+    fn t(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap() + chrono::Duration::hours(h)
+    }
+
+    fn online(user: &str, from: i64, to: i64) -> PresenceEvent {
+        PresenceEvent::Online {
+            user: user.into(),
+            window: Window::new(t(from), t(to)).unwrap(),
+        }
+    }
+
+    fn kinds(b: &[Body]) -> Vec<&'static str> {
+        b.iter().map(Body::kind).collect()
+    }
+
+    #[test]
+    fn an_online_over_an_open_window_is_replaced_then_online() {
+        let mut tr = Translator::default();
+        assert_eq!(kinds(&tr.translate(online("a", 0, 2))), ["presence.online"]);
+        let out = tr.translate(online("a", 1, 5));
+        assert_eq!(kinds(&out), ["presence.replaced", "presence.online"]);
+        assert_eq!(
+            out[0],
+            Body::Replaced {
+                agent: "a".into(),
+                window: Span {
+                    start: t(0),
+                    end: t(2)
+                }
+            }
+        );
+        // Another agent's window is not theirs.
+        assert_eq!(kinds(&tr.translate(online("b", 1, 2))), ["presence.online"]);
+    }
+
+    #[test]
+    fn after_an_end_the_next_online_is_only_online() {
+        let mut tr = Translator::default();
+        tr.translate(online("a", 0, 2));
+        let out = tr.translate(PresenceEvent::Expired {
+            user: "a".into(),
+            end: t(2),
+            while_down: false,
+            deferred: false,
+        });
+        assert_eq!(kinds(&out), ["presence.expired"]);
+        assert_eq!(kinds(&tr.translate(online("a", 3, 4))), ["presence.online"]);
+        tr.translate(PresenceEvent::ForcedOffline {
+            user: "a".into(),
+            window: None,
+            reason: "r".into(),
+        });
+        assert_eq!(kinds(&tr.translate(online("a", 3, 4))), ["presence.online"]);
+        tr.translate(PresenceEvent::Offline {
+            user: "a".into(),
+            window: None,
+        });
+        assert_eq!(kinds(&tr.translate(online("a", 3, 4))), ["presence.online"]);
+    }
+}
