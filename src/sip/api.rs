@@ -287,7 +287,11 @@ pub enum SipCommand {
     /// resolver shell at start and whenever a refresh changes them. Empty
     /// means unresolved: outbound calls fail as the trunk's (503) until
     /// an answer comes.
-    TrunkTargets(Vec<super::dns::Weighted>),
+    TrunkTargets {
+        /// The trunk's index in priority order (as in `CoreConfig::trunks`).
+        trunk: usize,
+        records: Vec<super::dns::Weighted>,
+    },
     /// A reload changed who may send us requests or how many calls and
     /// transactions we hold: applies to the next request.
     Policy(Box<super::core::Policy>),

@@ -219,9 +219,26 @@ pub async fn udp_reader(
     }
 }
 
-/// The connection id of our own TCP connection to the trunk (inbound
-/// connections count up from 1).
-pub const TRUNK_CONN: u64 = 0;
+/// Our own TCP/TLS connection to trunk `i` (by priority order) has this
+/// id: counted down from the top, so it never meets an inbound
+/// connection's (those count up from 1). One connection per trunk: each
+/// trunk has its own TLS client, and a trunk's failure closes only its
+/// connection.
+pub const fn trunk_conn(i: usize) -> u64 {
+    u64::MAX - (i as u64)
+}
+
+/// Which trunk's connection `conn` is, if it is one of ours.
+pub fn trunk_index(conn: u64) -> Option<usize> {
+    // Far more than any configuration has trunks, far fewer than inbound
+    // connections would need to count up to.
+    const MAX_TRUNKS: u64 = 1 << 16;
+    let i = u64::MAX - conn;
+    (i < MAX_TRUNKS).then_some(i as usize)
+}
+
+/// The first trunk's connection.
+pub const TRUNK_CONN: u64 = trunk_conn(0);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -241,11 +258,13 @@ pub struct ListenTls {
     pub handshake_timeout: std::time::Duration,
 }
 
-/// Opens our TCP (or, with `tls`, TLS) connection to the trunk
-/// (`outbound_proxy` with `transport=tcp`/`tls`) and serves it like an
-/// inbound one, under [`TRUNK_CONN`]. A failed connect or handshake is
-/// reported as that connection closing.
+/// Opens our TCP (or, with `tls`, TLS) connection `conn` to a trunk's
+/// target (`outbound_proxy` with `transport=tcp`/`tls`, or a resolved
+/// stream target) and serves it like an inbound one, under `conn`
+/// ([`trunk_conn`]). A failed connect or handshake is reported as that
+/// connection closing.
 pub async fn connect_trunk(
+    conn: u64,
     addr: SocketAddr,
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
@@ -259,28 +278,18 @@ pub async fn connect_trunk(
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 warn!(trunk = %addr, error = %e, "cannot connect to the trunk");
-                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                let _ = tx.send(Inbound::TcpClosed { conn }).await;
                 return;
             }
             Err(_) => {
                 warn!(trunk = %addr, "TCP connect to the trunk timed out");
-                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                let _ = tx.send(Inbound::TcpClosed { conn }).await;
                 return;
             }
         };
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        stream_connection(
-            stream,
-            addr,
-            tx,
-            stats,
-            limits,
-            Some(TRUNK_CONN),
-            true,
-            false,
-        )
-        .await;
+        stream_connection(stream, addr, tx, stats, limits, Some(conn), true, false).await;
         return;
     };
     let connector = tokio_rustls::TlsConnector::from(tls.config);
@@ -288,26 +297,16 @@ pub async fn connect_trunk(
     match tokio::time::timeout(tls.handshake_timeout, handshake).await {
         Ok(Ok(stream)) => {
             debug!(trunk = %addr, "TLS to the trunk established");
-            stream_connection(
-                stream,
-                addr,
-                tx,
-                stats,
-                limits,
-                Some(TRUNK_CONN),
-                true,
-                true,
-            )
-            .await;
+            stream_connection(stream, addr, tx, stats, limits, Some(conn), true, true).await;
         }
         Ok(Err(e)) => {
             // The certificate check fails here: say so in words, once.
             warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check trunk.tls_server_name and trunk.tls_ca_file");
-            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+            let _ = tx.send(Inbound::TcpClosed { conn }).await;
         }
         Err(_) => {
             warn!(trunk = %addr, "TLS handshake with the trunk timed out (sip.tls_handshake_timeout)");
-            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+            let _ = tx.send(Inbound::TcpClosed { conn }).await;
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct TrunkRoute {
     pub credentials: Option<Credentials>,
     pub follow_redirects: bool,
     pub max_redirects: u32,
+    /// OPTIONS keepalive interval to each of this trunk's UDP targets;
+    /// `None`: off.
+    pub keepalive: Option<Duration>,
 }
 
 impl std::fmt::Debug for TrunkRoute {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for TrunkRoute {
             .field("to_host", &self.to_host)
             .field("headers", &headers)
             .field("credentials", &self.credentials)
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +120,17 @@ impl TrunkRoute {
             credentials: None,
             follow_redirects: true,
             max_redirects: 2,
+            keepalive: None,
+        }
+    }
+
+    /// The transport `addr` is reached over.
+    pub fn transport(&self) -> super::dns::Transport {
+        use super::dns::Transport;
+        match (self.tls, self.tcp) {
+            (true, _) => Transport::Tls,
+            (false, true) => Transport::Tcp,
+            (false, false) => Transport::Udp,
         }
     }
 }
