@@ -320,13 +320,13 @@ fn keepalive_shows_each_target_up_or_down_in_metrics_and_the_log() {
     let log = sw.log();
     assert!(
         log.contains(&format!(
-            "trunk target answers OPTIONS target=udp {a_addr} health=up"
+            "trunk target answers OPTIONS trunk=carrier target=udp {a_addr} health=up"
         )),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "trunk target stopped answering OPTIONS; calls skip it target=udp {b_addr}"
+            "trunk target stopped answering OPTIONS; calls skip it trunk=carrier target=udp {b_addr}"
         )),
         "{log}"
     );
@@ -337,7 +337,7 @@ fn keepalive_shows_each_target_up_or_down_in_metrics_and_the_log() {
     });
     assert!(
         sw.log().contains(&format!(
-            "trunk target stopped answering OPTIONS; calls skip it target=udp {a_addr}"
+            "trunk target stopped answering OPTIONS; calls skip it trunk=carrier target=udp {a_addr}"
         )),
         "{}",
         sw.log()
@@ -388,4 +388,243 @@ fn a_changed_dns_answer_reaches_the_switch_after_its_ttl() {
     );
     assert_eq!(target_up(&sw, &a_addr), None, "a is no longer a target");
     drop(b);
+}
+
+/// Two trunks, each a name of its own, both resolved through `dns`: trunk
+/// `carrier-a` (priority 10) is `sip:{a}`, trunk `carrier-b` (priority 20)
+/// is `sip:{b}`.
+fn two_named_trunks(
+    trunk_port: u16,
+    a: &str,
+    b: &str,
+    dns: &Dnsmasq,
+) -> impl FnOnce(String) -> String {
+    let first = named_trunk(trunk_port, a, dns, false);
+    let b = b.to_owned();
+    move |t: String| {
+        first(t)
+            .replace_exact(
+                "[trunk]\nname = \"carrier\"",
+                "[[trunks]]\nname = \"carrier-a\"",
+            )
+            .replace_exact("\npriority = 0 ", "\npriority = 10 ")
+            .replace_exact(
+                "\n[media]\n",
+                &format!(
+                    "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
+                     outbound_proxy = \"sip:{b}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
+                ),
+            )
+    }
+}
+
+/// Every trunk is resolved, each from its own domain: `a.test` gives two
+/// SRV targets (a1, then a2 with nobody behind it), `b.test` a NAPTR → SRV
+/// → A chain to b1. The first notification goes to a1 with a's name in the
+/// Request-URI; once a1 has stopped, the next walks a's targets (Timer B on
+/// each) and then reaches b1 through trunk b, with b's name.
+#[test]
+fn two_named_trunks_each_resolved_and_the_second_takes_over() {
+    let (a1, a2, b1) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.a.test,a1.a.test,{a1},10,10"),
+        format!("--srv-host=_sip._udp.a.test,a2.a.test,{a2},20,10"),
+        "--host-record=a1.a.test,127.0.0.1".into(),
+        "--host-record=a2.a.test,127.0.0.1".into(),
+        "--naptr-record=b.test,10,10,S,SIP+D2U,,_sip._udp.b.test".into(),
+        format!("--srv-host=_sip._udp.b.test,b1.b.test,{b1},10,10"),
+        "--host-record=b1.b.test,127.0.0.1".into(),
+    ]);
+    let mut a = BackgroundSipp::start("uas_answer_talk.xml", a1, 1, &[]);
+    let mut b = BackgroundSipp::start("uas_answer_talk.xml", b1, 1, &[]);
+    let trunk_port = free_udp_port();
+    let sw = Switch::start_env(
+        trunk_port,
+        &[("TPSWITCH_CLOCK_SPEED", "3600")],
+        two_named_trunks(trunk_port, "a.test", "b.test", &dns),
+    );
+    let log = sw.log();
+    assert!(
+        log.contains(&format!(
+            "trunk=carrier-a name=a.test targets=udp 127.0.0.1:{a1} (priority 10, weight 10), udp 127.0.0.1:{a2} (priority 20, weight 10)"
+        )) && log.contains(&format!(
+            "trunk=carrier-b name=b.test targets=udp 127.0.0.1:{b1} (priority 10, weight 10)"
+        )),
+        "{log}"
+    );
+
+    login(&sw);
+    let status = a.wait(Duration::from_secs(40));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the first notification did not complete at a1: {status:?}\n{}\n--- switch\n{}",
+        a.errors(),
+        sw.log()
+    );
+    assert!(
+        a.messages()
+            .contains(&format!("INVITE sip:{JSMITH}@a.test SIP/2.0")),
+        "{}",
+        a.messages()
+    );
+    assert_eq!(
+        invites(&b.messages()),
+        0,
+        "trunk b is not tried while a answers"
+    );
+
+    // a1 has exited and a2 never ran: trunk a's targets are stopped.
+    login(&sw);
+    let status = b.wait(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the second notification did not reach b1: {status:?}\n{}\n--- switch\n{}",
+        b.errors(),
+        sw.log()
+    );
+    assert!(
+        b.messages()
+            .contains(&format!("INVITE sip:{JSMITH}@b.test SIP/2.0")),
+        "the Request-URI carries trunk b's name:\n{}",
+        b.messages()
+    );
+    let log = sw.log();
+    assert!(
+        log.contains(&format!("failed=127.0.0.1:{a1}"))
+            && log.contains(&format!("next=127.0.0.1:{a2}")),
+        "a's second target is tried before trunk b:\n{log}"
+    );
+    assert_eq!(log.matches("notification delivered").count(), 2, "{log}");
+}
+
+/// A test CA and a server certificate for `name`, in DER.
+fn tls_server(name: &str) -> (Vec<u8>, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_cert.pem().into_bytes(), config)
+}
+
+/// What the test's TLS listener saw of the switch: the name it asked for
+/// (SNI) and the first request's start line.
+struct TlsSeen {
+    sni: Option<String>,
+    request: String,
+}
+
+/// Accepts one TLS connection on `listener` (bounded by `limit`), completes
+/// the handshake and reads one SIP request head; answers nothing.
+fn accept_one_tls(
+    listener: std::net::TcpListener,
+    config: rustls::ServerConfig,
+    limit: Duration,
+) -> std::thread::JoinHandle<Option<TlsSeen>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        listener.set_nonblocking(true).ok()?;
+        let end = std::time::Instant::now() + limit;
+        let tcp = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if std::time::Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(_) => return None,
+            }
+        };
+        tcp.set_nonblocking(false).ok()?;
+        tcp.set_read_timeout(Some(limit)).ok()?;
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).ok()?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65_536 {
+            let n = tls.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        Some(TlsSeen {
+            sni: tls.conn.server_name().map(str::to_owned),
+            request: text.lines().next().unwrap_or_default().to_owned(),
+        })
+    })
+}
+
+/// A `sips:` trunk name takes only TLS records (RFC 3263 §4.1): of its
+/// NAPTR records the SIP+D2U one (better order) is passed over for
+/// SIPS+D2T, whose `_sips._tcp` SRV leads to the test's TLS listener. The
+/// switch connects there, checks the certificate for the trunk's name
+/// (given as SNI) against the trunk's own CA, and sends its INVITE with
+/// that name in the Request-URI.
+#[test]
+fn a_sips_trunk_takes_the_sips_srv_and_completes_tls_for_its_name() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_port = listener.local_addr().unwrap().port();
+    let decoy = free_udp_port();
+    let dns = Dnsmasq::start(&[
+        "--naptr-record=sips.test,5,10,S,SIP+D2U,,_sip._udp.sips.test".into(),
+        "--naptr-record=sips.test,10,10,S,SIPS+D2T,,_sips._tcp.sips.test".into(),
+        format!("--srv-host=_sip._udp.sips.test,plain.sips.test,{decoy},10,10"),
+        format!("--srv-host=_sips._tcp.sips.test,edge.sips.test,{tls_port},10,10"),
+        "--host-record=plain.sips.test,127.0.0.1".into(),
+        "--host-record=edge.sips.test,127.0.0.1".into(),
+    ]);
+    let (ca_pem, server_config) = tls_server("sips.test");
+    let seen = accept_one_tls(listener, server_config, Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("trunk-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "sips.test", &dns, false);
+    let sw = Switch::start_env(trunk_port, &[("TPSWITCH_CLOCK_SPEED", "3600")], |t| {
+        edit(t)
+            .replace_exact(
+                "outbound_proxy = \"sip:sips.test\"",
+                "outbound_proxy = \"sips:sips.test\"",
+            )
+            .replace_exact(
+                "# tls_ca_file = \"tls/carrier-ca.pem\"",
+                &format!("tls_ca_file = \"{}\"", ca.display()),
+            )
+    });
+    assert!(
+        sw.log().contains(&format!(
+            "name=sips:sips.test targets=tls 127.0.0.1:{tls_port} (priority 10, weight 10)"
+        )),
+        "{}",
+        sw.log()
+    );
+    login(&sw);
+    let seen = seen
+        .join()
+        .unwrap()
+        .unwrap_or_else(|| panic!("no TLS request reached the listener\n{}", sw.log()));
+    assert_eq!(seen.sni.as_deref(), Some("sips.test"));
+    assert_eq!(
+        seen.request,
+        format!("INVITE sip:{JSMITH}@sips.test SIP/2.0"),
+        "{}",
+        sw.log()
+    );
 }
