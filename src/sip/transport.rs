@@ -219,26 +219,31 @@ pub async fn udp_reader(
     }
 }
 
-/// Our own TCP/TLS connection to trunk `i` (by priority order) has this
-/// id: counted down from the top, so it never meets an inbound
-/// connection's (those count up from 1). One connection per trunk: each
-/// trunk has its own TLS client, and a trunk's failure closes only its
-/// connection.
-pub const fn trunk_conn(i: usize) -> u64 {
-    u64::MAX - (i as u64)
+/// Low bits of our own connections' ids that number a trunk's servers.
+const SERVER_BITS: u32 = 20;
+/// Far more than any configuration has trunks; ids stay in the top 2^36,
+/// far above what inbound connections (counting up from 1) ever reach.
+const MAX_TRUNKS: u64 = 1 << 16;
+
+/// Our own TCP/TLS connection to server `server` (numbered by the core)
+/// of trunk `trunk` (by priority order). Counted down from the top, so it
+/// never meets an inbound connection's id. One connection per server of
+/// each trunk: each trunk has its own TLS client, a failover to the
+/// trunk's next server must not go down the connection to the one that
+/// failed, and a failed connection fails only what was sent on it.
+pub const fn trunk_conn(trunk: usize, server: u32) -> u64 {
+    let server = (server as u64) & ((1 << SERVER_BITS) - 1);
+    u64::MAX - (((trunk as u64) << SERVER_BITS) | server)
 }
 
 /// Which trunk's connection `conn` is, if it is one of ours.
 pub fn trunk_index(conn: u64) -> Option<usize> {
-    // Far more than any configuration has trunks, far fewer than inbound
-    // connections would need to count up to.
-    const MAX_TRUNKS: u64 = 1 << 16;
-    let i = u64::MAX - conn;
+    let i = (u64::MAX - conn) >> SERVER_BITS;
     (i < MAX_TRUNKS).then_some(i as usize)
 }
 
-/// The first trunk's connection.
-pub const TRUNK_CONN: u64 = trunk_conn(0);
+/// The first trunk's connection to its configured server.
+pub const TRUNK_CONN: u64 = trunk_conn(0, 0);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 

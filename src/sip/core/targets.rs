@@ -5,6 +5,7 @@
 //! Every trunk has its own records and its own prober, probing at its own
 //! `keepalive_interval`.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,6 +24,12 @@ use crate::sip::trunk::TrunkRoute;
 pub(super) struct Servers {
     records: Vec<Weighted>,
     prober: Option<Prober>,
+    /// Stream servers → their number in [`trunk_conn`] (each server its own
+    /// connection), kept across re-resolutions so a server keeps its
+    /// connection.
+    ///
+    /// [`trunk_conn`]: crate::sip::transport::trunk_conn
+    conns: HashMap<dns::Target, u32>,
 }
 
 impl Servers {
@@ -33,38 +40,53 @@ impl Servers {
     ///
     /// [`SipCommand::TrunkTargets`]: crate::sip::SipCommand::TrunkTargets
     pub(super) fn new(route: &TrunkRoute) -> Self {
-        Servers {
+        let first = dns::Target {
+            addr: route.addr,
+            transport: route.transport(),
+        };
+        let mut s = Servers {
             records: vec![Weighted {
                 priority: 0,
                 weight: 0,
-                targets: vec![dns::Target {
-                    addr: route.addr,
-                    transport: route.transport(),
-                }],
+                targets: vec![first],
             }],
             prober: route.keepalive.map(Prober::new),
-        }
+            conns: HashMap::new(),
+        };
+        // The configured server is number 0 (`transport::TRUNK_CONN` for
+        // the first trunk, which its registration uses).
+        s.server_number(first);
+        s
+    }
+
+    /// `target`'s number among the trunk's servers, given on first sight.
+    fn server_number(&mut self, target: dns::Target) -> u32 {
+        let next = u32::try_from(self.conns.len()).unwrap_or(u32::MAX);
+        *self.conns.entry(target).or_insert(next)
     }
 }
 
 impl SipCore {
-    /// Replaces trunk `i`'s servers and hands its prober the ones it can
-    /// probe: UDP ones. Over TCP and TLS the switch holds one connection
-    /// per trunk, so an OPTIONS could not tell one target from another.
+    /// Replaces trunk `i`'s servers and hands them to its prober. Each
+    /// stream server has a connection of its own, so an OPTIONS over TCP
+    /// or TLS tells one server from another as well as over UDP.
     pub(super) fn set_targets(&mut self, i: usize, records: Vec<Weighted>) {
         let Some(s) = self.servers.get_mut(i) else {
             warn!(trunk = i, "targets for a trunk that does not exist ignored");
             return;
         };
         s.records = records;
-        let list: Vec<dns::Target> = s
+        // Numbered in record order, so the first server keeps number 0.
+        let all: Vec<dns::Target> = s
             .records
             .iter()
             .flat_map(|w| w.targets.iter().copied())
-            .filter(|t| t.transport == dns::Transport::Udp)
             .collect();
+        for t in all.iter().filter(|t| t.transport.is_stream()) {
+            s.server_number(*t);
+        }
         if let Some(p) = s.prober.as_mut() {
-            p.set_targets(&list);
+            p.set_targets(&all);
             self.health_version += 1;
         }
     }
@@ -91,7 +113,7 @@ impl SipCore {
     /// left out (unless all are down: then trying beats failing at once).
     /// Stream targets go over the trunk's own connection.
     pub(super) fn hops(&mut self, i: usize) -> Vec<Peer> {
-        let Some(s) = self.servers.get(i) else {
+        let Some(s) = self.servers.get_mut(i) else {
             return Vec::new();
         };
         let ids = &mut self.ids;
@@ -102,16 +124,18 @@ impl SipCore {
             .filter(|t| !s.prober.as_ref().is_some_and(|p| p.is_down(t)))
             .collect();
         let chosen = if up.is_empty() { ordered } else { up };
-        let conn = crate::sip::transport::trunk_conn(i);
         chosen
             .into_iter()
-            .map(|t| Peer {
-                transport: match t.transport {
-                    dns::Transport::Udp => Transport::Udp,
-                    dns::Transport::Tcp => Transport::Tcp { conn },
-                    dns::Transport::Tls => Transport::Tls { conn },
-                },
-                addr: t.addr,
+            .map(|t| {
+                let conn = crate::sip::transport::trunk_conn(i, s.server_number(t));
+                Peer {
+                    transport: match t.transport {
+                        dns::Transport::Udp => Transport::Udp,
+                        dns::Transport::Tcp => Transport::Tcp { conn },
+                        dns::Transport::Tls => Transport::Tls { conn },
+                    },
+                    addr: t.addr,
+                }
             })
             .collect()
     }
@@ -189,26 +213,44 @@ impl SipCore {
         }
     }
 
-    /// RFC 3261 §11.1: an out-of-dialog OPTIONS to one target of trunk `i`.
+    /// RFC 3261 §11.1: an out-of-dialog OPTIONS to one target of trunk `i`,
+    /// over the target's own transport (a stream server's own connection).
     fn send_probe(&mut self, i: usize, target: dns::Target, id: u64, now: Instant) {
         let branch = self.branch();
         let tag = self.tag();
         let call_id = format!("{:016x}@tpswitch", self.ids.next());
+        let transport = match target.transport {
+            dns::Transport::Udp => Transport::Udp,
+            stream => {
+                let Some(n) = self.servers.get_mut(i).map(|s| s.server_number(target)) else {
+                    return;
+                };
+                let conn = crate::sip::transport::trunk_conn(i, n);
+                if stream == dns::Transport::Tls {
+                    Transport::Tls { conn }
+                } else {
+                    Transport::Tcp { conn }
+                }
+            }
+        };
         let local = &self.cfg.local;
+        let ip = target.addr.ip();
         let host = crate::sip::uri::hostport(target.addr);
         let s = format!(
-            "OPTIONS sip:{host} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:tpswitch@{}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nUser-Agent: {}\r\n",
-            local.hostport, local.hostport, local.user_agent
+            "OPTIONS sip:{host} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: <sip:tpswitch@{}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nAccept: application/sdp\r\nUser-Agent: {}\r\n",
+            local.via(transport, ip, &branch),
+            local.hostport_for(ip),
+            local.user_agent
         );
         let data = message::finish(s, &[], None);
         let key = TxKey {
             branch,
-            sent_by: local.hostport.to_ascii_lowercase(),
+            sent_by: local.sent_by(transport, ip).to_ascii_lowercase(),
             method: message::tx_method(Method::Options),
         };
         self.probes.insert(key.clone(), (i, id));
         let peer = Peer {
-            transport: Transport::Udp,
+            transport,
             addr: target.addr,
         };
         self.txl.send_request(key, peer, Bytes::from(data), now);

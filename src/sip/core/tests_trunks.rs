@@ -763,10 +763,10 @@ fn each_stream_trunk_has_its_own_connection() {
     assert_eq!(
         to_a.transport,
         Transport::Tcp {
-            conn: crate::sip::transport::trunk_conn(0)
+            conn: crate::sip::transport::trunk_conn(0, 0)
         }
     );
-    c.connection_failed(crate::sip::transport::trunk_conn(0), t0);
+    c.connection_failed(crate::sip::transport::trunk_conn(0, 0), t0);
     let out = drain(&mut c);
     let to_b = out
         .sent
@@ -777,13 +777,145 @@ fn each_stream_trunk_has_its_own_connection() {
     assert_eq!(
         to_b.transport,
         Transport::Tls {
-            conn: crate::sip::transport::trunk_conn(1)
+            conn: crate::sip::transport::trunk_conn(1, 0)
         }
     );
     assert_eq!(to_b.addr, TRUNK_B.parse().unwrap());
     assert_eq!(
-        crate::sip::transport::trunk_index(crate::sip::transport::trunk_conn(1)),
+        crate::sip::transport::trunk_index(crate::sip::transport::trunk_conn(1, 0)),
         Some(1)
     );
     assert_eq!(crate::sip::transport::trunk_index(1), None);
+}
+
+/// A TLS trunk whose name resolved to two servers (`_sips._tcp`): after a
+/// 503 from the first, the INVITE to the second must not go down the
+/// connection to the first (it would reach the same server again). Each
+/// server of a stream trunk has its own connection.
+#[test]
+fn each_server_of_a_stream_trunk_has_its_own_connection() {
+    let t0 = Instant::now();
+    let tls_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tls,
+        }],
+    };
+    let mut c = two_trunks(
+        TrunkRoute {
+            tls: true,
+            ruri_host: Some("sbc.example.com".into()),
+            ..a()
+        },
+        b(),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tls_server(10, SERVER_1), tls_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    drain(&mut c);
+    let (_, out) = place(&mut c, t0);
+    let (first_peer, first) = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, m)| (*p, m.clone()))
+        .unwrap();
+    assert_eq!(first_peer.addr, SERVER_1.parse().unwrap());
+    let resp = reply(&first, 503, "", "");
+    c.handle_message(&resp, first_peer, t0);
+    let out = drain(&mut c);
+    let second_peer = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, _)| *p)
+        .unwrap();
+    assert_eq!(second_peer.addr, SERVER_2.parse().unwrap());
+    assert!(matches!(second_peer.transport, Transport::Tls { .. }));
+    assert_ne!(
+        first_peer.transport.conn(),
+        second_peer.transport.conn(),
+        "the second server gets a connection of its own"
+    );
+    // Both are trunk a's connections.
+    for p in [first_peer, second_peer] {
+        let conn = p.transport.conn().unwrap();
+        assert_eq!(crate::sip::transport::trunk_index(conn), Some(0));
+    }
+}
+
+/// keepalive on a TLS trunk: each server is probed over its own
+/// connection (Via TLS), so one that answers is up and one that does not
+/// is down and skipped, as over UDP.
+#[test]
+fn keepalive_probes_each_stream_server_over_its_own_connection() {
+    let t0 = Instant::now();
+    let iv = Duration::from_secs(5);
+    let tls_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tls,
+        }],
+    };
+    let mut c = two_trunks(
+        TrunkRoute {
+            tls: true,
+            keepalive: Some(iv),
+            ..a()
+        },
+        b(),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tls_server(10, SERVER_1), tls_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    let probes: Vec<(Peer, String)> = out
+        .sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("OPTIONS "))
+        .cloned()
+        .collect();
+    assert_eq!(probes.len(), 2, "{:#?}", out.sent);
+    assert!(probes
+        .iter()
+        .all(|(p, m)| matches!(p.transport, Transport::Tls { .. })
+            && header(m, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TLS "))));
+    assert_ne!(probes[0].0.transport.conn(), probes[1].0.transport.conn());
+    // Only server 2 answers, on its connection.
+    let (peer2, to_2) = probes
+        .iter()
+        .find(|(p, _)| p.addr == SERVER_2.parse().unwrap())
+        .cloned()
+        .unwrap();
+    c.handle_message(&reply(&to_2, 200, "", ""), peer2, t0);
+    drain(&mut c);
+    advance(&mut c, t0 + iv);
+    use crate::sip::keepalive::Health;
+    let health: Vec<(String, Health)> = c
+        .target_status()
+        .1
+        .iter()
+        .map(|s| (s.status.target.addr.to_string(), s.status.health))
+        .collect();
+    assert_eq!(
+        health,
+        vec![
+            (SERVER_1.into(), Health::Down),
+            (SERVER_2.into(), Health::Up)
+        ]
+    );
+    let (_, out) = place(&mut c, t0 + iv);
+    assert_eq!(invite_to(&out).0, SERVER_2, "the silent server is skipped");
 }
