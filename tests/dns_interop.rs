@@ -276,9 +276,15 @@ fn an_unresolvable_trunk_is_refused_the_same_way_by_check_config_and_run() {
 
 /// The value of the `tpswitch_trunk_target_up` series for `target`.
 fn target_up(sw: &Switch, target: &str) -> Option<i64> {
+    trunk_target_up(sw, "carrier", target)
+}
+
+/// The value of the `tpswitch_trunk_target_up` series for `target` of
+/// `trunk`.
+fn trunk_target_up(sw: &Switch, trunk: &str, target: &str) -> Option<i64> {
     let (_, body) = http_get(sw.http, "/metrics", None);
     let prefix = format!(
-        "tpswitch_trunk_target_up{{trunk=\"carrier\",target=\"{target}\",transport=\"udp\"}} "
+        "tpswitch_trunk_target_up{{trunk=\"{trunk}\",target=\"{target}\",transport=\"udp\"}} "
     );
     body.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -392,15 +398,17 @@ fn a_changed_dns_answer_reaches_the_switch_after_its_ttl() {
 
 /// Two trunks, each a name of its own, both resolved through `dns`: trunk
 /// `carrier-a` (priority 10) is `sip:{a}`, trunk `carrier-b` (priority 20)
-/// is `sip:{b}`.
+/// is `sip:{b}` with `b_keys` added to its table.
 fn two_named_trunks(
     trunk_port: u16,
     a: &str,
     b: &str,
+    b_keys: &str,
     dns: &Dnsmasq,
 ) -> impl FnOnce(String) -> String {
     let first = named_trunk(trunk_port, a, dns, false);
     let b = b.to_owned();
+    let b_keys = b_keys.to_owned();
     move |t: String| {
         first(t)
             .replace_exact(
@@ -412,7 +420,7 @@ fn two_named_trunks(
                 "\n[media]\n",
                 &format!(
                     "\n[[trunks]]\nname = \"carrier-b\"\npriority = 20\n\
-                     outbound_proxy = \"sip:{b}\"\nallow = [\"127.0.0.1/32\"]\n\n[media]\n"
+                     outbound_proxy = \"sip:{b}\"\nallow = [\"127.0.0.1/32\"]\n{b_keys}\n[media]\n"
                 ),
             )
     }
@@ -441,7 +449,7 @@ fn two_named_trunks_each_resolved_and_the_second_takes_over() {
     let sw = Switch::start_env(
         trunk_port,
         &[("TPSWITCH_CLOCK_SPEED", "3600")],
-        two_named_trunks(trunk_port, "a.test", "b.test", &dns),
+        two_named_trunks(trunk_port, "a.test", "b.test", "", &dns),
     );
     let log = sw.log();
     assert!(
@@ -627,4 +635,58 @@ fn a_sips_trunk_takes_the_sips_srv_and_completes_tls_for_its_name() {
         "{}",
         sw.log()
     );
+}
+
+/// keepalive per trunk: trunk a probes its target every second (SIPp
+/// answers), trunk b its own every two seconds (nobody there); /metrics
+/// and the log name each target's trunk.
+#[test]
+fn keepalive_runs_per_trunk_and_metrics_name_the_trunk() {
+    let (a_port, b_port) = (free_udp_port(), free_udp_port());
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._udp.a.test,t.a.test,{a_port},10,10"),
+        "--host-record=t.a.test,127.0.0.1".into(),
+        format!("--srv-host=_sip._udp.b.test,t.b.test,{b_port},10,10"),
+        "--host-record=t.b.test,127.0.0.1".into(),
+    ]);
+    let a = BackgroundSipp::start("uas_options.xml", a_port, 10_000, &[]);
+    let trunk_port = free_udp_port();
+    let edit = two_named_trunks(
+        trunk_port,
+        "a.test",
+        "b.test",
+        "keepalive_interval = \"2s\"\n",
+        &dns,
+    );
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t).replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+    });
+    let (a_addr, b_addr) = (format!("127.0.0.1:{a_port}"), format!("127.0.0.1:{b_port}"));
+    await_some(
+        "a's target up and b's down in /metrics",
+        Duration::from_secs(20),
+        || {
+            (trunk_target_up(&sw, "carrier-a", &a_addr) == Some(1)
+                && trunk_target_up(&sw, "carrier-b", &b_addr) == Some(0))
+            .then_some(())
+        },
+    );
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    assert!(
+        body.contains(&format!(
+            "tpswitch_trunk_target_rtt_seconds{{trunk=\"carrier-a\",target=\"{a_addr}\",transport=\"udp\"}} "
+        )),
+        "{body}"
+    );
+    assert_eq!(trunk_target_up(&sw, "carrier-a", &b_addr), None, "{body}");
+    let log = sw.log();
+    assert!(
+        log.contains(&format!(
+            "trunk target answers OPTIONS trunk=carrier-a target=udp {a_addr} health=up"
+        )) && log.contains(&format!(
+            "trunk target stopped answering OPTIONS; calls skip it trunk=carrier-b target=udp {b_addr}"
+        )),
+        "{log}"
+    );
+    drop(a);
 }
