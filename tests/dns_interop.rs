@@ -690,3 +690,55 @@ fn keepalive_runs_per_trunk_and_metrics_name_the_trunk() {
     );
     drop(a);
 }
+
+/// `check-config` resolves every trunk, not only the first: a second trunk
+/// whose name does not resolve is refused, named by its key; with
+/// `dns.start_unresolved` it is a warning naming that trunk, and only that
+/// trunk starts down.
+#[test]
+fn check_config_resolves_every_trunk_and_names_the_one_that_fails() {
+    let dns = Dnsmasq::start(&[
+        format!(
+            "--srv-host=_sip._udp.a.test,t.a.test,{},10,10",
+            free_udp_port()
+        ),
+        "--host-record=t.a.test,127.0.0.1".into(),
+    ]);
+    let check = |start_unresolved: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let trunk_port = free_udp_port();
+        let path = dir.path().join("tpswitch.toml");
+        let edit = two_named_trunks(trunk_port, "a.test", "nowhere.test", "", &dns);
+        let text = test_config(dir.path(), trunk_port, |t| {
+            edit(t).replace_exact(
+                "start_unresolved = false",
+                &format!("start_unresolved = {start_unresolved}"),
+            )
+        });
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "trunks[1].outbound_proxy: nowhere.test does not resolve (asked NAPTR nowhere.test"
+        ),
+        "{err}"
+    );
+    let (code, err) = check(true);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: trunks[1].outbound_proxy does not resolve; it starts down")
+            && !err.contains("trunks[0]"),
+        "{err}"
+    );
+}

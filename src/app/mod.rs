@@ -48,13 +48,15 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error("{key}.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
     TrunkUnresolved {
-        /// "trunk" or "trunks[N]": where the first trunk is written.
+        /// "trunk" or "trunks[N]": where the trunk is written.
         key: String,
         unresolved: crate::sip::dns::Unresolved,
         nameserver: String,
     },
     #[error("dns: {0}")]
     Dns(#[from] crate::sip::resolver::DnsError),
+    #[error("dns: a trunk's resolution stopped ({0})")]
+    Join(String),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
     #[error("store.path: {0}")]
@@ -238,14 +240,28 @@ pub struct TrunkStart {
 /// an error naming that trunk's key and what was asked, unless
 /// `dns.start_unresolved` (then a warning, and only that trunk is down).
 pub async fn resolve_trunks(cfg: &Config) -> Result<Vec<TrunkStart>, AppError> {
-    let mut out = Vec::with_capacity(cfg.trunks.len());
-    for t in &cfg.trunks {
-        out.push(resolve_trunk(cfg, t).await?);
+    // All at once: a name that does not answer costs `dns.timeout` per
+    // query, and trunks one after the other would add those up.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in cfg.trunks.iter().enumerate() {
+        let (dns, t) = (cfg.dns.clone(), t.clone());
+        set.spawn(async move { (i, resolve_trunk(&dns, &t).await) });
     }
-    Ok(out)
+    let mut done: Vec<(usize, Result<TrunkStart, AppError>)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        // A resolution cannot panic on what DNS sends (no unwrap on it); a
+        // task that did is a bug, reported as the trunk not resolving.
+        done.push(r.map_err(|e| AppError::Join(e.to_string()))?);
+    }
+    // The first trunk (by priority) that fails is the one named.
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn resolve_trunk(cfg: &Config, trunk: &config::TrunkConfig) -> Result<TrunkStart, AppError> {
+async fn resolve_trunk(
+    dns_cfg: &config::DnsConfig,
+    trunk: &config::TrunkConfig,
+) -> Result<TrunkStart, AppError> {
     use crate::sip::dns;
     let proxy = &trunk.outbound_proxy;
     let transport = match proxy.transport {
@@ -282,10 +298,10 @@ async fn resolve_trunk(cfg: &Config, trunk: &config::TrunkConfig) -> Result<Trun
         secure: transport == dns::Transport::Tls,
     };
     let resolver = TrunkResolver::new(DnsSettings {
-        nameserver: cfg.dns.nameserver,
-        timeout: cfg.dns.timeout,
-        min_refresh: cfg.dns.min_refresh,
-        max_refresh: cfg.dns.max_refresh,
+        nameserver: dns_cfg.nameserver,
+        timeout: dns_cfg.timeout,
+        min_refresh: dns_cfg.min_refresh,
+        max_refresh: dns_cfg.max_refresh,
     })?;
     let resolved = match resolver.resolve(&dest).await {
         Ok(r) => {
@@ -300,7 +316,7 @@ async fn resolve_trunk(cfg: &Config, trunk: &config::TrunkConfig) -> Result<Trun
             }
             Some(r)
         }
-        Err(unresolved) if cfg.dns.start_unresolved => {
+        Err(unresolved) if dns_cfg.start_unresolved => {
             tracing::warn!(
                 trunk = %trunk.name,
                 key = %format!("{}.outbound_proxy", trunk.key),
@@ -313,8 +329,7 @@ async fn resolve_trunk(cfg: &Config, trunk: &config::TrunkConfig) -> Result<Trun
             return Err(AppError::TrunkUnresolved {
                 key: trunk.key.clone(),
                 unresolved,
-                nameserver: cfg
-                    .dns
+                nameserver: dns_cfg
                     .nameserver
                     .map(|a| format!("dns.nameserver {a}"))
                     .unwrap_or_else(|| {
