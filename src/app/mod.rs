@@ -216,6 +216,7 @@ pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Vec<Option<Trunk
         };
         let (config, server_name) = tls::client_config(&verify, identity.as_ref())?;
         trunks.push(Some(TrunkTls {
+            key: t.key.clone(),
             config,
             server_name,
             handshake_timeout: cfg.sip.tls_handshake_timeout,

@@ -211,8 +211,8 @@ fn on_command(core: &mut SipCore, slots: &StreamSlots, cmd: SipCommand, now: Ins
     core.handle_command(cmd, now);
 }
 
-/// Our outbound TCP/TLS connections, one per trunk
-/// ([`transport::trunk_conn`]): each opened on first use, with that
+/// Our outbound TCP/TLS connections, one per server of each trunk
+/// ([`transport::trunk_conn`]): each opened on first use, with its
 /// trunk's TLS client (its CA and server name).
 struct TrunkLinks {
     inbound: mpsc::Sender<Inbound>,
@@ -223,7 +223,7 @@ struct TrunkLinks {
     links: HashMap<u64, TrunkLink>,
 }
 
-/// One trunk's connection while it opens: what is sent before it is up
+/// One of them while it opens: what is sent before it is up
 /// waits here (bounded).
 #[derive(Default)]
 struct TrunkLink {

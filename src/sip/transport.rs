@@ -251,6 +251,8 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// certificate must carry, and how long the handshake may take.
 #[derive(Clone)]
 pub struct TrunkTls {
+    /// `trunk` or `trunks[N]`, for the words of a failed handshake.
+    pub key: String,
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: rustls::pki_types::ServerName<'static>,
     pub handshake_timeout: std::time::Duration,
@@ -306,7 +308,7 @@ pub async fn connect_trunk(
         }
         Ok(Err(e)) => {
             // The certificate check fails here: say so in words, once.
-            warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check trunk.tls_server_name and trunk.tls_ca_file");
+            warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check {0}.tls_server_name and {0}.tls_ca_file", tls.key);
             let _ = tx.send(Inbound::TcpClosed { conn }).await;
         }
         Err(_) => {

@@ -26,7 +26,6 @@ use rsipstack::sip::{Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
-
 use super::inspect::{self, Inspection, Limits};
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
@@ -169,7 +168,7 @@ pub struct SipCore {
     /// REGISTER client transactions → index in `registrations`.
     reg_clients: HashMap<TxKey, usize>,
     /// Each trunk's servers (RFC 3263) and keepalive, by trunk index;
-    /// ordered per call by [`dns::order`].
+    /// ordered per call by [`super::dns::order`].
     servers: Vec<targets::Servers>,
     /// OPTIONS keepalive transactions in flight → (trunk index, the
     /// prober's probe id).
