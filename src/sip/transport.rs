@@ -220,7 +220,7 @@ pub async fn udp_reader(
 }
 
 /// Low bits of our own connections' ids that number a trunk's servers.
-const SERVER_BITS: u32 = 20;
+pub const SERVER_BITS: u32 = 20;
 /// Far more than any configuration has trunks; ids stay in the top 2^36,
 /// far above what inbound connections (counting up from 1) ever reach.
 const MAX_TRUNKS: u64 = 1 << 16;

@@ -26,10 +26,15 @@ pub(super) struct Servers {
     prober: Option<Prober>,
     /// Stream servers → their number in [`trunk_conn`] (each server its own
     /// connection), kept across re-resolutions so a server keeps its
-    /// connection.
+    /// connection; only the current servers are kept, so a zone that
+    /// keeps changing cannot grow it.
     ///
     /// [`trunk_conn`]: crate::sip::transport::trunk_conn
     conns: HashMap<dns::Target, u32>,
+    /// The next number given. Never reused (until it wraps, after about
+    /// a million servers): a server that left may still have a call on its
+    /// connection, which a newcomer must not share.
+    next_number: u32,
 }
 
 impl Servers {
@@ -52,6 +57,7 @@ impl Servers {
             }],
             prober: route.keepalive.map(Prober::new),
             conns: HashMap::new(),
+            next_number: 0,
         };
         // The configured server is number 0 (`transport::TRUNK_CONN` for
         // the first trunk, which its registration uses).
@@ -61,8 +67,14 @@ impl Servers {
 
     /// `target`'s number among the trunk's servers, given on first sight.
     fn server_number(&mut self, target: dns::Target) -> u32 {
-        let next = u32::try_from(self.conns.len()).unwrap_or(u32::MAX);
-        *self.conns.entry(target).or_insert(next)
+        if let Some(&n) = self.conns.get(&target) {
+            return n;
+        }
+        let n = self.next_number;
+        // `trunk_conn` keeps the low bits only; wrap there.
+        self.next_number = (n + 1) & ((1 << crate::sip::transport::SERVER_BITS) - 1);
+        self.conns.insert(target, n);
+        n
     }
 }
 
@@ -82,6 +94,7 @@ impl SipCore {
             .iter()
             .flat_map(|w| w.targets.iter().copied())
             .collect();
+        s.conns.retain(|t, _| all.contains(t));
         for t in all.iter().filter(|t| t.transport.is_stream()) {
             s.server_number(*t);
         }

@@ -919,3 +919,49 @@ fn keepalive_probes_each_stream_server_over_its_own_connection() {
     let (_, out) = place(&mut c, t0 + iv);
     assert_eq!(invite_to(&out).0, SERVER_2, "the silent server is skipped");
 }
+
+/// A re-resolution keeps a stream server's connection; a server new to the
+/// answer gets a connection never used before (not the one of a server
+/// that left, which may still carry a call).
+#[test]
+fn a_new_dns_answer_keeps_known_servers_connections_and_never_reuses_one() {
+    let t0 = Instant::now();
+    const SERVER_3: &str = "127.0.0.1:5083";
+    let tcp_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tcp,
+        }],
+    };
+    let mut c = two_trunks(TrunkRoute { tcp: true, ..a() }, b());
+    let conns = |c: &mut SipCore| -> Vec<(String, Option<u64>)> {
+        c.hops(0)
+            .into_iter()
+            .map(|p| (p.addr.to_string(), p.transport.conn()))
+            .collect()
+    };
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tcp_server(10, SERVER_1), tcp_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    let before = conns(&mut c);
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tcp_server(10, SERVER_2), tcp_server(20, SERVER_3)],
+        },
+        t0,
+    );
+    let after = conns(&mut c);
+    assert_eq!(after[0], before[1], "server 2 keeps its connection");
+    assert_eq!(after[1].0, SERVER_3);
+    assert!(
+        before.iter().all(|(_, conn)| *conn != after[1].1),
+        "server 3 shares no connection: {before:?} {after:?}"
+    );
+}
