@@ -503,6 +503,12 @@ fn two_named_trunks_each_resolved_and_the_second_takes_over() {
         "a's second target is tried before trunk b:\n{log}"
     );
     assert_eq!(log.matches("notification delivered").count(), 2, "{log}");
+    // The call trunk b carried counts as b's news in /metrics.
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    assert!(
+        body.contains("tpswitch_trunk_up{trunk=\"carrier-b\"} 1"),
+        "{body}"
+    );
 }
 
 /// A test CA and a server certificate for `name`, in DER.

@@ -396,8 +396,15 @@ async fn translate<F, Fut>(
                 Some(_) => (Vec::new(), false),
             },
         };
+        // The trunk the latest INVITE went to, not the first trunk: with
+        // several, a leg that failed over is the next trunk's news.
+        let on = if trunk.is_empty() {
+            ctx.cfg.trunk.name.as_str()
+        } else {
+            trunk.as_str()
+        };
         for n in &news {
-            trunk_health(n, &mut heard_from_trunk, &ctx.cfg.trunk.name);
+            trunk_health(n, &mut heard_from_trunk, on);
         }
         for n in news {
             if !send(n).await {
