@@ -748,3 +748,81 @@ fn check_config_resolves_every_trunk_and_names_the_one_that_fails() {
         "{err}"
     );
 }
+
+/// TLS per trunk: two `sips:` trunks, each with its own CA and name. Trunk
+/// a's server shows a certificate its CA file does not vouch for: the
+/// handshake fails, which is a's failure, and the call moves to trunk b,
+/// whose own client (its CA, SNI `b.tls.test`) completes the handshake on
+/// b's own connection and sends the INVITE with b's name.
+#[test]
+fn each_tls_trunk_verifies_with_its_own_ca_and_name_on_its_own_connection() {
+    let (la, lb) = (
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let (pa, pb) = (
+        la.local_addr().unwrap().port(),
+        lb.local_addr().unwrap().port(),
+    );
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sips._tcp.a.tls.test,edge.a.tls.test,{pa},10,10"),
+        format!("--srv-host=_sips._tcp.b.tls.test,edge.b.tls.test,{pb},10,10"),
+        "--host-record=edge.a.tls.test,127.0.0.1".into(),
+        "--host-record=edge.b.tls.test,127.0.0.1".into(),
+    ]);
+    // Each server's certificate comes from a CA of its own.
+    let (_ca_a, server_a) = tls_server("a.tls.test");
+    let (ca_b, server_b) = tls_server("b.tls.test");
+    let seen_a = accept_one_tls(la, server_a, Duration::from_secs(60));
+    let seen_b = accept_one_tls(lb, server_b, Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_b_file = dir.path().join("b-ca.pem");
+    std::fs::write(&ca_b_file, ca_b).unwrap();
+    let trunk_port = free_udp_port();
+    let edit = two_named_trunks(
+        trunk_port,
+        "a.tls.test",
+        "b.tls.test",
+        &format!("tls_ca_file = \"{}\"\n", ca_b_file.display()),
+        &dns,
+    );
+    let sw = Switch::start_env(trunk_port, &[("TPSWITCH_CLOCK_SPEED", "3600")], |t| {
+        edit(t)
+            .replace_exact(
+                "outbound_proxy = \"sip:a.tls.test\"",
+                "outbound_proxy = \"sips:a.tls.test\"",
+            )
+            .replace_exact(
+                "outbound_proxy = \"sip:b.tls.test\"",
+                "outbound_proxy = \"sips:b.tls.test\"",
+            )
+            // Trunk a trusts b's CA only: a's server is not vouched for.
+            .replace_exact(
+                "# tls_ca_file = \"tls/carrier-ca.pem\"",
+                &format!("tls_ca_file = \"{}\"", ca_b_file.display()),
+            )
+    });
+    login(&sw);
+    let b = seen_b
+        .join()
+        .unwrap()
+        .unwrap_or_else(|| panic!("no TLS request reached trunk b\n{}", sw.log()));
+    assert_eq!(b.sni.as_deref(), Some("b.tls.test"));
+    assert_eq!(
+        b.request,
+        format!("INVITE sip:{JSMITH}@b.tls.test SIP/2.0"),
+        "{}",
+        sw.log()
+    );
+    assert!(
+        seen_a.join().unwrap().is_none(),
+        "trunk a's server must not get a request over a handshake its CA refused"
+    );
+    let log = sw.log();
+    assert!(
+        log.contains("TLS handshake with the trunk failed")
+            && log.contains("name=a.tls.test")
+            && log.contains("check trunks[0].tls_server_name and trunks[0].tls_ca_file"),
+        "{log}"
+    );
+}
