@@ -826,3 +826,132 @@ fn each_tls_trunk_verifies_with_its_own_ca_and_name_on_its_own_connection() {
         "{log}"
     );
 }
+
+/// Accepts one TLS connection on `listener` and answers every OPTIONS on
+/// it with a 200 (no body), until the switch closes it or `stop` is set;
+/// counts the OPTIONS answered.
+fn answer_options_over_tls(
+    listener: std::net::TcpListener,
+    config: rustls::ServerConfig,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let _ = listener.set_nonblocking(true);
+        let tcp = loop {
+            if stop.load(Ordering::Relaxed) {
+                return 0;
+            }
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let _ = tcp.set_nonblocking(false);
+        // Short reads, so `stop` is seen.
+        let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+        let Ok(conn) = rustls::ServerConnection::new(std::sync::Arc::new(config)) else {
+            return 0;
+        };
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let (mut buf, mut answered) = (Vec::new(), 0);
+        let mut chunk = [0u8; 4096];
+        while !stop.load(Ordering::Relaxed) {
+            match tls.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            }
+            // Our OPTIONS carry no body: each ends at its blank line.
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                buf.drain(..end + 4);
+                if !head.starts_with("OPTIONS ") {
+                    continue;
+                }
+                let mut resp = String::from("SIP/2.0 200 OK\r\n");
+                for l in head.lines().filter(|l| {
+                    ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                }) {
+                    resp.push_str(l);
+                    resp.push_str("\r\n");
+                }
+                resp.push_str("Content-Length: 0\r\n\r\n");
+                if tls.write_all(resp.as_bytes()).is_err() {
+                    return answered;
+                }
+                answered += 1;
+            }
+        }
+        answered
+    })
+}
+
+/// The keepalive over TLS against a real TLS server: the `sips:` trunk's
+/// `_sips._tcp` target gets its OPTIONS over the trunk's TLS connection to
+/// it, answers them, and shows as up with a round trip in /metrics
+/// (transport "tls").
+#[test]
+fn keepalive_probes_a_tls_target_over_its_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sips._tcp.sips.test,edge.sips.test,{port},10,10"),
+        "--host-record=edge.sips.test,127.0.0.1".into(),
+    ]);
+    let (ca_pem, server_config) = tls_server("sips.test");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = answer_options_over_tls(listener, server_config, stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("trunk-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let trunk_port = free_udp_port();
+    let edit = named_trunk(trunk_port, "sips.test", &dns, false);
+    let sw = Switch::start_with_trunk(trunk_port, |t| {
+        edit(t)
+            .replace_exact(
+                "outbound_proxy = \"sip:sips.test\"",
+                "outbound_proxy = \"sips:sips.test\"",
+            )
+            .replace_exact(
+                "# tls_ca_file = \"tls/carrier-ca.pem\"",
+                &format!("tls_ca_file = \"{}\"", ca.display()),
+            )
+            .replace_exact("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"")
+    });
+    let target = format!("127.0.0.1:{port}");
+    let up = |body: &str| {
+        body.contains(&format!(
+            "tpswitch_trunk_target_up{{trunk=\"carrier\",target=\"{target}\",transport=\"tls\"}} 1"
+        ))
+    };
+    await_some(
+        "the TLS target up in /metrics",
+        Duration::from_secs(20),
+        || {
+            let (_, body) = http_get(sw.http, "/metrics", None);
+            up(&body).then_some(())
+        },
+    );
+    let (_, body) = http_get(sw.http, "/metrics", None);
+    assert!(
+        body.contains(&format!(
+            "tpswitch_trunk_target_rtt_seconds{{trunk=\"carrier\",target=\"{target}\",transport=\"tls\"}} "
+        )),
+        "{body}"
+    );
+    drop(sw);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(server.join().unwrap() >= 1);
+}
