@@ -251,7 +251,7 @@ pub async fn resolve_trunks(cfg: &Config) -> Result<Vec<TrunkStart>, AppError> {
     let mut done: Vec<(usize, Result<TrunkStart, AppError>)> = Vec::new();
     while let Some(r) = set.join_next().await {
         // A resolution cannot panic on what DNS sends (no unwrap on it); a
-        // task that did is a bug, reported as the trunk not resolving.
+        // task that did anyway is a bug, and start-up stops saying so.
         done.push(r.map_err(|e| AppError::Join(e.to_string()))?);
     }
     // The first trunk (by priority) that fails is the one named.
