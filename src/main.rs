@@ -388,11 +388,15 @@ fn main() -> ExitCode {
             }
             // The same resolution `run` makes (RFC 3263), with the same
             // message when a trunk name gives no address.
-            match block_on(app::resolve_trunk(&cfg)) {
-                Ok(Ok(t)) if t.resolved.is_none() => eprintln!(
-                    "tpswitch check-config: warning: the trunk does not resolve; it starts down (dns.start_unresolved)"
-                ),
-                Ok(Ok(_)) => {}
+            match block_on(app::resolve_trunks(&cfg)) {
+                Ok(Ok(starts)) => {
+                    for t in starts.iter().filter(|t| t.resolved.is_none()) {
+                        eprintln!(
+                            "tpswitch check-config: warning: {}.outbound_proxy does not resolve; it starts down (dns.start_unresolved)",
+                            t.key
+                        );
+                    }
+                }
                 Ok(Err(e)) => {
                     eprintln!("{}: {e}", cfg.source.display());
                     return ExitCode::from(2);

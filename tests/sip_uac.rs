@@ -61,7 +61,6 @@ async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
         session_expires: 1800,
         min_se: 90,
         trunks,
-        keepalive: None,
         limits: Limits::default(),
         registrations: Vec::new(),
     };
@@ -83,7 +82,7 @@ async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
             },
             tcp_idle_timeout: Duration::from_secs(32),
             tls: None,
-            trunk_tls: None,
+            trunk_tls: Vec::new(),
             trace: tpswitch::sip::trace::SipTracer::off(),
         },
         core,

@@ -25,7 +25,7 @@ use crate::media::prompt::PromptLibrary;
 use crate::presence::SqliteStore;
 use crate::report;
 use crate::sip::core::{CoreStats, RegistrationStatus};
-use crate::sip::keepalive::{Health, TargetStatus};
+use crate::sip::keepalive::{Health, TrunkTargetStatus};
 use crate::sip::transport::TransportStats;
 use crate::telemetry;
 
@@ -53,7 +53,7 @@ pub struct ApiState {
     /// them.
     pub registrations: Arc<std::sync::Mutex<Vec<RegistrationStatus>>>,
     /// Trunk targets and their OPTIONS keepalive state.
-    pub trunk_targets: Arc<std::sync::Mutex<Vec<TargetStatus>>>,
+    pub trunk_targets: Arc<std::sync::Mutex<Vec<TrunkTargetStatus>>>,
     /// The running switch's store: every request reads through this one
     /// pool rather than opening the database again.
     pub store: SqliteStore,
@@ -494,9 +494,10 @@ fn trunk_target_gauges(out: &mut String, s: &ApiState) {
         return;
     }
     // Prometheus label values escape `\` and `"` (text format 0.0.4).
-    let trunk = s.cfg.trunk.name.replace('\\', "\\\\").replace('"', "\\\"");
+    let label = |name: &str| name.replace('\\', "\\\\").replace('"', "\\\"");
     out.push_str("# HELP tpswitch_trunk_target_up OPTIONS keepalive: 1 answering, 0 not, -1 not probed yet\n# TYPE tpswitch_trunk_target_up gauge\n");
-    for t in &targets {
+    for TrunkTargetStatus { trunk, status: t } in &targets {
+        let trunk = label(trunk);
         let v = match t.health {
             Health::Up => 1,
             Health::Down => 0,
@@ -509,7 +510,8 @@ fn trunk_target_gauges(out: &mut String, s: &ApiState) {
         );
     }
     out.push_str("# HELP tpswitch_trunk_target_rtt_seconds Round trip of the last answered OPTIONS\n# TYPE tpswitch_trunk_target_rtt_seconds gauge\n");
-    for t in &targets {
+    for TrunkTargetStatus { trunk, status: t } in &targets {
+        let trunk = label(trunk);
         if let Some(rtt) = t.rtt {
             let _ = writeln!(
                 out,

@@ -44,19 +44,19 @@ pub enum AppError {
     Endpoint(#[from] endpoint::EndpointError),
     #[error("prompts: {0}")]
     Prompts(#[from] PromptError),
-    #[error("{0} is a host name, and only the first trunk is resolved (RFC 3263); write this trunk's IP address")]
-    TrunkName(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
     #[error("{key}.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
     TrunkUnresolved {
-        /// "trunk" or "trunks[N]": where the first trunk is written.
+        /// "trunk" or "trunks[N]": where the trunk is written.
         key: String,
         unresolved: crate::sip::dns::Unresolved,
         nameserver: String,
     },
     #[error("dns: {0}")]
     Dns(#[from] crate::sip::resolver::DnsError),
+    #[error("dns: a trunk's resolution stopped ({0})")]
+    Join(String),
     #[error("store.path: {0}")]
     Store(#[from] StoreError),
     #[error("store.path: {0}")]
@@ -195,10 +195,11 @@ pub(crate) fn trunk_nat(cfg: &Config, t: &config::TrunkConfig, port: u16) -> Opt
     )
 }
 
-/// The TLS listener's and the trunk's TLS configurations, read from the
-/// files the config names; `run` and `check-config` both call it, so both
-/// refuse a missing file, bad PEM or a key that is not the certificate's.
-pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Option<TrunkTls>), TlsError> {
+/// The TLS listener's and each trunk's TLS configurations (by trunk
+/// index; `None` for a trunk not reached over TLS), read from the files
+/// the config names; `run` and `check-config` both call it, so both refuse
+/// a missing file, bad PEM or a key that is not the certificate's.
+pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Vec<Option<TrunkTls>>), TlsError> {
     let identity = cfg.sip.tls_identity.as_ref().map(|id| tls::Identity {
         certificate: id.certificate.clone(),
         private_key: id.private_key.clone(),
@@ -210,56 +211,86 @@ pub fn tls_settings(cfg: &Config) -> Result<(Option<ListenTls>, Option<TrunkTls>
         }),
         _ => None,
     };
-    let trunk = if cfg.trunk.outbound_proxy.transport == config::Transport::Tls {
-        let server_name = match &cfg.trunk.tls_server_name {
+    let mut trunks = Vec::new();
+    for t in &cfg.trunks {
+        if t.outbound_proxy.transport != config::Transport::Tls {
+            trunks.push(None);
+            continue;
+        }
+        // Each trunk's own client: its CA, and its host name as SNI and
+        // as the name its certificate must carry (RFC 5922 §7), whichever
+        // server DNS leads to.
+        let server_name = match &t.tls_server_name {
             Some(n) => n.clone(),
-            None => match &cfg.trunk.outbound_proxy.host {
+            None => match &t.outbound_proxy.host {
                 config::Host::Ip(ip) => ip.to_string(),
                 config::Host::Name(n) => n.clone(),
             },
         };
         let verify = tls::TrunkVerification {
-            ca_file: cfg.trunk.tls_ca_file.clone(),
+            ca_file: t.tls_ca_file.clone(),
             server_name,
         };
         let (config, server_name) = tls::client_config(&verify, identity.as_ref())?;
-        Some(TrunkTls {
+        trunks.push(Some(TrunkTls {
+            key: t.key.clone(),
             config,
             server_name,
             handshake_timeout: cfg.sip.tls_handshake_timeout,
-        })
-    } else {
-        None
-    };
-    Ok((listen, trunk))
+        }));
+    }
+    Ok((listen, trunks))
 }
 
-/// The trunk as the switch starts with it: its servers (RFC 3263) and,
-/// for a host name, the resolver that keeps them fresh.
+/// A trunk as the switch starts with it: its servers (RFC 3263) and, for
+/// a host name, the resolver that keeps them fresh (its own cache).
 pub struct TrunkStart {
+    /// `trunk` or `trunks[N]`, for messages.
+    pub key: String,
     /// `None`: a host name that did not resolve, started anyway
     /// (`dns.start_unresolved`); calls fail as the trunk's until it does.
     pub resolved: Option<crate::sip::dns::Resolved>,
     pub dns: Option<(TrunkResolver, crate::sip::dns::Destination)>,
 }
 
-/// Resolves the first trunk's `outbound_proxy` (the only trunk that may
-/// be a name; validation refuses one elsewhere) the same way for `run` and
-/// `check-config`: a host name that gives no address is an error naming
-/// what was asked, unless `dns.start_unresolved` (then a warning).
-pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
+/// Resolves every trunk's `outbound_proxy` (in priority order) the same
+/// way for `run` and `check-config`: a host name that gives no address is
+/// an error naming that trunk's key and what was asked, unless
+/// `dns.start_unresolved` (then a warning, and only that trunk is down).
+pub async fn resolve_trunks(cfg: &Config) -> Result<Vec<TrunkStart>, AppError> {
+    // All at once: a name that does not answer costs `dns.timeout` per
+    // query, and trunks one after the other would add those up.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in cfg.trunks.iter().enumerate() {
+        let (dns, t) = (cfg.dns.clone(), t.clone());
+        set.spawn(async move { (i, resolve_trunk(&dns, &t).await) });
+    }
+    let mut done: Vec<(usize, Result<TrunkStart, AppError>)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        // A resolution cannot panic on what DNS sends (no unwrap on it); a
+        // task that did anyway is a bug, and start-up stops saying so.
+        done.push(r.map_err(|e| AppError::Join(e.to_string()))?);
+    }
+    // The first trunk (by priority) that fails is the one named.
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn resolve_trunk(
+    dns_cfg: &config::DnsConfig,
+    trunk: &config::TrunkConfig,
+) -> Result<TrunkStart, AppError> {
     use crate::sip::dns;
-    let proxy = &cfg.trunk.outbound_proxy;
+    let proxy = &trunk.outbound_proxy;
     let transport = match proxy.transport {
         config::Transport::Udp => dns::Transport::Udp,
         config::Transport::Tcp => dns::Transport::Tcp,
-        // TLS runs over TCP; the core reaches every target over its TLS
-        // connection (`_sips._tcp` and NAPTR's SIPS+D2T are not asked yet).
-        config::Transport::Tls => dns::Transport::Tcp,
+        config::Transport::Tls => dns::Transport::Tls,
     };
     let name = match &proxy.host {
         config::Host::Ip(ip) => {
             return Ok(TrunkStart {
+                key: trunk.key.clone(),
                 resolved: Some(dns::Resolved {
                     records: vec![dns::Weighted {
                         priority: 0,
@@ -280,28 +311,33 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         host: name,
         port: proxy.port_given.then_some(proxy.port),
         transport: proxy.transport_given.then_some(transport),
+        // RFC 3263 §4.1: a TLS trunk takes only TLS records (`sips:`
+        // asks NAPTR for SIPS+D2T, `;transport=tls` goes to `_sips._tcp`).
+        secure: transport == dns::Transport::Tls,
     };
     let resolver = TrunkResolver::new(DnsSettings {
-        nameserver: cfg.dns.nameserver,
-        timeout: cfg.dns.timeout,
-        min_refresh: cfg.dns.min_refresh,
-        max_refresh: cfg.dns.max_refresh,
+        nameserver: dns_cfg.nameserver,
+        timeout: dns_cfg.timeout,
+        min_refresh: dns_cfg.min_refresh,
+        max_refresh: dns_cfg.max_refresh,
     })?;
     let resolved = match resolver.resolve(&dest).await {
         Ok(r) => {
-            info!(trunk = %dest, targets = %crate::sip::resolver::describe(&r), "trunk resolved (RFC 3263)");
+            info!(trunk = %trunk.name, name = %dest, targets = %crate::sip::resolver::describe(&r), "trunk resolved (RFC 3263)");
             for t in r.records.iter().flat_map(|w| &w.targets) {
-                if !cfg.trunk.allow.iter().any(|n| n.contains(&t.addr.ip())) {
+                if !trunk.allow.iter().any(|n| n.contains(&t.addr.ip())) {
                     tracing::warn!(
-                        target = %t, allow = %format!("{}.allow", cfg.trunk.key),
+                        trunk = %trunk.name, target = %t, allow = %format!("{}.allow", trunk.key),
                         "trunk target outside the trunk's allow: its responses will be dropped; add its address there"
                     );
                 }
             }
             Some(r)
         }
-        Err(unresolved) if cfg.dns.start_unresolved => {
+        Err(unresolved) if dns_cfg.start_unresolved => {
             tracing::warn!(
+                trunk = %trunk.name,
+                key = %format!("{}.outbound_proxy", trunk.key),
                 error = %unresolved,
                 "trunk does not resolve; starting with it down (dns.start_unresolved)"
             );
@@ -309,10 +345,9 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         }
         Err(unresolved) => {
             return Err(AppError::TrunkUnresolved {
-                key: cfg.trunk.key.clone(),
+                key: trunk.key.clone(),
                 unresolved,
-                nameserver: cfg
-                    .dns
+                nameserver: dns_cfg
                     .nameserver
                     .map(|a| format!("dns.nameserver {a}"))
                     .unwrap_or_else(|| {
@@ -322,50 +357,50 @@ pub async fn resolve_trunk(cfg: &Config) -> Result<TrunkStart, AppError> {
         }
     };
     Ok(TrunkStart {
+        key: trunk.key.clone(),
         resolved,
         dns: Some((resolver, dest)),
     })
 }
 
-/// How the first trunk starts, from its RFC 3263 resolution and TLS
-/// settings (the only trunk that has them; validation refuses them on
-/// the others).
-struct FirstTrunk {
-    /// Its first resolved server (the core gets the whole list).
-    addr: SocketAddr,
-    tcp: bool,
-    tls: bool,
-    /// A host name's `name[:port]` for the Request-URI (RFC 3263 §4).
-    request_host: Option<String>,
-}
-
 /// The trunks as the SIP core uses them, in priority order, with their
-/// passwords read from the environment.
-fn trunk_routes(cfg: &Config, first: FirstTrunk) -> Result<Vec<TrunkRoute>, AppError> {
-    let mut first = Some(first);
+/// passwords read from the environment. Each starts at its first resolved
+/// server (the core gets the whole list before any call); an unresolved
+/// trunk at a placeholder no call is sent to.
+fn trunk_routes(cfg: &Config, starts: &[TrunkStart]) -> Vec<TrunkRoute> {
     cfg.trunks
         .iter()
-        .map(|t| {
-            let (addr, tcp, tls, request_host) = match (first.take(), &t.outbound_proxy.host) {
-                (Some(f), _) => (f.addr, f.tcp, f.tls, f.request_host),
-                (None, config::Host::Ip(ip)) => (
-                    SocketAddr::new(*ip, t.outbound_proxy.port),
-                    t.outbound_proxy.transport == config::Transport::Tcp,
-                    false,
-                    None,
-                ),
-                (None, config::Host::Name(n)) => {
-                    return Err(AppError::TrunkName(format!(
-                        "{}.outbound_proxy: {n}",
-                        t.key
-                    )))
-                }
+        .zip(starts)
+        .map(|(t, start)| {
+            let first = start
+                .resolved
+                .as_ref()
+                .and_then(|r| r.records.iter().flat_map(|w| &w.targets).next().copied());
+            let transport = match t.outbound_proxy.transport {
+                config::Transport::Udp => crate::sip::dns::Transport::Udp,
+                config::Transport::Tcp => crate::sip::dns::Transport::Tcp,
+                config::Transport::Tls => crate::sip::dns::Transport::Tls,
             };
-            Ok(TrunkRoute {
+            let addr = first.map_or_else(
+                || SocketAddr::from(([127, 0, 0, 1], t.outbound_proxy.port)),
+                |f| f.addr,
+            );
+            // A TLS trunk stays TLS whatever the records; a plain one goes
+            // over the transport its first record names.
+            let transport = match first {
+                Some(f) if transport != crate::sip::dns::Transport::Tls => f.transport,
+                _ => transport,
+            };
+            // RFC 3263 §4: a named trunk keeps its name in the Request-URI.
+            let request_host = start.dns.as_ref().map(|(_, d)| match d.port {
+                Some(p) => format!("{}:{p}", d.host),
+                None => d.host.clone(),
+            });
+            TrunkRoute {
                 name: t.name.clone(),
                 addr,
-                tcp,
-                tls,
+                tcp: transport == crate::sip::dns::Transport::Tcp,
+                tls: transport == crate::sip::dns::Transport::Tls,
                 via_proxy: t.in_dialog_via_proxy,
                 allow: t.allow.clone(),
                 max_calls: t.max_outbound_calls,
@@ -388,7 +423,8 @@ fn trunk_routes(cfg: &Config, first: FirstTrunk) -> Result<Vec<TrunkRoute>, AppE
                 srtp: t.srtp,
                 // Set once the SIP port is known (run_with).
                 nat: None,
-            })
+                keepalive: t.keepalive_interval,
+            }
         })
         .collect()
 }
@@ -415,15 +451,15 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     // lookup included): a signal that arrives during start-up must shut
     // down cleanly, not kill us with the default action.
     let signals = Signals::install();
-    let trunk_start = resolve_trunk(&cfg).await?;
-    run_with(cfg, overrides, trunk_start, signals).await
+    let trunk_starts = resolve_trunks(&cfg).await?;
+    run_with(cfg, overrides, trunk_starts, signals).await
 }
 
-/// Runs the switch with the trunk already resolved.
+/// Runs the switch with the trunks already resolved.
 async fn run_with(
     cfg: Config,
     overrides: Overrides,
-    trunk_start: TrunkStart,
+    trunk_starts: Vec<TrunkStart>,
     mut signals: Signals,
 ) -> Result<(), AppError> {
     // Before any shell emits a metric: what is emitted with no recorder
@@ -473,33 +509,15 @@ async fn run_with(
         pacing_threads: cfg.media.pacing_threads,
         ..EngineConfig::default()
     })?;
-    // The first target stands in for the trunk until the core gets the
-    // whole list (below, before any call); unresolved, a placeholder that
-    // no call is ever sent to.
-    let first = trunk_start
-        .resolved
-        .as_ref()
-        .and_then(|r| r.records.iter().flat_map(|w| &w.targets).next().copied());
-    let trunk = first
-        .map(|t| t.addr)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], cfg.trunk.outbound_proxy.port)));
-    let ip = advertised_ip(&cfg, trunk);
-    let trunks = trunk_routes(
+    let trunks = trunk_routes(&cfg, &trunk_starts);
+    // The first trunk's first server tells which interface to advertise.
+    let ip = advertised_ip(
         &cfg,
-        FirstTrunk {
-            addr: trunk,
-            tcp: first.map_or(
-                cfg.trunk.outbound_proxy.transport == config::Transport::Tcp,
-                |t| t.transport == crate::sip::dns::Transport::Tcp,
-            ),
-            tls: trunk_tls.is_some(),
-            // RFC 3263 §4: a named trunk keeps its name in the Request-URI.
-            request_host: trunk_start.dns.as_ref().map(|(_, d)| match d.port {
-                Some(p) => format!("{}:{p}", d.host),
-                None => d.host.clone(),
-            }),
-        },
-    )?;
+        trunks.first().map_or_else(
+            || SocketAddr::from(([127, 0, 0, 1], cfg.trunk.outbound_proxy.port)),
+            |t| t.addr,
+        ),
+    );
     // The same policy a reload sends (`reload::policy`), so the two can
     // never disagree on who is trusted.
     let policy = reload::policy(&cfg);
@@ -550,7 +568,6 @@ async fn run_with(
         session_expires: u32::try_from(cfg.sip.session_expires.as_secs()).unwrap_or(u32::MAX),
         min_se: u32::try_from(cfg.sip.min_se.as_secs()).unwrap_or(u32::MAX),
         trunks,
-        keepalive: cfg.trunk.keepalive_interval,
         limits: Limits {
             max_message_bytes: cfg.sip.max_message_bytes as usize,
             ..Limits::default()
@@ -643,26 +660,37 @@ async fn run_with(
             ended
         })
     };
-    let mut dns_task = None;
-    let records = trunk_start
-        .resolved
-        .as_ref()
-        .map(|r| r.records.clone())
-        .unwrap_or_default();
-    // Queued before anything can dial: the core sees every target (or none,
-    // when unresolved) before the first call, and starts its keepalive.
-    let _ = handle
-        .commands
-        .send(crate::sip::SipCommand::TrunkTargets(records))
-        .await;
-    if let Some((resolver, dest)) = trunk_start.dns {
-        dns_task = Some(tokio::spawn(crate::sip::resolver::keep_fresh(
-            resolver,
-            dest,
-            trunk_start.resolved,
-            handle.commands.clone(),
-            cancel.clone(),
-        )));
+    let mut dns_tasks = Vec::new();
+    for (i, start) in trunk_starts.into_iter().enumerate() {
+        let records = start
+            .resolved
+            .as_ref()
+            .map(|r| r.records.clone())
+            .unwrap_or_default();
+        // Queued before anything can dial: the core sees every trunk's
+        // targets (or none, when unresolved) before the first call, and
+        // starts their keepalive.
+        let _ = handle
+            .commands
+            .send(crate::sip::SipCommand::TrunkTargets { trunk: i, records })
+            .await;
+        if let Some((resolver, dest)) = start.dns {
+            dns_tasks.push(tokio::spawn(crate::sip::resolver::keep_fresh(
+                crate::sip::resolver::Fresh {
+                    trunk: i,
+                    name: cfg
+                        .trunks
+                        .get(i)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
+                    resolver,
+                    dest,
+                },
+                start.resolved,
+                handle.commands.clone(),
+                cancel.clone(),
+            )));
+        }
     }
     // The addresses peers are told, never a wildcard: what a NAT or
     // one-way-audio problem is chased with.
@@ -863,7 +891,7 @@ async fn run_with(
     // (the endpoint's own bound, UNREGISTER_WAIT).
     let _ = tokio::time::timeout(Duration::from_millis(2500), sip_task).await;
     notifier.abort();
-    if let Some(t) = dns_task {
+    for t in dns_tasks {
         t.abort();
     }
     presence.shutdown().await;

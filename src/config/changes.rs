@@ -172,6 +172,50 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     // One delivery task per webhook, started with its secret at start-up.
     restart("webhooks", old.webhooks != new.webhooks);
+    // Built once per trunk at start: its resolver and refresh (RFC 3263),
+    // its prober, its TLS client. `trunk.` is the first trunk, `trunks.`
+    // any other.
+    let others = |differs: fn(&TrunkConfig, &TrunkConfig) -> bool| {
+        old.trunks
+            .iter()
+            .zip(&new.trunks)
+            .skip(1)
+            .any(|(a, b)| differs(a, b))
+    };
+    restart(
+        "trunk.keepalive_interval",
+        ot.keepalive_interval != nt.keepalive_interval,
+    );
+    restart("trunk.tls_ca_file", ot.tls_ca_file != nt.tls_ca_file);
+    restart(
+        "trunk.tls_server_name",
+        ot.tls_server_name != nt.tls_server_name,
+    );
+    restart(
+        "trunks.outbound_proxy",
+        others(|a, b| a.outbound_proxy != b.outbound_proxy),
+    );
+    restart(
+        "trunks.keepalive_interval",
+        others(|a, b| a.keepalive_interval != b.keepalive_interval),
+    );
+    restart(
+        "trunks.tls_ca_file",
+        others(|a, b| a.tls_ca_file != b.tls_ca_file),
+    );
+    restart(
+        "trunks.tls_server_name",
+        others(|a, b| a.tls_server_name != b.tls_server_name),
+    );
+    let (od, nd) = (&old.dns, &new.dns);
+    restart("dns.nameserver", od.nameserver != nd.nameserver);
+    restart("dns.timeout", od.timeout != nd.timeout);
+    restart(
+        "dns.start_unresolved",
+        od.start_unresolved != nd.start_unresolved,
+    );
+    restart("dns.min_refresh", od.min_refresh != nd.min_refresh);
+    restart("dns.max_refresh", od.max_refresh != nd.max_refresh);
     c
 }
 
@@ -219,6 +263,47 @@ mod tests {
         let c = changes(&old, &load(&text));
         assert_eq!(c.live, ["trunk.allow_dial", "dispatch_mappings"]);
         assert_eq!(c.restart, ["media.rtp_ports", "http.bind"]);
+    }
+
+    /// Each trunk's resolver, prober and TLS client are built at start: a
+    /// changed name, interval or CA on any trunk, or a DNS setting, is
+    /// reported as needing a restart, not taken as applied.
+    #[test]
+    fn per_trunk_dns_keepalive_and_tls_settings_need_a_restart() {
+        let two = |backup: &str| {
+            EXAMPLE
+                .replacen("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier\"", 1)
+                .replacen(
+                    "\n[media]\n",
+                    &format!(
+                        "\n[[trunks]]\nname = \"backup\"\npriority = 20\nallow = [\"127.0.0.2/32\"]\n{backup}\n\n[media]\n"
+                    ),
+                    1,
+                )
+        };
+        let old = load(&two("outbound_proxy = \"sip:backup.example.net\""));
+        let new = load(&two(
+            "outbound_proxy = \"sip:other.example.net\"\nkeepalive_interval = \"30s\"",
+        ));
+        let c = changes(&old, &new);
+        assert_eq!(
+            c.restart,
+            ["trunks.outbound_proxy", "trunks.keepalive_interval"],
+            "{c:?}"
+        );
+        let first = EXAMPLE
+            .replacen(
+                "keepalive_interval = \"0s\"",
+                "keepalive_interval = \"10s\"",
+                1,
+            )
+            .replacen("timeout = \"3s\"", "timeout = \"2s\"", 1);
+        let c = changes(&load(EXAMPLE), &load(&first));
+        assert_eq!(
+            c.restart,
+            ["trunk.keepalive_interval", "dns.timeout"],
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -134,13 +134,18 @@ fn per_trunk_mistakes_name_the_trunk_and_key() {
     }
 }
 
+/// Each trunk has its own outbound connection, so two TCP trunks are fine.
 #[test]
-fn only_one_trunk_may_use_tcp_for_now() {
+fn two_trunks_may_use_tcp() {
     let text = with_trunks(
         &TWO.replace("sip:127.0.0.1:5090\"", "sip:127.0.0.1:5090;transport=tcp\"")
             .replace("sip:127.0.0.1:5080\"", "sip:127.0.0.1:5080;transport=tcp\""),
     );
-    at(&text, "trunks");
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c
+        .trunks
+        .iter()
+        .all(|t| t.outbound_proxy.transport == Transport::Tcp));
 }
 
 #[test]
@@ -152,36 +157,6 @@ fn a_trunk_without_its_password_is_named_by_its_key() {
     let c = load(&text).unwrap();
     let e = c.check_environment(|_| None).unwrap_err();
     assert_eq!(e.problems()[0].path, "trunks[0].password_env");
-}
-
-/// RFC 3263 resolution, TLS and the OPTIONS keepalive run for
-/// the first trunk (the lowest priority) only: on another trunk each would
-/// be silently ignored, so it is refused, naming that trunk's key.
-#[test]
-fn dns_tls_and_keepalive_are_refused_beyond_the_first_trunk() {
-    let backup = "outbound_proxy = \"sip:127.0.0.1:5090\"";
-    for (to, path, says) in [
-        (
-            "outbound_proxy = \"sip:backup.example.com\"",
-            "trunks[0].outbound_proxy",
-            "only the first trunk is resolved",
-        ),
-        (
-            "outbound_proxy = \"sips:127.0.0.1:5091\"",
-            "trunks[0].outbound_proxy",
-            "only the first trunk can use TLS",
-        ),
-        (
-            "outbound_proxy = \"sip:127.0.0.1:5090\"\nkeepalive_interval = \"30s\"",
-            "trunks[0].keepalive_interval",
-            "only the first trunk's targets are probed",
-        ),
-    ] {
-        let text = with_trunks(&edit(TWO, backup, to));
-        let p = at(&text, path);
-        assert!(p.problem.contains(says), "{path}: {}", p.problem);
-        assert!(p.fix.contains("lowest priority"), "{path}: {}", p.fix);
-    }
 }
 
 #[test]
@@ -196,14 +171,28 @@ fn the_first_trunk_may_be_a_name_with_keepalive() {
     assert!(c.trunks[0].keepalive_interval.is_some());
 }
 
+/// RFC 3263 names, the OPTIONS keepalive and TLS are per trunk: the
+/// second trunk may have each, and TCP and TLS trunks each get their own
+/// connection.
 #[test]
-fn tcp_on_one_trunk_and_tls_on_another_are_refused() {
+fn every_trunk_may_be_a_name_with_keepalive_and_tls() {
     let text = with_trunks(
-        &TWO.replace("sip:127.0.0.1:5090\"", "sip:127.0.0.1:5090;transport=tcp\"")
-            .replace("sip:127.0.0.1:5080\"", "sips:127.0.0.1:5081\""),
+        &TWO.replace(
+            "outbound_proxy = \"sip:127.0.0.1:5090\"",
+            "outbound_proxy = \"sips:backup.example.net\"\nkeepalive_interval = \"20s\"\ntls_server_name = \"edge.example.net\"",
+        )
+        .replace("sip:127.0.0.1:5080\"", "sip:sbc.example.com;transport=tcp\""),
     );
-    let p = at(&text, "trunks");
-    assert!(p.problem.contains("TCP or TLS"), "{}", p.problem);
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let b = &c.trunks[1];
+    assert_eq!(b.outbound_proxy.transport, Transport::Tls);
+    assert_eq!(
+        b.keepalive_interval,
+        Some(std::time::Duration::from_secs(20))
+    );
+    assert_eq!(b.tls_server_name.as_deref(), Some("edge.example.net"));
+    // sips: names no transport: RFC 3263 §4.1 asks NAPTR (SIPS+D2T only).
+    assert!(!b.outbound_proxy.transport_given && !b.outbound_proxy.port_given);
 }
 
 /// REGISTER and SRTP are per trunk: the backup trunk may register and

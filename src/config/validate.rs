@@ -564,19 +564,6 @@ pub(super) fn trunks(
             }
         }
     }
-    let tcp = out
-        .iter()
-        .filter(|t| t.outbound_proxy.transport != Transport::Udp)
-        .count();
-    if tcp > 1 {
-        // One outbound TCP/TLS connection exists today (sip/transport.rs
-        // TRUNK_CONN); two trunks on it would share one socket.
-        v.push(
-            "trunks",
-            format!("{tcp} trunks use TCP or TLS"),
-            "use TCP or TLS on one trunk at most; the others must use UDP",
-        );
-    }
     // An INVITE to a registered contact is attributed to the trunk by
     // its Request-URI user, so two registrations must not share one.
     let mut contacts: std::collections::HashMap<&str, &str> = Default::default();
@@ -593,9 +580,6 @@ pub(super) fn trunks(
     }
     // Stable: equal priorities keep the file's order.
     out.sort_by_key(|t| t.priority);
-    for t in out.iter().skip(1) {
-        first_trunk_only(v, t);
-    }
     out
 }
 
@@ -643,35 +627,6 @@ fn external_addresses(
         external_signaling_port,
         external_media_address,
     )
-}
-
-/// RFC 3263 resolution, the OPTIONS keepalive and TLS are run
-/// for the first trunk (the lowest priority) only; on another trunk they
-/// would be silently ignored, so such a config is refused.
-fn first_trunk_only(v: &mut V, t: &TrunkConfig) {
-    let key = |k: &str| format!("{}.{k}", t.key);
-    let fix = "give this trunk the lowest priority (only the first trunk has it), or leave it out";
-    if let Host::Name(name) = &t.outbound_proxy.host {
-        v.push(
-            key("outbound_proxy"),
-            format!("{name} is a host name, and only the first trunk is resolved (RFC 3263)"),
-            "write this trunk's IP address, such as \"sip:192.0.2.10:5060\", or give it the lowest priority",
-        );
-    }
-    if t.outbound_proxy.transport == Transport::Tls {
-        v.push(
-            key("outbound_proxy"),
-            "is TLS, and only the first trunk can use TLS",
-            fix,
-        );
-    }
-    if t.keepalive_interval.is_some() {
-        v.push(
-            key("keepalive_interval"),
-            "is set, and only the first trunk's targets are probed",
-            fix,
-        );
-    }
 }
 
 fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
@@ -1051,8 +1006,10 @@ pub(super) fn parse_sip_target(s: &str) -> Result<SipTarget, &'static str> {
     };
     let (hostport, params) = rest.split_once(';').unwrap_or((rest, ""));
     let mut transport = if sips { Transport::Tls } else { Transport::Udp };
-    // A sips: URI says TLS as plainly as ;transport=tls (RFC 3263 §4.1).
-    let mut transport_given = sips;
+    // A sips: URI is TLS but names no transport: RFC 3263 §4.1 still asks
+    // NAPTR for a host name (keeping only SIPS+D2T), as `;transport=tls`
+    // would not.
+    let mut transport_given = false;
     for p in params.split(';').filter(|p| !p.is_empty()) {
         match p.to_ascii_lowercase().as_str() {
             "transport=udp" if !sips => (transport, transport_given) = (Transport::Udp, true),

@@ -294,11 +294,16 @@ pub enum SipCommand {
     HangUp(LegId),
     /// Place a call to the trunk.
     Dial { leg: LegId, request: DialRequest },
-    /// The trunk's servers as DNS last gave them (RFC 3263): sent by the
-    /// resolver shell at start and whenever a refresh changes them. Empty
-    /// means unresolved: outbound calls fail as the trunk's (503) until
-    /// an answer comes.
-    TrunkTargets(Vec<super::dns::Weighted>),
+    /// One trunk's servers as DNS last gave them (RFC 3263), or its one
+    /// address: sent for every trunk at start, and by that trunk's
+    /// resolver whenever a refresh changes them. Empty means unresolved:
+    /// outbound calls skip to the next trunk (as this one's 503) until an
+    /// answer comes.
+    TrunkTargets {
+        /// The trunk's index in priority order (as in `CoreConfig::trunks`).
+        trunk: usize,
+        records: Vec<super::dns::Weighted>,
+    },
     /// A reload changed who may send us requests or how many calls and
     /// transactions we hold: applies to the next request.
     Policy(Box<super::core::Policy>),

@@ -13,12 +13,16 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// The transports tpswitch speaks to a trunk. TLS (`SIPS+D2T`) is not one of
-/// them yet, so NAPTR records offering only it are passed over.
+/// The transports tpswitch speaks to a trunk. TLS is asked for only for a
+/// trunk configured for it (`sips:` or `;transport=tls`), the only ones with
+/// a TLS client (its CA and server name); other trunks pass `SIPS+D2T`
+/// records over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     Udp,
     Tcp,
+    /// TLS over TCP (RFC 3261 §26; SRV `_sips._tcp`, NAPTR `SIPS+D2T`).
+    Tls,
 }
 
 impl Transport {
@@ -27,6 +31,7 @@ impl Transport {
         match self {
             Transport::Udp => "_sip._udp",
             Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
         }
     }
 
@@ -36,9 +41,24 @@ impl Transport {
             Some(Transport::Udp)
         } else if service.eq_ignore_ascii_case("SIP+D2T") {
             Some(Transport::Tcp)
+        } else if service.eq_ignore_ascii_case("SIPS+D2T") {
+            Some(Transport::Tls)
         } else {
             None
         }
+    }
+
+    /// RFC 3261 §19.1.2: 5061 for TLS, 5060 otherwise.
+    fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => SIPS_PORT,
+            _ => SIP_PORT,
+        }
+    }
+
+    /// Reached over a stream (our own connection to the trunk).
+    pub fn is_stream(self) -> bool {
+        self != Transport::Udp
     }
 }
 
@@ -47,6 +67,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -80,10 +101,16 @@ pub struct Destination {
     pub host: String,
     pub port: Option<u16>,
     pub transport: Option<Transport>,
+    /// A `sips:` URI (RFC 3263 §4.1): only TLS records are used — NAPTR
+    /// `SIPS+D2T`, SRV `_sips._tcp`, else A/AAAA at 5061 over TLS.
+    pub secure: bool,
 }
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secure {
+            f.write_str("sips:")?;
+        }
         f.write_str(&self.host)?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
@@ -167,8 +194,9 @@ impl fmt::Display for Unresolved {
     }
 }
 
-/// SIP's default port for UDP and TCP (RFC 3261 §19.1.2).
+/// SIP's default port for UDP and TCP, and for TLS (RFC 3261 §19.1.2).
 const SIP_PORT: u16 = 5060;
+const SIPS_PORT: u16 = 5061;
 
 #[derive(Debug)]
 enum Step {
@@ -203,13 +231,14 @@ impl Resolution {
         let host = r.dest.host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
             // §4.1/§4.2: a numeric IP needs no lookup; UDP and 5060 unless
-            // the URI says otherwise.
+            // the URI says otherwise (TLS and 5061 for a sips: URI).
+            let t = r.dest.default_transport();
             r.records.push(Weighted {
                 priority: 0,
                 weight: 0,
                 targets: vec![Target {
-                    addr: SocketAddr::new(ip, r.dest.port.unwrap_or(SIP_PORT)),
-                    transport: r.dest.transport.unwrap_or(Transport::Udp),
+                    addr: SocketAddr::new(ip, r.dest.port.unwrap_or(t.default_port())),
+                    transport: t,
                 }],
             });
             return r;
@@ -217,10 +246,10 @@ impl Resolution {
         r.step = match (r.dest.port, r.dest.transport) {
             // §4.2: a port in the URI means A/AAAA only, no SRV; §4.1: and
             // UDP when no transport is named.
-            (Some(port), t) => Step::Addresses(VecDeque::from([(
+            (Some(port), _) => Step::Addresses(VecDeque::from([(
                 r.dest.host.clone(),
                 port,
-                t.unwrap_or(Transport::Udp),
+                r.dest.default_transport(),
                 0,
                 0,
             )])),
@@ -250,6 +279,7 @@ impl Resolution {
         let step = std::mem::replace(&mut self.step, Step::Done);
         self.step = match (step, records) {
             (Step::Naptr, Records::Naptr(list, ttl)) => {
+                let secure = self.dest.secure;
                 let mut usable: Vec<(u16, u16, String, Transport)> = list
                     .into_iter()
                     .filter(|n| n.flags.eq_ignore_ascii_case("s"))
@@ -257,14 +287,22 @@ impl Resolution {
                         Transport::from_naptr_service(&n.service)
                             .map(|t| (n.order, n.preference, n.replacement, t))
                     })
+                    // §4.1: a sips: URI uses only SIPS+D2T; a sip: one
+                    // only what its trunk can speak without a TLS client.
+                    .filter(|(.., t)| (*t == Transport::Tls) == secure)
                     .collect();
                 if usable.is_empty() {
                     // §4.1: no (usable) NAPTR: SRV for each transport we
-                    // support, UDP first.
+                    // support, UDP first; for a sips: URI, `_sips._tcp`.
+                    let transports: &[Transport] = if secure {
+                        &[Transport::Tls]
+                    } else {
+                        &[Transport::Udp, Transport::Tcp]
+                    };
                     Step::Srv(
-                        [Transport::Udp, Transport::Tcp]
-                            .into_iter()
-                            .map(|t| (srv_name(t, &self.dest.host), t))
+                        transports
+                            .iter()
+                            .map(|&t| (srv_name(t, &self.dest.host), t))
                             .collect(),
                     )
                 } else {
@@ -287,11 +325,11 @@ impl Resolution {
                     if queue.is_empty() {
                         // §4.2: no SRV: A/AAAA of the host at the default
                         // port, over the transport the URI names; §4.1:
-                        // UDP for a sip: URI that names none.
-                        let t = self.dest.transport.unwrap_or(Transport::Udp);
+                        // UDP for a sip: URI that names none, TLS for sips:.
+                        let t = self.dest.default_transport();
                         Step::Addresses(VecDeque::from([(
                             self.dest.host.clone(),
-                            SIP_PORT,
+                            t.default_port(),
                             t,
                             0,
                             0,
@@ -377,6 +415,18 @@ impl Resolution {
             records,
             ttl: self.ttl.map(|t| Duration::from_secs(u64::from(t))),
         })
+    }
+}
+
+impl Destination {
+    /// The transport when no record names one: the URI's, else TLS for a
+    /// sips: URI and UDP for a sip: one (RFC 3263 §4.1).
+    fn default_transport(&self) -> Transport {
+        match self.transport {
+            Some(t) => t,
+            None if self.secure => Transport::Tls,
+            None => Transport::Udp,
+        }
     }
 }
 

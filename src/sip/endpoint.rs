@@ -38,8 +38,9 @@ pub struct EndpointConfig {
     pub tcp_idle_timeout: std::time::Duration,
     /// The TLS listener (`sip.tls_bind`), if any.
     pub tls: Option<(SocketAddr, ListenTls)>,
-    /// TLS toward the trunk, when its `outbound_proxy` says `transport=tls`.
-    pub trunk_tls: Option<TrunkTls>,
+    /// TLS toward each trunk (by trunk index, in priority order), for
+    /// those whose `outbound_proxy` says `sips:` or `transport=tls`.
+    pub trunk_tls: Vec<Option<TrunkTls>>,
     /// Which messages are logged whole (`sip.trace`); [`SipTracer::off`]
     /// by default.
     pub trace: SipTracer,
@@ -57,7 +58,7 @@ pub struct SipHandle {
     /// Each trunk registration's state, published like `sip_stats`.
     pub registrations: Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
     /// The trunk targets' keepalive state, published when it changes.
-    pub trunk_targets: Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
+    pub trunk_targets: Arc<std::sync::Mutex<Vec<super::keepalive::TrunkTargetStatus>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,13 +148,12 @@ pub async fn start(
         }
         None => info!(udp = %local_addr, tcp = cfg.tcp, "SIP endpoint listening"),
     }
-    let trunk = TrunkLink {
+    let trunk = TrunkLinks {
         inbound: in_tx,
         stats: stats.clone(),
         frame: cfg.frame,
         tls: cfg.trunk_tls,
-        pending: Vec::new(),
-        connecting: false,
+        links: HashMap::new(),
     };
     let sip_stats = Arc::new(std::sync::Mutex::new(core.stats()));
     let published = sip_stats.clone();
@@ -211,13 +211,22 @@ fn on_command(core: &mut SipCore, slots: &StreamSlots, cmd: SipCommand, now: Ins
     core.handle_command(cmd, now);
 }
 
-/// Our outbound TCP connection to the trunk: opened on first use; what is
-/// sent before it is up waits here (bounded).
-struct TrunkLink {
+/// Our outbound TCP/TLS connections, one per server of each trunk
+/// ([`transport::trunk_conn`]): each opened on first use, with its
+/// trunk's TLS client (its CA and server name).
+struct TrunkLinks {
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     frame: FrameLimits,
-    tls: Option<TrunkTls>,
+    /// By trunk index; `None` (or missing): plain TCP.
+    tls: Vec<Option<TrunkTls>>,
+    links: HashMap<u64, TrunkLink>,
+}
+
+/// One of them while it opens: what is sent before it is up
+/// waits here (bounded).
+#[derive(Default)]
+struct TrunkLink {
     pending: Vec<(SocketAddr, Bytes)>,
     connecting: bool,
 }
@@ -236,7 +245,7 @@ async fn run(
     mut commands: mpsc::Receiver<SipCommand>,
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
-    mut trunk: TrunkLink,
+    mut trunk: TrunkLinks,
     Published {
         stats: published,
         registrations: published_reg,
@@ -355,24 +364,31 @@ async fn run(
                                         debug!(conn, "tcp writer full or gone; message dropped");
                                     }
                                 }
-                                None if conn == transport::TRUNK_CONN => {
-                                    if trunk.pending.len() < TRUNK_PENDING {
-                                        trunk.pending.push((peer.addr, data));
-                                    } else {
-                                        warn!("trunk TCP connection not up; message dropped");
+                                None => match transport::trunk_index(conn) {
+                                    Some(i) => {
+                                        let link = trunk.links.entry(conn).or_default();
+                                        if link.pending.len() < TRUNK_PENDING {
+                                            link.pending.push((peer.addr, data));
+                                        } else {
+                                            warn!(
+                                                trunk = i,
+                                                "trunk TCP connection not up; message dropped"
+                                            );
+                                        }
+                                        if !link.connecting {
+                                            link.connecting = true;
+                                            tokio::spawn(transport::connect_trunk(
+                                                conn,
+                                                peer.addr,
+                                                trunk.inbound.clone(),
+                                                trunk.stats.clone(),
+                                                trunk.frame,
+                                                trunk.tls.get(i).cloned().flatten(),
+                                            ));
+                                        }
                                     }
-                                    if !trunk.connecting {
-                                        trunk.connecting = true;
-                                        tokio::spawn(transport::connect_trunk(
-                                            peer.addr,
-                                            trunk.inbound.clone(),
-                                            trunk.stats.clone(),
-                                            trunk.frame,
-                                            trunk.tls.clone(),
-                                        ));
-                                    }
-                                }
-                                None => debug!(conn, "tcp connection gone; message dropped"),
+                                    None => debug!(conn, "tcp connection gone; message dropped"),
+                                },
                             }
                         }
                     }
@@ -403,7 +419,7 @@ fn udp_destination(addr: SocketAddr, socket_v6: bool) -> SocketAddr {
 struct Published {
     stats: Arc<std::sync::Mutex<super::core::CoreStats>>,
     registrations: Arc<std::sync::Mutex<Vec<super::core::RegistrationStatus>>>,
-    targets: Arc<std::sync::Mutex<Vec<super::keepalive::TargetStatus>>>,
+    targets: Arc<std::sync::Mutex<Vec<super::keepalive::TrunkTargetStatus>>>,
 }
 
 /// Open TCP connections: where to write, how to close, and which are idle.
@@ -420,7 +436,7 @@ struct TcpConn {
 fn on_inbound(
     core: &mut SipCore,
     tcp: &mut TcpConns,
-    trunk: &mut TrunkLink,
+    trunk: &mut TrunkLinks,
     trace: &mut SipTracer,
     msg: Inbound,
     now: Instant,
@@ -440,18 +456,18 @@ fn on_inbound(
             close,
             trusted,
         } => {
-            if conn == transport::TRUNK_CONN {
-                trunk.connecting = false;
-                for (_, data) in trunk.pending.drain(..) {
+            if let Some(link) = trunk.links.get_mut(&conn) {
+                link.connecting = false;
+                for (_, data) in link.pending.drain(..) {
                     if tx.try_send(data).is_err() {
                         warn!("trunk TCP writer full; message dropped");
                     }
                 }
             }
-            // Our own connection to the trunk is never swept: it is one
-            // descriptor, and a close crossing a reconnect under the same id
-            // would drop the new connection.
-            if conn != transport::TRUNK_CONN {
+            // Our own connections to the trunks are never swept: one
+            // descriptor each, and a close crossing a reconnect under the
+            // same id would drop the new connection.
+            if transport::trunk_index(conn).is_none() {
                 tcp.idle.opened(conn, trusted, now);
             }
             tcp.conns.insert(conn, TcpConn { tx, close });
@@ -459,20 +475,20 @@ fn on_inbound(
         Inbound::TcpClosed { conn } => {
             tcp.conns.remove(&conn);
             tcp.idle.closed(conn);
-            if conn == transport::TRUNK_CONN {
-                let never_opened = std::mem::take(&mut trunk.connecting);
+            if let Some(link) = trunk.links.get_mut(&conn) {
+                let never_opened = std::mem::take(&mut link.connecting);
                 if never_opened {
                     // It never opened: what waited for it fails now (the
                     // trunk's next server, else the next trunk).
                     core.connection_failed(conn, now);
                 }
-                if !trunk.pending.is_empty() {
+                if !link.pending.is_empty() {
                     warn!(
-                        dropped = trunk.pending.len(),
+                        dropped = link.pending.len(),
                         "trunk TCP connection failed; queued messages dropped"
                     );
                     let mut addrs: Vec<SocketAddr> =
-                        trunk.pending.drain(..).map(|(addr, _)| addr).collect();
+                        link.pending.drain(..).map(|(addr, _)| addr).collect();
                     addrs.dedup();
                     // A transport error is the trunk's failure: its legs
                     // move to the next trunk now, not at Timer B.

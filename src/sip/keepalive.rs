@@ -41,6 +41,14 @@ pub struct TargetStatus {
     pub rtt: Option<Duration>,
 }
 
+/// A target's state with the trunk it serves, as `/metrics` shows it
+/// (label `trunk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkTargetStatus {
+    pub trunk: String,
+    pub status: TargetStatus,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send OPTIONS to this target; report its answer with this id.

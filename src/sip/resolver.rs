@@ -1,5 +1,5 @@
 //! The DNS shell around [`super::dns`]: asks `hickory-resolver` the
-//! questions an RFC 3263 resolution names, and keeps the trunk's targets
+//! questions an RFC 3263 resolution names, and keeps each trunk's targets
 //! fresh in the background, re-resolving when the shortest TTL runs out.
 
 use std::net::{IpAddr, SocketAddr};
@@ -185,17 +185,33 @@ impl TrunkResolver {
     }
 }
 
-/// Keeps the core's targets in step with DNS: re-resolves when the TTL
-/// runs out and sends [`SipCommand::TrunkTargets`] when the answer changes.
-/// A failed refresh keeps the last good targets (a DNS outage must not take
-/// a working trunk down) and tries again soon.
+/// What [`keep_fresh`] keeps fresh: one trunk's name, with its own
+/// resolver (and cache).
+pub struct Fresh {
+    /// The trunk's index in priority order, as the core knows it.
+    pub trunk: usize,
+    /// The trunk's name, for the log.
+    pub name: String,
+    pub resolver: TrunkResolver,
+    pub dest: Destination,
+}
+
+/// Keeps one trunk's targets in the core in step with DNS: re-resolves
+/// when the TTL runs out and sends [`SipCommand::TrunkTargets`] when the
+/// answer changes. A failed refresh keeps the last good targets (a DNS
+/// outage must not take a working trunk down) and tries again soon.
 pub async fn keep_fresh(
-    resolver: TrunkResolver,
-    dest: Destination,
+    fresh: Fresh,
     mut last: Option<Resolved>,
     commands: mpsc::Sender<SipCommand>,
     cancel: CancellationToken,
 ) {
+    let Fresh {
+        trunk,
+        name,
+        resolver,
+        dest,
+    } = fresh;
     loop {
         let wait = resolver.refresh_after(last.as_ref());
         tokio::select! {
@@ -207,12 +223,16 @@ pub async fn keep_fresh(
                 let changed = last.as_ref().map(|l| &l.records) != Some(&r.records);
                 if changed {
                     info!(
-                        trunk = %dest,
+                        trunk = %name,
+                        name = %dest,
                         targets = %describe(&r),
                         "trunk DNS answer changed"
                     );
                     if commands
-                        .send(SipCommand::TrunkTargets(r.records.clone()))
+                        .send(SipCommand::TrunkTargets {
+                            trunk,
+                            records: r.records.clone(),
+                        })
                         .await
                         .is_err()
                     {
@@ -222,7 +242,7 @@ pub async fn keep_fresh(
                 last = Some(r);
             }
             Err(e) if last.is_some() => {
-                warn!(trunk = %dest, error = %e, "trunk DNS refresh failed; keeping the last answer");
+                warn!(trunk = %name, name = %dest, error = %e, "trunk DNS refresh failed; keeping the last answer");
                 // Retry soon, but keep the records: their TTL is a cache
                 // hint, not a promise that the servers went away.
                 if let Some(l) = last.as_mut() {
@@ -230,7 +250,7 @@ pub async fn keep_fresh(
                 }
             }
             Err(e) => {
-                warn!(trunk = %dest, error = %e, "trunk still does not resolve; calls to it fail");
+                warn!(trunk = %name, name = %dest, error = %e, "trunk still does not resolve; calls to it fail");
             }
         }
     }

@@ -219,9 +219,31 @@ pub async fn udp_reader(
     }
 }
 
-/// The connection id of our own TCP connection to the trunk (inbound
-/// connections count up from 1).
-pub const TRUNK_CONN: u64 = 0;
+/// Low bits of our own connections' ids that number a trunk's servers.
+pub const SERVER_BITS: u32 = 20;
+/// Far more than any configuration has trunks; ids stay in the top 2^36,
+/// far above what inbound connections (counting up from 1) ever reach.
+const MAX_TRUNKS: u64 = 1 << 16;
+
+/// Our own TCP/TLS connection to server `server` (numbered by the core)
+/// of trunk `trunk` (by priority order). Counted down from the top, so it
+/// never meets an inbound connection's id. One connection per server of
+/// each trunk: each trunk has its own TLS client, a failover to the
+/// trunk's next server must not go down the connection to the one that
+/// failed, and a failed connection fails only what was sent on it.
+pub const fn trunk_conn(trunk: usize, server: u32) -> u64 {
+    let server = (server as u64) & ((1 << SERVER_BITS) - 1);
+    u64::MAX - (((trunk as u64) << SERVER_BITS) | server)
+}
+
+/// Which trunk's connection `conn` is, if it is one of ours.
+pub fn trunk_index(conn: u64) -> Option<usize> {
+    let i = (u64::MAX - conn) >> SERVER_BITS;
+    (i < MAX_TRUNKS).then_some(i as usize)
+}
+
+/// The first trunk's connection to its configured server.
+pub const TRUNK_CONN: u64 = trunk_conn(0, 0);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -229,6 +251,8 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// certificate must carry, and how long the handshake may take.
 #[derive(Clone)]
 pub struct TrunkTls {
+    /// `trunk` or `trunks[N]`, for the words of a failed handshake.
+    pub key: String,
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: rustls::pki_types::ServerName<'static>,
     pub handshake_timeout: std::time::Duration,
@@ -241,11 +265,13 @@ pub struct ListenTls {
     pub handshake_timeout: std::time::Duration,
 }
 
-/// Opens our TCP (or, with `tls`, TLS) connection to the trunk
-/// (`outbound_proxy` with `transport=tcp`/`tls`) and serves it like an
-/// inbound one, under [`TRUNK_CONN`]. A failed connect or handshake is
-/// reported as that connection closing.
+/// Opens our TCP (or, with `tls`, TLS) connection `conn` to a trunk's
+/// target (`outbound_proxy` with `transport=tcp`/`tls`, or a resolved
+/// stream target) and serves it like an inbound one, under `conn`
+/// ([`trunk_conn`]). A failed connect or handshake is reported as that
+/// connection closing.
 pub async fn connect_trunk(
+    conn: u64,
     addr: SocketAddr,
     tx: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
@@ -259,28 +285,18 @@ pub async fn connect_trunk(
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 warn!(trunk = %addr, error = %e, "cannot connect to the trunk");
-                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                let _ = tx.send(Inbound::TcpClosed { conn }).await;
                 return;
             }
             Err(_) => {
                 warn!(trunk = %addr, "TCP connect to the trunk timed out");
-                let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+                let _ = tx.send(Inbound::TcpClosed { conn }).await;
                 return;
             }
         };
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        stream_connection(
-            stream,
-            addr,
-            tx,
-            stats,
-            limits,
-            Some(TRUNK_CONN),
-            true,
-            false,
-        )
-        .await;
+        stream_connection(stream, addr, tx, stats, limits, Some(conn), true, false).await;
         return;
     };
     let connector = tokio_rustls::TlsConnector::from(tls.config);
@@ -288,26 +304,16 @@ pub async fn connect_trunk(
     match tokio::time::timeout(tls.handshake_timeout, handshake).await {
         Ok(Ok(stream)) => {
             debug!(trunk = %addr, "TLS to the trunk established");
-            stream_connection(
-                stream,
-                addr,
-                tx,
-                stats,
-                limits,
-                Some(TRUNK_CONN),
-                true,
-                true,
-            )
-            .await;
+            stream_connection(stream, addr, tx, stats, limits, Some(conn), true, true).await;
         }
         Ok(Err(e)) => {
             // The certificate check fails here: say so in words, once.
-            warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check trunk.tls_server_name and trunk.tls_ca_file");
-            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+            warn!(trunk = %addr, name = %server_name_text(&tls.server_name), error = %e, "TLS handshake with the trunk failed; check {0}.tls_server_name and {0}.tls_ca_file", tls.key);
+            let _ = tx.send(Inbound::TcpClosed { conn }).await;
         }
         Err(_) => {
             warn!(trunk = %addr, "TLS handshake with the trunk timed out (sip.tls_handshake_timeout)");
-            let _ = tx.send(Inbound::TcpClosed { conn: TRUNK_CONN }).await;
+            let _ = tx.send(Inbound::TcpClosed { conn }).await;
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct TrunkRoute {
     /// This trunk's NAT plan, when it has its own; `None`: the switch's
     /// (`Local::nat`).
     pub nat: Option<Nat>,
+    /// OPTIONS keepalive interval to each of this trunk's UDP targets;
+    /// `None`: off.
+    pub keepalive: Option<Duration>,
 }
 
 impl std::fmt::Debug for TrunkRoute {
@@ -101,6 +104,7 @@ impl std::fmt::Debug for TrunkRoute {
             .field("credentials", &self.credentials)
             .field("srtp", &self.srtp)
             .field("nat", &self.nat)
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +132,17 @@ impl TrunkRoute {
             max_redirects: 2,
             srtp: SrtpPolicy::Off,
             nat: None,
+            keepalive: None,
+        }
+    }
+
+    /// The transport `addr` is reached over.
+    pub fn transport(&self) -> super::dns::Transport {
+        use super::dns::Transport;
+        match (self.tls, self.tcp) {
+            (true, _) => Transport::Tls,
+            (false, true) => Transport::Tcp,
+            (false, false) => Transport::Udp,
         }
     }
 }

@@ -26,9 +26,7 @@ use rsipstack::sip::{Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
-use super::dns::{self, Weighted};
 use super::inspect::{self, Inspection, Limits};
-use super::keepalive::Prober;
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
@@ -70,12 +68,9 @@ pub struct CoreConfig {
     pub session_expires: u32,
     pub min_se: u32,
     /// The trunks outbound INVITEs go to, first tried first; an inbound
-    /// request is the trunk's whose `allow` holds its source. The first
-    /// trunk's servers come from RFC 3263 ([`SipCommand::TrunkTargets`]).
+    /// request is the trunk's whose `allow` holds its source. A trunk's
+    /// servers come from RFC 3263 ([`SipCommand::TrunkTargets`]).
     pub trunks: Vec<TrunkRoute>,
-    /// OPTIONS keepalive interval to each of the first trunk's targets;
-    /// `None`: off.
-    pub keepalive: Option<Duration>,
     pub limits: Limits,
     /// Outbound registrations (RFC 3261 §10), one per registering trunk
     /// (each names its trunk), started by `SipCore::start`.
@@ -170,12 +165,12 @@ pub struct SipCore {
     registrations: Vec<crate::sip::register::Registration>,
     /// REGISTER client transactions → index in `registrations`.
     reg_clients: HashMap<TxKey, usize>,
-    /// The first trunk's servers (RFC 3263), ordered per call by
-    /// [`dns::order`]; the other trunks are one address each.
-    targets: Vec<Weighted>,
-    prober: Option<Prober>,
-    /// OPTIONS keepalive transactions in flight → the prober's probe id.
-    probes: HashMap<TxKey, u64>,
+    /// Each trunk's servers (RFC 3263) and keepalive, by trunk index;
+    /// ordered per call by [`super::dns::order`].
+    servers: Vec<targets::Servers>,
+    /// OPTIONS keepalive transactions in flight → (trunk index, the
+    /// prober's probe id).
+    probes: HashMap<TxKey, (usize, u64)>,
     /// Bumped whenever a target's health changes, so the shell republishes.
     health_version: u64,
     /// Trunk selection, limits and Retry-After for outbound legs.
@@ -214,26 +209,7 @@ impl IdGen {
 
 impl SipCore {
     pub fn new(cfg: CoreConfig, dialplan: Box<dyn Fn(&str) -> bool + Send>) -> Self {
-        // The first trunk's address stands for its servers until the
-        // shell's RFC 3263 resolution names them all.
-        let targets: Vec<Weighted> = cfg
-            .trunks
-            .first()
-            .map(|t| Weighted {
-                priority: 0,
-                weight: 0,
-                targets: vec![dns::Target {
-                    addr: t.addr,
-                    transport: if t.tcp || t.tls {
-                        dns::Transport::Tcp
-                    } else {
-                        dns::Transport::Udp
-                    },
-                }],
-            })
-            .into_iter()
-            .collect();
-        let prober = cfg.keepalive.map(Prober::new);
+        let servers = cfg.trunks.iter().map(targets::Servers::new).collect();
         Self {
             txl: TransactionLayer::new(cfg.timers),
             trunks: TrunkSet::new(cfg.trunks.clone()),
@@ -255,18 +231,11 @@ impl SipCore {
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
             registrations: Vec::new(),
             reg_clients: HashMap::new(),
-            targets,
-            prober,
+            servers,
             probes: HashMap::new(),
             health_version: 0,
             draining: false,
         }
-        .with_probed_targets()
-    }
-
-    fn with_probed_targets(mut self) -> Self {
-        self.reprobe();
-        self
     }
 
     /// Whether new calls are refused because the switch is shutting down.
@@ -309,7 +278,7 @@ impl SipCore {
             self.txl.deadline(),
             self.timers.deadline(),
             self.registrations_deadline(),
-            self.prober.as_ref().and_then(|p| p.deadline()),
+            self.probers_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -624,14 +593,11 @@ impl SipCore {
             self.register_response(idx, key, &resp, &head, peer, now);
             return;
         }
-        if let Some(id) = self.probes.get(&key).copied() {
+        if let Some((trunk, id)) = self.probes.get(&key).copied() {
             let m = self.txl.on_response(&key, head.status, now, || None);
             if head.status >= 200 && m == super::transaction::ClientMatch::Deliver {
                 self.probes.remove(&key);
-                if let Some(p) = self.prober.as_mut() {
-                    p.answered(id, now);
-                }
-                self.run_prober_actions(now);
+                self.probe_answered(trunk, id, now);
             }
             return;
         }
@@ -667,7 +633,7 @@ impl SipCore {
 
     pub fn handle_command(&mut self, cmd: SipCommand, now: Instant) {
         // New targets replace the old before any is probed.
-        if !matches!(cmd, SipCommand::TrunkTargets(_)) {
+        if !matches!(cmd, SipCommand::TrunkTargets { .. }) {
             self.tick(now);
         }
         self.now = Some(now);
@@ -682,9 +648,8 @@ impl SipCore {
             SipCommand::Reject { leg, status } => self.uas_reject(leg, status, now),
             SipCommand::HangUp(leg) => self.hang_up(leg, now),
             SipCommand::Dial { leg, request } => self.uac_dial(leg, request, now),
-            SipCommand::TrunkTargets(records) => {
-                self.targets = records;
-                self.reprobe();
+            SipCommand::TrunkTargets { trunk, records } => {
+                self.set_targets(trunk, records);
                 self.tick(now);
             }
             SipCommand::Policy(p) => {
@@ -803,14 +768,8 @@ impl SipCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = Some(now);
-        if self
-            .prober
-            .as_ref()
-            .and_then(|p| p.deadline())
-            .is_some_and(|d| d <= now)
-            || self.prober.as_ref().is_some_and(|p| p.has_unscheduled())
-        {
-            self.run_prober(now);
+        if self.probers_due(now) {
+            self.run_probers(now);
         }
         self.txl.handle_timeout(now);
         self.registrations_timeout(now);

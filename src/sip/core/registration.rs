@@ -177,13 +177,16 @@ impl SipCore {
     }
 
     /// Where the REGISTERs of the trunk named `trunk` go: its configured
-    /// address, over its connection when it is TCP or TLS.
+    /// address (the trunk's server 0), over that trunk's own connection
+    /// when it is TCP or TLS — never another trunk's, whose TLS client
+    /// would present the wrong name and CA.
     fn registrar_peer(&self, trunk: &str) -> Option<Peer> {
-        let route = self.trunks.route(self.trunks.by_name(trunk)?)?;
+        let index = self.trunks.by_name(trunk)?;
+        let route = self.trunks.route(index)?;
         Some(Peer {
             transport: if route.tcp || route.tls {
                 Transport::Tcp {
-                    conn: crate::sip::transport::TRUNK_CONN,
+                    conn: crate::sip::transport::trunk_conn(index, 0),
                 }
             } else {
                 Transport::Udp

@@ -33,7 +33,6 @@ pub(super) fn cfg() -> CoreConfig {
             }),
             ..TrunkRoute::plain("carrier", TRUNK.parse().unwrap())
         }],
-        keepalive: None,
         limits: Limits::default(),
         registrations: Vec::new(),
     }
@@ -1361,15 +1360,18 @@ fn named_core(keepalive: Option<Duration>, targets: &[(u16, &str)], t0: Instant)
         CoreConfig {
             trunks: vec![TrunkRoute {
                 ruri_host: Some("trunk.example.com".into()),
+                keepalive,
                 ..cfg().trunks[0].clone()
             }],
-            keepalive,
             ..cfg()
         },
         Box::new(|_: &str| false),
     );
     c.handle_command(
-        SipCommand::TrunkTargets(targets.iter().map(|(p, a)| weighted(*p, a)).collect()),
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: targets.iter().map(|(p, a)| weighted(*p, a)).collect(),
+        },
         t0,
     );
     c
@@ -1525,17 +1527,18 @@ fn keepalive_down_target_is_skipped_until_it_answers() {
     let (_, st) = c.target_status();
     assert_eq!(
         st.iter()
-            .map(|s| (s.target.addr.to_string(), s.health))
+            .map(|s| (s.status.target.addr.to_string(), s.status.health))
             .collect::<Vec<_>>(),
         vec![
             (TARGET_A.to_string(), crate::sip::keepalive::Health::Unknown),
             (TARGET_B.to_string(), crate::sip::keepalive::Health::Up)
         ]
     );
-    assert_eq!(st[1].rtt, Some(Duration::from_millis(4)));
+    assert_eq!(st[1].status.rtt, Some(Duration::from_millis(4)));
+    assert!(st.iter().all(|s| s.trunk == "carrier"));
     // The next round finds A's probe unanswered: A is down.
     let out = advance(&mut c, t0 + iv);
-    assert!(c.target_status().1[0].health == crate::sip::keepalive::Health::Down);
+    assert!(c.target_status().1[0].status.health == crate::sip::keepalive::Health::Down);
     let (_, dialled) = dial_out(&mut c, t0 + iv);
     assert_eq!(invites_to(&dialled), vec![TARGET_B], "A is skipped");
     // A answers its new probe (the last OPTIONS to it; earlier ones are

@@ -344,3 +344,28 @@ fn a_trunk_behind_its_own_nat_registers_its_external_address() {
     drain(&mut c);
     assert_eq!(c.registration_status(t0)[1].state, RegState::Registered);
 }
+
+/// A second trunk over TCP registers down its own connection (trunk 1,
+/// server 0), not the first trunk's: with TLS that connection carries the
+/// second trunk's own server name and CA.
+#[test]
+fn a_stream_trunk_registers_over_its_own_connection() {
+    let mut c = two_registering(TrunkRoute {
+        tcp: true,
+        ..trunk_b()
+    });
+    let t0 = Instant::now();
+    c.start(t0);
+    let out = advance(&mut c, t0);
+    let (peer, _) = out
+        .sent
+        .iter()
+        .find(|(p, m)| p.addr == TRUNK_B.parse().unwrap() && m.starts_with("REGISTER "))
+        .unwrap_or_else(|| panic!("no REGISTER to b in {:#?}", out.sent));
+    assert_eq!(
+        peer.transport,
+        Transport::Tcp {
+            conn: crate::sip::transport::trunk_conn(1, 0)
+        }
+    );
+}

@@ -429,7 +429,10 @@ fn named_a_and_b(t0: Instant) -> SipCore {
         b(),
     );
     c.handle_command(
-        SipCommand::TrunkTargets(vec![server(10, SERVER_1), server(20, SERVER_2)]),
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![server(10, SERVER_1), server(20, SERVER_2)],
+        },
         t0,
     );
     drain(&mut c);
@@ -605,4 +608,360 @@ fn in_dialog_requests_follow_the_server_and_the_trunks_own_rule() {
         .find(|(_, m)| m.starts_with("ACK "))
         .unwrap();
     assert_eq!(ack.0.addr, "127.0.0.1:5099".parse().unwrap());
+}
+
+// ------------------------------- every trunk its own servers and keepalive
+
+const B_SERVER_1: &str = "127.0.0.1:5091";
+const B_SERVER_2: &str = "127.0.0.1:5092";
+
+/// Both trunks are names: a resolved its two servers, b its own two.
+fn named_a_and_named_b(t0: Instant, b_keepalive: Option<Duration>) -> SipCore {
+    let mut c = two_trunks(
+        TrunkRoute {
+            ruri_host: Some("sbc.example.com".into()),
+            ..a()
+        },
+        TrunkRoute {
+            ruri_host: Some("backup.example.net".into()),
+            keepalive: b_keepalive,
+            ..b()
+        },
+    );
+    for (trunk, records) in [
+        (0, vec![server(10, SERVER_1), server(20, SERVER_2)]),
+        (1, vec![server(10, B_SERVER_1), server(20, B_SERVER_2)]),
+    ] {
+        c.handle_command(SipCommand::TrunkTargets { trunk, records }, t0);
+    }
+    c
+}
+
+/// Each trunk walks its own resolved servers: after a's two, b's first,
+/// then b's second (RFC 3263 §4.3 within b), with b's name in the
+/// Request-URI; b's answer never replaced a's servers.
+#[test]
+fn the_second_trunk_walks_its_own_resolved_servers() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_named_b(t0, None);
+    drain(&mut c);
+    let (_, out) = place(&mut c, t0);
+    let (to, first) = invite_to(&out);
+    assert_eq!(to, SERVER_1);
+    let out = answer_from(&mut c, SERVER_1, &first, 503, "", t0);
+    let (to, second) = invite_to(&out);
+    assert_eq!(to, SERVER_2);
+    let out = answer_from(&mut c, SERVER_2, &second, 503, "", t0);
+    let (to, third) = invite_to(&out);
+    assert_eq!(to, B_SERVER_1);
+    assert!(
+        third.starts_with("INVITE sip:0012345678910@backup.example.net "),
+        "{third}"
+    );
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+    let out = answer_from(&mut c, B_SERVER_1, &third, 503, "", t0);
+    let (to, fourth) = invite_to(&out);
+    assert_eq!(to, B_SERVER_2);
+    assert_eq!(header(&third, "Call-ID"), header(&fourth, "Call-ID"));
+    assert_eq!(
+        c.stats().trunk_failures,
+        1,
+        "only a failed as a trunk so far"
+    );
+
+    // A new call still starts at a's servers.
+    let (_, out) = place(&mut c, t0);
+    assert_eq!(invite_to(&out).0, SERVER_1);
+}
+
+/// An unresolved trunk (no records) is down alone: calls go straight to
+/// the next trunk's servers.
+#[test]
+fn an_unresolved_first_trunk_leaves_the_second_trunk_working() {
+    let t0 = Instant::now();
+    let mut c = named_a_and_named_b(t0, None);
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: Vec::new(),
+        },
+        t0,
+    );
+    drain(&mut c);
+    let (_, out) = place(&mut c, t0);
+    assert_eq!(invite_to(&out).0, B_SERVER_1);
+    assert_eq!(dialling_trunk(&out), vec!["b"]);
+}
+
+/// keepalive per trunk: only b has an interval, so only b's servers get
+/// OPTIONS; b's silent server is marked down and skipped, under b's name.
+#[test]
+fn keepalive_runs_per_trunk_with_its_own_interval() {
+    let t0 = Instant::now();
+    let iv = Duration::from_secs(7);
+    let mut c = named_a_and_named_b(t0, Some(iv));
+    let out = drain(&mut c);
+    let probed: Vec<String> = out
+        .sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("OPTIONS "))
+        .map(|(p, _)| p.addr.to_string())
+        .collect();
+    assert_eq!(probed, vec![B_SERVER_1, B_SERVER_2], "only b is probed");
+    // Only b's second server answers.
+    let to_2 = out
+        .sent
+        .iter()
+        .find(|(p, m)| m.starts_with("OPTIONS ") && p.addr == B_SERVER_2.parse().unwrap())
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    c.handle_message(&reply(&to_2, 200, "", ""), udp(B_SERVER_2), t0);
+    drain(&mut c);
+    advance(&mut c, t0 + iv);
+    let (_, st) = c.target_status();
+    let seen: Vec<(String, String, crate::sip::keepalive::Health)> = st
+        .iter()
+        .map(|s| {
+            (
+                s.trunk.clone(),
+                s.status.target.addr.to_string(),
+                s.status.health,
+            )
+        })
+        .collect();
+    use crate::sip::keepalive::Health;
+    assert_eq!(
+        seen,
+        vec![
+            ("b".into(), B_SERVER_1.into(), Health::Down),
+            ("b".into(), B_SERVER_2.into(), Health::Up),
+        ]
+    );
+    // a's servers fail; b's down server is skipped.
+    let (_, out) = place(&mut c, t0 + iv);
+    let (_, first) = invite_to(&out);
+    let out = answer_from(&mut c, SERVER_1, &first, 500, "", t0 + iv);
+    assert_eq!(invite_to(&out).0, B_SERVER_2);
+}
+
+/// Each stream trunk has its own connection: a TCP trunk and a TLS trunk
+/// never share one (a failed connection fails only its trunk).
+#[test]
+fn each_stream_trunk_has_its_own_connection() {
+    let t0 = Instant::now();
+    let mut c = two_trunks(
+        TrunkRoute { tcp: true, ..a() },
+        TrunkRoute { tls: true, ..b() },
+    );
+    let (_, out) = place(&mut c, t0);
+    let to_a = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, _)| *p)
+        .unwrap();
+    assert_eq!(
+        to_a.transport,
+        Transport::Tcp {
+            conn: crate::sip::transport::trunk_conn(0, 0)
+        }
+    );
+    c.connection_failed(crate::sip::transport::trunk_conn(0, 0), t0);
+    let out = drain(&mut c);
+    let to_b = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, _)| *p)
+        .unwrap();
+    assert_eq!(
+        to_b.transport,
+        Transport::Tls {
+            conn: crate::sip::transport::trunk_conn(1, 0)
+        }
+    );
+    assert_eq!(to_b.addr, TRUNK_B.parse().unwrap());
+    assert_eq!(
+        crate::sip::transport::trunk_index(crate::sip::transport::trunk_conn(1, 0)),
+        Some(1)
+    );
+    assert_eq!(crate::sip::transport::trunk_index(1), None);
+}
+
+/// A TLS trunk whose name resolved to two servers (`_sips._tcp`): after a
+/// 503 from the first, the INVITE to the second must not go down the
+/// connection to the first (it would reach the same server again). Each
+/// server of a stream trunk has its own connection.
+#[test]
+fn each_server_of_a_stream_trunk_has_its_own_connection() {
+    let t0 = Instant::now();
+    let tls_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tls,
+        }],
+    };
+    let mut c = two_trunks(
+        TrunkRoute {
+            tls: true,
+            ruri_host: Some("sbc.example.com".into()),
+            ..a()
+        },
+        b(),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tls_server(10, SERVER_1), tls_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    drain(&mut c);
+    let (_, out) = place(&mut c, t0);
+    let (first_peer, first) = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, m)| (*p, m.clone()))
+        .unwrap();
+    assert_eq!(first_peer.addr, SERVER_1.parse().unwrap());
+    let resp = reply(&first, 503, "", "");
+    c.handle_message(&resp, first_peer, t0);
+    let out = drain(&mut c);
+    let second_peer = out
+        .sent
+        .iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .map(|(p, _)| *p)
+        .unwrap();
+    assert_eq!(second_peer.addr, SERVER_2.parse().unwrap());
+    assert!(matches!(second_peer.transport, Transport::Tls { .. }));
+    assert_ne!(
+        first_peer.transport.conn(),
+        second_peer.transport.conn(),
+        "the second server gets a connection of its own"
+    );
+    // Both are trunk a's connections.
+    for p in [first_peer, second_peer] {
+        let conn = p.transport.conn().unwrap();
+        assert_eq!(crate::sip::transport::trunk_index(conn), Some(0));
+    }
+}
+
+/// keepalive on a TLS trunk: each server is probed over its own
+/// connection (Via TLS), so one that answers is up and one that does not
+/// is down and skipped, as over UDP.
+#[test]
+fn keepalive_probes_each_stream_server_over_its_own_connection() {
+    let t0 = Instant::now();
+    let iv = Duration::from_secs(5);
+    let tls_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tls,
+        }],
+    };
+    let mut c = two_trunks(
+        TrunkRoute {
+            tls: true,
+            keepalive: Some(iv),
+            ..a()
+        },
+        b(),
+    );
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tls_server(10, SERVER_1), tls_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    let probes: Vec<(Peer, String)> = out
+        .sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("OPTIONS "))
+        .cloned()
+        .collect();
+    assert_eq!(probes.len(), 2, "{:#?}", out.sent);
+    assert!(probes
+        .iter()
+        .all(|(p, m)| matches!(p.transport, Transport::Tls { .. })
+            && header(m, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TLS "))));
+    assert_ne!(probes[0].0.transport.conn(), probes[1].0.transport.conn());
+    // Only server 2 answers, on its connection.
+    let (peer2, to_2) = probes
+        .iter()
+        .find(|(p, _)| p.addr == SERVER_2.parse().unwrap())
+        .cloned()
+        .unwrap();
+    c.handle_message(&reply(&to_2, 200, "", ""), peer2, t0);
+    drain(&mut c);
+    advance(&mut c, t0 + iv);
+    use crate::sip::keepalive::Health;
+    let health: Vec<(String, Health)> = c
+        .target_status()
+        .1
+        .iter()
+        .map(|s| (s.status.target.addr.to_string(), s.status.health))
+        .collect();
+    assert_eq!(
+        health,
+        vec![
+            (SERVER_1.into(), Health::Down),
+            (SERVER_2.into(), Health::Up)
+        ]
+    );
+    let (_, out) = place(&mut c, t0 + iv);
+    assert_eq!(invite_to(&out).0, SERVER_2, "the silent server is skipped");
+}
+
+/// A re-resolution keeps a stream server's connection; a server new to the
+/// answer gets a connection never used before (not the one of a server
+/// that left, which may still carry a call).
+#[test]
+fn a_new_dns_answer_keeps_known_servers_connections_and_never_reuses_one() {
+    let t0 = Instant::now();
+    const SERVER_3: &str = "127.0.0.1:5083";
+    let tcp_server = |priority: u16, addr: &str| crate::sip::dns::Weighted {
+        priority,
+        weight: 0,
+        targets: vec![crate::sip::dns::Target {
+            addr: addr.parse().unwrap(),
+            transport: crate::sip::dns::Transport::Tcp,
+        }],
+    };
+    let mut c = two_trunks(TrunkRoute { tcp: true, ..a() }, b());
+    let conns = |c: &mut SipCore| -> Vec<(String, Option<u64>)> {
+        c.hops(0)
+            .into_iter()
+            .map(|p| (p.addr.to_string(), p.transport.conn()))
+            .collect()
+    };
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tcp_server(10, SERVER_1), tcp_server(20, SERVER_2)],
+        },
+        t0,
+    );
+    let before = conns(&mut c);
+    c.handle_command(
+        SipCommand::TrunkTargets {
+            trunk: 0,
+            records: vec![tcp_server(10, SERVER_2), tcp_server(20, SERVER_3)],
+        },
+        t0,
+    );
+    let after = conns(&mut c);
+    assert_eq!(after[0], before[1], "server 2 keeps its connection");
+    assert_eq!(after[1].0, SERVER_3);
+    assert!(
+        before.iter().all(|(_, conn)| *conn != after[1].1),
+        "server 3 shares no connection: {before:?} {after:?}"
+    );
 }

@@ -5,6 +5,7 @@ fn dest(host: &str, port: Option<u16>, transport: Option<Transport>) -> Destinat
         host: host.into(),
         port,
         transport,
+        secure: false,
     }
 }
 
@@ -226,4 +227,101 @@ fn order_with_equal_zero_weights_keeps_everyone() {
     let mut rng = SplitMix(1);
     let o = order(&records, &mut || rng.next_u64());
     assert_eq!(o.len(), 3);
+}
+
+fn sips(host: &str, port: Option<u16>, transport: Option<Transport>) -> Destination {
+    Destination {
+        secure: true,
+        ..dest(host, port, transport)
+    }
+}
+
+fn tls(s: &str) -> Target {
+    Target {
+        addr: s.parse().unwrap(),
+        transport: Transport::Tls,
+    }
+}
+
+/// RFC 3263 §4.1: a sips: URI uses only TLS records. Of the NAPTR records
+/// only SIPS+D2T ones count, taken by order then preference.
+#[test]
+fn sips_uri_takes_only_sips_naptr_by_order_and_preference() {
+    let mut r = Resolution::new(sips("example.com", None, None));
+    assert_eq!(r.next_query(), Some(Query::Naptr("example.com".into())));
+    r.answer(Records::Naptr(
+        vec![
+            naptr(10, 10, "SIP+D2U", "_sip._udp.example.com."),
+            naptr(20, 20, "SIPS+D2T", "_sips._tcp.b.example.com."),
+            naptr(20, 10, "SIPS+D2T", "_sips._tcp.a.example.com."),
+        ],
+        300,
+    ));
+    assert_eq!(
+        r.next_query(),
+        Some(Query::Srv("_sips._tcp.a.example.com".into()))
+    );
+    r.answer(Records::Srv(vec![srv(0, 0, 5071, "edge.example.com.")], 60));
+    assert_eq!(
+        r.next_query(),
+        Some(Query::Addresses("edge.example.com".into()))
+    );
+    r.answer(Records::Addresses(vec![ip("127.0.0.5")], 60));
+    let out = r.finish().unwrap();
+    assert_eq!(out.records[0].targets, vec![tls("127.0.0.5:5071")]);
+}
+
+/// A sip: URI passes SIPS+D2T over (its trunk has no TLS client), as
+/// before; with nothing else it falls back to SRV for UDP and TCP.
+#[test]
+fn sip_uri_passes_sips_naptr_over() {
+    let mut r = Resolution::new(dest("example.com", None, None));
+    r.answer(Records::Naptr(
+        vec![naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.com.")],
+        300,
+    ));
+    assert_eq!(
+        r.next_query(),
+        Some(Query::Srv("_sip._udp.example.com".into()))
+    );
+}
+
+/// §4.1: a sips: URI with no NAPTR asks `_sips._tcp` only; with no SRV
+/// either, A/AAAA at 5061 over TLS (RFC 3261 §19.1.2).
+#[test]
+fn sips_uri_without_naptr_asks_sips_srv_then_5061() {
+    let mut r = Resolution::new(sips("example.com", None, None));
+    r.answer(Records::Naptr(vec![], 0));
+    assert_eq!(
+        r.next_query(),
+        Some(Query::Srv("_sips._tcp.example.com".into()))
+    );
+    r.answer(Records::Srv(vec![], 0));
+    assert_eq!(r.next_query(), Some(Query::Addresses("example.com".into())));
+    r.answer(Records::Addresses(vec![ip("192.0.2.9")], 30));
+    let out = r.finish().unwrap();
+    assert_eq!(out.records[0].targets, vec![tls("192.0.2.9:5061")]);
+}
+
+/// `;transport=tls` skips NAPTR and asks `_sips._tcp` (§4.1); an explicit
+/// port with it asks A/AAAA only and keeps TLS (§4.2).
+#[test]
+fn transport_tls_asks_sips_srv_and_a_port_keeps_tls() {
+    let r = Resolution::new(dest("example.com", None, Some(Transport::Tls)));
+    assert_eq!(
+        r.next_query(),
+        Some(Query::Srv("_sips._tcp.example.com".into()))
+    );
+    let mut r = Resolution::new(sips("example.com", Some(5071), None));
+    assert_eq!(r.next_query(), Some(Query::Addresses("example.com".into())));
+    r.answer(Records::Addresses(vec![ip("192.0.2.9")], 30));
+    assert_eq!(
+        r.finish().unwrap().records[0].targets,
+        vec![tls("192.0.2.9:5071")]
+    );
+    let r = Resolution::new(sips("192.0.2.4", None, None));
+    assert_eq!(
+        r.finish().unwrap().records[0].targets,
+        vec![tls("192.0.2.4:5061")]
+    );
 }
