@@ -179,7 +179,7 @@ mod tests {
             };
             s.store.update_call(id, &update).await.unwrap();
         }
-        let get = |uri: &'static str, t| call(&s, Method::GET, uri, t, None);
+        let get = |uri: &'static str, t| call(s, Method::GET, uri, t, None);
         let a = get("/api/v1/queues/stats", None).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         assert_eq!(a.content_type, "application/problem+json");
