@@ -463,6 +463,165 @@ fn the_console_names_the_route_it_needs_and_shows_a_problem_beside_its_field() {
     s.screenshot("console-new-mapping");
 }
 
+/// The panels that read `GET /api/v1/floor` and `GET /api/v1/queues/stats`,
+/// before those routes are merged: documents of the shape their tasks
+/// describe are answered by a stand-in `fetch` in the page, to prove the
+/// rendering (counts, ticking waits, the agent on a call, figures) and the
+/// switch from `/agents` to the floor document.
+#[test]
+fn the_floor_renders_queues_calls_and_figures_from_the_floor_document() {
+    let sw = switch(|t| t);
+    let driver = Driver::start();
+    let s = driver.session(1280, 900);
+    open_floor(&s, &sw);
+    s.await_text(STATE, "jsmith offline", |t| t == "offline");
+    s.script(
+        "const real = window.fetch;
+         const t0 = Date.now();
+         const iso = (ms) => new Date(ms).toISOString();
+         const json = (v) => Promise.resolve(new Response(JSON.stringify(v),
+           { status: 200, headers: { 'Content-Type': 'application/json' } }));
+         window.fetch = (url, init) => {
+           const u = String(url);
+           if (u === '/api/v1/floor') return json({
+             agents: [{ id: 'jsmith', name: 'John Smith', state: 'busy',
+               window: { start: iso(t0 - 3600e3), end: iso(t0 + 7200e3) }, remaining_seconds: 7200,
+               today: { offered: 3, accepted: 2, missed: 1, talk_seconds: 125, online_seconds: 3600 } }],
+             queues: [{ name: 'Billing', waiting: [{ caller: '+15551234567', since: iso(t0 - 5000) }] }],
+             calls: [{ caller: '+15557654321', flow: 'Billing', state: 'bridged', agent: 'jsmith',
+               started: iso(t0 - 65000) }],
+           });
+           if (u === '/api/v1/queues/stats') return json({ items: [{ name: 'Billing', offered: 10,
+             answered: 8, abandoned: 2, asa_seconds: 12, longest_wait_seconds: 40,
+             service_level: 0.75, service_level_threshold_seconds: 20 }] });
+           return real(url, init);
+         };
+         return null;",
+        json!([]),
+    );
+    // A new token makes the page ask for the floor document again.
+    s.type_into("#token", TOKEN);
+    s.click("#token-use");
+    s.await_text("#status", "the floor document in use", |t| {
+        t.contains("Live: /api/v1/floor")
+    });
+    s.await_text(STATE, "jsmith busy", |t| t == "busy");
+    s.await_text(COUNTDOWN, "a countdown near 2 h", |t| {
+        seconds(t).is_some_and(|v| (7100..=7200).contains(&v))
+    });
+    let cell = |n: u32| s.text(&format!("tr[data-agent=\"jsmith\"] td:nth-child({n})"));
+    assert_eq!(
+        [cell(4), cell(5), cell(6), cell(7), cell(8)],
+        ["3", "2", "1", "2:05", "1:00:00"].map(String::from),
+        "offered, accepted, missed, talk, online"
+    );
+    let queue = "tr[data-queue=\"Billing\"]";
+    assert_eq!(s.text(&format!("{queue} .waiting-count")), "1");
+    s.await_text(
+        &format!("{queue} td:nth-child(3)"),
+        "a wait that grows past 6 s",
+        |t| seconds(t).is_some_and(|v| v >= 7),
+    );
+    assert!(s
+        .text(&format!("{queue} td:nth-child(4)"))
+        .contains("+15551234567"));
+    assert_eq!(s.text("#calls tbody td:nth-child(4)"), "John Smith");
+    assert!(seconds(&s.text("#calls tbody td:nth-child(5)")).is_some_and(|v| v >= 65));
+    s.await_text("#today tbody td:nth-child(7)", "the service level", |t| {
+        t == "75 % within 20 s"
+    });
+    assert_eq!(s.text("#today tbody td:nth-child(5)"), "0:12");
+    s.screenshot("floor-6-document");
+}
+
+/// "End window" with a viewer's token: the switch refuses (404 while the
+/// presence routes are not merged, 403 once they are) and the problem's
+/// words appear beside the buttons. Then, with the switch's answers stood
+/// in by the page's `fetch`, what the buttons send: the reason, and for
+/// "Extend" the current end plus the minutes asked.
+#[test]
+fn the_floor_actions_send_the_reason_and_show_a_refusal_beside_the_buttons() {
+    const VIEWER: &str = "browser-test-viewer-token";
+    let sw = Switch::start_env(
+        free_udp_port(),
+        &[
+            ("TPSWITCH_API_TOKEN", TOKEN),
+            ("TPSWITCH_VIEWER_TOKEN", VIEWER),
+        ],
+        |t| {
+            t.replace_exact(
+                "max_connections = 64",
+                "tokens = [{ name = \"wall\", role = \"viewer\", token_env = \"TPSWITCH_VIEWER_TOKEN\" }]\n\
+                 max_connections = 64",
+            )
+        },
+    );
+    log_in_jsmith(&sw);
+    let driver = Driver::start();
+    let s = driver.session(1280, 900);
+    s.goto(&format!("http://{}/floor", sw.http));
+    s.type_into("#token", VIEWER);
+    s.click("#token-use");
+    s.await_text(STATE, "jsmith online", |t| t == "online");
+    let msg = "tr[data-agent=\"jsmith\"] .msg";
+    s.click("tr[data-agent=\"jsmith\"] button.danger");
+    let refused = s.await_text(msg, "the refusal beside the button", |t| {
+        t.contains("(404)") || t.contains("supervisor role")
+    });
+    assert_eq!(
+        s.script(
+            "return document.querySelector(arguments[0]).className;",
+            json!([msg])
+        ),
+        json!("msg error"),
+        "{refused}"
+    );
+    s.screenshot("floor-7-refused");
+    // What the buttons send.
+    s.script(
+        "window.tpSent = [];
+         const real = window.fetch;
+         window.fetch = (url, init) => {
+           if (init && (init.method === 'PUT' || init.method === 'DELETE')) {
+             window.tpSent.push({ method: init.method, url: String(url), body: JSON.parse(init.body) });
+             return Promise.resolve(new Response(null, { status: 204 }));
+           }
+           return real(url, init);
+         };
+         return null;",
+        json!([]),
+    );
+    let end = agent(&sw, "jsmith")["window"]["end"]
+        .as_str()
+        .expect("jsmith's window end")
+        .to_owned();
+    s.script(
+        "document.getElementById('reason').value = 'covering lunch';
+         document.getElementById('extend-minutes').value = '30';
+         return null;",
+        json!([]),
+    );
+    s.click("tr[data-agent=\"jsmith\"] button:not(.danger)");
+    s.await_text(msg, "the extension confirmed", |t| t == "window extended");
+    s.click("tr[data-agent=\"jsmith\"] button.danger");
+    s.await_text(msg, "the end confirmed", |t| t == "window ended");
+    let sent = s.script("return window.tpSent;", json!([]));
+    let until =
+        chrono::DateTime::parse_from_rfc3339(sent[0]["body"]["until"].as_str().unwrap_or(""))
+            .expect("until is RFC 3339");
+    let was = chrono::DateTime::parse_from_rfc3339(&end).expect("end is RFC 3339");
+    assert_eq!(until - was, chrono::Duration::minutes(30), "{sent}");
+    assert_eq!(sent[0]["method"], "PUT", "{sent}");
+    assert_eq!(sent[0]["url"], "/api/v1/agents/jsmith/presence", "{sent}");
+    assert_eq!(sent[0]["body"]["reason"], "covering lunch", "{sent}");
+    assert_eq!(sent[1]["method"], "DELETE", "{sent}");
+    assert_eq!(
+        sent[1]["url"], "/api/v1/agents/jsmith/presence?reason=covering%20lunch",
+        "{sent}"
+    );
+    assert_eq!(sent[1]["body"]["reason"], "covering lunch", "{sent}");
+}
+
 // ------------------------------------------------------------ waiting on routes
 
 /// A customer calls Billing with nobody online (`no_agents = "wait"`) and
