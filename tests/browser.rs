@@ -481,13 +481,19 @@ fn the_floor_renders_queues_calls_and_figures_from_the_floor_document() {
          const iso = (ms) => new Date(ms).toISOString();
          const json = (v) => Promise.resolve(new Response(JSON.stringify(v),
            { status: 200, headers: { 'Content-Type': 'application/json' } }));
+         window.tpWaiting = [{ caller: '+15551234567', since: iso(t0 - 5000) }];
+         let stream;
+         window.tpPush = (text) => stream.enqueue(new TextEncoder().encode(text));
          window.fetch = (url, init) => {
            const u = String(url);
+           if (u === '/api/v1/events') return Promise.resolve(new Response(
+             new ReadableStream({ start(c) { stream = c; c.enqueue(new TextEncoder().encode(': open\\n\\n')); } }),
+             { status: 200, headers: { 'Content-Type': 'text/event-stream' } }));
            if (u === '/api/v1/floor') return json({
              agents: [{ id: 'jsmith', name: 'John Smith', state: 'busy',
                window: { start: iso(t0 - 3600e3), end: iso(t0 + 7200e3) }, remaining_seconds: 7200,
                today: { offered: 3, accepted: 2, missed: 1, talk_seconds: 125, online_seconds: 3600 } }],
-             queues: [{ name: 'Billing', waiting: [{ caller: '+15551234567', since: iso(t0 - 5000) }] }],
+             queues: [{ name: 'Billing', waiting: window.tpWaiting }],
              calls: [{ caller: '+15557654321', flow: 'Billing', state: 'bridged', agent: 'jsmith',
                started: iso(t0 - 65000) }],
            });
@@ -531,6 +537,22 @@ fn the_floor_renders_queues_calls_and_figures_from_the_floor_document() {
         t == "75 % within 20 s"
     });
     assert_eq!(s.text("#today tbody td:nth-child(5)"), "0:12");
+    // The event stream: once open the page stops polling and reloads on
+    // each event (here a second customer waiting).
+    s.await_text("#status", "the page following the event stream", |t| {
+        t.contains("updated on each event from /api/v1/events")
+    });
+    s.script(
+        "window.tpWaiting.push({ caller: '+15550009999', since: new Date().toISOString() });
+         window.tpPush('id: 7\\nevent: call\\ndata: {}\\n\\n');
+         return null;",
+        json!([]),
+    );
+    s.await_text(
+        &format!("{queue} .waiting-count"),
+        "two customers waiting",
+        |t| t == "2",
+    );
     s.screenshot("floor-6-document");
 }
 
