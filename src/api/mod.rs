@@ -30,6 +30,7 @@ use crate::sip::transport::TransportStats;
 use crate::telemetry;
 
 pub mod auth;
+pub mod console;
 pub mod page;
 pub mod problem;
 pub mod ready;
@@ -119,6 +120,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
             }),
         )
         .merge(v1)
+        // The console and the floor dashboard: pages without data, served
+        // without a token (the data they show needs one).
+        .merge(console::routes())
         .fallback(|| async { problem::Problem::not_found("no such route") })
         .with_state(state)
 }
