@@ -17,6 +17,8 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 
+mod directory;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -52,7 +54,9 @@ impl Modify for BearerAuth {
 
 /// `/api/v1`, documented.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(super::reload::reload))
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(super::reload::reload))
+        .merge(directory::routes())
 }
 
 #[cfg(test)]
