@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod calls;
+pub mod export;
 pub mod reload;
 
 /// Rows as the `--json` output: one pretty-printed array and a newline.
