@@ -170,6 +170,30 @@ impl LiveDirectory {
         }
     }
 
+    /// A problem of the object at `index` that says a value is already
+    /// another object's (`... is already the number of
+    /// dispatch_mappings[0]`) where that object is the file's: a conflict
+    /// with the file, named, rather than a plain validation problem.
+    fn taken_by_file(&self, kind: Kind, index: usize, problems: &[Problem]) -> Option<String> {
+        let in_file = self.file.iter().filter(|d| d.kind == kind).count();
+        problems
+            .iter()
+            .filter(|p| directory::member_of(p, kind, index).is_some())
+            .find_map(|p| {
+                (0..in_file)
+                    .find(|j| p.problem.ends_with(&format!("{}[{j}]", kind.table())))
+                    .map(|j| {
+                        format!(
+                            "{}: {}; {}[{j}] is declared in {}",
+                            directory::member_of(p, kind, index).unwrap_or_default(),
+                            p.problem,
+                            kind.table(),
+                            self.path.display()
+                        )
+                    })
+            })
+    }
+
     /// Check `change` against the whole configuration, write it to the
     /// store, and return the configuration to install. On any refusal
     /// nothing is written and `self` is unchanged.
@@ -227,6 +251,9 @@ impl LiveDirectory {
                         kind.noun(),
                         lines.join("; ")
                     )));
+                }
+                if let Some(c) = index.and_then(|i| self.taken_by_file(kind, i, &problems)) {
+                    return Err(Refusal::Conflict(c));
                 }
                 return Err(Refusal::Invalid {
                     kind,

@@ -187,6 +187,24 @@ async fn validation_problems_name_the_member_with_the_files_messages() {
         a.json["errors"][0]["problem"],
         "\"No such flow\" is not the name of any flow"
     );
+    // A number the file's mapping has: a conflict naming the file.
+    let a = call(
+        &s,
+        Method::PUT,
+        "/api/v1/dispatch-mappings/Twin",
+        Some(ADMIN),
+        Some(
+            json!({"interaction_type": "voice", "mapping": "contact-point",
+                    "phone_number": "+1 555 010 0001", "flow": "Billing"}),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.json);
+    let detail = a.json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("phone_number") && detail.contains("tpswitch.toml"),
+        "{detail}"
+    );
     // A path and a body that disagree on the key.
     let mut body = new_user();
     body["id"] = json!("other");
