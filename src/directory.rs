@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::directory::{self, Declared, Kind, Origin};
 use crate::config::{Config, ConfigError, Problem};
+use crate::media::prompt::Prompt;
 use crate::presence::sqlite_directory::DirectoryWrite;
 use crate::presence::SqliteStore;
 
@@ -201,7 +202,7 @@ impl LiveDirectory {
         &mut self,
         store: &SqliteStore,
         change: &Change,
-    ) -> Result<(Applied, Config), Refusal> {
+    ) -> Result<(Applied, Config, Option<Prompt>), Refusal> {
         let file_name = self.path.display().to_string();
         let (kind, key) = match change {
             Change::Put(d) => (d.kind, d.key.clone()),
@@ -262,6 +263,36 @@ impl LiveDirectory {
                 });
             }
         };
+        // An uploaded prompt is decoded and pre-encoded now, with the
+        // start-up's errors: never stored unless it plays.
+        let prompt = match change {
+            Change::Put(d) if kind == Kind::Prompts => {
+                let path = PathBuf::from(
+                    d.table
+                        .get("path")
+                        .and_then(toml::Value::as_str)
+                        .unwrap_or_default(),
+                );
+                let name = key.clone();
+                let loaded = tokio::task::spawn_blocking(move || Prompt::load(&name, &path)).await;
+                match loaded {
+                    Ok(Ok(p)) => Some(p),
+                    Ok(Err(e)) => {
+                        return Err(Refusal::Invalid {
+                            kind,
+                            index: None,
+                            problems: vec![Problem::new(
+                            "audio",
+                            e.to_string(),
+                            "upload WAV, MP3, OGG (Vorbis) or FLAC audio, any rate, mono or stereo",
+                        )],
+                        })
+                    }
+                    Err(e) => return Err(Refusal::Store(format!("decoding failed: {e}"))),
+                }
+            }
+            _ => None,
+        };
         let write = match change {
             Change::Put(d) => DirectoryWrite::Put(d.clone()),
             Change::Delete { kind, key } => DirectoryWrite::Delete {
@@ -274,6 +305,6 @@ impl LiveDirectory {
             .await
             .map_err(|e| Refusal::Store(e.to_string()))?;
         self.api = candidate;
-        Ok((applied, cfg))
+        Ok((applied, cfg, prompt))
     }
 }

@@ -249,3 +249,55 @@ fn what_the_api_made_survives_a_restart_exports_and_conflicts_with_the_file() {
         "{err}"
     );
 }
+
+/// An uploaded prompt plays in a flow made through the API, on a mapping
+/// made through the API: the library calls start with has it.
+#[test]
+fn an_uploaded_prompt_plays_in_a_flow_made_through_the_api() {
+    let sw = start();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = std::fs::read(repo().join("prompts/welcome.wav")).unwrap();
+    let (status, body) = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(sw.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "PUT /api/v1/prompts/api_welcome HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            wav.len()
+        )
+        .unwrap();
+        s.write_all(&wav).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status: u16 = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out)
+    };
+    assert_eq!(status, 201, "{body}");
+    let (_, flow) = http_json(
+        sw.http,
+        "GET",
+        "/api/v1/flows/Timed%20Presence",
+        Some(TOKEN),
+        None,
+    );
+    let mut flow: serde_json::Value = serde_json::from_str(&flow).expect("flow JSON");
+    flow["name"] = serde_json::json!("API Presence");
+    flow["prompts"]["welcome"] = serde_json::json!("api_welcome");
+    let (status, body) = put(&sw, "/api/v1/flows/API%20Presence", flow);
+    assert_eq!(status, 201, "{body}");
+    let mut mapping = new_mapping();
+    mapping["flow"] = serde_json::json!("API Presence");
+    let (status, body) = put(&sw, "/api/v1/dispatch-mappings/API%20login", mapping);
+    assert_eq!(status, 201, "{body}");
+    // jsmith (the file's user) logs in through the API's flow.
+    let sc = login_scenario(dir.path(), "+12345678910", &[Wait(800), Key('1')], true);
+    sipp(sc.to_str().unwrap(), Some(sw.sip), 1, &["-s", NEW]).assert_ok(&sw);
+    let calls = login_calls(&sw, 1);
+    assert_eq!(calls[0]["outcome"], "online", "{calls:?}");
+    // Had the library not taken the upload, the welcome would have been
+    // skipped with this warning.
+    let log = sw.log();
+    assert!(!log.contains("prompt missing from the library"), "{log}");
+}

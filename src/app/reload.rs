@@ -168,9 +168,15 @@ impl Reloader {
             directory::Change::Delete { kind, key } => (*kind, key.clone()),
         };
         let result = match self.directory.apply(&self.store, &change).await {
-            Ok((applied, mut cfg)) => {
+            Ok((applied, mut cfg, prompt)) => {
                 self.overrides.apply(&mut cfg);
-                let prompts = self.calls.borrow().prompts.clone();
+                let mut prompts = self.calls.borrow().prompts.clone();
+                if let Some(p) = prompt {
+                    // An uploaded prompt joins the library calls start with.
+                    let mut lib = (*prompts).clone();
+                    lib.insert(p);
+                    prompts = Arc::new(lib);
+                }
                 self.install(Arc::new(cfg), prompts).await;
                 self.view.send_replace(Arc::new(self.directory.view()));
                 info!(kind = %kind, key = %key, actor = %actor, change = applied.as_str(), "directory changed: in force from the next call");

@@ -1,4 +1,4 @@
-//! The directory (users, flows, dispatch mappings) as the file declares it
+//! The directory (users, flows, dispatch mappings, prompts) as the file declares it
 //! plus what was made through the API, and the rules that join them.
 //!
 //! File-declared objects are read-only through the API and change with the
@@ -24,10 +24,19 @@ pub enum Kind {
     Users,
     Flows,
     DispatchMappings,
+    /// A `[prompts]` entry: `name` and the audio file's `path`.
+    Prompts,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Users, Kind::Flows, Kind::DispatchMappings];
+    pub const ALL: [Kind; 4] = [
+        Kind::Users,
+        Kind::Flows,
+        Kind::DispatchMappings,
+        Kind::Prompts,
+    ];
+    /// The kinds written as TOML arrays of tables.
+    const ARRAYS: [Kind; 3] = [Kind::Users, Kind::Flows, Kind::DispatchMappings];
 
     /// The TOML array (`[[users]]`), also the store's `kind` column.
     pub fn table(self) -> &'static str {
@@ -35,6 +44,7 @@ impl Kind {
             Kind::Users => "users",
             Kind::Flows => "flows",
             Kind::DispatchMappings => "dispatch_mappings",
+            Kind::Prompts => "prompts",
         }
     }
 
@@ -42,7 +52,7 @@ impl Kind {
     pub fn key_member(self) -> &'static str {
         match self {
             Kind::Users => "id",
-            Kind::Flows | Kind::DispatchMappings => "name",
+            Kind::Flows | Kind::DispatchMappings | Kind::Prompts => "name",
         }
     }
 
@@ -52,6 +62,7 @@ impl Kind {
             Kind::Users => "user",
             Kind::Flows => "flow",
             Kind::DispatchMappings => "dispatch mapping",
+            Kind::Prompts => "prompt",
         }
     }
 
@@ -111,7 +122,7 @@ pub fn declared_in(text: &str) -> Vec<Declared> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ARRAYS {
         if let Some(toml::Value::Array(items)) = doc.get(kind.table()) {
             for item in items {
                 if let toml::Value::Table(t) = item {
@@ -120,7 +131,20 @@ pub fn declared_in(text: &str) -> Vec<Declared> {
             }
         }
     }
+    if let Some(toml::Value::Table(prompts)) = doc.get(Kind::Prompts.table()) {
+        for (name, path) in prompts {
+            out.push(prompt(name, path.clone()));
+        }
+    }
     out
+}
+
+/// A `[prompts]` entry as an object: `{name, path}`.
+pub fn prompt(name: &str, path: toml::Value) -> Declared {
+    let mut t = toml::Table::new();
+    t.insert("name".into(), toml::Value::String(name.into()));
+    t.insert("path".into(), path);
+    Declared::new(Kind::Prompts, t)
 }
 
 /// The file's text followed by the API's objects as TOML tables: what the
@@ -134,7 +158,7 @@ pub fn compose(file_text: &str, api: &[Declared]) -> String {
         text.push('\n');
     }
     text.push_str("\n# Made through the API (the store), appended by tpswitch.\n");
-    for kind in Kind::ALL {
+    for kind in Kind::ARRAYS {
         let items: Vec<toml::Value> = api
             .iter()
             .filter(|d| d.kind == kind)
@@ -151,7 +175,28 @@ pub fn compose(file_text: &str, api: &[Declared]) -> String {
         text.push('\n');
         text.push_str(&toml::to_string(&doc).unwrap_or_default());
     }
-    text
+    let prompts: Vec<&Declared> = api.iter().filter(|d| d.kind == Kind::Prompts).collect();
+    if prompts.is_empty() {
+        return text;
+    }
+    // `[prompts]` is one table, which TOML lets a file define only once:
+    // the API's entries join the file's, and the whole text is written
+    // again (its comments and line numbers are then lost; a text that does
+    // not parse is left as it is, for validation to report).
+    let Ok(mut doc) = text.parse::<toml::Table>() else {
+        return text;
+    };
+    let table = doc
+        .entry(Kind::Prompts.table())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = table {
+        for d in prompts {
+            if let Some(path) = d.table.get("path") {
+                t.insert(d.key.clone(), path.clone());
+            }
+        }
+    }
+    toml::to_string(&doc).unwrap_or(text)
 }
 
 /// An id or name both the file and the store declare: neither may win
@@ -183,6 +228,10 @@ pub fn build(file_text: &str, path: &Path, api: &[Declared]) -> Result<Config, C
 /// at `index` of `kind` (the member's path within it, as in the JSON body),
 /// or elsewhere (the TOML path, such as `dispatch_mappings[0].flow`).
 pub fn member_of(problem: &Problem, kind: Kind, index: usize) -> Option<String> {
+    if kind == Kind::Prompts {
+        // `[prompts]` is not an array: its problems say `prompts.NAME`.
+        return None;
+    }
     let prefix = format!("{}[{index}]", kind.table());
     let rest = problem.path.strip_prefix(&prefix)?;
     if rest.is_empty() {
@@ -298,6 +347,29 @@ mod tests {
         assert!(c[0].contains("\"jsmith\""), "{}", c[0]);
         assert!(c[0].contains("tpswitch.toml") && c[0].contains("/var/lib/tp.db"));
         assert!(conflicts(&file, &api[1..], "f", "s").is_empty());
+    }
+
+    /// An uploaded prompt joins the file's `[prompts]` (one table in TOML)
+    /// and a flow may name it; the file's prompts are declared objects too.
+    #[test]
+    fn an_api_prompt_joins_the_files_prompt_table() {
+        let file = declared_in(FILE);
+        assert!(file
+            .iter()
+            .any(|d| d.kind == Kind::Prompts && d.key == "welcome"));
+        let wav = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/welcome.wav");
+        let api = [
+            prompt("greeting2", toml::Value::String(wav.display().to_string())),
+            mapping("Second login", "+1-555-010-0099", "Timed Presence"),
+        ];
+        let cfg = build(FILE, &path(), &api).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.prompt_path("greeting2"), Some(wav.as_path()));
+        assert!(cfg.prompt_path("welcome").is_some());
+        assert_eq!(cfg.dispatch_mappings.len(), 3);
+        let again = declared_in(&compose(FILE, &api));
+        assert!(again
+            .iter()
+            .any(|d| d.kind == Kind::Prompts && d.key == "greeting2"));
     }
 
     /// A file that does not end in a newline still takes the API's tables.

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::ApiState;
 
 mod directory;
+mod prompts;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,6 +58,7 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::reload::reload))
         .merge(directory::routes())
+        .merge(prompts::routes())
 }
 
 #[cfg(test)]
