@@ -103,8 +103,9 @@ pub struct Declared {
 }
 
 impl Declared {
-    /// `table` as an object of `kind`; `None` when its key member is
-    /// missing or not a string (validation then says so with its message).
+    /// `table` as an object of `kind`; its key is empty when the key
+    /// member is missing or not a string (validation then says so with its
+    /// message).
     pub fn new(kind: Kind, table: toml::Table) -> Declared {
         let key = table
             .get(kind.key_member())

@@ -321,6 +321,9 @@ async fn the_directory_routes_are_documented() {
             "/api/v1/dispatch-mappings/{name}",
             &["get", "put", "delete"],
         ),
+        ("/api/v1/prompts", &["get"]),
+        ("/api/v1/prompts/{name}", &["get", "put", "delete"]),
+        ("/api/v1/prompts/{name}/audio", &["get"]),
     ] {
         for m in methods {
             assert!(a.json["paths"][path][m].is_object(), "{path} {m}");
