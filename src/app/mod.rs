@@ -422,9 +422,9 @@ async fn join_directory(
     if dir.api.is_empty() {
         return Ok((cfg, dir));
     }
-    let mut joined = dir
-        .build()
-        .map_err(|e| AppError::Directory(e.to_string().lines().map(str::to_owned).collect()))?;
+    let mut joined = dir.build().map_err(|e| {
+        AppError::Directory(crate::config::directory::explain(&e, &dir.file, &dir.api))
+    })?;
     overrides.apply(&mut joined);
     info!(
         objects = dir.api.len(),

@@ -218,7 +218,9 @@ fn load_checked(
     }
     dir.file_text = text;
     dir.file = declared;
-    let mut cfg = dir.build().map_err(|e| lines(&e))?;
+    let mut cfg = dir
+        .build()
+        .map_err(|e| config::directory::explain(&e, &dir.file, &dir.api))?;
     overrides.apply(&mut cfg);
     let mut errors = Vec::new();
     if let Err(e) = cfg.check_environment(|name| std::env::var(name).ok()) {

@@ -225,6 +225,39 @@ pub fn build(file_text: &str, path: &Path, api: &[Declared]) -> Result<Config, C
     Config::from_toml(&compose(file_text, api), path)
 }
 
+/// The union's problems as lines naming the file, each that concerns an
+/// object made through the API saying so: its TOML index is past the file's
+/// objects, so the path alone would name nothing the operator can find.
+pub fn explain(err: &ConfigError, file: &[Declared], api: &[Declared]) -> Vec<String> {
+    let ConfigError::Invalid {
+        file: name,
+        problems,
+    } = err
+    else {
+        return err.to_string().lines().map(str::to_owned).collect();
+    };
+    problems
+        .iter()
+        .map(|p| {
+            let made = Kind::ARRAYS.into_iter().find_map(|kind| {
+                let in_file = file.iter().filter(|d| d.kind == kind).count();
+                let rest = p.path.strip_prefix(kind.table())?.strip_prefix('[')?;
+                let i: usize = rest.get(..rest.find(']')?)?.parse().ok()?;
+                let j = i.checked_sub(in_file)?;
+                api.iter().filter(|d| d.kind == kind).nth(j)
+            });
+            match made {
+                Some(d) => format!(
+                    "{name}: {p} (the {} {:?}, made through the API)",
+                    d.kind.noun(),
+                    d.key
+                ),
+                None => format!("{name}: {p}"),
+            }
+        })
+        .collect()
+}
+
 /// Where a validation problem points, for an API answer: inside the object
 /// at `index` of `kind` (the member's path within it, as in the JSON body),
 /// or elsewhere (the TOML path, such as `dispatch_mappings[0].flow`).
@@ -371,6 +404,25 @@ mod tests {
         assert!(again
             .iter()
             .any(|d| d.kind == Kind::Prompts && d.key == "greeting2"));
+    }
+
+    /// A reload's file that now takes an API mapping's number: the line
+    /// names the API's mapping, whose index the file does not have.
+    #[test]
+    fn a_problem_of_an_api_object_says_so() {
+        let api = [mapping("Second login", "+1-555-010-0001", "Timed Presence")];
+        let Err(e) = build(FILE, &path(), &api) else {
+            panic!("a number used twice was accepted");
+        };
+        let lines = explain(&e, &declared_in(FILE), &api);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("dispatch_mappings[2].phone_number")
+                && lines[0]
+                    .contains("(the dispatch mapping \"Second login\", made through the API)"),
+            "{}",
+            lines[0]
+        );
     }
 
     /// A file that does not end in a newline still takes the API's tables.
