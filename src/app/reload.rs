@@ -156,7 +156,8 @@ impl Reloader {
     }
 
     /// An API change of the directory: checked whole, written to the store,
-    /// then in force from the next call (the prompts stay those loaded).
+    /// then in force from the next call. The prompt library is the one in
+    /// force, plus an uploaded prompt (decoded by `LiveDirectory::apply`).
     pub async fn change(&mut self, req: directory::Request) {
         let directory::Request {
             change,
