@@ -47,6 +47,8 @@ pub enum Refusal {
     },
     /// The store could not write it.
     Store(String),
+    /// `If-Match` named a version the object no longer has (or it is gone).
+    Precondition(String),
 }
 
 /// What an accepted change did.
@@ -70,6 +72,9 @@ impl Applied {
 /// One request to the owner, answered on `reply`.
 pub struct Request {
     pub change: Change,
+    /// The `If-Match` entity tag the client sent (`*`: the object must
+    /// exist); `None`: change it whatever its version.
+    pub if_match: Option<String>,
     /// The token holder, for the log.
     pub actor: String,
     pub reply: oneshot::Sender<Result<Applied, Refusal>>,
@@ -202,12 +207,33 @@ impl LiveDirectory {
         &mut self,
         store: &SqliteStore,
         change: &Change,
+        if_match: Option<&str>,
     ) -> Result<(Applied, Config, Option<Prompt>), Refusal> {
         let file_name = self.path.display().to_string();
         let (kind, key) = match change {
             Change::Put(d) => (d.kind, d.key.clone()),
             Change::Delete { kind, key } => (*kind, key.clone()),
         };
+        if let Some(tag) = if_match {
+            let now = self
+                .file
+                .iter()
+                .chain(&self.api)
+                .find(|d| d.kind == kind && d.key == key)
+                .map(Declared::etag);
+            let matches = match now.as_deref() {
+                None => false,
+                Some(_) if tag.trim() == "*" => true,
+                Some(t) => tag.split(',').any(|c| c.trim() == t),
+            };
+            if !matches {
+                return Err(Refusal::Precondition(format!(
+                    "the {} {key:?} {} since the version in If-Match; read it again and redo the change",
+                    kind.noun(),
+                    if now.is_some() { "has changed" } else { "is gone" }
+                )));
+            }
+        }
         if self.file.iter().any(|d| d.kind == kind && d.key == key) {
             return Err(Refusal::Conflict(format!(
                 "the {} {key:?} is declared in {file_name}: change it there and reload",

@@ -121,7 +121,10 @@ pub fn directory(cfg: &Config, store: &SqliteStore) -> crate::directory::Handle 
     let store = store.clone();
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {
-            let r = dir.apply(&store, &req.change).await.map(|(a, _, _)| a);
+            let r = dir
+                .apply(&store, &req.change, req.if_match.as_deref())
+                .await
+                .map(|(a, _, _)| a);
             if r.is_ok() {
                 view_tx.send_replace(Arc::new(dir.view()));
             }

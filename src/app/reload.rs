@@ -162,13 +162,18 @@ impl Reloader {
         let directory::Request {
             change,
             actor,
+            if_match,
             reply,
         } = req;
         let (kind, key) = match &change {
             directory::Change::Put(d) => (d.kind, d.key.clone()),
             directory::Change::Delete { kind, key } => (*kind, key.clone()),
         };
-        let result = match self.directory.apply(&self.store, &change).await {
+        let result = match self
+            .directory
+            .apply(&self.store, &change, if_match.as_deref())
+            .await
+        {
             Ok((applied, mut cfg, prompt)) => {
                 self.overrides.apply(&mut cfg);
                 let mut prompts = self.calls.borrow().prompts.clone();

@@ -116,6 +116,20 @@ impl Declared {
     }
 }
 
+impl Declared {
+    /// An entity tag of the object's content (RFC 9110 §8.8.3): a client
+    /// that sends it back in `If-Match` changes the object only if nobody
+    /// changed it in between, so two admins' edits never silently
+    /// overwrite each other.
+    pub fn etag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let body = serde_json::to_string(&self.table).unwrap_or_default();
+        let hash = Sha256::digest(body.as_bytes());
+        let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    }
+}
+
 /// The directory objects a configuration text declares, in file order.
 /// A text that is not TOML declares none (its validation says why).
 pub fn declared_in(text: &str) -> Vec<Declared> {

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -177,23 +177,56 @@ async fn list(s: &ApiState, caller: &Caller, kind: Kind, q: &PageQuery) -> Respo
     axum::Json(page).into_response()
 }
 
+/// 412 Precondition Failed (RFC 9110 §15.5.13) as a problem.
+pub(super) fn precondition_failed(detail: String) -> Problem {
+    Problem {
+        kind: "/api/v1/problems/precondition-failed".into(),
+        title: "Changed since read".into(),
+        status: StatusCode::PRECONDITION_FAILED.as_u16(),
+        ..Problem::conflict(detail)
+    }
+}
+
+/// The object as answered, with its entity tag.
+fn answer(status: StatusCode, origin: Origin, d: &Declared) -> Response {
+    (
+        status,
+        [(header::ETAG, d.etag())],
+        axum::Json(view(origin, d)),
+    )
+        .into_response()
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn get_one(s: &ApiState, caller: &Caller, kind: Kind, key: &str) -> Response {
     if let Err(p) = caller.require(ApiRole::Viewer) {
         return p.into_response();
     }
     let current = s.directory.view.borrow().clone();
     match current.get(kind, key) {
-        Some((o, d)) => axum::Json(view(*o, d)).into_response(),
+        Some((o, d)) => answer(StatusCode::OK, *o, d),
         None => Problem::not_found(format!("no {} {key:?}", kind.noun())).into_response(),
     }
 }
 
 /// Ask the owner; map its answer to HTTP.
-async fn ask(s: &ApiState, caller: &Caller, change: Change) -> Result<Applied, Problem> {
+async fn ask(
+    s: &ApiState,
+    caller: &Caller,
+    change: Change,
+    if_match: Option<String>,
+) -> Result<Applied, Problem> {
     let (reply, rx) = oneshot::channel();
     let req = Request {
         change,
         actor: caller.name.clone(),
+        if_match,
         reply,
     };
     if s.directory.requests.send(req).await.is_err() {
@@ -209,6 +242,7 @@ async fn ask(s: &ApiState, caller: &Caller, change: Change) -> Result<Applied, P
     answer.map_err(|r| match r {
         Refusal::NotFound(d) => Problem::not_found(d),
         Refusal::Conflict(d) => Problem::conflict(d),
+        Refusal::Precondition(d) => precondition_failed(d),
         Refusal::Store(d) => Problem::unavailable(format!(
             "the store could not write the change, so nothing was changed: {d}"
         )),
@@ -243,6 +277,7 @@ async fn put(
     caller: &Caller,
     kind: Kind,
     key: String,
+    headers: &HeaderMap,
     body: Map<String, Value>,
 ) -> Response {
     if let Err(p) = caller.require(ApiRole::Admin) {
@@ -302,29 +337,34 @@ async fn put(
         key: key.clone(),
         table,
     };
-    match ask(s, caller, Change::Put(declared)).await {
+    match ask(s, caller, Change::Put(declared), if_match(headers)).await {
         Ok(applied) => {
-            let current = s.directory.view.borrow().clone();
-            let body = current
-                .get(kind, &key)
-                .map(|(o, d)| view(*o, d))
-                .unwrap_or(Value::Null);
             let status = if applied == Applied::Created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            (status, axum::Json(body)).into_response()
+            let current = s.directory.view.borrow().clone();
+            match current.get(kind, &key) {
+                Some((o, d)) => answer(status, *o, d),
+                None => status.into_response(),
+            }
         }
         Err(p) => p.into_response(),
     }
 }
 
-async fn delete(s: &ApiState, caller: &Caller, kind: Kind, key: String) -> Response {
+async fn delete(
+    s: &ApiState,
+    caller: &Caller,
+    kind: Kind,
+    key: String,
+    headers: &HeaderMap,
+) -> Response {
     if let Err(p) = caller.require(ApiRole::Admin) {
         return p.into_response();
     }
-    match ask(s, caller, Change::Delete { kind, key }).await {
+    match ask(s, caller, Change::Delete { kind, key }, if_match(headers)).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(p) => p.into_response(),
     }
@@ -363,7 +403,8 @@ async fn get_user(
 
 /// Create or replace a user made through the API; in force from the next call.
 #[utoipa::path(put, path = "/api/v1/users/{id}", tag = "directory",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read: change only that version")),
     request_body = UserBody,
     responses(
         (status = 200, description = "Replaced", body = UserView),
@@ -372,6 +413,7 @@ async fn get_user(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The user is declared in the configuration file", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid, with the configuration's messages", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not stored: nothing changed", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -379,9 +421,10 @@ async fn put_user(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Response {
-    put(&s, &caller, Kind::Users, id, body).await
+    put(&s, &caller, Kind::Users, id, &headers, body).await
 }
 
 /// Remove a user made through the API.
@@ -399,8 +442,9 @@ async fn delete_user(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    delete(&s, &caller, Kind::Users, id).await
+    delete(&s, &caller, Kind::Users, id, &headers).await
 }
 
 /// Flows, by `name`.
@@ -436,7 +480,8 @@ async fn get_flow(
 
 /// Create or replace a flow made through the API; in force from the next call.
 #[utoipa::path(put, path = "/api/v1/flows/{name}", tag = "directory",
-    params(("name" = String, Path, description = "The flow's name")),
+    params(("name" = String, Path, description = "The flow's name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read: change only that version")),
     request_body = FlowBody,
     responses(
         (status = 200, description = "Replaced", body = FlowBody),
@@ -445,6 +490,7 @@ async fn get_flow(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The flow is declared in the configuration file", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid, with the configuration's messages", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not stored: nothing changed", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -452,9 +498,10 @@ async fn put_flow(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Response {
-    put(&s, &caller, Kind::Flows, name, body).await
+    put(&s, &caller, Kind::Flows, name, &headers, body).await
 }
 
 /// Remove a flow made through the API; refused while a mapping names it.
@@ -472,8 +519,9 @@ async fn delete_flow(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    delete(&s, &caller, Kind::Flows, name).await
+    delete(&s, &caller, Kind::Flows, name, &headers).await
 }
 
 /// Dispatch mappings, by `name`.
@@ -510,7 +558,8 @@ async fn get_mapping(
 /// Create or replace a dispatch mapping made through the API; the next call
 /// to its number takes its flow.
 #[utoipa::path(put, path = "/api/v1/dispatch-mappings/{name}", tag = "directory",
-    params(("name" = String, Path, description = "The mapping's name")),
+    params(("name" = String, Path, description = "The mapping's name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read: change only that version")),
     request_body = MappingBody,
     responses(
         (status = 200, description = "Replaced", body = MappingBody),
@@ -519,6 +568,7 @@ async fn get_mapping(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The mapping is declared in the configuration file", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since the If-Match version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid, with the configuration's messages", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not stored: nothing changed", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -526,9 +576,10 @@ async fn put_mapping(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Response {
-    put(&s, &caller, Kind::DispatchMappings, name, body).await
+    put(&s, &caller, Kind::DispatchMappings, name, &headers, body).await
 }
 
 /// Remove a dispatch mapping made through the API: the next call to its
@@ -547,8 +598,9 @@ async fn delete_mapping(
     State(s): State<Arc<ApiState>>,
     caller: Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    delete(&s, &caller, Kind::DispatchMappings, name).await
+    delete(&s, &caller, Kind::DispatchMappings, name, &headers).await
 }
 
 #[cfg(test)]

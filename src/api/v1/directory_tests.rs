@@ -330,3 +330,68 @@ async fn the_directory_routes_are_documented() {
         }
     }
 }
+
+/// Two admins: a PUT with the ETag it read goes through once; the second,
+/// with the same now-stale ETag, is 412 and changes nothing.
+#[tokio::test]
+async fn a_stale_if_match_is_refused() {
+    let s = testing::state().await;
+    let a = call(
+        &s,
+        Method::PUT,
+        "/api/v1/users/newbie",
+        Some(ADMIN),
+        Some(new_user()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let tag = etag_of(&s, "newbie").await;
+    let put = |name: &'static str, tag: String| {
+        let s = s.clone();
+        async move {
+            let mut body = new_user();
+            body["name"] = json!(name);
+            let req = axum::http::Request::builder()
+                .method(Method::PUT)
+                .uri("/api/v1/users/newbie")
+                .header(axum::http::header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .header(axum::http::header::IF_MATCH, tag)
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            use tower::ServiceExt as _;
+            crate::api::router(s)
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e| match e {})
+                .status()
+        }
+    };
+    assert_eq!(put("First", tag.clone()).await, StatusCode::OK);
+    assert_eq!(put("Second", tag).await, StatusCode::PRECONDITION_FAILED);
+    let a = call(&s, Method::GET, "/api/v1/users/newbie", Some(VIEWER), None).await;
+    assert_eq!(a.json["name"], "First");
+    assert_eq!(put("Any", "*".into()).await, StatusCode::OK);
+}
+
+/// The ETag a GET answers.
+pub(super) async fn etag_of(s: &std::sync::Arc<crate::api::ApiState>, id: &str) -> String {
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::builder()
+        .uri(format!("/api/v1/users/{id}"))
+        .header(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {VIEWER}"),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let res = crate::api::router(s.clone())
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
+    res.headers()
+        .get(axum::http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

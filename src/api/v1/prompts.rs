@@ -281,6 +281,7 @@ async fn ask(s: &ApiState, caller: &Caller, change: Change) -> Result<Applied, P
         .send(Request {
             change,
             actor: caller.name.clone(),
+            if_match: None,
             reply,
         })
         .await
@@ -289,6 +290,7 @@ async fn ask(s: &ApiState, caller: &Caller, change: Change) -> Result<Applied, P
     answer.map_err(|r| match r {
         Refusal::NotFound(d) => Problem::not_found(d),
         Refusal::Conflict(d) => Problem::conflict(d),
+        Refusal::Precondition(d) => super::directory::precondition_failed(d),
         Refusal::Store(d) => Problem::unavailable(format!(
             "the store could not write the change, so nothing was changed: {d}"
         )),
