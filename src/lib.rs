@@ -6,6 +6,7 @@ pub mod app;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod events;
 pub mod flows;
 pub mod live;

@@ -113,6 +113,11 @@ enum Command {
         #[arg(long)]
         logins: bool,
     },
+    /// Print the running directory (the file's users, flows and dispatch
+    /// mappings and those made through the API) as TOML that check-config
+    /// accepts: the file as written, then the store's objects. Relative
+    /// paths are the file's: save the output beside it.
+    Export(ConfigArg),
     /// Ask the running switch to re-read its configuration file (through
     /// POST /api/v1/reload, with the token named by http.token_env): what
     /// changed applies to the next call, or nothing changes and every error
@@ -371,6 +376,22 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("tpswitch reload: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Export(config) => {
+            let cfg = match load(&config, "export", true) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match block_on(tpswitch::cli::export::export(&cfg)).and_then(|r| r) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tpswitch export: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -81,6 +81,9 @@ pub struct ApiState {
     pub events: crate::events::EventBus,
     /// One per `[[webhooks]]` entry that runs.
     pub webhooks: Vec<Arc<crate::events::webhook::WebhookStats>>,
+    /// The live directory (users, flows, dispatch mappings): what is in
+    /// force with each object's origin, and where changes are asked for.
+    pub directory: crate::directory::Handle,
 }
 
 pub async fn serve(
@@ -554,6 +557,7 @@ impl ApiState {
     /// in force.
     pub fn for_tests(cfg: Config, store: SqliteStore, tokens: auth::Tokens) -> Arc<ApiState> {
         let cfg = Arc::new(cfg);
+        let directory = testing::directory(&cfg, &store);
         Arc::new(ApiState {
             current: tokio::sync::watch::channel(cfg.clone()).1,
             cfg,
@@ -589,6 +593,7 @@ impl ApiState {
                 handle
             },
             store,
+            directory,
         })
     }
 }
@@ -645,13 +650,15 @@ mod tests {
             ..CoreStats::default()
         };
         let cfg = Arc::new(Config::embedded_default().unwrap());
+        let store = SqliteStore::open_in_memory().await.unwrap();
         let state = Arc::new(ApiState {
             current: tokio::sync::watch::channel(cfg.clone()).1,
+            directory: testing::directory(&cfg, &store),
             cfg,
             media,
             transport: Arc::new(TransportStats::default()),
             sip: Arc::new(std::sync::Mutex::new(sip)),
-            store: SqliteStore::open_in_memory().await.unwrap(),
+            store,
             tokens: testing::tokens(),
             metrics: telemetry::install(),
             reload: tokio::sync::mpsc::channel(1).0,

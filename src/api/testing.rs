@@ -103,3 +103,33 @@ pub async fn call(
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     }
 }
+
+/// A directory owner like the switch's, over `cfg`'s file and `store`,
+/// without a call context to install into: route tests see the checks,
+/// the store writes and the published view.
+pub fn directory(cfg: &Config, store: &SqliteStore) -> crate::directory::Handle {
+    let text = std::fs::read_to_string(&cfg.source).unwrap_or_else(|e| panic!("{e}"));
+    let mut dir = crate::directory::LiveDirectory {
+        file: crate::config::directory::declared_in(&text),
+        file_text: text,
+        path: cfg.source.clone(),
+        api: Vec::new(),
+        store_name: "memory".into(),
+    };
+    let (view_tx, view) = tokio::sync::watch::channel(Arc::new(dir.view()));
+    let (requests, mut rx) = tokio::sync::mpsc::channel::<crate::directory::Request>(8);
+    let store = store.clone();
+    tokio::spawn(async move {
+        while let Some(req) = rx.recv().await {
+            let r = dir
+                .apply(&store, &req.change, req.if_match.as_deref())
+                .await
+                .map(|(a, _, _)| a);
+            if r.is_ok() {
+                view_tx.send_replace(Arc::new(dir.view()));
+            }
+            let _ = req.reply.send(r);
+        }
+    });
+    crate::directory::Handle { requests, view }
+}

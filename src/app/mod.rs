@@ -63,6 +63,10 @@ pub enum AppError {
     StoreLock(#[from] LockError),
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
+    /// The file and the store's directory disagree, or joined they are not
+    /// valid: one line per problem, each naming where.
+    #[error("{}", .0.join("\n"))]
+    Directory(Vec<String>),
     #[error("http.bind: cannot listen on {bind}: {source}; change http.bind or free the port")]
     Http {
         bind: SocketAddr,
@@ -455,6 +459,37 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     run_with(cfg, overrides, trunk_starts, signals).await
 }
 
+/// The file's configuration joined with the store's directory objects:
+/// the configuration the switch runs, and the directory's owner state.
+async fn join_directory(
+    cfg: Config,
+    overrides: Overrides,
+    store: &SqliteStore,
+) -> Result<(Config, crate::directory::LiveDirectory), AppError> {
+    let text = std::fs::read_to_string(&cfg.source).map_err(|e| {
+        AppError::Directory(vec![format!(
+            "{}: cannot read the configuration file again: {e}",
+            cfg.source.display()
+        )])
+    })?;
+    let dir = crate::directory::LiveDirectory::load(cfg.source.clone(), text, store)
+        .await
+        .map_err(AppError::Directory)?;
+    if dir.api.is_empty() {
+        return Ok((cfg, dir));
+    }
+    let mut joined = dir.build().map_err(|e| {
+        AppError::Directory(crate::config::directory::explain(&e, &dir.file, &dir.api))
+    })?;
+    overrides.apply(&mut joined);
+    info!(
+        objects = dir.api.len(),
+        store = %dir.store_name,
+        "directory: objects made through the API joined with the file's"
+    );
+    Ok((joined, dir))
+}
+
 /// Runs the switch with the trunks already resolved.
 async fn run_with(
     cfg: Config,
@@ -475,9 +510,12 @@ async fn run_with(
     info!(lock = %store_lock.path().display(), "store locked");
     // Before any socket or file is opened.
     let fds = fds::plan(&cfg);
+    let store = SqliteStore::open(&cfg.store.path).await?;
+    // The users, flows and mappings made through the API join the file's
+    // before anything runs; a key both declare stops the start, naming both.
+    let (cfg, live_directory) = join_directory(cfg, overrides, &store).await?;
     let cfg = Arc::new(cfg);
     let prompts = Arc::new(load_prompts(&cfg)?);
-    let store = SqliteStore::open(&cfg.store.path).await?;
     let clock: Arc<dyn Clock> = match std::env::var("TPSWITCH_CLOCK_SPEED")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -739,6 +777,8 @@ async fn run_with(
     );
     let (queue_tx, queue_rx) = crate::call::queue::channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(8);
+    let (directory_tx, mut directory_rx) = mpsc::channel(8);
+    let (directory_view, directory_view_rx) = watch::channel(Arc::new(live_directory.view()));
     let ctx = Arc::new(CallContext {
         cfg: cfg.clone(),
         prompts,
@@ -778,6 +818,10 @@ async fn run_with(
         presence: presence.clone(),
         events,
         webhooks,
+        directory: crate::directory::Handle {
+            requests: directory_tx,
+            view: directory_view_rx,
+        },
     });
     let http_bind = api_bind(cfg.http.bind, api.tokens.is_empty());
     if http_bind != cfg.http.bind {
@@ -800,12 +844,15 @@ async fn run_with(
     let (calls_tx, current) = watch::channel(ctx.clone());
     let router = ctx.router.clone();
     let sip_commands = ctx.commands.clone();
-    let reloader = reload::Reloader {
+    let mut reloader = reload::Reloader {
         path: cfg.source.clone(),
         overrides,
         dialplan: dialplan_tx,
         calls: calls_tx,
         sip: sip_commands.clone(),
+        directory: live_directory,
+        store: store.clone(),
+        view: directory_view,
     };
     let notifier = tokio::spawn(notify::run(
         current.clone(),
@@ -834,6 +881,7 @@ async fn run_with(
             Some(reply) = reload_rx.recv() => {
                 let _ = reply.send(reloader.reload("HTTP API").await);
             }
+            Some(req) = directory_rx.recv() => reloader.change(req).await,
         }
     };
     // Draining (issue 11): the SIP core answers new INVITEs 503 with
@@ -875,6 +923,7 @@ async fn run_with(
             Some(reply) = reload_rx.recv() => {
                 let _ = reply.send(reloader.reload("HTTP API").await);
             }
+            Some(req) = directory_rx.recv() => reloader.change(req).await,
         }
     }
     info!("shutting down");

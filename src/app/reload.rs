@@ -18,7 +18,9 @@ use tracing::{info, warn};
 use crate::api::reload::ReloadReport;
 use crate::call::CallContext;
 use crate::config::{self, Config};
+use crate::directory::{self, LiveDirectory};
 use crate::media::prompt::PromptLibrary;
+use crate::presence::SqliteStore;
 use crate::sip::core::{Policy, Untrusted};
 use crate::sip::SipCommand;
 
@@ -53,6 +55,13 @@ pub(super) struct Reloader {
     pub calls: watch::Sender<Arc<CallContext>>,
     /// The SIP core, for the policy a reload may change (allow-list, limits).
     pub sip: mpsc::Sender<SipCommand>,
+    /// The file's and the API's users, flows and mappings: a reload
+    /// re-reads the first, an API change the second (`Reloader::change`).
+    pub directory: LiveDirectory,
+    /// Where API-made directory objects are written.
+    pub store: SqliteStore,
+    /// What the API lists, republished after each change or reload.
+    pub view: watch::Sender<Arc<directory::View>>,
 }
 
 impl Reloader {
@@ -61,14 +70,16 @@ impl Reloader {
         self.calls.borrow().cfg.clone()
     }
 
-    pub async fn reload(&self, asked_by: &str) -> ReloadReport {
+    pub async fn reload(&mut self, asked_by: &str) -> ReloadReport {
         let path = self.path.clone();
         let overrides = self.overrides;
+        let dir = self.directory.clone();
         info!(file = %path.display(), asked_by = %asked_by, "reloading the configuration");
         // Reading, validating and decoding every prompt is blocking work.
-        let checked = tokio::task::spawn_blocking(move || load_checked(&path, overrides)).await;
+        let checked =
+            tokio::task::spawn_blocking(move || load_checked(&path, overrides, dir)).await;
         let file = self.path.display().to_string();
-        let (cfg, prompts) = match checked {
+        let (dir, cfg, prompts) = match checked {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
                 for e in &errors {
@@ -98,24 +109,9 @@ impl Reloader {
         };
         let old = self.config();
         let changes = config::changes(&old, &cfg);
-        let cfg = Arc::new(cfg);
-        // The call context first: a call the SIP core lets through on the
-        // old mappings and the new context no longer knows is answered 404
-        // by its call task (call::run_call), never left in silence.
-        let ctx = self
-            .calls
-            .borrow()
-            .with_settings(cfg.clone(), Arc::new(prompts));
-        self.calls.send_replace(Arc::new(ctx));
-        if self
-            .sip
-            .send(SipCommand::Policy(Box::new(policy(&cfg))))
-            .await
-            .is_err()
-        {
-            warn!("reload: the SIP core has stopped; its policy is unchanged");
-        }
-        self.dialplan.send_replace(cfg);
+        self.install(Arc::new(cfg), Arc::new(prompts)).await;
+        self.directory = dir;
+        self.view.send_replace(Arc::new(self.directory.view()));
         for key in &changes.live {
             info!(setting = %key, "reload: in force from the next call");
         }
@@ -140,17 +136,97 @@ impl Reloader {
     }
 }
 
+impl Reloader {
+    /// Install `cfg` for the next call. The call context first: a call the
+    /// SIP core lets through on the old mappings and the new context no
+    /// longer knows is answered 404 by its call task (call::run_call),
+    /// never left in silence. A call in progress keeps its own `Arc`.
+    async fn install(&self, cfg: Arc<Config>, prompts: Arc<PromptLibrary>) {
+        let ctx = self.calls.borrow().with_settings(cfg.clone(), prompts);
+        self.calls.send_replace(Arc::new(ctx));
+        if self
+            .sip
+            .send(SipCommand::Policy(Box::new(policy(&cfg))))
+            .await
+            .is_err()
+        {
+            warn!("the SIP core has stopped; its policy is unchanged");
+        }
+        self.dialplan.send_replace(cfg);
+    }
+
+    /// An API change of the directory: checked whole, written to the store,
+    /// then in force from the next call. The prompt library is the one in
+    /// force, plus an uploaded prompt (decoded by `LiveDirectory::apply`).
+    pub async fn change(&mut self, req: directory::Request) {
+        let directory::Request {
+            change,
+            actor,
+            if_match,
+            reply,
+        } = req;
+        let (kind, key) = match &change {
+            directory::Change::Put(d) => (d.kind, d.key.clone()),
+            directory::Change::Delete { kind, key } => (*kind, key.clone()),
+        };
+        let result = match self
+            .directory
+            .apply(&self.store, &change, if_match.as_deref())
+            .await
+        {
+            Ok((applied, mut cfg, prompt)) => {
+                self.overrides.apply(&mut cfg);
+                let mut prompts = self.calls.borrow().prompts.clone();
+                if let Some(p) = prompt {
+                    // An uploaded prompt joins the library calls start with.
+                    let mut lib = (*prompts).clone();
+                    lib.insert(p);
+                    prompts = Arc::new(lib);
+                }
+                self.install(Arc::new(cfg), prompts).await;
+                self.view.send_replace(Arc::new(self.directory.view()));
+                info!(kind = %kind, key = %key, actor = %actor, change = applied.as_str(), "directory changed: in force from the next call");
+                Ok(applied)
+            }
+            Err(refusal) => {
+                info!(kind = %kind, key = %key, actor = %actor, "directory change refused: nothing changed");
+                Err(refusal)
+            }
+        };
+        let _ = reply.send(result);
+    }
+}
+
 /// The start-up checks, collected: the file's every problem, then (for a
 /// valid file) the environment's and the prompts'. Each error is one line
-/// naming the file and the key.
+/// naming the file and the key. The file must stand on its own (what
+/// `check-config` checks), must not declare what the store holds, and
+/// joined with the store's objects must still be valid.
 fn load_checked(
     path: &std::path::Path,
     overrides: Overrides,
-) -> Result<(Config, PromptLibrary), Vec<String>> {
+    mut dir: LiveDirectory,
+) -> Result<(LiveDirectory, Config, PromptLibrary), Vec<String>> {
     let lines = |e: &dyn std::fmt::Display| -> Vec<String> {
         e.to_string().lines().map(str::to_owned).collect()
     };
-    let mut cfg = Config::load(path).map_err(|e| lines(&e))?;
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        lines(&config::ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })
+    })?;
+    Config::from_toml(&text, path).map_err(|e| lines(&e))?;
+    let declared = config::directory::declared_in(&text);
+    let conflicts = dir.conflicts_with(&declared);
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    dir.file_text = text;
+    dir.file = declared;
+    let mut cfg = dir
+        .build()
+        .map_err(|e| config::directory::explain(&e, &dir.file, &dir.api))?;
     overrides.apply(&mut cfg);
     let mut errors = Vec::new();
     if let Err(e) = cfg.check_environment(|name| std::env::var(name).ok()) {
@@ -164,7 +240,7 @@ fn load_checked(
         }
     };
     match prompts {
-        Some(p) if errors.is_empty() => Ok((cfg, p)),
+        Some(p) if errors.is_empty() => Ok((dir, cfg, p)),
         _ => Err(errors),
     }
 }

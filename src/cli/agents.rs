@@ -44,13 +44,34 @@ pub async fn agents_report(
 pub async fn agent_rows(cfg: &Config, now: DateTime<Utc>) -> Result<Vec<AgentRow>, StoreError> {
     match SqliteStore::open_read_only(&cfg.store.path).await {
         Ok(store) => {
-            let rows = agents::from_store(cfg, &store, now).await;
+            // The users made through the API are agents too.
+            let joined = with_api_users(cfg, &store).await;
+            let rows = agents::from_store(joined.as_ref().unwrap_or(cfg), &store, now).await;
             store.close().await;
             rows
         }
         Err(StoreError::Missing { .. }) => Ok(agents::rows(cfg, Vec::new(), &BTreeMap::new(), now)),
         Err(e) => Err(e),
     }
+}
+
+/// `cfg` joined with the store's directory (`config::directory`), or
+/// `None` when the store has nothing of its own or the two cannot be joined
+/// (the switch then refuses to start or reload, and says why; this list
+/// shows the file's users).
+async fn with_api_users(cfg: &Config, store: &SqliteStore) -> Option<Config> {
+    let api = store.directory_objects().await.ok()?;
+    if api.is_empty() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&cfg.source).ok()?;
+    let file = crate::config::directory::declared_in(&text);
+    let db = cfg.store.path.display().to_string();
+    let file_name = cfg.source.display().to_string();
+    if !crate::config::directory::conflicts(&file, &api, &file_name, &db).is_empty() {
+        return None;
+    }
+    crate::config::directory::build(&text, &cfg.source, &api).ok()
 }
 
 fn table(rows: &[AgentRow]) -> String {

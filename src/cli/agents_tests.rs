@@ -182,3 +182,35 @@ async fn a_file_that_is_not_a_tpswitch_store_is_an_error_naming_it() {
     );
     assert!(err.to_string().contains("tpswitch.db"), "{err}");
 }
+
+/// A user made through the API (the store's directory) is listed with the
+/// file's, online when their window says so.
+#[tokio::test]
+async fn users_made_through_the_api_are_listed() {
+    use crate::config::directory::{Declared, Kind};
+    use crate::presence::sqlite_directory::DirectoryWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_with_db(&dir);
+    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let table: toml::Table = "id = \"newbie\"\nname = \"New Agent\"\n\
+         [[extensions]]\ntype = \"pstn\"\nvalue = \"+12345670042\"\n"
+        .parse()
+        .unwrap();
+    store
+        .write_directory(&DirectoryWrite::Put(Declared::new(Kind::Users, table)))
+        .await
+        .unwrap();
+    store
+        .set_online("newbie", t(0), t(H), None, "m")
+        .await
+        .unwrap();
+    store.close().await;
+    let rows = agent_rows(&cfg, t(60)).await.unwrap();
+    let newbie = rows
+        .iter()
+        .find(|r| r.id == "newbie")
+        .expect("newbie listed");
+    assert_eq!(newbie.state, "online");
+    assert_eq!(newbie.pstn, "+12345670042");
+    assert_eq!(rows.len(), 4);
+}

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod calls;
+pub mod export;
 pub mod history;
 pub mod reload;
 

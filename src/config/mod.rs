@@ -6,6 +6,7 @@
 //! turns them into the typed model in `model`, collecting every problem.
 
 pub mod changes;
+pub mod directory;
 pub mod duration;
 pub mod e164;
 mod environment;

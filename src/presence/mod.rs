@@ -20,6 +20,7 @@ pub mod scheduler;
 pub mod service;
 pub mod sqlite;
 mod sqlite_calls;
+pub mod sqlite_directory;
 pub mod sqlite_lock;
 mod sqlite_logins;
 mod sqlite_write;

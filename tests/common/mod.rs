@@ -164,6 +164,16 @@ impl Switch {
         Self::spawn(dir, config, &[])
     }
 
+    /// Like `start_config`, with extra environment (a restart on the same
+    /// folder and store).
+    pub fn start_config_env(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        envs: &[(&str, &str)],
+    ) -> Switch {
+        Self::spawn(dir, config, envs)
+    }
+
     fn spawn(dir: tempfile::TempDir, config: PathBuf, envs: &[(&str, &str)]) -> Switch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tpswitch"))
             .args(["run", "--config"])

@@ -19,9 +19,11 @@ use super::ApiState;
 
 mod agents;
 mod calls;
+mod directory;
 mod events;
 mod floor;
 mod presence;
+mod prompts;
 mod queue_stats;
 
 #[derive(OpenApi)]
@@ -67,6 +69,8 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(floor::routes())
         .merge(presence::routes())
         .merge(events::routes())
+        .merge(directory::routes())
+        .merge(prompts::routes())
 }
 
 #[cfg(test)]
