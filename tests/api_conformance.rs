@@ -28,7 +28,7 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 const TOKEN: &str = "conformance-admin-token";
 /// Examples per operation: enough to walk every parameter's kinds, few
 /// enough to finish in well under two minutes on a busy machine.
-const MAX_EXAMPLES: &str = "60";
+const MAX_EXAMPLES: &str = "25";
 /// The whole run's bound.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -156,6 +156,10 @@ fn every_route_conforms_to_the_openapi_document() {
         // Valid and invalid requests: a bad one must get a documented
         // problem, not a 500 or an undocumented status.
         .args(["--mode", "all"])
+        // Audio uploads have no serializer in schemathesis (it stops with
+        // "Serialization not possible" on audio/wav); the route is proven
+        // by api::v1::prompts::tests and tests/directory_interop.rs.
+        .args(["--exclude-name", "PUT /api/v1/prompts/{name}"])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "1"])
         .args(["--request-timeout", "10"])
@@ -200,6 +204,14 @@ fn every_route_conforms_to_the_openapi_document() {
         "GET /api/v1/calls/{id}\"",
         "GET /api/v1/queues/stats\"",
         "POST /api/v1/reload\"",
+        "GET /api/v1/agents\"",
+        "GET /api/v1/floor\"",
+        "PUT /api/v1/agents/{id}/presence\"",
+        "GET /api/v1/agents/{id}/history\"",
+        "GET /api/v1/users\"",
+        "PUT /api/v1/users/{id}\"",
+        "GET /api/v1/dispatch-mappings\"",
+        "GET /api/v1/flows\"",
     ] {
         assert!(
             junit.contains(op),

@@ -107,7 +107,8 @@ pub async fn serve(
 /// annotated, so its OpenAPI document is built from the same list) and the
 /// document itself at `/api/v1/openapi.json`.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let (v1, spec) = v1::routes().split_for_parts();
+    let (v1, mut spec) = v1::routes().split_for_parts();
+    v1::document_base_problems(&mut spec);
     let spec = Arc::new(spec);
     Router::new()
         // Process up, whatever else is wrong: for a restart-on-hang probe.

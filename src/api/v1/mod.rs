@@ -59,6 +59,61 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents, on every operation, the problems the base itself answers
+/// before a handler runs, so no handler can forget one: 400 for a query
+/// string that does not parse (`ApiQuery`), 400 and 415 for a body that is
+/// not JSON or not sent as JSON (`ApiJson`), 401 without a valid token
+/// (`Caller`). A handler's own description of a status is kept.
+pub fn document_base_problems(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Operation, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let add = |op: &mut Operation, status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(description).into());
+    };
+    for item in spec.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+            let json_body = op.request_body.as_ref().is_some_and(
+                |b| matches!(b, RefOr::T(b) if b.content.contains_key("application/json")),
+            );
+            if query || json_body {
+                add(op, "400", "The query string or the body cannot be read");
+            }
+            if json_body {
+                add(op, "415", "The body is not sent as application/json");
+            }
+            if op.security.as_ref().is_none_or(|s| !s.is_empty()) {
+                add(op, "401", "No valid bearer token");
+            }
+        }
+    }
+}
+
 /// `/api/v1`, documented.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -98,6 +153,35 @@ mod tests {
             a.json["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+    }
+
+    /// What the base answers before a handler runs is documented on every
+    /// operation it can happen to (schemathesis found it missing on lists
+    /// and on JSON bodies: a 400 for `limit=x`, a 415 without a
+    /// Content-Type).
+    #[tokio::test]
+    async fn every_operation_documents_the_base_problems() {
+        let s = testing::state().await;
+        let a = call(&s, Method::GET, "/api/v1/openapi.json", None, None).await;
+        let mut checked = 0;
+        for (path, item) in a.json["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let statuses = &op["responses"];
+                let query = op["parameters"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+                let json = op["requestBody"]["content"]["application/json"].is_object();
+                if query || json {
+                    assert!(statuses["400"].is_object(), "{method} {path}: no 400");
+                }
+                if json {
+                    assert!(statuses["415"].is_object(), "{method} {path}: no 415");
+                    checked += 1;
+                }
+                assert!(statuses["401"].is_object(), "{method} {path}: no 401");
+            }
+        }
+        assert!(checked > 0, "no operation with a JSON body was checked");
     }
 
     #[tokio::test]
