@@ -151,25 +151,35 @@ fn view(origin: Origin, d: &Declared) -> Value {
 }
 
 async fn list(s: &ApiState, caller: &Caller, kind: Kind, q: &PageQuery) -> Response {
-    if let Err(p) = caller.require(ApiRole::Viewer) {
-        return p.into_response();
-    }
-    let limit = match q.limit() {
-        Ok(l) => l,
-        Err(p) => return p.into_response(),
-    };
-    let after: Option<String> = match q.after() {
-        Ok(a) => a,
+    list_of(s, caller, kind, q, view)
+}
+
+/// One page of the directory's objects of `kind`, by key, each shown by
+/// `show`: the one list the users, flows, mappings and prompts routes share.
+pub(super) fn list_of<T: serde::Serialize>(
+    s: &ApiState,
+    caller: &Caller,
+    kind: Kind,
+    q: &PageQuery,
+    show: impl Fn(Origin, &Declared) -> T,
+) -> Response {
+    let window = caller.require(ApiRole::Viewer).and_then(|()| {
+        let limit = q.limit()?;
+        let after: Option<String> = q.after()?;
+        Ok((limit, after))
+    });
+    let (limit, after) = match window {
+        Ok(w) => w,
         Err(p) => return p.into_response(),
     };
     let current = s.directory.view.borrow().clone();
-    let mut items: Vec<(String, Value)> = current
+    let mut items: Vec<(String, T)> = current
         .of(kind)
         .filter(|(_, d)| after.as_ref().is_none_or(|a| &d.key > a))
-        .map(|(o, d)| (d.key.clone(), view(*o, d)))
+        .map(|(o, d)| (d.key.clone(), show(*o, d)))
         .collect();
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    let p: Page<(String, Value)> = page(items, limit, |(k, _)| k.clone());
+    let p: Page<(String, T)> = page(items, limit, |(k, _)| k.clone());
     let page = Page {
         items: p.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         next_cursor: p.next_cursor,
@@ -216,7 +226,7 @@ async fn get_one(s: &ApiState, caller: &Caller, kind: Kind, key: &str) -> Respon
 }
 
 /// Ask the owner; map its answer to HTTP.
-async fn ask(
+pub(super) async fn ask(
     s: &ApiState,
     caller: &Caller,
     change: Change,

@@ -24,11 +24,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::auth::{ApiRole, Caller};
-use crate::api::page::{page, Page, PageQuery};
+use crate::api::page::PageQuery;
 use crate::api::problem::{ApiQuery, FieldError, Problem};
 use crate::api::ApiState;
 use crate::config::directory::{self, Kind, Origin};
-use crate::directory::{Applied, Change, Refusal, Request};
+use crate::directory::{Applied, Change};
 use crate::media::codec::Codec;
 use crate::media::prompt::Prompt;
 
@@ -85,26 +85,7 @@ async fn list_prompts(
     caller: Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Response {
-    if let Err(p) = caller.require(ApiRole::Viewer) {
-        return p.into_response();
-    }
-    let limit = match q.limit() {
-        Ok(l) => l,
-        Err(p) => return p.into_response(),
-    };
-    let after: Option<String> = match q.after() {
-        Ok(a) => a,
-        Err(p) => return p.into_response(),
-    };
-    let current = s.directory.view.borrow().clone();
-    let mut items: Vec<PromptView> = current
-        .of(Kind::Prompts)
-        .filter(|(_, d)| after.as_ref().is_none_or(|a| &d.key > a))
-        .map(|(o, d)| view(*o, d))
-        .collect();
-    items.sort_by(|a, b| a.name.cmp(&b.name));
-    let p: Page<PromptView> = page(items, limit, |v| v.name.clone());
-    axum::Json(p).into_response()
+    super::directory::list_of(&s, &caller, Kind::Prompts, &q, view)
 }
 
 /// One prompt.
@@ -274,37 +255,7 @@ async fn remove(file: PathBuf) {
 }
 
 async fn ask(s: &ApiState, caller: &Caller, change: Change) -> Result<Applied, Problem> {
-    let (reply, rx) = tokio::sync::oneshot::channel();
-    let stopping = || Problem::unavailable("the switch is stopping; nothing was changed");
-    s.directory
-        .requests
-        .send(Request {
-            change,
-            actor: caller.name.clone(),
-            if_match: None,
-            reply,
-        })
-        .await
-        .map_err(|_| stopping())?;
-    let answer = rx.await.map_err(|_| stopping())?;
-    answer.map_err(|r| match r {
-        Refusal::NotFound(d) => Problem::not_found(d),
-        Refusal::Conflict(d) => Problem::conflict(d),
-        Refusal::Precondition(d) => super::directory::precondition_failed(d),
-        Refusal::Store(d) => Problem::unavailable(format!(
-            "the store could not write the change, so nothing was changed: {d}"
-        )),
-        Refusal::Invalid { problems, .. } => Problem::invalid(
-            problems
-                .into_iter()
-                .map(|p| FieldError {
-                    field: p.path,
-                    problem: p.problem,
-                    fix: p.fix,
-                })
-                .collect(),
-        ),
-    })
+    super::directory::ask(s, caller, change, None).await
 }
 
 /// Remove an uploaded prompt; refused while a flow plays it.
