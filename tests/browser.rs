@@ -576,6 +576,63 @@ fn the_console_creates_a_user_and_a_mapping_and_shows_a_problem_beside_its_field
     });
 }
 
+/// A queue flow made, changed and removed from the Flows page: only the
+/// inputs of the chosen activity are sent, and the switch stores them.
+#[test]
+fn the_console_creates_edits_and_deletes_a_flow() {
+    let sw = switch(|t| t);
+    let driver = Driver::start();
+    let s = driver.session(1280, 900);
+    open_floor(&s, &sw);
+    s.await_text(STATE, "jsmith offline", |t| t == "offline");
+    s.goto(&format!("http://{}/#flows", sw.http));
+    s.await_text(
+        "#flows-list tr[data-key=\"Billing\"] .badge",
+        "Billing from the file",
+        |t| t == "file",
+    );
+    s.click("#page .section-head button");
+    s.await_text("#page h2", "the new flow form", |t| t == "New flow");
+    s.type_into("form.edit [name=\"name\"]", "Sales");
+    s.choose("form.edit [name=\"activity\"]", "queue");
+    s.type_into("form.edit [name=\"skills\"]", "billing");
+    s.type_into("form.edit [name=\"max_wait\"]", "3m");
+    s.click("form.edit button[type=\"submit\"]");
+    s.await_text(
+        "#flows-list tr[data-key=\"Sales\"] .badge",
+        "the new flow listed",
+        |t| t == "api",
+    );
+    let (status, flow) = api_get(&sw, "/api/v1/flows/Sales");
+    assert_eq!(status, 200, "{flow}");
+    assert_eq!(flow["activity"], "queue", "{flow}");
+    assert_eq!(flow["skills"], json!(["billing"]), "{flow}");
+    assert_eq!(flow["max_wait"], "3m", "{flow}");
+    assert!(
+        flow.get("presets").is_none(),
+        "a timed-presence input was sent: {flow}"
+    );
+
+    s.click("#flows-list tr[data-key=\"Sales\"] button:not(.danger)");
+    s.await_text("#page h2", "the edit form", |t| t == "Edit flow");
+    s.clear("form.edit [name=\"max_wait\"]");
+    s.type_into("form.edit [name=\"max_wait\"]", "2m");
+    s.click("form.edit button[type=\"submit\"]");
+    await_some("the edit stored", SEEN_WITHIN, || {
+        (api_get(&sw, "/api/v1/flows/Sales").1["max_wait"] == "2m").then_some(())
+    });
+    s.await_text(
+        "#flows-list tr[data-key=\"Sales\"] .badge",
+        "the flow listed again",
+        |t| t == "api",
+    );
+    s.screenshot("console-5-flows");
+    s.click("#flows-list tr[data-key=\"Sales\"] button.danger");
+    await_some("the flow deleted", SEEN_WITHIN, || {
+        (api_get(&sw, "/api/v1/flows/Sales").0 == 404).then_some(())
+    });
+}
+
 /// A prompt uploaded from the Media page (a WAV file chosen in the file
 /// input) is in the library and plays back in the page from
 /// `GET /api/v1/prompts/{name}/audio`.
