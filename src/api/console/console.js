@@ -212,7 +212,7 @@
   function input(f, value, readOnly, flows) {
     const common = { name: f.name, disabled: readOnly };
     if (f.kind === 'bool') return h('input', Object.assign({ type: 'checkbox', checked: value === true }, common));
-    // No list of flows to pick from (not served yet): the name typed.
+    // No flow to pick from (none readable): the name is typed.
     if (f.kind === 'flow' && !flows.length) return input(Object.assign({}, f, { kind: 'text' }), value, readOnly, flows);
     if (f.kind === 'select' || f.kind === 'flow') {
       const options = f.kind === 'flow' ? flows : f.options;
