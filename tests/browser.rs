@@ -949,6 +949,89 @@ fn the_floor_shows_a_customer_waiting_in_the_queue() {
     s.await_text(row, "nobody waiting after the hang-up", |t| t == "0");
 }
 
+/// An agent on a call, as the floor shows it: jsmith's phone behind the
+/// trunk (SIPp) answers the offer (`accept_digit = ""`: bridged on
+/// answer), the row turns busy and the call shows "bridged" with his name
+/// and a growing duration; after the customer hangs up the row counts
+/// the call as accepted with its talk time.
+#[test]
+fn the_floor_shows_an_agent_on_a_call_then_the_talk_time() {
+    let day = utc_day();
+    let trunk = free_udp_port();
+    let sw = Switch::start_env(trunk, &[("TPSWITCH_API_TOKEN", TOKEN)], |t| {
+        t.replace_exact("accept_digit = \"1\"", "accept_digit = \"\"")
+            .replace_exact("whisper = \"agent_whisper\"", "whisper = \"\"")
+    });
+    // jsmith's phone behind the trunk: answers (PCMA) and sends audio, as
+    // a phone does within moments of answering (the switch hangs up a leg
+    // that sends no RTP).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let answer = std::fs::read_to_string(sipp_dir().join("uas_answer.xml"))
+        .expect("uas_answer.xml")
+        .replace_exact("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace_exact("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
+        .replace_exact(
+            "<recv request=\"ACK\" crlf=\"true\"/>",
+            "<recv request=\"ACK\" crlf=\"true\"/>\n  <nop><action><exec \
+             play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>",
+        );
+    let scenario = dir.path().join("phone.xml");
+    std::fs::write(&scenario, answer).expect("write phone.xml");
+    let mut phone = BackgroundSipp::start(&scenario.display().to_string(), trunk, 1, &[]);
+    let driver = Driver::start();
+    let s = driver.session(1280, 900);
+    open_floor(&s, &sw);
+    s.await_text(STATE, "jsmith offline", |t| t == "offline");
+    log_in_jsmith(&sw);
+    s.await_text(STATE, "jsmith online", |t| t == "online");
+
+    let customer = customer_waits(&sw, 6_000);
+    s.await_text(STATE, "jsmith busy", |t| t == "busy");
+    s.await_text("#calls tbody td:nth-child(3)", "the call bridged", |t| {
+        t == "bridged"
+    });
+    assert_eq!(s.text("#calls tbody td:nth-child(1)"), CUSTOMER);
+    assert_eq!(s.text("#calls tbody td:nth-child(4)"), "John Smith");
+    s.await_text("#calls tbody td:nth-child(5)", "a call that lasts", |t| {
+        seconds(t).is_some_and(|v| v >= 2)
+    });
+    s.screenshot("floor-8-on-a-call");
+    customer.join().expect("the customer's SIPp").assert_ok(&sw);
+    let status = phone.wait(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "jsmith's phone: {status:?}\n{}",
+        phone.errors()
+    );
+    s.await_text("#calls tbody", "no call in progress", str::is_empty);
+    let cell = |n: u32| s.text(&format!("tr[data-agent=\"jsmith\"] td:nth-child({n})"));
+    let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.await_text(
+            "tr[data-agent=\"jsmith\"] td:nth-child(5)",
+            "one call accepted today",
+            |t| t == "1",
+        )
+    }));
+    if utc_day() != day {
+        println!("a UTC midnight passed during the test: today's figures not checked");
+    } else {
+        accepted.unwrap_or_else(|e| std::panic::resume_unwind(e));
+        assert_eq!(cell(4), "1", "offered");
+        assert_eq!(cell(6), "0", "missed");
+        assert_eq!(
+            s.text("#today tbody tr[data-queue=\"Billing\"] td:nth-child(3)"),
+            "1",
+            "Billing answered"
+        );
+        assert!(
+            seconds(&cell(7)).is_some_and(|v| v >= 2),
+            "talk time {:?}",
+            cell(7)
+        );
+    }
+    s.screenshot("floor-9-after-the-call");
+}
+
 #[test]
 fn a_supervisor_extends_then_ends_a_window_from_the_floor() {
     let sw = switch(|t| t);
