@@ -423,6 +423,28 @@ impl Session<'_> {
         self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})));
     }
 
+    /// Runs `body` as an asynchronous script: it calls its last argument
+    /// with the result (WebDriver §13.2.2 Execute Async Script).
+    fn script_async(&self, body: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": body, "args": args })),
+        )
+    }
+
+    /// Clicks `css` once the page has drawn it.
+    fn click_when(&self, css: &str) {
+        await_some(&format!("{css} drawn"), SEEN_WITHIN, || {
+            let there = self.script(
+                "return document.querySelector(arguments[0]) !== null;",
+                json!([css]),
+            );
+            (there == json!(true)).then_some(())
+        });
+        self.click(css);
+    }
+
     /// Sets a `<select>` to `value` as a choice would, telling the page.
     fn choose(&self, css: &str, value: &str) {
         self.script(
@@ -574,6 +596,49 @@ fn the_console_creates_a_user_and_a_mapping_and_shows_a_problem_beside_its_field
     await_some("the user deleted", SEEN_WITHIN, || {
         (api_get(&sw, "/api/v1/users/tpage").0 == 404).then_some(())
     });
+}
+
+/// An edit does not overwrite a change made meanwhile: the form sent the
+/// ETag it read as If-Match, the switch answers 412, the page says so and
+/// the other change stays.
+#[test]
+fn the_console_refuses_to_overwrite_a_change_made_meanwhile() {
+    let sw = switch(|t| t);
+    let driver = Driver::start();
+    let s = driver.session(1280, 900);
+    open_floor(&s, &sw);
+    s.await_text(STATE, "jsmith offline", |t| t == "offline");
+    // Another admin's changes, made with the tab's token outside the form.
+    let put = |name: &str| {
+        s.script_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/users/tpage', { method: 'PUT', headers: {
+                 'Content-Type': 'application/json',
+                 Authorization: 'Bearer ' + sessionStorage.getItem('tpswitch.token') },
+               body: JSON.stringify({ name: arguments[0],
+                 extensions: [{ type: 'pstn', value: '+15550107777' }] }) })
+               .then((r) => done(r.status));",
+            json!([name]),
+        )
+    };
+    assert_eq!(put("Tess Page"), json!(201));
+    s.goto(&format!("http://{}/#users", sw.http));
+    s.click_when("#users-list tr[data-key=\"tpage\"] button:not(.danger)");
+    s.await_text("#page h2", "the edit form", |t| t == "Edit user");
+    assert_eq!(put("Changed Elsewhere"), json!(200));
+    s.clear("form.edit [name=\"name\"]");
+    s.type_into("form.edit [name=\"name\"]", "Mine");
+    s.click("form.edit button[type=\"submit\"]");
+    s.await_text("form.edit .form-errors", "the refusal on the form", |t| {
+        t.contains("has changed since the version in If-Match")
+    });
+    assert_eq!(s.text("#page h2"), "Edit user", "the form stays open");
+    assert_eq!(
+        api_get(&sw, "/api/v1/users/tpage").1["name"],
+        "Changed Elsewhere",
+        "the other change was overwritten"
+    );
+    s.screenshot("console-6-changed-meanwhile");
 }
 
 /// A queue flow made, changed and removed from the Flows page: only the
