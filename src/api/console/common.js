@@ -79,13 +79,22 @@ const tp = (() => {
     };
   }
 
-  // One API call: {status, ok, json, problem, date}. Never throws; a
-  // network failure is status 0. `raw` sends a Blob/File as it is.
-  async function api(method, path, body, raw) {
-    const init = { method, headers: headers() };
+  // An audio file's type from its name, for a browser that gives none:
+  // the types PUT /api/v1/prompts/{name} reads.
+  function audioType(name) {
+    const ext = String(name || '').toLowerCase().split('.').pop();
+    return { wav: 'audio/wav', mp3: 'audio/mpeg', ogg: 'audio/ogg', flac: 'audio/flac' }[ext] || '';
+  }
+
+  // One API call: {status, ok, json, problem, date, etag}. Never throws;
+  // a network failure is status 0. `raw` sends a Blob/File as it is;
+  // `extra` adds headers (If-Match).
+  async function api(method, path, body, raw, extra) {
+    const init = { method, headers: headers(extra) };
     if (raw !== undefined) {
       init.body = raw;
-      if (raw && raw.type) init.headers['Content-Type'] = raw.type;
+      const type = raw && (raw.type || audioType(raw.name));
+      if (type) init.headers['Content-Type'] = type;
     } else if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers['Content-Type'] = 'application/json';
@@ -111,6 +120,8 @@ const tp = (() => {
       problem: res.ok ? null : problemOf(res.status, json, text),
       // The server's clock (RFC 9110 §6.6.1), to show its times on ours.
       date: Date.parse(res.headers.get('date') || ''),
+      // The version read (RFC 9110 §8.8.3), sent back as If-Match.
+      etag: res.headers.get('etag') || '',
     };
   }
 

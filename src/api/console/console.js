@@ -1,8 +1,10 @@
 'use strict';
 // The admin's four steps as pages: Users (with their PSTN extensions),
 // Media (prompts), Flows and Dispatch mappings. Each page lists the
-// objects (GET, paged by cursor) and edits one in a form (POST to create,
-// PUT to change, DELETE to remove). A refused change comes back as an RFC
+// objects (GET, paged by cursor) and edits one in a form: PUT to the
+// object's own path creates or replaces it (src/api/v1/directory.rs), with
+// If-Match set to the ETag read when editing, so a change made meanwhile
+// by someone else is refused (412) rather than overwritten; DELETE removes. A refused change comes back as an RFC
 // 9457 problem whose errors[].field names the key as the TOML writes it
 // (`users[3].extensions[0].value`); each message is shown beside the input
 // of that key. Objects declared in the configuration file (`origin:
@@ -43,8 +45,7 @@
       help: 'Prompts the flows play. Upload WAV, MP3, OGG or FLAC at any rate; it is converted on upload.',
       columns: [
         ['Name', (o) => o.name],
-        ['Length', (o) => (typeof o.duration_ms === 'number' ? (o.duration_ms / 1000).toFixed(1) + ' s' : '')],
-        ['File', (o) => o.path || o.file || ''],
+        ['File', (o) => o.path],
       ],
       fields: [
         { name: 'name', label: 'Name', kind: 'text', key: true },
@@ -110,7 +111,7 @@
   };
 
   const main = () => document.getElementById('page');
-  const list = (v) => (Array.isArray(v) ? v : v && Array.isArray(v.items) ? v.items : []);
+  const list = (v) => (v && Array.isArray(v.items) ? v.items : []);
   const fromFile = (o) => o && o.origin === 'file';
   const one = (page, key) => page.path + '/' + encodeURIComponent(key);
 
@@ -132,9 +133,7 @@
     async function next() {
       const r = await api('GET', page.path + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''));
       if (!r.ok) {
-        note.textContent = r.status === 404 && r.problem.detail === 'no such route'
-          ? 'This switch does not serve ' + page.path + ' yet: ' + page.title.toLowerCase() + ' are declared in the configuration file.'
-          : tp.problemText(r.problem);
+        note.textContent = tp.problemText(r.problem);
         note.className = 'error';
         more.hidden = true;
         return;
@@ -213,7 +212,7 @@
   function input(f, value, readOnly, flows) {
     const common = { name: f.name, disabled: readOnly };
     if (f.kind === 'bool') return h('input', Object.assign({ type: 'checkbox', checked: value === true }, common));
-    // No list of flows to pick from (not served yet): the name typed.
+    // No flow to pick from (none readable): the name is typed.
     if (f.kind === 'flow' && !flows.length) return input(Object.assign({}, f, { kind: 'text' }), value, readOnly, flows);
     if (f.kind === 'select' || f.kind === 'flow') {
       const options = f.kind === 'flow' ? flows : f.options;
@@ -279,8 +278,20 @@
     });
   }
 
-  async function showForm(name, o) {
+  async function showForm(name, listed) {
     const page = PAGES[name];
+    let o = listed;
+    let etag = '';
+    if (o && !page.upload) {
+      // The object as it is now, and its version for If-Match.
+      const r = await api('GET', one(page, o[page.key]));
+      if (!r.ok) {
+        tp.status('Cannot read ' + o[page.key] + ': ' + tp.problemText(r.problem), true);
+        return;
+      }
+      o = r.json;
+      etag = r.etag;
+    }
     const readOnly = fromFile(o);
     const editing = !!o;
     let flows = [];
@@ -319,7 +330,7 @@
       e.preventDefault();
       if (readOnly) return;
       clearErrors(form);
-      const r = await submit(page, form, o);
+      const r = await submit(page, form, o, etag);
       if (r.ok) {
         tp.status((editing ? 'Saved ' : 'Created ') + (r.key || '') + '; the next call uses it.');
         showList(name);
@@ -329,7 +340,7 @@
     });
   }
 
-  async function submit(page, form, o) {
+  async function submit(page, form, o, etag) {
     const body = {};
     let file = null;
     for (const f of page.fields) {
@@ -359,7 +370,13 @@
       if (!file) return { ok: false, status: 422, problem: invalid('audio', 'choose an audio file') };
       return Object.assign(await api('PUT', one(page, key), undefined, file), { key });
     }
-    const r = o ? await api('PUT', one(page, key), body) : await api('POST', page.path, body);
+    if (!key) return { ok: false, status: 422, problem: invalid(page.key, 'is required') };
+    if (!o) {
+      // PUT creates or replaces: "New" must not replace one of that name.
+      const there = await api('GET', one(page, key));
+      if (there.ok) return { ok: false, status: 422, problem: invalid(page.key, key + ' already exists; edit it from the list or pick another ' + page.key) };
+    }
+    const r = await api('PUT', one(page, key), body, undefined, etag ? { 'If-Match': etag } : undefined);
     return Object.assign(r, { key });
   }
 
@@ -396,9 +413,7 @@
         unplaced.push(e.field + ': ' + text);
       }
     }
-    const head = status === 404 && problem && problem.detail === 'no such route'
-      ? 'This switch does not serve this change yet (404).'
-      : (problem && (problem.detail || problem.title)) || 'refused';
+    const head = (problem && (problem.detail || problem.title)) || 'refused';
     top.replaceChildren(h('p', {}, head), ...unplaced.map((u) => h('p', {}, u)));
   }
 

@@ -1,25 +1,26 @@
 'use strict';
 // The floor dashboard: every agent with a countdown to the end of their
-// window, customers waiting per queue, active calls, today's figures, and
-// a supervisor's "end window" / "extend" per agent.
+// window and today's figures, customers waiting per queue, active calls,
+// today's figures per queue, and a supervisor's "end window" / "extend"
+// per agent.
 //
-// Data: one function, loadFloor(), prefers GET /api/v1/floor (the whole
-// floor in one document) and falls back to GET /agents (agents only) when
-// the switch does not serve it. Freshness: each event on the SSE stream
-// GET /api/v1/events triggers a reload; without the stream the page polls
-// every second. Countdowns and waits tick here, between reloads, from the
-// times the switch gave (corrected by the offset of its clock to ours).
+// Data: GET /api/v1/floor (agents as `tpswitch agents --json` has them,
+// waiting customers per queue, calls in progress) and GET
+// /api/v1/queues/stats (each queue's figures since 00:00 UTC).
+// Freshness: each event on the SSE stream GET /api/v1/events triggers a
+// reload; without the stream the page polls every second. Countdowns and
+// waits tick here, between reloads, from the times the switch gave
+// (corrected by the offset of its clock to ours).
 (() => {
   const { api, h, duration } = tp;
 
   const POLL_MS = 1000;         // without the event stream
   const SAFETY_MS = 15000;      // with it: a reload now and then all the same
-  const RETRY_FLOOR_MS = 60000; // after /api/v1/floor failed, use /agents this long
   const RETRY_STATS_MS = 60000;
   const STATS_MS = 5000;        // today's figures change slowly
   const STREAM_RETRY_MS = 15000;
+  const FLOOR = '/api/v1/floor';
 
-  let floorRetryAt = 0;
   let statsRetryAt = 0;
   let statsAt = 0;
   let skew = 0;                 // the switch's clock minus ours, in ms
@@ -27,29 +28,27 @@
   let lastEventId = '';
   let busy = false;
   let again = false;
-  let source = '';
+  let loaded = false;
   let wake = null;              // cuts short the wait before reopening the stream
   const rows = new Map();       // agent id -> {tr, a, cells}
   const agentNames = new Map();
 
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-  const pick = (o, names) => {
-    for (const n of names) if (o && o[n] !== undefined && o[n] !== null) return o[n];
-    return undefined;
-  };
-  const list = (v) => (Array.isArray(v) ? v : v && Array.isArray(v.items) ? v.items : []);
+  const arr = (v) => (Array.isArray(v) ? v : []);
   // A time the switch wrote (RFC 3339), on our clock, in ms.
   const local = (v) => {
     const t = Date.parse(v || '');
     return Number.isFinite(t) ? t - skew : undefined;
   };
 
-  function agentOf(a, fetchedAt) {
-    const w = a.window || {};
+  // One AgentRow (src/report/agents.rs): id, name, state, window {start,
+  // end} or null, remaining_seconds, today {offered, accepted, missed,
+  // talk_seconds, online_seconds}.
+  function agent(a, fetchedAt) {
     const state = String(a.state || 'offline');
-    const end = pick(w, ['end']) || a.window_end || '';
+    const end = a.window && state !== 'offline' ? String(a.window.end || '') : '';
     let endAt;
-    if (state !== 'offline' && end) {
+    if (end) {
       endAt = local(end);
       // The Date header has whole seconds; remaining_seconds (rounded up)
       // pins the end to the second the switch saw.
@@ -58,68 +57,53 @@
         endAt = Math.min(Math.max(endAt, fetchedAt + (left - 1) * 1000), fetchedAt + left * 1000);
       }
     }
-    const t = a.today || a;
+    const t = a.today || {};
     return {
       id: String(a.id),
       name: String(a.name || ''),
       state,
       end,
       endAt,
-      offered: num(pick(t, ['offered', 'calls_offered'])),
-      accepted: num(pick(t, ['accepted', 'calls_accepted'])),
-      missed: num(pick(t, ['missed', 'calls_missed'])),
-      talk: num(pick(t, ['talk_seconds', 'talk_time_seconds'])),
-      online: num(pick(t, ['online_seconds', 'time_online_seconds'])),
+      offered: num(t.offered),
+      accepted: num(t.accepted),
+      missed: num(t.missed),
+      talk: num(t.talk_seconds),
+      online: num(t.online_seconds),
     };
   }
 
-  function queueOf(q) {
-    const waiting = list(pick(q, ['waiting', 'customers', 'callers'])).map((c) => ({
-      caller: String(pick(c, ['caller', 'from', 'number']) || ''),
-      since: local(pick(c, ['since', 'waiting_since', 'queued_at', 'started'])),
+  // One QueueWaiting (src/live.rs): queue, customers [{call, caller,
+  // since, wait_seconds, ringing}], longest_wait_seconds.
+  function queue(q) {
+    const waiting = arr(q.customers).map((c) => ({
+      caller: String(c.caller || ''),
+      since: local(c.since),
     }));
-    const count = num(pick(q, ['waiting_count', 'count']));
+    return { name: String(q.queue || ''), count: waiting.length, waiting };
+  }
+
+  // One ActiveCall (src/live.rs): caller, flow, state, agent, started.
+  function call(c) {
     return {
-      name: String(pick(q, ['name', 'flow', 'queue']) || ''),
-      count: count !== undefined ? count : num(q.waiting) !== undefined ? q.waiting : waiting.length,
-      waiting,
+      caller: String(c.caller || ''),
+      flow: String(c.flow || ''),
+      state: String(c.state || ''),
+      agent: String(c.agent || ''),
+      since: local(c.started),
     };
   }
 
-  function callOf(c) {
-    return {
-      caller: String(pick(c, ['caller', 'from']) || ''),
-      flow: String(pick(c, ['flow']) || ''),
-      state: String(pick(c, ['state']) || ''),
-      agent: String(pick(c, ['agent', 'agent_id', 'agent_user_id']) || ''),
-      since: local(pick(c, ['started', 'since', 'started_at'])),
-    };
-  }
-
-  // The floor as {source, agents, queues, calls} or {problem}.
+  // The floor as {agents, queues, calls} or {problem}.
   async function loadFloor() {
-    if (Date.now() >= floorRetryAt) {
-      const r = await api('GET', '/api/v1/floor');
-      if (r.status === 200 && r.json && typeof r.json === 'object') {
-        clock(r);
-        const at = Date.now();
-        return {
-          source: '/api/v1/floor',
-          agents: list(r.json.agents).map((a) => agentOf(a, at)),
-          queues: list(pick(r.json, ['queues', 'waiting'])).map(queueOf),
-          calls: list(pick(r.json, ['calls', 'active_calls'])).map(callOf),
-        };
-      }
-      if (r.status === 401 || r.status === 403) return { problem: r.problem };
-      floorRetryAt = Date.now() + RETRY_FLOOR_MS;
-    }
-    const r = await api('GET', '/agents');
-    if (r.status === 200 && Array.isArray(r.json)) {
-      clock(r);
-      const at = Date.now();
-      return { source: '/agents', agents: r.json.map((a) => agentOf(a, at)), queues: null, calls: null };
-    }
-    return { problem: r.problem };
+    const r = await api('GET', FLOOR);
+    if (r.status !== 200 || !r.json || typeof r.json !== 'object') return { problem: r.problem };
+    clock(r);
+    const at = Date.now();
+    return {
+      agents: arr(r.json.agents).map((a) => agent(a, at)),
+      queues: arr(r.json.queues).map(queue),
+      calls: arr(r.json.calls).map(call),
+    };
   }
 
   function clock(r) {
@@ -198,8 +182,10 @@
     r.cells.msg.className = isError ? 'msg error' : 'msg ok';
   }
 
-  // A supervisor's action (PUT / DELETE /api/v1/agents/{id}/presence),
-  // with the reason the presence history records.
+  // A supervisor's action, with the reason the presence history records
+  // (src/api/v1/presence.rs): `DELETE .../presence?reason=` ends the
+  // window now; `PUT .../presence {until, reason}` moves an open window's
+  // end, `{minutes, reason}` opens one from now for an offline agent.
   async function act(id, kind) {
     const r = rows.get(id);
     const reason = document.getElementById('reason').value.trim();
@@ -211,17 +197,14 @@
     let res;
     if (kind === 'end') {
       setMsg(id, 'ending…');
-      // The reason both ways: as the query and as a JSON body.
-      res = await api('DELETE', path + '?reason=' + encodeURIComponent(reason), { reason });
+      res = await api('DELETE', path + '?reason=' + encodeURIComponent(reason));
     } else {
       const minutes = parseInt(document.getElementById('extend-minutes').value, 10);
       if (!(minutes >= 1)) {
         setMsg(id, 'extend by a whole number of minutes, 1 or more', true);
         return;
       }
-      const end = r && r.a && r.a.state !== 'offline' ? Date.parse(r.a.end) : NaN;
-      // Extending is a window with a later end; an offline agent gets a
-      // window of that many minutes from now.
+      const end = r && r.a && r.a.end ? Date.parse(r.a.end) : NaN;
       const body = Number.isFinite(end)
         ? { until: new Date(end + minutes * 60000).toISOString().replace('.000Z', 'Z'), reason }
         : { minutes, reason };
@@ -231,8 +214,6 @@
     if (res.ok) {
       setMsg(id, kind === 'end' ? 'window ended' : 'window extended');
       refresh();
-    } else if (res.status === 404 && res.problem && res.problem.detail === 'no such route') {
-      setMsg(id, 'this switch does not serve ' + path + ' yet (404)', true);
     } else {
       setMsg(id, tp.problemText(res.problem), true);
     }
@@ -242,15 +223,9 @@
 
   function renderQueues(queues) {
     const tbody = document.querySelector('#queues tbody');
-    const note = document.getElementById('queues-note');
-    document.getElementById('queues').hidden = !queues;
-    if (!queues) {
-      note.textContent = 'Waiting customers come from GET /api/v1/floor, which this switch does not serve yet.';
-      tbody.replaceChildren();
-      return;
-    }
-    note.textContent = queues.length ? '' : 'No queue.';
+    document.getElementById('queues-note').textContent = queues.length ? '' : 'No queue.';
     tbody.replaceChildren(...queues.map((q) => {
+      // Longest wait first (as the switch orders them).
       const oldest = q.waiting.map((c) => c.since).filter((t) => t !== undefined).sort((a, b) => a - b)[0];
       return h('tr', { dataset: { queue: q.name } },
         td('Queue', q.name),
@@ -263,14 +238,7 @@
 
   function renderCalls(calls) {
     const tbody = document.querySelector('#calls tbody');
-    const note = document.getElementById('calls-note');
-    document.getElementById('calls').hidden = !calls;
-    if (!calls) {
-      note.textContent = 'Active calls come from GET /api/v1/floor, which this switch does not serve yet.';
-      tbody.replaceChildren();
-      return;
-    }
-    note.textContent = calls.length ? '' : 'No call in progress.';
+    document.getElementById('calls-note').textContent = calls.length ? '' : 'No call in progress.';
     tbody.replaceChildren(...calls.map((c) => h('tr', {},
       td('Caller', c.caller),
       td('Flow', c.flow),
@@ -279,8 +247,12 @@
       td('Duration', h('span', { class: 'since', dataset: { since: c.since !== undefined ? String(c.since) : '' } }, '—')))));
   }
 
-  // Today per queue (GET /api/v1/queues/stats), every few seconds.
-  async function loadStats(force) {
+  // Today per queue: GET /api/v1/queues/stats, a StatsReport
+  // (src/api/v1/queue_stats.rs) whose `queues` are QueueStats
+  // (src/report/queue_stats.rs), times in milliseconds and the service
+  // level as a ratio (null until a wait is over). Every few seconds, or at
+  // once after an event.
+  async function loadToday(force) {
     const now = Date.now();
     if (now < statsRetryAt || (!force && now - statsAt < STATS_MS)) return;
     statsAt = now;
@@ -290,29 +262,26 @@
     document.getElementById('today').hidden = r.status !== 200;
     if (r.status !== 200) {
       statsRetryAt = now + RETRY_STATS_MS;
-      note.textContent = r.status === 404
-        ? "Today's figures come from GET /api/v1/queues/stats, which this switch does not serve yet."
-        : tp.problemText(r.problem);
+      note.textContent = tp.problemText(r.problem);
       tbody.replaceChildren();
       return;
     }
-    const items = list(r.json && (r.json.queues || r.json));
+    const items = arr(r.json && r.json.queues);
     note.textContent = items.length ? '' : 'No queue.';
-    const secs = (v) => (num(v) === undefined ? '—' : duration(v));
+    const ms = (v) => (num(v) === undefined ? '—' : duration(v / 1000));
+    const show = (v) => (num(v) === undefined ? '—' : String(v));
     tbody.replaceChildren(...items.map((q) => {
-      let sl = num(pick(q, ['service_level', 'service_level_ratio', 'service_level_percent']));
-      if (sl !== undefined && sl <= 1 && q.service_level_percent === undefined) sl *= 100;
-      const within = num(pick(q, ['service_level_threshold_seconds', 'threshold_seconds']));
-      const show = (v) => (num(v) === undefined ? '—' : String(v));
-      return h('tr', {},
-        td('Queue', String(pick(q, ['name', 'flow', 'queue']) || '')),
+      const sl = num(q.service_level);
+      const within = num(q.service_level_threshold_ms);
+      return h('tr', { dataset: { queue: String(q.flow || '') } },
+        td('Queue', String(q.flow || '')),
         td('Offered', show(q.offered)),
         td('Answered', show(q.answered)),
         td('Abandoned', show(q.abandoned)),
-        td('Avg. speed of answer', secs(pick(q, ['asa_seconds', 'average_speed_of_answer_seconds']))),
-        td('Longest wait', secs(pick(q, ['longest_wait_seconds', 'max_wait_seconds']))),
+        td('Avg. speed of answer', ms(q.average_speed_of_answer_ms)),
+        td('Longest wait', ms(q.longest_wait_ms)),
         td('Service level', sl === undefined ? '—'
-          : Math.round(sl) + ' %' + (within !== undefined ? ' within ' + within + ' s' : '')));
+          : Math.round(sl * 100) + ' %' + (within !== undefined ? ' within ' + Math.round(within / 1000) + ' s' : '')));
     }));
   }
 
@@ -355,18 +324,18 @@
       tp.status('Cannot read the floor: ' + tp.problemText(data.problem), true);
       return;
     }
-    source = data.source;
+    loaded = true;
     renderAgents(data.agents);
     renderQueues(data.queues);
     renderCalls(data.calls);
     showMode();
-    await loadStats(false);
+    await loadToday(false);
   }
 
   function showMode() {
-    if (!source) return;
+    if (!loaded) return;
     const how = pushed ? 'updated on each event from /api/v1/events' : 'polled every second';
-    tp.status('Live: ' + source + ', ' + how + '. Last update ' + new Date().toLocaleTimeString() + '.');
+    tp.status('Live: ' + FLOOR + ', ' + how + '. Last update ' + new Date().toLocaleTimeString() + '.');
   }
 
   // The event stream (SSE, text/event-stream) read through fetch, because
@@ -425,7 +394,7 @@
     }
     if (data) {
       refresh();
-      loadStats(true);
+      loadToday(true);
     }
   }
 
@@ -441,10 +410,9 @@
   }
 
   tp.wireTokenForm(() => {
-    floorRetryAt = 0;
     statsRetryAt = 0;
     refresh();
-    loadStats(true);
+    loadToday(true);
     if (wake) wake();
   });
   setInterval(() => {
