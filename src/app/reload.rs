@@ -63,6 +63,8 @@ pub(super) struct Reloader {
     pub store: SqliteStore,
     /// What the API lists, republished after each change or reload.
     pub view: watch::Sender<Arc<directory::View>>,
+    /// The prompt library in force, for `/readyz`.
+    pub prompts: watch::Sender<Arc<PromptLibrary>>,
 }
 
 impl Reloader {
@@ -146,6 +148,7 @@ impl Reloader {
         // Built against the file or the store as they are now, so it may
         // carry restart-only values the running switch does not have.
         let cfg = Arc::new(keep_running(&self.config(), cfg));
+        self.prompts.send_replace(prompts.clone());
         let ctx = self.calls.borrow().with_settings(cfg.clone(), prompts);
         self.calls.send_replace(Arc::new(ctx));
         if self
