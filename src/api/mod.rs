@@ -65,8 +65,9 @@ pub struct ApiState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// `POST /api/v1/reload` asks the running switch through this.
     pub reload: reload::ReloadRequests,
-    /// The prompts loaded at start, for `/readyz`.
-    pub prompts: Arc<PromptLibrary>,
+    /// The prompt library in force, for `/readyz`: swapped by each reload
+    /// and each prompt uploaded through the directory (`app/reload.rs`).
+    pub prompts: tokio::sync::watch::Receiver<Arc<PromptLibrary>>,
     /// SIP endpoint running, draining: what the shell tells `/readyz`.
     pub liveness: Arc<ready::Liveness>,
     /// Calls, legs and waiting customers now, as the call shells publish
@@ -146,11 +147,15 @@ async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
             STORE_PROBE_TIMEOUT.as_secs()
         )),
     };
-    let mut prompts_missing: Vec<String> = s
-        .cfg
+    // The settings and library in force now, not those of the start: a
+    // reload may name new prompts and an upload adds one. One `Arc` each,
+    // no guard held.
+    let library = s.prompts.borrow().clone();
+    let current = s.current.borrow().clone();
+    let mut prompts_missing: Vec<String> = current
         .prompts
         .keys()
-        .filter(|name| !s.prompts.contains(name))
+        .filter(|name| !library.contains(name))
         .cloned()
         .collect();
     prompts_missing.sort();
@@ -159,7 +164,7 @@ async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
         draining: s.liveness.draining(),
         store,
         prompts_missing,
-        prompts_loaded: s.prompts.len(),
+        prompts_loaded: library.len(),
         register_trunks: s
             .cfg
             .trunks
@@ -567,7 +572,7 @@ impl ApiState {
             sip: Arc::new(std::sync::Mutex::new(CoreStats::default())),
             registrations: Arc::default(),
             trunk_targets: Arc::default(),
-            prompts: Arc::default(),
+            prompts: tokio::sync::watch::channel(Arc::default()).1,
             liveness: Arc::default(),
             live: crate::live::Live::default(),
             events: crate::events::EventBus::new(
@@ -640,6 +645,36 @@ mod tests {
         );
     }
 
+    /// `/readyz` checks the prompt library in force, not the one loaded
+    /// at start: a prompt a reload or an upload brings is seen at once.
+    #[tokio::test]
+    async fn readyz_checks_the_prompt_library_in_force() {
+        let Ok(mut state) = Arc::try_unwrap(testing::state().await) else {
+            panic!("the state has one owner");
+        };
+        let (library, in_force) = tokio::sync::watch::channel(Arc::new(PromptLibrary::default()));
+        state.prompts = in_force;
+        let state = Arc::new(state);
+        let prompts = |json: &serde_json::Value| {
+            json["checks"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "prompts").cloned())
+                .unwrap_or_default()
+        };
+        let before = testing::call(&state, axum::http::Method::GET, "/readyz", None, None).await;
+        assert_eq!(prompts(&before.json)["ok"], false, "{}", before.json);
+        // What a reload installs: every prompt the settings name.
+        let mut full = PromptLibrary::default();
+        let names: Vec<String> = state.current.borrow().prompts.keys().cloned().collect();
+        assert!(!names.is_empty());
+        for name in names {
+            full.insert(crate::media::prompt::Prompt::from_pcm(name, &[0; 160]));
+        }
+        library.send_replace(Arc::new(full));
+        let after = testing::call(&state, axum::http::Method::GET, "/readyz", None, None).await;
+        assert_eq!(prompts(&after.json)["ok"], true, "{}", after.json);
+    }
+
     /// `/metrics` keeps every counter's established name, renders the
     /// pacing thread's lateness as a histogram, and still wants the token.
     #[tokio::test]
@@ -665,7 +700,7 @@ mod tests {
             reload: tokio::sync::mpsc::channel(1).0,
             registrations: Arc::default(),
             trunk_targets: Arc::default(),
-            prompts: Arc::default(),
+            prompts: tokio::sync::watch::channel(Arc::default()).1,
             liveness: Arc::default(),
             live: crate::live::Live::default(),
             // Never asked here: a handle with no service behind it.

@@ -800,6 +800,9 @@ async fn run_with(
         &events,
         cancel.clone(),
     );
+    // The library in force for `/readyz`; the reloader swaps it with the
+    // call context.
+    let (prompts_tx, prompts_rx) = watch::channel(ctx.prompts.clone());
     let api = Arc::new(crate::api::ApiState {
         cfg: cfg.clone(),
         current: dialplan_tx.subscribe(),
@@ -812,7 +815,7 @@ async fn run_with(
         tokens: crate::api::auth::Tokens::from_env(&cfg.http, |k| std::env::var(k).ok()),
         metrics,
         reload: reload_tx,
-        prompts: ctx.prompts.clone(),
+        prompts: prompts_rx,
         liveness: liveness.clone(),
         live: ctx.live.clone(),
         presence: presence.clone(),
@@ -845,6 +848,7 @@ async fn run_with(
     let router = ctx.router.clone();
     let sip_commands = ctx.commands.clone();
     let mut reloader = reload::Reloader {
+        prompts: prompts_tx,
         path: cfg.source.clone(),
         overrides,
         dialplan: dialplan_tx,

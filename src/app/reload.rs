@@ -6,7 +6,8 @@
 //! "Whole" is two handles swapped one after the other, no lock held across
 //! an await: the call context new calls start with (flows, prompts, dialling
 //! rules) and the configuration the SIP core's 404 check reads. A call in
-//! progress keeps the `Arc` it started with.
+//! progress keeps the `Arc` it started with. What the reload reports as
+//! needing a restart keeps its running value in both (`keep_running`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub(super) struct Reloader {
     pub store: SqliteStore,
     /// What the API lists, republished after each change or reload.
     pub view: watch::Sender<Arc<directory::View>>,
+    /// The prompt library in force, for `/readyz`.
+    pub prompts: watch::Sender<Arc<PromptLibrary>>,
 }
 
 impl Reloader {
@@ -109,7 +112,7 @@ impl Reloader {
         };
         let old = self.config();
         let changes = config::changes(&old, &cfg);
-        self.install(Arc::new(cfg), Arc::new(prompts)).await;
+        self.install(cfg, Arc::new(prompts)).await;
         self.directory = dir;
         self.view.send_replace(Arc::new(self.directory.view()));
         for key in &changes.live {
@@ -141,7 +144,11 @@ impl Reloader {
     /// SIP core lets through on the old mappings and the new context no
     /// longer knows is answered 404 by its call task (call::run_call),
     /// never left in silence. A call in progress keeps its own `Arc`.
-    async fn install(&self, cfg: Arc<Config>, prompts: Arc<PromptLibrary>) {
+    async fn install(&self, cfg: Config, prompts: Arc<PromptLibrary>) {
+        // Built against the file or the store as they are now, so it may
+        // carry restart-only values the running switch does not have.
+        let cfg = Arc::new(keep_running(&self.config(), cfg));
+        self.prompts.send_replace(prompts.clone());
         let ctx = self.calls.borrow().with_settings(cfg.clone(), prompts);
         self.calls.send_replace(Arc::new(ctx));
         if self
@@ -183,7 +190,7 @@ impl Reloader {
                     lib.insert(p);
                     prompts = Arc::new(lib);
                 }
-                self.install(Arc::new(cfg), prompts).await;
+                self.install(cfg, prompts).await;
                 self.view.send_replace(Arc::new(self.directory.view()));
                 info!(kind = %kind, key = %key, actor = %actor, change = applied.as_str(), "directory changed: in force from the next call");
                 Ok(applied)
@@ -245,6 +252,72 @@ fn load_checked(
     }
 }
 
+/// `new` as new calls get it: every setting a reload reports as needing a
+/// restart (`config::changes`) keeps its running value, so the call shell
+/// and the SIP core, built at start, agree until the restart. Without it a
+/// changed `srtp` made the call shell offer SDES (RFC 4568) on a trunk the
+/// core still judged as plain RTP, and a new trunk got offers and
+/// per-trunk numbers the core had no route for.
+///
+/// The trunks are kept whole when their list (names, order) or any of
+/// their restart-only settings changed: the core knows trunks by name and
+/// index. Their live settings (those `config::changes` lists as live, read
+/// by each call or sent to the core as its `Policy`) still come from the
+/// new file, trunk by trunk, by name.
+fn keep_running(running: &Config, mut new: Config) -> Config {
+    let changed = config::changes(running, &new);
+    let trunk_restart = changed
+        .restart
+        .iter()
+        .any(|k| k.starts_with("trunk.") || k.starts_with("trunks"));
+    if trunk_restart {
+        let mut trunks = running.trunks.clone();
+        for t in &mut trunks {
+            if let Some(n) = new.trunk_named(&t.name) {
+                t.allow = n.allow.clone();
+                t.max_outbound_calls = n.max_outbound_calls;
+                t.trust_pai = n.trust_pai;
+                t.number_format = n.number_format;
+                t.allow_dial = n.allow_dial.clone();
+                t.caller_id = n.caller_id;
+                t.inband_dtmf = n.inband_dtmf;
+            }
+        }
+        if let Some(first) = trunks.first() {
+            new.trunk = first.clone();
+        }
+        new.trunks = trunks;
+    }
+    // The media and SIP settings built into the RTP pool, the pacing
+    // threads, the endpoint and the SIP core at start (the restart-only
+    // keys of `config::changes`). Offers read the codecs and the DTMF
+    // payload type (RFC 4733) from the call context.
+    let (rm, m) = (&running.media, &mut new.media);
+    m.rtp_ports = rm.rtp_ports;
+    m.codecs = rm.codecs.clone();
+    m.dtmf_payload_type = rm.dtmf_payload_type;
+    m.rtcp_interval = rm.rtcp_interval;
+    m.ptime = rm.ptime;
+    m.pacing_threads = rm.pacing_threads;
+    let (rs, s) = (&running.sip, &mut new.sip);
+    s.bind = rs.bind;
+    s.advertise = rs.advertise;
+    s.tcp = rs.tcp;
+    s.t1 = rs.t1;
+    s.t2 = rs.t2;
+    s.t4 = rs.t4;
+    s.max_message_bytes = rs.max_message_bytes;
+    s.max_header_bytes = rs.max_header_bytes;
+    s.max_tcp_connections = rs.max_tcp_connections;
+    s.max_untrusted_tcp_connections = rs.max_untrusted_tcp_connections;
+    s.tcp_idle_timeout = rs.tcp_idle_timeout;
+    s.user_agent = rs.user_agent.clone();
+    s.session_expires = rs.session_expires;
+    s.min_se = rs.min_se;
+    new.dns = running.dns.clone();
+    new
+}
+
 /// The SIP core's reloadable policy, from the configuration: `run` builds
 /// the core's first one with it and a reload sends it again. Requests are
 /// trusted from every trunk's `allow`, not only the first's.
@@ -277,5 +350,63 @@ mod tests {
         let p = policy(&cfg);
         assert!(p.allow.contains(&"192.0.2.0/24".parse().unwrap()));
         assert!(p.allow.contains(&cfg.trunks[0].allow[0]));
+    }
+
+    const EXAMPLE: &str = include_str!("../../config/tpswitch.toml");
+
+    fn load(text: &str) -> Config {
+        Config::from_toml(text, std::path::Path::new("config/tpswitch.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What a reload reports as needing a restart keeps its running value
+    /// in what new calls get: a changed `srtp`, a new trunk and new codecs
+    /// are reported under restart_needed and the offers stay as the SIP
+    /// core judges them; the trunk's live `allow_dial` is taken at once.
+    #[test]
+    fn restart_only_trunk_and_media_settings_keep_their_running_values() {
+        let running = load(EXAMPLE);
+        let text = EXAMPLE
+            .replacen("srtp = \"off\"", "srtp = \"optional\"", 1)
+            .replacen("allow_dial = []", "allow_dial = [\"+15550109999\"]", 1)
+            .replacen("codecs = [\"PCMU\", \"PCMA\"]", "codecs = [\"PCMA\"]", 1)
+            .replacen("[trunk]\nname = \"carrier\"", "[[trunks]]\nname = \"carrier\"", 1)
+            .replacen(
+                "\n[media]\n",
+                "\n[[trunks]]\nname = \"backup\"\npriority = 20\nallow = [\"127.0.0.2/32\"]\noutbound_proxy = \"sip:127.0.0.2:5080\"\n\n[media]\n",
+                1,
+            );
+        let new = load(&text);
+        assert_eq!(new.trunks.len(), 2, "the edit took");
+        let report = config::changes(&running, &new);
+        for key in ["trunks", "trunks.srtp", "media.codecs"] {
+            assert!(report.restart.contains(&key), "{key}: {report:?}");
+        }
+        assert!(report.live.contains(&"trunk.allow_dial"), "{report:?}");
+
+        let installed = keep_running(&running, new);
+        let names: Vec<_> = installed.trunks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["carrier"]);
+        assert_eq!(installed.trunks[0].srtp, running.trunks[0].srtp);
+        assert_eq!(installed.trunk.srtp, running.trunk.srtp);
+        assert_eq!(installed.media.codecs, running.media.codecs);
+        assert_eq!(
+            installed.trunk.allow_dial.len(),
+            1,
+            "a live trunk key stays live"
+        );
+        assert_eq!(installed.trunks[0].allow_dial.len(), 1);
+        // Installed again (the next reload or directory change), nothing
+        // is reported as newly changed against what runs.
+        assert!(config::changes(&running, &installed).restart.is_empty());
+    }
+
+    /// Only live trunk settings changed: the new trunks are taken whole.
+    #[test]
+    fn live_trunk_settings_are_taken_at_once() {
+        let running = load(EXAMPLE);
+        let new = load(&EXAMPLE.replacen("trust_pai = true", "trust_pai = false", 1));
+        let installed = keep_running(&running, new);
+        assert!(!installed.trunk.trust_pai && !installed.trunks[0].trust_pai);
     }
 }

@@ -451,7 +451,7 @@ impl Shell {
             PresenceEvent::Expired { .. } => "expired",
         });
         let ev = match ev {
-            PresenceEvent::Online { user, window } => Event::AgentOnline {
+            PresenceEvent::Online { user, window, .. } => Event::AgentOnline {
                 user,
                 until: window.end,
             },

@@ -53,7 +53,6 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     live("sip.answer_delay", o.answer_delay != n.answer_delay);
     // Read when the drain starts, from the settings then in force.
     live("sip.drain_timeout", o.drain_timeout != n.drain_timeout);
-    live("trunk.name", ot.name != nt.name);
     live(
         "trunk.max_outbound_calls",
         ot.max_outbound_calls != nt.max_outbound_calls,
@@ -139,6 +138,9 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     // Built into the SIP core per trunk at start: each trunk's
     // registration, the SRTP policy its offers and answers are judged by,
     // and its NAT plan. Any trunk's change is named.
+    // The core knows its trunks by name and by their order (priority):
+    // one added, removed, renamed or moved is a different set of routes.
+    restart("trunks", any_trunk(old, new, |t| &t.name));
     restart("trunks.register", any_trunk(old, new, |t| &t.register));
     restart("trunks.srtp", any_trunk(old, new, |t| &t.srtp));
     restart("trunks.nat", any_trunk(old, new, |t| &t.nat));

@@ -1022,3 +1022,27 @@ fn api_tokens_have_a_holder_a_role_and_their_own_variable() {
     let e = c.check_environment(env).unwrap_err();
     assert_eq!(e.problems()[0].path, "http.tokens[1].token_env");
 }
+
+/// A token named as the presence history's own actors would be mistaken
+/// for the agent's phone or the switch in the history.
+#[test]
+fn api_tokens_may_not_be_named_agent_or_switch() {
+    assert_eq!(
+        super::validate::RESERVED_TOKEN_NAMES,
+        [crate::presence::ACTOR_AGENT, crate::presence::ACTOR_SWITCH]
+    );
+    for name in ["agent", "Switch"] {
+        let text = edit(
+            EXAMPLE,
+            "token_env = \"TPSWITCH_API_TOKEN\"",
+            &format!(
+                "token_env = \"TPSWITCH_API_TOKEN\"\n\
+                 tokens = [\n  {{ name = \"floor\", role = \"viewer\", token_env = \"TPSWITCH_VIEWER_TOKEN\" }},\n  \
+                 {{ name = \"{name}\", role = \"supervisor\", token_env = \"TPSWITCH_SUPERVISOR_TOKEN\" }},\n]"
+            ),
+        );
+        let p = at(&text, "http.tokens[1].name");
+        assert!(p.problem.contains("presence history"), "{}", p.problem);
+        assert!(p.fix.contains("floor-supervisors"), "{}", p.fix);
+    }
+}

@@ -1262,6 +1262,12 @@ pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {
     }
 }
 
+/// The actors the presence history records for the agent's own phone and
+/// for the switch (`presence::ACTOR_AGENT`, `presence::ACTOR_SWITCH`): a
+/// token holder named so would read, in the history and the logs, as one
+/// of them.
+pub(crate) const RESERVED_TOKEN_NAMES: [&str; 2] = ["agent", "switch"];
+
 /// `[[http.tokens]]`: each names its holder, a role and the environment
 /// variable with the token; names and variables are unique (the admin
 /// token of `http.token_env` included), so a log line's holder is one.
@@ -1286,6 +1292,17 @@ fn api_tokens(v: &mut V, list: &[RawApiToken], admin_env: &str) -> Vec<ApiToken>
                 continue;
             }
         };
+        if RESERVED_TOKEN_NAMES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&name))
+        {
+            v.push(
+                format!("{at}.name"),
+                format!("{name:?} is the presence history's name for the agent's own phone or for the switch"),
+                "name the token's holder otherwise, such as \"floor-supervisors\"",
+            );
+            continue;
+        }
         let Some(role_text) = &t.role else {
             v.missing(&format!("{at}.role"), "\"viewer\"");
             continue;

@@ -67,7 +67,8 @@ pub enum Body {
     Online {
         agent: String,
         window: Span,
-        /// Who set it, when not the agent from the log-in line.
+        /// Who set it, as the presence history records it: `agent` (the
+        /// log-in line) or the API token's name.
         actor: Option<String>,
     },
     /// The window was replaced by a new one before its end (the
@@ -94,6 +95,8 @@ pub enum Body {
         agent: String,
         window: Option<Span>,
         reason: String,
+        /// Who did, as the presence history records it: `switch` (missed
+        /// calls) or the API token's name.
         actor: Option<String>,
     },
     /// A customer call was answered and entered a queue.

@@ -35,7 +35,11 @@ impl Translator {
     /// The bus events for `event`.
     pub fn translate(&mut self, event: PresenceEvent) -> Vec<Body> {
         match event {
-            PresenceEvent::Online { user, window } => {
+            PresenceEvent::Online {
+                user,
+                window,
+                actor,
+            } => {
                 let mut out = Vec::with_capacity(2);
                 if let Some(old) = self.open.insert(user.clone(), window) {
                     // Still open when the new one began: replaced, not ended.
@@ -49,7 +53,7 @@ impl Translator {
                 out.push(Body::Online {
                     agent: user,
                     window: span(window),
-                    actor: None,
+                    actor: Some(actor),
                 });
                 out
             }
@@ -64,13 +68,14 @@ impl Translator {
                 user,
                 window,
                 reason,
+                actor,
             } => {
                 self.open.remove(&user);
                 vec![Body::ForcedOffline {
                     agent: user,
                     window: window.map(span),
                     reason,
-                    actor: None,
+                    actor: Some(actor),
                 }]
             }
             PresenceEvent::Expired {
@@ -127,6 +132,7 @@ mod tests {
         PresenceEvent::Online {
             user: user.into(),
             window: Window::new(t(from), t(to)).unwrap(),
+            actor: "agent".into(),
         }
     }
 
@@ -170,6 +176,7 @@ mod tests {
             user: "a".into(),
             window: None,
             reason: "r".into(),
+            actor: "switch".into(),
         });
         assert_eq!(kinds(&tr.translate(online("a", 3, 4))), ["presence.online"]);
         tr.translate(PresenceEvent::Offline {
@@ -177,5 +184,31 @@ mod tests {
             window: None,
         });
         assert_eq!(kinds(&tr.translate(online("a", 3, 4))), ["presence.online"]);
+    }
+
+    /// The bus tells who changed the presence, as the history does: the
+    /// agent from the log-in line, a supervisor's token, the switch.
+    #[test]
+    fn online_and_forced_offline_carry_their_actor() {
+        let mut tr = Translator::default();
+        let out = tr.translate(PresenceEvent::Online {
+            user: "a".into(),
+            window: Window::new(t(0), t(2)).unwrap(),
+            actor: "floor".into(),
+        });
+        assert!(
+            matches!(&out[0], Body::Online { actor: Some(a), .. } if a == "floor"),
+            "{out:?}"
+        );
+        let out = tr.translate(PresenceEvent::ForcedOffline {
+            user: "a".into(),
+            window: None,
+            reason: "3 missed calls".into(),
+            actor: crate::presence::ACTOR_SWITCH.into(),
+        });
+        assert!(
+            matches!(&out[0], Body::ForcedOffline { actor: Some(a), .. } if a == "switch"),
+            "{out:?}"
+        );
     }
 }

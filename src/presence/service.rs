@@ -50,18 +50,27 @@ const REASON_ENDED_DOWN: &str = "ended while down";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceEvent {
     /// A new window, or (set by a supervisor) the open window with a new
-    /// end: either way the agent is online until `window.end`.
-    Online { user: String, window: Window },
+    /// end: either way the agent is online until `window.end`. `actor` is
+    /// who set it, as the history records it (`ACTOR_AGENT` or the API
+    /// token's name).
+    Online {
+        user: String,
+        window: Window,
+        actor: String,
+    },
     /// The agent went offline from the log-in menu; `window` is the one
     /// closed, `None` if they were not online.
     Offline {
         user: String,
         window: Option<Window>,
     },
+    /// The switch (`ACTOR_SWITCH`: missed calls) or a supervisor (the API
+    /// token's name) set the agent offline.
     ForcedOffline {
         user: String,
         window: Option<Window>,
         reason: String,
+        actor: String,
     },
     /// The window reached its end and is closed; `end` is the real end.
     Expired {
@@ -503,6 +512,7 @@ impl PresenceService {
                         user: user.clone(),
                         window: *window,
                         reason: reason.clone(),
+                        actor: super::ACTOR_SWITCH.to_owned(),
                     });
                 });
                 let _ = reply.send(result);
@@ -533,6 +543,7 @@ impl PresenceService {
                             user: user.clone(),
                             window: Some(*w),
                             reason: by.reason.clone(),
+                            actor: by.name.clone(),
                         });
                     }
                 });
@@ -589,6 +600,7 @@ impl PresenceService {
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),
             window,
+            actor: super::ACTOR_AGENT.to_owned(),
         });
         Ok(window)
     }
@@ -631,6 +643,7 @@ impl PresenceService {
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),
             window: change.window,
+            actor: by.name.clone(),
         });
         Ok(change)
     }

@@ -99,7 +99,8 @@ async fn extending_a_window_rearms_its_expiry_and_keeps_its_start() {
         next(&mut ev).await,
         PresenceEvent::Online {
             user: "ann".into(),
-            window: extended
+            window: extended,
+            actor: "floor".into(),
         }
     );
 
@@ -198,6 +199,7 @@ async fn a_supervisor_ending_a_window_disarms_it_and_announces_it_like_a_forced_
             user: "ann".into(),
             window: Some(win),
             reason: "went home ill".into(),
+            actor: "floor".into(),
         }
     );
     // The old end passes: no expiry of a window that is gone.

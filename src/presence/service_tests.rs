@@ -76,7 +76,8 @@ async fn online_window_expires_when_the_clock_passes_its_end() {
         next(&mut ev).await,
         PresenceEvent::Online {
             user: "ann".into(),
-            window: win
+            window: win,
+            actor: crate::presence::ACTOR_AGENT.into(),
         }
     );
 
@@ -181,7 +182,8 @@ async fn force_offline_is_recorded_and_announced() {
         PresenceEvent::ForcedOffline {
             user: "bob".into(),
             window: Some(win),
-            reason: "3 missed calls".into()
+            reason: "3 missed calls".into(),
+            actor: crate::presence::ACTOR_SWITCH.into(),
         }
     );
     clock.advance(Duration::hours(9));

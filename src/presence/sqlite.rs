@@ -743,6 +743,12 @@ impl PresenceStore for SqliteStore {
     }
 }
 
+/// What `history_since` asks; read through the `presence_history_at`
+/// index (`migrations/0009_history_at.sql`), never a scan of the table.
+pub(super) const HISTORY_SINCE: &str =
+    "SELECT id, user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, \
+     actor FROM presence_history WHERE at_ms >= ? ORDER BY at_ms, id LIMIT ?";
+
 impl SqliteStore {
     /// Every agent's history entries at or after `since`, oldest first, at
     /// most `limit` (what the floor's "online today" is summed from).
@@ -751,15 +757,12 @@ impl SqliteStore {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<HistoryEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, user_id, kind, at_ms, window_start_ms, window_end_ms, call_id, reason, \
-             actor FROM presence_history WHERE at_ms >= ? ORDER BY at_ms, id LIMIT ?",
-        )
-        .bind(to_ms(since))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("reading the presence history"))?;
+        let rows = sqlx::query(HISTORY_SINCE)
+            .bind(to_ms(since))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("reading the presence history"))?;
         rows.iter().map(|r| self.history_entry(r)).collect()
     }
 

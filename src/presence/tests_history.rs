@@ -156,3 +156,59 @@ async fn the_actor_migration_keeps_old_rows_and_names_their_actor() {
         (6, HistoryKind::Extended, "floor")
     );
 }
+
+/// A store made before migration 0009 gets the history's time index on
+/// its next open, and the floor's "since midnight" read uses it instead of
+/// scanning the whole history.
+#[tokio::test]
+async fn the_history_time_index_is_added_to_an_older_store_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    {
+        let pool = sqlx::SqlitePool::connect_with(options.clone())
+            .await
+            .unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: Cow::Owned(MIGRATOR.iter().filter(|m| m.version < 9).cloned().collect()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO presence_history (user_id, kind, at_ms, reason, actor) \
+             VALUES ('ann', 'online', ?, 'r', 'agent')",
+        )
+        .bind(t(0).timestamp_millis())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let rows = store.history_since(t(0), 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "the old row is still read");
+    drop(store);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {}",
+        super::sqlite::HISTORY_SINCE
+    )))
+    .bind(0_i64)
+    .bind(10_i64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+    assert!(
+        plan.iter()
+            .any(|d| d.contains("USING INDEX presence_history_at")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|d| d.starts_with("SCAN presence_history")),
+        "{plan:?}"
+    );
+    pool.close().await;
+}
