@@ -135,6 +135,12 @@ PY
     grep -aq "baresip is ready" "$dir/agent_phones.log" && grep -aq "baresip is ready" "$dir/customers.log" && break
     sleep 0.1
   done
+  # The switch's own cost with the agents online and no call: subtracted
+  # below, so the per-call figure is what the calls add.
+  local idle0 idle1 it0 it1
+  idle0=$(awk '{print $14 + $15}' "/proc/$SWITCH_PID/stat"); it0=$(date +%s.%N)
+  sleep "$WINDOW"
+  idle1=$(awk '{print $14 + $15}' "/proc/$SWITCH_PID/stat"); it1=$(date +%s.%N)
   echo "[$mode] $N customers call Billing at $RATE calls/s..."
   python3 - "$N" "$RATE" "$BILLING" "$PORT" $((PORT + 11)) <<'PY'
 import socket, sys, time
@@ -155,20 +161,24 @@ PY
   local srtp_agents srtp_customers
   srtp_agents=$(grep -ac "SRTP is Enabled" "$dir/agent_phones.log" || true)
   srtp_customers=$(grep -ac "SRTP is Enabled" "$dir/customers.log" || true)
-  local stat0 stat1 cpu0 cpu1 rel0 rel1 rcv0 rcv1 bad0 bad1 t0 t1
+  local stat0 stat1 cpu0 cpu1 load0 load1 rel0 rel1 rcv0 rcv1 bad0 bad1 t0 t1
   stat0=$(grep -E "^cpu[0-9]" /proc/stat | tr '\n' ';')
   cpu0=$(awk '{print $14, $15}' "/proc/$SWITCH_PID/stat")
+  load0=$(cat "/proc/$AGENTS_PID/stat" "/proc/$CUST_PID/stat" | awk '{s += $14 + $15} END {print s}')
   rel0=$(metric rtp_relayed_total); rcv0=$(metric rtp_received_total); bad0=$(metric rtp_malformed_total)
   t0=$(date +%s.%N)
   sleep "$WINDOW"
   cpu1=$(awk '{print $14, $15}' "/proc/$SWITCH_PID/stat")
+  load1=$(cat "/proc/$AGENTS_PID/stat" "/proc/$CUST_PID/stat" | awk '{s += $14 + $15} END {print s}')
   rel1=$(metric rtp_relayed_total); rcv1=$(metric rtp_received_total); bad1=$(metric rtp_malformed_total)
   t1=$(date +%s.%N)
   stat1=$(grep -E "^cpu[0-9]" /proc/stat | tr '\n' ';')
   python3 - "$mode" "$N" "$bridged" "$srtp_customers" "$srtp_agents" "$cpu0" "$cpu1" "${rel0:-0}" "${rel1:-0}" \
-    "${rcv0:-0}" "${rcv1:-0}" "${bad0:-0}" "${bad1:-0}" "$t0" "$t1" "$stat0" "$stat1" <<'PY' | tee -a "$work/summary"
+    "${rcv0:-0}" "${rcv1:-0}" "${bad0:-0}" "${bad1:-0}" "$t0" "$t1" "$stat0" "$stat1" \
+    "$idle0" "$idle1" "$it0" "$it1" "$load0" "$load1" <<'PY' | tee -a "$work/summary"
 import sys, os
-mode, n, bridged, sc, sa, c0, c1, r0, r1, v0, v1, b0, b1, t0, t1, st0, st1 = sys.argv[1:]
+(mode, n, bridged, sc, sa, c0, c1, r0, r1, v0, v1, b0, b1, t0, t1, st0, st1,
+ i0, i1, it0, it1, l0, l1) = sys.argv[1:]
 n = int(n); wall = float(t1) - float(t0)
 hz = os.sysconf("SC_CLK_TCK")
 (u0, s0), (u1, s1) = (map(int, c.split()) for c in (c0, c1))
@@ -176,6 +186,9 @@ user, system = (u1 - u0) / hz, (s1 - s0) / hz
 cpu = user + system
 rel = (float(r1) - float(r0)) / wall
 rcv = (float(v1) - float(v0)) / wall
+idle = (int(i1) - int(i0)) / hz / (float(it1) - float(it0))
+added = cpu / wall - idle
+load = (int(l1) - int(l0)) / hz / wall
 def cpus(text):
     return {f[0]: list(map(int, f[1:])) for f in (l.split() for l in text.split(";") if l)}
 a, b = cpus(st0), cpus(st1)
@@ -187,8 +200,10 @@ print(f"[{mode}] {n} customers, {bridged} bridged when sampled; SRTP enabled on 
       f"phone streams; {wall:.1f} s window: received {rcv:.0f}/s, relayed {rel:.0f}/s (expected {n * 100}), "
       f"malformed {float(b1) - float(b0):.0f}; switch CPU {100 * cpu / wall:.1f} % of a core "
       f"(user {100 * user / wall:.1f} + system {100 * system / wall:.1f}), "
-      f"{100 * cpu / wall / n:.3f} % per bridged call ({1e6 * cpu / wall / n:.0f} us per call-second); "
-      "busy: " + ", ".join(busy))
+      f"{100 * cpu / wall / n:.3f} % per bridged call; with no call {100 * idle:.1f} %, so the calls add "
+      f"{100 * added:.1f} %: {100 * added / n:.3f} % per bridged call ({1e6 * added / n:.0f} us per "
+      f"call-second, {1e6 * added / max(rel, 1):.1f} us per relayed packet); both baresips "
+      f"{100 * load:.1f} % of a core; busy: " + ", ".join(busy))
 PY
   stop_all
   sleep 2
