@@ -20,8 +20,10 @@
 #
 # Each run first prints the bare cost of one loopback `sendto` of 172 bytes,
 # measured in the same run. The switch runs on CPU ${CPUS_SWITCH:-1}; SIPp
-# and baresip on CPU ${CPUS_LOAD:-0}. Loopback only; every wait is bounded;
-# only the processes this script starts are stopped.
+# and baresip on CPU ${CPUS_LOAD:-0}. The two baresips take about 1.2 % of a
+# core per call: above ~80 calls give them both cores (CPUS_LOAD=0,1).
+# Loopback only; every wait is bounded; only the processes this script
+# starts are stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
@@ -37,7 +39,13 @@ AGENTS_PID=
 CUST_PID=
 stop_all() {
   for p in $CUST_PID $AGENTS_PID $SWITCH_PID; do kill "$p" 2>/dev/null || true; done
-  sleep 1
+  # baresip hangs every call up before it exits: give it a few seconds.
+  for _ in $(seq 50); do
+    local alive=
+    for p in $CUST_PID $AGENTS_PID $SWITCH_PID; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
   for p in $CUST_PID $AGENTS_PID $SWITCH_PID; do kill -9 "$p" 2>/dev/null || true; done
   CUST_PID= AGENTS_PID= SWITCH_PID=
 }
