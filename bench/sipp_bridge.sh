@@ -46,11 +46,17 @@ python3 - "$work/tpswitch.toml" "$N" "$TRUNK" <<'PY'
 import sys
 path, n, trunk = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = open(path).read()
-s = s.replace('outbound_proxy = "sip:127.0.0.1:5080"', f'outbound_proxy = "sip:127.0.0.1:{trunk}"')
-s = s.replace('max_outbound_calls = 100', f'max_outbound_calls = {n + 50}')
-s = s.replace('accept_digit = "1"', 'accept_digit = ""')
-s = s.replace('no_agents = "immediate"', 'no_agents = "wait"')
-s = s.replace('wrap_up = "10s"', 'wrap_up = "1s"')
+def sub(old, new):
+    # A line the config no longer has must stop the bench, not leave a
+    # default in place (the trunk's cap once stayed at 100 calls so).
+    global s
+    assert old in s, old
+    s = s.replace(old, new, 1)
+sub('outbound_proxy = "sip:127.0.0.1:5080"', f'outbound_proxy = "sip:127.0.0.1:{trunk}"')
+sub('max_calls = 100 ', f'max_calls = {n + 50} ')
+sub('accept_digit = "1"', 'accept_digit = ""')
+sub('no_agents = "immediate"', 'no_agents = "wait"')
+sub('wrap_up = "10s"', 'wrap_up = "1s"')
 users = "".join(
     f'\n[[users]]\nid = "agent{k:04d}"\nname = "Agent {k}"\nskills = ["billing"]\n'
     f'  [[users.extensions]]\n  type = "pstn"\n  value = "+1555300{k:04d}"\n  ext = ""\n'
