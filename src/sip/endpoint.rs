@@ -82,6 +82,50 @@ pub enum EndpointError {
     },
 }
 
+/// How many UDP ports the kernel may offer for `sip.bind` port 0 before we
+/// give up finding one whose TCP twin is free too.
+const PORT_ZERO_TRIES: usize = 16;
+
+/// The UDP socket and, with `tcp`, the TCP listener on the same port
+/// (RFC 3261 §18: a UA listens on both). With port 0 the kernel picks the
+/// UDP port, and that number may be held on the TCP side by another
+/// socket (an established connection's ephemeral port): then another UDP
+/// port is taken, a bounded number of times. A fixed port is tried once.
+async fn bind_pair(
+    bind: SocketAddr,
+    tcp: bool,
+) -> Result<(tokio::net::UdpSocket, Option<TcpListener>, SocketAddr), EndpointError> {
+    let tries = if bind.port() == 0 { PORT_ZERO_TRIES } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = transport::bind_udp(bind)
+            .await
+            .map_err(|source| EndpointError::BindUdp { addr: bind, source })?;
+        let local_addr = udp
+            .local_addr()
+            .map_err(|source| EndpointError::BindUdp { addr: bind, source })?;
+        if !tcp {
+            return Ok((udp, None, local_addr));
+        }
+        match TcpListener::bind(local_addr).await {
+            Ok(listener) => return Ok((udp, Some(listener), local_addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < tries => {
+                tracing::debug!(
+                    port = local_addr.port(),
+                    "TCP twin of the UDP port is taken; another port"
+                );
+            }
+            Err(source) => {
+                return Err(EndpointError::BindTcp {
+                    addr: local_addr,
+                    source,
+                })
+            }
+        }
+    }
+}
+
 /// Binds the sockets and starts the endpoint. Events go to `events`.
 pub async fn start(
     cfg: EndpointConfig,
@@ -89,16 +133,7 @@ pub async fn start(
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
 ) -> Result<(SipHandle, tokio::task::JoinHandle<()>), EndpointError> {
-    let udp = transport::bind_udp(cfg.bind)
-        .await
-        .map_err(|source| EndpointError::BindUdp {
-            addr: cfg.bind,
-            source,
-        })?;
-    let local_addr = udp.local_addr().map_err(|source| EndpointError::BindUdp {
-        addr: cfg.bind,
-        source,
-    })?;
+    let (udp, tcp, local_addr) = bind_pair(cfg.bind, cfg.tcp).await?;
     let udp = Arc::new(udp);
     let stats = Arc::new(TransportStats::default());
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -111,15 +146,7 @@ pub async fn start(
         cfg.frame.max_message_bytes,
     )));
     let slots = StreamSlots::new(cfg.admission);
-    if cfg.tcp {
-        // Same port as UDP (§18: a UA listens on both).
-        let listener =
-            TcpListener::bind(local_addr)
-                .await
-                .map_err(|source| EndpointError::BindTcp {
-                    addr: local_addr,
-                    source,
-                })?;
+    if let Some(listener) = tcp {
         tasks.push(tokio::spawn(transport::tcp_acceptor(
             listener,
             in_tx.clone(),
@@ -506,3 +533,32 @@ fn on_inbound(
 // Used by the type signature above; keeps the config type public for the
 // wiring in `main`.
 pub type Config = CoreConfig;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Port 0: UDP and TCP end up on one port, whichever the kernel gave.
+    #[tokio::test]
+    async fn port_zero_gives_one_port_for_udp_and_tcp() {
+        let (udp, tcp, addr) = bind_pair("127.0.0.1:0".parse().unwrap(), true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(addr.port(), 0);
+        assert_eq!(udp.local_addr().unwrap(), addr);
+        assert_eq!(tcp.map(|t| t.local_addr().unwrap()), Some(addr));
+    }
+
+    /// A configured port is the operator's: its TCP twin taken is an error
+    /// naming the address, not a quiet move to another port.
+    #[tokio::test]
+    async fn a_fixed_port_whose_tcp_twin_is_taken_is_an_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        match bind_pair(addr, true).await {
+            Err(EndpointError::BindTcp { addr: a, .. }) => assert_eq!(a, addr),
+            Err(e) => panic!("another error: {e}"),
+            Ok((_, _, got)) => panic!("bound {got} although its TCP port is taken"),
+        }
+    }
+}
