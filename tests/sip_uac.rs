@@ -85,7 +85,7 @@ async fn uac_routes(trunks: Vec<TrunkRoute>) -> Uac {
             trunk_tls: Vec::new(),
             trace: tpswitch::sip::trace::SipTracer::off(),
         },
-        core,
+        |_| core,
         tx,
         cancel.clone(),
     )

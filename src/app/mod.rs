@@ -564,21 +564,26 @@ async fn run_with(
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
 
-    // The TLS port may be 0 too (tests): learnt the same way, by binding.
-    let tls_bind = match &cfg.sip.tls {
-        Some(t) if t.bind.port() == 0 => Some(
-            std::net::TcpListener::bind(t.bind)
-                .and_then(|l| l.local_addr())
-                .map_err(|source| endpoint::EndpointError::BindTls {
-                    addr: t.bind,
-                    source,
-                })?,
-        ),
-        Some(t) => Some(t.bind),
+    // The TLS listener is bound here, before Contact is written with its
+    // port (which may be 0 in tests: the kernel's choice), and handed to
+    // the endpoint as it is: never released and bound again, which would
+    // race other programs for the port.
+    let tls_listener = match &cfg.sip.tls {
+        Some(t) => {
+            let bind_err = |source| endpoint::EndpointError::BindTls {
+                addr: t.bind,
+                source,
+            };
+            let l = std::net::TcpListener::bind(t.bind).map_err(bind_err)?;
+            l.set_nonblocking(true).map_err(bind_err)?;
+            let addr = l.local_addr().map_err(bind_err)?;
+            Some((l, addr))
+        }
         None => None,
     };
-    // The SIP port may be 0 (tests): then it is learnt by binding below,
-    // before Contact and Via are written with it.
+    let tls_bind = tls_listener.as_ref().map(|(_, a)| *a);
+    // The SIP port may be 0 (tests): then the endpoint learns it by
+    // binding, and `build_core` below writes it into Contact and Via.
     let mut core_cfg = CoreConfig {
         timers: Timers {
             t1: cfg.sip.t1,
@@ -655,36 +660,25 @@ async fn run_with(
             untrusted: fds.tcp_untrusted,
         },
         tcp_idle_timeout: cfg.sip.tcp_idle_timeout,
-        tls: tls_bind.zip(listen_tls),
+        tls: tls_listener.map(|(l, _)| l).zip(listen_tls),
         trunk_tls,
         trace: sip_tracer(&cfg),
     };
-    let (handle, sip_task) = if bind.port() == 0 {
-        // Bind to learn the port, then build the core with it.
-        let probe = std::net::UdpSocket::bind(bind)
-            .map_err(|source| endpoint::EndpointError::BindUdp { addr: bind, source })?;
-        let port = probe.local_addr().map(|a| a.port()).unwrap_or(0);
-        drop(probe);
-        core_cfg.local.hostport = hostport(SocketAddr::new(ip, port));
-        core_cfg.local.nat = nat(&cfg, port);
-        for (route, t) in core_cfg.trunks.iter_mut().zip(&cfg.trunks) {
-            route.nat = trunk_nat(&cfg, t, port);
+    let port_zero = bind.port() == 0;
+    let build_core = |bound: SocketAddr| {
+        if port_zero {
+            // The kernel chose the port: Via, Contact and NAT follow it.
+            let port = bound.port();
+            core_cfg.local.hostport = hostport(SocketAddr::new(ip, port));
+            core_cfg.local.nat = nat(&cfg, port);
+            for (route, t) in core_cfg.trunks.iter_mut().zip(&cfg.trunks) {
+                route.nat = trunk_nat(&cfg, t, port);
+            }
         }
-        let core = SipCore::new(core_cfg, dialplan);
-        endpoint::start(
-            EndpointConfig {
-                bind: SocketAddr::new(bind.ip(), port),
-                ..endpoint_cfg
-            },
-            core,
-            ev_tx,
-            sip_cancel.clone(),
-        )
-        .await?
-    } else {
-        let core = SipCore::new(core_cfg, dialplan);
-        endpoint::start(endpoint_cfg, core, ev_tx, sip_cancel.clone()).await?
+        SipCore::new(core_cfg, dialplan)
     };
+    let (handle, sip_task) =
+        endpoint::start(endpoint_cfg, build_core, ev_tx, sip_cancel.clone()).await?;
     // `/readyz` says "not ready" once the endpoint's task has ended, for
     // whatever reason; the wrapper keeps the task's result for shutdown.
     let liveness = Arc::new(crate::api::ready::Liveness::default());

@@ -36,8 +36,9 @@ pub struct EndpointConfig {
     /// Close TCP connections with no transaction or dialog after this long
     /// without traffic.
     pub tcp_idle_timeout: std::time::Duration,
-    /// The TLS listener (`sip.tls_bind`), if any.
-    pub tls: Option<(SocketAddr, ListenTls)>,
+    /// The TLS listener (`sip.tls_bind`), if any, already bound (and
+    /// non-blocking) by the caller, who wrote its port into Contact.
+    pub tls: Option<(std::net::TcpListener, ListenTls)>,
     /// TLS toward each trunk (by trunk index, in priority order), for
     /// those whose `outbound_proxy` says `sips:` or `transport=tls`.
     pub trunk_tls: Vec<Option<TrunkTls>>,
@@ -127,13 +128,18 @@ async fn bind_pair(
 }
 
 /// Binds the sockets and starts the endpoint. Events go to `events`.
+/// The core is built by `core` once the sockets are bound, from the
+/// address they got: with `sip.bind` port 0 only then is the port known
+/// that the core writes into Via and Contact. (Learning it from a probe
+/// socket first and binding again would race other programs for it.)
 pub async fn start(
     cfg: EndpointConfig,
-    core: SipCore,
+    core: impl FnOnce(SocketAddr) -> SipCore,
     events: mpsc::Sender<SipEvent>,
     cancel: CancellationToken,
 ) -> Result<(SipHandle, tokio::task::JoinHandle<()>), EndpointError> {
     let (udp, tcp, local_addr) = bind_pair(cfg.bind, cfg.tcp).await?;
+    let core = core(local_addr);
     let udp = Arc::new(udp);
     let stats = Arc::new(TransportStats::default());
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -156,10 +162,16 @@ pub async fn start(
         )));
     }
     let mut tls_addr = None;
-    if let Some((addr, tls)) = cfg.tls {
-        let bind_err = |source| EndpointError::BindTls { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-        tls_addr = Some(listener.local_addr().map_err(bind_err)?);
+    if let Some((listener, tls)) = cfg.tls {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EndpointError::BindTls {
+                addr: SocketAddr::new(local_addr.ip(), 0),
+                source,
+            })?;
+        let listener = TcpListener::from_std(listener)
+            .map_err(|source| EndpointError::BindTls { addr, source })?;
+        tls_addr = Some(addr);
         tasks.push(tokio::spawn(transport::tls_acceptor(
             listener,
             tls,
