@@ -370,8 +370,10 @@ pub struct MediaConfig {
     pub latch_window: Duration,
     pub rtcp_interval: Duration,
     pub ptime: Duration,
-    /// OS threads that pace prompt RTP; sessions are spread over them. One thread
-    /// carries about 5 000 streams (docs/performance.md); more need more cores.
+    /// OS threads that pace prompt RTP; sessions are spread over them. How many
+    /// streams one carries depends on the machine's syscall cost: on a 2-vCPU
+    /// KVM guest one thread saturated near 2 000 (`cargo bench --bench pacing`,
+    /// docs/performance.md); more need more threads and cores.
     pub pacing_threads: usize,
 }
 
