@@ -128,11 +128,75 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
         parts: &mut Parts,
         state: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
+        if state.tokens.is_empty() {
+            local_only(&parts.headers).map_err(Problem::not_local)?;
+        }
         state
             .tokens
             .caller(&parts.headers)
             .ok_or_else(Problem::unauthorized)
     }
+}
+
+/// Without a token every caller is `admin`, and the API is bound to
+/// loopback. Loopback alone does not keep a web page out: a page the
+/// operator's browser opens can POST to `127.0.0.1` (CSRF), and a page
+/// whose own host name is re-pointed at `127.0.0.1` (DNS rebinding) can
+/// read and change everything, as far as adding a user whose number the
+/// switch then dials. So a tokenless request must not come from another
+/// origin (RFC 6454 §7: browsers send `Origin` on cross-origin and on
+/// state-changing requests) and must be addressed to an IP literal or a
+/// name without a dot (`localhost`, an `/etc/hosts` alias): a rebinding
+/// page can only reach us under a public, dotted name (RFC 9110 §7.2,
+/// `Host`). Clients that send neither header (scripts, `tpswitch reload`)
+/// are unaffected.
+pub(super) fn local_only(headers: &HeaderMap) -> Result<(), String> {
+    let text = |name: header::HeaderName| -> Result<Option<&str>, String> {
+        headers
+            .get(&name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| format!("the {name} header is not text"))
+            })
+            .transpose()
+    };
+    let host = text(header::HOST)?;
+    if let Some(host) = host {
+        if !local_host(host) {
+            return Err(format!(
+                "without an API token the API answers only requests addressed to an IP \
+                 address or a name without a dot, not Host \"{host}\"; set http.token_env \
+                 to reach it by a domain name"
+            ));
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN)? {
+        let same = host.is_some_and(|h| {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(h)
+        });
+        if !same {
+            return Err(format!(
+                "without an API token the API takes no request from a web page of another \
+                 origin (Origin \"{origin}\"); set http.token_env and send the token"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An IP literal (`127.0.0.1:8080`, `[::1]:8080`) or a single-label name.
+fn local_host(host: &str) -> bool {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip[1..].parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.parse::<std::net::Ipv4Addr>().is_ok() || (!name.is_empty() && !name.contains('.'))
 }
 
 #[cfg(test)]
@@ -222,5 +286,89 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn without_a_token_only_local_same_origin_requests_are_taken() {
+        use header::{HOST, ORIGIN};
+        for ok in [
+            headers(&[]),
+            headers(&[(HOST, "127.0.0.1:8080")]),
+            headers(&[(HOST, "[::1]:8080")]),
+            headers(&[(HOST, "localhost:8080")]),
+            headers(&[(HOST, "test")]),
+            headers(&[(HOST, "127.0.0.1:8080"), (ORIGIN, "http://127.0.0.1:8080")]),
+        ] {
+            assert_eq!(local_only(&ok), Ok(()), "{ok:?}");
+        }
+        for refused in [
+            headers(&[(HOST, "rebind.example.com:8080")]),
+            headers(&[(HOST, "rebind.example.com.")]),
+            headers(&[(HOST, "[::1")]),
+            headers(&[
+                (HOST, "127.0.0.1:8080"),
+                (ORIGIN, "https://evil.example.com"),
+            ]),
+            headers(&[(HOST, "127.0.0.1:8080"), (ORIGIN, "http://127.0.0.1:9999")]),
+            headers(&[(HOST, "127.0.0.1:8080"), (ORIGIN, "null")]),
+            headers(&[(ORIGIN, "http://127.0.0.1:8080")]),
+        ] {
+            assert!(local_only(&refused).is_err(), "{refused:?}");
+        }
+    }
+
+    /// Through the router: with no token, a web page of another origin
+    /// cannot reload the switch (a form POST needs no preflight), and a
+    /// page reaching loopback under a rebound name reads nothing; the
+    /// same request from a local client is served. With a token the rule
+    /// is the token's.
+    #[tokio::test]
+    async fn without_a_token_a_cross_origin_post_and_a_rebound_read_are_refused() {
+        use axum::body::Body;
+        use axum::http::{Method, Request, StatusCode};
+        use tower::ServiceExt as _;
+        let cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::presence::SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = crate::api::ApiState::for_tests(cfg, store, Tokens::default());
+        let send = |method: Method, uri: &str, pairs: &[(&str, &str)]| {
+            let mut req = Request::builder().method(method).uri(uri);
+            for (k, v) in pairs {
+                req = req.header(*k, *v);
+            }
+            let req = req.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+            let router = crate::api::router(state.clone());
+            async move { router.oneshot(req).await.unwrap_or_else(|e| match e {}) }
+        };
+        let csrf = send(
+            Method::POST,
+            "/api/v1/reload",
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://evil.example.com"),
+            ],
+        )
+        .await;
+        assert_eq!(csrf.status(), StatusCode::FORBIDDEN);
+        let rebound = send(
+            Method::GET,
+            "/api/v1/users",
+            &[("host", "rebind.example.com:8080")],
+        )
+        .await;
+        assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+        let metrics = send(Method::GET, "/metrics", &[("host", "rebind.example.com")]).await;
+        assert_eq!(metrics.status(), StatusCode::UNAUTHORIZED);
+        let local = send(Method::GET, "/api/v1/users", &[("host", "127.0.0.1:8080")]).await;
+        assert_eq!(local.status(), StatusCode::OK);
     }
 }

@@ -191,7 +191,8 @@ async fn readyz(State(s): State<Arc<ApiState>>) -> Response {
 /// Any valid token (a viewer's at least): what the unversioned read
 /// routes (`/metrics`, `/agents`) need.
 fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
-    state.tokens.caller(headers).is_some()
+    (!state.tokens.is_empty() || auth::local_only(headers).is_ok())
+        && state.tokens.caller(headers).is_some()
 }
 
 fn unauthorized() -> Response {

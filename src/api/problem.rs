@@ -96,6 +96,16 @@ impl Problem {
         )
     }
 
+    /// A tokenless request that may come from a web page (`auth::local_only`).
+    pub fn not_local(detail: String) -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "not-local",
+            "Not a local request",
+            detail,
+        )
+    }
+
     pub fn forbidden(needed: &str, held: &str) -> Self {
         Problem::new(
             StatusCode::FORBIDDEN,

@@ -747,6 +747,13 @@ async fn run_with(
             Some((t.name.clone(), n))
         })
         .collect();
+    for t in cfg.trunks.iter().filter(|t| t.srtp_keys_in_clear()) {
+        tracing::warn!(
+            trunk = %t.name,
+            srtp = %t.srtp.as_str(),
+            "SRTP keys are sent in the SDP over signalling without TLS: whoever sees the signalling can decrypt the media; make outbound_proxy sips: or ;transport=tls"
+        );
+    }
     info!(
         sip = %handle.local_addr,
         advertise = %ip,

@@ -7,7 +7,8 @@
 //! an await: the call context new calls start with (flows, prompts, dialling
 //! rules) and the configuration the SIP core's 404 check reads. A call in
 //! progress keeps the `Arc` it started with. What the reload reports as
-//! needing a restart keeps its running value in both (`keep_running`).
+//! needing a restart keeps its running value in both
+//! (`config::keep_running`, from the table `config::changes` reports by).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::api::reload::ReloadReport;
 use crate::call::CallContext;
-use crate::config::{self, Config};
+use crate::config::{self, keep_running, Config};
 use crate::directory::{self, LiveDirectory};
 use crate::media::prompt::PromptLibrary;
 use crate::presence::SqliteStore;
@@ -252,72 +253,6 @@ fn load_checked(
     }
 }
 
-/// `new` as new calls get it: every setting a reload reports as needing a
-/// restart (`config::changes`) keeps its running value, so the call shell
-/// and the SIP core, built at start, agree until the restart. Without it a
-/// changed `srtp` made the call shell offer SDES (RFC 4568) on a trunk the
-/// core still judged as plain RTP, and a new trunk got offers and
-/// per-trunk numbers the core had no route for.
-///
-/// The trunks are kept whole when their list (names, order) or any of
-/// their restart-only settings changed: the core knows trunks by name and
-/// index. Their live settings (those `config::changes` lists as live, read
-/// by each call or sent to the core as its `Policy`) still come from the
-/// new file, trunk by trunk, by name.
-fn keep_running(running: &Config, mut new: Config) -> Config {
-    let changed = config::changes(running, &new);
-    let trunk_restart = changed
-        .restart
-        .iter()
-        .any(|k| k.starts_with("trunk.") || k.starts_with("trunks"));
-    if trunk_restart {
-        let mut trunks = running.trunks.clone();
-        for t in &mut trunks {
-            if let Some(n) = new.trunk_named(&t.name) {
-                t.allow = n.allow.clone();
-                t.max_outbound_calls = n.max_outbound_calls;
-                t.trust_pai = n.trust_pai;
-                t.number_format = n.number_format;
-                t.allow_dial = n.allow_dial.clone();
-                t.caller_id = n.caller_id;
-                t.inband_dtmf = n.inband_dtmf;
-            }
-        }
-        if let Some(first) = trunks.first() {
-            new.trunk = first.clone();
-        }
-        new.trunks = trunks;
-    }
-    // The media and SIP settings built into the RTP pool, the pacing
-    // threads, the endpoint and the SIP core at start (the restart-only
-    // keys of `config::changes`). Offers read the codecs and the DTMF
-    // payload type (RFC 4733) from the call context.
-    let (rm, m) = (&running.media, &mut new.media);
-    m.rtp_ports = rm.rtp_ports;
-    m.codecs = rm.codecs.clone();
-    m.dtmf_payload_type = rm.dtmf_payload_type;
-    m.rtcp_interval = rm.rtcp_interval;
-    m.ptime = rm.ptime;
-    m.pacing_threads = rm.pacing_threads;
-    let (rs, s) = (&running.sip, &mut new.sip);
-    s.bind = rs.bind;
-    s.advertise = rs.advertise;
-    s.tcp = rs.tcp;
-    s.t1 = rs.t1;
-    s.t2 = rs.t2;
-    s.t4 = rs.t4;
-    s.max_message_bytes = rs.max_message_bytes;
-    s.max_header_bytes = rs.max_header_bytes;
-    s.max_tcp_connections = rs.max_tcp_connections;
-    s.max_untrusted_tcp_connections = rs.max_untrusted_tcp_connections;
-    s.tcp_idle_timeout = rs.tcp_idle_timeout;
-    s.user_agent = rs.user_agent.clone();
-    s.session_expires = rs.session_expires;
-    s.min_se = rs.min_se;
-    new.dns = running.dns.clone();
-    new
-}
-
 /// The SIP core's reloadable policy, from the configuration: `run` builds
 /// the core's first one with it and a reload sends it again. Requests are
 /// trusted from every trunk's `allow`, not only the first's.
@@ -379,7 +314,7 @@ mod tests {
         let new = load(&text);
         assert_eq!(new.trunks.len(), 2, "the edit took");
         let report = config::changes(&running, &new);
-        for key in ["trunks", "trunks.srtp", "media.codecs"] {
+        for key in ["trunks", "trunk.srtp", "media.codecs"] {
             assert!(report.restart.contains(&key), "{key}: {report:?}");
         }
         assert!(report.live.contains(&"trunk.allow_dial"), "{report:?}");

@@ -13,8 +13,234 @@
 //! profiles as an event: both are live.
 //! A changed restart-only setting is reported, never applied halfway: the
 //! running value stays until the next start.
+//!
+//! One table (`SETTINGS`, `TRUNK_SETTINGS`) holds each key with how to
+//! compare it and how to copy it: `changes` reports from it and
+//! `keep_running` keeps from it, and a test fails when a field of the model
+//! has no row.
 
 use super::model::{Config, TrunkConfig};
+
+/// When a changed setting takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies {
+    /// Read by each new call, or sent to the SIP core as its `Policy`.
+    Live,
+    /// Built into a socket, a thread or the SIP core at start: the running
+    /// value stays until the next start.
+    Restart,
+}
+
+/// One setting of the switch as a reload sees it. The same entry reports a
+/// change (`changes`) and, for a restart-only one, keeps the running value
+/// (`keep_running`), so the two can never disagree about a key.
+pub struct Setting {
+    /// As written in the TOML file (`sip.t1`); a group of keys read
+    /// together is named by its table or its first key (`sip.tls_bind`).
+    pub key: &'static str,
+    pub applies: Applies,
+    /// Whether the setting differs between two configurations.
+    pub differs: fn(&Config, &Config) -> bool,
+    /// Copies the setting from the first configuration into the second.
+    pub copy: fn(&Config, &mut Config),
+}
+
+/// One setting of each trunk. A change to the first trunk (in priority
+/// order; `[trunk]` when there is one) is named `trunk.<key>`, to any other
+/// `trunks.<key>`.
+pub struct TrunkSetting {
+    /// `trunk.<key>`.
+    pub first: &'static str,
+    /// `trunks.<key>`.
+    pub others: &'static str,
+    pub applies: Applies,
+    pub differs: fn(&TrunkConfig, &TrunkConfig) -> bool,
+    pub copy: fn(&TrunkConfig, &mut TrunkConfig),
+}
+
+/// A table entry from the key and the field path it reads: the comparison
+/// and the copy are written from the same path, never by hand twice.
+macro_rules! setting {
+    ($applies:ident, $key:literal, $($field:ident).+) => {
+        Setting {
+            key: $key,
+            applies: Applies::$applies,
+            differs: |a, b| a.$($field).+ != b.$($field).+,
+            copy: |from, to| to.$($field).+ = from.$($field).+.clone(),
+        }
+    };
+}
+
+macro_rules! trunk_setting {
+    ($applies:ident, $field:ident) => {
+        TrunkSetting {
+            first: concat!("trunk.", stringify!($field)),
+            others: concat!("trunks.", stringify!($field)),
+            applies: Applies::$applies,
+            differs: |a, b| a.$field != b.$field,
+            copy: |from, to| to.$field = from.$field.clone(),
+        }
+    };
+}
+
+/// Every setting outside the trunks, in the order a reload reports them.
+pub static SETTINGS: &[Setting] = &[
+    // The SIP core takes these for its next request (sip::core::Policy).
+    setting!(Live, "sip.max_calls", sip.max_calls),
+    setting!(Live, "sip.max_transactions", sip.max_transactions),
+    setting!(Live, "sip.retry_after", sip.retry_after),
+    setting!(Live, "sip.untrusted", sip.untrusted),
+    // Read by each inbound call's task.
+    setting!(Live, "sip.answer_delay", sip.answer_delay),
+    // Read when the drain starts, from the settings then in force.
+    setting!(Live, "sip.drain_timeout", sip.drain_timeout),
+    // Read by each call: media timers, numbering, the directory, flows.
+    setting!(Live, "media.rtp_timeout", media.rtp_timeout),
+    setting!(
+        Live,
+        "media.silence_between_prompts",
+        media.silence_between_prompts
+    ),
+    setting!(Live, "media.latch_window", media.latch_window),
+    setting!(
+        Live,
+        "numbering.default_country_code",
+        numbering.default_country_code
+    ),
+    setting!(
+        Live,
+        "presence.expiry_notification_ring",
+        presence.expiry_notification_ring
+    ),
+    setting!(Live, "prompts", prompts),
+    setting!(Live, "users", users),
+    // The queue task hands new queue rules and agent profiles to its
+    // engine (flows::queue::Event::Reconfigure).
+    setting!(Live, "flows", flows),
+    setting!(Live, "dispatch_mappings", dispatch_mappings),
+    // The SIP endpoint, its sockets and the core's timers, session timers
+    // (RFC 4028) and NAT plan, built once at start.
+    setting!(Restart, "sip.bind", sip.bind),
+    setting!(Restart, "sip.advertise", sip.advertise),
+    setting!(Restart, "sip.tcp", sip.tcp),
+    setting!(Restart, "sip.t1", sip.t1),
+    setting!(Restart, "sip.t2", sip.t2),
+    setting!(Restart, "sip.t4", sip.t4),
+    setting!(Restart, "sip.max_message_bytes", sip.max_message_bytes),
+    setting!(Restart, "sip.max_header_bytes", sip.max_header_bytes),
+    setting!(Restart, "sip.max_tcp_connections", sip.max_tcp_connections),
+    setting!(
+        Restart,
+        "sip.max_untrusted_tcp_connections",
+        sip.max_untrusted_tcp_connections
+    ),
+    setting!(Restart, "sip.tcp_idle_timeout", sip.tcp_idle_timeout),
+    setting!(Restart, "sip.user_agent", sip.user_agent),
+    setting!(Restart, "sip.session_expires", sip.session_expires),
+    setting!(Restart, "sip.min_se", sip.min_se),
+    setting!(
+        Restart,
+        "sip.external_signaling_address",
+        sip.external_signaling_address
+    ),
+    setting!(
+        Restart,
+        "sip.external_signaling_port",
+        sip.external_signaling_port
+    ),
+    setting!(
+        Restart,
+        "sip.external_media_address",
+        sip.external_media_address
+    ),
+    setting!(Restart, "sip.local_networks", sip.local_networks),
+    setting!(Restart, "sip.tls_bind", sip.tls),
+    setting!(Restart, "sip.tls_certificate", sip.tls_identity),
+    setting!(
+        Restart,
+        "sip.tls_handshake_timeout",
+        sip.tls_handshake_timeout
+    ),
+    // The endpoint's tracer is built at start (app::sip_tracer).
+    setting!(Restart, "sip.trace", sip.trace),
+    // The RTP port pool, its sockets' address and the pacing threads;
+    // offers read the codecs and the DTMF payload type (RFC 4733) from
+    // the call context, so those are kept too.
+    setting!(Restart, "media.bind_address", media.bind_address),
+    setting!(Restart, "media.rtp_ports", media.rtp_ports),
+    setting!(Restart, "media.codecs", media.codecs),
+    setting!(Restart, "media.dtmf_payload_type", media.dtmf_payload_type),
+    setting!(Restart, "media.rtcp_interval", media.rtcp_interval),
+    setting!(Restart, "media.ptime", media.ptime),
+    setting!(Restart, "media.pacing_threads", media.pacing_threads),
+    setting!(Restart, "store.path", store.path),
+    setting!(Restart, "store.synchronous", store.synchronous),
+    setting!(Restart, "http.bind", http.bind),
+    setting!(Restart, "http.token_env", http.token_env),
+    setting!(Restart, "http.tokens", http.tokens),
+    setting!(
+        Restart,
+        "http.header_read_timeout",
+        http.header_read_timeout
+    ),
+    setting!(Restart, "http.max_connections", http.max_connections),
+    // One delivery task per webhook, started with its secret at start-up.
+    setting!(Restart, "webhooks", webhooks),
+    // Each trunk's resolver and refresh (RFC 3263) are built at start.
+    setting!(Restart, "dns.nameserver", dns.nameserver),
+    setting!(Restart, "dns.timeout", dns.timeout),
+    setting!(Restart, "dns.start_unresolved", dns.start_unresolved),
+    setting!(Restart, "dns.min_refresh", dns.min_refresh),
+    setting!(Restart, "dns.max_refresh", dns.max_refresh),
+];
+
+/// Every per-trunk setting but `name` (a trunk added, removed, renamed or
+/// moved is reported as `trunks`).
+pub static TRUNK_SETTINGS: &[TrunkSetting] = &[
+    // Sent to the SIP core as its `Policy` (whom it trusts). Which trunk
+    // an inbound request is taken to come from is still judged by the
+    // `allow` each trunk had at start (sip::trunk).
+    trunk_setting!(Live, allow),
+    // Read by each call: the caller's identity (RFC 3325), the dial
+    // string, the dialling rules, who we present as, in-band DTMF.
+    trunk_setting!(Live, trust_pai),
+    trunk_setting!(Live, number_format),
+    trunk_setting!(Live, prefix),
+    trunk_setting!(Live, allow_dial),
+    trunk_setting!(Live, caller_id),
+    trunk_setting!(Live, inband_dtmf),
+    // Built into the SIP core's route for the trunk at start
+    // (app::trunk_routes): where and how legs are sent, their limits, the
+    // headers written on them, the credentials.
+    trunk_setting!(Restart, outbound_proxy),
+    trunk_setting!(Restart, username),
+    trunk_setting!(Restart, password_env),
+    trunk_setting!(Restart, follow_redirects),
+    trunk_setting!(Restart, max_redirects),
+    trunk_setting!(Restart, in_dialog_via_proxy),
+    // The core counts legs per trunk against the limit it was built with;
+    // a reload that changed only the call shell's sum would let the two
+    // disagree.
+    trunk_setting!(Restart, max_outbound_calls),
+    trunk_setting!(Restart, max_cps),
+    trunk_setting!(Restart, request_uri_host),
+    trunk_setting!(Restart, from_host),
+    trunk_setting!(Restart, to_host),
+    trunk_setting!(Restart, pai),
+    trunk_setting!(Restart, privacy),
+    trunk_setting!(Restart, headers),
+    // The core orders its routes once; a priority that reorders the
+    // trunks is reported as `trunks` too.
+    trunk_setting!(Restart, priority),
+    // Each trunk's prober, TLS client, registration, SRTP policy and NAT
+    // plan are built at start.
+    trunk_setting!(Restart, keepalive_interval),
+    trunk_setting!(Restart, tls_ca_file),
+    trunk_setting!(Restart, tls_server_name),
+    trunk_setting!(Restart, register),
+    trunk_setting!(Restart, srtp),
+    trunk_setting!(Restart, nat),
+];
 
 /// Setting names (TOML key paths) that differ, by when they apply.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,201 +255,73 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.live.is_empty() && self.restart.is_empty()
     }
+
+    fn note(&mut self, applies: Applies, key: &'static str) {
+        match applies {
+            Applies::Live => self.live.push(key),
+            Applies::Restart => self.restart.push(key),
+        }
+    }
 }
 
 /// Compares `old` (running) with `new` (just validated).
 pub fn changes(old: &Config, new: &Config) -> Changes {
     let mut c = Changes::default();
-    let mut live = |key: &'static str, differs: bool| {
-        if differs {
-            c.live.push(key);
+    for s in SETTINGS {
+        if (s.differs)(old, new) {
+            c.note(s.applies, s.key);
         }
-    };
-    let (o, n) = (&old.sip, &new.sip);
-    let (ot, nt) = (&old.trunk, &new.trunk);
-    // The SIP core takes these for its next request (sip::core::Policy).
-    live("sip.max_calls", o.max_calls != n.max_calls);
-    live(
-        "sip.max_transactions",
-        o.max_transactions != n.max_transactions,
-    );
-    live("sip.retry_after", o.retry_after != n.retry_after);
-    live("sip.untrusted", o.untrusted != n.untrusted);
-    live("trunk.allow", ot.allow != nt.allow);
-    live("sip.answer_delay", o.answer_delay != n.answer_delay);
-    // Read when the drain starts, from the settings then in force.
-    live("sip.drain_timeout", o.drain_timeout != n.drain_timeout);
-    live(
-        "trunk.max_outbound_calls",
-        ot.max_outbound_calls != nt.max_outbound_calls,
-    );
-    live("trunk.trust_pai", ot.trust_pai != nt.trust_pai);
-    live("trunk.number_format", ot.number_format != nt.number_format);
-    live("trunk.allow_dial", ot.allow_dial != nt.allow_dial);
-    live("trunk.caller_id", ot.caller_id != nt.caller_id);
-    live("trunk.inband_dtmf", ot.inband_dtmf != nt.inband_dtmf);
-    let (om, nm) = (&old.media, &new.media);
-    live("media.rtp_timeout", om.rtp_timeout != nm.rtp_timeout);
-    live(
-        "media.silence_between_prompts",
-        om.silence_between_prompts != nm.silence_between_prompts,
-    );
-    live("media.latch_window", om.latch_window != nm.latch_window);
-    live(
-        "numbering.default_country_code",
-        old.numbering.default_country_code != new.numbering.default_country_code,
-    );
-    live(
-        "presence.expiry_notification_ring",
-        old.presence.expiry_notification_ring != new.presence.expiry_notification_ring,
-    );
-    live("prompts", old.prompts != new.prompts);
-    live("users", old.users != new.users);
-    // The queue task hands new queue rules and agent profiles to its
-    // engine (flows::queue::Event::Reconfigure).
-    live("flows", old.flows != new.flows);
-    live(
-        "dispatch_mappings",
-        old.dispatch_mappings != new.dispatch_mappings,
-    );
-
-    let mut restart = |key: &'static str, differs: bool| {
-        if differs {
-            c.restart.push(key);
-        }
-    };
-    restart("sip.bind", o.bind != n.bind);
-    restart("sip.advertise", o.advertise != n.advertise);
-    restart("sip.tcp", o.tcp != n.tcp);
-    restart("sip.t1", o.t1 != n.t1);
-    restart("sip.t2", o.t2 != n.t2);
-    restart("sip.t4", o.t4 != n.t4);
-    restart(
-        "sip.max_message_bytes",
-        o.max_message_bytes != n.max_message_bytes,
-    );
-    restart(
-        "sip.max_header_bytes",
-        o.max_header_bytes != n.max_header_bytes,
-    );
-    restart(
-        "sip.max_tcp_connections",
-        o.max_tcp_connections != n.max_tcp_connections,
-    );
-    restart(
-        "sip.max_untrusted_tcp_connections",
-        o.max_untrusted_tcp_connections != n.max_untrusted_tcp_connections,
-    );
-    restart(
-        "sip.tcp_idle_timeout",
-        o.tcp_idle_timeout != n.tcp_idle_timeout,
-    );
-    restart("sip.user_agent", o.user_agent != n.user_agent);
-    restart(
-        "sip.session_expires",
-        o.session_expires != n.session_expires,
-    );
-    restart("sip.min_se", o.min_se != n.min_se);
-    restart(
-        "trunk.outbound_proxy",
-        ot.outbound_proxy != nt.outbound_proxy,
-    );
-    restart("trunk.username", ot.username != nt.username);
-    restart("trunk.password_env", ot.password_env != nt.password_env);
-    restart(
-        "trunk.follow_redirects",
-        ot.follow_redirects != nt.follow_redirects,
-    );
-    restart("trunk.max_redirects", ot.max_redirects != nt.max_redirects);
-    // Built into the SIP core per trunk at start: each trunk's
-    // registration, the SRTP policy its offers and answers are judged by,
-    // and its NAT plan. Any trunk's change is named.
+    }
     // The core knows its trunks by name and by their order (priority):
     // one added, removed, renamed or moved is a different set of routes.
-    restart("trunks", any_trunk(old, new, |t| &t.name));
-    restart("trunks.register", any_trunk(old, new, |t| &t.register));
-    restart("trunks.srtp", any_trunk(old, new, |t| &t.srtp));
-    restart("trunks.nat", any_trunk(old, new, |t| &t.nat));
-    restart("media.rtp_ports", om.rtp_ports != nm.rtp_ports);
-    restart("media.codecs", om.codecs != nm.codecs);
-    restart(
-        "media.dtmf_payload_type",
-        om.dtmf_payload_type != nm.dtmf_payload_type,
-    );
-    restart("media.rtcp_interval", om.rtcp_interval != nm.rtcp_interval);
-    restart("media.ptime", om.ptime != nm.ptime);
-    restart(
-        "media.pacing_threads",
-        om.pacing_threads != nm.pacing_threads,
-    );
-    restart("store.path", old.store.path != new.store.path);
-    restart(
-        "store.synchronous",
-        old.store.synchronous != new.store.synchronous,
-    );
-    restart("http.bind", old.http.bind != new.http.bind);
-    restart("http.token_env", old.http.token_env != new.http.token_env);
-    restart("http.tokens", old.http.tokens != new.http.tokens);
-    restart(
-        "http.header_read_timeout",
-        old.http.header_read_timeout != new.http.header_read_timeout,
-    );
-    restart(
-        "http.max_connections",
-        old.http.max_connections != new.http.max_connections,
-    );
-    // One delivery task per webhook, started with its secret at start-up.
-    restart("webhooks", old.webhooks != new.webhooks);
-    // Built once per trunk at start: its resolver and refresh (RFC 3263),
-    // its prober, its TLS client. `trunk.` is the first trunk, `trunks.`
-    // any other.
-    let others = |differs: fn(&TrunkConfig, &TrunkConfig) -> bool| {
-        old.trunks
-            .iter()
-            .zip(&new.trunks)
-            .skip(1)
-            .any(|(a, b)| differs(a, b))
-    };
-    restart(
-        "trunk.keepalive_interval",
-        ot.keepalive_interval != nt.keepalive_interval,
-    );
-    restart("trunk.tls_ca_file", ot.tls_ca_file != nt.tls_ca_file);
-    restart(
-        "trunk.tls_server_name",
-        ot.tls_server_name != nt.tls_server_name,
-    );
-    restart(
-        "trunks.outbound_proxy",
-        others(|a, b| a.outbound_proxy != b.outbound_proxy),
-    );
-    restart(
-        "trunks.keepalive_interval",
-        others(|a, b| a.keepalive_interval != b.keepalive_interval),
-    );
-    restart(
-        "trunks.tls_ca_file",
-        others(|a, b| a.tls_ca_file != b.tls_ca_file),
-    );
-    restart(
-        "trunks.tls_server_name",
-        others(|a, b| a.tls_server_name != b.tls_server_name),
-    );
-    let (od, nd) = (&old.dns, &new.dns);
-    restart("dns.nameserver", od.nameserver != nd.nameserver);
-    restart("dns.timeout", od.timeout != nd.timeout);
-    restart(
-        "dns.start_unresolved",
-        od.start_unresolved != nd.start_unresolved,
-    );
-    restart("dns.min_refresh", od.min_refresh != nd.min_refresh);
-    restart("dns.max_refresh", od.max_refresh != nd.max_refresh);
+    if old
+        .trunks
+        .iter()
+        .map(|t| &t.name)
+        .ne(new.trunks.iter().map(|t| &t.name))
+    {
+        c.restart.push("trunks");
+    }
+    for s in TRUNK_SETTINGS {
+        let mut pairs = old.trunks.iter().zip(&new.trunks);
+        if pairs.next().is_some_and(|(a, b)| (s.differs)(a, b)) {
+            c.note(s.applies, s.first);
+        }
+        if pairs.any(|(a, b)| (s.differs)(a, b)) {
+            c.note(s.applies, s.others);
+        }
+    }
     c
 }
 
-/// Whether `key` of any trunk differs (or the trunks themselves do).
-fn any_trunk<T: PartialEq>(old: &Config, new: &Config, key: fn(&TrunkConfig) -> &T) -> bool {
-    old.trunks.iter().map(key).ne(new.trunks.iter().map(key))
+/// `new` as new calls get it: every setting `changes` reports as needing a
+/// restart keeps its running value, so the call shell and the SIP core,
+/// built at start, agree until the restart. Without it a changed `srtp`
+/// made the call shell offer SDES (RFC 4568) on a trunk the core still
+/// judged as plain RTP, and a new trunk got offers and per-trunk numbers
+/// the core had no route for.
+///
+/// The trunks are the running ones (the core knows them by name and
+/// index), each with the live settings of the new trunk of its name.
+pub fn keep_running(running: &Config, mut new: Config) -> Config {
+    for s in SETTINGS.iter().filter(|s| s.applies == Applies::Restart) {
+        (s.copy)(running, &mut new);
+    }
+    let mut trunks = running.trunks.clone();
+    for t in &mut trunks {
+        if let Some(n) = new.trunk_named(&t.name) {
+            for s in TRUNK_SETTINGS.iter().filter(|s| s.applies == Applies::Live) {
+                (s.copy)(n, t);
+            }
+            // Where the file writes it, for messages.
+            t.key.clone_from(&n.key);
+        }
+    }
+    if let Some(first) = trunks.first() {
+        new.trunk = first.clone();
+    }
+    new.trunks = trunks;
+    new
 }
 
 #[cfg(test)]
@@ -263,7 +361,7 @@ mod tests {
             .replacen("allow_dial = []", "allow_dial = [\"+15550109999\"]", 1);
         assert_ne!(text, EXAMPLE);
         let c = changes(&old, &load(&text));
-        assert_eq!(c.live, ["trunk.allow_dial", "dispatch_mappings"]);
+        assert_eq!(c.live, ["dispatch_mappings", "trunk.allow_dial"]);
         assert_eq!(c.restart, ["media.rtp_ports", "http.bind"]);
     }
 
@@ -303,7 +401,7 @@ mod tests {
         let c = changes(&load(EXAMPLE), &load(&first));
         assert_eq!(
             c.restart,
-            ["trunk.keepalive_interval", "dns.timeout"],
+            ["dns.timeout", "trunk.keepalive_interval"],
             "{c:?}"
         );
     }
@@ -320,7 +418,7 @@ mod tests {
             );
         assert_eq!(
             changes(&old, &load(&text)).restart,
-            ["trunks.srtp", "trunks.nat"]
+            ["trunk.srtp", "trunk.nat"]
         );
     }
 
@@ -350,5 +448,349 @@ mod tests {
         let c = changes(&old, &hook);
         assert_eq!(c.restart, ["webhooks"]);
         assert!(c.live.is_empty(), "{c:?}");
+    }
+
+    /// Names every field of a struct (a pattern without `..`: a field added
+    /// to the model and not named here fails to compile) with the key the
+    /// table reports it by; "" for what is no setting of its own.
+    macro_rules! fields {
+        ($value:expr, $ty:ident { $($field:ident => $key:expr),* $(,)? }) => {{
+            let $ty { $($field: _),* } = $value;
+            vec![$($key),*]
+        }};
+    }
+
+    /// Every field of the configuration model has its row in the table,
+    /// and every row names a field: a setting added to the model is
+    /// classified live or restart-only before the build passes, and it can
+    /// never be reported without being kept (or the reverse).
+    #[test]
+    fn every_field_of_the_model_has_one_row_in_the_table() {
+        use crate::config::model::{
+            DnsConfig, HttpConfig, MediaConfig, NumberingConfig, PresenceConfig, SipConfig,
+            StoreConfig,
+        };
+        let c = load(EXAMPLE);
+        let mut keys: Vec<&str> = Vec::new();
+        keys.extend(fields!(&c, Config {
+            source => "", sip => "", trunk => "", trunks => "", media => "",
+            numbering => "", store => "", http => "", dns => "", presence => "",
+            prompts => "prompts", users => "users", flows => "flows",
+            dispatch_mappings => "dispatch_mappings", webhooks => "webhooks",
+        }));
+        keys.extend(fields!(&c.sip, SipConfig {
+            bind => "sip.bind", advertise => "sip.advertise",
+            external_signaling_address => "sip.external_signaling_address",
+            external_signaling_port => "sip.external_signaling_port",
+            external_media_address => "sip.external_media_address",
+            local_networks => "sip.local_networks", max_calls => "sip.max_calls",
+            t1 => "sip.t1", t2 => "sip.t2", t4 => "sip.t4", untrusted => "sip.untrusted",
+            max_message_bytes => "sip.max_message_bytes",
+            max_header_bytes => "sip.max_header_bytes",
+            max_tcp_connections => "sip.max_tcp_connections",
+            max_untrusted_tcp_connections => "sip.max_untrusted_tcp_connections",
+            tcp_idle_timeout => "sip.tcp_idle_timeout",
+            max_transactions => "sip.max_transactions", tcp => "sip.tcp",
+            user_agent => "sip.user_agent", session_expires => "sip.session_expires",
+            min_se => "sip.min_se", retry_after => "sip.retry_after",
+            answer_delay => "sip.answer_delay", tls => "sip.tls_bind",
+            tls_identity => "sip.tls_certificate",
+            tls_handshake_timeout => "sip.tls_handshake_timeout", trace => "sip.trace",
+            drain_timeout => "sip.drain_timeout",
+        }));
+        keys.extend(fields!(&c.media, MediaConfig {
+            bind_address => "media.bind_address", rtp_ports => "media.rtp_ports",
+            codecs => "media.codecs", dtmf_payload_type => "media.dtmf_payload_type",
+            rtp_timeout => "media.rtp_timeout",
+            silence_between_prompts => "media.silence_between_prompts",
+            latch_window => "media.latch_window", rtcp_interval => "media.rtcp_interval",
+            ptime => "media.ptime", pacing_threads => "media.pacing_threads",
+        }));
+        keys.extend(fields!(&c.numbering, NumberingConfig {
+            default_country_code => "numbering.default_country_code",
+        }));
+        keys.extend(fields!(&c.store, StoreConfig {
+            path => "store.path", synchronous => "store.synchronous",
+        }));
+        keys.extend(fields!(&c.http, HttpConfig {
+            bind => "http.bind", token_env => "http.token_env", tokens => "http.tokens",
+            header_read_timeout => "http.header_read_timeout",
+            max_connections => "http.max_connections",
+        }));
+        keys.extend(fields!(&c.dns, DnsConfig {
+            nameserver => "dns.nameserver", timeout => "dns.timeout",
+            start_unresolved => "dns.start_unresolved", min_refresh => "dns.min_refresh",
+            max_refresh => "dns.max_refresh",
+        }));
+        keys.extend(fields!(&c.presence, PresenceConfig {
+            expiry_notification_ring => "presence.expiry_notification_ring",
+        }));
+        // Each trunk's: `name` is the list itself (`trunks`), `key` only
+        // says where the file writes it.
+        keys.extend(fields!(&c.trunks[0], TrunkConfig {
+            name => "trunks", key => "", outbound_proxy => "trunk.outbound_proxy",
+            allow => "trunk.allow", username => "trunk.username",
+            password_env => "trunk.password_env",
+            max_outbound_calls => "trunk.max_outbound_calls",
+            trust_pai => "trunk.trust_pai", number_format => "trunk.number_format",
+            allow_dial => "trunk.allow_dial", follow_redirects => "trunk.follow_redirects",
+            max_redirects => "trunk.max_redirects", caller_id => "trunk.caller_id",
+            inband_dtmf => "trunk.inband_dtmf",
+            in_dialog_via_proxy => "trunk.in_dialog_via_proxy",
+            tls_ca_file => "trunk.tls_ca_file", tls_server_name => "trunk.tls_server_name",
+            keepalive_interval => "trunk.keepalive_interval", register => "trunk.register",
+            srtp => "trunk.srtp", nat => "trunk.nat", priority => "trunk.priority",
+            max_cps => "trunk.max_cps", request_uri_host => "trunk.request_uri_host",
+            from_host => "trunk.from_host", to_host => "trunk.to_host", pai => "trunk.pai",
+            privacy => "trunk.privacy", headers => "trunk.headers", prefix => "trunk.prefix",
+        }));
+        keys.retain(|k| !k.is_empty());
+        let mut table: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        table.extend(TRUNK_SETTINGS.iter().map(|s| s.first));
+        table.push("trunks");
+        keys.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(keys, table, "the model's fields and the table's rows");
+        for s in TRUNK_SETTINGS {
+            assert_eq!(
+                s.first.strip_prefix("trunk."),
+                s.others.strip_prefix("trunks.")
+            );
+        }
+    }
+
+    /// The example with every setting changed (not a valid file, only a different
+    /// one): what each row is tested against.
+    fn everything_else() -> Config {
+        use crate::config::model::{
+            Advertise, ApiRole, ApiToken, CallerIdMode, Host, NumberFormat, PortRange, SipTarget,
+            Synchronous, TlsIdentity, TlsListen, TrunkRegistration, Untrusted,
+        };
+        use crate::config::CountryCode;
+        use crate::media::{codec::Codec, srtp::SrtpPolicy};
+        use std::time::Duration;
+        let later = |d: Duration| d + Duration::from_millis(7);
+        fn ip<T: std::str::FromStr>(s: &str) -> T
+        where
+            T::Err: std::fmt::Display,
+        {
+            s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+        }
+        let mut b = load(&format!(
+            "{}\n[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example.com/\"\nsecret_env = \"CRM_SECRET\"\n",
+            EXAMPLE.replacen("allow_dial = []", "allow_dial = [\"+15550109999\"]", 1)
+        ));
+        let s = &mut b.sip;
+        s.bind = ip("127.0.0.9:5999");
+        s.advertise = Advertise::Ip(ip("192.0.2.9"));
+        s.external_signaling_address = Some(ip("203.0.113.1"));
+        s.external_signaling_port = Some(5999);
+        s.external_media_address = Some(ip("203.0.113.2"));
+        s.local_networks.push(ip("10.9.0.0/16"));
+        s.max_calls += 1;
+        s.t1 = later(s.t1);
+        s.t2 = later(s.t2);
+        s.t4 = later(s.t4);
+        s.untrusted = match s.untrusted {
+            Untrusted::Drop => Untrusted::Reject,
+            Untrusted::Reject => Untrusted::Drop,
+        };
+        s.max_message_bytes += 1;
+        s.max_header_bytes += 1;
+        s.max_tcp_connections += 1;
+        s.max_untrusted_tcp_connections += 1;
+        s.tcp_idle_timeout = later(s.tcp_idle_timeout);
+        s.max_transactions += 1;
+        s.tcp = !s.tcp;
+        s.user_agent.push_str("-other");
+        s.session_expires = later(s.session_expires);
+        s.min_se = later(s.min_se);
+        s.retry_after = later(s.retry_after);
+        s.answer_delay = later(s.answer_delay);
+        s.tls = Some(TlsListen {
+            bind: ip("127.0.0.9:5998"),
+        });
+        s.tls_identity = Some(TlsIdentity {
+            certificate: "/nowhere/cert.pem".into(),
+            private_key: "/nowhere/key.pem".into(),
+        });
+        s.tls_handshake_timeout = later(s.tls_handshake_timeout);
+        s.trace.all = !s.trace.all;
+        s.drain_timeout = later(s.drain_timeout);
+        let m = &mut b.media;
+        m.bind_address = Some(ip("127.0.0.9"));
+        m.rtp_ports = PortRange::new(40000, 40999).unwrap_or_default();
+        m.codecs.push(Codec::Pcmu);
+        m.dtmf_payload_type = m.dtmf_payload_type.wrapping_add(1);
+        m.rtp_timeout = later(m.rtp_timeout);
+        m.silence_between_prompts = !m.silence_between_prompts;
+        m.latch_window = later(m.latch_window);
+        m.rtcp_interval = later(m.rtcp_interval);
+        m.ptime = later(m.ptime);
+        m.pacing_threads += 1;
+        b.numbering.default_country_code =
+            CountryCode::parse("44").unwrap_or_else(|e| panic!("{e}"));
+        b.presence.expiry_notification_ring = later(b.presence.expiry_notification_ring);
+        b.prompts
+            .insert("other".into(), "/nowhere/other.wav".into());
+        b.users.pop();
+        b.flows.pop();
+        b.dispatch_mappings.pop();
+        b.store.path = "/nowhere/other.db".into();
+        b.store.synchronous = match b.store.synchronous {
+            Synchronous::Full => Synchronous::Normal,
+            _ => Synchronous::Full,
+        };
+        let h = &mut b.http;
+        h.bind = ip("127.0.0.9:8999");
+        h.token_env.push_str("_OTHER");
+        h.tokens.push(ApiToken {
+            name: "wallboard".into(),
+            role: ApiRole::Viewer,
+            token_env: "WALLBOARD_TOKEN".into(),
+        });
+        h.header_read_timeout = later(h.header_read_timeout);
+        h.max_connections += 1;
+        let d = &mut b.dns;
+        d.nameserver = Some(ip("127.0.0.9:53"));
+        d.timeout = later(d.timeout);
+        d.start_unresolved = !d.start_unresolved;
+        d.min_refresh = later(d.min_refresh);
+        d.max_refresh = later(d.max_refresh);
+        let t = &mut b.trunks[0];
+        t.outbound_proxy = SipTarget {
+            host: Host::Name("other.example.net".into()),
+            ..t.outbound_proxy.clone()
+        };
+        t.allow.push(ip("192.0.2.0/24"));
+        t.username.push_str("other");
+        t.password_env.push_str("_OTHER");
+        t.max_outbound_calls += 1;
+        t.trust_pai = !t.trust_pai;
+        t.number_format = match t.number_format {
+            NumberFormat::National => NumberFormat::E164,
+            _ => NumberFormat::National,
+        };
+        t.follow_redirects = !t.follow_redirects;
+        t.max_redirects += 1;
+        t.caller_id = match t.caller_id {
+            CallerIdMode::Customer => CallerIdMode::ContactPoint,
+            CallerIdMode::ContactPoint => CallerIdMode::Customer,
+        };
+        t.inband_dtmf = !t.inband_dtmf;
+        t.in_dialog_via_proxy = !t.in_dialog_via_proxy;
+        t.tls_ca_file = Some("/nowhere/ca.pem".into());
+        t.tls_server_name = Some("other.example.net".into());
+        t.keepalive_interval = Some(Duration::from_secs(17));
+        t.register = Some(TrunkRegistration {
+            domain: "other.example.net".into(),
+            user: "other".into(),
+            contact_user: "other".into(),
+            expires: Duration::from_secs(600),
+            retry: Duration::from_secs(5),
+            retry_max: Duration::from_secs(60),
+        });
+        t.srtp = match t.srtp {
+            SrtpPolicy::Required => SrtpPolicy::Off,
+            _ => SrtpPolicy::Required,
+        };
+        t.nat.external_media_address = Some(ip("203.0.113.3"));
+        t.priority += 1;
+        t.max_cps = Some(2.5);
+        t.request_uri_host = Some("ruri.example.net".into());
+        t.from_host = Some("from.example.net".into());
+        t.to_host = Some("to.example.net".into());
+        t.pai = !t.pai;
+        t.privacy = Some("id".into());
+        t.headers.push(("X-Account".into(), "42".into()));
+        t.prefix.push('9');
+        b.trunk = b.trunks[0].clone();
+        b
+    }
+
+    fn listed(c: &Changes, applies: Applies) -> &[&'static str] {
+        match applies {
+            Applies::Live => &c.live,
+            Applies::Restart => &c.restart,
+        }
+    }
+
+    /// Each row, changed alone, is reported under its own key and when it
+    /// says; after `keep_running` a restart-only one is back at its running
+    /// value and a live one is taken.
+    #[test]
+    fn every_row_is_reported_and_each_restart_only_one_kept() {
+        let a = load(EXAMPLE);
+        let b = everything_else();
+        for s in SETTINGS {
+            assert!((s.differs)(&a, &b), "{}: the test's change took", s.key);
+            let mut one = a.clone();
+            (s.copy)(&b, &mut one);
+            assert_eq!(listed(&changes(&a, &one), s.applies), [s.key]);
+            let kept = keep_running(&a, one);
+            let after = changes(&a, &kept);
+            match s.applies {
+                Applies::Restart => assert!(after.is_empty(), "{}: {after:?}", s.key),
+                Applies::Live => assert_eq!(after.live, [s.key]),
+            }
+        }
+    }
+
+    /// The same for each trunk row, on the first trunk and on a second.
+    #[test]
+    fn every_trunk_row_is_reported_and_each_restart_only_one_kept() {
+        let one = load(EXAMPLE);
+        let b = everything_else();
+        let mut two = one.clone();
+        let mut backup = two.trunks[0].clone();
+        backup.name = "backup".into();
+        two.trunks.push(backup);
+        for s in TRUNK_SETTINGS {
+            assert!(
+                (s.differs)(&one.trunks[0], &b.trunks[0]),
+                "{}: the test's change took",
+                s.first
+            );
+            for (a, i, key) in [(&one, 0, s.first), (&two, 1, s.others)] {
+                let mut edited = a.clone();
+                (s.copy)(&b.trunks[0], &mut edited.trunks[i]);
+                edited.trunk = edited.trunks[0].clone();
+                assert_eq!(listed(&changes(a, &edited), s.applies), [key]);
+                let kept = keep_running(a, edited);
+                let after = changes(a, &kept);
+                match s.applies {
+                    Applies::Restart => {
+                        assert!(after.is_empty(), "{key}: {after:?}");
+                        assert!(!(s.differs)(&a.trunk, &kept.trunk), "{key}: [trunk]");
+                    }
+                    Applies::Live => {
+                        assert_eq!(after.live, [key]);
+                        assert_eq!(
+                            (s.differs)(&a.trunk, &kept.trunk),
+                            i == 0,
+                            "{key}: [trunk] mirrors trunks[0]"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A second trunk's live key is reported (it was taken silently while
+    /// only the first trunk's was compared).
+    #[test]
+    fn a_second_trunks_live_key_is_reported_under_trunks() {
+        let a = load(EXAMPLE);
+        let mut with_backup = a.clone();
+        let mut backup = a.trunks[0].clone();
+        backup.name = "backup".into();
+        with_backup.trunks.push(backup);
+        let mut edited = with_backup.clone();
+        edited.trunks[1]
+            .allow
+            .push("192.0.2.0/24".parse().unwrap_or_else(|e| panic!("{e}")));
+        let c = changes(&with_backup, &edited);
+        assert_eq!(c.live, ["trunks.allow"], "{c:?}");
+        assert!(c.restart.is_empty(), "{c:?}");
     }
 }

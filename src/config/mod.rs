@@ -23,7 +23,7 @@ mod validate_webhooks;
 #[cfg(test)]
 mod tests;
 
-pub use changes::{changes, Changes};
+pub use changes::{changes, keep_running, Changes};
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use e164::{CountryCode, E164Error, E164};
 pub use error::{ConfigError, Problem};

@@ -207,6 +207,13 @@ pub struct TrunkConfig {
 }
 
 impl TrunkConfig {
+    /// SRTP with SDES keys (RFC 4568) toward a trunk reached without TLS:
+    /// the keys ride in the SDP, so anyone who sees the signalling can
+    /// decrypt the media (RFC 4568 §8.1 asks for secure signalling).
+    pub fn srtp_keys_in_clear(&self) -> bool {
+        self.srtp != SrtpPolicy::Off && self.outbound_proxy.transport != Transport::Tls
+    }
+
     /// The Request-URI user part for `n` on this trunk.
     pub fn dial_string(&self, n: &E164, cc: &CountryCode) -> String {
         format!("{}{}", self.prefix, self.number_format.render(n, cc))

@@ -291,3 +291,21 @@ fn a_trunk_nat_mistake_names_the_trunk_key() {
         assert!(!p.fix.is_empty(), "{path}");
     }
 }
+
+/// SDES keys (RFC 4568) ride in the SDP: a trunk with SRTP but without TLS
+/// to its proxy is named at start, one with TLS or without SRTP is not.
+#[test]
+fn srtp_without_tls_is_named_as_keys_in_clear() {
+    let mut t = load(EXAMPLE).unwrap().trunks[0].clone();
+    assert_eq!(t.srtp, SrtpPolicy::Off);
+    assert!(!t.srtp_keys_in_clear());
+    for policy in [SrtpPolicy::Optional, SrtpPolicy::Required] {
+        t.srtp = policy;
+        t.outbound_proxy.transport = Transport::Udp;
+        assert!(t.srtp_keys_in_clear(), "{policy:?} over UDP");
+        t.outbound_proxy.transport = Transport::Tcp;
+        assert!(t.srtp_keys_in_clear(), "{policy:?} over TCP");
+        t.outbound_proxy.transport = Transport::Tls;
+        assert!(!t.srtp_keys_in_clear(), "{policy:?} over TLS");
+    }
+}

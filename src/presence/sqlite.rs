@@ -59,6 +59,34 @@ pub struct SqliteStore {
     path: Arc<PathBuf>,
 }
 
+/// The store holds what must not be read by every local user: the PINs of
+/// users made through the API, callers' numbers, call records. A new
+/// database file is made readable and writable by its owner only (SQLite
+/// gives its `-wal` and `-shm` files the database file's mode); an existing
+/// one is left as it is, with a warning when others may read it. A file
+/// that cannot be made here is left to the open that follows, which names
+/// the problem.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if made.is_err() {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    db = %path.display(),
+                    mode = %format!("{mode:o}"),
+                    "the store may be read by other users; it holds PINs and callers' numbers: chmod 600 it and its -wal and -shm files"
+                );
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Open the database at `path`, creating its folder and file if missing,
     /// and apply any migrations not yet applied.
@@ -77,6 +105,7 @@ impl SqliteStore {
                     source,
                 })?;
         }
+        create_private(path);
         let store = Self::connect(path, Self::options(path, &settings), &settings).await?;
         store.migrate().await?;
         tracing::info!(db = %path.display(), "presence store open");

@@ -859,3 +859,19 @@ async fn the_write_probe_sees_a_full_disk_and_keeps_nothing() {
             .unwrap();
     assert_eq!(left, 0);
 }
+
+/// A new store is its owner's alone: it holds API-made users' PINs and
+/// callers' numbers, and the process umask (often 022) would have left it,
+/// its write-ahead log and its shared memory readable by every local user.
+#[tokio::test]
+async fn a_new_store_and_its_wal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = open_tmp().await;
+    // A write, so the -wal and -shm files exist.
+    store.set_online("a", t(0), t(60), None, "r").await.unwrap();
+    for name in ["tpswitch.db", "tpswitch.db-wal", "tpswitch.db-shm"] {
+        let meta = std::fs::metadata(dir.path().join("data").join(name)).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(format!("{mode:o}"), "600", "{name}");
+    }
+}
