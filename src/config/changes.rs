@@ -49,6 +49,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
     );
     live("sip.retry_after", o.retry_after != n.retry_after);
     live("sip.untrusted", o.untrusted != n.untrusted);
+    live("sip.flood", o.flood != n.flood);
     live("trunk.allow", ot.allow != nt.allow);
     live("sip.answer_delay", o.answer_delay != n.answer_delay);
     // Read when the drain starts, from the settings then in force.
