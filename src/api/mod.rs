@@ -286,6 +286,16 @@ fn mirror_counters(s: &ApiState) {
         "Outbound legs that waited for a trunk (max_calls, max_cps, Retry-After)",
         sip.outbound_queued,
     );
+    telemetry::mirror_counter_by_reason(
+        "tpswitch_sip_flood_refused_total",
+        "Requests refused by sip.flood before parsing: over a limit (rate), from a banned source (banned), a scanner user agent (scanner), REGISTER (register)",
+        &[
+            ("rate", sip.flood_rate),
+            ("banned", sip.flood_banned),
+            ("scanner", sip.flood_scanner),
+            ("register", sip.flood_register),
+        ],
+    );
     let t = &s.transport;
     for (name, help, v) in [
         (

@@ -560,6 +560,7 @@ async fn run_with(
     // never disagree on who is trusted.
     let policy = reload::policy(&cfg);
     let allow = policy.allow.clone();
+    let flood = policy.flood.clone();
     let cancel = CancellationToken::new();
     // SIP stops last, after the calls have sent their BYEs.
     let sip_cancel = CancellationToken::new();
@@ -675,7 +676,9 @@ async fn run_with(
                 route.nat = trunk_nat(&cfg, t, port);
             }
         }
-        SipCore::new(core_cfg, dialplan)
+        let mut core = SipCore::new(core_cfg, dialplan);
+        core.set_flood(flood);
+        core
     };
     let (handle, sip_task) =
         endpoint::start(endpoint_cfg, build_core, ev_tx, sip_cancel.clone()).await?;

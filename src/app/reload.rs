@@ -24,6 +24,7 @@ use crate::directory::{self, LiveDirectory};
 use crate::media::prompt::PromptLibrary;
 use crate::presence::SqliteStore;
 use crate::sip::core::{Policy, Untrusted};
+use crate::sip::flood::{FloodPolicy, Refuse, RegisterPolicy};
 use crate::sip::SipCommand;
 
 /// Command-line overrides of the file (`--sip-bind`, `--http-bind`): applied
@@ -266,6 +267,30 @@ pub(super) fn policy(cfg: &Config) -> Policy {
         max_calls: cfg.sip.max_calls as usize,
         max_transactions: cfg.sip.max_transactions as usize,
         retry_after: cfg.sip.retry_after,
+        flood: flood_policy(&cfg.sip.flood),
+    }
+}
+
+/// `[sip.flood]` as the SIP core reads it.
+fn flood_policy(f: &config::FloodConfig) -> FloodPolicy {
+    FloodPolicy {
+        enabled: f.enabled,
+        window: f.window,
+        ban: f.ban,
+        limits: f.limits,
+        apply_to_trunks: f.apply_to_trunks,
+        max_sources: f.max_sources as usize,
+        refuse: if f.refuse_403 {
+            Refuse::Forbidden
+        } else {
+            Refuse::Drop
+        },
+        register: if f.drop_register {
+            RegisterPolicy::Drop
+        } else {
+            RegisterPolicy::Reject
+        },
+        scanner_agents: f.scanner_user_agents.clone(),
     }
 }
 

@@ -90,6 +90,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!(Live, "sip.max_transactions", sip.max_transactions),
     setting!(Live, "sip.retry_after", sip.retry_after),
     setting!(Live, "sip.untrusted", sip.untrusted),
+    // The per-source limits and bans (sip::flood), handed to the core with
+    // the rest of its policy.
+    setting!(Live, "sip.flood", sip.flood),
     // Read by each inbound call's task.
     setting!(Live, "sip.answer_delay", sip.answer_delay),
     // Read when the drain starts, from the settings then in force.
@@ -496,7 +499,7 @@ mod tests {
             answer_delay => "sip.answer_delay", tls => "sip.tls_bind",
             tls_identity => "sip.tls_certificate",
             tls_handshake_timeout => "sip.tls_handshake_timeout", trace => "sip.trace",
-            drain_timeout => "sip.drain_timeout",
+            drain_timeout => "sip.drain_timeout", flood => "sip.flood",
         }));
         keys.extend(fields!(&c.media, MediaConfig {
             bind_address => "media.bind_address", rtp_ports => "media.rtp_ports",

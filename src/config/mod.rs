@@ -16,6 +16,7 @@ pub mod model;
 mod raw;
 pub mod secret;
 mod validate;
+mod validate_flood;
 mod validate_flows;
 mod validate_register;
 mod validate_webhooks;

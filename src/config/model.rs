@@ -103,6 +103,28 @@ pub struct SipConfig {
     /// After the first SIGTERM, calls in progress may finish by themselves
     /// for this long; new INVITEs get 503. What is left then gets BYE.
     pub drain_timeout: Duration,
+    /// `[sip.flood]`.
+    pub flood: FloodConfig,
+}
+
+/// `[sip.flood]`: per-source request limits and bans (like Kamailio's
+/// `pike`), scanner user agents, REGISTER. Reloaded live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloodConfig {
+    pub enabled: bool,
+    pub window: Duration,
+    pub ban: Duration,
+    /// Requests per window per source: INVITE, OPTIONS, REGISTER, other
+    /// (0: that class is not limited).
+    pub limits: [u32; 4],
+    pub apply_to_trunks: bool,
+    pub max_sources: u32,
+    /// Send a refused request a 403 (true) or nothing.
+    pub refuse_403: bool,
+    /// Drop REGISTER from anyone (true) or answer it 405.
+    pub drop_register: bool,
+    /// Lower-case substrings of User-Agent values dropped silently.
+    pub scanner_user_agents: Vec<String>,
 }
 
 /// SIP over TLS (RFC 3261 §26): where to listen.

@@ -46,6 +46,26 @@ pub struct RawSip {
     pub trace: Option<String>,
     pub trace_numbers: Option<Vec<String>>,
     pub drain_timeout: Option<String>,
+    /// `[sip.flood]`.
+    pub flood: Option<RawFlood>,
+}
+
+/// `[sip.flood]`: per-source limits, bans, scanners, REGISTER.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlood {
+    pub enabled: Option<bool>,
+    pub window: Option<String>,
+    pub ban: Option<String>,
+    pub invite_limit: Option<i64>,
+    pub options_limit: Option<i64>,
+    pub register_limit: Option<i64>,
+    pub other_limit: Option<i64>,
+    pub apply_to_trunks: Option<bool>,
+    pub max_sources: Option<i64>,
+    pub refuse: Option<String>,
+    pub register: Option<String>,
+    pub scanner_user_agents: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

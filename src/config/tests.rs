@@ -1046,3 +1046,6 @@ fn api_tokens_may_not_be_named_agent_or_switch() {
         assert!(p.fix.contains("floor-supervisors"), "{}", p.fix);
     }
 }
+
+#[path = "tests_flood.rs"]
+mod flood;

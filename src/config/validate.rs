@@ -476,6 +476,7 @@ pub(super) fn sip(v: &mut V, r: &RawSip) -> SipConfig {
             Duration::ZERO,
             Duration::from_secs(3600),
         ),
+        flood: super::validate_flood::flood(v, r.flood.as_ref()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod core;
 pub mod digest;
 pub mod dns;
 pub mod endpoint;
+pub mod flood;
 mod grammar;
 pub mod inspect;
 mod inspect_checks;

@@ -243,5 +243,17 @@ pub fn mirror_counter(name: &'static str, help: &'static str, value: u64) {
     counter!(name).absolute(value);
 }
 
+/// As [`mirror_counter`], one series per value of a `reason` label.
+pub fn mirror_counter_by_reason(
+    name: &'static str,
+    help: &'static str,
+    values: &[(&'static str, u64)],
+) {
+    describe_counter!(name, help);
+    for &(reason, value) in values {
+        counter!(name, "reason" => reason).absolute(value);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! `endpoint.rs` only moves bytes and time.
 
 mod dialog;
+mod flood_gate;
 mod registration;
 mod targets;
 mod uac;
@@ -13,6 +14,8 @@ mod uas;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flood;
 #[cfg(test)]
 mod tests_midcall;
 
@@ -26,6 +29,7 @@ use rsipstack::sip::{Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
+use super::flood::{FloodGuard, FloodPolicy};
 use super::inspect::{self, Inspection, Limits};
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
@@ -87,6 +91,8 @@ pub struct Policy {
     pub max_calls: usize,
     pub max_transactions: usize,
     pub retry_after: Duration,
+    /// `[sip.flood]`: per-source limits, bans, scanners, REGISTER.
+    pub flood: FloodPolicy,
 }
 
 /// Something for the shell to do.
@@ -116,6 +122,13 @@ pub struct CoreStats {
     /// Outbound legs that had to wait for a trunk (max_calls, max_cps,
     /// Retry-After).
     pub outbound_queued: u64,
+    /// Requests refused by `sip.flood`, by reason: the one that went over
+    /// a limit, those from a banned source, scanner user agents, REGISTER
+    /// (dropped, or answered 405).
+    pub flood_rate: u64,
+    pub flood_banned: u64,
+    pub flood_scanner: u64,
+    pub flood_register: u64,
 }
 
 /// At most one WARN per untrusted source per this interval (see
@@ -162,6 +175,9 @@ pub struct SipCore {
     ids: IdGen,
     stats: CoreStats,
     untrusted_log: LogLimiter,
+    /// Per-source limits and bans (`sip::flood`), checked before parsing.
+    flood: FloodGuard,
+    flood_log: LogLimiter,
     registrations: Vec<crate::sip::register::Registration>,
     /// REGISTER client transactions → index in `registrations`.
     reg_clients: HashMap<TxKey, usize>,
@@ -229,6 +245,8 @@ impl SipCore {
             ids: IdGen::new(rand::random()),
             stats: CoreStats::default(),
             untrusted_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
+            flood: FloodGuard::new(FloodPolicy::default()),
+            flood_log: LogLimiter::new(UNTRUSTED_LOG_INTERVAL, DEFAULT_MAX_SOURCES),
             registrations: Vec::new(),
             reg_clients: HashMap::new(),
             servers,
@@ -236,6 +254,12 @@ impl SipCore {
             health_version: 0,
             draining: false,
         }
+    }
+
+    /// The `[sip.flood]` policy (the core starts with its defaults; a
+    /// reload sends it again in [`Policy`]).
+    pub fn set_flood(&mut self, policy: FloodPolicy) {
+        self.flood.set_policy(policy);
     }
 
     /// Whether new calls are refused because the switch is shutting down.
@@ -279,6 +303,7 @@ impl SipCore {
             self.timers.deadline(),
             self.registrations_deadline(),
             self.probers_deadline(),
+            self.flood.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -345,6 +370,10 @@ impl SipCore {
             ..peer
         };
         let trusted = self.cfg.allow.iter().any(|n| n.contains(&peer.addr.ip()));
+        // The cheapest point: before the message is parsed.
+        if self.flood_refused(data, peer, trusted, now) {
+            return;
+        }
         match inspect::inspect(data, &self.cfg.limits) {
             Inspection::Drop { why } => {
                 self.stats.dropped += 1;
@@ -520,6 +549,10 @@ impl SipCore {
             | Method::Publish
                 if head.to_tag.is_none() =>
             {
+                if head.method == Method::Register {
+                    // We are not a registrar (`sip.flood.register = "405"`).
+                    self.stats.flood_register += 1;
+                }
                 // §8.2.1: a method we know but do not offer: 405 with Allow.
                 self.respond(
                     &key,
@@ -667,6 +700,7 @@ impl SipCore {
                 self.cfg.max_calls = p.max_calls;
                 self.cfg.max_transactions = p.max_transactions;
                 self.cfg.retry_after = p.retry_after;
+                self.flood.set_policy(p.flood);
             }
             SipCommand::Drain => {
                 if !std::mem::replace(&mut self.draining, true) {
@@ -772,6 +806,7 @@ impl SipCore {
             self.run_probers(now);
         }
         self.txl.handle_timeout(now);
+        self.flood.handle_timeout(now);
         self.registrations_timeout(now);
         while let Some((_, (leg, kind, at))) = self.timers.pop_due(now) {
             match kind {

@@ -1622,6 +1622,7 @@ fn a_reloaded_policy_applies_from_the_next_request() {
             max_calls: 1,
             max_transactions: 10,
             retry_after: Duration::from_secs(9),
+            flood: Default::default(),
         })),
         t0,
     );
