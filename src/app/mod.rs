@@ -490,6 +490,23 @@ async fn join_directory(
     Ok((joined, dir))
 }
 
+/// Agents' PINs in a world-readable configuration file are a warning, not a
+/// refusal: the operator may have reasons, but should know.
+fn warn_if_pins_readable(cfg: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(&cfg.source) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if cfg.pins_readable_by_others(mode) {
+        tracing::warn!(
+            file = %cfg.source.display(),
+            mode = %format!("{mode:o}"),
+            "the configuration file holds agents' PINs and every local user may read it: chmod o-r it"
+        );
+    }
+}
+
 /// Runs the switch with the trunks already resolved.
 async fn run_with(
     cfg: Config,
@@ -507,6 +524,7 @@ async fn run_with(
     // notification calls) or opens a port: a second switch on this store
     // must stop here, naming the first.
     let store_lock = StoreLock::acquire(&cfg.store.path)?;
+    warn_if_pins_readable(&cfg);
     info!(lock = %store_lock.path().display(), "store locked");
     // Before any socket or file is opened.
     let fds = fds::plan(&cfg);

@@ -189,6 +189,14 @@ impl Config {
             .dial_string(n, &self.numbering.default_country_code)
     }
 
+    /// Whether the file's PINs are open to every local user, given the
+    /// file's permission bits (`mode`): world-readable with a user's PIN in
+    /// it. Group read is left alone: a service group is how a daemon user
+    /// is often given the file.
+    pub fn pins_readable_by_others(&self, mode: u32) -> bool {
+        mode & 0o004 != 0 && self.users.iter().any(|u| u.pin.is_some())
+    }
+
     /// The trunk with this name.
     pub fn trunk_named(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)

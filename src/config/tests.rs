@@ -1049,3 +1049,18 @@ fn api_tokens_may_not_be_named_agent_or_switch() {
 
 #[path = "tests_flood.rs"]
 mod flood;
+/// A world-readable file with a PIN in it is named at start; group read,
+/// or a file without PINs, is not.
+#[test]
+fn pins_in_a_world_readable_file_are_named() {
+    let with_pin = load(&edit(EXAMPLE, "# pin = \"4321\"", "pin = \"4321\"")).unwrap();
+    assert!(with_pin.users.iter().any(|u| u.pin.is_some()));
+    assert!(with_pin.pins_readable_by_others(0o644));
+    assert!(!with_pin.pins_readable_by_others(0o640));
+    assert!(!with_pin.pins_readable_by_others(0o600));
+    let mut without = with_pin.clone();
+    for u in &mut without.users {
+        u.pin = None;
+    }
+    assert!(!without.pins_readable_by_others(0o644));
+}
