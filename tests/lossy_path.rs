@@ -186,9 +186,24 @@ fn log_ins_survive_loss_reordering_and_duplication() {
     drop(relay);
 
     // ≥ 99 % of the calls complete, as SIPp sees them.
+    // On failure the switch's whole log is kept beside the test's temp
+    // files (its folder goes with the switch).
     let context = || {
+        let kept = std::env::temp_dir().join(format!("lossy_path-{}.log", std::process::id()));
+        let _ = std::fs::write(&kept, sw.log());
+        let wire: String = seen
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:?} {:?} {} {} {} x{}\n",
+                    s.at, s.dir, s.what, s.cseq_method, s.call_id, s.copies
+                )
+            })
+            .collect();
+        let _ = std::fs::write(kept.with_extension("sip"), wire);
         format!(
-            "{summary}\n--- sipp\n{}\n--- sipp errors\n{}\n",
+            "{summary}\nswitch log: {}\n--- sipp\n{}\n--- sipp errors\n{}\n",
+            kept.display(),
             run.out,
             run.errors.chars().take(20_000).collect::<String>()
         )
@@ -211,22 +226,36 @@ fn log_ins_survive_loss_reordering_and_duplication() {
         .iter()
         .filter(|s| s.dir == Dir::ToSwitch && s.what == "INVITE")
         .count();
-    let records = await_some("every call's record", Duration::from_secs(60), || {
-        let out = sw.cli(&["calls", "--logins", "--json", "--since", "1h"]);
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let rows = rows.as_array()?.clone();
-        (rows.len() >= invites.len()).then_some(rows)
-    });
+    // Each call SIPp completed has its record by now (written when the
+    // call ends); a call SIPp gave up may still be ending.
+    let records = await_some(
+        "the completed calls' records",
+        Duration::from_secs(60),
+        || {
+            let out = sw.cli(&["calls", "--logins", "--json", "--since", "1h"]);
+            let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let rows = rows.as_array()?.clone();
+            (rows.len() as u64 >= run.ok).then_some(rows)
+        },
+    );
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["call_id"].as_str().expect("a call_id"))
+        .collect();
+    assert!(ids.iter().all(|id| invites.contains(id)), "{ids:?}");
+    ids.sort_unstable();
+    ids.dedup();
     assert_eq!(
+        ids.len(),
         records.len(),
-        invites.len(),
-        "{invite_copies} INVITEs on the wire for {} calls",
+        "a Call-ID with two records: {invite_copies} INVITEs on the wire for {} calls",
         invites.len()
     );
 
     // Each key decoded exactly once: every call that went online did so
     // for one hour (a duplicate 9 or 1 would make 91 or 11 hours), and the
-    // switch logged 9, 1, # once each.
+    // switch logged 9, 1, # once each for it. A call cut short by SIPp may
+    // have logged fewer keys, never a key twice.
     let online: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["outcome"] == "online")
@@ -241,15 +270,21 @@ fn log_ins_survive_loss_reordering_and_duplication() {
         context()
     );
     let digits = digits_by_call(&sw.log());
-    let wrong: Vec<(&String, &String)> = digits.iter().filter(|(_, d)| *d != "91#").collect();
+    for r in &online {
+        let id = r["call_id"].as_str().unwrap_or_default();
+        assert_eq!(
+            digits.get(id).map(String::as_str),
+            Some("91#"),
+            "keys of call {id}"
+        );
+    }
+    let wrong: Vec<(&String, &String)> = digits
+        .iter()
+        .filter(|(_, d)| !"91#".starts_with(d.as_str()))
+        .collect();
     assert!(
         wrong.is_empty(),
-        "calls whose keys were not decoded as 9, 1, # once each: {wrong:?}"
-    );
-    assert!(
-        digits.len() as u64 * 100 >= u64::from(calls) * 99,
-        "only {} calls logged their keys",
-        digits.len()
+        "calls whose keys were decoded otherwise than 9, 1, # once each: {wrong:?}"
     );
 
     // What loss made both ends repeat, as seen on the wire.

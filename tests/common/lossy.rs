@@ -68,16 +68,23 @@ impl Impairment {
 /// SplitMix64: tiny, seedable, good enough to pick drops.
 struct Prng(u64);
 
+/// SplitMix64's output function: a full 64-bit mix.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Prng {
+    /// Each stream's start is mixed from the seed and its number: states
+    /// that differed only by a multiple of the step would give one
+    /// sequence shifted, the same drops on every call.
     fn new(seed: u64, stream: u64) -> Self {
-        Prng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        Prng(mix(seed ^ mix(stream.wrapping_add(0x9E37_79B9_7F4A_7C15))))
     }
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0)
     }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
