@@ -126,6 +126,19 @@ pub struct Counts {
     pub rtp_delayed: AtomicU64,
 }
 
+/// Per call: RTP datagrams the relay got from each side, and how many of
+/// SIPp's were telephone-events (payload type 101).
+#[derive(Default, Debug)]
+pub struct CallMedia {
+    pub from_switch: AtomicU64,
+    pub from_sipp: AtomicU64,
+    pub from_sipp_events: AtomicU64,
+    /// Senders other than the one the SDP names (stale or stray RTP).
+    pub from_elsewhere: AtomicU64,
+}
+
+type MediaMap = Arc<Mutex<HashMap<String, Arc<CallMedia>>>>;
+
 /// A targeted rule consulted before the random impairment: return true to
 /// drop the SIP message (e.g. "every ACK of this call").
 pub type SipRule = Box<dyn FnMut(Dir, &SipSeen) -> bool + Send>;
@@ -136,6 +149,7 @@ pub struct LossyPath {
     pub sip: SocketAddr,
     seen: Arc<Mutex<Vec<SipSeen>>>,
     pub counts: Arc<Counts>,
+    media: MediaMap,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -156,8 +170,9 @@ impl LossyPath {
         let sip = std_a.local_addr().expect("relay address");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Counts::default());
+        let media: MediaMap = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let (seen2, counts2) = (seen.clone(), counts.clone());
+        let (seen2, counts2, media2) = (seen.clone(), counts.clone(), media.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -178,6 +193,7 @@ impl LossyPath {
                     seen: seen2,
                     counts: counts2,
                     calls: HashMap::new(),
+                    media: media2,
                     next_stream: 3,
                 };
                 tokio::select! {
@@ -190,6 +206,7 @@ impl LossyPath {
             sip,
             seen,
             counts,
+            media,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -198,6 +215,19 @@ impl LossyPath {
     /// The SIP messages seen so far, in arrival order.
     pub fn seen(&self) -> Vec<SipSeen> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// One call's RTP as the relay saw it: (from the switch, from SIPp,
+    /// of which telephone-events, from an unexpected sender).
+    pub fn media_of(&self, call_id: &str) -> Option<(u64, u64, u64, u64)> {
+        let m = self.media.lock().ok()?.get(call_id)?.clone();
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Some((
+            g(&m.from_switch),
+            g(&m.from_sipp),
+            g(&m.from_sipp_events),
+            g(&m.from_elsewhere),
+        ))
     }
 
     /// The counters, as (name, value) lines for a report.
@@ -263,6 +293,7 @@ struct SipRelay {
     seen: Arc<Mutex<Vec<SipSeen>>>,
     counts: Arc<Counts>,
     calls: HashMap<String, MediaPair>,
+    media: MediaMap,
     next_stream: u64,
 }
 
@@ -404,7 +435,7 @@ impl SipRelay {
         };
         let ip = sdp_ip(body).unwrap_or([127, 0, 0, 1].into());
         if !self.calls.contains_key(&seen.call_id) {
-            let Some(pair) = self.media_pair().await else {
+            let Some(pair) = self.media_pair(&seen.call_id).await else {
                 return text;
             };
             self.calls.insert(seen.call_id.clone(), pair);
@@ -438,7 +469,11 @@ impl SipRelay {
         format!("{}\r\n\r\n{}", head.join("\r\n"), body)
     }
 
-    async fn media_pair(&mut self) -> Option<MediaPair> {
+    async fn media_pair(&mut self, call_id: &str) -> Option<MediaPair> {
+        let stats = Arc::new(CallMedia::default());
+        if let Ok(mut m) = self.media.lock() {
+            m.insert(call_id.to_owned(), stats.clone());
+        }
         let x = Arc::new(UdpSocket::bind("127.0.0.1:0").await.ok()?);
         let y = Arc::new(UdpSocket::bind("127.0.0.1:0").await.ok()?);
         let sipp_rtp = Arc::new(Mutex::new(None));
@@ -454,6 +489,9 @@ impl SipRelay {
                 self.imp,
                 Prng::new(self.imp.seed, stream),
                 self.counts.clone(),
+                stats.clone(),
+                switch_rtp.clone(),
+                false,
             )),
             // From SIPp (on y) to the switch (from x).
             tokio::spawn(media_leg(
@@ -463,6 +501,9 @@ impl SipRelay {
                 self.imp,
                 Prng::new(self.imp.seed, stream + 1),
                 self.counts.clone(),
+                stats.clone(),
+                sipp_rtp.clone(),
+                true,
             )),
         ];
         Some(MediaPair {
@@ -475,6 +516,9 @@ impl SipRelay {
     }
 }
 
+// One task per direction; each piece is the task's own (a struct would only
+// be unpacked again on the first line).
+#[allow(clippy::too_many_arguments)]
 async fn media_leg(
     from: Arc<UdpSocket>,
     out: Arc<UdpSocket>,
@@ -482,12 +526,32 @@ async fn media_leg(
     imp: Impairment,
     mut rng: Prng,
     counts: Arc<Counts>,
+    stats: Arc<CallMedia>,
+    // The sender the SDP names for this side (its own offer or answer).
+    expected: Arc<Mutex<Option<SocketAddr>>>,
+    from_sipp: bool,
 ) {
     let mut buf = vec![0u8; 2048];
     loop {
-        let Ok((n, _)) = from.recv_from(&mut buf).await else {
+        let Ok((n, src)) = from.recv_from(&mut buf).await else {
             continue;
         };
+        if from_sipp {
+            stats.from_sipp.fetch_add(1, Ordering::Relaxed);
+            if buf.get(1).is_some_and(|b| b & 0x7f == 101) {
+                stats.from_sipp_events.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            stats.from_switch.fetch_add(1, Ordering::Relaxed);
+            if expected
+                .lock()
+                .ok()
+                .and_then(|e| *e)
+                .is_some_and(|e| e != src)
+            {
+                stats.from_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let Some(dest) = to.lock().ok().and_then(|t| *t) else {
             continue;
         };
