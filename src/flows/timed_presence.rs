@@ -22,7 +22,10 @@
 //!   never sees our 2xx, so it cannot ACK it (it lacks our To tag); without
 //!   this rule it could log an agent in blind, aiming RFC 4733 events at the
 //!   RTP port in our answer. Prompts may play before the ACK; keys before it
-//!   are dropped, so no presence is ever written for an unconfirmed dialog.
+//!   wait for it (a few, in order) and count once it arrives, so no presence
+//!   is ever written for an unconfirmed dialog, and a lost ACK or 2xx (the
+//!   ACK then comes a T1 or more later) does not lose the first keys and
+//!   change what the later ones mean.
 
 mod settings;
 #[cfg(test)]
@@ -45,6 +48,11 @@ const CUSTOM_KEY: char = '9';
 const OFFLINE_KEY: char = '0';
 /// Ends a variable-length entry early.
 const TERMINATOR: char = '#';
+/// Keys held while the dialog is unconfirmed. A lost ACK is re-sent on our
+/// 2xx retransmissions, T1 (500 ms) to a few seconds later; an agent keys
+/// a whole choice (9, two digits, #) in that time, not more. A sender that
+/// never confirms cannot make the menu hold more.
+const MAX_EARLY_KEYS: usize = 16;
 
 /// Identifies one `Play` so that a finished event from a playback that was
 /// stopped (barge-in) cannot be mistaken for the current one.
@@ -212,8 +220,9 @@ pub struct LoginMenu {
     menu_clips: Vec<PromptName>,
 
     caller: Option<CallerMatch>,
-    /// The dialog is confirmed; until then keys are dropped.
+    /// The dialog is confirmed; until then keys wait in `early_keys`.
     confirmed: bool,
+    early_keys: Vec<char>,
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
 
@@ -252,6 +261,7 @@ impl LoginMenu {
             menu_clips,
             caller: Some(caller),
             confirmed: false,
+            early_keys: Vec::new(),
             shared: Vec::new(),
             agent: None,
             phase: Phase::NotStarted,
@@ -268,9 +278,18 @@ impl LoginMenu {
     pub fn handle(&mut self, event: Event, now: Instant) {
         match event {
             Event::Started => self.on_started(),
-            Event::Confirmed => self.confirmed = true,
+            Event::Confirmed => {
+                self.confirmed = true;
+                for key in std::mem::take(&mut self.early_keys) {
+                    self.on_digit(key, now);
+                }
+            }
             Event::Digit(key) if self.confirmed => self.on_digit(key, now),
-            Event::Digit(_) => {}
+            Event::Digit(key) => {
+                if self.early_keys.len() < MAX_EARLY_KEYS {
+                    self.early_keys.push(key);
+                }
+            }
             Event::PromptFinished(id) => self.on_prompt_finished(id, now),
             Event::Timer => self.on_timer(now),
             Event::HungUp => self.on_hung_up(),

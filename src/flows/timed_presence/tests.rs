@@ -743,20 +743,38 @@ fn the_caller_logs_as_words_without_the_pin() {
 
 /// Issue 9 ("blind log-in by a forged source"): keys that arrive before the
 /// ACK for our 2xx must not be acted on, so a sender who never saw our
-/// answer cannot log anyone in. Prompts still play; once the ACK arrives,
-/// keys work as usual.
+/// answer cannot log anyone in. Prompts still play; the keys wait for the
+/// ACK, and a dialog never confirmed writes nothing.
 #[test]
-fn keys_before_the_ack_are_dropped() {
+fn keys_before_the_ack_are_not_acted_on() {
     let mut call = Call::unconfirmed(&settings(), jsmith());
     let started = call.send(Event::Started);
     assert!(play(&started).1, "the welcome plays before the ACK");
     // Barge-in and a whole preset choice while unconfirmed: nothing.
     assert!(call.keys("1").is_empty());
-    assert!(call.finish().is_empty());
-    assert!(call.keys("1").is_empty());
     assert!(call.keys("91#").is_empty());
+    assert!(call.finish().is_empty());
     assert_eq!(call.menu.outcome(), None);
-    // The ACK: the same key now chooses the first preset.
-    assert!(call.send(Event::Confirmed).is_empty());
-    assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
+    // Never confirmed: the caller (or a forger) goes, nothing is written.
+    assert!(!call
+        .send(Event::HungUp)
+        .iter()
+        .any(|a| matches!(a, Action::WritePresence(_))));
+}
+
+/// Issue 12 ("loss"): a lost ACK or 2xx confirms the dialog only when a
+/// retransmission gets through (T1 later, RFC 3261 §13.3.1.4); keys the
+/// agent pressed meanwhile count then, in order. Dropping them changed
+/// what the later keys meant: 9, 1, # with the 9 lost is preset 1, 8 hours.
+#[test]
+fn keys_before_the_ack_count_once_it_arrives() {
+    let mut call = Call::unconfirmed(&settings(), jsmith());
+    call.send(Event::Started);
+    assert!(call.keys("91#").is_empty());
+    let acts = call.send(Event::Confirmed);
+    let writes: Vec<&Action> = acts
+        .iter()
+        .filter(|a| matches!(a, Action::WritePresence(_)))
+        .collect();
+    assert_eq!(writes, [&online("jsmith", 1)], "{acts:?}");
 }

@@ -60,6 +60,24 @@ impl Playback {
         true
     }
 
+    /// This tick's frame (with the marker bit for the first) and whether the
+    /// playback is over after it.
+    fn tick(&mut self, codec: Codec) -> (Option<(bytes::Bytes, bool)>, bool) {
+        if self.settle() {
+            // Nothing left: a stall's `skip` took the last frames. It is
+            // over all the same, or the owner waits for the end forever.
+            return (None, true);
+        }
+        let frame = self
+            .clips
+            .get(self.clip)
+            .and_then(|c| c.frame(codec, self.frame));
+        self.frame += 1;
+        let marker = !self.started;
+        self.started = true;
+        (frame.map(|f| (f, marker)), self.settle())
+    }
+
     /// Skip `n` frames (ticks lost to a stall), keeping audio in step with the clock.
     fn skip(&mut self, mut n: u64) {
         while n > 0 && !self.settle() {
@@ -425,19 +443,14 @@ fn audio_payload(
     events: &mut Vec<(Arc<Shared>, MediaEvent)>,
 ) -> Payload {
     if let Some(p) = s.play.as_mut() {
-        if !p.settle() {
-            let frame = p.clips.get(p.clip).and_then(|c| c.frame(tx.codec, p.frame));
-            p.frame += 1;
-            let marker = !p.started;
-            p.started = true;
+        let (frame, finished) = p.tick(tx.codec);
+        if finished {
             let id = p.id;
-            if p.settle() {
-                s.play = None;
-                events.push((s.shared.clone(), MediaEvent::PlaybackFinished(id)));
-            }
-            if let Some(frame) = frame {
-                return Payload::Audio { frame, marker };
-            }
+            s.play = None;
+            events.push((s.shared.clone(), MediaEvent::PlaybackFinished(id)));
+        }
+        if let Some((frame, marker)) = frame {
+            return Payload::Audio { frame, marker };
         }
     }
     if s.silence {
@@ -474,4 +487,41 @@ fn write_report(
 fn ticks(d: Duration) -> u64 {
     let n = d.as_nanos().div_ceil(FRAME_DURATION.as_nanos());
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod playback_tests {
+    use super::*;
+
+    fn playback(frames: usize) -> Playback {
+        let pcm = vec![0i16; 160 * frames];
+        Playback {
+            id: 7,
+            clips: vec![Arc::new(Prompt::from_pcm("tone", &pcm))],
+            clip: 0,
+            frame: 0,
+            started: false,
+        }
+    }
+
+    #[test]
+    fn the_last_frame_ends_the_playback() {
+        let mut p = playback(2);
+        assert!(!p.tick(Codec::Pcmu).1);
+        let (frame, finished) = p.tick(Codec::Pcmu);
+        assert!(frame.is_some() && finished);
+    }
+
+    /// A stall that skips the rest of a prompt (pacing thread late by more
+    /// than its last frames) still ends it: the log-in menu waits for
+    /// `PlaybackFinished` before hanging up, and without it the call stayed
+    /// up in silence until the caller left (issue 12, 1 000 log-ins at 20/s
+    /// on a busy box).
+    #[test]
+    fn a_stall_that_skips_the_rest_still_ends_the_playback() {
+        let mut p = playback(3);
+        assert!(!p.tick(Codec::Pcmu).1);
+        p.skip(5);
+        assert_eq!(p.tick(Codec::Pcmu), (None, true));
+    }
 }
