@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::leg::Answered;
 use super::CallContext;
@@ -87,7 +87,13 @@ async fn drive(
                         }
                     };
                     let result = result.map_err(|e| {
-                        warn!(error = %e, "presence write failed");
+                        // A store that cannot write says so itself, once
+                        // per interval; a line per call would flood the log.
+                        if e.cannot_write() {
+                            debug!(error = %e, "presence write failed");
+                        } else {
+                            warn!(error = %e, "presence write failed");
+                        }
                         e.to_string()
                     });
                     menu.handle(Event::PresenceWritten(result), Instant::now());
@@ -190,8 +196,11 @@ async fn record(
         started_at,
         ended_at: Utc::now(),
     };
-    if let Err(e) = ctx.presence.record_login(row).await {
-        warn!(error = %e, "cannot record the log-in call");
+    match ctx.presence.record_login(row).await {
+        Ok(()) => {}
+        // Said by the store once per interval.
+        Err(e) if e.cannot_write() => debug!(error = %e, "cannot record the log-in call"),
+        Err(e) => warn!(error = %e, "cannot record the log-in call"),
     }
 }
 

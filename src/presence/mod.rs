@@ -29,6 +29,7 @@ pub mod store;
 mod tests_history;
 #[cfg(test)]
 mod tests_sqlite;
+pub mod write_health;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

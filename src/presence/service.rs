@@ -107,6 +107,13 @@ pub enum ServiceError {
     Stopped,
 }
 
+impl ServiceError {
+    /// See [`StoreError::cannot_write`].
+    pub fn cannot_write(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.cannot_write())
+    }
+}
+
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 type Reply<T> = oneshot::Sender<Result<T>>;

@@ -9,8 +9,8 @@
 //! when it tries to upgrade a read transaction.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -22,7 +22,8 @@ use sqlx::Row;
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
 use super::sqlite_write::WriteTx;
-use super::store::{PresenceStore, StoreError};
+use super::store::{cannot_write, PresenceStore, StoreError};
+use super::write_health::{WriteHealth, WriteReport, REPORT_EVERY};
 use super::{
     from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery, Result,
     Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
@@ -57,6 +58,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Named in every error; `:memory:` for in-memory stores.
     path: Arc<PathBuf>,
+    /// Whether writes fail for want of space or permission; shared by the
+    /// clones so the log says so once per interval for the whole switch.
+    health: Arc<Mutex<WriteHealth>>,
 }
 
 /// The store holds what must not be read by every local user: the PINs of
@@ -138,6 +142,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             path: Arc::new(path.to_path_buf()),
+            health: Arc::default(),
         })
     }
 
@@ -184,6 +189,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             path: Arc::new(path.to_path_buf()),
+            health: Arc::default(),
         };
         store.check_schema().await?;
         Ok(store)
@@ -211,6 +217,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             path: Arc::new(db),
+            health: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -274,11 +281,76 @@ impl SqliteStore {
     }
 
     /// Map a sqlx error to one that names the database and the operation.
+    /// A write that failed because the store cannot write (full, read-only,
+    /// I/O error) is also counted for the once-per-interval log line.
     pub(crate) fn err(&self, op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-        move |source| StoreError::Query {
-            db: self.db(),
-            op,
-            source,
+        move |source| {
+            if cannot_write(&source) {
+                self.write_failed(op, &source);
+            }
+            StoreError::Query {
+                db: self.db(),
+                op,
+                source,
+            }
+        }
+    }
+
+    /// This store's write-failure tracker replaced (tests: no settling time).
+    #[cfg(test)]
+    pub(crate) fn with_write_health(mut self, health: WriteHealth) -> Self {
+        self.health = Arc::new(Mutex::new(health));
+        self
+    }
+
+    /// True from a write that failed for want of space or permission until
+    /// one succeeds a moment after the last failure
+    /// ([`super::write_health::SETTLE`]).
+    pub fn writes_failing(&self) -> bool {
+        self.health.lock().is_ok_and(|h| h.is_failing())
+    }
+
+    fn write_failed(&self, op: &'static str, source: &sqlx::Error) {
+        let report = self
+            .health
+            .lock()
+            .ok()
+            .and_then(|mut h| h.failed(Instant::now()));
+        let db = self.path.display();
+        match report {
+            Some(WriteReport::Failing) => tracing::error!(
+                db = %db,
+                op,
+                error = %source,
+                every_s = REPORT_EVERY.as_secs(),
+                "the store cannot write: what needs saving is refused (a log-in hears the error prompt, /readyz says not ready) until it can; free space or fix the file's permissions, writes resume by themselves"
+            ),
+            Some(WriteReport::StillFailing { failures, for_ }) => tracing::error!(
+                db = %db,
+                op,
+                error = %source,
+                failures,
+                seconds = for_.as_secs(),
+                "the store still cannot write"
+            ),
+            Some(WriteReport::Recovered { .. }) | None => {}
+        }
+    }
+
+    /// A write reached the disk: ends a failure, saying so once.
+    pub(crate) fn write_succeeded(&self) {
+        let report = self
+            .health
+            .lock()
+            .ok()
+            .and_then(|mut h| h.succeeded(Instant::now()));
+        if let Some(WriteReport::Recovered { failures, for_ }) = report {
+            tracing::warn!(
+                db = %self.path.display(),
+                failures,
+                seconds = for_.as_secs(),
+                "the store takes writes again"
+            );
         }
     }
 

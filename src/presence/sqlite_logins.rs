@@ -24,6 +24,7 @@ pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) 
     .execute(store.pool())
     .await
     .map_err(store.err("recording a log-in call"))?;
+    store.write_succeeded();
     Ok(done.last_insert_rowid())
 }
 

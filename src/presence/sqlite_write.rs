@@ -55,6 +55,7 @@ impl WriteTx {
             .await
             .map_err(store.err(op))?;
         self.committed = true;
+        store.write_succeeded();
         Ok(())
     }
 
@@ -94,20 +95,41 @@ impl DerefMut for WriteTx {
 }
 
 impl SqliteStore {
-    /// Proves the store can take a write now, for `/readyz`, and keeps
-    /// nothing: a table created inside `BEGIN IMMEDIATE` and rolled back.
-    /// Creating a table allocates a page, so this fails on a full disk
-    /// (SQLITE_FULL, even with free bytes inside existing pages), where a
-    /// bare `BEGIN IMMEDIATE; ROLLBACK` passes (with `SELECT 1` in place of
-    /// the CREATE, `the_write_probe_sees_a_full_disk_and_keeps_nothing`
-    /// fails), and on a file SQLite may not write.
+    /// Proves the store can take a write now, for `/readyz`, and changes
+    /// nothing a reader could see. Two parts, each catching a fault the
+    /// other passes:
+    /// - a table created inside a savepoint and rolled back: creating a
+    ///   table allocates a page, so this fails when the database may not
+    ///   grow (SQLITE_FULL from `max_page_count`, even with free bytes
+    ///   inside existing pages; with `SELECT 1` in place of the CREATE,
+    ///   `the_write_probe_sees_a_full_disk_and_keeps_nothing` fails);
+    /// - a commit that rewrites the header's `user_version` with its own
+    ///   value: a rolled-back change never reaches the file, so only a
+    ///   commit meets a full file system or a file SQLite may not write
+    ///   (without it `bench/store_fault.sh` saw `/readyz` ready on a full
+    ///   tmpfs while every log-in failed). tpswitch does not use
+    ///   `user_version` (sqlx keeps its own migrations table).
     pub async fn write_probe(&self) -> Result<()> {
+        let op = "probing that the store is writable";
         let mut tx = WriteTx::begin(self).await?;
-        sqlx::raw_sql("CREATE TABLE readyz_probe (x INTEGER)")
-            .execute(&mut *tx)
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
             .await
-            .map_err(self.err("probing that the store is writable"))?;
-        tx.rollback().await;
-        Ok(())
+            .map_err(self.err(op))?;
+        sqlx::raw_sql(
+            "SAVEPOINT readyz_probe; CREATE TABLE readyz_probe (x INTEGER); \
+             ROLLBACK TO readyz_probe; RELEASE readyz_probe",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err(op))?;
+        // PRAGMA takes no bound parameter; `version` is an integer we read.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {version}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err(op))?;
+        tx.commit(self, op).await
     }
 }

@@ -64,6 +64,25 @@ pub enum StoreError {
     EmptyUser,
 }
 
+impl StoreError {
+    /// The store could not write for want of space or permission, or an
+    /// I/O error: the store itself says so once per interval, so callers
+    /// need not log each one.
+    pub fn cannot_write(&self) -> bool {
+        matches!(self, StoreError::Query { source, .. } if cannot_write(source))
+    }
+}
+
+/// SQLITE_READONLY (8), SQLITE_IOERR (10) and SQLITE_FULL (13), with their
+/// extended codes (<https://sqlite.org/rescode.html>: the low byte is the
+/// primary code): the store cannot write, whatever the statement.
+pub(crate) fn cannot_write(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 8 | 10 | 13))
+}
+
 /// The presence and call store. All writes of presence change the current
 /// state and append to the history in one transaction: either both are
 /// durable or neither is.

@@ -772,6 +772,35 @@ async fn a_full_disk_refuses_writes_then_the_store_recovers_by_itself() {
         .is_some());
 }
 
+/// The store knows when its writes fail for want of space (so it can say
+/// so once per interval, and callers need not log each failure), and
+/// forgets it at the first write that succeeds.
+#[tokio::test]
+async fn a_write_refused_for_space_is_known_until_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, free) = full_store(&dir).await;
+    let store = store.with_write_health(crate::presence::write_health::WriteHealth::new(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::ZERO,
+    ));
+    assert!(!store.writes_failing());
+    let e = store
+        .set_online("jsmith", t(0), t(3600), Some("c1"), &big_reason())
+        .await
+        .unwrap_err();
+    assert!(e.cannot_write(), "{e}");
+    assert!(store.writes_failing());
+    // A read is no write: it neither fails nor ends the failure.
+    assert_eq!(store.current("jsmith").await.unwrap(), None);
+    assert!(store.writes_failing());
+    sqlx::query(free).execute(store.pool()).await.unwrap();
+    store
+        .set_online("jsmith", t(0), t(3600), Some("c2"), &big_reason())
+        .await
+        .unwrap();
+    assert!(!store.writes_failing());
+}
+
 #[tokio::test]
 async fn a_write_that_changes_nothing_keeps_its_connection() {
     // `expire` for a window already replaced ends its transaction with a
