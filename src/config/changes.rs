@@ -620,6 +620,7 @@ mod tests {
         s.tls_handshake_timeout = later(s.tls_handshake_timeout);
         s.trace.all = !s.trace.all;
         s.drain_timeout = later(s.drain_timeout);
+        s.flood.ban = later(s.flood.ban);
         let m = &mut b.media;
         m.bind_address = Some(ip("127.0.0.9"));
         m.rtp_ports = PortRange::new(40000, 40999).unwrap_or_default();
