@@ -10,13 +10,13 @@
 
 use crate::config::directory;
 use crate::config::Config;
-use crate::presence::{SqliteStore, StoreError};
+use crate::presence::{Store, StoreError};
 
 /// The text, or why there is none.
 pub async fn export(cfg: &Config) -> Result<String, String> {
     let text = std::fs::read_to_string(&cfg.source)
         .map_err(|e| format!("{}: cannot read the file: {e}", cfg.source.display()))?;
-    let api = match SqliteStore::open_read_only(&cfg.store.path).await {
+    let api = match Store::open_read_only(&cfg.store.path).await {
         Ok(store) => {
             let objects = store.directory_objects().await;
             store.close().await;

@@ -161,6 +161,7 @@ pub fn changes(old: &Config, new: &Config) -> Changes {
         "store.synchronous",
         old.store.synchronous != new.store.synchronous,
     );
+    restart("store.url", old.store.postgres != new.store.postgres);
     restart("http.bind", old.http.bind != new.http.bind);
     restart("http.token_env", old.http.token_env != new.http.token_env);
     restart("http.tokens", old.http.tokens != new.http.tokens);
