@@ -40,9 +40,9 @@ pub async fn agents_report(
     }
 }
 
-/// The rows from the store at `cfg.store.path`, opened read-only.
+/// The rows from the store `cfg.store` names, opened for reading.
 pub async fn agent_rows(cfg: &Config, now: DateTime<Utc>) -> Result<Vec<AgentRow>, StoreError> {
-    match Store::open_read_only(&cfg.store.path).await {
+    match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             // The users made through the API are agents too.
             let joined = with_api_users(cfg, &store).await;
@@ -66,7 +66,7 @@ async fn with_api_users(cfg: &Config, store: &Store) -> Option<Config> {
     }
     let text = std::fs::read_to_string(&cfg.source).ok()?;
     let file = crate::config::directory::declared_in(&text);
-    let db = cfg.store.path.display().to_string();
+    let db = store.db().display().to_string();
     let file_name = cfg.source.display().to_string();
     if !crate::config::directory::conflicts(&file, &api, &file_name, &db).is_empty() {
         return None;

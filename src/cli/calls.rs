@@ -75,7 +75,7 @@ pub(super) async fn read_store<T: Default>(
     cfg: &Config,
     read: impl AsyncFnOnce(&Store) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    match Store::open_read_only(&cfg.store.path).await {
+    match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             let got = read(&store).await;
             store.close().await;

@@ -16,7 +16,7 @@ use crate::presence::{Store, StoreError};
 pub async fn export(cfg: &Config) -> Result<String, String> {
     let text = std::fs::read_to_string(&cfg.source)
         .map_err(|e| format!("{}: cannot read the file: {e}", cfg.source.display()))?;
-    let api = match Store::open_read_only(&cfg.store.path).await {
+    let api = match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             let objects = store.directory_objects().await;
             store.close().await;
@@ -30,7 +30,7 @@ pub async fn export(cfg: &Config) -> Result<String, String> {
         &directory::declared_in(&text),
         &api,
         &cfg.source.display().to_string(),
-        &cfg.store.path.display().to_string(),
+        &cfg.store.name(),
     );
     if !conflicts.is_empty() {
         return Err(conflicts.join("\n"));

@@ -425,6 +425,17 @@ pub struct StoreConfig {
     pub postgres: Option<PostgresConfig>,
 }
 
+impl StoreConfig {
+    /// How messages name the store: the SQLite file, or the PostgreSQL
+    /// database's label (never its password).
+    pub fn name(&self) -> String {
+        match &self.postgres {
+            Some(pg) => pg.label.clone(),
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
 /// Where the PostgreSQL store is. The password is never part of
 /// [`PostgresConfig::label`], which is what logs and errors show.
 #[derive(Clone, PartialEq, Eq)]

@@ -72,6 +72,16 @@ impl Store {
         Ok(Store::Sqlite(SqliteStore::open_read_only(path).await?))
     }
 
+    /// The store `cfg` names, for a reader in another process (the
+    /// commands beside `run`): never created nor migrated; a SQLite file
+    /// that does not exist is [`StoreError::Missing`](super::StoreError::Missing).
+    pub async fn open_reader(cfg: &StoreConfig) -> Result<Self> {
+        match &cfg.postgres {
+            Some(pg) => Ok(Store::Postgres(PgStore::connect_reader(pg).await?)),
+            None => Self::open_read_only(&cfg.path).await,
+        }
+    }
+
     /// A private SQLite database in memory, for tests and dry runs.
     pub async fn open_in_memory() -> Result<Self> {
         Ok(Store::Sqlite(SqliteStore::open_in_memory().await?))

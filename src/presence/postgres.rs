@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
@@ -72,6 +72,16 @@ impl PgStore {
     /// yet applied.
     pub async fn connect(cfg: &PostgresConfig) -> Result<Self> {
         let options = connect_options(cfg)?;
+        // One connection first: a server that refuses or rejects us is
+        // reported at once, where the pool would retry until its acquire
+        // timeout and report only that.
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::PgConnect {
+                db: cfg.label.clone(),
+                source,
+            })?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -92,6 +102,42 @@ impl PgStore {
                 source,
             })?;
         tracing::info!(db = %store.label, "presence store open (PostgreSQL)");
+        Ok(store)
+    }
+
+    /// Connect for reading (`tpswitch agents`, `calls`, `history`,
+    /// `export`): never migrates, since a reader must not change the
+    /// schema under a running switch, and refuses an older schema.
+    pub async fn connect_reader(cfg: &PostgresConfig) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(connect_options(cfg)?)
+            .await
+            .map_err(|source| StoreError::PgConnect {
+                db: cfg.label.clone(),
+                source,
+            })?;
+        let store = PgStore {
+            pool,
+            label: Arc::new(cfg.label.clone()),
+        };
+        let needed = PG_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        // No migrations table: a database tpswitch never set up.
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN NULL \
+             ELSE (SELECT MAX(version) FROM _sqlx_migrations WHERE success) END",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .map_err(store.err("reading the schema version"))?;
+        let found = found.unwrap_or(0);
+        if found < needed {
+            return Err(StoreError::OldSchema {
+                db: store.db(),
+                found,
+                needed,
+            });
+        }
         Ok(store)
     }
 
@@ -680,5 +726,41 @@ impl PresenceStore for PgStore {
         limit: u32,
     ) -> Result<Vec<LoginCallRecord>> {
         postgres_logins::login_calls_since(self, since, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str, password_env: Option<&str>) -> PostgresConfig {
+        PostgresConfig {
+            url: url.into(),
+            password_env: password_env.map(str::to_owned),
+            label: "postgres://tp@127.0.0.1:1/switch".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_variable_that_is_not_set_is_named() {
+        let var = "TPSWITCH_TEST_PG_PASSWORD_NEVER_SET";
+        let err = PgStore::connect(&cfg("postgres://tp@127.0.0.1:1/switch", Some(var)))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(var) && err.contains("not set"), "{err}");
+    }
+
+    /// Nothing listens on port 1: the refusal names the label, never the
+    /// URL's password.
+    #[tokio::test]
+    async fn a_refused_connection_names_the_store_without_its_password() {
+        let err = PgStore::connect(&cfg("postgres://tp:s3cret@127.0.0.1:1/switch", None))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://tp@127.0.0.1:1/switch"), "{err}");
+        assert!(err.contains("store.url"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }
