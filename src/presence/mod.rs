@@ -38,6 +38,8 @@ pub(crate) mod test_backends;
 #[cfg(test)]
 mod tests_history;
 #[cfg(test)]
+mod tests_postgres;
+#[cfg(test)]
 mod tests_sqlite;
 #[cfg(test)]
 mod tests_store;

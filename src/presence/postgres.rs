@@ -122,14 +122,21 @@ impl PgStore {
             label: Arc::new(cfg.label.clone()),
         };
         let needed = PG_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        // No migrations table: a database tpswitch never set up.
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN NULL \
-             ELSE (SELECT MAX(version) FROM _sqlx_migrations WHERE success) END",
-        )
-        .fetch_one(&store.pool)
-        .await
-        .map_err(store.err("reading the schema version"))?;
+        // No migrations table: a database tpswitch never set up. (Two
+        // statements: one naming a missing table fails as a whole, even
+        // in a branch a CASE would not take.)
+        let set_up: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&store.pool)
+            .await
+            .map_err(store.err("reading the schema version"))?;
+        let found: Option<i64> = if set_up {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&store.pool)
+                .await
+                .map_err(store.err("reading the schema version"))?
+        } else {
+            None
+        };
         let found = found.unwrap_or(0);
         if found < needed {
             return Err(StoreError::OldSchema {
