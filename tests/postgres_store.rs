@@ -173,3 +173,73 @@ fn a_second_switch_on_the_same_postgres_store_is_refused() {
     );
     assert!(!err.contains(PASSWORD), "{err}");
 }
+
+const TOKEN: &str = "pg-directory-test-token";
+
+/// A user made through the API of a switch on the PostgreSQL store is a
+/// row there: after a restart on the same database it is still in the
+/// directory, logs in, and `tpswitch export` lists it.
+#[test]
+fn a_user_made_through_the_api_is_kept_in_postgres_and_logs_in_after_a_restart() {
+    let Some((url, _)) = fresh_database("directory") else {
+        return;
+    };
+    let envs = [("TPSWITCH_API_TOKEN", TOKEN)];
+    let mut sw = Switch::start_env(free_udp_port(), &envs, on_postgres(&url));
+    let user = serde_json::json!({
+        "name": "New Agent",
+        "extensions": [{"type": "pstn", "value": "+1 (234) 567-0042", "description": "mobile"}]
+    });
+    let (status, body) = put_json(&sw, "/api/v1/users/newbie", &user);
+    assert_eq!(status, 201, "{body}");
+
+    sw.terminate();
+    let dir = std::mem::replace(&mut sw.dir, tempfile::tempdir().unwrap());
+    let config = sw.config.clone();
+    drop(sw);
+    let sw = Switch::start_config_env(dir, config, &envs);
+    let scenario = tempfile::tempdir().unwrap();
+    let sc = login_scenario(
+        scenario.path(),
+        "+12345670042",
+        &[Wait(800), Key('1')],
+        true,
+    );
+    sipp(
+        sc.to_str().unwrap(),
+        Some(sw.sip),
+        1,
+        &["-s", CONTACT_POINT],
+    )
+    .assert_ok(&sw);
+    let logins = login_calls(&sw, 1);
+    assert_eq!(logins[0]["agent_user_id"], "newbie", "{logins:?}");
+    assert_eq!(logins[0]["outcome"], "online", "{logins:?}");
+    let out = sw.cli(&["export"]);
+    let exported = String::from_utf8_lossy(&out.stdout);
+    assert!(exported.contains("id = \"newbie\""), "{exported}");
+}
+
+/// PUT with a JSON body and the admin token; (status, body).
+fn put_json(sw: &Switch, path: &str, body: &serde_json::Value) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(sw.http).expect("connect to the HTTP API");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let body = body.to_string();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
