@@ -18,7 +18,7 @@ use crate::config::directory::{self, Declared, Kind, Origin};
 use crate::config::{Config, ConfigError, Problem};
 use crate::media::prompt::Prompt;
 use crate::presence::sqlite_directory::DirectoryWrite;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 
 /// What the API asks the owner to do.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ impl LiveDirectory {
     pub async fn load(
         path: PathBuf,
         file_text: String,
-        store: &SqliteStore,
+        store: &Store,
     ) -> Result<LiveDirectory, Vec<String>> {
         let api = store
             .directory_objects()
@@ -205,7 +205,7 @@ impl LiveDirectory {
     /// nothing is written and `self` is unchanged.
     pub async fn apply(
         &mut self,
-        store: &SqliteStore,
+        store: &Store,
         change: &Change,
         if_match: Option<&str>,
     ) -> Result<(Applied, Config, Option<Prompt>), Refusal> {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::*;
 use tpswitch::presence::{
-    CallUpdate, HungUpBy, NewAttempt, NewCall, PresenceStore, SipOutcome, SqliteStore,
+    CallUpdate, HungUpBy, NewAttempt, NewCall, PresenceStore, SipOutcome, Store,
 };
 
 /// The version `scripts/test` installs.
@@ -52,7 +52,7 @@ fn seed(db: &std::path::Path) {
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let store = SqliteStore::open(db).await.expect("open the store");
+        let store = Store::open(db).await.expect("open the store");
         for (i, (outcome, bridged)) in [
             (Some("bridged"), true),
             (Some("abandoned"), false),

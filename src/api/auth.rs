@@ -336,7 +336,7 @@ mod tests {
         use axum::http::{Method, Request, StatusCode};
         use tower::ServiceExt as _;
         let cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
-        let store = crate::presence::SqliteStore::open_in_memory()
+        let store = crate::presence::Store::open_in_memory()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let state = crate::api::ApiState::for_tests(cfg, store, Tokens::default());

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::media::engine::stats::LATENESS_BUCKET;
 use crate::media::engine::MediaStats;
 use crate::media::prompt::PromptLibrary;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 use crate::report;
 use crate::sip::core::{CoreStats, RegistrationStatus};
 use crate::sip::keepalive::{Health, TrunkTargetStatus};
@@ -57,7 +57,7 @@ pub struct ApiState {
     pub trunk_targets: Arc<std::sync::Mutex<Vec<TrunkTargetStatus>>>,
     /// The running switch's store: every request reads through this one
     /// pool rather than opening the database again.
-    pub store: SqliteStore,
+    pub store: Store,
     /// The bearer tokens and their roles, for everything but /healthz and
     /// /readyz; none at all: local use only (the API then binds loopback).
     pub tokens: auth::Tokens,
@@ -572,7 +572,7 @@ impl ApiState {
     /// A state over `cfg` and `store` with nothing running behind it (no
     /// SIP endpoint, no media), for route tests: `tokens` are the tokens
     /// in force.
-    pub fn for_tests(cfg: Config, store: SqliteStore, tokens: auth::Tokens) -> Arc<ApiState> {
+    pub fn for_tests(cfg: Config, store: Store, tokens: auth::Tokens) -> Arc<ApiState> {
         let cfg = Arc::new(cfg);
         let directory = testing::directory(&cfg, &store);
         Arc::new(ApiState {
@@ -631,7 +631,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::embedded_default().unwrap();
         cfg.store.path = dir.path().join("never-created.db");
-        let store = SqliteStore::open_in_memory().await.unwrap();
+        let store = Store::open_in_memory().await.unwrap();
         let now = chrono::Utc::now();
         store
             .set_online("jsmith", now, now + chrono::Duration::hours(1), None, "t")
@@ -697,7 +697,7 @@ mod tests {
             ..CoreStats::default()
         };
         let cfg = Arc::new(Config::embedded_default().unwrap());
-        let store = SqliteStore::open_in_memory().await.unwrap();
+        let store = Store::open_in_memory().await.unwrap();
         let state = Arc::new(ApiState {
             current: tokio::sync::watch::channel(cfg.clone()).1,
             directory: testing::directory(&cfg, &store),
@@ -716,7 +716,7 @@ mod tests {
             live: crate::live::Live::default(),
             // Never asked here: a handle with no service behind it.
             presence: crate::presence::service::PresenceService::new(
-                SqliteStore::open_in_memory().await.unwrap(),
+                Store::open_in_memory().await.unwrap(),
                 Arc::new(crate::presence::clock::SystemClock),
             )
             .1,

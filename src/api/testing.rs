@@ -10,7 +10,7 @@ use tower::ServiceExt as _;
 use super::auth::Tokens;
 use super::ApiState;
 use crate::config::{ApiRole, ApiToken, Config};
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 
 pub const ADMIN: &str = "test-admin-token";
 pub const SUPERVISOR: &str = "test-supervisor-token";
@@ -50,7 +50,7 @@ pub fn tokens() -> Tokens {
 /// with [`tokens`] in force.
 pub async fn state() -> Arc<ApiState> {
     let cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
-    let store = SqliteStore::open_in_memory()
+    let store = Store::open_in_memory()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     ApiState::for_tests(cfg, store, tokens())
@@ -107,7 +107,7 @@ pub async fn call(
 /// A directory owner like the switch's, over `cfg`'s file and `store`,
 /// without a call context to install into: route tests see the checks,
 /// the store writes and the published view.
-pub fn directory(cfg: &Config, store: &SqliteStore) -> crate::directory::Handle {
+pub fn directory(cfg: &Config, store: &Store) -> crate::directory::Handle {
     let text = std::fs::read_to_string(&cfg.source).unwrap_or_else(|e| panic!("{e}"));
     let mut dir = crate::directory::LiveDirectory {
         file: crate::config::directory::declared_in(&text),

@@ -18,9 +18,10 @@ use crate::media::ports::PortPool;
 use crate::media::prompt::{PromptError, PromptLibrary};
 use crate::media::speech;
 use crate::presence::clock::{Clock, ScaledClock, SystemClock};
+use crate::presence::postgres_lock::{PgLockError, PgStoreLock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
-use crate::presence::{SqliteStore, StoreError};
+use crate::presence::{Store, StoreError};
 use crate::sip::core::{CoreConfig, Credentials, Local, SipCore, TrunkRoute};
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::inspect::Limits;
@@ -57,10 +58,12 @@ pub enum AppError {
     Dns(#[from] crate::sip::resolver::DnsError),
     #[error("dns: a trunk's resolution stopped ({0})")]
     Join(String),
-    #[error("store.path: {0}")]
+    #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("store.path: {0}")]
     StoreLock(#[from] LockError),
+    #[error(transparent)]
+    PgStoreLock(#[from] PgLockError),
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
     /// The file and the store's directory disagree, or joined they are not
@@ -459,12 +462,38 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     run_with(cfg, overrides, trunk_starts, signals).await
 }
 
+/// One switch per store, whichever the store is: a file lock beside the
+/// SQLite file, or an advisory lock on the PostgreSQL server. Held until
+/// `run` returns.
+#[derive(Debug)]
+enum RunLock {
+    File { _lock: StoreLock },
+    Postgres { _lock: PgStoreLock },
+}
+
+impl RunLock {
+    async fn acquire(cfg: &crate::config::model::StoreConfig) -> Result<RunLock, AppError> {
+        match &cfg.postgres {
+            Some(pg) => {
+                let lock = PgStoreLock::acquire(pg).await?;
+                info!(db = %lock.label(), "store locked (PostgreSQL advisory lock)");
+                Ok(RunLock::Postgres { _lock: lock })
+            }
+            None => {
+                let lock = StoreLock::acquire(&cfg.path)?;
+                info!(lock = %lock.path().display(), "store locked");
+                Ok(RunLock::File { _lock: lock })
+            }
+        }
+    }
+}
+
 /// The file's configuration joined with the store's directory objects:
 /// the configuration the switch runs, and the directory's owner state.
 async fn join_directory(
     cfg: Config,
     overrides: Overrides,
-    store: &SqliteStore,
+    store: &Store,
 ) -> Result<(Config, crate::directory::LiveDirectory), AppError> {
     let text = std::fs::read_to_string(&cfg.source).map_err(|e| {
         AppError::Directory(vec![format!(
@@ -523,12 +552,11 @@ async fn run_with(
     // Before anything that acts on the store (re-armed expiry timers,
     // notification calls) or opens a port: a second switch on this store
     // must stop here, naming the first.
-    let store_lock = StoreLock::acquire(&cfg.store.path)?;
+    let store_lock = RunLock::acquire(&cfg.store).await?;
     warn_if_pins_readable(&cfg);
-    info!(lock = %store_lock.path().display(), "store locked");
     // Before any socket or file is opened.
     let fds = fds::plan(&cfg);
-    let store = SqliteStore::open(&cfg.store.path).await?;
+    let store = Store::connect(&cfg.store).await?;
     // The users, flows and mappings made through the API join the file's
     // before anything runs; a key both declare stops the start, naming both.
     let (cfg, live_directory) = join_directory(cfg, overrides, &store).await?;

@@ -22,7 +22,7 @@ use crate::call::CallContext;
 use crate::config::{self, keep_running, Config};
 use crate::directory::{self, LiveDirectory};
 use crate::media::prompt::PromptLibrary;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 use crate::sip::core::{Policy, Untrusted};
 use crate::sip::flood::{FloodPolicy, Refuse, RegisterPolicy};
 use crate::sip::SipCommand;
@@ -62,7 +62,7 @@ pub(super) struct Reloader {
     /// re-reads the first, an API change the second (`Reloader::change`).
     pub directory: LiveDirectory,
     /// Where API-made directory objects are written.
-    pub store: SqliteStore,
+    pub store: Store,
     /// What the API lists, republished after each change or reload.
     pub view: watch::Sender<Arc<directory::View>>,
     /// The prompt library in force, for `/readyz`.

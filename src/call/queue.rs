@@ -35,7 +35,7 @@ use crate::flows::queue::{
 use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceEvent;
-use crate::presence::{NewCall, SqliteStore};
+use crate::presence::{NewCall, Store};
 use crate::routing::{AgentBoard, AgentProfile, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
 use crate::telemetry;
@@ -117,7 +117,7 @@ pub(super) struct Shell {
 /// before the presence service starts, so no change is missed.
 pub async fn run(
     mut current: super::Current,
-    store: SqliteStore,
+    store: Store,
     mut handoffs: mpsc::Receiver<Handoff>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
     cancel: CancellationToken,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::config::{format_duration, Config};
-use crate::presence::{fmt_secs, SqliteStore, StoreError};
+use crate::presence::{fmt_secs, Store, StoreError};
 use crate::report::agents::{self, AgentRow};
 
 /// Why the report could not be made.
@@ -40,9 +40,9 @@ pub async fn agents_report(
     }
 }
 
-/// The rows from the store at `cfg.store.path`, opened read-only.
+/// The rows from the store `cfg.store` names, opened for reading.
 pub async fn agent_rows(cfg: &Config, now: DateTime<Utc>) -> Result<Vec<AgentRow>, StoreError> {
-    match SqliteStore::open_read_only(&cfg.store.path).await {
+    match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             // The users made through the API are agents too.
             let joined = with_api_users(cfg, &store).await;
@@ -59,14 +59,14 @@ pub async fn agent_rows(cfg: &Config, now: DateTime<Utc>) -> Result<Vec<AgentRow
 /// `None` when the store has nothing of its own or the two cannot be joined
 /// (the switch then refuses to start or reload, and says why; this list
 /// shows the file's users).
-async fn with_api_users(cfg: &Config, store: &SqliteStore) -> Option<Config> {
+async fn with_api_users(cfg: &Config, store: &Store) -> Option<Config> {
     let api = store.directory_objects().await.ok()?;
     if api.is_empty() {
         return None;
     }
     let text = std::fs::read_to_string(&cfg.source).ok()?;
     let file = crate::config::directory::declared_in(&text);
-    let db = cfg.store.path.display().to_string();
+    let db = store.db().display().to_string();
     let file_name = cfg.source.display().to_string();
     if !crate::config::directory::conflicts(&file, &api, &file_name, &db).is_empty() {
         return None;

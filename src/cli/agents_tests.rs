@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::presence::agent_state::{set_activity, Activity};
-use crate::presence::{PresenceStore, SqliteStore};
+use crate::presence::{PresenceStore, Store};
 use chrono::{Duration, TimeZone};
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -43,7 +43,7 @@ async fn no_database_yet_means_everyone_is_offline() {
 /// jsmith online 8 h, mgarcia's 1 h window ended but not closed, akim busy,
 /// and "gone" (no longer configured) online; the report runs at 2 h.
 async fn populated(cfg: &Config) {
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     store
         .set_online("jsmith", t(0), t(8 * H), Some("c1@x"), "m")
         .await
@@ -150,7 +150,7 @@ async fn table_for_people() {
 async fn wrap_up_shows_only_inside_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with_db(&dir);
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     store
         .set_online("jsmith", t(0), t(H), None, "m")
         .await
@@ -191,7 +191,7 @@ async fn users_made_through_the_api_are_listed() {
     use crate::presence::sqlite_directory::DirectoryWrite;
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with_db(&dir);
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     let table: toml::Table = "id = \"newbie\"\nname = \"New Agent\"\n\
          [[extensions]]\ntype = \"pstn\"\nvalue = \"+12345670042\"\n"
         .parse()

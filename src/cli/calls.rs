@@ -11,9 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{format_duration, parse_duration, Config};
-use crate::presence::{
-    fmt_secs, CallRecord, LoginCallRecord, PresenceStore, SqliteStore, StoreError,
-};
+use crate::presence::{fmt_secs, CallRecord, LoginCallRecord, PresenceStore, Store, StoreError};
 
 /// At most this many calls per report.
 pub const MAX_CALLS: u32 = 10_000;
@@ -75,9 +73,9 @@ pub async fn call_records(
 /// does not exist yet means nothing was ever recorded: the empty default.
 pub(super) async fn read_store<T: Default>(
     cfg: &Config,
-    read: impl AsyncFnOnce(&SqliteStore) -> Result<T, StoreError>,
+    read: impl AsyncFnOnce(&Store) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    match SqliteStore::open_read_only(&cfg.store.path).await {
+    match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             let got = read(&store).await;
             store.close().await;

@@ -1,7 +1,7 @@
 //! `tpswitch calls` against temporary databases.
 
 use super::*;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 use crate::presence::{CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
 use chrono::TimeZone;
 
@@ -71,7 +71,7 @@ async fn no_database_yet_means_no_calls() {
 async fn calls_come_with_their_attempts_and_since_filters() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with_db(&dir);
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     let old = store
         .insert_call(&NewCall {
             call_id: "old@x".into(),
@@ -179,7 +179,7 @@ async fn calls_come_with_their_attempts_and_since_filters() {
 async fn a_live_bridged_call_shows_its_agent_attempts_and_wait() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with_db(&dir);
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     let id = store
         .insert_call(&NewCall {
             call_id: "live@x".into(),
@@ -246,7 +246,7 @@ async fn logins_list_caller_agent_and_outcome() {
         .await
         .unwrap()
         .contains("(no log-in calls)"));
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     for (i, (caller, agent, outcome, hours)) in [
         (
             "+12345678910",

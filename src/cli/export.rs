@@ -10,13 +10,13 @@
 
 use crate::config::directory;
 use crate::config::Config;
-use crate::presence::{SqliteStore, StoreError};
+use crate::presence::{Store, StoreError};
 
 /// The text, or why there is none.
 pub async fn export(cfg: &Config) -> Result<String, String> {
     let text = std::fs::read_to_string(&cfg.source)
         .map_err(|e| format!("{}: cannot read the file: {e}", cfg.source.display()))?;
-    let api = match SqliteStore::open_read_only(&cfg.store.path).await {
+    let api = match Store::open_reader(&cfg.store).await {
         Ok(store) => {
             let objects = store.directory_objects().await;
             store.close().await;
@@ -30,7 +30,7 @@ pub async fn export(cfg: &Config) -> Result<String, String> {
         &directory::declared_in(&text),
         &api,
         &cfg.source.display().to_string(),
-        &cfg.store.path.display().to_string(),
+        &cfg.store.name(),
     );
     if !conflicts.is_empty() {
         return Err(conflicts.join("\n"));

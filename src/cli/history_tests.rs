@@ -3,7 +3,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
@@ -17,7 +17,7 @@ fn cfg_with_db(dir: &tempfile::TempDir) -> Config {
 
 /// jsmith: online from the phone, extended by "floor", ended by "floor".
 async fn story(cfg: &Config) {
-    let store = SqliteStore::open(&cfg.store.path).await.unwrap();
+    let store = Store::open(&cfg.store.path).await.unwrap();
     store
         .set_online("jsmith", t(0), t(3600), Some("c1@x"), "log-in menu")
         .await

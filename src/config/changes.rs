@@ -178,6 +178,8 @@ pub static SETTINGS: &[Setting] = &[
     setting!(Restart, "media.pacing_threads", media.pacing_threads),
     setting!(Restart, "store.path", store.path),
     setting!(Restart, "store.synchronous", store.synchronous),
+    // `store.url` and `store.password_env`: the store is opened at start.
+    setting!(Restart, "store.url", store.postgres),
     setting!(Restart, "http.bind", http.bind),
     setting!(Restart, "http.token_env", http.token_env),
     setting!(Restart, "http.tokens", http.tokens),
@@ -514,6 +516,7 @@ mod tests {
         }));
         keys.extend(fields!(&c.store, StoreConfig {
             path => "store.path", synchronous => "store.synchronous",
+            postgres => "store.url",
         }));
         keys.extend(fields!(&c.http, HttpConfig {
             bind => "http.bind", token_env => "http.token_env", tokens => "http.tokens",
@@ -641,6 +644,11 @@ mod tests {
         b.flows.pop();
         b.dispatch_mappings.pop();
         b.store.path = "/nowhere/other.db".into();
+        b.store.postgres = Some(crate::config::PostgresConfig {
+            url: "postgres://tpswitch@db.example.net/tpswitch".into(),
+            password_env: None,
+            label: "postgres://tpswitch@db.example.net:5432/tpswitch".into(),
+        });
         b.store.synchronous = match b.store.synchronous {
             Synchronous::Full => Synchronous::Normal,
             _ => Synchronous::Full,

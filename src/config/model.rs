@@ -450,6 +450,44 @@ pub struct NumberingConfig {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub synchronous: Synchronous,
+    /// `store.url = "postgres://…"`: the store is this PostgreSQL database
+    /// instead of the SQLite file at `path` (whose folder still holds
+    /// uploaded prompts).
+    pub postgres: Option<PostgresConfig>,
+}
+
+impl StoreConfig {
+    /// How messages name the store: the SQLite file, or the PostgreSQL
+    /// database's label (never its password).
+    pub fn name(&self) -> String {
+        match &self.postgres {
+            Some(pg) => pg.label.clone(),
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
+/// Where the PostgreSQL store is. The password is never part of
+/// [`PostgresConfig::label`], which is what logs and errors show.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The URL as written (it may carry a password: never log it).
+    pub url: String,
+    /// `store.password_env`: the variable holding the password, when the
+    /// URL does not carry one.
+    pub password_env: Option<String>,
+    /// `postgres://user@host:port/db`, without the password.
+    pub label: String,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    // The derived form would print the URL and with it any password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("label", &self.label)
+            .field("password_env", &self.password_env)
+            .finish()
+    }
 }
 
 /// SQLite `PRAGMA synchronous`.

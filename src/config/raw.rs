@@ -150,6 +150,8 @@ pub struct RawNumbering {
 pub struct RawStore {
     pub path: Option<String>,
     pub synchronous: Option<String>,
+    pub url: Option<String>,
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

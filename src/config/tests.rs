@@ -1064,3 +1064,63 @@ fn pins_in_a_world_readable_file_are_named() {
     }
     assert!(!without.pins_readable_by_others(0o644));
 }
+
+/// `store.url` (issue 13): a PostgreSQL URL with a host and a database;
+/// its label for logs drops the password, and so does `Debug`.
+#[test]
+fn store_url_chooses_postgres_and_never_shows_its_password() {
+    let with = |lines: &str| edit(EXAMPLE, "[store]\n", &format!("[store]\n{lines}\n"));
+    let c = load(&with(
+        r#"url = "postgres://tp:s3cret@db.example:5433/switch""#,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pg = c
+        .store
+        .postgres
+        .clone()
+        .expect("store.url chooses PostgreSQL");
+    assert_eq!(pg.label, "postgres://tp@db.example:5433/switch");
+    assert_eq!(c.store.name(), pg.label);
+    assert!(!format!("{:?}", c.store).contains("s3cret"));
+    assert!(
+        load(EXAMPLE).unwrap().store.postgres.is_none(),
+        "SQLite stays the default"
+    );
+
+    let c = load(&with(
+        "url = \"postgresql://tp@db/switch\"\npassword_env = \"TP_DB_PASSWORD\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pg = c.store.postgres.expect("postgresql:// is PostgreSQL too");
+    assert_eq!(pg.password_env.as_deref(), Some("TP_DB_PASSWORD"));
+
+    for (lines, path, says) in [
+        (
+            r#"url = "mysql://db/switch""#,
+            "store.url",
+            "only PostgreSQL",
+        ),
+        (r#"url = "postgres://db""#, "store.url", "database name"),
+        (r#"url = "not a url s3cret""#, "store.url", "is not a URL"),
+        (
+            "url = \"postgres://tp:s3cret@db/switch\"\npassword_env = \"TP_DB_PASSWORD\"",
+            "store.url",
+            "one place",
+        ),
+        (
+            r#"password_env = "TP_DB_PASSWORD""#,
+            "store.password_env",
+            "store.url is not",
+        ),
+        (
+            "url = \"postgres://db/switch\"\npassword_env = \"1 bad\"",
+            "store.password_env",
+            "not an environment variable name",
+        ),
+    ] {
+        let p = at(&with(lines), path);
+        let text = format!("{} {}", p.problem, p.fix);
+        assert!(text.contains(says), "{lines}: {text}");
+        assert!(!text.contains("s3cret"), "{lines}: {text}");
+    }
+}

@@ -1229,7 +1229,67 @@ pub(super) fn store(v: &mut V, r: &RawStore) -> StoreConfig {
                 ("extra", Synchronous::Extra),
             ],
         ),
+        postgres: postgres_store(v, r),
     }
+}
+
+/// `store.url` and `store.password_env`: a PostgreSQL URL with a host and
+/// a database name. The label kept for logs drops the password.
+fn postgres_store(v: &mut V, r: &RawStore) -> Option<PostgresConfig> {
+    let password_env = r
+        .password_env
+        .as_ref()
+        .map(|_| v.env_name("store.password_env", &r.password_env, ""));
+    let Some(text) = r.url.as_deref() else {
+        if password_env.is_some() {
+            v.push(
+                "store.password_env",
+                "is set but store.url is not",
+                "add store.url = \"postgres://user@host/db\", or remove store.password_env",
+            );
+        }
+        return None;
+    };
+    let example = "write it as \"postgres://user@host:5432/db\"";
+    let url = match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "postgres" | "postgresql") => u,
+        // Never echo the text: it may hold a password.
+        Ok(u) => {
+            v.push(
+                "store.url",
+                format!("has the scheme {:?}; only PostgreSQL URLs are supported (SQLite is store.path)", u.scheme()),
+                example,
+            );
+            return None;
+        }
+        Err(e) => {
+            v.push("store.url", format!("is not a URL ({e})"), example);
+            return None;
+        }
+    };
+    let host = url.host_str().unwrap_or_default();
+    let db = url.path().trim_start_matches('/');
+    if host.is_empty() || db.is_empty() {
+        v.push("store.url", "needs a host and a database name", example);
+        return None;
+    }
+    if url.password().is_some() && password_env.is_some() {
+        v.push(
+            "store.url",
+            "carries a password and store.password_env names another",
+            "keep the password in one place: remove it from the URL (preferred) or remove store.password_env",
+        );
+    }
+    let user = match url.username() {
+        "" => String::new(),
+        u => format!("{u}@"),
+    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Some(PostgresConfig {
+        url: text.to_string(),
+        password_env,
+        label: format!("postgres://{user}{host}{port}/{db}"),
+    })
 }
 
 pub(super) fn http(v: &mut V, r: &RawHttp) -> HttpConfig {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::backend::Store;
 use super::sqlite::SqliteStore;
 use super::{to_ms, Result};
 
@@ -36,7 +37,7 @@ impl Activity {
     }
 
     /// The stored form (`agent_state.state`); idle is stored as no row.
-    fn parse_stored(s: &str) -> Option<Self> {
+    pub(crate) fn parse_stored(s: &str) -> Option<Self> {
         match s {
             "busy" => Some(Activity::Busy),
             "wrap-up" => Some(Activity::WrapUp),
@@ -47,6 +48,18 @@ impl Activity {
 
 /// Record `user`'s activity since `at` (idle deletes the row).
 pub async fn set_activity(
+    store: &Store,
+    user: &str,
+    activity: Activity,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    match store {
+        Store::Sqlite(s) => set_activity_sqlite(s, user, activity, at).await,
+        Store::Postgres(p) => p.set_activity(user, activity, at).await,
+    }
+}
+
+async fn set_activity_sqlite(
     store: &SqliteStore,
     user: &str,
     activity: Activity,
@@ -78,7 +91,11 @@ pub async fn set_activity(
 }
 
 /// Forget every activity: at start-up, when no call can be in progress.
-pub async fn clear_activities(store: &SqliteStore) -> Result<()> {
+pub async fn clear_activities(store: &Store) -> Result<()> {
+    let store = match store {
+        Store::Sqlite(s) => s,
+        Store::Postgres(p) => return p.clear_activities().await,
+    };
     sqlx::query("DELETE FROM agent_state")
         .execute(store.pool())
         .await
@@ -87,9 +104,11 @@ pub async fn clear_activities(store: &SqliteStore) -> Result<()> {
 }
 
 /// Every non-idle agent: user -> (activity, since). Works on a read-only store.
-pub async fn activities(
-    store: &SqliteStore,
-) -> Result<BTreeMap<String, (Activity, DateTime<Utc>)>> {
+pub async fn activities(store: &Store) -> Result<BTreeMap<String, (Activity, DateTime<Utc>)>> {
+    let store = match store {
+        Store::Sqlite(s) => s,
+        Store::Postgres(p) => return p.activities().await,
+    };
     let rows = sqlx::query("SELECT user_id, state, since_ms FROM agent_state")
         .fetch_all(store.pool())
         .await
@@ -119,7 +138,7 @@ mod tests {
     async fn set_read_replace_and_clear() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = Store::from(SqliteStore::open(&path).await.unwrap());
         assert!(activities(&store).await.unwrap().is_empty());
 
         set_activity(&store, "ann", Activity::Busy, t(5))
@@ -131,7 +150,7 @@ mod tests {
         set_activity(&store, "cy", Activity::Idle, t(7))
             .await
             .unwrap();
-        let reader = SqliteStore::open_read_only(&path).await.unwrap();
+        let reader = Store::from(SqliteStore::open_read_only(&path).await.unwrap());
         let got = activities(&reader).await.unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got["ann"], (Activity::Busy, t(5)));
@@ -169,7 +188,7 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
-        let err = activities(&store).await.unwrap_err();
+        let err = activities(&Store::from(store)).await.unwrap_err();
         assert!(err.to_string().contains("napping"), "{err}");
     }
 }

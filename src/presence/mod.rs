@@ -2,8 +2,10 @@
 //! and the store behind them (SQLite embedded by default).
 //!
 //! - [`store`]: the [`PresenceStore`] contract and [`StoreError`].
-//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]), which the rest
-//!   of the switch holds.
+//! - [`backend`]: [`Store`], the handle the rest of the switch holds:
+//!   SQLite or PostgreSQL, chosen by the configuration.
+//! - [`sqlite`]: the SQLite implementation ([`SqliteStore`]), the default.
+//! - [`postgres`]: the PostgreSQL implementation ([`PgStore`], `store.url`).
 //! - [`scheduler`]: the sans-IO [`ExpiryScheduler`] that says when a window
 //!   is due to be closed.
 //! - [`calls`]: customer call records and agent attempts.
@@ -12,10 +14,16 @@
 //! wall-clock fact that is stored, shown to people and must survive a restart.
 
 pub mod agent_state;
+pub mod backend;
 pub mod calls;
 pub mod clock;
 pub mod events;
 pub mod logins;
+pub mod postgres;
+mod postgres_calls;
+mod postgres_directory;
+pub mod postgres_lock;
+mod postgres_logins;
 pub mod scheduler;
 pub mod service;
 pub mod sqlite;
@@ -26,18 +34,26 @@ mod sqlite_logins;
 mod sqlite_write;
 pub mod store;
 #[cfg(test)]
+pub(crate) mod test_backends;
+#[cfg(test)]
 mod tests_history;
 #[cfg(test)]
+mod tests_postgres;
+#[cfg(test)]
 mod tests_sqlite;
+#[cfg(test)]
+mod tests_store;
 pub mod write_health;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use backend::Store;
 pub use calls::{
     AttemptRecord, CallFilter, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
 };
 pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+pub use postgres::PgStore;
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;
 pub use store::{PresenceStore, StoreError};

@@ -23,10 +23,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::agent_state::{self, Activity};
+use super::backend::Store;
 use super::clock::Clock;
 use super::logins::NewLoginCall;
 use super::scheduler::{Expiry, ExpiryScheduler};
-use super::sqlite::SqliteStore;
 use super::store::{PresenceStore, StoreError};
 use super::{Window, WindowChange};
 
@@ -316,7 +316,7 @@ impl PresenceHandle {
 /// The service before it runs: subscribe through its handle first if the
 /// start-up expiries matter, then [`PresenceService::spawn`].
 pub struct PresenceService {
-    store: SqliteStore,
+    store: Store,
     clock: Arc<dyn Clock>,
     sched: ExpiryScheduler,
     rx: mpsc::Receiver<Command>,
@@ -327,7 +327,11 @@ pub struct PresenceService {
 }
 
 impl PresenceService {
-    pub fn new(store: SqliteStore, clock: Arc<dyn Clock>) -> (PresenceService, PresenceHandle) {
+    pub fn new(
+        store: impl Into<Store>,
+        clock: Arc<dyn Clock>,
+    ) -> (PresenceService, PresenceHandle) {
+        let store = store.into();
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let handle = PresenceHandle {
@@ -350,7 +354,7 @@ impl PresenceService {
     /// closed before this returns, but nobody has subscribed yet to hear
     /// about them; use `new`, `subscribe`, `spawn` to be told.
     pub async fn start(
-        store: SqliteStore,
+        store: impl Into<Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<(PresenceHandle, JoinHandle<()>), StoreError> {
         let (service, handle) = PresenceService::new(store, clock);

@@ -34,12 +34,12 @@ async fn setup(
     path: &Path,
     clock: &Arc<ManualClock>,
 ) -> (
-    SqliteStore,
+    Store,
     PresenceHandle,
     broadcast::Receiver<PresenceEvent>,
     JoinHandle<()>,
 ) {
-    let store = SqliteStore::open(path).await.unwrap();
+    let store = Store::open(path).await.unwrap();
     let (service, handle) = PresenceService::new(store.clone(), clock.clone());
     let events = handle.subscribe();
     let task = service.spawn().await.unwrap();
@@ -58,7 +58,7 @@ fn assert_quiet(events: &mut broadcast::Receiver<PresenceEvent>) {
 }
 
 /// (kind, actor, reason) of every history entry, newest first.
-async fn story(store: &SqliteStore, user: &str) -> Vec<(HistoryKind, String, String)> {
+async fn story(store: &Store, user: &str) -> Vec<(HistoryKind, String, String)> {
     store
         .history(user, 100)
         .await

@@ -19,8 +19,8 @@ fn t(secs: i64) -> DateTime<Utc> {
 
 const H: i64 = 3600;
 
-async fn store_at(path: &Path) -> SqliteStore {
-    SqliteStore::open(path).await.unwrap()
+async fn store_at(path: &Path) -> Store {
+    Store::open(path).await.unwrap()
 }
 
 /// Store, clock at t(0), running service, and a subscriber that sees
@@ -29,7 +29,7 @@ async fn setup(
     path: &Path,
     clock: &Arc<ManualClock>,
 ) -> (
-    SqliteStore,
+    Store,
     PresenceHandle,
     broadcast::Receiver<PresenceEvent>,
     JoinHandle<()>,

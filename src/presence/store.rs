@@ -1,10 +1,8 @@
 //! The presence store's contract and its errors.
 //!
-//! There is one backend today, [`SqliteStore`](super::SqliteStore), and the
-//! rest of the switch holds it directly (it is a pool handle, cheap to
-//! clone). How a second backend (PostgreSQL, for several nodes) is put
-//! behind one handle is decided when it exists; until then the trait only
-//! states what every backend must do.
+//! Two backends implement it, [`SqliteStore`](super::SqliteStore) and
+//! [`PgStore`](super::PgStore); the rest of the switch holds
+//! [`Store`](super::Store), which is one or the other.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -62,6 +60,10 @@ pub enum StoreError {
     },
     #[error("a user id is required, got an empty one")]
     EmptyUser,
+    #[error("cannot connect to the PostgreSQL store {db}: {source}; check store.url, that the server runs and that it accepts this user (password from store.password_env, if set)")]
+    PgConnect { db: String, source: sqlx::Error },
+    #[error("the PostgreSQL store {db} takes its password from the environment variable {var}, which is not set; export it, or change store.password_env")]
+    PgPassword { db: String, var: String },
 }
 
 impl StoreError {

@@ -7,89 +7,10 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::sqlite::{SqliteStore, MIGRATOR};
 use super::store::PresenceStore;
-use super::{HistoryKind, HistoryQuery};
+use super::HistoryKind;
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
-}
-
-#[tokio::test]
-async fn history_pages_newest_first_within_since_and_until() {
-    let store = SqliteStore::open_in_memory().await.unwrap();
-    // Six entries for ann at t(0), t(10), ... t(50); one for bob between.
-    for i in 0..3 {
-        store
-            .set_online("ann", t(20 * i), t(20 * i + 100), None, "menu")
-            .await
-            .unwrap();
-        store
-            .set_offline("ann", t(20 * i + 10), None, "menu")
-            .await
-            .unwrap();
-        store
-            .set_online("bob", t(20 * i), t(20 * i + 5), None, "menu")
-            .await
-            .unwrap();
-    }
-    let all = store
-        .history_page(
-            "ann",
-            HistoryQuery {
-                limit: 100,
-                ..HistoryQuery::default()
-            },
-        )
-        .await
-        .unwrap();
-    let ats: Vec<_> = all.iter().map(|e| e.at).collect();
-    assert_eq!(ats, [t(50), t(40), t(30), t(20), t(10), t(0)]);
-    assert!(all.iter().all(|e| e.user == "ann"));
-    assert!(all.windows(2).all(|p| p[0].id > p[1].id));
-
-    // A page, then the next one from its last id.
-    let first = store
-        .history_page(
-            "ann",
-            HistoryQuery {
-                limit: 2,
-                ..HistoryQuery::default()
-            },
-        )
-        .await
-        .unwrap();
-    let second = store
-        .history_page(
-            "ann",
-            HistoryQuery {
-                limit: 2,
-                before: first.last().map(|e| e.id),
-                ..HistoryQuery::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        second.iter().map(|e| e.at).collect::<Vec<_>>(),
-        [t(30), t(20)]
-    );
-
-    // since is inclusive, until exclusive.
-    let window = store
-        .history_page(
-            "ann",
-            HistoryQuery {
-                since: Some(t(10)),
-                until: Some(t(40)),
-                limit: 100,
-                before: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        window.iter().map(|e| e.at).collect::<Vec<_>>(),
-        [t(30), t(20), t(10)]
-    );
 }
 
 /// Rows written before migration 0008 keep their ids and get the actor

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::today::{self, Today};
 use crate::config::Config;
 use crate::presence::agent_state::{activities, Activity};
-use crate::presence::{PresenceStore, SqliteStore, StoreError, Window};
+use crate::presence::{PresenceStore, Store, StoreError, Window};
 
 /// One agent; also the JSON shape of each array element (`/agents`,
 /// `tpswitch agents --json`, `/api/v1/agents`).
@@ -39,7 +39,7 @@ pub struct AgentRow {
 /// store, a command-line reader one it opened read-only.
 pub async fn from_store(
     cfg: &Config,
-    store: &SqliteStore,
+    store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Vec<AgentRow>, StoreError> {
     let windows = store.all_current().await?;
@@ -134,7 +134,7 @@ mod tests {
     #[tokio::test]
     async fn rows_from_a_live_store_in_configuration_order() {
         let cfg = Config::embedded_default().unwrap();
-        let store = SqliteStore::open_in_memory().await.unwrap();
+        let store = Store::open_in_memory().await.unwrap();
         store
             .set_online("akim", t(0), t(3600), None, "m")
             .await

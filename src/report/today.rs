@@ -32,7 +32,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::presence::{
-    CallRecord, HistoryEntry, HistoryKind, PresenceStore, SqliteStore, StoreError, Window,
+    CallRecord, HistoryEntry, HistoryKind, PresenceStore, Store, StoreError, Window,
 };
 
 /// The most rows one figure reads (a day of a big floor is well below).
@@ -55,7 +55,7 @@ pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Today's figures of every agent the store mentions, read at `now`.
 pub async fn from_store(
-    store: &SqliteStore,
+    store: &Store,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, Today>, StoreError> {
     let start = day_start(now);
@@ -422,7 +422,7 @@ mod tests {
     /// through the store counts, a window of yesterday does not.
     #[tokio::test]
     async fn from_the_store() {
-        let store = SqliteStore::open_in_memory().await.unwrap();
+        let store = Store::open_in_memory().await.unwrap();
         let now = Utc::now();
         let start = day_start(now);
         store

@@ -1,6 +1,6 @@
 //! `GET /api/v1/calls` and `GET /api/v1/calls/{id}`: customer call records
 //! with their attempts to reach agents, newest first, read through the
-//! same store query as `tpswitch calls` ([`SqliteStore::calls`]).
+//! same store query as `tpswitch calls` ([`Store::calls`]).
 
 use std::sync::Arc;
 

@@ -10,13 +10,13 @@ use tower::ServiceExt as _;
 use crate::api::testing::{self, call, ADMIN, SUPERVISOR, VIEWER};
 use crate::api::ApiState;
 use crate::config::Config;
-use crate::presence::SqliteStore;
+use crate::presence::Store;
 
 /// A state whose store folder is a temporary one (uploads go there).
 async fn state(dir: &std::path::Path) -> Arc<ApiState> {
     let mut cfg = Config::embedded_default().unwrap_or_else(|e| panic!("{e}"));
     cfg.store.path = dir.join("tpswitch.db");
-    let store = SqliteStore::open_in_memory()
+    let store = Store::open_in_memory()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     ApiState::for_tests(cfg, store, testing::tokens())

@@ -14,7 +14,7 @@ use crate::events::{Body, EventBus};
 use crate::flows::queue::{AttemptEnd, AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
-use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, SqliteStore};
+use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, Store};
 use crate::routing::CallId;
 
 /// Writes queued before the queue task waits for the writer (back-pressure).
@@ -167,7 +167,7 @@ impl Names {
 }
 
 pub async fn run(
-    store: SqliteStore,
+    store: Store,
     presence: PresenceHandle,
     bus: EventBus,
     mut rx: mpsc::Receiver<Write>,

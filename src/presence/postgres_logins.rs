@@ -1,0 +1,79 @@
+//! Log-in call records in PostgreSQL: the `login_calls` table
+//! (`migrations/postgres/0005_login_calls.sql`), as `sqlite_logins` with
+//! numbered parameters. Called from the `PresenceStore` impl of [`PgStore`].
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+use super::postgres::PgStore;
+use super::{to_ms, Result};
+
+pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
+         started_at_ms, ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(call.call_id.as_str())
+    .bind(call.caller.as_str())
+    .bind(call.agent_user_id.as_deref())
+    .bind(call.outcome.as_str())
+    .bind(call.hours.map(i64::from))
+    .bind(to_ms(call.started_at))
+    .bind(to_ms(call.ended_at))
+    .fetch_one(store.pool())
+    .await
+    .map_err(store.err("recording a log-in call"))?;
+    done.try_get("id")
+        .map_err(store.err("recording a log-in call"))
+}
+
+pub(super) async fn login_calls_since(
+    store: &PgStore,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<LoginCallRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms \
+         FROM login_calls WHERE started_at_ms >= $1 ORDER BY started_at_ms, id LIMIT $2",
+    )
+    .bind(to_ms(since))
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await
+    .map_err(store.err("listing log-in calls"))?;
+    rows.iter()
+        .map(|r| {
+            let get_err = store.err("reading a log-in call");
+            let outcome: String = r.try_get("outcome").map_err(get_err)?;
+            let outcome = LoginOutcome::parse(&outcome)
+                .ok_or_else(|| store.corrupt(format!("login_calls.outcome = {outcome:?}")))?;
+            let hours: Option<i64> = r
+                .try_get("hours")
+                .map_err(store.err("reading a log-in call"))?;
+            let hours = hours
+                .map(|h| {
+                    u32::try_from(h).map_err(|_| store.corrupt(format!("login_calls.hours = {h}")))
+                })
+                .transpose()?;
+            Ok(LoginCallRecord {
+                id: r
+                    .try_get("id")
+                    .map_err(store.err("reading a log-in call"))?,
+                call_id: r
+                    .try_get("call_id")
+                    .map_err(store.err("reading a log-in call"))?,
+                caller: r
+                    .try_get("caller")
+                    .map_err(store.err("reading a log-in call"))?,
+                agent_user_id: r
+                    .try_get("agent_user_id")
+                    .map_err(store.err("reading a log-in call"))?,
+                outcome,
+                hours,
+                started_at: store.time(r, "login_calls", "started_at_ms")?,
+                ended_at: store.time(r, "login_calls", "ended_at_ms")?,
+            })
+        })
+        .collect()
+}
