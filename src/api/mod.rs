@@ -567,7 +567,7 @@ async fn agents(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response 
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl ApiState {
     /// A state over `cfg` and `store` with nothing running behind it (no
     /// SIP endpoint, no media), for route tests: `tokens` are the tokens
@@ -615,8 +615,10 @@ impl ApiState {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing;
+// Route tests' helpers; also the fuzz targets' (`fuzz/`) way to a state.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(test)]
 mod tests {

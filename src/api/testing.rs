@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
 use axum::body::Body;
+#[cfg(test)]
 use axum::http::{header, Method, Request, StatusCode};
+#[cfg(test)]
 use tower::ServiceExt as _;
 
 use super::auth::Tokens;
@@ -58,6 +61,7 @@ pub async fn state() -> Arc<ApiState> {
 
 /// What a route answered: the status, the Content-Type and the body as
 /// JSON (`Null` when it is not JSON).
+#[cfg(test)]
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: String,
@@ -65,6 +69,7 @@ pub struct Answer {
 }
 
 /// `method uri` with `token` (none: no Authorization) and a JSON `body`.
+#[cfg(test)]
 pub async fn call(
     state: &Arc<ApiState>,
     method: Method,

@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 /// The default configuration shipped with tpswitch, anchored in the source
 /// tree. Tests only: the program looks its file up with [`locate`], so a
 /// binary never carries the build folder's path.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 const DEFAULT_TOML: &str = include_str!("../../config/tpswitch.toml");
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 const DEFAULT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tpswitch.toml");
 
 impl Config {
@@ -54,7 +54,7 @@ impl Config {
     }
 
     /// The built-in config/tpswitch.toml, as if loaded from the source tree.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn embedded_default() -> Result<Config, ConfigError> {
         Config::from_toml(DEFAULT_TOML, Path::new(DEFAULT_PATH))
     }

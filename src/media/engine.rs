@@ -18,6 +18,8 @@
 //!   (SSRC, sequence, timestamp base, destination) sits in one small mutex shared by the
 //!   pacing thread and the relay, so a bridge continues exactly where a prompt stopped.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod pacing;
 mod recv;
 mod relay;

@@ -205,6 +205,7 @@ impl SrtpSender {
 
     /// Encrypt and authenticate the RTP packet in `buf`, in place (RFC 3711 §3.3).
     pub fn protect_rtp(&mut self, buf: &mut Vec<u8>) -> Result<(), SrtpError> {
+        check_header_extension(buf)?;
         let out = self
             .ctx
             .encrypt_rtp(buf)
@@ -263,6 +264,7 @@ impl SrtpReceiver {
                 "shorter than an SRTP header and tag".into(),
             ));
         }
+        check_header_extension(buf)?;
         self.note_ssrc(buf)?;
         let out = self
             .ctx
@@ -325,6 +327,70 @@ impl fmt::Debug for SrtpReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SrtpReceiver({})", self.suite.name())
     }
+}
+
+/// webrtc's `rtp` 0.17 header parser, which `encrypt_rtp` and `decrypt_rtp`
+/// run before anything is authenticated, panics when an RFC 8285 header
+/// extension element claims more bytes than its extension block holds (it
+/// reads past the end of the packet). RFC 8285 §4.2 and §4.3 put every element
+/// inside the block, so such a packet is malformed: refuse it here, before the
+/// crate sees it. Whatever else is short is left to the crate, which reports it.
+fn check_header_extension(buf: &[u8]) -> Result<(), SrtpError> {
+    let refused = || SrtpError::Refused("RTP header extension element runs past its block".into());
+    let Some(&first) = buf.first() else {
+        return Ok(());
+    };
+    if first & 0x10 == 0 {
+        return Ok(());
+    }
+    // RFC 3550 §5.3.1: the extension follows the fixed header and the CSRCs.
+    let start = RTP_HEADER + 4 * usize::from(first & 0x0f);
+    let Some(head) = buf.get(start..start + 4) else {
+        return Ok(());
+    };
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let Some(block) = buf.get(start + 4..start + 4 + 4 * words) else {
+        return Ok(());
+    };
+    let mut i = 0;
+    match profile {
+        // One-byte form: ID (4 bits), length - 1 (4 bits); ID 0 is padding,
+        // ID 15 ends the list (RFC 8285 §4.2).
+        0xBEDE => {
+            while let Some(&b) = block.get(i) {
+                i += 1;
+                if b == 0 {
+                    continue;
+                }
+                if b >> 4 == 15 {
+                    break;
+                }
+                i += usize::from(b & 0x0f) + 1;
+                if i > block.len() {
+                    return Err(refused());
+                }
+            }
+        }
+        // Two-byte form: ID byte (0 is padding), length byte (RFC 8285 §4.3).
+        0x1000 => {
+            while let Some(&b) = block.get(i) {
+                i += 1;
+                if b == 0 {
+                    continue;
+                }
+                let Some(&len) = block.get(i) else {
+                    return Err(refused());
+                };
+                i += 1 + usize::from(len);
+                if i > block.len() {
+                    return Err(refused());
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn copy_back(buf: &mut [u8], out: &[u8]) -> Result<usize, SrtpError> {

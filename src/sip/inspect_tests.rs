@@ -1,5 +1,6 @@
 use super::*;
 use crate::sip::access::{called_number_user, caller_candidates, sdp_body, top_via};
+use crate::sip::differential::readers_agree;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Host, Method, Transport};
 use std::path::PathBuf;
@@ -187,88 +188,6 @@ fn corpus_outcomes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// The core reads the top Via and the tags with `message`'s own readers (they run on
-/// every message); the gate's RFC 3261 grammar is the reference. Whatever the gate lets
-/// through, both must read the same transport, sent-by, branch, rport and tags.
-fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
-    let core = crate::sip::message::RequestHead::read(req)
-        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?
-        .top_via;
-    let rfc = top_via(req).ok_or("the grammar cannot read the top Via")?;
-    let host = if rfc.host.contains(':') {
-        format!("[{}]", rfc.host)
-    } else {
-        rfc.host.clone()
-    };
-    let sent_by = match rfc.port {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    };
-    let core_view = (
-        core.transport.clone(),
-        core.sent_by.to_ascii_lowercase(),
-        core.branch.clone(),
-        core.rport,
-    );
-    let rfc_view = (
-        rfc.transport.clone(),
-        sent_by.to_ascii_lowercase(),
-        rfc.branch.clone(),
-        rfc.rport.is_some(),
-    );
-    if core_view != rfc_view {
-        return Err(format!(
-            "Via readers differ: core {core_view:?}, grammar {rfc_view:?}"
-        ));
-    }
-    // The dialog's tags (§12.2.2) likewise: the core's header_param against the grammar.
-    let head = crate::sip::message::RequestHead::read(req)
-        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?;
-    let bytes = req.to_bytes();
-    let raw = crate::sip::wire::split(&bytes, 1000).map_err(|e| e.to_string())?;
-    for (name, core_tag) in [("From", &head.from_tag), ("To", &head.to_tag)] {
-        let value = raw.first(name).ok_or(format!("no {name}"))?;
-        let rfc_tag = crate::sip::grammar::parse_name_addr(value)
-            .map_err(|e| format!("{name} does not parse: {e:?}"))?
-            .param("tag")
-            .flatten()
-            .map(str::to_owned);
-        if core_tag != &rfc_tag {
-            return Err(format!(
-                "{name} tag readers differ: core {core_tag:?}, grammar {rfc_tag:?}"
-            ));
-        }
-    }
-    // The Contact's URI: it becomes the dialog's remote target (§12.1.1),
-    // the Request-URI of our BYE. The core's one name-addr reader against
-    // the grammar.
-    if let Some(contact) = head.contact.as_deref().filter(|c| *c != "*") {
-        let rfc_uri = crate::sip::grammar::parse_name_addr(contact)
-            .map_err(|e| format!("Contact does not parse: {e:?}"))?
-            .uri;
-        let core_uri = crate::sip::message::header_uri(contact);
-        if core_uri != rfc_uri {
-            return Err(format!(
-                "Contact readers differ: core {core_uri:?}, grammar {rfc_uri:?}"
-            ));
-        }
-    }
-    // Call-ID and CSeq: what the transaction and dialog keys are made of.
-    let call_id = raw.first("Call-ID").unwrap_or("");
-    let cseq = grammar::collapse_lws(raw.first("CSeq").unwrap_or(""));
-    let core_keys = (
-        head.call_id.clone(),
-        format!("{} {}", head.cseq, head.cseq_method),
-    );
-    let gate_keys = (call_id.to_owned(), cseq.clone());
-    if core_keys != gate_keys {
-        return Err(format!(
-            "Call-ID/CSeq readers differ: core {core_keys:?}, gate {gate_keys:?}"
-        ));
-    }
-    Ok(())
 }
 
 fn reject(name: &str) -> (u16, String, String) {

@@ -5,6 +5,8 @@
 pub mod access;
 pub mod api;
 pub mod core;
+#[doc(hidden)]
+pub mod differential;
 pub mod digest;
 pub mod dns;
 pub mod endpoint;

@@ -161,7 +161,7 @@ impl RecvTask {
         d
     }
 
-    fn on_timer(&mut self, now: Instant) {
+    pub(super) fn on_timer(&mut self, now: Instant) {
         self.decoder.on_timeout(now);
         self.drain_digits();
         if !self.suspended() && !self.timed_out && now >= self.last_rx + self.timeout {
@@ -170,7 +170,7 @@ impl RecvTask {
         }
     }
 
-    fn on_ctrl(&mut self, c: Ctrl, now: Instant) {
+    pub(super) fn on_ctrl(&mut self, c: Ctrl, now: Instant) {
         match c {
             Ctrl::Remote(params) => {
                 let was_suspended = self.suspended();
@@ -247,7 +247,7 @@ impl RecvTask {
         }
     }
 
-    fn on_rtp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
+    pub(super) fn on_rtp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
         let stats = self.shared.stats.clone();
         let before = self.latch.latched();
         if self.latch.on_packet(src, now) == Verdict::Drop {
@@ -373,7 +373,7 @@ impl RecvTask {
         }
     }
 
-    fn on_rtcp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
+    pub(super) fn on_rtcp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
         let before = self.rtcp_latch.latched();
         if self.rtcp_latch.on_packet(src, now) == Verdict::Drop {
             MediaStats::bump(&self.shared.stats.dropped_foreign);

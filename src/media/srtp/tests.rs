@@ -181,3 +181,32 @@ fn mutated_packets_never_panic() {
         }
     }
 }
+
+/// Found by the `rtp_receive` fuzz target: an RFC 8285 header extension whose
+/// element claims more bytes than its block (and the packet) hold made
+/// webrtc's RTP header parser panic inside `encrypt_rtp` and `decrypt_rtp`,
+/// before any authentication, so one forged packet to the RTP port (or a
+/// plain one relayed into an SRTP leg) took the session's receive task down.
+#[test]
+fn header_extension_elements_past_their_block_are_refused_not_a_panic() {
+    for (profile, element) in [
+        // Two-byte form (§4.3): id 1, length 200, in a one-word block.
+        ([0x10, 0x00], [0x01, 0xc8, 0x00, 0x00]),
+        // One-byte form (§4.2): id 1, length 16, in a one-word block.
+        ([0xbe, 0xde], [0x1f, 0x00, 0x00, 0x00]),
+        // Two-byte form whose last element has no length byte.
+        ([0x10, 0x00], [0x00, 0x00, 0x00, 0x07]),
+    ] {
+        let mut pkt = vec![0x90, 0x00, 0x00, 0x01, 0, 0, 0, 1, 0xca, 0xfe, 0xba, 0xbe];
+        pkt.extend_from_slice(&profile);
+        pkt.extend_from_slice(&[0x00, 0x01]);
+        pkt.extend_from_slice(&element);
+        let mut out = pkt.clone();
+        let mut tx = SrtpSender::new(&params(CryptoSuite::AesCm128HmacSha1_80)).unwrap();
+        assert!(tx.protect_rtp(&mut out).is_err(), "{pkt:02x?}");
+        let mut rx = SrtpReceiver::new(&params(CryptoSuite::AesCm128HmacSha1_80)).unwrap();
+        let mut forged = pkt.clone();
+        forged.extend_from_slice(&[0u8; 10]);
+        assert!(rx.unprotect_rtp(&mut forged).is_err(), "{pkt:02x?}");
+    }
+}
