@@ -279,3 +279,15 @@ def rss_kib(pid):
 
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def run_main(main):
+    """Runs a script's `main` and, whatever failed, leaves no switch or
+    SIPp this script started running."""
+    try:
+        main()
+    finally:
+        for p in STARTED:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -130,11 +130,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        # Whatever failed, leave no switch or SIPp of ours running.
-        for p in fl.STARTED:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    fl.run_main(main)

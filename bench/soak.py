@@ -231,10 +231,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for p in fl.STARTED:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    fl.run_main(main)
