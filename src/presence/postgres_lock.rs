@@ -62,11 +62,15 @@ impl PgStoreLock {
         }
         // The holder's application_name is `tpswitch-<pid>` (see
         // `postgres::connect_options`); best effort, for the message only.
+        // Advisory locks are per database: a switch holding the same key
+        // on another database of the server is not the holder.
         let holder: Option<String> = sqlx::query_scalar(
             "SELECT a.application_name || ' on ' || COALESCE(host(a.client_addr), 'a local socket') \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objid = 0 \
-             AND l.granted LIMIT 1",
+             AND l.granted \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             LIMIT 1",
         )
         .bind(i64::from(LOCK_SPACE_SWITCH))
         .fetch_optional(&mut conn)
