@@ -31,3 +31,27 @@ start_switch() {
   SWITCH_PID=$!
   for _ in $(seq 100); do grep -q "tpswitch listening sip" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
 }
+
+# bare_loopback BYTES [send|sendrecv]: this machine's bare CPU cost, in this
+# run, of one loopback `sendto` of BYTES ("send"), or of a `sendto` and the
+# `recvfrom` that drains it ("sendrecv"), pinned to core 1 as the switch is.
+# From Python, so the interpreter's call overhead is included: a ceiling on
+# the syscalls' own cost, for comparing machines and runs.
+bare_loopback() {
+  taskset -c 1 python3 - "$1" "${2:-send}" <<'PY'
+import socket, sys, time
+size, mode = int(sys.argv[1]), sys.argv[2]
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", 0))
+r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+buf, dst, k = b"x" * size, r.getsockname(), 200000
+t = time.process_time()
+for _ in range(k):
+    s.sendto(buf, dst)
+    if mode == "sendrecv":
+        r.recvfrom(65535)
+what = "sendto" if mode == "send" else "sendto + recvfrom"
+print(f"bare loopback {what} of {size} bytes (Python, includes the interpreter's call): "
+      f"{1e6 * (time.process_time() - t) / k:.2f} us CPU each")
+PY
+}

@@ -219,18 +219,7 @@ PY
 
 # The machine's bare cost of one loopback sendto of 172 bytes (an SRTP PCMU
 # packet), in this run, for comparing machines and runs.
-python3 - <<'PY' | tee "$work/summary"
-import socket, time
-r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", 0))
-r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-buf, dst, k = b"x" * 172, r.getsockname(), 200000
-t = time.process_time()
-for _ in range(k):
-    s.sendto(buf, dst)
-print(f"bare loopback sendto of 172 bytes (Python, includes the interpreter's call): "
-      f"{1e6 * (time.process_time() - t) / k:.2f} us CPU each")
-PY
+bare_loopback 172 send | tee "$work/summary"
 run rtp
 run srtp
 echo "--- summary"
