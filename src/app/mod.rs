@@ -18,7 +18,6 @@ use crate::media::ports::PortPool;
 use crate::media::prompt::{PromptError, PromptLibrary};
 use crate::media::speech;
 use crate::presence::clock::{Clock, ScaledClock, SystemClock};
-use crate::presence::postgres_lock::{PgLockError, PgStoreLock};
 use crate::presence::service::PresenceService;
 use crate::presence::sqlite_lock::{LockError, StoreLock};
 use crate::presence::{Store, StoreError};
@@ -34,6 +33,7 @@ use crate::sip::transaction::Timers;
 use crate::sip::transport::{FrameLimits, ListenTls, TcpAdmission, TrunkTls};
 use crate::sip::SipCommand;
 
+mod cluster;
 mod fds;
 mod reload;
 use crate::sip::uri::hostport;
@@ -63,7 +63,7 @@ pub enum AppError {
     #[error("store.path: {0}")]
     StoreLock(#[from] LockError),
     #[error(transparent)]
-    PgStoreLock(#[from] PgLockError),
+    Cluster(#[from] cluster::ClusterError),
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
     /// The file and the store's directory disagree, or joined they are not
@@ -462,23 +462,19 @@ pub async fn run(cfg: Config, overrides: Overrides) -> Result<(), AppError> {
     run_with(cfg, overrides, trunk_starts, signals).await
 }
 
-/// One switch per store, whichever the store is: a file lock beside the
-/// SQLite file, or an advisory lock on the PostgreSQL server. Held until
-/// `run` returns.
+/// One switch per SQLite store: a file lock beside the file, held until
+/// `run` returns. A PostgreSQL store is shared by nodes instead, each
+/// registered under its own `store.node` (`cluster::register`).
 #[derive(Debug)]
 enum RunLock {
     File { _lock: StoreLock },
-    Postgres { _lock: PgStoreLock },
+    Shared,
 }
 
 impl RunLock {
     async fn acquire(cfg: &crate::config::model::StoreConfig) -> Result<RunLock, AppError> {
         match &cfg.postgres {
-            Some(pg) => {
-                let lock = PgStoreLock::acquire(pg).await?;
-                info!(db = %lock.label(), "store locked (PostgreSQL advisory lock)");
-                Ok(RunLock::Postgres { _lock: lock })
-            }
+            Some(_) => Ok(RunLock::Shared),
             None => {
                 let lock = StoreLock::acquire(&cfg.path)?;
                 info!(lock = %lock.path().display(), "store locked");
@@ -557,6 +553,16 @@ async fn run_with(
     // Before any socket or file is opened.
     let fds = fds::plan(&cfg);
     let store = Store::connect(&cfg.store).await?;
+    // Before anything acts on the store (recovery clears this node's old
+    // activities; its old claims are let go here).
+    let node = match &store {
+        Store::Postgres(pg) => {
+            let instance = cluster::instance();
+            cluster::register(pg, &instance, &cfg.store.cluster).await?;
+            Some((pg.clone(), instance))
+        }
+        Store::Sqlite(_) => None,
+    };
     // The users, flows and mappings made through the API join the file's
     // before anything runs; a key both declare stops the start, naming both.
     let (cfg, live_directory) = join_directory(cfg, overrides, &store).await?;
@@ -913,11 +919,38 @@ async fn run_with(
         presence_events,
         cancel.clone(),
     ));
+    // Other nodes' directory changes: re-read from the store by the
+    // reloader, as one of its requests.
+    let (dir_refresh_tx, mut dir_refresh_rx) = mpsc::channel::<()>(1);
+    let shared = match node {
+        Some((pg, instance)) => {
+            let (news_tx, news) = crate::call::queue::news_channel();
+            tokio::spawn(cluster::run(
+                pg.clone(),
+                instance,
+                cfg.store.cluster.clone(),
+                cluster::Listeners {
+                    presence: presence.clone(),
+                    agents: news_tx.clone(),
+                    directory: dir_refresh_tx,
+                },
+                cancel.clone(),
+            ));
+            Some(crate::call::queue::Shared {
+                store: pg,
+                lease: cfg.store.cluster.claim_lease,
+                news_tx,
+                news,
+            })
+        }
+        None => None,
+    };
     let queues = tokio::spawn(crate::call::queue::run(
         current.clone(),
         store.clone(),
         queue_rx,
         queue_presence,
+        shared,
         cancel.clone(),
     ));
     let manager = CallManager::new(current);
@@ -936,6 +969,7 @@ async fn run_with(
                 let _ = reply.send(reloader.reload("HTTP API").await);
             }
             Some(req) = directory_rx.recv() => reloader.change(req).await,
+            Some(()) = dir_refresh_rx.recv() => reloader.refresh_from_store().await,
         }
     };
     // Draining (issue 11): the SIP core answers new INVITEs 503 with
@@ -978,6 +1012,7 @@ async fn run_with(
                 let _ = reply.send(reloader.reload("HTTP API").await);
             }
             Some(req) = directory_rx.recv() => reloader.change(req).await,
+            Some(()) = dir_refresh_rx.recv() => reloader.refresh_from_store().await,
         }
     }
     info!("shutting down");

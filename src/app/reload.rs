@@ -206,6 +206,67 @@ impl Reloader {
     }
 }
 
+impl Reloader {
+    /// Another node may have changed the directory in the shared store:
+    /// if the store's objects differ from those in force, check them with
+    /// the file as an API change is checked, and put them in force for the
+    /// next call. A set that is not valid here (a prompt file this node
+    /// cannot read, say) is logged and the running directory stays.
+    pub async fn refresh_from_store(&mut self) {
+        let api = match self.store.directory_objects().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot re-read the directory from the store");
+                return;
+            }
+        };
+        if api == self.directory.api {
+            return;
+        }
+        let mut dir = self.directory.clone();
+        dir.api = api;
+        let conflicts = dir.conflicts_with(&dir.file);
+        let built = if conflicts.is_empty() {
+            dir.build()
+                .map_err(|e| config::directory::explain(&e, &dir.file, &dir.api))
+        } else {
+            Err(conflicts)
+        };
+        let mut cfg = match built {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    warn!(error = %e, "directory changed on another node, not valid here: the running directory stays");
+                }
+                return;
+            }
+        };
+        self.overrides.apply(&mut cfg);
+        let prompts = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || super::load_prompts(&cfg)).await
+        };
+        let prompts = match prompts {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                warn!(error = %e, "directory changed on another node, but a prompt cannot be read here (keep uploaded prompts where every node reads them, store.path's folder on shared storage): the running directory stays");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "the prompt loading task failed");
+                return;
+            }
+        };
+        self.install(cfg, Arc::new(prompts)).await;
+        self.directory = dir;
+        self.view.send_replace(Arc::new(self.directory.view()));
+        info!(
+            objects = self.directory.api.len(),
+            "directory changed on another node: in force from the next call"
+        );
+    }
+}
+
 /// The start-up checks, collected: the file's every problem, then (for a
 /// valid file) the environment's and the prompts'. Each error is one line
 /// naming the file and the key. The file must stand on its own (what

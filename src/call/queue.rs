@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Span};
 
 use self::legs::{Input, LegEvent};
+pub use self::writer::{ClusterNews, NewsSender};
 use self::writer::Write;
 use super::leg::{Answered, LegNews};
 use super::CallContext;
@@ -42,6 +43,8 @@ use crate::telemetry;
 
 /// Answered customer calls waiting to be taken by the queue task.
 pub const HANDOFF_QUEUE: usize = 256;
+/// The shortest hold after a refused claim before the agent is claimed again.
+const CLAIM_RECHECK: Duration = Duration::from_millis(250);
 /// Leg events waiting for the queue task (all legs together).
 const INBOX: usize = 4096;
 
@@ -115,11 +118,29 @@ pub(super) struct Shell {
 
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
 /// before the presence service starts, so no change is missed.
+/// What the queue task needs when several nodes share the store: it
+/// claims every agent before ringing them, and hears of other nodes'
+/// releases on `news`.
+pub struct Shared {
+    pub store: crate::presence::PgStore,
+    /// `store.claim_lease`.
+    pub lease: Duration,
+    pub news_tx: NewsSender,
+    pub news: mpsc::UnboundedReceiver<ClusterNews>,
+}
+
+/// A channel for [`Shared::news`]: the cluster task sends other nodes'
+/// releases on the sender.
+pub fn news_channel() -> (NewsSender, mpsc::UnboundedReceiver<ClusterNews>) {
+    mpsc::unbounded_channel()
+}
+
 pub async fn run(
     mut current: super::Current,
     store: Store,
     mut handoffs: mpsc::Receiver<Handoff>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
+    shared: Option<Shared>,
     cancel: CancellationToken,
 ) {
     let ctx = current.borrow_and_update().clone();
@@ -127,8 +148,23 @@ pub async fn run(
     let engine = QueueEngine::new(
         queues_from_config(&cfg),
         AgentBoard::from_users(&cfg.users),
-        EngineSettings::default(),
+        EngineSettings {
+            claims: shared.is_some(),
+            ..EngineSettings::default()
+        },
     );
+    let (claims, mut news) = match shared {
+        Some(s) => (
+            Some(writer::Claims {
+                store: s.store,
+                lease: s.lease,
+                news: s.news_tx,
+            }),
+            s.news,
+        ),
+        // Never sent on: the receiver only keeps the loop's shape.
+        None => (None, mpsc::unbounded_channel().1),
+    };
     let (inbox, mut inbox_rx) = mpsc::channel(INBOX);
     let (writes, writes_rx) = mpsc::channel(writer::WRITE_QUEUE);
     let writer = tokio::spawn(writer::run(
@@ -136,6 +172,7 @@ pub async fn run(
         ctx.presence.clone(),
         ctx.events.clone(),
         writes_rx,
+        claims,
     ));
     let mut shell = Shell {
         ctx,
@@ -171,6 +208,7 @@ pub async fn run(
                 None => break,
             },
             Some(input) = inbox_rx.recv() => shell.input(input).await,
+            Some(n) = news.recv() => shell.cluster_news(n),
             ev = presence_events.recv() => match ev {
                 Ok(ev) => shell.presence(ev),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -232,20 +270,32 @@ impl Shell {
                 self.perform(action).await;
             }
             while let Some((user, state)) = self.engine.poll_agent_change() {
-                let activity = match state {
-                    // Ringing counts as busy: a window must not close under
-                    // an offer (the presence service defers it).
-                    AgentState::Offered(_) | AgentState::Busy(_) => Activity::Busy,
-                    AgentState::WrapUp { .. } => Activity::WrapUp,
-                    AgentState::Available | AgentState::Offline => Activity::Idle,
-                };
-                debug!(agent = %user, activity = activity.as_str(), "queue: agent state");
                 let to = state_label(&state);
                 let from = self.agent_states.insert(user.clone(), to);
                 if from != Some(to) {
                     telemetry::agent_state(from, to);
                 }
-                self.write(Write::Activity { user, activity }).await;
+                let now = Instant::now();
+                let (activity, wrap_up) = match state {
+                    // Ringing counts as busy: a window must not close under
+                    // an offer (the presence service defers it).
+                    AgentState::Offered(_) | AgentState::Busy(_) => (Activity::Busy, Duration::ZERO),
+                    AgentState::WrapUp { until } => {
+                        (Activity::WrapUp, until.saturating_duration_since(now))
+                    }
+                    AgentState::Available | AgentState::Offline => (Activity::Idle, Duration::ZERO),
+                    // Another node's: it writes the agent's activity.
+                    AgentState::Elsewhere { .. } => continue,
+                };
+                debug!(agent = %user, activity = activity.as_str(), "queue: agent state");
+                let misses = self.engine.board().misses(&user).unwrap_or(0);
+                self.write(Write::Activity {
+                    user,
+                    activity,
+                    wrap_up,
+                    misses,
+                })
+                .await;
             }
             match self.pending.pop_front() {
                 Some(ev) => self.feed(ev),
@@ -443,14 +493,53 @@ impl Shell {
         });
     }
 
+    fn cluster_news(&mut self, news: ClusterNews) {
+        let ev = match news {
+            ClusterNews::Claim {
+                attempt,
+                granted: Ok(misses),
+            } => Event::ClaimGranted {
+                attempt,
+                misses: Some(misses),
+            },
+            ClusterNews::Claim {
+                attempt,
+                granted: Err(hold),
+            } => Event::ClaimRefused {
+                attempt,
+                // Not sooner than this: a holder that renews is asked again
+                // at most a few times a second.
+                until: Instant::now() + hold.max(CLAIM_RECHECK),
+            },
+            ClusterNews::Freed { user } => Event::AgentFreedElsewhere { user },
+        };
+        self.feed(ev);
+    }
+
     fn presence(&mut self, ev: PresenceEvent) {
-        telemetry::presence_changed(match &ev {
-            PresenceEvent::Online { .. } => "online",
-            PresenceEvent::Offline { .. } => "offline",
-            PresenceEvent::ForcedOffline { .. } => "forced_offline",
-            PresenceEvent::Expired { .. } => "expired",
-        });
+        // Another node's change is counted by that node.
+        let counted = match &ev {
+            PresenceEvent::Online { .. } => Some("online"),
+            PresenceEvent::Offline { .. } => Some("offline"),
+            PresenceEvent::ForcedOffline { .. } => Some("forced_offline"),
+            PresenceEvent::Expired { .. } => Some("expired"),
+            PresenceEvent::Synced { .. } => None,
+        };
+        if let Some(reason) = counted {
+            telemetry::presence_changed(reason);
+        }
         let ev = match ev {
+            // Opened or moved through another node.
+            PresenceEvent::Synced {
+                user,
+                window: Some(w),
+            } if w.is_active(chrono::Utc::now()) => Event::AgentOnline {
+                user,
+                until: w.end,
+            },
+            // Closed through another node (or not yet begun): as an end,
+            // so a call here in progress finishes first.
+            PresenceEvent::Synced { user, .. } => Event::WindowEnded { user },
             PresenceEvent::Online { user, window, .. } => Event::AgentOnline {
                 user,
                 until: window.end,
@@ -472,5 +561,6 @@ fn state_label(state: &AgentState) -> &'static str {
         AgentState::Offered(_) => "ringing",
         AgentState::Busy(_) => "busy",
         AgentState::WrapUp { .. } => "wrap_up",
+        AgentState::Elsewhere { .. } => "elsewhere",
     }
 }

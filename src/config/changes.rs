@@ -180,6 +180,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!(Restart, "store.synchronous", store.synchronous),
     // `store.url` and `store.password_env`: the store is opened at start.
     setting!(Restart, "store.url", store.postgres),
+    // The node's name, heartbeat and lease: the cluster task starts with
+    // them (one node cannot change its name under its own claims).
+    setting!(Restart, "store.node", store.cluster),
     setting!(Restart, "http.bind", http.bind),
     setting!(Restart, "http.token_env", http.token_env),
     setting!(Restart, "http.tokens", http.tokens),
@@ -516,7 +519,7 @@ mod tests {
         }));
         keys.extend(fields!(&c.store, StoreConfig {
             path => "store.path", synchronous => "store.synchronous",
-            postgres => "store.url",
+            postgres => "store.url", cluster => "store.node",
         }));
         keys.extend(fields!(&c.http, HttpConfig {
             bind => "http.bind", token_env => "http.token_env", tokens => "http.tokens",
@@ -649,6 +652,7 @@ mod tests {
             password_env: None,
             label: "postgres://tpswitch@db.example.net:5432/tpswitch".into(),
         });
+        b.store.cluster.node.push_str("-other");
         b.store.synchronous = match b.store.synchronous {
             Synchronous::Full => Synchronous::Normal,
             _ => Synchronous::Full,

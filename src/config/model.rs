@@ -454,6 +454,43 @@ pub struct StoreConfig {
     /// instead of the SQLite file at `path` (whose folder still holds
     /// uploaded prompts).
     pub postgres: Option<PostgresConfig>,
+    /// How this switch takes part in a shared (PostgreSQL) store; unused
+    /// with SQLite, which one switch holds alone.
+    pub cluster: ClusterConfig,
+}
+
+/// `store.node`, `store.heartbeat`, `store.claim_lease`: several switches
+/// on one PostgreSQL store (docs/scaling.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name in the shared store (claims, heartbeats, logs).
+    /// Two running switches must not share it: the second refuses to start.
+    pub node: String,
+    /// How often the node proves it is alive and renews its claims.
+    pub heartbeat: std::time::Duration,
+    /// How long a claim on an agent outlives its node's last heartbeat:
+    /// the bound on how long a dead or frozen node's agents stay taken.
+    pub claim_lease: std::time::Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node: default_node_name(),
+            heartbeat: std::time::Duration::from_secs(2),
+            claim_lease: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The host's name (`/etc/hostname`, then `$HOSTNAME`), or "tpswitch".
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "tpswitch".to_owned())
 }
 
 impl StoreConfig {

@@ -152,6 +152,9 @@ pub struct RawStore {
     pub synchronous: Option<String>,
     pub url: Option<String>,
     pub password_env: Option<String>,
+    pub node: Option<String>,
+    pub heartbeat: Option<String>,
+    pub claim_lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

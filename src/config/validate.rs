@@ -1230,6 +1230,73 @@ pub(super) fn store(v: &mut V, r: &RawStore) -> StoreConfig {
             ],
         ),
         postgres: postgres_store(v, r),
+        cluster: cluster(v, r),
+    }
+}
+
+/// The shared-store settings. A node name goes into logs, metrics labels
+/// and the store, so it is kept to a plain word.
+fn cluster(v: &mut V, r: &RawStore) -> ClusterConfig {
+    let d = ClusterConfig::default();
+    let node = match r.node.as_deref() {
+        None => d.node.clone(),
+        Some(n)
+            if !n.is_empty()
+                && n.len() <= 63
+                && n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            n.to_owned()
+        }
+        Some(_) => {
+            v.push(
+                "store.node",
+                "is not a plain name",
+                "use 1-63 letters, digits, '-', '_' or '.', such as \"node-a\"",
+            );
+            d.node.clone()
+        }
+    };
+    let heartbeat = v.duration_in(
+        "store.heartbeat",
+        &r.heartbeat,
+        d.heartbeat,
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    );
+    let claim_lease = v.duration_in(
+        "store.claim_lease",
+        &r.claim_lease,
+        d.claim_lease,
+        Duration::from_millis(500),
+        Duration::from_secs(600),
+    );
+    // A lease shorter than two heartbeats expires between two renewals of
+    // a healthy node: its agents would be offered twice.
+    if claim_lease < heartbeat * 2 {
+        v.push(
+            "store.claim_lease",
+            format!(
+                "{:?} is less than two heartbeats ({:?} each)",
+                format_duration(claim_lease),
+                format_duration(heartbeat)
+            ),
+            "make store.claim_lease at least twice store.heartbeat (the default is 10s for a 2s heartbeat)",
+        );
+    }
+    let set = r.node.is_some() || r.heartbeat.is_some() || r.claim_lease.is_some();
+    if set && r.url.is_none() {
+        v.push(
+            "store",
+            "sets node, heartbeat or claim_lease but no store.url",
+            "these apply to a PostgreSQL store shared by several switches: add store.url = \"postgres://…\", or remove them",
+        );
+    }
+    ClusterConfig {
+        node,
+        heartbeat,
+        claim_lease,
     }
 }
 

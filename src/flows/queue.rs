@@ -33,6 +33,8 @@ mod settings;
 mod tests;
 #[cfg(test)]
 mod tests_agent;
+#[cfg(test)]
+mod tests_claims;
 mod types;
 
 use self::attempt::Ending;
@@ -108,6 +110,9 @@ pub struct QueueEngine {
     board: AgentBoard,
     customers: HashMap<CallId, Customer>,
     legs: BTreeMap<AttemptId, Leg>,
+    /// Offers waiting for the store's answer to their claim: the leg is
+    /// made (and its ring timer starts) only once the claim is granted.
+    claiming: HashMap<AttemptId, (CallId, LegRules)>,
     next_attempt: u64,
     next_seq: u64,
     /// An agent went offline: queues with `no_agents = immediate` must
@@ -133,6 +138,7 @@ impl QueueEngine {
             board,
             customers: HashMap::new(),
             legs: BTreeMap::new(),
+            claiming: HashMap::new(),
             next_attempt: 1,
             next_seq: 0,
             agents_left: false,
@@ -197,6 +203,13 @@ impl QueueEngine {
                     tracing::warn!(%e, "queue: ignoring WindowEnded");
                 }
                 self.agents_left = true;
+            }
+            Event::ClaimGranted { attempt, misses } => self.claim_granted(attempt, misses, now),
+            Event::ClaimRefused { attempt, until } => self.claim_refused(attempt, until),
+            Event::AgentFreedElsewhere { user } => {
+                if let Err(e) = self.board.freed_elsewhere(&user) {
+                    tracing::warn!(%e, "queue: ignoring AgentFreedElsewhere");
+                }
             }
             Event::Timer => self.on_timer(now),
             Event::Reconfigure { queues, agents } => self.reconfigure(queues, agents),
@@ -318,6 +331,12 @@ impl QueueEngine {
         let mut bridged_at = None;
         let outcome = match &c.phase {
             Phase::Waiting => CallOutcome::Abandoned,
+            // Never rung: nothing to record; the agent's release (through
+            // `poll_agent_change`) lets the claim go once it is granted.
+            Phase::Offering(a) if self.claiming.remove(&a.id).is_some() => {
+                board_in_step(self.board.withdraw(&a.user));
+                CallOutcome::Abandoned
+            }
             Phase::Offering(a) => {
                 self.withdraw_leg(a.id, now);
                 board_in_step(self.board.withdraw(&a.user));
@@ -441,6 +460,15 @@ impl QueueEngine {
                 accept_timeout: s.accept_timeout,
                 whisper_replays: 1,
             };
+            if self.settings.claims {
+                self.claiming.insert(id, (call, rules));
+                self.actions.push_back(Action::ClaimAgent {
+                    call,
+                    attempt: id,
+                    user,
+                });
+                continue;
+            }
             self.legs.insert(
                 id,
                 Leg {
@@ -454,6 +482,50 @@ impl QueueEngine {
                 user,
             });
         }
+    }
+
+    /// The claim is ours: ring the agent, timing the ring from now.
+    fn claim_granted(&mut self, attempt: AttemptId, misses: Option<u32>, now: Instant) {
+        let Some((call, rules)) = self.claiming.remove(&attempt) else {
+            return; // the customer left meanwhile; the agent was withdrawn
+        };
+        let Some(Customer {
+            phase: Phase::Offering(a),
+            ..
+        }) = self.customers.get_mut(&call)
+        else {
+            return;
+        };
+        a.started = now;
+        let user = a.user.clone();
+        if let Some(m) = misses {
+            board_in_step(self.board.set_misses(&user, m));
+        }
+        self.legs.insert(
+            attempt,
+            Leg {
+                call,
+                machine: OutboundLeg::new(rules, now),
+            },
+        );
+        self.actions
+            .push_back(Action::DialAgent { call, attempt, user });
+    }
+
+    /// Another node has the agent: this was not a try (the agent was never
+    /// rung), so the customer may be offered them again later.
+    fn claim_refused(&mut self, attempt: AttemptId, until: Instant) {
+        let Some((call, _)) = self.claiming.remove(&attempt) else {
+            return;
+        };
+        let Some(c) = self.customers.get_mut(&call) else {
+            return;
+        };
+        let Phase::Offering(a) = std::mem::replace(&mut c.phase, Phase::Waiting) else {
+            return;
+        };
+        c.tried.remove(&a.user);
+        board_in_step(self.board.held_elsewhere(&a.user, call, until));
     }
 
     fn publish_agent_changes(&mut self) {

@@ -57,7 +57,9 @@ impl Store {
     /// SQLite file at `store.path`. Creates and migrates as needed.
     pub async fn connect(cfg: &StoreConfig) -> Result<Self> {
         match &cfg.postgres {
-            Some(pg) => Ok(Store::Postgres(PgStore::connect(pg).await?)),
+            Some(pg) => Ok(Store::Postgres(
+                PgStore::connect(pg).await?.with_node(&cfg.cluster.node),
+            )),
             None => Ok(Store::Sqlite(SqliteStore::open(&cfg.path).await?)),
         }
     }

@@ -35,6 +35,15 @@ impl Translator {
     /// The bus events for `event`.
     pub fn translate(&mut self, event: PresenceEvent) -> Vec<Body> {
         match event {
+            // Another node's change: that node tells its own subscribers
+            // and webhooks; here it only keeps "replaced" honest.
+            PresenceEvent::Synced { user, window } => {
+                match window {
+                    Some(w) => self.open.insert(user, w),
+                    None => self.open.remove(&user),
+                };
+                Vec::new()
+            }
             PresenceEvent::Online {
                 user,
                 window,

@@ -16,13 +16,13 @@
 pub mod agent_state;
 pub mod backend;
 pub mod calls;
+pub mod claims;
 pub mod clock;
 pub mod events;
 pub mod logins;
 pub mod postgres;
 mod postgres_calls;
 mod postgres_directory;
-pub mod postgres_lock;
 mod postgres_logins;
 pub mod scheduler;
 pub mod service;
@@ -35,6 +35,8 @@ mod sqlite_write;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod test_backends;
+#[cfg(test)]
+mod tests_claims;
 #[cfg(test)]
 mod tests_history;
 #[cfg(test)]

@@ -29,6 +29,13 @@ use super::{
 use crate::config::model::PostgresConfig;
 
 /// The versioned schema for PostgreSQL, embedded at build time.
+/// The notification channel presence changes are announced on (payload:
+/// the writing node, a space, the user id).
+pub const PRESENCE_CHANNEL: &str = "tpswitch_presence";
+/// The notification channel directory changes are announced on (payload:
+/// the writing node).
+pub const DIRECTORY_CHANNEL: &str = "tpswitch_directory";
+
 pub(crate) static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// First key of every advisory lock tpswitch takes (the second names the
@@ -43,6 +50,10 @@ pub struct PgStore {
     /// `postgres://user@host:port/db`, never the password: named in every
     /// error and log line.
     label: Arc<String>,
+    /// This switch's node name (`store.node`): written with its claims and
+    /// activities, and sent with its change notifications so it can skip
+    /// its own. Empty for a reader.
+    node: Arc<String>,
 }
 
 /// The connection options for `cfg`, with the password from
@@ -68,6 +79,17 @@ pub(crate) fn connect_options(cfg: &PostgresConfig) -> Result<PgConnectOptions> 
 }
 
 impl PgStore {
+    /// The store as node `node` of a shared store writes it.
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = Arc::new(node.to_owned());
+        self
+    }
+
+    /// This switch's node name (`store.node`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Connect to the database `cfg` names and apply any migrations not
     /// yet applied.
     pub async fn connect(cfg: &PostgresConfig) -> Result<Self> {
@@ -93,6 +115,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             label: Arc::new(cfg.label.clone()),
+            node: Arc::default(),
         };
         PG_MIGRATOR
             .run(&store.pool)
@@ -120,6 +143,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             label: Arc::new(cfg.label.clone()),
+            node: Arc::default(),
         };
         let needed = PG_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         // No migrations table: a database tpswitch never set up. (Two
@@ -220,6 +244,14 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(self.err("locking the agent's presence"))?;
+        // Other nodes re-read the agent's window when this commits (and
+        // not at all if it rolls back): a wake-up, the row is the truth.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PRESENCE_CHANNEL)
+            .bind(format!("{} {user}", self.node()))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("announcing a presence change"))?;
         Ok(tx)
     }
 
@@ -477,6 +509,22 @@ impl PresenceStore for PgStore {
             // Replaced or closed since the timer was armed: nothing to do.
             _ => return Ok(None),
         };
+        // On a call through another node: that node closes the window when
+        // the call ends (its scheduler deferred it). If that node dies, its
+        // claim runs out and the next resync of any node closes it.
+        let held: Option<String> = sqlx::query_scalar(
+            "SELECT node FROM agent_claims WHERE user_id = $1 AND state = 'busy' \
+             AND node <> $2 AND until_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint",
+        )
+        .bind(user)
+        .bind(self.node())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.err("reading the agent's claim"))?;
+        if let Some(node) = held {
+            tracing::debug!(agent = %user, node = %node, "window end deferred: on a call through another node");
+            return Ok(None);
+        }
         sqlx::query("DELETE FROM presence_current WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)

@@ -76,6 +76,14 @@ impl PgStore {
                     .map_err(self.err("removing a directory object"))?;
             }
         }
+        // Other nodes reload the directory from the store (the rows are the
+        // truth; a node that misses this finds the change at its resync).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::postgres::DIRECTORY_CHANNEL)
+            .bind(self.node())
+            .execute(self.pool())
+            .await
+            .map_err(self.err("announcing a directory change"))?;
         Ok(())
     }
 
@@ -88,21 +96,23 @@ impl PgStore {
     ) -> Result<()> {
         match activity {
             Activity::Idle => {
-                sqlx::query("DELETE FROM agent_state WHERE user_id = $1")
+                sqlx::query("DELETE FROM agent_state WHERE user_id = $1 AND node = $2")
                     .bind(user)
+                    .bind(self.node())
                     .execute(self.pool())
                     .await
                     .map_err(self.err("clearing an agent's activity"))?;
             }
             Activity::Busy | Activity::WrapUp => {
                 sqlx::query(
-                    "INSERT INTO agent_state (user_id, state, since_ms) VALUES ($1, $2, $3) \
+                    "INSERT INTO agent_state (user_id, state, since_ms, node) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, \
-                     since_ms = excluded.since_ms",
+                     since_ms = excluded.since_ms, node = excluded.node",
                 )
                 .bind(user)
                 .bind(activity.as_str())
                 .bind(to_ms(at))
+                .bind(self.node())
                 .execute(self.pool())
                 .await
                 .map_err(self.err("recording an agent's activity"))?;
@@ -112,7 +122,9 @@ impl PgStore {
     }
 
     pub(crate) async fn clear_activities(&self) -> Result<()> {
-        sqlx::query("DELETE FROM agent_state")
+        // Only this node's: another node's calls are still going.
+        sqlx::query("DELETE FROM agent_state WHERE node = $1")
+            .bind(self.node())
             .execute(self.pool())
             .await
             .map_err(self.err("clearing agent activities"))?;

@@ -150,6 +150,34 @@ impl ExpiryScheduler {
         self.armed.get(user).copied()
     }
 
+    /// Brings `user`'s timer in line with the store (`stored`: the end of
+    /// their open window there, if any), after another node changed it.
+    /// True when that changed anything here.
+    pub fn sync(&mut self, user: &str, stored: Option<DateTime<Utc>>) -> bool {
+        let here = self
+            .armed
+            .get(user)
+            .or_else(|| self.deferred.get(user))
+            .copied();
+        if here == stored {
+            return false;
+        }
+        match stored {
+            Some(end) => self.arm(user, end),
+            None => self.disarm(user),
+        }
+        true
+    }
+
+    /// Every user with a window here, armed or held back by a call.
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self.armed.keys().cloned().collect();
+        users.extend(self.deferred.keys().cloned());
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
     /// True when `user`'s window has ended and waits for their call to end.
     pub fn is_deferred(&self, user: &str) -> bool {
         self.deferred.contains_key(user)
@@ -259,6 +287,25 @@ mod tests {
         assert_eq!(s.deadline(), Some(t(600)));
         assert_eq!(s.poll_expired(t(700)), exp("ann", 600, false));
         assert_eq!(s.poll_expired(t(1000)), None);
+    }
+
+    #[test]
+    fn sync_follows_the_store_and_says_when_it_changed_something() {
+        let mut s = ExpiryScheduler::new();
+        assert!(!s.sync("ann", None), "nothing here, nothing there");
+        assert!(s.sync("ann", Some(t(100))), "opened on another node");
+        assert!(!s.sync("ann", Some(t(100))), "already armed");
+        assert!(s.sync("ann", Some(t(300))), "extended elsewhere");
+        assert_eq!(s.deadline(), Some(t(300)));
+        // Held back by a call here: the same window is no change.
+        s.set_busy("ann", true);
+        assert_eq!(s.poll_expired(t(400)), None);
+        assert!(!s.sync("ann", Some(t(300))));
+        assert_eq!(s.users(), ["ann"]);
+        assert!(s.sync("ann", None), "closed elsewhere");
+        s.set_busy("ann", false);
+        assert_eq!(s.poll_expired(t(1000)), None);
+        assert!(s.users().is_empty());
     }
 
     #[test]

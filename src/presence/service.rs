@@ -72,6 +72,14 @@ pub enum PresenceEvent {
         reason: String,
         actor: String,
     },
+    /// Another node changed the agent's window in the shared store: this
+    /// is it as the store has it now (`None`: closed). Only routing and
+    /// expiry act on it; the node that made the change tells webhooks and
+    /// the agent.
+    Synced {
+        user: String,
+        window: Option<Window>,
+    },
     /// The window reached its end and is closed; `end` is the real end.
     Expired {
         user: String,
@@ -159,6 +167,11 @@ enum Command {
     RecordLogin {
         call: NewLoginCall,
         reply: Reply<()>,
+    },
+    /// Re-read one agent's window (`Some`), or every window, from a shared
+    /// store another node writes too.
+    Resync {
+        user: Option<String>,
     },
     Shutdown,
 }
@@ -288,6 +301,16 @@ impl PresenceHandle {
     /// change it made).
     pub async fn record_login(&self, call: NewLoginCall) -> Result<()> {
         self.ask(|reply| Command::RecordLogin { call, reply }).await
+    }
+
+    /// Another node changed `user`'s window (`None`: someone's, or a
+    /// notification may have been missed): re-read it from the store, arm
+    /// or disarm its expiry here, and tell subscribers with
+    /// [`PresenceEvent::Synced`]. Does not wait.
+    pub fn resync(&self, user: Option<&str>) {
+        let _ = self.tx.try_send(Command::Resync {
+            user: user.map(str::to_owned),
+        });
     }
 
     /// Presence events from now on. A subscriber more than
@@ -590,9 +613,48 @@ impl PresenceService {
                 crate::telemetry::store_write("insert_login_call", started.elapsed());
                 let _ = reply.send(result);
             }
+            Command::Resync { user } => self.resync(user).await,
             Command::Shutdown => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
+    }
+
+    /// Windows as the shared store has them: arm what another node opened
+    /// or moved, disarm what it closed. A window already past its end is
+    /// armed too and closed by the next `expire_due` (once: the store's
+    /// per-agent lock lets one node close it).
+    async fn resync(&mut self, user: Option<String>) {
+        let stored: Vec<(String, Option<Window>)> = match user {
+            Some(u) => match self.store.current(&u).await {
+                Ok(w) => vec![(u, w)],
+                Err(e) => {
+                    tracing::warn!(agent = %u, error = %e, "cannot re-read the agent's window");
+                    return;
+                }
+            },
+            None => match self.store.all_current().await {
+                Ok(all) => {
+                    let mut out: Vec<(String, Option<Window>)> =
+                        all.into_iter().map(|(u, w)| (u, Some(w))).collect();
+                    for u in self.sched.users() {
+                        if !out.iter().any(|(s, _)| *s == u) {
+                            out.push((u, None));
+                        }
+                    }
+                    out
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-read the windows");
+                    return;
+                }
+            },
+        };
+        for (user, window) in stored {
+            if self.sched.sync(&user, window.map(|w| w.end)) {
+                tracing::debug!(agent = %user, open = window.is_some(), "window changed on another node");
+                self.emit(PresenceEvent::Synced { user, window });
+            }
+        }
     }
 
     async fn online(&mut self, user: &str, hours: u32, call_id: Option<&str>) -> Result<Window> {

@@ -67,6 +67,14 @@ pub enum AgentState {
     WrapUp {
         until: Instant,
     },
+    /// Online, but another node of a shared store holds a claim on the
+    /// agent (offering them a call, on a call, or in wrap-up there), at
+    /// least until `until` or until that node says it let them go. Never
+    /// offered here meanwhile: a claim is what keeps one agent from being
+    /// rung by two nodes (docs/scaling.md).
+    Elsewhere {
+        until: Instant,
+    },
 }
 
 /// Why an offer did not become a call.
@@ -126,6 +134,7 @@ enum Activity {
     Offered(CallId),
     Busy(CallId),
     WrapUp(Instant),
+    Elsewhere(Instant),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +166,7 @@ impl Agent {
             (Activity::Busy(c), _) => AgentState::Busy(c),
             (_, false) => AgentState::Offline,
             (Activity::WrapUp(until), true) => AgentState::WrapUp { until },
+            (Activity::Elsewhere(until), true) => AgentState::Elsewhere { until },
             (Activity::Idle, true) => AgentState::Available,
         }
     }
@@ -326,6 +336,39 @@ impl AgentBoard {
         Ok(())
     }
 
+    /// Another node holds the agent (our claim was refused): the offer of
+    /// `call` here is withdrawn, nothing counted, and the agent is not
+    /// offered again here before `until` or [`Self::freed_elsewhere`].
+    pub fn held_elsewhere(
+        &mut self,
+        user: &str,
+        call: CallId,
+        until: Instant,
+    ) -> Result<(), BoardError> {
+        let a = self.get_mut(user)?;
+        if a.activity == Activity::Offered(call) {
+            a.release(Activity::Elsewhere(until));
+        }
+        Ok(())
+    }
+
+    /// The node that held the agent let them go: they may be offered here
+    /// again (a claim, not this board, still decides who gets them).
+    pub fn freed_elsewhere(&mut self, user: &str) -> Result<(), BoardError> {
+        let a = self.get_mut(user)?;
+        if matches!(a.activity, Activity::Elsewhere(_)) {
+            a.activity = Activity::Idle;
+        }
+        Ok(())
+    }
+
+    /// The shared count of consecutive misses, as the store holds it when
+    /// this node claims the agent (another node may have counted some).
+    pub fn set_misses(&mut self, user: &str, misses: u32) -> Result<(), BoardError> {
+        self.get_mut(user)?.misses = misses;
+        Ok(())
+    }
+
     /// The offer ended through no fault of the agent (the customer hung up,
     /// the trunk failed): free again, nothing counted.
     pub fn withdraw(&mut self, user: &str) -> Result<(), BoardError> {
@@ -388,7 +431,7 @@ impl AgentBoard {
     pub fn poll(&mut self, now: Instant) -> Vec<String> {
         let mut freed = Vec::new();
         for a in &mut self.agents {
-            if let Activity::WrapUp(until) = a.activity {
+            if let Activity::WrapUp(until) | Activity::Elsewhere(until) = a.activity {
                 if until <= now {
                     a.activity = Activity::Idle;
                     if a.online.is_some() {
@@ -405,7 +448,7 @@ impl AgentBoard {
         self.agents
             .iter()
             .filter_map(|a| match a.activity {
-                Activity::WrapUp(until) => Some(until),
+                Activity::WrapUp(until) | Activity::Elsewhere(until) => Some(until),
                 _ => None,
             })
             .min()

@@ -41,6 +41,12 @@ pub const ACCEPT_LATENCY: &str = "tpswitch_accept_latency_seconds";
 pub const PACING_LATENESS: &str = "tpswitch_pacing_lateness_seconds";
 /// How long one store write took, by operation.
 pub const STORE_WRITE: &str = "tpswitch_store_write_seconds";
+/// Claims on agents in a shared store, by result (granted, refused,
+/// lost, error).
+pub const CLAIMS: &str = "tpswitch_cluster_claims_total";
+/// Heartbeats of this node in a shared store, by result (ok, replaced,
+/// error).
+pub const HEARTBEATS: &str = "tpswitch_cluster_heartbeats_total";
 /// Attempts to reach an agent, by how they ended.
 pub const ATTEMPTS: &str = "tpswitch_attempts_total";
 /// Calls that ended, by flow and outcome.
@@ -132,6 +138,14 @@ fn describe() {
         "Duration of one store write, by operation"
     );
     describe_counter!(ATTEMPTS, "Attempts to reach an agent, by how they ended");
+    describe_counter!(
+        CLAIMS,
+        "Claims on agents in the shared store, by result: granted, refused (another node holds the agent), lost (a write refused: another node took the agent after this node's lease ran out), error"
+    );
+    describe_counter!(
+        HEARTBEATS,
+        "This node's heartbeats in the shared store, by result: ok, replaced (another process took the node's name), error"
+    );
     describe_counter!(CALLS, "Calls that ended, by flow and outcome");
     describe_counter!(PRESENCE_CHANGES, "Presence changes, by reason");
 }
@@ -205,6 +219,16 @@ pub fn agent_state(from: Option<&'static str>, to: &'static str) {
 /// A presence change (`online`, `offline`, `forced_offline`, `expired`).
 pub fn presence_changed(reason: &'static str) {
     counter!(PRESENCE_CHANGES, "reason" => reason).increment(1);
+}
+
+/// A claim on an agent in the shared store, by result.
+pub fn claim(result: &'static str) {
+    counter!(CLAIMS, "result" => result).increment(1);
+}
+
+/// A heartbeat of this node in the shared store, by result.
+pub fn heartbeat(result: &'static str) {
+    counter!(HEARTBEATS, "result" => result).increment(1);
 }
 
 /// One store write (`op` names it: `insert_call`, `finish_attempt`, ...).

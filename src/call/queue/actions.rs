@@ -32,6 +32,9 @@ impl Shell {
                     self.play_customer(call, &clips);
                 }
             }
+            Action::ClaimAgent { attempt, user, .. } => {
+                self.write(Write::Claim { attempt, user }).await
+            }
             Action::DialAgent {
                 call,
                 attempt,

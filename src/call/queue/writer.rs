@@ -4,17 +4,18 @@
 //! changes land in the order the engine made them.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::events::{Body, EventBus};
 use crate::flows::queue::{AttemptEnd, AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceHandle;
-use crate::presence::{CallUpdate, NewAttempt, NewCall, PresenceStore, Store};
+use crate::presence::claims::{ClaimHold, ClaimOutcome};
+use crate::presence::{CallUpdate, NewAttempt, NewCall, PgStore, PresenceStore, Store};
 use crate::routing::CallId;
 
 /// Writes queued before the queue task waits for the writer (back-pressure).
@@ -48,9 +49,20 @@ pub enum Write {
         at: Instant,
     },
     CallEnded(CallReport),
+    /// The agent's activity changed. With claims, also the holder's news
+    /// for the claim: `wrap_up` is how long a wrap-up holds the agent,
+    /// `misses` their consecutive misses as the engine counts them.
     Activity {
         user: String,
         activity: Activity,
+        wrap_up: Duration,
+        misses: u32,
+    },
+    /// Claim the agent in the shared store before ringing them; the
+    /// answer goes back as [`ClusterNews::Claim`].
+    Claim {
+        attempt: AttemptId,
+        user: String,
     },
     ForceOffline {
         user: String,
@@ -161,7 +173,112 @@ impl Names {
                     hung_up_by: r.hung_up_by.as_str().to_owned(),
                 })
             }
-            Write::Activity { .. } | Write::ForceOffline { .. } => None,
+            Write::Activity { .. } | Write::ForceOffline { .. } | Write::Claim { .. } => None,
+        }
+    }
+}
+
+/// News for the queue task from the shared store: its claims' answers
+/// (from the writer) and other nodes' releases (from the cluster task).
+/// Unbounded because the queue task also waits on the writer: at most one
+/// claim per waiting customer and one release per agent are in flight.
+#[derive(Debug)]
+pub enum ClusterNews {
+    Claim {
+        attempt: AttemptId,
+        granted: Result<u32, Duration>,
+    },
+    /// Another node let the agent go.
+    Freed { user: String },
+}
+
+pub type NewsSender = mpsc::UnboundedSender<ClusterNews>;
+
+/// The writer's side of claims: the shared store, how long a claim holds
+/// without a heartbeat, and where the answers go.
+pub struct Claims {
+    pub store: PgStore,
+    pub lease: Duration,
+    pub news: NewsSender,
+}
+
+/// How long a node waits before claiming an agent again after the store
+/// could not answer (a refused claim waits for the holder's hold instead).
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// The claims this node holds, by agent: the token each write names.
+#[derive(Default)]
+struct Held {
+    tokens: HashMap<String, i64>,
+}
+
+impl Held {
+    async fn claim(&mut self, c: &Claims, attempt: AttemptId, user: String) {
+        let granted = match timed("claim_agent", c.store.claim_agent(&user, c.lease)).await {
+            Ok(ClaimOutcome::Granted { token, misses }) => {
+                debug!(agent = %user, token, "claim granted");
+                self.tokens.insert(user, token);
+                crate::telemetry::claim("granted");
+                Ok(misses)
+            }
+            Ok(ClaimOutcome::Held { node, remaining }) => {
+                info!(agent = %user, node = %node, for_ms = remaining.as_millis() as u64, "agent held by another node: offering someone else");
+                crate::telemetry::claim("refused");
+                Err(remaining)
+            }
+            Err(e) => {
+                warn!(agent = %user, error = %e, "cannot claim the agent; offering someone else");
+                crate::telemetry::claim("error");
+                Err(CLAIM_RETRY)
+            }
+        };
+        let _ = c.news.send(ClusterNews::Claim { attempt, granted });
+    }
+
+    /// The holder's news for its claim; false when this node does not hold
+    /// the agent (never claimed, or the claim was lost): then nothing of
+    /// the agent's is written by this node.
+    async fn update(
+        &mut self,
+        c: &Claims,
+        user: &str,
+        activity: Activity,
+        wrap_up: Duration,
+        misses: u32,
+    ) -> bool {
+        let Some(&token) = self.tokens.get(user) else {
+            return false;
+        };
+        let hold = match activity {
+            Activity::Busy => ClaimHold::Busy,
+            Activity::WrapUp => ClaimHold::WrapUp(wrap_up),
+            Activity::Idle => ClaimHold::Free,
+        };
+        match timed(
+            "update_claim",
+            c.store.update_claim(user, token, hold, c.lease, misses),
+        )
+        .await
+        {
+            Ok(true) => {
+                if hold == ClaimHold::Free {
+                    self.tokens.remove(user);
+                }
+                true
+            }
+            Ok(false) => {
+                // This node stalled past its lease and another node took
+                // the agent: its write is refused (the fencing token).
+                warn!(agent = %user, token, "claim lost: another node took the agent after this node's lease ran out; write refused");
+                crate::telemetry::claim("lost");
+                self.tokens.remove(user);
+                false
+            }
+            Err(e) => {
+                // Kept: the next write (or the lease's end) settles it.
+                warn!(agent = %user, error = %e, "cannot update the claim on the agent");
+                true
+            }
         }
     }
 }
@@ -171,7 +288,9 @@ pub async fn run(
     presence: PresenceHandle,
     bus: EventBus,
     mut rx: mpsc::Receiver<Write>,
+    claims: Option<Claims>,
 ) {
+    let mut held = Held::default();
     // Store row of each call still in progress.
     let mut rows: HashMap<CallId, i64> = HashMap::new();
     // Store row of each attempt started and not yet reported.
@@ -270,7 +389,21 @@ pub async fn run(
                     warn!(call = %r.call, error = %e, "cannot record the end of the call");
                 }
             }
-            Write::Activity { user, activity } => {
+            Write::Claim { attempt, user } => match &claims {
+                Some(c) => held.claim(c, attempt, user).await,
+                None => warn!(agent = %user, "a claim without a shared store; ignored"),
+            },
+            Write::Activity {
+                user,
+                activity,
+                wrap_up,
+                misses,
+            } => {
+                if let Some(c) = &claims {
+                    if !held.update(c, &user, activity, wrap_up, misses).await {
+                        continue;
+                    }
+                }
                 if let Err(e) = presence.set_activity(&user, activity).await {
                     warn!(agent = %user, error = %e, "cannot publish the agent's activity");
                 }

@@ -87,6 +87,10 @@ pub struct EngineSettings {
     /// From an outbound leg's 2xx to its first RTP packet at most: past
     /// it, the answer is dead (see `flows::outbound`).
     pub media_grace: Duration,
+    /// Several nodes share the agents (a PostgreSQL store): every offer
+    /// starts with [`super::Action::ClaimAgent`] and rings only once the
+    /// claim is granted, so two nodes never ring one agent.
+    pub claims: bool,
 }
 
 impl Default for EngineSettings {
@@ -94,6 +98,7 @@ impl Default for EngineSettings {
         EngineSettings {
             ext_send_guard: Duration::from_secs(10),
             media_grace: crate::flows::outbound::DEFAULT_MEDIA_GRACE,
+            claims: false,
         }
     }
 }

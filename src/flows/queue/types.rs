@@ -51,6 +51,24 @@ pub enum Event {
     WindowEnded {
         user: String,
     },
+    /// The store granted this node's claim on the attempt's agent
+    /// ([`Action::ClaimAgent`]): dial them now. `misses` is the agent's
+    /// shared count of consecutive misses, when the store keeps one.
+    ClaimGranted {
+        attempt: AttemptId,
+        misses: Option<u32>,
+    },
+    /// Another node holds the attempt's agent until `until` (at the
+    /// latest, unless it renews): the customer goes back to waiting and
+    /// is offered someone else; the agent is held elsewhere here.
+    ClaimRefused {
+        attempt: AttemptId,
+        until: Instant,
+    },
+    /// Another node let the agent go: they may be offered here again.
+    AgentFreedElsewhere {
+        user: String,
+    },
     /// The deadline passed.
     Timer,
     /// A reload: the queues' settings by flow name and every configured
@@ -79,6 +97,14 @@ pub enum Action {
         call: CallId,
         once: Vec<PromptName>,
         looped: Vec<PromptName>,
+    },
+    /// Claim `user` in the shared store before ringing them (only with
+    /// [`EngineSettings::claims`](super::EngineSettings)); answer with
+    /// [`Event::ClaimGranted`] or [`Event::ClaimRefused`].
+    ClaimAgent {
+        call: CallId,
+        attempt: AttemptId,
+        user: String,
     },
     /// Call `user` (their first extension) through the trunk; report
     /// what happens as [`Event::Leg`] with `attempt`.
