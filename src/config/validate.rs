@@ -1243,8 +1243,7 @@ fn cluster(v: &mut V, r: &RawStore) -> ClusterConfig {
         Some(n)
             if !n.is_empty()
                 && n.len() <= 63
-                && n
-                    .bytes()
+                && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
         {
             n.to_owned()

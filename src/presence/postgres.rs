@@ -421,7 +421,17 @@ impl PresenceStore for PgStore {
             end,
         })?;
         let mut tx = self.begin_for(user).await?;
-        if let Some(old) = self.current_in(&mut tx, user).await? {
+        let was_online = self.current_in(&mut tx, user).await?;
+        if was_online.is_none() {
+            // Coming online starts a fresh count of consecutive misses, on
+            // every node (as `AgentBoard::set_online` does on one).
+            sqlx::query("UPDATE agent_claims SET misses = 0 WHERE user_id = $1")
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("resetting the agent's missed offers"))?;
+        }
+        if let Some(old) = was_online {
             self.append_history(
                 &mut tx,
                 user,

@@ -45,7 +45,11 @@ async fn of_two_nodes_claiming_one_agent_at_once_exactly_one_is_granted() {
             .count();
         assert_eq!(granted, 1, "{user}: {ra:?} / {rb:?}");
         // The loser is told who holds the agent, and for about a lease.
-        let held = if matches!(ra, ClaimOutcome::Held { .. }) { ra } else { rb };
+        let held = if matches!(ra, ClaimOutcome::Held { .. }) {
+            ra
+        } else {
+            rb
+        };
         match held {
             ClaimOutcome::Held { node, remaining } => {
                 assert!(node == "a" || node == "b");
@@ -103,12 +107,21 @@ async fn the_heartbeat_renews_busy_claims_and_a_wrap_up_holds_for_its_time() {
     assert!(a.heartbeat("a-1", short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(
-        matches!(b.claim_agent("ann", LEASE).await.unwrap(), ClaimOutcome::Held { .. }),
+        matches!(
+            b.claim_agent("ann", LEASE).await.unwrap(),
+            ClaimOutcome::Held { .. }
+        ),
         "renewed by the heartbeat"
     );
     // The call ends: wrap-up for 300 ms, not renewed by heartbeats.
     assert!(a
-        .update_claim("ann", t, ClaimHold::WrapUp(Duration::from_millis(300)), short, 1)
+        .update_claim(
+            "ann",
+            t,
+            ClaimHold::WrapUp(Duration::from_millis(300)),
+            short,
+            1
+        )
         .await
         .unwrap());
     assert!(a.heartbeat("a-1", short).await.unwrap());
@@ -135,7 +148,10 @@ async fn a_release_is_free_at_once_and_announced() {
     let mut listener = sqlx::postgres::PgListener::connect_with(b.pool())
         .await
         .unwrap();
-    listener.listen(super::claims::AGENTS_CHANNEL).await.unwrap();
+    listener
+        .listen(super::claims::AGENTS_CHANNEL)
+        .await
+        .unwrap();
     let t = token(&a.claim_agent("ann", LEASE).await.unwrap());
     assert!(a
         .update_claim("ann", t, ClaimHold::Free, LEASE, 0)
@@ -160,7 +176,10 @@ async fn a_node_name_in_use_is_refused_until_its_lease_ends_and_old_claims_go() 
     token(&first.claim_agent("ann", LEASE).await.unwrap());
     let second = PgStore::connect(&cfg).await.unwrap().with_node("a");
     let refused = second.register_node("a-2", short).await.unwrap();
-    assert!(matches!(refused, Err(ref e) if e.node == "a"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ref e) if e.node == "a"),
+        "{refused:?}"
+    );
     // The same process registering again is not refused.
     first.register_node("a-1", short).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -184,5 +203,97 @@ async fn a_window_ending_during_a_call_through_another_node_is_left_to_that_node
     assert_eq!(b.expire("ann", end, "window ended").await.unwrap(), None);
     assert!(b.current("ann").await.unwrap().is_some());
     // The node with the call closes it.
-    assert!(a.expire("ann", end, "window ended").await.unwrap().is_some());
+    assert!(a
+        .expire("ann", end, "window ended")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn coming_online_again_starts_a_fresh_count_of_misses() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let t = token(&a.claim_agent("ann", LEASE).await.unwrap());
+    assert!(a
+        .update_claim("ann", t, ClaimHold::Free, LEASE, 2)
+        .await
+        .unwrap());
+    let now = Utc::now();
+    b.set_online("ann", now, now + chrono::Duration::hours(1), None, "menu")
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.claim_agent("ann", LEASE).await.unwrap(),
+        ClaimOutcome::Granted { misses: 0, .. }
+    ));
+}
+
+/// Two presence services, one per node: a window opened on one is armed on
+/// the other by a resync, and when it ends exactly one of them closes it
+/// (the other learns of it at its next resync).
+#[tokio::test]
+async fn two_nodes_arm_each_others_windows_and_close_each_once() {
+    use super::clock::ManualClock;
+    use super::service::{PresenceEvent, PresenceService};
+    use super::Store;
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let clock = ManualClock::new(Utc::now());
+    let (sa, ha) = PresenceService::new(Store::Postgres(a), clock.clone());
+    let (sb, hb) = PresenceService::new(Store::Postgres(b), clock.clone());
+    let (mut ea, mut eb) = (ha.subscribe(), hb.subscribe());
+    sa.spawn().await.unwrap();
+    sb.spawn().await.unwrap();
+    let next = |rx: &mut tokio::sync::broadcast::Receiver<PresenceEvent>| {
+        let mut rx = rx.resubscribe();
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+    };
+    let w = ha.go_online("ann", 1, None).await.unwrap();
+    let synced = next(&mut eb);
+    hb.resync(Some("ann"));
+    assert_eq!(
+        synced.await,
+        Some(PresenceEvent::Synced {
+            user: "ann".into(),
+            window: Some(w)
+        })
+    );
+    // Nothing new on a full resync.
+    hb.resync(None);
+    hb.current("ann").await.unwrap();
+    while let Ok(e) = eb.try_recv() {
+        assert!(
+            matches!(
+                e,
+                PresenceEvent::Synced {
+                    window: Some(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    while ea.try_recv().is_ok() {}
+    // Both have it armed; the end passes on both at once.
+    clock.advance(chrono::Duration::hours(2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ha.current("ann").await.unwrap();
+    hb.current("ann").await.unwrap();
+    let mut expired = 0;
+    for rx in [&mut ea, &mut eb] {
+        while let Ok(e) = rx.try_recv() {
+            if matches!(e, PresenceEvent::Expired { .. }) {
+                expired += 1;
+            }
+        }
+    }
+    assert_eq!(expired, 1, "closed once, by one node");
 }
