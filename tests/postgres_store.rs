@@ -2,8 +2,9 @@
 //! logs an agent in over real SIP and RTP, and the window, its history and
 //! the log-in call are rows in PostgreSQL, read back through
 //! `tpswitch agents` and `tpswitch calls`; no SQLite file is made, and the
-//! password in the URL is in no log line. A second switch on the same
-//! database is refused, naming the first.
+//! password in the URL is in no log line. A second switch under the same
+//! `store.node` is refused, naming the first; a user added through one
+//! node's API logs in through another.
 //!
 //! Needs a PostgreSQL server: `TPSWITCH_TEST_POSTGRES` (set by
 //! `scripts/test`, which starts a throwaway cluster). Without it these
@@ -221,6 +222,75 @@ fn a_user_made_through_the_api_is_kept_in_postgres_and_logs_in_after_a_restart()
     let out = sw.cli(&["export"]);
     let exported = String::from_utf8_lossy(&out.stdout);
     assert!(exported.contains("id = \"newbie\""), "{exported}");
+}
+
+/// `on_postgres`, as node `node` of several (short heartbeat and lease, so
+/// the test does not wait on defaults meant for production).
+fn as_node<'a>(url: &'a str, node: &'a str) -> impl FnOnce(String) -> String + 'a {
+    move |t: String| {
+        t.replace_exact(
+            "# url = \"postgres://tpswitch@127.0.0.1:5432/tpswitch\"",
+            &format!(
+                "url = \"{url}\"\nnode = \"{node}\"\nheartbeat = \"200ms\"\nclaim_lease = \"1s\""
+            ),
+        )
+    }
+}
+
+/// Two nodes on one database: a user added through node b's API is in
+/// node a's directory within a few heartbeats, logs in through node a, and
+/// node b's API shows the window node a opened.
+#[test]
+fn a_user_added_through_one_nodes_api_logs_in_on_the_other() {
+    let Some((url, _)) = fresh_database("nodes") else {
+        return;
+    };
+    let envs = [("TPSWITCH_API_TOKEN", TOKEN)];
+    let a = Switch::start_env(free_udp_port(), &envs, as_node(&url, "a"));
+    let b = Switch::start_env(free_udp_port(), &envs, as_node(&url, "b"));
+    let (status, _) = http_get(a.http, "/api/v1/users/newbie", Some(TOKEN));
+    assert_eq!(status, 404, "not there before");
+    let user = serde_json::json!({
+        "name": "New Agent",
+        "extensions": [{"type": "pstn", "value": "+1 (234) 567-0042"}]
+    });
+    let (status, body) = put_json(&b, "/api/v1/users/newbie", &user);
+    assert_eq!(status, 201, "{body}");
+    // A notification wakes node a; a missed one is caught by its re-read
+    // every three heartbeats (600 ms here).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(a.http, "/api/v1/users/newbie", Some(TOKEN));
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node a never had the user: {status} {body}\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        a.log().contains("directory changed on another node"),
+        "{}",
+        a.log()
+    );
+    let scenario = tempfile::tempdir().unwrap();
+    let sc = login_scenario(
+        scenario.path(),
+        "+12345670042",
+        &[Wait(800), Key('1')],
+        true,
+    );
+    sipp(sc.to_str().unwrap(), Some(a.sip), 1, &["-s", CONTACT_POINT]).assert_ok(&a);
+    let (status, body) = http_get(b.http, "/api/v1/agents/newbie", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(
+        seen["state"], "online",
+        "node b sees node a's window: {seen}"
+    );
 }
 
 /// PUT with a JSON body and the admin token; (status, body).
