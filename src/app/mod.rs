@@ -35,6 +35,7 @@ use crate::sip::SipCommand;
 
 mod cluster;
 mod fds;
+mod memory;
 mod reload;
 use crate::sip::uri::hostport;
 pub use reload::Overrides;
@@ -919,6 +920,7 @@ async fn run_with(
         presence_events,
         cancel.clone(),
     ));
+    tokio::spawn(memory::run(cancel.clone()));
     // Other nodes' directory changes: re-read from the store by the
     // reloader, as one of its requests.
     let (dir_refresh_tx, mut dir_refresh_rx) = mpsc::channel::<()>(1);
