@@ -28,6 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+. bench/lib.sh
 cargo build --release --quiet
 eval "$(PG_FSYNC=on scripts/pg-test-cluster start)"
 pg_dir=$TPSWITCH_TEST_POSTGRES_DIR
@@ -64,15 +65,7 @@ for n in $(seq "$NODES"); do
   grep -q "tpswitch listening sip" "$work/n$n/out" || { cat "$work/n$n/err"; exit 1; }
 done
 
-python3 - "$PWD/tests/sipp" "$work/login.xml" <<'PY'
-import sys
-d, out = sys.argv[1], sys.argv[2]
-s = open(f"{d}/login.xml").read().replace("@CALLER@", "[field0]")
-steps = ('  <pause milliseconds="300"/>\n'
-         '  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>\n')
-s = s.replace("@STEPS@", steps).replace("@END@", open(f"{d}/login_end_bye.inc").read())
-open(out, "w").write(s)
-PY
+login_xml "[field0]" "$work/login.xml"
 
 targets=()
 if [ "$FRONT" = kamailio ]; then
@@ -113,5 +106,4 @@ for n in $(seq "$NODES"); do
 done
 echo "windows written: $(psql "$url" -Atc 'select count(*) from presence_history' 2>/dev/null || echo '?')"
 cd - >/dev/null
-. bench/lib.sh
 bare_loopback 200 sendrecv

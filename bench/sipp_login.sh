@@ -17,15 +17,7 @@ trap 'kill "$SWITCH_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 . bench/lib.sh
 bench_config "$PORT" "$work"
-python3 - "$PWD/tests/sipp" "$work/login.xml" <<'PY'
-import sys
-d, out = sys.argv[1], sys.argv[2]
-s = open(f"{d}/login.xml").read().replace("@CALLER@", "+12345678910")
-steps = ('  <pause milliseconds="300"/>\n'
-         '  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>\n')
-s = s.replace("@STEPS@", steps).replace("@END@", open(f"{d}/login_end_bye.inc").read())
-open(out, "w").write(s)
-PY
+login_xml "+12345678910" "$work/login.xml"
 start_switch "$work"
 cd "$work"
 start=$(date +%s.%N)
