@@ -431,6 +431,7 @@ fn trunk_routes(cfg: &Config, starts: &[TrunkStart]) -> Vec<TrunkRoute> {
                 // Set once the SIP port is known (run_with).
                 nat: None,
                 keepalive: t.keepalive_interval,
+                source_header: t.source_header.clone(),
             }
         })
         .collect()

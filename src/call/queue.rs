@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Span};
 
 use self::legs::{Input, LegEvent};
-pub use self::writer::{ClusterNews, NewsSender};
 use self::writer::Write;
+pub use self::writer::{ClusterNews, NewsSender};
 use super::leg::{Answered, LegNews};
 use super::CallContext;
 use crate::config::E164;
@@ -279,7 +279,9 @@ impl Shell {
                 let (activity, wrap_up) = match state {
                     // Ringing counts as busy: a window must not close under
                     // an offer (the presence service defers it).
-                    AgentState::Offered(_) | AgentState::Busy(_) => (Activity::Busy, Duration::ZERO),
+                    AgentState::Offered(_) | AgentState::Busy(_) => {
+                        (Activity::Busy, Duration::ZERO)
+                    }
                     AgentState::WrapUp { until } => {
                         (Activity::WrapUp, until.saturating_duration_since(now))
                     }
@@ -533,10 +535,7 @@ impl Shell {
             PresenceEvent::Synced {
                 user,
                 window: Some(w),
-            } if w.is_active(chrono::Utc::now()) => Event::AgentOnline {
-                user,
-                until: w.end,
-            },
+            } if w.is_active(chrono::Utc::now()) => Event::AgentOnline { user, until: w.end },
             // Closed through another node (or not yet begun): as an end,
             // so a call here in progress finishes first.
             PresenceEvent::Synced { user, .. } => Event::WindowEnded { user },

@@ -508,8 +508,11 @@ impl QueueEngine {
                 machine: OutboundLeg::new(rules, now),
             },
         );
-        self.actions
-            .push_back(Action::DialAgent { call, attempt, user });
+        self.actions.push_back(Action::DialAgent {
+            call,
+            attempt,
+            user,
+        });
     }
 
     /// Another node has the agent: this was not a try (the agent was never

@@ -91,7 +91,8 @@ impl PgStore {
             .begin()
             .await
             .map_err(self.err("starting the node registration"))?;
-        let taken = sqlx::query(concat!(
+        let taken =
+            sqlx::query(concat!(
             "INSERT INTO cluster_nodes AS n (node, instance, started_ms, heartbeat_ms, lease_ms) \
              VALUES ($1, $2, ", db_now!(), ", ", db_now!(), ", $3) \
              ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, \
@@ -101,15 +102,17 @@ impl PgStore {
              OR n.heartbeat_ms + n.lease_ms <= EXCLUDED.heartbeat_ms \
              RETURNING node"
         ))
-        .bind(&node)
-        .bind(instance)
-        .bind(ms(lease))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(self.err("registering the node"))?;
+            .bind(&node)
+            .bind(instance)
+            .bind(ms(lease))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.err("registering the node"))?;
         if taken.is_none() {
             let row = sqlx::query(concat!(
-                "SELECT instance, ", db_now!(), " - heartbeat_ms AS ago FROM cluster_nodes WHERE node = $1"
+                "SELECT instance, ",
+                db_now!(),
+                " - heartbeat_ms AS ago FROM cluster_nodes WHERE node = $1"
             ))
             .bind(&node)
             .fetch_one(&mut *tx)
@@ -117,12 +120,16 @@ impl PgStore {
             .map_err(self.err("reading the node's heartbeat"))?;
             return Ok(Err(NodeInUse {
                 node,
-                instance: row.try_get("instance").map_err(self.err("reading a node"))?,
+                instance: row
+                    .try_get("instance")
+                    .map_err(self.err("reading a node"))?,
                 heartbeat_ago: duration(row.try_get("ago").map_err(self.err("reading a node"))?),
             }));
         }
         sqlx::query(concat!(
-            "UPDATE agent_claims SET state = 'free', until_ms = ", db_now!(), " WHERE node = $1"
+            "UPDATE agent_claims SET state = 'free', until_ms = ",
+            db_now!(),
+            " WHERE node = $1"
         ))
         .bind(&node)
         .execute(&mut *tx)
@@ -149,7 +156,9 @@ impl PgStore {
             .await
             .map_err(self.err("starting a heartbeat"))?;
         let beat = sqlx::query(concat!(
-            "UPDATE cluster_nodes SET heartbeat_ms = ", db_now!(), ", lease_ms = $3 \
+            "UPDATE cluster_nodes SET heartbeat_ms = ",
+            db_now!(),
+            ", lease_ms = $3 \
              WHERE node = $1 AND instance = $2"
         ))
         .bind(self.node())
@@ -162,7 +171,9 @@ impl PgStore {
             == 1;
         if beat {
             sqlx::query(concat!(
-                "UPDATE agent_claims SET until_ms = ", db_now!(), " + $2 \
+                "UPDATE agent_claims SET until_ms = ",
+                db_now!(),
+                " + $2 \
                  WHERE node = $1 AND state = 'busy'"
             ))
             .bind(self.node())
@@ -186,7 +197,11 @@ impl PgStore {
         let granted = sqlx::query(concat!(
             "INSERT INTO agent_claims AS c \
              (user_id, node, token, state, until_ms, misses, claimed_ms) \
-             VALUES ($1, $2, 1, 'busy', ", db_now!(), " + $3, 0, ", db_now!(), ") \
+             VALUES ($1, $2, 1, 'busy', ",
+            db_now!(),
+            " + $3, 0, ",
+            db_now!(),
+            ") \
              ON CONFLICT (user_id) DO UPDATE SET node = EXCLUDED.node, token = c.token + 1, \
              state = 'busy', until_ms = EXCLUDED.until_ms, claimed_ms = EXCLUDED.claimed_ms \
              WHERE c.state = 'free' OR c.until_ms <= EXCLUDED.claimed_ms OR c.node = EXCLUDED.node \
@@ -207,7 +222,9 @@ impl PgStore {
             });
         }
         let row = sqlx::query(concat!(
-            "SELECT node, GREATEST(until_ms - ", db_now!(), ", 0) AS remaining \
+            "SELECT node, GREATEST(until_ms - ",
+            db_now!(),
+            ", 0) AS remaining \
              FROM agent_claims WHERE user_id = $1"
         ))
         .bind(user)
@@ -254,7 +271,9 @@ impl PgStore {
             .await
             .map_err(self.err("starting a claim update"))?;
         let done = sqlx::query(concat!(
-            "UPDATE agent_claims SET state = $4, until_ms = ", db_now!(), " + $5, misses = $6 \
+            "UPDATE agent_claims SET state = $4, until_ms = ",
+            db_now!(),
+            " + $5, misses = $6 \
              WHERE user_id = $1 AND node = $2 AND token = $3"
         ))
         .bind(user)

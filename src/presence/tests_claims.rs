@@ -45,7 +45,11 @@ async fn of_two_nodes_claiming_one_agent_at_once_exactly_one_is_granted() {
             .count();
         assert_eq!(granted, 1, "{user}: {ra:?} / {rb:?}");
         // The loser is told who holds the agent, and for about a lease.
-        let held = if matches!(ra, ClaimOutcome::Held { .. }) { ra } else { rb };
+        let held = if matches!(ra, ClaimOutcome::Held { .. }) {
+            ra
+        } else {
+            rb
+        };
         match held {
             ClaimOutcome::Held { node, remaining } => {
                 assert!(node == "a" || node == "b");
@@ -103,12 +107,21 @@ async fn the_heartbeat_renews_busy_claims_and_a_wrap_up_holds_for_its_time() {
     assert!(a.heartbeat("a-1", short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(
-        matches!(b.claim_agent("ann", LEASE).await.unwrap(), ClaimOutcome::Held { .. }),
+        matches!(
+            b.claim_agent("ann", LEASE).await.unwrap(),
+            ClaimOutcome::Held { .. }
+        ),
         "renewed by the heartbeat"
     );
     // The call ends: wrap-up for 300 ms, not renewed by heartbeats.
     assert!(a
-        .update_claim("ann", t, ClaimHold::WrapUp(Duration::from_millis(300)), short, 1)
+        .update_claim(
+            "ann",
+            t,
+            ClaimHold::WrapUp(Duration::from_millis(300)),
+            short,
+            1
+        )
         .await
         .unwrap());
     assert!(a.heartbeat("a-1", short).await.unwrap());
@@ -135,7 +148,10 @@ async fn a_release_is_free_at_once_and_announced() {
     let mut listener = sqlx::postgres::PgListener::connect_with(b.pool())
         .await
         .unwrap();
-    listener.listen(super::claims::AGENTS_CHANNEL).await.unwrap();
+    listener
+        .listen(super::claims::AGENTS_CHANNEL)
+        .await
+        .unwrap();
     let t = token(&a.claim_agent("ann", LEASE).await.unwrap());
     assert!(a
         .update_claim("ann", t, ClaimHold::Free, LEASE, 0)
@@ -160,7 +176,10 @@ async fn a_node_name_in_use_is_refused_until_its_lease_ends_and_old_claims_go() 
     token(&first.claim_agent("ann", LEASE).await.unwrap());
     let second = PgStore::connect(&cfg).await.unwrap().with_node("a");
     let refused = second.register_node("a-2", short).await.unwrap();
-    assert!(matches!(refused, Err(ref e) if e.node == "a"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ref e) if e.node == "a"),
+        "{refused:?}"
+    );
     // The same process registering again is not refused.
     first.register_node("a-1", short).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -184,5 +203,9 @@ async fn a_window_ending_during_a_call_through_another_node_is_left_to_that_node
     assert_eq!(b.expire("ann", end, "window ended").await.unwrap(), None);
     assert!(b.current("ann").await.unwrap().is_some());
     // The node with the call closes it.
-    assert!(a.expire("ann", end, "window ended").await.unwrap().is_some());
+    assert!(a
+        .expire("ann", end, "window ended")
+        .await
+        .unwrap()
+        .is_some());
 }

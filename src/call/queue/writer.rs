@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 use crate::events::{Body, EventBus};
 use crate::flows::queue::{AttemptEnd, AttemptId, AttemptReport, CallReport};
 use crate::presence::agent_state::Activity;
-use crate::presence::service::PresenceHandle;
 use crate::presence::claims::{ClaimHold, ClaimOutcome};
+use crate::presence::service::PresenceHandle;
 use crate::presence::{CallUpdate, NewAttempt, NewCall, PgStore, PresenceStore, Store};
 use crate::routing::CallId;
 
