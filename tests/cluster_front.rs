@@ -1,0 +1,416 @@
+//! Kamailio in front of two tpswitch nodes on one PostgreSQL store (issue
+//! 13, deploy/kamailio/front.cfg): the front spreads new calls from the
+//! carrier's side (SIPp) over the nodes with its dispatcher, names the
+//! carrier's address in X-Tpswitch-Source (which the nodes show as the
+//! call's source), and relays the nodes' own calls to agents to the carrier
+//! (a SIPp UAS as the agent's phone). An agent logged in through one node
+//! is rung by the other for a customer, and the call is bridged.
+//!
+//! Needs a PostgreSQL server: `TPSWITCH_TEST_POSTGRES` (set by
+//! `scripts/test`, which starts a throwaway cluster). Without it these
+//! tests say so and pass, except under CI, where that is a failure.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::kamailio::{Front, FrontSite};
+use common::*;
+
+const LOGIN: &str = "+15550100000";
+const BILLING: &str = "+15550100001";
+/// jsmith in config/tpswitch.toml (skills billing, spanish).
+const JSMITH: &str = "+12345678910";
+const CUSTOMER: &str = "+15551234567";
+const TOKEN: &str = "front-test-token";
+/// Six agents of their own (one number each, no pin) for the log-in spread.
+const AGENTS: [(&str, &str); 6] = [
+    ("agent1", "+15550200001"),
+    ("agent2", "+15550200002"),
+    ("agent3", "+15550200003"),
+    ("agent4", "+15550200004"),
+    ("agent5", "+15550200005"),
+    ("agent6", "+15550200006"),
+];
+
+/// A new empty database on the test server (as tests/postgres_store.rs
+/// makes them): its URL. `None` when no server is named outside CI.
+fn fresh_database(tag: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TPSWITCH_TEST_POSTGRES is not set under CI: scripts/test starts a PostgreSQL cluster for these tests"
+        );
+        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset; run `eval \"$(scripts/pg-test-cluster start)\"` first");
+        return None;
+    };
+    let name = format!("tps_front_{tag}_{}", std::process::id());
+    block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("reach TPSWITCH_TEST_POSTGRES");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("make a test database");
+        }
+    });
+    let mut url = url::Url::parse(&admin).expect("TPSWITCH_TEST_POSTGRES is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+/// Two nodes on `url` behind a front whose nodes' socket is `nodes_port`,
+/// each trusting the front's X-Tpswitch-Source.
+struct Cluster {
+    front: Front,
+    nodes: [Switch; 2],
+}
+
+impl Cluster {
+    /// `carrier`: where the nodes' calls to agents go (the agents' phones).
+    fn start(url: &str, carrier: &str) -> Cluster {
+        let nodes_port = free_udp_port();
+        let mut carrier_port = free_udp_port();
+        while carrier_port == nodes_port {
+            carrier_port = free_udp_port();
+        }
+        let node = |name: &str| {
+            let url = url.to_owned();
+            let name = name.to_owned();
+            Switch::start_env(nodes_port, &[("TPSWITCH_API_TOKEN", TOKEN)], move |t| {
+                let users: String = AGENTS
+                        .iter()
+                        .map(|(id, number)| {
+                            format!(
+                                "[[users]]\nid = \"{id}\"\nname = \"{id}\"\nskills = [\"support\"]\n  \
+                                 [[users.extensions]]\n  type = \"pstn\"\n  value = \"{number}\"\n\n"
+                            )
+                        })
+                        .collect();
+                t.replace_exact(
+                        "# url = \"postgres://tpswitch@127.0.0.1:5432/tpswitch\"",
+                        &format!(
+                            "url = \"{url}\"\nnode = \"{name}\"\nheartbeat = \"200ms\"\nclaim_lease = \"1s\""
+                        ),
+                    )
+                    .replace_exact(
+                        "prefix = \"\"",
+                        "prefix = \"\"\nsource_header = \"X-Tpswitch-Source\"",
+                    )
+                    .replace_exact("greeting = \"queue_greeting\"", "greeting = \"\"")
+                    .replace_exact(
+                        "# The timed presence flow",
+                        &format!("{users}# The timed presence flow"),
+                    )
+            })
+        };
+        let a = node("a");
+        let b = node("b");
+        let front = Front::start(&FrontSite {
+            carrier_port,
+            nodes_port,
+            carrier: carrier.to_owned(),
+            nodes: vec![("a".into(), a.sip), ("b".into(), b.sip)],
+            ping_interval: 1,
+            no_answer_ms: 2000,
+        });
+        let c = Cluster {
+            front,
+            nodes: [a, b],
+        };
+        // Both nodes answer the front's probes before any call is sent.
+        for n in &c.nodes {
+            await_some(
+                &format!("node {} active in the front's dispatcher", n.sip),
+                Duration::from_secs(15),
+                || {
+                    c.front
+                        .ds_flags(n.sip)
+                        .filter(|f| f.starts_with('A'))
+                        .map(|_| ())
+                },
+            );
+        }
+        c
+    }
+
+    /// Everything to read when a test fails.
+    fn logs(&self) -> String {
+        format!(
+            "--- front\n{}\n--- dispatcher\n{}\n--- node a\n{}\n--- node b\n{}",
+            self.front.log(),
+            self.front.ds_list(),
+            self.nodes[0].log(),
+            self.nodes[1].log()
+        )
+    }
+
+    /// The index of the node whose log has the incoming call from the
+    /// carrier's address `from` (as X-Tpswitch-Source named it).
+    fn node_of(&self, from: SocketAddr) -> Option<usize> {
+        let want = format!("source={from} proxy=127.0.0.1:{}", self.front.nodes_port);
+        let on: Vec<usize> = (0..2)
+            .filter(|&i| {
+                self.nodes[i]
+                    .log()
+                    .lines()
+                    .any(|l| l.contains("incoming call") && l.contains(&want))
+            })
+            .collect();
+        match on[..] {
+            [i] => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// The caller scenario of tests/kamailio (its ACK and BYE follow the
+/// front's Record-Route) with `caller`, `steps` and its end.
+fn scenario(dir: &std::path::Path, caller: &str, steps: &str, end: &str) -> std::path::PathBuf {
+    let kdir = repo().join("tests/kamailio");
+    let end = std::fs::read_to_string(kdir.join(end)).expect("end include");
+    let text = std::fs::read_to_string(kdir.join("caller_via_edge.xml"))
+        .expect("caller_via_edge.xml")
+        .replace("@STEPS@", steps)
+        .replace("@END@", &end)
+        .replace("@CALLER@", caller);
+    let path = dir.join(format!("caller{caller}.xml"));
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+/// `number` calls the log-in line through the front from SIPp on `port`,
+/// keys 1 (the first preset) and waits for the switch's BYE.
+fn log_in(c: &Cluster, number: &str, port: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = format!(
+        "  <pause milliseconds=\"1000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+        pcap('1')
+    );
+    let path = scenario(dir.path(), number, &steps, "wait_bye.inc");
+    let port = port.to_string();
+    let run = sipp(
+        path.to_str().unwrap(),
+        Some(c.front.carrier_addr()),
+        1,
+        &["-s", LOGIN, "-p", &port],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), c.logs());
+}
+
+/// The agents as node `sw`'s `/api/v1/agents` lists them: id -> state.
+fn api_states(sw: &Switch) -> std::collections::BTreeMap<String, String> {
+    let (status, body) = http_get(sw.http, "/api/v1/agents?limit=100", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).expect("agents JSON");
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or("").to_owned(),
+                a["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Six agents log in through the front, one after another: the
+/// dispatcher gives each node some of the calls, each node names the
+/// caller's own SIPp (not the front) as the call's source, and every
+/// agent is online as both nodes' API and CLI see them.
+#[test]
+fn log_ins_through_the_front_land_on_both_nodes() {
+    let Some(url) = fresh_database("logins") else {
+        return;
+    };
+    let c = Cluster::start(&url, "sip:127.0.0.1:9");
+    let mut landed = [0usize; 2];
+    for (id, number) in AGENTS {
+        let port = free_udp_port();
+        log_in(&c, number, port);
+        let from = SocketAddr::from(([127, 0, 0, 1], port));
+        let i = c.node_of(from).unwrap_or_else(|| {
+            panic!(
+                "{id}'s call from {from} on no node, or on both\n{}",
+                c.logs()
+            )
+        });
+        landed[i] += 1;
+    }
+    assert!(
+        landed.iter().all(|&n| n >= 1),
+        "each node took some log-ins: {landed:?}\n{}",
+        c.logs()
+    );
+    eprintln!("log-ins per node (a, b): {landed:?}");
+    for sw in &c.nodes {
+        let states = api_states(sw);
+        for (id, _) in AGENTS {
+            assert_eq!(
+                states.get(id).map(String::as_str),
+                Some("online"),
+                "{id} through {}'s API: {states:?}",
+                sw.sip
+            );
+            assert_eq!(agent(sw, id)["state"], "online", "{id} through the CLI");
+        }
+    }
+    let fl = c.front.log();
+    assert!(
+        fl.matches("dispatched to node").count() >= AGENTS.len(),
+        "{fl}"
+    );
+    // The switches' BYEs went back through the front to the callers.
+    assert!(
+        fl.lines()
+            .any(|l| l.contains("in-dialog BYE loose-routed") && l.contains("(nodes)")),
+        "{fl}"
+    );
+}
+
+/// jsmith logs in through the front and lands on one node; a customer's
+/// call to Billing, the next call the front dispatches, lands on the
+/// other. That node claims jsmith in the store and rings him through the
+/// front (the agent's phone is SIPp behind it), he keys 1, the customer
+/// is bridged to him, and hangs up; the record says so.
+#[test]
+fn a_customer_on_one_node_is_bridged_to_an_agent_who_logged_in_on_the_other() {
+    let Some(url) = fresh_database("bridge") else {
+        return;
+    };
+    let agent_port = free_udp_port();
+    let c = Cluster::start(&url, &format!("sip:127.0.0.1:{agent_port}"));
+    let login_port = free_udp_port();
+    log_in(&c, JSMITH, login_port);
+    let login_node = c
+        .node_of(SocketAddr::from(([127, 0, 0, 1], login_port)))
+        .unwrap_or_else(|| panic!("the log-in on no node\n{}", c.logs()));
+    for sw in &c.nodes {
+        assert_eq!(agent(sw, "jsmith")["state"], "online");
+    }
+
+    let mut phone = BackgroundSipp::start(
+        repo()
+            .join("tests/kamailio/agent_via_edge.xml")
+            .to_str()
+            .unwrap(),
+        agent_port,
+        1,
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let customer = scenario(
+        dir.path(),
+        CUSTOMER,
+        "  <pause milliseconds=\"4000\"/>\n",
+        "hangup.inc",
+    );
+    let customer_port = free_udp_port();
+    let port = customer_port.to_string();
+    let run = sipp(
+        customer.to_str().unwrap(),
+        Some(c.front.carrier_addr()),
+        1,
+        &["-s", BILLING, "-p", &port],
+    );
+    assert!(run.ok(), "{}\n{}", run.explain(), c.logs());
+    let status = phone.wait(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "agent phone: {status:?}\n{}\n{}\n{}",
+        phone.errors(),
+        phone.messages(),
+        c.logs()
+    );
+    let customer_node = c
+        .node_of(SocketAddr::from(([127, 0, 0, 1], customer_port)))
+        .unwrap_or_else(|| panic!("the customer on no node\n{}", c.logs()));
+    assert_ne!(
+        customer_node,
+        login_node,
+        "round-robin: the customer's call went to the other node\n{}",
+        c.logs()
+    );
+    let calls = await_some(
+        "the customer's call record, ended",
+        Duration::from_secs(10),
+        || {
+            let out = c.nodes[login_node].cli(&["calls", "--json", "--since", "1h"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let rows = v.as_array()?.clone();
+            (rows.len() == 1 && !rows[0]["ended_at"].is_null()).then_some(rows)
+        },
+    );
+    assert_eq!(calls[0]["outcome"], "bridged", "{calls:?}\n{}", c.logs());
+    assert_eq!(calls[0]["agent"], "jsmith", "{calls:?}");
+    assert_eq!(calls[0]["customer_number"], CUSTOMER, "{calls:?}");
+    let attempts = calls[0]["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 1, "{calls:?}");
+    assert_eq!(attempts[0]["agent_user_id"], "jsmith", "{calls:?}");
+    assert_eq!(attempts[0]["hangup_cause"], "completed", "{calls:?}");
+    assert_eq!(attempts[0]["sip_outcome"], "answered", "{calls:?}");
+    // The node that took the customer placed the agent leg; the front
+    // relayed it to the carrier's side and its ACK and BYE with it.
+    let fl = c.front.log();
+    assert!(
+        fl.lines().any(|l| l.contains(&format!(
+            "INVITE to {JSMITH} from node {}",
+            c.nodes[customer_node].sip
+        ))),
+        "{fl}"
+    );
+    let agent_uri = format!("to sip:agent@127.0.0.1:{agent_port}");
+    for m in ["ACK", "BYE"] {
+        assert!(
+            fl.lines()
+                .any(|l| l.contains(&format!("in-dialog {m} loose-routed"))
+                    && l.contains("(nodes)")
+                    && l.contains(&agent_uri)),
+            "{m} from the node to the agent not routed through the front:\n{fl}"
+        );
+    }
+    // The customer's node claimed jsmith in the store before ringing him
+    // (the claim is still its own, released or in wrap-up); the node he
+    // logged in through never claimed nor rang him.
+    let granted = "tpswitch_cluster_claims_total{result=\"granted\"}";
+    assert!(
+        metric(&c.nodes[customer_node], granted, Some(TOKEN)) >= 1,
+        "{}",
+        c.logs()
+    );
+    assert_eq!(metric(&c.nodes[login_node], granted, Some(TOKEN)), 0);
+    let holder: String = block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        sqlx::query_scalar("SELECT node FROM agent_claims WHERE user_id = 'jsmith'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("jsmith's claim")
+    });
+    assert_eq!(holder, ["a", "b"][customer_node]);
+    let rang = |sw: &Switch| {
+        sw.log()
+            .lines()
+            .filter(|l| l.contains("INVITE sent") && l.contains("who=jsmith"))
+            .count()
+    };
+    assert_eq!(rang(&c.nodes[customer_node]), 1, "{}", c.logs());
+    assert_eq!(rang(&c.nodes[login_node]), 0, "{}", c.logs());
+}
