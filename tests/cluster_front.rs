@@ -194,9 +194,9 @@ fn scenario(dir: &std::path::Path, caller: &str, steps: &str, end: &str) -> std:
     path
 }
 
-/// `number` calls the log-in line through the front from SIPp on `port`,
-/// keys 1 (the first preset) and waits for the switch's BYE.
-fn log_in(c: &Cluster, number: &str, port: u16) {
+/// `number` calls the log-in line at `front` from SIPp on `port`, keys 1
+/// (the first preset) and waits for the switch's BYE.
+fn log_in_run(front: SocketAddr, number: &str, port: u16) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
     let steps = format!(
         "  <pause milliseconds=\"1000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
@@ -204,12 +204,18 @@ fn log_in(c: &Cluster, number: &str, port: u16) {
     );
     let path = scenario(dir.path(), number, &steps, "wait_bye.inc");
     let port = port.to_string();
-    let run = sipp(
+    sipp(
         path.to_str().unwrap(),
-        Some(c.front.carrier_addr()),
+        Some(front),
         1,
         &["-s", LOGIN, "-p", &port],
-    );
+    )
+}
+
+/// The same through the cluster's front, failing the test with every log
+/// when SIPp does.
+fn log_in(c: &Cluster, number: &str, port: u16) {
+    let run = log_in_run(c.front.carrier_addr(), number, port);
     assert!(run.ok(), "{}\n{}", run.explain(), c.logs());
 }
 
@@ -413,4 +419,76 @@ fn a_customer_on_one_node_is_bridged_to_an_agent_who_logged_in_on_the_other() {
     };
     assert_eq!(rang(&c.nodes[customer_node]), 1, "{}", c.logs());
     assert_eq!(rang(&c.nodes[login_node]), 0, "{}", c.logs());
+}
+
+/// Node a is frozen (SIGSTOP): the call the dispatcher gives it gets no
+/// answer, so after the front's no-answer time it goes to node b (tm's
+/// local 408 in the failure route) and the caller is logged in all the
+/// same. The front's OPTIONS probes then mark a inactive (their local 408
+/// is not an answer), and once a runs again (SIGCONT) they bring it back.
+#[test]
+fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
+    let Some(url) = fresh_database("frozen") else {
+        return;
+    };
+    let c = Cluster::start(&url, "sip:127.0.0.1:9");
+    let a = c.nodes[0].sip;
+    c.nodes[0].signal("STOP");
+    // Two calls at once, before any probe can have timed out: round-robin
+    // gives one to each node, and a's goes on to b after the no-answer
+    // time. Both land on b.
+    let ports = [free_udp_port(), free_udp_port()];
+    let front = c.front.carrier_addr();
+    let runs: Vec<SippRun> = std::thread::scope(|s| {
+        let calls: Vec<_> = AGENTS[..2]
+            .iter()
+            .zip(ports)
+            .map(|((_, number), port)| s.spawn(move || log_in_run(front, number, port)))
+            .collect();
+        calls.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for run in &runs {
+        if !run.ok() {
+            c.nodes[0].signal("CONT");
+            panic!("{}\n{}", run.explain(), c.logs());
+        }
+    }
+    for port in ports {
+        let from = SocketAddr::from(([127, 0, 0, 1], port));
+        let on = c.node_of(from);
+        if on != Some(1) {
+            c.nodes[0].signal("CONT");
+            panic!("the call from {from} not on node b ({on:?})\n{}", c.logs());
+        }
+    }
+    let inactive = await_some(
+        "the frozen node marked inactive by the probes",
+        Duration::from_secs(20),
+        || c.front.ds_flags(a).filter(|f| f.starts_with('I')),
+    );
+    let fl = c.front.log();
+    c.nodes[0].signal("CONT");
+    assert_eq!(inactive, "IP", "inactive and still probed");
+    let a_failed = format!("front: node sip:{a} failed (408)");
+    assert_eq!(fl.matches(&a_failed).count(), 1, "{fl}");
+    let to_b = format!("re-dispatched to node sip:{}", c.nodes[1].sip);
+    assert_eq!(fl.matches(&to_b).count(), 1, "{fl}");
+    await_some(
+        "the node taken back once it answers",
+        Duration::from_secs(20),
+        || c.front.ds_flags(a).filter(|f| f.starts_with('A')),
+    );
+    // And it takes calls again: of two more log-ins, one is its.
+    let mut on_a = 0;
+    for (_, number) in &AGENTS[2..4] {
+        let port = free_udp_port();
+        log_in(&c, number, port);
+        if c.node_of(SocketAddr::from(([127, 0, 0, 1], port))) == Some(0) {
+            on_a += 1;
+        }
+    }
+    assert_eq!(on_a, 1, "{}", c.logs());
+    for (id, _) in &AGENTS[..4] {
+        assert_eq!(agent(&c.nodes[0], id)["state"], "online", "{id}");
+    }
 }
