@@ -423,9 +423,10 @@ fn a_customer_on_one_node_is_bridged_to_an_agent_who_logged_in_on_the_other() {
 
 /// Node a is frozen (SIGSTOP): the call the dispatcher gives it gets no
 /// answer, so after the front's no-answer time it goes to node b (tm's
-/// local 408 in the failure route) and the caller is logged in all the
-/// same. The front's OPTIONS probes then mark a inactive (their local 408
-/// is not an answer), and once a runs again (SIGCONT) they bring it back.
+/// local 408 in the failure route, which marks a inactive) and the caller
+/// is logged in all the same. The front's OPTIONS probes keep a out while
+/// it is frozen (their local 408 is not an answer), and once a runs again
+/// (SIGCONT) they bring it back.
 #[test]
 fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
     let Some(url) = fresh_database("frozen") else {
@@ -434,18 +435,31 @@ fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
     let c = Cluster::start(&url, "sip:127.0.0.1:9");
     let a = c.nodes[0].sip;
     c.nodes[0].signal("STOP");
+    let stopped = std::time::Instant::now();
     // Two calls at once, before any probe can have timed out: round-robin
     // gives one to each node, and a's goes on to b after the no-answer
     // time. Both land on b.
     let ports = [free_udp_port(), free_udp_port()];
     let front = c.front.carrier_addr();
-    let runs: Vec<SippRun> = std::thread::scope(|s| {
+    let watched = &c.front;
+    let (runs, out_after): (Vec<SippRun>, Option<Duration>) = std::thread::scope(|s| {
+        // When the probes take a out, seen from kamcmd every 20 ms.
+        let watch = s.spawn(move || {
+            while stopped.elapsed() < Duration::from_secs(20) {
+                if watched.ds_flags(a).is_some_and(|f| f.starts_with('I')) {
+                    return Some(stopped.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        });
         let calls: Vec<_> = AGENTS[..2]
             .iter()
             .zip(ports)
             .map(|((_, number), port)| s.spawn(move || log_in_run(front, number, port)))
             .collect();
-        calls.into_iter().map(|t| t.join().unwrap()).collect()
+        let runs = calls.into_iter().map(|t| t.join().unwrap()).collect();
+        (runs, watch.join().unwrap())
     });
     for run in &runs {
         if !run.ok() {
@@ -462,12 +476,28 @@ fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
         }
     }
     let inactive = await_some(
-        "the frozen node marked inactive by the probes",
+        "the frozen node marked inactive",
         Duration::from_secs(20),
         || c.front.ds_flags(a).filter(|f| f.starts_with('I')),
     );
+    // The probes it cannot answer end in tm's local 408, which must not
+    // bring it back: it stays out until 8 s after SIGSTOP, past three
+    // probes' no-answer time (1 s apart, 2 s each).
+    while stopped.elapsed() < Duration::from_secs(8) {
+        let flags = c.front.ds_flags(a).unwrap_or_default();
+        if !flags.starts_with('I') {
+            c.nodes[0].signal("CONT");
+            panic!(
+                "the frozen node came back ({flags}) at {:?}\n{}",
+                stopped.elapsed(),
+                c.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let fl = c.front.log();
     c.nodes[0].signal("CONT");
+    let resumed = std::time::Instant::now();
     assert_eq!(inactive, "IP", "inactive and still probed");
     let a_failed = format!("front: node sip:{a} failed (408)");
     assert_eq!(fl.matches(&a_failed).count(), 1, "{fl}");
@@ -477,6 +507,24 @@ fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
         "the node taken back once it answers",
         Duration::from_secs(20),
         || c.front.ds_flags(a).filter(|f| f.starts_with('A')),
+    );
+    // Figures for the record, not assertions: how much later node b got
+    // the re-dispatched call than the other (the no-answer time, 2 s
+    // here), and how long the probes took to take a out and back.
+    let arrivals: Vec<String> = ports
+        .iter()
+        .filter_map(|p| {
+            let want = format!("source=127.0.0.1:{p} ");
+            c.nodes[1]
+                .log()
+                .lines()
+                .find(|l| l.contains("incoming call") && l.contains(&want))
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        })
+        .collect();
+    eprintln!(
+        "front figures: INVITEs reached node b at {arrivals:?}; frozen node out after {out_after:?}, back {:?} after SIGCONT",
+        resumed.elapsed()
     );
     // And it takes calls again: of two more log-ins, one is its.
     let mut on_a = 0;
@@ -491,4 +539,78 @@ fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
     for (id, _) in &AGENTS[..4] {
         assert_eq!(agent(&c.nodes[0], id)["state"], "online", "{id}");
     }
+}
+
+/// A node told to stop (SIGTERM) drains: its log-in call in progress goes
+/// on through the front (in-dialog requests follow the Record-Route, not
+/// the dispatcher), while it answers the front's probes 503, so the front
+/// takes it out and new calls go to the other node. It exits once its call
+/// is over.
+#[test]
+fn a_draining_node_finishes_its_call_while_new_calls_go_to_the_other() {
+    let Some(url) = fresh_database("drain") else {
+        return;
+    };
+    let mut c = Cluster::start(&url, "sip:127.0.0.1:9");
+    let front = c.front.carrier_addr();
+    let (_, slow_number) = AGENTS[0];
+    let slow_port = free_udp_port();
+    // Keys 1 only after 4 s: time to drain the node meanwhile.
+    let slow = std::thread::spawn(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = format!(
+            "  <pause milliseconds=\"4000\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  <pause milliseconds=\"300\"/>\n",
+            pcap('1')
+        );
+        let path = scenario(dir.path(), slow_number, &steps, "wait_bye.inc");
+        let port = slow_port.to_string();
+        sipp(
+            path.to_str().unwrap(),
+            Some(front),
+            1,
+            &["-s", LOGIN, "-p", &port],
+        )
+    });
+    let from = SocketAddr::from(([127, 0, 0, 1], slow_port));
+    let x = await_some("the slow log-in on a node", Duration::from_secs(10), || {
+        c.node_of(from)
+    });
+    let y = 1 - x;
+    c.nodes[x].signal("TERM");
+    let drained = c.nodes[x].sip;
+    await_some(
+        "the draining node marked inactive by the probes",
+        Duration::from_secs(10),
+        || c.front.ds_flags(drained).filter(|f| f.starts_with('I')),
+    );
+    let (_, number) = AGENTS[1];
+    let port = free_udp_port();
+    log_in(&c, number, port);
+    assert_eq!(
+        c.node_of(SocketAddr::from(([127, 0, 0, 1], port))),
+        Some(y),
+        "{}",
+        c.logs()
+    );
+    let run = slow.join().unwrap();
+    assert!(run.ok(), "{}\n{}", run.explain(), c.logs());
+    let status = c.nodes[x].wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the drained node exits once its call is over: {status:?}\n{}",
+        c.logs()
+    );
+    for (id, _) in &AGENTS[..2] {
+        assert_eq!(agent(&c.nodes[y], id)["state"], "online", "{id}");
+    }
+    // The drained node's BYE to its caller went through the front.
+    assert!(
+        c.front
+            .log()
+            .lines()
+            .any(|l| l.contains("in-dialog BYE loose-routed")
+                && l.contains(&format!("from {drained} (nodes)"))),
+        "{}",
+        c.logs()
+    );
 }
