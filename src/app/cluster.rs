@@ -109,6 +109,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let mut listener = connect_listener(&store).await;
+    let mut relisten = tokio::time::Instant::now() + RELISTEN;
     let mut beat = tokio::time::interval(cfg.heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(resync_period(&cfg));
@@ -117,15 +118,19 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            n = recv(&mut listener) => match n {
+            n = recv(&mut listener), if listener.is_some() => match n {
                 Some(n) => on_notification(&cfg.node, n.channel(), n.payload(), &to),
-                None => {
-                    // Lost the connection (notifications meanwhile are
-                    // gone): connect again, then catch up from the rows.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    listener = connect_listener(&store).await;
-                    catch_up(&to);
-                }
+                // Lost the connection (notifications meanwhile are gone):
+                // listen again in a moment, then catch up from the rows.
+                None => relisten = tokio::time::Instant::now() + Duration::from_secs(1),
+            },
+            // A deadline kept across turns of the loop: a wait begun anew
+            // on each turn would never end while the heartbeat ticks more
+            // often than it (the node would not listen again, ever).
+            _ = tokio::time::sleep_until(relisten), if listener.is_none() => {
+                listener = connect_listener(&store).await;
+                relisten = tokio::time::Instant::now() + RELISTEN;
+                catch_up(&to);
             },
             _ = beat.tick() => match store.heartbeat(&instance, cfg.claim_lease).await {
                 Ok(true) => {
@@ -170,8 +175,12 @@ async fn connect_listener(store: &PgStore) -> Option<PgListener> {
     }
 }
 
+/// How long a node that cannot listen waits before it tries again (the
+/// resync meanwhile keeps it right, only slower).
+const RELISTEN: Duration = Duration::from_secs(5);
+
 /// The next notification; `None` when the connection is gone (or never
-/// was: then this waits forever and the resync does the work).
+/// was: then this waits forever; `run` listens again at its deadline).
 async fn recv(listener: &mut Option<PgListener>) -> Option<sqlx::postgres::PgNotification> {
     match listener {
         Some(l) => match l.recv().await {
@@ -182,12 +191,7 @@ async fn recv(listener: &mut Option<PgListener>) -> Option<sqlx::postgres::PgNot
                 None
             }
         },
-        // Not listening: try again now and then (the resync meanwhile
-        // keeps this node right, only slower).
-        None => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            None
-        }
+        None => std::future::pending().await,
     }
 }
 
