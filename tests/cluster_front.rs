@@ -84,6 +84,12 @@ struct Cluster {
 impl Cluster {
     /// `carrier`: where the nodes' calls to agents go (the agents' phones).
     fn start(url: &str, carrier: &str) -> Cluster {
+        Self::start_over(url, carrier, false)
+    }
+
+    /// With `tcp`, the front and the nodes talk over TCP both ways (the
+    /// nodes' outbound proxy and the dispatcher's node URIs say so).
+    fn start_over(url: &str, carrier: &str, tcp: bool) -> Cluster {
         let nodes_port = free_udp_port();
         let mut carrier_port = free_udp_port();
         while carrier_port == nodes_port {
@@ -117,6 +123,13 @@ impl Cluster {
                         "# The timed presence flow",
                         &format!("{users}# The timed presence flow"),
                     )
+                    .replace_exact(
+                        &format!("outbound_proxy = \"sip:127.0.0.1:{nodes_port}\""),
+                        &format!(
+                            "outbound_proxy = \"sip:127.0.0.1:{nodes_port}{}\"",
+                            if tcp { ";transport=tcp" } else { "" }
+                        ),
+                    )
             })
         };
         let a = node("a");
@@ -128,6 +141,7 @@ impl Cluster {
             nodes: vec![("a".into(), a.sip), ("b".into(), b.sip)],
             ping_interval: 1,
             no_answer_ms: 2000,
+            tcp,
         });
         let c = Cluster {
             front,
@@ -163,7 +177,8 @@ impl Cluster {
     /// The index of the node whose log has the incoming call from the
     /// carrier's address `from` (as X-Tpswitch-Source named it).
     fn node_of(&self, from: SocketAddr) -> Option<usize> {
-        let want = format!("source={from} proxy=127.0.0.1:{}", self.front.nodes_port);
+        // The front's own port over UDP; over TCP, its connection's.
+        let want = format!("source={from} proxy=127.0.0.1:");
         let on: Vec<usize> = (0..2)
             .filter(|&i| {
                 self.nodes[i]
@@ -298,11 +313,23 @@ fn log_ins_through_the_front_land_on_both_nodes() {
 /// is bridged to him, and hangs up; the record says so.
 #[test]
 fn a_customer_on_one_node_is_bridged_to_an_agent_who_logged_in_on_the_other() {
-    let Some(url) = fresh_database("bridge") else {
+    bridge_across_nodes(false);
+}
+
+/// The same with TCP between the front and the nodes, both ways.
+#[test]
+fn the_bridge_across_nodes_works_over_tcp_between_the_front_and_the_nodes() {
+    bridge_across_nodes(true);
+}
+
+fn bridge_across_nodes(tcp: bool) {
+    let Some(url) = fresh_database(if tcp { "bridge_tcp" } else { "bridge" }) else {
         return;
     };
     let agent_port = free_udp_port();
-    let c = Cluster::start(&url, &format!("sip:127.0.0.1:{agent_port}"));
+    let c = Cluster::start_over(&url, &format!("sip:127.0.0.1:{agent_port}"), tcp);
+    // The socket name the front logs for the nodes' side.
+    let nodes_socket = if tcp { "(nodes_tcp)" } else { "(nodes)" };
     let login_port = free_udp_port();
     log_in(&c, JSMITH, login_port);
     let login_node = c
@@ -375,19 +402,32 @@ fn a_customer_on_one_node_is_bridged_to_an_agent_who_logged_in_on_the_other() {
     // The node that took the customer placed the agent leg; the front
     // relayed it to the carrier's side and its ACK and BYE with it.
     let fl = c.front.log();
+    // Over TCP the node's connection has a port of its own.
+    let from_node = if tcp {
+        "from node 127.0.0.1:".to_owned()
+    } else {
+        format!("from node {}", c.nodes[customer_node].sip)
+    };
     assert!(
-        fl.lines().any(|l| l.contains(&format!(
-            "INVITE to {JSMITH} from node {}",
-            c.nodes[customer_node].sip
-        ))),
+        fl.lines()
+            .any(|l| l.contains(&format!("INVITE to {JSMITH} {from_node}"))),
         "{fl}"
     );
+    if tcp {
+        assert!(
+            fl.lines().any(|l| l.contains(&format!(
+                "INVITE for {BILLING} from 127.0.0.1:{customer_port} dispatched to node sip:{};transport=tcp",
+                c.nodes[customer_node].sip
+            ))),
+            "{fl}"
+        );
+    }
     let agent_uri = format!("to sip:agent@127.0.0.1:{agent_port}");
     for m in ["ACK", "BYE"] {
         assert!(
             fl.lines()
                 .any(|l| l.contains(&format!("in-dialog {m} loose-routed"))
-                    && l.contains("(nodes)")
+                    && l.contains(nodes_socket)
                     && l.contains(&agent_uri)),
             "{m} from the node to the agent not routed through the front:\n{fl}"
         );

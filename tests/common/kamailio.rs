@@ -202,6 +202,8 @@ pub struct FrontSite {
     pub ping_interval: u32,
     /// Milliseconds a node may stay silent before the next one is tried.
     pub no_answer_ms: u32,
+    /// Reach the nodes over TCP (";transport=tcp" on their URIs).
+    pub tcp: bool,
 }
 
 /// Kamailio as the front of several nodes.
@@ -217,7 +219,10 @@ impl Front {
         let list = site
             .nodes
             .iter()
-            .map(|(name, addr)| format!("1 sip:{addr} 8 0 name={name}\n"))
+            .map(|(name, addr)| {
+                let t = if site.tcp { ";transport=tcp" } else { "" };
+                format!("1 sip:{addr}{t} 8 0 name={name}\n")
+            })
             .collect::<String>();
         let k = Kamailio::launch(
             "front.cfg",
