@@ -22,16 +22,6 @@ use crate::presence::postgres::{DIRECTORY_CHANNEL, PRESENCE_CHANNEL};
 use crate::presence::service::PresenceHandle;
 use crate::presence::PgStore;
 
-/// A process's identity under its node name: two processes started with
-/// one `store.node` are told apart by it.
-pub fn instance() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos:x}", std::process::id())
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("store.node {node:?} is in use on {db} by another running tpswitch (process {instance}, last heartbeat {ago_ms} ms ago); give this switch its own store.node, or stop the other one")]
@@ -50,15 +40,11 @@ pub enum ClusterError {
 /// restarts after `kill -9` finds its old self's heartbeat still fresh
 /// and must not be refused for it. A holder still beating after that is
 /// another live process: refused, naming the node.
-pub async fn register(
-    store: &PgStore,
-    instance: &str,
-    cfg: &ClusterConfig,
-) -> Result<(), ClusterError> {
+pub async fn register(store: &PgStore, cfg: &ClusterConfig) -> Result<(), ClusterError> {
     let give_up = tokio::time::Instant::now() + cfg.claim_lease + cfg.heartbeat;
     let mut told = false;
     loop {
-        match store.register_node(instance, cfg.claim_lease).await? {
+        match store.register_node(cfg.claim_lease).await? {
             Ok(()) => {
                 info!(node = %cfg.node, heartbeat_ms = cfg.heartbeat.as_millis() as u64, lease_ms = cfg.claim_lease.as_millis() as u64, "node registered in the shared store");
                 return Ok(());
@@ -101,14 +87,9 @@ pub struct Listeners {
 }
 
 /// Beats, listens and resyncs until `cancel`.
-pub async fn run(
-    store: PgStore,
-    instance: String,
-    cfg: ClusterConfig,
-    to: Listeners,
-    cancel: CancellationToken,
-) {
+pub async fn run(store: PgStore, cfg: ClusterConfig, to: Listeners, cancel: CancellationToken) {
     let mut listener = connect_listener(&store).await;
+    let mut relisten = tokio::time::Instant::now() + RELISTEN;
     let mut beat = tokio::time::interval(cfg.heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(resync_period(&cfg));
@@ -117,17 +98,21 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            n = recv(&mut listener) => match n {
-                Some(n) => on_notification(&cfg.node, n.channel(), n.payload(), &to),
-                None => {
-                    // Lost the connection (notifications meanwhile are
-                    // gone): connect again, then catch up from the rows.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    listener = connect_listener(&store).await;
-                    catch_up(&to);
-                }
+            n = recv(&mut listener), if listener.is_some() => match n {
+                Some(n) => on_notification(store.instance(), n.channel(), n.payload(), &to),
+                // Lost the connection (notifications meanwhile are gone):
+                // listen again in a moment, then catch up from the rows.
+                None => relisten = tokio::time::Instant::now() + Duration::from_secs(1),
             },
-            _ = beat.tick() => match store.heartbeat(&instance, cfg.claim_lease).await {
+            // A deadline kept across turns of the loop: a wait begun anew
+            // on each turn would never end while the heartbeat ticks more
+            // often than it (the node would not listen again, ever).
+            _ = tokio::time::sleep_until(relisten), if listener.is_none() => {
+                listener = connect_listener(&store).await;
+                relisten = tokio::time::Instant::now() + RELISTEN;
+                catch_up(&to);
+            },
+            _ = beat.tick() => match store.heartbeat(cfg.claim_lease).await {
                 Ok(true) => {
                     crate::telemetry::heartbeat("ok");
                     if std::mem::take(&mut replaced) {
@@ -170,8 +155,12 @@ async fn connect_listener(store: &PgStore) -> Option<PgListener> {
     }
 }
 
+/// How long a node that cannot listen waits before it tries again (the
+/// resync meanwhile keeps it right, only slower).
+const RELISTEN: Duration = Duration::from_secs(5);
+
 /// The next notification; `None` when the connection is gone (or never
-/// was: then this waits forever and the resync does the work).
+/// was: then this waits forever; `run` listens again at its deadline).
 async fn recv(listener: &mut Option<PgListener>) -> Option<sqlx::postgres::PgNotification> {
     match listener {
         Some(l) => match l.recv().await {
@@ -182,12 +171,7 @@ async fn recv(listener: &mut Option<PgListener>) -> Option<sqlx::postgres::PgNot
                 None
             }
         },
-        // Not listening: try again now and then (the resync meanwhile
-        // keeps this node right, only slower).
-        None => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            None
-        }
+        None => std::future::pending().await,
     }
 }
 
@@ -198,13 +182,15 @@ fn catch_up(to: &Listeners) {
 }
 
 /// What one notification means here. Payloads start with the writing
-/// node's name: a node's own changes are already in force on it.
+/// process's instance: a process's own changes are already in force in it
+/// (and a process replaced under its node name still hears its
+/// successor's, which name another instance).
 fn on_notification(me: &str, channel: &str, payload: &str, to: &Listeners) {
-    let (node, rest) = payload.split_once(' ').unwrap_or((payload, ""));
-    if node == me {
+    let (from, rest) = payload.split_once(' ').unwrap_or((payload, ""));
+    if from == me {
         return;
     }
-    debug!(channel, node, subject = rest, "change from another node");
+    debug!(channel, from, subject = rest, "change from another node");
     match channel {
         PRESENCE_CHANNEL if !rest.is_empty() => to.presence.resync(Some(rest)),
         AGENTS_CHANNEL if !rest.is_empty() => {

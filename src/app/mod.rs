@@ -432,6 +432,7 @@ fn trunk_routes(cfg: &Config, starts: &[TrunkStart]) -> Vec<TrunkRoute> {
                 // Set once the SIP port is known (run_with).
                 nat: None,
                 keepalive: t.keepalive_interval,
+                source_header: t.source_header.clone(),
             }
         })
         .collect()
@@ -558,9 +559,8 @@ async fn run_with(
     // activities; its old claims are let go here).
     let node = match &store {
         Store::Postgres(pg) => {
-            let instance = cluster::instance();
-            cluster::register(pg, &instance, &cfg.store.cluster).await?;
-            Some((pg.clone(), instance))
+            cluster::register(pg, &cfg.store.cluster).await?;
+            Some(pg.clone())
         }
         Store::Sqlite(_) => None,
     };
@@ -925,11 +925,10 @@ async fn run_with(
     // reloader, as one of its requests.
     let (dir_refresh_tx, mut dir_refresh_rx) = mpsc::channel::<()>(1);
     let shared = match node {
-        Some((pg, instance)) => {
+        Some(pg) => {
             let (news_tx, news) = crate::call::queue::news_channel();
             tokio::spawn(cluster::run(
                 pg.clone(),
-                instance,
                 cfg.store.cluster.clone(),
                 cluster::Listeners {
                     presence: presence.clone(),

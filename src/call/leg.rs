@@ -88,12 +88,14 @@ pub async fn answer(
     };
     // The rules of the trunk the call is attributed to: c= as the caller's
     // side of its NAT sees us, and its SRTP policy for an offer of ours.
+    // Behind a front proxy the media still flows straight between the
+    // carrier and us, so the side is judged by the carrier's address.
     let trunk = ctx
         .cfg
         .trunk_named(&call.caller.trunk)
         .unwrap_or(&ctx.cfg.trunk);
     let local = SocketAddr::new(
-        ctx.media_ip_for(&trunk.name, call.source.ip()),
+        ctx.media_ip_for(&trunk.name, call.carrier_source.unwrap_or(call.source).ip()),
         ports.local.port(),
     );
     ports.announced = local;

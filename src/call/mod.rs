@@ -133,6 +133,9 @@ impl CallManager {
             leg = %leg,
             flow = %flow.as_ref().map(|f| f.name()).unwrap_or("-"),
             trunk = %call.caller.trunk,
+            // The carrier's address, also behind a front proxy that names
+            // it (trunk.source_header).
+            source = %call.carrier_source.unwrap_or(call.source),
             caller = %call.caller.asserted.as_deref().or(call.caller.from_user.as_deref()).unwrap_or("?"),
             agent = tracing::field::Empty,
         );
@@ -179,7 +182,12 @@ async fn run_call(
     flow: Option<Flow>,
     mut rx: mpsc::Receiver<SipEvent>,
 ) {
-    info!(called = %call.called, source = %call.source, "incoming call");
+    match call.carrier_source {
+        Some(carrier) => {
+            info!(called = %call.called, source = %carrier, proxy = %call.source, "incoming call")
+        }
+        None => info!(called = %call.called, source = %call.source, "incoming call"),
+    }
     if mapping.is_none() {
         // The SIP core found a mapping a moment ago; a reload removed it
         // since. Answering would leave the caller in silence: 404, as the

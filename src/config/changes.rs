@@ -237,6 +237,9 @@ pub static TRUNK_SETTINGS: &[TrunkSetting] = &[
     trunk_setting!(Restart, pai),
     trunk_setting!(Restart, privacy),
     trunk_setting!(Restart, headers),
+    // Which header names the carrier's source behind a front proxy is read
+    // by the SIP core's route for the trunk, built at start.
+    trunk_setting!(Restart, source_header),
     // The core orders its routes once; a priority that reorders the
     // trunks is reported as `trunks` too.
     trunk_setting!(Restart, priority),
@@ -552,6 +555,7 @@ mod tests {
             max_cps => "trunk.max_cps", request_uri_host => "trunk.request_uri_host",
             from_host => "trunk.from_host", to_host => "trunk.to_host", pai => "trunk.pai",
             privacy => "trunk.privacy", headers => "trunk.headers", prefix => "trunk.prefix",
+            source_header => "trunk.source_header",
         }));
         keys.retain(|k| !k.is_empty());
         let mut table: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
@@ -720,6 +724,7 @@ mod tests {
         t.privacy = Some("id".into());
         t.headers.push(("X-Account".into(), "42".into()));
         t.prefix.push('9');
+        t.source_header = Some("X-Other-Source".into());
         b.trunk = b.trunks[0].clone();
         b
     }

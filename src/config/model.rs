@@ -226,6 +226,11 @@ pub struct TrunkConfig {
     /// Prepended to the number in the Request-URI (a carrier's routing
     /// prefix), after `number_format`.
     pub prefix: String,
+    /// A header naming the carrier's own source ("ip:port"), written by a
+    /// proxy in front of several nodes (deploy/kamailio/front.cfg), which
+    /// would otherwise be the source of every call. Believed only on
+    /// requests whose real source is in `allow`; `None`: no such header.
+    pub source_header: Option<String>,
 }
 
 impl TrunkConfig {

@@ -112,6 +112,7 @@ pub struct RawTrunk {
     pub privacy: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub prefix: Option<String>,
+    pub source_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -309,3 +309,32 @@ fn srtp_without_tls_is_named_as_keys_in_clear() {
         assert!(!t.srtp_keys_in_clear(), "{policy:?} over TLS");
     }
 }
+
+/// `source_header`: the header a front proxy writes with the carrier's
+/// address, per trunk; unset by default, and refused when it is not a
+/// header name or is one tpswitch reads or writes itself.
+#[test]
+fn a_trunk_names_the_header_its_front_proxy_writes_the_carriers_source_in() {
+    let c = load(&with_trunks(&edit(
+        TWO,
+        "prefix = \"1010\"",
+        "prefix = \"1010\"\nsource_header = \"X-Tpswitch-Source\"",
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.trunks[1].name, "backup");
+    assert_eq!(
+        c.trunks[1].source_header.as_deref(),
+        Some("X-Tpswitch-Source")
+    );
+    assert_eq!(c.trunks[0].source_header, None);
+    assert_eq!(load(EXAMPLE).unwrap().trunk.source_header, None);
+    for bad in ["X Source", "Via", "contact", "X-Source:"] {
+        let text = with_trunks(&edit(
+            TWO,
+            "prefix = \"1010\"",
+            &format!("prefix = \"1010\"\nsource_header = \"{bad}\""),
+        ));
+        let p = at(&text, "trunks[0].source_header");
+        assert!(p.fix.contains("X-Tpswitch-Source"), "{bad}: {}", p.fix);
+    }
+}

@@ -804,6 +804,22 @@ fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
             "use digits (and + * #) only, such as \"1010\"",
         );
     }
+    // A header only our own proxy may write: a plain token name, not one
+    // of the headers tpswitch reads or writes itself.
+    let source_header = match r.source_header.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => match extra_header_problem(name, "-") {
+            None => Some(name.to_owned()),
+            Some(problem) => {
+                v.push(
+                    key("source_header"),
+                    problem,
+                    "name the header your proxy adds with the carrier's ip:port, such as \"X-Tpswitch-Source\"",
+                );
+                None
+            }
+        },
+    };
     let register =
         super::validate_register::registration(v, at, r, &username, &outbound_proxy, &allow);
     let (external_signaling_address, external_signaling_port, external_media_address) =
@@ -906,6 +922,7 @@ fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
         privacy,
         headers,
         prefix,
+        source_header,
     }
 }
 

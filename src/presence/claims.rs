@@ -31,7 +31,7 @@ macro_rules! db_now {
 }
 
 /// The notification channel a release is announced on (payload: the
-/// releasing node, a space, the user id). Only a wake-up: a node that
+/// releasing process's instance, a space, the user id). Only a wake-up: a node that
 /// misses it still finds the agent free when the holder's lease ends.
 pub const AGENTS_CHANNEL: &str = "tpswitch_agents";
 
@@ -44,6 +44,9 @@ pub enum ClaimOutcome {
     /// `node` holds the agent for `remaining` more at most (its lease, or
     /// the wrap-up it set), unless it renews or lets them go first.
     Held { node: String, remaining: Duration },
+    /// Another process has registered under this node's name since this
+    /// one did (this one stalled past its lease): it may claim no one.
+    Replaced,
 }
 
 /// What the holder says about its claim.
@@ -67,6 +70,18 @@ pub struct NodeInUse {
     pub heartbeat_ago: Duration,
 }
 
+/// A new process's identity under its node name (the pid, the start
+/// time and a count, so two stores opened by one test differ too).
+pub fn new_instance() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos:x}-{seq}", std::process::id())
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -80,12 +95,9 @@ impl PgStore {
     /// under that name beat within its lease. A node that starts again
     /// (after a crash: no call survives it) lets its old claims go and
     /// clears its old activities.
-    pub async fn register_node(
-        &self,
-        instance: &str,
-        lease: Duration,
-    ) -> Result<Result<(), NodeInUse>> {
+    pub async fn register_node(&self, lease: Duration) -> Result<Result<(), NodeInUse>> {
         let node = self.node().to_owned();
+        let instance = self.instance();
         let mut tx = self
             .pool()
             .begin()
@@ -149,7 +161,8 @@ impl PgStore {
     /// Proves this node alive and renews its busy claims for `lease`.
     /// False when another process has taken the node's name since (this
     /// one stalled past its lease): its claims are not renewed then.
-    pub async fn heartbeat(&self, instance: &str, lease: Duration) -> Result<bool> {
+    pub async fn heartbeat(&self, lease: Duration) -> Result<bool> {
+        let instance = self.instance();
         let mut tx = self
             .pool()
             .begin()
@@ -189,7 +202,10 @@ impl PgStore {
     }
 
     /// Claims `user` for this node for `lease`, unless another node holds
-    /// them. Atomic: of two nodes claiming at once, one is granted. This
+    /// them, and only while this process is the one registered under the
+    /// node's name (a process frozen past its lease and replaced by a new
+    /// one under its name claims nothing: it would ring agents the new one
+    /// rings). Atomic: of two nodes claiming at once, one is granted. This
     /// node's own claim is taken again (its engine offers an agent one
     /// call at a time, so a row still naming it is a release that did not
     /// reach the store).
@@ -197,11 +213,12 @@ impl PgStore {
         let granted = sqlx::query(concat!(
             "INSERT INTO agent_claims AS c \
              (user_id, node, token, state, until_ms, misses, claimed_ms) \
-             VALUES ($1, $2, 1, 'busy', ",
+             SELECT $1, $2, 1, 'busy', ",
             db_now!(),
             " + $3, 0, ",
             db_now!(),
-            ") \
+            " \
+             WHERE EXISTS (SELECT 1 FROM cluster_nodes WHERE node = $2 AND instance = $4) \
              ON CONFLICT (user_id) DO UPDATE SET node = EXCLUDED.node, token = c.token + 1, \
              state = 'busy', until_ms = EXCLUDED.until_ms, claimed_ms = EXCLUDED.claimed_ms \
              WHERE c.state = 'free' OR c.until_ms <= EXCLUDED.claimed_ms OR c.node = EXCLUDED.node \
@@ -210,6 +227,7 @@ impl PgStore {
         .bind(user)
         .bind(self.node())
         .bind(ms(lease))
+        .bind(self.instance())
         .fetch_optional(self.pool())
         .await
         .map_err(self.err("claiming an agent"))?;
@@ -220,6 +238,17 @@ impl PgStore {
                 token,
                 misses: u32::try_from(misses).unwrap_or(0),
             });
+        }
+        let registered: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM cluster_nodes WHERE node = $1 AND instance = $2)",
+        )
+        .bind(self.node())
+        .bind(self.instance())
+        .fetch_one(self.pool())
+        .await
+        .map_err(self.err("reading the node's registration"))?;
+        if !registered {
+            return Ok(ClaimOutcome::Replaced);
         }
         let row = sqlx::query(concat!(
             "SELECT node, GREATEST(until_ms - ",
@@ -292,7 +321,7 @@ impl PgStore {
             // the hold it was told (the rows are the truth).
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(AGENTS_CHANNEL)
-                .bind(format!("{} {user}", self.node()))
+                .bind(format!("{} {user}", self.instance()))
                 .execute(&mut *tx)
                 .await
                 .map_err(self.err("announcing a release"))?;

@@ -30,10 +30,10 @@ use crate::config::model::PostgresConfig;
 
 /// The versioned schema for PostgreSQL, embedded at build time.
 /// The notification channel presence changes are announced on (payload:
-/// the writing node, a space, the user id).
+/// the writing process's instance, a space, the user id).
 pub const PRESENCE_CHANNEL: &str = "tpswitch_presence";
 /// The notification channel directory changes are announced on (payload:
-/// the writing node).
+/// the writing process's instance).
 pub const DIRECTORY_CHANNEL: &str = "tpswitch_directory";
 
 pub(crate) static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -54,6 +54,10 @@ pub struct PgStore {
     /// activities, and sent with its change notifications so it can skip
     /// its own. Empty for a reader.
     node: Arc<String>,
+    /// This process under `node` (`<pid>-<start>`): two processes started
+    /// under one name are told apart by it, in `cluster_nodes`, in claims
+    /// and in notification payloads.
+    instance: Arc<String>,
 }
 
 /// The connection options for `cfg`, with the password from
@@ -79,10 +83,17 @@ pub(crate) fn connect_options(cfg: &PostgresConfig) -> Result<PgConnectOptions> 
 }
 
 impl PgStore {
-    /// The store as node `node` of a shared store writes it.
+    /// The store as node `node` of a shared store writes it, as a new
+    /// process under that name (a new instance).
     pub fn with_node(mut self, node: &str) -> Self {
         self.node = Arc::new(node.to_owned());
+        self.instance = Arc::new(super::claims::new_instance());
         self
+    }
+
+    /// This process's instance under its node name.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// This switch's node name (`store.node`).
@@ -116,6 +127,7 @@ impl PgStore {
             pool,
             label: Arc::new(cfg.label.clone()),
             node: Arc::default(),
+            instance: Arc::new(super::claims::new_instance()),
         };
         PG_MIGRATOR
             .run(&store.pool)
@@ -144,6 +156,7 @@ impl PgStore {
             pool,
             label: Arc::new(cfg.label.clone()),
             node: Arc::default(),
+            instance: Arc::new(super::claims::new_instance()),
         };
         let needed = PG_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         // No migrations table: a database tpswitch never set up. (Two
@@ -248,7 +261,7 @@ impl PgStore {
         // not at all if it rolls back): a wake-up, the row is the truth.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(PRESENCE_CHANNEL)
-            .bind(format!("{} {user}", self.node()))
+            .bind(format!("{} {user}", self.instance()))
             .execute(&mut *tx)
             .await
             .map_err(self.err("announcing a presence change"))?;

@@ -80,7 +80,7 @@ impl PgStore {
         // truth; a node that misses this finds the change at its resync).
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(super::postgres::DIRECTORY_CHANNEL)
-            .bind(self.node())
+            .bind(self.instance())
             .execute(self.pool())
             .await
             .map_err(self.err("announcing a directory change"))?;

@@ -18,8 +18,8 @@ async fn two_nodes() -> Option<(PgStore, PgStore)> {
     let cfg = fresh_database().await?;
     let a = PgStore::connect(&cfg).await.unwrap().with_node("a");
     let b = PgStore::connect(&cfg).await.unwrap().with_node("b");
-    a.register_node("a-1", LEASE).await.unwrap().unwrap();
-    b.register_node("b-1", LEASE).await.unwrap().unwrap();
+    a.register_node(LEASE).await.unwrap().unwrap();
+    b.register_node(LEASE).await.unwrap().unwrap();
     Some((a, b))
 }
 
@@ -104,7 +104,7 @@ async fn the_heartbeat_renews_busy_claims_and_a_wrap_up_holds_for_its_time() {
     let short = Duration::from_millis(400);
     let t = token(&a.claim_agent("ann", short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(a.heartbeat("a-1", short).await.unwrap());
+    assert!(a.heartbeat(short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(
         matches!(
@@ -124,7 +124,7 @@ async fn the_heartbeat_renews_busy_claims_and_a_wrap_up_holds_for_its_time() {
         )
         .await
         .unwrap());
-    assert!(a.heartbeat("a-1", short).await.unwrap());
+    assert!(a.heartbeat(short).await.unwrap());
     assert!(matches!(
         b.claim_agent("ann", LEASE).await.unwrap(),
         ClaimOutcome::Held { .. }
@@ -161,7 +161,7 @@ async fn a_release_is_free_at_once_and_announced() {
         .await
         .expect("a notification")
         .unwrap();
-    assert_eq!(n.payload(), "a ann");
+    assert_eq!(n.payload(), format!("{} ann", a.instance()));
     token(&b.claim_agent("ann", LEASE).await.unwrap());
 }
 
@@ -172,22 +172,28 @@ async fn a_node_name_in_use_is_refused_until_its_lease_ends_and_old_claims_go() 
     };
     let short = Duration::from_millis(400);
     let first = PgStore::connect(&cfg).await.unwrap().with_node("a");
-    first.register_node("a-1", short).await.unwrap().unwrap();
+    first.register_node(short).await.unwrap().unwrap();
     token(&first.claim_agent("ann", LEASE).await.unwrap());
     let second = PgStore::connect(&cfg).await.unwrap().with_node("a");
-    let refused = second.register_node("a-2", short).await.unwrap();
+    let refused = second.register_node(short).await.unwrap();
     assert!(
         matches!(refused, Err(ref e) if e.node == "a"),
         "{refused:?}"
     );
     // The same process registering again is not refused.
-    first.register_node("a-1", short).await.unwrap().unwrap();
+    first.register_node(short).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The first process is gone (no heartbeat): the name is free, and its
     // claims died with it.
-    second.register_node("a-2", short).await.unwrap().unwrap();
-    assert!(!first.heartbeat("a-1", short).await.unwrap(), "replaced");
+    second.register_node(short).await.unwrap().unwrap();
+    assert!(!first.heartbeat(short).await.unwrap(), "replaced");
+    // Replaced, the first process may claim no one.
+    assert_eq!(
+        first.claim_agent("bob", LEASE).await.unwrap(),
+        ClaimOutcome::Replaced
+    );
     let other = PgStore::connect(&cfg).await.unwrap().with_node("b");
+    other.register_node(LEASE).await.unwrap().unwrap();
     token(&other.claim_agent("ann", LEASE).await.unwrap());
 }
 

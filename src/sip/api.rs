@@ -56,7 +56,12 @@ pub struct IncomingCall {
     /// The negotiated stream, or `None` for an offerless INVITE (we then
     /// offer in the 200 and the answer arrives in the ACK).
     pub media: Option<Negotiated>,
+    /// Where the INVITE came from (a front proxy, when there is one).
     pub source: SocketAddr,
+    /// The carrier's own address as the front proxy named it in the
+    /// trunk's `source_header`; only read from a source in that trunk's
+    /// `allow`, and only when it parses as "ip:port".
+    pub carrier_source: Option<SocketAddr>,
     /// The trunk whose registered Contact the INVITE was sent to (its
     /// Request-URI user is our registered contact user); `called` is then
     /// the To user.

@@ -83,6 +83,9 @@ pub struct TrunkRoute {
     /// OPTIONS keepalive interval to each of this trunk's UDP targets;
     /// `None`: off.
     pub keepalive: Option<Duration>,
+    /// The header a front proxy writes with the carrier's own "ip:port"
+    /// (`source_header`), believed only from a source in `allow`.
+    pub source_header: Option<String>,
 }
 
 impl std::fmt::Debug for TrunkRoute {
@@ -105,6 +108,7 @@ impl std::fmt::Debug for TrunkRoute {
             .field("srtp", &self.srtp)
             .field("nat", &self.nat)
             .field("keepalive", &self.keepalive)
+            .field("source_header", &self.source_header)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +137,7 @@ impl TrunkRoute {
             srtp: SrtpPolicy::Off,
             nat: None,
             keepalive: None,
+            source_header: None,
         }
     }
 

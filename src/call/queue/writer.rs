@@ -221,6 +221,12 @@ impl Held {
                 crate::telemetry::claim("granted");
                 Ok(misses)
             }
+            Ok(ClaimOutcome::Replaced) => {
+                warn!(agent = %user, "not claiming: another process has taken this node's name (this one stalled past its lease); restart it with its own store.node");
+                crate::telemetry::claim("replaced");
+                self.tokens.remove(&user);
+                Err(CLAIM_RETRY)
+            }
             Ok(ClaimOutcome::Held { node, remaining }) => {
                 info!(agent = %user, node = %node, for_ms = remaining.as_millis() as u64, "agent held by another node: offering someone else");
                 crate::telemetry::claim("refused");

@@ -369,3 +369,81 @@ fn a_stream_trunk_registers_over_its_own_connection() {
         }
     );
 }
+
+/// A front proxy (deploy/kamailio/front.cfg) names the carrier's own
+/// address in the trunk's `source_header`: believed from a source in that
+/// trunk's `allow`, ignored when it is not an address, and ignored on a
+/// trunk whose `allow` does not hold the source (here: the call is b's by
+/// its registered contact, but it came from a's address) or that names no
+/// such header.
+#[test]
+fn the_carriers_source_is_read_from_the_header_only_from_the_trunks_own_sources() {
+    let header = Some("X-Tpswitch-Source".to_owned());
+    let mut cfg = cfg();
+    // Four calls stay up at once.
+    cfg.max_calls = 4;
+    cfg.trunks = vec![
+        TrunkRoute {
+            credentials: creds("alice"),
+            source_header: header.clone(),
+            ..TrunkRoute::plain("a", TRUNK.parse().unwrap())
+        },
+        TrunkRoute {
+            credentials: creds("bob"),
+            allow: vec!["192.0.2.0/24".parse().unwrap()],
+            source_header: header,
+            ..trunk_b()
+        },
+    ];
+    cfg.registrations = vec![
+        registration("a", "tp-a", "alice"),
+        registration("b", "tp-b", "bob"),
+    ];
+    let mut c = SipCore::new(cfg, Box::new(|n: &str| n == "+15550100000"));
+    let t0 = Instant::now();
+    c.start(t0);
+    advance(&mut c, t0);
+    let with = |branch: &str, user: &str, call_id: &str, value: &str| {
+        invite_to_contact(branch, user, call_id, SDP).replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\nX-Tpswitch-Source: {value}\r\n"),
+        )
+    };
+    let call = incoming(
+        &mut c,
+        &with("z9hG4bK-s1", "tp-a", "s1@test", "203.0.113.7:5062"),
+        t0,
+    )
+    .unwrap_or_else(|s| panic!("{s:?}"));
+    assert_eq!(call.caller.trunk, "a");
+    assert_eq!(
+        call.carrier_source,
+        Some("203.0.113.7:5062".parse().unwrap())
+    );
+    assert_eq!(call.source, PEER.parse().unwrap(), "the real source stays");
+    let call = incoming(
+        &mut c,
+        &with("z9hG4bK-s2", "tp-a", "s2@test", "[2001:db8::7]:5060"),
+        t0,
+    )
+    .unwrap_or_else(|s| panic!("{s:?}"));
+    assert_eq!(
+        call.carrier_source,
+        Some("[2001:db8::7]:5060".parse().unwrap())
+    );
+    let call = incoming(
+        &mut c,
+        &with("z9hG4bK-s3", "tp-a", "s3@test", "somewhere"),
+        t0,
+    )
+    .unwrap_or_else(|s| panic!("{s:?}"));
+    assert_eq!(call.carrier_source, None, "not an address: ignored");
+    let call = incoming(
+        &mut c,
+        &with("z9hG4bK-s4", "tp-b", "s4@test", "203.0.113.7:5062"),
+        t0,
+    )
+    .unwrap_or_else(|s| panic!("{s:?}"));
+    assert_eq!(call.caller.trunk, "b");
+    assert_eq!(call.carrier_source, None, "127.0.0.1 is not in b's allow");
+}

@@ -168,8 +168,10 @@ impl SipCore {
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
         let mut caller = caller_info(&req);
+        let mut carrier_source = None;
         if let Some(t) = trunk.and_then(|i| self.trunks.route(i)) {
             caller.trunk = t.name.clone();
+            carrier_source = carrier_source_of(&req, t, peer.addr, &head.call_id);
         }
         self.emit(SipEvent::Incoming(Box::new(IncomingCall {
             leg,
@@ -178,6 +180,7 @@ impl SipCore {
             caller,
             media,
             source: peer.addr,
+            carrier_source,
             via_registration,
         })));
     }
@@ -803,6 +806,32 @@ fn info_digit(req: &Request) -> Option<(char, u32)> {
     };
     let signal = signal.to_ascii_uppercase();
     matches!(signal, '0'..='9' | '*' | '#' | 'A'..='D').then_some((signal, duration))
+}
+
+/// The carrier's address a front proxy wrote in the trunk's
+/// `source_header` ("ip:port", "[ipv6]:port"). Anyone can write a header,
+/// so it is believed only when the request's real source is in that
+/// trunk's `allow` (the trunk may also be the registration's, whatever the
+/// source); a value that is not an address is ignored.
+pub(super) fn carrier_source_of(
+    req: &Request,
+    trunk: &crate::sip::trunk::TrunkRoute,
+    peer: std::net::SocketAddr,
+    call_id: &str,
+) -> Option<std::net::SocketAddr> {
+    let name = trunk.source_header.as_deref()?;
+    if !trunk.allow.iter().any(|n| n.contains(&peer.ip())) {
+        return None;
+    }
+    // The last one is the nearest proxy's (RFC 3261 §7.3.1 keeps the order).
+    let value = message::header_values(&req.headers, name).pop()?;
+    match value.trim().parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            debug!(call_id = %call_id, header = %name, "source header is not ip:port; ignored");
+            None
+        }
+    }
 }
 
 fn caller_info(req: &Request) -> CallerInfo {
