@@ -24,7 +24,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -n "$pg_dir" ] && scripts/pg-test-cluster stop "$pg_dir"
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -69,12 +69,42 @@ login_xml "[field0]" "$work/login.xml"
 
 targets=()
 if [ "$FRONT" = kamailio ]; then
-  [ -f deploy/kamailio/front.cfg ] || { echo "FRONT=kamailio needs deploy/kamailio/front.cfg" >&2; exit 1; }
-  # shellcheck source=/dev/null
-  . deploy/kamailio/front-bench.sh
-  start_front "$work" "$BASE" "$NODES"   # sets FRONT_PID and FRONT_PORT
-  pids+=("$FRONT_PID")
-  targets=("127.0.0.1:$FRONT_PORT")
+  # Through a record-routing proxy the ACK of the 2xx follows the route
+  # set to the node's Contact (RFC 3261 §13.2.2.4, §12.2.1.1).
+  sed -i -e 's|<recv response="200" rtd="true"/>|<recv response="200" rtd="true" rrs="true"/>|' \
+      -e 's|ACK sip:\[service\]@\[remote_ip\]:\[remote_port\] SIP/2.0|ACK [next_url] SIP/2.0\n      [routes]|' \
+      "$work/login.xml"
+
+  # deploy/kamailio/front.cfg as shipped, beside a front-local.cfg for
+  # this machine: the carrier side on BASE+500, the nodes' side on BASE+501.
+  fport=$((BASE + 500)); nport=$((BASE + 501))
+  mkdir -p "$work/front"
+  cp deploy/kamailio/front.cfg "$work/front/"
+  : > "$work/front/nodes.list"
+  for n in $(seq "$NODES"); do
+    echo "1 sip:127.0.0.1:$((BASE + 10 * n)) 8 0 name=n$n" >> "$work/front/nodes.list"
+  done
+  cat > "$work/front/front-local.cfg" <<CFG
+listen=udp:127.0.0.1:$fport name "carrier"
+listen=tcp:127.0.0.1:$fport name "carrier_tcp"
+listen=udp:127.0.0.1:$nport name "nodes"
+listen=tcp:127.0.0.1:$nport name "nodes_tcp"
+#!define FRONT_CARRIER "sip:127.0.0.1:9"
+#!define FRONT_DISPATCHER_LIST "$work/front/nodes.list"
+#!define FRONT_PING_INTERVAL 2
+#!define FRONT_NO_ANSWER_MS 3000
+#!define FRONT_CTL "unix:$work/front/ctl"
+CFG
+  /usr/sbin/kamailio -f "$work/front/front.cfg" -DD -E -m 64 -M 8 -Y "$work/front" \
+    > "$work/front/log" 2>&1 &
+  pids+=($!)
+  # Until every node has answered a probe (AP in dispatcher.list).
+  for _ in $(seq 100); do
+    up=$(kamcmd -s "unix:$work/front/ctl" dispatcher.list 2>/dev/null | grep -c "FLAGS: AP" || true)
+    [ "$up" -ge "$NODES" ] && break
+    sleep 0.2
+  done
+  targets=("127.0.0.1:$fport")
   per_rate=$RATE; per_calls=$CALLS
 else
   for n in $(seq "$NODES"); do targets+=("127.0.0.1:$((BASE + 10 * n))"); done
@@ -101,8 +131,12 @@ done
 wall=$(python3 -c "print(round($end - $start, 1))")
 echo "nodes: $NODES${FRONT:+ through $FRONT}; offered $RATE calls/s, $CALLS calls"
 echo "successful: $ok, failed: $failed, wall: $wall s, completed: $(python3 -c "print(round($ok / ($end - $start), 1))") calls/s"
-for n in $(seq "$NODES"); do
-  echo "node n$n CPU (user+sys): $(ps -o times= -p "${pids[$((n - 1))]}") s"
+# CPU from /proc/PID/stat (utime + stime, clock ticks), per call placed.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+for i in "${!pids[@]}"; do
+  name="node n$((i + 1))"; [ "$i" -ge "$NODES" ] && name="kamailio (main process)"
+  ms=$(cpu_ms "${pids[$i]}")
+  echo "$name CPU: $ms ms, $(python3 -c "print(round($ms / $CALLS, 3))") ms per call"
 done
 echo "windows written: $(psql "$url" -Atc 'select count(*) from presence_history' 2>/dev/null || echo '?')"
 cd - >/dev/null
