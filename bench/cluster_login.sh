@@ -134,8 +134,12 @@ echo "successful: $ok, failed: $failed, wall: $wall s, completed: $(python3 -c "
 # CPU from /proc/PID/stat (utime + stime, clock ticks), per call placed.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
 for i in "${!pids[@]}"; do
-  name="node n$((i + 1))"; [ "$i" -ge "$NODES" ] && name="kamailio (main process)"
-  ms=$(cpu_ms "${pids[$i]}")
+  name="node n$((i + 1))"; ms=$(cpu_ms "${pids[$i]}")
+  if [ "$i" -ge "$NODES" ]; then
+    # Kamailio works in the children it forks: add theirs.
+    name="kamailio (all its processes)"
+    for c in $(pgrep -P "${pids[$i]}"); do ms=$(python3 -c "print($ms + $(cpu_ms "$c"))"); done
+  fi
   echo "$name CPU: $ms ms, $(python3 -c "print(round($ms / $CALLS, 3))") ms per call"
 done
 echo "windows written: $(psql "$url" -Atc 'select count(*) from presence_history' 2>/dev/null || echo '?')"
