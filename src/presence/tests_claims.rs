@@ -23,6 +23,14 @@ async fn two_nodes() -> Option<(PgStore, PgStore)> {
     Some((a, b))
 }
 
+/// Two heartbeats of `node`: a busy claim whose lease ended before the
+/// first of them may be taken by it.
+async fn beat_twice(node: &PgStore, instance: &str) {
+    for _ in 0..2 {
+        assert!(node.heartbeat(instance, LEASE).await.unwrap());
+    }
+}
+
 fn token(o: &ClaimOutcome) -> i64 {
     match o {
         ClaimOutcome::Granted { token, .. } => *token,
@@ -45,7 +53,11 @@ async fn of_two_nodes_claiming_one_agent_at_once_exactly_one_is_granted() {
             .count();
         assert_eq!(granted, 1, "{user}: {ra:?} / {rb:?}");
         // The loser is told who holds the agent, and for about a lease.
-        let held = if matches!(ra, ClaimOutcome::Held { .. }) { ra } else { rb };
+        let held = if matches!(ra, ClaimOutcome::Held { .. }) {
+            ra
+        } else {
+            rb
+        };
         match held {
             ClaimOutcome::Held { node, remaining } => {
                 assert!(node == "a" || node == "b");
@@ -68,8 +80,10 @@ async fn a_node_frozen_past_its_lease_has_its_later_write_refused() {
         b.claim_agent("ann", LEASE).await.unwrap(),
         ClaimOutcome::Held { ref node, .. } if node == "a"
     ));
-    // ...then a stops (no heartbeat renews the claim) and the lease ends.
+    // ...then a stops (no heartbeat renews the claim) and the lease ends,
+    // while b is seen alive, beating twice since.
     tokio::time::sleep(Duration::from_millis(400)).await;
+    beat_twice(&b, "b-1").await;
     let new = token(&b.claim_agent("ann", LEASE).await.unwrap());
     assert!(new > old, "a new claim takes a new token");
     // a wakes up and writes as if it still held her: refused.
@@ -103,12 +117,21 @@ async fn the_heartbeat_renews_busy_claims_and_a_wrap_up_holds_for_its_time() {
     assert!(a.heartbeat("a-1", short).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(
-        matches!(b.claim_agent("ann", LEASE).await.unwrap(), ClaimOutcome::Held { .. }),
+        matches!(
+            b.claim_agent("ann", LEASE).await.unwrap(),
+            ClaimOutcome::Held { .. }
+        ),
         "renewed by the heartbeat"
     );
     // The call ends: wrap-up for 300 ms, not renewed by heartbeats.
     assert!(a
-        .update_claim("ann", t, ClaimHold::WrapUp(Duration::from_millis(300)), short, 1)
+        .update_claim(
+            "ann",
+            t,
+            ClaimHold::WrapUp(Duration::from_millis(300)),
+            short,
+            1
+        )
         .await
         .unwrap());
     assert!(a.heartbeat("a-1", short).await.unwrap());
@@ -135,7 +158,10 @@ async fn a_release_is_free_at_once_and_announced() {
     let mut listener = sqlx::postgres::PgListener::connect_with(b.pool())
         .await
         .unwrap();
-    listener.listen(super::claims::AGENTS_CHANNEL).await.unwrap();
+    listener
+        .listen(super::claims::AGENTS_CHANNEL)
+        .await
+        .unwrap();
     let t = token(&a.claim_agent("ann", LEASE).await.unwrap());
     assert!(a
         .update_claim("ann", t, ClaimHold::Free, LEASE, 0)
@@ -160,7 +186,10 @@ async fn a_node_name_in_use_is_refused_until_its_lease_ends_and_old_claims_go() 
     token(&first.claim_agent("ann", LEASE).await.unwrap());
     let second = PgStore::connect(&cfg).await.unwrap().with_node("a");
     let refused = second.register_node("a-2", short).await.unwrap();
-    assert!(matches!(refused, Err(ref e) if e.node == "a"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ref e) if e.node == "a"),
+        "{refused:?}"
+    );
     // The same process registering again is not refused.
     first.register_node("a-1", short).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -184,5 +213,55 @@ async fn a_window_ending_during_a_call_through_another_node_is_left_to_that_node
     assert_eq!(b.expire("ann", end, "window ended").await.unwrap(), None);
     assert!(b.current("ann").await.unwrap().is_some());
     // The node with the call closes it.
-    assert!(a.expire("ann", end, "window ended").await.unwrap().is_some());
+    assert!(a
+        .expire("ann", end, "window ended")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// A stall of the store (or of the whole machine) longer than the lease:
+/// nobody beats or writes meanwhile, and by the store's clock every busy
+/// claim has lapsed once it is over. a, alive all along, still has ann on
+/// a call. b's first claims after the stall must not take her: b has not
+/// been seen alive past a's lease either (before the fix, b's first claim
+/// was granted and ann was rung by both nodes). Once a beats again its
+/// claim is renewed; only a truly silent a loses ann, after b has beaten
+/// twice past a's lease.
+#[tokio::test]
+async fn a_stall_of_the_store_hands_no_live_nodes_busy_agent_to_another() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let short = Duration::from_millis(300);
+    token(&a.claim_agent("ann", short).await.unwrap());
+    assert!(a.heartbeat("a-1", short).await.unwrap());
+    assert!(b.heartbeat("b-1", short).await.unwrap());
+    // The stall: time passes, nothing reaches the store.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // b's claim, queued during the stall, runs first...
+    assert!(
+        matches!(b.claim_agent("ann", LEASE).await.unwrap(), ClaimOutcome::Held { ref node, .. } if node == "a"),
+        "a claim right after a stall takes no busy agent"
+    );
+    // ...then b's own heartbeat, and its claim again: b has beaten once
+    // since a's lease ended, which a stalled store's first beat can be.
+    assert!(b.heartbeat("b-1", short).await.unwrap());
+    assert!(matches!(
+        b.claim_agent("ann", LEASE).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+    // a's heartbeat, queued during the stall too, renews its claim: b
+    // beating on changes nothing within the renewed lease.
+    assert!(a.heartbeat("a-1", short).await.unwrap());
+    assert!(b.heartbeat("b-1", short).await.unwrap());
+    assert!(matches!(
+        b.claim_agent("ann", LEASE).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+    // a is silent from now on: one lease later, and two of b's beats
+    // after it, b takes ann.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    beat_twice(&b, "b-1").await;
+    token(&b.claim_agent("ann", LEASE).await.unwrap());
 }

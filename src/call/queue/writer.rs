@@ -670,9 +670,14 @@ mod tests {
         };
         let a = claims_of(&cfg, "a", Duration::from_millis(300)).await;
         let b = claims_of(&cfg, "b", LEASE).await;
+        b.store.register_node("b-1", LEASE).await.unwrap().unwrap();
         let (mut held_a, mut held_b) = (Held::default(), Held::default());
         held_a.claim(&a, AttemptId(1), "ann".into()).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
+        // b is seen alive past a's lease: two heartbeats.
+        for _ in 0..2 {
+            assert!(b.store.heartbeat("b-1", LEASE).await.unwrap());
+        }
         held_b.claim(&b, AttemptId(2), "ann".into()).await;
         assert!(
             held_b.claims.contains_key("ann"),
