@@ -207,7 +207,9 @@ fn two_nodes_under_load_never_ring_one_agent_twice() {
     let bad = overlaps(&attempts, ANSWERED_HOLD_MS);
     assert!(
         bad.is_empty(),
-        "agents rung for two calls at once: {bad:#?}"
+        "agents rung for two calls at once: {bad:#?}\n--- late heartbeats (a node past its lease)\n{}\n{}",
+        lines_about(&pair.a.sw.log(), "heartbeat late"),
+        lines_about(&pair.b.sw.log(), "heartbeat late")
     );
 
     let lost = pair.a.claims("lost") + pair.b.claims("lost");
@@ -238,9 +240,21 @@ fn two_nodes_under_load_never_ring_one_agent_twice() {
     );
     let refused = pair.a.claims("refused") + pair.b.claims("refused");
     let granted = pair.a.claims("granted") + pair.b.claims("granted");
+    let mut waits: Vec<i64> = calls
+        .iter()
+        .filter_map(|c| Some(c.bridged_ms? - c.started_ms))
+        .collect();
+    waits.sort_unstable();
+    let mean_wait = waits.iter().sum::<i64>() / i64::try_from(waits.len().max(1)).unwrap();
+    let gap = smallest_gap(&attempts, ANSWERED_HOLD_MS, node_of, false);
+    let gap_across = smallest_gap(&attempts, ANSWERED_HOLD_MS, node_of, true);
     eprintln!(
-        "FIGURES load: calls {outcomes:?}; attempts {} by cause {causes:?}; agents rung by both nodes {shared}/20; \
+        "FIGURES load: calls {outcomes:?}; wait to bridge mean {mean_wait} ms, max {} ms; \
+         attempts {} by cause {causes:?}; agents rung by both nodes {shared}/20; \
+         smallest gap from an attempt's end to the agent's next attempt {gap:?} ms, \
+         between two nodes' attempts {gap_across:?} ms (wrap-up 500 ms); \
          claims granted {granted}, refused {refused}; customers' SIPp ran {:.1} s; test {:.1} s",
+        waits.last().copied().unwrap_or(0),
         attempts.len(),
         load.as_secs_f64(),
         started.elapsed().as_secs_f64()

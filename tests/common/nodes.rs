@@ -478,6 +478,7 @@ pub struct CallRow {
     pub id: i64,
     pub customer: String,
     pub started_ms: i64,
+    pub bridged_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub outcome: Option<String>,
 }
@@ -485,7 +486,7 @@ pub struct CallRow {
 pub async fn read_calls(conn: &mut sqlx::PgConnection) -> Vec<CallRow> {
     use sqlx::Row;
     sqlx::query(
-        "SELECT id, customer_number, started_at_ms, ended_at_ms, outcome FROM calls \
+        "SELECT id, customer_number, started_at_ms, bridged_at_ms, ended_at_ms, outcome FROM calls \
          WHERE flow = 'Billing' ORDER BY id",
     )
     .fetch_all(conn)
@@ -496,6 +497,7 @@ pub async fn read_calls(conn: &mut sqlx::PgConnection) -> Vec<CallRow> {
         id: r.get("id"),
         customer: r.get("customer_number"),
         started_ms: r.get("started_at_ms"),
+        bridged_ms: r.get("bridged_at_ms"),
         ended_ms: r.get("ended_at_ms"),
         outcome: r.get("outcome"),
     })
@@ -575,4 +577,30 @@ pub fn overlaps(attempts: &[AttemptRow], answered_hold_ms: i64) -> Vec<(AttemptR
         }
     }
     bad
+}
+
+/// The smallest time between the end of one of an agent's attempts and
+/// the start of their next, over every agent, in ms; with `across`, only
+/// between attempts that different nodes made (`node_of` tells a node
+/// by the customer's number). `None` when there is no such pair.
+pub fn smallest_gap(
+    attempts: &[AttemptRow],
+    answered_hold_ms: i64,
+    node_of: impl Fn(&str) -> &'static str,
+    across: bool,
+) -> Option<i64> {
+    let mut by_agent: std::collections::BTreeMap<&str, Vec<&AttemptRow>> = Default::default();
+    for a in attempts {
+        by_agent.entry(a.agent.as_str()).or_default().push(a);
+    }
+    by_agent
+        .values_mut()
+        .flat_map(|list| {
+            list.sort_by_key(|a| a.started_ms);
+            list.windows(2)
+                .filter(|w| !across || node_of(&w[0].customer) != node_of(&w[1].customer))
+                .filter_map(|w| Some(w[1].started_ms - attempt_end(w[0], answered_hold_ms)?))
+                .collect::<Vec<_>>()
+        })
+        .min()
 }
