@@ -48,9 +48,12 @@ fn billing(max_wait: &'static str) -> impl Fn(String) -> String {
     }
 }
 
-/// An answered attempt that was not accepted held the agent at most until
-/// the accept timeout (3 s above) and the leg's teardown.
-const ANSWERED_HOLD_MS: i64 = 3_500;
+/// `billing`'s accept timeout, and the engine's media grace (5 s, its
+/// default): the timers that end an answered attempt without a bridge.
+const TIMERS: EndTimers = EndTimers {
+    accept_timeout_ms: 3_000,
+    media_grace_ms: 5_000,
+};
 
 /// Logs agents `0..n/2` in through A and the rest through B at the same
 /// time, and waits until both nodes see all `n` available.
@@ -204,7 +207,7 @@ fn two_nodes_under_load_never_ring_one_agent_twice() {
     }
 
     // The claim: never rung for two calls at once, across both nodes.
-    let bad = overlaps(&attempts, ANSWERED_HOLD_MS);
+    let bad = overlaps(&attempts, TIMERS);
     assert!(
         bad.is_empty(),
         "agents rung for two calls at once: {bad:#?}\n--- late heartbeats (a node past its lease)\n{}\n{}",
@@ -246,8 +249,8 @@ fn two_nodes_under_load_never_ring_one_agent_twice() {
         .collect();
     waits.sort_unstable();
     let mean_wait = waits.iter().sum::<i64>() / i64::try_from(waits.len().max(1)).unwrap();
-    let gap = smallest_gap(&attempts, ANSWERED_HOLD_MS, node_of, false);
-    let gap_across = smallest_gap(&attempts, ANSWERED_HOLD_MS, node_of, true);
+    let gap = smallest_gap(&attempts, TIMERS, node_of, false);
+    let gap_across = smallest_gap(&attempts, TIMERS, node_of, true);
     eprintln!(
         "FIGURES load: calls {outcomes:?}; wait to bridge mean {mean_wait} ms, max {} ms; \
          attempts {} by cause {causes:?}; agents rung by both nodes {shared}/20; \
@@ -392,7 +395,7 @@ fn a_killed_nodes_agents_are_offered_by_the_other_node_after_one_lease() {
     // death have no end: they are left out).
     let finished: Vec<AttemptRow> = pair.db(async |c| read_attempts(c).await);
     let finished: Vec<AttemptRow> = finished.into_iter().filter(|a| a.cause.is_some()).collect();
-    let bad = overlaps(&finished, ANSWERED_HOLD_MS);
+    let bad = overlaps(&finished, TIMERS);
     assert!(
         bad.is_empty(),
         "agents rung for two calls at once: {bad:#?}"

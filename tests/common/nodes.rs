@@ -529,33 +529,39 @@ pub async fn read_attempts(conn: &mut sqlx::PgConnection) -> Vec<AttemptRow> {
     .collect()
 }
 
-/// When the agent was last taken by the attempt, in store milliseconds.
-/// The store keeps an attempt's start, its ring time and accept latency,
-/// not its end: an attempt that ended the call (`completed`, or the
-/// customer hung up during it) held the agent until the call's end; one
-/// that rang out held them for its ring (and, once answered, until the
-/// accept key or the accept timeout: `answered_hold_ms` bounds that from
-/// above). `None` while the attempt is in progress with no end known.
-pub fn attempt_end(a: &AttemptRow, answered_hold_ms: i64) -> Option<i64> {
-    match a.cause.as_deref() {
-        Some("completed") | Some("customer-hung-up") | Some("shutdown") => a.call_ended_ms,
-        Some(_) => {
-            let ring = a.ring_ms.unwrap_or(0);
-            let after_answer = match (a.sip_outcome.as_deref(), a.accept_latency_ms) {
-                (_, Some(l)) => l,
-                (Some("answered"), None) => answered_hold_ms,
-                _ => 0,
-            };
-            Some(a.started_ms + ring + after_answer)
-        }
-        None => None,
-    }
+/// The queue's timers that end an answered attempt without a bridge.
+#[derive(Debug, Clone, Copy)]
+pub struct EndTimers {
+    /// `accept_timeout`: answered, the key never pressed.
+    pub accept_timeout_ms: i64,
+    /// The engine's media grace: answered, no RTP (a dead answer).
+    pub media_grace_ms: i64,
+}
+
+/// When the attempt let the agent go, in store milliseconds, as late as
+/// the store's rows show it. The store keeps an attempt's start, its ring
+/// time (to the answer, final response or CANCEL) and accept latency, not
+/// its end: an attempt that ended its call (`completed`, or the customer
+/// hung up during it) held the agent until the call's end; a dead answer
+/// (`no-media`) or an answer never accepted (`not-accepted`) until the
+/// engine's timer after the answer; one that rang out until its ring's
+/// end. Any other end after an answer (the agent hung up before the key)
+/// is taken at the answer, the earliest it can be, so this never makes an
+/// overlap that was not there. `None` while the attempt is in progress.
+pub fn attempt_end(a: &AttemptRow, t: EndTimers) -> Option<i64> {
+    let answered = a.started_ms + a.ring_ms.unwrap_or(0);
+    Some(match a.cause.as_deref()? {
+        "completed" | "customer-hung-up" | "shutdown" => a.call_ended_ms?,
+        "no-media" => answered + t.media_grace_ms,
+        "not-accepted" => answered + t.accept_timeout_ms,
+        _ => answered + a.accept_latency_ms.unwrap_or(0),
+    })
 }
 
 /// Pairs of one agent's attempts that overlap in time: (agent, earlier,
 /// later). Attempts are ordered by start; each is compared with the
 /// latest end of the agent's earlier attempts.
-pub fn overlaps(attempts: &[AttemptRow], answered_hold_ms: i64) -> Vec<(AttemptRow, AttemptRow)> {
+pub fn overlaps(attempts: &[AttemptRow], t: EndTimers) -> Vec<(AttemptRow, AttemptRow)> {
     let mut by_agent: std::collections::BTreeMap<&str, Vec<&AttemptRow>> = Default::default();
     for a in attempts {
         by_agent.entry(a.agent.as_str()).or_default().push(a);
@@ -570,7 +576,7 @@ pub fn overlaps(attempts: &[AttemptRow], answered_hold_ms: i64) -> Vec<(AttemptR
                     bad.push((prev.clone(), (*a).clone()));
                 }
             }
-            let end = attempt_end(a, answered_hold_ms).unwrap_or(i64::MAX);
+            let end = attempt_end(a, t).unwrap_or(i64::MAX);
             if latest.is_none_or(|(_, e)| end > e) {
                 latest = Some((a, end));
             }
@@ -585,7 +591,7 @@ pub fn overlaps(attempts: &[AttemptRow], answered_hold_ms: i64) -> Vec<(AttemptR
 /// by the customer's number). `None` when there is no such pair.
 pub fn smallest_gap(
     attempts: &[AttemptRow],
-    answered_hold_ms: i64,
+    t: EndTimers,
     node_of: impl Fn(&str) -> &'static str,
     across: bool,
 ) -> Option<i64> {
@@ -599,7 +605,7 @@ pub fn smallest_gap(
             list.sort_by_key(|a| a.started_ms);
             list.windows(2)
                 .filter(|w| !across || node_of(&w[0].customer) != node_of(&w[1].customer))
-                .filter_map(|w| Some(w[1].started_ms - attempt_end(w[0], answered_hold_ms)?))
+                .filter_map(|w| Some(w[1].started_ms - attempt_end(w[0], t)?))
                 .collect::<Vec<_>>()
         })
         .min()
