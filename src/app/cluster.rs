@@ -95,6 +95,8 @@ pub async fn run(store: PgStore, cfg: ClusterConfig, to: Listeners, cancel: Canc
     let mut resync = tokio::time::interval(resync_period(&cfg));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut replaced = false;
+    // When this node's claims were last renewed (a heartbeat written).
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -112,9 +114,16 @@ pub async fn run(store: PgStore, cfg: ClusterConfig, to: Listeners, cancel: Canc
                 relisten = tokio::time::Instant::now() + RELISTEN;
                 catch_up(&to);
             },
-            _ = beat.tick() => match store.heartbeat(cfg.claim_lease).await {
+            _ = beat.tick() => match timed_beat(&store, cfg.claim_lease).await {
                 Ok(true) => {
                     crate::telemetry::heartbeat("ok");
+                    let gap = std::mem::replace(&mut renewed, tokio::time::Instant::now()).elapsed();
+                    if gap > cfg.claim_lease / 2 {
+                        // Past the lease, a node that stayed alive may take
+                        // this node's busy agents while they are still on
+                        // calls here: the one way an agent is rung twice.
+                        warn!(node = %cfg.node, since_last_ms = gap.as_millis() as u64, lease_ms = cfg.claim_lease.as_millis() as u64, "heartbeat late: this node's claims were not renewed for over half their lease (is the node or the store overloaded?); past the lease other nodes may ring its busy agents");
+                    }
                     if std::mem::take(&mut replaced) {
                         info!(node = %cfg.node, "heartbeat accepted again");
                     }
@@ -133,6 +142,15 @@ pub async fn run(store: PgStore, cfg: ClusterConfig, to: Listeners, cancel: Canc
             _ = resync.tick() => catch_up(&to),
         }
     }
+}
+
+/// One heartbeat, its time recorded as a store write (`op="heartbeat"`):
+/// a heartbeat that takes a good part of the lease is the warning sign.
+async fn timed_beat(store: &PgStore, lease: Duration) -> crate::presence::Result<bool> {
+    let started = std::time::Instant::now();
+    let beat = store.heartbeat(lease).await;
+    crate::telemetry::store_write("heartbeat", started.elapsed());
+    beat
 }
 
 async fn connect_listener(store: &PgStore) -> Option<PgListener> {

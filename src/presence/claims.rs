@@ -4,8 +4,13 @@
 //!
 //! - A node rings an agent only after [`PgStore::claim_agent`] moved the
 //!   agent's row to it: a conditional upsert that succeeds when the row is
-//!   free or its holder's lease is over. Two nodes racing for one agent
-//!   meet on that row's lock; the second sees the first's claim.
+//!   free, its wrap-up is over, or its holder's lease is over as this node
+//!   saw it alive: the lease ended before this node's last-but-one
+//!   heartbeat. (After a stall of the store or of the machine, every lease
+//!   has lapsed by the clock; a node must beat twice after it before it
+//!   takes a busy agent, by when a holder that is alive has renewed.) Two
+//!   nodes racing for one agent meet on that row's lock; the second sees
+//!   the first's claim.
 //! - Each claim bumps the row's `token`. Every later write of the holder
 //!   ([`PgStore::update_claim`]) names its token, so a node that stalled
 //!   past its lease (and lost the agent to another node) has its write
@@ -103,23 +108,29 @@ impl PgStore {
             .begin()
             .await
             .map_err(self.err("starting the node registration"))?;
-        let taken =
-            sqlx::query(concat!(
-            "INSERT INTO cluster_nodes AS n (node, instance, started_ms, heartbeat_ms, lease_ms) \
-             VALUES ($1, $2, ", db_now!(), ", ", db_now!(), ", $3) \
+        let taken = sqlx::query(concat!(
+            "INSERT INTO cluster_nodes AS n \
+             (node, instance, started_ms, heartbeat_ms, prev_heartbeat_ms, lease_ms) \
+             VALUES ($1, $2, ",
+            db_now!(),
+            ", ",
+            db_now!(),
+            ", ",
+            db_now!(),
+            ", $3) \
              ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, \
              started_ms = EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms, \
-             lease_ms = EXCLUDED.lease_ms \
+             prev_heartbeat_ms = EXCLUDED.prev_heartbeat_ms, lease_ms = EXCLUDED.lease_ms \
              WHERE n.instance = EXCLUDED.instance \
              OR n.heartbeat_ms + n.lease_ms <= EXCLUDED.heartbeat_ms \
              RETURNING node"
         ))
-            .bind(&node)
-            .bind(instance)
-            .bind(ms(lease))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.err("registering the node"))?;
+        .bind(&node)
+        .bind(instance)
+        .bind(ms(lease))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.err("registering the node"))?;
         if taken.is_none() {
             let row = sqlx::query(concat!(
                 "SELECT instance, ",
@@ -169,7 +180,8 @@ impl PgStore {
             .await
             .map_err(self.err("starting a heartbeat"))?;
         let beat = sqlx::query(concat!(
-            "UPDATE cluster_nodes SET heartbeat_ms = ",
+            "UPDATE cluster_nodes SET prev_heartbeat_ms = heartbeat_ms, \
+             heartbeat_ms = ",
             db_now!(),
             ", lease_ms = $3 \
              WHERE node = $1 AND instance = $2"
@@ -208,7 +220,10 @@ impl PgStore {
     /// rings). Atomic: of two nodes claiming at once, one is granted. This
     /// node's own claim is taken again (its engine offers an agent one
     /// call at a time, so a row still naming it is a release that did not
-    /// reach the store).
+    /// reach the store). A wrap-up hold is over at its end by the store's
+    /// clock; a busy claim only once its lease ended before this node's
+    /// last-but-one heartbeat (see the module's notes): a node that has not
+    /// beaten twice since, or has not registered, takes no busy agent.
     pub async fn claim_agent(&self, user: &str, lease: Duration) -> Result<ClaimOutcome> {
         let granted = sqlx::query(concat!(
             "INSERT INTO agent_claims AS c \
@@ -221,7 +236,10 @@ impl PgStore {
              WHERE EXISTS (SELECT 1 FROM cluster_nodes WHERE node = $2 AND instance = $4) \
              ON CONFLICT (user_id) DO UPDATE SET node = EXCLUDED.node, token = c.token + 1, \
              state = 'busy', until_ms = EXCLUDED.until_ms, claimed_ms = EXCLUDED.claimed_ms \
-             WHERE c.state = 'free' OR c.until_ms <= EXCLUDED.claimed_ms OR c.node = EXCLUDED.node \
+             WHERE c.state = 'free' OR c.node = EXCLUDED.node \
+             OR (c.state = 'wrap-up' AND c.until_ms <= EXCLUDED.claimed_ms) \
+             OR c.until_ms <= (SELECT n.prev_heartbeat_ms FROM cluster_nodes n \
+                               WHERE n.node = EXCLUDED.node) \
              RETURNING token, misses"
         ))
         .bind(user)

@@ -23,6 +23,14 @@ async fn two_nodes() -> Option<(PgStore, PgStore)> {
     Some((a, b))
 }
 
+/// Two heartbeats of `node`: a busy claim whose lease ended before the
+/// first of them may be taken by it.
+async fn beat_twice(node: &PgStore) {
+    for _ in 0..2 {
+        assert!(node.heartbeat(LEASE).await.unwrap());
+    }
+}
+
 fn token(o: &ClaimOutcome) -> i64 {
     match o {
         ClaimOutcome::Granted { token, .. } => *token,
@@ -72,8 +80,10 @@ async fn a_node_frozen_past_its_lease_has_its_later_write_refused() {
         b.claim_agent("ann", LEASE).await.unwrap(),
         ClaimOutcome::Held { ref node, .. } if node == "a"
     ));
-    // ...then a stops (no heartbeat renews the claim) and the lease ends.
+    // ...then a stops (no heartbeat renews the claim) and the lease ends,
+    // while b is seen alive, beating twice since.
     tokio::time::sleep(Duration::from_millis(400)).await;
+    beat_twice(&b).await;
     let new = token(&b.claim_agent("ann", LEASE).await.unwrap());
     assert!(new > old, "a new claim takes a new token");
     // a wakes up and writes as if it still held her: refused.
@@ -302,4 +312,50 @@ async fn two_nodes_arm_each_others_windows_and_close_each_once() {
         }
     }
     assert_eq!(expired, 1, "closed once, by one node");
+}
+
+/// A stall of the store (or of the whole machine) longer than the lease:
+/// nobody beats or writes meanwhile, and by the store's clock every busy
+/// claim has lapsed once it is over. a, alive all along, still has ann on
+/// a call. b's first claims after the stall must not take her: b has not
+/// been seen alive past a's lease either (before the fix, b's first claim
+/// was granted and ann was rung by both nodes). Once a beats again its
+/// claim is renewed; only a truly silent a loses ann, after b has beaten
+/// twice past a's lease.
+#[tokio::test]
+async fn a_stall_of_the_store_hands_no_live_nodes_busy_agent_to_another() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let short = Duration::from_millis(300);
+    token(&a.claim_agent("ann", short).await.unwrap());
+    assert!(a.heartbeat(short).await.unwrap());
+    assert!(b.heartbeat(short).await.unwrap());
+    // The stall: time passes, nothing reaches the store.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // b's claim, queued during the stall, runs first...
+    assert!(
+        matches!(b.claim_agent("ann", LEASE).await.unwrap(), ClaimOutcome::Held { ref node, .. } if node == "a"),
+        "a claim right after a stall takes no busy agent"
+    );
+    // ...then b's own heartbeat, and its claim again: b has beaten once
+    // since a's lease ended, which a stalled store's first beat can be.
+    assert!(b.heartbeat(short).await.unwrap());
+    assert!(matches!(
+        b.claim_agent("ann", LEASE).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+    // a's heartbeat, queued during the stall too, renews its claim: b
+    // beating on changes nothing within the renewed lease.
+    assert!(a.heartbeat(short).await.unwrap());
+    assert!(b.heartbeat(short).await.unwrap());
+    assert!(matches!(
+        b.claim_agent("ann", LEASE).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+    // a is silent from now on: one lease later, and two of b's beats
+    // after it, b takes ann.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    beat_twice(&b).await;
+    token(&b.claim_agent("ann", LEASE).await.unwrap());
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod nodes;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

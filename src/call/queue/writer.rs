@@ -206,10 +206,47 @@ pub struct Claims {
 /// could not answer (a refused claim waits for the holder's hold instead).
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
-/// The claims this node holds, by agent: the token each write names.
+/// A claim this node holds: the token its writes name, and the hold it
+/// last wrote (a wrap-up hold ends in the store by itself, unrenewed).
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    token: i64,
+    hold: ClaimHold,
+}
+
+/// The claims this node holds, by agent.
 #[derive(Default)]
 struct Held {
-    tokens: HashMap<String, i64>,
+    claims: HashMap<String, Claim>,
+}
+
+/// What became of the holder's write for an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Update {
+    /// Written under this node's token.
+    Written,
+    /// This node holds no claim on the agent: nothing written.
+    NotHeld,
+    /// The wrap-up hold this node wrote ran out before its next write
+    /// reached the store, and another node has claimed the agent since, as
+    /// it may once a hold is over: nothing written, and nothing was lost.
+    HoldEnded,
+    /// Refused: another node took the agent after this node's lease ran
+    /// out (it stalled past it). Nothing written.
+    Lost,
+    /// The store could not answer: the claim is kept; the next write (or
+    /// the lease's end) settles it.
+    Failed,
+}
+
+impl Update {
+    /// Whether this node's display copy of the agent's activity is still
+    /// its to write. After a hold that ended, this node has nothing going
+    /// on with the agent: its own row is cleared (another node's is not
+    /// touched, `PgStore::set_activity`).
+    fn publish(self) -> bool {
+        matches!(self, Update::Written | Update::HoldEnded | Update::Failed)
+    }
 }
 
 impl Held {
@@ -217,19 +254,31 @@ impl Held {
         let granted = match timed("claim_agent", c.store.claim_agent(&user, c.lease)).await {
             Ok(ClaimOutcome::Granted { token, misses }) => {
                 debug!(agent = %user, token, "claim granted");
-                self.tokens.insert(user, token);
+                self.claims.insert(
+                    user,
+                    Claim {
+                        token,
+                        hold: ClaimHold::Busy,
+                    },
+                );
                 crate::telemetry::claim("granted");
                 Ok(misses)
             }
             Ok(ClaimOutcome::Replaced) => {
                 warn!(agent = %user, "not claiming: another process has taken this node's name (this one stalled past its lease); restart it with its own store.node");
                 crate::telemetry::claim("replaced");
-                self.tokens.remove(&user);
+                self.claims.remove(&user);
                 Err(CLAIM_RETRY)
             }
             Ok(ClaimOutcome::Held { node, remaining }) => {
                 info!(agent = %user, node = %node, for_ms = remaining.as_millis() as u64, "agent held by another node: offering someone else");
                 crate::telemetry::claim("refused");
+                // Whatever this node held before (a wrap-up it went on
+                // from without a release: the engine re-offered the agent
+                // at the hold's end) is another node's now. Its token must
+                // not be named again: that write would be refused and
+                // taken for a claim lost to a stall.
+                self.claims.remove(&user);
                 Err(remaining)
             }
             Err(e) => {
@@ -241,9 +290,7 @@ impl Held {
         let _ = c.news.send(ClusterNews::Claim { attempt, granted });
     }
 
-    /// The holder's news for its claim; false when this node does not hold
-    /// the agent (never claimed, or the claim was lost): then nothing of
-    /// the agent's is written by this node.
+    /// The holder's news for its claim on `user`.
     async fn update(
         &mut self,
         c: &Claims,
@@ -251,9 +298,9 @@ impl Held {
         activity: Activity,
         wrap_up: Duration,
         misses: u32,
-    ) -> bool {
-        let Some(&token) = self.tokens.get(user) else {
-            return false;
+    ) -> Update {
+        let Some(&Claim { token, hold: last }) = self.claims.get(user) else {
+            return Update::NotHeld;
         };
         let hold = match activity {
             Activity::Busy => ClaimHold::Busy,
@@ -268,22 +315,30 @@ impl Held {
         {
             Ok(true) => {
                 if hold == ClaimHold::Free {
-                    self.tokens.remove(user);
+                    self.claims.remove(user);
+                } else {
+                    self.claims.insert(user.to_owned(), Claim { token, hold });
                 }
-                true
+                Update::Written
             }
             Ok(false) => {
+                self.claims.remove(user);
+                if let ClaimHold::WrapUp(_) = last {
+                    // The store ends a wrap-up hold on time; this node's
+                    // own end of it (and the write saying so) may come a
+                    // little later, after another node claimed the agent.
+                    debug!(agent = %user, token, "wrap-up hold over: another node has claimed the agent since");
+                    return Update::HoldEnded;
+                }
                 // This node stalled past its lease and another node took
                 // the agent: its write is refused (the fencing token).
-                warn!(agent = %user, token, "claim lost: another node took the agent after this node's lease ran out; write refused");
+                warn!(agent = %user, token, refused = ?hold, "claim lost: another node took the agent after this node's lease ran out; write refused");
                 crate::telemetry::claim("lost");
-                self.tokens.remove(user);
-                false
+                Update::Lost
             }
             Err(e) => {
-                // Kept: the next write (or the lease's end) settles it.
                 warn!(agent = %user, error = %e, "cannot update the claim on the agent");
-                true
+                Update::Failed
             }
         }
     }
@@ -406,7 +461,11 @@ pub async fn run(
                 misses,
             } => {
                 if let Some(c) = &claims {
-                    if !held.update(c, &user, activity, wrap_up, misses).await {
+                    if !held
+                        .update(c, &user, activity, wrap_up, misses)
+                        .await
+                        .publish()
+                    {
                         continue;
                     }
                 }
@@ -517,6 +576,127 @@ mod tests {
         );
         // Forgotten once ended: nothing grows with every call.
         assert!(names.calls.is_empty() && names.agents.is_empty());
+    }
+
+    /// Node `node`'s side of claims on the test database `cfg`, with
+    /// `lease` (answers to claims go nowhere: these tests read `Held`).
+    async fn claims_of(
+        cfg: &crate::config::model::PostgresConfig,
+        node: &str,
+        lease: Duration,
+    ) -> Claims {
+        let store = PgStore::connect(cfg).await.unwrap().with_node(node);
+        store.register_node(lease).await.unwrap().unwrap();
+        Claims {
+            store,
+            lease,
+            news: mpsc::unbounded_channel().0,
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    /// Node a's wrap-up hold runs out in the store a little before a's own
+    /// release reaches it, and node b claims the agent in between, as it
+    /// may: a's refused release is no claim lost to a stall (before, it
+    /// was logged as one and counted in `tpswitch_cluster_claims_total
+    /// {result="lost"}` under plain load), and b's claim stands.
+    #[tokio::test]
+    async fn a_release_after_the_wrap_up_ran_out_is_not_a_lost_claim() {
+        let Some(cfg) = crate::presence::test_backends::fresh_database().await else {
+            return;
+        };
+        let (a, b) = (
+            claims_of(&cfg, "a", LEASE).await,
+            claims_of(&cfg, "b", LEASE).await,
+        );
+        let (mut held_a, mut held_b) = (Held::default(), Held::default());
+        held_a.claim(&a, AttemptId(1), "ann".into()).await;
+        let wrap = Duration::from_millis(50);
+        let w = held_a.update(&a, "ann", Activity::WrapUp, wrap, 0).await;
+        assert_eq!(w, Update::Written);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        assert!(
+            held_b.claims.contains_key("ann"),
+            "b is granted after the wrap-up"
+        );
+        let release = held_a
+            .update(&a, "ann", Activity::Idle, Duration::ZERO, 0)
+            .await;
+        assert_eq!(release, Update::HoldEnded);
+        assert!(release.publish(), "a clears its own display row");
+        assert!(held_a.claims.is_empty());
+        let w = held_b
+            .update(&b, "ann", Activity::Busy, Duration::ZERO, 0)
+            .await;
+        assert_eq!(w, Update::Written, "b's claim is untouched");
+    }
+
+    /// Node a's engine offers the agent again at the end of its wrap-up
+    /// (no release in between: the engine publishes only the step's last
+    /// state), but node b claimed them as the hold ran out: a's claim is
+    /// refused, and its old token is forgotten with it. Before, a's next
+    /// write (the offer's "busy") named the old token, was refused, and
+    /// was logged and counted as a claim lost.
+    #[tokio::test]
+    async fn a_refused_claim_forgets_the_token_of_the_wrap_up_before_it() {
+        let Some(cfg) = crate::presence::test_backends::fresh_database().await else {
+            return;
+        };
+        let (a, b) = (
+            claims_of(&cfg, "a", LEASE).await,
+            claims_of(&cfg, "b", LEASE).await,
+        );
+        let (mut held_a, mut held_b) = (Held::default(), Held::default());
+        held_a.claim(&a, AttemptId(1), "ann".into()).await;
+        let wrap = Duration::from_millis(50);
+        let w = held_a.update(&a, "ann", Activity::WrapUp, wrap, 0).await;
+        assert_eq!(w, Update::Written);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        held_a.claim(&a, AttemptId(3), "ann".into()).await;
+        assert!(held_a.claims.is_empty(), "refused: a holds nothing");
+        let busy = held_a
+            .update(&a, "ann", Activity::Busy, Duration::ZERO, 0)
+            .await;
+        assert_eq!(busy, Update::NotHeld);
+        assert!(!busy.publish());
+        let w = held_b
+            .update(&b, "ann", Activity::Busy, Duration::ZERO, 0)
+            .await;
+        assert_eq!(w, Update::Written);
+    }
+
+    /// The fencing case stays a lost claim: a held the agent busy, stalled
+    /// past its lease (no heartbeat renewed it), b took the agent, and a's
+    /// next write is refused and not published.
+    #[tokio::test]
+    async fn a_write_after_the_lease_ran_out_is_a_lost_claim() {
+        let Some(cfg) = crate::presence::test_backends::fresh_database().await else {
+            return;
+        };
+        let a = claims_of(&cfg, "a", Duration::from_millis(300)).await;
+        let b = claims_of(&cfg, "b", LEASE).await;
+        b.store.register_node(LEASE).await.unwrap().unwrap();
+        let (mut held_a, mut held_b) = (Held::default(), Held::default());
+        held_a.claim(&a, AttemptId(1), "ann".into()).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // b is seen alive past a's lease: two heartbeats.
+        for _ in 0..2 {
+            assert!(b.store.heartbeat(LEASE).await.unwrap());
+        }
+        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        assert!(
+            held_b.claims.contains_key("ann"),
+            "b is granted after a's lease"
+        );
+        let w = held_a
+            .update(&a, "ann", Activity::WrapUp, Duration::from_secs(1), 0)
+            .await;
+        assert_eq!(w, Update::Lost);
+        assert!(!w.publish());
+        assert!(held_a.claims.is_empty());
     }
 
     #[test]
