@@ -142,6 +142,6 @@ for i in "${!pids[@]}"; do
   fi
   echo "$name CPU: $ms ms, $(python3 -c "print(round($ms / $CALLS, 3))") ms per call"
 done
-echo "windows written: $(psql "$url" -Atc 'select count(*) from presence_history' 2>/dev/null || echo '?')"
+echo "log-ins stored: $(psql "$url" -Atc 'select count(*) from login_calls' 2>/dev/null || echo '?')"
 cd - >/dev/null
 bare_loopback 200 sendrecv
