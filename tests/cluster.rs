@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::nodes::*;
+use common::pg::fresh_database;
 use common::*;
 
 /// Customers of node A and of node B call from these numbers, so that
@@ -143,7 +144,7 @@ fn node_of(customer: &str) -> &'static str {
 #[test]
 fn two_nodes_under_load_never_ring_one_agent_twice() {
     let _one = serial();
-    let Some((url, _)) = fresh_database("load") else {
+    let Some((url, _)) = fresh_database("nodes_load") else {
         return;
     };
     let started = Instant::now();
@@ -311,7 +312,7 @@ fn claim_of(pair: &Pair, user: &str) -> Option<(String, i64, String)> {
 #[test]
 fn a_killed_nodes_agents_are_offered_by_the_other_node_after_one_lease() {
     let _one = serial();
-    let Some((url, _)) = fresh_database("kill") else {
+    let Some((url, _)) = fresh_database("nodes_kill") else {
         return;
     };
     let started = Instant::now();
@@ -421,7 +422,7 @@ fn a_killed_nodes_agents_are_offered_by_the_other_node_after_one_lease() {
 #[test]
 fn a_node_frozen_past_its_lease_has_its_later_write_refused() {
     let _one = serial();
-    let Some((url, _)) = fresh_database("stop") else {
+    let Some((url, _)) = fresh_database("nodes_stop") else {
         return;
     };
     let started = Instant::now();

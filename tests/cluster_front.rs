@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::kamailio::{Front, FrontSite};
+use common::pg::{block_on, fresh_database};
 use common::*;
 
 const LOGIN: &str = "+15550100000";
@@ -33,46 +34,6 @@ const AGENTS: [(&str, &str); 6] = [
     ("agent5", "+15550200005"),
     ("agent6", "+15550200006"),
 ];
-
-/// A new empty database on the test server (as tests/postgres_store.rs
-/// makes them): its URL. `None` when no server is named outside CI.
-fn fresh_database(tag: &str) -> Option<String> {
-    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TPSWITCH_TEST_POSTGRES is not set under CI: scripts/test starts a PostgreSQL cluster for these tests"
-        );
-        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset; run `eval \"$(scripts/pg-test-cluster start)\"` first");
-        return None;
-    };
-    let name = format!("tps_front_{tag}_{}", std::process::id());
-    block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("reach TPSWITCH_TEST_POSTGRES");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("make a test database");
-        }
-    });
-    let mut url = url::Url::parse(&admin).expect("TPSWITCH_TEST_POSTGRES is a URL");
-    url.set_path(&format!("/{name}"));
-    Some(url.to_string())
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(f)
-}
 
 /// Two nodes on `url` behind a front whose nodes' socket is `nodes_port`,
 /// each trusting the front's X-Tpswitch-Source.
@@ -258,7 +219,7 @@ fn api_states(sw: &Switch) -> std::collections::BTreeMap<String, String> {
 /// agent is online as both nodes' API and CLI see them.
 #[test]
 fn log_ins_through_the_front_land_on_both_nodes() {
-    let Some(url) = fresh_database("logins") else {
+    let Some((url, _)) = fresh_database(&format!("front_{}", "logins")) else {
         return;
     };
     let c = Cluster::start(&url, "sip:127.0.0.1:9");
@@ -323,7 +284,10 @@ fn the_bridge_across_nodes_works_over_tcp_between_the_front_and_the_nodes() {
 }
 
 fn bridge_across_nodes(tcp: bool) {
-    let Some(url) = fresh_database(if tcp { "bridge_tcp" } else { "bridge" }) else {
+    let Some((url, _)) = fresh_database(&format!(
+        "front_{}",
+        if tcp { "bridge_tcp" } else { "bridge" }
+    )) else {
         return;
     };
     let agent_port = free_udp_port();
@@ -469,7 +433,7 @@ fn bridge_across_nodes(tcp: bool) {
 /// (SIGCONT) they bring it back.
 #[test]
 fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
-    let Some(url) = fresh_database("frozen") else {
+    let Some((url, _)) = fresh_database(&format!("front_{}", "frozen")) else {
         return;
     };
     let c = Cluster::start(&url, "sip:127.0.0.1:9");
@@ -588,7 +552,7 @@ fn a_frozen_node_is_passed_over_and_taken_back_when_it_answers_again() {
 /// is over.
 #[test]
 fn a_draining_node_finishes_its_call_while_new_calls_go_to_the_other() {
-    let Some(url) = fresh_database("drain") else {
+    let Some((url, _)) = fresh_database(&format!("front_{}", "drain")) else {
         return;
     };
     let mut c = Cluster::start(&url, "sip:127.0.0.1:9");

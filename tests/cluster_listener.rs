@@ -13,15 +13,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::pg::block_on;
 use common::*;
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(f)
-}
 
 /// Runs `sql` as the test server's admin and returns its first column.
 fn admin_sql(admin: &str, sql: String) -> Vec<String> {
@@ -39,12 +32,7 @@ fn admin_sql(admin: &str, sql: String) -> Vec<String> {
 
 #[test]
 fn a_node_listens_again_after_its_database_refused_connections_for_a_while() {
-    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TPSWITCH_TEST_POSTGRES is not set under CI: scripts/test starts a PostgreSQL cluster for these tests"
-        );
-        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset; run `eval \"$(scripts/pg-test-cluster start)\"` first");
+    let Some(admin) = common::pg::test_server() else {
         return;
     };
     let name = format!("tps_listen_{}", std::process::id());

@@ -14,40 +14,13 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
+use common::pg::fresh_database;
 use common::*;
 
 const BILLING: &str = "+15550100001";
 const LOGIN: &str = "+15550100000";
 const JSMITH: &str = "+12345678910";
 const TOKEN: &str = "replaced-test-token";
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(f)
-}
-
-fn fresh_database(admin: &str) -> String {
-    let name = format!("tps_replaced_{}", std::process::id());
-    block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin).await.expect("admin");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("make a test database");
-        }
-    });
-    let mut url = url::Url::parse(admin).expect("a URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
 
 /// A caller of `number` straight to `sw` that stays `ms` on the line.
 fn caller(sw: std::net::SocketAddr, from: &str, number: &str, steps: &str, end: &str) -> SippRun {
@@ -85,11 +58,9 @@ fn invites(phone: &UdpSocket, seen: &mut Vec<String>) {
 
 #[test]
 fn a_process_replaced_under_its_node_name_is_not_granted_the_new_ones_agents() {
-    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
-        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset");
+    let Some((url, _)) = fresh_database("replaced") else {
         return;
     };
-    let url = fresh_database(&admin);
     // The agents' "phone": a socket that never answers, so a leg rings on.
     let phone_port = free_udp_port();
     let phone = UdpSocket::bind(("127.0.0.1", phone_port)).unwrap();

@@ -15,6 +15,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pg::block_on;
 use common::Step::{Key, Wait};
 use common::*;
 use sqlx::{Connection, Row};
@@ -29,41 +30,10 @@ const PASSWORD: &str = "pw-that-must-not-be-logged";
 /// A new empty database on the test server: its URL (with `PASSWORD`) and
 /// its name. `None` when no server is named outside CI.
 fn fresh_database(tag: &str) -> Option<(String, String)> {
-    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TPSWITCH_TEST_POSTGRES is not set under CI: scripts/test starts a PostgreSQL cluster for these tests"
-        );
-        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset; run `eval \"$(scripts/pg-test-cluster start)\"` first");
-        return None;
-    };
-    let name = format!("tps_it_{tag}_{}", std::process::id());
-    block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("reach TPSWITCH_TEST_POSTGRES");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("make a test database");
-        }
-    });
-    let mut url = url::Url::parse(&admin).expect("TPSWITCH_TEST_POSTGRES is a URL");
-    url.set_path(&format!("/{name}"));
+    let (url, name) = common::pg::fresh_database(&format!("it_{tag}"))?;
+    let mut url = url::Url::parse(&url).expect("a URL");
     url.set_password(Some(PASSWORD)).expect("a URL with a host");
     Some((url.to_string(), name))
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(f)
 }
 
 /// The test config with `store.url` set to `url`.

@@ -5,6 +5,7 @@
 
 pub mod kamailio;
 pub mod nodes;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

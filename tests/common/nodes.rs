@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+use super::pg::block_on;
 use super::*;
 
 /// The log-in menu's and the Billing queue's contact points in
@@ -24,45 +25,6 @@ pub const BILLING: &str = "+15550100001";
 /// Short cluster timings so that a lease runs out within a test.
 pub const HEARTBEAT: Duration = Duration::from_millis(200);
 pub const CLAIM_LEASE: Duration = Duration::from_secs(1);
-
-/// A new empty database on the test server: its URL and name. `None`
-/// when no server is named outside CI (the caller returns: skipped).
-pub fn fresh_database(tag: &str) -> Option<(String, String)> {
-    let Ok(admin) = std::env::var("TPSWITCH_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TPSWITCH_TEST_POSTGRES is not set under CI: scripts/test starts a PostgreSQL cluster for these tests"
-        );
-        eprintln!("SKIPPED: TPSWITCH_TEST_POSTGRES is unset; run `eval \"$(scripts/pg-test-cluster start)\"` first");
-        return None;
-    };
-    let name = format!("tps_nodes_{tag}_{}", std::process::id());
-    block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("reach TPSWITCH_TEST_POSTGRES");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("make a test database");
-        }
-    });
-    let mut url = url::Url::parse(&admin).expect("TPSWITCH_TEST_POSTGRES is a URL");
-    url.set_path(&format!("/{name}"));
-    Some((url.to_string(), name))
-}
-
-pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(f)
-}
 
 /// Agent `i`'s user id and PSTN number (the number their phone calls from
 /// and is called on).
