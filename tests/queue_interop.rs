@@ -80,59 +80,6 @@ enum Agent {
     Talk,
 }
 
-const ANSWER: &str = r#"  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-    ]]>
-  </send>
-@ACK@
-"#;
-
-/// The ACK; `capture` keeps its From and To for a BYE of our own (SIPp
-/// refuses variables that are set but never used).
-fn answer(capture: bool) -> String {
-    let ack = if capture {
-        r#"  <recv request="ACK" crlf="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="swfrom"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="swto"/>
-    </action>
-  </recv>"#
-    } else {
-        r#"  <recv request="ACK" crlf="true"/>"#
-    };
-    ANSWER.replace("@ACK@", ack)
-}
-
 const AWAIT_BYE: &str = r#"  <recv request="BYE" timeout="40000"/>
   <send>
     <![CDATA[
@@ -222,7 +169,7 @@ fn agent_body(a: Agent) -> String {
     };
     match a {
         Agent::Accept { after_ms, audio } => {
-            let mut s = format!("{}{}", answer(false), key(after_ms));
+            let mut s = format!("{}{}", agent_answer(false), key(after_ms));
             if audio {
                 s.push_str("  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n");
             }
@@ -231,14 +178,14 @@ fn agent_body(a: Agent) -> String {
         }
         Agent::AcceptThenHangUp { hold_ms } => format!(
             "{}{}  <pause milliseconds=\"{hold_ms}\"/>\n{SEND_BYE}",
-            answer(true),
+            agent_answer(true),
             key(500)
         ),
         Agent::NoAnswer => RING_UNTIL_CANCEL.to_owned(),
         Agent::Busy => BUSY.to_owned(),
         Agent::Talk => format!(
             "{}  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n{AWAIT_BYE}",
-            answer(false)
+            agent_answer(false)
         ),
     }
 }

@@ -743,3 +743,58 @@ pub fn sse_event_of(
     }
     panic!("no {kind} event in 1000");
 }
+
+/// An agent's phone in a SIPp UAS scenario: 180, then 200 with PCMA and
+/// telephone-event, then the ACK (`agent_answer`).
+const ANSWER: &str = r#"  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+    ]]>
+  </send>
+@ACK@
+"#;
+
+/// The ACK; `capture` keeps its From and To for a BYE of our own (SIPp
+/// refuses variables that are set but never used).
+pub fn agent_answer(capture: bool) -> String {
+    let ack = if capture {
+        r#"  <recv request="ACK" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="swfrom"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="swto"/>
+    </action>
+  </recv>"#
+    } else {
+        r#"  <recv request="ACK" crlf="true"/>"#
+    };
+    ANSWER.replace("@ACK@", ack)
+}

@@ -222,48 +222,6 @@ fn login_run(
 
 // ------------------------------------------------------------ SIPp parts
 
-const ANSWER: &str = r#"  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="swfrom"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="swto"/>
-    </action>
-  </recv>
-"#;
-
 const OK_TO_BYE: &str = r#"  <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -303,7 +261,7 @@ fn phone_scenario(dir: &Path, phone: Phone, switch: SocketAddr) -> PathBuf {
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="agents' phones behind the trunk">
   <recv request="INVITE" crlf="true"/>
-{ANSWER}{media}  <recv request="BYE" timeout="{hold}" ontimeout="hangup"/>
+{answer}{media}  <recv request="BYE" timeout="{hold}" ontimeout="hangup"/>
 {OK_TO_BYE}  <nop next="end"/>
   <label id="hangup"/>
   <send retrans="500">
@@ -323,6 +281,7 @@ fn phone_scenario(dir: &Path, phone: Phone, switch: SocketAddr) -> PathBuf {
   <timewait milliseconds="300"/>
 </scenario>
 "#,
+        answer = agent_answer(true),
         hold = phone.hold_ms,
     );
     let path = dir.join(format!("phones_{}.xml", switch.port()));

@@ -596,6 +596,25 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(30);
 
+    /// Nodes a and b: a claims ann and puts her in a 50 ms wrap-up that
+    /// runs out; then b claims her (granted: the hold is over).
+    async fn wrapped_up_on_a_then_claimed_by_b(
+        cfg: &crate::config::model::PostgresConfig,
+    ) -> (Claims, Claims, Held, Held) {
+        let (a, b) = (
+            claims_of(cfg, "a", LEASE).await,
+            claims_of(cfg, "b", LEASE).await,
+        );
+        let (mut held_a, mut held_b) = (Held::default(), Held::default());
+        held_a.claim(&a, AttemptId(1), "ann".into()).await;
+        let wrap = Duration::from_millis(50);
+        let w = held_a.update(&a, "ann", Activity::WrapUp, wrap, 0).await;
+        assert_eq!(w, Update::Written);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        (a, b, held_a, held_b)
+    }
+
     /// Node a's wrap-up hold runs out in the store a little before a's own
     /// release reaches it, and node b claims the agent in between, as it
     /// may: a's refused release is no claim lost to a stall (before, it
@@ -606,17 +625,7 @@ mod tests {
         let Some(cfg) = crate::presence::test_backends::fresh_database().await else {
             return;
         };
-        let (a, b) = (
-            claims_of(&cfg, "a", LEASE).await,
-            claims_of(&cfg, "b", LEASE).await,
-        );
-        let (mut held_a, mut held_b) = (Held::default(), Held::default());
-        held_a.claim(&a, AttemptId(1), "ann".into()).await;
-        let wrap = Duration::from_millis(50);
-        let w = held_a.update(&a, "ann", Activity::WrapUp, wrap, 0).await;
-        assert_eq!(w, Update::Written);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        let (a, b, mut held_a, mut held_b) = wrapped_up_on_a_then_claimed_by_b(&cfg).await;
         assert!(
             held_b.claims.contains_key("ann"),
             "b is granted after the wrap-up"
@@ -644,17 +653,7 @@ mod tests {
         let Some(cfg) = crate::presence::test_backends::fresh_database().await else {
             return;
         };
-        let (a, b) = (
-            claims_of(&cfg, "a", LEASE).await,
-            claims_of(&cfg, "b", LEASE).await,
-        );
-        let (mut held_a, mut held_b) = (Held::default(), Held::default());
-        held_a.claim(&a, AttemptId(1), "ann".into()).await;
-        let wrap = Duration::from_millis(50);
-        let w = held_a.update(&a, "ann", Activity::WrapUp, wrap, 0).await;
-        assert_eq!(w, Update::Written);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        held_b.claim(&b, AttemptId(2), "ann".into()).await;
+        let (a, b, mut held_a, mut held_b) = wrapped_up_on_a_then_claimed_by_b(&cfg).await;
         held_a.claim(&a, AttemptId(3), "ann".into()).await;
         assert!(held_a.claims.is_empty(), "refused: a holds nothing");
         let busy = held_a
