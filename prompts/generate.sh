@@ -74,6 +74,25 @@ clip hour "hour"
 clip custom_option "Press 9 to enter a custom number of hours."
 clip offline_option "Press 0 to go offline."
 clip goodbye "Goodbye."
+# The status of an agent already online ("You are online until" "5" "PM"
+# "tomorrow" "for" "3" "more hours") and the options that follow it.
+clip online_until "You are online until"
+clip am "A M"
+clip pm "P M"
+clip oh "oh"
+clip tomorrow "tomorrow"
+clip on "on"
+for day in monday tuesday wednesday thursday friday saturday sunday; do
+    clip "$day" "$day"
+done
+clip more_minute "more minute."
+clip more_minutes "more minutes."
+clip more_hour "more hour."
+clip more_hours "more hours."
+clip more_days "more days."
+clip to_add "to add"
+clip new_hours_option "Press 9 to set new hours."
+clip extended "Your online time is extended."
 
 # Hold music: a soft I-vi-IV-V progression (C, Am, F, G), 2.25 s per chord, 9 s in
 # all. Each chord is a strummed plucked-string chord (low-passed to keep it mellow)

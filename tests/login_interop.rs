@@ -369,3 +369,81 @@ fn a_key_before_the_ack_counts_once_the_ack_arrives() {
     run.assert_ok(&sw);
     assert_eq!(online_hours(&sw, "jsmith"), Some(8), "{}", sw.log());
 }
+
+/// Issue 14, status by phone: an agent already online calls in and hears
+/// where they stand, in their own time zone, before their options; key 2
+/// then adds the second preset (24 h) to the window's end. What is said is
+/// read from the switch's debug log of the clips played; the expected
+/// local hour is worked out here with the time-zone database, not with the
+/// switch's code.
+#[test]
+fn an_online_agent_hears_the_status_in_their_zone_and_adds_24_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = free_udp_port();
+    let config = dir.path().join("tpswitch.toml");
+    std::fs::write(
+        &config,
+        test_config(dir.path(), trunk, |t| {
+            // India (UTC+5:30): the half hour shows a zone is applied.
+            fast(t).replace_exact(
+                "# time_zone = \"America/New_York\"",
+                "time_zone = \"Asia/Kolkata\"",
+            )
+        }),
+    )
+    .unwrap();
+    let sw = Switch::start_config_env(dir, config, &[("TPSWITCH_LOG", "debug")]);
+    login(&sw, JSMITH, &[Wait(1000), Key('1')], true);
+    let first = agent(&sw, "jsmith");
+    let end = |a: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(a["window"]["end"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let end1 = end(&first);
+
+    login(&sw, JSMITH, &[Wait(1000), Key('2')], true);
+    let second = agent(&sw, "jsmith");
+    assert_eq!(second["state"], "online");
+    assert_eq!(
+        end(&second) - end1,
+        chrono::Duration::hours(24),
+        "key 2 adds 24 h to the end, not from now"
+    );
+
+    // The second call's first prompt: Welcome, the status, the options.
+    let log = sw.log();
+    let played: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("playing") && l.contains("clips="))
+        .collect();
+    let heard = played
+        .iter()
+        .find(|l| l.contains("online_until"))
+        .unwrap_or_else(|| panic!("no status played:\n{log}"));
+    let local = (end1 + chrono::Duration::seconds(30)).with_timezone(&chrono_tz::Asia::Kolkata);
+    use chrono::Timelike;
+    let h12 = match local.hour() % 12 {
+        0 => 12,
+        h => h,
+    };
+    let meridiem = if local.hour() < 12 { "am" } else { "pm" };
+    let want_start = format!("welcome online_until num_{h12} ");
+    assert!(
+        heard.contains(&want_start),
+        "{heard}\n(expected {want_start:?})"
+    );
+    let rest = &heard[heard.find(&want_start).unwrap()..];
+    assert!(
+        rest.contains(&format!(" {meridiem} for num_8 more_hours press num_1 to_add num_8 hours press num_2 to_add num_20 num_4 hours")),
+        "{heard}"
+    );
+    assert!(rest.contains("new_hours_option offline_option"), "{heard}");
+    // The confirmation says the new end: 32 hours left, tomorrow or later.
+    let confirm = played
+        .iter()
+        .find(|l| l.contains("clips=\"extended") || l.contains("clips=extended"))
+        .unwrap_or_else(|| panic!("no confirmation played:\n{log}"));
+    assert!(confirm.contains("for num_30 num_2 more_hours"), "{confirm}");
+    assert!(sw.log().contains("window extended"), "{}", sw.log());
+}

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use super::leg::Answered;
 use super::CallContext;
 use crate::config::TimedPresenceFlow;
+use crate::flows::agent_status::AgentStatus;
 use crate::flows::directory::{self, CallerNumber};
 use crate::flows::timed_presence::{
     Action, Event, LoginMenu, Outcome, PlayId, PresenceChange, PromptName,
@@ -32,7 +33,7 @@ pub async fn run(
     info!(caller = %caller, "log-in call");
     let settings = directory::menu_settings(flow);
     let mut menu = LoginMenu::new(&settings, caller, Instant::now());
-    drive(ctx, call, &mut menu, answered, sip).await;
+    drive(ctx, call, flow, &mut menu, answered, sip).await;
     record(ctx, call, &menu, started_at).await;
     let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
     telemetry::call_ended(&flow.name, outcome.as_str());
@@ -42,6 +43,7 @@ pub async fn run(
 async fn drive(
     ctx: &Arc<CallContext>,
     call: &IncomingCall,
+    flow: &TimedPresenceFlow,
     menu: &mut LoginMenu,
     answered: Answered,
     mut sip: mpsc::Receiver<SipEvent>,
@@ -59,6 +61,9 @@ async fn drive(
         while let Some(action) = menu.poll_action() {
             match action {
                 Action::Play { id, clips, .. } => {
+                    // What the caller hears, in order: the sentence is built
+                    // from clips, so this is the one place to see it.
+                    debug!(clips = %clip_words(&clips), "playing");
                     let prompts = ctx.prompts.clips(clips.iter().map(PromptName::as_str));
                     if let Err(e) = session.play(id.get(), prompts) {
                         warn!(error = %e, "cannot play");
@@ -66,6 +71,18 @@ async fn drive(
                 }
                 Action::StopPlayback => {
                     let _ = session.stop_playback();
+                }
+                Action::LookUpStatus { user_id } => {
+                    tracing::Span::current().record("agent", user_id.as_str());
+                    let status = status_of(ctx, &user_id).await;
+                    if let Some(s) = &status {
+                        info!(agent = %user_id, minutes_left = s.left.as_secs() / 60, "already online: saying the status");
+                    }
+                    menu.handle(Event::Status(status), Instant::now());
+                }
+                Action::WritePresence(PresenceChange::Extend { user_id, hours }) => {
+                    let result = extend(ctx, flow, &user_id, hours).await;
+                    menu.handle(Event::Extended(result), Instant::now());
                 }
                 Action::WritePresence(change) => {
                     // Durable before the menu confirms anything (the Online
@@ -85,6 +102,7 @@ async fn drive(
                                 .await
                                 .map(|_| info!(agent = %user_id, "offline"))
                         }
+                        PresenceChange::Extend { .. } => Ok(()), // taken above
                     };
                     let result = result.map_err(|e| {
                         // A store that cannot write says so itself, once
@@ -205,9 +223,83 @@ async fn record(
 }
 
 /// The menu's outcome in the store's terms.
+/// Clip names separated by spaces, for the log.
+fn clip_words(clips: &[PromptName]) -> String {
+    let mut words = String::new();
+    for c in clips {
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        words.push_str(c.as_str());
+    }
+    words
+}
+
+/// The agent's open window as they should hear it, in their time zone;
+/// `None` when offline or when it cannot be read (logged: the agent then
+/// gets the offline menu, which still works).
+async fn status_of(ctx: &Arc<CallContext>, user: &str) -> Option<AgentStatus> {
+    match ctx.presence.current(user).await {
+        Ok(window) => window.map(|w| AgentStatus::at(w.end, Utc::now(), time_zone_of(ctx, user))),
+        Err(e) => {
+            warn!(agent = %user, error = %e, "cannot read the agent's window: offering the menu of an offline agent");
+            None
+        }
+    }
+}
+
+/// Adds `hours` to the agent's window, durably; the bound is what this
+/// flow's menu lets an agent choose at once.
+async fn extend(
+    ctx: &Arc<CallContext>,
+    flow: &TimedPresenceFlow,
+    user: &str,
+    hours: u32,
+) -> Result<AgentStatus, String> {
+    let longest = flow_longest_hours(flow);
+    match ctx
+        .presence
+        .extend(user, hours, chrono::Duration::hours(i64::from(longest)))
+        .await
+    {
+        Ok(w) => {
+            info!(agent = %user, hours, end = %w.end, "window extended");
+            Ok(AgentStatus::at(w.end, Utc::now(), time_zone_of(ctx, user)))
+        }
+        Err(e) => {
+            if e.cannot_write() {
+                debug!(error = %e, "presence write failed");
+            } else {
+                warn!(error = %e, "presence write failed");
+            }
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The longest window this flow's menu offers: its largest preset or the
+/// largest custom entry.
+fn flow_longest_hours(flow: &TimedPresenceFlow) -> u32 {
+    let custom = 10u32
+        .checked_pow(u32::from(flow.custom_max_digits))
+        .map_or(u32::MAX, |p| p - 1);
+    flow.presets.iter().copied().max().unwrap_or(0).max(custom)
+}
+
+fn time_zone_of(ctx: &Arc<CallContext>, user: &str) -> chrono_tz::Tz {
+    let default = ctx.cfg.presence.time_zone;
+    ctx.cfg
+        .users
+        .iter()
+        .find(|u| u.id == user)
+        .map_or(default, |u| u.time_zone_or(default))
+}
+
 fn stored_outcome(outcome: Outcome) -> LoginOutcome {
     match outcome {
-        Outcome::Online(_) => LoginOutcome::Online,
+        // An extension is stored as a log-in for the hours added; the
+        // presence history has it as `extended`.
+        Outcome::Online(_) | Outcome::Extended(_) => LoginOutcome::Online,
         Outcome::Offline => LoginOutcome::Offline,
         Outcome::UnknownCaller => LoginOutcome::UnknownCaller,
         Outcome::Withheld => LoginOutcome::Withheld,

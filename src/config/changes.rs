@@ -115,6 +115,7 @@ pub static SETTINGS: &[Setting] = &[
         "presence.expiry_notification_ring",
         presence.expiry_notification_ring
     ),
+    setting!(Live, "presence.time_zone", presence.time_zone),
     setting!(Live, "prompts", prompts),
     setting!(Live, "users", users),
     // The queue task hands new queue rules and agent profiles to its
@@ -536,6 +537,7 @@ mod tests {
         }));
         keys.extend(fields!(&c.presence, PresenceConfig {
             expiry_notification_ring => "presence.expiry_notification_ring",
+            time_zone => "presence.time_zone",
         }));
         // Each trunk's: `name` is the list itself (`trunks`), `key` only
         // says where the file writes it.
@@ -645,6 +647,7 @@ mod tests {
         b.numbering.default_country_code =
             CountryCode::parse("44").unwrap_or_else(|e| panic!("{e}"));
         b.presence.expiry_notification_ring = later(b.presence.expiry_notification_ring);
+        b.presence.time_zone = chrono_tz::Europe::Paris;
         b.prompts
             .insert("other".into(), "/nowhere/other.wav".into());
         b.users.pop();

@@ -609,6 +609,9 @@ pub struct ApiToken {
 pub struct PresenceConfig {
     /// How long the "your window ended" call rings the agent.
     pub expiry_notification_ring: Duration,
+    /// The agents' time zone unless their profile names one: the status
+    /// by phone says the window's end in it.
+    pub time_zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -618,10 +621,17 @@ pub struct User {
     pub skills: Vec<String>,
     /// 4 to 8 digits.
     pub pin: Option<Pin>,
+    /// Where the agent works; `None` = `presence.time_zone`.
+    pub time_zone: Option<chrono_tz::Tz>,
     pub extensions: Vec<Extension>,
 }
 
 impl User {
+    /// The zone the agent's local times are said in.
+    pub fn time_zone_or(&self, default: chrono_tz::Tz) -> chrono_tz::Tz {
+        self.time_zone.unwrap_or(default)
+    }
+
     pub fn has_skill(&self, skill: &str) -> bool {
         self.skills.iter().any(|s| s == skill)
     }

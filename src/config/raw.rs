@@ -181,6 +181,7 @@ pub struct RawApiToken {
 #[serde(deny_unknown_fields)]
 pub struct RawPresence {
     pub expiry_notification_ring: Option<String>,
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +191,7 @@ pub struct RawUser {
     pub name: Option<String>,
     pub skills: Option<Vec<String>>,
     pub pin: Option<super::secret::Pin>,
+    pub time_zone: Option<String>,
     pub extensions: Option<Vec<RawExtension>>,
 }
 

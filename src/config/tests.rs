@@ -470,6 +470,17 @@ fn wrong_types_and_ranges() {
     );
     assert_eq!(p.problem, "is not 4 to 8 digits");
     let p = at(
+        &EXAMPLE.replace("# pin = \"4321\"", "time_zone = \"Europe/Pariss\""),
+        "users[0].time_zone",
+    );
+    assert_eq!(p.problem, "\"Europe/Pariss\" is not a time zone");
+    assert!(p.fix.contains("IANA"), "{}", p.fix);
+    let p = at(
+        &format!("{EXAMPLE}\n[presence]\ntime_zone = \"CEST+2\"\n"),
+        "presence.time_zone",
+    );
+    assert_eq!(p.problem, "\"CEST+2\" is not a time zone");
+    let p = at(
         &EXAMPLE.replace("activity = \"queue\"", "activity = \"queueing\""),
         "flows[1].activity",
     );

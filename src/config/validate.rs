@@ -1548,5 +1548,24 @@ pub(super) fn presence(v: &mut V, r: &RawPresence) -> PresenceConfig {
             Duration::from_secs(30),
             SEC,
         ),
+        time_zone: time_zone(v, "presence.time_zone", r.time_zone.as_deref())
+            .unwrap_or(chrono_tz::Tz::UTC),
+    }
+}
+
+/// An IANA time zone name ("Europe/Paris", "UTC"); `None` when absent or
+/// wrong (then reported under `key`).
+pub(super) fn time_zone(v: &mut V, key: &str, name: Option<&str>) -> Option<chrono_tz::Tz> {
+    let name = name?;
+    match name.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            v.push(
+                key.to_owned(),
+                format!("{name:?} is not a time zone"),
+                "write an IANA time zone name such as \"America/New_York\", \"Europe/Paris\" or \"UTC\"",
+            );
+            None
+        }
     }
 }

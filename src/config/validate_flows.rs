@@ -169,6 +169,11 @@ pub(super) fn users(v: &mut V, raw: &[(usize, RawUser)]) -> Vec<User> {
             name: r.name.clone().unwrap_or(id),
             skills,
             pin: r.pin.clone(),
+            time_zone: super::validate::time_zone(
+                v,
+                &format!("{p}.time_zone"),
+                r.time_zone.as_deref(),
+            ),
             extensions,
         });
     }

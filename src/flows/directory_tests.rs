@@ -51,6 +51,7 @@ fn london_user() -> User {
         name: "London Agent".into(),
         skills: vec![],
         pin: None,
+        time_zone: None,
         extensions: vec![Extension::Pstn {
             value: e("+442079460000"),
             ext: String::new(),

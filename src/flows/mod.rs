@@ -3,6 +3,7 @@
 //! Nothing here touches sockets, clocks or the store: the call shell feeds
 //! events with `now` and carries the actions out.
 
+pub mod agent_status;
 pub mod directory;
 pub mod notify;
 pub mod outbound;

@@ -75,6 +75,12 @@ pub const CLIP_HOURS: &str = "hours";
 pub const CLIP_HOUR: &str = "hour";
 pub const CLIP_CUSTOM_OPTION: &str = "custom_option";
 pub const CLIP_OFFLINE_OPTION: &str = "offline_option";
+/// "to add", as in "press 1 to add 8 hours" (an online agent's options).
+pub const CLIP_TO_ADD: &str = "to_add";
+/// "Press 9 to set new hours."
+pub const CLIP_NEW_HOURS_OPTION: &str = "new_hours_option";
+/// "Your online time is extended."
+pub const CLIP_EXTENDED: &str = "extended";
 
 /// The presets the recorded `preset_hours` prompt speaks (keys 1..4), which
 /// also announces a two-digit custom entry on key 9.
@@ -143,6 +149,24 @@ pub fn preset_menu_clips(
     clips
 }
 
+/// The options of an agent already online: "press 1 to add 8 hours", ...,
+/// "press 9 to set new hours", "press 0 to go offline". The keys are the
+/// offline menu's: 1..N add a preset to the window, 9 starts a new one from
+/// now, 0 ends it.
+pub fn extend_menu_clips(presets: &[u32], max_keys: usize) -> Vec<PromptName> {
+    let mut clips = Vec::with_capacity(presets.len().min(max_keys) * 6 + 2);
+    for (key, &hours) in (1u32..).zip(presets.iter().take(max_keys)) {
+        clips.push(PromptName::from(CLIP_PRESS));
+        clips.extend(say_number(key));
+        clips.push(PromptName::from(CLIP_TO_ADD));
+        clips.extend(say_number(hours));
+        clips.push(hours_word(hours));
+    }
+    clips.push(PromptName::from(CLIP_NEW_HOURS_OPTION));
+    clips.push(PromptName::from(CLIP_OFFLINE_OPTION));
+    clips
+}
+
 /// "You are now online" "for" <hours> "hours".
 pub fn online_confirmation(online: &PromptName, hours: u32) -> Vec<PromptName> {
     let mut clips = vec![online.clone(), PromptName::from(CLIP_FOR)];
@@ -201,7 +225,13 @@ mod tests {
             CLIP_HOUR,
             CLIP_CUSTOM_OPTION,
             CLIP_OFFLINE_OPTION,
-        ] {
+            CLIP_TO_ADD,
+            CLIP_NEW_HOURS_OPTION,
+            CLIP_EXTENDED,
+        ]
+        .into_iter()
+        .chain(crate::flows::agent_status::clip_words())
+        {
             assert!(shipped.contains(word), "unknown clip {word}");
         }
     }

@@ -3,6 +3,9 @@
 //! An agent calls in, is recognised by caller ID (optionally an extension on
 //! a shared number and a PIN), and picks how many hours to be online:
 //! keys 1..=N for presets, 9 for a custom number of hours, 0 for offline.
+//! An agent who is already online first hears where they stand ("online
+//! until five PM, for three more hours", `flows::agent_status`), and keys
+//! 1..=N then add that preset to the window's end instead (issue 14).
 //!
 //! The shell feeds [`Event`]s with `now`, drains [`Action`]s with
 //! [`LoginMenu::poll_action`] after every `handle`, and calls
@@ -12,8 +15,11 @@
 //! - A prompt and the digit collection it asks for form one step: a key
 //!   pressed while a barge-in prompt plays stops it and is the first key of
 //!   that step (so an agent who knows the menu can key through Welcome).
+//! - The agent's window is read (`LookUpStatus`) only once they are
+//!   identified, after the PIN if they have one: nothing about an agent is
+//!   said to a caller who has not proven to be them.
 //! - There is at most one deadline, and none while a prompt plays or the
-//!   store is being written: silence is only counted once the caller has
+//!   store is being read or written: silence is only counted once the caller has
 //!   heard the whole question.
 //! - Presence is confirmed to the caller only after the shell reports the
 //!   write as durable; a failed write is never confirmed.
@@ -35,11 +41,14 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::Pin;
+use crate::flows::agent_status::AgentStatus;
 
 pub use self::settings::{
     AgentRef, CallerMatch, MenuPrompts, MenuSettings, SettingsError, MAX_PRESETS,
 };
-use crate::flows::prompt_plan::{online_confirmation, preset_menu_clips, MAX_SPOKEN};
+use crate::flows::prompt_plan::{
+    extend_menu_clips, online_confirmation, preset_menu_clips, CLIP_EXTENDED, MAX_SPOKEN,
+};
 pub use crate::flows::prompt_plan::{say_number, PromptName};
 
 /// Key for a custom number of hours.
@@ -87,12 +96,29 @@ pub enum Event {
     HungUp,
     /// The shell's durable write of the last `WritePresence` completed.
     PresenceWritten(Result<(), String>),
+    /// The answer to `LookUpStatus`: the agent's open window as they
+    /// should hear it, `None` when they are offline (or it cannot be read:
+    /// the menu then offers what it offers an offline agent).
+    Status(Option<AgentStatus>),
+    /// The durable write of a `PresenceChange::Extend` completed, with the
+    /// window it made.
+    Extended(Result<AgentStatus, String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceChange {
-    Online { user_id: String, hours: u32 },
-    Offline { user_id: String },
+    Online {
+        user_id: String,
+        hours: u32,
+    },
+    Offline {
+        user_id: String,
+    },
+    /// Add `hours` to the open window (the shell answers `Extended`).
+    Extend {
+        user_id: String,
+        hours: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +131,14 @@ pub enum Action {
     },
     /// Stop the current playback (no `PromptFinished` is needed for it).
     StopPlayback,
-    /// Write presence durably and report `PresenceWritten`.
+    /// Write presence durably and report `PresenceWritten` (`Extended`
+    /// for an extension).
     WritePresence(PresenceChange),
+    /// Read the agent's open window and report `Status`: an agent already
+    /// online hears where they stand before their options.
+    LookUpStatus {
+        user_id: String,
+    },
     HangUp,
 }
 
@@ -114,6 +146,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Online(u32),
+    /// An online agent added this many hours to their window.
+    Extended(u32),
     Offline,
     UnknownCaller,
     Withheld,
@@ -128,6 +162,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Online(_) => "online",
+            Outcome::Extended(_) => "extended",
             Outcome::Offline => "offline",
             Outcome::UnknownCaller => "unknown-caller",
             Outcome::Withheld => "withheld",
@@ -138,10 +173,10 @@ impl Outcome {
         }
     }
 
-    /// Hours online, for `Online`.
+    /// Hours online, for `Online`; hours added, for `Extended`.
     pub fn hours(self) -> Option<u32> {
         match self {
-            Outcome::Online(h) => Some(h),
+            Outcome::Online(h) | Outcome::Extended(h) => Some(h),
             _ => None,
         }
     }
@@ -152,6 +187,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Online(h) => write!(f, "online {h} h"),
+            Outcome::Extended(h) => write!(f, "extended by {h} h"),
             Outcome::Offline => f.write_str("offline"),
             Outcome::UnknownCaller => f.write_str("unknown caller"),
             Outcome::Withheld => f.write_str("withheld caller"),
@@ -188,9 +224,22 @@ enum Write {
     Settled,
 }
 
+/// What the menu knows of the identified agent's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Not read yet (`LookUpStatus` is sent on the way to the menu).
+    Unknown,
+    Offline,
+    Online(AgentStatus),
+}
+
 #[derive(Debug)]
 enum Phase {
     NotStarted,
+    /// Waiting for `Status`; `lead` plays before the menu once it comes.
+    LookingUp {
+        lead: Vec<PromptName>,
+    },
     Playing {
         id: PlayId,
         barge_in: bool,
@@ -218,6 +267,8 @@ pub struct LoginMenu {
     digit_timeout: Duration,
     ext_timeout: Duration,
     menu_clips: Vec<PromptName>,
+    /// The options of an agent already online.
+    extend_clips: Vec<PromptName>,
 
     caller: Option<CallerMatch>,
     /// The dialog is confirmed; until then keys wait in `early_keys`.
@@ -225,6 +276,7 @@ pub struct LoginMenu {
     early_keys: Vec<char>,
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
+    standing: Standing,
 
     phase: Phase,
     next_play: u64,
@@ -250,6 +302,7 @@ impl LoginMenu {
             MAX_PRESETS,
             &settings.prompts.preset_hours,
         );
+        let extend_clips = extend_menu_clips(&presets, MAX_PRESETS);
         LoginMenu {
             prompts: settings.prompts.clone(),
             presets,
@@ -259,11 +312,13 @@ impl LoginMenu {
             digit_timeout: settings.digit_timeout,
             ext_timeout: settings.ext_timeout,
             menu_clips,
+            extend_clips,
             caller: Some(caller),
             confirmed: false,
             early_keys: Vec::new(),
             shared: Vec::new(),
             agent: None,
+            standing: Standing::Unknown,
             phase: Phase::NotStarted,
             next_play: 0,
             ext_failures: 0,
@@ -284,7 +339,7 @@ impl LoginMenu {
                     self.on_digit(key, now);
                 }
             }
-            Event::Digit(key) if self.confirmed => self.on_digit(key, now),
+            Event::Digit(key) if self.confirmed && !self.looking_up() => self.on_digit(key, now),
             Event::Digit(key) => {
                 if self.early_keys.len() < MAX_EARLY_KEYS {
                     self.early_keys.push(key);
@@ -293,7 +348,9 @@ impl LoginMenu {
             Event::PromptFinished(id) => self.on_prompt_finished(id, now),
             Event::Timer => self.on_timer(now),
             Event::HungUp => self.on_hung_up(),
-            Event::PresenceWritten(result) => self.on_written(result),
+            Event::PresenceWritten(result) => self.on_written(result.map(|()| None)),
+            Event::Extended(result) => self.on_written(result.map(Some)),
+            Event::Status(status) => self.on_status(status, now),
         }
     }
 
@@ -366,8 +423,7 @@ impl LoginMenu {
             }
             Some(CallerMatch::One(agent)) => {
                 self.agent = Some(agent);
-                let step = self.step_after_identification();
-                self.ask(vec![self.prompts.welcome.clone()], step);
+                self.after_identification(vec![self.prompts.welcome.clone()]);
             }
         }
     }
@@ -440,15 +496,22 @@ impl LoginMenu {
         });
     }
 
-    fn on_written(&mut self, result: Result<(), String>) {
+    /// `status` is the window an extension made, said after `confirm`.
+    fn on_written(&mut self, result: Result<Option<AgentStatus>, String>) {
         if self.write != Write::InFlight {
             return;
         }
         self.write = Write::Settled;
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Storing { outcome, confirm } => match result {
-                Ok(()) => {
+            Phase::Storing {
+                outcome,
+                mut confirm,
+            } => match result {
+                Ok(status) => {
                     self.outcome = Some(outcome);
+                    if let Some(status) = status {
+                        confirm.extend(status.sentence());
+                    }
                     self.play(confirm, false, Then::HangUp);
                 }
                 Err(_) => self.fail(Outcome::StoreFailed),
@@ -523,6 +586,9 @@ impl LoginMenu {
                     .and_then(|k| k.checked_sub(1))
                     .and_then(|index| self.presets.get(index).copied());
                 match preset {
+                    Some(hours) if matches!(self.standing, Standing::Online(_)) => {
+                        self.extend(hours)
+                    }
                     Some(hours) => self.decide(Some(hours)),
                     None => self.menu_failure(),
                 }
@@ -551,7 +617,7 @@ impl LoginMenu {
 
     fn check_pin(&mut self, digits: &str) {
         if self.agent_pin().is_some_and(|pin| pin.matches(digits)) {
-            self.ask(Vec::new(), Step::Menu);
+            self.enter_menu(Vec::new());
             return;
         }
         self.pin_failures += 1;
@@ -572,8 +638,7 @@ impl LoginMenu {
         if let Some(index) = found {
             let (_, agent) = std::mem::take(&mut self.shared).swap_remove(index);
             self.agent = Some(agent);
-            let step = self.step_after_identification();
-            self.ask(Vec::new(), step);
+            self.after_identification(Vec::new());
             return;
         }
         self.ext_failures += 1;
@@ -611,12 +676,71 @@ impl LoginMenu {
         self.phase = Phase::Storing { outcome, confirm };
     }
 
-    fn step_after_identification(&self) -> Step {
+    /// The PIN if the agent has one, else the menu; `lead` plays first.
+    fn after_identification(&mut self, lead: Vec<PromptName>) {
         if self.agent_pin().is_some() {
-            Step::Pin
+            self.ask(lead, Step::Pin);
         } else {
-            Step::Menu
+            self.enter_menu(lead);
         }
+    }
+
+    /// The menu for the agent's standing, read first if not known: an
+    /// agent already online hears where they stand, then their options.
+    fn enter_menu(&mut self, mut lead: Vec<PromptName>) {
+        match self.standing {
+            Standing::Unknown => {
+                let Some(user_id) = self.agent.as_ref().map(|a| a.user_id.clone()) else {
+                    self.fail(Outcome::UnknownCaller);
+                    return;
+                };
+                self.actions.push_back(Action::LookUpStatus { user_id });
+                self.phase = Phase::LookingUp { lead };
+            }
+            Standing::Offline => self.ask(lead, Step::Menu),
+            Standing::Online(status) => {
+                lead.extend(status.sentence());
+                self.ask(lead, Step::Menu);
+            }
+        }
+    }
+
+    fn looking_up(&self) -> bool {
+        matches!(self.phase, Phase::LookingUp { .. })
+    }
+
+    fn on_status(&mut self, status: Option<AgentStatus>, now: Instant) {
+        let Phase::LookingUp { lead } = std::mem::replace(&mut self.phase, Phase::Done) else {
+            return; // not asked, or the caller left meanwhile
+        };
+        self.standing = status.map_or(Standing::Offline, Standing::Online);
+        self.enter_menu(lead);
+        // Keys pressed while the window was read (a quick caller keying
+        // through Welcome) count now, in order.
+        if self.confirmed {
+            for key in std::mem::take(&mut self.early_keys) {
+                self.on_digit(key, now);
+            }
+        }
+    }
+
+    /// Adds `hours` to the open window; the confirmation says the new end,
+    /// which only the shell's answer (`Extended`) knows.
+    fn extend(&mut self, hours: u32) {
+        let Some(user_id) = self.agent.as_ref().map(|a| a.user_id.clone()) else {
+            self.fail(Outcome::UnknownCaller);
+            return;
+        };
+        self.actions
+            .push_back(Action::WritePresence(PresenceChange::Extend {
+                user_id,
+                hours,
+            }));
+        self.write = Write::Queued;
+        self.phase = Phase::Storing {
+            outcome: Outcome::Extended(hours),
+            confirm: vec![PromptName::from(CLIP_EXTENDED)],
+        };
     }
 
     fn agent_pin(&self) -> Option<&Pin> {
@@ -631,7 +755,12 @@ impl LoginMenu {
         match step {
             Step::Extension => clips.push(self.prompts.enter_extension.clone()),
             Step::Pin => clips.push(self.prompts.enter_pin.clone()),
-            Step::Menu => clips.extend(self.menu_clips.iter().cloned()),
+            Step::Menu => match self.standing {
+                Standing::Online(_) => clips.extend(self.extend_clips.iter().cloned()),
+                Standing::Unknown | Standing::Offline => {
+                    clips.extend(self.menu_clips.iter().cloned())
+                }
+            },
             Step::CustomHours => clips.push(self.prompts.custom_hours.clone()),
         }
         self.play(clips, true, Then::Collect(step));

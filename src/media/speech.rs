@@ -20,7 +20,7 @@ const TENS: [&str; 8] = [
 ];
 
 /// Word and phrase clips besides the numbers.
-const WORDS: [&str; 7] = [
+const WORDS: [&str; 28] = [
     "press",
     "for",
     "hours",
@@ -28,6 +28,29 @@ const WORDS: [&str; 7] = [
     "custom_option",
     "offline_option",
     "goodbye",
+    // The status of an online agent (flows::agent_status) and the options
+    // that follow it (flows::prompt_plan::extend_menu_clips).
+    "online_until",
+    "am",
+    "pm",
+    "oh",
+    "tomorrow",
+    "on",
+    "more_minute",
+    "more_minutes",
+    "more_hour",
+    "more_hours",
+    "more_days",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "to_add",
+    "new_hours_option",
+    "extended",
 ];
 
 /// Every clip name the flows' sentence builders may use (numbers 0-20, the tens to 90,
@@ -89,7 +112,7 @@ mod tests {
     #[test]
     fn clip_entries_are_unique_and_named_by_stem() {
         let entries = default_clip_entries(Path::new("/p"));
-        assert_eq!(entries.len(), 21 + 7 + 7);
+        assert_eq!(entries.len(), 21 + 7 + WORDS.len());
         let names: HashSet<&String> = entries.iter().map(|(n, _)| n).collect();
         assert_eq!(names.len(), entries.len());
         assert!(entries.contains(&("num_8".to_string(), PathBuf::from("/p/clips/num_8.wav"))));

@@ -115,7 +115,8 @@ pub enum HistoryKind {
     Replaced,
     /// The switch or an administrator set the agent offline.
     ForcedOffline,
-    /// A supervisor moved the open window's end later (same start).
+    /// The open window's end moved later (same start): by a supervisor,
+    /// or by the agent adding hours on the phone.
     Extended,
     /// A supervisor moved the open window's end earlier (same start).
     Shortened,

@@ -143,6 +143,12 @@ enum Command {
         reason: String,
         reply: Reply<Option<Window>>,
     },
+    Extend {
+        user: String,
+        hours: u32,
+        longest: chrono::Duration,
+        reply: Reply<Window>,
+    },
     SetWindow {
         user: String,
         end: WindowEnd,
@@ -209,6 +215,26 @@ impl PresenceHandle {
             user: user.to_owned(),
             hours,
             call_id: call_id.map(str::to_owned),
+            reply,
+        })
+        .await
+    }
+
+    /// The agent, already online, adds `hours` to their window on the
+    /// phone: it then ends `hours` after its current end (after now, if
+    /// they have no window), but never more than `longest` from now.
+    /// Durable before it returns; recorded in the history as `extended`
+    /// by the agent.
+    pub async fn extend(
+        &self,
+        user: &str,
+        hours: u32,
+        longest: chrono::Duration,
+    ) -> Result<Window> {
+        self.ask(|reply| Command::Extend {
+            user: user.to_owned(),
+            hours,
+            longest,
             reply,
         })
         .await
@@ -551,6 +577,15 @@ impl PresenceService {
                 });
                 let _ = reply.send(result);
             }
+            Command::Extend {
+                user,
+                hours,
+                longest,
+                reply,
+            } => {
+                let result = self.extend(&user, hours, longest).await;
+                let _ = reply.send(result);
+            }
             Command::SetWindow {
                 user,
                 end,
@@ -676,6 +711,35 @@ impl PresenceService {
             actor: super::ACTOR_AGENT.to_owned(),
         });
         Ok(window)
+    }
+
+    async fn extend(
+        &mut self,
+        user: &str,
+        hours: u32,
+        longest: chrono::Duration,
+    ) -> Result<Window> {
+        let now = self.clock.now();
+        let current = self.store.current(user).await?;
+        let from = current.map_or(now, |w| w.end.max(now));
+        let wanted = from
+            .checked_add_signed(chrono::Duration::hours(i64::from(hours)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // Clamped, not refused: the agent hears the end they got. A window
+        // already past the bound (set by a supervisor) is kept, never cut.
+        let cap = now
+            .checked_add_signed(longest)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            .max(from);
+        let by = Actor {
+            name: super::ACTOR_AGENT.to_owned(),
+            reason: format!("added {hours} h by phone"),
+        };
+        let end = wanted.min(cap);
+        let change = self
+            .set_window(user, WindowEnd::Until(end), longest.max(end - now), &by)
+            .await?;
+        Ok(change.window)
     }
 
     async fn set_window(

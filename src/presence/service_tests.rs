@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use super::*;
 use crate::presence::agent_state::activities;
 use crate::presence::clock::ManualClock;
-use crate::presence::HistoryKind;
+use crate::presence::{HistoryKind, HistoryQuery};
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
@@ -398,4 +398,57 @@ async fn a_log_in_the_store_cannot_save_is_not_confirmed_and_the_next_one_is() {
     let w = h.go_online("jsmith", 8, Some("c2")).await.unwrap();
     assert_eq!(h.current("jsmith").await.unwrap(), Some(w));
     assert!(matches!(next(&mut ev).await, PresenceEvent::Online { .. }));
+}
+
+/// Issue 14: an online agent adds hours on the phone. The window grows
+/// from its end (not from now), is re-armed, and the history says the
+/// agent extended it; an offline agent gets a window from now; the bound
+/// clamps, never cuts.
+#[tokio::test]
+async fn extending_adds_to_the_end_rearms_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, _ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    let longest = Duration::hours(99);
+
+    h.go_online("ann", 8, Some("c1@x")).await.unwrap();
+    clock.advance(Duration::hours(5));
+    let win = h.extend("ann", 24, longest).await.unwrap();
+    assert_eq!(win.end, t(32 * H), "8 h window + 24 h, from its end");
+    assert_eq!(store.current("ann").await.unwrap(), Some(win));
+    // Re-armed: still online past the old end, closed at the new one.
+    clock.set(t(9 * H));
+    assert_eq!(h.current("ann").await.unwrap(), Some(win));
+    clock.set(t(32 * H + 1));
+    assert_eq!(h.current("ann").await.unwrap(), None);
+    let history = store
+        .history_page(
+            "ann",
+            HistoryQuery {
+                since: None,
+                until: None,
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let extended = history
+        .iter()
+        .find(|e| e.kind == HistoryKind::Extended)
+        .expect("an extended entry");
+    assert_eq!(extended.actor, crate::presence::ACTOR_AGENT);
+    assert_eq!(extended.reason, "added 24 h by phone");
+
+    // Offline: a window from now.
+    let now = t(40 * H);
+    clock.set(now);
+    let win = h.extend("bob", 8, longest).await.unwrap();
+    assert_eq!((win.start, win.end), (now, t(48 * H)));
+
+    // Clamped to `longest` from now, and never shortened below its end.
+    let win = h.extend("bob", 96, longest).await.unwrap();
+    assert_eq!(win.end, t(40 * H + 99 * H));
+    let same = h.extend("bob", 8, Duration::hours(24)).await.unwrap();
+    assert_eq!(same.end, win.end);
 }

@@ -222,6 +222,7 @@ fn profile_from_user_takes_first_extension_ext() {
         name: "Alice".into(),
         skills: vec!["billing".into()],
         pin: None,
+        time_zone: None,
         extensions: vec![Extension::Pstn {
             value: E164::parse("+15550100123", &cc).unwrap(),
             ext: "42".into(),

@@ -39,6 +39,9 @@ pub struct UserView {
     pub id: String,
     pub name: Option<String>,
     pub skills: Option<Vec<String>>,
+    /// IANA time zone the agent's status by phone is said in; absent =
+    /// `presence.time_zone`.
+    pub time_zone: Option<String>,
     pub extensions: Vec<ExtensionBody>,
     /// Whether the user has a log-in PIN (the PIN itself is never shown).
     pub has_pin: bool,
@@ -57,6 +60,8 @@ pub struct UserBody {
     /// keeps the stored PIN, `null` removes it.
     #[schema(write_only)]
     pub pin: Option<String>,
+    /// IANA time zone such as `Europe/Paris`; absent = `presence.time_zone`.
+    pub time_zone: Option<String>,
     pub extensions: Option<Vec<ExtensionBody>>,
 }
 

@@ -62,6 +62,11 @@ struct Call {
     now: Instant,
     /// The last Play handed out, so tests can finish it.
     playing: Option<PlayId>,
+    /// How `LookUpStatus` is answered: at once with this (the agent's
+    /// standing), or (`None`) left to the test.
+    status: Option<Option<AgentStatus>>,
+    /// How many `LookUpStatus` were answered at once.
+    looked_up: usize,
 }
 
 impl Call {
@@ -79,6 +84,8 @@ impl Call {
             menu: LoginMenu::new(settings, caller, now),
             now,
             playing: None,
+            status: Some(None),
+            looked_up: 0,
         }
     }
 
@@ -86,6 +93,11 @@ impl Call {
         self.menu.handle(event, self.now);
         let mut out = Vec::new();
         while let Some(action) = self.menu.poll_action() {
+            if let (Action::LookUpStatus { .. }, Some(status)) = (&action, self.status) {
+                self.looked_up += 1;
+                self.menu.handle(Event::Status(status), self.now);
+                continue;
+            }
             if let Action::Play { id, .. } = &action {
                 self.playing = Some(*id);
             }
@@ -777,4 +789,243 @@ fn keys_before_the_ack_count_once_it_arrives() {
         .filter(|a| matches!(a, Action::WritePresence(_)))
         .collect();
     assert_eq!(writes, [&online("jsmith", 1)], "{acts:?}");
+}
+
+// Status by phone (issue 14): an agent already online hears where they
+// stand, then options that add to the window.
+
+use crate::flows::agent_status::EndDay;
+
+/// 5 PM today, 3 hours left.
+fn five_pm() -> AgentStatus {
+    AgentStatus {
+        hour: 17,
+        minute: 0,
+        day: EndDay::Today,
+        left: Duration::from_secs(3 * 3600),
+    }
+}
+
+const STATUS: [&str; 6] = ["online_until", "num_5", "pm", "for", "num_3", "more_hours"];
+const EXTEND_OPTIONS: [&str; 24] = [
+    "press",
+    "num_1",
+    "to_add",
+    "num_8",
+    "hours",
+    "press",
+    "num_2",
+    "to_add",
+    "num_20",
+    "num_4",
+    "hours",
+    "press",
+    "num_3",
+    "to_add",
+    "num_40",
+    "num_8",
+    "hours",
+    "press",
+    "num_4",
+    "to_add",
+    "num_70",
+    "num_2",
+    "hours",
+    "new_hours_option",
+];
+
+fn with(lead: &[&str], tail: &[&str]) -> Vec<String> {
+    lead.iter().chain(tail).map(|s| s.to_string()).collect()
+}
+
+fn owned(clips: Vec<&str>) -> Vec<String> {
+    clips.into_iter().map(str::to_owned).collect()
+}
+
+fn extend(user: &str, hours: u32) -> Action {
+    Action::WritePresence(PresenceChange::Extend {
+        user_id: user.into(),
+        hours,
+    })
+}
+
+/// An online agent at the options, the status heard.
+fn online_at_menu() -> Call {
+    let mut call = Call::new(&settings(), jsmith());
+    call.status = Some(Some(five_pm()));
+    let started = call.send(Event::Started);
+    let (clips, barge_in) = play(&started);
+    let mut want = with(&["welcome"], &STATUS);
+    want.extend(with(&EXTEND_OPTIONS, &["offline_option"]));
+    assert_eq!(owned(clips), want);
+    assert!(barge_in, "an agent who knows the menu keys through it");
+    assert_eq!(call.looked_up, 1);
+    call.finish();
+    call
+}
+
+#[test]
+fn an_online_agent_hears_the_status_then_adds_a_preset() {
+    let mut call = online_at_menu();
+    // Key 2 adds 24 hours to the window: written before anything is said.
+    assert_eq!(call.key('2'), vec![extend("jsmith", 24)]);
+    assert_eq!(call.menu.outcome(), None);
+    assert_eq!(call.menu.deadline(), None, "no timer while storing");
+    // The shell answers with the window it made: said back in full.
+    let later = AgentStatus {
+        hour: 17,
+        minute: 0,
+        day: EndDay::Tomorrow,
+        left: Duration::from_secs(27 * 3600),
+    };
+    let acts = call.send(Event::Extended(Ok(later)));
+    let (clips, barge_in) = play(&acts);
+    assert_eq!(
+        clips,
+        [
+            "extended",
+            "online_until",
+            "num_5",
+            "pm",
+            "tomorrow",
+            "for",
+            "num_20",
+            "num_7",
+            "more_hours"
+        ]
+    );
+    assert!(!barge_in);
+    assert_eq!(call.finish(), vec![Action::HangUp]);
+    assert_eq!(call.menu.outcome(), Some(Outcome::Extended(24)));
+    assert_eq!(call.menu.outcome().and_then(Outcome::hours), Some(24));
+}
+
+#[test]
+fn an_online_agent_sets_new_hours_or_goes_offline() {
+    // 9: a new window from now, as an offline agent's custom entry.
+    let mut call = online_at_menu();
+    assert_eq!(play(&call.key('9')), (vec!["custom_hours"], true));
+    call.finish();
+    assert_eq!(call.keys("4#"), vec![online("jsmith", 4)]);
+    confirm(
+        &mut call,
+        &["online", "for", "num_4", "hours"],
+        Outcome::Online(4),
+    );
+    // 0: offline.
+    let mut call = online_at_menu();
+    assert_eq!(call.key('0'), vec![offline("jsmith")]);
+    confirm(&mut call, &["offline"], Outcome::Offline);
+}
+
+#[test]
+fn an_online_agent_keying_wrong_hears_the_options_again_not_the_status() {
+    let mut call = online_at_menu();
+    let acts = call.key('7');
+    let (clips, _) = play(&acts);
+    let mut want = owned(vec!["invalid_input"]);
+    want.extend(with(&EXTEND_OPTIONS, &["offline_option"]));
+    assert_eq!(owned(clips), want);
+    call.finish();
+    // Silence counts as a failure too; the third ends the call.
+    call.timeout();
+    call.finish();
+    let acts = call.timeout();
+    assert_eq!(play(&acts), (vec!["invalid_input"], false));
+    assert_eq!(call.menu.outcome(), Some(Outcome::TooManyAttempts));
+}
+
+#[test]
+fn a_failed_extension_is_never_confirmed() {
+    let mut call = online_at_menu();
+    call.key('1');
+    let acts = call.send(Event::Extended(Err("disk full".into())));
+    assert_eq!(play(&acts), (vec!["resource_lookup_error"], false));
+    assert_eq!(call.menu.outcome(), Some(Outcome::StoreFailed));
+}
+
+#[test]
+fn the_status_is_read_only_after_the_pin() {
+    let mut call = Call::new(
+        &settings(),
+        CallerMatch::One(agent("mgarcia", Some("2468"))),
+    );
+    call.status = None;
+    let started = call.send(Event::Started);
+    assert_eq!(play(&started), (vec!["welcome", "enter_pin"], true));
+    call.finish();
+    // Who is calling is not told anything before the PIN is right.
+    assert_eq!(
+        call.keys("246"),
+        Vec::<Action>::new(),
+        "nothing while the PIN is keyed"
+    );
+    assert_eq!(
+        call.key('8'),
+        vec![Action::LookUpStatus {
+            user_id: "mgarcia".into()
+        }]
+    );
+    let acts = call.send(Event::Status(Some(five_pm())));
+    let (clips, _) = play(&acts);
+    assert_eq!(owned(clips[..6].to_vec()), owned(STATUS.to_vec()));
+}
+
+#[test]
+fn keys_pressed_while_the_status_is_read_count_after_it() {
+    let mut call = Call::new(&settings(), jsmith());
+    call.status = None;
+    assert_eq!(
+        call.send(Event::Started),
+        vec![Action::LookUpStatus {
+            user_id: "jsmith".into()
+        }]
+    );
+    assert_eq!(call.menu.deadline(), None, "no timer while reading");
+    // A quick agent keys 1 before anything plays.
+    assert!(call.key('1').is_empty());
+    let acts = call.send(Event::Status(Some(five_pm())));
+    // The menu starts, and the held key barges in and chooses.
+    assert!(matches!(acts.first(), Some(Action::Play { .. })));
+    assert_eq!(acts[1..], [Action::StopPlayback, extend("jsmith", 8)]);
+}
+
+#[test]
+fn a_caller_who_leaves_while_the_status_is_read_hung_up() {
+    let mut call = Call::new(&settings(), jsmith());
+    call.status = None;
+    call.send(Event::Started);
+    assert!(call.send(Event::HungUp).is_empty());
+    assert!(call.send(Event::Status(Some(five_pm()))).is_empty());
+    assert_eq!(call.menu.outcome(), Some(Outcome::AbandonedByCaller));
+}
+
+#[test]
+fn an_offline_agent_hears_the_menu_as_before() {
+    let mut call = Call::new(&settings(), jsmith());
+    call.status = Some(None);
+    let started = call.send(Event::Started);
+    assert_eq!(play(&started), (vec!["welcome", "preset_hours"], true));
+    assert_eq!(call.looked_up, 1);
+    call.finish();
+    assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
+}
+
+#[test]
+fn on_a_shared_line_the_status_is_of_the_agent_keyed() {
+    let shared = CallerMatch::Shared(vec![
+        ("201".into(), agent("mgarcia", None)),
+        ("202".into(), agent("akim", None)),
+    ]);
+    let mut call = Call::new(&settings(), shared);
+    call.status = None;
+    call.send(Event::Started);
+    call.finish();
+    call.keys("202");
+    assert_eq!(
+        call.key('#'),
+        vec![Action::LookUpStatus {
+            user_id: "akim".into()
+        }]
+    );
 }
