@@ -93,6 +93,13 @@ clip more_days "more days."
 clip to_add "to add"
 clip new_hours_option "Press 9 to set new hours."
 clip extended "Your online time is extended."
+# The reminder before a window ends: "Your online time ends in" "15"
+# "minutes." "Press 1 to stay online for another" "8" "hours," "or hang up."
+clip ends_in "Your online time ends in"
+clip minute "minute."
+clip minutes "minutes."
+clip stay_online "Press 1 to stay online for another"
+clip or_hang_up "or hang up."
 
 # Hold music: a soft I-vi-IV-V progression (C, Am, F, G), 2.25 s per chord, 9 s in
 # all. Each chord is a strummed plucked-string chord (low-passed to keep it mellow)

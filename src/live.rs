@@ -112,6 +112,8 @@ pub enum LegKind {
     Overflow,
     /// To an agent, to say their window ended.
     Notification,
+    /// To an agent, before their window ends, to offer more time.
+    Reminder,
 }
 
 /// Where an outbound leg is in its life.

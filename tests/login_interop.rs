@@ -447,3 +447,112 @@ fn an_online_agent_hears_the_status_in_their_zone_and_adds_24_hours() {
     assert!(confirm.contains("for num_30 num_2 more_hours"), "{confirm}");
     assert!(sw.log().contains("window extended"), "{}", sw.log());
 }
+
+/// Issue 14, the reminder: with `remind_before = "30m"` the switch calls
+/// the agent's phone 30 minutes (of presence time, sped up 120x here: 15 s)
+/// before their one-hour window ends; the phone presses 1, the window gets
+/// the first preset (8 h) more, and that survives a `kill -9` straight
+/// after.
+#[test]
+fn a_reminder_call_comes_before_the_end_and_key_1_extends_durably() {
+    let work = tempfile::tempdir().unwrap();
+    // The agent's phone behind the trunk: answers, lets the question
+    // start, presses 1, then waits for our BYE after the confirmation.
+    let phone_xml = work.path().join("phone.xml");
+    std::fs::write(
+        &phone_xml,
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent phone pressing 1 on the reminder">
+  <recv request="INVITE" crlf="true"/>
+{answer}  <pause milliseconds="1500"/>
+  <nop><action><exec play_pcap_audio="{key}"/></action></nop>
+  <recv request="BYE" timeout="40000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <timewait milliseconds="300"/>
+</scenario>
+"#,
+            answer = agent_answer(false),
+            key = pcap('1'),
+        ),
+    )
+    .unwrap();
+    let trunk = free_udp_port();
+    let mut phone = BackgroundSipp::start(phone_xml.to_str().unwrap(), trunk, 1, &[]);
+    let mut sw = Switch::start_env(trunk, &[("TPSWITCH_CLOCK_SPEED", "120")], |t| {
+        fast(t).replace_exact("# remind_before = \"15m\"", "remind_before = \"30m\"")
+    });
+    // One hour: key 9, then 1 and #.
+    login(
+        &sw,
+        JSMITH,
+        &[Wait(1000), Key('9'), Wait(500), Key('1'), Key('#')],
+        true,
+    );
+    let status = phone.wait(Duration::from_secs(40));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no reminder call completed: {status:?}\n{}\n{}\n--- switch\n{}",
+        phone.errors(),
+        phone.messages(),
+        sw.log()
+    );
+    let msgs = phone.messages();
+    assert!(
+        msgs.contains(&format!("INVITE sip:{JSMITH}@127.0.0.1:{trunk}")),
+        "the reminder dials the agent's PSTN number through the trunk:\n{msgs}"
+    );
+    sw.await_log("window extended from the reminder", Duration::from_secs(10));
+    // Durable before it was said: kill -9 now, then read the store.
+    sw.kill9();
+    let log = sw.log();
+    assert!(
+        log.contains("window ends soon: reminding the agent"),
+        "{log}"
+    );
+    assert!(
+        log.contains("reminder call ended outcome=extended")
+            || log.contains("outcome=\"extended\"")
+            || log.contains("outcome=extended"),
+        "{log}"
+    );
+    // (`tpswitch agents` reads the real clock, and this window lies in
+    // the sped-up clock's future: the history has it as the store does.)
+    let out = sw.cli(&["history", "jsmith", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let latest = history
+        .as_array()
+        .and_then(|h| h.iter().find(|e| e["kind"] == "extended"))
+        .unwrap_or_else(|| panic!("no extended entry: {history}"));
+    assert_eq!(latest["actor"], "agent", "{latest}");
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(latest["window"][k].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        (at("end") - at("start")).num_hours(),
+        9,
+        "1 h from log-in + 8 h from the reminder: {latest}"
+    );
+    // Once per window end: the store has the reminder.
+    assert_eq!(
+        log.matches("window ends soon: reminding the agent").count(),
+        1,
+        "{log}"
+    );
+}

@@ -920,6 +920,11 @@ async fn run_with(
         presence_events,
         cancel.clone(),
     ));
+    tokio::spawn(crate::call::reminder::run(
+        current.clone(),
+        ctx.presence.subscribe(),
+        cancel.clone(),
+    ));
     tokio::spawn(memory::run(cancel.clone()));
     // Other nodes' directory changes: re-read from the store by the
     // reloader, as one of its requests.

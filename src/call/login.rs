@@ -240,7 +240,9 @@ fn clip_words(clips: &[PromptName]) -> String {
 /// gets the offline menu, which still works).
 async fn status_of(ctx: &Arc<CallContext>, user: &str) -> Option<AgentStatus> {
     match ctx.presence.current(user).await {
-        Ok(window) => window.map(|w| AgentStatus::at(w.end, Utc::now(), time_zone_of(ctx, user))),
+        Ok(window) => {
+            window.map(|w| AgentStatus::at(w.end, ctx.presence.now(), time_zone_of(ctx, user)))
+        }
         Err(e) => {
             warn!(agent = %user, error = %e, "cannot read the agent's window: offering the menu of an offline agent");
             None
@@ -264,7 +266,11 @@ async fn extend(
     {
         Ok(w) => {
             info!(agent = %user, hours, end = %w.end, "window extended");
-            Ok(AgentStatus::at(w.end, Utc::now(), time_zone_of(ctx, user)))
+            Ok(AgentStatus::at(
+                w.end,
+                ctx.presence.now(),
+                time_zone_of(ctx, user),
+            ))
         }
         Err(e) => {
             if e.cannot_write() {
@@ -279,14 +285,14 @@ async fn extend(
 
 /// The longest window this flow's menu offers: its largest preset or the
 /// largest custom entry.
-fn flow_longest_hours(flow: &TimedPresenceFlow) -> u32 {
+pub(super) fn flow_longest_hours(flow: &TimedPresenceFlow) -> u32 {
     let custom = 10u32
         .checked_pow(u32::from(flow.custom_max_digits))
         .map_or(u32::MAX, |p| p - 1);
     flow.presets.iter().copied().max().unwrap_or(0).max(custom)
 }
 
-fn time_zone_of(ctx: &Arc<CallContext>, user: &str) -> chrono_tz::Tz {
+pub(super) fn time_zone_of(ctx: &Arc<CallContext>, user: &str) -> chrono_tz::Tz {
     let default = ctx.cfg.presence.time_zone;
     ctx.cfg
         .users

@@ -6,6 +6,7 @@ pub(crate) mod leg;
 mod login;
 pub mod notify;
 pub mod queue;
+pub mod reminder;
 mod router;
 
 use std::net::IpAddr;

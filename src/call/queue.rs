@@ -519,13 +519,17 @@ impl Shell {
     }
 
     fn presence(&mut self, ev: PresenceEvent) {
+        // A reminder changes nothing the queue knows.
+        if matches!(ev, PresenceEvent::Remind { .. }) {
+            return;
+        }
         // Another node's change is counted by that node.
         let counted = match &ev {
             PresenceEvent::Online { .. } => Some("online"),
             PresenceEvent::Offline { .. } => Some("offline"),
             PresenceEvent::ForcedOffline { .. } => Some("forced_offline"),
             PresenceEvent::Expired { .. } => Some("expired"),
-            PresenceEvent::Synced { .. } => None,
+            PresenceEvent::Synced { .. } | PresenceEvent::Remind { .. } => None,
         };
         if let Some(reason) = counted {
             telemetry::presence_changed(reason);
@@ -547,6 +551,7 @@ impl Shell {
                 Event::AgentOffline { user }
             }
             PresenceEvent::Expired { user, .. } => Event::WindowEnded { user },
+            PresenceEvent::Remind { .. } => return,
         };
         self.feed(ev);
     }

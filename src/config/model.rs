@@ -686,6 +686,9 @@ pub struct TimedPresenceFlow {
     pub max_attempts: u32,
     pub digit_timeout: Duration,
     pub notify_on_expiry: bool,
+    /// Call the agent this long before their window ends, offering the
+    /// first preset again (`None`: no reminder).
+    pub remind_before: Option<Duration>,
     pub ext_timeout: Duration,
     pub pin_attempts: u32,
     pub prompts: TimedPresencePrompts,

@@ -220,6 +220,7 @@ pub struct RawTimedPresence {
     pub max_attempts: Option<i64>,
     pub digit_timeout: Option<String>,
     pub notify_on_expiry: Option<bool>,
+    pub remind_before: Option<String>,
     pub ext_timeout: Option<String>,
     pub pin_attempts: Option<i64>,
     pub prompts: Option<RawTpPrompts>,

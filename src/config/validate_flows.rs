@@ -340,6 +340,15 @@ fn timed_presence(
         max_attempts: v.uint(&format!("{p}.max_attempts"), f.max_attempts, 3, 1, 20),
         digit_timeout,
         notify_on_expiry: f.notify_on_expiry.unwrap_or(true),
+        remind_before: f.remind_before.as_ref().map(|_| {
+            v.duration_in(
+                &format!("{p}.remind_before"),
+                &f.remind_before,
+                Duration::from_secs(15 * 60),
+                Duration::from_secs(60),
+                Duration::from_secs(24 * 3600),
+            )
+        }),
         ext_timeout: v.duration(
             &format!("{p}.ext_timeout"),
             &f.ext_timeout,

@@ -9,4 +9,5 @@ pub mod notify;
 pub mod outbound;
 pub mod prompt_plan;
 pub mod queue;
+pub mod reminder;
 pub mod timed_presence;

@@ -231,6 +231,7 @@ mod tests {
         ]
         .into_iter()
         .chain(crate::flows::agent_status::clip_words())
+        .chain(crate::flows::reminder::clip_words())
         {
             assert!(shipped.contains(word), "unknown clip {word}");
         }

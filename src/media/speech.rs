@@ -20,7 +20,7 @@ const TENS: [&str; 8] = [
 ];
 
 /// Word and phrase clips besides the numbers.
-const WORDS: [&str; 28] = [
+const WORDS: [&str; 33] = [
     "press",
     "for",
     "hours",
@@ -51,6 +51,12 @@ const WORDS: [&str; 28] = [
     "to_add",
     "new_hours_option",
     "extended",
+    // The reminder before a window ends (flows::reminder::question).
+    "ends_in",
+    "minute",
+    "minutes",
+    "stay_online",
+    "or_hang_up",
 ];
 
 /// Every clip name the flows' sentence builders may use (numbers 0-20, the tens to 90,

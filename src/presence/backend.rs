@@ -203,6 +203,15 @@ impl PresenceStore for Store {
         each!(self, s => s.all_current().await)
     }
 
+    async fn mark_reminded(
+        &self,
+        user: &str,
+        end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        each!(self, s => s.mark_reminded(user, end, at).await)
+    }
+
     async fn history(&self, user: &str, limit: u32) -> Result<Vec<HistoryEntry>> {
         each!(self, s => s.history(user, limit).await)
     }

@@ -35,6 +35,8 @@ impl Translator {
     /// The bus events for `event`.
     pub fn translate(&mut self, event: PresenceEvent) -> Vec<Body> {
         match event {
+            // A call to the agent, not a change of their presence.
+            PresenceEvent::Remind { .. } => Vec::new(),
             // Another node's change: that node tells its own subscribers
             // and webhooks; here it only keeps "replaced" honest.
             PresenceEvent::Synced { user, window } => {

@@ -24,6 +24,7 @@ pub mod postgres;
 mod postgres_calls;
 mod postgres_directory;
 mod postgres_logins;
+pub mod reminders;
 pub mod scheduler;
 pub mod service;
 pub mod sqlite;

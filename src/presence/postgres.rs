@@ -691,6 +691,46 @@ impl PresenceStore for PgStore {
         row.map(|r| self.window(&r, "presence_current")).transpose()
     }
 
+    async fn mark_reminded(
+        &self,
+        user: &str,
+        end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        if user.is_empty() {
+            return Err(StoreError::EmptyUser);
+        }
+        let end_ms = end.timestamp_millis();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a reminder"))?;
+        sqlx::query("DELETE FROM reminders WHERE user_id = $1 AND window_end_ms < $2")
+            .bind(user)
+            .bind(end_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("forgetting old reminders"))?;
+        // Two nodes due at once: the primary key lets exactly one in.
+        let first = sqlx::query(
+            "INSERT INTO reminders (user_id, window_end_ms, at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user)
+        .bind(end_ms)
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("recording a reminder"))?
+        .rows_affected()
+            == 1;
+        tx.commit()
+            .await
+            .map_err(self.err("committing a reminder"))?;
+        Ok(first)
+    }
+
     async fn all_current(&self) -> Result<Vec<(String, Window)>> {
         // COLLATE "C": the byte order SQLite's BINARY collation gives, so
         // both stores list agents alike whatever the database's locale.

@@ -26,6 +26,7 @@ use super::agent_state::{self, Activity};
 use super::backend::Store;
 use super::clock::Clock;
 use super::logins::NewLoginCall;
+use super::reminders::ReminderScheduler;
 use super::scheduler::{Expiry, ExpiryScheduler};
 use super::store::{PresenceStore, StoreError};
 use super::{Window, WindowChange};
@@ -80,6 +81,10 @@ pub enum PresenceEvent {
         user: String,
         window: Option<Window>,
     },
+    /// The agent's window ends in the reminder lead: call them to offer
+    /// more time. Recorded in the store first, so once per window end
+    /// across restarts and nodes.
+    Remind { user: String, end: DateTime<Utc> },
     /// The window reached its end and is closed; `end` is the real end.
     Expired {
         user: String,
@@ -174,6 +179,8 @@ enum Command {
         call: NewLoginCall,
         reply: Reply<()>,
     },
+    /// Call agents this long before their window ends (`None`: never).
+    RemindBefore(Option<chrono::Duration>),
     /// Re-read one agent's window (`Some`), or every window, from a shared
     /// store another node writes too.
     Resync {
@@ -205,6 +212,7 @@ pub struct Actor {
 pub struct PresenceHandle {
     tx: mpsc::Sender<Command>,
     events: broadcast::Sender<PresenceEvent>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PresenceHandle {
@@ -218,6 +226,12 @@ impl PresenceHandle {
             reply,
         })
         .await
+    }
+
+    /// Now on the clock windows are kept by (the system's, or a test's
+    /// sped-up one): what a window's end is compared with.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The agent, already online, adds `hours` to their window on the
@@ -329,6 +343,12 @@ impl PresenceHandle {
         self.ask(|reply| Command::RecordLogin { call, reply }).await
     }
 
+    /// Call agents `lead` before their window ends (`None`: never); the
+    /// open windows are planned again with it. Does not wait.
+    pub fn remind_before(&self, lead: Option<chrono::Duration>) {
+        let _ = self.tx.try_send(Command::RemindBefore(lead));
+    }
+
     /// Another node changed `user`'s window (`None`: someone's, or a
     /// notification may have been missed): re-read it from the store, arm
     /// or disarm its expiry here, and tell subscribers with
@@ -368,6 +388,7 @@ pub struct PresenceService {
     store: Store,
     clock: Arc<dyn Clock>,
     sched: ExpiryScheduler,
+    reminders: ReminderScheduler,
     rx: mpsc::Receiver<Command>,
     events: broadcast::Sender<PresenceEvent>,
     /// Expiries the store refused, retried at `retry_at`.
@@ -386,11 +407,13 @@ impl PresenceService {
         let handle = PresenceHandle {
             tx,
             events: events.clone(),
+            clock: clock.clone(),
         };
         let service = PresenceService {
             store,
             clock,
             sched: ExpiryScheduler::new(),
+            reminders: ReminderScheduler::new(),
             rx,
             events,
             failed: Vec::new(),
@@ -425,6 +448,11 @@ impl PresenceService {
         agent_state::clear_activities(&self.store).await?;
         let now = self.clock.now();
         let open = self.store.all_current().await?;
+        for (user, window) in &open {
+            if window.end > now {
+                self.reminders.arm(user.clone(), *window);
+            }
+        }
         let ended = self.sched.rearm_from(open, now);
         for (user, window) in ended {
             if let Some(w) = self
@@ -460,6 +488,7 @@ impl PresenceService {
                 _ = tokio::time::sleep(wait) => None,
             };
             self.expire_due().await;
+            self.remind_due().await;
             if let Some(c) = command {
                 if self.handle(c).await.is_break() {
                     break;
@@ -471,10 +500,14 @@ impl PresenceService {
 
     /// How long to sleep: until the next deadline or retry, at most MAX_SLEEP.
     fn wait(&self) -> Duration {
-        let next = match (self.sched.deadline(), self.retry_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.sched.deadline(),
+            self.retry_at,
+            self.reminders.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             // A past deadline gives a negative delta: to_std fails, wake now.
             Some(t) => (t - self.clock.now())
@@ -493,6 +526,7 @@ impl PresenceService {
             due.append(&mut self.failed);
         }
         while let Some(e) = self.sched.poll_expired(now) {
+            self.reminders.disarm(&e.user);
             due.push(e);
         }
         for e in due {
@@ -525,8 +559,34 @@ impl PresenceService {
         }
     }
 
+    /// Records and announces each reminder due; one the store already has
+    /// (a restart, another node) is not repeated.
+    async fn remind_due(&mut self) {
+        let now = self.clock.now();
+        while let Some(r) = self.reminders.poll(now) {
+            match self.store.mark_reminded(&r.user, r.end, now).await {
+                Ok(true) => {
+                    tracing::info!(agent = %r.user, end = %super::fmt_secs(r.end), "window ends soon: reminding the agent");
+                    self.emit(PresenceEvent::Remind {
+                        user: r.user,
+                        end: r.end,
+                    });
+                }
+                Ok(false) => {
+                    tracing::debug!(agent = %r.user, "reminder already given for this window end");
+                }
+                // A reminder is a courtesy: not retried, the window still
+                // ends and the agent is still told.
+                Err(err) => {
+                    tracing::warn!(agent = %r.user, error = %err, "cannot record a reminder: not placing it");
+                }
+            }
+        }
+    }
+
     async fn handle(&mut self, command: Command) -> ControlFlow<()> {
         match command {
+            Command::RemindBefore(lead) => self.reminders.set_lead(lead),
             Command::Online {
                 user,
                 hours,
@@ -550,6 +610,7 @@ impl PresenceService {
                 crate::telemetry::store_write("set_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
+                    self.reminders.disarm(&user);
                     self.emit(PresenceEvent::Offline {
                         user: user.clone(),
                         window: *window,
@@ -568,6 +629,7 @@ impl PresenceService {
                 crate::telemetry::store_write("force_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {
                     self.sched.disarm(&user);
+                    self.reminders.disarm(&user);
                     self.emit(PresenceEvent::ForcedOffline {
                         user: user.clone(),
                         window: *window,
@@ -608,6 +670,7 @@ impl PresenceService {
                     if let Some(w) = window {
                         tracing::info!(agent = %user, actor = %by.name, reason = %by.reason, end = %super::fmt_secs(w.end), "window ended on the agent's behalf");
                         self.sched.disarm(&user);
+                    self.reminders.disarm(&user);
                         self.emit(PresenceEvent::ForcedOffline {
                             user: user.clone(),
                             window: Some(*w),
@@ -626,6 +689,7 @@ impl PresenceService {
                 // The in-memory state decides; the table is for display, so
                 // a failed write is logged, not fatal to the call.
                 self.sched.set_busy(&user, activity == Activity::Busy);
+                self.reminders.set_busy(&user, activity == Activity::Busy);
                 let now = self.clock.now();
                 if let Err(err) = agent_state::set_activity(&self.store, &user, activity, now).await
                 {
@@ -685,6 +749,13 @@ impl PresenceService {
             },
         };
         for (user, window) in stored {
+            match window {
+                Some(w) if self.sched.armed_end(&user) != Some(w.end) => {
+                    self.reminders.arm(user.clone(), w)
+                }
+                Some(_) => {}
+                None => self.reminders.disarm(&user),
+            }
             if self.sched.sync(&user, window.map(|w| w.end)) {
                 tracing::debug!(agent = %user, open = window.is_some(), "window changed on another node");
                 self.emit(PresenceEvent::Synced { user, window });
@@ -705,6 +776,7 @@ impl PresenceService {
         crate::telemetry::store_write("set_online", started.elapsed());
         let window = window?;
         self.sched.arm(user, window.end);
+        self.reminders.arm(user, window);
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),
             window,
@@ -776,6 +848,7 @@ impl PresenceService {
         // the window early (`expire` would refuse it, the end having
         // moved) or never (a shortened window).
         self.sched.arm(user, change.window.end);
+        self.reminders.arm(user, change.window);
         tracing::info!(agent = %user, actor = %by.name, reason = %by.reason, change = change.kind.as_str(), end = %super::fmt_secs(change.window.end), "window set on the agent's behalf");
         self.emit(PresenceEvent::Online {
             user: user.to_owned(),

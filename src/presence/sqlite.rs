@@ -734,6 +734,36 @@ impl PresenceStore for SqliteStore {
         row.map(|r| self.window(&r, "presence_current")).transpose()
     }
 
+    async fn mark_reminded(
+        &self,
+        user: &str,
+        end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        require_user(user)?;
+        let end_ms = end.timestamp_millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM reminders WHERE user_id = ? AND window_end_ms < ?")
+            .bind(user)
+            .bind(end_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("forgetting old reminders"))?;
+        let first = sqlx::query(
+            "INSERT OR IGNORE INTO reminders (user_id, window_end_ms, at_ms) VALUES (?, ?, ?)",
+        )
+        .bind(user)
+        .bind(end_ms)
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("recording a reminder"))?
+        .rows_affected()
+            == 1;
+        tx.commit(self, "committing a reminder").await?;
+        Ok(first)
+    }
+
     async fn all_current(&self) -> Result<Vec<(String, Window)>> {
         let rows = sqlx::query(
             "SELECT user_id, window_start_ms, window_end_ms FROM presence_current ORDER BY user_id",

@@ -170,6 +170,17 @@ pub trait PresenceStore: Send + Sync {
     /// Every open window, ordered by user id.
     fn all_current(&self) -> impl Future<Output = Result<Vec<(String, Window)>>> + Send;
 
+    /// Records that `user` is being reminded, at `at`, of the window ending
+    /// at `end`: `true` if this is the first reminder for that end (place
+    /// the call), `false` if one was recorded already (by this process
+    /// before a restart, or by another node). Older ends' records go.
+    fn mark_reminded(
+        &self,
+        user: &str,
+        end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// `user`'s latest `limit` history entries, newest first.
     fn history(
         &self,

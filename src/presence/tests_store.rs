@@ -37,6 +37,7 @@ on_both_backends!(
     directory_objects_round_trip,
     activities_set_replace_and_clear,
     the_write_probe_keeps_nothing,
+    a_reminder_is_recorded_once_per_window_end,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -692,4 +693,30 @@ async fn the_write_probe_keeps_nothing(store: &Store) {
     store.write_probe().await.unwrap();
     store.write_probe().await.unwrap();
     assert!(store.all_current().await.unwrap().is_empty());
+}
+
+/// Issue 14: one reminder per window end, whoever asks first (two nodes
+/// on one database, or this process before and after a restart); a later
+/// end may be reminded again, and older ends' records are dropped.
+async fn a_reminder_is_recorded_once_per_window_end(s: &Store) {
+    let at = t(100);
+    assert!(s.mark_reminded("ann", t(1000), at).await.unwrap());
+    assert!(
+        !s.mark_reminded("ann", t(1000), at).await.unwrap(),
+        "not twice"
+    );
+    assert!(
+        s.mark_reminded("bob", t(1000), at).await.unwrap(),
+        "per agent"
+    );
+    assert!(
+        s.mark_reminded("ann", t(2000), at).await.unwrap(),
+        "a new end"
+    );
+    // The record of the earlier end is gone, not kept for ever.
+    assert!(s.mark_reminded("ann", t(1000), at).await.unwrap());
+    assert!(matches!(
+        s.mark_reminded("", t(1000), at).await,
+        Err(StoreError::EmptyUser)
+    ));
 }
