@@ -452,3 +452,43 @@ async fn extending_adds_to_the_end_rearms_and_is_recorded() {
     let same = h.extend("bob", 8, Duration::hours(24)).await.unwrap();
     assert_eq!(same.end, win.end);
 }
+
+/// Issue 14: the reminder comes the lead before the end, is recorded once,
+/// and waits while the agent is on a customer call.
+#[tokio::test]
+async fn a_reminder_comes_before_the_end_and_waits_for_a_call_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    h.remind_before(Some(Duration::minutes(15)));
+    h.go_online("ann", 8, None).await.unwrap();
+    h.go_online("bob", 8, None).await.unwrap();
+    let _ = next(&mut ev).await;
+    let _ = next(&mut ev).await;
+    h.set_busy("bob", true).await.unwrap();
+    clock.set(t(8 * H - 15 * 60));
+    h.current("ann").await.unwrap();
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::Remind {
+            user: "ann".into(),
+            end: t(8 * H)
+        }
+    );
+    assert_quiet(&mut ev);
+    // Recorded: a second service on this store would not call again.
+    assert!(!store.mark_reminded("ann", t(8 * H), t(8 * H)).await.unwrap());
+    // Bob's call ends with 10 minutes left: reminded then.
+    clock.set(t(8 * H - 10 * 60));
+    h.current("bob").await.unwrap();
+    assert_quiet(&mut ev);
+    h.set_busy("bob", false).await.unwrap();
+    h.current("bob").await.unwrap();
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::Remind {
+            user: "bob".into(),
+            end: t(8 * H)
+        }
+    );
+}
