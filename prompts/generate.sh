@@ -17,6 +17,10 @@ set -eu
 
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
+# Pace: the voice's own is about 190 words a minute over the prompts, brisk for a menu
+# on a phone line; 1.12 times the phoneme length gives about 180 (the espeak-ng set
+# was 166), within the 150-180 usual for telephone prompts, without a drawl.
+LENGTH="${LENGTH:-1.12}"
 TARGET_RMS=-20   # dBFS RMS of the trimmed speech: the usual level for telephone prompts
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT INT TERM
@@ -48,7 +52,7 @@ say() {
     out="$1"
     text="$2"
     shift 2
-    "$PYTHON" piper_say.py "$TMP/raw.wav" "$text"
+    "$PYTHON" piper_say.py "$TMP/raw.wav" "$text" "$LENGTH"
     sox -D "$TMP/raw.wav" -c 1 -b 16 -e signed-integer "$TMP/8k.wav" \
         highpass 100 rate -v 8000 $TRIM
     # The limiter takes some RMS with the peaks: correct the gain and level again
