@@ -48,6 +48,10 @@ fn keys_1_to_4_set_the_preset_windows() {
     for (key, hours) in [('1', 8), ('2', 24), ('3', 48), ('4', 72)] {
         login(&sw, JSMITH, &[Wait(1000), Key(key)], true);
         assert_eq!(online_hours(&sw, "jsmith"), Some(hours), "key {key}");
+        // Online now, the same keys would add to the window (status by
+        // phone): 0 goes offline before the next preset.
+        login(&sw, JSMITH, &[Wait(1000), Key('0')], true);
+        assert_eq!(online_hours(&sw, "jsmith"), None);
     }
 }
 
