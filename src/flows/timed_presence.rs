@@ -3,6 +3,10 @@
 //! An agent calls in, is recognised by caller ID (optionally an extension on
 //! a shared number and a PIN), and picks how many hours to be online:
 //! keys 1..=N for presets, 9 for a custom number of hours, 0 for offline.
+//! How far the caller ID alone is believed is the trunk's
+//! `caller_id_trust` ([`CallerIdTrust`], given with
+//! [`LoginMenu::with_caller_id`]): a caller ID the carrier did not attest,
+//! or any caller ID, may have to be backed by the PIN.
 //!
 //! The shell feeds [`Event`]s with `now`, drains [`Action`]s with
 //! [`LoginMenu::poll_action`] after every `handle`, and calls
@@ -34,7 +38,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::config::Pin;
+use crate::config::{CallerIdTrust, Pin};
 
 pub use self::settings::{
     AgentRef, CallerMatch, MenuPrompts, MenuSettings, SettingsError, MAX_PRESETS,
@@ -121,6 +125,8 @@ pub enum Outcome {
     WrongPin,
     AbandonedByCaller,
     StoreFailed,
+    /// The trunk's `caller_id_trust` wants the PIN and the user has none.
+    CallerIdRefused,
 }
 
 impl Outcome {
@@ -135,6 +141,7 @@ impl Outcome {
             Outcome::WrongPin => "pin-failed",
             Outcome::AbandonedByCaller => "hung-up",
             Outcome::StoreFailed => "store-failed",
+            Outcome::CallerIdRefused => "caller-id-refused",
         }
     }
 
@@ -159,6 +166,29 @@ impl std::fmt::Display for Outcome {
             Outcome::WrongPin => f.write_str("PIN failed"),
             Outcome::AbandonedByCaller => f.write_str("hung up"),
             Outcome::StoreFailed => f.write_str("store failed"),
+            Outcome::CallerIdRefused => f.write_str("caller ID refused"),
+        }
+    }
+}
+
+/// What let the caller in as the agent, for the log-in record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdCheck {
+    /// The agent's PIN was entered.
+    Pin,
+    /// No PIN: the carrier attested the caller ID (STIR/SHAKEN).
+    Attested,
+    /// No PIN and no attestation: the caller ID alone (policy `any`).
+    Unverified,
+}
+
+impl CallerIdCheck {
+    /// A stable keyword for the store and `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerIdCheck::Pin => "pin",
+            CallerIdCheck::Attested => "attested",
+            CallerIdCheck::Unverified => "unverified",
         }
     }
 }
@@ -225,6 +255,12 @@ pub struct LoginMenu {
     early_keys: Vec<char>,
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
+    /// The trunk's `caller_id_trust`, and whether the carrier attested
+    /// the caller ID.
+    trust: CallerIdTrust,
+    attested: bool,
+    /// The agent's PIN was entered correctly.
+    pin_checked: bool,
 
     phase: Phase,
     next_play: u64,
@@ -264,6 +300,9 @@ impl LoginMenu {
             early_keys: Vec::new(),
             shared: Vec::new(),
             agent: None,
+            trust: CallerIdTrust::Any,
+            attested: false,
+            pin_checked: false,
             phase: Phase::NotStarted,
             next_play: 0,
             ext_failures: 0,
@@ -273,6 +312,15 @@ impl LoginMenu {
             outcome: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// How far the caller ID is believed: the trunk's `caller_id_trust`,
+    /// and whether the carrier attested this one. Without it the menu acts
+    /// as `any` always did (the PIN only when the user has one).
+    pub fn with_caller_id(mut self, trust: CallerIdTrust, attested: bool) -> Self {
+        self.trust = trust;
+        self.attested = attested;
+        self
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) {
@@ -328,6 +376,19 @@ impl LoginMenu {
         self.agent.as_ref().map(|a| a.user_id.as_str())
     }
 
+    /// What let the caller in (or, before that, what has been proven so
+    /// far): the PIN, else the carrier's attestation where the policy
+    /// counts it (`pin-always` does not), else nothing.
+    pub fn caller_id_check(&self) -> CallerIdCheck {
+        if self.pin_checked {
+            CallerIdCheck::Pin
+        } else if self.attested && self.trust != CallerIdTrust::PinAlways {
+            CallerIdCheck::Attested
+        } else {
+            CallerIdCheck::Unverified
+        }
+    }
+
     /// True while a key pressed now would be part of a PIN: the shell logs
     /// such keys as `*` (no secret in any log line).
     pub fn collecting_secret(&self) -> bool {
@@ -366,8 +427,10 @@ impl LoginMenu {
             }
             Some(CallerMatch::One(agent)) => {
                 self.agent = Some(agent);
-                let step = self.step_after_identification();
-                self.ask(vec![self.prompts.welcome.clone()], step);
+                match self.step_after_identification() {
+                    Some(step) => self.ask(vec![self.prompts.welcome.clone()], step),
+                    None => self.fail(Outcome::CallerIdRefused),
+                }
             }
         }
     }
@@ -551,6 +614,7 @@ impl LoginMenu {
 
     fn check_pin(&mut self, digits: &str) {
         if self.agent_pin().is_some_and(|pin| pin.matches(digits)) {
+            self.pin_checked = true;
             self.ask(Vec::new(), Step::Menu);
             return;
         }
@@ -572,8 +636,10 @@ impl LoginMenu {
         if let Some(index) = found {
             let (_, agent) = std::mem::take(&mut self.shared).swap_remove(index);
             self.agent = Some(agent);
-            let step = self.step_after_identification();
-            self.ask(Vec::new(), step);
+            match self.step_after_identification() {
+                Some(step) => self.ask(Vec::new(), step),
+                None => self.fail(Outcome::CallerIdRefused),
+            }
             return;
         }
         self.ext_failures += 1;
@@ -611,11 +677,20 @@ impl LoginMenu {
         self.phase = Phase::Storing { outcome, confirm };
     }
 
-    fn step_after_identification(&self) -> Step {
-        if self.agent_pin().is_some() {
-            Step::Pin
-        } else {
-            Step::Menu
+    /// What identification leads to under the trunk's `caller_id_trust`;
+    /// `None`: refused (the policy wants a PIN the user does not have).
+    /// - `any`: the PIN when the user has one, else the menu (as before
+    ///   the policy existed).
+    /// - `attested`: an attested caller ID is the proof, so the menu;
+    ///   otherwise the PIN stands in for it.
+    /// - `pin-always`: the PIN.
+    fn step_after_identification(&self) -> Option<Step> {
+        let has_pin = self.agent_pin().is_some();
+        match self.trust {
+            CallerIdTrust::Any if has_pin => Some(Step::Pin),
+            CallerIdTrust::Any => Some(Step::Menu),
+            CallerIdTrust::Attested if self.attested => Some(Step::Menu),
+            CallerIdTrust::Attested | CallerIdTrust::PinAlways => has_pin.then_some(Step::Pin),
         }
     }
 

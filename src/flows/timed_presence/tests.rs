@@ -778,3 +778,6 @@ fn keys_before_the_ack_count_once_it_arrives() {
         .collect();
     assert_eq!(writes, [&online("jsmith", 1)], "{acts:?}");
 }
+
+#[path = "tests_trust.rs"]
+mod trust;
