@@ -14,10 +14,10 @@ use crate::config::TimedPresenceFlow;
 use crate::flows::agent_status::AgentStatus;
 use crate::flows::directory::{self, CallerNumber};
 use crate::flows::timed_presence::{
-    Action, Event, LoginMenu, Outcome, PlayId, PresenceChange, PromptName,
+    Action, CallerIdCheck, Event, LoginMenu, Outcome, PlayId, PresenceChange, PromptName,
 };
 use crate::media::engine::MediaEvent;
-use crate::presence::{LoginOutcome, NewLoginCall};
+use crate::presence::{self, CallerIdRecord, LoginOutcome, NewLoginCall};
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 use crate::telemetry;
 
@@ -30,11 +30,44 @@ pub async fn run(
 ) {
     let started_at = Utc::now();
     let caller = directory::identify(&ctx.cfg, &call.caller);
-    info!(caller = %caller, "log-in call");
+    // The rules of the trunk the call came through, as `identify` reads
+    // them: how far its caller ID is believed, and whether the carrier
+    // attested this one (ATIS-1000074 verstat).
+    let trust = ctx
+        .cfg
+        .trunk_named(&call.caller.trunk)
+        .unwrap_or(&ctx.cfg.trunk)
+        .caller_id_trust;
+    let attested = directory::caller_attested(&ctx.cfg, &call.caller);
+    info!(
+        caller = %caller,
+        caller_id_trust = trust.as_str(),
+        attested,
+        "log-in call"
+    );
     let settings = directory::menu_settings(flow);
-    let mut menu = LoginMenu::new(&settings, caller, Instant::now());
+    let mut menu =
+        LoginMenu::new(&settings, caller, Instant::now()).with_caller_id(trust, attested);
     drive(ctx, call, flow, &mut menu, answered, sip).await;
-    record(ctx, call, &menu, started_at).await;
+    if menu.outcome() == Some(Outcome::CallerIdRefused) {
+        // Names the policy and the attestation, never anything of a PIN.
+        info!(
+            agent = menu.agent_id().unwrap_or("-"),
+            caller_id_trust = trust.as_str(),
+            attested,
+            "caller ID refused: the trunk's caller_id_trust = {:?} wants a PIN for this \
+             caller ID and the user has none",
+            trust.as_str()
+        );
+    }
+    let trust = CallerIdRecord {
+        caller_id_trust: trust,
+        attested,
+        caller_id: menu
+            .agent_id()
+            .map(|_| stored_check(menu.caller_id_check())),
+    };
+    record(ctx, call, &menu, started_at, trust).await;
     let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
     telemetry::call_ended(&flow.name, outcome.as_str());
 }
@@ -198,6 +231,7 @@ async fn record(
     call: &IncomingCall,
     menu: &LoginMenu,
     started_at: DateTime<Utc>,
+    trust: CallerIdRecord,
 ) {
     let outcome = menu.outcome().unwrap_or(Outcome::AbandonedByCaller);
     let caller = match directory::caller_number(&ctx.cfg, &call.caller) {
@@ -213,6 +247,7 @@ async fn record(
         hours: outcome.hours(),
         started_at,
         ended_at: Utc::now(),
+        trust,
     };
     match ctx.presence.record_login(row).await {
         Ok(()) => {}
@@ -313,5 +348,15 @@ fn stored_outcome(outcome: Outcome) -> LoginOutcome {
         Outcome::WrongPin => LoginOutcome::PinFailed,
         Outcome::AbandonedByCaller => LoginOutcome::HungUp,
         Outcome::StoreFailed => LoginOutcome::StoreFailed,
+        Outcome::CallerIdRefused => LoginOutcome::CallerIdRefused,
+    }
+}
+
+/// The menu's proof of identity in the store's terms.
+fn stored_check(check: CallerIdCheck) -> presence::CallerIdCheck {
+    match check {
+        CallerIdCheck::Pin => presence::CallerIdCheck::Pin,
+        CallerIdCheck::Attested => presence::CallerIdCheck::Attested,
+        CallerIdCheck::Unverified => presence::CallerIdCheck::Unverified,
     }
 }

@@ -188,7 +188,8 @@ pub async fn login_records(
 
 /// `tpswitch calls --logins`: a table of log-in calls, or with `json` an
 /// array of them (`outcome` as a keyword such as `pin-failed`, `hours` for
-/// `online`).
+/// `online`; `caller_id_trust`, `attested` and `caller_id`: the trunk's
+/// policy, the carrier's attestation and what let the caller in).
 pub async fn logins_report(
     cfg: &Config,
     json: bool,
@@ -198,8 +199,15 @@ pub async fn logins_report(
     if json {
         return Ok(super::json(&calls)?);
     }
-    const HEAD: [&str; 5] = ["STARTED", "CALLER", "AGENT", "OUTCOME", "DURATION"];
-    let cells: Vec<[String; 5]> = calls
+    const HEAD: [&str; 6] = [
+        "STARTED",
+        "CALLER",
+        "AGENT",
+        "OUTCOME",
+        "CALLER ID",
+        "DURATION",
+    ];
+    let cells: Vec<[String; 6]> = calls
         .iter()
         .map(|c| {
             [
@@ -211,6 +219,7 @@ pub async fn logins_report(
                 },
                 c.agent_user_id.clone().unwrap_or_else(|| "-".to_owned()),
                 c.outcome.words(c.hours),
+                caller_id_words(c),
                 span((c.ended_at - c.started_at).num_milliseconds()),
             ]
         })
@@ -220,6 +229,19 @@ pub async fn logins_report(
         out.push_str("(no log-in calls)\n");
     }
     Ok(out)
+}
+
+/// What let the caller in and under which policy: "pin (attested)",
+/// "attested (attested)", "unverified (any)"; "-" for a record older than
+/// these columns, or when nobody was identified.
+fn caller_id_words(c: &LoginCallRecord) -> String {
+    match c.trust {
+        Some(t) => match t.caller_id {
+            Some(check) => format!("{} ({})", check.as_str(), t.caller_id_trust.as_str()),
+            None => "-".to_owned(),
+        },
+        None => "-".to_owned(),
+    }
 }
 
 #[cfg(test)]

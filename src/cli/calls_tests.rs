@@ -239,7 +239,8 @@ async fn a_live_bridged_call_shows_its_agent_attempts_and_wait() {
 
 #[tokio::test]
 async fn logins_list_caller_agent_and_outcome() {
-    use crate::presence::{LoginOutcome, NewLoginCall};
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdCheck, CallerIdRecord, LoginOutcome, NewLoginCall};
     let dir = tempfile::tempdir().unwrap();
     let cfg = cfg_with_db(&dir);
     assert!(logins_report(&cfg, false, t(0))
@@ -276,6 +277,17 @@ async fn logins_list_caller_agent_and_outcome() {
                 hours,
                 started_at: t(at),
                 ended_at: t(at + 12),
+                trust: CallerIdRecord {
+                    caller_id_trust: CallerIdTrust::Attested,
+                    attested: i == 0,
+                    caller_id: agent.map(|_| {
+                        if i == 0 {
+                            CallerIdCheck::Attested
+                        } else {
+                            CallerIdCheck::Pin
+                        }
+                    }),
+                },
             })
             .await
             .unwrap();
@@ -293,10 +305,19 @@ async fn logins_list_caller_agent_and_outcome() {
     assert!(lines[2].contains("unknown caller"), "{table}");
     assert!(lines[3].contains("withheld"), "{table}");
     assert!(lines[4].contains("PIN failed"), "{table}");
+    assert!(lines[0].contains("CALLER ID"), "{table}");
+    assert!(lines[1].contains("attested (attested)"), "{table}");
+    assert!(lines[4].contains("pin (attested)"), "{table}");
     let json: serde_json::Value =
         serde_json::from_str(&logins_report(&cfg, true, t(0)).await.unwrap()).unwrap();
     assert_eq!(json[0]["outcome"], "online");
     assert_eq!(json[0]["hours"], 8);
     assert_eq!(json[3]["outcome"], "pin-failed");
     assert!(json[1]["agent_user_id"].is_null());
+    assert_eq!(json[0]["caller_id"], "attested");
+    assert_eq!(json[0]["caller_id_trust"], "attested");
+    assert_eq!(json[0]["attested"], true);
+    assert_eq!(json[3]["caller_id"], "pin");
+    assert_eq!(json[3]["attested"], false);
+    assert!(json[1]["caller_id"].is_null());
 }

@@ -210,13 +210,15 @@ pub static TRUNK_SETTINGS: &[TrunkSetting] = &[
     // an inbound request is taken to come from is still judged by the
     // `allow` each trunk had at start (sip::trunk).
     trunk_setting!(Live, allow),
-    // Read by each call: the caller's identity (RFC 3325), the dial
-    // string, the dialling rules, who we present as, in-band DTMF.
+    // Read by each call: the caller's identity (RFC 3325) and how far the
+    // log-in menu trusts it, the dial string, the dialling rules, who we
+    // present as, in-band DTMF.
     trunk_setting!(Live, trust_pai),
     trunk_setting!(Live, number_format),
     trunk_setting!(Live, prefix),
     trunk_setting!(Live, allow_dial),
     trunk_setting!(Live, caller_id),
+    trunk_setting!(Live, caller_id_trust),
     trunk_setting!(Live, inband_dtmf),
     // Built into the SIP core's route for the trunk at start
     // (app::trunk_routes): where and how legs are sent, their limits, the
@@ -549,6 +551,7 @@ mod tests {
             trust_pai => "trunk.trust_pai", number_format => "trunk.number_format",
             allow_dial => "trunk.allow_dial", follow_redirects => "trunk.follow_redirects",
             max_redirects => "trunk.max_redirects", caller_id => "trunk.caller_id",
+            caller_id_trust => "trunk.caller_id_trust",
             inband_dtmf => "trunk.inband_dtmf",
             in_dialog_via_proxy => "trunk.in_dialog_via_proxy",
             tls_ca_file => "trunk.tls_ca_file", tls_server_name => "trunk.tls_server_name",
@@ -578,8 +581,9 @@ mod tests {
     /// one): what each row is tested against.
     fn everything_else() -> Config {
         use crate::config::model::{
-            Advertise, ApiRole, ApiToken, CallerIdMode, Host, NumberFormat, PortRange, SipTarget,
-            Synchronous, TlsIdentity, TlsListen, TrunkRegistration, Untrusted,
+            Advertise, ApiRole, ApiToken, CallerIdMode, CallerIdTrust, Host, NumberFormat,
+            PortRange, SipTarget, Synchronous, TlsIdentity, TlsListen, TrunkRegistration,
+            Untrusted,
         };
         use crate::config::CountryCode;
         use crate::media::{codec::Codec, srtp::SrtpPolicy};
@@ -699,6 +703,10 @@ mod tests {
         t.caller_id = match t.caller_id {
             CallerIdMode::Customer => CallerIdMode::ContactPoint,
             CallerIdMode::ContactPoint => CallerIdMode::Customer,
+        };
+        t.caller_id_trust = match t.caller_id_trust {
+            CallerIdTrust::PinAlways => CallerIdTrust::Attested,
+            _ => CallerIdTrust::PinAlways,
         };
         t.inband_dtmf = !t.inband_dtmf;
         t.in_dialog_via_proxy = !t.in_dialog_via_proxy;

@@ -183,6 +183,10 @@ pub struct TrunkConfig {
     pub follow_redirects: bool,
     pub max_redirects: u32,
     pub caller_id: CallerIdMode,
+    /// How far the log-in menu believes a caller ID that came through this
+    /// trunk (`caller_id_trust`): the carrier's STIR/SHAKEN attestation, a
+    /// PIN, or neither.
+    pub caller_id_trust: CallerIdTrust,
     pub inband_dtmf: bool,
     /// In-dialog requests (ACK, BYE, re-INVITE) go to `outbound_proxy` on
     /// legs we place and to the INVITE's source on calls we receive, with
@@ -389,6 +393,45 @@ pub enum CallerIdMode {
     ContactPoint,
     /// The customer's number, with a Diversion header naming the contact point.
     Customer,
+}
+
+/// How far the log-in menu trusts a caller ID from a trunk. Caller ID can
+/// be forged; carriers that verify the RFC 8224 Identity header pass the
+/// result on as `verstat` (ATIS-1000074 §5.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallerIdTrust {
+    /// The caller ID identifies the agent (the PIN is asked only when
+    /// their extension has one): the behaviour before this setting.
+    #[default]
+    Any,
+    /// A number the carrier did not attest (`TN-Validation-Passed`) must
+    /// be backed by the PIN; an extension without a PIN is refused.
+    Attested,
+    /// The PIN is always asked; an extension without a PIN is refused.
+    PinAlways,
+}
+
+impl CallerIdTrust {
+    /// The keyword as the configuration and the log-in record write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerIdTrust::Any => "any",
+            CallerIdTrust::Attested => "attested",
+            CallerIdTrust::PinAlways => "pin-always",
+        }
+    }
+
+    /// The keyword back (as the log-in record stores it).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            CallerIdTrust::Any,
+            CallerIdTrust::Attested,
+            CallerIdTrust::PinAlways,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone)]

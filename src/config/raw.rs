@@ -83,6 +83,7 @@ pub struct RawTrunk {
     pub follow_redirects: Option<bool>,
     pub max_redirects: Option<i64>,
     pub caller_id: Option<String>,
+    pub caller_id_trust: Option<String>,
     pub inband_dtmf: Option<bool>,
     pub in_dialog_via_proxy: Option<bool>,
     pub register: Option<bool>,

@@ -338,3 +338,30 @@ fn a_trunk_names_the_header_its_front_proxy_writes_the_carriers_source_in() {
         assert!(p.fix.contains("X-Tpswitch-Source"), "{bad}: {}", p.fix);
     }
 }
+
+#[test]
+fn caller_id_trust_is_per_trunk_and_a_wrong_value_names_the_choices() {
+    use crate::config::CallerIdTrust;
+    // The legacy `[trunk]` in the example says "any", the default.
+    let c = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.trunk.caller_id_trust, CallerIdTrust::Any);
+    let text = with_trunks(&edit(
+        TWO,
+        "trust_pai = false",
+        "trust_pai = false\ncaller_id_trust = \"pin-always\"",
+    ));
+    let c = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let trust = |name: &str| c.trunk_named(name).unwrap().caller_id_trust;
+    assert_eq!(trust("backup"), CallerIdTrust::PinAlways);
+    // Unset on a trunk of its own: "any" (the example's line went to the
+    // last `[[trunks]]`, twilio, with the rest of `[trunk]`'s keys).
+    assert_eq!(trust("twilio"), CallerIdTrust::Any);
+    let text = with_trunks(&edit(
+        TWO,
+        "trust_pai = false",
+        "trust_pai = false\ncaller_id_trust = \"verified\"",
+    ));
+    let p = at(&text, "trunks[0].caller_id_trust");
+    assert!(p.problem.contains("\"verified\""), "{p:?}");
+    assert_eq!(p.fix, "use \"any\" or \"attested\" or \"pin-always\"");
+}

@@ -872,6 +872,16 @@ fn trunk(v: &mut V, at: &str, r: Option<&RawTrunk>) -> TrunkConfig {
                 ("customer", CallerIdMode::Customer),
             ],
         ),
+        caller_id_trust: v.choice(
+            &key("caller_id_trust"),
+            &r.caller_id_trust,
+            CallerIdTrust::Any,
+            &[
+                ("any", CallerIdTrust::Any),
+                ("attested", CallerIdTrust::Attested),
+                ("pin-always", CallerIdTrust::PinAlways),
+            ],
+        ),
         inband_dtmf: r.inband_dtmf.unwrap_or(false),
         in_dialog_via_proxy: r.in_dialog_via_proxy.unwrap_or(true),
         tls_ca_file: r

@@ -9,7 +9,7 @@ use crate::config::{
     Config, CountryCode, DispatchMapping, Extension, PromptRef, TimedPresenceFlow, User, E164,
 };
 use crate::flows::timed_presence::{AgentRef, CallerMatch, MenuPrompts, MenuSettings, PromptName};
-use crate::sip::api::CallerInfo;
+use crate::sip::api::{CallerInfo, Verstat};
 
 /// User parts that mean "no caller ID". RFC 3323 §4.1.1.3 recommends
 /// `anonymous`; carriers also send the others (and "withheld",
@@ -73,6 +73,48 @@ pub fn caller_number(cfg: &Config, caller: &CallerInfo) -> CallerNumber {
             None => CallerNumber::Withheld,
         },
     }
+}
+
+/// Whether the carrier attested the number the caller was identified by
+/// (`verstat=TN-Validation-Passed`, ATIS-1000074 §5.3.1), for the trunk's
+/// `caller_id_trust`.
+///
+/// The attestation must be on the header the number came from (the same
+/// choice as [`identify`]: a trusted PAI, else From). A PAI without
+/// `verstat` borrows From's only when From carries the same number: a
+/// carrier may mark just one of them, but a verdict on another number
+/// proves nothing about this one. A PAI the trunk does not trust lends
+/// nothing, whatever it carries.
+pub fn caller_attested(cfg: &Config, caller: &CallerInfo) -> bool {
+    let from_passed = caller.from_verstat == Verstat::Passed;
+    let (pai_numbers, from_numbers) = match (pick(cfg, caller), pai_in_use(cfg, caller)) {
+        (Picked::Number(numbers), true) => {
+            if caller.asserted_verstat != Verstat::Absent {
+                return caller.asserted_verstat == Verstat::Passed;
+            }
+            let cc = &cfg.numbering.default_country_code;
+            let from = caller.from_user.as_deref().map(|f| classify(f, cc));
+            match from {
+                Some(Picked::Number(from)) => (numbers, from),
+                _ => return false,
+            }
+        }
+        (Picked::Number(_), false) => return from_passed,
+        (Picked::Withheld | Picked::NotANumber(_), _) => return false,
+    };
+    from_passed && pai_numbers.iter().any(|n| from_numbers.contains(n))
+}
+
+/// True when [`pick`] took the number from P-Asserted-Identity.
+fn pai_in_use(cfg: &Config, caller: &CallerInfo) -> bool {
+    let trunk = cfg.trunk_named(&caller.trunk).unwrap_or(&cfg.trunk);
+    trunk.trust_pai
+        && caller.asserted.as_deref().is_some_and(|pai| {
+            !matches!(
+                classify(pai, &cfg.numbering.default_country_code),
+                Picked::NotANumber(_)
+            )
+        })
 }
 
 /// The dispatch mapping (contact point) for a called number, written as the

@@ -148,6 +148,77 @@ fn pai_that_is_not_a_number_falls_back_to_from() {
     assert_eq!(identify(&c, &caller), one("jsmith", None));
 }
 
+fn verstat(pai: Option<&str>, pai_v: Verstat, from_user: &str, from_v: Verstat) -> CallerInfo {
+    CallerInfo {
+        asserted: pai.map(str::to_owned),
+        from_user: Some(from_user.to_owned()),
+        asserted_verstat: pai_v,
+        from_verstat: from_v,
+        ..CallerInfo::default()
+    }
+}
+
+#[test]
+fn attestation_is_read_from_the_header_that_identified_the_caller() {
+    use Verstat::*;
+    let c = cfg();
+    let n = "+12345678910";
+    // From alone.
+    assert!(caller_attested(&c, &verstat(None, Absent, n, Passed)));
+    for v in [Absent, Failed, NoValidation, Other] {
+        assert!(!caller_attested(&c, &verstat(None, Absent, n, v)), "{v:?}");
+    }
+    // A trusted PAI decides when it carries a verstat.
+    assert!(caller_attested(
+        &c,
+        &verstat(Some(n), Passed, n, NoValidation)
+    ));
+    assert!(!caller_attested(
+        &c,
+        &verstat(Some(n), NoValidation, n, Passed)
+    ));
+    assert!(!caller_attested(&c, &verstat(Some(n), Failed, n, Passed)));
+    // Without one it borrows From's, only for the same number (in any form).
+    assert!(caller_attested(
+        &c,
+        &verstat(Some(n), Absent, "2345678910", Passed)
+    ));
+    assert!(!caller_attested(
+        &c,
+        &verstat(Some(n), Absent, "+12345678000", Passed)
+    ));
+    // A PAI the trunk does not trust lends nothing; From decides.
+    let mut untrusting = cfg();
+    untrusting.trunk.trust_pai = false;
+    assert!(!caller_attested(
+        &untrusting,
+        &verstat(Some(n), Passed, n, Absent)
+    ));
+    assert!(caller_attested(
+        &untrusting,
+        &verstat(Some(n), Failed, n, Passed)
+    ));
+    // A PAI that is not a number: From identifies, and attests.
+    assert!(caller_attested(
+        &c,
+        &verstat(Some("alice"), Failed, n, Passed)
+    ));
+    // Withheld or not a number: nothing to attest.
+    let withheld = CallerInfo {
+        withheld: true,
+        ..verstat(None, Absent, n, Passed)
+    };
+    assert!(!caller_attested(&c, &withheld));
+    assert!(!caller_attested(
+        &c,
+        &verstat(None, Absent, "alice", Passed)
+    ));
+    assert!(!caller_attested(
+        &c,
+        &verstat(Some("anonymous"), Passed, n, Passed)
+    ));
+}
+
 #[test]
 fn withheld_flag_and_placeholders() {
     let c = cfg();

@@ -6,6 +6,10 @@
 //! An agent who is already online first hears where they stand ("online
 //! until five PM, for three more hours", `flows::agent_status`), and keys
 //! 1..=N then add that preset to the window's end instead (issue 14).
+//! How far the caller ID alone is believed is the trunk's
+//! `caller_id_trust` ([`CallerIdTrust`], given with
+//! [`LoginMenu::with_caller_id`]): a caller ID the carrier did not attest,
+//! or any caller ID, may have to be backed by the PIN.
 //!
 //! The shell feeds [`Event`]s with `now`, drains [`Action`]s with
 //! [`LoginMenu::poll_action`] after every `handle`, and calls
@@ -40,7 +44,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::config::Pin;
+use crate::config::{CallerIdTrust, Pin};
 use crate::flows::agent_status::AgentStatus;
 
 pub use self::settings::{
@@ -155,6 +159,8 @@ pub enum Outcome {
     WrongPin,
     AbandonedByCaller,
     StoreFailed,
+    /// The trunk's `caller_id_trust` wants the PIN and the user has none.
+    CallerIdRefused,
 }
 
 impl Outcome {
@@ -170,6 +176,7 @@ impl Outcome {
             Outcome::WrongPin => "pin-failed",
             Outcome::AbandonedByCaller => "hung-up",
             Outcome::StoreFailed => "store-failed",
+            Outcome::CallerIdRefused => "caller-id-refused",
         }
     }
 
@@ -195,6 +202,29 @@ impl std::fmt::Display for Outcome {
             Outcome::WrongPin => f.write_str("PIN failed"),
             Outcome::AbandonedByCaller => f.write_str("hung up"),
             Outcome::StoreFailed => f.write_str("store failed"),
+            Outcome::CallerIdRefused => f.write_str("caller ID refused"),
+        }
+    }
+}
+
+/// What let the caller in as the agent, for the log-in record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerIdCheck {
+    /// The agent's PIN was entered.
+    Pin,
+    /// No PIN: the carrier attested the caller ID (STIR/SHAKEN).
+    Attested,
+    /// No PIN and no attestation: the caller ID alone (policy `any`).
+    Unverified,
+}
+
+impl CallerIdCheck {
+    /// A stable keyword for the store and `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerIdCheck::Pin => "pin",
+            CallerIdCheck::Attested => "attested",
+            CallerIdCheck::Unverified => "unverified",
         }
     }
 }
@@ -277,6 +307,12 @@ pub struct LoginMenu {
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
     standing: Standing,
+    /// The trunk's `caller_id_trust`, and whether the carrier attested
+    /// the caller ID.
+    trust: CallerIdTrust,
+    attested: bool,
+    /// The agent's PIN was entered correctly.
+    pin_checked: bool,
 
     phase: Phase,
     next_play: u64,
@@ -319,6 +355,9 @@ impl LoginMenu {
             shared: Vec::new(),
             agent: None,
             standing: Standing::Unknown,
+            trust: CallerIdTrust::Any,
+            attested: false,
+            pin_checked: false,
             phase: Phase::NotStarted,
             next_play: 0,
             ext_failures: 0,
@@ -328,6 +367,15 @@ impl LoginMenu {
             outcome: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// How far the caller ID is believed: the trunk's `caller_id_trust`,
+    /// and whether the carrier attested this one. Without it the menu acts
+    /// as `any` always did (the PIN only when the user has one).
+    pub fn with_caller_id(mut self, trust: CallerIdTrust, attested: bool) -> Self {
+        self.trust = trust;
+        self.attested = attested;
+        self
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) {
@@ -383,6 +431,19 @@ impl LoginMenu {
     /// extension on a shared line).
     pub fn agent_id(&self) -> Option<&str> {
         self.agent.as_ref().map(|a| a.user_id.as_str())
+    }
+
+    /// What let the caller in (or, before that, what has been proven so
+    /// far): the PIN, else the carrier's attestation where the policy
+    /// counts it (`pin-always` does not), else nothing.
+    pub fn caller_id_check(&self) -> CallerIdCheck {
+        if self.pin_checked {
+            CallerIdCheck::Pin
+        } else if self.attested && self.trust != CallerIdTrust::PinAlways {
+            CallerIdCheck::Attested
+        } else {
+            CallerIdCheck::Unverified
+        }
     }
 
     /// True while a key pressed now would be part of a PIN: the shell logs
@@ -617,6 +678,7 @@ impl LoginMenu {
 
     fn check_pin(&mut self, digits: &str) {
         if self.agent_pin().is_some_and(|pin| pin.matches(digits)) {
+            self.pin_checked = true;
             self.enter_menu(Vec::new());
             return;
         }
@@ -676,12 +738,30 @@ impl LoginMenu {
         self.phase = Phase::Storing { outcome, confirm };
     }
 
-    /// The PIN if the agent has one, else the menu; `lead` plays first.
+    /// The PIN or the menu, as the trunk's `caller_id_trust` wants it, or
+    /// a refusal; `lead` plays first.
     fn after_identification(&mut self, lead: Vec<PromptName>) {
-        if self.agent_pin().is_some() {
-            self.ask(lead, Step::Pin);
-        } else {
-            self.enter_menu(lead);
+        match self.step_after_identification() {
+            Some(Step::Pin) => self.ask(lead, Step::Pin),
+            Some(_) => self.enter_menu(lead),
+            None => self.fail(Outcome::CallerIdRefused),
+        }
+    }
+
+    /// What identification leads to under the trunk's `caller_id_trust`;
+    /// `None`: refused (the policy wants a PIN the user does not have).
+    /// - `any`: the PIN when the user has one, else the menu (as before
+    ///   the policy existed).
+    /// - `attested`: an attested caller ID is the proof, so the menu;
+    ///   otherwise the PIN stands in for it.
+    /// - `pin-always`: the PIN.
+    fn step_after_identification(&self) -> Option<Step> {
+        let has_pin = self.agent_pin().is_some();
+        match self.trust {
+            CallerIdTrust::Any if has_pin => Some(Step::Pin),
+            CallerIdTrust::Any => Some(Step::Menu),
+            CallerIdTrust::Attested if self.attested => Some(Step::Menu),
+            CallerIdTrust::Attested | CallerIdTrust::PinAlways => has_pin.then_some(Step::Pin),
         }
     }
 

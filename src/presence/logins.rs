@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::rfc3339_millis;
+pub use crate::config::CallerIdTrust;
 
 /// How a log-in call ended, as stored (`login_calls.outcome`). The menu's
 /// own outcome type lives in `flows/` (above this layer) and maps onto it.
@@ -21,10 +22,12 @@ pub enum LoginOutcome {
     HungUp,
     PinFailed,
     StoreFailed,
+    /// The trunk's `caller_id_trust` wanted a PIN the user does not have.
+    CallerIdRefused,
 }
 
 impl LoginOutcome {
-    pub const ALL: [LoginOutcome; 8] = [
+    pub const ALL: [LoginOutcome; 9] = [
         LoginOutcome::Online,
         LoginOutcome::Offline,
         LoginOutcome::Invalid,
@@ -33,6 +36,7 @@ impl LoginOutcome {
         LoginOutcome::HungUp,
         LoginOutcome::PinFailed,
         LoginOutcome::StoreFailed,
+        LoginOutcome::CallerIdRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl LoginOutcome {
             LoginOutcome::HungUp => "hung-up",
             LoginOutcome::PinFailed => "pin-failed",
             LoginOutcome::StoreFailed => "store-failed",
+            LoginOutcome::CallerIdRefused => "caller-id-refused",
         }
     }
 
@@ -60,9 +65,57 @@ impl LoginOutcome {
             (LoginOutcome::HungUp, _) => "hung up".to_owned(),
             (LoginOutcome::PinFailed, _) => "PIN failed".to_owned(),
             (LoginOutcome::StoreFailed, _) => "store failed".to_owned(),
+            (LoginOutcome::CallerIdRefused, _) => "caller ID refused".to_owned(),
             (o, _) => o.as_str().to_owned(),
         }
     }
+}
+
+/// What let the caller in as the agent (`login_calls.caller_id`); the
+/// menu's own type maps onto it, as its outcome does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallerIdCheck {
+    /// The agent's PIN.
+    Pin,
+    /// The carrier's attestation of the caller ID (STIR/SHAKEN).
+    Attested,
+    /// The caller ID alone.
+    Unverified,
+}
+
+impl CallerIdCheck {
+    pub const ALL: [CallerIdCheck; 3] = [
+        CallerIdCheck::Pin,
+        CallerIdCheck::Attested,
+        CallerIdCheck::Unverified,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerIdCheck::Pin => "pin",
+            CallerIdCheck::Attested => "attested",
+            CallerIdCheck::Unverified => "unverified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// How the caller ID of a log-in call was judged: the trunk's policy,
+/// the carrier's attestation and what the menu took as proof. `None` in a
+/// record written before these were kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CallerIdRecord {
+    /// The trunk's `caller_id_trust` when the call came in.
+    pub caller_id_trust: CallerIdTrust,
+    /// `verstat=TN-Validation-Passed` on the header the number came from.
+    pub attested: bool,
+    /// What let the caller in (or, for a call that did not get in, what was
+    /// proven); `None` when nobody was identified.
+    pub caller_id: Option<CallerIdCheck>,
 }
 
 /// A log-in call as it ended.
@@ -79,6 +132,7 @@ pub struct NewLoginCall {
     pub hours: Option<u32>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    pub trust: CallerIdRecord,
 }
 
 /// A stored log-in call.
@@ -94,6 +148,10 @@ pub struct LoginCallRecord {
     pub started_at: DateTime<Utc>,
     #[serde(with = "rfc3339_millis")]
     pub ended_at: DateTime<Utc>,
+    /// Shown in `--json` as `caller_id_trust`, `attested` and `caller_id`
+    /// (all three absent for a record older than them).
+    #[serde(flatten)]
+    pub trust: Option<CallerIdRecord>,
 }
 
 #[cfg(test)]
@@ -110,5 +168,21 @@ mod tests {
         assert_eq!(LoginOutcome::Online.words(Some(8)), "online 8 h");
         assert_eq!(LoginOutcome::PinFailed.words(None), "PIN failed");
         assert_eq!(LoginOutcome::UnknownCaller.words(None), "unknown caller");
+        assert_eq!(
+            LoginOutcome::CallerIdRefused.words(None),
+            "caller ID refused"
+        );
+        for c in CallerIdCheck::ALL {
+            assert_eq!(CallerIdCheck::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        for t in [
+            CallerIdTrust::Any,
+            CallerIdTrust::Attested,
+            CallerIdTrust::PinAlways,
+        ] {
+            assert_eq!(CallerIdTrust::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
     }
 }

@@ -55,7 +55,7 @@ pub use backend::Store;
 pub use calls::{
     AttemptRecord, CallFilter, CallRecord, CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome,
 };
-pub use logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+pub use logins::{CallerIdCheck, CallerIdRecord, LoginCallRecord, LoginOutcome, NewLoginCall};
 pub use postgres::PgStore;
 pub use scheduler::{Expiry, ExpiryScheduler};
 pub use sqlite::SqliteStore;

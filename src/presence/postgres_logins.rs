@@ -5,14 +5,17 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+use super::logins::{
+    CallerIdCheck, CallerIdRecord, CallerIdTrust, LoginCallRecord, LoginOutcome, NewLoginCall,
+};
 use super::postgres::PgStore;
 use super::{to_ms, Result};
 
 pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> Result<i64> {
     let done = sqlx::query(
         "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
-         started_at_ms, ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+         started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(call.call_id.as_str())
     .bind(call.caller.as_str())
@@ -21,6 +24,9 @@ pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> R
     .bind(call.hours.map(i64::from))
     .bind(to_ms(call.started_at))
     .bind(to_ms(call.ended_at))
+    .bind(call.trust.caller_id_trust.as_str())
+    .bind(call.trust.attested)
+    .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
     .fetch_one(store.pool())
     .await
     .map_err(store.err("recording a log-in call"))?;
@@ -34,7 +40,8 @@ pub(super) async fn login_calls_since(
     limit: u32,
 ) -> Result<Vec<LoginCallRecord>> {
     let rows = sqlx::query(
-        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms \
+        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms, \
+         caller_id_trust, attested, caller_id \
          FROM login_calls WHERE started_at_ms >= $1 ORDER BY started_at_ms, id LIMIT $2",
     )
     .bind(to_ms(since))
@@ -73,7 +80,33 @@ pub(super) async fn login_calls_since(
                 hours,
                 started_at: store.time(r, "login_calls", "started_at_ms")?,
                 ended_at: store.time(r, "login_calls", "ended_at_ms")?,
+                trust: caller_id_record(store, r)?,
             })
         })
         .collect()
+}
+
+/// The caller-ID columns of a row; `None` for a row written before they
+/// existed (no policy stored).
+fn caller_id_record(store: &PgStore, r: &sqlx::postgres::PgRow) -> Result<Option<CallerIdRecord>> {
+    let get_err = || store.err("reading a log-in call");
+    let trust: Option<String> = r.try_get("caller_id_trust").map_err(get_err())?;
+    let Some(trust) = trust else {
+        return Ok(None);
+    };
+    let caller_id_trust = CallerIdTrust::parse(&trust)
+        .ok_or_else(|| store.corrupt(format!("login_calls.caller_id_trust = {trust:?}")))?;
+    let attested: Option<bool> = r.try_get("attested").map_err(get_err())?;
+    let check: Option<String> = r.try_get("caller_id").map_err(get_err())?;
+    let caller_id = check
+        .map(|c| {
+            CallerIdCheck::parse(&c)
+                .ok_or_else(|| store.corrupt(format!("login_calls.caller_id = {c:?}")))
+        })
+        .transpose()?;
+    Ok(Some(CallerIdRecord {
+        caller_id_trust,
+        attested: attested.unwrap_or(false),
+        caller_id,
+    }))
 }

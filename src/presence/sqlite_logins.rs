@@ -5,14 +5,17 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::logins::{LoginCallRecord, LoginOutcome, NewLoginCall};
+use super::logins::{
+    CallerIdCheck, CallerIdRecord, CallerIdTrust, LoginCallRecord, LoginOutcome, NewLoginCall,
+};
 use super::sqlite::SqliteStore;
 use super::{to_ms, Result};
 
 pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
     let done = sqlx::query(
         "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
-         started_at_ms, ended_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(call.call_id.as_str())
     .bind(call.caller.as_str())
@@ -21,6 +24,9 @@ pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) 
     .bind(call.hours.map(i64::from))
     .bind(to_ms(call.started_at))
     .bind(to_ms(call.ended_at))
+    .bind(call.trust.caller_id_trust.as_str())
+    .bind(i64::from(call.trust.attested))
+    .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
     .execute(store.pool())
     .await
     .map_err(store.err("recording a log-in call"))?;
@@ -34,7 +40,8 @@ pub(super) async fn login_calls_since(
     limit: u32,
 ) -> Result<Vec<LoginCallRecord>> {
     let rows = sqlx::query(
-        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms \
+        "SELECT id, call_id, caller, agent_user_id, outcome, hours, started_at_ms, ended_at_ms, \
+         caller_id_trust, attested, caller_id \
          FROM login_calls WHERE started_at_ms >= ? ORDER BY started_at_ms, id LIMIT ?",
     )
     .bind(to_ms(since))
@@ -73,7 +80,36 @@ pub(super) async fn login_calls_since(
                 hours,
                 started_at: store.time(r, "login_calls", "started_at_ms")?,
                 ended_at: store.time(r, "login_calls", "ended_at_ms")?,
+                trust: caller_id_record(store, r)?,
             })
         })
         .collect()
+}
+
+/// The caller-ID columns of a row; `None` for a row written before they
+/// existed (no policy stored).
+fn caller_id_record(
+    store: &SqliteStore,
+    r: &sqlx::sqlite::SqliteRow,
+) -> Result<Option<CallerIdRecord>> {
+    let get_err = || store.err("reading a log-in call");
+    let trust: Option<String> = r.try_get("caller_id_trust").map_err(get_err())?;
+    let Some(trust) = trust else {
+        return Ok(None);
+    };
+    let caller_id_trust = CallerIdTrust::parse(&trust)
+        .ok_or_else(|| store.corrupt(format!("login_calls.caller_id_trust = {trust:?}")))?;
+    let attested: Option<i64> = r.try_get("attested").map_err(get_err())?;
+    let check: Option<String> = r.try_get("caller_id").map_err(get_err())?;
+    let caller_id = check
+        .map(|c| {
+            CallerIdCheck::parse(&c)
+                .ok_or_else(|| store.corrupt(format!("login_calls.caller_id = {c:?}")))
+        })
+        .transpose()?;
+    Ok(Some(CallerIdRecord {
+        caller_id_trust,
+        attested: attested.is_some_and(|a| a != 0),
+        caller_id,
+    }))
 }

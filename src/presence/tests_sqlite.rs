@@ -400,6 +400,58 @@ async fn attempts_written_before_live_attempts_survive_the_upgrade() {
     assert!(s.start_attempt(7, "bob", t(5)).await.unwrap() > 42);
 }
 
+/// A log-in call recorded before the caller-ID columns (schema 9) keeps
+/// its id and outcome through migration 12's rebuild and reads back with
+/// no caller-ID record; the rebuilt table takes the new outcome.
+#[tokio::test]
+async fn log_in_calls_written_before_caller_id_trust_survive_the_upgrade() {
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdCheck, CallerIdRecord, LoginOutcome, NewLoginCall};
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let opts = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+    crate::presence::sqlite::MIGRATOR
+        .run_to(9, &pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO login_calls (id, call_id, caller, agent_user_id, outcome, hours, \
+         started_at_ms, ended_at_ms) VALUES (5, 'old@x', '+12345678910', 'jsmith', 'online', \
+         8, 1700000000000, 1700000012000)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let s = SqliteStore::open(&path).await.unwrap();
+    let refused = NewLoginCall {
+        call_id: "new@x".into(),
+        caller: "+12345678919".into(),
+        agent_user_id: Some("nopin".into()),
+        outcome: LoginOutcome::CallerIdRefused,
+        hours: None,
+        started_at: t(20),
+        ended_at: t(25),
+        trust: CallerIdRecord {
+            caller_id_trust: CallerIdTrust::Attested,
+            attested: false,
+            caller_id: Some(CallerIdCheck::Unverified),
+        },
+    };
+    assert!(s.insert_login_call(&refused).await.unwrap() > 5);
+    let calls = s.login_calls_since(t(-10), 10).await.unwrap();
+    assert_eq!((calls[0].id, calls[0].outcome), (5, LoginOutcome::Online));
+    assert_eq!((calls[0].hours, calls[0].trust), (Some(8), None));
+    assert_eq!(calls[1].outcome, LoginOutcome::CallerIdRefused);
+    assert_eq!(calls[1].trust, Some(refused.trust));
+}
+
 /// `/readyz` asks the store for a write it then throws away: a full disk
 /// says no, freed space says yes, and the probe leaves no table behind.
 #[tokio::test]

@@ -406,11 +406,28 @@ async fn an_attempt_is_listed_while_it_rings_and_completed_when_it_ends(s: &Stor
 }
 
 async fn login_calls_round_trip(s: &Store) {
-    use crate::presence::{LoginOutcome, NewLoginCall};
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdCheck, CallerIdRecord, LoginOutcome, NewLoginCall};
+    let trust = |caller_id_trust, attested, caller_id| CallerIdRecord {
+        caller_id_trust,
+        attested,
+        caller_id,
+    };
+    let trusts = [
+        trust(CallerIdTrust::Any, false, None),
+        trust(CallerIdTrust::Attested, true, Some(CallerIdCheck::Attested)),
+        trust(CallerIdTrust::PinAlways, false, Some(CallerIdCheck::Pin)),
+        trust(
+            CallerIdTrust::Attested,
+            false,
+            Some(CallerIdCheck::Unverified),
+        ),
+    ];
     for (i, (outcome, hours, agent)) in [
         (LoginOutcome::UnknownCaller, None, None),
         (LoginOutcome::Online, Some(8), Some("jsmith")),
         (LoginOutcome::PinFailed, None, Some("jsmith")),
+        (LoginOutcome::CallerIdRefused, None, Some("mgarcia")),
     ]
     .into_iter()
     .enumerate()
@@ -424,12 +441,17 @@ async fn login_calls_round_trip(s: &Store) {
             hours,
             started_at: t(at),
             ended_at: t(at + 20),
+            trust: trusts[i],
         })
         .await
         .unwrap();
     }
     let all = s.login_calls_since(t(0), 10).await.unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), 4);
+    for (got, want) in all.iter().zip(trusts) {
+        assert_eq!(got.trust, Some(want));
+    }
+    assert_eq!(all[3].outcome, LoginOutcome::CallerIdRefused);
     assert_eq!(all[0].outcome, LoginOutcome::UnknownCaller);
     assert_eq!(all[0].agent_user_id, None);
     assert_eq!(
@@ -438,7 +460,7 @@ async fn login_calls_round_trip(s: &Store) {
     );
     assert_eq!(all[1].agent_user_id.as_deref(), Some("jsmith"));
     assert_eq!(all[2].ended_at, t(220));
-    assert_eq!(s.login_calls_since(t(150), 10).await.unwrap().len(), 1);
+    assert_eq!(s.login_calls_since(t(150), 10).await.unwrap().len(), 2);
     assert_eq!(
         s.login_calls_since(t(0), 1).await.unwrap()[0].call_id,
         "l0@x"

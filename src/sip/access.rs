@@ -2,6 +2,7 @@
 //! rsipstack. They re-read header text with our own grammar (rsipstack's typed
 //! From/To neither unescape display names nor decode `%` escapes in user parts).
 
+use super::api::Verstat;
 use super::grammar::{self, NameAddr, Param, UriScheme};
 use rsipstack::sip::{Header, Request, Scheme};
 
@@ -32,6 +33,9 @@ pub struct CallerCandidates {
     /// The caller withheld their identity: From `anonymous@anonymous.invalid` or user
     /// `anonymous` (RFC 3323 §4.1.1.3), or `Privacy: id`/`user`/`header` (RFC 3323/3325).
     pub anonymous: bool,
+    /// `verstat` of the PAI entry `pai` was read from, and of From.
+    pub pai_verstat: Verstat,
+    pub from_verstat: Verstat,
 }
 
 fn header_values<'a>(req: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -68,6 +72,35 @@ pub fn uri_user(uri: &str) -> Option<String> {
         user
     };
     (!user.is_empty()).then_some(user)
+}
+
+/// The `verstat` of a From or PAI URI (ATIS-1000074 §5.3.1): a parameter
+/// of the telephone-subscriber, that is after the number of a `tel:` URI or
+/// in the user part of `sip:+1555...;verstat=...@host;user=phone`, or one
+/// of the SIP URI's own parameters after the host, where some carriers put
+/// it. Names match without regard to case (RFC 3261 §19.1.4); two that
+/// disagree count as the weaker.
+pub fn uri_verstat(uri: &str) -> Verstat {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Verstat::Absent;
+    };
+    let (user_params, uri_params) = if scheme.eq_ignore_ascii_case("tel") {
+        (rest.split_once(';').map(|(_, p)| p), None)
+    } else if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        let (userinfo, _, params, _) = grammar::split_sip_uri(rest);
+        let user = userinfo.map(|u| u.split(':').next().unwrap_or(""));
+        (user.and_then(|u| u.split_once(';')).map(|(_, p)| p), params)
+    } else {
+        return Verstat::Absent;
+    };
+    user_params
+        .into_iter()
+        .chain(uri_params)
+        .flat_map(|p| p.split(';'))
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("verstat"))
+        .map(|(_, v)| Verstat::parse(&grammar::percent_decode(v).unwrap_or_default()))
+        .fold(Verstat::Absent, Verstat::weaker)
 }
 
 fn uri_host(uri: &str) -> Option<String> {
@@ -113,11 +146,15 @@ pub fn caller_candidates(req: &Request) -> CallerCandidates {
         .filter_map(|v| grammar::parse_name_addr_list(v).ok())
         .flatten()
         .collect();
-    let pai = pai_entries
+    let pai_entry = pai_entries
         .iter()
         .find(|e| e.scheme == UriScheme::Tel)
-        .or_else(|| pai_entries.first())
-        .and_then(|e| uri_user(&e.uri));
+        .or_else(|| pai_entries.first());
+    let pai = pai_entry.and_then(|e| uri_user(&e.uri));
+    let pai_verstat = pai_entry.map_or(Verstat::Absent, |e| uri_verstat(&e.uri));
+    let from_verstat = from
+        .as_ref()
+        .map_or(Verstat::Absent, |f| uri_verstat(&f.uri));
     let from_user = from.as_ref().and_then(|f| uri_user(&f.uri));
     let from_display = from.as_ref().and_then(|f| f.display.clone());
     let privacy = header_values(req, "Privacy").any(|v| {
@@ -138,6 +175,8 @@ pub fn caller_candidates(req: &Request) -> CallerCandidates {
         from_user,
         from_display,
         anonymous: privacy || anon_from,
+        pai_verstat,
+        from_verstat,
     }
 }
 

@@ -43,6 +43,68 @@ pub struct CallerInfo {
     /// it was sent to, else the one whose `allow` holds its source. That
     /// trunk's rules, such as `trust_pai` and `srtp`, apply to it.
     pub trunk: String,
+    /// The carrier's STIR/SHAKEN verification of the PAI entry `asserted`
+    /// was read from, and of From (ATIS-1000074 `verstat`).
+    pub asserted_verstat: Verstat,
+    pub from_verstat: Verstat,
+}
+
+/// The result of the terminating carrier's check of the caller's RFC 8224
+/// Identity header, as it passes it on: a `verstat` parameter of the
+/// caller's tel URI, or of the user part of a SIP URI with `user=phone`
+/// (ATIS-1000074 §5.3.1); some carriers write it after the host instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verstat {
+    /// No `verstat`: the carrier verified nothing (or says nothing).
+    #[default]
+    Absent,
+    /// `TN-Validation-Passed`: the number is attested.
+    Passed,
+    /// `TN-Validation-Failed`: the Identity header did not verify.
+    Failed,
+    /// `No-TN-Validation`: nothing to verify (no Identity header, or a
+    /// number the signer did not vouch for).
+    NoValidation,
+    /// A value ATIS-1000074 does not define; not attested.
+    Other,
+}
+
+impl Verstat {
+    /// One `verstat` value. Tokens are matched without regard to case:
+    /// some carriers write them in lower case, and no other value is
+    /// spelled like the three defined ones.
+    pub fn parse(value: &str) -> Self {
+        let v = value.trim();
+        if v.eq_ignore_ascii_case("TN-Validation-Passed") {
+            Verstat::Passed
+        } else if v.eq_ignore_ascii_case("TN-Validation-Failed") {
+            Verstat::Failed
+        } else if v.eq_ignore_ascii_case("No-TN-Validation") {
+            Verstat::NoValidation
+        } else {
+            Verstat::Other
+        }
+    }
+
+    /// The weaker of two readings: a URI carrying two `verstat`s that
+    /// disagree is attested only if both say so.
+    pub fn weaker(self, other: Verstat) -> Self {
+        match (self, other) {
+            (Verstat::Absent, o) | (o, Verstat::Absent) => o,
+            (Verstat::Passed, o) | (o, Verstat::Passed) => o,
+            (a, _) => a,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verstat::Absent => "absent",
+            Verstat::Passed => "TN-Validation-Passed",
+            Verstat::Failed => "TN-Validation-Failed",
+            Verstat::NoValidation => "No-TN-Validation",
+            Verstat::Other => "other",
+        }
+    }
 }
 
 /// A new INVITE that passed policy and has a usable offer (or none).

@@ -1,5 +1,6 @@
 use super::*;
-use crate::sip::access::{called_number_user, caller_candidates, sdp_body, top_via};
+use crate::sip::access::{called_number_user, caller_candidates, sdp_body, top_via, uri_verstat};
+use crate::sip::api::Verstat;
 use crate::sip::differential::readers_agree;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Host, Method, Transport};
@@ -489,6 +490,131 @@ fn escaped_user_parts_are_decoded_and_round_trip() {
     };
     assert_eq!(r.uri.user(), Some("user;par=u@example.net"));
     assert_eq!(r.uri.host().to_string(), "example.com");
+}
+
+#[test]
+fn verstat_is_read_from_the_user_part_or_after_the_host_in_any_case() {
+    use Verstat::*;
+    let cases = [
+        // ATIS-1000074 §5.3.1: in the telephone-subscriber of user=phone.
+        (
+            "sip:+15551234567;verstat=TN-Validation-Passed@carrier.example;user=phone",
+            Passed,
+        ),
+        (
+            "sip:+15551234567;verstat=TN-Validation-Failed@carrier.example;user=phone",
+            Failed,
+        ),
+        (
+            "sip:+15551234567;verstat=No-TN-Validation@carrier.example;user=phone",
+            NoValidation,
+        ),
+        ("tel:+15551234567;verstat=TN-Validation-Passed", Passed),
+        (
+            "tel:+1-555-123-4567;phone-context=x;verstat=No-TN-Validation",
+            NoValidation,
+        ),
+        // After the host, as some carriers write it.
+        (
+            "sip:+15551234567@carrier.example;user=phone;verstat=TN-Validation-Passed",
+            Passed,
+        ),
+        (
+            "sips:+15551234567@carrier.example;verstat=TN-Validation-Passed",
+            Passed,
+        ),
+        // Names and values in any case; escapes decoded.
+        (
+            "sip:+15551234567;VerStat=tn-validation-passed@carrier.example",
+            Passed,
+        ),
+        (
+            "sip:+15551234567@carrier.example;VERSTAT=TN-VALIDATION-PASSED",
+            Passed,
+        ),
+        (
+            "sip:+15551234567;verstat=TN%2dValidation-Passed@c.example",
+            Passed,
+        ),
+        // Absent, empty, unknown, or a look-alike name.
+        ("sip:+15551234567@carrier.example;user=phone", Absent),
+        ("tel:+15551234567", Absent),
+        ("sip:+15551234567;verstat=@c.example", Other),
+        ("sip:+15551234567;verstat=Passed@c.example", Other),
+        (
+            "sip:+15551234567;xverstat=TN-Validation-Passed@c.example",
+            Absent,
+        ),
+        (
+            "sip:+15551234567@c.example?verstat=TN-Validation-Passed",
+            Absent,
+        ),
+        ("mailto:verstat=TN-Validation-Passed@c.example", Absent),
+        ("sip:c.example;verstat=TN-Validation-Passed", Passed),
+        // Two that disagree: the weaker counts, whichever comes first.
+        (
+            "sip:+1555;verstat=TN-Validation-Passed@c.example;verstat=TN-Validation-Failed",
+            Failed,
+        ),
+        (
+            "sip:+1555;verstat=No-TN-Validation@c.example;verstat=TN-Validation-Passed",
+            NoValidation,
+        ),
+    ];
+    for (uri, want) in cases {
+        assert_eq!(uri_verstat(uri), want, "{uri}");
+    }
+}
+
+#[test]
+fn verstat_comes_from_both_headers_and_the_pai_entry_the_number_came_from() {
+    let base = |extra: &[&str], from: &str| {
+        let mut h = vec![
+            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK9",
+            from,
+            "To: <sip:100@switch.example>",
+            "Call-ID: cc",
+            "CSeq: 1 INVITE",
+        ];
+        h.extend_from_slice(extra);
+        req(&msg("INVITE sip:100@switch.example SIP/2.0", &h, ""))
+    };
+    let r = base(
+        &["P-Asserted-Identity: <sip:+15551234567;verstat=TN-Validation-Passed@carrier.example;user=phone>"],
+        "From: <sip:+15551234567;verstat=No-TN-Validation@carrier.example;user=phone>;tag=x",
+    );
+    let c = caller_candidates(&r);
+    assert_eq!(c.pai.as_deref(), Some("+15551234567"));
+    assert_eq!(c.from_user.as_deref(), Some("+15551234567"));
+    assert_eq!(
+        (c.pai_verstat, c.from_verstat),
+        (Verstat::Passed, Verstat::NoValidation)
+    );
+    // The tel: entry gives the number, so its verstat is the one that counts.
+    let r = base(
+        &["P-Asserted-Identity: <sip:+15551234567;verstat=TN-Validation-Passed@c.example;user=phone>, <tel:+15551234567;verstat=TN-Validation-Failed>"],
+        "From: <sip:+15551234567@carrier.example;user=phone>;tag=x",
+    );
+    let c = caller_candidates(&r);
+    assert_eq!(
+        (c.pai_verstat, c.from_verstat),
+        (Verstat::Failed, Verstat::Absent)
+    );
+    // A header parameter of From is not the URI's (RFC 3261 §20.10).
+    let r = base(
+        &[],
+        "From: <sip:+15551234567@c.example>;verstat=TN-Validation-Passed;tag=x",
+    );
+    let c = caller_candidates(&r);
+    assert_eq!(
+        (c.pai_verstat, c.from_verstat),
+        (Verstat::Absent, Verstat::Absent)
+    );
+    let r = base(
+        &[],
+        "From: <sip:+15551234567@c.example;verstat=TN-Validation-Passed>;tag=x",
+    );
+    assert_eq!(caller_candidates(&r).from_verstat, Verstat::Passed);
 }
 
 #[test]

@@ -1029,3 +1029,5 @@ fn on_a_shared_line_the_status_is_of_the_agent_keyed() {
         }]
     );
 }
+#[path = "tests_trust.rs"]
+mod trust;

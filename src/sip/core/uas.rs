@@ -842,5 +842,7 @@ fn caller_info(req: &Request) -> CallerInfo {
         display_name: c.from_display,
         withheld: c.anonymous,
         trunk: String::new(),
+        asserted_verstat: c.pai_verstat,
+        from_verstat: c.from_verstat,
     }
 }
