@@ -20,6 +20,9 @@ use crate::presence::{LoginOutcome, NewLoginCall};
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 use crate::telemetry;
 
+/// The history's reason when calling in clears not-responding.
+const REASON_CALLED_IN: &str = "called the log-in line";
+
 pub async fn run(
     ctx: &Arc<CallContext>,
     call: &IncomingCall,
@@ -66,6 +69,29 @@ async fn drive(
                 }
                 Action::StopPlayback => {
                     let _ = session.stop_playback();
+                }
+                Action::Identified { user_id } => {
+                    tracing::Span::current().record("agent", user_id.as_str());
+                    // Awaited before the menu's Play: cleared durably
+                    // before the agent hears the menu. A store that fails
+                    // leaves the mark; the menu still lets them go online.
+                    match ctx
+                        .presence
+                        .clear_not_responding(
+                            &user_id,
+                            crate::presence::ACTOR_AGENT,
+                            REASON_CALLED_IN,
+                        )
+                        .await
+                    {
+                        Ok(true) => {
+                            info!(agent = %user_id, "not-responding cleared: the agent called in")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(agent = %user_id, error = %e, "cannot clear not-responding")
+                        }
+                    }
                 }
                 Action::WritePresence(change) => {
                     // Durable before the menu confirms anything (the Online

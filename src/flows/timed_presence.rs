@@ -107,6 +107,14 @@ pub enum Action {
     StopPlayback,
     /// Write presence durably and report `PresenceWritten`.
     WritePresence(PresenceChange),
+    /// The caller is identified (caller ID, extension, PIN) and the menu is
+    /// about to play, once per call: the shell clears the agent's
+    /// not-responding mark, durably, before carrying out the next action
+    /// (issue 14: calling in clears it). Needs no answer; a failed clear
+    /// is the shell's to log, and the menu goes on.
+    Identified {
+        user_id: String,
+    },
     HangUp,
 }
 
@@ -225,6 +233,8 @@ pub struct LoginMenu {
     early_keys: Vec<char>,
     shared: Vec<(String, AgentRef)>,
     agent: Option<AgentRef>,
+    /// `Action::Identified` was given.
+    identified: bool,
 
     phase: Phase,
     next_play: u64,
@@ -264,6 +274,7 @@ impl LoginMenu {
             early_keys: Vec::new(),
             shared: Vec::new(),
             agent: None,
+            identified: false,
             phase: Phase::NotStarted,
             next_play: 0,
             ext_failures: 0,
@@ -628,6 +639,14 @@ impl LoginMenu {
 
     /// Plays `lead` followed by `step`'s own prompt, then collects for `step`.
     fn ask(&mut self, mut clips: Vec<PromptName>, step: Step) {
+        if step == Step::Menu && !self.identified {
+            if let Some(a) = &self.agent {
+                self.identified = true;
+                self.actions.push_back(Action::Identified {
+                    user_id: a.user_id.clone(),
+                });
+            }
+        }
         match step {
             Step::Extension => clips.push(self.prompts.enter_extension.clone()),
             Step::Pin => clips.push(self.prompts.enter_pin.clone()),

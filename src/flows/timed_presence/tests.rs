@@ -62,6 +62,9 @@ struct Call {
     now: Instant,
     /// The last Play handed out, so tests can finish it.
     playing: Option<PlayId>,
+    /// Users named by `Action::Identified`, kept apart from the other
+    /// actions so the play-by-play tests need not list it.
+    identified: Vec<String>,
 }
 
 impl Call {
@@ -79,6 +82,7 @@ impl Call {
             menu: LoginMenu::new(settings, caller, now),
             now,
             playing: None,
+            identified: Vec::new(),
         }
     }
 
@@ -88,6 +92,10 @@ impl Call {
         while let Some(action) = self.menu.poll_action() {
             if let Action::Play { id, .. } = &action {
                 self.playing = Some(*id);
+            }
+            if let Action::Identified { user_id } = action {
+                self.identified.push(user_id);
+                continue;
             }
             out.push(action);
         }
@@ -364,6 +372,43 @@ fn pin_right_leads_to_menu() {
     assert_eq!(play(&call.key('4')), (vec!["preset_hours"], true));
     call.finish();
     assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
+}
+
+/// Issue 14: the caller is named to the shell (which clears a
+/// not-responding mark) once they are identified, just before the menu:
+/// after the PIN, never before it, and once however often the menu plays.
+#[test]
+fn identification_is_told_once_before_the_menu() {
+    let mut call = Call::new(&settings(), CallerMatch::One(agent("jsmith", Some("1234"))));
+    call.send(Event::Started);
+    call.finish();
+    assert!(call.identified.is_empty(), "not before the PIN");
+    call.keys("9999");
+    call.finish();
+    assert!(call.identified.is_empty(), "not on a wrong PIN");
+    // Told before the menu's Play, in the same batch of actions.
+    let mut order = Vec::new();
+    for key in "1234".chars() {
+        call.menu.handle(Event::Digit(key), call.now);
+        while let Some(a) = call.menu.poll_action() {
+            order.push(a);
+        }
+    }
+    assert!(
+        matches!(order.as_slice(), [Action::Identified { user_id }, Action::Play { .. }] if user_id == "jsmith"),
+        "{order:?}"
+    );
+    // Without a PIN: at once after the welcome; an invalid key replays
+    // the menu without telling again.
+    let mut call = at_menu(&settings(), jsmith());
+    assert_eq!(call.identified, ["jsmith"]);
+    call.key('7');
+    call.finish();
+    assert_eq!(call.identified, ["jsmith"]);
+    // An unknown caller is never identified.
+    let mut call = Call::new(&settings(), CallerMatch::Unknown);
+    call.send(Event::Started);
+    assert!(call.identified.is_empty());
 }
 
 #[test]
