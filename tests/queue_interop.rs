@@ -1292,17 +1292,23 @@ fn three_missed_offers_make_the_agent_not_responding_until_they_call_in() {
         4,
         &[],
     );
-    // The one customer is offered to jsmith three times; then nobody is
-    // online and the switch plays queue_unavailable and hangs up.
-    let sc = customer_scenario(s.dir.path(), "customer.xml", None);
-    customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    // A customer is never offered the same agent twice, so three
+    // customers, one after the other, each let jsmith ring out (3 s) and
+    // hang up at 4.5 s (before the third one's queue_unavailable, played
+    // once nobody is online, has ended).
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_500));
+    for _ in 0..3 {
+        customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    }
     s.finish(uas);
-    let c = settled_calls(&s.sw, 1);
-    assert_eq!(
-        attempts(&c[0]),
-        vec![("jsmith".to_owned(), "no-answer".to_owned()); 3],
-        "{c:?}"
-    );
+    let c = settled_calls(&s.sw, 3);
+    for call in &c {
+        assert_eq!(
+            attempts(call),
+            [("jsmith".to_owned(), "ring-timeout".to_owned())],
+            "{c:?}"
+        );
+    }
 
     // Seen through the API, with why.
     let why = "missed 3 offers in a row (max_no_answer)";
