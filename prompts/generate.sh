@@ -99,6 +99,7 @@ say wrong_pin.wav "That pin is not correct."
 say queue_greeting.wav "Thank you for calling. Please hold while we connect you to an agent."
 say agent_whisper.wav "Customer call. Press 1 to accept."
 say queue_unavailable.wav "Sorry, no agent is available to take your call. Please try again later. Goodbye."
+say not_responding.wav "You missed several calls in a row, so you are now set to not responding. Call this number to go online again."
 
 n=0
 for word in zero one two three four five six seven eight nine ten eleven twelve \

@@ -1241,3 +1241,128 @@ fn the_floor_shows_a_waiting_customer_then_the_bridged_call_and_its_leg() {
         },
     );
 }
+
+/// The trunk's UAS for the not-responding test: offers to jsmith ring
+/// until cancelled; the notification call (From the log-in contact point,
+/// our caller ID toward agents) is answered, sends audio (the switch plays
+/// once media runs) and waits for the switch's BYE after the prompt.
+fn not_responding_scenario(dir: &Path, switch: SocketAddr) -> PathBuf {
+    let notice = format!(
+        "{}  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n{AWAIT_BYE}",
+        agent_answer(false)
+    );
+    let text = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="an agent who does not answer">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="15550100000" search_in="hdr" header="From:" check_it="false" assign_to="isnote"/>
+    </action>
+  </recv>
+  <nop next="note" test="isnote"/>
+{RING_UNTIL_CANCEL}  <nop next="end"/>
+  <label id="note"/>
+{notice}  <label id="end"/>
+  <timewait milliseconds="300"/>
+</scenario>
+"#
+    );
+    let text = text.replace("@SWITCH@", &switch.to_string());
+    let path = dir.join("not_responding.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Issue 14, "not responding": with `max_no_answer = 3`, three offers the
+/// agent's phone lets ring out put them in `not-responding` (not
+/// `offline`): the API and `/metrics` say so, the history has the reason,
+/// and the notification call plays `not_responding` (not `offline`).
+/// Calling the log-in line clears it and offers the menu as usual; key 1
+/// is an ordinary window.
+#[test]
+fn three_missed_offers_make_the_agent_not_responding_until_they_call_in() {
+    let s = setup(&[JSMITH], |t| t);
+    // Three offers and the notification call.
+    let uas = BackgroundSipp::start(
+        not_responding_scenario(s.dir.path(), s.sw.sip)
+            .to_str()
+            .unwrap(),
+        s.trunk,
+        4,
+        &[],
+    );
+    // A customer is never offered the same agent twice, so three
+    // customers, one after the other, each let jsmith ring out (3 s) and
+    // hang up at 4.5 s (before the third one's queue_unavailable, played
+    // once nobody is online, has ended).
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(4_500));
+    for _ in 0..3 {
+        customer(&s.sw, &sc, &[]).assert_ok(&s.sw);
+    }
+    s.finish(uas);
+    let c = settled_calls(&s.sw, 3);
+    for call in &c {
+        assert_eq!(
+            attempts(call),
+            [("jsmith".to_owned(), "ring-timeout".to_owned())],
+            "{c:?}"
+        );
+    }
+
+    // Seen through the API, with why.
+    let why = "missed 3 offers in a row (max_no_answer)";
+    let (status, body) = http_get(s.sw.http, "/api/v1/agents/jsmith", None);
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(a["state"], "not-responding", "{a}\n{}", s.sw.log());
+    assert_eq!(a["not_responding"]["reason"], why, "{a}");
+    assert!(a["window"].is_null(), "{a}");
+    assert_eq!(agent_state(&s.sw, "jsmith"), "not-responding");
+    await_metric(&s.sw, r#"tpswitch_agents{state="not_responding"}"#, 1.0);
+
+    // The notification call played the new prompt, and was heard out.
+    let log = s.sw.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("calling the agent to tell them")
+                && l.contains("not_responding")
+                && l.contains("not responding")),
+        "{log}"
+    );
+    assert!(log.contains("notification delivered"), "{log}");
+
+    // Calling in clears it (durably, before the menu) and offers the
+    // menu: key 1 puts them online as any log-in does.
+    login(&s.sw, JSMITH);
+    assert_eq!(agent_state(&s.sw, "jsmith"), "online");
+    await_metric(&s.sw, r#"tpswitch_agents{state="not_responding"}"#, 0.0);
+    let out = s.sw.cli(&["history", "jsmith", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+    let story: Vec<(String, String, String)> = h
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("kind"), s("actor"), s("reason"))
+        })
+        .collect();
+    let line = |k: &str, a: &str, r: &str| (k.to_owned(), a.to_owned(), r.to_owned());
+    assert_eq!(
+        story,
+        [
+            line("online", "agent", "log-in menu"),
+            line("responding", "agent", "called the log-in line"),
+            line("not-responding", "switch", why),
+            line("online", "agent", "log-in menu"),
+        ],
+        "{h}"
+    );
+}

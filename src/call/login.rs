@@ -21,6 +21,9 @@ use crate::presence::{self, CallerIdRecord, LoginOutcome, NewLoginCall};
 use crate::sip::{IncomingCall, SipCommand, SipEvent};
 use crate::telemetry;
 
+/// The history's reason when calling in clears not-responding.
+const REASON_CALLED_IN: &str = "called the log-in line";
+
 pub async fn run(
     ctx: &Arc<CallContext>,
     call: &IncomingCall,
@@ -116,6 +119,29 @@ async fn drive(
                 Action::WritePresence(PresenceChange::Extend { user_id, hours }) => {
                     let result = extend(ctx, flow, &user_id, hours).await;
                     menu.handle(Event::Extended(result), Instant::now());
+                }
+                Action::Identified { user_id } => {
+                    tracing::Span::current().record("agent", user_id.as_str());
+                    // Awaited before the menu's Play: cleared durably
+                    // before the agent hears the menu. A store that fails
+                    // leaves the mark; the menu still lets them go online.
+                    match ctx
+                        .presence
+                        .clear_not_responding(
+                            &user_id,
+                            crate::presence::ACTOR_AGENT,
+                            REASON_CALLED_IN,
+                        )
+                        .await
+                    {
+                        Ok(true) => {
+                            info!(agent = %user_id, "not-responding cleared: the agent called in")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!(agent = %user_id, error = %e, "cannot clear not-responding")
+                        }
+                    }
                 }
                 Action::WritePresence(change) => {
                     // Durable before the menu confirms anything (the Online

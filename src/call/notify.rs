@@ -1,6 +1,6 @@
-//! "Your presence window has ended": when a window ends (or an agent is set
-//! offline for missed calls), call the agent's PSTN number through the trunk,
-//! play Offline, hang up. The rules are `flows::notify`'s; this shell only
+//! "Your presence window has ended": when a window ends, a supervisor ends
+//! it, or missed offers set the agent not responding, call the agent's PSTN
+//! number through the trunk, play `offline` (or `not_responding`), hang up. The rules are `flows::notify`'s; this shell only
 //! carries them out. Never while the agent is on a call (the presence
 //! service defers the expiry until the call ends).
 
@@ -21,9 +21,29 @@ use crate::media::engine::MediaSession;
 use crate::presence::service::PresenceEvent;
 use crate::sip::{Presentation, SipCommand};
 
-/// The timed-presence flow whose settings govern notifications, with the
-/// contact point agents call it on (our caller ID toward the agent).
-fn notifying_flow(ctx: &CallContext) -> Option<(String, String)> {
+/// Why the notification call is placed, which decides its prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The window ended, or a supervisor ended it: `offline`.
+    Ended,
+    /// `max_no_answer` missed offers set the agent not responding:
+    /// `not_responding` (issue 14), so they know why and how to come back.
+    NotResponding,
+}
+
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::Ended => "window ended",
+            Why::NotResponding => "not responding",
+        }
+    }
+}
+
+/// The timed-presence flow whose settings govern notifications: the
+/// prompt for `why`, and the contact point agents call it on (our caller
+/// ID toward the agent).
+fn notifying_flow(ctx: &CallContext, why: Why) -> Option<(String, String)> {
     ctx.cfg.flows.iter().find_map(|f| match f {
         Flow::TimedPresence(tp) if tp.notify_on_expiry => {
             let number = ctx
@@ -32,7 +52,11 @@ fn notifying_flow(ctx: &CallContext) -> Option<(String, String)> {
                 .iter()
                 .find(|m| m.flow == tp.name)
                 .map(|m| m.phone_number.as_str().to_owned())?;
-            Some((tp.prompts.offline.name.clone(), number))
+            let prompt = match why {
+                Why::Ended => &tp.prompts.offline,
+                Why::NotResponding => &tp.prompts.not_responding,
+            };
+            Some((prompt.name.clone(), number))
         }
         _ => None,
     })
@@ -53,8 +77,9 @@ pub async fn run(
                 user,
                 while_down: false,
                 ..
-            }) => (user, "window ended"),
-            Ok(PresenceEvent::ForcedOffline { user, .. }) => (user, "set offline"),
+            }) => (user, Why::Ended),
+            Ok(PresenceEvent::ForcedOffline { user, .. }) => (user, Why::Ended),
+            Ok(PresenceEvent::NotResponding { user, .. }) => (user, Why::NotResponding),
             Ok(_) => continue,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(missed = n, "presence notifications lagged");
@@ -65,13 +90,14 @@ pub async fn run(
         // The settings in force now (a reload may have changed the user's
         // number or the flow since the window began).
         let ctx = current.borrow().clone();
-        let Some((prompt, from)) = notifying_flow(&ctx) else {
+        let Some((prompt, from)) = notifying_flow(&ctx, why) else {
             continue;
         };
         let span = info_span!(
             "notify",
             agent = %user,
-            reason = why,
+            reason = why.as_str(),
+            prompt = %prompt,
             sip_call_id = tracing::field::Empty
         );
         tokio::spawn(async move { notify(&ctx, &user, &prompt, from).await }.instrument(span));
@@ -89,7 +115,7 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     }) else {
         return;
     };
-    info!("calling the agent to say the window ended");
+    info!(prompt, "calling the agent to tell them");
     let rules = LegRules::on_answer(
         ctx.cfg.presence.expiry_notification_ring,
         DEFAULT_MEDIA_GRACE,

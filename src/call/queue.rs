@@ -14,7 +14,7 @@ mod actions;
 mod legs;
 mod writer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ use crate::flows::queue::{
 use crate::media::engine::{BridgeHandle, MediaEvent, MediaSession};
 use crate::presence::agent_state::Activity;
 use crate::presence::service::PresenceEvent;
-use crate::presence::{NewCall, Store};
+use crate::presence::{NewCall, PresenceStore, Store};
 use crate::routing::{AgentBoard, AgentProfile, CallId};
 use crate::sip::{LegId, SipCommand, SipEvent};
 use crate::telemetry;
@@ -114,6 +114,10 @@ pub(super) struct Shell {
     waiting: HashMap<CallId, String>,
     /// Each agent's state as last counted in `tpswitch_agents`.
     agent_states: HashMap<String, &'static str>,
+    /// Agents set not responding here (or found so at start): an offline
+    /// board state counts as `not_responding` for them until the mark is
+    /// cleared or they come online.
+    not_responding: HashSet<String>,
 }
 
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
@@ -167,6 +171,15 @@ pub async fn run(
     };
     let (inbox, mut inbox_rx) = mpsc::channel(INBOX);
     let (writes, writes_rx) = mpsc::channel(writer::WRITE_QUEUE);
+    // Agents left not responding by an earlier run (or another node):
+    // counted as such until they call in.
+    let marked: HashSet<String> = match store.all_not_responding().await {
+        Ok(all) => all.into_iter().map(|n| n.user).collect(),
+        Err(e) => {
+            warn!(error = %e, "queue: cannot read the not-responding agents");
+            HashSet::new()
+        }
+    };
     let writer = tokio::spawn(writer::run(
         store,
         ctx.presence.clone(),
@@ -186,11 +199,18 @@ pub async fn run(
         next_play: 1,
         waiting: HashMap::new(),
         agent_states: HashMap::new(),
+        not_responding: HashSet::new(),
     };
     // Every agent starts offline on the board, as in the engine.
     for u in &cfg.users {
-        telemetry::agent_state(None, "offline");
-        shell.agent_states.insert(u.id.clone(), "offline");
+        let label = if marked.contains(&u.id) {
+            shell.not_responding.insert(u.id.clone());
+            "not_responding"
+        } else {
+            "offline"
+        };
+        telemetry::agent_state(None, label);
+        shell.agent_states.insert(u.id.clone(), label);
     }
     shell.seed(&cfg.users).await;
     let far = Duration::from_secs(3600);
@@ -270,7 +290,14 @@ impl Shell {
                 self.perform(action).await;
             }
             while let Some((user, state)) = self.engine.poll_agent_change() {
-                let to = state_label(&state);
+                let to = match state {
+                    AgentState::Offline if self.not_responding.contains(&user) => "not_responding",
+                    AgentState::Offline => "offline",
+                    _ => {
+                        self.not_responding.remove(&user);
+                        state_label(&state)
+                    }
+                };
                 let from = self.agent_states.insert(user.clone(), to);
                 if from != Some(to) {
                     telemetry::agent_state(from, to);
@@ -528,6 +555,8 @@ impl Shell {
             PresenceEvent::Online { .. } => Some("online"),
             PresenceEvent::Offline { .. } => Some("offline"),
             PresenceEvent::ForcedOffline { .. } => Some("forced_offline"),
+            PresenceEvent::NotResponding { .. } => Some("not_responding"),
+            PresenceEvent::Responding { .. } => Some("responding"),
             PresenceEvent::Expired { .. } => Some("expired"),
             PresenceEvent::Synced { .. } | PresenceEvent::Remind { .. } => None,
         };
@@ -547,13 +576,29 @@ impl Shell {
                 user,
                 until: window.end,
             },
-            PresenceEvent::Offline { user, .. } | PresenceEvent::ForcedOffline { user, .. } => {
-                Event::AgentOffline { user }
+            PresenceEvent::Offline { user, .. }
+            | PresenceEvent::ForcedOffline { user, .. }
+            | PresenceEvent::NotResponding { user, .. } => Event::AgentOffline { user },
+            // The mark only: the agent is offline until they choose a window.
+            PresenceEvent::Responding { user, .. } => {
+                self.not_responding_cleared(&user);
+                return;
             }
             PresenceEvent::Expired { user, .. } => Event::WindowEnded { user },
             PresenceEvent::Remind { .. } => return,
         };
         self.feed(ev);
+    }
+
+    /// The not-responding mark is cleared (the agent called in, or a
+    /// supervisor acted): an offline agent counts as offline again.
+    fn not_responding_cleared(&mut self, user: &str) {
+        if self.not_responding.remove(user)
+            && self.agent_states.get(user) == Some(&"not_responding")
+        {
+            self.agent_states.insert(user.to_owned(), "offline");
+            telemetry::agent_state(Some("not_responding"), "offline");
+        }
     }
 }
 

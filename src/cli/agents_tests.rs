@@ -82,6 +82,7 @@ async fn json_lists_every_user_with_state_window_and_remaining() {
             "pstn": "+12345678910",
             "skills": ["billing", "spanish"],
             "state": "online",
+            "not_responding": null,
             "window": {"start": "2023-11-14T22:13:20Z", "end": "2023-11-15T06:13:20Z"},
             "remaining_seconds": 6 * H,
             // Online since 22:13:20 yesterday: today (UTC) is 800 s of it.

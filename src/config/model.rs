@@ -749,6 +749,9 @@ pub struct TimedPresencePrompts {
     pub enter_extension: PromptRef,
     pub enter_pin: PromptRef,
     pub wrong_pin: PromptRef,
+    /// Played by the notification call when `max_no_answer` missed offers
+    /// set the agent not responding (issue 14).
+    pub not_responding: PromptRef,
 }
 
 #[derive(Debug, Clone, PartialEq)]

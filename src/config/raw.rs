@@ -240,6 +240,7 @@ pub struct RawTpPrompts {
     pub enter_extension: Option<String>,
     pub enter_pin: Option<String>,
     pub wrong_pin: Option<String>,
+    pub not_responding: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,11 +23,12 @@ fn digits_only(s: &str) -> bool {
 /// Prompts added after the contract (config.example.toml) was written. A
 /// library without them gets "prompts/<name>.wav" next to the config file,
 /// so a contract-shaped file keeps loading.
-const LATER_PROMPTS: [&str; 4] = [
+const LATER_PROMPTS: [&str; 5] = [
     "enter_extension",
     "enter_pin",
     "wrong_pin",
     "queue_unavailable",
+    "not_responding",
 ];
 
 pub(super) fn prompts(v: &mut V, r: &BTreeMap<String, String>) -> BTreeMap<String, PathBuf> {
@@ -408,6 +409,13 @@ fn timed_presence(
                 &pp("wrong_pin"),
                 &get(|x| &x.wrong_pin),
                 "wrong_pin",
+            ),
+            not_responding: prompt_ref(
+                v,
+                lib,
+                &pp("not_responding"),
+                &get(|x| &x.not_responding),
+                "not_responding",
             ),
         },
     }

@@ -16,6 +16,8 @@ pub(super) const KINDS: &[&str] = &[
     "presence.offline",
     "presence.expired",
     "presence.forced-offline",
+    "presence.not-responding",
+    "presence.responding",
     "call.queued",
     "call.bridged",
     "call.ended",

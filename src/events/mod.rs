@@ -99,6 +99,20 @@ pub enum Body {
         /// calls) or the API token's name.
         actor: Option<String>,
     },
+    /// The switch closed the agent's window after `max_no_answer` missed
+    /// offers in a row: they are `not-responding` until they call in or a
+    /// supervisor sets them online or offline.
+    #[serde(rename = "presence.not-responding")]
+    NotResponding {
+        agent: String,
+        window: Option<Span>,
+        /// As the history has it: "missed 3 offers in a row (max_no_answer)".
+        reason: String,
+    },
+    /// The not-responding mark was cleared: `actor` is `agent` (they
+    /// called in) or the API token's name.
+    #[serde(rename = "presence.responding")]
+    Responding { agent: String, actor: String },
     /// A customer call was answered and entered a queue.
     #[serde(rename = "call.queued")]
     CallQueued {
@@ -160,6 +174,8 @@ pub const KINDS: &[&str] = &[
     "presence.offline",
     "presence.expired",
     "presence.forced-offline",
+    "presence.not-responding",
+    "presence.responding",
     "call.queued",
     "call.bridged",
     "call.ended",
@@ -176,6 +192,8 @@ impl Body {
             Body::Offline { .. } => "presence.offline",
             Body::Expired { .. } => "presence.expired",
             Body::ForcedOffline { .. } => "presence.forced-offline",
+            Body::NotResponding { .. } => "presence.not-responding",
+            Body::Responding { .. } => "presence.responding",
             Body::CallQueued { .. } => "call.queued",
             Body::CallBridged { .. } => "call.bridged",
             Body::CallEnded { .. } => "call.ended",

@@ -143,6 +143,14 @@ pub enum Action {
     LookUpStatus {
         user_id: String,
     },
+    /// The caller is identified (caller ID, extension, PIN) and the menu is
+    /// about to play, once per call: the shell clears the agent's
+    /// not-responding mark, durably, before carrying out the next action
+    /// (issue 14: calling in clears it). Needs no answer; a failed clear
+    /// is the shell's to log, and the menu goes on.
+    Identified {
+        user_id: String,
+    },
     HangUp,
 }
 
@@ -313,6 +321,8 @@ pub struct LoginMenu {
     attested: bool,
     /// The agent's PIN was entered correctly.
     pin_checked: bool,
+    /// `Action::Identified` was given.
+    identified: bool,
 
     phase: Phase,
     next_play: u64,
@@ -358,6 +368,7 @@ impl LoginMenu {
             trust: CallerIdTrust::Any,
             attested: false,
             pin_checked: false,
+            identified: false,
             phase: Phase::NotStarted,
             next_play: 0,
             ext_failures: 0,
@@ -832,6 +843,14 @@ impl LoginMenu {
 
     /// Plays `lead` followed by `step`'s own prompt, then collects for `step`.
     fn ask(&mut self, mut clips: Vec<PromptName>, step: Step) {
+        if step == Step::Menu && !self.identified {
+            if let Some(a) = &self.agent {
+                self.identified = true;
+                self.actions.push_back(Action::Identified {
+                    user_id: a.user_id.clone(),
+                });
+            }
+        }
         match step {
             Step::Extension => clips.push(self.prompts.enter_extension.clone()),
             Step::Pin => clips.push(self.prompts.enter_pin.clone()),

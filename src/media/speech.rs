@@ -86,7 +86,7 @@ mod tests {
     use std::collections::HashSet;
 
     /// The main prompts shipped in `prompts/` (file stem = prompt name).
-    const DEFAULT_PROMPTS: [&str; 14] = [
+    const DEFAULT_PROMPTS: [&str; 15] = [
         "welcome",
         "resource_lookup_error",
         "preset_hours",
@@ -101,6 +101,7 @@ mod tests {
         "hold_music",
         "agent_whisper",
         "queue_unavailable",
+        "not_responding",
     ];
 
     /// `(prompt name, file)` for the main prompts in `prompts_dir` (see [`DEFAULT_PROMPTS`]).

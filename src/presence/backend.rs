@@ -19,7 +19,7 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::sqlite_directory::DirectoryWrite;
 use super::store::PresenceStore;
-use super::{HistoryEntry, HistoryQuery, Result, Window, WindowChange};
+use super::{HistoryEntry, HistoryQuery, NotResponding, Result, Window, WindowChange};
 use crate::config::directory::Declared;
 use crate::config::model::StoreConfig;
 
@@ -164,6 +164,29 @@ impl PresenceStore for Store {
         reason: &str,
     ) -> Result<Option<Window>> {
         each!(self, s => s.force_offline(user, at, reason).await)
+    }
+
+    async fn set_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Option<Window>> {
+        each!(self, s => s.set_not_responding(user, at, reason).await)
+    }
+
+    async fn clear_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        each!(self, s => s.clear_not_responding(user, at, actor, reason).await)
+    }
+
+    async fn all_not_responding(&self) -> Result<Vec<NotResponding>> {
+        each!(self, s => s.all_not_responding().await)
     }
 
     async fn expire(&self, user: &str, end: DateTime<Utc>, reason: &str) -> Result<Option<Window>> {

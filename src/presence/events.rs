@@ -89,6 +89,21 @@ impl Translator {
                     actor: Some(actor),
                 }]
             }
+            PresenceEvent::NotResponding {
+                user,
+                window,
+                reason,
+            } => {
+                self.open.remove(&user);
+                vec![Body::NotResponding {
+                    agent: user,
+                    window: window.map(span),
+                    reason,
+                }]
+            }
+            PresenceEvent::Responding { user, actor } => {
+                vec![Body::Responding { agent: user, actor }]
+            }
             PresenceEvent::Expired {
                 user,
                 end,

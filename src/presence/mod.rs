@@ -121,6 +121,12 @@ pub enum HistoryKind {
     Extended,
     /// A supervisor moved the open window's end earlier (same start).
     Shortened,
+    /// The switch closed the window after `max_no_answer` missed offers in
+    /// a row and marked the agent not responding (issue 14; Webex's RONA).
+    NotResponding,
+    /// The not-responding mark was cleared: the agent called the log-in
+    /// line, or a supervisor set them online or offline.
+    Responding,
 }
 
 impl HistoryKind {
@@ -133,6 +139,8 @@ impl HistoryKind {
             HistoryKind::ForcedOffline => "forced-offline",
             HistoryKind::Extended => "extended",
             HistoryKind::Shortened => "shortened",
+            HistoryKind::NotResponding => "not-responding",
+            HistoryKind::Responding => "responding",
         }
     }
 
@@ -145,6 +153,8 @@ impl HistoryKind {
             "forced-offline" => HistoryKind::ForcedOffline,
             "extended" => HistoryKind::Extended,
             "shortened" => HistoryKind::Shortened,
+            "not-responding" => HistoryKind::NotResponding,
+            "responding" => HistoryKind::Responding,
             _ => return None,
         })
     }
@@ -173,6 +183,17 @@ pub struct HistoryEntry {
     /// (expiry, missed calls), or the name of the API token a supervisor or
     /// admin used.
     pub actor: String,
+}
+
+/// An agent marked not responding: since when, and why (the history's
+/// reason, e.g. "missed 3 offers in a row (max_no_answer)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct NotResponding {
+    pub user: String,
+    #[serde(with = "rfc3339_secs")]
+    #[schema(value_type = String, format = DateTime)]
+    pub since: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// What setting an agent's window on their behalf did: `Online` (they
@@ -307,6 +328,8 @@ mod tests {
             HistoryKind::ForcedOffline,
             HistoryKind::Extended,
             HistoryKind::Shortened,
+            HistoryKind::NotResponding,
+            HistoryKind::Responding,
         ] {
             assert_eq!(HistoryKind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());

@@ -24,7 +24,7 @@ use super::logins::{LoginCallRecord, NewLoginCall};
 use super::store::{PresenceStore, StoreError};
 use super::{
     from_ms, postgres_calls, postgres_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery,
-    Result, Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
+    NotResponding, Result, Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
 };
 use crate::config::model::PostgresConfig;
 
@@ -340,6 +340,18 @@ impl PgStore {
             .map_err(self.err("closing the current window"))?;
         self.append_history(&mut tx, user, kind, at, old, call_id, reason, actor)
             .await?;
+        if kind == HistoryKind::NotResponding {
+            sqlx::query(
+                "INSERT INTO agent_not_responding (user_id, since_ms, reason) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
+            )
+            .bind(user)
+            .bind(to_ms(at))
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("marking the agent not responding"))?;
+        }
         self.commit(tx, "committing an offline change").await?;
         Ok(old)
     }
@@ -522,6 +534,78 @@ impl PresenceStore for PgStore {
             true,
         )
         .await
+    }
+
+    async fn set_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Option<Window>> {
+        self.go_offline(
+            user,
+            at,
+            None,
+            reason,
+            HistoryKind::NotResponding,
+            ACTOR_SWITCH,
+            true,
+        )
+        .await
+    }
+
+    async fn clear_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        require_user(user)?;
+        let mut tx = self.begin_for(user).await?;
+        let cleared = sqlx::query("DELETE FROM agent_not_responding WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err("clearing the not-responding mark"))?
+            .rows_affected()
+            > 0;
+        if !cleared {
+            // Dropping the transaction rolls it back.
+            return Ok(false);
+        }
+        self.append_history(
+            &mut tx,
+            user,
+            HistoryKind::Responding,
+            at,
+            None,
+            None,
+            reason,
+            actor,
+        )
+        .await?;
+        self.commit(tx, "committing a not-responding change")
+            .await?;
+        Ok(true)
+    }
+
+    async fn all_not_responding(&self) -> Result<Vec<NotResponding>> {
+        let rows = sqlx::query(
+            "SELECT user_id, since_ms, reason FROM agent_not_responding ORDER BY user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("reading the not-responding agents"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotResponding {
+                    user: r.try_get("user_id").map_err(self.err("reading a row"))?,
+                    since: self.time(r, "agent_not_responding", "since_ms")?,
+                    reason: r.try_get("reason").map_err(self.err("reading a row"))?,
+                })
+            })
+            .collect()
     }
 
     async fn expire(&self, user: &str, end: DateTime<Utc>, reason: &str) -> Result<Option<Window>> {

@@ -73,6 +73,17 @@ pub enum PresenceEvent {
         reason: String,
         actor: String,
     },
+    /// The switch closed the window after `max_no_answer` missed offers
+    /// and marked the agent not responding (`window`: the one closed, if
+    /// any). The notifier calls them with the `not_responding` prompt.
+    NotResponding {
+        user: String,
+        window: Option<Window>,
+        reason: String,
+    },
+    /// The not-responding mark was cleared by `actor` (`ACTOR_AGENT`: they
+    /// called the log-in line; else the API token's name).
+    Responding { user: String, actor: String },
     /// Another node changed the agent's window in the shared store: this
     /// is it as the store has it now (`None`: closed). Only routing and
     /// expiry act on it; the node that made the change tells webhooks and
@@ -153,6 +164,17 @@ enum Command {
         hours: u32,
         longest: chrono::Duration,
         reply: Reply<Window>,
+    },
+    NotResponding {
+        user: String,
+        reason: String,
+        reply: Reply<Option<Window>>,
+    },
+    ClearNotResponding {
+        user: String,
+        actor: String,
+        reason: String,
+        reply: Reply<bool>,
     },
     SetWindow {
         user: String,
@@ -268,6 +290,36 @@ impl PresenceHandle {
     pub async fn force_offline(&self, user: &str, reason: &str) -> Result<Option<Window>> {
         self.ask(|reply| Command::Force {
             user: user.to_owned(),
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// After `max_no_answer` missed offers: close the window and mark the
+    /// agent not responding, durably (issue 14). Announced as
+    /// [`PresenceEvent::NotResponding`].
+    pub async fn set_not_responding(&self, user: &str, reason: &str) -> Result<Option<Window>> {
+        self.ask(|reply| Command::NotResponding {
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Clear `user`'s not-responding mark (they called in, or a supervisor
+    /// set them online or offline); `false` when they had none. Durable
+    /// before it returns; announced as [`PresenceEvent::Responding`].
+    pub async fn clear_not_responding(
+        &self,
+        user: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        self.ask(|reply| Command::ClearNotResponding {
+            user: user.to_owned(),
+            actor: actor.to_owned(),
             reason: reason.to_owned(),
             reply,
         })
@@ -646,6 +698,51 @@ impl PresenceService {
                 reply,
             } => {
                 let result = self.extend(&user, hours, longest).await;
+                let _ = reply.send(result);
+            }
+            Command::NotResponding {
+                user,
+                reason,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let started = std::time::Instant::now();
+                let result = self.store.set_not_responding(&user, now, &reason).await;
+                crate::telemetry::store_write("set_not_responding", started.elapsed());
+                let result = result.map_err(ServiceError::from).inspect(|window| {
+                    tracing::info!(agent = %user, reason = %reason, "agent set to not responding");
+                    self.sched.disarm(&user);
+                    self.reminders.disarm(&user);
+                    self.emit(PresenceEvent::NotResponding {
+                        user: user.clone(),
+                        window: *window,
+                        reason: reason.clone(),
+                    });
+                });
+                let _ = reply.send(result);
+            }
+            Command::ClearNotResponding {
+                user,
+                actor,
+                reason,
+                reply,
+            } => {
+                let now = self.clock.now();
+                let started = std::time::Instant::now();
+                let result = self
+                    .store
+                    .clear_not_responding(&user, now, &actor, &reason)
+                    .await;
+                crate::telemetry::store_write("clear_not_responding", started.elapsed());
+                let result = result.map_err(ServiceError::from).inspect(|cleared| {
+                    if *cleared {
+                        tracing::info!(agent = %user, actor = %actor, reason = %reason, "not-responding cleared");
+                        self.emit(PresenceEvent::Responding {
+                            user: user.clone(),
+                            actor: actor.clone(),
+                        });
+                    }
+                });
                 let _ = reply.send(result);
             }
             Command::SetWindow {

@@ -194,6 +194,69 @@ async fn force_offline_is_recorded_and_announced() {
     assert_eq!(hist[0].reason, "3 missed calls");
 }
 
+/// Issue 14 on the simulated clock: missed offers close the window (its
+/// expiry disarmed: no "window ended" later) and announce not responding;
+/// the mark survives a restart of the service and is cleared once.
+#[tokio::test]
+async fn not_responding_is_announced_kept_and_cleared_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let why = "missed 3 offers in a row (max_no_answer)";
+    {
+        let (store, h, mut ev, task) = setup(&path, &clock).await;
+        let win = h.go_online("bob", 8, None).await.unwrap();
+        next(&mut ev).await;
+        clock.advance(Duration::minutes(5));
+        assert_eq!(h.set_not_responding("bob", why).await.unwrap(), Some(win));
+        assert_eq!(
+            next(&mut ev).await,
+            PresenceEvent::NotResponding {
+                user: "bob".into(),
+                window: Some(win),
+                reason: why.into(),
+            }
+        );
+        clock.advance(Duration::hours(9));
+        assert_eq!(h.current("bob").await.unwrap(), None);
+        assert_quiet(&mut ev);
+        let marks = store.all_not_responding().await.unwrap();
+        assert_eq!((marks[0].user.as_str(), marks[0].since), ("bob", t(300)));
+        h.shutdown().await;
+        task.await.unwrap();
+        store.close().await;
+    }
+    // A restart: still not responding (durable, not a running state).
+    let (store, h, mut ev, _task) = setup(&path, &clock).await;
+    assert_eq!(store.all_not_responding().await.unwrap().len(), 1);
+    assert!(h
+        .clear_not_responding(
+            "bob",
+            crate::presence::ACTOR_AGENT,
+            "called the log-in line"
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        next(&mut ev).await,
+        PresenceEvent::Responding {
+            user: "bob".into(),
+            actor: crate::presence::ACTOR_AGENT.into(),
+        }
+    );
+    assert!(!h
+        .clear_not_responding("bob", "floor", "again")
+        .await
+        .unwrap());
+    assert_quiet(&mut ev);
+    let hist = store.history("bob", 2).await.unwrap();
+    assert_eq!(
+        (hist[0].kind, hist[1].kind),
+        (HistoryKind::Responding, HistoryKind::NotResponding)
+    );
+    assert_eq!(hist[1].reason, why);
+}
+
 #[tokio::test]
 async fn a_busy_agent_expires_when_the_call_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -477,7 +540,10 @@ async fn a_reminder_comes_before_the_end_and_waits_for_a_call_to_end() {
     );
     assert_quiet(&mut ev);
     // Recorded: a second service on this store would not call again.
-    assert!(!store.mark_reminded("ann", t(8 * H), t(8 * H)).await.unwrap());
+    assert!(!store
+        .mark_reminded("ann", t(8 * H), t(8 * H))
+        .await
+        .unwrap());
     // Bob's call ends with 10 minutes left: reminded then.
     clock.set(t(8 * H - 10 * 60));
     h.current("bob").await.unwrap();

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
-use super::{HistoryEntry, HistoryQuery, Result, Window, WindowChange};
+use super::{HistoryEntry, HistoryQuery, NotResponding, Result, Window, WindowChange};
 
 /// Everything that can go wrong in the store. Every variant that touches the
 /// database names its file, so the message alone tells an operator where to look.
@@ -122,6 +122,32 @@ pub trait PresenceStore: Send + Sync {
         at: DateTime<Utc>,
         reason: &str,
     ) -> impl Future<Output = Result<Option<Window>>> + Send;
+
+    /// The switch closes `user`'s window at `at` after missed offers and
+    /// marks them not responding (recorded as `not-responding`, actor
+    /// `switch`), both in one transaction. Returns the window closed; the
+    /// mark is set even when there was none (their window ended meanwhile:
+    /// they still missed the offers).
+    fn set_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> impl Future<Output = Result<Option<Window>>> + Send;
+
+    /// Clear `user`'s not-responding mark, recorded as `responding` with
+    /// `actor` and `reason`. `false`, and nothing recorded, when they had
+    /// no mark.
+    fn clear_not_responding(
+        &self,
+        user: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Every agent marked not responding, ordered by user id.
+    fn all_not_responding(&self) -> impl Future<Output = Result<Vec<NotResponding>>> + Send;
 
     /// Close `user`'s window if it is still the one that ends at `end` (what
     /// the scheduler armed); recorded as `expired` at `end`. Returns `None`

@@ -22,6 +22,7 @@ on_both_backends!(
     bad_input_is_refused_without_writing,
     online_while_online_replaces_the_window,
     offline_and_forced_offline,
+    not_responding_is_set_kept_and_cleared,
     close_expired_uses_the_real_end_time,
     expire_closes_only_the_window_it_was_armed_for,
     history_is_newest_first_and_limited_per_user,
@@ -154,6 +155,75 @@ async fn offline_and_forced_offline(s: &Store) {
     let h = s.history("bob", 1).await.unwrap();
     assert_eq!(h[0].kind, HistoryKind::ForcedOffline);
     assert_eq!(h[0].reason, "3 missed calls");
+}
+
+/// Issue 14: missed offers close the window and mark the agent not
+/// responding in one write; the mark stays (read by anyone, e.g. another
+/// node) until cleared once, each step in the history with its reason and
+/// actor.
+async fn not_responding_is_set_kept_and_cleared(s: &Store) {
+    const WHY: &str = "missed 3 offers in a row (max_no_answer)";
+    s.set_online("cy", t(0), t(100), None, "menu")
+        .await
+        .unwrap();
+    let closed = s.set_not_responding("cy", t(30), WHY).await.unwrap();
+    assert_eq!(closed, Some(w(0, 100)));
+    assert_eq!(s.current("cy").await.unwrap(), None);
+    let marks = s.all_not_responding().await.unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(
+        (
+            marks[0].user.as_str(),
+            marks[0].since,
+            marks[0].reason.as_str()
+        ),
+        ("cy", t(30), WHY)
+    );
+    let h = s.history("cy", 1).await.unwrap();
+    assert_eq!(h[0].kind, HistoryKind::NotResponding);
+    assert_eq!(
+        (
+            h[0].at,
+            h[0].window,
+            h[0].reason.as_str(),
+            h[0].actor.as_str()
+        ),
+        (t(30), Some(w(0, 100)), WHY, super::ACTOR_SWITCH)
+    );
+    // Set again without a window (it ended meanwhile): still marked, the
+    // later time and reason kept.
+    assert_eq!(
+        s.set_not_responding("cy", t(40), "missed 2 offers in a row (max_no_answer)")
+            .await
+            .unwrap(),
+        None
+    );
+    let marks = s.all_not_responding().await.unwrap();
+    assert_eq!((marks.len(), marks[0].since), (1, t(40)));
+
+    // Cleared once: recorded as `responding`; a second clear is a no-op.
+    assert!(s
+        .clear_not_responding("cy", t(50), super::ACTOR_AGENT, "called the log-in line")
+        .await
+        .unwrap());
+    assert!(!s
+        .clear_not_responding("cy", t(51), "floor", "again")
+        .await
+        .unwrap());
+    assert!(s.all_not_responding().await.unwrap().is_empty());
+    let h = s.history("cy", 10).await.unwrap();
+    assert_eq!(h.len(), 4, "{h:?}");
+    assert_eq!(h[0].kind, HistoryKind::Responding);
+    assert_eq!(
+        (h[0].at, h[0].window, h[0].actor.as_str()),
+        (t(50), None, super::ACTOR_AGENT)
+    );
+    // An agent never marked: nothing to clear, nothing recorded.
+    assert!(!s
+        .clear_not_responding("dee", t(5), "floor", "x")
+        .await
+        .unwrap());
+    assert!(s.history("dee", 1).await.unwrap().is_empty());
 }
 
 async fn close_expired_uses_the_real_end_time(s: &Store) {

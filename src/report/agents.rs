@@ -24,9 +24,13 @@ pub struct AgentRow {
     /// The user's first PSTN number (E.164); "" when none.
     pub pstn: String,
     pub skills: Vec<String>,
-    /// "offline", "online", "busy" (on or being offered a call) or "wrap-up".
+    /// "offline", "not-responding" (offline after `max_no_answer` missed
+    /// offers in a row, until they call in or a supervisor acts), "online",
+    /// "busy" (on or being offered a call) or "wrap-up".
     #[schema(value_type = String)]
     pub state: &'static str,
+    /// Since when, and why, the agent is not responding; `null` otherwise.
+    pub not_responding: Option<Mark>,
     /// The open window; `null` when offline.
     pub window: Option<Window>,
     /// Whole seconds until the window ends (rounded up); 0 when offline.
@@ -34,6 +38,19 @@ pub struct AgentRow {
     /// Since 00:00 UTC; all zero when read without the store.
     pub today: Today,
 }
+
+/// Why an agent is not responding, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Mark {
+    #[serde(with = "crate::presence::rfc3339_secs")]
+    #[schema(value_type = String, format = DateTime)]
+    pub since: DateTime<Utc>,
+    /// As the history has it: "missed 3 offers in a row (max_no_answer)".
+    pub reason: String,
+}
+
+/// The state shown for an agent marked not responding.
+pub const NOT_RESPONDING: &str = "not-responding";
 
 /// The rows as `store` has them now: the running switch passes its own
 /// store, a command-line reader one it opened read-only.
@@ -45,13 +62,33 @@ pub async fn from_store(
     let windows = store.all_current().await?;
     let acts = activities(store).await?;
     let figures = today::from_store(store, now).await?;
+    let marks = store.all_not_responding().await?;
     let mut rows = rows(cfg, windows, &acts, now);
     for r in &mut rows {
         if let Some(t) = figures.get(&r.id) {
             r.today = *t;
         }
     }
+    mark(&mut rows, marks);
     Ok(rows)
+}
+
+/// Agents marked not responding show so while offline. An open window
+/// wins: they came online again (a mark a failed clear left behind must
+/// not hide that).
+pub fn mark(rows: &mut [AgentRow], marks: Vec<crate::presence::NotResponding>) {
+    for m in marks {
+        if let Some(r) = rows
+            .iter_mut()
+            .find(|r| r.id == m.user && r.state == "offline")
+        {
+            r.state = NOT_RESPONDING;
+            r.not_responding = Some(Mark {
+                since: m.since,
+                reason: m.reason,
+            });
+        }
+    }
 }
 
 /// Every configured user in configuration order, then any user the store
@@ -99,6 +136,7 @@ fn row(
         pstn,
         skills: Vec::new(),
         state,
+        not_responding: None,
         remaining_seconds: window.map_or(0, |w| w.remaining_seconds(now)),
         window,
         today: Today::default(),
@@ -174,5 +212,44 @@ mod tests {
         assert_eq!(rows[2].today.online_seconds, 120);
         assert!(rows[0].window.is_none());
         assert_eq!(rows[3].name, "");
+    }
+
+    /// Issue 14: an agent marked not responding shows so, with why and
+    /// since when, until they have a window again.
+    #[tokio::test]
+    async fn a_marked_agent_shows_not_responding_until_online() {
+        let cfg = Config::embedded_default().unwrap();
+        let store = Store::open_in_memory().await.unwrap();
+        let why = "missed 3 offers in a row (max_no_answer)";
+        store
+            .set_online("akim", t(0), t(3600), None, "m")
+            .await
+            .unwrap();
+        store.set_not_responding("akim", t(60), why).await.unwrap();
+        let rows = from_store(&cfg, &store, t(120)).await.unwrap();
+        let akim = rows.iter().find(|r| r.id == "akim").unwrap();
+        assert_eq!(akim.state, NOT_RESPONDING);
+        assert_eq!(akim.window, None);
+        let mark = akim.not_responding.as_ref().unwrap();
+        assert_eq!((mark.since, mark.reason.as_str()), (t(60), why));
+        let json = serde_json::to_value(akim).unwrap();
+        assert_eq!(json["state"], "not-responding");
+        assert_eq!(json["not_responding"]["reason"], why);
+        // Others are untouched.
+        assert!(rows
+            .iter()
+            .filter(|r| r.id != "akim")
+            .all(|r| r.not_responding.is_none()));
+        // A window again (a clear that failed left the mark): online wins.
+        store
+            .set_online("akim", t(130), t(3600), None, "m")
+            .await
+            .unwrap();
+        let rows = from_store(&cfg, &store, t(140)).await.unwrap();
+        let akim = rows.iter().find(|r| r.id == "akim").unwrap();
+        assert_eq!(
+            (akim.state, akim.not_responding.is_none()),
+            ("online", true)
+        );
     }
 }

@@ -149,6 +149,7 @@ pub fn figures(
                 | HistoryKind::Expired
                 | HistoryKind::Replaced
                 | HistoryKind::ForcedOffline
+                | HistoryKind::NotResponding
         );
         if let (true, Some(w)) = (closes, h.window) {
             spans

@@ -10,7 +10,9 @@
 //! Missed offers follow the FreeSWITCH mod_callcenter rules: a busy line is
 //! not the agent's fault and does not count; no answer, a decline (603) and
 //! an answered-but-not-accepted offer do. `max_no_answer` consecutive misses
-//! take the agent offline; one call actually taken resets the count.
+//! take the agent out of routing as *not responding* (issue 14: a named
+//! state, as Webex's RONA, kept in the store until they call in); one call
+//! actually taken resets the count.
 
 use std::time::{Duration, Instant};
 
@@ -103,9 +105,10 @@ pub enum MissVerdict {
     /// Nothing to persist: the agent stays online (or was already going
     /// offline because their window ended).
     KeepOnline,
-    /// The agent reached `max_no_answer` and the board took them offline;
-    /// the caller must persist this as a forced offline and notify them.
-    SetOffline,
+    /// The agent reached `max_no_answer` (`misses` in a row) and the board
+    /// took them offline; the caller must persist them as not responding
+    /// and notify them.
+    NotResponding { misses: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -419,9 +422,10 @@ impl AgentBoard {
         }
         a.misses = a.misses.saturating_add(1);
         if max_no_answer > 0 && a.misses >= max_no_answer && a.online.is_some() {
+            let misses = a.misses;
             a.online = None;
             a.misses = 0;
-            return Ok(MissVerdict::SetOffline);
+            return Ok(MissVerdict::NotResponding { misses });
         }
         Ok(MissVerdict::KeepOnline)
     }

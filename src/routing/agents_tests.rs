@@ -105,7 +105,7 @@ fn busy_is_not_a_miss_but_no_answer_and_rejected_are() {
     b.offer("alice", CallId(3)).unwrap();
     assert_eq!(
         b.missed("alice", MissKind::NotAccepted, 3),
-        Ok(MissVerdict::SetOffline)
+        Ok(MissVerdict::NotResponding { misses: 3 })
     );
     assert_eq!(b.state("alice"), Some(AgentState::Offline));
 }

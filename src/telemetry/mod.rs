@@ -216,7 +216,8 @@ pub fn agent_state(from: Option<&'static str>, to: &'static str) {
     gauge!(AGENTS, "state" => to).increment(1.0);
 }
 
-/// A presence change (`online`, `offline`, `forced_offline`, `expired`).
+/// A presence change (`online`, `offline`, `forced_offline`,
+/// `not_responding`, `responding`, `expired`).
 pub fn presence_changed(reason: &'static str) {
     counter!(PRESENCE_CHANGES, "reason" => reason).increment(1);
 }

@@ -13,7 +13,8 @@
   const { api, h } = tp;
 
   const PROMPTS_TP = ['welcome', 'resource_lookup_error', 'preset_hours', 'custom_hours',
-    'invalid_input', 'online', 'offline', 'enter_extension', 'enter_pin', 'wrong_pin'];
+    'invalid_input', 'online', 'offline', 'enter_extension', 'enter_pin', 'wrong_pin',
+    'not_responding'];
   const PROMPTS_QUEUE = ['greeting', 'hold', 'whisper', 'unavailable'];
 
   // Field kinds: text, number, list (comma-separated words), numlist,

@@ -41,12 +41,13 @@
     return Number.isFinite(t) ? t - skew : undefined;
   };
 
-  // One AgentRow (src/report/agents.rs): id, name, state, window {start,
-  // end} or null, remaining_seconds, today {offered, accepted, missed,
-  // talk_seconds, online_seconds}.
+  // One AgentRow (src/report/agents.rs): id, name, state, not_responding
+  // {since, reason} or null, window {start, end} or null,
+  // remaining_seconds, today {offered, accepted, missed, talk_seconds,
+  // online_seconds}.
   function agent(a, fetchedAt) {
     const state = String(a.state || 'offline');
-    const end = a.window && state !== 'offline' ? String(a.window.end || '') : '';
+    const end = a.window && online(state) ? String(a.window.end || '') : '';
     let endAt;
     if (end) {
       endAt = local(end);
@@ -62,6 +63,9 @@
       id: String(a.id),
       name: String(a.name || ''),
       state,
+      // Why the agent is not responding ("missed 3 offers in a row
+      // (max_no_answer)"), shown as the badge's title.
+      why: a.not_responding ? String(a.not_responding.reason || '') : '',
       end,
       endAt,
       offered: num(t.offered),
@@ -70,6 +74,11 @@
       talk: num(t.talk_seconds),
       online: num(t.online_seconds),
     };
+  }
+
+  // Offline and not-responding agents have no window.
+  function online(state) {
+    return state !== 'offline' && state !== 'not-responding';
   }
 
   // One QueueWaiting (src/live.rs): queue, customers [{call, caller,
@@ -154,7 +163,7 @@
       if (tbody.children[i] !== r.tr) tbody.insertBefore(r.tr, tbody.children[i] || null);
       const c = r.cells;
       c.name.replaceChildren(h('strong', {}, a.name || a.id), h('span', { class: 'muted id' }, a.id));
-      c.state.replaceChildren(h('span', { class: 'badge state-' + a.state.replace(/[^a-z-]/g, '') }, a.state));
+      c.state.replaceChildren(h('span', { class: 'badge state-' + a.state.replace(/[^a-z-]/g, ''), title: a.why || undefined }, a.state));
       c.left.dataset.end = a.endAt !== undefined ? String(a.endAt) : '';
       c.left.title = a.end ? 'until ' + a.end : '';
       const show = (v) => (v === undefined ? '—' : String(v));
@@ -170,8 +179,8 @@
         rows.delete(id);
       }
     }
-    const online = agents.filter((a) => a.state !== 'offline').length;
-    document.getElementById('agents-count').textContent = online + ' of ' + agents.length + ' online';
+    const count = agents.filter((a) => online(a.state)).length;
+    document.getElementById('agents-count').textContent = count + ' of ' + agents.length + ' online';
     tick();
   }
 

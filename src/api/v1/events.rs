@@ -52,6 +52,7 @@ pub struct EventsQuery {
 /// `text/event-stream`, one event per change:
 /// `id: <id>`, `event: <kind>` (`presence.online`, `presence.replaced`,
 /// `presence.offline`, `presence.expired`, `presence.forced-offline`,
+/// `presence.not-responding`, `presence.responding`,
 /// `call.queued`, `call.bridged`, `call.ended`, `attempt.started`,
 /// `attempt.accepted`, `attempt.missed`, and `events.missed` on a resume
 /// the switch can no longer serve), `data: {"id", "type", "at", ...}`.

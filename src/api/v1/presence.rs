@@ -6,6 +6,12 @@
 //!   (`extended` or `shortened`). `reason` is required.
 //! - `DELETE /api/v1/agents/{id}/presence` (supervisor+): end the window
 //!   now, `reason` in the query or the body.
+//!
+//! Either clears a not-responding mark first (recorded as `responding`
+//! with the token's name and the reason): a supervisor who sets the agent
+//! online or offline has dealt with it (issue 14). A `DELETE` for a
+//! not-responding agent with no window only clears it (`change`:
+//! `responding`, `window`: `null`).
 //! - `GET /api/v1/agents/{id}/history` (viewer+): the presence history,
 //!   newest first, paged by cursor, with `since`/`until`.
 //!
@@ -95,10 +101,13 @@ pub struct EndPresence {
 pub struct PresenceChange {
     pub agent: String,
     /// `online` (was offline), `extended`, `shortened` or `forced-offline`
-    /// (ended).
+    /// (ended); `responding` when a `DELETE` only cleared not-responding.
     pub change: HistoryKind,
-    /// The window in force after a `PUT`; the one ended after a `DELETE`.
-    pub window: Window,
+    /// The window in force after a `PUT`; the one ended after a `DELETE`;
+    /// `null` when a `DELETE` only cleared not-responding.
+    pub window: Option<Window>,
+    /// The agent was not responding and no longer is.
+    pub cleared_not_responding: bool,
     /// Seconds left in the window (0 once ended).
     pub remaining_seconds: i64,
     pub actor: String,
@@ -272,10 +281,17 @@ async fn put_presence(
         .set_window(&id, end, chrono::Duration::hours(longest_hours.into()), by)
         .await
         .map_err(|e| service_problem(e, end_field, longest_hours))?;
+    // After the window, so a refused end leaves the mark as it was.
+    let cleared = s
+        .presence
+        .clear_not_responding(&id, &caller.name, &reason)
+        .await
+        .map_err(|e| service_problem(e, end_field, longest_hours))?;
     Ok(axum::Json(PresenceChange {
         agent: id,
         change: change.kind,
-        window: change.window,
+        window: Some(change.window),
+        cleared_not_responding: cleared,
         remaining_seconds: change.window.remaining_seconds(Utc::now()),
         actor: caller.name,
         reason,
@@ -298,7 +314,7 @@ async fn put_presence(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A viewer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such agent", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The agent is not online; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agent is neither online nor not responding; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No reason; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The switch is stopping", body = Problem, content_type = "application/problem+json"),
     )
@@ -324,20 +340,30 @@ async fn delete_presence(
         name: caller.name.clone(),
         reason: reason.clone(),
     };
+    let cleared = s
+        .presence
+        .clear_not_responding(&id, &caller.name, &reason)
+        .await
+        .map_err(|e| service_problem(e, "reason", 0))?;
     let ended = s
         .presence
         .end_window(&id, by)
         .await
         .map_err(|e| service_problem(e, "reason", 0))?;
-    let Some(window) = ended else {
-        return Err(Problem::conflict(format!(
-            "{id} is not online; there is no window to end"
-        )));
+    let change = match (ended, cleared) {
+        (Some(_), _) => HistoryKind::ForcedOffline,
+        (None, true) => HistoryKind::Responding,
+        (None, false) => {
+            return Err(Problem::conflict(format!(
+                "{id} is not online; there is no window to end"
+            )))
+        }
     };
     Ok(axum::Json(PresenceChange {
         agent: id,
-        change: HistoryKind::ForcedOffline,
-        window,
+        change,
+        window: ended,
+        cleared_not_responding: cleared,
         remaining_seconds: 0,
         actor: caller.name,
         reason,

@@ -344,3 +344,71 @@ async fn the_routes_are_in_the_openapi_document() {
         );
     }
 }
+
+/// Issue 14: a supervisor's action clears not-responding. A `DELETE` for
+/// a not-responding agent without a window only clears it (not a 409);
+/// a `PUT` opens the window and clears it; each clear is in the history
+/// with the token's name and the reason, and the agent row follows.
+#[tokio::test]
+async fn a_supervisor_clears_not_responding_by_setting_online_or_offline() {
+    let s = testing::state().await;
+    let why = "missed 3 offers in a row (max_no_answer)";
+    s.presence.set_not_responding("jsmith", why).await.unwrap();
+    let row = call(&s, Method::GET, "/api/v1/agents/jsmith", Some(VIEWER), None).await;
+    assert_eq!(row.json["state"], "not-responding", "{}", row.json);
+    assert_eq!(row.json["not_responding"]["reason"], why, "{}", row.json);
+
+    let a = call(
+        &s,
+        Method::DELETE,
+        &format!("{PRESENCE}?reason=spoke%20to%20her"),
+        Some(SUPERVISOR),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["change"], "responding");
+    assert!(a.json["window"].is_null(), "{}", a.json);
+    assert_eq!(a.json["cleared_not_responding"], true);
+    let row = call(&s, Method::GET, "/api/v1/agents/jsmith", Some(VIEWER), None).await;
+    assert_eq!(row.json["state"], "offline", "{}", row.json);
+    // Nothing left to clear or end: the usual 409.
+    let a = call(
+        &s,
+        Method::DELETE,
+        &format!("{PRESENCE}?reason=again"),
+        Some(SUPERVISOR),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.json);
+
+    s.presence.set_not_responding("jsmith", why).await.unwrap();
+    let a = call(&s, Method::PUT, PRESENCE, Some(SUPERVISOR), set(60, "back")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["change"], "online");
+    assert_eq!(a.json["cleared_not_responding"], true);
+    let row = call(&s, Method::GET, "/api/v1/agents/jsmith", Some(VIEWER), None).await;
+    assert_eq!(row.json["state"], "online", "{}", row.json);
+    assert!(s.store.all_not_responding().await.unwrap().is_empty());
+
+    let kinds: Vec<(String, String)> = s
+        .store
+        .history("jsmith", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| (h.kind.as_str().to_owned(), h.actor.clone()))
+        .collect();
+    let k = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        kinds,
+        [
+            k("responding", "floor"),
+            k("online", "floor"),
+            k("not-responding", "switch"),
+            k("responding", "floor"),
+            k("not-responding", "switch"),
+        ]
+    );
+}

@@ -10,9 +10,7 @@ use super::{AgentLeg, Shell};
 use crate::call::leg::{self, PlaceError, Placement};
 use crate::config::{CallerIdMode, E164};
 use crate::flows::directory::CallerNumber;
-use crate::flows::queue::{
-    Action, AttemptId, DialOutcome, Event, LegEvent, OfflineReason, PromptName,
-};
+use crate::flows::queue::{Action, AttemptId, DialOutcome, Event, LegEvent, PromptName};
 use crate::live::{LegInfo, LegKind};
 use crate::routing::CallId;
 use crate::sip::{Presentation, SipCommand};
@@ -108,15 +106,12 @@ impl Shell {
                 self.play_and_hang_up(call, &clips).await;
             }
             Action::SetAgentOffline { user, reason } => {
-                let reason = match reason {
-                    OfflineReason::MaxNoAnswer => "missed queue calls (max_no_answer)",
-                };
-                info!(agent = %user, reason, "queue: setting the agent offline");
-                self.write(Write::ForceOffline {
-                    user,
-                    reason: reason.to_owned(),
-                })
-                .await;
+                let reason = reason.describe();
+                info!(agent = %user, reason = %reason, "queue: setting the agent to not responding");
+                // Counted as not responding from the board's change that
+                // follows this action (`drain`).
+                self.not_responding.insert(user.clone());
+                self.write(Write::NotResponding { user, reason }).await;
             }
             Action::RecordAttempt(report) => {
                 telemetry::attempt_ended(report.end.as_str(), report.ring, report.accept_latency);

@@ -64,7 +64,8 @@ pub enum Write {
         attempt: AttemptId,
         user: String,
     },
-    ForceOffline {
+    /// Close the agent's window and mark them not responding (issue 14).
+    NotResponding {
         user: String,
         reason: String,
     },
@@ -173,7 +174,7 @@ impl Names {
                     hung_up_by: r.hung_up_by.as_str().to_owned(),
                 })
             }
-            Write::Activity { .. } | Write::ForceOffline { .. } | Write::Claim { .. } => None,
+            Write::Activity { .. } | Write::NotResponding { .. } | Write::Claim { .. } => None,
         }
     }
 }
@@ -473,9 +474,9 @@ pub async fn run(
                     warn!(agent = %user, error = %e, "cannot publish the agent's activity");
                 }
             }
-            Write::ForceOffline { user, reason } => {
-                if let Err(e) = presence.force_offline(&user, &reason).await {
-                    warn!(agent = %user, error = %e, "cannot set the agent offline");
+            Write::NotResponding { user, reason } => {
+                if let Err(e) = presence.set_not_responding(&user, &reason).await {
+                    warn!(agent = %user, error = %e, "cannot set the agent to not responding");
                 }
             }
         }

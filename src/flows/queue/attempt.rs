@@ -292,11 +292,11 @@ impl QueueEngine {
         self.record_attempt(call, &a, now, ending);
         match miss {
             Some(kind) => match self.board.missed(&a.user, kind, max_no_answer) {
-                Ok(MissVerdict::SetOffline) => {
-                    tracing::info!(user = %a.user, "queue: agent set offline after missed calls");
+                Ok(MissVerdict::NotResponding { misses }) => {
+                    tracing::info!(user = %a.user, misses, "queue: agent not responding after missed calls");
                     self.actions.push_back(Action::SetAgentOffline {
                         user: a.user.clone(),
-                        reason: OfflineReason::MaxNoAnswer,
+                        reason: OfflineReason::MaxNoAnswer { misses },
                     });
                     self.agents_left = true;
                 }

@@ -72,10 +72,22 @@ fn max_no_answer_sets_the_agent_offline() {
     }));
     assert!(a.contains(&Action::SetAgentOffline {
         user: "alice".into(),
-        reason: OfflineReason::MaxNoAnswer
+        reason: OfflineReason::MaxNoAnswer { misses: 2 }
     }));
     assert_eq!(h.e.board().state("alice"), Some(AgentState::Offline));
     assert!(dials(&h.arrive(4, "Q")).is_empty());
+}
+
+#[test]
+fn the_not_responding_reason_counts_the_misses() {
+    assert_eq!(
+        OfflineReason::MaxNoAnswer { misses: 3 }.describe(),
+        "missed 3 offers in a row (max_no_answer)"
+    );
+    assert_eq!(
+        OfflineReason::MaxNoAnswer { misses: 1 }.describe(),
+        "missed 1 offer in a row (max_no_answer)"
+    );
 }
 
 #[test]

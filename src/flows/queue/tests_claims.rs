@@ -148,7 +148,7 @@ fn the_shared_miss_count_from_the_claim_is_the_one_that_counts() {
         a.iter().any(|x| matches!(
             x,
             Action::SetAgentOffline {
-                reason: OfflineReason::MaxNoAnswer,
+                reason: OfflineReason::MaxNoAnswer { misses: 3 },
                 ..
             }
         )),

@@ -86,8 +86,21 @@ pub enum Event {
 /// Why the engine took an agent offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfflineReason {
-    /// `max_no_answer` consecutive missed offers.
-    MaxNoAnswer,
+    /// `max_no_answer` consecutive missed offers (`misses` of them): the
+    /// agent is set *not responding*, not merely offline (issue 14).
+    MaxNoAnswer { misses: u32 },
+}
+
+impl OfflineReason {
+    /// The history's reason, as `tpswitch history` and the API show it.
+    pub fn describe(self) -> String {
+        match self {
+            OfflineReason::MaxNoAnswer { misses } => {
+                let offers = if misses == 1 { "offer" } else { "offers" };
+                format!("missed {misses} {offers} in a row (max_no_answer)")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +170,8 @@ pub enum Action {
         call: CallId,
         clips: Vec<PromptName>,
     },
-    /// Persist the agent as offline (forced) and close their window.
+    /// Close the agent's window and persist them as not responding
+    /// (with `OfflineReason::MaxNoAnswer`).
     SetAgentOffline {
         user: String,
         reason: OfflineReason,

@@ -67,6 +67,9 @@ struct Call {
     status: Option<Option<AgentStatus>>,
     /// How many `LookUpStatus` were answered at once.
     looked_up: usize,
+    /// Users named by `Action::Identified`, kept apart from the other
+    /// actions so the play-by-play tests need not list it.
+    identified: Vec<String>,
 }
 
 impl Call {
@@ -86,6 +89,7 @@ impl Call {
             playing: None,
             status: Some(None),
             looked_up: 0,
+            identified: Vec::new(),
         }
     }
 
@@ -100,6 +104,10 @@ impl Call {
             }
             if let Action::Play { id, .. } = &action {
                 self.playing = Some(*id);
+            }
+            if let Action::Identified { user_id } = action {
+                self.identified.push(user_id);
+                continue;
             }
             out.push(action);
         }
@@ -376,6 +384,50 @@ fn pin_right_leads_to_menu() {
     assert_eq!(play(&call.key('4')), (vec!["preset_hours"], true));
     call.finish();
     assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
+}
+
+/// Issue 14: the caller is named to the shell (which clears a
+/// not-responding mark) once they are identified, just before the menu:
+/// after the PIN, never before it, and once however often the menu plays.
+#[test]
+fn identification_is_told_once_before_the_menu() {
+    let mut call = Call::new(&settings(), CallerMatch::One(agent("jsmith", Some("1234"))));
+    call.send(Event::Started);
+    call.finish();
+    assert!(call.identified.is_empty(), "not before the PIN");
+    call.keys("9999");
+    call.finish();
+    assert!(call.identified.is_empty(), "not on a wrong PIN");
+    // Told before the menu's Play, in the same batch of actions.
+    let mut order = Vec::new();
+    for key in "1234".chars() {
+        call.menu.handle(Event::Digit(key), call.now);
+        while let Some(a) = call.menu.poll_action() {
+            order.push(a);
+        }
+    }
+    // (The window is read first: status by phone.)
+    assert!(
+        matches!(order.as_slice(), [Action::LookUpStatus { user_id }] if user_id == "jsmith"),
+        "{order:?}"
+    );
+    call.menu.handle(Event::Status(None), call.now);
+    let order: Vec<Action> = std::iter::from_fn(|| call.menu.poll_action()).collect();
+    assert!(
+        matches!(order.as_slice(), [Action::Identified { user_id }, Action::Play { .. }] if user_id == "jsmith"),
+        "{order:?}"
+    );
+    // Without a PIN: at once after the welcome; an invalid key replays
+    // the menu without telling again.
+    let mut call = at_menu(&settings(), jsmith());
+    assert_eq!(call.identified, ["jsmith"]);
+    call.key('7');
+    call.finish();
+    assert_eq!(call.identified, ["jsmith"]);
+    // An unknown caller is never identified.
+    let mut call = Call::new(&settings(), CallerMatch::Unknown);
+    call.send(Event::Started);
+    assert!(call.identified.is_empty());
 }
 
 #[test]
