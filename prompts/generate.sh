@@ -100,6 +100,17 @@ say queue_greeting.wav "Thank you for calling. Please hold while we connect you 
 say agent_whisper.wav "Customer call. Press 1 to accept."
 say queue_unavailable.wav "Sorry, no agent is available to take your call. Please try again later. Goodbye."
 say not_responding.wav "You missed several calls in a row, so you are now set to not responding. Call this number to go online again."
+# Nailed-up agents (users.connection = "nailed-up") hear this after "You are now online".
+say stay_on_line.wav "Stay on the line to take customer calls. A tone announces each customer. Hanging up ends your online time."
+
+# The tone that announces a customer on a nailed-up line: two 120 ms beeps at 440 Hz,
+# 80 ms apart (a "zip tone"), 5 ms fades so they do not click; a sine's RMS is 3 dB
+# under its peak, so -17 dBFS peaks put the tone at the speech level.
+sox -D -n -r 8000 -c 1 -b 16 -e signed-integer "$TMP/beep.wav" synth 0.12 sine 440 \
+    fade q 0.005 0.12 0.005 vol -17dB
+sox -D "$TMP/beep.wav" "$TMP/gap.wav" pad 0 0.08
+sox -D "$TMP/gap.wav" "$TMP/beep.wav" line_tone.wav pad 0 0.06
+echo "line_tone.wav: two beeps"
 
 n=0
 for word in zero one two three four five six seven eight nine ten eleven twelve \

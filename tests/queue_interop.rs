@@ -12,6 +12,8 @@
 //! `flows::queue` (its `harness` runs several legs on one clock).
 
 mod common;
+#[path = "common/dtmf_pcap.rs"]
+mod dtmf_pcap;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1364,5 +1366,113 @@ fn three_missed_offers_make_the_agent_not_responding_until_they_call_in() {
             line("online", "agent", "log-in menu"),
         ],
         "{h}"
+    );
+}
+
+/// jsmith's phone as a nailed-up agent: calls the log-in line, keys 1
+/// (8 h), stays on the call keying 1 every 2.5 s (keys between customers
+/// change nothing; during an offer one accepts it), and hangs up after
+/// `hang_up_ms`. One capture with distinct RTP timestamps, so each press
+/// is a press of its own (RFC 4733 §2.5.1.2).
+fn nailed_agent_scenario(dir: &Path, hang_up_ms: u64) -> PathBuf {
+    let keys = dir.join("nailed_keys.pcap");
+    let mut presses = vec![dtmf_pcap::Press { key: '1', at_ms: 0 }];
+    let mut at: u32 = 11_000;
+    while u64::from(at) + 3_000 < hang_up_ms {
+        presses.push(dtmf_pcap::Press {
+            key: '1',
+            at_ms: at,
+        });
+        at += 2_500;
+    }
+    dtmf_pcap::write(&keys, &presses, 101);
+    let steps = format!(
+        "  <pause milliseconds=\"1000\"/>\n  \
+         <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  \
+         <pause milliseconds=\"{}\"/>\n",
+        keys.display(),
+        hang_up_ms - 1000
+    );
+    let end = std::fs::read_to_string(sipp_dir().join("login_end_hangup.inc")).unwrap();
+    let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
+        .unwrap()
+        .replace("@STEPS@", &steps)
+        .replace("@END@", &end)
+        .replace("@CALLER@", JSMITH);
+    let path = dir.join("nailed_agent.xml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_nailed_up_agent_takes_two_customers_in_a_row_on_one_call() {
+    // jsmith is nailed-up; nobody answers on the trunk, so a customer can
+    // only reach them on the line.
+    let s = setup(&[], |t| {
+        t.replace_exact("# connection = \"nailed-up\"", "connection = \"nailed-up\"")
+            .replace_exact("accept_timeout = \"3s\"", "accept_timeout = \"10s\"")
+            .replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
+    });
+    let agent_sc = nailed_agent_scenario(s.dir.path(), 40_000);
+    let mut phone = BackgroundSipp::start(
+        agent_sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", LOGIN],
+    );
+    await_some("the nailed-up line", Duration::from_secs(20), || {
+        s.sw.log()
+            .contains("nailed-up line: waiting for customers")
+            .then_some(())
+    });
+    assert_eq!(agent_state(&s.sw, "jsmith"), "online");
+    for n in 1..=2 {
+        let sc = customer_scenario(s.dir.path(), &format!("customer{n}.xml"), Some(9_000));
+        let run = customer(&s.sw, &sc, &[]);
+        run.assert_ok(&s.sw);
+        let c = settled_calls(&s.sw, n);
+        // Newest first.
+        assert_eq!(c[0]["outcome"], "bridged", "{c:?}\n{}", s.sw.log());
+        assert_eq!(c[0]["agent"], "jsmith");
+        assert_eq!(c[0]["hung_up_by"], "customer");
+        assert_eq!(attempts(&c[0]), [("jsmith".into(), "completed".into())]);
+        // Back on the waiting line after the wrap-up (1 s here).
+        await_some("jsmith free again", Duration::from_secs(10), || {
+            (agent_state(&s.sw, "jsmith") == "online").then_some(())
+        });
+    }
+    // Both offers went over the log-in call itself: no INVITE to the agent.
+    let c = settled_calls(&s.sw, 2);
+    let ids: Vec<&str> = c
+        .iter()
+        .map(|c| c["attempts"][0]["sip_call_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids[0], ids[1], "{c:?}");
+    assert!(
+        !ids[0].ends_with("@tpswitch"),
+        "the agent's own call: {ids:?}"
+    );
+    let log = s.sw.log();
+    assert_eq!(
+        log.matches("bridged on the nailed-up line").count(),
+        2,
+        "{log}"
+    );
+    // The agent hangs up: their window ends.
+    let st = phone.wait(Duration::from_secs(40));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{}\n--- switch log\n{}",
+        phone.errors(),
+        s.sw.log()
+    );
+    await_some("jsmith offline", Duration::from_secs(10), || {
+        (agent_state(&s.sw, "jsmith") == "offline").then_some(())
+    });
+    assert!(
+        s.sw.log()
+            .contains("offline: the agent hung up the nailed-up line"),
+        "{}",
+        s.sw.log()
     );
 }

@@ -51,7 +51,7 @@ pub async fn run(
     let settings = directory::menu_settings(flow);
     let mut menu =
         LoginMenu::new(&settings, caller, Instant::now()).with_caller_id(trust, attested);
-    drive(ctx, call, flow, &mut menu, answered, sip).await;
+    let kept = drive(ctx, call, flow, &mut menu, answered, sip).await;
     if menu.outcome() == Some(Outcome::CallerIdRefused) {
         // Names the policy and the attestation, never anything of a PIN.
         info!(
@@ -73,9 +73,13 @@ pub async fn run(
     record(ctx, call, &menu, started_at, trust).await;
     let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
     telemetry::call_ended(&flow.name, outcome.as_str());
+    if let Some(line) = kept {
+        super::line::hold(ctx, call, flow, line).await;
+    }
 }
 
-/// The call itself: menu in, actions out, until the call ends.
+/// The call itself: menu in, actions out, until the call ends, or until
+/// the menu hands it over as a nailed-up agent's line (returned).
 async fn drive(
     ctx: &Arc<CallContext>,
     call: &IncomingCall,
@@ -83,7 +87,7 @@ async fn drive(
     menu: &mut LoginMenu,
     answered: Answered,
     mut sip: mpsc::Receiver<SipEvent>,
-) {
+) -> Option<super::line::Kept> {
     let Answered { session, mut media } = answered;
     menu.handle(Event::Started, Instant::now());
     // An offerless INVITE is answered only once its ACK (which carries the
@@ -180,7 +184,15 @@ async fn drive(
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
                     super::leg::wait_for_end(&mut sip).await;
                     session.close();
-                    return;
+                    return None;
+                }
+                Action::HoldLine { user_id } => {
+                    info!(agent = %user_id, "nailed-up: the call stays up as the agent's line");
+                    return Some(super::line::Kept {
+                        user: user_id,
+                        answered: Answered { session, media },
+                        sip,
+                    });
                 }
             }
         }
@@ -194,12 +206,12 @@ async fn drive(
                     info!(cause = %cause, outcome = %outcome_words(menu.outcome()), "caller hung up");
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
-                    return;
+                    return None;
                 }
                 Some(SipEvent::Cancelled(_)) | None => {
                     menu.handle(Event::HungUp, Instant::now());
                     session.close();
-                    return;
+                    return None;
                 }
                 Some(SipEvent::Confirmed { .. }) => {
                     menu.handle(Event::Confirmed, Instant::now());
@@ -229,13 +241,13 @@ async fn drive(
                     menu.handle(Event::HungUp, Instant::now());
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
                     session.close();
-                    return;
+                    return None;
                 }
                 Some(_) => {}
                 None => {
                     menu.handle(Event::HungUp, Instant::now());
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
-                    return;
+                    return None;
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {

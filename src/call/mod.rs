@@ -3,6 +3,7 @@
 //! This is the only place where the layers meet.
 
 pub(crate) mod leg;
+mod line;
 mod login;
 pub mod notify;
 pub mod queue;
@@ -236,7 +237,12 @@ async fn to_queue(
         sip: rx,
         done,
     };
-    if ctx.queue.send(handoff).await.is_err() {
+    if ctx
+        .queue
+        .send(queue::Arrival::Customer(handoff))
+        .await
+        .is_err()
+    {
         warn!("the queue task has stopped: hanging up");
         let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
         return;

@@ -90,6 +90,12 @@ pub async fn run(
         // The settings in force now (a reload may have changed the user's
         // number or the flow since the window began).
         let ctx = current.borrow().clone();
+        // A nailed-up agent is told on their line, which the queue hangs
+        // up after saying it: a call to their phone would find it busy.
+        if ctx.router.has_line(&user) {
+            info!(agent = %user, reason = why.as_str(), "told on the nailed-up line, not by a call");
+            continue;
+        }
         let Some((prompt, from)) = notifying_flow(&ctx, why) else {
             continue;
         };

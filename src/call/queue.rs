@@ -12,6 +12,7 @@
 
 mod actions;
 mod legs;
+mod lines;
 mod writer;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Span};
 
 use self::legs::{Input, LegEvent};
+pub use self::lines::{LineHandoff, LinePrompts};
 use self::writer::Write;
 pub use self::writer::{ClusterNews, NewsSender};
 use super::leg::{Answered, LegNews};
@@ -65,9 +67,15 @@ pub struct Handoff {
     pub done: oneshot::Sender<()>,
 }
 
-pub type QueueSender = mpsc::Sender<Handoff>;
+/// What comes to the queue task: a customer, or a nailed-up agent's line.
+pub enum Arrival {
+    Customer(Handoff),
+    Line(LineHandoff),
+}
 
-pub fn channel() -> (QueueSender, mpsc::Receiver<Handoff>) {
+pub type QueueSender = mpsc::Sender<Arrival>;
+
+pub fn channel() -> (QueueSender, mpsc::Receiver<Arrival>) {
     mpsc::channel(HANDOFF_QUEUE)
 }
 
@@ -118,6 +126,10 @@ pub(super) struct Shell {
     /// board state counts as `not_responding` for them until the mark is
     /// cleared or they come online.
     not_responding: HashSet<String>,
+    /// Nailed-up lines, by agent.
+    lines: HashMap<String, lines::Line>,
+    /// Offers on a line: attempt -> agent.
+    line_attempts: HashMap<AttemptId, String>,
 }
 
 /// Runs the queues until `cancel`. `presence_events` should be subscribed
@@ -142,7 +154,7 @@ pub fn news_channel() -> (NewsSender, mpsc::UnboundedReceiver<ClusterNews>) {
 pub async fn run(
     mut current: super::Current,
     store: Store,
-    mut handoffs: mpsc::Receiver<Handoff>,
+    mut handoffs: mpsc::Receiver<Arrival>,
     mut presence_events: broadcast::Receiver<PresenceEvent>,
     shared: Option<Shared>,
     cancel: CancellationToken,
@@ -200,6 +212,8 @@ pub async fn run(
         waiting: HashMap::new(),
         agent_states: HashMap::new(),
         not_responding: HashSet::new(),
+        lines: HashMap::new(),
+        line_attempts: HashMap::new(),
     };
     // Every agent starts offline on the board, as in the engine.
     for u in &cfg.users {
@@ -224,7 +238,8 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => break,
             h = handoffs.recv() => match h {
-                Some(h) => shell.arrive(h).await,
+                Some(Arrival::Customer(h)) => shell.arrive(h).await,
+                Some(Arrival::Line(h)) => shell.line_arrived(h).await,
                 None => break,
             },
             Some(input) = inbox_rx.recv() => shell.input(input).await,
@@ -312,7 +327,9 @@ impl Shell {
                     AgentState::WrapUp { until } => {
                         (Activity::WrapUp, until.saturating_duration_since(now))
                     }
-                    AgentState::Available | AgentState::Offline => (Activity::Idle, Duration::ZERO),
+                    AgentState::Available | AgentState::Offline | AgentState::NoLine => {
+                        (Activity::Idle, Duration::ZERO)
+                    }
                     // Another node's: it writes the agent's activity.
                     AgentState::Elsewhere { .. } => continue,
                 };
@@ -408,6 +425,7 @@ impl Shell {
                 attempt,
                 news,
             } => self.leg_news(call, attempt, news),
+            Input::Line { user, leg, ev } => self.line_event(user, leg, ev).await,
         }
     }
 
@@ -611,5 +629,6 @@ fn state_label(state: &AgentState) -> &'static str {
         AgentState::Busy(_) => "busy",
         AgentState::WrapUp { .. } => "wrap_up",
         AgentState::Elsewhere { .. } => "elsewhere",
+        AgentState::NoLine => "no_line",
     }
 }

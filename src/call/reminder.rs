@@ -88,6 +88,12 @@ pub async fn run(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let ctx = current.borrow().clone();
+        // The agent's phone is their nailed-up line: a reminder call would
+        // find it busy. (Said on the line instead is not built yet.)
+        if ctx.router.has_line(&user) {
+            info!(agent = %user, "no reminder call: the agent is on their nailed-up line");
+            continue;
+        }
         let Some((flow, from)) = reminding_flow(&ctx) else {
             continue;
         };

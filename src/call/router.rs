@@ -18,6 +18,17 @@ struct Legs {
     /// The legs we dialled: every one counts against
     /// `trunk.max_outbound_calls`, whoever placed it.
     outbound: HashSet<LegId>,
+    /// Nailed-up agents' lines, with their agent: up for hours by design,
+    /// so a draining switch does not wait for them (a customer bridged
+    /// to one is a leg of its own, which it does wait for).
+    lines: HashMap<LegId, String>,
+}
+
+impl Legs {
+    /// Nothing but nailed-up lines is left.
+    fn only_lines(&self) -> bool {
+        self.senders.keys().all(|l| self.lines.contains_key(l))
+    }
 }
 
 #[derive(Clone, Default)]
@@ -60,13 +71,29 @@ impl LegRouter {
         let mut legs = self.lock();
         legs.senders.remove(&leg);
         legs.outbound.remove(&leg);
-        if legs.senders.is_empty() {
+        legs.lines.remove(&leg);
+        if legs.only_lines() {
             self.emptied.notify_waiters();
         }
     }
 
-    /// Returns once no leg is registered: every call, inbound or dialled,
-    /// has ended.
+    /// `leg` is now `user`'s nailed-up line.
+    pub fn mark_line(&self, leg: LegId, user: &str) {
+        let mut legs = self.lock();
+        legs.lines.insert(leg, user.to_owned());
+        if legs.only_lines() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Whether `user` has a nailed-up line up: calls to their phone (the
+    /// expiry notice, the reminder) would only find it busy.
+    pub fn has_line(&self, user: &str) -> bool {
+        self.lock().lines.values().any(|u| u == user)
+    }
+
+    /// Returns once no call is left but nailed-up lines: every call,
+    /// inbound or dialled, has ended.
     pub async fn idle(&self) {
         loop {
             // Registered before the check, so a removal between the check
@@ -74,7 +101,7 @@ impl LegRouter {
             let woken = self.emptied.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if self.lock().senders.is_empty() {
+            if self.lock().only_lines() {
                 return;
             }
             woken.await;
@@ -138,5 +165,25 @@ mod tests {
         assert!(!waiter.is_finished(), "one leg is still up");
         r.remove(b);
         waiter.await.expect("idle once both legs are gone");
+    }
+
+    #[tokio::test]
+    async fn a_draining_switch_does_not_wait_for_nailed_up_lines() {
+        let r = LegRouter::default();
+        let (line, call) = (LegId::next(), LegId::next());
+        let _rl = r.register(line);
+        let _rc = r.register(call);
+        r.mark_line(line, "ann");
+        assert!(r.has_line("ann"));
+        let waiter = tokio::spawn({
+            let r = r.clone();
+            async move { r.idle().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "a call is still up");
+        r.remove(call);
+        waiter.await.expect("idle with only a line left");
+        r.remove(line);
+        assert!(!r.has_line("ann"));
     }
 }

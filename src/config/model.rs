@@ -666,7 +666,33 @@ pub struct User {
     pub pin: Option<Pin>,
     /// Where the agent works; `None` = `presence.time_zone`.
     pub time_zone: Option<chrono_tz::Tz>,
+    /// How customers reach the agent: a call per customer, or one call
+    /// that stays up from the log-in (issue 14).
+    pub connection: Connection,
     pub extensions: Vec<Extension>,
+}
+
+/// How the switch reaches an online agent for customers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Connection {
+    /// A new outbound call to the agent's PSTN number for every customer.
+    #[default]
+    PerCall,
+    /// The log-in call stays connected: customers are announced on it by a
+    /// tone (and the queue's whisper) and bridged onto it; hanging it up
+    /// ends the agent's window (Cisco's "nailed connection", Genesys's
+    /// "persistent connection").
+    NailedUp,
+}
+
+impl Connection {
+    /// The keyword as the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::PerCall => "per-call",
+            Connection::NailedUp => "nailed-up",
+        }
+    }
 }
 
 impl User {
@@ -752,6 +778,15 @@ pub struct TimedPresencePrompts {
     /// Played by the notification call when `max_no_answer` missed offers
     /// set the agent not responding (issue 14).
     pub not_responding: PromptRef,
+    /// Said after "online" to a nailed-up agent: stay on the line;
+    /// hanging up ends the online time.
+    pub stay_on_line: PromptRef,
+    /// Announces a customer on a nailed-up line, before the whisper.
+    pub line_tone: PromptRef,
+    /// Looped on a nailed-up line between customers; `None` = silence
+    /// (RTP silence frames still flow, so carriers' media timers and NAT
+    /// bindings stay up).
+    pub line_hold: Option<PromptRef>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -193,6 +193,7 @@ pub struct RawUser {
     pub skills: Option<Vec<String>>,
     pub pin: Option<super::secret::Pin>,
     pub time_zone: Option<String>,
+    pub connection: Option<String>,
     pub extensions: Option<Vec<RawExtension>>,
 }
 
@@ -241,6 +242,9 @@ pub struct RawTpPrompts {
     pub enter_pin: Option<String>,
     pub wrong_pin: Option<String>,
     pub not_responding: Option<String>,
+    pub stay_on_line: Option<String>,
+    pub line_tone: Option<String>,
+    pub line_hold: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

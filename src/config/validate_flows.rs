@@ -23,12 +23,14 @@ fn digits_only(s: &str) -> bool {
 /// Prompts added after the contract (config.example.toml) was written. A
 /// library without them gets "prompts/<name>.wav" next to the config file,
 /// so a contract-shaped file keeps loading.
-const LATER_PROMPTS: [&str; 5] = [
+const LATER_PROMPTS: [&str; 7] = [
     "enter_extension",
     "enter_pin",
     "wrong_pin",
     "queue_unavailable",
     "not_responding",
+    "stay_on_line",
+    "line_tone",
 ];
 
 pub(super) fn prompts(v: &mut V, r: &BTreeMap<String, String>) -> BTreeMap<String, PathBuf> {
@@ -174,6 +176,15 @@ pub(super) fn users(v: &mut V, raw: &[(usize, RawUser)]) -> Vec<User> {
                 v,
                 &format!("{p}.time_zone"),
                 r.time_zone.as_deref(),
+            ),
+            connection: v.choice(
+                &format!("{p}.connection"),
+                &r.connection,
+                Connection::PerCall,
+                &[
+                    ("per-call", Connection::PerCall),
+                    ("nailed-up", Connection::NailedUp),
+                ],
             ),
             extensions,
         });
@@ -417,6 +428,26 @@ fn timed_presence(
                 &get(|x| &x.not_responding),
                 "not_responding",
             ),
+            stay_on_line: prompt_ref(
+                v,
+                lib,
+                &pp("stay_on_line"),
+                &get(|x| &x.stay_on_line),
+                "stay_on_line",
+            ),
+            line_tone: prompt_ref(
+                v,
+                lib,
+                &pp("line_tone"),
+                &get(|x| &x.line_tone),
+                "line_tone",
+            ),
+            // Silence unless named: "" and absent both mean none.
+            line_hold: match get(|x| &x.line_hold) {
+                None => None,
+                Some(n) if n.is_empty() => None,
+                named => Some(prompt_ref(v, lib, &pp("line_hold"), &named, "")),
+            },
         },
     }
 }

@@ -240,6 +240,7 @@ pub fn menu_settings(flow: &TimedPresenceFlow) -> MenuSettings {
             enter_extension: name(&p.enter_extension),
             enter_pin: name(&p.enter_pin),
             wrong_pin: name(&p.wrong_pin),
+            stay_on_line: name(&p.stay_on_line),
         },
     }
 }
@@ -267,6 +268,7 @@ fn agent_ref(user: &User) -> AgentRef {
     AgentRef {
         user_id: user.id.clone(),
         pin: user.pin.clone().filter(|p| !p.is_empty()),
+        nailed_up: user.connection == crate::config::Connection::NailedUp,
     }
 }
 

@@ -30,6 +30,7 @@ fn one(id: &str, pin: Option<&str>) -> CallerMatch {
     CallerMatch::One(AgentRef {
         user_id: id.to_owned(),
         pin: pin.map(Into::into),
+        nailed_up: false,
     })
 }
 
@@ -52,6 +53,7 @@ fn london_user() -> User {
         skills: vec![],
         pin: None,
         time_zone: None,
+        connection: Default::default(),
         extensions: vec![Extension::Pstn {
             value: e("+442079460000"),
             ext: String::new(),
@@ -270,6 +272,7 @@ fn shared_number_lists_every_user_with_their_ext() {
             AgentRef {
                 user_id: "mgarcia".into(),
                 pin: Some("2468".into()),
+                nailed_up: false,
             },
         ),
         (
@@ -277,6 +280,7 @@ fn shared_number_lists_every_user_with_their_ext() {
             AgentRef {
                 user_id: "akim".into(),
                 pin: None,
+                nailed_up: false,
             },
         ),
     ]);

@@ -64,6 +64,9 @@ pub struct LegRules {
     pub accept_timeout: Duration,
     /// How many more times the whisper plays when nobody pressed the key.
     pub whisper_replays: u8,
+    /// Played before the whisper, each time it plays: the tone that
+    /// announces a customer on a nailed-up line. None on a dialled leg.
+    pub announce: Option<PromptName>,
 }
 
 impl LegRules {
@@ -80,7 +83,18 @@ impl LegRules {
             whisper: None,
             accept_timeout: Duration::ZERO,
             whisper_replays: 0,
+            announce: None,
         }
+    }
+
+    /// What plays before the key is awaited: the announcement, then the
+    /// whisper.
+    fn announcement(&self) -> Vec<PromptName> {
+        self.announce
+            .iter()
+            .chain(self.whisper.iter())
+            .cloned()
+            .collect()
     }
 }
 
@@ -259,6 +273,35 @@ impl OutboundLeg {
         }
     }
 
+    /// An offer on a line that is already connected (a nailed-up agent's
+    /// log-in call): no ringing, no media wait and no extension digits;
+    /// the announcement plays at once and the accept rules follow. With
+    /// `Accept::OnAnswer` the leg connects when the announcement ends, so
+    /// the agent always hears a customer coming.
+    pub fn on_line(rules: LegRules, now: Instant) -> Self {
+        let mut leg = OutboundLeg {
+            rules,
+            stage: Stage::Done,
+            started: now,
+            answered: Some(now),
+            connected: None,
+            early_media: false,
+            finished: false,
+            actions: VecDeque::from([Action::Answered]),
+        };
+        let clips = leg.rules.announcement();
+        if clips.is_empty() {
+            leg.accept_stage(now);
+        } else {
+            leg.stage = Stage::Whisper {
+                until: None,
+                replays_left: leg.rules.whisper_replays,
+            };
+            leg.actions.push_back(Action::Play(clips));
+        }
+        leg
+    }
+
     pub fn started(&self) -> Instant {
         self.started
     }
@@ -363,6 +406,12 @@ impl OutboundLeg {
                     ..
                 } = &mut self.stage
                 {
+                    if self.rules.accept == Accept::OnAnswer {
+                        // Only an announced line gets here: connect once
+                        // the agent has heard it.
+                        self.connect(now);
+                        return;
+                    }
                     // Silence is counted only once the whisper was heard.
                     *until = Some(now + self.rules.accept_timeout);
                 }
@@ -472,7 +521,7 @@ impl OutboundLeg {
                 // One more chance: the callee may not have caught it.
                 *replays_left -= 1;
                 *until = None;
-                let clips = self.rules.whisper.iter().cloned().collect();
+                let clips = self.rules.announcement();
                 self.actions.push_back(Action::Play(clips));
             }
             Stage::Whisper { .. } => self.hang_up(Outcome::NotAccepted, now),
@@ -502,15 +551,16 @@ impl OutboundLeg {
             self.connect(now);
             return;
         }
-        match self.rules.whisper.clone() {
-            Some(clip) => {
+        let clips = self.rules.announcement();
+        match clips.is_empty() {
+            false => {
                 self.stage = Stage::Whisper {
                     until: None,
                     replays_left: self.rules.whisper_replays,
                 };
-                self.actions.push_back(Action::Play(vec![clip]));
+                self.actions.push_back(Action::Play(clips));
             }
-            None => {
+            true => {
                 self.stage = Stage::Whisper {
                     until: Some(now + self.rules.accept_timeout),
                     replays_left: 0,

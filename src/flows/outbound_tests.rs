@@ -15,6 +15,7 @@ fn rules(accept: Accept) -> LegRules {
         whisper: Some(PromptName::new("agent_whisper")),
         accept_timeout: Duration::from_secs(10),
         whisper_replays: 1,
+        announce: None,
     }
 }
 

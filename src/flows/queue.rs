@@ -35,6 +35,8 @@ mod tests;
 mod tests_agent;
 #[cfg(test)]
 mod tests_claims;
+#[cfg(test)]
+mod tests_line;
 mod types;
 
 use self::attempt::Ending;
@@ -42,10 +44,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 pub use self::settings::{queues_from_config, EngineSettings, QueuePromptNames, QueueSettings};
 pub use self::types::{
     Action, AttemptEnd, AttemptId, AttemptReport, CallOutcome, CallReport, Event, LegEvent,
-    OfflineReason, QueueId,
+    LineEnd, OfflineReason, QueueId,
 };
 use crate::config::NoAgents;
 use crate::flows::outbound::{LegRules, OutboundLeg};
@@ -91,6 +95,9 @@ enum Phase {
 struct Leg {
     call: CallId,
     machine: OutboundLeg,
+    /// The nailed-up agent whose line carries this offer; None for a
+    /// dialled leg.
+    line: Option<String>,
 }
 
 #[derive(Debug)]
@@ -122,6 +129,12 @@ pub struct QueueEngine {
     /// Agent states as last published through `poll_agent_change`.
     published: HashMap<String, AgentState>,
     agent_changes: VecDeque<(String, AgentState)>,
+    /// Nailed-up lines connected here, by agent, with the tone that
+    /// announces a customer on each.
+    lines: HashMap<String, PromptName>,
+    /// Agents with a line just set not responding: their line is hung up
+    /// with `LineEnd::NotResponding`.
+    line_not_responding: HashSet<String>,
 }
 
 impl QueueEngine {
@@ -145,6 +158,8 @@ impl QueueEngine {
             actions: VecDeque::new(),
             published: HashMap::new(),
             agent_changes: VecDeque::new(),
+            lines: HashMap::new(),
+            line_not_responding: HashSet::new(),
         }
     }
 
@@ -211,6 +226,8 @@ impl QueueEngine {
                     tracing::warn!(%e, "queue: ignoring AgentFreedElsewhere");
                 }
             }
+            Event::LineUp { user, until, tone } => self.line_up(user, until, tone, now),
+            Event::LineDown { user } => self.line_down(&user, now),
             Event::Timer => self.on_timer(now),
             Event::Reconfigure { queues, agents } => self.reconfigure(queues, agents),
         }
@@ -218,7 +235,70 @@ impl QueueEngine {
             self.overflow_unstaffed(now);
         }
         self.dispatch(now);
+        self.hang_up_offline_lines();
         self.publish_agent_changes();
+    }
+
+    /// A nailed-up line arrives: the agent is online (the log-in menu
+    /// confirmed `until` durably before handing the line over) and
+    /// reachable on it. A second line for the same agent replaces the
+    /// first in the shell; here it is the same agent, still reachable.
+    fn line_up(&mut self, user: String, until: DateTime<Utc>, tone: PromptName, now: Instant) {
+        let known = self.board.set_online(&user, until, now).is_ok()
+            && self.board.set_line(&user, true).is_ok();
+        if !known {
+            tracing::warn!(agent = %user, "queue: a line for an agent not in the board; hanging it up");
+            self.actions.push_back(Action::HangUpLine {
+                user,
+                why: LineEnd::Offline,
+            });
+            return;
+        }
+        self.lines.insert(user.clone(), tone);
+        self.actions.push_back(Action::LineIdle { user });
+    }
+
+    /// The agent ended their line: whatever it carried ends with it (the
+    /// leg machine sees the far end go; `on_finished` counts no miss for
+    /// an offer on a line that is gone).
+    fn line_down(&mut self, user: &str, now: Instant) {
+        if self.lines.remove(user).is_none() {
+            return;
+        }
+        board_in_step(self.board.set_line(user, false));
+        let carried: Vec<AttemptId> = self
+            .legs
+            .iter()
+            .filter(|(_, l)| l.line.as_deref() == Some(user) && !l.machine.is_done())
+            .map(|(id, _)| *id)
+            .collect();
+        for attempt in carried {
+            self.on_leg(attempt, LegEvent::Ended, now);
+        }
+        self.agents_left = true;
+    }
+
+    /// Lines of agents who are offline now (and not on a call, which the
+    /// board lets finish first) are hung up, saying why.
+    fn hang_up_offline_lines(&mut self) {
+        let mut offline: Vec<String> = self
+            .lines
+            .keys()
+            .filter(|u| self.board.state(u) == Some(AgentState::Offline))
+            .cloned()
+            .collect();
+        offline.sort_unstable();
+        for user in offline {
+            self.lines.remove(&user);
+            board_in_step(self.board.set_line(&user, false));
+            let why = if self.line_not_responding.remove(&user) {
+                LineEnd::NotResponding
+            } else {
+                LineEnd::Offline
+            };
+            self.actions.push_back(Action::HangUpLine { user, why });
+        }
+        self.line_not_responding.clear();
     }
 
     fn reconfigure(&mut self, queues: Vec<QueueSettings>, agents: Vec<AgentProfile>) {
@@ -449,17 +529,39 @@ impl QueueEngine {
                 .profile(&user)
                 .map(|p| p.ext.clone())
                 .unwrap_or_default();
+            let line = self.lines.get(&user).cloned();
             let rules = LegRules {
                 ring_timeout: s.ring_timeout,
                 media_grace: self.settings.media_grace,
-                ext,
+                // The line is the agent's own phone, already reached.
+                ext: if line.is_some() { String::new() } else { ext },
                 ext_pause: s.ext_pause,
                 ext_send_guard: self.settings.ext_send_guard,
                 accept: s.accept,
                 whisper: s.prompts.whisper.clone(),
                 accept_timeout: s.accept_timeout,
                 whisper_replays: 1,
+                announce: line.clone(),
             };
+            if line.is_some() {
+                // No claim: only the node holding the line can reach the
+                // agent (elsewhere they are `NoLine`), and no INVITE.
+                self.legs.insert(
+                    id,
+                    Leg {
+                        call,
+                        machine: OutboundLeg::on_line(rules, now),
+                        line: Some(user.clone()),
+                    },
+                );
+                self.actions.push_back(Action::OfferOnLine {
+                    call,
+                    attempt: id,
+                    user,
+                });
+                self.drain_leg(id, now);
+                continue;
+            }
             if self.settings.claims {
                 self.claiming.insert(id, (call, rules));
                 self.actions.push_back(Action::ClaimAgent {
@@ -474,6 +576,7 @@ impl QueueEngine {
                 Leg {
                     call,
                     machine: OutboundLeg::new(rules, now),
+                    line: None,
                 },
             );
             self.actions.push_back(Action::DialAgent {
@@ -506,6 +609,7 @@ impl QueueEngine {
             Leg {
                 call,
                 machine: OutboundLeg::new(rules, now),
+                line: None,
             },
         );
         self.actions.push_back(Action::DialAgent {
@@ -604,6 +708,7 @@ impl QueueEngine {
                     Leg {
                         call,
                         machine: OutboundLeg::new(rules, now),
+                        line: None,
                     },
                 );
                 self.actions.push_back(Action::DialOverflow {

@@ -152,6 +152,12 @@ pub enum Action {
         user_id: String,
     },
     HangUp,
+    /// The agent is online and nailed-up: the call is no longer the
+    /// menu's. The shell hands it to the queue as the agent's line (it
+    /// stays connected until the agent hangs up or goes offline).
+    HoldLine {
+        user_id: String,
+    },
 }
 
 /// How the call ended, for metrics and the call log.
@@ -250,6 +256,8 @@ enum Step {
 enum Then {
     Collect(Step),
     HangUp,
+    /// Hand the call over as the agent's nailed-up line.
+    HoldLine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -534,6 +542,14 @@ impl LoginMenu {
                 self.actions.push_back(Action::HangUp);
                 self.phase = Phase::Done;
             }
+            Then::HoldLine => {
+                if let Some(user_id) = self.agent.as_ref().map(|a| a.user_id.clone()) {
+                    self.actions.push_back(Action::HoldLine { user_id });
+                } else {
+                    self.actions.push_back(Action::HangUp);
+                }
+                self.phase = Phase::Done;
+            }
         }
     }
 
@@ -584,7 +600,17 @@ impl LoginMenu {
                     if let Some(status) = status {
                         confirm.extend(status.sentence());
                     }
-                    self.play(confirm, false, Then::HangUp);
+                    // A nailed-up agent who is online now keeps the call
+                    // as their line, and is told what hanging up does.
+                    let nailed = self.agent.as_ref().is_some_and(|a| a.nailed_up);
+                    let then = match outcome {
+                        Outcome::Online(_) | Outcome::Extended(_) if nailed => {
+                            confirm.push(self.prompts.stay_on_line.clone());
+                            Then::HoldLine
+                        }
+                        _ => Then::HangUp,
+                    };
+                    self.play(confirm, false, then);
                 }
                 Err(_) => self.fail(Outcome::StoreFailed),
             },

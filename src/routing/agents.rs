@@ -30,6 +30,9 @@ pub struct AgentProfile {
     /// DTMF digits sent after the agent's line answers (reaching them behind
     /// a PBX); "" = none.
     pub ext: String,
+    /// Reached on their nailed-up line (the log-in call kept connected),
+    /// never by a call per customer (issue 14).
+    pub nailed_up: bool,
 }
 
 impl AgentProfile {
@@ -47,6 +50,7 @@ impl AgentProfile {
             id: user.id.clone(),
             skills: user.skills.clone(),
             ext,
+            nailed_up: user.connection == crate::config::Connection::NailedUp,
         }
     }
 
@@ -77,6 +81,10 @@ pub enum AgentState {
     Elsewhere {
         until: Instant,
     },
+    /// Online and nailed-up, but their line is not connected to this node
+    /// (not yet handed over after the log-in menu, dropped by a restart,
+    /// or held by another node): not offered here until it is.
+    NoLine,
 }
 
 /// Why an offer did not become a call.
@@ -160,6 +168,8 @@ pub(super) struct Agent {
     calls_taken: u32,
     /// Consecutive counted misses.
     misses: u32,
+    /// A nailed-up agent's line is connected here.
+    line: bool,
 }
 
 impl Agent {
@@ -170,8 +180,15 @@ impl Agent {
             (_, false) => AgentState::Offline,
             (Activity::WrapUp(until), true) => AgentState::WrapUp { until },
             (Activity::Elsewhere(until), true) => AgentState::Elsewhere { until },
+            (Activity::Idle, true) if !self.reachable() => AgentState::NoLine,
             (Activity::Idle, true) => AgentState::Available,
         }
+    }
+
+    /// Whether an offer can reach the agent: by a new call, or on their
+    /// connected nailed-up line.
+    fn reachable(&self) -> bool {
+        !self.profile.nailed_up || self.line
     }
 
     /// The call, offered or bridged, is over: apply a window that ended
@@ -220,6 +237,7 @@ impl AgentBoard {
             last_call_end: None,
             calls_taken: 0,
             misses: 0,
+            line: false,
         });
     }
 
@@ -302,6 +320,17 @@ impl AgentBoard {
             }
         }
         Ok(())
+    }
+
+    /// The agent's nailed-up line is connected here (`true`) or gone.
+    pub fn set_line(&mut self, user: &str, up: bool) -> Result<(), BoardError> {
+        self.get_mut(user)?.line = up;
+        Ok(())
+    }
+
+    /// Whether the agent's nailed-up line is connected here.
+    pub fn has_line(&self, user: &str) -> bool {
+        self.get(user).is_some_and(|a| a.line)
     }
 
     /// True while the agent is online, free, and not about to go offline.
@@ -486,7 +515,7 @@ impl AgentBoard {
     }
 
     pub(super) fn available(a: &Agent) -> bool {
-        a.online.is_some() && !a.offline_after_call && a.activity == Activity::Idle
+        a.online.is_some() && !a.offline_after_call && a.activity == Activity::Idle && a.reachable()
     }
 
     fn get(&self, user: &str) -> Option<&Agent> {

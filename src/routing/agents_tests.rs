@@ -6,6 +6,7 @@ fn profile(id: &str, skills: &[&str]) -> AgentProfile {
         id: id.to_string(),
         skills: skills.iter().map(|s| s.to_string()).collect(),
         ext: String::new(),
+        nailed_up: false,
     }
 }
 
@@ -223,6 +224,7 @@ fn profile_from_user_takes_first_extension_ext() {
         skills: vec!["billing".into()],
         pin: None,
         time_zone: None,
+        connection: Default::default(),
         extensions: vec![Extension::Pstn {
             value: E164::parse("+15550100123", &cc).unwrap(),
             ext: "42".into(),

@@ -8,6 +8,7 @@ fn profile(id: &str, skills: &[&str]) -> AgentProfile {
         id: id.to_string(),
         skills: skills.iter().map(|s| s.to_string()).collect(),
         ext: String::new(),
+        nailed_up: false,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct UserView {
     /// IANA time zone the agent's status by phone is said in; absent =
     /// `presence.time_zone`.
     pub time_zone: Option<String>,
+    /// `per-call` (absent) or `nailed-up`: how customers reach the agent.
+    pub connection: Option<String>,
     pub extensions: Vec<ExtensionBody>,
     /// Whether the user has a log-in PIN (the PIN itself is never shown).
     pub has_pin: bool,
@@ -62,6 +64,9 @@ pub struct UserBody {
     pub pin: Option<String>,
     /// IANA time zone such as `Europe/Paris`; absent = `presence.time_zone`.
     pub time_zone: Option<String>,
+    /// `per-call` (default: a call per customer) or `nailed-up` (the
+    /// log-in call stays connected and customers are bridged onto it).
+    pub connection: Option<String>,
     pub extensions: Option<Vec<ExtensionBody>>,
 }
 

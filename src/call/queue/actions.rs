@@ -77,6 +77,14 @@ impl Shell {
                     warn!(attempt = attempt.0, error = %e, "cannot send extension digits");
                 }
             }
+            Action::OfferOnLine {
+                call,
+                attempt,
+                user,
+            } => self.offer_on_line(call, attempt, user).await,
+            Action::LineIdle { user } => self.line_idle(&user),
+            Action::HangUpLine { user, why } => self.hang_up_line(&user, why).await,
+            Action::PlayAgent { attempt, clips, .. } if self.play_on_line(attempt, &clips) => {}
             Action::PlayAgent { attempt, clips, .. } => {
                 let id = self.play_id();
                 let prompts = self.prompts(&clips);
@@ -114,6 +122,7 @@ impl Shell {
                 self.write(Write::NotResponding { user, reason }).await;
             }
             Action::RecordAttempt(report) => {
+                self.line_attempts.remove(&report.attempt);
                 telemetry::attempt_ended(report.end.as_str(), report.ring, report.accept_latency);
                 let sip_call_id = self.sip_call_ids.remove(&report.attempt).map(|(_, id)| id);
                 self.write(Write::Attempt {
@@ -184,6 +193,10 @@ impl Shell {
     }
 
     async fn bridge(&mut self, call: CallId, attempt: AttemptId) {
+        if self.line_attempts.contains_key(&attempt) {
+            self.bridge_line(call, attempt).await;
+            return;
+        }
         let (Some(c), Some(a)) = (self.customers.get_mut(&call), self.agents.get(&attempt)) else {
             warn!(%call, "queue: bridge for a leg that is gone");
             self.pending
@@ -224,6 +237,54 @@ impl Shell {
                 warn!(parent: &c.span, error = %e, "cannot bridge: ending the agent's leg");
                 let leg = a.leg;
                 let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                self.pending
+                    .push_back(leg_event(call, attempt, LegEvent::Ended));
+            }
+        }
+    }
+
+    /// Bridges the customer to the nailed-up line the attempt was offered on.
+    async fn bridge_line(&mut self, call: CallId, attempt: AttemptId) {
+        let result = match (self.customers.get(&call), self.line_session(attempt)) {
+            (Some(c), Some((line, leg))) => self
+                .ctx
+                .engine
+                .bridge(&c.session, line)
+                .map(|h| (h, line.announced_addr(), leg)),
+            _ => Err(crate::media::engine::MediaError::Closed),
+        };
+        let agent = self
+            .line_attempts
+            .get(&attempt)
+            .cloned()
+            .unwrap_or_default();
+        let Some(c) = self.customers.get_mut(&call) else {
+            return;
+        };
+        match result {
+            Ok((handle, agent_rtp, leg)) => {
+                c.looped.clear();
+                c.playing = None;
+                info!(
+                    parent: &c.span,
+                    agent = %agent,
+                    customer_rtp = %c.session.announced_addr(),
+                    %agent_rtp,
+                    "bridged on the nailed-up line"
+                );
+                c.bridge = Some(handle);
+                self.ctx.live.bridged(call.0, leg.0, chrono::Utc::now());
+                self.write(Write::Bridged {
+                    call,
+                    attempt,
+                    at: std::time::Instant::now(),
+                })
+                .await;
+            }
+            Err(e) => {
+                // The line stays (it is the agent's); the offer ends as if
+                // they had not taken it.
+                warn!(parent: &c.span, error = %e, "cannot bridge to the line");
                 self.pending
                     .push_back(leg_event(call, attempt, LegEvent::Ended));
             }

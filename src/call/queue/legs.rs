@@ -24,6 +24,13 @@ pub enum Input {
         attempt: AttemptId,
         news: LegNews,
     },
+    /// A nailed-up agent's line (`leg` tells a replaced line's late events
+    /// from the current one's).
+    Line {
+        user: String,
+        leg: crate::sip::LegId,
+        ev: LegEvent,
+    },
 }
 
 pub enum LegEvent {
@@ -36,13 +43,27 @@ pub enum LegEvent {
 /// leg registration) go.
 pub fn forward_customer(
     call: CallId,
-    mut sip: mpsc::Receiver<SipEvent>,
-    mut media: mpsc::Receiver<MediaEvent>,
+    sip: mpsc::Receiver<SipEvent>,
+    media: mpsc::Receiver<MediaEvent>,
     inbox: mpsc::Sender<Input>,
     done: oneshot::Sender<()>,
 ) {
+    forward(sip, media, inbox, move |ev| {
+        let _keep = &done;
+        Input::Customer { call, ev }
+    });
+}
+
+/// Forwards a leg's SIP and media events, each wrapped by `wrap`, until
+/// the leg ends (or the queue task is gone). What `wrap` holds is dropped
+/// then.
+pub fn forward(
+    mut sip: mpsc::Receiver<SipEvent>,
+    mut media: mpsc::Receiver<MediaEvent>,
+    inbox: mpsc::Sender<Input>,
+    wrap: impl Fn(LegEvent) -> Input + Send + 'static,
+) {
     tokio::spawn(async move {
-        let _done = done;
         let mut media_open = true;
         loop {
             let ev = tokio::select! {
@@ -59,7 +80,7 @@ pub fn forward_customer(
                 ev,
                 LegEvent::Sip(SipEvent::Ended { .. }) | LegEvent::Sip(SipEvent::Cancelled(_))
             );
-            if inbox.send(Input::Customer { call, ev }).await.is_err() || last {
+            if inbox.send(wrap(ev)).await.is_err() || last {
                 break;
             }
         }

@@ -69,6 +69,12 @@ pub enum Write {
         user: String,
         reason: String,
     },
+    /// The agent hung up their nailed-up line: their window ends, as if
+    /// they had chosen offline on that call.
+    LineHungUp {
+        user: String,
+        call_id: String,
+    },
 }
 
 /// Turns the engine's monotonic `Instant`s into wall-clock times: the
@@ -174,7 +180,10 @@ impl Names {
                     hung_up_by: r.hung_up_by.as_str().to_owned(),
                 })
             }
-            Write::Activity { .. } | Write::NotResponding { .. } | Write::Claim { .. } => None,
+            Write::Activity { .. }
+            | Write::NotResponding { .. }
+            | Write::LineHungUp { .. }
+            | Write::Claim { .. } => None,
         }
     }
 }
@@ -477,6 +486,14 @@ pub async fn run(
             Write::NotResponding { user, reason } => {
                 if let Err(e) = presence.set_not_responding(&user, &reason).await {
                     warn!(agent = %user, error = %e, "cannot set the agent to not responding");
+                }
+            }
+            Write::LineHungUp { user, call_id } => {
+                match presence.go_offline(&user, Some(&call_id)).await {
+                    Ok(_) => info!(agent = %user, "offline: the agent hung up the nailed-up line"),
+                    Err(e) => {
+                        warn!(agent = %user, error = %e, "cannot end the window of the hung-up line")
+                    }
                 }
             }
         }

@@ -117,7 +117,8 @@ impl QueueEngine {
         self.on_leg(attempt, LegEvent::Withdraw, now);
     }
 
-    fn drain_leg(&mut self, attempt: AttemptId, now: Instant) {
+    pub(super) fn drain_leg(&mut self, attempt: AttemptId, now: Instant) {
+        let mut idled = false;
         loop {
             let Some(leg) = self.legs.get_mut(&attempt) else {
                 return;
@@ -126,6 +127,17 @@ impl QueueEngine {
             let Some(action) = leg.machine.poll_action() else {
                 break;
             };
+            if let (Some(user), LegAction::Cancel | LegAction::HangUp) = (&leg.line, &action) {
+                // A line is never hung up for an offer: it goes back to
+                // waiting, and the offer's side of it is over at once.
+                let user = user.clone();
+                leg.machine.handle(LegEvent::Ended, now);
+                if self.lines.contains_key(&user) {
+                    self.actions.push_back(Action::LineIdle { user });
+                }
+                idled = true;
+                continue;
+            }
             match action {
                 LegAction::Cancel => self
                     .actions
@@ -154,7 +166,12 @@ impl QueueEngine {
             }
         }
         if self.legs.get(&attempt).is_some_and(|l| l.machine.is_done()) {
-            self.legs.remove(&attempt);
+            let line = self.legs.remove(&attempt).and_then(|l| l.line);
+            // An offer on a line that ended any other way (a failed
+            // bridge) still frees the line.
+            if let Some(user) = line.filter(|u| !idled && self.lines.contains_key(u)) {
+                self.actions.push_back(Action::LineIdle { user });
+            }
         }
     }
 
@@ -211,7 +228,15 @@ impl QueueEngine {
             _ => (false, false, false),
         };
         if offering {
+            // The agent hung up their nailed-up line during the offer:
+            // their window ends with it, which is no miss.
+            let line_gone = self
+                .legs
+                .get(&attempt)
+                .and_then(|l| l.line.as_ref())
+                .is_some_and(|user| !self.lines.contains_key(user));
             if let Some((ending, miss)) = classify(outcome) {
+                let miss = if line_gone { None } else { miss };
                 self.end_attempt(call, ending, miss, now);
             }
         } else if bridged && outcome == Outcome::CalleeHungUp {
@@ -294,6 +319,9 @@ impl QueueEngine {
             Some(kind) => match self.board.missed(&a.user, kind, max_no_answer) {
                 Ok(MissVerdict::NotResponding { misses }) => {
                     tracing::info!(user = %a.user, misses, "queue: agent not responding after missed calls");
+                    if self.lines.contains_key(&a.user) {
+                        self.line_not_responding.insert(a.user.clone());
+                    }
                     self.actions.push_back(Action::SetAgentOffline {
                         user: a.user.clone(),
                         reason: OfflineReason::MaxNoAnswer { misses },

@@ -42,6 +42,7 @@ pub(super) fn agent(id: &str, skills: &[&str], ext: &str) -> AgentProfile {
         id: id.to_string(),
         skills: skills.iter().map(|s| s.to_string()).collect(),
         ext: ext.to_string(),
+        nailed_up: false,
     }
 }
 

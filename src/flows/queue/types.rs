@@ -69,6 +69,20 @@ pub enum Event {
     AgentFreedElsewhere {
         user: String,
     },
+    /// A nailed-up agent's line (their log-in call, kept connected) is
+    /// here and free; `until` is the window it was confirmed with, `tone`
+    /// what announces a customer on it (issue 14).
+    LineUp {
+        user: String,
+        until: DateTime<Utc>,
+        tone: PromptName,
+    },
+    /// The agent ended their nailed-up line (hung up, or its media
+    /// stopped): an offer on it is withdrawn without counting a miss, a
+    /// customer bridged to it is hung up. The shell ends their window.
+    LineDown {
+        user: String,
+    },
     /// The deadline passed.
     Timer,
     /// A reload: the queues' settings by flow name and every configured
@@ -133,6 +147,25 @@ pub enum Action {
         attempt: AttemptId,
         number: E164,
     },
+    /// Offer the call on `user`'s nailed-up line: the attempt's
+    /// `PlayAgent`, keys and `Bridge` are the line's (no INVITE).
+    OfferOnLine {
+        call: CallId,
+        attempt: AttemptId,
+        user: String,
+    },
+    /// The line is free again (the offer ended, the customer left): end
+    /// any bridge on it and play its waiting sound.
+    LineIdle {
+        user: String,
+    },
+    /// The agent is offline (their window ended, they were set not
+    /// responding, a supervisor ended it): say so on the line, then hang
+    /// it up.
+    HangUpLine {
+        user: String,
+        why: LineEnd,
+    },
     /// Stop a ringing attempt (CANCEL, RFC 3261 §9.1).
     CancelAgent {
         call: CallId,
@@ -178,6 +211,15 @@ pub enum Action {
     },
     RecordAttempt(AttemptReport),
     RecordCall(CallReport),
+}
+
+/// Why a nailed-up line is hung up by the switch: which prompt says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    /// The window ended or was ended: `offline`.
+    Offline,
+    /// `max_no_answer` missed offers: `not_responding`.
+    NotResponding,
 }
 
 /// How an attempt ended, for the `hangup_cause` column.

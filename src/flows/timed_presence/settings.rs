@@ -26,6 +26,9 @@ pub struct MenuPrompts {
     pub enter_extension: PromptName,
     pub enter_pin: PromptName,
     pub wrong_pin: PromptName,
+    /// Said to a nailed-up agent after the confirmation: stay on the line;
+    /// hanging up ends the online time.
+    pub stay_on_line: PromptName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +144,9 @@ pub struct AgentRef {
     /// Asked after Welcome when set; an empty PIN counts as no PIN. Its
     /// `Debug` is masked, so logging an `AgentRef` never shows it.
     pub pin: Option<Pin>,
+    /// The user's `connection` is `nailed-up`: once online, the call stays
+    /// up as their line (issue 14).
+    pub nailed_up: bool,
 }
 
 /// The result of looking the caller ID up in the user directory.

@@ -17,6 +17,7 @@ fn prompts() -> MenuPrompts {
         enter_extension: "enter_extension".into(),
         enter_pin: "enter_pin".into(),
         wrong_pin: "wrong_pin".into(),
+        stay_on_line: "stay_on_line".into(),
     }
 }
 
@@ -36,6 +37,7 @@ fn agent(user_id: &str, pin: Option<&str>) -> AgentRef {
     AgentRef {
         user_id: user_id.into(),
         pin: pin.map(Into::into),
+        nailed_up: false,
     }
 }
 
@@ -1083,3 +1085,67 @@ fn on_a_shared_line_the_status_is_of_the_agent_keyed() {
 }
 #[path = "tests_trust.rs"]
 mod trust;
+
+/// A nailed-up agent (issue 14): once online, told to stay on the line,
+/// and the call is handed over as their line instead of hung up.
+fn nailed_jsmith() -> CallerMatch {
+    CallerMatch::One(AgentRef {
+        nailed_up: true,
+        ..agent("jsmith", None)
+    })
+}
+
+#[test]
+fn a_nailed_up_agent_going_online_keeps_the_call_as_their_line() {
+    let mut call = at_menu(&settings(), nailed_jsmith());
+    assert_eq!(call.key('1'), vec![online("jsmith", 8)]);
+    let acts = call.written(Ok(()));
+    assert_eq!(
+        play(&acts),
+        (
+            vec!["online", "for", "num_8", "hours", "stay_on_line"],
+            false
+        )
+    );
+    assert_eq!(
+        call.finish(),
+        vec![Action::HoldLine {
+            user_id: "jsmith".into()
+        }]
+    );
+    assert!(call.menu.is_done());
+    assert_eq!(call.menu.outcome(), Some(Outcome::Online(8)));
+}
+
+#[test]
+fn a_nailed_up_agent_going_offline_or_failing_is_hung_up_as_anyone() {
+    let mut call = at_menu(&settings(), nailed_jsmith());
+    assert_eq!(call.key('0'), vec![offline("jsmith")]);
+    confirm(&mut call, &["offline"], Outcome::Offline);
+    // A write that fails: no line is kept for a window that is not there.
+    let mut call = at_menu(&settings(), nailed_jsmith());
+    call.key('1');
+    let acts = call.written(Err("disk full".into()));
+    assert!(!acts.iter().any(|a| matches!(a, Action::HoldLine { .. })));
+    call.finish();
+    assert_eq!(call.menu.outcome(), Some(Outcome::StoreFailed));
+}
+
+#[test]
+fn a_nailed_up_agent_who_extends_keeps_the_call_as_their_line() {
+    let mut call = Call::new(&settings(), nailed_jsmith());
+    call.status = Some(Some(five_pm()));
+    call.send(Event::Started);
+    call.finish();
+    assert_eq!(call.key('2'), vec![extend("jsmith", 24)]);
+    let acts = call.send(Event::Extended(Ok(five_pm())));
+    let (clips, _) = play(&acts);
+    assert_eq!(clips.first(), Some(&"extended"));
+    assert_eq!(clips.last(), Some(&"stay_on_line"));
+    assert_eq!(
+        call.finish(),
+        vec![Action::HoldLine {
+            user_id: "jsmith".into()
+        }]
+    );
+}
