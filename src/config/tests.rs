@@ -476,6 +476,12 @@ fn wrong_types_and_ranges() {
     assert_eq!(p.problem, "\"Europe/Pariss\" is not a time zone");
     assert!(p.fix.contains("IANA"), "{}", p.fix);
     let p = at(
+        &EXAMPLE.replace("# pin = \"4321\"", "connection = \"nailed\""),
+        "users[0].connection",
+    );
+    assert_eq!(p.problem, "\"nailed\" is not a valid value");
+    assert_eq!(p.fix, "use \"per-call\" or \"nailed-up\"");
+    let p = at(
         &format!("{EXAMPLE}\n[presence]\ntime_zone = \"CEST+2\"\n"),
         "presence.time_zone",
     );
