@@ -1369,23 +1369,13 @@ fn three_missed_offers_make_the_agent_not_responding_until_they_call_in() {
     );
 }
 
-/// jsmith's phone as a nailed-up agent: calls the log-in line, keys 1
-/// (8 h), stays on the call keying 1 every 2.5 s (keys between customers
-/// change nothing; during an offer one accepts it), and hangs up after
-/// `hang_up_ms`. One capture with distinct RTP timestamps, so each press
-/// is a press of its own (RFC 4733 §2.5.1.2).
-fn nailed_agent_scenario(dir: &Path, hang_up_ms: u64) -> PathBuf {
+/// jsmith's phone as a nailed-up agent: calls the log-in line, keys
+/// `presses` (one capture with distinct RTP timestamps, so each is a
+/// press of its own, RFC 4733 §2.5.1.2) from one second after the answer,
+/// stays on the call, and hangs up after `hang_up_ms`.
+fn nailed_agent_scenario(dir: &Path, presses: &[dtmf_pcap::Press], hang_up_ms: u64) -> PathBuf {
     let keys = dir.join("nailed_keys.pcap");
-    let mut presses = vec![dtmf_pcap::Press { key: '1', at_ms: 0 }];
-    let mut at: u32 = 11_000;
-    while u64::from(at) + 3_000 < hang_up_ms {
-        presses.push(dtmf_pcap::Press {
-            key: '1',
-            at_ms: at,
-        });
-        at += 2_500;
-    }
-    dtmf_pcap::write(&keys, &presses, 101);
+    dtmf_pcap::write(&keys, presses, 101);
     let steps = format!(
         "  <pause milliseconds=\"1000\"/>\n  \
          <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n  \
@@ -1404,6 +1394,10 @@ fn nailed_agent_scenario(dir: &Path, hang_up_ms: u64) -> PathBuf {
     path
 }
 
+fn press(key: char, at_ms: u32) -> dtmf_pcap::Press {
+    dtmf_pcap::Press { key, at_ms }
+}
+
 #[test]
 fn a_nailed_up_agent_takes_two_customers_in_a_row_on_one_call() {
     // jsmith is nailed-up; nobody answers on the trunk, so a customer can
@@ -1413,7 +1407,11 @@ fn a_nailed_up_agent_takes_two_customers_in_a_row_on_one_call() {
             .replace_exact("accept_timeout = \"3s\"", "accept_timeout = \"10s\"")
             .replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
     });
-    let agent_sc = nailed_agent_scenario(s.dir.path(), 40_000);
+    // Key 1 (8 h), then 1 every 2.5 s: keys between customers change
+    // nothing, during an offer one accepts it.
+    let mut presses = vec![press('1', 0)];
+    presses.extend((0..11).map(|i| press('1', 11_000 + i * 2_500)));
+    let agent_sc = nailed_agent_scenario(s.dir.path(), &presses, 40_000);
     let mut phone = BackgroundSipp::start(
         agent_sc.to_str().unwrap(),
         free_udp_port(),
@@ -1475,4 +1473,77 @@ fn a_nailed_up_agent_takes_two_customers_in_a_row_on_one_call() {
         "{}",
         s.sw.log()
     );
+}
+
+/// The reminder on a nailed-up line: a one-hour window (keys 9, 1, #) on a
+/// presence clock sped up 120x, `remind_before = "30m"` (15 s here): the
+/// question is said on the line itself (no call to the busy phone), key 1
+/// extends the window by the first preset, durably, and the agent hanging
+/// up afterwards ends it.
+#[test]
+fn a_nailed_up_agent_hears_the_reminder_on_the_line_and_extends() {
+    let trunk = free_udp_port();
+    let sw = Switch::start_env(trunk, &[("TPSWITCH_CLOCK_SPEED", "120")], |t| {
+        t.replace_exact("# connection = \"nailed-up\"", "connection = \"nailed-up\"")
+            .replace_exact("# remind_before = \"15m\"", "remind_before = \"30m\"")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // 1 h, then 1 every 1.5 s from 17 s (the question starts at about
+    // 15 s and takes about 5 s).
+    let mut presses = vec![press('9', 0), press('1', 800), press('#', 1_100)];
+    presses.extend((0..5).map(|i| press('1', 16_000 + i * 1_500)));
+    let sc = nailed_agent_scenario(dir.path(), &presses, 27_000);
+    let mut phone = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&sw.sip.to_string(), "-s", LOGIN],
+    );
+    let st = phone.wait(Duration::from_secs(40));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{}\n--- switch log\n{}",
+        phone.errors(),
+        sw.log()
+    );
+    let log = sw.log();
+    assert!(log.contains("reminding the agent on the line"), "{log}");
+    assert!(
+        log.contains("no reminder call: the agent is on their nailed-up line"),
+        "{log}"
+    );
+    assert!(
+        log.contains("window extended from the reminder on the line"),
+        "{log}"
+    );
+    await_some(
+        "the hang-up ends the window",
+        Duration::from_secs(10),
+        || {
+            sw.log()
+                .contains("offline: the agent hung up the nailed-up line")
+                .then_some(())
+        },
+    );
+    let out = sw.cli(&["history", "jsmith", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"extended"), "{history}");
+    let extended = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "extended")
+        .unwrap();
+    assert_eq!(extended["actor"], "agent", "{extended}");
 }

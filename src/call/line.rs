@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::leg::Answered;
-use super::queue::{Arrival, LineHandoff, LinePrompts};
+use super::queue::{Arrival, LineHandoff, LinePrompts, LineReminder};
 use super::CallContext;
 use crate::config::TimedPresenceFlow;
 use crate::flows::prompt_plan::PromptName;
@@ -68,6 +68,10 @@ pub async fn hold(
         user,
         until: window.end,
         prompts,
+        reminder: LineReminder {
+            hours: flow.presets.first().copied().unwrap_or(8),
+            longest_hours: super::login::flow_longest_hours(flow),
+        },
         answered,
         sip,
         done,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Span};
 
 use self::legs::{Input, LegEvent};
-pub use self::lines::{LineHandoff, LinePrompts};
+pub use self::lines::{LineHandoff, LinePrompts, LineReminder};
 use self::writer::Write;
 pub use self::writer::{ClusterNews, NewsSender};
 use super::leg::{Answered, LegNews};
@@ -426,6 +426,7 @@ impl Shell {
                 news,
             } => self.leg_news(call, attempt, news),
             Input::Line { user, leg, ev } => self.line_event(user, leg, ev).await,
+            Input::LineExtended { user, leg, result } => self.line_extended(user, leg, result),
         }
     }
 
@@ -564,8 +565,10 @@ impl Shell {
     }
 
     fn presence(&mut self, ev: PresenceEvent) {
-        // A reminder changes nothing the queue knows.
-        if matches!(ev, PresenceEvent::Remind { .. }) {
+        // A reminder changes nothing the queue knows; for an agent on a
+        // nailed-up line here it is said on the line.
+        if let PresenceEvent::Remind { user, end } = &ev {
+            self.remind_on_line(user, *end);
             return;
         }
         // Another node's change is counted by that node.

@@ -88,8 +88,8 @@ pub async fn run(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let ctx = current.borrow().clone();
-        // The agent's phone is their nailed-up line: a reminder call would
-        // find it busy. (Said on the line instead is not built yet.)
+        // The agent's phone is their nailed-up line: the queue task says
+        // the reminder on it; a call would only find the phone busy.
         if ctx.router.has_line(&user) {
             info!(agent = %user, "no reminder call: the agent is on their nailed-up line");
             continue;

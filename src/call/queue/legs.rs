@@ -31,6 +31,13 @@ pub enum Input {
         leg: crate::sip::LegId,
         ev: LegEvent,
     },
+    /// The reminder's extension on a line was written (the new end) or
+    /// failed.
+    LineExtended {
+        user: String,
+        leg: crate::sip::LegId,
+        result: Result<chrono::DateTime<chrono::Utc>, String>,
+    },
 }
 
 pub enum LegEvent {

@@ -13,7 +13,10 @@ use super::legs::{self, Input, LegEvent};
 use super::writer::Write;
 use super::Shell;
 use crate::call::leg::Answered;
+use crate::flows::agent_status::AgentStatus;
+use crate::flows::prompt_plan::CLIP_EXTENDED;
 use crate::flows::queue::{AttemptId, Event, LegEvent as OutboundEvent, LineEnd, PromptName};
+use crate::flows::reminder;
 use crate::media::engine::{MediaEvent, MediaSession};
 use crate::routing::CallId;
 use crate::sip::{LegId, SipCommand, SipEvent};
@@ -32,6 +35,14 @@ pub struct LinePrompts {
     pub not_responding: PromptName,
 }
 
+/// What the reminder before the window ends offers on a line: the
+/// timed-presence flow's first preset, within its longest choice.
+#[derive(Debug, Clone, Copy)]
+pub struct LineReminder {
+    pub hours: u32,
+    pub longest_hours: u32,
+}
+
 /// A nailed-up line for the queue task.
 pub struct LineHandoff {
     pub leg: LegId,
@@ -40,6 +51,7 @@ pub struct LineHandoff {
     /// The end of the window the menu confirmed.
     pub until: DateTime<Utc>,
     pub prompts: LinePrompts,
+    pub reminder: LineReminder,
     pub answered: Answered,
     pub sip: mpsc::Receiver<SipEvent>,
     /// Dropped when the queue is done with the line.
@@ -55,7 +67,13 @@ enum Playing {
     Hold(u64),
     /// The goodbye before the switch hangs up.
     Goodbye(u64),
+    /// The reminder's question, or its confirmation: the waiting sound
+    /// follows.
+    Reminder(u64),
 }
+
+/// How long after the reminder's question the extend key is taken.
+const REMINDER_KEY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) struct Line {
     leg: LegId,
@@ -63,6 +81,9 @@ pub(super) struct Line {
     session: MediaSession,
     span: Span,
     prompts: LinePrompts,
+    reminder: LineReminder,
+    /// A reminder was said: its key is taken until then.
+    reminding: Option<std::time::Instant>,
     /// The customer offered or bridged on it, with the attempt.
     offer: Option<(CallId, AttemptId)>,
     playing: Option<Playing>,
@@ -103,6 +124,8 @@ impl Shell {
                 session,
                 span,
                 prompts: h.prompts.clone(),
+                reminder: h.reminder,
+                reminding: None,
                 offer: None,
                 playing: None,
                 ending: false,
@@ -150,8 +173,17 @@ impl Shell {
             }
             LegEvent::Sip(_) | LegEvent::Media(_) => return,
         };
-        // Keys between customers change nothing; during an offer they are
-        // the offer's (the accept key).
+        // Keys between customers change nothing but the reminder's; during
+        // an offer they are the offer's (the accept key).
+        if line.offer.is_none() && digit == reminder::EXTEND_KEY {
+            if let Some(until) = line.reminding.take() {
+                if std::time::Instant::now() <= until {
+                    info!(parent: &line.span, "extending from the reminder on the line");
+                    self.extend_from_line(&user);
+                }
+            }
+            return;
+        }
         if let Some((call, attempt)) = line.offer {
             info!(parent: &line.span, %digit, "agent key");
             self.feed(Event::Leg {
@@ -178,6 +210,13 @@ impl Shell {
                 }
             }
             Some(Playing::Hold(p)) if p == id => self.play_hold(user),
+            Some(Playing::Reminder(p)) if p == id => {
+                if let Some(until) = line.reminding.as_mut() {
+                    // The key is awaited from the question's end.
+                    *until = std::time::Instant::now() + REMINDER_KEY_TIMEOUT;
+                }
+                self.play_hold(user);
+            }
             Some(Playing::Goodbye(p)) if p == id => {
                 line.playing = None;
                 let leg = line.leg;
@@ -221,6 +260,8 @@ impl Shell {
         };
         line.offer = Some((call, attempt));
         line.playing = None;
+        // A customer outranks a reminder in progress.
+        line.reminding = None;
         let _ = line.session.stop_playback();
         info!(parent: &line.span, attempt = attempt.0, "customer offered on the line");
         self.line_attempts.insert(attempt, user.clone());
@@ -324,6 +365,92 @@ impl Shell {
         if prompts.is_empty() || line.session.play(id, prompts).is_err() {
             let leg = line.leg;
             let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+        }
+    }
+
+    /// `PresenceEvent::Remind` for an agent on a line here: the question is
+    /// said on the line (the reminder task places no call to a phone that
+    /// holds a line). Without "or hang up": on a line, hanging up ends the
+    /// window. On a customer offer (the presence service holds reminders
+    /// while the agent is busy, not while rung) it is skipped.
+    pub(super) fn remind_on_line(&mut self, user: &str, end: DateTime<Utc>) {
+        let left = (end - self.ctx.presence.now()).to_std().unwrap_or_default();
+        let Some(line) = self.lines.get_mut(user) else {
+            return;
+        };
+        if line.offer.is_some() || line.ending {
+            info!(parent: &line.span, "reminder skipped: a customer is on the line");
+            return;
+        }
+        let mut clips = reminder::question(left, line.reminder.hours);
+        if clips.last().map(PromptName::as_str) == Some(reminder::CLIP_OR_HANG_UP) {
+            clips.pop();
+        }
+        info!(parent: &line.span, hours = line.reminder.hours, "window ends soon: reminding the agent on the line");
+        line.reminding = Some(std::time::Instant::now() + REMINDER_KEY_TIMEOUT * 6);
+        self.play_on(user, &clips, Playing::Reminder);
+    }
+
+    /// The reminder's key: extend durably (in a task of its own, so the
+    /// queue is not held up by the store), then say the new end.
+    fn extend_from_line(&mut self, user: &str) {
+        let Some(line) = self.lines.get(user) else {
+            return;
+        };
+        let (presence, hours, longest) = (
+            self.ctx.presence.clone(),
+            line.reminder.hours,
+            line.reminder.longest_hours,
+        );
+        let (inbox, user, leg) = (self.inbox.clone(), user.to_owned(), line.leg);
+        tokio::spawn(async move {
+            let result = presence
+                .extend(&user, hours, chrono::Duration::hours(i64::from(longest)))
+                .await
+                .map(|w| w.end)
+                .map_err(|e| e.to_string());
+            let _ = inbox.send(Input::LineExtended { user, leg, result }).await;
+        });
+    }
+
+    /// The extension is durable (or failed): said back on the line.
+    pub(super) fn line_extended(
+        &mut self,
+        user: String,
+        leg: LegId,
+        result: Result<DateTime<Utc>, String>,
+    ) {
+        let Some(line) = self.lines.get(&user).filter(|l| l.leg == leg) else {
+            return;
+        };
+        match result {
+            Ok(end) => {
+                info!(parent: &line.span, end = %crate::presence::fmt_secs(end), "window extended from the reminder on the line");
+                if line.offer.is_some() {
+                    return; // a customer came meanwhile: not over them
+                }
+                let tz = crate::call::login::time_zone_of(&self.ctx, &user);
+                let status = AgentStatus::at(end, self.ctx.presence.now(), tz);
+                let mut clips = vec![PromptName::from(CLIP_EXTENDED)];
+                clips.extend(status.sentence());
+                self.play_on(&user, &clips, Playing::Reminder);
+            }
+            Err(e) => {
+                warn!(parent: &line.span, error = %e, "cannot extend the window from the reminder")
+            }
+        }
+    }
+
+    /// Plays `clips` on the line as `kind`.
+    fn play_on(&mut self, user: &str, clips: &[PromptName], kind: fn(u64) -> Playing) {
+        let id = self.play_id();
+        let prompts = self.prompts(clips);
+        let Some(line) = self.lines.get_mut(user) else {
+            return;
+        };
+        line.playing = Some(kind(id));
+        if let Err(e) = line.session.play(id, prompts) {
+            warn!(parent: &line.span, error = %e, "cannot play on the line");
         }
     }
 
