@@ -158,6 +158,8 @@ clip minute "minute."
 clip minutes "minutes."
 clip stay_online "Press 1 to stay online for another"
 clip or_hang_up "or hang up."
+# An online nailed-up agent's extra option: keep the window, take the call as their line.
+clip keep_time_option "Press the pound key to keep your time and take calls."
 
 # Hold music: a soft I-vi-IV-V progression (C, Am, F, G), 2.25 s per chord, 9 s in
 # all. Each chord is a strummed plucked-string chord (low-passed to keep it mellow)

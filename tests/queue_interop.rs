@@ -1374,6 +1374,17 @@ fn three_missed_offers_make_the_agent_not_responding_until_they_call_in() {
 /// press of its own, RFC 4733 §2.5.1.2) from one second after the answer,
 /// stays on the call, and hangs up after `hang_up_ms`.
 fn nailed_agent_scenario(dir: &Path, presses: &[dtmf_pcap::Press], hang_up_ms: u64) -> PathBuf {
+    nailed_agent_scenario_ending(dir, presses, hang_up_ms, "login_end_hangup.inc")
+}
+
+/// As [`nailed_agent_scenario`], ending with `end` (`login_end_bye.inc`:
+/// wait for the switch's BYE after `hang_up_ms` instead of hanging up).
+fn nailed_agent_scenario_ending(
+    dir: &Path,
+    presses: &[dtmf_pcap::Press],
+    hang_up_ms: u64,
+    end: &str,
+) -> PathBuf {
     let keys = dir.join("nailed_keys.pcap");
     dtmf_pcap::write(&keys, presses, 101);
     let steps = format!(
@@ -1383,13 +1394,13 @@ fn nailed_agent_scenario(dir: &Path, presses: &[dtmf_pcap::Press], hang_up_ms: u
         keys.display(),
         hang_up_ms - 1000
     );
-    let end = std::fs::read_to_string(sipp_dir().join("login_end_hangup.inc")).unwrap();
+    let end = std::fs::read_to_string(sipp_dir().join(end)).unwrap();
     let text = std::fs::read_to_string(sipp_dir().join("login.xml"))
         .unwrap()
         .replace("@STEPS@", &steps)
         .replace("@END@", &end)
         .replace("@CALLER@", JSMITH);
-    let path = dir.join("nailed_agent.xml");
+    let path = dir.join(format!("nailed_agent_{hang_up_ms}.xml"));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -1546,4 +1557,84 @@ fn a_nailed_up_agent_hears_the_reminder_on_the_line_and_extends() {
         .find(|e| e["kind"] == "extended")
         .unwrap();
     assert_eq!(extended["actor"], "agent", "{extended}");
+}
+
+/// A restart hangs the line up (a draining switch does not wait for it)
+/// but keeps the window; calling back, the online agent keys # to keep
+/// their time, and the call is their line again: a customer is bridged
+/// onto it.
+#[test]
+fn a_restart_ends_the_line_not_the_window_and_key_pound_rejoins_it() {
+    let mut s = setup(&[], |t| {
+        t.replace_exact("# connection = \"nailed-up\"", "connection = \"nailed-up\"")
+            .replace_exact("accept_timeout = \"3s\"", "accept_timeout = \"10s\"")
+            .replace_exact("no_agents = \"immediate\"", "no_agents = \"wait\"")
+    });
+    let first =
+        nailed_agent_scenario_ending(s.dir.path(), &[press('1', 0)], 2_000, "login_end_bye.inc");
+    let mut phone = BackgroundSipp::start(
+        first.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", LOGIN],
+    );
+    s.sw.await_log(
+        "nailed-up line: waiting for customers",
+        Duration::from_secs(20),
+    );
+    let status = s.sw.terminate();
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "{status:?}\n{}",
+        s.sw.log()
+    );
+    assert!(
+        s.sw.log().contains("drained: every call has ended"),
+        "{}",
+        s.sw.log()
+    );
+    assert!(
+        s.sw.log()
+            .contains("shutting down: hanging up the nailed-up line"),
+        "{}",
+        s.sw.log()
+    );
+    let st = phone.wait(Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|st| st.success()),
+        "the line got our BYE: {st:?} {}\n{}\n--- switch\n{}",
+        phone.errors(),
+        phone.messages(),
+        s.sw.log()
+    );
+    // Same folder and store, a new process.
+    let config_text = std::fs::read_to_string(&s.sw.config).unwrap();
+    let dir2 = std::mem::replace(&mut s.sw.dir, tempfile::tempdir().unwrap());
+    let config = dir2.path().join("tpswitch.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let sw = Switch::start_config(dir2, config);
+    assert_eq!(agent_state(&sw, "jsmith"), "online", "the window stays");
+    // '#' through the status, then 1 every 2.5 s for the customer.
+    let mut presses = vec![press('#', 0)];
+    presses.extend((0..7).map(|i| press('1', 10_000 + i * 2_500)));
+    let again = nailed_agent_scenario(s.dir.path(), &presses, 30_000);
+    let mut phone = BackgroundSipp::start(
+        again.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&sw.sip.to_string(), "-s", LOGIN],
+    );
+    sw.await_log(
+        "nailed-up line: waiting for customers",
+        Duration::from_secs(20),
+    );
+    assert!(sw.log().contains("rejoined the line"), "{}", sw.log());
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(8_000));
+    let run = customer(&sw, &sc, &[]);
+    run.assert_ok(&sw);
+    let c = settled_calls(&sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}\n{}", sw.log());
+    assert_eq!(c[0]["agent"], "jsmith");
+    let st = phone.wait(Duration::from_secs(40));
+    assert!(st.is_some_and(|st| st.success()), "{}", phone.errors());
 }

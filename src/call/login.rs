@@ -187,7 +187,11 @@ async fn drive(
                     return None;
                 }
                 Action::HoldLine { user_id } => {
-                    info!(agent = %user_id, "nailed-up: the call stays up as the agent's line");
+                    info!(
+                        agent = %user_id,
+                        outcome = %outcome_words(menu.outcome()),
+                        "nailed-up: the call stays up as the agent's line"
+                    );
                     return Some(super::line::Kept {
                         user: user_id,
                         answered: Answered { session, media },
@@ -378,7 +382,8 @@ fn stored_outcome(outcome: Outcome) -> LoginOutcome {
     match outcome {
         // An extension is stored as a log-in for the hours added; the
         // presence history has it as `extended`.
-        Outcome::Online(_) | Outcome::Extended(_) => LoginOutcome::Online,
+        // Rejoining the line keeps the window: a log-in with no hours.
+        Outcome::Online(_) | Outcome::Extended(_) | Outcome::Rejoined => LoginOutcome::Online,
         Outcome::Offline => LoginOutcome::Offline,
         Outcome::UnknownCaller => LoginOutcome::UnknownCaller,
         Outcome::Withheld => LoginOutcome::Withheld,

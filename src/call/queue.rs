@@ -272,6 +272,10 @@ pub async fn run(
     if cancel.is_cancelled() {
         shell.feed(Event::Shutdown);
         let _ = tokio::time::timeout(Duration::from_secs(1), shell.drain()).await;
+        // Lines too get their BYE now: once dropped here their call tasks
+        // end and unregister them, and the call manager's last round of
+        // hang-ups would no longer see them.
+        shell.shut_lines().await;
     }
     drop(shell);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;

@@ -228,6 +228,7 @@ mod tests {
             CLIP_TO_ADD,
             CLIP_NEW_HOURS_OPTION,
             CLIP_EXTENDED,
+            crate::flows::timed_presence::CLIP_KEEP_TIME_OPTION,
         ]
         .into_iter()
         .chain(crate::flows::agent_status::clip_words())

@@ -61,6 +61,10 @@ const CUSTOM_KEY: char = '9';
 const OFFLINE_KEY: char = '0';
 /// Ends a variable-length entry early.
 const TERMINATOR: char = '#';
+/// In the menu of an online nailed-up agent: keep the window, take calls.
+const KEEP_KEY: char = '#';
+/// "Press the pound key to keep your time and take calls."
+pub const CLIP_KEEP_TIME_OPTION: &str = "keep_time_option";
 /// Keys held while the dialog is unconfirmed. A lost ACK is re-sent on our
 /// 2xx retransmissions, T1 (500 ms) to a few seconds later; an agent keys
 /// a whole choice (9, two digits, #) in that time, not more. A sender that
@@ -175,6 +179,9 @@ pub enum Outcome {
     StoreFailed,
     /// The trunk's `caller_id_trust` wants the PIN and the user has none.
     CallerIdRefused,
+    /// An online nailed-up agent kept their window and took the call as
+    /// their line again (key #, after a restart or from another phone).
+    Rejoined,
 }
 
 impl Outcome {
@@ -191,6 +198,7 @@ impl Outcome {
             Outcome::AbandonedByCaller => "hung-up",
             Outcome::StoreFailed => "store-failed",
             Outcome::CallerIdRefused => "caller-id-refused",
+            Outcome::Rejoined => "rejoined",
         }
     }
 
@@ -217,6 +225,7 @@ impl std::fmt::Display for Outcome {
             Outcome::AbandonedByCaller => f.write_str("hung up"),
             Outcome::StoreFailed => f.write_str("store failed"),
             Outcome::CallerIdRefused => f.write_str("caller ID refused"),
+            Outcome::Rejoined => f.write_str("rejoined the line"),
         }
     }
 }
@@ -676,6 +685,13 @@ impl LoginMenu {
     fn on_menu_key(&mut self, key: char) {
         match key {
             OFFLINE_KEY => self.decide(None),
+            // Nothing to write: the window stays as it is, the call
+            // becomes the agent's line again.
+            KEEP_KEY if self.offers_keep() => {
+                self.outcome = Some(Outcome::Rejoined);
+                let clips = vec![self.prompts.stay_on_line.clone()];
+                self.play(clips, false, Then::HoldLine);
+            }
             CUSTOM_KEY => self.ask(Vec::new(), Step::CustomHours),
             _ => {
                 let preset = key
@@ -867,6 +883,13 @@ impl LoginMenu {
             .filter(|pin| !pin.is_empty())
     }
 
+    /// An online nailed-up agent may keep their window and take the call
+    /// as their line (key #): how they get a line back after a restart.
+    fn offers_keep(&self) -> bool {
+        matches!(self.standing, Standing::Online(_))
+            && self.agent.as_ref().is_some_and(|a| a.nailed_up)
+    }
+
     /// Plays `lead` followed by `step`'s own prompt, then collects for `step`.
     fn ask(&mut self, mut clips: Vec<PromptName>, step: Step) {
         if step == Step::Menu && !self.identified {
@@ -881,7 +904,12 @@ impl LoginMenu {
             Step::Extension => clips.push(self.prompts.enter_extension.clone()),
             Step::Pin => clips.push(self.prompts.enter_pin.clone()),
             Step::Menu => match self.standing {
-                Standing::Online(_) => clips.extend(self.extend_clips.iter().cloned()),
+                Standing::Online(_) => {
+                    clips.extend(self.extend_clips.iter().cloned());
+                    if self.offers_keep() {
+                        clips.push(PromptName::from(CLIP_KEEP_TIME_OPTION));
+                    }
+                }
                 Standing::Unknown | Standing::Offline => {
                     clips.extend(self.menu_clips.iter().cloned())
                 }

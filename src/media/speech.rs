@@ -20,7 +20,7 @@ const TENS: [&str; 8] = [
 ];
 
 /// Word and phrase clips besides the numbers.
-const WORDS: [&str; 33] = [
+const WORDS: [&str; 34] = [
     "press",
     "for",
     "hours",
@@ -57,6 +57,8 @@ const WORDS: [&str; 33] = [
     "minutes",
     "stay_online",
     "or_hang_up",
+    // An online nailed-up agent's extra option (flows::timed_presence).
+    "keep_time_option",
 ];
 
 /// Every clip name the flows' sentence builders may use (numbers 0-20, the tens to 90,

@@ -454,6 +454,15 @@ impl Shell {
         }
     }
 
+    /// Shutdown: every line gets its BYE; windows stay (the agents call
+    /// back and key # to take a line again).
+    pub(super) async fn shut_lines(&mut self) {
+        for (_, line) in std::mem::take(&mut self.lines) {
+            info!(parent: &line.span, "shutting down: hanging up the nailed-up line");
+            self.end_line_leg(line).await;
+        }
+    }
+
     /// Ends a replaced line's leg (BYE) without ending the window.
     async fn end_line_leg(&mut self, mut line: Line) {
         line.ending = true;

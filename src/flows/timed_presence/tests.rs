@@ -1149,3 +1149,38 @@ fn a_nailed_up_agent_who_extends_keeps_the_call_as_their_line() {
         }]
     );
 }
+
+#[test]
+fn an_online_nailed_up_agent_may_keep_the_window_and_rejoin_the_line() {
+    let mut call = Call::new(&settings(), nailed_jsmith());
+    call.status = Some(Some(five_pm()));
+    let started = call.send(Event::Started);
+    let (clips, _) = play(&started);
+    assert_eq!(clips.last(), Some(&"keep_time_option"), "{clips:?}");
+    call.finish();
+    // '#': nothing written, told to stay, and the call becomes the line.
+    let acts = call.key('#');
+    assert!(!acts.iter().any(|a| matches!(a, Action::WritePresence(_))));
+    assert_eq!(play(&acts), (vec!["stay_on_line"], false));
+    assert_eq!(
+        call.finish(),
+        vec![Action::HoldLine {
+            user_id: "jsmith".into()
+        }]
+    );
+    assert_eq!(call.menu.outcome(), Some(Outcome::Rejoined));
+}
+
+#[test]
+fn keep_is_offered_only_to_online_nailed_up_agents() {
+    // An online per-call agent: no keep option, '#' is an invalid key.
+    let mut call = online_at_menu();
+    let acts = call.key('#');
+    let (clips, _) = play(&acts);
+    assert_eq!(clips.first(), Some(&"invalid_input"), "{clips:?}");
+    assert!(!clips.contains(&"keep_time_option"));
+    // An offline nailed-up agent: the ordinary menu.
+    let mut call = Call::new(&settings(), nailed_jsmith());
+    let started = call.send(Event::Started);
+    assert!(!play(&started).0.contains(&"keep_time_option"));
+}
