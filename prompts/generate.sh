@@ -100,6 +100,8 @@ say queue_greeting.wav "Thank you for calling. Please hold while we connect you 
 say agent_whisper.wav "Customer call. Press 1 to accept."
 say queue_unavailable.wav "Sorry, no agent is available to take your call. Please try again later. Goodbye."
 say not_responding.wav "You missed several calls in a row, so you are now set to not responding. Call this number to go online again."
+# The trunk's caller_id_trust wants a PIN for this caller ID and the user has none.
+say caller_id_refused.wav "Sorry, a pin is needed to sign in from this number, and none is set for you. Please ask your administrator. Goodbye."
 # Nailed-up agents (users.connection = "nailed-up") hear this after "You are now online".
 say stay_on_line.wav "Stay on the line to take customer calls. A tone announces each customer. Hanging up ends your online time."
 

@@ -781,6 +781,9 @@ pub struct TimedPresencePrompts {
     /// Said after "online" to a nailed-up agent: stay on the line;
     /// hanging up ends the online time.
     pub stay_on_line: PromptRef,
+    /// Said when the trunk's `caller_id_trust` wants a PIN the user does
+    /// not have, before hanging up.
+    pub caller_id_refused: PromptRef,
     /// Announces a customer on a nailed-up line, before the whisper.
     pub line_tone: PromptRef,
     /// Looped on a nailed-up line between customers; `None` = silence

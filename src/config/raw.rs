@@ -243,6 +243,7 @@ pub struct RawTpPrompts {
     pub wrong_pin: Option<String>,
     pub not_responding: Option<String>,
     pub stay_on_line: Option<String>,
+    pub caller_id_refused: Option<String>,
     pub line_tone: Option<String>,
     pub line_hold: Option<String>,
 }

@@ -309,7 +309,7 @@ fn missing_prompt_reference() {
     let text = EXAMPLE.replace("hold = \"hold_music\"", "hold = \"hold_musak\"");
     let p = at(&text, "flows[1].prompts.hold");
     assert_eq!(p.problem, "prompt \"hold_musak\" is not in [prompts]");
-    assert!(p.fix.starts_with("add hold_musak = \"prompts/hold_musak.wav\" under [prompts], or name one of: agent_whisper, custom_hours,"), "{}", p.fix);
+    assert!(p.fix.starts_with("add hold_musak = \"prompts/hold_musak.wav\" under [prompts], or name one of: agent_whisper, caller_id_refused, custom_hours,"), "{}", p.fix);
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn digits_only(s: &str) -> bool {
 /// Prompts added after the contract (config.example.toml) was written. A
 /// library without them gets "prompts/<name>.wav" next to the config file,
 /// so a contract-shaped file keeps loading.
-const LATER_PROMPTS: [&str; 7] = [
+const LATER_PROMPTS: [&str; 8] = [
     "enter_extension",
     "enter_pin",
     "wrong_pin",
@@ -31,6 +31,7 @@ const LATER_PROMPTS: [&str; 7] = [
     "not_responding",
     "stay_on_line",
     "line_tone",
+    "caller_id_refused",
 ];
 
 pub(super) fn prompts(v: &mut V, r: &BTreeMap<String, String>) -> BTreeMap<String, PathBuf> {
@@ -434,6 +435,13 @@ fn timed_presence(
                 &pp("stay_on_line"),
                 &get(|x| &x.stay_on_line),
                 "stay_on_line",
+            ),
+            caller_id_refused: prompt_ref(
+                v,
+                lib,
+                &pp("caller_id_refused"),
+                &get(|x| &x.caller_id_refused),
+                "caller_id_refused",
             ),
             line_tone: prompt_ref(
                 v,

@@ -241,6 +241,7 @@ pub fn menu_settings(flow: &TimedPresenceFlow) -> MenuSettings {
             enter_pin: name(&p.enter_pin),
             wrong_pin: name(&p.wrong_pin),
             stay_on_line: name(&p.stay_on_line),
+            caller_id_refused: name(&p.caller_id_refused),
         },
     }
 }

@@ -797,7 +797,12 @@ impl LoginMenu {
         match self.step_after_identification() {
             Some(Step::Pin) => self.ask(lead, Step::Pin),
             Some(_) => self.enter_menu(lead),
-            None => self.fail(Outcome::CallerIdRefused),
+            // Said as it is: the number is known, but this trunk does not
+            // take it on its own word and the user has no PIN to back it.
+            None => {
+                let clip = self.prompts.caller_id_refused.clone();
+                self.end(Outcome::CallerIdRefused, clip);
+            }
         }
     }
 

@@ -29,6 +29,8 @@ pub struct MenuPrompts {
     /// Said to a nailed-up agent after the confirmation: stay on the line;
     /// hanging up ends the online time.
     pub stay_on_line: PromptName,
+    /// The trunk's `caller_id_trust` wants a PIN the user does not have.
+    pub caller_id_refused: PromptName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

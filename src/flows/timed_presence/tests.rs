@@ -18,6 +18,7 @@ fn prompts() -> MenuPrompts {
         enter_pin: "enter_pin".into(),
         wrong_pin: "wrong_pin".into(),
         stay_on_line: "stay_on_line".into(),
+        caller_id_refused: "caller_id_refused".into(),
     }
 }
 

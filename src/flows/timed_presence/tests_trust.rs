@@ -18,9 +18,9 @@ fn with_pin() -> CallerMatch {
     CallerMatch::One(agent("mgarcia", Some("2468")))
 }
 
-/// Refused at once with the lookup error, nothing written, no deadline.
+/// Refused at once with its own prompt, nothing written, no deadline.
 fn refused(call: &mut Call, acts: &[Action]) {
-    assert_eq!(play(acts), (vec!["resource_lookup_error"], false));
+    assert_eq!(play(acts), (vec!["caller_id_refused"], false));
     assert!(!acts.iter().any(|a| matches!(a, Action::WritePresence(_))));
     assert_eq!(call.menu.deadline(), None);
     assert_eq!(call.finish(), vec![Action::HangUp]);
