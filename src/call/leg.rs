@@ -265,6 +265,36 @@ pub struct Placement {
     pub live: crate::live::LegInfo,
 }
 
+impl Placement {
+    /// A call of the switch's own to `user`'s first PSTN number (the
+    /// window-ended notice, the reminder), presented as `from` on every
+    /// trunk and logged in the current span; `None` when the user has no
+    /// number (any more: a reload may have changed them).
+    pub fn to_agent(
+        ctx: &CallContext,
+        user: &str,
+        from: String,
+        kind: crate::live::LegKind,
+    ) -> Option<Placement> {
+        let number = ctx.cfg.user(user)?.pstn_numbers().next()?.clone();
+        let target = number.as_str().to_owned();
+        Some(Placement {
+            number,
+            from: vec![Presentation {
+                from_user: from,
+                diversion: None,
+            }],
+            span: tracing::Span::current(),
+            live: crate::live::LegInfo {
+                call: None,
+                kind,
+                agent: Some(user.to_owned()),
+                target,
+            },
+        })
+    }
+}
+
 /// Places an outbound call through the trunk and spawns the task that
 /// translates its SIP and media events into [`LegNews`], sent to `inbox`
 /// wrapped by `wrap`. Every outbound leg is placed here, so this is where

@@ -13,13 +13,13 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::leg::{self, LegNews, Placement};
 use super::CallContext;
-use crate::config::{Extension, Flow};
+use crate::config::Flow;
 use crate::flows::notify::{Action as NotifyAction, NotifyCall};
 use crate::flows::outbound::{Event, LegRules, Outcome, DEFAULT_MEDIA_GRACE};
 use crate::flows::prompt_plan::PromptName;
 use crate::media::engine::MediaSession;
 use crate::presence::service::PresenceEvent;
-use crate::sip::{Presentation, SipCommand};
+use crate::sip::SipCommand;
 
 /// Why the notification call is placed, which decides its prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +111,8 @@ pub async fn run(
 }
 
 async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) {
-    let Some(number) = ctx.cfg.user(user).and_then(|u| {
-        u.extensions
-            .iter()
-            .map(|e| match e {
-                Extension::Pstn { value, .. } => value.clone(),
-            })
-            .next()
-    }) else {
+    let Some(placement) = Placement::to_agent(ctx, user, from, crate::live::LegKind::Notification)
+    else {
         return;
     };
     info!(prompt, "calling the agent to tell them");
@@ -128,21 +122,6 @@ async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) 
     );
     let mut flow = NotifyCall::new(rules, PromptName::new(prompt), PLAY_GUARD, Instant::now());
     let (inbox, mut news) = mpsc::channel(16);
-    let target = number.as_str().to_owned();
-    let placement = Placement {
-        number,
-        from: vec![Presentation {
-            from_user: from,
-            diversion: None,
-        }],
-        span: tracing::Span::current(),
-        live: crate::live::LegInfo {
-            call: None,
-            kind: crate::live::LegKind::Notification,
-            agent: Some(user.to_owned()),
-            target,
-        },
-    };
     let leg = match leg::place(ctx, placement, inbox, |n| n) {
         Ok(leg) => leg,
         Err(e) => {

@@ -14,14 +14,14 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::leg::{self, LegNews, Placement};
 use super::CallContext;
-use crate::config::{Extension, Flow, TimedPresenceFlow};
+use crate::config::{Flow, TimedPresenceFlow};
 use crate::flows::agent_status::AgentStatus;
 use crate::flows::outbound::{Event as LegEvent, LegRules, DEFAULT_MEDIA_GRACE};
 use crate::flows::prompt_plan::PromptName;
 use crate::flows::reminder::{self, Action, Event, Outcome, ReminderCall};
 use crate::media::engine::MediaSession;
 use crate::presence::service::PresenceEvent;
-use crate::sip::{Presentation, SipCommand};
+use crate::sip::SipCommand;
 
 /// How long the question (or the confirmation) may play.
 const PLAY_GUARD: Duration = Duration::from_secs(60);
@@ -114,14 +114,8 @@ async fn remind(
     end: chrono::DateTime<chrono::Utc>,
     from: String,
 ) {
-    let Some(number) = ctx.cfg.user(user).and_then(|u| {
-        u.extensions
-            .iter()
-            .map(|e| match e {
-                Extension::Pstn { value, .. } => value.clone(),
-            })
-            .next()
-    }) else {
+    let Some(placement) = Placement::to_agent(ctx, user, from, crate::live::LegKind::Reminder)
+    else {
         return;
     };
     // What is left, said as the presence clock sees it (a sped-up test
@@ -143,21 +137,6 @@ async fn remind(
         Instant::now(),
     );
     let (inbox, mut news) = mpsc::channel(16);
-    let target = number.as_str().to_owned();
-    let placement = Placement {
-        number,
-        from: vec![Presentation {
-            from_user: from,
-            diversion: None,
-        }],
-        span: tracing::Span::current(),
-        live: crate::live::LegInfo {
-            call: None,
-            kind: crate::live::LegKind::Reminder,
-            agent: Some(user.to_owned()),
-            target,
-        },
-    };
     let leg = match leg::place(ctx, placement, inbox, |n| n) {
         Ok(leg) => leg,
         Err(e) => {

@@ -193,19 +193,25 @@ impl Shell {
     }
 
     async fn bridge(&mut self, call: CallId, attempt: AttemptId) {
-        if self.line_attempts.contains_key(&attempt) {
-            self.bridge_line(call, attempt).await;
-            return;
-        }
-        let (Some(c), Some(a)) = (self.customers.get_mut(&call), self.agents.get(&attempt)) else {
+        // The agent's side: a dialled leg's session, or the nailed-up
+        // line the attempt was offered on.
+        let on_line = self.line_attempts.contains_key(&attempt);
+        let agent = match self.line_attempts.get(&attempt) {
+            Some(user) => self
+                .line_session(attempt)
+                .map(|(s, leg)| (user.clone(), Some(s), leg)),
+            None => self
+                .agents
+                .get(&attempt)
+                .map(|a| (a.who.clone(), a.session.as_ref(), a.leg)),
+        };
+        let (Some(c), Some((who, session, leg))) = (self.customers.get(&call), agent) else {
             warn!(%call, "queue: bridge for a leg that is gone");
             self.pending
                 .push_back(leg_event(call, attempt, LegEvent::Ended));
             return;
         };
-        c.looped.clear();
-        c.playing = None;
-        let result = match &a.session {
+        let result = match session {
             Some(s) => self
                 .ctx
                 .engine
@@ -213,64 +219,22 @@ impl Shell {
                 .map(|h| (h, s.announced_addr())),
             None => Err(crate::media::engine::MediaError::Closed),
         };
-        match result {
-            Ok((handle, agent_rtp)) => {
-                // Both local RTP addresses: what one-way audio is chased with,
-                // and how bench/sipp_bridge.sh pairs the legs in its capture.
-                info!(
-                    parent: &c.span,
-                    agent = %a.who,
-                    customer_rtp = %c.session.announced_addr(),
-                    %agent_rtp,
-                    "bridged"
-                );
-                c.bridge = Some(handle);
-                self.ctx.live.bridged(call.0, a.leg.0, chrono::Utc::now());
-                self.write(Write::Bridged {
-                    call,
-                    attempt,
-                    at: std::time::Instant::now(),
-                })
-                .await;
-            }
-            Err(e) => {
-                warn!(parent: &c.span, error = %e, "cannot bridge: ending the agent's leg");
-                let leg = a.leg;
-                let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
-                self.pending
-                    .push_back(leg_event(call, attempt, LegEvent::Ended));
-            }
-        }
-    }
-
-    /// Bridges the customer to the nailed-up line the attempt was offered on.
-    async fn bridge_line(&mut self, call: CallId, attempt: AttemptId) {
-        let result = match (self.customers.get(&call), self.line_session(attempt)) {
-            (Some(c), Some((line, leg))) => self
-                .ctx
-                .engine
-                .bridge(&c.session, line)
-                .map(|h| (h, line.announced_addr(), leg)),
-            _ => Err(crate::media::engine::MediaError::Closed),
-        };
-        let agent = self
-            .line_attempts
-            .get(&attempt)
-            .cloned()
-            .unwrap_or_default();
         let Some(c) = self.customers.get_mut(&call) else {
             return;
         };
         match result {
-            Ok((handle, agent_rtp, leg)) => {
+            Ok((handle, agent_rtp)) => {
                 c.looped.clear();
                 c.playing = None;
+                // Both local RTP addresses: what one-way audio is chased with,
+                // and how bench/sipp_bridge.sh pairs the legs in its capture.
                 info!(
                     parent: &c.span,
-                    agent = %agent,
+                    agent = %who,
                     customer_rtp = %c.session.announced_addr(),
                     %agent_rtp,
-                    "bridged on the nailed-up line"
+                    on = if on_line { "nailed-up line" } else { "agent leg" },
+                    "bridged"
                 );
                 c.bridge = Some(handle);
                 self.ctx.live.bridged(call.0, leg.0, chrono::Utc::now());
@@ -282,9 +246,12 @@ impl Shell {
                 .await;
             }
             Err(e) => {
-                // The line stays (it is the agent's); the offer ends as if
-                // they had not taken it.
-                warn!(parent: &c.span, error = %e, "cannot bridge to the line");
+                warn!(parent: &c.span, error = %e, "cannot bridge: the offer ends");
+                // A dialled leg is hung up; a line stays (it is the
+                // agent's), and the offer ends as if not taken.
+                if !on_line {
+                    let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
+                }
                 self.pending
                     .push_back(leg_event(call, attempt, LegEvent::Ended));
             }
