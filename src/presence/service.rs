@@ -43,6 +43,8 @@ const EVENT_QUEUE: usize = 1024;
 
 /// History reasons written by the service.
 const REASON_MENU: &str = "log-in menu";
+/// The history's reason when a nailed-up agent hangs up their line.
+const REASON_LINE_HUNG_UP: &str = "hung up the nailed-up line";
 const REASON_ENDED: &str = "window ended";
 const REASON_ENDED_IN_CALL: &str = "window ended during a call";
 const REASON_ENDED_DOWN: &str = "ended while down";
@@ -152,6 +154,8 @@ enum Command {
     Offline {
         user: String,
         call_id: Option<String>,
+        /// For the history: the menu, or the line hung up.
+        reason: &'static str,
         reply: Reply<Option<Window>>,
     },
     Force {
@@ -281,6 +285,20 @@ impl PresenceHandle {
         self.ask(|reply| Command::Offline {
             user: user.to_owned(),
             call_id: call_id.map(str::to_owned),
+            reason: REASON_MENU,
+            reply,
+        })
+        .await
+    }
+
+    /// A nailed-up agent hung up their line (issue 14): their window ends,
+    /// as the agent's own doing on that call, announced as
+    /// [`PresenceEvent::Offline`].
+    pub async fn line_hung_up(&self, user: &str, call_id: &str) -> Result<Option<Window>> {
+        self.ask(|reply| Command::Offline {
+            user: user.to_owned(),
+            call_id: Some(call_id.to_owned()),
+            reason: REASON_LINE_HUNG_UP,
             reply,
         })
         .await
@@ -651,13 +669,14 @@ impl PresenceService {
             Command::Offline {
                 user,
                 call_id,
+                reason,
                 reply,
             } => {
                 let now = self.clock.now();
                 let started = std::time::Instant::now();
                 let result = self
                     .store
-                    .set_offline(&user, now, call_id.as_deref(), REASON_MENU)
+                    .set_offline(&user, now, call_id.as_deref(), reason)
                     .await;
                 crate::telemetry::store_write("set_offline", started.elapsed());
                 let result = result.map_err(ServiceError::from).inspect(|window| {

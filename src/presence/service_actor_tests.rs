@@ -274,3 +274,31 @@ async fn an_extension_survives_a_restart() {
         line(HistoryKind::Extended, "floor", "busy day")
     );
 }
+
+#[tokio::test]
+async fn a_hung_up_nailed_up_line_ends_the_window_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t(0));
+    let (store, h, mut ev, _task) = setup(&dir.path().join("p.db"), &clock).await;
+    h.go_online("ann", 8, Some("line-1")).await.unwrap();
+    next(&mut ev).await;
+    clock.set(t(H));
+    let closed = h.line_hung_up("ann", "line-1").await.unwrap();
+    assert!(closed.is_some(), "the open window was closed");
+    assert!(matches!(next(&mut ev).await, PresenceEvent::Offline { .. }));
+    assert_eq!(store.current("ann").await.unwrap(), None);
+    assert_eq!(
+        story(&store, "ann").await,
+        vec![
+            line(
+                HistoryKind::Offline,
+                ACTOR_AGENT,
+                "hung up the nailed-up line"
+            ),
+            line(HistoryKind::Online, ACTOR_AGENT, "log-in menu"),
+        ]
+    );
+    // Nothing left to expire.
+    clock.set(t(9 * H));
+    assert_quiet(&mut ev);
+}

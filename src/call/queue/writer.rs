@@ -489,7 +489,7 @@ pub async fn run(
                 }
             }
             Write::LineHungUp { user, call_id } => {
-                match presence.go_offline(&user, Some(&call_id)).await {
+                match presence.line_hung_up(&user, &call_id).await {
                     Ok(_) => info!(agent = %user, "offline: the agent hung up the nailed-up line"),
                     Err(e) => {
                         warn!(agent = %user, error = %e, "cannot end the window of the hung-up line")
