@@ -408,6 +408,29 @@ impl Live {
         });
     }
 
+    /// Whether `user` has an agent leg up (rung for, or talking to, a
+    /// customer): their phone would answer a call of ours busy.
+    pub fn agent_on_call(&self, user: &str) -> bool {
+        self.lock()
+            .legs
+            .values()
+            .any(|l| l.kind == LegKind::Agent && l.agent.as_deref() == Some(user))
+    }
+
+    /// Returns once `user` has no agent leg up, or at `until`; false when
+    /// it gave up at `until`.
+    pub async fn off_calls(&self, user: &str, until: tokio::time::Instant) -> bool {
+        let mut changes = self.subscribe();
+        while self.agent_on_call(user) {
+            match tokio::time::timeout_at(until, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out, or the switch is going away.
+                Ok(Err(_)) | Err(_) => return !self.agent_on_call(user),
+            }
+        }
+        true
+    }
+
     /// Everything in progress, as of `now`.
     pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
         let inner = self.lock();
@@ -567,6 +590,30 @@ mod tests {
             agent: Some(agent.into()),
             target: "+12345678910".into(),
         }
+    }
+
+    /// A notice to an agent waits while they are on a customer call.
+    #[tokio::test]
+    async fn off_calls_waits_for_the_agents_leg_to_go() {
+        let live = Live::default();
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        assert!(live.off_calls("jsmith", far).await, "no call: at once");
+        let leg = live.leg_started(70, agent_leg(7, "jsmith"), t(0));
+        // Someone else's leg does not count.
+        let _other = live.leg_started(71, agent_leg(8, "bwayne"), t(0));
+        assert!(live.agent_on_call("jsmith"));
+        let waiter = tokio::spawn({
+            let live = live.clone();
+            async move { live.off_calls("jsmith", far).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "still on the call");
+        drop(leg);
+        assert!(waiter.await.unwrap(), "the call ended");
+        // Bounded: gives up at `until`, saying so.
+        let _leg = live.leg_started(72, agent_leg(9, "jsmith"), t(1));
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+        assert!(!live.off_calls("jsmith", soon).await);
     }
 
     /// A queue call's whole life: menu, waiting (the wait grows with

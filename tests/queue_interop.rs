@@ -1638,3 +1638,67 @@ fn a_restart_ends_the_line_not_the_window_and_key_pound_rejoins_it() {
     let st = phone.wait(Duration::from_secs(40));
     assert!(st.is_some_and(|st| st.success()), "{}", phone.errors());
 }
+
+/// A supervisor ends the window of an agent on a customer call: the call
+/// goes on, and the "window ended" call to the agent's phone waits for it
+/// to end (it would only find the phone busy).
+#[test]
+fn a_window_ended_by_a_supervisor_mid_call_is_told_after_the_call() {
+    let s = setup(&[JSMITH], |t| t);
+    // jsmith's phone takes the customer, then the notice (both "accept":
+    // the notice needs no key and is hung up by the switch).
+    let uas = s.agents(
+        Agent::Accept {
+            after_ms: 800,
+            audio: false,
+        },
+        Agent::Busy,
+        2,
+    );
+    let sc = customer_scenario(s.dir.path(), "customer.xml", Some(8_000));
+    let mut cust = BackgroundSipp::start(
+        sc.to_str().unwrap(),
+        free_udp_port(),
+        1,
+        &[&s.sw.sip.to_string(), "-s", BILLING],
+    );
+    await_some("jsmith on the call", Duration::from_secs(15), || {
+        (agent_state(&s.sw, "jsmith") == "busy").then_some(())
+    });
+    let status = http_delete(
+        s.sw.http,
+        "/api/v1/agents/jsmith/presence?reason=shift%20over",
+    );
+    assert_eq!(status, 200, "{}", s.sw.log());
+    s.sw.await_log(
+        "on a customer call: the notice waits for it to end",
+        Duration::from_secs(5),
+    );
+    let st = cust.wait(Duration::from_secs(30));
+    assert!(st.is_some_and(|st| st.success()), "{}", cust.errors());
+    s.finish(uas);
+    let log = s.sw.log();
+    let ended = log.find("customer call finished").expect("the call's end");
+    let told = log
+        .find("calling the agent to tell them")
+        .unwrap_or_else(|| panic!("no notice\n{log}"));
+    assert!(ended < told, "told during the call:\n{log}");
+    let c = settled_calls(&s.sw, 1);
+    assert_eq!(c[0]["outcome"], "bridged", "{c:?}");
+}
+
+/// `DELETE` on the API of a switch without tokens (open to local callers).
+fn http_delete(http: SocketAddr, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).expect("connect to the HTTP API");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "DELETE {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}

@@ -106,9 +106,29 @@ pub async fn run(
             prompt = %prompt,
             sip_call_id = tracing::field::Empty
         );
-        tokio::spawn(async move { notify(&ctx, &user, &prompt, from).await }.instrument(span));
+        tokio::spawn(
+            async move {
+                // A supervisor's end comes at once, even during a customer
+                // call; the phone would only answer busy, so the notice
+                // waits for the call to end, as an expiry's does (the
+                // presence service defers those itself).
+                if ctx.live.agent_on_call(&user) {
+                    info!("on a customer call: the notice waits for it to end");
+                    let until = tokio::time::Instant::now() + NOTICE_AFTER_CALL_WAIT;
+                    if !ctx.live.off_calls(&user, until).await {
+                        info!("still on the call: notice dropped");
+                        return;
+                    }
+                }
+                notify(&ctx, &user, &prompt, from).await
+            }
+            .instrument(span),
+        );
     }
 }
+
+/// The longest a notice waits for the agent's customer call to end.
+const NOTICE_AFTER_CALL_WAIT: Duration = Duration::from_secs(4 * 3600);
 
 async fn notify(ctx: &Arc<CallContext>, user: &str, prompt: &str, from: String) {
     let Some(placement) = Placement::to_agent(ctx, user, from, crate::live::LegKind::Notification)
