@@ -61,7 +61,7 @@ pub async fn from_store(
 ) -> Result<Vec<AgentRow>, StoreError> {
     let windows = store.all_current().await?;
     let acts = activities(store).await?;
-    let figures = today::from_store(store, now).await?;
+    let figures = today::from_store(store, now, cfg.presence.time_zone).await?;
     let marks = store.all_not_responding().await?;
     let mut rows = rows(cfg, windows, &acts, now);
     for r in &mut rows {

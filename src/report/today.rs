@@ -2,11 +2,10 @@
 //! misses, talk time (`calls`, `call_attempts`) and time online
 //! (`presence_history`, `presence_current`).
 //!
-//! "Today" is the UTC day: from 00:00:00Z to now. Every stored time is UTC
-//! (docs/decisions.md), so a UTC day needs no zone database; a contact
-//! centre far from UTC reads "today" as its own day shifted by its offset
-//! (documented in docs/status.md). [`figures`] takes the day's start, so a
-//! configurable boundary is a change to [`day_start`] only.
+//! "Today" is the contact centre's day: from midnight in
+//! `presence.time_zone` (UTC unless set) to now. Every stored time is UTC
+//! (docs/decisions.md); only the day's start is local. [`figures`] takes
+//! the day's start.
 //!
 //! What counts (the queue engine's own reading of an attempt,
 //! `flows::queue::attempt`):
@@ -27,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,17 +47,27 @@ pub struct Today {
     pub online_seconds: i64,
 }
 
-/// 00:00:00 UTC of `now`'s day.
-pub fn day_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive().and_time(NaiveTime::MIN).and_utc()
+/// The start of `now`'s day in `tz`: local midnight, or the first instant
+/// of the day where a clock change skips midnight (as some zones' DST
+/// changes do); the earlier one where midnight comes twice.
+pub fn day_start(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let day = now.with_timezone(&tz).date_naive();
+    (0..=3)
+        .filter_map(|h| day.and_hms_opt(h, 0, 0))
+        .find_map(|t| tz.from_local_datetime(&t).earliest())
+        .map_or_else(
+            || day.and_time(NaiveTime::MIN).and_utc(),
+            |t| t.with_timezone(&Utc),
+        )
 }
 
 /// Today's figures of every agent the store mentions, read at `now`.
 pub async fn from_store(
     store: &Store,
     now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
 ) -> Result<BTreeMap<String, Today>, StoreError> {
-    let start = day_start(now);
+    let start = day_start(now, tz);
     // Calls from the day before too: a call that began before midnight can
     // ring or talk after it.
     let calls = store
@@ -312,7 +321,7 @@ mod tests {
                 vec![attempt("mgarcia", at(14, 59), None)],
             ),
         ];
-        let f = figures(day_start(now), now, &calls, &[], &[]);
+        let f = figures(day_start(now, chrono_tz::UTC), now, &calls, &[], &[]);
         let get = |u: &str| f.get(u).copied().unwrap_or_default();
         assert_eq!(
             get("jsmith"),
@@ -395,17 +404,49 @@ mod tests {
                 Window::new(at(11, 0), at(19, 0)).unwrap(),
             ),
         ];
-        let f = figures(day_start(now), now, &[], &history, &current);
+        let f = figures(day_start(now, chrono_tz::UTC), now, &[], &history, &current);
         assert_eq!(f["jsmith"].online_seconds, (2 + 1 + 3) * 3600);
         assert_eq!(f["bwayne"].online_seconds, 30 * 60 + 3600);
         assert_eq!(f["jsmith"].offered, 0);
     }
 
+    /// The day is the centre's: local midnight in `presence.time_zone`,
+    /// whatever the UTC date, through DST changes and where a zone's
+    /// clocks skip midnight itself.
+    #[test]
+    fn the_day_starts_at_midnight_in_the_centres_zone() {
+        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let ny = chrono_tz::America::New_York;
+        // 02:00Z on 6 Dec is still 5 Dec, 21:00, in New York (EST, -5).
+        assert_eq!(
+            day_start(utc("2026-12-06T02:00:00Z"), ny),
+            utc("2026-12-05T05:00:00Z")
+        );
+        // Summer (EDT, -4).
+        assert_eq!(
+            day_start(utc("2026-07-01T12:00:00Z"), ny),
+            utc("2026-07-01T04:00:00Z")
+        );
+        // Ahead of UTC: 23:30Z on 5 Dec is already 6 Dec in Tokyo.
+        let tokyo = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            day_start(utc("2026-12-05T23:30:00Z"), tokyo),
+            utc("2026-12-05T15:00:00Z")
+        );
+        // Santiago skips 00:00-01:00 when DST starts (6 Sep 2026): the day
+        // starts at 01:00 local (-03), 04:00Z.
+        let scl = chrono_tz::America::Santiago;
+        assert_eq!(
+            day_start(utc("2026-09-06T15:00:00Z"), scl),
+            utc("2026-09-06T04:00:00Z")
+        );
+    }
+
     #[test]
     fn overlapping_windows_count_once_and_the_day_starts_at_utc_midnight() {
         let now = at(6, 0);
-        assert_eq!(day_start(now), at(0, 0));
-        assert_eq!(day_start(at(0, 0)), at(0, 0));
+        assert_eq!(day_start(now, chrono_tz::UTC), at(0, 0));
+        assert_eq!(day_start(at(0, 0), chrono_tz::UTC), at(0, 0));
         let history = vec![closed(
             "a",
             HistoryKind::ForcedOffline,
@@ -415,7 +456,7 @@ mod tests {
         // A current window overlapping the closed one (clock skew between
         // writers): the union, 01:00-06:00.
         let current = vec![("a".to_owned(), Window::new(at(3, 0), at(9, 0)).unwrap())];
-        let f = figures(day_start(now), now, &[], &history, &current);
+        let f = figures(day_start(now, chrono_tz::UTC), now, &[], &history, &current);
         assert_eq!(f["a"].online_seconds, 5 * 3600);
     }
 
@@ -425,7 +466,7 @@ mod tests {
     async fn from_the_store() {
         let store = Store::open_in_memory().await.unwrap();
         let now = Utc::now();
-        let start = day_start(now);
+        let start = day_start(now, chrono_tz::UTC);
         store
             .set_online(
                 "jsmith",
@@ -450,7 +491,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let f = from_store(&store, now).await.unwrap();
+        let f = from_store(&store, now, chrono_tz::UTC).await.unwrap();
         assert!(!f.contains_key("jsmith"), "{f:?}");
         // Opened 30 s ago (or at midnight, if that is nearer).
         let want = (now - (now - Duration::seconds(30)).max(start)).num_seconds();

@@ -154,7 +154,7 @@ mod tests {
         // "Today" is the UTC day: asked within a second after a midnight
         // (or across one), the figures rightly start from zero.
         let settled = chrono::Utc::now().date_naive() == now.date_naive()
-            && now - crate::report::today::day_start(now) > Duration::seconds(2);
+            && now - crate::report::today::day_start(now, chrono_tz::UTC) > Duration::seconds(2);
         if settled {
             assert_eq!(j["today"]["offered"], 1, "{j}");
             assert_eq!(j["today"]["missed"], 0, "{j}");

@@ -29,12 +29,12 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
 }
 
 /// The range; each bound left out is open (`since` defaults to today's
-/// midnight UTC).
+/// midnight in `presence.time_zone`).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Count calls that started at or after this time (RFC 3339);
-    /// default: today, 00:00 UTC.
+    /// default: today, 00:00 in `presence.time_zone` (UTC unless set).
     #[param(format = DateTime)]
     pub since: Option<String>,
     /// Count calls that started before this time (RFC 3339), exclusive;
@@ -56,14 +56,6 @@ pub struct StatsReport {
     /// One row per queue flow of the configuration in force, and one per
     /// flow no longer configured that has calls in the range, by name.
     pub queues: Vec<QueueStats>,
-}
-
-/// Midnight UTC of `now`'s day.
-fn today(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
-        .unwrap_or(now)
 }
 
 /// Offered, answered, abandoned, average speed of answer, longest wait and
@@ -89,7 +81,11 @@ pub(super) async fn get_queue_stats(
     caller.require(ApiRole::Viewer)?;
     let now = Utc::now();
     let (since, until) = range(q.since.as_deref(), q.until.as_deref()).map_err(Problem::invalid)?;
-    let since = since.unwrap_or_else(|| today(now));
+    // The configuration in force: its time zone and thresholds (a reload
+    // applies to the next request).
+    let cfg = s.current.borrow().clone();
+    let since =
+        since.unwrap_or_else(|| crate::report::today::day_start(now, cfg.presence.time_zone));
     let filter = CallFilter {
         since: Some(since),
         until,
@@ -106,9 +102,6 @@ pub(super) async fn get_queue_stats(
             fix: "ask for a shorter range (a later since, or an until)".into(),
         }]));
     }
-    // The thresholds of the configuration in force: a reload that changes
-    // one applies to the next request.
-    let cfg = s.current.borrow().clone();
     Ok(Json(StatsReport {
         since,
         until,
