@@ -426,8 +426,8 @@ impl Shell {
         match result {
             Ok(end) => {
                 info!(parent: &line.span, end = %crate::presence::fmt_secs(end), "window extended from the reminder on the line");
-                if line.offer.is_some() {
-                    return; // a customer came meanwhile: not over them
+                if line.offer.is_some() || line.ending {
+                    return; // a customer came, or the line is ending: not over them
                 }
                 let tz = crate::call::login::time_zone_of(&self.ctx, &user);
                 let status = AgentStatus::at(end, self.ctx.presence.now(), tz);
