@@ -118,6 +118,34 @@ pub struct CallerIdRecord {
     pub caller_id: Option<CallerIdCheck>,
 }
 
+impl CallerIdRecord {
+    /// The record from its stored columns (`caller_id_trust`, `attested`,
+    /// `caller_id`), for both stores; `None` for a row written before they
+    /// existed. `Err` is the column that holds a word we never write, for
+    /// the store's corruption error.
+    pub(crate) fn from_columns(
+        trust: Option<String>,
+        attested: bool,
+        check: Option<String>,
+    ) -> std::result::Result<Option<Self>, String> {
+        let Some(trust) = trust else {
+            return Ok(None);
+        };
+        let caller_id_trust = CallerIdTrust::parse(&trust)
+            .ok_or_else(|| format!("login_calls.caller_id_trust = {trust:?}"))?;
+        let caller_id = check
+            .map(|c| {
+                CallerIdCheck::parse(&c).ok_or_else(|| format!("login_calls.caller_id = {c:?}"))
+            })
+            .transpose()?;
+        Ok(Some(CallerIdRecord {
+            caller_id_trust,
+            attested,
+            caller_id,
+        }))
+    }
+}
+
 /// A log-in call as it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLoginCall {

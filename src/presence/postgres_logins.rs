@@ -5,9 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::logins::{
-    CallerIdCheck, CallerIdRecord, CallerIdTrust, LoginCallRecord, LoginOutcome, NewLoginCall,
-};
+use super::logins::{CallerIdCheck, CallerIdRecord, LoginCallRecord, LoginOutcome, NewLoginCall};
 use super::postgres::PgStore;
 use super::{to_ms, Result};
 
@@ -91,22 +89,8 @@ pub(super) async fn login_calls_since(
 fn caller_id_record(store: &PgStore, r: &sqlx::postgres::PgRow) -> Result<Option<CallerIdRecord>> {
     let get_err = || store.err("reading a log-in call");
     let trust: Option<String> = r.try_get("caller_id_trust").map_err(get_err())?;
-    let Some(trust) = trust else {
-        return Ok(None);
-    };
-    let caller_id_trust = CallerIdTrust::parse(&trust)
-        .ok_or_else(|| store.corrupt(format!("login_calls.caller_id_trust = {trust:?}")))?;
     let attested: Option<bool> = r.try_get("attested").map_err(get_err())?;
     let check: Option<String> = r.try_get("caller_id").map_err(get_err())?;
-    let caller_id = check
-        .map(|c| {
-            CallerIdCheck::parse(&c)
-                .ok_or_else(|| store.corrupt(format!("login_calls.caller_id = {c:?}")))
-        })
-        .transpose()?;
-    Ok(Some(CallerIdRecord {
-        caller_id_trust,
-        attested: attested.unwrap_or(false),
-        caller_id,
-    }))
+    CallerIdRecord::from_columns(trust, attested.unwrap_or(false), check)
+        .map_err(|detail| store.corrupt(detail))
 }

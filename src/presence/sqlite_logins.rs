@@ -5,9 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::logins::{
-    CallerIdCheck, CallerIdRecord, CallerIdTrust, LoginCallRecord, LoginOutcome, NewLoginCall,
-};
+use super::logins::{CallerIdCheck, CallerIdRecord, LoginCallRecord, LoginOutcome, NewLoginCall};
 use super::sqlite::SqliteStore;
 use super::{to_ms, Result};
 
@@ -94,22 +92,8 @@ fn caller_id_record(
 ) -> Result<Option<CallerIdRecord>> {
     let get_err = || store.err("reading a log-in call");
     let trust: Option<String> = r.try_get("caller_id_trust").map_err(get_err())?;
-    let Some(trust) = trust else {
-        return Ok(None);
-    };
-    let caller_id_trust = CallerIdTrust::parse(&trust)
-        .ok_or_else(|| store.corrupt(format!("login_calls.caller_id_trust = {trust:?}")))?;
     let attested: Option<i64> = r.try_get("attested").map_err(get_err())?;
     let check: Option<String> = r.try_get("caller_id").map_err(get_err())?;
-    let caller_id = check
-        .map(|c| {
-            CallerIdCheck::parse(&c)
-                .ok_or_else(|| store.corrupt(format!("login_calls.caller_id = {c:?}")))
-        })
-        .transpose()?;
-    Ok(Some(CallerIdRecord {
-        caller_id_trust,
-        attested: attested.is_some_and(|a| a != 0),
-        caller_id,
-    }))
+    CallerIdRecord::from_columns(trust, attested.is_some_and(|a| a != 0), check)
+        .map_err(|detail| store.corrupt(detail))
 }
