@@ -16,15 +16,16 @@ bench_config() {
       config/tpswitch.toml > "$work/tpswitch.toml"
 }
 
-# login_xml CALLER OUT: the SIPp log-in scenario of tests/sipp/login.xml
+# login_xml CALLER OUT [PAUSE_MS]: the SIPp log-in scenario of tests/sipp/login.xml
 # calling as CALLER (a number, or "[field0]" for an -inf file), pressing 1
-# (an RFC 2833 capture) 300 ms into Welcome and waiting for the switch's BYE.
+# (an RFC 2833 capture) PAUSE_MS (default 300) into Welcome and waiting for the
+# switch's BYE.
 login_xml() {
-  python3 - "$PWD/tests/sipp" "$1" "$2" <<'PY'
+  python3 - "$PWD/tests/sipp" "$1" "$2" "${3:-300}" <<'PY'
 import sys
-d, caller, out = sys.argv[1], sys.argv[2], sys.argv[3]
+d, caller, out, pause = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 s = open(f"{d}/login.xml").read().replace("@CALLER@", caller)
-steps = ('  <pause milliseconds="300"/>\n'
+steps = (f'  <pause milliseconds="{pause}"/>\n'
          '  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>\n')
 s = s.replace("@STEPS@", steps).replace("@END@", open(f"{d}/login_end_bye.inc").read())
 open(out, "w").write(s)

@@ -3,7 +3,9 @@
 //!
 //! `cargo bench --bench pacing -- 1000 10` (streams, seconds); or PACING_STREAMS /
 //! PACING_SECS. PACING_SPIN_US and PACING_GRID_US override `EngineConfig::spin` and
-//! `start_granularity`; PACING_THREADS sets `EngineConfig::pacing_threads`. Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
+//! `start_granularity`; PACING_THREADS sets `EngineConfig::pacing_threads`. PACING_SINK_CPU
+//! pins the receiving threads to that CPU (run the bench under `taskset -c 1` and set it to
+//! 0: the pacing thread then has core 1 to itself, as the switch's does in `bench/cost.sh`). Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +46,17 @@ fn thread_cpu(name: &str) -> Option<Duration> {
     None
 }
 
+/// Pins the calling thread to one CPU.
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only
+    // touch the set passed to them.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// CPU of every pacing thread (`media-pace-N`).
 fn pace_cpu() -> Duration {
     (0..16)
@@ -63,17 +76,27 @@ fn main() {
     let received = Arc::new(AtomicU64::new(0));
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut threads = Vec::new();
+    let sink_cpu: Option<usize> = std::env::var("PACING_SINK_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for _ in 0..RECEIVERS {
         let s = UdpSocket::bind("127.0.0.1:0").expect("receiver socket");
-        s.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        // Drained every millisecond rather than blocked in recv: a receiver waiting
+        // in recv makes every send wake it (a cross-CPU wake-up charged to the
+        // pacing thread), which a far end on another machine never costs.
+        s.set_nonblocking(true).expect("non-blocking receiver");
         addrs.push(s.local_addr().expect("addr"));
         let (stop, received) = (stop.clone(), received.clone());
         threads.push(std::thread::spawn(move || {
+            if let Some(cpu) = sink_cpu {
+                pin_to(cpu);
+            }
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                if s.recv_from(&mut buf).is_ok() {
+                while s.recv_from(&mut buf).is_ok() {
                     received.fetch_add(1, Ordering::Relaxed);
                 }
+                std::thread::sleep(Duration::from_millis(1));
             }
         }));
     }

@@ -3,13 +3,14 @@
 //! * **Sending** is paced by dedicated OS threads (`EngineConfig::pacing_threads`, default 1),
 //!   not tokio timers: tokio ticks in whole milliseconds, which measured 2.9 ms late at p99
 //!   with 1 000 streams (design.md, "Pacing facts"). Each thread sleeps to the next absolute
-//!   deadline of its [`Pacer`](super::pacer::Pacer) with `std::thread::park_timeout` to just
-//!   before it, spins the rest, and sends one packet per due stream with a non-blocking
-//!   `send_to` on a duplicate of the session's socket. Parking (rather than `sleep`) lets a
+//!   deadline of its [`Pacer`](super::pacer::Pacer) with `std::thread::park_timeout` (timer
+//!   slack 1 ns; optionally a spin for the last `EngineConfig::spin`), and sends one packet
+//!   per due stream with a non-blocking `send_to` on the session's own socket. Parking (rather than `sleep`) lets a
 //!   command wake the thread at once: `stop_playback` takes effect before the next packet.
 //!   Commands reach the thread through a bounded `std::sync::mpsc::sync_channel`, drained on
 //!   every wake-up.
-//! * **Receiving** is one tokio task per session. tokio's reactor already is one epoll loop
+//! * **Receiving** is one tokio task per session, on sockets registered for readability
+//!   only ([`RtpSocket`](super::ports::RtpSocket)). tokio's reactor already is one epoll loop
 //!   for all sockets; a task is just a small state machine on it (~3 KB with its buffers), so
 //!   a hand-written readiness loop would buy nothing but code.
 //! * **Bridging** relays each inbound packet straight from the receive task out of the other
@@ -64,8 +65,9 @@ pub struct EngineConfig {
     pub command_capacity: usize,
     /// Bound of each session's event channel (events beyond it are counted and dropped).
     pub event_capacity: usize,
-    /// The pacing thread parks until this long before a deadline, then spins: the kernel
-    /// wakes a parked thread up to ~50 µs late (timer slack), a spin is exact.
+    /// The pacing thread parks until this long before a deadline, then spins. The thread
+    /// sets its timer slack to 1 ns, so a park is already accurate to the scheduler's
+    /// latency; a spin trades CPU for the last tens of µs.
     pub spin: Duration,
     /// A paced send later than this counts in `MediaStats::late_sends`.
     pub late_threshold: Duration,
@@ -87,7 +89,10 @@ impl Default for EngineConfig {
             pacing_threads: 1,
             command_capacity: 4096,
             event_capacity: 64,
-            spin: Duration::from_micros(80),
+            // With the thread's timer slack at 1 ns (pacing.rs) a park wakes within
+            // tens of µs; 80 µs of spin per wake-up cost 3 % of a core at 3 000
+            // streams and bought no p99 (docs/performance.md, "Cost per call").
+            spin: Duration::ZERO,
             late_threshold: Duration::from_millis(1),
             rtcp_interval: Duration::from_secs(5),
             cname: "tpswitch".into(),

@@ -11,10 +11,13 @@
 //! log-in it never saw the SDP of.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -34,11 +37,62 @@ pub struct PortPool {
     ip: IpAddr,
 }
 
+/// A non-blocking UDP socket on tokio's reactor for **receiving only**.
+///
+/// Registered for readability alone. A socket registered for writability too
+/// (what `tokio::net::UdpSocket` does) gets an edge-triggered EPOLLOUT each time
+/// the kernel frees the buffer space of a packet it sent (`sock_wfree` ->
+/// `sk_write_space`): one reactor wake-up, a context switch on a busy core, per
+/// paced RTP packet, though nothing ever waits to send. `perf` showed it as a
+/// sixth of a pacing core's time (docs/performance.md, "Cost per call"). Sends
+/// are plain non-blocking `sendto`s from any thread: a full buffer loses the
+/// packet, which RTP tolerates (RFC 3550 §2.2 runs over an unreliable
+/// transport), and is counted.
+#[derive(Debug)]
+pub struct RtpSocket(AsyncFd<UdpSocket>);
+
+impl RtpSocket {
+    fn new(sock: UdpSocket) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        // SAFETY: the UdpSocket owns its descriptor, keeps it open until the AsyncFd
+        // drops it, and `as_raw_fd` always returns that one descriptor.
+        unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map(Self)
+            .map_err(|e| e.into_parts().1)
+    }
+
+    /// Waits for a datagram. Cancel-safe (a `select!` branch): the datagram is
+    /// taken only in the synchronous `recv_from` after readiness.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            if let Ok(r) = ready.try_io(|s| s.get_ref().recv_from(buf)) {
+                return r;
+            }
+        }
+    }
+
+    /// One non-blocking `sendto`; `WouldBlock` when the buffer is full.
+    pub fn send_to(&self, buf: &[u8], dest: SocketAddr) -> io::Result<usize> {
+        self.0.get_ref().send_to(buf, dest)
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
+
+impl AsFd for RtpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.get_ref().as_fd()
+    }
+}
+
 /// A bound RTP/RTCP socket pair; returns its port to the pool on drop.
 #[derive(Debug)]
 pub struct RtpPorts {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
+    pub rtp: RtpSocket,
+    pub rtcp: RtpSocket,
     pub local: SocketAddr,
     /// Where the peer was told to send RTP (our SDP's c= and port): the
     /// address logs show. It differs from `local` behind a NAT or when the
@@ -92,13 +146,10 @@ impl PortPool {
                     None => return Err(PortError::Exhausted),
                 }
             };
-            let rtp = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port));
-            let rtcp = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
+            let rtp = UdpSocket::bind(SocketAddr::new(self.ip, port));
+            let rtcp = UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
-                let ok = rtp.set_nonblocking(true).is_ok() && rtcp.set_nonblocking(true).is_ok();
-                if let (true, Ok(rtp), Ok(rtcp)) =
-                    (ok, UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp))
-                {
+                if let (Ok(rtp), Ok(rtcp)) = (RtpSocket::new(rtp), RtpSocket::new(rtcp)) {
                     return Ok(RtpPorts {
                         rtp,
                         rtcp,
@@ -119,6 +170,57 @@ impl PortPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The events an epoll set of this process watches on `fd`, from
+    /// /proc/self/fdinfo (a `tfd:` line per watched descriptor, events in hex).
+    fn epoll_events(fd: i32) -> Option<u32> {
+        for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            if target.to_string_lossy() != "anon_inode:[eventpoll]" {
+                continue;
+            }
+            let info = std::fs::read_to_string(
+                std::path::Path::new("/proc/self/fdinfo").join(entry.file_name()),
+            )
+            .unwrap_or_default();
+            for line in info.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() == Some("tfd:")
+                    && words.next().and_then(|n| n.parse().ok()) == Some(fd)
+                    && words.next() == Some("events:")
+                {
+                    return words.next().and_then(|e| u32::from_str_radix(e, 16).ok());
+                }
+            }
+        }
+        None
+    }
+
+    /// Issue 15: registered for writing too, every packet the pacing thread
+    /// sent woke the reactor once its buffer space was freed.
+    #[tokio::test]
+    async fn session_sockets_wait_for_reading_only() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41101, 41110);
+        let ports = pool.allocate().unwrap();
+        for sock in [&ports.rtp, &ports.rtcp] {
+            let events = epoll_events(sock.as_fd().as_raw_fd()).expect("on tokio's epoll set");
+            assert_ne!(events & libc::EPOLLIN as u32, 0, "events {events:#x}");
+            assert_eq!(events & libc::EPOLLOUT as u32, 0, "events {events:#x}");
+        }
+        // And they still send and receive.
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ports
+            .rtp
+            .send_to(b"ping", peer.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"ping"[..], ports.local));
+        peer.send_to(b"pong", ports.local).unwrap();
+        let (n, _) = ports.rtp.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"pong");
+    }
 
     #[tokio::test]
     async fn allocates_even_ports_and_returns_them() {

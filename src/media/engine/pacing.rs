@@ -160,6 +160,14 @@ impl PacingThread {
     }
 
     pub fn run(mut self) {
+        // Linux rounds a sleeping thread's timer up by the thread's timer slack,
+        // 50 µs by default (prctl(2), PR_SET_TIMERSLACK), so that it can batch
+        // wake-ups. A pacing deadline wants the opposite: 1 ns makes `park_timeout`
+        // wake within the scheduler's latency, and the spin before each deadline
+        // (`EngineConfig::spin`), which burned the slack away at every wake-up,
+        // can shrink or go. If the call fails the thread just wakes later.
+        // SAFETY: PR_SET_TIMERSLACK reads one integer argument and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
         loop {
             if !self.drain_commands() {
                 return;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::relay::RelayOut;
 use super::{MediaEvent, MediaStats};
 use crate::media::codec::Codec;
-use crate::media::ports::RtpPorts;
+use crate::media::ports::{RtpPorts, RtpSocket};
 use crate::media::prompt::FRAME_DURATION;
 use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
@@ -190,15 +190,10 @@ impl Shared {
     }
 
     /// A plain non-blocking `sendto` on the session's own descriptor, from any thread:
-    /// borrowing the fd (no `dup`) keeps a session at two descriptors, and sending
+    /// borrowing the socket (no `dup`) keeps a session at two descriptors, and sending
     /// bypasses tokio's readiness (only the receive task waits on the reactor).
-    fn send(
-        sock: &tokio::net::UdpSocket,
-        stats: &MediaStats,
-        buf: &[u8],
-        dest: SocketAddr,
-    ) -> bool {
-        match socket2::SockRef::from(sock).send_to(buf, &dest.into()) {
+    fn send(sock: &RtpSocket, stats: &MediaStats, buf: &[u8], dest: SocketAddr) -> bool {
+        match sock.send_to(buf, dest) {
             Ok(_) => true,
             Err(e) => {
                 MediaStats::bump(&stats.send_errors);

@@ -59,7 +59,25 @@ pub(super) async fn peer(ip: &str) -> UdpSocket {
 }
 
 /// One datagram, or `None` after `wait`.
-pub(super) async fn recv(sock: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, Instant)> {
+/// A socket a test phone receives on: a plain tokio socket, or a session's own
+/// receive-only [`RtpSocket`](crate::media::ports::RtpSocket).
+pub(super) trait RecvFrom {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)>;
+}
+
+impl RecvFrom for UdpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        UdpSocket::recv_from(self, buf).await
+    }
+}
+
+impl RecvFrom for crate::media::ports::RtpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        crate::media::ports::RtpSocket::recv_from(self, buf).await
+    }
+}
+
+pub(super) async fn recv(sock: &impl RecvFrom, wait: Duration) -> Option<(Vec<u8>, Instant)> {
     let mut buf = vec![0u8; 2048];
     let (n, _) = timeout(wait, sock.recv_from(&mut buf)).await.ok()?.ok()?;
     buf.truncate(n);
@@ -650,7 +668,7 @@ async fn rtcp_reports_go_out_and_inbound_rtcp_keeps_the_call_alive() {
     rr.extend_from_slice(&0x5151_u32.to_be_bytes());
     crate::media::rtcp::write_sdes_cname(0x5151, "phone", &mut rr);
     for _ in 0..9 {
-        phone.rtcp.send_to(&rr, our_rtcp).await.unwrap();
+        phone.rtcp.send_to(&rr, our_rtcp).unwrap();
         assert_eq!(next_event(&mut ev, Duration::from_millis(100)).await, None);
     }
     assert!(e.stats().snapshot().rtcp_received >= 9);
@@ -682,14 +700,14 @@ async fn rtcp_reports_what_arrives_and_the_loss_is_counted_at_the_end() {
             .build_packet(0, &[0xFF; 160], tick, false, &mut pkt)
             .unwrap();
         if ![15, 20].contains(&hdr(&pkt).seq) {
-            phone.rtp.send_to(&pkt, s.local_addr()).await.unwrap();
+            phone.rtp.send_to(&pkt, s.local_addr()).unwrap();
         }
     }
     let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
     let mut sr = Vec::new();
     write_sender_report(0x7070, ntp, 0, 20, 3200, None, &mut sr);
     write_sdes_cname(0x7070, "phone", &mut sr);
-    phone.rtcp.send_to(&sr, our_rtcp).await.unwrap();
+    phone.rtcp.send_to(&sr, our_rtcp).unwrap();
     // A report that has seen all of it: RC = 1, the block about 0x7070.
     let t0 = Instant::now();
     let block = loop {

@@ -82,7 +82,7 @@ async fn prompts_and_rtcp_leave_protected_and_only_authentic_packets_count() {
         .build_packet(0, &[0xFF; 160], 0, true, &mut plain)
         .unwrap();
     plain.extend_from_slice(&[0; 4]);
-    phone.rtp.send_to(&plain, s.local_addr()).await.unwrap();
+    phone.rtp.send_to(&plain, s.local_addr()).unwrap();
     let started = tokio::time::timeout(Duration::from_millis(300), async {
         loop {
             match ev.recv().await {
@@ -102,7 +102,7 @@ async fn prompts_and_rtcp_leave_protected_and_only_authentic_packets_count() {
         .build_packet(0, &[0xFF; 160], 1, false, &mut p)
         .unwrap();
     phone_tx.protect_rtp(&mut p).unwrap();
-    phone.rtp.send_to(&p, s.local_addr()).await.unwrap();
+    phone.rtp.send_to(&p, s.local_addr()).unwrap();
     let started = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match ev.recv().await {
