@@ -449,8 +449,9 @@ pub struct MediaConfig {
     pub ptime: Duration,
     /// OS threads that pace prompt RTP; sessions are spread over them. How many
     /// streams one carries depends on the machine's syscall cost: on a 2-vCPU
-    /// KVM guest one thread saturated near 2 000 (`cargo bench --bench pacing`,
-    /// docs/performance.md); more need more threads and cores.
+    /// EPYC KVM guest one thread carries 2 000 in about 65 % of a core and
+    /// 3 000 in about 90 %, late at p99 (`bench/cost.sh pacing 3000`,
+    /// docs/performance.md "Cost per call"); more need more threads and cores.
     pub pacing_threads: usize,
 }
 
