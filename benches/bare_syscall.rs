@@ -10,7 +10,11 @@
 //!   drops on delivery, as it does for a far end that is slow: the sender's cost is the same);
 //! * `sendto+recv`: one `sendto` and the `recvfrom` that drains it (a relayed packet's
 //!   two syscalls, receive and send, on one core);
-//! * `sendmmsg32+recv`: `sendmmsg` of 32 datagrams and their drain, per datagram.
+//! * `sendmmsg32+recv`: `sendmmsg` of 32 datagrams and their drain, per datagram;
+//! * `sendto x1000`: unconnected `sendto`s round-robin over 1 000 sockets, each to its own
+//!   receiver nobody reads, as a pacing thread sends one packet per stream: the same
+//!   syscall with a working set of 1 000 sockets and destinations instead of one hot one
+//!   (the kernel's socket, route and receiving-socket lookups miss the cache).
 //!
 //! Only syscalls, no switch code: the floor under what the switch can cost per packet.
 
@@ -22,6 +26,7 @@ use std::time::Duration;
 const SIZE: usize = 172;
 const PACKETS: usize = 200_000;
 const BATCH: usize = 32;
+const SOCKETS: usize = 1000;
 
 fn thread_cpu() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
@@ -91,6 +96,23 @@ fn main() -> std::io::Result<()> {
         let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, 0) };
         drain(&rx, &mut buf);
         n.max(0) as usize
+    });
+
+    let senders: Vec<UdpSocket> = (0..SOCKETS)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let sinks: Vec<UdpSocket> = (0..SOCKETS)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let dests: Vec<_> = sinks
+        .iter()
+        .map(UdpSocket::local_addr)
+        .collect::<Result<_, _>>()?;
+    let mut i = 0;
+    measure("sendto x1000", || {
+        let _ = senders[i].send_to(&payload, dests[i]);
+        i = (i + 1) % SOCKETS;
+        1
     });
     Ok(())
 }

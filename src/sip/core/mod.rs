@@ -163,6 +163,13 @@ pub struct SipCore {
     txl: TransactionLayer,
     out: VecDeque<Output>,
     dialogs: HashMap<LegId, Dialog>,
+    /// UAS dialogs not yet terminating, what `sip.max_calls` limits. Kept as
+    /// a count, changed where a dialog is added, terminates or goes: every
+    /// INVITE reads it, and counting the dialogs there cost O(calls) per
+    /// INVITE, thousands of cache misses with the 5 000 calls that 720
+    /// short calls a second keep up (issue 15; `perf` showed it in
+    /// `initial_invite`). Debug builds check it against the count.
+    active_uas: usize,
     /// (Call-ID, local tag) → leg.
     by_tag: HashMap<(String, String), LegId>,
     /// Server INVITE transaction → leg (CANCEL, answer).
@@ -236,6 +243,7 @@ impl SipCore {
             dialplan,
             out: VecDeque::new(),
             dialogs: HashMap::new(),
+            active_uas: 0,
             by_tag: HashMap::new(),
             by_invite: HashMap::new(),
             clients: HashMap::new(),
@@ -273,10 +281,15 @@ impl SipCore {
 
     /// Inbound calls currently held (for `max_calls`).
     pub fn active_calls(&self) -> usize {
-        self.dialogs
-            .values()
-            .filter(|d| d.role == Role::Uas && d.state != dialog::State::Terminating)
-            .count()
+        debug_assert_eq!(
+            self.active_uas,
+            self.dialogs
+                .values()
+                .filter(|d| d.role == Role::Uas && d.state != dialog::State::Terminating)
+                .count(),
+            "the active-call count drifted from the dialogs"
+        );
+        self.active_uas
     }
 
     /// TCP connections a transaction or dialog still needs: the transport
@@ -734,6 +747,9 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
+        if d.role == Role::Uas && d.state != dialog::State::Terminating {
+            self.active_uas = self.active_uas.saturating_sub(1);
+        }
         d.state = dialog::State::Terminating;
         d.ok_retransmit = None;
         d.session_deadline = None;
@@ -761,6 +777,9 @@ impl SipCore {
 
     fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
         let d = self.dialogs.remove(&leg)?;
+        if d.role == Role::Uas && d.state != dialog::State::Terminating {
+            self.active_uas = self.active_uas.saturating_sub(1);
+        }
         if let Some(trunk) = d.uac.as_ref().and_then(|u| u.trunk) {
             // Its slot is free: a queued leg may go now.
             self.trunks.release(trunk);

@@ -167,6 +167,7 @@ impl SipCore {
         self.by_tag.insert((head.call_id.clone(), local_tag), leg);
         self.by_invite.insert(key, leg);
         self.dialogs.insert(leg, dialog);
+        self.active_uas += 1;
         let mut caller = caller_info(&req);
         let mut carrier_source = None;
         if let Some(t) = trunk.and_then(|i| self.trunks.route(i)) {
