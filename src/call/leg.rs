@@ -142,7 +142,7 @@ pub async fn answer(
             // The remote address is in the ACK's answer.
             loop {
                 match rx.recv().await {
-                    Some(SipEvent::Confirmed { media: Some(n), .. }) => break n,
+                    Some(SipEvent::Confirmed { media: Some(n), .. }) => break *n,
                     Some(SipEvent::Confirmed { media: None, .. }) => {
                         warn!("offerless call confirmed without an answer: hanging up");
                         let _ = ctx.commands.send(SipCommand::HangUp(leg)).await;
@@ -426,7 +426,7 @@ async fn translate<F, Fut>(
                         }
                         None => (vec![LegNews::Event(E::MediaFailed)], false),
                     },
-                    None => (vec![LegNews::Remote(n)], false),
+                    None => (vec![LegNews::Remote(*n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
                 Some(SipEvent::Dialling { call_id, trunk: on, .. }) => {

@@ -61,13 +61,27 @@ impl RtpSocket {
             .map_err(|e| e.into_parts().1)
     }
 
-    /// Waits for a datagram. Cancel-safe (a `select!` branch): the datagram is
-    /// taken only in the synchronous `recv_from` after readiness.
+    /// Waits until a datagram may be waiting. Cancel-safe (a `select!` branch),
+    /// and it holds no buffer: the receive task reads with
+    /// [`try_recv_from`](Self::try_recv_from) into one on the stack, so a call
+    /// does not keep receive buffers in its task between packets.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.0.readable().await.map(drop)
+    }
+
+    /// One datagram if one is waiting, else `WouldBlock` (and the readiness is
+    /// cleared, so [`readable`](Self::readable) waits for the next).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.try_io(Interest::READABLE, |s| s.recv_from(buf))
+    }
+
+    /// Waits for a datagram.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
-            let mut ready = self.0.readable().await?;
-            if let Ok(r) = ready.try_io(|s| s.get_ref().recv_from(buf)) {
-                return r;
+            self.readable().await?;
+            match self.try_recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
             }
         }
     }

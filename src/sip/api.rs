@@ -185,12 +185,12 @@ pub enum SipEvent {
     /// answer to the offer in our 2xx.
     Confirmed {
         leg: LegId,
-        media: Option<Negotiated>,
+        media: Option<Box<Negotiated>>,
     },
     /// A re-INVITE or UPDATE changed the stream (hold, unhold, new address).
     MediaChanged {
         leg: LegId,
-        media: Negotiated,
+        media: Box<Negotiated>,
     },
     /// A digit from SIP INFO (application/dtmf-relay or application/dtmf).
     InfoDigit {
@@ -221,12 +221,12 @@ pub enum SipEvent {
     Progress {
         leg: LegId,
         status: u16,
-        early_media: Option<Negotiated>,
+        early_media: Option<Box<Negotiated>>,
     },
     /// Outbound: 2xx received and ACKed.
     Answered {
         leg: LegId,
-        media: Option<Negotiated>,
+        media: Option<Box<Negotiated>>,
     },
     /// Outbound: the attempt ended without a dialog.
     Failed {

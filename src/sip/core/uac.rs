@@ -433,7 +433,7 @@ impl SipCore {
         self.emit(SipEvent::Progress {
             leg,
             status: head.status,
-            early_media,
+            early_media: early_media.map(Box::new),
         });
     }
 
@@ -512,7 +512,10 @@ impl SipCore {
             });
             return;
         }
-        self.emit(SipEvent::Answered { leg, media });
+        self.emit(SipEvent::Answered {
+            leg,
+            media: media.map(Box::new),
+        });
     }
 
     fn uac_challenged(

@@ -406,7 +406,10 @@ impl SipCore {
         } else {
             None
         };
-        self.emit(SipEvent::Confirmed { leg, media });
+        self.emit(SipEvent::Confirmed {
+            leg,
+            media: media.map(Box::new),
+        });
     }
 
     pub(super) fn cancel(&mut self, head: &RequestHead, key: TxKey, now: Instant) {
@@ -692,7 +695,10 @@ impl SipCore {
         }
         self.txl.respond(&key, 200, data, now);
         if let Some(media) = changed {
-            self.emit(SipEvent::MediaChanged { leg, media });
+            self.emit(SipEvent::MediaChanged {
+                leg,
+                media: Box::new(media),
+            });
         }
     }
 }
