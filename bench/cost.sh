@@ -132,14 +132,7 @@ held)
   start_switch "$work" "$CPUS_SWITCH"
   sleep 2
   rest=$(kib VmRSS)
-  python3 - "$PWD/tests/sipp" "$work/hold.xml" "${HOLD_MS:-20000}" <<'PY'
-import sys
-d, out, hold = sys.argv[1], sys.argv[2], sys.argv[3]
-s = open(f"{d}/login.xml").read()
-s = s.replace("@CALLER@", "+12345678910").replace("@STEPS@", f'  <pause milliseconds="{hold}"/>')
-s = s.replace("@END@", open(f"{d}/login_end_hangup.inc").read().replace("@CALLER@", "+12345678910"))
-open(out, "w").write(s)
-PY
+  hold_xml "$work/hold.xml" "${HOLD_MS:-20000}"
   sipp_calls -sf hold.xml -mp $((PORT + 2000)) -r 200 -l "$N" -m "$N" &
   sipp_pid=$!
   peak=$rest

@@ -32,6 +32,19 @@ open(out, "w").write(s)
 PY
 }
 
+# hold_xml OUT HOLD_MS: a known agent (jsmith) calls the contact point,
+# listens to the log-in menu for HOLD_MS and hangs up.
+hold_xml() {
+  python3 - "$PWD/tests/sipp" "$1" "$2" <<'PY'
+import sys
+d, out, hold = sys.argv[1], sys.argv[2], sys.argv[3]
+s = open(f"{d}/login.xml").read()
+s = s.replace("@CALLER@", "+12345678910").replace("@STEPS@", f'  <pause milliseconds="{hold}"/>')
+s = s.replace("@END@", open(f"{d}/login_end_hangup.inc").read().replace("@CALLER@", "+12345678910"))
+open(out, "w").write(s)
+PY
+}
+
 # start_switch WORKDIR [taskset cpu list] -> sets SWITCH_PID, waits until listening.
 # SWITCH_LOG (default warn) is the switch's log filter; its stderr goes to
 # WORKDIR/switch.err.

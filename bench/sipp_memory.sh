@@ -21,15 +21,7 @@ start_switch "$work"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SWITCH_PID/status"; }
 base=$(rss)
 echo "RSS at rest: ${base} KiB"
-# A known agent (jsmith) listening to the log-in menu, who hangs up after HOLD ms.
-python3 - "$PWD/tests/sipp" "$work/hold.xml" "$HOLD" <<'PY'
-import sys
-d, out, hold = sys.argv[1], sys.argv[2], sys.argv[3]
-s = open(f"{d}/login.xml").read()
-s = s.replace("@CALLER@", "+12345678910").replace("@STEPS@", f'  <pause milliseconds="{hold}"/>')
-s = s.replace("@END@", open(f"{d}/login_end_hangup.inc").read().replace("@CALLER@", "+12345678910"))
-open(out, "w").write(s)
-PY
+hold_xml "$work/hold.xml" "$HOLD"
 cd "$work"
 run() {
   sipp -sf hold.xml -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 -p 5971 -mp 40000 \
