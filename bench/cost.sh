@@ -45,14 +45,19 @@ kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SWITCH_PID/status"; }
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 echo "commit $commit; $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'), $(nproc) CPUs; switch on CPU $CPUS_SWITCH, load on CPU $CPUS_LOAD"
 
-# sipp_calls SCENARIO_ARGS...: runs SIPp on the load CPU against the switch,
-# prints its outcome and sets OK and FAILED.
-sipp_calls() {
-  ( cd "$work" && taskset -c "$CPUS_LOAD" sipp "$@" -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 \
-      -p $((PORT + 1)) -timeout 300s -nostdin -max_socket 1000 > sipp.out 2>&1 ) || true
+# sipp_outcome: sets OK and FAILED from SIPp's final statistics (cumulative column).
+sipp_outcome() {
   OK=$(awk -F'|' '/Successful call/ {gsub(/ /, "", $3); print $3}' "$work/sipp.out" | tail -1)
   FAILED=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$work/sipp.out" | tail -1)
   OK=${OK:-0}; FAILED=${FAILED:-0}
+}
+
+# sipp_calls SCENARIO_ARGS...: runs SIPp on the load CPU against the switch,
+# then sets OK and FAILED.
+sipp_calls() {
+  ( cd "$work" && taskset -c "$CPUS_LOAD" sipp "$@" -s +15550100000 "127.0.0.1:$PORT" -i 127.0.0.1 \
+      -p $((PORT + 1)) -timeout 300s -nostdin -max_socket 1000 > sipp.out 2>&1 ) || true
+  sipp_outcome
 }
 
 # media_sink PORT COUNT: binds every UDP port from PORT to PORT+COUNT-1 on
@@ -141,7 +146,7 @@ held)
     sleep 0.5
   done
   wait "$sipp_pid" || true
-  OK=$(awk -F'|' '/Successful call/ {gsub(/ /, "", $3); print $3}' "$work/sipp.out" | tail -1)
+  sipp_outcome
   sleep "${SETTLE:-10}"
   after=$(kib VmRSS)
   echo "held $N IVR calls ${HOLD_MS:-20000} ms: ${OK:-0} ok; RSS at rest $rest KiB, peak $peak KiB, $(( (peak - rest) * 1024 / N / 1000 )) KB per call;" \

@@ -6,8 +6,8 @@
 //! `cargo bench --bench bridge -- 100 10` (bridged calls, seconds); add `srtp`
 //! (`-- 100 10 srtp`) for SRTP (AES_CM_128_HMAC_SHA1_80) on both legs: the phones
 //! protect and unprotect on this process's own threads, the engine's CPU is what
-//! is reported. Each call holds six descriptors (two phones, two sessions of two): `ulimit -n`
-//! must exceed 6 × N + 100. It first prints the bare cost of one loopback
+//! is reported. Each call holds six descriptors (two phones, two sessions of two):
+//! `ulimit -n` must exceed 6 × N + 100. It first prints the bare cost of one loopback
 //! `sendto` of 172 bytes, measured in the same run.
 //!
 //! Senders and receivers are plain sockets on this process's other threads;

@@ -5,7 +5,8 @@
 //! PACING_SECS. PACING_SPIN_US and PACING_GRID_US override `EngineConfig::spin` and
 //! `start_granularity`; PACING_THREADS sets `EngineConfig::pacing_threads`. PACING_SINK_CPU
 //! pins the receiving threads to that CPU (run the bench under `taskset -c 1` and set it to
-//! 0: the pacing thread then has core 1 to itself, as the switch's does in `bench/cost.sh`). Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
+//! 0: the pacing thread then has core 1 to itself, as the switch's does in `bench/cost.sh`).
+//! Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

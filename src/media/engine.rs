@@ -5,14 +5,16 @@
 //!   with 1 000 streams (design.md, "Pacing facts"). Each thread sleeps to the next absolute
 //!   deadline of its [`Pacer`](super::pacer::Pacer) with `std::thread::park_timeout` (timer
 //!   slack 1 ns; optionally a spin for the last `EngineConfig::spin`), and sends one packet
-//!   per due stream with a non-blocking `send_to` on the session's own socket. Parking (rather than `sleep`) lets a
-//!   command wake the thread at once: `stop_playback` takes effect before the next packet.
+//!   per due stream with a non-blocking `send_to` on the session's own socket. Parking
+//!   (rather than `sleep`) lets a command wake the thread at once: `stop_playback` takes
+//!   effect before the next packet.
 //!   Commands reach the thread through a bounded `std::sync::mpsc::sync_channel`, drained on
 //!   every wake-up.
 //! * **Receiving** is one tokio task per session, on sockets registered for readability
 //!   only ([`RtpSocket`](super::ports::RtpSocket)). tokio's reactor already is one epoll loop
-//!   for all sockets; a task is just a small state machine on it (~3 KB with its buffers), so
-//!   a hand-written readiness loop would buy nothing but code.
+//!   for all sockets; a task is just a small state machine on it (it reads into a buffer on
+//!   the stack, so it holds none between packets), so a hand-written readiness loop would
+//!   buy nothing but code.
 //! * **Bridging** relays each inbound packet straight from the receive task out of the other
 //!   leg's socket (no pacing: the far end already paced it, and a relay hop through the
 //!   pacing thread would add up to 20 ms of delay). The outbound stream state of a session

@@ -58,7 +58,6 @@ pub(super) async fn peer(ip: &str) -> UdpSocket {
     UdpSocket::bind(format!("{ip}:0")).await.unwrap()
 }
 
-/// One datagram, or `None` after `wait`.
 /// A socket a test phone receives on: a plain tokio socket, or a session's own
 /// receive-only [`RtpSocket`](crate::media::ports::RtpSocket).
 pub(super) trait RecvFrom {
@@ -77,6 +76,7 @@ impl RecvFrom for crate::media::ports::RtpSocket {
     }
 }
 
+/// One datagram, or `None` after `wait`.
 pub(super) async fn recv(sock: &impl RecvFrom, wait: Duration) -> Option<(Vec<u8>, Instant)> {
     let mut buf = vec![0u8; 2048];
     let (n, _) = timeout(wait, sock.recv_from(&mut buf)).await.ok()?.ok()?;

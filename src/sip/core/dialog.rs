@@ -214,6 +214,12 @@ pub fn new_branch(id: u64) -> String {
 }
 
 impl Dialog {
+    /// An inbound call that counts against `sip.max_calls`: a UAS dialog not
+    /// yet ending. The SIP core keeps the count of these as they change.
+    pub(super) fn holds_a_call(&self) -> bool {
+        self.role == Role::Uas && self.state != State::Terminating
+    }
+
     pub fn local_header(&self) -> String {
         format!("{};tag={}", self.local_uri, self.local_tag)
     }

@@ -283,10 +283,7 @@ impl SipCore {
     pub fn active_calls(&self) -> usize {
         debug_assert_eq!(
             self.active_uas,
-            self.dialogs
-                .values()
-                .filter(|d| d.role == Role::Uas && d.state != dialog::State::Terminating)
-                .count(),
+            self.dialogs.values().filter(|d| d.holds_a_call()).count(),
             "the active-call count drifted from the dialogs"
         );
         self.active_uas
@@ -747,7 +744,7 @@ impl SipCore {
         let Some(d) = self.dialogs.get_mut(&leg) else {
             return;
         };
-        if d.role == Role::Uas && d.state != dialog::State::Terminating {
+        if d.holds_a_call() {
             self.active_uas = self.active_uas.saturating_sub(1);
         }
         d.state = dialog::State::Terminating;
@@ -777,7 +774,7 @@ impl SipCore {
 
     fn remove_dialog(&mut self, leg: LegId) -> Option<Dialog> {
         let d = self.dialogs.remove(&leg)?;
-        if d.role == Role::Uas && d.state != dialog::State::Terminating {
+        if d.holds_a_call() {
             self.active_uas = self.active_uas.saturating_sub(1);
         }
         if let Some(trunk) = d.uac.as_ref().and_then(|u| u.trunk) {
