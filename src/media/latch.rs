@@ -16,7 +16,16 @@
 //! * latching is only possible within `latch_window` of the first packet seen, so a stream
 //!   cannot be re-pointed later;
 //! * afterwards (or if the window passes without an eligible source) every packet from any
-//!   other address is dropped and counted.
+//!   other address is dropped and counted;
+//! * except the SDP address itself: a packet from exactly the address the peer announced
+//!   (RFC 3264 §5: where it said it would send from, with symmetric RTP, RFC 4961) takes
+//!   the latch from any other port, at any time. A port is reused once its call ends, and
+//!   the far end of that call may still be sending to it: the same carrier gateway, one
+//!   IP, another port. Its first stray packet would otherwise latch the new call and every
+//!   packet of the real stream, a caller's key press included, would be dropped (issue 12:
+//!   0.7 % of log-ins beside queue calls lost their key so, `foreign=10` in the leg's media
+//!   line). Moving to the announced address steers media nowhere the signalling did not
+//!   already name, so it gives a sender no more than a forged SDP-address packet already has.
 //!
 //! A re-INVITE with a new SDP address starts over with [`Latch::on_new_remote`].
 
@@ -67,6 +76,11 @@ impl Latch {
         let src = canonical(src);
         let verdict = match self.state {
             State::Latched(addr) if addr == src => Verdict::Accept,
+            // The announced address wins over a port the latch guessed (see the module doc).
+            State::Latched(_) if src == canonical(self.sdp_addr) => {
+                self.state = State::Latched(src);
+                Verdict::Accept
+            }
             State::Latched(_) => Verdict::Drop,
             State::Closed if src == canonical(self.sdp_addr) => Verdict::Accept,
             State::Closed => Verdict::Drop,
@@ -157,16 +171,31 @@ mod tests {
             "port matters"
         );
         assert_eq!(
-            l.on_packet(sa("203.0.113.9:4000"), t0),
-            Verdict::Drop,
-            "SDP addr too"
-        );
-        assert_eq!(
             l.on_packet(sa("203.0.113.9:31000"), t0 + W * 10),
             Verdict::Accept
         );
-        assert_eq!(l.dropped(), 2);
+        assert_eq!(l.dropped(), 1);
         assert_eq!(l.latched(), Some(sa("203.0.113.9:31000")));
+    }
+
+    /// Issue 12: a port freed by one call and handed to the next still gets
+    /// the old call's stream for a moment, from the same gateway IP. That
+    /// stray latched the new call and its caller's key was dropped. The
+    /// announced address takes the latch back, even after the window.
+    #[test]
+    fn the_announced_address_takes_the_latch_from_a_stray_port() {
+        let t0 = Instant::now();
+        let mut l = Latch::new(sa("203.0.113.9:4000"), W);
+        assert_eq!(l.on_packet(sa("203.0.113.9:42608"), t0), Verdict::Accept);
+        assert_eq!(l.send_addr(), sa("203.0.113.9:42608"));
+        let late = t0 + W * 3;
+        assert_eq!(l.on_packet(sa("203.0.113.9:4000"), late), Verdict::Accept);
+        assert_eq!(l.latched(), Some(sa("203.0.113.9:4000")));
+        assert_eq!(l.send_addr(), sa("203.0.113.9:4000"));
+        // Final: the stray is foreign from now on, and cannot take it back.
+        assert_eq!(l.on_packet(sa("203.0.113.9:42608"), late), Verdict::Drop);
+        assert_eq!(l.send_addr(), sa("203.0.113.9:4000"));
+        assert_eq!(l.dropped(), 1);
     }
 
     /// Issue 9: a source inside `trunk.allow` but not at the SDP's address

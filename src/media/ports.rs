@@ -9,12 +9,21 @@
 //! attacker): handed out lowest first, the port of the next call could be
 //! guessed, and a sender forging the trunk's address could aim DTMF at a
 //! log-in it never saw the SDP of.
+//!
+//! A port a call gave back rests for [`REST`] before it is drawn again: the
+//! far end of that call may still be sending to it (it has not seen our BYE
+//! yet, or plays its audio out). Drawn at once, the next call heard that
+//! stray stream first (issue 12; the latch now lets the announced address
+//! win, see `latch.rs`, and the rest keeps the stray away in the first
+//! place). A pool with no rested port left takes the one that rested
+//! longest rather than refuse a call.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -25,9 +34,44 @@ pub enum PortError {
     Exhausted,
 }
 
+/// How long a released port rests before it is drawn again (see the module doc).
+/// Long enough for a far end to see the BYE and stop (a retransmitted BYE
+/// takes T1 + 2·T1 = 1.5 s, RFC 3261 §17.1.2.2), short enough that a busy
+/// pool keeps few ports out: 720 calls/s rest 2 880 pairs.
+pub const REST: Duration = Duration::from_secs(4);
+
 #[derive(Debug)]
 struct Pool {
     free: VecDeque<u16>,
+    /// Released ports, oldest first, with when each may be drawn again.
+    resting: VecDeque<(u16, Instant)>,
+}
+
+impl Pool {
+    fn release(&mut self, port: u16, now: Instant) {
+        self.resting.push_back((port, now + REST));
+    }
+
+    /// A port to try: a random rested one, or, when none is left, the one
+    /// that has rested longest.
+    fn take(&mut self, rng: &mut impl rand::RngExt, now: Instant) -> Option<u16> {
+        while let Some(&(port, until)) = self.resting.front() {
+            if until > now {
+                break;
+            }
+            self.resting.pop_front();
+            self.free.push_back(port);
+        }
+        if self.free.is_empty() {
+            return self.resting.pop_front().map(|(port, _)| port);
+        }
+        let i = rng.random_range(0..self.free.len());
+        self.free.swap_remove_back(i)
+    }
+
+    fn len(&self) -> usize {
+        self.free.len() + self.resting.len()
+    }
 }
 
 /// Shared pool of even ports.
@@ -118,7 +162,7 @@ pub struct RtpPorts {
 impl Drop for RtpPorts {
     fn drop(&mut self) {
         if let Ok(mut p) = self.pool.lock() {
-            p.free.push_back(self.local.port());
+            p.release(self.local.port(), Instant::now());
         }
     }
 }
@@ -129,13 +173,16 @@ impl PortPool {
         let start = first + (first % 2);
         let free = (start..last).step_by(2).collect();
         Self {
-            inner: Arc::new(Mutex::new(Pool { free })),
+            inner: Arc::new(Mutex::new(Pool {
+                free,
+                resting: VecDeque::new(),
+            })),
             ip,
         }
     }
 
     pub fn available(&self) -> usize {
-        self.inner.lock().map(|p| p.free.len()).unwrap_or(0)
+        self.inner.lock().map(|p| p.len()).unwrap_or(0)
     }
 
     /// Binds a free pair chosen at random. Ports some other process holds
@@ -151,11 +198,7 @@ impl PortPool {
                 let Ok(mut p) = self.inner.lock() else {
                     return Err(PortError::Exhausted);
                 };
-                if p.free.is_empty() {
-                    return Err(PortError::Exhausted);
-                }
-                let i = rng.random_range(0..p.free.len());
-                match p.free.swap_remove_back(i) {
+                match p.take(rng, Instant::now()) {
                     Some(port) => port,
                     None => return Err(PortError::Exhausted),
                 }
@@ -249,6 +292,41 @@ mod tests {
         drop(a);
         assert!(pool.allocate().is_ok());
         drop(b);
+    }
+
+    /// Issue 12: a port given back is not drawn again while it rests, unless
+    /// nothing else is left; then the one that rested longest goes first.
+    #[test]
+    fn a_released_port_rests_before_it_is_drawn_again() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let t0 = Instant::now();
+        let mut p = Pool {
+            free: (41000..41020).step_by(2).collect(),
+            resting: VecDeque::new(),
+        };
+        let first = p.take(&mut rng, t0).unwrap();
+        p.release(first, t0);
+        let second = p.take(&mut rng, t0).unwrap();
+        p.release(second, t0 + Duration::from_millis(1));
+        for _ in 0..200 {
+            let port = p.take(&mut rng, t0 + REST / 2).unwrap();
+            assert!(
+                port != first && port != second,
+                "{port} drawn while resting"
+            );
+            p.free.push_back(port);
+        }
+        assert_eq!(p.len(), 10);
+        // Every other port taken: the longest-rested one comes next.
+        let held: Vec<u16> = (0..8).map(|_| p.take(&mut rng, t0).unwrap()).collect();
+        assert!(!held.contains(&first) && !held.contains(&second));
+        assert_eq!(p.take(&mut rng, t0), Some(first));
+        assert_eq!(p.take(&mut rng, t0), Some(second));
+        assert_eq!(p.take(&mut rng, t0), None);
+        // Once rested, a port is back among the random draws.
+        p.release(first, t0);
+        assert_eq!(p.take(&mut rng, t0 + REST), Some(first));
     }
 
     /// Issue 9 ("blind log-in by a forged source"): lowest-first allocation

@@ -136,6 +136,10 @@ impl RecvTask {
             rtp = %shared.ports.announced,
             srtp = self.srtp.as_ref().map_or("off", |s| s.suite().name()),
             srtp_refused = self.srtp_refused,
+            // Where the stream latched and what other sources sent: a stray
+            // stream that took the latch shows here (issue 12, lost keys).
+            from = %self.latch.latched().map_or_else(|| "none".to_string(), |a| a.to_string()),
+            foreign = self.latch.dropped(),
             received = q.received,
             lost = q.lost,
             loss_pct = format_args!("{:.2}", q.loss_percent()),

@@ -374,6 +374,48 @@ async fn latch_drops_foreign_sources_and_follows_the_real_one() {
     assert!(recv(&real, Duration::from_secs(1)).await.is_some());
 }
 
+/// Issue 12: the soak's agent phones kept sending to a bridged leg's port
+/// after the leg ended; the next log-in given that port latched to the
+/// stray (same IP, another port) and dropped its caller's key. The stream
+/// from the announced address takes the latch back and its key is heard.
+#[tokio::test]
+async fn a_stray_stream_on_a_reused_port_does_not_keep_the_callers_key_out() {
+    let e = engine();
+    let phone = peer("127.0.0.1").await; // the SDP address, sending for real
+    let stray = peer("127.0.0.1").await; // the port's previous call, still talking
+    let n = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Direction::SendRecv,
+    );
+    let (s, mut ev) = e.open(pool().allocate().unwrap(), &n, opts(true)).unwrap();
+    let to = s.local_addr();
+    let mut old = RtpStream::with_initial(7, 1, 0, 160);
+    let mut b = Vec::new();
+    old.build_packet(0, &[0xFF; 160], 20, false, &mut b)
+        .unwrap();
+    for _ in 0..3 {
+        stray.send_to(&b, to).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut st = RtpStream::with_initial(0x1234, 100, 5000, 160);
+    for p in dtmf_packets(&mut st, 101, Digit::D1, 5000) {
+        phone.send_to(&p, to).await.unwrap();
+    }
+    let w = Duration::from_secs(1);
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitStarted('1'))
+    );
+    // The stray, now foreign, is dropped; our media goes to the phone.
+    stray.send_to(&b, to).await.unwrap();
+    drain(&phone);
+    assert!(recv(&phone, Duration::from_secs(1)).await.is_some());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(e.stats().snapshot().dropped_foreign >= 1);
+}
+
 #[tokio::test]
 async fn rtp_timeout_reported_once_and_suspended_on_hold() {
     let e = engine();
