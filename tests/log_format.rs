@@ -136,3 +136,21 @@ fn trace_numbers_trace_only_the_calls_that_name_them() {
         "the stranger's call was traced:\n{log}"
     );
 }
+
+/// The call span names the agent once. Identifying the caller and writing
+/// the window each recorded `agent`, and tracing's text format prints a
+/// field recorded twice twice: `call{... agent="jsmith" agent="jsmith"}` on
+/// every later line of the call (seen in the soak's log).
+#[test]
+fn the_call_span_names_the_agent_once() {
+    let mut sw = Switch::start(|t| t);
+    login(&sw, JSMITH, &[Wait(1000), Key('1')]);
+    sw.terminate();
+    let log = sw.log();
+    let quality = log
+        .lines()
+        .find(|l| l.contains("media quality"))
+        .unwrap_or_else(|| panic!("no media quality line\n{log}"));
+    let span = quality.split("}:").next().unwrap_or_default();
+    assert_eq!(span.matches("agent=").count(), 1, "{quality}");
+}

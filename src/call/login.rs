@@ -97,6 +97,14 @@ async fn drive(
         menu.handle(Event::Confirmed, Instant::now());
     }
     let far = Duration::from_secs(3600);
+    // The call span names the agent once: `record` on a field already
+    // recorded appends a second `agent=` to every later line.
+    let mut named = false;
+    let mut name_agent = |user_id: &str| {
+        if !std::mem::replace(&mut named, true) {
+            tracing::Span::current().record("agent", user_id);
+        }
+    };
     loop {
         while let Some(action) = menu.poll_action() {
             match action {
@@ -113,7 +121,7 @@ async fn drive(
                     let _ = session.stop_playback();
                 }
                 Action::LookUpStatus { user_id } => {
-                    tracing::Span::current().record("agent", user_id.as_str());
+                    name_agent(user_id.as_str());
                     let status = status_of(ctx, &user_id).await;
                     if let Some(s) = &status {
                         info!(agent = %user_id, minutes_left = s.left.as_secs() / 60, "already online: saying the status");
@@ -125,7 +133,7 @@ async fn drive(
                     menu.handle(Event::Extended(result), Instant::now());
                 }
                 Action::Identified { user_id } => {
-                    tracing::Span::current().record("agent", user_id.as_str());
+                    name_agent(user_id.as_str());
                     // Awaited before the menu's Play: cleared durably
                     // before the agent hears the menu. A store that fails
                     // leaves the mark; the menu still lets them go online.
@@ -152,14 +160,14 @@ async fn drive(
                     // prompt plays only after this returns Ok).
                     let result = match &change {
                         PresenceChange::Online { user_id, hours } => {
-                            tracing::Span::current().record("agent", user_id.as_str());
+                            name_agent(user_id.as_str());
                             ctx.presence
                                 .go_online(user_id, *hours, Some(&call.call_id))
                                 .await
                                 .map(|w| info!(agent = %user_id, hours, end = %w.end, "online"))
                         }
                         PresenceChange::Offline { user_id } => {
-                            tracing::Span::current().record("agent", user_id.as_str());
+                            name_agent(user_id.as_str());
                             ctx.presence
                                 .go_offline(user_id, Some(&call.call_id))
                                 .await
