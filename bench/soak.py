@@ -135,6 +135,23 @@ def metrics_active(sw):
     return ", ".join(lines) or "none"
 
 
+def heap_kib(sw):
+    """The switch's heap from /metrics: (in use, free) KiB, or (0, 0).
+    RSS that grows with `in_use` is data kept; with `free`, fragmentation."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://{sw.http}/metrics", timeout=30) as r:
+            text = r.read().decode()
+    except OSError:
+        return (0, 0)
+    got = {}
+    for line in text.splitlines():
+        if line.startswith("tpswitch_heap_bytes{"):
+            kind = line.split('kind="', 1)[1].split('"', 1)[0]
+            got[kind] = int(float(line.rsplit(" ", 1)[1])) // 1024
+    return (got.get("in_use", 0), got.get("free", 0))
+
+
 def main():
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 50000
     binary = os.environ.get("TPSWITCH_BIN", os.path.join(fl.REPO, "target/release/tpswitch"))
@@ -182,10 +199,11 @@ def main():
             # same, so samples from here on are not compared.
             break
         created = count(sa, "TotalCallCreated") + count(sb, "TotalCallCreated")
-        samples.append((created, fl.rss_kib(pid), fl.fd_count(pid)))
+        samples.append((created, fl.rss_kib(pid), fl.fd_count(pid)) + heap_kib(sw))
         if len(samples) % 12 == 0:
-            c, r, n = samples[-1]
-            print(f"  {c} calls placed, RSS {r} KiB, {n} fds ({time.monotonic() - start:.0f} s)", flush=True)
+            c, r, n, used, free = samples[-1]
+            print(f"  {c} calls placed, RSS {r} KiB (heap in use {used}, free {free}), {n} fds "
+                  f"({time.monotonic() - start:.0f} s)", flush=True)
     for p in (a, b):
         try:
             p.wait(limit)
@@ -214,6 +232,7 @@ def main():
     grow_rss = (last[1] - first[1]) / first[1] * 100
     grow_fd = (last[2] - first[2]) / first[2] * 100
     print(f"soak: last sample under full load at {last[0]} of {total} calls")
+    print(f"soak: heap in use {first[3]} -> {last[3]} KiB, free {first[4]} -> {last[4]} KiB", flush=True)
     print(f"soak: at {first[0]} calls RSS {first[1]} KiB, {first[2]} fds; at {last[0]} calls RSS {last[1]} KiB, "
           f"{last[2]} fds: RSS {grow_rss:+.1f} %, fds {grow_fd:+.1f} %; 5 s after the last call RSS {after[0]} KiB, "
           f"{after[1]} fds (at rest before: {rest[0]} KiB, {rest[1]} fds)", flush=True)

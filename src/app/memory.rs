@@ -34,7 +34,10 @@ pub async fn run(cancel: CancellationToken) {
 fn trim() {
     // SAFETY: both are plain glibc calls with no pointer arguments;
     // mallinfo2 only reads the allocator's counters under its own locks.
-    let free = unsafe { libc::mallinfo2() }.fordblks;
+    let info = unsafe { libc::mallinfo2() };
+    let free = info.fordblks;
+    // Live allocations: small blocks (`uordblks`) and mmapped ones (`hblkhd`).
+    crate::telemetry::heap(info.uordblks.saturating_add(info.hblkhd), free);
     if free > SLACK {
         // SAFETY: as above; 0 = keep no padding at the top of the heap.
         let released = unsafe { libc::malloc_trim(0) };

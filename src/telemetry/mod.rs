@@ -53,6 +53,10 @@ pub const ATTEMPTS: &str = "tpswitch_attempts_total";
 pub const CALLS: &str = "tpswitch_calls_total";
 /// Presence changes, by reason.
 pub const PRESENCE_CHANGES: &str = "tpswitch_presence_changes_total";
+/// The allocator's heap, by kind: `in_use` (live allocations) and `free`
+/// (held by the allocator, not yet given back). RSS that grows with `in_use`
+/// is data the switch keeps; with `free`, fragmentation (issue 12's soak).
+pub const HEAP: &str = "tpswitch_heap_bytes";
 
 /// Seconds. A customer waits from a moment to several minutes.
 const QUEUE_WAIT_BUCKETS: &[f64] = &[
@@ -113,6 +117,11 @@ fn describe() {
     describe_gauge!(AGENTS, "Agents by queue state");
     describe_gauge!(QUEUE_WAITING, "Customers waiting for an agent, by queue");
     describe_gauge!(TRUNK_UP, "1 when the trunk answers, 0 when it does not");
+    describe_gauge!(
+        HEAP,
+        metrics::Unit::Bytes,
+        "The allocator's heap: in_use (live allocations) and free (held, not given back)"
+    );
     describe_gauge!(
         TRUNK_REGISTRATION,
         "Registration state by trunk (the current state is 1)"
@@ -230,6 +239,12 @@ pub fn claim(result: &'static str) {
 /// A heartbeat of this node in the shared store, by result.
 pub fn heartbeat(result: &'static str) {
     counter!(HEARTBEATS, "result" => result).increment(1);
+}
+
+/// The allocator's heap figures (see [`HEAP`]).
+pub fn heap(in_use: usize, free: usize) {
+    gauge!(HEAP, "kind" => "in_use").set(in_use as f64);
+    gauge!(HEAP, "kind" => "free").set(free as f64);
 }
 
 /// One store write (`op` names it: `insert_call`, `finish_attempt`, ...).
