@@ -276,6 +276,10 @@ impl PresenceStore for Store {
         each!(self, s => s.insert_login_call(call).await)
     }
 
+    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
+        each!(self, s => s.insert_login_calls(calls).await)
+    }
+
     async fn login_calls_since(
         &self,
         since: DateTime<Utc>,

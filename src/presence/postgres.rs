@@ -922,6 +922,10 @@ impl PresenceStore for PgStore {
         postgres_logins::insert_login_call(self, call).await
     }
 
+    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
+        postgres_logins::insert_login_calls(self, calls).await
+    }
+
     async fn login_calls_since(
         &self,
         since: DateTime<Utc>,

@@ -3,14 +3,16 @@
 //! numbered parameters. Called from the `PresenceStore` impl of [`PgStore`].
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
 use sqlx::Row;
 
 use super::logins::{CallerIdCheck, CallerIdRecord, LoginCallRecord, LoginOutcome, NewLoginCall};
 use super::postgres::PgStore;
 use super::{to_ms, Result};
 
-pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> Result<i64> {
-    let done = sqlx::query(
+/// The INSERT of one record, bound (shared by the single and the batch write).
+fn insert(call: &NewLoginCall) -> sqlx::query::Query<'_, sqlx::Postgres, PgArguments> {
+    sqlx::query(
         "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
          started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -25,11 +27,33 @@ pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> R
     .bind(call.trust.caller_id_trust.as_str())
     .bind(call.trust.attested)
     .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
-    .fetch_one(store.pool())
-    .await
-    .map_err(store.err("recording a log-in call"))?;
+}
+
+pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> Result<i64> {
+    let done = insert(call)
+        .fetch_one(store.pool())
+        .await
+        .map_err(store.err("recording a log-in call"))?;
     done.try_get("id")
         .map_err(store.err("recording a log-in call"))
+}
+
+/// Every record in one transaction: one commit (one WAL flush) for all.
+pub(super) async fn insert_login_calls(store: &PgStore, calls: &[NewLoginCall]) -> Result<()> {
+    let mut tx = store
+        .pool()
+        .begin()
+        .await
+        .map_err(store.err("starting a write transaction"))?;
+    for call in calls {
+        insert(call)
+            .execute(&mut *tx)
+            .await
+            .map_err(store.err("recording log-in calls"))?;
+    }
+    tx.commit()
+        .await
+        .map_err(store.err("recording log-in calls"))
 }
 
 pub(super) async fn login_calls_since(

@@ -40,6 +40,8 @@ const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
 const COMMAND_QUEUE: usize = 1024;
 /// Events kept for a slow subscriber before it starts missing some.
 const EVENT_QUEUE: usize = 1024;
+/// Most log-in records written in one transaction (group commit).
+const MAX_GROUP: usize = 256;
 
 /// History reasons written by the service.
 const REASON_MENU: &str = "log-in menu";
@@ -464,6 +466,10 @@ pub struct PresenceService {
     /// Expiries the store refused, retried at `retry_at`.
     failed: Vec<Expiry>,
     retry_at: Option<DateTime<Utc>>,
+    /// Log-in records taken but not yet written: written together, in one
+    /// transaction, once no command is waiting (group commit). Each caller
+    /// hears back only after that commit.
+    logins: Vec<(NewLoginCall, Reply<()>)>,
 }
 
 impl PresenceService {
@@ -488,6 +494,7 @@ impl PresenceService {
             events,
             failed: Vec::new(),
             retry_at: None,
+            logins: Vec::new(),
         };
         (service, handle)
     }
@@ -564,7 +571,15 @@ impl PresenceService {
                     break;
                 }
             }
+            // Group commit: records gather while commands keep coming (each
+            // write's fsync is the time others queue in) and go in one
+            // transaction as soon as none is waiting, so a quiet switch
+            // writes each at once and a busy one shares the fsync.
+            if !self.logins.is_empty() && (self.rx.is_empty() || self.logins.len() >= MAX_GROUP) {
+                self.write_logins().await;
+            }
         }
+        self.write_logins().await;
         tracing::info!("presence service stopped");
     }
 
@@ -817,21 +832,38 @@ impl PresenceService {
                 let result = self.store.current(&user).await.map_err(ServiceError::from);
                 let _ = reply.send(result);
             }
-            Command::RecordLogin { call, reply } => {
-                let started = std::time::Instant::now();
-                let result = self
-                    .store
-                    .insert_login_call(&call)
-                    .await
-                    .map(|_| ())
-                    .map_err(ServiceError::from);
-                crate::telemetry::store_write("insert_login_call", started.elapsed());
-                let _ = reply.send(result);
-            }
+            Command::RecordLogin { call, reply } => self.logins.push((call, reply)),
             Command::Resync { user } => self.resync(user).await,
             Command::Shutdown => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
+    }
+
+    /// Writes the gathered log-in records in one transaction, then answers
+    /// their callers. If the store refuses the batch, each is tried alone,
+    /// so one record it refuses cannot take the others with it and each
+    /// caller hears its own record's fate.
+    async fn write_logins(&mut self) {
+        if self.logins.is_empty() {
+            return;
+        }
+        let (calls, replies): (Vec<NewLoginCall>, Vec<Reply<()>>) =
+            std::mem::take(&mut self.logins).into_iter().unzip();
+        let started = std::time::Instant::now();
+        let result = self.store.insert_login_calls(&calls).await;
+        crate::telemetry::store_write("insert_login_calls", started.elapsed());
+        if result.is_ok() {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        for (call, reply) in calls.iter().zip(replies) {
+            let started = std::time::Instant::now();
+            let result = self.store.insert_login_call(call).await;
+            crate::telemetry::store_write("insert_login_call", started.elapsed());
+            let _ = reply.send(result.map(|_| ()).map_err(ServiceError::from));
+        }
     }
 
     /// Windows as the shared store has them: arm what another node opened

@@ -558,3 +558,113 @@ async fn a_reminder_comes_before_the_end_and_waits_for_a_call_to_end() {
         }
     );
 }
+
+fn login_record(call_id: &str) -> NewLoginCall {
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdRecord, LoginOutcome};
+    NewLoginCall {
+        call_id: call_id.into(),
+        caller: "+12345678910".into(),
+        agent_user_id: Some("jsmith".into()),
+        outcome: LoginOutcome::Online,
+        hours: Some(8),
+        started_at: t(0),
+        ended_at: t(20),
+        trust: CallerIdRecord {
+            caller_id_trust: CallerIdTrust::Attested,
+            attested: false,
+            caller_id: None,
+        },
+    }
+}
+
+/// Frames in the WAL since the last truncation: each commit appends the
+/// pages it changed, so a count well under one per record means the
+/// records shared commits.
+async fn wal_frames(path: &Path) -> i64 {
+    let mut c = sqlite_conn(path).await;
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    sqlx::Row::get(&row, 1)
+}
+
+async fn sqlite_conn(path: &Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(StdDuration::from_secs(10))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Group commit (issue 15): log-in records that queue while a write is in
+/// progress go to the store in one transaction, and no caller hears back
+/// before it commits; a record the store refuses fails alone.
+#[tokio::test]
+async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let (store, handle, _events, _task) = setup(&path, &clock).await;
+    let mut other = sqlite_conn(&path).await;
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse BEFORE INSERT ON login_calls WHEN NEW.call_id = 'bad@x' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END; PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+
+    let send = |ids: Vec<String>| {
+        ids.into_iter()
+            .map(|id| {
+                let h = handle.clone();
+                tokio::spawn(async move { h.record_login(login_record(&id)).await })
+            })
+            .collect::<Vec<_>>()
+    };
+    // Another writer holds the write lock: the records queue behind it.
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let waiting = send((0..20).map(|i| format!("l{i}@x")).collect());
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a caller heard back before its record was written"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    let frames = wal_frames(&path).await;
+    // One commit per record would append at least 20 frames (the table's
+    // page, and its index's); the first alone, then the other 19 together,
+    // a handful.
+    assert!(frames < 12, "{frames} WAL frames for 20 records");
+
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let waiting = send(vec![
+        "a@x".into(),
+        "bad@x".into(),
+        "b@x".into(),
+        "c@x".into(),
+    ]);
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    let mut results = Vec::new();
+    for w in waiting {
+        results.push(w.await.unwrap().is_ok());
+    }
+    assert_eq!(results, [true, false, true, true]);
+    let stored = store.login_calls_since(t(-10), 100).await.unwrap();
+    assert_eq!(stored.len(), 23);
+    assert!(stored.iter().all(|c| c.call_id != "bad@x"));
+}

@@ -949,6 +949,10 @@ impl PresenceStore for SqliteStore {
         sqlite_logins::insert_login_call(self, call).await
     }
 
+    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
+        sqlite_logins::insert_login_calls(self, calls).await
+    }
+
     async fn login_calls_since(
         &self,
         since: DateTime<Utc>,

@@ -3,14 +3,17 @@
 //! of [`SqliteStore`].
 
 use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::Row;
 
 use super::logins::{CallerIdCheck, CallerIdRecord, LoginCallRecord, LoginOutcome, NewLoginCall};
 use super::sqlite::SqliteStore;
+use super::sqlite_write::WriteTx;
 use super::{to_ms, Result};
 
-pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
-    let done = sqlx::query(
+/// The INSERT of one record, bound (shared by the single and the batch write).
+fn insert(call: &NewLoginCall) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArguments> {
+    sqlx::query(
         "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
          started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -25,11 +28,27 @@ pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) 
     .bind(call.trust.caller_id_trust.as_str())
     .bind(i64::from(call.trust.attested))
     .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
-    .execute(store.pool())
-    .await
-    .map_err(store.err("recording a log-in call"))?;
+}
+
+pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
+    let done = insert(call)
+        .execute(store.pool())
+        .await
+        .map_err(store.err("recording a log-in call"))?;
     store.write_succeeded();
     Ok(done.last_insert_rowid())
+}
+
+/// Every record in one transaction: one `fsync` for all (group commit).
+pub(super) async fn insert_login_calls(store: &SqliteStore, calls: &[NewLoginCall]) -> Result<()> {
+    let mut tx = WriteTx::begin(store).await?;
+    for call in calls {
+        insert(call)
+            .execute(&mut *tx)
+            .await
+            .map_err(store.err("recording log-in calls"))?;
+    }
+    tx.commit(store, "recording log-in calls").await
 }
 
 pub(super) async fn login_calls_since(

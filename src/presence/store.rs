@@ -263,6 +263,11 @@ pub trait PresenceStore: Send + Sync {
     /// Record a finished log-in call; returns its row id.
     fn insert_login_call(&self, call: &NewLoginCall) -> impl Future<Output = Result<i64>> + Send;
 
+    /// Record finished log-in calls, all or none, in one transaction: one
+    /// durable write for many (the presence service's group commit).
+    fn insert_login_calls(&self, calls: &[NewLoginCall])
+        -> impl Future<Output = Result<()>> + Send;
+
     /// Log-in calls started at or after `since`, oldest first, at most `limit`.
     fn login_calls_since(
         &self,
