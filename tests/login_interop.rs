@@ -406,6 +406,7 @@ fn an_online_agent_hears_the_status_in_their_zone_and_adds_24_hours() {
     };
     let end1 = end(&first);
 
+    let called = chrono::Utc::now();
     login(&sw, JSMITH, &[Wait(1000), Key('2')], true);
     let second = agent(&sw, "jsmith");
     assert_eq!(second["state"], "online");
@@ -432,6 +433,14 @@ fn an_online_agent_hears_the_status_in_their_zone_and_adds_24_hours() {
         h => h,
     };
     let meridiem = if local.hour() < 12 { "am" } else { "pm" };
+    // After 10:30 UTC the 8-hour window ends past midnight in Kolkata: the
+    // switch says "tomorrow" (the test failed every afternoon before).
+    let called_local = called.with_timezone(&chrono_tz::Asia::Kolkata);
+    let day = if local.date_naive() > called_local.date_naive() {
+        " tomorrow"
+    } else {
+        ""
+    };
     let want_start = format!("welcome online_until num_{h12} ");
     assert!(
         heard.contains(&want_start),
@@ -439,7 +448,7 @@ fn an_online_agent_hears_the_status_in_their_zone_and_adds_24_hours() {
     );
     let rest = &heard[heard.find(&want_start).unwrap()..];
     assert!(
-        rest.contains(&format!(" {meridiem} for num_8 more_hours press num_1 to_add num_8 hours press num_2 to_add num_20 num_4 hours")),
+        rest.contains(&format!(" {meridiem}{day} for num_8 more_hours press num_1 to_add num_8 hours press num_2 to_add num_20 num_4 hours")),
         "{heard}"
     );
     assert!(rest.contains("new_hours_option offline_option"), "{heard}");
