@@ -123,12 +123,17 @@ def count(stats, name):
         return 0
 
 
+def metrics(sw):
+    """The switch's /metrics text; raises OSError when it cannot be read."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{sw.http}/metrics", timeout=30) as r:
+        return r.read().decode()
+
+
 def metrics_active(sw):
     """`tpswitch_calls_active` and `tpswitch_legs_active` from /metrics."""
-    import urllib.request
     try:
-        with urllib.request.urlopen(f"http://{sw.http}/metrics", timeout=30) as r:
-            text = r.read().decode()
+        text = metrics(sw)
     except OSError as e:
         return f"/metrics: {e}"
     lines = [l for l in text.splitlines() if l.startswith(("tpswitch_calls_active", "tpswitch_legs_active"))]
@@ -138,10 +143,8 @@ def metrics_active(sw):
 def heap_kib(sw):
     """The switch's heap from /metrics: (in use, free) KiB, or (0, 0).
     RSS that grows with `in_use` is data kept; with `free`, fragmentation."""
-    import urllib.request
     try:
-        with urllib.request.urlopen(f"http://{sw.http}/metrics", timeout=30) as r:
-            text = r.read().decode()
+        text = metrics(sw)
     except OSError:
         return (0, 0)
     got = {}
