@@ -11,7 +11,7 @@ use super::shared::Shared;
 use super::{DtmfFailure, EngineConfig, MediaEvent, MediaStats};
 use crate::media::codec::Codec;
 use crate::media::dtmf::{Digit, DtmfToneSpec, Rfc4733Encoder};
-use crate::media::pacer::{Due, Pacer, StreamId};
+use crate::media::pacer::{Due, Pacer, StreamKey};
 use crate::media::prompt::{Prompt, FRAME_DURATION};
 use crate::media::reception::ReportBlock;
 use crate::media::rtcp::{self, NtpTime};
@@ -101,10 +101,15 @@ struct DtmfJob {
 
 struct Stream {
     shared: Arc<Shared>,
+    voice: Voice,
+    next_rtcp: Instant,
+}
+
+/// What a stream says: the prompt playing, the digits being sent, or silence.
+struct Voice {
     silence: bool,
     play: Option<Playback>,
     dtmf: Option<DtmfJob>,
-    next_rtcp: Instant,
 }
 
 /// What one tick sends.
@@ -117,8 +122,10 @@ enum Payload {
 
 pub(crate) struct PacingThread {
     rx: Receiver<Cmd>,
-    pacer: Pacer,
-    streams: HashMap<u64, Stream>,
+    /// The schedule, holding each stream's state in its slot.
+    pacer: Pacer<Stream>,
+    /// Commands name a session; ticks name a slot. Only commands look a session up.
+    keys: HashMap<u64, StreamKey>,
     stats: Arc<MediaStats>,
     spin: Duration,
     late: Duration,
@@ -138,7 +145,7 @@ impl PacingThread {
         PacingThread {
             rx,
             pacer: Pacer::new(FRAME_DURATION),
-            streams: HashMap::new(),
+            keys: HashMap::new(),
             stats,
             // Bounded so a bad configuration cannot turn the thread into a busy loop.
             spin: cfg.spin.min(Duration::from_millis(1)),
@@ -210,21 +217,27 @@ impl PacingThread {
         match cmd {
             Cmd::Add { shared, silence } => {
                 let id = shared.id;
-                self.pacer.add(StreamId(id), shared.start);
-                let next_rtcp = shared.start + self.rtcp_interval;
-                self.streams.insert(
-                    id,
+                let start = shared.start;
+                let next_rtcp = start + self.rtcp_interval;
+                let key = self.pacer.add(
+                    start,
                     Stream {
                         shared,
-                        silence,
-                        play: None,
-                        dtmf: None,
+                        voice: Voice {
+                            silence,
+                            play: None,
+                            dtmf: None,
+                        },
                         next_rtcp,
                     },
                 );
+                // A session is added once; were it added again, the old schedule must go.
+                if let Some(old) = self.keys.insert(id, key) {
+                    self.pacer.remove(old);
+                }
             }
             Cmd::Play { sid, id, clips } => {
-                let Some(s) = self.streams.get_mut(&sid) else {
+                let Some(s) = self.stream(sid) else {
                     return;
                 };
                 let mut p = Playback {
@@ -236,14 +249,14 @@ impl PacingThread {
                 };
                 if p.settle() {
                     s.shared.emit(MediaEvent::PlaybackFinished(id));
-                    s.play = None;
+                    s.voice.play = None;
                 } else {
-                    s.play = Some(p);
+                    s.voice.play = Some(p);
                 }
             }
             Cmd::Stop { sid } => {
-                if let Some(s) = self.streams.get_mut(&sid) {
-                    s.play = None;
+                if let Some(s) = self.stream(sid) {
+                    s.voice.play = None;
                 }
             }
             Cmd::SendDtmf {
@@ -251,7 +264,7 @@ impl PacingThread {
                 digits,
                 pause_before,
             } => {
-                let Some(s) = self.streams.get_mut(&sid) else {
+                let Some(s) = self.stream(sid) else {
                     return;
                 };
                 if s.shared.tx().te_pt.is_none() {
@@ -259,7 +272,7 @@ impl PacingThread {
                         .emit(MediaEvent::DtmfFailed(DtmfFailure::NoTelephoneEvent));
                     return;
                 }
-                s.dtmf = Some(DtmfJob {
+                s.voice.dtmf = Some(DtmfJob {
                     digits: digits.into(),
                     wait: ticks(pause_before),
                     tone: None,
@@ -268,39 +281,52 @@ impl PacingThread {
         }
     }
 
+    fn stream(&mut self, sid: u64) -> Option<&mut Stream> {
+        let key = *self.keys.get(&sid)?;
+        self.pacer.get_mut(key)
+    }
+
     fn serve(&mut self, due: Due) {
-        let sid = due.stream.0;
-        let Some(s) = self.streams.get_mut(&sid) else {
-            self.pacer.remove(due.stream);
+        let Some(s) = self.pacer.get_mut(due.stream) else {
             return;
         };
         if s.shared.is_closed() {
+            let sid = s.shared.id;
             self.pacer.remove(due.stream);
-            self.streams.remove(&sid);
+            if self.keys.get(&sid) == Some(&due.stream) {
+                self.keys.remove(&sid);
+            }
             return;
         }
+        // Borrowed in place, not cloned: an `Arc` clone per packet is an atomic add on a
+        // line another core (the session's task) also writes.
+        let Stream {
+            shared,
+            voice,
+            next_rtcp,
+        } = s;
         if due.skipped > 0 {
             self.stats
                 .ticks_skipped
                 .fetch_add(due.skipped, std::sync::atomic::Ordering::Relaxed);
-            if let Some(p) = s.play.as_mut() {
+            if let Some(p) = voice.play.as_mut() {
                 p.skip(due.skipped);
             }
         }
-        let shared = s.shared.clone();
         let mut tx = shared.tx();
         let mut send_to = None;
         if tx.relay.is_some() {
             // Bridged: the relay sends; prompts stop, digits cannot interleave with relayed
             // packets' sequence numbers.
-            s.play = None;
-            if s.dtmf.take().is_some() {
+            voice.play = None;
+            if voice.dtmf.take().is_some() {
                 self.events
                     .push((shared.clone(), MediaEvent::DtmfFailed(DtmfFailure::Bridged)));
             }
         } else {
             let payload = next_payload(
-                s,
+                voice,
+                shared,
                 &mut tx,
                 due.tick,
                 self.tone,
@@ -356,8 +382,8 @@ impl PacingThread {
             }
         }
         let mut rtcp_to = None;
-        if due.ideal >= s.next_rtcp {
-            s.next_rtcp += self.rtcp_interval;
+        if due.ideal >= *next_rtcp {
+            *next_rtcp += self.rtcp_interval;
             if !tx.rtcp_dest.ip().is_unspecified() && tx.rtcp_dest.port() != 0 {
                 self.rtcp_buf.clear();
                 let block = shared.rx().report_block(Instant::now());
@@ -398,7 +424,8 @@ impl PacingThread {
 /// Decide what this tick carries and advance the playback/DTMF state. Held sessions advance
 /// too (a prompt keeps time and finishes), they just do not send.
 fn next_payload(
-    s: &mut Stream,
+    s: &mut Voice,
+    shared: &Arc<Shared>,
     tx: &mut super::shared::Tx,
     tick: u64,
     tone: Duration,
@@ -421,8 +448,8 @@ fn next_payload(
                     }
                     None => {
                         s.dtmf = None;
-                        events.push((s.shared.clone(), MediaEvent::DtmfSent));
-                        return audio_payload(s, tx, events);
+                        events.push((shared.clone(), MediaEvent::DtmfSent));
+                        return audio_payload(s, shared, tx, events);
                     }
                 }
             }
@@ -434,7 +461,7 @@ fn next_payload(
                     job.wait = gap_ticks;
                     if job.digits.is_empty() {
                         s.dtmf = None;
-                        events.push((s.shared.clone(), MediaEvent::DtmfSent));
+                        events.push((shared.clone(), MediaEvent::DtmfSent));
                     }
                 }
                 return Payload::Event(ev);
@@ -442,11 +469,12 @@ fn next_payload(
             job.tone = None;
         }
     }
-    audio_payload(s, tx, events)
+    audio_payload(s, shared, tx, events)
 }
 
 fn audio_payload(
-    s: &mut Stream,
+    s: &mut Voice,
+    shared: &Arc<Shared>,
     tx: &super::shared::Tx,
     events: &mut Vec<(Arc<Shared>, MediaEvent)>,
 ) -> Payload {
@@ -455,7 +483,7 @@ fn audio_payload(
         if finished {
             let id = p.id;
             s.play = None;
-            events.push((s.shared.clone(), MediaEvent::PlaybackFinished(id)));
+            events.push((shared.clone(), MediaEvent::PlaybackFinished(id)));
         }
         if let Some((frame, marker)) = frame {
             return Payload::Audio { frame, marker };
