@@ -63,7 +63,7 @@ for line in text.splitlines():
     if line.startswith("tpswitch_store_write_seconds_count{"):
         op = line.split('op="', 1)[1].split('"', 1)[0]
         tx[op] = int(float(line.rsplit(" ", 1)[1]))
-groups = tx.get("insert_login_calls", 0)
+groups = tx.get("write_group", 0)
 singles = tx.get("insert_login_call", 0)
 print(f"{calls} calls; {rows} log-in records in the store "
       f"{caught_up:.1f} s after SIPp's last call")

@@ -18,7 +18,7 @@ use super::logins::{LoginCallRecord, NewLoginCall};
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::sqlite_directory::DirectoryWrite;
-use super::store::PresenceStore;
+use super::store::{OnlineRequest, PresenceStore};
 use super::{HistoryEntry, HistoryQuery, NotResponding, Result, Window, WindowChange};
 use crate::config::directory::Declared;
 use crate::config::model::StoreConfig;
@@ -276,8 +276,12 @@ impl PresenceStore for Store {
         each!(self, s => s.insert_login_call(call).await)
     }
 
-    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
-        each!(self, s => s.insert_login_calls(calls).await)
+    async fn write_group(
+        &self,
+        onlines: &[OnlineRequest<'_>],
+        logins: &[NewLoginCall],
+    ) -> Result<Vec<Window>> {
+        each!(self, s => s.write_group(onlines, logins).await)
     }
 
     async fn login_calls_since(

@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
-use super::store::{PresenceStore, StoreError};
+use super::store::{OnlineRequest, PresenceStore, StoreError};
 use super::{
     from_ms, postgres_calls, postgres_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery,
     NotResponding, Result, Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
@@ -251,6 +251,13 @@ impl PgStore {
             .begin()
             .await
             .map_err(self.err("starting a write transaction"))?;
+        self.lock_agent(&mut tx, user).await?;
+        Ok(tx)
+    }
+
+    /// Takes `user`'s advisory lock for the rest of the transaction, and
+    /// tells the other nodes to re-read the agent once it commits.
+    async fn lock_agent(&self, tx: &mut PgConnection, user: &str) -> Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
             .bind(LOCK_SPACE_AGENT)
             .bind(user)
@@ -265,11 +272,80 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(self.err("announcing a presence change"))?;
-        Ok(tx)
+        Ok(())
     }
 
     async fn commit(&self, tx: Transaction<'static, Postgres>, op: &'static str) -> Result<()> {
         tx.commit().await.map_err(self.err(op))
+    }
+
+    /// One agent comes online inside `tx`, which holds the agent's lock
+    /// (see `PresenceStore::set_online`).
+    async fn online_in(&self, tx: &mut PgConnection, r: &OnlineRequest<'_>) -> Result<Window> {
+        let OnlineRequest {
+            user,
+            start,
+            end,
+            call_id,
+            reason,
+        } = *r;
+        require_user(user)?;
+        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
+        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
+            user: user.to_owned(),
+            start,
+            end,
+        })?;
+        let was_online = self.current_in(tx, user).await?;
+        if was_online.is_none() {
+            // Coming online starts a fresh count of consecutive misses, on
+            // every node (as `AgentBoard::set_online` does on one).
+            sqlx::query("UPDATE agent_claims SET misses = 0 WHERE user_id = $1")
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("resetting the agent's missed offers"))?;
+        }
+        if let Some(old) = was_online {
+            self.append_history(
+                tx,
+                user,
+                HistoryKind::Replaced,
+                start,
+                Some(old),
+                call_id,
+                reason,
+                ACTOR_AGENT,
+            )
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO presence_current (user_id, window_start_ms, window_end_ms, call_id, reason) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, \
+             window_end_ms = excluded.window_end_ms, call_id = excluded.call_id, \
+             reason = excluded.reason",
+        )
+        .bind(user)
+        .bind(to_ms(start))
+        .bind(to_ms(end))
+        .bind(call_id)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("writing the current window"))?;
+        self.append_history(
+            tx,
+            user,
+            HistoryKind::Online,
+            start,
+            Some(window),
+            call_id,
+            reason,
+            ACTOR_AGENT,
+        )
+        .await?;
+        Ok(window)
     }
 
     async fn current_in(&self, conn: &mut PgConnection, user: &str) -> Result<Option<Window>> {
@@ -438,63 +514,15 @@ impl PresenceStore for PgStore {
         call_id: Option<&str>,
         reason: &str,
     ) -> Result<Window> {
-        require_user(user)?;
-        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
-        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
-            user: user.to_owned(),
+        let request = OnlineRequest {
+            user,
             start,
             end,
-        })?;
-        let mut tx = self.begin_for(user).await?;
-        let was_online = self.current_in(&mut tx, user).await?;
-        if was_online.is_none() {
-            // Coming online starts a fresh count of consecutive misses, on
-            // every node (as `AgentBoard::set_online` does on one).
-            sqlx::query("UPDATE agent_claims SET misses = 0 WHERE user_id = $1")
-                .bind(user)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err("resetting the agent's missed offers"))?;
-        }
-        if let Some(old) = was_online {
-            self.append_history(
-                &mut tx,
-                user,
-                HistoryKind::Replaced,
-                start,
-                Some(old),
-                call_id,
-                reason,
-                ACTOR_AGENT,
-            )
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO presence_current (user_id, window_start_ms, window_end_ms, call_id, reason) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (user_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, \
-             window_end_ms = excluded.window_end_ms, call_id = excluded.call_id, \
-             reason = excluded.reason",
-        )
-        .bind(user)
-        .bind(to_ms(start))
-        .bind(to_ms(end))
-        .bind(call_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.err("writing the current window"))?;
-        self.append_history(
-            &mut tx,
-            user,
-            HistoryKind::Online,
-            start,
-            Some(window),
             call_id,
             reason,
-            ACTOR_AGENT,
-        )
-        .await?;
+        };
+        let mut tx = self.begin_for(user).await?;
+        let window = self.online_in(&mut tx, &request).await?;
         self.commit(tx, "committing an online change").await?;
         Ok(window)
     }
@@ -922,8 +950,33 @@ impl PresenceStore for PgStore {
         postgres_logins::insert_login_call(self, call).await
     }
 
-    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
-        postgres_logins::insert_login_calls(self, calls).await
+    async fn write_group(
+        &self,
+        onlines: &[OnlineRequest<'_>],
+        logins: &[NewLoginCall],
+    ) -> Result<Vec<Window>> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.err("starting a write transaction"))?;
+        // Every agent's lock first, in one order on every node: two groups
+        // (or a group and a single write, which takes one lock) then never
+        // wait on each other in a cycle.
+        let mut users: Vec<&str> = onlines.iter().map(|r| r.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            self.lock_agent(&mut tx, user).await?;
+        }
+        let mut windows = Vec::with_capacity(onlines.len());
+        for r in onlines {
+            windows.push(self.online_in(&mut tx, r).await?);
+        }
+        postgres_logins::insert_in(self, &mut tx, logins).await?;
+        self.commit(tx, "committing a group of presence writes")
+            .await?;
+        Ok(windows)
     }
 
     async fn login_calls_since(

@@ -38,22 +38,20 @@ pub(super) async fn insert_login_call(store: &PgStore, call: &NewLoginCall) -> R
         .map_err(store.err("recording a log-in call"))
 }
 
-/// Every record in one transaction: one commit (one WAL flush) for all.
-pub(super) async fn insert_login_calls(store: &PgStore, calls: &[NewLoginCall]) -> Result<()> {
-    let mut tx = store
-        .pool()
-        .begin()
-        .await
-        .map_err(store.err("starting a write transaction"))?;
+/// Records every call inside `tx`: with the group's windows, one commit
+/// (one WAL flush) for all (the presence service's group commit).
+pub(super) async fn insert_in(
+    store: &PgStore,
+    tx: &mut sqlx::PgConnection,
+    calls: &[NewLoginCall],
+) -> Result<()> {
     for call in calls {
         insert(call)
             .execute(&mut *tx)
             .await
             .map_err(store.err("recording log-in calls"))?;
     }
-    tx.commit()
-        .await
-        .map_err(store.err("recording log-in calls"))
+    Ok(())
 }
 
 pub(super) async fn login_calls_since(

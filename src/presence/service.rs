@@ -25,9 +25,11 @@ use tokio::task::JoinHandle;
 use super::agent_state::{self, Activity};
 use super::backend::Store;
 use super::clock::Clock;
+use super::group::{Group, PendingOnline, Reply, REASON_MENU};
 use super::logins::NewLoginCall;
 use super::reminders::ReminderScheduler;
 use super::scheduler::{Expiry, ExpiryScheduler};
+pub use super::service_error::{Result, ServiceError};
 use super::store::{PresenceStore, StoreError};
 use super::{Window, WindowChange};
 
@@ -40,11 +42,7 @@ const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
 const COMMAND_QUEUE: usize = 1024;
 /// Events kept for a slow subscriber before it starts missing some.
 const EVENT_QUEUE: usize = 1024;
-/// Most log-in records written in one transaction (group commit).
-const MAX_GROUP: usize = 256;
-
-/// History reasons written by the service.
-const REASON_MENU: &str = "log-in menu";
+/// History reasons written by the service (the log-in menu's is in `group`).
 /// The history's reason when a nailed-up agent hangs up their line.
 const REASON_LINE_HUNG_UP: &str = "hung up the nailed-up line";
 const REASON_ENDED: &str = "window ended";
@@ -111,40 +109,6 @@ pub enum PresenceEvent {
         deferred: bool,
     },
 }
-
-/// Why a presence request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{hours} hours from {start} is beyond the calendar; choose fewer hours")]
-    OutOfRange { hours: u32, start: DateTime<Utc> },
-    #[error("the window end {} is not after now ({}); choose a later end", super::fmt_secs(*end), super::fmt_secs(*now))]
-    EndNotAfterNow {
-        end: DateTime<Utc>,
-        now: DateTime<Utc>,
-    },
-    #[error("the window end {} is more than {} hours from now; choose an earlier end", super::fmt_secs(*end), longest.num_hours())]
-    TooLong {
-        end: DateTime<Utc>,
-        longest: chrono::Duration,
-    },
-    #[error(
-        "the presence service has stopped (the switch is shutting down, or it failed: see the log)"
-    )]
-    Stopped,
-}
-
-impl ServiceError {
-    /// See [`StoreError::cannot_write`].
-    pub fn cannot_write(&self) -> bool {
-        matches!(self, ServiceError::Store(e) if e.cannot_write())
-    }
-}
-
-pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
-
-type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Command {
     Online {
@@ -215,6 +179,13 @@ enum Command {
         user: Option<String>,
     },
     Shutdown,
+}
+
+impl Command {
+    /// Requests the group commit gathers (see `group`).
+    fn joins_group(&self) -> bool {
+        matches!(self, Command::Online { .. } | Command::RecordLogin { .. })
+    }
 }
 
 /// Where a window set on an agent's behalf ends.
@@ -466,10 +437,10 @@ pub struct PresenceService {
     /// Expiries the store refused, retried at `retry_at`.
     failed: Vec<Expiry>,
     retry_at: Option<DateTime<Utc>>,
-    /// Log-in records taken but not yet written: written together, in one
-    /// transaction, once no command is waiting (group commit). Each caller
-    /// hears back only after that commit.
-    logins: Vec<(NewLoginCall, Reply<()>)>,
+    /// Windows and log-in records taken but not yet written: written
+    /// together, in one transaction, once no command is waiting (group
+    /// commit, see `group`). Each caller hears back only after that commit.
+    group: Group,
 }
 
 impl PresenceService {
@@ -494,7 +465,7 @@ impl PresenceService {
             events,
             failed: Vec::new(),
             retry_at: None,
-            logins: Vec::new(),
+            group: Group::default(),
         };
         (service, handle)
     }
@@ -564,6 +535,14 @@ impl PresenceService {
                 _ = clock_changed(changes.as_deref()) => None,
                 _ = tokio::time::sleep(wait) => None,
             };
+            // What is gathered is written before anything else reads or
+            // changes presence (a command of another kind, an expiry or a
+            // reminder due), so every other step sees it as if written at
+            // once.
+            let joins_group = command.as_ref().is_some_and(Command::joins_group);
+            if !joins_group || self.wait().is_zero() {
+                self.write_group().await;
+            }
             self.expire_due().await;
             self.remind_due().await;
             if let Some(c) = command {
@@ -571,15 +550,15 @@ impl PresenceService {
                     break;
                 }
             }
-            // Group commit: records gather while commands keep coming (each
+            // Group commit: requests gather while commands keep coming (each
             // write's fsync is the time others queue in) and go in one
             // transaction as soon as none is waiting, so a quiet switch
             // writes each at once and a busy one shares the fsync.
-            if !self.logins.is_empty() && (self.rx.is_empty() || self.logins.len() >= MAX_GROUP) {
-                self.write_logins().await;
+            if self.group.is_full() || (!self.group.is_empty() && self.rx.is_empty()) {
+                self.write_group().await;
             }
         }
-        self.write_logins().await;
+        self.write_group().await;
         tracing::info!("presence service stopped");
     }
 
@@ -678,8 +657,19 @@ impl PresenceService {
                 call_id,
                 reply,
             } => {
-                let result = self.online(&user, hours, call_id.as_deref()).await;
-                let _ = reply.send(result);
+                let start = self.clock.now();
+                match start.checked_add_signed(chrono::Duration::hours(i64::from(hours))) {
+                    Some(end) => self.group.onlines.push(PendingOnline {
+                        user,
+                        start,
+                        end,
+                        call_id,
+                        reply,
+                    }),
+                    None => {
+                        let _ = reply.send(Err(ServiceError::OutOfRange { hours, start }));
+                    }
+                }
             }
             Command::Offline {
                 user,
@@ -832,31 +822,45 @@ impl PresenceService {
                 let result = self.store.current(&user).await.map_err(ServiceError::from);
                 let _ = reply.send(result);
             }
-            Command::RecordLogin { call, reply } => self.logins.push((call, reply)),
+            Command::RecordLogin { call, reply } => self.group.logins.push((call, reply)),
             Command::Resync { user } => self.resync(user).await,
             Command::Shutdown => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
     }
 
-    /// Writes the gathered log-in records in one transaction, then answers
-    /// their callers. If the store refuses the batch, each is tried alone,
-    /// so one record it refuses cannot take the others with it and each
-    /// caller hears its own record's fate.
-    async fn write_logins(&mut self) {
-        if self.logins.is_empty() {
-            return;
-        }
-        let (calls, replies): (Vec<NewLoginCall>, Vec<Reply<()>>) =
-            std::mem::take(&mut self.logins).into_iter().unzip();
-        let started = std::time::Instant::now();
-        let result = self.store.insert_login_calls(&calls).await;
-        crate::telemetry::store_write("insert_login_calls", started.elapsed());
-        if result.is_ok() {
-            for reply in replies {
-                let _ = reply.send(Ok(()));
+    /// Writes the gathered windows and log-in records in one transaction,
+    /// then arms each window's timers, announces it and answers its caller.
+    /// If the store refuses the group, each request is tried alone, so one
+    /// it refuses cannot take the others with it and each caller hears its
+    /// own request's fate. One request alone takes its own write, as it
+    /// always did (and keeps its own name in the write metrics).
+    async fn write_group(&mut self) {
+        let Group { onlines, logins } = std::mem::take(&mut self.group);
+        let (calls, replies): (Vec<NewLoginCall>, Vec<Reply<()>>) = logins.into_iter().unzip();
+        if onlines.len() + calls.len() > 1 {
+            let requests: Vec<_> = onlines.iter().map(PendingOnline::request).collect();
+            let started = std::time::Instant::now();
+            let result = self.store.write_group(&requests, &calls).await;
+            crate::telemetry::store_write("write_group", started.elapsed());
+            if let Ok(windows) = result {
+                if windows.len() == onlines.len() {
+                    for (p, window) in onlines.into_iter().zip(windows) {
+                        self.opened(&p.user, window);
+                        let _ = p.reply.send(Ok(window));
+                    }
+                    for reply in replies {
+                        let _ = reply.send(Ok(()));
+                    }
+                    return;
+                }
             }
-            return;
+        }
+        for p in onlines {
+            let result = self
+                .online(&p.user, p.start, p.end, p.call_id.as_deref())
+                .await;
+            let _ = p.reply.send(result);
         }
         for (call, reply) in calls.iter().zip(replies) {
             let started = std::time::Instant::now();
@@ -911,11 +915,13 @@ impl PresenceService {
         }
     }
 
-    async fn online(&mut self, user: &str, hours: u32, call_id: Option<&str>) -> Result<Window> {
-        let start = self.clock.now();
-        let end = start
-            .checked_add_signed(chrono::Duration::hours(i64::from(hours)))
-            .ok_or(ServiceError::OutOfRange { hours, start })?;
+    async fn online(
+        &mut self,
+        user: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        call_id: Option<&str>,
+    ) -> Result<Window> {
         let started = std::time::Instant::now();
         let window = self
             .store
@@ -923,6 +929,12 @@ impl PresenceService {
             .await;
         crate::telemetry::store_write("set_online", started.elapsed());
         let window = window?;
+        self.opened(user, window);
+        Ok(window)
+    }
+
+    /// A window the agent opened is durable: its timers, then the news.
+    fn opened(&mut self, user: &str, window: Window) {
         self.sched.arm(user, window.end);
         self.reminders.arm(user, window);
         self.emit(PresenceEvent::Online {
@@ -930,7 +942,6 @@ impl PresenceService {
             window,
             actor: super::ACTOR_AGENT.to_owned(),
         });
-        Ok(window)
     }
 
     async fn extend(

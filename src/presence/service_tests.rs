@@ -668,3 +668,102 @@ async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() 
     assert_eq!(stored.len(), 23);
     assert!(stored.iter().all(|c| c.call_id != "bad@x"));
 }
+
+/// Group commit for windows (issue 15): windows that queue behind a write
+/// share one transaction with the queued log-in records. Nobody hears
+/// "online", no event goes out and no timer is armed before that commit.
+/// A command of another kind queued behind a window sees it written (the
+/// group is written first), and a window the store refuses fails alone.
+#[tokio::test]
+async fn queued_windows_share_one_commit_and_are_told_only_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let (store, handle, mut events, _task) = setup(&path, &clock).await;
+    let mut other = sqlite_conn(&path).await;
+    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let online = |user: &str| {
+        let (h, user) = (handle.clone(), user.to_owned());
+        tokio::spawn(async move { h.go_online(&user, 8, Some("c@x")).await })
+    };
+    let record = |id: &str| {
+        let (h, id) = (handle.clone(), id.to_owned());
+        tokio::spawn(async move { h.record_login(login_record(&id)).await })
+    };
+    let lock = || sqlx::raw_sql("BEGIN IMMEDIATE");
+
+    lock().execute(&mut other).await.unwrap();
+    let first = online("agent0");
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let windows: Vec<_> = (1..20).map(|i| online(&format!("agent{i}"))).collect();
+    let records: Vec<_> = (0..20).map(|i| record(&format!("l{i}@x"))).collect();
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(
+        windows.iter().all(|w| !w.is_finished()) && !first.is_finished(),
+        "an agent heard back before their window was written"
+    );
+    assert!(matches!(events.try_recv(), Err(TryRecvError::Empty)));
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    first.await.unwrap().unwrap();
+    for w in windows {
+        assert_eq!(
+            w.await.unwrap().unwrap(),
+            Window::new(t(0), t(8 * H)).unwrap()
+        );
+    }
+    for r in records {
+        r.await.unwrap().unwrap();
+    }
+    // One commit per write would append at least 60 frames: a window
+    // changes two tables and their indexes, a record one. The first window
+    // alone, then the other 39 writes together: a handful.
+    let frames = wal_frames(&path).await;
+    assert!(
+        frames < 25,
+        "{frames} WAL frames for 20 windows and 20 records"
+    );
+    let mut online_events = 0;
+    while let Ok(e) = events.try_recv() {
+        online_events += usize::from(matches!(e, PresenceEvent::Online { .. }));
+    }
+    assert_eq!(online_events, 20);
+    assert_eq!(store.all_current().await.unwrap().len(), 20);
+
+    // Queued in this order behind a write: a window, then that agent's
+    // "offline". The offline closes the window; had it run first it would
+    // have found nothing to close and left the agent online.
+    lock().execute(&mut other).await.unwrap();
+    let blocker = online("agent0");
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let zed = online("zed");
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let off = {
+        let h = handle.clone();
+        tokio::spawn(async move { h.go_offline("zed", None).await })
+    };
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    blocker.await.unwrap().unwrap();
+    let opened = zed.await.unwrap().unwrap();
+    assert_eq!(off.await.unwrap().unwrap(), Some(opened));
+    assert_eq!(store.current("zed").await.unwrap(), None);
+
+    // One refused window in a group (an empty user) fails alone.
+    lock().execute(&mut other).await.unwrap();
+    let blocker = online("agent0");
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let group = [online("ann"), online(""), online("bob")];
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    blocker.await.unwrap().unwrap();
+    let mut ok = Vec::new();
+    for w in group {
+        ok.push(w.await.unwrap().is_ok());
+    }
+    assert_eq!(ok, [true, false, true]);
+    assert!(store.current("ann").await.unwrap().is_some());
+    assert!(store.current("bob").await.unwrap().is_some());
+}

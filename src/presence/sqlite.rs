@@ -22,7 +22,7 @@ use sqlx::Row;
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
 use super::sqlite_write::WriteTx;
-use super::store::{cannot_write, PresenceStore, StoreError};
+use super::store::{cannot_write, OnlineRequest, PresenceStore, StoreError};
 use super::write_health::{WriteHealth, WriteReport, REPORT_EVERY};
 use super::{
     from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery,
@@ -394,6 +394,67 @@ impl SqliteStore {
         WriteTx::begin(self).await
     }
 
+    /// One agent comes online inside `tx` (see `PresenceStore::set_online`).
+    async fn online_in(&self, tx: &mut WriteTx, r: &OnlineRequest<'_>) -> Result<Window> {
+        let OnlineRequest {
+            user,
+            start,
+            end,
+            call_id,
+            reason,
+        } = *r;
+        require_user(user)?;
+        // Times are stored as whole milliseconds: hand back exactly what is
+        // stored, or a timer armed with the returned end would never match
+        // the row again (`expire` compares ends).
+        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
+        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
+            user: user.to_owned(),
+            start,
+            end,
+        })?;
+        if let Some(old) = self.current_in(tx, user).await? {
+            self.append_history(
+                tx,
+                user,
+                HistoryKind::Replaced,
+                start,
+                Some(old),
+                call_id,
+                reason,
+                ACTOR_AGENT,
+            )
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO presence_current (user_id, window_start_ms, window_end_ms, call_id, reason) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, \
+             window_end_ms = excluded.window_end_ms, call_id = excluded.call_id, \
+             reason = excluded.reason",
+        )
+        .bind(user)
+        .bind(to_ms(start))
+        .bind(to_ms(end))
+        .bind(call_id)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(self.err("writing the current window"))?;
+        self.append_history(
+            tx,
+            user,
+            HistoryKind::Online,
+            start,
+            Some(window),
+            call_id,
+            reason,
+            ACTOR_AGENT,
+        )
+        .await?;
+        Ok(window)
+    }
+
     async fn current_in(&self, tx: &mut WriteTx, user: &str) -> Result<Option<Window>> {
         let row = sqlx::query(
             "SELECT window_start_ms, window_end_ms FROM presence_current WHERE user_id = ?",
@@ -499,56 +560,15 @@ impl PresenceStore for SqliteStore {
         call_id: Option<&str>,
         reason: &str,
     ) -> Result<Window> {
-        require_user(user)?;
-        // Times are stored as whole milliseconds: hand back exactly what is
-        // stored, or a timer armed with the returned end would never match
-        // the row again (`expire` compares ends).
-        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
-        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
-            user: user.to_owned(),
+        let request = OnlineRequest {
+            user,
             start,
             end,
-        })?;
-        let mut tx = self.begin_write().await?;
-        if let Some(old) = self.current_in(&mut tx, user).await? {
-            self.append_history(
-                &mut tx,
-                user,
-                HistoryKind::Replaced,
-                start,
-                Some(old),
-                call_id,
-                reason,
-                ACTOR_AGENT,
-            )
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO presence_current (user_id, window_start_ms, window_end_ms, call_id, reason) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, \
-             window_end_ms = excluded.window_end_ms, call_id = excluded.call_id, \
-             reason = excluded.reason",
-        )
-        .bind(user)
-        .bind(to_ms(start))
-        .bind(to_ms(end))
-        .bind(call_id)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.err("writing the current window"))?;
-        self.append_history(
-            &mut tx,
-            user,
-            HistoryKind::Online,
-            start,
-            Some(window),
             call_id,
             reason,
-            ACTOR_AGENT,
-        )
-        .await?;
+        };
+        let mut tx = self.begin_write().await?;
+        let window = self.online_in(&mut tx, &request).await?;
         tx.commit(self, "committing an online change").await?;
         Ok(window)
     }
@@ -949,8 +969,20 @@ impl PresenceStore for SqliteStore {
         sqlite_logins::insert_login_call(self, call).await
     }
 
-    async fn insert_login_calls(&self, calls: &[NewLoginCall]) -> Result<()> {
-        sqlite_logins::insert_login_calls(self, calls).await
+    async fn write_group(
+        &self,
+        onlines: &[OnlineRequest<'_>],
+        logins: &[NewLoginCall],
+    ) -> Result<Vec<Window>> {
+        let mut tx = self.begin_write().await?;
+        let mut windows = Vec::with_capacity(onlines.len());
+        for r in onlines {
+            windows.push(self.online_in(&mut tx, r).await?);
+        }
+        sqlite_logins::insert_in(self, &mut tx, logins).await?;
+        tx.commit(self, "committing a group of presence writes")
+            .await?;
+        Ok(windows)
     }
 
     async fn login_calls_since(

@@ -39,16 +39,20 @@ pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) 
     Ok(done.last_insert_rowid())
 }
 
-/// Every record in one transaction: one `fsync` for all (group commit).
-pub(super) async fn insert_login_calls(store: &SqliteStore, calls: &[NewLoginCall]) -> Result<()> {
-    let mut tx = WriteTx::begin(store).await?;
+/// Records every call inside `tx`: with the group's windows, one `fsync`
+/// for all (the presence service's group commit).
+pub(super) async fn insert_in(
+    store: &SqliteStore,
+    tx: &mut WriteTx,
+    calls: &[NewLoginCall],
+) -> Result<()> {
     for call in calls {
         insert(call)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(store.err("recording log-in calls"))?;
     }
-    tx.commit(store, "recording log-in calls").await
+    Ok(())
 }
 
 pub(super) async fn login_calls_since(

@@ -85,6 +85,17 @@ pub(crate) fn cannot_write(e: &sqlx::Error) -> bool {
         .is_some_and(|c| matches!(c & 0xff, 8 | 10 | 13))
 }
 
+/// One agent coming online, as [`PresenceStore::set_online`] takes it; a
+/// batch of them goes to [`PresenceStore::write_group`].
+#[derive(Debug, Clone, Copy)]
+pub struct OnlineRequest<'a> {
+    pub user: &'a str,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub call_id: Option<&'a str>,
+    pub reason: &'a str,
+}
+
 /// The presence and call store. All writes of presence change the current
 /// state and append to the history in one transaction: either both are
 /// durable or neither is.
@@ -263,10 +274,16 @@ pub trait PresenceStore: Send + Sync {
     /// Record a finished log-in call; returns its row id.
     fn insert_login_call(&self, call: &NewLoginCall) -> impl Future<Output = Result<i64>> + Send;
 
-    /// Record finished log-in calls, all or none, in one transaction: one
-    /// durable write for many (the presence service's group commit).
-    fn insert_login_calls(&self, calls: &[NewLoginCall])
-        -> impl Future<Output = Result<()>> + Send;
+    /// The presence service's group commit: open each window as
+    /// [`set_online`](Self::set_online) would, in the order given, then
+    /// record the finished log-in calls, all in one transaction, all or
+    /// none: one durable write for many. Returns the windows as stored, in
+    /// the order asked.
+    fn write_group(
+        &self,
+        onlines: &[OnlineRequest<'_>],
+        logins: &[NewLoginCall],
+    ) -> impl Future<Output = Result<Vec<Window>>> + Send;
 
     /// Log-in calls started at or after `since`, oldest first, at most `limit`.
     fn login_calls_since(

@@ -12,7 +12,7 @@ use super::agent_state::{self, Activity};
 use super::backend::Store;
 use super::calls::{CallUpdate, HungUpBy, NewAttempt, NewCall, SipOutcome};
 use super::sqlite_directory::DirectoryWrite;
-use super::store::{PresenceStore, StoreError};
+use super::store::{OnlineRequest, PresenceStore, StoreError};
 use super::test_backends::on_both_backends;
 use super::{HistoryKind, HistoryQuery, Window};
 use crate::config::directory::{Declared, Kind};
@@ -33,6 +33,7 @@ on_both_backends!(
     calls_and_attempts_round_trip,
     an_attempt_is_listed_while_it_rings_and_completed_when_it_ends,
     login_calls_round_trip,
+    a_group_opens_windows_in_order_and_is_written_whole_or_not_at_all,
     unknown_call_ids_are_reported,
     sub_millisecond_times_still_expire,
     directory_objects_round_trip,
@@ -520,7 +521,7 @@ async fn login_calls_round_trip(s: &Store) {
     for call in &calls[..2] {
         s.insert_login_call(call).await.unwrap();
     }
-    s.insert_login_calls(&calls[2..]).await.unwrap();
+    s.write_group(&[], &calls[2..]).await.unwrap();
     let all = s.login_calls_since(t(0), 10).await.unwrap();
     assert_eq!(all.len(), 4);
     for (got, want) in all.iter().zip(trusts) {
@@ -540,6 +541,79 @@ async fn login_calls_round_trip(s: &Store) {
         s.login_calls_since(t(0), 1).await.unwrap()[0].call_id,
         "l0@x"
     );
+}
+
+/// The presence service's group commit: several agents' windows (one of
+/// them twice) and a log-in record in one transaction. The windows come
+/// back as stored, in the order asked, each as `set_online` would write it;
+/// a group with one bad request writes nothing at all, so the service can
+/// retry each alone.
+async fn a_group_opens_windows_in_order_and_is_written_whole_or_not_at_all(s: &Store) {
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdRecord, LoginOutcome, NewLoginCall};
+    let online = |user, start, end, call_id| OnlineRequest {
+        user,
+        start: t(start),
+        end: t(end),
+        call_id: Some(call_id),
+        reason: "log-in menu",
+    };
+    let record = |call_id: &str| NewLoginCall {
+        call_id: call_id.into(),
+        caller: "+12345678910".into(),
+        agent_user_id: Some("ann".into()),
+        outcome: LoginOutcome::Online,
+        hours: Some(1),
+        started_at: t(0),
+        ended_at: t(20),
+        trust: CallerIdRecord {
+            caller_id_trust: CallerIdTrust::Any,
+            attested: false,
+            caller_id: None,
+        },
+    };
+    s.set_online("bob", t(0), t(100), Some("b0"), "first")
+        .await
+        .unwrap();
+    let windows = s
+        .write_group(
+            &[
+                online("ann", 10, 3_610, "a1"),
+                online("bob", 10, 7_210, "b1"),
+                online("ann", 20, 3_620, "a2"),
+            ],
+            &[record("l1@x")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(windows, [w(10, 3_610), w(10, 7_210), w(20, 3_620)]);
+    assert_eq!(s.current("ann").await.unwrap(), Some(w(20, 3_620)));
+    assert_eq!(s.current("bob").await.unwrap(), Some(w(10, 7_210)));
+    let kinds = |h: Vec<super::HistoryEntry>| h.iter().map(|e| e.kind).collect::<Vec<_>>();
+    use HistoryKind::{Online, Replaced};
+    assert_eq!(
+        kinds(s.history("ann", 10).await.unwrap()),
+        [Online, Replaced, Online]
+    );
+    assert_eq!(
+        kinds(s.history("bob", 10).await.unwrap()),
+        [Online, Replaced, Online]
+    );
+    assert_eq!(s.login_calls_since(t(0), 10).await.unwrap().len(), 1);
+
+    // The last request is refused: nothing of the group is written.
+    let err = s
+        .write_group(
+            &[online("cy", 30, 3_630, "c1"), online("ann", 40, 40, "a3")],
+            &[record("l2@x")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidWindow { .. }), "{err:?}");
+    assert_eq!(s.current("cy").await.unwrap(), None);
+    assert!(s.history("cy", 10).await.unwrap().is_empty());
+    assert_eq!(s.current("ann").await.unwrap(), Some(w(20, 3_620)));
+    assert_eq!(s.login_calls_since(t(0), 10).await.unwrap().len(), 1);
 }
 
 async fn unknown_call_ids_are_reported(s: &Store) {

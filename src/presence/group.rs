@@ -1,0 +1,69 @@
+//! What the presence service has been asked to write and has not written
+//! yet: its group commit.
+//!
+//! Under load, each write's `fsync` is the time the next requests queue in.
+//! The service gathers the windows agents asked for and the finished log-in
+//! records while commands keep coming, and writes them in one transaction as
+//! soon as none is waiting (or [`MAX_GROUP`] are gathered), so a quiet
+//! switch writes each at once and a busy one shares the `fsync`. Nobody
+//! hears back before that commit: a window is on disk before its agent
+//! hears "online", it only shares the disk write with others.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use super::logins::NewLoginCall;
+use super::service_error::Result;
+use super::store::OnlineRequest;
+use super::Window;
+
+/// The history's reason for a window the agent opened from the menu.
+pub(super) const REASON_MENU: &str = "log-in menu";
+
+/// Most requests written in one transaction.
+pub const MAX_GROUP: usize = 256;
+
+/// Where a request's caller hears its fate.
+pub(super) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A window asked for, with its times fixed when it was asked.
+pub(super) struct PendingOnline {
+    pub user: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub call_id: Option<String>,
+    pub reply: Reply<Window>,
+}
+
+impl PendingOnline {
+    pub fn request(&self) -> OnlineRequest<'_> {
+        OnlineRequest {
+            user: &self.user,
+            start: self.start,
+            end: self.end,
+            call_id: self.call_id.as_deref(),
+            reason: REASON_MENU,
+        }
+    }
+}
+
+/// The requests gathered, each kind in the order asked.
+#[derive(Default)]
+pub(super) struct Group {
+    pub onlines: Vec<PendingOnline>,
+    pub logins: Vec<(NewLoginCall, Reply<()>)>,
+}
+
+impl Group {
+    pub fn len(&self) -> usize {
+        self.onlines.len() + self.logins.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.onlines.is_empty() && self.logins.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= MAX_GROUP
+    }
+}
