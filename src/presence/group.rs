@@ -66,4 +66,10 @@ impl Group {
     pub fn is_full(&self) -> bool {
         self.len() >= MAX_GROUP
     }
+
+    /// Whether a window for `user` is gathered (log-in records change no
+    /// agent's state).
+    pub fn has_window_for(&self, user: &str) -> bool {
+        self.onlines.iter().any(|p| p.user == user)
+    }
 }

@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
-use super::store::{OnlineRequest, PresenceStore, StoreError};
+use super::store::{require_user, to_millis_precision, OnlineRequest, PresenceStore, StoreError};
 use super::{
     from_ms, postgres_calls, postgres_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery,
     NotResponding, Result, Window, WindowChange, ACTOR_AGENT, ACTOR_SWITCH,
@@ -282,20 +282,14 @@ impl PgStore {
     /// One agent comes online inside `tx`, which holds the agent's lock
     /// (see `PresenceStore::set_online`).
     async fn online_in(&self, tx: &mut PgConnection, r: &OnlineRequest<'_>) -> Result<Window> {
+        let window = r.stored_window()?;
         let OnlineRequest {
             user,
-            start,
-            end,
             call_id,
             reason,
+            ..
         } = *r;
-        require_user(user)?;
-        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
-        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
-            user: user.to_owned(),
-            start,
-            end,
-        })?;
+        let (start, end) = (window.start, window.end);
         let was_online = self.current_in(tx, user).await?;
         if was_online.is_none() {
             // Coming online starts a fresh count of consecutive misses, on
@@ -490,19 +484,6 @@ impl PgStore {
             reason: r.try_get("reason").map_err(self.err("reading a row"))?,
         })
     }
-}
-
-fn require_user(user: &str) -> Result<()> {
-    if user.is_empty() {
-        Err(StoreError::EmptyUser)
-    } else {
-        Ok(())
-    }
-}
-
-/// The precision the store keeps (BIGINT milliseconds UTC).
-fn to_millis_precision(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 impl PresenceStore for PgStore {

@@ -670,10 +670,11 @@ async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() 
 }
 
 /// Group commit for windows (issue 15): windows that queue behind a write
-/// share one transaction with the queued log-in records. Nobody hears
-/// "online", no event goes out and no timer is armed before that commit.
-/// A command of another kind queued behind a window sees it written (the
-/// group is written first), and a window the store refuses fails alone.
+/// share one transaction with the queued log-in records, while other
+/// agents' requests go ahead. Nobody hears "online", no event goes out and
+/// no timer is armed before that commit. A command for the same agent
+/// queued behind a window sees it written (the group is written first),
+/// and a window the store refuses fails alone.
 #[tokio::test]
 async fn queued_windows_share_one_commit_and_are_told_only_after_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -698,7 +699,18 @@ async fn queued_windows_share_one_commit_and_are_told_only_after_it() {
     lock().execute(&mut other).await.unwrap();
     let first = online("agent0");
     tokio::time::sleep(StdDuration::from_millis(100)).await;
-    let windows: Vec<_> = (1..20).map(|i| online(&format!("agent{i}"))).collect();
+    let mut windows = Vec::new();
+    let mut others = Vec::new();
+    for i in 1..20 {
+        windows.push(online(&format!("agent{i}")));
+        // Another agent's request between the windows goes ahead without
+        // breaking the group (each log-in call makes one).
+        let h = handle.clone();
+        others.push(tokio::spawn(async move {
+            h.clear_not_responding(&format!("other{i}"), "agent", "called in")
+                .await
+        }));
+    }
     let records: Vec<_> = (0..20).map(|i| record(&format!("l{i}@x"))).collect();
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert!(
@@ -708,6 +720,9 @@ async fn queued_windows_share_one_commit_and_are_told_only_after_it() {
     assert!(matches!(events.try_recv(), Err(TryRecvError::Empty)));
     sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
     first.await.unwrap().unwrap();
+    for o in others {
+        assert!(!o.await.unwrap().unwrap());
+    }
     for w in windows {
         assert_eq!(
             w.await.unwrap().unwrap(),

@@ -22,7 +22,9 @@ use sqlx::Row;
 use super::calls::{CallRecord, CallUpdate, NewAttempt, NewCall};
 use super::logins::{LoginCallRecord, NewLoginCall};
 use super::sqlite_write::WriteTx;
-use super::store::{cannot_write, OnlineRequest, PresenceStore, StoreError};
+use super::store::{
+    cannot_write, require_user, to_millis_precision, OnlineRequest, PresenceStore, StoreError,
+};
 use super::write_health::{WriteHealth, WriteReport, REPORT_EVERY};
 use super::{
     from_ms, sqlite_calls, sqlite_logins, to_ms, HistoryEntry, HistoryKind, HistoryQuery,
@@ -396,23 +398,14 @@ impl SqliteStore {
 
     /// One agent comes online inside `tx` (see `PresenceStore::set_online`).
     async fn online_in(&self, tx: &mut WriteTx, r: &OnlineRequest<'_>) -> Result<Window> {
+        let window = r.stored_window()?;
         let OnlineRequest {
             user,
-            start,
-            end,
             call_id,
             reason,
+            ..
         } = *r;
-        require_user(user)?;
-        // Times are stored as whole milliseconds: hand back exactly what is
-        // stored, or a timer armed with the returned end would never match
-        // the row again (`expire` compares ends).
-        let (start, end) = (to_millis_precision(start), to_millis_precision(end));
-        let window = Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
-            user: user.to_owned(),
-            start,
-            end,
-        })?;
+        let (start, end) = (window.start, window.end);
         if let Some(old) = self.current_in(tx, user).await? {
             self.append_history(
                 tx,
@@ -540,14 +533,6 @@ impl SqliteStore {
         }
         tx.commit(self, "committing an offline change").await?;
         Ok(old)
-    }
-}
-
-fn require_user(user: &str) -> Result<()> {
-    if user.is_empty() {
-        Err(StoreError::EmptyUser)
-    } else {
-        Ok(())
     }
 }
 
@@ -1040,9 +1025,4 @@ impl SqliteStore {
             reason: r.try_get("reason").map_err(self.err("reading a row"))?,
         })
     }
-}
-
-/// The precision the store keeps (INTEGER milliseconds UTC).
-fn to_millis_precision(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }

@@ -96,6 +96,39 @@ pub struct OnlineRequest<'a> {
     pub reason: &'a str,
 }
 
+/// Every write names its agent.
+pub(super) fn require_user(user: &str) -> Result<()> {
+    if user.is_empty() {
+        Err(StoreError::EmptyUser)
+    } else {
+        Ok(())
+    }
+}
+
+/// The precision both stores keep: whole milliseconds UTC (an INTEGER in
+/// SQLite, a BIGINT in PostgreSQL).
+pub(super) fn to_millis_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+impl OnlineRequest<'_> {
+    /// The window as both stores keep it: whole milliseconds, so a timer
+    /// armed with the end handed back matches the row again (`expire`
+    /// compares ends). An empty user or an empty window is refused.
+    pub(super) fn stored_window(&self) -> Result<Window> {
+        require_user(self.user)?;
+        let (start, end) = (
+            to_millis_precision(self.start),
+            to_millis_precision(self.end),
+        );
+        Window::new(start, end).ok_or_else(|| StoreError::InvalidWindow {
+            user: self.user.to_owned(),
+            start,
+            end,
+        })
+    }
+}
+
 /// The presence and call store. All writes of presence change the current
 /// state and append to the history in one transaction: either both are
 /// durable or neither is.
