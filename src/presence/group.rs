@@ -52,6 +52,10 @@ impl PendingOnline {
 pub(super) struct Group {
     pub onlines: Vec<PendingOnline>,
     pub logins: Vec<(NewLoginCall, Reply<()>)>,
+    /// Commands the service has run since the first of these was gathered.
+    /// Other agents' commands go ahead of the group; bounded by this, a
+    /// steady stream of them cannot keep a window waiting.
+    pub passed: usize,
 }
 
 impl Group {
@@ -63,8 +67,10 @@ impl Group {
         self.onlines.is_empty() && self.logins.is_empty()
     }
 
+    /// Time to write: as many requests as one transaction takes, or as
+    /// many other commands have gone ahead as that.
     pub fn is_full(&self) -> bool {
-        self.len() >= MAX_GROUP
+        self.len() >= MAX_GROUP || self.passed >= MAX_GROUP
     }
 
     /// Whether a window for `user` is gathered (log-in records change no

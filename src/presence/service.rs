@@ -573,6 +573,9 @@ impl PresenceService {
             self.expire_due().await;
             self.remind_due().await;
             if let Some(c) = command {
+                if !self.group.is_empty() {
+                    self.group.passed += 1;
+                }
                 if self.handle(c).await.is_break() {
                     break;
                 }
@@ -863,7 +866,9 @@ impl PresenceService {
     /// own request's fate. One request alone takes its own write, as it
     /// always did (and keeps its own name in the write metrics).
     async fn write_group(&mut self) {
-        let Group { onlines, logins } = std::mem::take(&mut self.group);
+        let Group {
+            onlines, logins, ..
+        } = std::mem::take(&mut self.group);
         let (calls, replies): (Vec<NewLoginCall>, Vec<Reply<()>>) = logins.into_iter().unzip();
         if onlines.len() + calls.len() > 1 {
             let requests: Vec<_> = onlines.iter().map(PendingOnline::request).collect();

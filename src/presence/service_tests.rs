@@ -782,3 +782,61 @@ async fn queued_windows_share_one_commit_and_are_told_only_after_it() {
     assert!(store.current("ann").await.unwrap().is_some());
     assert!(store.current("bob").await.unwrap().is_some());
 }
+
+/// Other agents' commands go ahead of a gathered window, but not for ever:
+/// after as many as a group holds, the window is written even while more
+/// keep coming, so a busy API or floor cannot keep an agent from hearing
+/// "online".
+#[tokio::test]
+async fn a_stream_of_other_agents_commands_cannot_keep_a_window_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let (_store, handle, _events, _task) = setup(&path, &clock).await;
+    let mut other = sqlite_conn(&path).await;
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // Blocks the service in its write, so the rest queue behind it.
+    let blocker = {
+        let h = handle.clone();
+        tokio::spawn(async move { h.go_online("blocker", 8, None).await })
+    };
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let window = {
+        let (h, done) = (handle.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            h.go_online("ann", 8, None).await.unwrap();
+            done.send("window").unwrap();
+        })
+    };
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let reads = 2 * super::super::group::MAX_GROUP;
+    let mut tasks = Vec::new();
+    for i in 0..reads {
+        let (h, done) = (handle.clone(), done_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            h.current(&format!("other{i}")).await.unwrap();
+            done.send("read").unwrap();
+        }));
+    }
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    blocker.await.unwrap().unwrap();
+    window.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    drop(done_tx);
+    let mut order = Vec::new();
+    while let Some(what) = done.recv().await {
+        order.push(what);
+    }
+    let at = order.iter().position(|w| *w == "window").unwrap();
+    assert!(
+        at < reads,
+        "the window was written after all {reads} reads that queued behind it"
+    );
+}
