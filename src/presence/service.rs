@@ -13,6 +13,11 @@
 //! jump, or at the latest [`MAX_SLEEP`]) it first closes whatever is due,
 //! then runs the command. A command therefore always sees expiries up to
 //! "now" applied, and tests can use any command as a barrier.
+//!
+//! Windows opened from the menu and log-in records are written in groups
+//! while commands keep coming (`group`): each caller still hears back only
+//! after the commit that holds its request, and a command for an agent
+//! with a gathered window writes the group first.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
