@@ -3,7 +3,7 @@
 //!
 //! One owner holds it (the composition root's main loop, which also runs
 //! reloads, so the two never interleave). A change is checked by building
-//! the whole candidate configuration with [`config::directory::build`] —
+//! the whole candidate configuration with `config::directory::build` —
 //! the same validation and messages as the TOML — then written to the
 //! store, and only then installed for the next call: durable before
 //! acknowledged. The rules joining file and store are in

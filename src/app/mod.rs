@@ -50,7 +50,7 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error("{key}.outbound_proxy: {unresolved}; check the name and the DNS server ({nameserver}), or set dns.start_unresolved = true to start with the trunk down until it resolves")]
     TrunkUnresolved {
-        /// "trunk" or "trunks[N]": where the trunk is written.
+        /// `trunk` or `trunks[N]`: where the trunk is written.
         key: String,
         unresolved: crate::sip::dns::Unresolved,
         nameserver: String,

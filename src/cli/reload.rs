@@ -20,7 +20,7 @@ use crate::report::reload::ReloadReport;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the switch's API listens: `--http` if given, else `http.bind`, with
-/// an unspecified address (0.0.0.0, [::]) reached on loopback.
+/// an unspecified address (`0.0.0.0`, `[::]`) reached on loopback.
 pub fn api_address(api: &HttpConfig, http: Option<SocketAddr>) -> SocketAddr {
     let addr = http.unwrap_or(api.bind);
     match addr.ip() {

@@ -169,7 +169,7 @@ pub enum Untrusted {
 #[derive(Debug, Clone)]
 pub struct TrunkConfig {
     pub name: String,
-    /// Where it is written: "trunk" or "trunks[1]" (for messages).
+    /// Where it is written: `trunk` or `trunks[1]` (for messages).
     pub key: String,
     pub outbound_proxy: SipTarget,
     pub allow: Vec<IpNet>,
@@ -739,7 +739,7 @@ impl Flow {
     }
 }
 
-/// A prompt named by a flow, resolved against the [prompts] library.
+/// A prompt named by a flow, resolved against the `[prompts]` library.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptRef {
     pub name: String,

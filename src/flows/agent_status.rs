@@ -91,7 +91,7 @@ impl AgentStatus {
         }
     }
 
-    /// "online until" <time> [<day>] "for" <n> "more hours".
+    /// "online until" `<time>` `[<day>]` "for" `<n>` "more hours".
     pub fn sentence(&self) -> Vec<PromptName> {
         let mut clips = Vec::with_capacity(12);
         if self.day != EndDay::Later {
@@ -110,7 +110,7 @@ impl AgentStatus {
         clips
     }
 
-    /// The time left: "for" <n> "more minutes" / "more hours" / "more days".
+    /// The time left: "for" `<n>` "more minutes" / "more hours" / "more days".
     ///
     /// Rounded to the nearest unit, as a person would say it: 2 h 50 min
     /// is "3 more hours". Below 90 minutes it is minutes (at least one), so

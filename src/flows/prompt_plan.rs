@@ -167,7 +167,7 @@ pub fn extend_menu_clips(presets: &[u32], max_keys: usize) -> Vec<PromptName> {
     clips
 }
 
-/// "You are now online" "for" <hours> "hours".
+/// "You are now online" "for" `<hours>` "hours".
 pub fn online_confirmation(online: &PromptName, hours: u32) -> Vec<PromptName> {
     let mut clips = vec![online.clone(), PromptName::from(CLIP_FOR)];
     clips.extend(say_number(hours));

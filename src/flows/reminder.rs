@@ -29,8 +29,8 @@ pub const CLIP_MINUTES: &str = "minutes";
 pub const CLIP_STAY_ONLINE: &str = "stay_online";
 pub const CLIP_OR_HANG_UP: &str = "or_hang_up";
 
-/// "Your online time ends in" <lead> "." "Press 1 to stay online for
-/// another" <hours> "hours," "or hang up." The lead is said in minutes up to
+/// "Your online time ends in" `<lead>` "." "Press 1 to stay online for
+/// another" `<hours>` "hours," "or hang up." The lead is said in minutes up to
 /// 99, else in whole hours.
 pub fn question(lead: Duration, hours: u32) -> Vec<PromptName> {
     let mut clips = vec![PromptName::from(CLIP_ENDS_IN)];

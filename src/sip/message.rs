@@ -28,7 +28,7 @@ pub const SUPPORTED: &str = "timer";
 pub struct ViaInfo {
     /// "UDP", "TCP", ... as written.
     pub transport: String,
-    /// sent-by: host[:port] as written.
+    /// sent-by: `host[:port]` as written.
     pub sent_by: String,
     pub branch: Option<String>,
     /// RFC 3581 §4: the client asked us to reply to its source port.

@@ -16,7 +16,7 @@ use crate::flows::prompt_plan::PromptName;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AttemptId(pub u64);
 
-/// A queue of this engine, from [`QueueEngine::queue_id`].
+/// A queue of this engine, from `QueueEngine::queue_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QueueId(pub(super) usize);
 

@@ -1,5 +1,5 @@
 //! A way into one session's receive path for the fuzz targets (`fuzz/`):
-//! the real [`RecvTask`] over real (idle) sockets, fed packets by hand with
+//! the real `RecvTask` over real (idle) sockets, fed packets by hand with
 //! a simulated clock instead of from the socket, so every byte an attacker
 //! can put in an RTP or RTCP datagram reaches the same code the switch runs
 //! (latch, SRTP unprotect, RTCP summary, RFC 4733 decoder, in-band detector,
