@@ -74,8 +74,8 @@ pub struct Pacer<T> {
     max_catch_up: u64,
     heap: BinaryHeap<Reverse<Entry>>,
     slots: Vec<Slot<T>>,
+    /// Slots not in use; every other slot holds a live stream.
     free: Vec<usize>,
-    len: usize,
     next_generation: u64,
 }
 
@@ -89,7 +89,6 @@ impl<T> Pacer<T> {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            len: 0,
             next_generation: 0,
         }
     }
@@ -122,7 +121,6 @@ impl<T> Pacer<T> {
             }
         };
         let key = StreamKey { slot, generation };
-        self.len += 1;
         self.heap.push(Reverse(Entry {
             ideal: start,
             key,
@@ -137,7 +135,6 @@ impl<T> Pacer<T> {
         let slot = self.slot_mut(key)?;
         let (_, state) = slot.live.take()?;
         self.free.push(key.slot);
-        self.len -= 1;
         self.purge_stale_top();
         Some(state)
     }
@@ -148,11 +145,7 @@ impl<T> Pacer<T> {
 
     /// The state of a scheduled stream.
     pub fn get(&self, key: StreamKey) -> Option<&T> {
-        let slot = self.slots.get(key.slot)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.live.as_ref().map(|(_, state)| state)
+        self.slot(key)?.live.as_ref().map(|(_, state)| state)
     }
 
     pub fn get_mut(&mut self, key: StreamKey) -> Option<&mut T> {
@@ -161,11 +154,11 @@ impl<T> Pacer<T> {
 
     /// Number of streams scheduled.
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len() - self.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The earliest ideal send time of any stream.
@@ -221,6 +214,13 @@ impl<T> Pacer<T> {
         }
     }
 
+    /// The key's slot, if the key is of the slot's current life.
+    fn slot(&self, key: StreamKey) -> Option<&Slot<T>> {
+        self.slots
+            .get(key.slot)
+            .filter(|s| s.generation == key.generation)
+    }
+
     fn slot_mut(&mut self, key: StreamKey) -> Option<&mut Slot<T>> {
         self.slots
             .get_mut(key.slot)
@@ -228,11 +228,7 @@ impl<T> Pacer<T> {
     }
 
     fn start_of(&self, key: StreamKey) -> Option<Instant> {
-        let slot = self.slots.get(key.slot)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.live.as_ref().map(|(start, _)| *start)
+        self.slot(key)?.live.as_ref().map(|(start, _)| *start)
     }
 
     /// Keep the heap top a live entry so `deadline()` never reports a removed stream.

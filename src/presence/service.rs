@@ -35,7 +35,7 @@ use super::logins::NewLoginCall;
 use super::reminders::ReminderScheduler;
 use super::scheduler::{Expiry, ExpiryScheduler};
 pub use super::service_error::{Result, ServiceError};
-use super::store::{PresenceStore, StoreError};
+use super::store::{OnlineRequest, PresenceStore, StoreError};
 use super::{Window, WindowChange};
 
 /// Longest sleep between two looks at the clock: a wall-clock step (NTP,
@@ -47,7 +47,8 @@ const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(5);
 const COMMAND_QUEUE: usize = 1024;
 /// Events kept for a slow subscriber before it starts missing some.
 const EVENT_QUEUE: usize = 1024;
-/// History reasons written by the service (the log-in menu's is in `group`).
+// History reasons written by the service (the log-in menu's is in `group`).
+
 /// The history's reason when a nailed-up agent hangs up their line.
 const REASON_LINE_HUNG_UP: &str = "hung up the nailed-up line";
 const REASON_ENDED: &str = "window ended";
@@ -880,23 +881,22 @@ impl PresenceService {
             let started = std::time::Instant::now();
             let result = self.store.write_group(&requests, &calls).await;
             crate::telemetry::store_write("write_group", started.elapsed());
+            // Committed: the store hands back one window per request, in
+            // order. (Retrying one by one after a commit would write them
+            // all twice.)
             if let Ok(windows) = result {
-                if windows.len() == onlines.len() {
-                    for (p, window) in onlines.into_iter().zip(windows) {
-                        self.opened(&p.user, window);
-                        let _ = p.reply.send(Ok(window));
-                    }
-                    for reply in replies {
-                        let _ = reply.send(Ok(()));
-                    }
-                    return;
+                for (p, window) in onlines.into_iter().zip(windows) {
+                    self.opened(&p.user, window);
+                    let _ = p.reply.send(Ok(window));
                 }
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+                return;
             }
         }
         for p in onlines {
-            let result = self
-                .online(&p.user, p.start, p.end, p.call_id.as_deref())
-                .await;
+            let result = self.online(&p.request()).await;
             let _ = p.reply.send(result);
         }
         for (call, reply) in calls.iter().zip(replies) {
@@ -952,21 +952,15 @@ impl PresenceService {
         }
     }
 
-    async fn online(
-        &mut self,
-        user: &str,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        call_id: Option<&str>,
-    ) -> Result<Window> {
+    async fn online(&mut self, r: &OnlineRequest<'_>) -> Result<Window> {
         let started = std::time::Instant::now();
         let window = self
             .store
-            .set_online(user, start, end, call_id, REASON_MENU)
+            .set_online(r.user, r.start, r.end, r.call_id, r.reason)
             .await;
         crate::telemetry::store_write("set_online", started.elapsed());
         let window = window?;
-        self.opened(user, window);
+        self.opened(r.user, window);
         Ok(window)
     }
 
