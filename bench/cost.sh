@@ -41,6 +41,15 @@ bare_us() { awk -v w="$1" '$2 == w {print $3}' "$work/bare.txt"; }
 # ticks: the switch's user and system CPU so far, in clock ticks.
 ticks() { awk '{sub(/.*\) /, ""); print $12, $13}' "/proc/$SWITCH_PID/stat"; }
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SWITCH_PID/status"; }
+# heap: the allocator's live and free heap in KiB ("in_use free"), from the
+# switch's /metrics (sampled every 5 s by the switch): RSS left after a run
+# that is in `in_use` is data still held, in `free` memory not given back.
+heap() {
+  local http
+  http=$(sed -n 's/^tpswitch listening http=//p' "$work/switch.out")
+  curl -s "http://$http/metrics" | awk '/^tpswitch_heap_bytes\{kind="in_use"\}/ {u = $2} /^tpswitch_heap_bytes\{kind="free"\}/ {f = $2}
+    END {printf "%d %d", u / 1024, f / 1024}'
+}
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 echo "commit $commit; $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'), $(nproc) CPUs; switch on CPU $CPUS_SWITCH, load on CPU $CPUS_LOAD"
@@ -135,8 +144,8 @@ held)
   bare
   bench_config "$PORT" "$work"
   start_switch "$work" "$CPUS_SWITCH"
-  sleep 2
-  rest=$(kib VmRSS)
+  sleep 6
+  rest=$(kib VmRSS); rest_heap=$(heap)
   hold_xml "$work/hold.xml" "${HOLD_MS:-20000}"
   sipp_calls -sf hold.xml -mp $((PORT + 2000)) -r 200 -l "$N" -m "$N" &
   sipp_pid=$!
@@ -148,9 +157,11 @@ held)
   wait "$sipp_pid" || true
   sipp_outcome
   sleep "${SETTLE:-10}"
-  after=$(kib VmRSS)
+  after=$(kib VmRSS); after_heap=$(heap)
   echo "held $N IVR calls ${HOLD_MS:-20000} ms: ${OK:-0} ok; RSS at rest $rest KiB, peak $peak KiB, $(( (peak - rest) * 1024 / N / 1000 )) KB per call;" \
        "after ${SETTLE:-10} s $after KiB ($(python3 -c "print(f'{100 * ($after - $rest) / $rest:+.1f}')") % of rest)"
+  set -- $rest_heap $after_heap
+  echo "heap in use / free: at rest $1 / $2 KiB, after ${SETTLE:-10} s $3 / $4 KiB"
   ;;
 pacing)
   bare

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::config::{Config, DispatchMapping, Flow};
+use crate::config::{Config, Flow};
 use crate::flows::directory;
 use crate::live::{CallInfo, Live};
 use crate::media::engine::MediaEngine;
@@ -122,23 +122,23 @@ impl CallManager {
         let leg = call.leg;
         let rx = self.ctx.router.register(leg);
         let ctx = self.current.borrow().clone();
-        // Read once, with the matcher the SIP core's 404 check uses; the
-        // mapping then travels with the call.
-        let mapping = directory::called_mapping(&ctx.cfg, &call.called).cloned();
-        // Boxed, as the call is: the task's future holds what run_call takes
-        // by value (more than once, as rustc lays futures out), and inline
-        // these three were 8 KB of each call's 11 KB task (issue 15).
-        let flow = mapping
-            .as_ref()
-            .and_then(|m| ctx.cfg.flow(&m.flow))
-            .cloned()
-            .map(Box::new);
-        let mapping = mapping.map(Box::new);
+        // Read once, with the matcher the SIP core's 404 check uses. The
+        // call keeps its mapping and flow as places in the configuration
+        // its task holds anyway (`ctx.cfg`, the one in force now: a reload
+        // does not change a call under way), not as copies: a flow is
+        // 832 bytes, and a copy per call was the largest piece of a held
+        // call's task after its future (issue 15).
+        let mapping = directory::called_mapping(&ctx.cfg, &call.called);
+        let flow = mapping.and_then(|m| ctx.cfg.flow(&m.flow));
+        let route = mapping.map(|m| CallRoute {
+            mapping: index_of(&ctx.cfg.dispatch_mappings, m),
+            flow: flow.map(|f| index_of(&ctx.cfg.flows, f)),
+        });
         let span = info_span!(
             "call",
             call_id = %call.call_id,
             leg = %leg,
-            flow = %flow.as_ref().map(|f| f.name()).unwrap_or("-"),
+            flow = %flow.map(|f| f.name()).unwrap_or("-"),
             trunk = %call.caller.trunk,
             // The carrier's address, also behind a front proxy that names
             // it (trunk.source_header).
@@ -146,12 +146,12 @@ impl CallManager {
             caller = %call.caller.asserted.as_deref().or(call.caller.from_user.as_deref()).unwrap_or("?"),
             agent = tracing::field::Empty,
         );
-        let flow_name = flow.as_ref().map(|f| f.name()).unwrap_or("-").to_owned();
+        let flow_name = flow.map(|f| f.name()).unwrap_or("-").to_owned();
         let info = CallInfo {
             call_id: call.call_id.clone(),
             flow: flow_name.clone(),
             caller: caller_words(&directory::caller_number(&ctx.cfg, &call.caller)),
-            contact_point: mapping.as_ref().map_or_else(
+            contact_point: mapping.map_or_else(
                 || call.called.clone(),
                 |m| m.phone_number.as_str().to_owned(),
             ),
@@ -163,7 +163,7 @@ impl CallManager {
                 let _call = telemetry::InProgress::call(&flow_name);
                 let _leg = telemetry::InProgress::inbound_leg();
                 let _live = ctx.live.call_started(leg.0, info, chrono::Utc::now());
-                run_call(&ctx, call, mapping, flow, rx).await;
+                run_call(&ctx, call, route, rx).await;
                 ctx.router.remove(leg);
             }
             .instrument(span),
@@ -181,14 +181,33 @@ pub(crate) fn caller_words(c: &directory::CallerNumber) -> String {
     }
 }
 
+/// Where a call goes: its dispatch mapping and that mapping's flow, as
+/// indices into `CallContext::cfg` (the configuration the call's task holds).
+#[derive(Clone, Copy)]
+struct CallRoute {
+    mapping: usize,
+    flow: Option<usize>,
+}
+
+/// The index of `item`, an element of `items` (by address).
+fn index_of<T>(items: &[T], item: &T) -> usize {
+    items
+        .iter()
+        .position(|x| std::ptr::eq(x, item))
+        .unwrap_or(usize::MAX)
+}
+
 /// One inbound call from answer to hang-up.
 async fn run_call(
     ctx: &Arc<CallContext>,
     call: Box<IncomingCall>,
-    mapping: Option<Box<DispatchMapping>>,
-    flow: Option<Box<Flow>>,
+    route: Option<CallRoute>,
     mut rx: mpsc::Receiver<SipEvent>,
 ) {
+    let mapping = route.and_then(|r| ctx.cfg.dispatch_mappings.get(r.mapping));
+    let flow = route
+        .and_then(|r| r.flow)
+        .and_then(|i| ctx.cfg.flows.get(i));
     match call.carrier_source {
         Some(carrier) => {
             info!(called = %call.called, source = %carrier, proxy = %call.source, "incoming call")
@@ -212,7 +231,7 @@ async fn run_call(
     let Some(answered) = leg::answer(ctx, &call, &mut rx).await else {
         return;
     };
-    match (flow.as_deref(), mapping.as_deref()) {
+    match (flow, mapping) {
         (Some(Flow::TimedPresence(tp)), _) => login::run(ctx, &call, tp, answered, rx).await,
         (Some(Flow::Queue(q)), Some(m)) => {
             let (flow, number) = (q.name.clone(), m.phone_number.clone());

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+mod capacity;
 pub mod core;
 #[doc(hidden)]
 pub mod differential;

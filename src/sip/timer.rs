@@ -67,6 +67,11 @@ impl<T> TimerQueue<T> {
         self.heap.peek().map(|Reverse(e)| e.at)
     }
 
+    /// Gives the heap's room back after a peak (`capacity`).
+    pub fn shrink(&mut self) {
+        super::capacity::shrink_heap(&mut self.heap);
+    }
+
     /// Pops one entry whose deadline is at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, T)> {
         if self.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {

@@ -595,6 +595,11 @@ impl TransactionLayer {
                 Side::Client => self.fire_client(key, kind, at),
             }
         }
+        // Transactions end here (Timers J, K, L, D, H, B, F): a peak's
+        // tables shrink once it is over.
+        super::capacity::shrink_map(&mut self.servers);
+        super::capacity::shrink_map(&mut self.clients);
+        self.queue.shrink();
     }
 
     fn fire_server(&mut self, key: TxKey, kind: TimerKind, at: Instant) {

@@ -81,7 +81,7 @@ impl SipCore {
                 queued_reported: false,
             }),
         };
-        self.dialogs.insert(leg, d);
+        self.dialogs.insert(leg, Box::new(d));
         self.uac_attempt(leg, DialOutcome::Unavailable(503), now);
     }
 

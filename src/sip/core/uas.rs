@@ -166,7 +166,7 @@ impl SipCore {
         };
         self.by_tag.insert((head.call_id.clone(), local_tag), leg);
         self.by_invite.insert(key, leg);
-        self.dialogs.insert(leg, dialog);
+        self.dialogs.insert(leg, Box::new(dialog));
         self.active_uas += 1;
         let mut caller = caller_info(&req);
         let mut carrier_source = None;
