@@ -429,7 +429,8 @@ async fn translate<F, Fut>(
                     None => (vec![LegNews::Remote(*n)], false),
                 },
                 Some(SipEvent::InfoDigit { digit, .. }) => (vec![LegNews::Event(E::Digit(digit))], false),
-                Some(SipEvent::Dialling { call_id, trunk: on, .. }) => {
+                Some(SipEvent::Dialling { to, .. }) => {
+                    let crate::sip::api::Dialled { call_id, trunk: on } = *to;
                     // What a carrier's trace of this leg is matched against
                     // (a leg that fails over gets one per trunk).
                     tracing::Span::current().record("sip_call_id", call_id.as_str());

@@ -48,9 +48,13 @@ pub async fn run(
         attested,
         "log-in call"
     );
-    let settings = directory::menu_settings(flow);
-    let mut menu =
-        LoginMenu::new(&settings, caller, Instant::now()).with_caller_id(trust, attested);
+    // The settings only build the menu: in a block, so they are gone
+    // before the first await instead of taking room in the call's task
+    // for the whole call (issue 15, memory per held call).
+    let mut menu = {
+        let settings = directory::menu_settings(flow);
+        LoginMenu::new(&settings, caller, Instant::now()).with_caller_id(trust, attested)
+    };
     let kept = drive(ctx, call, flow, &mut menu, answered, sip).await;
     if menu.outcome() == Some(Outcome::CallerIdRefused) {
         // Names the policy and the attestation, never anything of a PIN.
@@ -73,8 +77,11 @@ pub async fn run(
     record(ctx, call, &menu, started_at, trust).await;
     let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
     telemetry::call_ended(&flow.name, outcome.as_str());
+    drop(menu);
     if let Some(line) = kept {
-        super::line::hold(ctx, call, flow, line).await;
+        // Boxed: only a kept line gets here, and inline its future was the
+        // largest in every log-in call's task.
+        Box::pin(super::line::hold(ctx, call, flow, line)).await;
     }
 }
 

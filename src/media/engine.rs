@@ -309,7 +309,7 @@ impl MediaEngine {
                 silence: opts.silence_between_prompts,
             },
         )?;
-        runtime.spawn(task.run());
+        runtime.spawn(Box::new(task).run());
         Ok((
             MediaSession {
                 shared,

@@ -393,6 +393,10 @@ impl TransactionLayer {
             // INVITEs are absorbed rather than seen as new requests; the TU
             // owns 2xx retransmission (§13.3.1.4).
             tx.state = ServerState::Accepted;
+            // Nothing re-sends it from here (the dialog keeps its own copy
+            // until the ACK): not kept for Timer L's 32 s, 1 KB of every
+            // call that just answered (issue 15).
+            tx.last_response = None;
             arm_timer(
                 &mut self.queue,
                 &mut tx.timers,

@@ -106,7 +106,11 @@ impl RecvTask {
         })
     }
 
-    pub async fn run(mut self) {
+    /// Boxed: rustc keeps an `async fn`'s by-value arguments in its future
+    /// beside the locals they move into (rust-lang/rust#62958), so a
+    /// `RecvTask` (968 bytes) taken by value was in each call's receive
+    /// task twice (issue 15, memory per held call).
+    pub async fn run(mut self: Box<Self>) {
         let shared = self.shared.clone();
         loop {
             let deadline = self.deadline();

@@ -680,7 +680,7 @@ pub(super) fn dial(c: &mut SipCore, t0: Instant) -> (LegId, String) {
         .find_map(|l| l.strip_prefix("Call-ID: "))
         .map(str::to_owned);
     assert!(
-        matches!(&out.events[..], [SipEvent::Dialling { leg: l, call_id: c, .. }] if *l == leg && Some(c) == call_id.as_ref()),
+        matches!(&out.events[..], [SipEvent::Dialling { leg: l, to }] if *l == leg && Some(&to.call_id) == call_id.as_ref()),
         "{:?}",
         out.events
     );

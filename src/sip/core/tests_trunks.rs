@@ -53,7 +53,7 @@ fn dialling_trunk(out: &Out) -> Vec<String> {
     out.events
         .iter()
         .filter_map(|e| match e {
-            SipEvent::Dialling { trunk, .. } => Some(trunk.clone()),
+            SipEvent::Dialling { to, .. } => Some(to.trunk.clone()),
             _ => None,
         })
         .collect()

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use super::dialog::{Dialog, Role, State, Uac};
 use super::{ClientPurpose, DialogTimer, SipCore};
 use crate::sdp;
-use crate::sip::api::{DialOutcome, DialRequest, LegId, SipEvent};
+use crate::sip::api::{DialOutcome, DialRequest, Dialled, LegId, SipEvent};
 use crate::sip::message::{self, header_uri, ResponseHead};
 use crate::sip::transaction::{ClientMatch, Peer, Transport, TxKey};
 use crate::sip::trunk::{parse_retry_after, Choice};
@@ -221,8 +221,10 @@ impl SipCore {
         self.send_invite(leg, ruri, None, now);
         self.emit(SipEvent::Dialling {
             leg,
-            call_id,
-            trunk: route.name,
+            to: Box::new(Dialled {
+                call_id,
+                trunk: route.name,
+            }),
         });
     }
 
