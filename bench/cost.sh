@@ -145,7 +145,7 @@ held)
   bench_config "$PORT" "$work"
   start_switch "$work" "$CPUS_SWITCH"
   sleep 6
-  rest=$(kib VmRSS); rest_heap=$(heap)
+  rest=$(kib VmRSS); rest_heap=$(heap); rest_split="$(kib RssAnon) $(kib RssFile)"
   hold_xml "$work/hold.xml" "${HOLD_MS:-20000}"
   sipp_calls -sf hold.xml -mp $((PORT + 2000)) -r 200 -l "$N" -m "$N" &
   sipp_pid=$!
@@ -157,11 +157,12 @@ held)
   wait "$sipp_pid" || true
   sipp_outcome
   sleep "${SETTLE:-10}"
-  after=$(kib VmRSS); after_heap=$(heap)
+  after=$(kib VmRSS); after_heap=$(heap); after_split="$(kib RssAnon) $(kib RssFile)"
   echo "held $N IVR calls ${HOLD_MS:-20000} ms: ${OK:-0} ok; RSS at rest $rest KiB, peak $peak KiB, $(( (peak - rest) * 1024 / N / 1000 )) KB per call;" \
        "after ${SETTLE:-10} s $after KiB ($(python3 -c "print(f'{100 * ($after - $rest) / $rest:+.1f}')") % of rest)"
-  set -- $rest_heap $after_heap
-  echo "heap in use / free: at rest $1 / $2 KiB, after ${SETTLE:-10} s $3 / $4 KiB"
+  set -- $rest_heap $after_heap $rest_split $after_split
+  echo "heap in use / free: at rest $1 / $2 KiB, after ${SETTLE:-10} s $3 / $4 KiB;" \
+       "RSS anonymous / file (the binary's pages): at rest $5 / $6 KiB, after $7 / $8 KiB"
   ;;
 pacing)
   bare

@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 /// How many periods late the loop may wake before missed ticks are skipped instead of sent.
 pub const DEFAULT_MAX_CATCH_UP: u64 = 3;
 
+/// Slots kept when the last stream goes: more room than this is given back.
+const RELEASE_ABOVE: usize = 64;
+
 /// A stream's handle, returned by [`Pacer::add`]. It names one slot and one life of it: once
 /// the stream is removed the key is dead for good, even after the slot is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +138,14 @@ impl<T> Pacer<T> {
         let slot = self.slot_mut(key)?;
         let (_, state) = slot.live.take()?;
         self.free.push(key.slot);
+        if self.is_empty() && self.slots.capacity() > RELEASE_ABOVE {
+            // The last stream of a peak went: give its room back (RSS after
+            // a run, issue 15). Generations keep counting, so every key
+            // handed out before stays dead in the new slots.
+            self.slots = Vec::new();
+            self.free = Vec::new();
+            self.heap = BinaryHeap::new();
+        }
         self.purge_stale_top();
         Some(state)
     }
@@ -367,6 +378,29 @@ mod tests {
         // Only the live stream's entries surface; the 2 000 removed ones are skipped lazily.
         assert_eq!(served(&mut p, t0 + 30 * MS), [(7, 0), (7, 1)]);
         assert_eq!(p.deadline(), Some(t0 + 40 * MS));
+    }
+
+    #[test]
+    fn the_last_stream_of_a_peak_gives_the_room_back_and_old_keys_stay_dead() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(P);
+        let keys: Vec<_> = (0..1_000u64).map(|i| p.add(t0, i)).collect();
+        assert_eq!(served(&mut p, t0).len(), 1_000);
+        for &k in &keys[..999] {
+            p.remove(k);
+        }
+        assert!(p.slots.capacity() >= 1_000, "room kept while a stream is live");
+        assert_eq!(p.remove(keys[999]), Some(999));
+        assert!(p.slots.capacity() <= RELEASE_ABOVE && p.heap.capacity() <= RELEASE_ABOVE);
+        assert_eq!(p.deadline(), None);
+        // The new stream takes slot 0 again, with a generation no old key has.
+        let live = p.add(t0 + 50 * MS, 7);
+        for &k in &keys {
+            assert_eq!(p.get(k), None);
+            assert_eq!(p.remove(k), None);
+        }
+        assert_eq!(p.get(live), Some(&7));
+        assert_eq!(served(&mut p, t0 + 70 * MS), [(7, 0), (7, 1)]);
     }
 
     #[test]

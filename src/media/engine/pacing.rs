@@ -296,6 +296,11 @@ impl PacingThread {
             if self.keys.get(&sid) == Some(&due.stream) {
                 self.keys.remove(&sid);
             }
+            if self.keys.is_empty() && self.keys.capacity() > 64 {
+                // The last stream of a peak went: its table goes too (the
+                // pacer gives its slots back the same way).
+                self.keys = HashMap::new();
+            }
             return;
         }
         // Borrowed in place, not cloned: an `Arc` clone per packet is an atomic add on a
