@@ -219,7 +219,9 @@ impl Rfc4733Decoder {
             clock_rate: if clock_rate == 0 { 8000 } else { clock_rate },
             end_timeout: DEFAULT_END_TIMEOUT,
             active: None,
-            finished: VecDeque::with_capacity(FINISHED_MEMORY),
+            // Grows with the digits (up to FINISHED_MEMORY): a leg that
+            // never gets one (a held or bridged call) keeps no 512 bytes.
+            finished: VecDeque::new(),
             highest_seq: None,
             events: VecDeque::new(),
         }
