@@ -389,7 +389,10 @@ mod tests {
         for &k in &keys[..999] {
             p.remove(k);
         }
-        assert!(p.slots.capacity() >= 1_000, "room kept while a stream is live");
+        assert!(
+            p.slots.capacity() >= 1_000,
+            "room kept while a stream is live"
+        );
         assert_eq!(p.remove(keys[999]), Some(999));
         assert!(p.slots.capacity() <= RELEASE_ABOVE && p.heap.capacity() <= RELEASE_ABOVE);
         assert_eq!(p.deadline(), None);
