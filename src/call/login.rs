@@ -77,7 +77,6 @@ pub async fn run(
     record(ctx, call, &menu, started_at, trust).await;
     let outcome = stored_outcome(menu.outcome().unwrap_or(Outcome::AbandonedByCaller));
     telemetry::call_ended(&flow.name, outcome.as_str());
-    drop(menu);
     if let Some(line) = kept {
         // Boxed: only a kept line gets here, and inline its future was the
         // largest in every log-in call's task.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::config::{Config, Flow};
+use crate::config::{Config, DispatchMapping, Flow};
 use crate::flows::directory;
 use crate::live::{CallInfo, Live};
 use crate::media::engine::MediaEngine;
@@ -128,12 +128,9 @@ impl CallManager {
         // does not change a call under way), not as copies: a flow is
         // 832 bytes, and a copy per call was the largest piece of a held
         // call's task after its future (issue 15).
-        let mapping = directory::called_mapping(&ctx.cfg, &call.called);
-        let flow = mapping.and_then(|m| ctx.cfg.flow(&m.flow));
-        let route = mapping.map(|m| CallRoute {
-            mapping: index_of(&ctx.cfg.dispatch_mappings, m),
-            flow: flow.map(|f| index_of(&ctx.cfg.flows, f)),
-        });
+        let route = CallRoute::of(&ctx.cfg, &call.called);
+        let mapping = route.and_then(|r| r.mapping(&ctx.cfg));
+        let flow = route.and_then(|r| r.flow(&ctx.cfg));
         let span = info_span!(
             "call",
             call_id = %call.call_id,
@@ -189,12 +186,30 @@ struct CallRoute {
     flow: Option<usize>,
 }
 
-/// The index of `item`, an element of `items` (by address).
-fn index_of<T>(items: &[T], item: &T) -> usize {
-    items
-        .iter()
-        .position(|x| std::ptr::eq(x, item))
-        .unwrap_or(usize::MAX)
+impl CallRoute {
+    /// The route of a call to `called` in `cfg`: the mapping found with the
+    /// matcher the SIP core's 404 check uses, and the flow it names.
+    fn of(cfg: &Config, called: &str) -> Option<Self> {
+        let m = directory::called_mapping(cfg, called)?;
+        Some(CallRoute {
+            mapping: index_in(&cfg.dispatch_mappings, m)?,
+            flow: cfg.flow(&m.flow).and_then(|f| index_in(&cfg.flows, f)),
+        })
+    }
+
+    /// Read from the configuration the route was made in.
+    fn mapping<'a>(&self, cfg: &'a Config) -> Option<&'a DispatchMapping> {
+        cfg.dispatch_mappings.get(self.mapping)
+    }
+
+    fn flow<'a>(&self, cfg: &'a Config) -> Option<&'a Flow> {
+        cfg.flows.get(self.flow?)
+    }
+}
+
+/// Where `item`, borrowed from `items`, stands in it (by address).
+fn index_in<T>(items: &[T], item: &T) -> Option<usize> {
+    items.iter().position(|x| std::ptr::eq(x, item))
 }
 
 /// One inbound call from answer to hang-up.
@@ -204,10 +219,8 @@ async fn run_call(
     route: Option<CallRoute>,
     mut rx: mpsc::Receiver<SipEvent>,
 ) {
-    let mapping = route.and_then(|r| ctx.cfg.dispatch_mappings.get(r.mapping));
-    let flow = route
-        .and_then(|r| r.flow)
-        .and_then(|i| ctx.cfg.flows.get(i));
+    let mapping = route.and_then(|r| r.mapping(&ctx.cfg));
+    let flow = route.and_then(|r| r.flow(&ctx.cfg));
     match call.carrier_source {
         Some(carrier) => {
             info!(called = %call.called, source = %carrier, proxy = %call.source, "incoming call")

@@ -4,7 +4,6 @@
 
 pub mod access;
 pub mod api;
-mod capacity;
 pub mod core;
 #[doc(hidden)]
 pub mod differential;

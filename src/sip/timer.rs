@@ -69,7 +69,7 @@ impl<T> TimerQueue<T> {
 
     /// Gives the heap's room back after a peak (`capacity`).
     pub fn shrink(&mut self) {
-        super::capacity::shrink_heap(&mut self.heap);
+        crate::capacity::shrink_heap(&mut self.heap);
     }
 
     /// Pops one entry whose deadline is at or before `now`.

@@ -601,8 +601,8 @@ impl TransactionLayer {
         }
         // Transactions end here (Timers J, K, L, D, H, B, F): a peak's
         // tables shrink once it is over.
-        super::capacity::shrink_map(&mut self.servers);
-        super::capacity::shrink_map(&mut self.clients);
+        crate::capacity::shrink_map(&mut self.servers);
+        crate::capacity::shrink_map(&mut self.clients);
         self.queue.shrink();
     }
 

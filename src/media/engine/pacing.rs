@@ -296,11 +296,9 @@ impl PacingThread {
             if self.keys.get(&sid) == Some(&due.stream) {
                 self.keys.remove(&sid);
             }
-            if self.keys.is_empty() && self.keys.capacity() > 64 {
-                // The last stream of a peak went: its table goes too (the
-                // pacer gives its slots back the same way).
-                self.keys = HashMap::new();
-            }
+            // After a peak the table gives its room back, as the SIP
+            // core's do (the pacer's slots go when the last stream does).
+            crate::capacity::shrink_map(&mut self.keys);
             return;
         }
         // Borrowed in place, not cloned: an `Arc` clone per packet is an atomic add on a

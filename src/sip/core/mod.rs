@@ -844,7 +844,7 @@ impl SipCore {
     /// After a peak, the tables give their room back (`capacity`): dialogs
     /// and transactions end in timers, so this runs with them.
     fn shrink_tables(&mut self) {
-        use super::capacity::shrink_map;
+        use crate::capacity::shrink_map;
         shrink_map(&mut self.dialogs);
         shrink_map(&mut self.by_tag);
         shrink_map(&mut self.by_invite);

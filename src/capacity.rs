@@ -1,4 +1,5 @@
-//! Gives a table's memory back after a peak.
+//! Gives a table's memory back after a peak. At the crate's root, beside
+//! nothing it depends on, so `sip/` and `media/` both use it.
 //!
 //! A `HashMap` or `BinaryHeap` keeps the room of its fullest moment for
 //! good. After 2 000 held calls had hung up, the SIP core's tables still
