@@ -156,7 +156,16 @@ held)
   done
   wait "$sipp_pid" || true
   sipp_outcome
-  sleep "${SETTLE:-10}"
+  # RSS every 10 s after the last call, then the figures at SETTLE s: the
+  # last SIP transactions end at Timer J/L (32 s), and the allocator returns
+  # pages unused for its decay time (jemalloc's dirty_decay_ms, 10 s) after.
+  settled=0 trail=""
+  while [ "$settled" -lt "${SETTLE:-10}" ]; do
+    step=$(( ${SETTLE:-10} - settled < 10 ? ${SETTLE:-10} - settled : 10 ))
+    sleep "$step"; settled=$((settled + step))
+    trail="$trail ${settled}s $(( $(kib VmRSS) / 1024 ))"
+  done
+  echo "RSS after the last call (s MB):$trail"
   after=$(kib VmRSS); after_heap=$(heap); after_split="$(kib RssAnon) $(kib RssFile)"
   echo "held $N IVR calls ${HOLD_MS:-20000} ms: ${OK:-0} ok; RSS at rest $rest KiB, peak $peak KiB, $(( (peak - rest) * 1024 / N / 1000 )) KB per call;" \
        "after ${SETTLE:-10} s $after KiB ($(python3 -c "print(f'{100 * ($after - $rest) / $rest:+.1f}')") % of rest)"

@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use tpswitch::app;
 use tpswitch::config::{self, Config, ConfigLocation};
 
+/// jemalloc, not glibc's malloc: it returns a peak's pages to the OS by
+/// itself (`app::memory`; why in docs/decisions.md).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tpswitch",

@@ -293,9 +293,10 @@ fn thousand_idle_connections(sw: &Switch, round: u64) -> u64 {
 }
 
 /// Waits (bounded) until the switch's RSS is at most `rest` KiB and
-/// returns the last reading: the allocator is trimmed every 5 s
-/// (`app::memory`), so a reading taken at an arbitrary moment may or may
-/// not include heap already freed; only a settled one can be compared.
+/// returns the last reading: the allocator returns freed pages from its
+/// background threads once they have been unused for its decay time (10 s,
+/// `app::memory`), so a reading taken at an arbitrary moment may or may not
+/// include heap already freed; only a settled one can be compared.
 fn settled_rss(sw: &Switch, rest: u64) -> u64 {
     let until = Instant::now() + Duration::from_secs(30);
     let mut now = rss_kib(sw.pid());
