@@ -53,7 +53,7 @@ use super::rtp_stream::RtpStream;
 use super::stream::StreamParams;
 
 use pacing::Cmd;
-use recv::{Ctrl, RecvTask};
+use recv::RecvTask;
 use shared::{Shared, Tx};
 pub use stats::{MediaStats, StatsSnapshot};
 
@@ -288,12 +288,11 @@ impl MediaEngine {
             events: events_tx,
             stats: inner.stats.clone(),
             ports,
+            control: Default::default(),
         });
-        let (ctrl_tx, ctrl_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let task = RecvTask::new(
             shared.clone(),
-            ctrl_rx,
             cancel.clone(),
             params,
             &opts,
@@ -315,7 +314,6 @@ impl MediaEngine {
                 shared,
                 engine: inner.clone(),
                 shard,
-                ctrl: ctrl_tx,
                 cancel,
             },
             events_rx,
@@ -339,24 +337,13 @@ impl MediaEngine {
             a.shared.end_relay(id);
             return Err(MediaError::Bridged);
         }
-        let handle = BridgeHandle {
+        a.shared.control.bridge(&b.shared, id);
+        b.shared.control.bridge(&a.shared, id);
+        Ok(BridgeHandle {
             id,
-            a: (a.shared.clone(), a.ctrl.clone()),
-            b: (b.shared.clone(), b.ctrl.clone()),
-        };
-        let sent_a = a.ctrl.try_send(Ctrl::Bridge {
-            peer: b.shared.clone(),
-            id,
-        });
-        let sent_b = b.ctrl.try_send(Ctrl::Bridge {
-            peer: a.shared.clone(),
-            id,
-        });
-        if sent_a.is_err() || sent_b.is_err() {
-            drop(handle); // undoes both sides
-            return Err(MediaError::Overloaded);
-        }
-        Ok(handle)
+            a: a.shared.clone(),
+            b: b.shared.clone(),
+        })
     }
 
     /// End a bridge; both sessions return to prompt mode (same SSRC, sequence continues).
@@ -370,7 +357,6 @@ pub struct MediaSession {
     shared: Arc<Shared>,
     engine: Arc<EngineInner>,
     shard: usize,
-    ctrl: mpsc::Sender<Ctrl>,
     cancel: CancellationToken,
 }
 
@@ -424,12 +410,8 @@ impl MediaSession {
     /// The peer re-negotiated (re-INVITE/UPDATE): new address, codec, or hold state.
     pub fn update_remote(&self, params: &StreamParams) -> Result<(), MediaError> {
         self.check_open()?;
-        self.ctrl
-            .try_send(Ctrl::Remote(Box::new(params.clone())))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => MediaError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => MediaError::Closed,
-            })
+        self.shared.control.set_remote(params.clone());
+        Ok(())
     }
 
     /// Send `digits` as RFC 4733 events after `pause_before`, with the payload type the peer
@@ -479,8 +461,8 @@ impl Drop for MediaSession {
 /// A live bridge; dropping it unbridges.
 pub struct BridgeHandle {
     id: u64,
-    a: (Arc<Shared>, mpsc::Sender<Ctrl>),
-    b: (Arc<Shared>, mpsc::Sender<Ctrl>),
+    a: Arc<Shared>,
+    b: Arc<Shared>,
 }
 
 impl BridgeHandle {
@@ -491,11 +473,11 @@ impl BridgeHandle {
 
 impl Drop for BridgeHandle {
     fn drop(&mut self) {
-        for (shared, ctrl) in [&self.a, &self.b] {
+        for shared in [&self.a, &self.b] {
             shared.end_relay(self.id);
-            // Best effort: the receive task also lets go of its peer by itself when it sees
-            // the relay ended (see `recv.rs`).
-            let _ = ctrl.try_send(Ctrl::Unbridge { id: self.id });
+            // The receive task lets go of its peer now rather than at the next
+            // packet, so the peer's ports return to the pool (see `recv.rs`).
+            shared.control.unbridged(self.id);
         }
     }
 }

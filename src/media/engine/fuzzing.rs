@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::recv::{Ctrl, RecvTask};
+use super::recv::RecvTask;
 use super::shared::{Shared, Tx};
 use super::{MediaEvent, MediaStats, SessionOptions};
 use crate::media::codec::Codec;
@@ -67,6 +67,7 @@ fn shared(
             events,
             stats: Arc::new(MediaStats::default()),
             ports,
+            control: Default::default(),
         }),
         rx,
     ))
@@ -125,10 +126,9 @@ impl Harness {
             inband_dtmf: setup.inband_dtmf,
             ..SessionOptions::default()
         };
-        let (_ctrl_tx, ctrl_rx) = mpsc::channel(1);
+        let control = me.clone();
         let mut task = RecvTask::new(
             me,
-            ctrl_rx,
             CancellationToken::new(),
             &params,
             &opts,
@@ -145,13 +145,8 @@ impl Harness {
             };
             let (other, _) = shared(pool, &plain, now)?;
             other.begin_relay(7);
-            task.on_ctrl(
-                Ctrl::Bridge {
-                    peer: other.clone(),
-                    id: 7,
-                },
-                now,
-            );
+            control.control.bridge(&other, 7);
+            task.on_control(control.control.take(), now);
             peer = Some(other);
         }
         Some(Harness {

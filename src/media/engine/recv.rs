@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtp_rs::RtpReader;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::relay::{self, Kind};
-use super::shared::Shared;
+use super::shared::{Pending, Shared};
 use super::{MediaEvent, MediaStats, SessionOptions};
 use crate::media::codec::Codec;
 use crate::media::dtmf::{DtmfEvent, Rfc4733Decoder, TelephoneEventPacket, TelephoneEventPayload};
@@ -36,15 +35,8 @@ const FAR: Duration = Duration::from_secs(3600);
 /// Longest RTP timeout honoured (a day: effectively "never" for a call).
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
-pub(crate) enum Ctrl {
-    Remote(Box<StreamParams>),
-    Bridge { peer: Arc<Shared>, id: u64 },
-    Unbridge { id: u64 },
-}
-
 pub(crate) struct RecvTask {
     shared: Arc<Shared>,
-    ctrl: mpsc::Receiver<Ctrl>,
     cancel: CancellationToken,
     params: StreamParams,
     latch: Latch,
@@ -73,7 +65,6 @@ impl RecvTask {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
-        ctrl: mpsc::Receiver<Ctrl>,
         cancel: CancellationToken,
         params: &StreamParams,
         opts: &SessionOptions,
@@ -84,7 +75,6 @@ impl RecvTask {
         let srtp = params.srtp.as_ref().map(SrtpReceiver::new).transpose()?;
         Ok(RecvTask {
             shared,
-            ctrl,
             cancel,
             params: params.clone(),
             latch,
@@ -116,9 +106,8 @@ impl RecvTask {
             let deadline = self.deadline();
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
-                c = self.ctrl.recv() => match c {
-                    Some(c) => self.on_ctrl(c, Instant::now()),
-                    None => break,
+                _ = shared.control.changed() => {
+                    self.on_control(shared.control.take(), Instant::now());
                 },
                 r = shared.ports.rtp.readable() => if r.is_ok() {
                     self.read(&shared.ports.rtp, Self::on_rtp);
@@ -190,42 +179,54 @@ impl RecvTask {
         }
     }
 
-    pub(super) fn on_ctrl(&mut self, c: Ctrl, now: Instant) {
-        match c {
-            Ctrl::Remote(params) => {
-                let was_suspended = self.suspended();
-                if params.remote != self.params.remote {
-                    self.latch.on_new_remote(params.remote);
-                    self.rtcp_latch
-                        .on_new_remote(super::rtcp_addr(params.remote));
-                }
-                if params.srtp != self.params.srtp {
-                    self.rekey(&params);
-                }
-                self.params = *params;
-                if was_suspended && !self.suspended() {
-                    // Off hold: the timeout counts from now, not from before the hold.
-                    self.last_rx = now;
-                    self.timed_out = false;
-                }
-                if let Some(d) = self.inband.as_mut() {
-                    d.reset();
-                }
-                let mut tx = self.shared.tx();
-                tx.codec = self.params.codec;
-                tx.pt = self.params.pt;
-                tx.te_pt = self.params.telephone_event_pt;
-                tx.may_send = self.params.may_send();
-                tx.dest = self.latch.send_addr();
-                tx.rtcp_dest = self.rtcp_latch.send_addr();
-            }
-            Ctrl::Bridge { peer, id } => self.peer = Some((peer, id)),
-            Ctrl::Unbridge { id } => {
-                if self.peer.as_ref().is_some_and(|(_, p)| *p == id) {
-                    self.peer = None;
-                }
-            }
+    /// What the handle and the bridges asked (`Control`), remote first: a
+    /// bridge made after a re-INVITE relays with its parameters.
+    pub(super) fn on_control(&mut self, p: Pending, now: Instant) {
+        if let Some(params) = p.remote {
+            self.on_remote(*params, now);
         }
+        if let Some((peer, id)) = p.bridge {
+            // Gone already: the other leg ended before this task looked.
+            self.peer = peer.upgrade().map(|peer| (peer, id));
+        }
+        if p.unbridged && !self.peer_relays() {
+            self.peer = None;
+        }
+    }
+
+    fn on_remote(&mut self, params: StreamParams, now: Instant) {
+        let was_suspended = self.suspended();
+        if params.remote != self.params.remote {
+            self.latch.on_new_remote(params.remote);
+            self.rtcp_latch
+                .on_new_remote(super::rtcp_addr(params.remote));
+        }
+        if params.srtp != self.params.srtp {
+            self.rekey(&params);
+        }
+        self.params = params;
+        if was_suspended && !self.suspended() {
+            // Off hold: the timeout counts from now, not from before the hold.
+            self.last_rx = now;
+            self.timed_out = false;
+        }
+        if let Some(d) = self.inband.as_mut() {
+            d.reset();
+        }
+        let mut tx = self.shared.tx();
+        tx.codec = self.params.codec;
+        tx.pt = self.params.pt;
+        tx.te_pt = self.params.telephone_event_pt;
+        tx.may_send = self.params.may_send();
+        tx.dest = self.latch.send_addr();
+        tx.rtcp_dest = self.rtcp_latch.send_addr();
+    }
+
+    /// The peer is open and still relaying for this task's bridge.
+    fn peer_relays(&self) -> bool {
+        self.peer.as_ref().is_some_and(|(peer, id)| {
+            !peer.is_closed() && peer.tx().relay.as_ref().is_some_and(|r| r.bridge_id == *id)
+        })
     }
 
     /// A re-offer changed the keys or the suite: new contexts for both directions.

@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::relay::RelayOut;
 use super::{MediaEvent, MediaStats};
@@ -107,6 +107,73 @@ pub(crate) struct Shared {
     /// The receive sockets and the pool guard: the port is free again when the last `Arc`
     /// (pacing thread, receive task, bridge peer) lets go.
     pub ports: RtpPorts,
+    /// What the session's handle and its bridges ask of the receive task.
+    pub control: Control,
+}
+
+/// What a session's handle and its bridges ask of its receive task: a
+/// state, not a queue. Each request replaces the one of its kind the task
+/// has not taken yet (a second re-INVITE's parameters supersede the first;
+/// the latest bridge is the one to relay to), so it never fills and never
+/// refuses, and it lives in the session's [`Shared`]: a channel here cost
+/// every call 1.3 KB, a third of it a block of 32 slots for the two or three
+/// requests a call ever makes (issue 15).
+#[derive(Default)]
+pub(crate) struct Control {
+    pending: Mutex<Pending>,
+    /// Wakes the receive task; a request made while it is busy leaves a
+    /// permit, so none is missed.
+    wake: Notify,
+}
+
+/// Requests not yet taken by the receive task.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// The peer's latest SDP (a re-INVITE or UPDATE).
+    pub remote: Option<Box<StreamParams>>,
+    /// Relay to this session for bridge `id`. Weak: a request the task never
+    /// takes (it ended first) must not keep both sessions alive in a cycle.
+    pub bridge: Option<(Weak<Shared>, u64)>,
+    /// A bridge ended: let go of a peer whose relay is over.
+    pub unbridged: bool,
+}
+
+impl Control {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_remote(&self, params: StreamParams) {
+        self.pending().remote = Some(Box::new(params));
+        self.wake.notify_one();
+    }
+
+    pub fn bridge(&self, peer: &Arc<Shared>, id: u64) {
+        self.pending().bridge = Some((Arc::downgrade(peer), id));
+        self.wake.notify_one();
+    }
+
+    /// Bridge `id` ended (its relay already handed back, [`Shared::end_relay`]).
+    pub fn unbridged(&self, id: u64) {
+        let mut p = self.pending();
+        if p.bridge.as_ref().is_some_and(|(_, b)| *b == id) {
+            // Ended before the task took it.
+            p.bridge = None;
+        }
+        p.unbridged = true;
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Waits until a request may be pending.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The requests made since the last take.
+    pub fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending())
+    }
 }
 
 impl Shared {
