@@ -42,7 +42,8 @@ pub struct Setup {
     pub codec: Codec,
 }
 
-fn shared(
+/// A session's shared state on ports from `pool`, with no task or pacer.
+pub(super) fn shared(
     pool: &PortPool,
     params: &StreamParams,
     now: Instant,

@@ -860,3 +860,66 @@ async fn rtp_started_is_reported_once() {
         None
     );
 }
+
+/// The receive task's requests (`shared::Control`) are a state: the latest
+/// of each kind wins, the end of a bridge the task never took cancels it,
+/// a late end of an older bridge does not cancel a newer one, a request
+/// made while the task is busy wakes it later, and a bridge nobody takes
+/// does not keep its peer alive.
+#[tokio::test]
+async fn control_keeps_the_latest_request_of_each_kind_and_holds_no_peer() {
+    let now = Instant::now();
+    let first = params(
+        "127.0.0.1:40000".parse().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Direction::SendRecv,
+    );
+    let second = params(
+        "127.0.0.1:40002".parse().unwrap(),
+        Codec::Pcma,
+        None,
+        Direction::SendOnly,
+    );
+    let (a, _a_events) = fuzzing::shared(pool(), &first, now).expect("ports");
+    let (b, _b_events) = fuzzing::shared(pool(), &first, now).expect("ports");
+    let control = &a.control;
+
+    // Two re-INVITEs before the task looks, then a bridge that ended first.
+    control.set_remote(first.clone());
+    control.set_remote(second.clone());
+    control.bridge(&b, 5);
+    control.unbridged(5);
+    // The requests woke the task even though it was not waiting yet.
+    timeout(Duration::from_secs(5), control.changed())
+        .await
+        .expect("a request made before the wait wakes it");
+    let p = control.take();
+    assert_eq!(p.remote.as_deref(), Some(&second));
+    assert!(p.bridge.is_none(), "bridge 5 ended before the task took it");
+    assert!(p.unbridged);
+    let p = control.take();
+    assert!(
+        p.remote.is_none() && p.bridge.is_none() && !p.unbridged,
+        "taken once"
+    );
+
+    // The end of bridge 5 arriving after bridge 6 leaves bridge 6 to take.
+    control.bridge(&b, 6);
+    control.unbridged(5);
+    let p = control.take();
+    let (peer, id) = p.bridge.expect("bridge 6");
+    assert_eq!(id, 6);
+    assert!(peer.upgrade().is_some_and(|peer| Arc::ptr_eq(&peer, &b)));
+
+    // A bridge never taken holds its peer weakly: no cycle between sessions.
+    control.bridge(&b, 7);
+    b.control.bridge(&a, 7);
+    let gone = Arc::downgrade(&b);
+    drop(b);
+    drop(_b_events);
+    assert!(
+        gone.upgrade().is_none(),
+        "a pending bridge kept its peer alive"
+    );
+}
