@@ -93,8 +93,10 @@ pub struct Dialog {
     /// Where the dialog's messages come from and go to when no Contact or
     /// route gives an address we can use.
     pub peer: Peer,
-    /// UAS: the INVITE we answer (responses are built from it).
-    pub invite: Option<RequestHead>,
+    /// UAS: the INVITE we answer (responses are built from it), until its
+    /// ACK: nothing answers it after that. Boxed, as `uac`: most of a
+    /// call's life the dialog holds neither (issue 15, memory per call).
+    pub invite: Option<Box<RequestHead>>,
     pub invite_key: Option<TxKey>,
     /// The INVITE had no SDP: we offer in the 2xx, the answer is in the ACK.
     pub offerless: bool,
@@ -128,7 +130,7 @@ pub struct Dialog {
     /// an inbound call is attributed to, or the one an outbound leg's
     /// current INVITE went to. Its SRTP policy and NAT plan apply.
     pub trunk: Option<usize>,
-    pub uac: Option<Uac>,
+    pub uac: Option<Box<Uac>>,
 }
 
 /// Our local identity for building messages.

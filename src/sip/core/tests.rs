@@ -217,6 +217,54 @@ fn invite_answer_ack_bye() {
     assert_eq!(drain(&mut c).statuses(), vec![481]);
 }
 
+/// Once the INVITE's 2xx is acknowledged the dialog lets go of the
+/// INVITE's head (issue 15: it was kept for the whole call), and nothing
+/// needed it: a retransmitted ACK is absorbed, a late CANCEL gets its own
+/// 200 and no 487 (§9.2), and the call still ends with BYE.
+#[test]
+fn an_acknowledged_invite_is_not_kept_and_nothing_misses_it() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, tag) = answered(&mut c, t0);
+    assert!(c.dialogs.get(&leg).is_some_and(|d| d.invite.is_some()));
+    let ack = in_dialog("ACK", "z9hG4bK-a1", &tag, 1, "", "");
+    c.handle_message(&ack, udp(PEER), t0);
+    drain(&mut c);
+    assert!(c.dialogs.get(&leg).is_some_and(|d| d.invite.is_none()));
+    c.handle_message(&ack, udp(PEER), t0 + Duration::from_millis(200));
+    let out = drain(&mut c);
+    assert!(
+        out.sent.is_empty() && out.events.is_empty(),
+        "a second ACK changes nothing"
+    );
+    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    c.handle_message(
+        cancel.as_bytes(),
+        udp(PEER),
+        t0 + Duration::from_millis(300),
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(out.events.is_empty());
+    c.handle_message(
+        &in_dialog("BYE", "z9hG4bK-b1", &tag, 2, "", ""),
+        udp(PEER),
+        t0 + Duration::from_secs(1),
+    );
+    let out = drain(&mut c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Ended {
+            cause: EndCause::RemoteBye,
+            ..
+        }]
+    ));
+}
+
 #[test]
 fn lost_ack_retransmits_2xx_then_byes() {
     let mut c = core();

@@ -59,7 +59,7 @@ impl SipCore {
             // Set per attempt from the trunk the INVITE goes to.
             via_trunk: false,
             trunk: None,
-            uac: Some(Uac {
+            uac: Some(Box::new(Uac {
                 request,
                 ruri: String::new(),
                 invite_key: TxKey {
@@ -79,7 +79,7 @@ impl SipCore {
                 trunk: None,
                 tried: Vec::new(),
                 queued_reported: false,
-            }),
+            })),
         };
         self.dialogs.insert(leg, Box::new(d));
         self.uac_attempt(leg, DialOutcome::Unavailable(503), now);

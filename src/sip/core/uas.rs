@@ -160,7 +160,7 @@ impl SipCore {
                 .and_then(|i| self.trunks.route(i))
                 .is_none_or(|t| t.via_proxy),
             trunk,
-            invite: Some(head.clone()),
+            invite: Some(Box::new(head.clone())),
             invite_key: Some(key.clone()),
             uac: None,
         };
@@ -194,7 +194,7 @@ impl SipCore {
             return None;
         }
         Some((
-            d.invite.clone()?,
+            d.invite.as_deref()?.clone(),
             d.invite_key.clone()?,
             d.local_tag.clone(),
         ))
@@ -390,6 +390,10 @@ impl SipCore {
         }
         d.state = State::Confirmed;
         d.ok_retransmit = None;
+        // Answered and acknowledged: no response to this INVITE is built
+        // again (a CANCEL now gets only its own 200, §9.2; a retransmitted
+        // ACK is absorbed above), so its head need not stay for the call.
+        d.invite = None;
         let media = if d.offerless && !req.body.is_empty() {
             // §13.2.1: the answer to the offer in our 2xx is in the ACK.
             let offer = d.local_sdp.as_deref().unwrap_or_default();
