@@ -177,6 +177,27 @@ pub(super) fn answered(c: &mut SipCore, t0: Instant) -> (LegId, String) {
     (leg, tag_of(out.find("SIP/2.0 200")))
 }
 
+/// The caller's BYE (branch `branch`, CSeq `cseq`) at `at` gets 200 and
+/// ends the call as theirs.
+pub(super) fn their_bye_ends_the_call(
+    c: &mut SipCore,
+    tag: &str,
+    branch: &str,
+    cseq: u32,
+    at: Instant,
+) {
+    c.handle_message(&in_dialog("BYE", branch, tag, cseq, "", ""), udp(PEER), at);
+    let out = drain(c);
+    assert_eq!(out.statuses(), vec![200]);
+    assert!(matches!(
+        out.events[..],
+        [SipEvent::Ended {
+            cause: EndCause::RemoteBye,
+            ..
+        }]
+    ));
+}
+
 #[test]
 fn invite_answer_ack_bye() {
     let mut c = core();
@@ -193,20 +214,7 @@ fn invite_answer_ack_bye() {
     assert!(advance(&mut c, t0 + Duration::from_secs(10))
         .sent
         .is_empty());
-    c.handle_message(
-        &in_dialog("BYE", "z9hG4bK-b1", &tag, 2, "", ""),
-        udp(PEER),
-        t0,
-    );
-    let out = drain(&mut c);
-    assert_eq!(out.statuses(), vec![200]);
-    assert!(matches!(
-        out.events[..],
-        [SipEvent::Ended {
-            cause: EndCause::RemoteBye,
-            ..
-        }]
-    ));
+    their_bye_ends_the_call(&mut c, &tag, "z9hG4bK-b1", 2, t0);
     assert_eq!(c.active_calls(), 0);
     // A second BYE is for a dialog that no longer exists.
     c.handle_message(
@@ -249,20 +257,7 @@ fn an_acknowledged_invite_is_not_kept_and_nothing_misses_it() {
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec![200]);
     assert!(out.events.is_empty());
-    c.handle_message(
-        &in_dialog("BYE", "z9hG4bK-b1", &tag, 2, "", ""),
-        udp(PEER),
-        t0 + Duration::from_secs(1),
-    );
-    let out = drain(&mut c);
-    assert_eq!(out.statuses(), vec![200]);
-    assert!(matches!(
-        out.events[..],
-        [SipEvent::Ended {
-            cause: EndCause::RemoteBye,
-            ..
-        }]
-    ));
+    their_bye_ends_the_call(&mut c, &tag, "z9hG4bK-b1", 2, t0 + Duration::from_secs(1));
 }
 
 #[test]

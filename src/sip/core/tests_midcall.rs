@@ -253,20 +253,7 @@ fn a_codec_change_gets_488_and_the_call_goes_on() {
         matches!(&out.events[..], [SipEvent::MediaChanged { leg: l, media }] if *l == leg && media.stream.codec == Codec::Pcmu)
     );
     // The dialog is intact: the caller's BYE ends it.
-    c.handle_message(
-        &in_dialog("BYE", "z9hG4bK-c3", &tag, 4, "", ""),
-        udp(PEER),
-        t0,
-    );
-    let out = drain(&mut c);
-    assert_eq!(out.statuses(), vec![200]);
-    assert!(matches!(
-        out.events[..],
-        [SipEvent::Ended {
-            cause: EndCause::RemoteBye,
-            ..
-        }]
-    ));
+    their_bye_ends_the_call(&mut c, &tag, "z9hG4bK-c3", 4, t0);
 }
 
 /// A call with an RFC 4028 session timer of 120 s, acknowledged at `t0`.
