@@ -231,9 +231,9 @@ impl RecvTask {
 
     /// The peer is open and still relaying for this task's bridge.
     fn peer_relays(&self) -> bool {
-        self.peer.as_ref().is_some_and(|(peer, id)| {
-            !peer.is_closed() && peer.tx().relay.as_ref().is_some_and(|r| r.bridge_id == *id)
-        })
+        self.peer
+            .as_ref()
+            .is_some_and(|(peer, id)| peer.relays_for(&peer.tx(), *id))
     }
 
     /// A re-offer changed the keys or the suite: new contexts for both directions.
@@ -360,7 +360,7 @@ impl RecvTask {
             return;
         };
         let mut tx = peer.tx();
-        if peer.is_closed() || tx.relay.as_ref().is_none_or(|r| r.bridge_id != *id) {
+        if !peer.relays_for(&tx, *id) {
             // The other leg hung up, or the bridge ended (its control message may have been
             // lost): let go of the peer so its ports can return to the pool.
             drop(tx);

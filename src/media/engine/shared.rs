@@ -213,6 +213,13 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
     }
 
+    /// Whether this session, open, still relays for bridge `id` (`tx` is
+    /// its locked outbound state): the bridge's other leg asks it before
+    /// each relayed packet and when told the bridge ended.
+    pub fn relays_for(&self, tx: &Tx, id: u64) -> bool {
+        !self.is_closed() && tx.relay.as_ref().is_some_and(|r| r.bridge_id == id)
+    }
+
     pub fn is_bridged(&self) -> bool {
         self.tx().relay.is_some()
     }
