@@ -177,6 +177,15 @@ pub(super) fn answered(c: &mut SipCore, t0: Instant) -> (LegId, String) {
     (leg, tag_of(out.find("SIP/2.0 200")))
 }
 
+/// The CANCEL of the test INVITE with branch `branch` (§9.1: same
+/// Request-URI, Call-ID, From, To, CSeq number and top Via).
+pub(super) fn cancel_of(branch: &str) -> String {
+    String::from_utf8(invite(branch, "+15550100000", "", ""))
+        .unwrap()
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+}
+
 /// The caller's BYE (branch `branch`, CSeq `cseq`) at `at` gets 200 and
 /// ends the call as theirs.
 pub(super) fn their_bye_ends_the_call(
@@ -245,10 +254,7 @@ fn an_acknowledged_invite_is_not_kept_and_nothing_misses_it() {
         out.sent.is_empty() && out.events.is_empty(),
         "a second ACK changes nothing"
     );
-    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = cancel_of("z9hG4bK-i1");
     c.handle_message(
         cancel.as_bytes(),
         udp(PEER),
@@ -300,10 +306,7 @@ fn cancel_before_answer_gets_200_and_487() {
         t0,
     );
     let leg = incoming_leg(&drain(&mut c));
-    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = cancel_of("z9hG4bK-i1");
     c.handle_message(cancel.as_bytes(), udp(PEER), t0);
     let out = drain(&mut c);
     assert_eq!(out.statuses(), vec![200, 487]);
@@ -325,10 +328,7 @@ fn cancel_racing_the_200_leaves_the_call_up() {
     let mut c = core();
     let t0 = Instant::now();
     let (_, _) = answered(&mut c, t0);
-    let cancel = String::from_utf8(invite("z9hG4bK-i1", "+15550100000", "", ""))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = cancel_of("z9hG4bK-i1");
     c.handle_message(cancel.as_bytes(), udp(PEER), t0);
     let out = drain(&mut c);
     // §9.2: 200 for the CANCEL, no 487 (the INVITE already has its final).
@@ -340,10 +340,7 @@ fn cancel_racing_the_200_leaves_the_call_up() {
 #[test]
 fn cancel_without_invite_is_481() {
     let mut c = core();
-    let cancel = String::from_utf8(invite("z9hG4bK-zz", "+15550100000", "", ""))
-        .unwrap()
-        .replacen("INVITE sip", "CANCEL sip", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let cancel = cancel_of("z9hG4bK-zz");
     c.handle_message(cancel.as_bytes(), udp(PEER), Instant::now());
     assert_eq!(drain(&mut c).statuses(), vec![481]);
 }
