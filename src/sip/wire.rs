@@ -3,15 +3,19 @@
 //! the typed parser cannot, so a malformed request can still get its 400 (RFC 3261
 //! §8.2.6 asks for the Via, From, To, Call-ID and CSeq of the request to be copied).
 
+use std::borrow::Cow;
+
 /// One header field with continuation lines joined (RFC 3261 §7.3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawHeader {
+pub struct RawHeader<'a> {
     /// Long canonical name for compact forms and the headers we check (`v` → `Via`);
-    /// otherwise the name as written.
-    pub name: String,
+    /// otherwise the name as written. Borrowed from a table or the message: a
+    /// header costs no allocation for its name (issue 15).
+    pub name: Cow<'a, str>,
     /// Value with folding replaced by one SP and the ends trimmed; invalid UTF-8 is
     /// replaced (header values are TEXT-UTF8, but old PBXes send Latin-1 names).
-    pub value: String,
+    /// Borrowed from the message unless folding or a replacement changed it.
+    pub value: Cow<'a, str>,
     /// False when the line had no colon or its name was not a token.
     pub well_formed: bool,
 }
@@ -19,7 +23,7 @@ pub struct RawHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawMessage<'a> {
     pub start_line: &'a [u8],
-    pub headers: Vec<RawHeader>,
+    pub headers: Vec<RawHeader<'a>>,
     /// Everything after the empty line (before any Content-Length truncation).
     pub body: &'a [u8],
 }
@@ -36,57 +40,46 @@ pub enum SplitError {
 }
 
 /// Compact forms (RFC 3261 §7.3.3 and the IANA registry) and the canonical spelling of
-/// the headers this layer examines.
-const NAMES: &[(&str, &str)] = &[
-    ("i", "Call-ID"),
-    ("m", "Contact"),
-    ("e", "Content-Encoding"),
-    ("l", "Content-Length"),
-    ("c", "Content-Type"),
-    ("f", "From"),
-    ("s", "Subject"),
-    ("k", "Supported"),
-    ("t", "To"),
-    ("v", "Via"),
-    ("o", "Event"),
-    ("r", "Refer-To"),
-    ("b", "Referred-By"),
-    ("x", "Session-Expires"),
-    ("u", "Allow-Events"),
-    ("a", "Accept-Contact"),
-    ("j", "Reject-Contact"),
-    ("d", "Request-Disposition"),
-    ("y", "Identity"),
-    ("n", "Identity-Info"),
-    ("call-id", "Call-ID"),
-    ("contact", "Contact"),
-    ("content-encoding", "Content-Encoding"),
-    ("content-length", "Content-Length"),
-    ("content-type", "Content-Type"),
-    ("from", "From"),
-    ("to", "To"),
-    ("via", "Via"),
-    ("cseq", "CSeq"),
-    ("max-forwards", "Max-Forwards"),
-    ("require", "Require"),
-    ("accept", "Accept"),
-    ("route", "Route"),
-    ("record-route", "Record-Route"),
-    ("supported", "Supported"),
-    ("p-asserted-identity", "P-Asserted-Identity"),
-    ("privacy", "Privacy"),
-];
-
-pub fn canonical_name(name: &str) -> String {
-    NAMES
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| (*v).to_string())
-        .unwrap_or_else(|| name.to_string())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// the headers this layer examines; any other name is kept as written. A `match` on
+/// the lower-cased name, not a scan of a table: every header line of every message
+/// passes here.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    // The longest name below is 19 octets; a longer one is none of them.
+    let mut buf = [0u8; 20];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    Some(match &*lower {
+        b"i" | b"call-id" => "Call-ID",
+        b"m" | b"contact" => "Contact",
+        b"e" | b"content-encoding" => "Content-Encoding",
+        b"l" | b"content-length" => "Content-Length",
+        b"c" | b"content-type" => "Content-Type",
+        b"f" | b"from" => "From",
+        b"s" => "Subject",
+        b"k" | b"supported" => "Supported",
+        b"t" | b"to" => "To",
+        b"v" | b"via" => "Via",
+        b"o" => "Event",
+        b"r" => "Refer-To",
+        b"b" => "Referred-By",
+        b"x" => "Session-Expires",
+        b"u" => "Allow-Events",
+        b"a" => "Accept-Contact",
+        b"j" => "Reject-Contact",
+        b"d" => "Request-Disposition",
+        b"y" => "Identity",
+        b"n" => "Identity-Info",
+        b"cseq" => "CSeq",
+        b"max-forwards" => "Max-Forwards",
+        b"require" => "Require",
+        b"accept" => "Accept",
+        b"route" => "Route",
+        b"record-route" => "Record-Route",
+        b"p-asserted-identity" => "P-Asserted-Identity",
+        b"privacy" => "Privacy",
+        _ => return None,
+    })
 }
 
 /// Splits one datagram / framed message. Leading CRLFs are skipped (RFC 3261 §7.5).
@@ -99,24 +92,27 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
     if msg.is_empty() {
         return Err(SplitError::KeepAlive);
     }
-    let end = find(msg, b"\r\n\r\n").ok_or(SplitError::NoEndOfHeaders)?;
+    let end = memchr::memmem::find(msg, b"\r\n\r\n").ok_or(SplitError::NoEndOfHeaders)?;
     // Keep the last header line's CRLF so that every line ends in "\r\n".
     let head = msg.get(..end + 2).unwrap_or(&[]);
     let body = msg.get(end + 4..).unwrap_or(&[]);
-    let mut pieces: Vec<&[u8]> = head.split(|b| *b == b'\n').collect();
-    pieces.pop(); // the empty piece after the final LF
-    let mut lines = pieces.into_iter().map(|l| l.strip_suffix(b"\r"));
+    // Every line ends in "\n": without the last one, no empty piece follows it.
+    let mut lines = head
+        .strip_suffix(b"\n")
+        .unwrap_or(head)
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r"));
     let start_line = match lines.next() {
         Some(Some(l)) => l,
         _ => head,
     };
-    let mut headers: Vec<RawHeader> = Vec::new();
+    let mut headers: Vec<RawHeader<'_>> = Vec::with_capacity(16);
     for line in lines {
         // A bare LF (no CR) shows up as a line without the CR suffix: malformed.
         let Some(line) = line else {
             headers.push(RawHeader {
-                name: String::new(),
-                value: String::new(),
+                name: Cow::Borrowed(""),
+                value: Cow::Borrowed(""),
                 well_formed: false,
             });
             continue;
@@ -127,15 +123,16 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
                 Some(h) => {
                     let more = text.trim_matches([' ', '\t']);
                     if !more.is_empty() {
-                        if !h.value.is_empty() {
-                            h.value.push(' ');
+                        let value = h.value.to_mut();
+                        if !value.is_empty() {
+                            value.push(' ');
                         }
-                        h.value.push_str(more);
+                        value.push_str(more);
                     }
                 }
                 None => headers.push(RawHeader {
-                    name: String::new(),
-                    value: text.into_owned(),
+                    name: Cow::Borrowed(""),
+                    value: text,
                     well_formed: false,
                 }),
             }
@@ -145,18 +142,18 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
             return Err(SplitError::TooManyHeaders);
         }
         // HCOLON = *( SP / HTAB ) ":" SWS: whitespace before the colon is legal.
-        let h = match text.split_once(':') {
-            Some((n, v)) => {
-                let n = n.trim_end_matches([' ', '\t']);
-                RawHeader {
-                    name: canonical_name(n),
-                    value: v.trim_matches([' ', '\t']).to_string(),
-                    well_formed: super::grammar::is_token(n),
-                }
-            }
+        let h = match split_field(text) {
+            Some((n, v)) => RawHeader {
+                well_formed: super::grammar::is_token(&n),
+                name: match canonical_name(&n) {
+                    Some(known) => Cow::Borrowed(known),
+                    None => n,
+                },
+                value: v,
+            },
             None => RawHeader {
-                name: String::new(),
-                value: text.into_owned(),
+                name: Cow::Borrowed(""),
+                value: Cow::Owned(String::from_utf8_lossy(line).into_owned()),
                 well_formed: false,
             },
         };
@@ -169,18 +166,39 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
     })
 }
 
+/// `name: value` with the blanks around both trimmed, each part still borrowed from
+/// the line when the line was UTF-8.
+fn split_field(text: Cow<'_, str>) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    match text {
+        Cow::Borrowed(t) => {
+            let (n, v) = t.split_once(':')?;
+            Some((
+                Cow::Borrowed(n.trim_end_matches([' ', '\t'])),
+                Cow::Borrowed(v.trim_matches([' ', '\t'])),
+            ))
+        }
+        Cow::Owned(t) => {
+            let (n, v) = t.split_once(':')?;
+            Some((
+                Cow::Owned(n.trim_end_matches([' ', '\t']).to_string()),
+                Cow::Owned(v.trim_matches([' ', '\t']).to_string()),
+            ))
+        }
+    }
+}
+
 impl<'a> RawMessage<'a> {
     pub fn all<'s, 'n>(
         &'s self,
         name: &'n str,
-    ) -> impl Iterator<Item = &'s RawHeader> + use<'s, 'n, 'a> {
+    ) -> impl Iterator<Item = &'s RawHeader<'a>> + use<'s, 'n, 'a> {
         self.headers
             .iter()
             .filter(move |h| h.well_formed && h.name.eq_ignore_ascii_case(name))
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.all(name).next().map(|h| h.value.as_str())
+        self.all(name).next().map(|h| &*h.value)
     }
 
     pub fn count(&self, name: &str) -> usize {
