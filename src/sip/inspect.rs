@@ -233,7 +233,7 @@ fn validate_request(
     super::inspect_checks::check_body(raw, method, body)?;
     let uri = super::inspect_checks::build_uri(uri_str, &scheme)
         .map_err(|_| bad("Malformed Request-URI"))?;
-    let headers = super::inspect_checks::canonical_headers(raw, body.len());
+    let headers = super::inspect_checks::canonical_headers(raw, body.len(), h.canonical);
     let req = Request {
         method,
         uri,
@@ -265,15 +265,16 @@ fn response(raw: &RawMessage<'_>, line: &str) -> Result<Response, &'static str> 
     if raw.headers.iter().any(|h| !h.well_formed) {
         return Err("malformed header line");
     }
-    let h = super::inspect_checks::check_response_headers(raw)?;
-    let body = super::inspect_checks::body_of(raw, h).map_err(|_| "bad Content-Length")?;
+    let (content_length, canonical) = super::inspect_checks::check_response_headers(raw)?;
+    let body =
+        super::inspect_checks::body_of(raw, content_length).map_err(|_| "bad Content-Length")?;
     let status_code = StatusCode::try_from((code, reason.trim())).map_err(|_| "bad status code")?;
     let reason = reason.trim();
     let wire_reason = (!reason.is_empty()
         && !matches!(status_code, StatusCode::Other(..))
         && !reason.eq_ignore_ascii_case(status_code.text()))
     .then(|| reason.to_string());
-    let headers: Headers = super::inspect_checks::canonical_headers(raw, body.len());
+    let headers: Headers = super::inspect_checks::canonical_headers(raw, body.len(), canonical);
     let resp = Response {
         status_code,
         wire_reason,

@@ -21,6 +21,73 @@ pub fn bad(what: &str) -> Refusal {
 pub struct Checked {
     pub content_length: Option<usize>,
     pub max_forwards: Option<u32>,
+    /// The canonical text of the headers the checks parsed.
+    pub canonical: Canonical,
+}
+
+/// The canonical text of each structured header (Via, From, To, Contact, Route,
+/// Record-Route), by its index in the raw message, written by the check that parsed
+/// it: the header list rsipstack gets is printed from that one parse instead of a
+/// second (issue 15).
+pub struct Canonical(Vec<Option<String>>);
+
+impl Canonical {
+    fn new(raw: &RawMessage<'_>) -> Self {
+        Canonical(vec![None; raw.headers.len()])
+    }
+
+    fn set(&mut self, i: usize, text: String) {
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = Some(text);
+        }
+    }
+
+    fn take(&mut self, i: usize) -> Option<String> {
+        self.0.get_mut(i).and_then(Option::take)
+    }
+}
+
+/// The well-formed headers called `name`, with their index in the raw message.
+fn indexed<'s, 'a>(
+    raw: &'s RawMessage<'a>,
+    name: &'s str,
+) -> impl Iterator<Item = (usize, &'s str)> + 's {
+    raw.headers
+        .iter()
+        .enumerate()
+        .filter(move |(_, h)| h.well_formed && h.name.eq_ignore_ascii_case(name))
+        .map(|(i, h)| (i, &*h.value))
+}
+
+fn joined<T>(items: &[T], canonical: impl Fn(&T) -> String) -> String {
+    items.iter().map(canonical).collect::<Vec<_>>().join(", ")
+}
+
+/// Every Via parsed (any malformed one is an error), each written to `canonical`;
+/// the top via-parm's branch is returned for the transaction-id check.
+fn check_vias(raw: &RawMessage<'_>, canonical: &mut Canonical) -> Result<Option<String>, ()> {
+    let mut top_branch = None;
+    for (n, (i, v)) in indexed(raw, "Via").enumerate() {
+        let vias = grammar::parse_via(v).map_err(|_| ())?;
+        if n == 0 {
+            top_branch = vias
+                .first()
+                .and_then(|t| t.param("branch").flatten())
+                .map(str::to_string);
+        }
+        canonical.set(i, joined(&vias, grammar::ViaValue::to_canonical));
+    }
+    Ok(top_branch)
+}
+
+/// The one From or To header (the caller checked there is exactly one).
+fn check_from_to(raw: &RawMessage<'_>, name: &str, canonical: &mut Canonical) -> Result<(), ()> {
+    let Some((i, v)) = indexed(raw, name).next() else {
+        return Err(());
+    };
+    let na = grammar::parse_from_to(v).map_err(|_| ())?;
+    canonical.set(i, na.to_canonical());
+    Ok(())
 }
 
 /// Headers that may appear once only (RFC 3261 §7.3.1; RFC 4475 §3.3.8, §3.3.9).
@@ -67,31 +134,28 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
             return Err(bad(&format!("Multiple {name} Headers")));
         }
     }
-    for v in raw.all("Via") {
-        grammar::parse_via(&v.value).map_err(|_| bad("Malformed Via Header"))?;
-    }
+    let mut canonical = Canonical::new(raw);
+    let top_branch =
+        check_vias(raw, &mut canonical).map_err(|_| bad("Malformed Via Header"))?;
     // RFC 4475 §3.2.1: the magic cookie without an identifier is no transaction id.
-    let top = raw
-        .first("Via")
-        .and_then(|v| grammar::parse_via(v).ok())
-        .and_then(|v| v.into_iter().next());
-    if top.as_ref().and_then(|t| t.param("branch")).flatten() == Some("z9hG4bK") {
+    if top_branch.as_deref() == Some("z9hG4bK") {
         return Err(bad("Missing Transaction Identifier"));
     }
     for name in ["From", "To"] {
-        let v = raw.first(name).unwrap_or("");
-        grammar::parse_from_to(v).map_err(|_| bad(&format!("Malformed {name} Header")))?;
+        check_from_to(raw, name, &mut canonical)
+            .map_err(|_| bad(&format!("Malformed {name} Header")))?;
     }
     for name in ["Contact", "Route", "Record-Route"] {
-        for v in raw.all(name) {
+        for (i, v) in indexed(raw, name) {
             // §10.2.2 / §20.10: `*` is only for a REGISTER that removes
             // every binding. Anywhere else it names no target, and an
             // INVITE's `*` would later become our BYE's Request-URI.
-            if name == "Contact" && v.value == "*" && method == "REGISTER" {
+            if name == "Contact" && v == "*" && method == "REGISTER" {
                 continue;
             }
-            grammar::parse_name_addr_list(&v.value)
+            let list = grammar::parse_name_addr_list(v)
                 .map_err(|_| bad(&format!("Malformed {name} Header")))?;
+            canonical.set(i, joined(&list, grammar::NameAddr::to_canonical));
         }
     }
     let call_id = raw.first("Call-ID").unwrap_or("");
@@ -127,6 +191,7 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
     Ok(Checked {
         content_length,
         max_forwards,
+        canonical,
     })
 }
 
@@ -337,10 +402,19 @@ fn canonical_value(name: &str, value: &str, body_len: usize) -> Option<String> {
 }
 
 /// The header list for rsipstack: canonical names, canonical values, original order.
-pub fn canonical_headers(raw: &RawMessage<'_>, body_len: usize) -> Headers {
+/// A header the checks already parsed takes its text from `canonical`.
+pub fn canonical_headers(
+    raw: &RawMessage<'_>,
+    body_len: usize,
+    mut canonical: Canonical,
+) -> Headers {
     let mut out = Headers::default();
-    for h in raw.headers.iter().filter(|h| h.well_formed) {
-        if let Some(v) = canonical_value(&h.name, &h.value, body_len) {
+    for (i, h) in raw.headers.iter().enumerate().filter(|(_, h)| h.well_formed) {
+        let value = match canonical.take(i) {
+            Some(v) => Some(v),
+            None => canonical_value(&h.name, &h.value, body_len),
+        };
+        if let Some(v) = value {
             out.push(make_header(&h.name, v));
         }
     }
@@ -367,8 +441,11 @@ pub fn check_typed(req: &Request) -> Result<(), Refusal> {
 }
 
 /// Response header checks: all mandatory headers present once and parseable, and the
-/// CSeq a 32-bit number with a known method (RFC 4475 §3.1.2.5), else Drop.
-pub fn check_response_headers(raw: &RawMessage<'_>) -> Result<Option<usize>, &'static str> {
+/// CSeq a 32-bit number with a known method (RFC 4475 §3.1.2.5), else Drop. Returns
+/// the Content-Length and the canonical text of the headers parsed.
+pub fn check_response_headers(
+    raw: &RawMessage<'_>,
+) -> Result<(Option<usize>, Canonical), &'static str> {
     for name in ["From", "To", "Call-ID", "CSeq", "Via"] {
         if raw.count(name) == 0 {
             return Err("missing mandatory header");
@@ -377,17 +454,17 @@ pub fn check_response_headers(raw: &RawMessage<'_>) -> Result<Option<usize>, &'s
     if SINGLE.iter().any(|n| raw.count(n) > 1) {
         return Err("repeated single-valued header");
     }
-    for v in raw.all("Via") {
-        grammar::parse_via(&v.value).map_err(|_| "malformed Via")?;
-    }
+    let mut canonical = Canonical::new(raw);
+    check_vias(raw, &mut canonical).map_err(|_| "malformed Via")?;
     for name in ["From", "To"] {
-        grammar::parse_from_to(raw.first(name).unwrap_or("")).map_err(|_| "malformed From/To")?;
+        check_from_to(raw, name, &mut canonical).map_err(|_| "malformed From/To")?;
     }
     let (seq, m) = cseq(raw.first("CSeq").unwrap_or("")).ok_or("malformed CSeq")?;
     if seq > u64::from(u32::MAX) || !Method::all().iter().any(|x| x.to_string() == m) {
         return Err("CSeq out of range or unknown method");
     }
-    content_length(raw).map_err(|_| "malformed Content-Length")
+    let content_length = content_length(raw).map_err(|_| "malformed Content-Length")?;
+    Ok((content_length, canonical))
 }
 
 pub fn check_typed_response(resp: &Response) -> Result<(), &'static str> {
