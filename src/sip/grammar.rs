@@ -14,7 +14,11 @@ type R<T> = Result<T, GrammarError>;
 
 /// RFC 3261 §25.1 `token` characters.
 pub fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
+        )
 }
 
 pub fn is_token(s: &str) -> bool {
@@ -27,7 +31,7 @@ fn is_lws(c: char) -> bool {
 
 /// `unreserved` of RFC 3261 §25.1 (alphanum / mark).
 fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()".contains(c)
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '!' | '~' | '*' | '\'' | '(' | ')')
 }
 
 /// Checks that every `%` in `s` starts a `%HEXHEX` escape and every other character is
@@ -172,7 +176,7 @@ pub fn check_uri(s: &str) -> R<UriScheme> {
         .is_some_and(|c| c.is_ascii_alphabetic())
         && scheme
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !scheme_ok || rest.is_empty() {
         return Err(GrammarError("invalid URI scheme"));
     }
@@ -192,7 +196,7 @@ pub fn check_uri(s: &str) -> R<UriScheme> {
 }
 
 fn is_param_char(c: char) -> bool {
-    is_unreserved(c) || "[]/:&+$".contains(c)
+    is_unreserved(c) || matches!(c, '[' | ']' | '/' | ':' | '&' | '+' | '$')
 }
 
 fn check_uri_params(params: &str) -> R<()> {
@@ -230,8 +234,10 @@ fn check_sip_uri_body(rest: &str) -> R<()> {
     let (userinfo, hostport, params, headers) = split_sip_uri(rest);
     if let Some(ui) = userinfo {
         let (user, password) = ui.split_once(':').unwrap_or((ui, ""));
-        let user_ok = |c: char| is_unreserved(c) || "&=+$,;?/".contains(c);
-        let pass_ok = |c: char| is_unreserved(c) || "&=+$,".contains(c);
+        let user_ok = |c: char| {
+            is_unreserved(c) || matches!(c, '&' | '=' | '+' | '$' | ',' | ';' | '?' | '/')
+        };
+        let pass_ok = |c: char| is_unreserved(c) || matches!(c, '&' | '=' | '+' | '$' | ',');
         if user.is_empty() || !escaped_chars(user, user_ok) || !escaped_chars(password, pass_ok) {
             return Err(GrammarError("malformed URI user part"));
         }
@@ -241,7 +247,7 @@ fn check_sip_uri_body(rest: &str) -> R<()> {
         check_uri_params(p)?;
     }
     if let Some(h) = headers {
-        let ok = |c: char| is_unreserved(c) || "[]/?:+$".contains(c);
+        let ok = |c: char| is_unreserved(c) || matches!(c, '[' | ']' | '/' | '?' | ':' | '+' | '$');
         for kv in h.split('&') {
             let (n, v) = kv
                 .split_once('=')
@@ -263,7 +269,7 @@ fn check_tel_body(rest: &str) -> R<()> {
     let ok = digits.chars().any(|c| c.is_ascii_hexdigit())
         && digits
             .chars()
-            .all(|c| c.is_ascii_hexdigit() || "*#-.()".contains(c));
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, '*' | '#' | '-' | '.' | '(' | ')'));
     if !ok {
         return Err(GrammarError("malformed telephone number"));
     }
@@ -398,7 +404,7 @@ impl<'a> Cur<'a> {
                 let v = if self.peek() == Some('"') {
                     self.quoted()?.0.to_string()
                 } else {
-                    self.take_while(|c| is_token_char(c) || "[]:".contains(c))
+                    self.take_while(|c| is_token_char(c) || matches!(c, '[' | ']' | ':'))
                         .to_string()
                 };
                 if v.is_empty() {
@@ -671,9 +677,15 @@ pub fn parse_media_type(s: &str) -> R<(String, Vec<Param>)> {
 
 /// Collapses every run of SP/HTAB outside quoted strings into one SP and trims the ends.
 pub fn collapse_lws(s: &str) -> String {
+    let s = s.trim_matches(is_lws);
+    // Most values have no run to collapse: no HTAB and no two SPs in a row. Copied
+    // as they are, they skip the walk below (every header of every message, issue 15).
+    if !s.contains('\t') && memchr::memmem::find(s.as_bytes(), b"  ").is_none() {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let (mut q, mut esc, mut pending) = (false, false, false);
-    for ch in s.trim_matches(is_lws).chars() {
+    for ch in s.chars() {
         if !q && is_lws(ch) {
             pending = true;
             continue;

@@ -135,8 +135,7 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         }
     }
     let mut canonical = Canonical::new(raw);
-    let top_branch =
-        check_vias(raw, &mut canonical).map_err(|_| bad("Malformed Via Header"))?;
+    let top_branch = check_vias(raw, &mut canonical).map_err(|_| bad("Malformed Via Header"))?;
     // RFC 4475 §3.2.1: the magic cookie without an identifier is no transaction id.
     if top_branch.as_deref() == Some("z9hG4bK") {
         return Err(bad("Missing Transaction Identifier"));
@@ -409,7 +408,12 @@ pub fn canonical_headers(
     mut canonical: Canonical,
 ) -> Headers {
     let mut out = Headers::default();
-    for (i, h) in raw.headers.iter().enumerate().filter(|(_, h)| h.well_formed) {
+    for (i, h) in raw
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.well_formed)
+    {
         let value = match canonical.take(i) {
             Some(v) => Some(v),
             None => canonical_value(&h.name, &h.value, body_len),

@@ -1060,3 +1060,20 @@ fn mutations_never_panic() {
     // The mutations reach every outcome, so the loop really exercises the gate.
     assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
 }
+
+#[test]
+fn collapse_lws_keeps_single_spaces_and_collapses_runs_outside_quotes() {
+    use super::grammar::collapse_lws;
+    // Nothing to collapse: the value as it is, trimmed.
+    assert_eq!(collapse_lws("  INVITE, ACK, BYE\t"), "INVITE, ACK, BYE");
+    assert_eq!(
+        collapse_lws("\"J Smith\" <sip:a@b>"),
+        "\"J Smith\" <sip:a@b>"
+    );
+    // Runs of SP and HTAB become one SP outside quotes, and stay inside them.
+    assert_eq!(collapse_lws("a  b\tc \t d"), "a b c d");
+    assert_eq!(collapse_lws("\"x  y\"  z"), "\"x  y\" z");
+    assert_eq!(collapse_lws("\"x\ty\" z"), "\"x\ty\" z");
+    assert_eq!(collapse_lws("\"a\\\"  b\"  c"), "\"a\\\"  b\" c");
+    assert_eq!(collapse_lws(" \t "), "");
+}
