@@ -96,8 +96,18 @@ pub struct PortPool {
 pub struct RtpSocket(AsyncFd<UdpSocket>);
 
 impl RtpSocket {
-    fn new(sock: UdpSocket) -> io::Result<Self> {
-        sock.set_nonblocking(true)?;
+    /// Binds `addr`. The socket is made non-blocking (and close-on-exec) by the
+    /// `socket` call itself, not by an `ioctl` after it: one system call fewer
+    /// per socket, two per call (issue 15).
+    fn bind(addr: SocketAddr) -> io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::UDP),
+        )?;
+        sock.bind(&addr.into())?;
+        let sock: UdpSocket = sock.into();
         // SAFETY: the UdpSocket owns its descriptor, keeps it open until the AsyncFd
         // drops it, and `as_raw_fd` always returns that one descriptor.
         unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
@@ -203,18 +213,16 @@ impl PortPool {
                     None => return Err(PortError::Exhausted),
                 }
             };
-            let rtp = UdpSocket::bind(SocketAddr::new(self.ip, port));
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
+            let rtp = RtpSocket::bind(SocketAddr::new(self.ip, port));
+            let rtcp = RtpSocket::bind(SocketAddr::new(self.ip, port + 1));
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
-                if let (Ok(rtp), Ok(rtcp)) = (RtpSocket::new(rtp), RtpSocket::new(rtcp)) {
-                    return Ok(RtpPorts {
-                        rtp,
-                        rtcp,
-                        local: SocketAddr::new(self.ip, port),
-                        announced: SocketAddr::new(self.ip, port),
-                        pool: self.inner.clone(),
-                    });
-                }
+                return Ok(RtpPorts {
+                    rtp,
+                    rtcp,
+                    local: SocketAddr::new(self.ip, port),
+                    announced: SocketAddr::new(self.ip, port),
+                    pool: self.inner.clone(),
+                });
             }
             if let Ok(mut p) = self.inner.lock() {
                 p.free.push_back(port);
@@ -264,6 +272,17 @@ mod tests {
             let events = epoll_events(sock.as_fd().as_raw_fd()).expect("on tokio's epoll set");
             assert_ne!(events & libc::EPOLLIN as u32, 0, "events {events:#x}");
             assert_eq!(events & libc::EPOLLOUT as u32, 0, "events {events:#x}");
+            // Non-blocking and close-on-exec from the socket call itself.
+            let fd = sock.as_fd().as_raw_fd();
+            // SAFETY: F_GETFL and F_GETFD read flags of a descriptor the test holds open.
+            let (fl, fdfl) = unsafe {
+                (
+                    libc::fcntl(fd, libc::F_GETFL),
+                    libc::fcntl(fd, libc::F_GETFD),
+                )
+            };
+            assert_ne!(fl & libc::O_NONBLOCK, 0, "flags {fl:#x}");
+            assert_ne!(fdfl & libc::FD_CLOEXEC, 0, "fd flags {fdfl:#x}");
         }
         // And they still send and receive.
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
