@@ -185,6 +185,7 @@ pub enum MediaError {
 struct PacingHandle {
     tx: SyncSender<Cmd>,
     thread: Thread,
+    wake: Arc<pacing::WakeAt>,
 }
 
 struct EngineInner {
@@ -196,11 +197,21 @@ struct EngineInner {
 }
 
 impl EngineInner {
+    /// Queue `cmd` for the shard's pacing thread. A new stream (`Add`) wakes the
+    /// thread if it would sleep past the stream's start; any other command acts at
+    /// its stream's next tick, before which the thread reads its commands anyway
+    /// (`pacing::WakeAt`).
     fn command(&self, shard: usize, cmd: Cmd) -> Result<(), MediaError> {
         let p = self.pacers.get(shard).ok_or(MediaError::Closed)?;
+        let due = match &cmd {
+            Cmd::Add { shared, .. } => Some(shared.start),
+            _ => None,
+        };
         match p.tx.try_send(cmd) {
             Ok(()) => {
-                p.thread.unpark();
+                if due.is_some_and(|t| p.wake.must_wake_for(t)) {
+                    p.thread.unpark();
+                }
                 Ok(())
             }
             Err(TrySendError::Full(_)) => Err(MediaError::Overloaded),
@@ -230,9 +241,11 @@ impl MediaEngine {
     pub fn start(cfg: EngineConfig) -> Result<MediaEngine, MediaError> {
         let stats = Arc::new(MediaStats::default());
         let mut pacers = Vec::new();
+        let epoch = Instant::now();
         for i in 0..cfg.pacing_threads.max(1) {
             let (tx, rx) = sync_channel(cfg.command_capacity.max(1));
-            let worker = pacing::PacingThread::new(rx, &cfg, stats.clone());
+            let wake = Arc::new(pacing::WakeAt::new(epoch));
+            let worker = pacing::PacingThread::new(rx, wake.clone(), &cfg, stats.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("media-pace-{i}"))
                 .spawn(move || worker.run())
@@ -240,6 +253,7 @@ impl MediaEngine {
             pacers.push(PacingHandle {
                 tx,
                 thread: handle.thread().clone(),
+                wake,
             });
         }
         Ok(MediaEngine {
@@ -247,7 +261,7 @@ impl MediaEngine {
                 cfg,
                 pacers,
                 stats,
-                epoch: Instant::now(),
+                epoch,
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -435,12 +449,12 @@ impl MediaSession {
 
     /// Stop sending and receiving; the ports return to the pool once the pacing thread and
     /// the receive task have let go (within a packet time).
+    ///
+    /// The pacing thread is not woken: it lets the stream go at the stream's next
+    /// tick, as it would after waking (`pacing::WakeAt`).
     pub fn close(&self) {
         self.shared.close();
         self.cancel.cancel();
-        if let Some(p) = self.engine.pacers.get(self.shard) {
-            p.thread.unpark();
-        }
     }
 
     fn check_open(&self) -> Result<(), MediaError> {

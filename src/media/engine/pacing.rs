@@ -3,6 +3,7 @@
 //! needs a lock; only the small outbound state (`Tx`) is shared with the relay.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,60 @@ use crate::media::rtcp::{self, NtpTime};
 
 /// The longest the thread parks with nothing due, so it notices the engine went away.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// When the pacing thread will next read its commands, so that a sender wakes it
+/// only for a command that cannot wait until then.
+///
+/// Every command used to unpark the thread: a futex wake and, on a busy core, a
+/// context switch and a preempted tokio worker, three or four times a call (issue
+/// 15). Most commands need none of it. A stream's `Play`, `Stop` or `SendDtmf`
+/// acts at the stream's next tick, and the thread reads its commands before it
+/// serves any tick; a closed stream is let go at its next tick. Only a new stream
+/// (`Add`) may start before the thread's next wake-up.
+///
+/// Nanoseconds from `epoch` (never 0), or `AWAKE` while the thread runs: it reads
+/// its commands again before it next sleeps. The thread publishes its wake-up and
+/// then looks for commands; a sender queues its command and then reads the
+/// wake-up. A `SeqCst` fence on each side makes at least one of them see the
+/// other (the store-buffering pattern): no command is left asleep.
+pub(crate) struct WakeAt {
+    epoch: Instant,
+    at: AtomicU64,
+}
+
+impl WakeAt {
+    const AWAKE: u64 = 0;
+
+    pub fn new(epoch: Instant) -> Self {
+        WakeAt {
+            epoch,
+            at: AtomicU64::new(Self::AWAKE),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        let n = t.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(n).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// The thread is about to sleep until `t` (it looks for commands after this).
+    fn sleeping_until(&self, t: Instant) {
+        self.at.store(self.nanos(t), Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    fn awake(&self) {
+        self.at.store(Self::AWAKE, Ordering::SeqCst);
+    }
+
+    /// After queueing a command that must be read by `due`: whether the sleeping
+    /// thread would read it too late.
+    pub fn must_wake_for(&self, due: Instant) -> bool {
+        fence(Ordering::SeqCst);
+        let at = self.at.load(Ordering::SeqCst);
+        at != Self::AWAKE && at > self.nanos(due)
+    }
+}
 
 pub(crate) enum Cmd {
     Add {
@@ -122,6 +177,7 @@ enum Payload {
 
 pub(crate) struct PacingThread {
     rx: Receiver<Cmd>,
+    wake: Arc<WakeAt>,
     /// The schedule, holding each stream's state in its slot.
     pacer: Pacer<Stream>,
     /// Commands name a session; ticks name a slot. Only commands look a session up.
@@ -140,10 +196,16 @@ pub(crate) struct PacingThread {
 }
 
 impl PacingThread {
-    pub fn new(rx: Receiver<Cmd>, cfg: &EngineConfig, stats: Arc<MediaStats>) -> Self {
+    pub fn new(
+        rx: Receiver<Cmd>,
+        wake: Arc<WakeAt>,
+        cfg: &EngineConfig,
+        stats: Arc<MediaStats>,
+    ) -> Self {
         let n = Codec::SAMPLES_PER_FRAME;
         PacingThread {
             rx,
+            wake,
             pacer: Pacer::new(FRAME_DURATION),
             keys: HashMap::new(),
             stats,
@@ -176,7 +238,7 @@ impl PacingThread {
         // SAFETY: PR_SET_TIMERSLACK reads one integer argument and touches no memory.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
         loop {
-            if !self.drain_commands() {
+            if self.drain_commands().is_none() {
                 return;
             }
             let now = Instant::now();
@@ -192,8 +254,20 @@ impl PacingThread {
                 .deadline()
                 .map_or(now + IDLE_WAKE, |d| d.min(now + IDLE_WAKE));
             if next > now + self.spin {
+                // Published before the last look at the commands (see `WakeAt`).
+                self.wake.sleeping_until(next);
+                match self.drain_commands() {
+                    None => return,
+                    // A command came in meanwhile: it may move the deadline.
+                    Some(true) => {
+                        self.wake.awake();
+                        continue;
+                    }
+                    Some(false) => {}
+                }
                 // Woken early by a command (unpark) or the timer: loop to drain and re-check.
                 std::thread::park_timeout(next - now - self.spin);
+                self.wake.awake();
             } else {
                 while Instant::now() < next {
                     std::hint::spin_loop();
@@ -202,13 +276,18 @@ impl PacingThread {
         }
     }
 
-    /// Apply queued commands; false once every sender is gone (engine and sessions dropped).
-    fn drain_commands(&mut self) -> bool {
+    /// Apply queued commands: whether there were any, or `None` once every sender is
+    /// gone (engine and sessions dropped).
+    fn drain_commands(&mut self) -> Option<bool> {
+        let mut any = false;
         loop {
             match self.rx.try_recv() {
-                Ok(cmd) => self.command(cmd),
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
+                Ok(cmd) => {
+                    self.command(cmd);
+                    any = true;
+                }
+                Err(TryRecvError::Empty) => return Some(any),
+                Err(TryRecvError::Disconnected) => return None,
             }
         }
     }
@@ -562,5 +641,69 @@ mod playback_tests {
         assert!(!p.tick(Codec::Pcmu).1);
         p.skip(5);
         assert_eq!(p.tick(Codec::Pcmu), (None, true));
+    }
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_command_due_before_the_wake_up_wakes_the_thread() {
+        let epoch = Instant::now();
+        let wake = WakeAt::new(epoch);
+        let at = epoch + Duration::from_millis(20);
+        // Awake: it reads its commands before it sleeps again.
+        assert!(!wake.must_wake_for(epoch));
+        wake.sleeping_until(at);
+        assert!(wake.must_wake_for(at - Duration::from_millis(1)));
+        assert!(!wake.must_wake_for(at));
+        assert!(!wake.must_wake_for(at + Duration::from_millis(1)));
+        // Due before the epoch (a clock read earlier): as soon as possible.
+        assert!(wake.must_wake_for(epoch.checked_sub(Duration::from_millis(1)).unwrap_or(epoch)));
+        wake.awake();
+        assert!(!wake.must_wake_for(epoch));
+    }
+
+    /// The handshake as the pacing thread and a sender run it, 200 times: every
+    /// command is read without the sleeper's 30 s timeout running out, whichever
+    /// side gets there first.
+    #[test]
+    fn no_command_is_left_waiting_for_a_far_wake_up() {
+        let wake = Arc::new(WakeAt::new(Instant::now()));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(1);
+        let far = Duration::from_secs(30);
+        let w = wake.clone();
+        let sleeper = std::thread::spawn(move || {
+            let mut timed_out = 0;
+            for expected in 0..200u32 {
+                loop {
+                    w.sleeping_until(Instant::now() + far);
+                    if let Ok(n) = rx.try_recv() {
+                        w.awake();
+                        assert_eq!(n, expected);
+                        break;
+                    }
+                    let before = Instant::now();
+                    std::thread::park_timeout(far);
+                    w.awake();
+                    if before.elapsed() >= far {
+                        timed_out += 1;
+                    }
+                    if let Ok(n) = rx.try_recv() {
+                        assert_eq!(n, expected);
+                        break;
+                    }
+                }
+            }
+            timed_out
+        });
+        for n in 0..200 {
+            tx.send(n).unwrap();
+            if wake.must_wake_for(Instant::now()) {
+                sleeper.thread().unpark();
+            }
+        }
+        assert_eq!(sleeper.join().unwrap(), 0);
     }
 }
