@@ -135,6 +135,12 @@ impl SqliteStore {
     ) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
+            // sqlx pings a pooled connection before each use by default: for
+            // a network database, a check that the server is still there. An
+            // SQLite connection is a thread of this process with the file
+            // open; the ping only cost a round trip to that thread, two
+            // context switches, per statement (issue 15).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
@@ -182,6 +188,8 @@ impl SqliteStore {
             .busy_timeout(SqliteSettings::default().busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
+            // No ping before each use: see `connect`.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {

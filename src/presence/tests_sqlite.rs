@@ -47,6 +47,8 @@ async fn open_creates_folder_and_file_with_durable_settings() {
         .await
         .unwrap();
     assert_eq!(fk, 1);
+    // An in-process connection is not pinged before each use (issue 15).
+    assert!(!store.pool().options().get_test_before_acquire());
 }
 
 #[tokio::test]
