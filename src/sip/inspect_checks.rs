@@ -47,18 +47,6 @@ impl Canonical {
     }
 }
 
-/// The well-formed headers called `name`, with their index in the raw message.
-fn indexed<'s, 'a>(
-    raw: &'s RawMessage<'a>,
-    name: &'s str,
-) -> impl Iterator<Item = (usize, &'s str)> + 's {
-    raw.headers
-        .iter()
-        .enumerate()
-        .filter(move |(_, h)| h.well_formed && h.name.eq_ignore_ascii_case(name))
-        .map(|(i, h)| (i, &*h.value))
-}
-
 fn joined<T>(items: &[T], canonical: impl Fn(&T) -> String) -> String {
     items.iter().map(canonical).collect::<Vec<_>>().join(", ")
 }
@@ -67,8 +55,8 @@ fn joined<T>(items: &[T], canonical: impl Fn(&T) -> String) -> String {
 /// the top via-parm's branch is returned for the transaction-id check.
 fn check_vias(raw: &RawMessage<'_>, canonical: &mut Canonical) -> Result<Option<String>, ()> {
     let mut top_branch = None;
-    for (n, (i, v)) in indexed(raw, "Via").enumerate() {
-        let vias = grammar::parse_via(v).map_err(|_| ())?;
+    for (n, (i, h)) in raw.indexed("Via").enumerate() {
+        let vias = grammar::parse_via(&h.value).map_err(|_| ())?;
         if n == 0 {
             top_branch = vias
                 .first()
@@ -82,10 +70,10 @@ fn check_vias(raw: &RawMessage<'_>, canonical: &mut Canonical) -> Result<Option<
 
 /// The one From or To header (the caller checked there is exactly one).
 fn check_from_to(raw: &RawMessage<'_>, name: &str, canonical: &mut Canonical) -> Result<(), ()> {
-    let Some((i, v)) = indexed(raw, name).next() else {
+    let Some((i, h)) = raw.indexed(name).next() else {
         return Err(());
     };
-    let na = grammar::parse_from_to(v).map_err(|_| ())?;
+    let na = grammar::parse_from_to(&h.value).map_err(|_| ())?;
     canonical.set(i, na.to_canonical());
     Ok(())
 }
@@ -145,7 +133,8 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
             .map_err(|_| bad(&format!("Malformed {name} Header")))?;
     }
     for name in ["Contact", "Route", "Record-Route"] {
-        for (i, v) in indexed(raw, name) {
+        for (i, h) in raw.indexed(name) {
+            let v = &*h.value;
             // §10.2.2 / §20.10: `*` is only for a REGISTER that removes
             // every binding. Anywhere else it names no target, and an
             // INVITE's `*` would later become our BYE's Request-URI.
@@ -368,17 +357,16 @@ pub fn build_uri(s: &str, scheme: &UriScheme) -> Result<Uri, grammar::GrammarErr
 }
 
 fn canonical_value(name: &str, value: &str, body_len: usize) -> Option<String> {
-    let list = |v: Vec<String>| v.join(", ");
     let out = match name {
         "Via" => grammar::parse_via(value)
             .ok()
-            .map(|v| list(v.iter().map(|x| x.to_canonical()).collect())),
+            .map(|v| joined(&v, grammar::ViaValue::to_canonical)),
         "From" | "To" | "Route" | "Record-Route" | "Contact" | "P-Asserted-Identity"
             if value != "*" =>
         {
             grammar::parse_name_addr_list(value)
                 .ok()
-                .map(|v| list(v.iter().map(|x| x.to_canonical()).collect()))
+                .map(|v| joined(&v, grammar::NameAddr::to_canonical))
         }
         "CSeq" => cseq(value).map(|(n, m)| format!("{n} {m}")),
         "Content-Length" => Some(body_len.to_string()),
@@ -414,10 +402,9 @@ pub fn canonical_headers(
         .enumerate()
         .filter(|(_, h)| h.well_formed)
     {
-        let value = match canonical.take(i) {
-            Some(v) => Some(v),
-            None => canonical_value(&h.name, &h.value, body_len),
-        };
+        let value = canonical
+            .take(i)
+            .or_else(|| canonical_value(&h.name, &h.value, body_len));
         if let Some(v) = value {
             out.push(make_header(&h.name, v));
         }

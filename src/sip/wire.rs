@@ -169,32 +169,35 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
 /// `name: value` with the blanks around both trimmed, each part still borrowed from
 /// the line when the line was UTF-8.
 fn split_field(text: Cow<'_, str>) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    fn parts(t: &str) -> Option<(&str, &str)> {
+        let (n, v) = t.split_once(':')?;
+        Some((n.trim_end_matches([' ', '\t']), v.trim_matches([' ', '\t'])))
+    }
     match text {
-        Cow::Borrowed(t) => {
-            let (n, v) = t.split_once(':')?;
-            Some((
-                Cow::Borrowed(n.trim_end_matches([' ', '\t'])),
-                Cow::Borrowed(v.trim_matches([' ', '\t'])),
-            ))
-        }
+        Cow::Borrowed(t) => parts(t).map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))),
         Cow::Owned(t) => {
-            let (n, v) = t.split_once(':')?;
-            Some((
-                Cow::Owned(n.trim_end_matches([' ', '\t']).to_string()),
-                Cow::Owned(v.trim_matches([' ', '\t']).to_string()),
-            ))
+            parts(&t).map(|(n, v)| (Cow::Owned(n.to_string()), Cow::Owned(v.to_string())))
         }
     }
 }
 
 impl<'a> RawMessage<'a> {
+    /// The well-formed headers called `name`, with their index in `headers`.
+    pub fn indexed<'s, 'n>(
+        &'s self,
+        name: &'n str,
+    ) -> impl Iterator<Item = (usize, &'s RawHeader<'a>)> + use<'s, 'n, 'a> {
+        self.headers
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| h.well_formed && h.name.eq_ignore_ascii_case(name))
+    }
+
     pub fn all<'s, 'n>(
         &'s self,
         name: &'n str,
     ) -> impl Iterator<Item = &'s RawHeader<'a>> + use<'s, 'n, 'a> {
-        self.headers
-            .iter()
-            .filter(move |h| h.well_formed && h.name.eq_ignore_ascii_case(name))
+        self.indexed(name).map(|(_, h)| h)
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {

@@ -238,6 +238,8 @@ impl PacingThread {
         // SAFETY: PR_SET_TIMERSLACK reads one integer argument and touches no memory.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
         loop {
+            // Awake: whatever is queued from here on is read before the next sleep.
+            self.wake.awake();
             if self.drain_commands().is_none() {
                 return;
             }
@@ -259,15 +261,11 @@ impl PacingThread {
                 match self.drain_commands() {
                     None => return,
                     // A command came in meanwhile: it may move the deadline.
-                    Some(true) => {
-                        self.wake.awake();
-                        continue;
-                    }
+                    Some(true) => continue,
                     Some(false) => {}
                 }
                 // Woken early by a command (unpark) or the timer: loop to drain and re-check.
                 std::thread::park_timeout(next - now - self.spin);
-                self.wake.awake();
             } else {
                 while Instant::now() < next {
                     std::hint::spin_loop();
