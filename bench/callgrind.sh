@@ -26,7 +26,7 @@ trap 'kill "$VG_PID" 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 bench_config "$PORT" "$work"
 
 TPSWITCH_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-  target/release/tpswitch run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
+  "$SWITCH_BIN" run --config "$work/tpswitch.toml" > "$work/switch.out" 2> "$work/switch.err" &
 VG_PID=$!
 for _ in $(seq 600); do grep -q "tpswitch listening sip" "$work/switch.out" 2>/dev/null && break; sleep 0.1; done
 grep -q "tpswitch listening sip" "$work/switch.out" || { cat "$work/switch.err" >&2; exit 1; }

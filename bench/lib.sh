@@ -1,12 +1,16 @@
 # Shared by the bench/ scripts (sourced, not run): build the release binary
 # and write a load-test configuration for it.
 #
+# TPSWITCH_BIN=path runs that binary instead of building target/release's
+# (to compare two builds, e.g. one from a worktree of another commit).
+SWITCH_BIN=${TPSWITCH_BIN:-target/release/tpswitch}
+#
 #   bench_config PORT WORKDIR   -> WORKDIR/tpswitch.toml: SIP on 127.0.0.1:PORT,
 #                                  HTTP on an ephemeral port, no call limit,
 #                                  store and prompts resolved for WORKDIR.
 bench_config() {
   local port=$1 work=$2
-  cargo build --release --quiet
+  [ -n "${TPSWITCH_BIN:-}" ] || cargo build --release --quiet
   sed -e "s|bind = \"0.0.0.0:5060\"|bind = \"127.0.0.1:$port\"|" \
       -e "s|bind = \"127.0.0.1:8080\"|bind = \"127.0.0.1:0\"|" \
       -e "s|max_calls = 2000|max_calls = 100000|" \
@@ -51,10 +55,10 @@ PY
 start_switch() {
   local work=$1 cpus=${2:-}
   if [ -n "$cpus" ]; then
-    TPSWITCH_LOG=${SWITCH_LOG:-warn} taskset -c "$cpus" target/release/tpswitch run --config "$work/tpswitch.toml" \
+    TPSWITCH_LOG=${SWITCH_LOG:-warn} taskset -c "$cpus" "$SWITCH_BIN" run --config "$work/tpswitch.toml" \
       > "$work/switch.out" 2> "$work/switch.err" &
   else
-    TPSWITCH_LOG=${SWITCH_LOG:-warn} target/release/tpswitch run --config "$work/tpswitch.toml" \
+    TPSWITCH_LOG=${SWITCH_LOG:-warn} "$SWITCH_BIN" run --config "$work/tpswitch.toml" \
       > "$work/switch.out" 2> "$work/switch.err" &
   fi
   SWITCH_PID=$!

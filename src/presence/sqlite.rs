@@ -43,6 +43,13 @@ pub struct SqliteSettings {
     /// Pool size. SQLite serialises writers anyway; extra connections let
     /// reads (API, reports) proceed during a write.
     pub max_connections: u32,
+    /// How long a pooled connection beyond the first may sit unused before
+    /// it is closed. A connection is a thread with its own page cache and
+    /// allocator cache: the pool grows to meet a burst of writes, and once
+    /// the burst is over the extra ones go, with the memory they took
+    /// (issue 15). sqlx looks for them every `idle_timeout`, so one goes
+    /// between one and two of these after its last use.
+    pub idle_timeout: Duration,
 }
 
 impl Default for SqliteSettings {
@@ -50,6 +57,7 @@ impl Default for SqliteSettings {
         SqliteSettings {
             busy_timeout: Duration::from_secs(5),
             max_connections: 4,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -141,6 +149,10 @@ impl SqliteStore {
             // open; the ping only cost a round trip to that thread, two
             // context switches, per statement (issue 15).
             .test_before_acquire(false)
+            // One stays open, so a quiet switch's next write does not pay
+            // for opening the file; the others close when idle.
+            .min_connections(1)
+            .idle_timeout(Some(settings.idle_timeout))
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {

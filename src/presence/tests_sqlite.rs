@@ -357,6 +357,43 @@ async fn a_write_that_changes_nothing_keeps_its_connection() {
     );
 }
 
+/// The pool grows for a burst and gives the extra connections (threads,
+/// page caches) back once they sit idle, keeping one open (issue 15).
+#[tokio::test]
+async fn connections_opened_for_a_burst_are_closed_once_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(
+        &dir.path().join("burst.db"),
+        super::sqlite::SqliteSettings {
+            idle_timeout: std::time::Duration::from_millis(100),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pool = store.pool();
+    let held: Vec<_> = futures_util::future::join_all((0..3).map(|_| pool.acquire()))
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert!(pool.size() >= 3, "the burst opened its own connections");
+    drop(held);
+    // The reaper runs every idle_timeout: bounded wait, 5 s at most.
+    let mut waited = 0;
+    while pool.size() > 1 && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        pool.size(),
+        1,
+        "idle connections beyond the first are closed"
+    );
+    store.set_online("a", t(0), t(60), None, "r").await.unwrap();
+    assert_eq!(store.current("a").await.unwrap(), Some(w(0, 60)));
+}
+
 /// A store written before attempts were recorded live (schema 3) keeps its
 /// attempts, ids and outcomes through the table rebuild of migration 4.
 #[tokio::test]
