@@ -107,10 +107,19 @@ impl RecvTask {
     /// beside the locals they move into (rust-lang/rust#62958), so a
     /// `RecvTask` (968 bytes) taken by value was in each call's receive
     /// task twice (issue 15, memory per held call).
+    ///
+    ///
+    /// The timer lives across the loop's turns and is lazy: every packet
+    /// moves the RTP timeout later, so it stays armed at the earlier
+    /// instant, and when it fires early `on_timer` finds nothing due and it
+    /// is armed again. Made afresh every turn, it went into tokio's timer
+    /// wheel and out again, under the wheel's lock, for every packet
+    /// (issue 15).
     pub async fn run(mut self: Box<Self>) {
         let shared = self.shared.clone();
+        let timer = tokio::time::sleep_until(self.deadline().into());
+        tokio::pin!(timer);
         loop {
-            let deadline = self.deadline();
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 _ = shared.control.changed() => {
@@ -122,7 +131,11 @@ impl RecvTask {
                 r = shared.ports.rtcp.readable() => if r.is_ok() {
                     self.read(&shared.ports.rtcp, Self::on_rtcp);
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => self.on_timer(Instant::now()),
+                _ = &mut timer => self.on_timer(Instant::now()),
+            }
+            let due = self.deadline().into();
+            if due < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(due);
             }
         }
         // Tell the pacing thread (it drops the stream at its next tick).
