@@ -1,7 +1,8 @@
 //! One UDP datagram through the inbound gate (`sip::inspect`): it must
 //! answer every input (no panic), and on every request it accepts the
-//! gate's RFC 3261 grammar and the core's fast readers must agree on the
-//! Via, tags, Contact, Call-ID and CSeq (the differential check), the
+//! head it gives the core, the core's fast readers and the RFC 3261 grammar
+//! must agree on the Via, tags, Contact, Call-ID and CSeq (the differential
+//! check), the
 //! request must survive its own serialisation, and the readers the call
 //! layer uses (called number, caller, SDP body) must take it.
 #![no_main]
@@ -14,14 +15,15 @@ use tpswitch::sip::inspect::{inspect, Inspection, Limits};
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
     match inspect(data, &limits) {
-        Inspection::Request(req) => {
-            if let Err(e) = readers_agree(&req) {
+        Inspection::Request(accepted) => {
+            if let Err(e) = readers_agree(&accepted) {
                 panic!("gate and core disagree: {e}");
             }
+            let req = &accepted.req;
             let _ = (
-                called_number_user(&req),
-                caller_candidates(&req),
-                sdp_body(&req),
+                called_number_user(req),
+                caller_candidates(req),
+                sdp_body(req),
             );
             let again = inspect(&req.to_bytes(), &limits);
             assert!(

@@ -1,23 +1,34 @@
-//! The differential check between the gate and the core: the gate judges
-//! every message with the RFC 3261 grammar (`grammar.rs`), while the core
-//! reads the headers it keys transactions and dialogs on with its own fast
-//! readers (`message.rs`). Two readers of one header that disagree on what
-//! it says are a smuggling risk (one component routes by one reading, the
-//! other by another), so on every message the gate accepts both must agree.
+//! The differential check between the gate's head and the message it hands
+//! on: the gate judges every message with the RFC 3261 grammar (`grammar.rs`)
+//! and gives the core the head it keys transactions and dialogs on from that
+//! parse (`Accepted::head`), while the call layer reads other headers off the
+//! rsipstack `Request` beside it, and `message.rs` has its own fast readers of
+//! the same fields (for responses). Two readers of one header that disagree
+//! on what it says are a smuggling risk (one component routes by one reading,
+//! the other by another), so on every message the gate accepts all must agree.
 //!
 //! Used by the gate's unit tests (RFC 4475/5118 corpus, mutations) and by the
 //! SIP fuzz target (`fuzz/`), which asserts it on every accepted request.
 
 use super::access::top_via;
+use super::inspect::Accepted;
 use super::{grammar, message, wire};
 
-/// The core reads the top Via and the tags with `message`'s own readers (they run on
-/// every message); the gate's RFC 3261 grammar is the reference. Whatever the gate lets
-/// through, both must read the same transport, sent-by, branch, rport and tags.
-pub fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
-    let core = message::RequestHead::read(req)
-        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?
-        .top_via;
+/// The head the gate built must be what `message`'s readers read off the canonical
+/// headers it hands on, and the top Via, tags, Contact, Call-ID and CSeq must be what
+/// the grammar reads off the request as it goes out again.
+pub fn readers_agree(accepted: &Accepted) -> Result<(), String> {
+    let req = &accepted.req;
+    let read = message::RequestHead::read(req)
+        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?;
+    if read != accepted.head {
+        return Err(format!(
+            "the gate's head and the readers differ: gate {:?}, readers {read:?}",
+            accepted.head
+        ));
+    }
+    let head = &accepted.head;
+    let core = &head.top_via;
     let rfc = top_via(req).ok_or("the grammar cannot read the top Via")?;
     let host = if rfc.host.contains(':') {
         format!("[{}]", rfc.host)
@@ -46,8 +57,6 @@ pub fn readers_agree(req: &rsipstack::sip::Request) -> Result<(), String> {
         ));
     }
     // The dialog's tags (§12.2.2) likewise: the core's header_param against the grammar.
-    let head = message::RequestHead::read(req)
-        .map_err(|e| format!("the core cannot read a request the gate accepted: {e:?}"))?;
     let bytes = req.to_bytes();
     let raw = wire::split(&bytes, 1000).map_err(|e| e.to_string())?;
     for (name, core_tag) in [("From", &head.from_tag), ("To", &head.to_tag)] {

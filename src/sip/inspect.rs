@@ -22,10 +22,14 @@
 //! - params with LWS around `=` (`tag = 1`) become unknown params named `"tag "`.
 //!
 //! We therefore rebuild the typed message from canonical header text (optional
-//! whitespace removed, compact names expanded), so its typed accessors work.
+//! whitespace removed, compact names expanded), so its typed accessors work, and
+//! hand the core the head it keys transactions and dialogs on (`Accepted::head`) from
+//! the same parse: a request is read once (issue 15), and what the core acts on is
+//! what the grammar judged.
 
 use super::grammar::{self, UriScheme};
 use super::inspect_checks::{bad, Refusal};
+use super::message::RequestHead;
 use super::wire::{self, RawMessage};
 use rsipstack::sip::{Headers, Method, Request, Response, StatusCode, Version};
 
@@ -50,10 +54,19 @@ impl Default for Limits {
     }
 }
 
+/// A request the gate let through: rsipstack's message (its Request-URI, body and
+/// the headers the call layer reads by name) and the head the core keys transactions
+/// and dialogs on, both from the gate's one parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub req: Request,
+    pub head: RequestHead,
+}
+
 #[derive(Clone, PartialEq)]
 pub enum Inspection {
     /// Well-formed and valid enough to process.
-    Request(Box<Request>),
+    Request(Box<Accepted>),
     Response(Box<Response>),
     /// Send `response` back to where the message came from.
     Reject {
@@ -70,7 +83,7 @@ pub enum Inspection {
 impl std::fmt::Debug for Inspection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Inspection::Request(r) => write!(f, "Request({} {})", r.method, r.uri),
+            Inspection::Request(r) => write!(f, "Request({} {})", r.req.method, r.req.uri),
             Inspection::Response(r) => write!(f, "Response({})", r.status_code.code()),
             Inspection::Reject {
                 status,
@@ -165,7 +178,7 @@ fn request(raw: &RawMessage<'_>, line: &str, oversize: bool, limits: &Limits) ->
         return refuse(Refusal(513, "Message Too Large".into(), vec![]));
     }
     match validate_request(raw, &parts, limits) {
-        Ok(req) => Inspection::Request(Box::new(req)),
+        Ok(accepted) => Inspection::Request(Box::new(accepted)),
         Err(r) => refuse(r),
     }
 }
@@ -178,7 +191,7 @@ fn validate_request(
     raw: &RawMessage<'_>,
     parts: &[&str],
     limits: &Limits,
-) -> Result<Request, Refusal> {
+) -> Result<Accepted, Refusal> {
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly single SPs, no
     // LWS anywhere else (RFC 4475 §3.1.2.8-10 advise 400 for all three variants).
     let [method_tok, uri_str, version] = parts else {
@@ -233,6 +246,7 @@ fn validate_request(
     super::inspect_checks::check_body(raw, method, body)?;
     let uri = super::inspect_checks::build_uri(uri_str, &scheme)
         .map_err(|_| bad("Malformed Request-URI"))?;
+    super::inspect_checks::check_transport(&h.head.top_via)?;
     let headers = super::inspect_checks::canonical_headers(raw, body.len(), h.canonical);
     let req = Request {
         method,
@@ -241,8 +255,22 @@ fn validate_request(
         headers,
         body: body.to_vec(),
     };
-    super::inspect_checks::check_typed(&req)?;
-    Ok(req)
+    let f = h.head;
+    let head = RequestHead {
+        method,
+        vias: f.vias,
+        top_via: f.top_via,
+        from: f.from,
+        from_tag: f.from_tag,
+        to: f.to,
+        to_tag: f.to_tag,
+        call_id: f.call_id,
+        cseq: f.cseq,
+        cseq_method: f.cseq_method,
+        contact: f.contact,
+        record_route: f.record_route,
+    };
+    Ok(Accepted { req, head })
 }
 
 /// Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2). Any fault
@@ -282,7 +310,6 @@ fn response(raw: &RawMessage<'_>, line: &str) -> Result<Response, &'static str> 
         headers,
         body: body.to_vec(),
     };
-    super::inspect_checks::check_typed_response(&resp)?;
     Ok(resp)
 }
 

@@ -2,13 +2,13 @@
 //! message from canonical header text.
 
 use super::grammar::{self, UriScheme};
+use super::message::ViaInfo;
 use super::wire::RawMessage;
 use rsipstack::sip::headers::make_header;
-use rsipstack::sip::prelude::*;
 use rsipstack::sip::uri::{
     parse_params, Auth, Host, HostWithPort, OtherParam, OtherParamValue, Param,
 };
-use rsipstack::sip::{Headers, Method, Request, Response, Scheme, Uri};
+use rsipstack::sip::{Headers, Method, Scheme, Uri};
 
 /// A reason for refusing a request: status, reason phrase, extra response headers.
 pub struct Refusal(pub u16, pub String, pub Vec<(&'static str, String)>);
@@ -23,6 +23,28 @@ pub struct Checked {
     pub max_forwards: Option<u32>,
     /// The canonical text of the headers the checks parsed.
     pub canonical: Canonical,
+    /// The fields the core keys transactions and dialogs on, from the same parse.
+    pub head: HeadFields,
+}
+
+/// A request's head as the checks read it: `RequestHead` but for the method, which
+/// the Request-Line gives. Taken from the one parse the checks make, so the core does
+/// not read the headers again (issue 15), and what the core keys transactions and
+/// dialogs on is what the grammar judged (one reader, nothing to smuggle between two).
+pub struct HeadFields {
+    /// Every via-parm in order, top first, as canonical text.
+    pub vias: Vec<String>,
+    pub top_via: ViaInfo,
+    pub from: String,
+    pub from_tag: Option<String>,
+    pub to: String,
+    pub to_tag: Option<String>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub cseq_method: String,
+    /// The first Contact header's first element (`*` as written).
+    pub contact: Option<String>,
+    pub record_route: Vec<String>,
 }
 
 /// The canonical text of each structured header (Via, From, To, Contact, Route,
@@ -51,31 +73,75 @@ fn joined<T>(items: &[T], canonical: impl Fn(&T) -> String) -> String {
     items.iter().map(canonical).collect::<Vec<_>>().join(", ")
 }
 
-/// Every Via parsed (any malformed one is an error), each written to `canonical`;
-/// the top via-parm's branch is returned for the transaction-id check.
-fn check_vias(raw: &RawMessage<'_>, canonical: &mut Canonical) -> Result<Option<String>, ()> {
-    let mut top_branch = None;
-    for (n, (i, h)) in raw.indexed("Via").enumerate() {
+/// The transports a top Via may name: those RFC 3261 §18 and its extensions define
+/// (SCTP: RFC 4168; WS, WSS: RFC 7118). A response goes back by the top Via's
+/// transport (§18.2.2), so an unknown one leaves nothing to answer by.
+const TRANSPORTS: &[&str] = &["UDP", "TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"];
+
+/// Every Via parsed (any malformed one is an error), each written to `canonical`.
+/// Returns every via-parm's canonical text, top first, and the top one as the core
+/// reads it (§17.2.3: its branch and sent-by key the transaction).
+fn check_vias(
+    raw: &RawMessage<'_>,
+    canonical: &mut Canonical,
+) -> Result<(Vec<String>, ViaInfo), ()> {
+    let mut all = Vec::new();
+    let mut top = None;
+    for (i, h) in raw.indexed("Via") {
         let vias = grammar::parse_via(&h.value).map_err(|_| ())?;
-        if n == 0 {
-            top_branch = vias
-                .first()
-                .and_then(|t| t.param("branch").flatten())
-                .map(str::to_string);
+        let first = all.len();
+        for v in &vias {
+            if top.is_none() {
+                top = Some(via_info(v));
+            }
+            all.push(v.to_canonical());
         }
-        canonical.set(i, joined(&vias, grammar::ViaValue::to_canonical));
+        canonical.set(i, all.get(first..).unwrap_or_default().join(", "));
     }
-    Ok(top_branch)
+    let top = top.ok_or(())?;
+    Ok((all, top))
 }
 
-/// The one From or To header (the caller checked there is exactly one).
-fn check_from_to(raw: &RawMessage<'_>, name: &str, canonical: &mut Canonical) -> Result<(), ()> {
+/// The top via-parm as the core keys on it: transport in upper case, sent-by as
+/// `host[:port]` (an IPv6 host in brackets), the branch and whether `rport` is asked
+/// for (RFC 3581 §4).
+fn via_info(v: &grammar::ViaValue) -> ViaInfo {
+    let sent_by = match v.port {
+        Some(p) => format!("{}:{p}", v.host),
+        None => v.host.clone(),
+    };
+    ViaInfo {
+        transport: v.transport.to_ascii_uppercase(),
+        sent_by,
+        branch: v.param("branch").flatten().map(str::to_owned),
+        rport: v.param("rport").is_some(),
+    }
+}
+
+/// The top Via's transport is one we could answer by (checked last, where rsipstack's
+/// typed Via used to refuse it, so a message with several faults keeps its answer).
+pub fn check_transport(top: &ViaInfo) -> Result<(), Refusal> {
+    if TRANSPORTS.contains(&top.transport.as_str()) {
+        Ok(())
+    } else {
+        Err(bad("Unsupported Via Transport"))
+    }
+}
+
+/// The one From or To header (the caller checked there is exactly one): its canonical
+/// text and its tag (§19.3).
+fn check_from_to(
+    raw: &RawMessage<'_>,
+    name: &str,
+    canonical: &mut Canonical,
+) -> Result<(String, Option<String>), ()> {
     let Some((i, h)) = raw.indexed(name).next() else {
         return Err(());
     };
     let na = grammar::parse_from_to(&h.value).map_err(|_| ())?;
-    canonical.set(i, na.to_canonical());
-    Ok(())
+    let text = na.to_canonical();
+    canonical.set(i, text.clone());
+    Ok((text, na.param("tag").flatten().map(str::to_owned)))
 }
 
 /// Headers that may appear once only (RFC 3261 §7.3.1; RFC 4475 §3.3.8, §3.3.9).
@@ -123,27 +189,41 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         }
     }
     let mut canonical = Canonical::new(raw);
-    let top_branch = check_vias(raw, &mut canonical).map_err(|_| bad("Malformed Via Header"))?;
+    let (vias, top_via) =
+        check_vias(raw, &mut canonical).map_err(|_| bad("Malformed Via Header"))?;
     // RFC 4475 §3.2.1: the magic cookie without an identifier is no transaction id.
-    if top_branch.as_deref() == Some("z9hG4bK") {
+    if top_via.branch.as_deref() == Some("z9hG4bK") {
         return Err(bad("Missing Transaction Identifier"));
     }
-    for name in ["From", "To"] {
-        check_from_to(raw, name, &mut canonical)
-            .map_err(|_| bad(&format!("Malformed {name} Header")))?;
-    }
+    let (from, from_tag) =
+        check_from_to(raw, "From", &mut canonical).map_err(|_| bad("Malformed From Header"))?;
+    let (to, to_tag) =
+        check_from_to(raw, "To", &mut canonical).map_err(|_| bad("Malformed To Header"))?;
+    let mut contact = None;
+    let mut record_route = Vec::new();
     for name in ["Contact", "Route", "Record-Route"] {
-        for (i, h) in raw.indexed(name) {
+        for (n, (i, h)) in raw.indexed(name).enumerate() {
             let v = &*h.value;
             // §10.2.2 / §20.10: `*` is only for a REGISTER that removes
             // every binding. Anywhere else it names no target, and an
             // INVITE's `*` would later become our BYE's Request-URI.
             if name == "Contact" && v == "*" && method == "REGISTER" {
+                if n == 0 {
+                    contact = Some("*".to_owned());
+                }
                 continue;
             }
             let list = grammar::parse_name_addr_list(v)
                 .map_err(|_| bad(&format!("Malformed {name} Header")))?;
-            canonical.set(i, joined(&list, grammar::NameAddr::to_canonical));
+            let texts: Vec<String> = list.iter().map(grammar::NameAddr::to_canonical).collect();
+            canonical.set(i, texts.join(", "));
+            match name {
+                // The first Contact header's first element is the remote target
+                // (§12.1.1).
+                "Contact" if n == 0 => contact = texts.into_iter().next(),
+                "Record-Route" => record_route.extend(texts),
+                _ => {}
+            }
         }
     }
     let call_id = raw.first("Call-ID").unwrap_or("");
@@ -180,6 +260,20 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         content_length,
         max_forwards,
         canonical,
+        head: HeadFields {
+            vias,
+            top_via,
+            from,
+            from_tag,
+            to,
+            to_tag,
+            call_id: call_id.to_owned(),
+            // Below 2**31 (checked above), so it fits.
+            cseq: u32::try_from(seq).map_err(|_| bad("Malformed CSeq Header"))?,
+            cseq_method,
+            contact,
+            record_route,
+        },
     })
 }
 
@@ -412,25 +506,6 @@ pub fn canonical_headers(
     out
 }
 
-/// Makes sure rsipstack's typed views of the headers the transaction layer relies on
-/// work, so the lead can use them without a fallible path.
-pub fn check_typed(req: &Request) -> Result<(), Refusal> {
-    let via = req
-        .top_via_header()
-        .map_err(|_| bad("Malformed Via Header"))?;
-    via.typed().map_err(|_| bad("Unsupported Via Transport"))?;
-    req.from_header()
-        .and_then(|h| h.typed())
-        .map_err(|_| bad("Malformed From Header"))?;
-    req.to_header()
-        .and_then(|h| h.typed())
-        .map_err(|_| bad("Malformed To Header"))?;
-    req.cseq_header()
-        .and_then(|h| h.typed())
-        .map_err(|_| bad("Malformed CSeq Header"))?;
-    Ok(())
-}
-
 /// Response header checks: all mandatory headers present once and parseable, and the
 /// CSeq a 32-bit number with a known method (RFC 4475 §3.1.2.5), else Drop. Returns
 /// the Content-Length and the canonical text of the headers parsed.
@@ -446,7 +521,7 @@ pub fn check_response_headers(
         return Err("repeated single-valued header");
     }
     let mut canonical = Canonical::new(raw);
-    check_vias(raw, &mut canonical).map_err(|_| "malformed Via")?;
+    let (_, top_via) = check_vias(raw, &mut canonical).map_err(|_| "malformed Via")?;
     for name in ["From", "To"] {
         check_from_to(raw, name, &mut canonical).map_err(|_| "malformed From/To")?;
     }
@@ -455,15 +530,6 @@ pub fn check_response_headers(
         return Err("CSeq out of range or unknown method");
     }
     let content_length = content_length(raw).map_err(|_| "malformed Content-Length")?;
+    check_transport(&top_via).map_err(|_| "unsupported Via transport")?;
     Ok((content_length, canonical))
-}
-
-pub fn check_typed_response(resp: &Response) -> Result<(), &'static str> {
-    let ok = resp
-        .top_via_header()
-        .and_then(|v| v.typed())
-        .and(resp.cseq_header().and_then(|c| c.typed()))
-        .and(resp.from_header().and_then(|c| c.typed()))
-        .and(resp.to_header().and_then(|c| c.typed()));
-    ok.map(|_| ()).map_err(|_| "typed header check failed")
 }

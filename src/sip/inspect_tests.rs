@@ -179,7 +179,7 @@ fn corpus_outcomes() {
         // A Request we hand on must survive rsipstack's own serialisation unchanged in
         // meaning: re-inspecting its bytes gives a Request again.
         if let Inspection::Request(req) = &got {
-            let again = inspect(&req.to_bytes(), &limits());
+            let again = inspect(&req.req.to_bytes(), &limits());
             if outcome(&again) != Request {
                 failures.push(format!("{name}: re-serialised request gives {again:?}"));
             }
@@ -282,7 +282,7 @@ fn stateless_to_tag_is_stable() {
 
 fn req(text: &str) -> Box<rsipstack::sip::Request> {
     match inspect(text.as_bytes(), &limits()) {
-        Inspection::Request(r) => r,
+        Inspection::Request(r) => Box::new(r.req),
         other => panic!("expected Request, got {other:?}\n{text}"),
     }
 }
@@ -439,9 +439,10 @@ fn ipv6_via_is_typed() {
 
 #[test]
 fn wsinv_headers_are_canonical() {
-    let Inspection::Request(r) = inspect(&read("rfc4475/wsinv.dat"), &limits()) else {
+    let Inspection::Request(accepted) = inspect(&read("rfc4475/wsinv.dat"), &limits()) else {
         panic!("wsinv")
     };
+    let r = &accepted.req;
     let from = r.from_header().unwrap().typed().unwrap();
     assert_eq!(from.tag().unwrap().value(), "98asjd8");
     assert_eq!(
@@ -456,10 +457,10 @@ fn wsinv_headers_are_canonical() {
     );
     assert_eq!(r.cseq_header().unwrap().seq().unwrap(), 9);
     assert_eq!(r.max_forwards_header().unwrap().value(), "68");
-    let c = caller_candidates(&r);
+    let c = caller_candidates(r);
     assert_eq!(c.from_display.as_deref(), Some("J Rosenberg \\\""));
     assert_eq!(c.from_user.as_deref(), Some("jdrosen"));
-    let info = top_via(&r).unwrap();
+    let info = top_via(r).unwrap();
     assert_eq!(
         (info.host.as_str(), info.branch.as_deref()),
         ("192.0.2.2", Some("390skdjuw"))
@@ -469,25 +470,27 @@ fn wsinv_headers_are_canonical() {
 
 #[test]
 fn escaped_user_parts_are_decoded_and_round_trip() {
-    let Inspection::Request(r) = inspect(&read("rfc4475/esc01.dat"), &limits()) else {
+    let Inspection::Request(accepted) = inspect(&read("rfc4475/esc01.dat"), &limits()) else {
         panic!("esc01")
     };
+    let r = &accepted.req;
     assert_eq!(r.uri.user(), Some("sips:user@example.com"));
     assert_eq!(
         r.uri.to_string(),
         "sip:sips%3Auser%40example.com@example.net"
     );
     assert_eq!(
-        called_number_user(&r).as_deref(),
+        called_number_user(r).as_deref(),
         Some("sips:user@example.com")
     );
     assert_eq!(
-        caller_candidates(&r).from_user.as_deref(),
+        caller_candidates(r).from_user.as_deref(),
         Some("I have spaces")
     );
-    let Inspection::Request(r) = inspect(&read("rfc4475/semiuri.dat"), &limits()) else {
+    let Inspection::Request(accepted) = inspect(&read("rfc4475/semiuri.dat"), &limits()) else {
         panic!("semiuri")
     };
+    let r = &accepted.req;
     assert_eq!(r.uri.user(), Some("user;par=u@example.net"));
     assert_eq!(r.uri.host().to_string(), "example.com");
 }
@@ -708,6 +711,128 @@ fn via_with_two_branches_or_a_non_token_branch_is_a_400() {
     }
 }
 
+/// RFC 3261 §18.2.2: a response goes back by the top Via's transport, so a top Via
+/// naming one we do not know is refused (400 for a request, dropped for a response);
+/// a lower Via is the upstream's business. Lower case is the same transport.
+#[test]
+fn an_unknown_top_via_transport_is_refused() {
+    let with_vias = |vias: &[&str]| {
+        let mut h = H.to_vec();
+        h.remove(0);
+        let mut all: Vec<&str> = vias.to_vec();
+        all.extend(h);
+        status_of(&msg("INVITE sip:b@example.com SIP/2.0", &all, ""))
+    };
+    assert_eq!(
+        with_vias(&["Via: SIP/2.0/FOO 192.0.2.1;branch=z9hG4bKa"]),
+        Reject(400)
+    );
+    for ok in [
+        "Via: SIP/2.0/udp 192.0.2.1;branch=z9hG4bKa",
+        "Via: SIP/2.0/TLS-SCTP 192.0.2.1;branch=z9hG4bKa",
+        "Via: SIP/2.0/WSS 192.0.2.1;branch=z9hG4bKa",
+    ] {
+        assert_eq!(with_vias(&[ok]), Request, "{ok}");
+    }
+    assert_eq!(
+        with_vias(&[
+            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa, SIP/2.0/FOO 192.0.2.2;branch=z9hG4bKb"
+        ]),
+        Request
+    );
+    let Inspection::Reject { reason, .. } = inspect(
+        msg(
+            "INVITE sip:b@example.com SIP/2.0",
+            &[&["Via: SIP/2.0/FOO 192.0.2.1;branch=z9hG4bKa"], &H[1..]].concat(),
+            "",
+        )
+        .as_bytes(),
+        &limits(),
+    ) else {
+        panic!("not rejected")
+    };
+    assert_eq!(reason, "Bad Request - Unsupported Via Transport");
+    let response = msg(
+        "SIP/2.0 200 OK",
+        &[&["Via: SIP/2.0/FOO 192.0.2.1;branch=z9hG4bKa"], &H[1..]].concat(),
+        "",
+    );
+    assert_eq!(status_of(&response), Drop);
+}
+
+/// The head the gate hands the core comes from its own parse of each header: every
+/// via-parm in order as canonical text, the top one's transport, sent-by, branch and
+/// rport, the tags, the first Contact element and every Record-Route element, and is
+/// what the core's readers read off the request handed on beside it.
+#[test]
+fn the_gate_hands_on_the_head_from_its_own_parse() {
+    let text = msg(
+        "INVITE sip:b@example.com SIP/2.0",
+        &[
+            "v: SIP / 2.0 / udp  [2001:db8::1] : 5062 ; rport ; branch = z9hG4bKh1",
+            "Via: SIP/2.0/TCP p1.example.com;branch=z9hG4bKp1, SIP/2.0/UDP p2.example.com",
+            "f: \"A\" <sip:a@example.com> ; tag = 7",
+            "t: <sip:b@example.com>",
+            "i: head-1",
+            "CSeq: 0042  INVITE",
+            "m: <sip:a@192.0.2.7:5070>;expires=60, <sip:a2@192.0.2.8>",
+            "Contact: <sip:later@192.0.2.9>",
+            "Record-Route: <sip:r1.example.com;lr>, <sip:r2.example.com;lr>",
+            "Record-Route: <sip:r3.example.com;lr>",
+        ],
+        "",
+    );
+    let Inspection::Request(accepted) = inspect(text.as_bytes(), &limits()) else {
+        panic!("not accepted")
+    };
+    let head = &accepted.head;
+    assert_eq!(head.method, Method::Invite);
+    assert_eq!(
+        head.vias,
+        [
+            "SIP/2.0/udp [2001:db8::1]:5062;rport;branch=z9hG4bKh1",
+            "SIP/2.0/TCP p1.example.com;branch=z9hG4bKp1",
+            "SIP/2.0/UDP p2.example.com",
+        ]
+    );
+    assert_eq!(head.top_via.transport, "UDP");
+    assert_eq!(head.top_via.sent_by, "[2001:db8::1]:5062");
+    assert_eq!(head.top_via.branch.as_deref(), Some("z9hG4bKh1"));
+    assert!(head.top_via.rport);
+    assert_eq!(head.from, "\"A\" <sip:a@example.com>;tag=7");
+    assert_eq!(head.from_tag.as_deref(), Some("7"));
+    assert_eq!(head.to, "<sip:b@example.com>");
+    assert_eq!(head.to_tag, None);
+    assert_eq!(head.call_id, "head-1");
+    assert_eq!((head.cseq, head.cseq_method.as_str()), (42, "INVITE"));
+    assert_eq!(
+        head.contact.as_deref(),
+        Some("<sip:a@192.0.2.7:5070>;expires=60")
+    );
+    assert_eq!(
+        head.record_route,
+        [
+            "<sip:r1.example.com;lr>",
+            "<sip:r2.example.com;lr>",
+            "<sip:r3.example.com;lr>",
+        ]
+    );
+    readers_agree(&accepted).unwrap();
+    // A REGISTER's `*` Contact is the head's Contact as written.
+    let mut h = H.to_vec();
+    h[4] = "CSeq: 1 REGISTER";
+    h.push("Contact: *");
+    h.push("Expires: 0");
+    let Inspection::Request(register) = inspect(
+        msg("REGISTER sip:example.com SIP/2.0", &h, "").as_bytes(),
+        &limits(),
+    ) else {
+        panic!("REGISTER not accepted")
+    };
+    assert_eq!(register.head.contact.as_deref(), Some("*"));
+    readers_agree(&register).unwrap();
+}
+
 /// RFC 3261 §25.1: `tag-param = "tag" EQUAL token`, once.
 #[test]
 fn from_or_to_with_a_bare_or_second_tag_is_a_400() {
@@ -799,7 +924,7 @@ fn contacts_with_quoted_brackets_are_read_right() {
             panic!("not accepted: {contact}");
         };
         readers_agree(&r).unwrap();
-        let head = crate::sip::message::RequestHead::read(&r).unwrap();
+        let head = &r.head;
         let uri = crate::sip::message::header_uri(head.contact.as_deref().unwrap());
         assert!(
             uri == "sip:127.0.0.1:40326;transport=udp" || uri == "sip:callee@192.0.2.1",
@@ -1041,11 +1166,12 @@ fn mutations_never_panic() {
             Reject(_) => 2,
             Drop => 3,
         }] += 1;
-        if let Inspection::Request(r) = &got {
-            let _ = (called_number_user(r), caller_candidates(r), sdp_body(r));
-            if let Err(e) = readers_agree(r) {
+        if let Inspection::Request(accepted) = &got {
+            if let Err(e) = readers_agree(accepted) {
                 panic!("{e}\n{}", String::from_utf8_lossy(&m));
             }
+            let r = &accepted.req;
+            let _ = (called_number_user(r), caller_candidates(r), sdp_body(r));
             let again = inspect(&r.to_bytes(), &limits());
             assert!(
                 matches!(again, Inspection::Request(_)),

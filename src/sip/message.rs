@@ -36,7 +36,7 @@ pub struct ViaInfo {
 }
 
 /// The fields of a request the core needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestHead {
     pub method: Method,
     /// Every Via value in order, top first, with `received`/`rport` added to

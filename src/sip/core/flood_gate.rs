@@ -8,7 +8,7 @@ use std::time::Instant;
 use rsipstack::sip::Method;
 use tracing::warn;
 
-use super::{response_peer, SipCore};
+use super::{response_peer, stamp_via, SipCore};
 use crate::sip::flood::{self, Class, Refuse, RegisterPolicy, Verdict};
 use crate::sip::inspect::{self, Inspection};
 use crate::sip::log_limit::{Source, Verdict as LogVerdict};
@@ -77,15 +77,14 @@ impl SipCore {
 
     /// A stateless 403 (§8.2.6.1: no transaction for a refused request).
     fn forbid(&mut self, data: &[u8], peer: Peer) {
-        let Inspection::Request(req) = inspect::inspect(data, &self.cfg.limits) else {
+        let Inspection::Request(accepted) = inspect::inspect(data, &self.cfg.limits) else {
             return;
         };
-        if req.method == Method::Ack {
+        let mut head = accepted.head;
+        if head.method == Method::Ack {
             return; // §17.1.1.3: an ACK is never answered
         }
-        let Ok(head) = self.read_request(&req, peer) else {
-            return;
-        };
+        stamp_via(&mut head, peer);
         let to_tag = self.tag();
         let out = message::response(&head, 403, "Forbidden", Some(&to_tag), &[], None);
         self.transmit(response_peer(peer, Some(&head)), out);

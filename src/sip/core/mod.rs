@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::api::{LegId, SipCommand, SipEvent};
 use super::flood::{FloodGuard, FloodPolicy};
-use super::inspect::{self, Inspection, Limits};
+use super::inspect::{self, Accepted, Inspection, Limits};
 use super::log_limit::{LogLimiter, Source, Verdict, DEFAULT_MAX_SOURCES};
 use super::message::{self, Extra, RequestHead, ResponseHead};
 use super::timer::TimerQueue;
@@ -408,13 +408,15 @@ impl SipCore {
                 let to = response_peer(peer, None);
                 self.transmit(to, response);
             }
-            Inspection::Request(req) => {
+            Inspection::Request(accepted) => {
                 self.stats.requests += 1;
+                let Accepted { req, mut head } = *accepted;
+                stamp_via(&mut head, peer);
                 if !trusted {
-                    self.untrusted_request(*req, peer, now);
+                    self.untrusted_request(&req, &head, peer, now);
                     return;
                 }
-                self.request(*req, peer, now);
+                self.request(req, head, peer, now);
             }
             Inspection::Response(resp) => {
                 self.stats.responses += 1;
@@ -431,7 +433,7 @@ impl SipCore {
         }
     }
 
-    fn untrusted_request(&mut self, req: Request, peer: Peer, now: Instant) {
+    fn untrusted_request(&mut self, req: &Request, head: &RequestHead, peer: Peer, now: Instant) {
         self.stats.rejected_untrusted += 1;
         let answer = self.cfg.untrusted == Untrusted::Reject && req.method != Method::Ack;
         if !answer {
@@ -453,50 +455,13 @@ impl SipCore {
         if !answer {
             return;
         }
-        let Ok(head) = self.read_request(&req, peer) else {
-            return;
-        };
         // Stateless: no transaction for a stranger, nothing to fill.
         let to_tag = self.tag();
-        let data = message::response(&head, 403, "Forbidden", Some(&to_tag), &[], None);
-        self.transmit(response_peer(peer, Some(&head)), data);
+        let data = message::response(head, 403, "Forbidden", Some(&to_tag), &[], None);
+        self.transmit(response_peer(peer, Some(head)), data);
     }
 
-    /// Reads the head and stamps the top Via with where the request came
-    /// from (§18.2.1: `received` when sent-by differs; RFC 3581 §4: `rport`
-    /// filled in, and then `received` always).
-    fn read_request(&self, req: &Request, peer: Peer) -> Result<RequestHead, message::HeadError> {
-        let mut head = RequestHead::read(req)?;
-        let src_ip = peer.addr.ip().to_string();
-        let sent_host = sent_by_host(&head.top_via.sent_by);
-        if let Some(top) = head.vias.first_mut() {
-            let has_received = top
-                .split(';')
-                .skip(1)
-                .any(|p| p.trim().to_ascii_lowercase().starts_with("received"));
-            if head.top_via.rport {
-                *top = fill_rport(top, peer.addr.port());
-                if !has_received {
-                    top.push_str(&format!(";received={src_ip}"));
-                }
-            } else if sent_host != src_ip && !has_received {
-                top.push_str(&format!(";received={src_ip}"));
-            }
-        }
-        Ok(head)
-    }
-
-    fn request(&mut self, req: Request, peer: Peer, now: Instant) {
-        let head = match self.read_request(&req, peer) {
-            Ok(h) => h,
-            Err(e) => {
-                // The inspector checks mandatory headers; this is belt and
-                // braces for anything it let through.
-                self.stats.bad_requests += 1;
-                debug!(src = %peer.addr, error = %e, "unreadable request");
-                return;
-            }
-        };
+    fn request(&mut self, req: Request, head: RequestHead, peer: Peer, now: Instant) {
         let key = head.tx_key();
         let is_ack = head.method == Method::Ack;
         if !is_ack
@@ -950,6 +915,29 @@ fn response_peer(src: Peer, head: Option<&RequestHead>) -> Peer {
         }
     }
     src
+}
+
+/// Stamps the top Via with where the request came from (§18.2.1:
+/// `received` when sent-by differs; RFC 3581 §4: `rport` filled in, and
+/// then `received` always), so responses and the dialog's route find their
+/// way back.
+fn stamp_via(head: &mut RequestHead, peer: Peer) {
+    let src_ip = peer.addr.ip().to_string();
+    let sent_host = sent_by_host(&head.top_via.sent_by);
+    if let Some(top) = head.vias.first_mut() {
+        let has_received = top
+            .split(';')
+            .skip(1)
+            .any(|p| p.trim().to_ascii_lowercase().starts_with("received"));
+        if head.top_via.rport {
+            *top = fill_rport(top, peer.addr.port());
+            if !has_received {
+                top.push_str(&format!(";received={src_ip}"));
+            }
+        } else if sent_host != src_ip && !has_received {
+            top.push_str(&format!(";received={src_ip}"));
+        }
+    }
 }
 
 fn sent_by_host(sent_by: &str) -> String {
