@@ -69,7 +69,7 @@ async fn set_activity_sqlite(
         Activity::Idle => {
             sqlx::query("DELETE FROM agent_state WHERE user_id = ?")
                 .bind(user)
-                .execute(store.pool())
+                .execute(store.writer())
                 .await
                 .map_err(store.err("clearing an agent's activity"))?;
         }
@@ -82,7 +82,7 @@ async fn set_activity_sqlite(
             .bind(user)
             .bind(activity.as_str())
             .bind(to_ms(at))
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .map_err(store.err("recording an agent's activity"))?;
         }
@@ -97,7 +97,7 @@ pub async fn clear_activities(store: &Store) -> Result<()> {
         Store::Postgres(p) => return p.clear_activities().await,
     };
     sqlx::query("DELETE FROM agent_state")
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(store.err("clearing agent activities"))?;
     Ok(())
@@ -110,7 +110,7 @@ pub async fn activities(store: &Store) -> Result<BTreeMap<String, (Activity, Dat
         Store::Postgres(p) => return p.activities().await,
     };
     let rows = sqlx::query("SELECT user_id, state, since_ms FROM agent_state")
-        .fetch_all(store.pool())
+        .fetch_all(store.readers())
         .await
         .map_err(store.err("reading agent activities"))?;
     let mut out = BTreeMap::new();
@@ -177,15 +177,15 @@ mod tests {
         // The CHECK constraint stops bad values; drop it the way an older or
         // newer schema might differ, by recreating the table without it.
         sqlx::query("DROP TABLE agent_state")
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .unwrap();
         sqlx::query("CREATE TABLE agent_state (user_id TEXT, state TEXT, since_ms INTEGER)")
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .unwrap();
         sqlx::query("INSERT INTO agent_state VALUES ('ann', 'napping', 0)")
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .unwrap();
         let err = activities(&Store::from(store)).await.unwrap_err();

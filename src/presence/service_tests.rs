@@ -425,7 +425,7 @@ async fn a_log_in_the_store_cannot_save_is_not_confirmed_and_the_next_one_is() {
     let path = dir.path().join("full.db");
     let fresh = crate::presence::SqliteStore::open(&path).await.unwrap();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(fresh.pool())
+        .fetch_one(fresh.readers())
         .await
         .unwrap();
     fresh.close().await;
@@ -455,7 +455,7 @@ async fn a_log_in_the_store_cannot_save_is_not_confirmed_and_the_next_one_is() {
     );
     // Space freed: the store takes writes again without a restart.
     sqlx::query("PRAGMA max_page_count = 1073741823")
-        .execute(full.pool())
+        .execute(full.writer())
         .await
         .unwrap();
     let w = h.go_online("jsmith", 8, Some("c2")).await.unwrap();

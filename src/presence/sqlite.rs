@@ -40,15 +40,16 @@ pub struct SqliteSettings {
     /// How long a statement waits for another connection's lock before
     /// failing. Writes are a few milliseconds; seconds cover a slow disk.
     pub busy_timeout: Duration,
-    /// Pool size. SQLite serialises writers anyway; extra connections let
-    /// reads (API, reports) proceed during a write.
+    /// Connections in all: the one writer and at least one reader. SQLite
+    /// serialises writers anyway; the readers let reads (API, reports)
+    /// proceed during a write.
     pub max_connections: u32,
-    /// How long a pooled connection beyond the first may sit unused before
-    /// it is closed. A connection is a thread with its own page cache and
-    /// allocator cache: the pool grows to meet a burst of writes, and once
-    /// the burst is over the extra ones go, with the memory they took
-    /// (issue 15). sqlx looks for them every `idle_timeout`, so one goes
-    /// between one and two of these after its last use.
+    /// How long a reader may sit unused before it is closed. A connection
+    /// is a thread with its own page cache and allocator cache: the readers
+    /// grow to meet a burst of reads, and once the burst is over they go,
+    /// with the memory they took (issue 15). sqlx looks for them every
+    /// `idle_timeout`, so one goes between one and two of these after its
+    /// last use. The writer stays open.
     pub idle_timeout: Duration,
 }
 
@@ -62,10 +63,19 @@ impl Default for SqliteSettings {
     }
 }
 
-/// The SQLite store. Cloning shares the pool.
+/// The SQLite store. Cloning shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// Reads (the API, reports, listings): WAL lets them run beside a write.
+    readers: SqlitePool,
+    /// Every write, on one connection that stays open. SQLite lets one
+    /// writer in at a time anyway; on one connection its page cache stays
+    /// valid from one write to the next, where a write on whichever pooled
+    /// connection was free first read again from the WAL each page the
+    /// others had changed (five `pread`s a log-in call record), and one
+    /// worker thread is woken instead of several (issue 15). In memory and
+    /// read-only, the same pool as `readers`.
+    writer: SqlitePool,
     /// Named in every error; `:memory:` for in-memory stores.
     path: Arc<PathBuf>,
     /// Whether writes fail for want of space or permission; shared by the
@@ -141,35 +151,46 @@ impl SqliteStore {
         options: SqliteConnectOptions,
         settings: &SqliteSettings,
     ) -> Result<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
+        // The writer first: it creates the file and sets WAL on it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             // sqlx pings a pooled connection before each use by default: for
             // a network database, a check that the server is still there. An
             // SQLite connection is a thread of this process with the file
             // open; the ping only cost a round trip to that thread, two
             // context switches, per statement (issue 15).
             .test_before_acquire(false)
-            // One stays open, so a quiet switch's next write does not pay
-            // for opening the file; the others close when idle.
+            // It stays open, so a quiet switch's next write does not pay
+            // for opening the file.
             .min_connections(1)
-            .idle_timeout(Some(settings.idle_timeout))
-            .connect_with(options)
+            .idle_timeout(None)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Open {
                 db: path.to_path_buf(),
                 source,
             })?;
+        // The readers open as reads come (lazily: `connect_with` would open
+        // one now to try it, which the writer has just done), and close when
+        // idle.
+        let readers = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.saturating_sub(1).max(1))
+            .test_before_acquire(false)
+            .min_connections(0)
+            .idle_timeout(Some(settings.idle_timeout))
+            .connect_lazy_with(options);
         Ok(SqliteStore {
-            pool,
+            readers,
+            writer,
             path: Arc::new(path.to_path_buf()),
             health: Arc::default(),
         })
     }
 
-    /// An existing, migrated database on one connection that may not grow
-    /// past `max_pages` (`PRAGMA max_page_count`, set again on every
-    /// reconnect): a full disk that even root cannot write past, for tests.
-    /// Raising the limit on the connection is "space freed".
+    /// An existing, migrated database that may not grow past `max_pages`
+    /// (`PRAGMA max_page_count`, set again on every reconnect): a full disk
+    /// that even root cannot write past, for tests. Raising the limit on the
+    /// writer's connection is "space freed".
     #[cfg(test)]
     pub(crate) async fn open_full(path: &Path, max_pages: i64) -> Result<Self> {
         let settings = SqliteSettings {
@@ -209,7 +230,8 @@ impl SqliteStore {
                 source,
             })?;
         let store = SqliteStore {
-            pool,
+            readers: pool.clone(),
+            writer: pool,
             path: Arc::new(path.to_path_buf()),
             health: Arc::default(),
         };
@@ -237,7 +259,8 @@ impl SqliteStore {
                 source,
             })?;
         let store = SqliteStore {
-            pool,
+            readers: pool.clone(),
+            writer: pool,
             path: Arc::new(db),
             health: Arc::default(),
         };
@@ -252,16 +275,24 @@ impl SqliteStore {
 
     /// Wait for in-flight queries and close every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
+        self.readers.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// For reads. A read inside a write transaction uses that transaction's
+    /// connection instead.
+    pub(crate) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// For every write: `BEGIN IMMEDIATE` transactions and single statements.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     async fn migrate(&self) -> Result<()> {
         MIGRATOR
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|source| StoreError::Migrate {
                 db: self.db(),
@@ -275,7 +306,7 @@ impl SqliteStore {
         let tables: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.readers)
         .await
         .map_err(self.err("reading the schema version"))?;
         // No migrations table: an empty file, or one tpswitch never set up.
@@ -283,7 +314,7 @@ impl SqliteStore {
             None
         } else {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&self.pool)
+                .fetch_one(&self.readers)
                 .await
                 .map_err(self.err("reading the schema version"))?
         };
@@ -673,7 +704,7 @@ impl PresenceStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT user_id, since_ms, reason FROM agent_not_responding ORDER BY user_id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.readers())
         .await
         .map_err(self.err("reading the not-responding agents"))?;
         rows.iter()
@@ -826,7 +857,7 @@ impl PresenceStore for SqliteStore {
         .bind(q.since.map_or(i64::MIN, to_ms))
         .bind(q.until.map_or(i64::MAX, to_ms))
         .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await
         .map_err(self.err("reading the presence history"))?;
         rows.iter().map(|r| self.history_entry(r)).collect()
@@ -837,7 +868,7 @@ impl PresenceStore for SqliteStore {
             "SELECT window_start_ms, window_end_ms FROM presence_current WHERE user_id = ?",
         )
         .bind(user)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await
         .map_err(self.err("reading the current window"))?;
         row.map(|r| self.window(&r, "presence_current")).transpose()
@@ -877,7 +908,7 @@ impl PresenceStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT user_id, window_start_ms, window_end_ms FROM presence_current ORDER BY user_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await
         .map_err(self.err("listing online agents"))?;
         rows.iter()
@@ -895,7 +926,7 @@ impl PresenceStore for SqliteStore {
         )
         .bind(user)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await
         .map_err(self.err("reading the presence history"))?;
         rows.iter().map(|r| self.history_entry(r)).collect()
@@ -1016,7 +1047,7 @@ impl SqliteStore {
         let rows = sqlx::query(HISTORY_SINCE)
             .bind(to_ms(since))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(self.err("reading the presence history"))?;
         rows.iter().map(|r| self.history_entry(r)).collect()

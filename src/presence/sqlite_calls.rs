@@ -26,7 +26,7 @@ pub(super) async fn insert_call(store: &SqliteStore, call: &NewCall) -> Result<i
     .bind(call.contact_point.as_str())
     .bind(to_ms(call.started_at))
     .bind(call.answered_at.map(to_ms))
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(store.err("recording a call"))?;
     Ok(done.last_insert_rowid())
@@ -46,7 +46,7 @@ pub(super) async fn update_call(store: &SqliteStore, id: i64, update: &CallUpdat
     .bind(update.outcome.as_deref())
     .bind(update.hung_up_by.map(HungUpBy::as_str))
     .bind(id)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(store.err("updating a call"))?;
     if done.rows_affected() == 0 {
@@ -66,7 +66,7 @@ pub(super) async fn insert_attempt(
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(call);
-    let done = bind_attempt(query, attempt).execute(store.pool()).await;
+    let done = bind_attempt(query, attempt).execute(store.writer()).await;
     row_id(store, call, done, "recording a call attempt")
 }
 
@@ -121,7 +121,7 @@ pub(super) async fn start_attempt(
     .bind(call)
     .bind(agent_user_id)
     .bind(to_ms(started_at))
-    .execute(store.pool())
+    .execute(store.writer())
     .await;
     row_id(store, call, done, "recording the start of a call attempt")
 }
@@ -139,7 +139,7 @@ pub(super) async fn finish_attempt(
     );
     let done = bind_attempt(query, attempt)
         .bind(id)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(store.err("recording the end of a call attempt"))?;
     if done.rows_affected() == 0 {
@@ -243,7 +243,7 @@ impl SqliteStore {
         let (clause, binds) = where_clause(filter);
         // One read transaction: calls and attempts come from the same snapshot.
         let mut tx = store
-            .pool()
+            .readers()
             .begin()
             .await
             .map_err(store.err("starting a read transaction"))?;

@@ -23,7 +23,7 @@ impl SqliteStore {
     /// Every stored directory object, in the order they were first made.
     pub async fn directory_objects(&self) -> Result<Vec<Declared>> {
         let rows = sqlx::query("SELECT kind, key, body FROM directory_objects ORDER BY seq")
-            .fetch_all(self.pool())
+            .fetch_all(self.readers())
             .await
             .map_err(self.err("listing the directory"))?;
         let mut out = Vec::with_capacity(rows.len());

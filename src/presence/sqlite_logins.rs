@@ -32,7 +32,7 @@ fn insert(call: &NewLoginCall) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArg
 
 pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
     let done = insert(call)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(store.err("recording a log-in call"))?;
     store.write_succeeded();
@@ -67,7 +67,7 @@ pub(super) async fn login_calls_since(
     )
     .bind(to_ms(since))
     .bind(i64::from(limit))
-    .fetch_all(store.pool())
+    .fetch_all(store.readers())
     .await
     .map_err(store.err("listing log-in calls"))?;
     rows.iter()

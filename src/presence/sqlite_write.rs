@@ -35,7 +35,7 @@ impl WriteTx {
     /// wait on `busy_timeout` instead of one failing when it upgrades.
     pub(crate) async fn begin(store: &SqliteStore) -> Result<WriteTx> {
         let mut conn = store
-            .pool()
+            .writer()
             .acquire()
             .await
             .map_err(store.err("starting a write transaction"))?;

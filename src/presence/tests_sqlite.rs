@@ -31,24 +31,26 @@ async fn open_creates_folder_and_file_with_durable_settings() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert!(path.exists());
     assert_eq!(store.path(), path.as_path());
-    let mut conn = store.pool().acquire().await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(sync, 2, "synchronous must be FULL");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(fk, 1);
-    // An in-process connection is not pinged before each use (issue 15).
-    assert!(!store.pool().options().get_test_before_acquire());
+    for pool in [store.writer(), store.readers()] {
+        let mut conn = pool.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous must be FULL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        // An in-process connection is not pinged before each use (issue 15).
+        assert!(!pool.options().get_test_before_acquire());
+    }
 }
 
 #[tokio::test]
@@ -88,7 +90,7 @@ async fn reopen_is_idempotent_and_keeps_data() {
     );
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(s.pool())
+            .fetch_all(s.readers())
             .await
             .unwrap();
     let known: Vec<i64> = crate::presence::sqlite::MIGRATOR
@@ -113,7 +115,7 @@ async fn a_second_process_reads_while_the_switch_writes() {
 
     // The switch holds the write lock with an uncommitted change: readers
     // are not blocked and see the last committed state.
-    let mut tx = switch.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let mut tx = switch.writer().begin_with("BEGIN IMMEDIATE").await.unwrap();
     sqlx::query("DELETE FROM presence_current WHERE user_id = 'ann'")
         .execute(&mut *tx)
         .await
@@ -175,14 +177,14 @@ async fn unreadable_rows_are_reported_as_corrupt() {
     s.set_online("ann", t(0), t(10), None, "m").await.unwrap();
     sqlx::query("UPDATE presence_history SET at_ms = ? WHERE user_id = 'ann'")
         .bind(i64::MAX)
-        .execute(s.pool())
+        .execute(s.writer())
         .await
         .unwrap();
     let err = s.history("ann", 10).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("presence_history.at_ms"), "{err}");
     let row = sqlx::query("SELECT COUNT(*) AS n FROM presence_current")
-        .fetch_one(s.pool())
+        .fetch_one(s.readers())
         .await
         .unwrap();
     assert_eq!(row.get::<i64, _>("n"), 1);
@@ -259,9 +261,9 @@ async fn full_store(dir: &tempfile::TempDir) -> (SqliteStore, &'static str) {
     let fresh = SqliteStore::open(&path).await.unwrap();
     // A migration that rebuilds a table leaves its old pages free; a write
     // that reuses them does not grow the file. Without them, no write fits.
-    sqlx::query("VACUUM").execute(fresh.pool()).await.unwrap();
+    sqlx::query("VACUUM").execute(fresh.writer()).await.unwrap();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(fresh.pool())
+        .fetch_one(fresh.writer())
         .await
         .unwrap();
     fresh.close().await;
@@ -290,7 +292,7 @@ async fn a_full_disk_refuses_writes_then_the_store_recovers_by_itself() {
     }
     // Space freed: the very next writes succeed, with no restart (before,
     // each failed with "non-zero transaction depth" from here on).
-    sqlx::query(free).execute(store.pool()).await.unwrap();
+    sqlx::query(free).execute(store.writer()).await.unwrap();
     let got = store
         .set_online("jsmith", t(0), t(3600), Some("c2"), &big_reason())
         .await
@@ -325,7 +327,7 @@ async fn a_write_refused_for_space_is_known_until_one_succeeds() {
     // A read is no write: it neither fails nor ends the failure.
     assert_eq!(store.current("jsmith").await.unwrap(), None);
     assert!(store.writes_failing());
-    sqlx::query(free).execute(store.pool()).await.unwrap();
+    sqlx::query(free).execute(store.writer()).await.unwrap();
     store
         .set_online("jsmith", t(0), t(3600), Some("c2"), &big_reason())
         .await
@@ -357,8 +359,9 @@ async fn a_write_that_changes_nothing_keeps_its_connection() {
     );
 }
 
-/// The pool grows for a burst and gives the extra connections (threads,
-/// page caches) back once they sit idle, keeping one open (issue 15).
+/// The readers grow for a burst of reads and give their connections
+/// (threads, page caches) back once they sit idle; the writer stays open
+/// (issue 15).
 #[tokio::test]
 async fn connections_opened_for_a_burst_are_closed_once_idle() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,27 +374,73 @@ async fn connections_opened_for_a_burst_are_closed_once_idle() {
     )
     .await
     .unwrap();
-    let pool = store.pool();
-    let held: Vec<_> = futures_util::future::join_all((0..3).map(|_| pool.acquire()))
+    let readers = store.readers();
+    let held: Vec<_> = futures_util::future::join_all((0..3).map(|_| readers.acquire()))
         .await
         .into_iter()
         .collect::<std::result::Result<_, _>>()
         .unwrap();
-    assert!(pool.size() >= 3, "the burst opened its own connections");
+    assert!(readers.size() >= 3, "the burst opened its own connections");
     drop(held);
     // The reaper runs every idle_timeout: bounded wait, 5 s at most.
     let mut waited = 0;
-    while pool.size() > 1 && waited < 100 {
+    while readers.size() > 0 && waited < 100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         waited += 1;
     }
-    assert_eq!(
-        pool.size(),
-        1,
-        "idle connections beyond the first are closed"
-    );
+    assert_eq!(readers.size(), 0, "idle readers are closed");
+    assert_eq!(store.writer().size(), 1, "the writer stays open");
     store.set_online("a", t(0), t(60), None, "r").await.unwrap();
     assert_eq!(store.current("a").await.unwrap(), Some(w(0, 60)));
+}
+
+/// Every write goes through the one writer connection, whatever runs at
+/// once: a burst of writes from many tasks opens no second connection (a
+/// write on another would find the first's pages changed under its cache
+/// and read them again from the WAL, issue 15), and each write lands.
+#[tokio::test]
+async fn writes_share_one_connection() {
+    use crate::presence::{CallerIdRecord, LoginOutcome, NewLoginCall};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("one-writer.db"))
+        .await
+        .unwrap();
+    let writes = (0..40).map(|i| {
+        let store = store.clone();
+        async move {
+            let user = format!("agent{}", i % 10);
+            if i % 2 == 0 {
+                store
+                    .set_online(&user, t(0), t(60 + i), None, "r")
+                    .await
+                    .map(|_| ())
+            } else {
+                store
+                    .insert_login_call(&NewLoginCall {
+                        call_id: format!("c{i}"),
+                        caller: "+15550100000".into(),
+                        agent_user_id: None,
+                        outcome: LoginOutcome::UnknownCaller,
+                        hours: None,
+                        started_at: t(0),
+                        ended_at: t(1),
+                        trust: CallerIdRecord {
+                            caller_id_trust: crate::config::CallerIdTrust::Any,
+                            attested: false,
+                            caller_id: None,
+                        },
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        }
+    });
+    for r in futures_util::future::join_all(writes).await {
+        r.unwrap();
+    }
+    assert_eq!(store.writer().size(), 1);
+    assert_eq!(store.readers().size(), 0, "no write took a reader");
+    assert_eq!(store.login_calls_since(t(0), 100).await.unwrap().len(), 20);
 }
 
 /// A store written before attempts were recorded live (schema 3) keeps its
@@ -499,12 +548,12 @@ async fn the_write_probe_sees_a_full_disk_and_keeps_nothing() {
     let (store, free) = full_store(&dir).await;
     let e = store.write_probe().await.unwrap_err();
     assert!(matches!(e, StoreError::Query { .. }), "{e}");
-    sqlx::query(free).execute(store.pool()).await.unwrap();
+    sqlx::query(free).execute(store.writer()).await.unwrap();
     store.write_probe().await.unwrap();
     store.write_probe().await.unwrap();
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'readyz_probe'")
-            .fetch_one(store.pool())
+            .fetch_one(store.readers())
             .await
             .unwrap();
     assert_eq!(left, 0);
