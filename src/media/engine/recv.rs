@@ -108,7 +108,6 @@ impl RecvTask {
     /// `RecvTask` (968 bytes) taken by value was in each call's receive
     /// task twice (issue 15, memory per held call).
     ///
-    ///
     /// The timer lives across the loop's turns and is lazy: every packet
     /// moves the RTP timeout later, so it stays armed at the earlier
     /// instant, and when it fires early `on_timer` finds nothing due and it
