@@ -219,7 +219,7 @@ fn validate_request(
     let Some(method) = method_of(method_tok) else {
         return Err(Refusal(501, "Not Implemented".into(), vec![]));
     };
-    let h = super::inspect_checks::check_headers(raw, method_tok)?;
+    let h = super::inspect_checks::check_headers(raw, method_tok, method)?;
     // Request-URI (RFC 3261 §8.2.2.1, RFC 4475 §3.3.2/§3.1.2.11, RFC 5118 §4).
     let scheme = grammar::check_uri(uri_str).map_err(|_| bad("Malformed Request-URI"))?;
     match &scheme {
@@ -255,22 +255,7 @@ fn validate_request(
         headers,
         body: body.to_vec(),
     };
-    let f = h.head;
-    let head = RequestHead {
-        method,
-        vias: f.vias,
-        top_via: f.top_via,
-        from: f.from,
-        from_tag: f.from_tag,
-        to: f.to,
-        to_tag: f.to_tag,
-        call_id: f.call_id,
-        cseq: f.cseq,
-        cseq_method: f.cseq_method,
-        contact: f.contact,
-        record_route: f.record_route,
-    };
-    Ok(Accepted { req, head })
+    Ok(Accepted { req, head: h.head })
 }
 
 /// Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2). Any fault

@@ -2,7 +2,7 @@
 //! message from canonical header text.
 
 use super::grammar::{self, UriScheme};
-use super::message::ViaInfo;
+use super::message::{RequestHead, ViaInfo};
 use super::wire::RawMessage;
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::uri::{
@@ -23,28 +23,11 @@ pub struct Checked {
     pub max_forwards: Option<u32>,
     /// The canonical text of the headers the checks parsed.
     pub canonical: Canonical,
-    /// The fields the core keys transactions and dialogs on, from the same parse.
-    pub head: HeadFields,
-}
-
-/// A request's head as the checks read it: `RequestHead` but for the method, which
-/// the Request-Line gives. Taken from the one parse the checks make, so the core does
-/// not read the headers again (issue 15), and what the core keys transactions and
-/// dialogs on is what the grammar judged (one reader, nothing to smuggle between two).
-pub struct HeadFields {
-    /// Every via-parm in order, top first, as canonical text.
-    pub vias: Vec<String>,
-    pub top_via: ViaInfo,
-    pub from: String,
-    pub from_tag: Option<String>,
-    pub to: String,
-    pub to_tag: Option<String>,
-    pub call_id: String,
-    pub cseq: u32,
-    pub cseq_method: String,
-    /// The first Contact header's first element (`*` as written).
-    pub contact: Option<String>,
-    pub record_route: Vec<String>,
+    /// The fields the core keys transactions and dialogs on, from the same
+    /// parse, so the core does not read the headers again (issue 15), and
+    /// what it keys on is what the grammar judged (one reader, nothing to
+    /// smuggle between two).
+    pub head: RequestHead,
 }
 
 /// The canonical text of each structured header (Via, From, To, Contact, Route,
@@ -175,7 +158,12 @@ fn cseq(v: &str) -> Option<(u64, String)> {
     Some((n.parse().ok()?, m.to_string()))
 }
 
-pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refusal> {
+/// `method` is the Request-Line's token, `typed` the same method as rsipstack names it.
+pub fn check_headers(
+    raw: &RawMessage<'_>,
+    method: &str,
+    typed: Method,
+) -> Result<Checked, Refusal> {
     // RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory. Max-Forwards is
     // too, but RFC 2543 peers (RFC 4475 §3.4.1) omit it, so it is tolerated.
     for name in ["From", "To", "Call-ID", "CSeq", "Via"] {
@@ -260,7 +248,8 @@ pub fn check_headers(raw: &RawMessage<'_>, method: &str) -> Result<Checked, Refu
         content_length,
         max_forwards,
         canonical,
-        head: HeadFields {
+        head: RequestHead {
+            method: typed,
             vias,
             top_via,
             from,
