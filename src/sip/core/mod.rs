@@ -413,7 +413,7 @@ impl SipCore {
                 let Accepted { req, mut head } = *accepted;
                 stamp_via(&mut head, peer);
                 if !trusted {
-                    self.untrusted_request(&req, &head, peer, now);
+                    self.untrusted_request(&head, peer, now);
                     return;
                 }
                 self.request(req, head, peer, now);
@@ -433,9 +433,9 @@ impl SipCore {
         }
     }
 
-    fn untrusted_request(&mut self, req: &Request, head: &RequestHead, peer: Peer, now: Instant) {
+    fn untrusted_request(&mut self, head: &RequestHead, peer: Peer, now: Instant) {
         self.stats.rejected_untrusted += 1;
-        let answer = self.cfg.untrusted == Untrusted::Reject && req.method != Method::Ack;
+        let answer = self.cfg.untrusted == Untrusted::Reject && head.method != Method::Ack;
         if !answer {
             self.stats.untrusted_dropped += 1;
         }
@@ -443,11 +443,11 @@ impl SipCore {
             let action = if answer { "403" } else { "dropped" };
             match source {
                 Source::Addr(_) => warn!(
-                    src = %peer.addr, method = %req.method, action, suppressed,
+                    src = %peer.addr, method = %head.method, action, suppressed,
                     "request from a source outside trunk.allow (one line per source per minute)"
                 ),
                 Source::Others => warn!(
-                    src = %source, method = %req.method, action, suppressed,
+                    src = %source, method = %head.method, action, suppressed,
                     "requests from many sources outside trunk.allow (one line per minute)"
                 ),
             }
