@@ -229,12 +229,7 @@ impl SqliteStore {
                 db: path.to_path_buf(),
                 source,
             })?;
-        let store = SqliteStore {
-            readers: pool.clone(),
-            writer: pool,
-            path: Arc::new(path.to_path_buf()),
-            health: Arc::default(),
-        };
+        let store = Self::on_one_pool(pool, path.to_path_buf());
         store.check_schema().await?;
         Ok(store)
     }
@@ -258,14 +253,21 @@ impl SqliteStore {
                 db: db.clone(),
                 source,
             })?;
-        let store = SqliteStore {
-            readers: pool.clone(),
-            writer: pool,
-            path: Arc::new(db),
-            health: Arc::default(),
-        };
+        let store = Self::on_one_pool(pool, db);
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A store whose reads and writes share one pool: read-only (nothing
+    /// to write) and in memory (each connection to `:memory:` is a
+    /// database of its own).
+    fn on_one_pool(pool: SqlitePool, path: PathBuf) -> Self {
+        SqliteStore {
+            readers: pool.clone(),
+            writer: pool,
+            path: Arc::new(path),
+            health: Arc::default(),
+        }
     }
 
     /// The database file this store uses.
