@@ -15,9 +15,10 @@
 //! "now" applied, and tests can use any command as a barrier.
 //!
 //! Windows opened from the menu and log-in records are written in groups
-//! while commands keep coming (`group`): each caller still hears back only
-//! after the commit that holds its request, and a command for an agent
-//! with a gathered window writes the group first.
+//! while commands keep coming, and log-in records wait a little for
+//! company (`group`): each caller still hears back only after the commit
+//! that holds its request, and a command for an agent with a gathered
+//! window writes the group first.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -26,11 +27,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::agent_state::{self, Activity};
 use super::backend::Store;
 use super::clock::Clock;
-use super::group::{Group, PendingOnline, Reply, REASON_MENU};
+use super::group::{Group, PendingOnline, Reply, LOGIN_LINGER, REASON_MENU};
 use super::logins::NewLoginCall;
 use super::reminders::ReminderScheduler;
 use super::scheduler::{Expiry, ExpiryScheduler};
@@ -466,6 +468,7 @@ pub struct PresenceService {
     /// together, in one transaction, once no command is waiting (group
     /// commit, see `group`). Each caller hears back only after that commit.
     group: Group,
+    login_linger: Duration,
 }
 
 impl PresenceService {
@@ -491,8 +494,16 @@ impl PresenceService {
             failed: Vec::new(),
             retry_at: None,
             group: Group::default(),
+            login_linger: LOGIN_LINGER,
         };
         (service, handle)
+    }
+
+    /// How long a log-in record waits for others to share its commit
+    /// ([`LOGIN_LINGER`] unless set).
+    pub fn with_login_linger(mut self, linger: Duration) -> Self {
+        self.login_linger = linger;
+        self
     }
 
     /// `new` + `spawn`. Windows that ended while the switch was down are
@@ -589,8 +600,9 @@ impl PresenceService {
             // Group commit: requests gather while commands keep coming (each
             // write's fsync is the time others queue in) and go in one
             // transaction as soon as none is waiting, so a quiet switch
-            // writes each at once and a busy one shares the fsync.
-            if self.group.is_full() || (!self.group.is_empty() && self.rx.is_empty()) {
+            // writes each window at once and a busy one shares the fsync.
+            // Log-in records alone wait for their deadline (`group`).
+            if self.group.is_due(Instant::now(), self.rx.is_empty()) {
                 self.write_group().await;
             }
         }
@@ -598,7 +610,8 @@ impl PresenceService {
         tracing::info!("presence service stopped");
     }
 
-    /// How long to sleep: until the next deadline or retry, at most MAX_SLEEP.
+    /// How long to sleep: until the next deadline or retry, or the
+    /// gathered log-in records' write, at most MAX_SLEEP.
     fn wait(&self) -> Duration {
         let next = [
             self.sched.deadline(),
@@ -608,13 +621,19 @@ impl PresenceService {
         .into_iter()
         .flatten()
         .min();
-        match next {
+        let wall = match next {
             // A past deadline gives a negative delta: to_std fails, wake now.
             Some(t) => (t - self.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_SLEEP),
             None => MAX_SLEEP,
+        };
+        // The group's deadline is on the monotonic clock: it is about
+        // sharing a disk write, not about anyone's window.
+        match self.group.deadline() {
+            Some(due) => wall.min(due.saturating_duration_since(Instant::now())),
+            None => wall,
         }
     }
 
@@ -858,7 +877,10 @@ impl PresenceService {
                 let result = self.store.current(&user).await.map_err(ServiceError::from);
                 let _ = reply.send(result);
             }
-            Command::RecordLogin { call, reply } => self.group.logins.push((call, reply)),
+            Command::RecordLogin { call, reply } => {
+                self.group
+                    .push_login(call, reply, Instant::now(), self.login_linger);
+            }
             Command::Resync { user } => self.resync(user).await,
             Command::Shutdown => return ControlFlow::Break(()),
         }

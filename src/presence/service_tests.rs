@@ -669,6 +669,106 @@ async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() 
     assert!(stored.iter().all(|c| c.call_id != "bad@x"));
 }
 
+/// Log-in records wait for company (issue 15): records that come one at a
+/// time to an idle service are not written one by one; nobody hears back
+/// before their commit; a window asked for meanwhile is written at once and
+/// takes them along, in one commit.
+#[tokio::test]
+async fn log_in_records_wait_for_company_and_a_window_takes_them_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let store = store_at(&path).await;
+    // A linger no test run comes near, so "not yet written" cannot be a
+    // matter of timing.
+    let (service, handle) = PresenceService::new(store.clone(), clock.clone());
+    let _task = service
+        .with_login_linger(StdDuration::from_secs(600))
+        .spawn()
+        .await
+        .unwrap();
+    let mut other = sqlite_conn(&path).await;
+    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let mut waiting = Vec::new();
+    for i in 0..10 {
+        let h = handle.clone();
+        let id = format!("l{i}@x");
+        waiting.push(tokio::spawn(async move {
+            h.record_login(login_record(&id)).await
+        }));
+        // Each arrives at an idle service (which wrote each at once before).
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a record was written alone"
+    );
+    assert!(store
+        .login_calls_since(t(-10), 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let window = tokio::time::timeout(
+        StdDuration::from_secs(10),
+        handle.go_online("jsmith", 8, Some("c@x")),
+    )
+    .await
+    .expect("the window is written at once")
+    .unwrap();
+    assert_eq!(window.end, t(8 * H));
+    for w in waiting {
+        tokio::time::timeout(StdDuration::from_secs(10), w)
+            .await
+            .expect("the records went with the window")
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        store.login_calls_since(t(-10), 100).await.unwrap().len(),
+        10
+    );
+    // One commit: the pages of the window's tables and of the records'
+    // (9 frames here); one commit per record would append at least 20.
+    let frames = wal_frames(&path).await;
+    assert!(
+        frames < 15,
+        "{frames} WAL frames for one window and 10 records"
+    );
+}
+
+/// A log-in record alone is written once its linger is over, without any
+/// other command to wake the service.
+#[tokio::test]
+async fn a_lone_log_in_record_is_written_when_its_linger_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let clock = ManualClock::new(t(0));
+    let store = store_at(&path).await;
+    let (service, handle) = PresenceService::new(store.clone(), clock.clone());
+    let _task = service
+        .with_login_linger(StdDuration::from_millis(50))
+        .spawn()
+        .await
+        .unwrap();
+    // The service would otherwise sleep MAX_SLEEP (60 s) before looking.
+    tokio::time::timeout(
+        StdDuration::from_secs(20),
+        handle.record_login(login_record("alone@x")),
+    )
+    .await
+    .expect("written after its linger, not at the next wake-up")
+    .unwrap();
+    let stored = store.login_calls_since(t(-10), 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].call_id, "alone@x");
+}
+
 /// Group commit for windows (issue 15): windows that queue behind a write
 /// share one transaction with the queued log-in records, while other
 /// agents' requests go ahead. Nobody hears "online", no event goes out and
