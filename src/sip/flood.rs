@@ -324,17 +324,33 @@ pub fn peek_method(data: &[u8]) -> Option<Class> {
 
 /// Whether the User-Agent header of `data` holds one of `agents`
 /// (lower-case), compared without regard to case. Reads the header block
-/// only, line by line, with no allocation.
+/// only, line by line, with no allocation. It runs on every datagram
+/// before anything else, so lines are found with `memchr` and a line is
+/// looked into only when it starts as "User-Agent" does (the header has no
+/// compact form, RFC 3261 §20.41; a line starting with a blank continues
+/// the header above it, §7.3.1).
 pub fn scanner_agent(data: &[u8], agents: &[String]) -> bool {
     if agents.is_empty() {
         return false;
     }
-    for line in data.split(|&b| b == b'\n').skip(1) {
+    let mut start = 0;
+    // The start-line is not a header; the last line may have no LF.
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
+        let line = data.get(start..end).unwrap_or_default();
+        let first = start == 0;
+        start = end + 1;
+        if first {
+            continue;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break; // end of the header block (§7)
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        if !matches!(line.first(), Some(b'u' | b'U')) {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let name = line.get(..colon).unwrap_or_default().trim_ascii();
@@ -544,6 +560,16 @@ mod tests {
         assert!(!scanner_agent(
             msg("User-Agent: friendly-scanner").as_bytes(),
             &[]
+        ));
+        // A datagram cut short after the header still names its agent.
+        assert!(scanner_agent(
+            b"OPTIONS sip:100@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nUser-Agent: sipvicious",
+            &agents
+        ));
+        // A folded line continues the header above it.
+        assert!(!scanner_agent(
+            msg("Subject: hello\r\n User-Agent: friendly-scanner").as_bytes(),
+            &agents
         ));
     }
 }

@@ -553,12 +553,20 @@ impl ViaValue {
     }
 
     pub fn to_canonical(&self) -> String {
-        let mut s = format!(
-            "{}/{}/{} {}",
-            self.protocol, self.version, self.transport, self.host
-        );
+        let mut s = String::with_capacity(64);
+        for (part, sep) in [
+            (&self.protocol, '/'),
+            (&self.version, '/'),
+            (&self.transport, ' '),
+        ] {
+            s.push_str(part);
+            s.push(sep);
+        }
+        s.push_str(&self.host);
         if let Some(p) = self.port {
-            s.push_str(&format!(":{p}"));
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(s, ":{p}");
         }
         push_params(&mut s, &self.params);
         s

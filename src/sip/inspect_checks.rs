@@ -224,7 +224,7 @@ pub fn check_headers(
     }
     // RFC 3261 §8.1.1.5: the sequence number must be below 2**31.
     let (seq, cseq_method) =
-        cseq(raw.first("CSeq").unwrap_or("")).ok_or(bad("Malformed CSeq Header"))?;
+        cseq(raw.first("CSeq").unwrap_or("")).ok_or_else(|| bad("Malformed CSeq Header"))?;
     if seq >= 1 << 31 {
         return Err(bad("Malformed CSeq Header"));
     }
@@ -272,7 +272,10 @@ pub fn check_headers(
 pub fn body_of<'a>(raw: &RawMessage<'a>, cl: Option<usize>) -> Result<&'a [u8], Refusal> {
     match cl {
         None => Ok(raw.body),
-        Some(n) => raw.body.get(..n).ok_or(bad("Content-Length Exceeds Body")),
+        Some(n) => raw
+            .body
+            .get(..n)
+            .ok_or_else(|| bad("Content-Length Exceeds Body")),
     }
 }
 

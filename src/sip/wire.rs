@@ -117,7 +117,12 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
             });
             continue;
         };
-        let text = String::from_utf8_lossy(line);
+        // Nearly every line is ASCII: `from_utf8` checks it a word at a
+        // time; the lossy reading only for a line that is not UTF-8.
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             match headers.last_mut() {
                 Some(h) => {

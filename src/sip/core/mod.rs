@@ -922,29 +922,35 @@ fn response_peer(src: Peer, head: Option<&RequestHead>) -> Peer {
 /// then `received` always), so responses and the dialog's route find their
 /// way back.
 fn stamp_via(head: &mut RequestHead, peer: Peer) {
-    let src_ip = peer.addr.ip().to_string();
-    let sent_host = sent_by_host(&head.top_via.sent_by);
+    let src_ip = peer.addr.ip();
+    // §18.2.1: `received` when sent-by's host is a name or an address other
+    // than the packet's source; compared as addresses, not as text (an
+    // IPv6 address has many spellings). Formatted only when written.
+    let same_host = sent_by_host(&head.top_via.sent_by)
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip == src_ip);
     if let Some(top) = head.vias.first_mut() {
-        let has_received = top
-            .split(';')
-            .skip(1)
-            .any(|p| p.trim().to_ascii_lowercase().starts_with("received"));
+        let has_received = top.split(';').skip(1).any(|p| {
+            p.trim()
+                .get(..8)
+                .is_some_and(|n| n.eq_ignore_ascii_case("received"))
+        });
         if head.top_via.rport {
             *top = fill_rport(top, peer.addr.port());
-            if !has_received {
-                top.push_str(&format!(";received={src_ip}"));
-            }
-        } else if sent_host != src_ip && !has_received {
-            top.push_str(&format!(";received={src_ip}"));
+        }
+        if !has_received && (head.top_via.rport || !same_host) {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(top, ";received={src_ip}");
         }
     }
 }
 
-fn sent_by_host(sent_by: &str) -> String {
+fn sent_by_host(sent_by: &str) -> &str {
     if let Some(rest) = sent_by.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or("").to_owned();
+        return rest.split(']').next().unwrap_or("");
     }
-    sent_by.split(':').next().unwrap_or("").to_owned()
+    sent_by.split(':').next().unwrap_or("")
 }
 
 fn sent_by_port(sent_by: &str) -> Option<u16> {

@@ -528,6 +528,30 @@ fn rport_and_received_on_the_response() {
     assert!(trying.contains("received=127.0.0.1"), "{trying}");
 }
 
+/// RFC 3261 §18.2.1: `received` only when sent-by's host is a name or
+/// another address than the packet came from, compared as addresses.
+#[test]
+fn received_only_when_sent_by_is_not_the_source_address() {
+    let trying_from = |via_host: &str, from: &str| {
+        let mut c = core();
+        let msg = String::from_utf8(invite("z9hG4bK-r", "+15550100000", "", SDP))
+            .unwrap()
+            .replace("UDP 127.0.0.1:5070;", &format!("UDP {via_host};"));
+        c.handle_message(msg.as_bytes(), udp(from), Instant::now());
+        let out = drain(&mut c);
+        out.sent[0].1.clone()
+    };
+    let same = trying_from("127.0.0.1:5070", "127.0.0.1:5070");
+    assert!(!same.contains("received="), "{same}");
+    let other = trying_from("127.0.0.1:5070", "127.0.0.2:5070");
+    assert!(other.contains("received=127.0.0.2"), "{other}");
+    let name = trying_from("pc33.example.com:5070", "127.0.0.1:5070");
+    assert!(name.contains("received=127.0.0.1"), "{name}");
+    // One IPv6 address, spelled two ways, is the same address.
+    let v6 = trying_from("[0:0::1]:5070", "[::1]:5070");
+    assert!(!v6.contains("received="), "{v6}");
+}
+
 #[test]
 fn session_timer_is_granted_and_enforced() {
     let mut c = core();
