@@ -11,27 +11,51 @@ use super::sqlite::SqliteStore;
 use super::sqlite_write::WriteTx;
 use super::{to_ms, Result};
 
-/// The INSERT of one record, bound (shared by the single and the batch write).
-fn insert(call: &NewLoginCall) -> sqlx::query::Query<'_, sqlx::Sqlite, SqliteArguments> {
-    sqlx::query(
-        "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
-         started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(call.call_id.as_str())
-    .bind(call.caller.as_str())
-    .bind(call.agent_user_id.as_deref())
-    .bind(call.outcome.as_str())
-    .bind(call.hours.map(i64::from))
-    .bind(to_ms(call.started_at))
-    .bind(to_ms(call.ended_at))
-    .bind(call.trust.caller_id_trust.as_str())
-    .bind(i64::from(call.trust.attested))
-    .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
+/// The columns of a record, in the order [`bind_row`] binds them.
+const INSERT_INTO: &str = "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, \
+     hours, started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) VALUES ";
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Most records one INSERT of a group carries. Each statement is a round
+/// trip to the connection's thread, so a group's records go in few; the
+/// statement's text differs by its row count, and sqlx keeps each text
+/// prepared, so the sizes are bounded (16 of 100 cached statements). 160
+/// bound values stay far below SQLite's 32 766.
+const ROWS_PER_INSERT: usize = 16;
+
+/// Binds one record's values, in the order of [`INSERT_INTO`].
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments>,
+    call: &'q NewLoginCall,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments> {
+    q.bind(call.call_id.as_str())
+        .bind(call.caller.as_str())
+        .bind(call.agent_user_id.as_deref())
+        .bind(call.outcome.as_str())
+        .bind(call.hours.map(i64::from))
+        .bind(to_ms(call.started_at))
+        .bind(to_ms(call.ended_at))
+        .bind(call.trust.caller_id_trust.as_str())
+        .bind(i64::from(call.trust.attested))
+        .bind(call.trust.caller_id.map(CallerIdCheck::as_str))
+}
+
+/// The INSERT of `rows` records: its text is made of the constants above
+/// alone, every value is bound.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(INSERT_INTO.len() + rows * (ROW.len() + 2));
+    sql.push_str(INSERT_INTO);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql
 }
 
 pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
-    let done = insert(call)
+    let done = bind_row(sqlx::query(sqlx::AssertSqlSafe(insert_sql(1))), call)
         .execute(store.writer())
         .await
         .map_err(store.err("recording a log-in call"))?;
@@ -40,15 +64,19 @@ pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) 
 }
 
 /// Records every call inside `tx`: with the group's windows, one `fsync`
-/// for all (the presence service's group commit).
+/// for all (the presence service's group commit), and one statement for
+/// each [`ROWS_PER_INSERT`] of them.
 pub(super) async fn insert_in(
     store: &SqliteStore,
     tx: &mut WriteTx,
     calls: &[NewLoginCall],
 ) -> Result<()> {
-    for call in calls {
-        insert(call)
-            .execute(&mut **tx)
+    for chunk in calls.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+        for call in chunk {
+            q = bind_row(q, call);
+        }
+        q.execute(&mut **tx)
             .await
             .map_err(store.err("recording log-in calls"))?;
     }

@@ -541,6 +541,35 @@ async fn login_calls_round_trip(s: &Store) {
         s.login_calls_since(t(0), 1).await.unwrap()[0].call_id,
         "l0@x"
     );
+
+    // A group larger than one statement carries (SQLite writes a group's
+    // records sixteen to an INSERT): every record, with its own values.
+    let many: Vec<NewLoginCall> = (0..37u32)
+        .map(|i| NewLoginCall {
+            call_id: format!("m{i}@x"),
+            caller: format!("+1555010{i:04}"),
+            agent_user_id: (i % 2 == 0).then(|| format!("agent{i}")),
+            outcome: LoginOutcome::Online,
+            hours: Some(i % 9 + 1),
+            started_at: t(1000 + i64::from(i)),
+            ended_at: t(2000 + i64::from(i)),
+            trust: trusts[usize::try_from(i).unwrap() % trusts.len()],
+        })
+        .collect();
+    s.write_group(&[], &many).await.unwrap();
+    let got = s.login_calls_since(t(1000), 100).await.unwrap();
+    assert_eq!(got.len(), many.len());
+    for (i, (got, want)) in got.iter().zip(&many).enumerate() {
+        assert_eq!(got.call_id, want.call_id, "record {i}");
+        assert_eq!(got.caller, want.caller, "record {i}");
+        assert_eq!(got.agent_user_id, want.agent_user_id, "record {i}");
+        assert_eq!(got.hours, want.hours, "record {i}");
+        assert_eq!(
+            (got.started_at, got.ended_at),
+            (want.started_at, want.ended_at)
+        );
+        assert_eq!(got.trust, Some(want.trust), "record {i}");
+    }
 }
 
 /// The presence service's group commit: several agents' windows (one of
