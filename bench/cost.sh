@@ -15,7 +15,9 @@
 # plays Online and sends BYE. Switch CPU is utime and stime from
 # /proc/PID/stat over the run (clock ticks, 10 ms), divided by the calls that
 # succeeded. SIPp's media ports have a sink (SINK=0: none, as the issue's
-# first figures had; see media_sink). Everything is on 127.0.0.1 and stops by itself. PERF=FILE also
+# first figures had; see media_sink), and each busy thread's CPU and context
+# switches a call follow (clock ticks too: a thread's user/sys split moves by
+# a tick). Everything is on 127.0.0.1 and stops by itself. PERF=FILE also
 # records a `perf` profile of the switch over the calls (ivr, signalling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +100,34 @@ PY
   sleep 2
 }
 
+# threads: one line per thread of the switch: "tid name utime stime
+# voluntary involuntary" (ticks, context switches so far).
+threads() {
+  local t
+  for t in /proc/"$SWITCH_PID"/task/*; do
+    echo "${t##*/} $(tr ' ' _ < "$t/comm") $(awk '{sub(/.*\) /, ""); print $12, $13}' "$t/stat")" \
+      "$(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$t/status")"
+  done
+}
+
+# per_thread BEFORE AFTER CALLS: each busy thread's CPU and context switches
+# per call (which thread the time goes to, and how often threads hand off).
+per_thread() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+def load(text):
+    return {p[0]: (p[1], *map(int, p[2:])) for p in (l.split() for l in text.splitlines()) if len(p) == 6}
+b, a, calls = load(sys.argv[1]), load(sys.argv[2]), max(int(sys.argv[3]), 1)
+for tid, (name, u, s, v, n) in sorted(a.items()):
+    _, bu, bs, bv, bn = b.get(tid, (name, 0, 0, 0, 0))
+    if (u - bu) + (s - bs) + (v - bv) + (n - bn) == 0:
+        continue
+    print(f"  thread {name:<16} {(u - bu + s - bs) * 10_000 / calls:7.1f} us a call "
+          f"(user {(u - bu) * 10_000 / calls:.1f}, sys {(s - bs) * 10_000 / calls:.1f}); "
+          f"context switches {(v - bv) / calls:.2f} voluntary, {(n - bn) / calls:.2f} involuntary")
+PY
+}
+
 per_call() {
   local before=$1 after=$2 calls=$3
   python3 - "$before" "$after" "$calls" "$(bare_us sendto+recv)" <<'PY'
@@ -127,7 +157,7 @@ ivr|signalling)
     perf record -F 499 -g -p "$SWITCH_PID" -o "$PERF" > /dev/null 2>&1 &
     perf_pid=$!
   fi
-  before=$(ticks)
+  before=$(ticks); before_threads=$(threads)
   if [ "$WHAT" = ivr ]; then
     login_xml "+12345678910" "$work/ivr.xml" 1500
     sipp_calls -sf ivr.xml -mp $((PORT + 2000)) -r "$N" -m "$calls" -l $((N * 10))
@@ -135,10 +165,11 @@ ivr|signalling)
     sipp_calls -sn uac -mp $((PORT + 2000)) -r "$N" -rp 1000 -m "$calls" -d 0 -l $((N * 10))
   fi
   sleep 1
-  after=$(ticks)
+  after=$(ticks); after_threads=$(threads)
   [ -n "${PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
   echo "$WHAT at $N calls/s for $SECS s: $OK of $calls calls ok, $FAILED failed; peak RSS $(( $(kib VmHWM) / 1024 )) MB"
   per_call "$before" "$after" "$OK"
+  per_thread "$before_threads" "$after_threads" "$OK"
   ;;
 held)
   bare

@@ -90,8 +90,20 @@ pub const RECORDED_CUSTOM_DIGITS: u8 = 2;
 /// Highest number the clip library can say (`num_0`..`num_20`, `num_30`..`num_90`).
 pub const MAX_SPOKEN: u32 = 99;
 
+/// `num_<n>`. The clips 0..=99 are named once per process: every log-in
+/// call's menu says its presets, and a clone is a reference count where
+/// formatting the name was an allocation and some 500 instructions.
 fn num_clip(n: u32) -> PromptName {
-    PromptName::from(format!("num_{n}"))
+    static NAMES: std::sync::LazyLock<Vec<PromptName>> = std::sync::LazyLock::new(|| {
+        (0..=MAX_SPOKEN)
+            .map(|n| PromptName::from(format!("num_{n}")))
+            .collect()
+    });
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .cloned()
+        .unwrap_or_else(|| PromptName::from(format!("num_{n}")))
 }
 
 /// The clips that say `n`: 0..=20 have their own clip, 21..=99 are tens + units
