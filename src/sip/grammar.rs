@@ -161,10 +161,17 @@ pub enum UriScheme {
 /// RFC 3261 §19.1 / §25.1, `tel:` against RFC 3966 loosely, other schemes only for
 /// being an opaque `absoluteURI`.
 pub fn check_uri(s: &str) -> R<UriScheme> {
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Byte by byte for the ASCII URIs nearly all are (for ASCII, Unicode
+    // whitespace is the space and controls), by character otherwise.
+    let blank = if s.is_ascii() {
+        s.bytes().any(|b| b == b' ' || b.is_ascii_control())
+    } else {
+        s.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if s.is_empty() || blank {
         return Err(GrammarError("whitespace or control character in URI"));
     }
-    if s.contains(['<', '>', '"']) {
+    if s.bytes().any(|b| matches!(b, b'<' | b'>' | b'"')) {
         return Err(GrammarError("'<', '>' or '\"' in URI"));
     }
     let (scheme, rest) = s
@@ -344,7 +351,12 @@ struct Cur<'a> {
 
 impl<'a> Cur<'a> {
     fn peek(&self) -> Option<char> {
-        self.s.get(self.i..).and_then(|r| r.chars().next())
+        // SIP text is nearly all ASCII: one byte read, and the UTF-8
+        // decoder only for a byte that starts a longer character.
+        match *self.s.as_bytes().get(self.i)? {
+            b if b.is_ascii() => Some(char::from(b)),
+            _ => self.s.get(self.i..).and_then(|r| r.chars().next()),
+        }
     }
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
@@ -361,8 +373,8 @@ impl<'a> Cur<'a> {
     }
     fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
         let start = self.i;
-        while self.peek().is_some_and(&f) {
-            self.bump();
+        while let Some(c) = self.peek().filter(|c| f(*c)) {
+            self.i += c.len_utf8();
         }
         self.s.get(start..self.i).unwrap_or("")
     }
