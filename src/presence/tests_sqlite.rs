@@ -540,6 +540,123 @@ async fn log_in_calls_written_before_caller_id_trust_survive_the_upgrade() {
     assert_eq!(calls[1].trust, Some(refused.trust));
 }
 
+/// Migration 13 (issue 15): the tables every log-in call writes check
+/// their values with comparisons, so an INSERT builds no temporary b-tree
+/// (`OpenEphemeral`, one per `IN` list of more than two values); rows and
+/// ids survive the rebuild, and a value outside the list is still refused.
+#[tokio::test]
+async fn log_in_writes_build_no_temporary_tables_and_keep_their_checks() {
+    use crate::config::CallerIdTrust;
+    use crate::presence::{CallerIdRecord, LoginOutcome, NewLoginCall};
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let opts = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+    crate::presence::sqlite::MIGRATOR
+        .run_to(12, &pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO login_calls (id, call_id, caller, agent_user_id, outcome, hours, \
+         started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) VALUES \
+         (5, 'old@x', '+12345678910', 'jsmith', 'online', 8, 1700000000000, 1700000012000, \
+         'attested', 1, 'attested'); \
+         INSERT INTO presence_history (id, user_id, kind, at_ms, window_start_ms, \
+         window_end_ms, call_id, reason, actor) VALUES (9, 'jsmith', 'online', 1700000000000, \
+         1700000000000, 1700028800000, 'old@x', 'log-in menu', 'agent')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let s = SqliteStore::open(&path).await.unwrap();
+    let calls = s.login_calls_since(t(-10), 10).await.unwrap();
+    assert_eq!((calls[0].id, calls[0].outcome), (5, LoginOutcome::Online));
+    assert!(calls[0].trust.is_some_and(|t| t.attested));
+    let history: i64 =
+        sqlx::query_scalar("SELECT id FROM presence_history WHERE call_id = 'old@x'")
+            .fetch_one(s.readers())
+            .await
+            .unwrap();
+    assert_eq!(history, 9);
+    // Ids go on from the old ones.
+    let new = NewLoginCall {
+        call_id: "new@x".into(),
+        caller: "+12345678910".into(),
+        agent_user_id: None,
+        outcome: LoginOutcome::UnknownCaller,
+        hours: None,
+        started_at: t(20),
+        ended_at: t(25),
+        trust: CallerIdRecord {
+            caller_id_trust: CallerIdTrust::Any,
+            attested: false,
+            caller_id: None,
+        },
+    };
+    assert!(s.insert_login_call(&new).await.unwrap() > 5);
+
+    let inserts = [
+        "INSERT INTO login_calls (call_id, caller, agent_user_id, outcome, hours, \
+         started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO presence_history (user_id, kind, at_ms, window_start_ms, window_end_ms, \
+         call_id, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ];
+    for insert in inserts {
+        let opcodes: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT opcode FROM (EXPLAIN {insert})"
+        )))
+        .fetch_all(s.readers())
+        .await
+        .unwrap_or_default();
+        let opcodes = if opcodes.is_empty() {
+            // Older SQLite has no EXPLAIN as a table: read its rows.
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {insert}")))
+                .fetch_all(s.readers())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, 1))
+                .collect()
+        } else {
+            opcodes
+        };
+        assert!(
+            opcodes.iter().any(|o| o == "Insert"),
+            "{insert}: {opcodes:?}"
+        );
+        assert!(
+            !opcodes.iter().any(|o| o == "OpenEphemeral"),
+            "{insert} builds a temporary table: {opcodes:?}"
+        );
+    }
+
+    for bad in [
+        "INSERT INTO login_calls (call_id, caller, outcome, started_at_ms, ended_at_ms) \
+         VALUES ('b@x', '', 'maybe', 0, 0)",
+        "INSERT INTO login_calls (call_id, caller, outcome, started_at_ms, ended_at_ms, \
+         caller_id_trust) VALUES ('b@x', '', 'online', 0, 0, 'some')",
+        "INSERT INTO login_calls (call_id, caller, outcome, started_at_ms, ended_at_ms, \
+         attested) VALUES ('b@x', '', 'online', 0, 0, 2)",
+        "INSERT INTO login_calls (call_id, caller, outcome, started_at_ms, ended_at_ms, \
+         caller_id) VALUES ('b@x', '', 'online', 0, 0, 'guess')",
+        "INSERT INTO presence_history (user_id, kind, at_ms, reason, actor) \
+         VALUES ('x', 'asleep', 0, '', '')",
+    ] {
+        let e = sqlx::raw_sql(sqlx::AssertSqlSafe(bad))
+            .execute(s.writer())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("CHECK"), "{bad}: {e}");
+    }
+}
+
 /// `/readyz` asks the store for a write it then throws away: a full disk
 /// says no, freed space says yes, and the probe leaves no table behind.
 #[tokio::test]
