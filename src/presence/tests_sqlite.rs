@@ -540,12 +540,13 @@ async fn log_in_calls_written_before_caller_id_trust_survive_the_upgrade() {
     assert_eq!(calls[1].trust, Some(refused.trust));
 }
 
-/// Migration 13 (issue 15): the tables every log-in call writes check
-/// their values with comparisons, so an INSERT builds no temporary b-tree
-/// (`OpenEphemeral`, one per `IN` list of more than two values); rows and
-/// ids survive the rebuild, and a value outside the list is still refused.
+/// Migrations 13 and 14 (issue 15): the tables every log-in call and every
+/// offer to an agent write check their values with comparisons, so a write
+/// builds no temporary b-tree (`OpenEphemeral`, one per `IN` list of more
+/// than two values); rows and ids survive the rebuild, and a value outside
+/// the list is still refused.
 #[tokio::test]
-async fn log_in_writes_build_no_temporary_tables_and_keep_their_checks() {
+async fn per_call_writes_build_no_temporary_tables_and_keep_their_checks() {
     use crate::config::CallerIdTrust;
     use crate::presence::{CallerIdRecord, LoginOutcome, NewLoginCall};
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -607,6 +608,9 @@ async fn log_in_writes_build_no_temporary_tables_and_keep_their_checks() {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "INSERT INTO presence_history (user_id, kind, at_ms, window_start_ms, window_end_ms, \
          call_id, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO call_attempts (call_id, agent_user_id, started_at_ms, sip_outcome) \
+         VALUES (?, ?, ?, ?)",
+        "UPDATE call_attempts SET sip_outcome = ?, sip_status = ? WHERE id = ?",
     ];
     for insert in inserts {
         let opcodes: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
