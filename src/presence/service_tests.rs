@@ -669,6 +669,14 @@ async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() 
     assert!(stored.iter().all(|c| c.call_id != "bad@x"));
 }
 
+/// A running service whose log-in records wait `linger` for company.
+async fn lingering(path: &Path, linger: StdDuration) -> (Store, PresenceHandle, JoinHandle<()>) {
+    let store = store_at(path).await;
+    let (service, handle) = PresenceService::new(store.clone(), ManualClock::new(t(0)));
+    let task = service.with_login_linger(linger).spawn().await.unwrap();
+    (store, handle, task)
+}
+
 /// Log-in records wait for company (issue 15): records that come one at a
 /// time to an idle service are not written one by one; nobody hears back
 /// before their commit; a window asked for meanwhile is written at once and
@@ -677,16 +685,9 @@ async fn queued_log_in_records_share_one_commit_and_a_refused_one_fails_alone() 
 async fn log_in_records_wait_for_company_and_a_window_takes_them_along() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
-    let clock = ManualClock::new(t(0));
-    let store = store_at(&path).await;
     // A linger no test run comes near, so "not yet written" cannot be a
     // matter of timing.
-    let (service, handle) = PresenceService::new(store.clone(), clock.clone());
-    let _task = service
-        .with_login_linger(StdDuration::from_secs(600))
-        .spawn()
-        .await
-        .unwrap();
+    let (store, handle, _task) = lingering(&path, StdDuration::from_secs(600)).await;
     let mut other = sqlite_conn(&path).await;
     sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(&mut other)
@@ -748,14 +749,7 @@ async fn log_in_records_wait_for_company_and_a_window_takes_them_along() {
 async fn a_lone_log_in_record_is_written_when_its_linger_ends() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
-    let clock = ManualClock::new(t(0));
-    let store = store_at(&path).await;
-    let (service, handle) = PresenceService::new(store.clone(), clock.clone());
-    let _task = service
-        .with_login_linger(StdDuration::from_millis(50))
-        .spawn()
-        .await
-        .unwrap();
+    let (store, handle, _task) = lingering(&path, StdDuration::from_millis(50)).await;
     // The service would otherwise sleep MAX_SLEEP (60 s) before looking.
     tokio::time::timeout(
         StdDuration::from_secs(20),

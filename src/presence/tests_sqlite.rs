@@ -443,22 +443,29 @@ async fn writes_share_one_connection() {
     assert_eq!(store.login_calls_since(t(0), 100).await.unwrap().len(), 20);
 }
 
-/// A store written before attempts were recorded live (schema 3) keeps its
-/// attempts, ids and outcomes through the table rebuild of migration 4.
-#[tokio::test]
-async fn attempts_written_before_live_attempts_survive_the_upgrade() {
+/// A new database at `path` migrated only up to `version`, as an older
+/// switch left it; the caller writes its rows and closes the pool.
+async fn old_schema(path: &std::path::Path, version: i64) -> sqlx::SqlitePool {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
     let opts = SqliteConnectOptions::new()
-        .filename(&path)
+        .filename(path)
         .create_if_missing(true)
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
     crate::presence::sqlite::MIGRATOR
-        .run_to(3, &pool)
+        .run_to(version, &pool)
         .await
         .unwrap();
+    pool
+}
+
+/// A store written before attempts were recorded live (schema 3) keeps its
+/// attempts, ids and outcomes through the table rebuild of migration 4.
+#[tokio::test]
+async fn attempts_written_before_live_attempts_survive_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let pool = old_schema(&path, 3).await;
     sqlx::query(
         "INSERT INTO calls (id, call_id, flow, customer_number, contact_point, started_at_ms) \
          VALUES (7, 'old@x', 'Billing', '+15550109999', '+15550100001', 1700000000000)",
@@ -495,18 +502,9 @@ async fn attempts_written_before_live_attempts_survive_the_upgrade() {
 async fn log_in_calls_written_before_caller_id_trust_survive_the_upgrade() {
     use crate::config::CallerIdTrust;
     use crate::presence::{CallerIdCheck, CallerIdRecord, LoginOutcome, NewLoginCall};
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let opts = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
-    crate::presence::sqlite::MIGRATOR
-        .run_to(9, &pool)
-        .await
-        .unwrap();
+    let pool = old_schema(&path, 9).await;
     sqlx::query(
         "INSERT INTO login_calls (id, call_id, caller, agent_user_id, outcome, hours, \
          started_at_ms, ended_at_ms) VALUES (5, 'old@x', '+12345678910', 'jsmith', 'online', \
@@ -549,18 +547,9 @@ async fn log_in_calls_written_before_caller_id_trust_survive_the_upgrade() {
 async fn per_call_writes_build_no_temporary_tables_and_keep_their_checks() {
     use crate::config::CallerIdTrust;
     use crate::presence::{CallerIdRecord, LoginOutcome, NewLoginCall};
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let opts = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
-    crate::presence::sqlite::MIGRATOR
-        .run_to(12, &pool)
-        .await
-        .unwrap();
+    let pool = old_schema(&path, 12).await;
     sqlx::raw_sql(
         "INSERT INTO login_calls (id, call_id, caller, agent_user_id, outcome, hours, \
          started_at_ms, ended_at_ms, caller_id_trust, attested, caller_id) VALUES \
