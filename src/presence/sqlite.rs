@@ -674,6 +674,20 @@ impl PresenceStore for SqliteStore {
         reason: &str,
     ) -> Result<bool> {
         require_user(user)?;
+        // Every log-in call asks, and hardly any agent is marked: a read
+        // answers that without taking the write lock (a BEGIN IMMEDIATE
+        // and a ROLLBACK, three round trips to the connection's thread and
+        // its file locks, issue 15). Only this node writes this file, so a
+        // mark set after the read is one set after the clear.
+        let marked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agent_not_responding WHERE user_id = ?")
+                .bind(user)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(self.err("reading the not-responding mark"))?;
+        if marked.is_none() {
+            return Ok(false);
+        }
         let mut tx = self.begin_write().await?;
         let cleared = sqlx::query("DELETE FROM agent_not_responding WHERE user_id = ?")
             .bind(user)

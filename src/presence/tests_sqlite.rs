@@ -684,3 +684,33 @@ async fn a_new_store_and_its_wal_are_readable_by_their_owner_only() {
         assert_eq!(format!("{mode:o}"), "600", "{name}");
     }
 }
+
+/// Every log-in call asks to clear its agent's not-responding mark; for an
+/// agent with none that is a read, not a write transaction (issue 15): it
+/// answers while another writer holds the file's write lock, where a
+/// `BEGIN IMMEDIATE` would wait out the 5 s busy timeout and fail.
+#[tokio::test]
+async fn clearing_an_absent_mark_takes_no_write_lock() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let cleared = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        store.clear_not_responding("nobody", t(0), "agent", "called the log-in line"),
+    )
+    .await
+    .expect("answered without waiting for the write lock")
+    .unwrap();
+    assert!(!cleared);
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+}
