@@ -20,6 +20,13 @@ fn reparse(body: &[u8]) -> SessionDescription {
     SessionDescription::unmarshal(&mut Cursor::new(body)).expect("our own SDP must parse")
 }
 
+/// What we write, the `sdp` crate reads and prints back byte for byte: our writer
+/// follows the crate's own line order and spelling (it wrote our SDP until issue 15).
+fn assert_crate_prints_it_back(body: &[u8]) {
+    let text = String::from_utf8(body.to_vec()).expect("our SDP is UTF-8");
+    assert_eq!(reparse(body).marshal(), text);
+}
+
 fn corpora() -> PathBuf {
     let dir = std::env::var_os("TPSWITCH_CORPORA")
         .map(PathBuf::from)
@@ -544,7 +551,64 @@ fn mutated_offers_never_panic() {
         }
         if let Ok(offer) = parse_offer(&body, SrtpPolicy::Off) {
             if let Ok(neg) = negotiate(&offer, &OURS) {
-                let _ = build_answer(&neg, local(), 1, 1);
+                assert_crate_prints_it_back(&build_answer(&neg, local(), 1, 1));
+            }
+        }
+    }
+}
+
+/// Issue 15: answers and offers are written without the crate's builder; every
+/// shape we send must still be exactly what the crate would have printed.
+#[test]
+fn the_sdp_we_write_is_what_the_crate_prints() {
+    let local6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 4002);
+    let offers = [
+        crlf(SIPP),
+        crlf(LINPHONE),
+        corpus_body("rfc4475/sdp01.dat"),
+        corpus_body("rfc5118/mult-ip-in-sdp"),
+        crlf("v=0\no=- 5 5 IN IP4 192.0.2.9\ns=-\nc=IN IP4 192.0.2.9\nt=0 0\nm=video 5000 RTP/AVP 31\nm=audio 4000 RTP/AVP 8 96\na=rtpmap:96 telephone-event/8000\na=sendonly"),
+    ];
+    let mut answers = 0;
+    for body in &offers {
+        let Ok(neg) = negotiate(&parse_offer(body, SrtpPolicy::Off).unwrap(), &OURS) else {
+            continue;
+        };
+        for at in [local(), local6] {
+            for (sid, version) in [(0, 0), (1, 1), (u64::MAX, 4_294_967_296)] {
+                assert_crate_prints_it_back(&build_answer(&neg, at, sid, version));
+                answers += 1;
+            }
+        }
+    }
+    assert_eq!(answers, 5 * 2 * 3, "every offer above is answerable");
+    // An SRTP answer: our key on the tag we accepted (RFC 4568 §7.1.2).
+    let savp = crlf("v=0\no=- 1 1 IN IP4 192.0.2.9\ns=-\nc=IN IP4 192.0.2.9\nt=0 0\nm=audio 4000 RTP/SAVP 0 101\na=rtpmap:101 telephone-event/8000\na=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR");
+    let neg = negotiate(&parse_offer(&savp, SrtpPolicy::Required).unwrap(), &OURS).unwrap();
+    let body = build_answer(&neg, local(), 1, 1);
+    assert!(String::from_utf8_lossy(&body).contains("a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:"));
+    assert_crate_prints_it_back(&body);
+    let key = crate::media::srtp::SrtpKey::random();
+    for srtp in [
+        OfferCrypto::None,
+        OfferCrypto::with_key(SrtpPolicy::Optional, key.clone()),
+        OfferCrypto::with_key(SrtpPolicy::Required, key),
+    ] {
+        for direction in [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::Inactive,
+        ] {
+            for codecs in [
+                &OURS[..],
+                &[Codec::Pcma],
+                &[Codec::Pcma, Codec::Pcma, Codec::Pcmu],
+            ] {
+                for at in [local(), local6] {
+                    assert_crate_prints_it_back(&build_offer(
+                        at, codecs, 101, 9, 10, direction, &srtp,
+                    ));
+                }
             }
         }
     }
