@@ -148,15 +148,15 @@ impl E164 {
             // NANP long-distance form "1 NXX NXX XXXX": the leading 1 is the
             // trunk prefix, equal to the country code.
             match digits.strip_prefix('1') {
-                Some(rest) if digits.len() == NANP_DIGITS => format!("1{rest}"),
-                _ => format!("1{digits}"),
+                Some(rest) if digits.len() == NANP_DIGITS => ["1", rest].concat(),
+                _ => ["1", digits.as_str()].concat(),
             }
         } else {
             let national = match digits.strip_prefix('0') {
                 Some(rest) if default_cc.drops_trunk_zero() => rest,
                 _ => digits.as_str(),
             };
-            format!("{}{national}", default_cc.as_str())
+            [default_cc.as_str(), national].concat()
         };
         Self::check(international)
     }
@@ -175,7 +175,9 @@ impl E164 {
         if n > MAX_DIGITS {
             return Err(E164Error::TooLong(n));
         }
-        Ok(E164(format!("+{digits}")))
+        let mut number = digits;
+        number.insert(0, '+');
+        Ok(E164(number))
     }
 
     /// "+12345678910".

@@ -209,7 +209,7 @@ fn readings(cleaned: &str, cc: &CountryCode) -> Vec<E164> {
     let digits: String = cleaned.chars().filter(char::is_ascii_digit).collect();
     let nanp_national = cc.as_str() == "1" && digits.len() == 10;
     if !cleaned.starts_with('+') && !digits.starts_with('0') && !nanp_national {
-        if let Ok(n) = E164::parse(&format!("+{cleaned}"), cc) {
+        if let Ok(n) = E164::parse(&["+", cleaned].concat(), cc) {
             if !out.contains(&n) {
                 out.push(n);
             }

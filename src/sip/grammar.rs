@@ -700,7 +700,9 @@ pub fn parse_media_type(s: &str) -> R<(String, Vec<Param>)> {
         return Err(GrammarError("malformed media subtype"));
     }
     let params = c.params(None)?;
-    Ok((format!("{t}/{st}").to_ascii_lowercase(), params))
+    let mut media_type = [t, "/", st].concat();
+    media_type.make_ascii_lowercase();
+    Ok((media_type, params))
 }
 
 /// Collapses every run of SP/HTAB outside quoted strings into one SP and trims the ends.

@@ -90,7 +90,7 @@ fn check_vias(
 /// for (RFC 3581 §4).
 fn via_info(v: &grammar::ViaValue) -> ViaInfo {
     let sent_by = match v.port {
-        Some(p) => format!("{}:{p}", v.host),
+        Some(p) => [v.host.as_str(), ":", itoa::Buffer::new().format(p)].concat(),
         None => v.host.clone(),
     };
     ViaInfo {
@@ -454,8 +454,8 @@ fn canonical_value(name: &str, value: &str, body_len: usize) -> Option<String> {
                 .ok()
                 .map(|v| joined(&v, grammar::NameAddr::to_canonical))
         }
-        "CSeq" => cseq(value).map(|(n, m)| format!("{n} {m}")),
-        "Content-Length" => Some(body_len.to_string()),
+        "CSeq" => cseq(value).map(|(n, m)| [itoa::Buffer::new().format(n), " ", &m].concat()),
+        "Content-Length" => Some(itoa::Buffer::new().format(body_len).to_owned()),
         "Max-Forwards" => match value.trim_start_matches('0') {
             "" => Some("0".into()),
             v => v

@@ -1203,3 +1203,17 @@ fn collapse_lws_keeps_single_spaces_and_collapses_runs_outside_quotes() {
     assert_eq!(collapse_lws("\"a\\\"  b\"  c"), "\"a\\\"  b\" c");
     assert_eq!(collapse_lws(" \t "), "");
 }
+
+/// Every method rsipstack can represent is read by its exact name, and only by
+/// it: method names are case-sensitive (RFC 3261 §7.1).
+#[test]
+fn method_names_are_read_exactly() {
+    for m in Method::all() {
+        let name = m.to_string();
+        assert_eq!(method_of(&name), Some(m), "{name}");
+        assert_eq!(method_of(&name.to_ascii_lowercase()), None, "{name}");
+        assert_eq!(method_of(&format!("{name} ")), None, "{name}");
+    }
+    assert_eq!(method_of("FOO"), None);
+    assert_eq!(method_of(""), None);
+}
