@@ -6,7 +6,6 @@
 //! types, and serialises our own messages by hand: we echo header values
 //! byte-for-byte as §8.2.6.2 wants, and the output stays cheap.
 
-
 use rsipstack::sip::{Header, Headers, Method};
 
 use super::name_addr::NameAddr;

@@ -97,11 +97,16 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
     let head = msg.get(..end + 2).unwrap_or(&[]);
     let body = msg.get(end + 4..).unwrap_or(&[]);
     // Every line ends in "\n": without the last one, no empty piece follows it.
-    let mut lines = head
-        .strip_suffix(b"\n")
-        .unwrap_or(head)
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r"));
+    // The line ends are found with memchr, a word at a time, not a byte-by-byte
+    // split: every byte of every head passes here (issue 15).
+    let head = head.strip_suffix(b"\n").unwrap_or(head);
+    let mut lines = memchr::memchr_iter(b'\n', head)
+        .chain(std::iter::once(head.len()))
+        .scan(0usize, |from, to| {
+            let line = head.get(*from..to).unwrap_or_default();
+            *from = to.saturating_add(1);
+            Some(line.strip_suffix(b"\r"))
+        });
     let start_line = match lines.next() {
         Some(Some(l)) => l,
         _ => head,
@@ -123,10 +128,10 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(line),
         };
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        if line.first().is_some_and(|b| is_blank(*b)) {
             match headers.last_mut() {
                 Some(h) => {
-                    let more = text.trim_matches([' ', '\t']);
+                    let more = trim_blanks(&text);
                     if !more.is_empty() {
                         let value = h.value.to_mut();
                         if !value.is_empty() {
@@ -171,12 +176,31 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
     })
 }
 
+/// SP or HTAB, the blanks of LWS (RFC 3261 §25.1).
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `t` without the blanks at either end. Byte by byte: both are ASCII, so every
+/// cut falls on a character boundary.
+fn trim_blanks(t: &str) -> &str {
+    let skip = t.bytes().position(|b| !is_blank(b)).unwrap_or(t.len());
+    trim_end_blanks(t.get(skip..).unwrap_or_default())
+}
+
+fn trim_end_blanks(t: &str) -> &str {
+    let keep = t.bytes().rposition(|b| !is_blank(b)).map_or(0, |i| i + 1);
+    t.get(..keep).unwrap_or_default()
+}
+
 /// `name: value` with the blanks around both trimmed, each part still borrowed from
 /// the line when the line was UTF-8.
 fn split_field(text: Cow<'_, str>) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     fn parts(t: &str) -> Option<(&str, &str)> {
-        let (n, v) = t.split_once(':')?;
-        Some((n.trim_end_matches([' ', '\t']), v.trim_matches([' ', '\t'])))
+        // ':' is ASCII: its byte index is a character boundary.
+        let colon = memchr::memchr(b':', t.as_bytes())?;
+        let (n, v) = (t.get(..colon)?, t.get(colon + 1..)?);
+        Some((trim_end_blanks(n), trim_blanks(v)))
     }
     match text {
         Cow::Borrowed(t) => parts(t).map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))),
@@ -284,4 +308,68 @@ pub fn error_response(
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(msg: &[u8]) -> (String, Vec<(String, String, bool)>, Vec<u8>) {
+        let raw = split(msg, 100).unwrap();
+        let headers = raw
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_string(), h.well_formed))
+            .collect();
+        (
+            String::from_utf8_lossy(raw.start_line).into_owned(),
+            headers,
+            raw.body.to_vec(),
+        )
+    }
+
+    /// Issue 15 rewrote the line and colon search; the edges it must keep:
+    /// leading CRLFs, blanks around the colon (RFC 3261 §7.3.1), folded lines
+    /// joined by one space, a bare LF line, a line with no colon, text that is
+    /// not UTF-8, compact names and the body after the empty line.
+    #[test]
+    fn lines_fields_and_folding() {
+        let msg = b"\r\n\r\nINVITE sip:a@b SIP/2.0\r\nv \t:  SIP/2.0/UDP h \t\r\n\t;branch=z9hG4bK1\r\n \r\nX-Odd:\r\nno colon here\r\nbare\nX-Bin: \xff\xfe\r\nSubject:caf\xc3\xa9 \r\n\r\nbody\r\n";
+        let (start, headers, body) = pairs(msg);
+        assert_eq!(start, "INVITE sip:a@b SIP/2.0");
+        let want: Vec<(String, String, bool)> = [
+            ("Via", "SIP/2.0/UDP h ;branch=z9hG4bK1", true),
+            ("X-Odd", "", true),
+            ("", "no colon here", false),
+            ("", "", false),
+            ("X-Bin", "\u{fffd}\u{fffd}", true),
+            ("Subject", "caf\u{e9}", true),
+        ]
+        .iter()
+        .map(|(n, v, ok)| (n.to_string(), v.to_string(), *ok))
+        .collect();
+        assert_eq!(headers, want);
+        assert_eq!(body, b"body\r\n");
+    }
+
+    #[test]
+    fn ends_keep_alives_and_limits() {
+        assert_eq!(split(b"\r\n\r\n", 10), Err(SplitError::KeepAlive));
+        assert_eq!(
+            split(b"OPTIONS sip:a SIP/2.0\r\nTo: b\r\n", 10),
+            Err(SplitError::NoEndOfHeaders)
+        );
+        let (start, headers, body) = pairs(b"OPTIONS sip:a SIP/2.0\r\n\r\n");
+        assert_eq!(
+            (start.as_str(), headers.len(), body.len()),
+            ("OPTIONS sip:a SIP/2.0", 0, 0)
+        );
+        assert_eq!(
+            split(b"A\r\nB: 1\r\nC: 2\r\nD: 3\r\n\r\n", 2),
+            Err(SplitError::TooManyHeaders)
+        );
+        // A header whose name is not a token is kept, marked malformed.
+        let (_, headers, _) = pairs(b"A\r\nBad Name: 1\r\n\r\n");
+        assert_eq!(headers, [("Bad Name".to_string(), "1".to_string(), false)]);
+    }
 }
