@@ -2,6 +2,8 @@
 //! (`migrations/0005_login_calls.sql`). Called from the `PresenceStore` impl
 //! of [`SqliteStore`].
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::Row;
@@ -54,8 +56,16 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
+/// The text of an INSERT of `rows` records (1 to [`ROWS_PER_INSERT`]), made once
+/// per process rather than per statement.
+fn insert_text(rows: usize) -> &'static str {
+    static TEXTS: LazyLock<Vec<String>> =
+        LazyLock::new(|| (0..=ROWS_PER_INSERT).map(insert_sql).collect());
+    TEXTS.get(rows).map_or("", String::as_str)
+}
+
 pub(super) async fn insert_login_call(store: &SqliteStore, call: &NewLoginCall) -> Result<i64> {
-    let done = bind_row(sqlx::query(sqlx::AssertSqlSafe(insert_sql(1))), call)
+    let done = bind_row(sqlx::query(sqlx::AssertSqlSafe(insert_text(1))), call)
         .execute(store.writer())
         .await
         .map_err(store.err("recording a log-in call"))?;
@@ -72,7 +82,7 @@ pub(super) async fn insert_in(
     calls: &[NewLoginCall],
 ) -> Result<()> {
     for chunk in calls.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_text(chunk.len())));
         for call in chunk {
             q = bind_row(q, call);
         }
