@@ -5,6 +5,19 @@ use std::time::Duration;
 
 use super::reception::ReportBlock;
 
+/// How long after `interval` began a stream's next report is due: `interval` times
+/// a factor drawn uniformly from [0.5, 1.5] (RFC 3550 §6.3.1), and half of that
+/// before the first report (§6.2). Without the draw, streams started together
+/// report together for as long as they last: calls that arrive in a burst
+/// (a campaign, a failover) would send the carrier their reports in bursts
+/// every 5 s, the synchronisation §6.2 warns of. The factor e - 3/2 of
+/// §6.3.1 is not applied: it compensates for timer reconsideration, which a
+/// two-party session at the 5 s minimum does not do.
+pub fn report_delay(interval: Duration, first: bool, rng: &mut impl rand::RngExt) -> Duration {
+    let base = if first { interval / 2 } else { interval };
+    base.mul_f64(rng.random_range(0.5..1.5))
+}
+
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -177,6 +190,36 @@ pub fn inspect_rtcp(buf: &[u8]) -> Option<RtcpSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 3550 §6.3.1: every delay within [0.5, 1.5] of its interval (half
+    /// that for the first report), and spread across that range, not fixed.
+    #[test]
+    fn report_delays_are_drawn_across_half_to_one_and_a_half_intervals() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3550);
+        let interval = Duration::from_secs(5);
+        for (first, base) in [(false, interval), (true, interval / 2)] {
+            let draws: Vec<Duration> = (0..2000)
+                .map(|_| report_delay(interval, first, &mut rng))
+                .collect();
+            let (lo, hi) = (base.mul_f64(0.5), base.mul_f64(1.5));
+            assert!(draws.iter().all(|d| (lo..=hi).contains(d)), "{first}");
+            let min = draws.iter().min().copied().unwrap_or_default();
+            let max = draws.iter().max().copied().unwrap_or_default();
+            assert!(
+                min < base.mul_f64(0.55) && max > base.mul_f64(1.45),
+                "{first}: {min:?}..{max:?}"
+            );
+            let ticks: std::collections::HashSet<u128> =
+                draws.iter().map(|d| d.as_millis() / 20).collect();
+            // Spread over the range's 20 ms ticks (250 of them for 5 s), not bunched.
+            assert!(
+                ticks.len() * 10 > (hi - lo).as_millis() as usize / 20 * 9,
+                "{first}: {}",
+                ticks.len()
+            );
+        }
+    }
 
     #[test]
     fn ntp_conversion() {

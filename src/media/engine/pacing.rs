@@ -295,7 +295,8 @@ impl PacingThread {
             Cmd::Add { shared, silence } => {
                 let id = shared.id;
                 let start = shared.start;
-                let next_rtcp = start + self.rtcp_interval;
+                let next_rtcp =
+                    start + rtcp::report_delay(self.rtcp_interval, true, &mut rand::rng());
                 let key = self.pacer.add(
                     start,
                     Stream {
@@ -463,7 +464,7 @@ impl PacingThread {
         }
         let mut rtcp_to = None;
         if due.ideal >= *next_rtcp {
-            *next_rtcp += self.rtcp_interval;
+            *next_rtcp += rtcp::report_delay(self.rtcp_interval, false, &mut rand::rng());
             if !tx.rtcp_dest.ip().is_unspecified() && tx.rtcp_dest.port() != 0 {
                 self.rtcp_buf.clear();
                 let block = shared.rx().report_block(Instant::now());
