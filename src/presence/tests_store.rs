@@ -120,6 +120,18 @@ async fn online_while_online_replaces_the_window(s: &Store) {
     );
     assert_eq!(h[1].at, t(50));
     assert_eq!(h[0].window, Some(w(50, 500)));
+    // Both rows name the call and reason that replaced, and the agent acted.
+    for e in &h[..2] {
+        assert_eq!(
+            (e.call_id.as_deref(), e.reason.as_str(), e.actor.as_str()),
+            (Some("c2"), "second", super::ACTOR_AGENT)
+        );
+    }
+    assert!(
+        h[0].id > h[1].id && h[1].id > h[2].id,
+        "replaced, then online"
+    );
+    assert_eq!(h[2].window, Some(w(0, 100)));
 }
 
 async fn offline_and_forced_offline(s: &Store) {
