@@ -25,7 +25,7 @@ pub fn is_token(s: &str) -> bool {
     !s.is_empty() && s.chars().all(is_token_char)
 }
 
-fn is_lws(c: char) -> bool {
+pub(super) fn is_lws(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 

@@ -176,9 +176,9 @@ pub fn split(msg: &[u8], max_headers: usize) -> Result<RawMessage<'_>, SplitErro
     })
 }
 
-/// SP or HTAB, the blanks of LWS (RFC 3261 §25.1).
+/// SP or HTAB, the grammar's own test, on a byte of the line.
 fn is_blank(b: u8) -> bool {
-    b == b' ' || b == b'\t'
+    super::grammar::is_lws(char::from(b))
 }
 
 /// `t` without the blanks at either end. Byte by byte: both are ASCII, so every
