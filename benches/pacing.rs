@@ -7,6 +7,13 @@
 //! pins the receiving threads to that CPU (run the bench under `taskset -c 1` and set it to
 //! 0: the pacing thread then has core 1 to itself, as the switch's does in `bench/cost.sh`).
 //! Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
+//!
+//! Then, as the floor under those figures, a *bare pacer* runs the same N streams for
+//! the same time to the same sinks: one thread with the same timer slack and start grid
+//! that sleeps to each millisecond slot and `sendto`s a packet for every stream due in
+//! it, with no engine, heap, lock or prompt. Its lateness is what this machine gives
+//! any pacer (timer wake-ups, a `sendto` stalled in the kernel); its CPU per packet is
+//! the syscalls' alone. `PACING_BARE=0` skips it.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tpswitch::media::codec::Codec;
-use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
+use tpswitch::media::engine::{EngineConfig, MediaEngine, MediaStats, SessionOptions};
 use tpswitch::media::ports::PortPool;
 use tpswitch::media::prompt::Prompt;
 use tpswitch::sdp::{negotiate, parse_offer};
@@ -199,6 +206,10 @@ fn main() {
         );
         drop(sessions);
     });
+    drop(engine);
+    if std::env::var("PACING_BARE").map_or(true, |v| v != "0") {
+        bare_pacer(n, secs, &addrs);
+    }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
@@ -206,5 +217,102 @@ fn main() {
     println!(
         "received at the sinks: {}",
         received.load(Ordering::Relaxed)
+    );
+}
+
+/// The bare pacer (see the module doc): `n` plain sockets, stream `i` starting at
+/// `i × 20 ms / n` rounded up to the 1 ms grid, one `sendto` per stream per 20 ms.
+fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr]) {
+    const PERIOD_MS: usize = 20;
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bare pacer socket"))
+        .collect();
+    // Streams by the 1 ms slot of the period they are due in.
+    let mut slots: Vec<Vec<usize>> = vec![Vec::new(); PERIOD_MS];
+    for i in 0..n {
+        slots[(i * PERIOD_MS).div_ceil(n.max(1)) % PERIOD_MS].push(i);
+    }
+    let payload = [0x55u8; 172];
+    let sinks = sinks.to_vec();
+    let stats = MediaStats::default();
+    let handle = std::thread::Builder::new()
+        .name("bare-pace".into())
+        .spawn(move || {
+            // As the engine's pacing thread: wake within the scheduler's latency.
+            // SAFETY: PR_SET_TIMERSLACK reads one integer argument and touches no memory.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+            let start = Instant::now() + Duration::from_millis(1);
+            let warm = start + Duration::from_secs(1);
+            let end = warm + Duration::from_secs(secs);
+            let mut cpu0 = None;
+            let mut sent = 0u64;
+            let (mut longest, mut stalls) = (Duration::ZERO, 0u64);
+            let (mut latest_wake, mut late_wakes) = (Duration::ZERO, 0u64);
+            for slot in 0.. {
+                let ideal = start + Duration::from_millis(slot as u64);
+                if ideal >= end {
+                    break;
+                }
+                if cpu0.is_none() && ideal >= warm {
+                    cpu0 = Some((thread_cpu("bare-pace").unwrap_or_default(), sent));
+                    stats.reset_lateness();
+                }
+                loop {
+                    let now = Instant::now();
+                    if now >= ideal {
+                        break;
+                    }
+                    std::thread::park_timeout(ideal - now);
+                }
+                let mut before = Instant::now();
+                if cpu0.is_some() {
+                    let woke = before.saturating_duration_since(ideal);
+                    latest_wake = latest_wake.max(woke);
+                    late_wakes += u64::from(woke > Duration::from_millis(1));
+                }
+                for &i in &slots[slot % PERIOD_MS] {
+                    let _ = socks[i].send_to(&payload, sinks[i % sinks.len()]);
+                    sent += 1;
+                    let after = Instant::now();
+                    stats.record_lateness(after.saturating_duration_since(ideal));
+                    // One clock read per packet: the send took at most this.
+                    if cpu0.is_some() {
+                        let took = after - before;
+                        longest = longest.max(took);
+                        stalls += u64::from(took > Duration::from_millis(1));
+                    }
+                    before = after;
+                }
+            }
+            let (cpu_warm, sent_warm) = cpu0.unwrap_or_default();
+            let cpu = thread_cpu("bare-pace")
+                .unwrap_or_default()
+                .saturating_sub(cpu_warm);
+            let wakes = (latest_wake, late_wakes);
+            (stats, cpu, sent - sent_warm, (longest, stalls), wakes)
+        })
+        .expect("bare pacer thread");
+    let Ok((stats, cpu, sent, (longest, stalls), (latest_wake, late_wakes))) = handle.join() else {
+        println!("bare pacer: the thread panicked");
+        return;
+    };
+    let q = |p| stats.lateness_quantile(p).unwrap_or_default();
+    let late = stats.lateness_counts().iter().skip(100).sum::<u64>();
+    println!(
+        "bare pacer, {n} streams {secs} s: sent {sent}; lateness p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}; late (>1 ms) {late}",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(1.0)
+    );
+    println!(
+        "bare pacer CPU {:?} = {:.1} % of a core, {:.2} µs per packet",
+        cpu,
+        100.0 * cpu.as_secs_f64() / secs as f64,
+        cpu.as_secs_f64() * 1e6 / sent.max(1) as f64,
+    );
+    println!(
+        "bare pacer stalls: latest wake-up {latest_wake:?} ({late_wakes} of {} over 1 ms), longest sendto {longest:?} ({stalls} over 1 ms)",
+        secs * 1000
     );
 }

@@ -81,8 +81,10 @@ impl MediaStats {
         counter.fetch_add(n, Relaxed);
     }
 
-    /// Record the lateness of one paced send.
-    pub(crate) fn record_lateness(&self, late: Duration) {
+    /// Record the lateness of one paced send. Public so that the pacing
+    /// bench's bare pacer (no engine, the syscalls alone) reports through
+    /// the same histogram as the engine it is the floor for.
+    pub fn record_lateness(&self, late: Duration) {
         let i = (late.as_nanos() / LATENESS_BUCKET.as_nanos()) as usize;
         if let Some(b) = self.lateness.get(i.min(LATENESS_BUCKETS - 1)) {
             b.fetch_add(1, Relaxed);
