@@ -5,7 +5,7 @@
 #   bench/cost.sh ivr RATE          short IVR calls at RATE/s for SECS (20) s
 #   bench/cost.sh signalling RATE   INVITE, 200, ACK, BYE at RATE/s for SECS s
 #   bench/cost.sh held N            N IVR calls held HOLD_MS (20000) ms: memory per call
-#   bench/cost.sh pacing N          N prompt streams paced by one thread (cargo bench pacing)
+#   bench/cost.sh pacing N          N prompt streams paced by one thread, then a bare pacer (cargo bench pacing)
 #   bench/cost.sh bridged N         N bridged calls, RTP both ways (cargo bench bridge)
 #   bench/cost.sh srtp N            the same with SRTP on both legs
 #
@@ -209,7 +209,8 @@ held)
   ;;
 pacing)
   bare
-  ulimit -n $((2 * N + 1000)) 2>/dev/null || true
+  # Two sockets a stream, then one a stream for the bare pacer.
+  ulimit -n $((3 * N + 1000)) 2>/dev/null || true
   # The pacing thread (and the engine's runtime) on the switch's CPU, the four
   # receiving sinks on the load CPU.
   cargo bench --quiet --bench pacing --no-run 2>/dev/null

@@ -6,7 +6,8 @@
 //! `start_granularity`; PACING_THREADS sets `EngineConfig::pacing_threads`. PACING_SINK_CPU
 //! pins the receiving threads to that CPU (run the bench under `taskset -c 1` and set it to
 //! 0: the pacing thread then has core 1 to itself, as the switch's does in `bench/cost.sh`).
-//! Each session holds 2 descriptors (RTP and RTCP): `ulimit -n` must exceed 2 × N + 100.
+//! Each session holds 2 descriptors (RTP and RTCP), the bare pacer below one per stream:
+//! `ulimit -n` must exceed 3 × N + 100.
 //!
 //! Then, as the floor under those figures, a *bare pacer* runs the same N streams for
 //! the same time to the same sinks: one thread with the same timer slack and start grid
@@ -140,7 +141,7 @@ fn main() {
     let last = (30_000 + 4 * n + 100).min(65_000) as u16;
     let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 30_000, last);
 
-    rt.block_on(async {
+    let engine_per_packet = rt.block_on(async {
         let mut sessions = Vec::with_capacity(n);
         // Spread stream starts over one packet time, as calls arriving at random would.
         for i in 0..n {
@@ -205,10 +206,11 @@ fn main() {
             cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64())
         );
         drop(sessions);
+        cpu.as_secs_f64() * 1e6 / sent.max(1) as f64
     });
     drop(engine);
     if std::env::var("PACING_BARE").map_or(true, |v| v != "0") {
-        bare_pacer(n, secs, &addrs);
+        bare_pacer(n, secs, &addrs, engine_per_packet);
     }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -222,11 +224,15 @@ fn main() {
 
 /// The bare pacer (see the module doc): `n` plain sockets, stream `i` starting at
 /// `i × 20 ms / n` rounded up to the 1 ms grid, one `sendto` per stream per 20 ms.
-fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr]) {
+fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr], engine_per_packet: f64) {
     const PERIOD_MS: usize = 20;
-    let socks: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bare pacer socket"))
-        .collect();
+    let socks: Vec<UdpSocket> = match (0..n).map(|_| UdpSocket::bind("127.0.0.1:0")).collect() {
+        Ok(socks) => socks,
+        Err(e) => {
+            println!("bare pacer: {n} sockets: {e} (ulimit -n must exceed 3 × N + 100)");
+            return;
+        }
+    };
     // Streams by the 1 ms slot of the period they are due in.
     let mut slots: Vec<Vec<usize>> = vec![Vec::new(); PERIOD_MS];
     for i in 0..n {
@@ -310,6 +316,11 @@ fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr]) {
         cpu,
         100.0 * cpu.as_secs_f64() / secs as f64,
         cpu.as_secs_f64() * 1e6 / sent.max(1) as f64,
+    );
+    let bare_per_packet = cpu.as_secs_f64() * 1e6 / sent.max(1) as f64;
+    println!(
+        "engine per packet {engine_per_packet:.2} µs = {:.2}x the bare pacer's {bare_per_packet:.2} µs",
+        engine_per_packet / bare_per_packet.max(f64::MIN_POSITIVE)
     );
     println!(
         "bare pacer stalls: latest wake-up {latest_wake:?} ({late_wakes} of {} over 1 ms), longest sendto {longest:?} ({stalls} over 1 ms)",
