@@ -117,18 +117,37 @@ impl RecvTask {
     pub async fn run(mut self: Box<Self>) {
         let shared = self.shared.clone();
         let timer = tokio::time::sleep_until(self.deadline().into());
-        tokio::pin!(timer);
+        // Every branch's future lives across packets, and only the one that
+        // fired is made again. Made afresh on each turn of the loop, the four
+        // others registered their wakers and took them back once a packet:
+        // the cancellation token's and the Notify's under their locks, each
+        // socket's readiness under its own. That was most of a bridged
+        // call's user time per relayed packet (issue 15).
+        let cancelled = self.cancel.clone().cancelled_owned();
+        let changed = shared.control.changed();
+        let rtp = shared.ports.rtp.readable();
+        let rtcp = shared.ports.rtcp.readable();
+        tokio::pin!(timer, cancelled, changed, rtp, rtcp);
         loop {
             tokio::select! {
-                _ = self.cancel.cancelled() => break,
-                _ = shared.control.changed() => {
+                _ = &mut cancelled => break,
+                _ = &mut changed => {
+                    // Armed again before the take: a request made after the take
+                    // leaves a permit (`notify_one`), so none is missed.
+                    changed.set(shared.control.changed());
                     self.on_control(shared.control.take(), Instant::now());
                 },
-                r = shared.ports.rtp.readable() => if r.is_ok() {
-                    self.read(&shared.ports.rtp, Self::on_rtp);
+                r = &mut rtp => {
+                    rtp.set(shared.ports.rtp.readable());
+                    if r.is_ok() {
+                        self.read(&shared.ports.rtp, Self::on_rtp);
+                    }
                 },
-                r = shared.ports.rtcp.readable() => if r.is_ok() {
-                    self.read(&shared.ports.rtcp, Self::on_rtcp);
+                r = &mut rtcp => {
+                    rtcp.set(shared.ports.rtcp.readable());
+                    if r.is_ok() {
+                        self.read(&shared.ports.rtcp, Self::on_rtcp);
+                    }
                 },
                 _ = &mut timer => self.on_timer(Instant::now()),
             }
