@@ -220,7 +220,10 @@ bridged|srtp)
   bare
   ulimit -n $((8 * N + 1000)) 2>/dev/null || true
   extra=""; [ "$WHAT" = srtp ] && extra=srtp
-  cargo bench --quiet --bench bridge -- "$N" "$SECS" $extra 2>/dev/null
+  # The engine's threads on the switch's CPU, the phones (senders and
+  # receivers) on the load CPU.
+  BRIDGE_ENGINE_CPU=$CPUS_SWITCH BRIDGE_LOAD_CPU=$CPUS_LOAD \
+    cargo bench --quiet --bench bridge -- "$N" "$SECS" $extra 2>/dev/null
   ;;
 *)
   echo "unknown workload $WHAT: ivr, signalling, held, pacing, bridged or srtp" >&2

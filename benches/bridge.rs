@@ -8,16 +8,24 @@
 //! protect and unprotect on this process's own threads, the engine's CPU is what
 //! is reported. Each call holds six descriptors (two phones, two sessions of two):
 //! `ulimit -n` must exceed 6 × N + 100. It first prints the bare cost of one loopback
-//! `sendto` of 172 bytes, measured in the same run.
+//! `sendto` of 172 bytes, measured in the same run. BRIDGE_ENGINE_CPU and BRIDGE_LOAD_CPU
+//! pin the engine's threads and the harness's to one CPU each.
 //!
 //! Senders and receivers are plain sockets on this process's other threads;
-//! one 20 ms packet per direction per call, each carrying its send time.
+//! one 20 ms packet per direction per call, each carrying its send time, the
+//! calls' sends spread over the 20 ms in 1 ms slots as independent calls' are.
+//! The receiving thread waits in `epoll` for the endpoint sockets, so the
+//! latency includes its wake-up: an upper bound on what the relay adds.
+
+mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{cpu_from_env, pin_to};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
@@ -114,6 +122,15 @@ fn main() {
         bare_sendto().as_secs_f64() * 1e6,
         if srtp { "SRTP both legs" } else { "plain RTP" }
     );
+    // BRIDGE_ENGINE_CPU / BRIDGE_LOAD_CPU: the engine's threads (the runtime's
+    // worker and the pacing thread, started below from this thread) on one
+    // CPU, this thread (the senders) and the receivers on another, as
+    // `bench/cost.sh` pins the switch and its load; otherwise the harness's
+    // threads preempt the relay and their delay counts as its latency.
+    let load_cpu = cpu_from_env("BRIDGE_LOAD_CPU");
+    if let Some(cpu) = cpu_from_env("BRIDGE_ENGINE_CPU") {
+        pin_to(cpu);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("media-rt")
@@ -121,6 +138,9 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let engine = MediaEngine::start(EngineConfig::default()).expect("engine");
+    if let Some(cpu) = load_cpu {
+        pin_to(cpu);
+    }
     let last = (31_000 + 8 * n + 200).min(65_000) as u16;
     let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 31_000, last);
     let epoch = Instant::now();
@@ -200,13 +220,40 @@ fn main() {
         let (stop, lat) = (stop.clone(), latencies.clone());
         let mut receivers = receivers;
         threads.push(std::thread::spawn(move || {
+            if let Some(cpu) = load_cpu {
+                pin_to(cpu);
+            }
             let mut buf = [0u8; 2048];
             let mut local = Vec::new();
+            // Told by epoll which sockets have something, not by scanning all
+            // 2 N of them (a scan's time counted as latency), and never asleep
+            // in it: a receiver asleep makes every relayed packet's `sendto`
+            // wake it on the other CPU, a cost charged to the relay that no
+            // phone on another machine imposes.
+            // SAFETY: epoll_create1 takes no pointer; the descriptor is closed below.
+            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            for (i, s) in socks.iter().enumerate() {
+                let mut ev = libc::epoll_event {
+                    events: libc::EPOLLIN as u32,
+                    u64: i as u64,
+                };
+                // SAFETY: `ev` lives across the call; the socket outlives the epoll set.
+                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+            }
+            let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
             while !stop.load(Ordering::Relaxed) {
-                let mut idle = true;
-                for (s, rx) in socks.iter().zip(receivers.iter_mut()) {
+                // SAFETY: `events` has room for the count passed.
+                let n =
+                    unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 0) };
+                if n <= 0 {
+                    std::hint::spin_loop();
+                }
+                for ev in events.iter().take(n.max(0) as usize) {
+                    let i = ev.u64 as usize;
+                    let (Some(s), Some(rx)) = (socks.get(i), receivers.get_mut(i)) else {
+                        continue;
+                    };
                     while let Ok((len, _)) = s.recv_from(&mut buf) {
-                        idle = false;
                         let len = match rx.as_mut() {
                             Some(rx) => match rx.unprotect_rtp(&mut buf[..len]) {
                                 Ok(n) => n,
@@ -223,16 +270,20 @@ fn main() {
                         }
                     }
                 }
-                if idle {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
             }
+            // SAFETY: `ep` is this thread's own descriptor, closed once.
+            unsafe { libc::close(ep) };
             if let Ok(mut l) = lat.lock() {
                 l.extend(local);
             }
         }));
     }
-    // Sender: every 20 ms, one packet each way per call.
+    // Sender: every 20 ms, one packet each way per call, the calls spread
+    // over the 20 ms in 1 ms slots as independent calls' phases are. Sent all
+    // at once, each burst queued the whole box's packets behind each other
+    // in the relay, and that queue was most of the latency measured.
+    const SLOTS: usize = 20;
+    let mut slot = 0usize;
     let warmup = Duration::from_secs(1);
     let cpu0 = std::sync::Mutex::new(None::<(Duration, Instant)>);
     let start = Instant::now();
@@ -248,7 +299,8 @@ fn main() {
                 ));
             }
         }
-        for (i, ((c, a), (to_c, to_a))) in pairs.iter().zip(&targets).enumerate() {
+        let due = pairs.iter().zip(&targets).enumerate().skip(slot);
+        for (i, ((c, a), (to_c, to_a))) in due.step_by(SLOTS) {
             let t = epoch.elapsed().as_nanos() as u64;
             let mut pc = rtp(seq, t);
             let mut pa = rtp(seq, t);
@@ -261,8 +313,11 @@ fn main() {
             let _ = c.send_to(&pc, to_c);
             let _ = a.send_to(&pa, to_a);
         }
-        seq = seq.wrapping_add(1);
-        next += Duration::from_millis(20);
+        slot = (slot + 1) % SLOTS;
+        if slot == 0 {
+            seq = seq.wrapping_add(1);
+        }
+        next += Duration::from_millis(1);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
         }

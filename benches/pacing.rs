@@ -16,11 +16,14 @@
 //! any pacer (timer wake-ups, a `sendto` stalled in the kernel); its CPU per packet is
 //! the syscalls' alone. `PACING_BARE=0` skips it.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cpu_from_env, pin_to};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, MediaStats, SessionOptions};
 use tpswitch::media::ports::PortPool;
@@ -55,17 +58,6 @@ fn thread_cpu(name: &str) -> Option<Duration> {
     None
 }
 
-/// Pins the calling thread to one CPU.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only
-    // touch the set passed to them.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// CPU of every pacing thread (`media-pace-N`).
 fn pace_cpu() -> Duration {
     (0..16)
@@ -85,9 +77,7 @@ fn main() {
     let received = Arc::new(AtomicU64::new(0));
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut threads = Vec::new();
-    let sink_cpu: Option<usize> = std::env::var("PACING_SINK_CPU")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    let sink_cpu = cpu_from_env("PACING_SINK_CPU");
     for _ in 0..RECEIVERS {
         let s = UdpSocket::bind("127.0.0.1:0").expect("receiver socket");
         // Drained every millisecond rather than blocked in recv: a receiver waiting
