@@ -143,11 +143,6 @@ fn main() {
     }
     let last = (31_000 + 8 * n + 200).min(65_000) as u16;
     let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 31_000, last);
-    let epoch = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::<(u64, u64)>::with_capacity(
-        n * 100 * secs as usize,
-    )));
 
     // Two endpoint sockets per call: the customer's phone and the agent's.
     let mut pairs: Vec<(UdpSocket, UdpSocket)> = Vec::with_capacity(n);
@@ -207,6 +202,124 @@ fn main() {
         keep
     });
 
+    let run = drive(
+        &pairs,
+        &targets,
+        &mut senders,
+        receivers,
+        secs,
+        load_cpu,
+        &|| threads_cpu("media-rt") + threads_cpu("media-pace"),
+    );
+    let (cpu, wall) = (run.cpu, run.wall);
+    let expected = 2.0 * n as f64 * 50.0 * wall.as_secs_f64();
+    println!(
+        "bridged calls {n}, {:.1} s: {} packets relayed end to end ({:.1} % of {:.0} sent)",
+        wall.as_secs_f64(),
+        run.latencies.len(),
+        100.0 * run.latencies.len() as f64 / expected,
+        expected
+    );
+    println!(
+        "added latency (send to socket → arrival at the far end): p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs  max {:.0} µs",
+        run.q(0.5),
+        run.q(0.99),
+        run.q(0.999),
+        run.q(1.0)
+    );
+    let st = engine.stats().snapshot();
+    println!(
+        "engine: received {} relayed {} refused/malformed {} send errors {}",
+        st.packets_received, st.relayed, st.malformed, st.send_errors
+    );
+    println!(
+        "engine CPU (receive/relay tasks + pacing thread) {:?} = {:.1} % of a core; {:.1} µs per bridged call-second ({:.3} % of a core per call)",
+        cpu,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64()),
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / n as f64
+    );
+    if srtp || std::env::var("BRIDGE_BARE").is_ok_and(|v| v == "0") {
+        return;
+    }
+    drop(_keep);
+    let phones: Vec<(SocketAddr, SocketAddr)> = pairs
+        .iter()
+        .filter_map(|(c, a)| Some((c.local_addr().ok()?, a.local_addr().ok()?)))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let engine_cpu = cpu_from_env("BRIDGE_ENGINE_CPU");
+    let (targets, relay) = match bare_relay(&phones, stop.clone(), engine_cpu) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("bare relay: {e} (ulimit -n must exceed 8 × N + 100)");
+            return;
+        }
+    };
+    let mut none: Vec<Option<SrtpSender>> = (0..2 * n).map(|_| None).collect();
+    let plain: Vec<Option<SrtpReceiver>> = (0..2 * n).map(|_| None).collect();
+    let bare = drive(&pairs, &targets, &mut none, plain, secs, load_cpu, &|| {
+        threads_cpu("bare-relay")
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = relay.join();
+    println!(
+        "bare relay, {n} calls: {} packets relayed end to end; added latency p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs; CPU {:.1} % of a core",
+        bare.latencies.len(),
+        bare.q(0.5),
+        bare.q(0.99),
+        bare.q(0.999),
+        100.0 * bare.cpu.as_secs_f64() / bare.wall.as_secs_f64()
+    );
+    println!(
+        "engine per relayed packet {:.2} µs = {:.2}x the bare relay's {:.2} µs",
+        run.per_packet(),
+        run.per_packet() / bare.per_packet().max(f64::MIN_POSITIVE),
+        bare.per_packet()
+    );
+}
+
+/// What one run of the phones measured.
+struct Run {
+    /// Added latency of every packet relayed end to end in the window, sorted (ns).
+    latencies: Vec<u64>,
+    /// CPU of the relay's threads over the window.
+    cpu: Duration,
+    wall: Duration,
+}
+
+impl Run {
+    /// Quantile `p` of the added latency, in µs.
+    fn q(&self, p: f64) -> f64 {
+        let l = &self.latencies;
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map_or(f64::NAN, |v| *v as f64 / 1000.0)
+    }
+
+    /// CPU per packet relayed end to end, in µs.
+    fn per_packet(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.latencies.len().max(1) as f64
+    }
+}
+
+/// The phones: every call's two endpoint sockets in `pairs` send to their
+/// `targets` (one 20 ms packet each way per call, for `secs` after a 1 s
+/// warm-up) and receive what the relay forwards; `cpu_of` reads the CPU of
+/// the relay's threads.
+fn drive(
+    pairs: &[(UdpSocket, UdpSocket)],
+    targets: &[(SocketAddr, SocketAddr)],
+    senders: &mut [Option<SrtpSender>],
+    receivers: Vec<Option<SrtpReceiver>>,
+    secs: u64,
+    load_cpu: Option<usize>,
+    cpu_of: &dyn Fn() -> Duration,
+) -> Run {
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<(u64, u64)>::with_capacity(
+        pairs.len() * 100 * secs as usize,
+    )));
     // Receivers: every endpoint socket, polled by one thread each direction.
     let mut threads = Vec::new();
     let socks: Vec<UdpSocket> = pairs
@@ -293,13 +406,10 @@ fn main() {
         if start.elapsed() >= warmup {
             let mut g = cpu0.lock().expect("lock");
             if g.is_none() {
-                *g = Some((
-                    threads_cpu("media-rt") + threads_cpu("media-pace"),
-                    Instant::now(),
-                ));
+                *g = Some((cpu_of(), Instant::now()));
             }
         }
-        let due = pairs.iter().zip(&targets).enumerate().skip(slot);
+        let due = pairs.iter().zip(targets).enumerate().skip(slot);
         for (i, ((c, a), (to_c, to_a))) in due.step_by(SLOTS) {
             let t = epoch.elapsed().as_nanos() as u64;
             let mut pc = rtp(seq, t);
@@ -326,7 +436,7 @@ fn main() {
         .lock()
         .expect("lock")
         .unwrap_or((Duration::ZERO, start));
-    let cpu = (threads_cpu("media-rt") + threads_cpu("media-pace")).saturating_sub(cpu_start);
+    let cpu = cpu_of().saturating_sub(cpu_start);
     let wall = t_start.elapsed();
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
@@ -344,35 +454,78 @@ fn main() {
         .map(|(_, lat)| *lat)
         .collect();
     l.sort_unstable();
-    let q = |p: f64| -> f64 {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .map_or(f64::NAN, |v| *v as f64 / 1000.0)
-    };
-    let expected = 2.0 * n as f64 * 50.0 * wall.as_secs_f64();
-    println!(
-        "bridged calls {n}, {:.1} s: {} packets relayed end to end ({:.1} % of {:.0} sent)",
-        wall.as_secs_f64(),
-        l.len(),
-        100.0 * l.len() as f64 / expected,
-        expected
-    );
-    println!(
-        "added latency (send to socket → arrival at the far end): p50 {:.0} µs  p99 {:.0} µs  p99.9 {:.0} µs  max {:.0} µs",
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        q(1.0)
-    );
-    let st = engine.stats().snapshot();
-    println!(
-        "engine: received {} relayed {} refused/malformed {} send errors {}",
-        st.packets_received, st.relayed, st.malformed, st.send_errors
-    );
-    println!(
-        "engine CPU (receive/relay tasks + pacing thread) {:?} = {:.1} % of a core; {:.1} µs per bridged call-second ({:.3} % of a core per call)",
+    Run {
+        latencies: l,
         cpu,
-        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64()),
-        100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / n as f64
-    );
+        wall,
+    }
+}
+
+/// Where a call's customer and agent phones send.
+type Targets = (SocketAddr, SocketAddr);
+
+/// The bare relay, the floor under the engine's figures: for every call two
+/// sockets, one facing each phone, and one thread that waits in `epoll` for
+/// them (asleep when nothing is waiting, as the engine's runtime is) and
+/// forwards each datagram out of the other socket with one `sendto`: no
+/// task, lock, latch, statistics or SRTP.
+fn bare_relay(
+    phones: &[(SocketAddr, SocketAddr)],
+    stop: Arc<AtomicBool>,
+    cpu: Option<usize>,
+) -> std::io::Result<(Vec<Targets>, std::thread::JoinHandle<()>)> {
+    let socks = (0..2 * phones.len())
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0")?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let addrs = socks
+        .chunks(2)
+        .map(|p| Ok((p[0].local_addr()?, p[1].local_addr()?)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let phones = phones.to_vec();
+    let relay = std::thread::Builder::new()
+        .name("bare-relay".into())
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                pin_to(cpu);
+            }
+            // SAFETY: epoll_create1 takes no pointer; the descriptor is closed below.
+            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            for (i, s) in socks.iter().enumerate() {
+                let mut ev = libc::epoll_event {
+                    events: libc::EPOLLIN as u32,
+                    u64: i as u64,
+                };
+                // SAFETY: `ev` lives across the call; the socket outlives the epoll set.
+                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+            }
+            let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: `events` has room for the count passed.
+                let n =
+                    unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10) };
+                for ev in events.iter().take(n.max(0) as usize) {
+                    let i = ev.u64 as usize;
+                    // Socket 2k faces call k's customer, 2k + 1 its agent.
+                    let (out, dest) = match (i % 2, phones.get(i / 2)) {
+                        (0, Some((_, agent))) => (i + 1, *agent),
+                        (_, Some((customer, _))) => (i - 1, *customer),
+                        _ => continue,
+                    };
+                    let (Some(from), Some(out)) = (socks.get(i), socks.get(out)) else {
+                        continue;
+                    };
+                    while let Ok((len, _)) = from.recv_from(&mut buf) {
+                        let _ = out.send_to(&buf[..len], dest);
+                    }
+                }
+            }
+            // SAFETY: `ep` is this thread's own descriptor, closed once.
+            unsafe { libc::close(ep) };
+        })?;
+    Ok((addrs, relay))
 }
