@@ -20,12 +20,11 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cpu_from_env, pin_to};
+use common::{cpu_from_env, pin_to, Poller};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
@@ -343,26 +342,11 @@ fn drive(
             // in it: a receiver asleep makes every relayed packet's `sendto`
             // wake it on the other CPU, a cost charged to the relay that no
             // phone on another machine imposes.
-            // SAFETY: epoll_create1 takes no pointer; the descriptor is closed below.
-            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            for (i, s) in socks.iter().enumerate() {
-                let mut ev = libc::epoll_event {
-                    events: libc::EPOLLIN as u32,
-                    u64: i as u64,
-                };
-                // SAFETY: `ev` lives across the call; the socket outlives the epoll set.
-                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
-            }
-            let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+            let mut poller = Poller::new(&socks);
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: `events` has room for the count passed.
-                let n =
-                    unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 0) };
-                if n <= 0 {
-                    std::hint::spin_loop();
-                }
-                for ev in events.iter().take(n.max(0) as usize) {
-                    let i = ev.u64 as usize;
+                let mut any = false;
+                for i in poller.wait(0) {
+                    any = true;
                     let (Some(s), Some(rx)) = (socks.get(i), receivers.get_mut(i)) else {
                         continue;
                     };
@@ -383,9 +367,10 @@ fn drive(
                         }
                     }
                 }
+                if !any {
+                    std::hint::spin_loop();
+                }
             }
-            // SAFETY: `ep` is this thread's own descriptor, closed once.
-            unsafe { libc::close(ep) };
             if let Ok(mut l) = lat.lock() {
                 l.extend(local);
             }
@@ -492,24 +477,10 @@ fn bare_relay(
             if let Some(cpu) = cpu {
                 pin_to(cpu);
             }
-            // SAFETY: epoll_create1 takes no pointer; the descriptor is closed below.
-            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            for (i, s) in socks.iter().enumerate() {
-                let mut ev = libc::epoll_event {
-                    events: libc::EPOLLIN as u32,
-                    u64: i as u64,
-                };
-                // SAFETY: `ev` lives across the call; the socket outlives the epoll set.
-                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
-            }
-            let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+            let mut poller = Poller::new(&socks);
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: `events` has room for the count passed.
-                let n =
-                    unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10) };
-                for ev in events.iter().take(n.max(0) as usize) {
-                    let i = ev.u64 as usize;
+                for i in poller.wait(10) {
                     // Socket 2k faces call k's customer, 2k + 1 its agent.
                     let (out, dest) = match (i % 2, phones.get(i / 2)) {
                         (0, Some((_, agent))) => (i + 1, *agent),
@@ -524,8 +495,6 @@ fn bare_relay(
                     }
                 }
             }
-            // SAFETY: `ep` is this thread's own descriptor, closed once.
-            unsafe { libc::close(ep) };
         })?;
     Ok((addrs, relay))
 }

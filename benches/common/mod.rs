@@ -1,4 +1,6 @@
-//! What the benches share: pinning a thread to a CPU.
+//! What the benches share: pinning a thread to a CPU, an `epoll` set.
+// Every bench that includes this module compiles it on its own and uses part of it.
+#![allow(dead_code)]
 
 /// Pins the calling thread to one CPU. Threads it spawns afterwards start
 /// with the same affinity.
@@ -15,4 +17,48 @@ pub fn pin_to(cpu: usize) {
 /// A CPU number from the environment variable `name`, if it is set and a number.
 pub fn cpu_from_env(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// An `epoll` set over a list of sockets (level-triggered, readable), that
+/// names the ready ones by their index in the list.
+pub struct Poller {
+    fd: i32,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Poller {
+    pub fn new<S: std::os::fd::AsRawFd>(socks: &[S]) -> Self {
+        // SAFETY: epoll_create1 takes no pointer; the descriptor is closed on drop.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        for (i, s) in socks.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: `ev` lives across the call; the caller keeps the sockets
+            // open while it waits on the set.
+            unsafe { libc::epoll_ctl(fd, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+        }
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        Poller { fd, events }
+    }
+
+    /// The indices of the sockets with something to read, waiting up to
+    /// `timeout_ms` (0: not at all) for the first.
+    pub fn wait(&mut self, timeout_ms: i32) -> impl Iterator<Item = usize> + '_ {
+        let room = self.events.len() as i32;
+        // SAFETY: `events` has room for the count passed.
+        let n = unsafe { libc::epoll_wait(self.fd, self.events.as_mut_ptr(), room, timeout_ms) };
+        self.events
+            .iter()
+            .take(n.max(0) as usize)
+            .map(|ev| ev.u64 as usize)
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this Poller's own, closed once.
+        unsafe { libc::close(self.fd) };
+    }
 }
