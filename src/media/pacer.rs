@@ -236,8 +236,8 @@ impl<T> Pacer<T> {
     /// Starts loading the slots of the stream after next: it is one of the
     /// top's two children. By the time it reaches the top, a packet later, its
     /// slot is in the cache. With thousands of streams each slot is visited
-    /// once a period, long after it left the cache, and these misses were most
-    /// of the pacing thread's user time (issue 15).
+    /// once a period, long after it left the cache, and these misses were a
+    /// large part of the pacing thread's user time (issue 15).
     fn warm_after_next(&self) {
         for Reverse(e) in self.heap.as_slice().iter().skip(1).take(2) {
             if let Some(slot) = self.slots.get(e.key.slot) {

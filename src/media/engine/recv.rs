@@ -121,8 +121,8 @@ impl RecvTask {
         // fired is made again. Made afresh on each turn of the loop, the four
         // others registered their wakers and took them back once a packet:
         // the cancellation token's and the Notify's under their locks, each
-        // socket's readiness under its own. That was most of a bridged
-        // call's user time per relayed packet (issue 15).
+        // socket's readiness under its own: a tenth of the relay thread's
+        // user time at 1 000 bridged calls (issue 15).
         let cancelled = self.cancel.clone().cancelled_owned();
         let changed = shared.control.changed();
         let rtp = shared.ports.rtp.readable();
