@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cpu_from_env, pin_to, Poller};
+use common::{cpu_from_env, pin_to, threads_cpu, Poller};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, SessionOptions};
 use tpswitch::media::ports::PortPool;
@@ -38,29 +38,6 @@ fn arg(i: usize, default: u64) -> u64 {
         .nth(i)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// CPU (utime + stime) of this process's threads whose name starts with
-/// `prefix`, from /proc (USER_HZ = 100).
-fn threads_cpu(prefix: &str) -> Duration {
-    let mut ticks = 0u64;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for task in dir.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.trim().starts_with(prefix) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-            let u: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let s: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-            ticks += u + s;
-        }
-    }
-    Duration::from_millis(ticks * 10)
 }
 
 fn rtp(seq: u16, sent_ns: u64) -> Vec<u8> {

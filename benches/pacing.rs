@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cpu_from_env, pin_to};
+use common::{cpu_from_env, pin_to, threads_cpu};
 use tpswitch::media::codec::Codec;
 use tpswitch::media::engine::{EngineConfig, MediaEngine, MediaStats, SessionOptions};
 use tpswitch::media::ports::PortPool;
@@ -39,30 +39,6 @@ fn arg(i: usize, env: &str, default: u64) -> u64 {
         .or_else(|| std::env::var(env).ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// utime + stime of the named thread of this process, from /proc (USER_HZ = 100).
-fn thread_cpu(name: &str) -> Option<Duration> {
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-        // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        return Some(Duration::from_millis(ticks * 10));
-    }
-    None
-}
-
-/// CPU of every pacing thread (`media-pace-N`).
-fn pace_cpu() -> Duration {
-    (0..16)
-        .filter_map(|i| thread_cpu(&format!("media-pace-{i}")))
-        .sum()
 }
 
 fn main() {
@@ -161,12 +137,12 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         engine.stats().reset_lateness();
         let late0 = engine.stats().snapshot().late_sends;
-        let cpu0 = pace_cpu();
+        let cpu0 = threads_cpu("media-pace");
         let sent0 = engine.stats().snapshot().packets_sent;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let wall = t0.elapsed();
-        let cpu = pace_cpu().saturating_sub(cpu0);
+        let cpu = threads_cpu("media-pace").saturating_sub(cpu0);
         let st = engine.stats().snapshot();
         let sent = st.packets_sent - sent0;
         let q = |p| engine.stats().lateness_quantile(p).unwrap_or_default();
@@ -250,7 +226,7 @@ fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr], engine_per_packet: f64)
                     break;
                 }
                 if cpu0.is_none() && ideal >= warm {
-                    cpu0 = Some((thread_cpu("bare-pace").unwrap_or_default(), sent));
+                    cpu0 = Some((threads_cpu("bare-pace"), sent));
                     stats.reset_lateness();
                 }
                 loop {
@@ -281,9 +257,7 @@ fn bare_pacer(n: usize, secs: u64, sinks: &[SocketAddr], engine_per_packet: f64)
                 }
             }
             let (cpu_warm, sent_warm) = cpu0.unwrap_or_default();
-            let cpu = thread_cpu("bare-pace")
-                .unwrap_or_default()
-                .saturating_sub(cpu_warm);
+            let cpu = threads_cpu("bare-pace").saturating_sub(cpu_warm);
             let wakes = (latest_wake, late_wakes);
             (stats, cpu, sent - sent_warm, (longest, stalls), wakes)
         })

@@ -1,6 +1,9 @@
-//! What the benches share: pinning a thread to a CPU, an `epoll` set.
+//! What the benches share: pinning a thread to a CPU, its threads' CPU time,
+//! an `epoll` set.
 // Every bench that includes this module compiles it on its own and uses part of it.
 #![allow(dead_code)]
+
+use std::time::Duration;
 
 /// Pins the calling thread to one CPU. Threads it spawns afterwards start
 /// with the same affinity.
@@ -12,6 +15,33 @@ pub fn pin_to(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// CPU (utime + stime) of this process's threads whose name starts with
+/// `prefix`, from /proc (USER_HZ = 100).
+pub fn threads_cpu(prefix: &str) -> Duration {
+    let mut ticks = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for task in dir.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.trim().starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
+            let f: Vec<&str> = stat
+                .get(close + 2..)
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let u: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let s: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+            ticks += u + s;
+        }
+    }
+    Duration::from_millis(ticks * 10)
 }
 
 /// A CPU number from the environment variable `name`, if it is set and a number.
