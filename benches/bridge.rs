@@ -360,16 +360,14 @@ fn drive(
     const SLOTS: usize = 20;
     let mut slot = 0usize;
     let warmup = Duration::from_secs(1);
-    let cpu0 = std::sync::Mutex::new(None::<(Duration, Instant)>);
+    // The relay's CPU and the time when the warm-up ends.
+    let mut cpu0: Option<(Duration, Instant)> = None;
     let start = Instant::now();
     let mut seq = 0u16;
     let mut next = Instant::now();
     while start.elapsed() < warmup + Duration::from_secs(secs) {
-        if start.elapsed() >= warmup {
-            let mut g = cpu0.lock().expect("lock");
-            if g.is_none() {
-                *g = Some((cpu_of(), Instant::now()));
-            }
+        if cpu0.is_none() && start.elapsed() >= warmup {
+            cpu0 = Some((cpu_of(), Instant::now()));
         }
         let due = pairs.iter().zip(targets).enumerate().skip(slot);
         for (i, ((c, a), (to_c, to_a))) in due.step_by(SLOTS) {
@@ -394,10 +392,7 @@ fn drive(
             std::thread::sleep(d);
         }
     }
-    let (cpu_start, t_start) = cpu0
-        .lock()
-        .expect("lock")
-        .unwrap_or((Duration::ZERO, start));
+    let (cpu_start, t_start) = cpu0.unwrap_or((Duration::ZERO, start));
     let cpu = cpu_of().saturating_sub(cpu_start);
     let wall = t_start.elapsed();
     std::thread::sleep(Duration::from_millis(100));
