@@ -199,17 +199,18 @@ struct EngineInner {
 impl EngineInner {
     /// Queue `cmd` for the shard's pacing thread. A new stream (`Add`) wakes the
     /// thread if it would sleep past the stream's start; any other command acts at
-    /// its stream's next tick, before which the thread reads its commands anyway
-    /// (`pacing::WakeAt`).
+    /// its stream's next tick, and wakes the thread only if it would sleep longer
+    /// than a packet time: it does when every stream it paces is deferred
+    /// (bridged legs, served at their RTCP times) (`pacing::WakeAt`).
     fn command(&self, shard: usize, cmd: Cmd) -> Result<(), MediaError> {
         let p = self.pacers.get(shard).ok_or(MediaError::Closed)?;
         let due = match &cmd {
-            Cmd::Add { shared, .. } => Some(shared.start),
-            _ => None,
+            Cmd::Add { shared, .. } => shared.start,
+            _ => Instant::now() + FRAME_DURATION,
         };
         match p.tx.try_send(cmd) {
             Ok(()) => {
-                if due.is_some_and(|t| p.wake.must_wake_for(t)) {
+                if p.wake.must_wake_for(due) {
                     p.thread.unpark();
                 }
                 Ok(())
@@ -217,6 +218,19 @@ impl EngineInner {
             Err(TrySendError::Full(_)) => Err(MediaError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(MediaError::Closed),
         }
+    }
+
+    /// The pacing thread of session `sid`.
+    fn shard_of(&self, sid: u64) -> usize {
+        (sid % self.pacers.len().max(1) as u64) as usize
+    }
+
+    /// Tell the pacing thread of session `sid` to serve it from its next tick:
+    /// it had deferred the stream while it was bridged (`Tx::deferred`). A full
+    /// queue leaves it deferred until its next RTCP report, when the thread
+    /// sees for itself.
+    fn resume(&self, sid: u64) {
+        let _ = self.command(self.shard_of(sid), Cmd::Resume { sid });
     }
 
     /// The first grid point (`start_granularity` steps from the engine's epoch) after `now`.
@@ -282,7 +296,7 @@ impl MediaEngine {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let shard = (id % inner.pacers.len().max(1) as u64) as usize;
+        let shard = inner.shard_of(id);
         let now = Instant::now();
         let start = inner.aligned_start(now);
         let (events_tx, events_rx) = mpsc::channel(inner.cfg.event_capacity.max(1));
@@ -348,7 +362,9 @@ impl MediaEngine {
             return Err(MediaError::Bridged);
         }
         if !b.shared.begin_relay(id) {
-            a.shared.end_relay(id);
+            if a.shared.end_relay(id) {
+                self.inner.resume(a.shared.id);
+            }
             return Err(MediaError::Bridged);
         }
         a.shared.control.bridge(&b.shared, id);
@@ -357,6 +373,7 @@ impl MediaEngine {
             id,
             a: a.shared.clone(),
             b: b.shared.clone(),
+            engine: self.inner.clone(),
         })
     }
 
@@ -477,6 +494,7 @@ pub struct BridgeHandle {
     id: u64,
     a: Arc<Shared>,
     b: Arc<Shared>,
+    engine: Arc<EngineInner>,
 }
 
 impl BridgeHandle {
@@ -488,7 +506,10 @@ impl BridgeHandle {
 impl Drop for BridgeHandle {
     fn drop(&mut self) {
         for shared in [&self.a, &self.b] {
-            shared.end_relay(self.id);
+            if shared.end_relay(self.id) {
+                // Prompts (or silence) resume at the next tick, not the next report.
+                self.engine.resume(shared.id);
+            }
             // The receive task lets go of its peer now rather than at the next
             // packet, so the peer's ports return to the pool (see `recv.rs`).
             shared.control.unbridged(self.id);

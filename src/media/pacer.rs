@@ -10,6 +10,12 @@
 //! is lazy (a generation check when an entry surfaces); the heap top is kept live after every
 //! mutation so `deadline()` is exact.
 //!
+//! **Deferred streams.** A stream with nothing to send for a while (a bridged leg: its relay
+//! sends, and only its RTCP reports are the shell's) is [deferred](Pacer::defer) to a later
+//! tick and [resumed](Pacer::resume) early when something changes. Each stream expects one
+//! tick next; a heap entry for any other tick is stale and dropped when it surfaces, as a
+//! removed stream's are.
+//!
 //! **Storage.** The streams live in a slab, each beside the shell's own state for it (`T`:
 //! the playback, the socket), and a heap entry names its slot. Serving a packet is then two
 //! indexed loads into one slot, not hash probes: at 150 000 packets a second the pacing
@@ -67,7 +73,16 @@ struct Entry {
 #[derive(Debug)]
 struct Slot<T> {
     generation: u64,
-    live: Option<(Instant, T)>,
+    live: Option<Live<T>>,
+}
+
+/// A scheduled stream.
+#[derive(Debug)]
+struct Live<T> {
+    start: Instant,
+    /// The tick the stream is served next: its one heap entry that counts.
+    next_tick: u64,
+    state: T,
 }
 
 /// The pacing schedule, holding each stream's state `T` for the shell.
@@ -110,7 +125,11 @@ impl<T> Pacer<T> {
     pub fn add(&mut self, start: Instant, state: T) -> StreamKey {
         let generation = self.next_generation;
         self.next_generation += 1;
-        let live = Some((start, state));
+        let live = Some(Live {
+            start,
+            next_tick: 0,
+            state,
+        });
         let slot = match self.free.pop() {
             Some(slot) => {
                 if let Some(s) = self.slots.get_mut(slot) {
@@ -136,7 +155,7 @@ impl<T> Pacer<T> {
     /// Stop pacing the stream, handing its state back. `None` if it was not scheduled.
     pub fn remove(&mut self, key: StreamKey) -> Option<T> {
         let slot = self.slot_mut(key)?;
-        let (_, state) = slot.live.take()?;
+        let Live { state, .. } = slot.live.take()?;
         self.free.push(key.slot);
         if self.is_empty() && self.slots.capacity() > RELEASE_ABOVE {
             // The last stream of a peak went: give its room back (RSS after
@@ -156,11 +175,56 @@ impl<T> Pacer<T> {
 
     /// The state of a scheduled stream.
     pub fn get(&self, key: StreamKey) -> Option<&T> {
-        self.slot(key)?.live.as_ref().map(|(_, state)| state)
+        self.live(key).map(|l| &l.state)
     }
 
     pub fn get_mut(&mut self, key: StreamKey) -> Option<&mut T> {
-        self.slot_mut(key)?.live.as_mut().map(|(_, state)| state)
+        self.live_mut(key).map(|l| &mut l.state)
+    }
+
+    /// Serve the stream next at its first tick at or after `until` instead of at its next
+    /// one. Ticks in between are not served and not counted as skipped: the shell has
+    /// nothing to send in them. A no-op when the stream is due by `until` anyway.
+    pub fn defer(&mut self, key: StreamKey, until: Instant) {
+        let period = self.period;
+        let Some(live) = self.live_mut(key) else {
+            return;
+        };
+        let Some(tick) = ticks_from(live.start, until, period) else {
+            return;
+        };
+        if tick > live.next_tick {
+            self.reschedule(key, tick);
+        }
+    }
+
+    /// Serve a deferred stream again from its first tick after `now`. A no-op for a
+    /// stream that is not deferred past that tick.
+    pub fn resume(&mut self, key: StreamKey, now: Instant) {
+        let Some(live) = self.live(key) else {
+            return;
+        };
+        // The tick after the current one: every tick whose ideal time has passed
+        // was either served or deferred, so none is served twice or late.
+        let tick =
+            ticks_in(now.saturating_duration_since(live.start), self.period).saturating_add(1);
+        if tick < live.next_tick {
+            self.reschedule(key, tick);
+        }
+    }
+
+    /// The stream's next tick is `tick`; the entry queued for its old one turns stale.
+    fn reschedule(&mut self, key: StreamKey, tick: u64) {
+        let period = self.period;
+        let Some(live) = self.live_mut(key) else {
+            return;
+        };
+        let Some(ideal) = ideal_at(live.start, period, tick) else {
+            return;
+        };
+        live.next_tick = tick;
+        self.heap.push(Reverse(Entry { ideal, key, tick }));
+        self.purge_stale_top();
     }
 
     /// Number of streams scheduled.
@@ -185,7 +249,12 @@ impl<T> Pacer<T> {
                 return None;
             }
             self.heap.pop();
-            let Some(start) = self.start_of(top.key) else {
+            // A removed stream's entry, or one for a tick the stream was deferred past.
+            let Some(start) = self
+                .live(top.key)
+                .filter(|l| l.next_tick == top.tick)
+                .map(|l| l.start)
+            else {
                 continue;
             };
             let mut tick = top.tick;
@@ -204,11 +273,16 @@ impl<T> Pacer<T> {
                 }
             }
             match ideal_at(start, self.period, tick + 1) {
-                Some(next) => self.heap.push(Reverse(Entry {
-                    ideal: next,
-                    tick: tick + 1,
-                    ..top
-                })),
+                Some(next) => {
+                    if let Some(live) = self.live_mut(top.key) {
+                        live.next_tick = tick + 1;
+                    }
+                    self.heap.push(Reverse(Entry {
+                        ideal: next,
+                        tick: tick + 1,
+                        ..top
+                    }));
+                }
                 // Past the end of Instant's range (centuries away): the stream is served this
                 // last time and then dropped, state and all.
                 None => {
@@ -259,14 +333,25 @@ impl<T> Pacer<T> {
             .filter(|s| s.generation == key.generation)
     }
 
-    fn start_of(&self, key: StreamKey) -> Option<Instant> {
-        self.slot(key)?.live.as_ref().map(|(start, _)| *start)
+    fn live(&self, key: StreamKey) -> Option<&Live<T>> {
+        self.slot(key)?.live.as_ref()
     }
 
-    /// Keep the heap top a live entry so `deadline()` never reports a removed stream.
+    fn live_mut(&mut self, key: StreamKey) -> Option<&mut Live<T>> {
+        self.slot_mut(key)?.live.as_mut()
+    }
+
+    /// The entry is its stream's next tick: the stream is live and neither deferred nor
+    /// resumed since the entry was queued.
+    fn is_current(&self, e: &Entry) -> bool {
+        self.live(e.key).is_some_and(|l| l.next_tick == e.tick)
+    }
+
+    /// Keep the heap top a current entry so `deadline()` never reports a removed or
+    /// rescheduled stream.
     fn purge_stale_top(&mut self) {
         while let Some(Reverse(top)) = self.heap.peek() {
-            if self.start_of(top.key).is_some() {
+            if self.is_current(top) {
                 break;
             }
             self.heap.pop();
@@ -304,6 +389,15 @@ fn ideal_at(start: Instant, period: Duration, tick: u64) -> Option<Instant> {
     let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
     let sub = (nanos % 1_000_000_000) as u32;
     start.checked_add(Duration::new(secs, sub))
+}
+
+/// The first tick at or after `t` (`None` past the end of the tick count).
+fn ticks_from(start: Instant, t: Instant, period: Duration) -> Option<u64> {
+    let n = t
+        .saturating_duration_since(start)
+        .as_nanos()
+        .div_ceil(period.as_nanos().max(1));
+    u64::try_from(n).ok()
 }
 
 /// How many whole periods fit in `elapsed`.
@@ -355,6 +449,55 @@ mod tests {
         let mut empty: Pacer<u64> = Pacer::new(P);
         assert_eq!(empty.next_state(), None);
         assert_eq!(empty.poll_due(now), None);
+    }
+
+    /// A bridged leg is served at its RTCP times only, and again from the next tick
+    /// once its bridge ends: never twice for one tick, never a tick it was deferred past.
+    #[test]
+    fn a_deferred_stream_skips_its_ticks_and_resumes_on_the_next() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(P);
+        let a = p.add(t0, 1);
+        p.add(t0 + 5 * MS, 2);
+        assert_eq!(served(&mut p, t0 + 5 * MS), [(1, 0), (2, 0)]);
+        // Deferred to 95 ms: its first tick at or after that is 5 (100 ms). The entry
+        // queued for its tick 1 (20 ms) is gone from the deadline at once.
+        p.defer(a, t0 + 95 * MS);
+        assert_eq!(p.deadline(), Some(t0 + 25 * MS));
+        // Deferring to before the next tick changes nothing.
+        p.defer(a, t0 + 90 * MS);
+        let mut got = Vec::new();
+        while let Some(d) = p.deadline().filter(|&d| d <= t0 + 105 * MS) {
+            for due in drain(&mut p, d) {
+                assert_eq!((due.ideal, due.skipped), (d, 0));
+                got.push((p.get(due.stream).copied().unwrap_or(0), due.tick));
+            }
+        }
+        assert_eq!(got, [(2, 1), (2, 2), (2, 3), (2, 4), (1, 5), (2, 5)]);
+
+        // Deferred far, then resumed at 130 ms: served from tick 7 (140 ms), the tick
+        // after the current one, and its stale entry at tick 50 is not served again.
+        p.defer(a, t0 + 1000 * MS);
+        p.resume(a, t0 + 130 * MS);
+        // Resuming a stream that is not deferred changes nothing.
+        p.resume(a, t0 + 130 * MS);
+        let mut ticks = Vec::new();
+        while let Some(d) = p.deadline().filter(|&d| d <= t0 + 1010 * MS) {
+            for due in drain(&mut p, d) {
+                if p.get(due.stream) == Some(&1) {
+                    ticks.push(due.tick);
+                }
+            }
+        }
+        assert_eq!(ticks, (7..=50).collect::<Vec<_>>());
+
+        // Deferred and resumed within one period: the resumed tick is the one already
+        // queued, and it is served once.
+        let now = t0 + 1010 * MS;
+        p.defer(a, now + 200 * MS);
+        p.resume(a, now);
+        assert_eq!(served(&mut p, t0 + 1040 * MS), [(1, 51), (2, 51), (1, 52)]);
+        assert_eq!(p.deadline(), Some(t0 + 1045 * MS));
     }
 
     #[test]

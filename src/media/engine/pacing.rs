@@ -92,6 +92,10 @@ pub(crate) enum Cmd {
         digits: Vec<Digit>,
         pause_before: Duration,
     },
+    /// Serve a deferred stream from its next tick: its bridge ended or it closed.
+    Resume {
+        sid: u64,
+    },
 }
 
 struct Playback {
@@ -374,11 +378,17 @@ impl PacingThread {
                     tone: None,
                 });
             }
+            Cmd::Resume { sid } => {
+                self.stream(sid);
+            }
         }
     }
 
+    /// The stream of session `sid`, served again from its next tick if it was
+    /// deferred: whatever a command asks is done then, as for any stream.
     fn stream(&mut self, sid: u64) -> Option<&mut Stream> {
         let key = *self.keys.get(&sid)?;
+        self.pacer.resume(key, Instant::now());
         self.pacer.get_mut(key)
     }
 
@@ -414,9 +424,12 @@ impl PacingThread {
         }
         let mut tx = shared.tx();
         let mut send_to = None;
+        // Bridged: the relay sends; prompts stop, digits cannot interleave with relayed
+        // packets' sequence numbers, and the stream is served again only for its next
+        // RTCP report, or when the bridge ends (`Cmd::Resume`). Serving 3 000 bridged
+        // legs every 20 ms for nothing was 7 % of a core (issue 15).
+        tx.deferred = tx.relay.is_some();
         if tx.relay.is_some() {
-            // Bridged: the relay sends; prompts stop, digits cannot interleave with relayed
-            // packets' sequence numbers.
             voice.play = None;
             if voice.dtmf.take().is_some() {
                 self.events
@@ -503,6 +516,7 @@ impl PacingThread {
                 }
             }
         }
+        let defer_to = tx.deferred.then_some(*next_rtcp);
         drop(tx);
         if let Some(dest) = send_to {
             if shared.send_rtp(&self.buf, dest) {
@@ -516,6 +530,9 @@ impl PacingThread {
         }
         if let Some(dest) = rtcp_to {
             shared.send_rtcp(&self.rtcp_buf, dest);
+        }
+        if let Some(until) = defer_to {
+            self.pacer.defer(due.stream, until);
         }
     }
 }

@@ -38,6 +38,12 @@ pub(crate) struct Tx {
     pub octets: u32,
     /// Set while bridged: the relay owns sequence numbers and timestamps.
     pub relay: Option<RelayOut>,
+    /// The pacing thread serves this bridged stream only at its RTCP times
+    /// (`Pacer::defer`): whoever ends the bridge must tell it (`Cmd::Resume`),
+    /// or prompts resume, and a closed session's ports go back to the pool,
+    /// only at the next report. Set and read under this lock, so the end of
+    /// a bridge is never missed: the thread defers only while `relay` is set.
+    pub deferred: bool,
     /// Our SRTP context when the stream is encrypted: every packet built above is
     /// protected with it just before it leaves, whoever built it (pacing or relay).
     /// Boxed: most calls are plain RTP, and inline it was more than half
@@ -71,6 +77,7 @@ impl Tx {
             packets: 0,
             octets: 0,
             relay: None,
+            deferred: false,
             srtp,
         })
     }
@@ -243,15 +250,17 @@ impl Shared {
 
     /// Back to prompt mode after bridge `id`: same SSRC and timeline, sequence continued. The
     /// fresh builder marks the next prompt packet as a talkspurt start (RFC 3551 §4.1).
-    pub fn end_relay(&self, id: u64) {
+    /// True when the pacing thread has deferred the stream and must be told to resume it.
+    pub fn end_relay(&self, id: u64) -> bool {
         let mut tx = self.tx();
         let Some(relay) = tx.relay.as_ref().filter(|r| r.bridge_id == id) else {
-            return;
+            return false;
         };
         let next_seq = relay.next_seq;
         let ssrc = tx.stream.ssrc();
         tx.stream = RtpStream::with_initial(ssrc, next_seq, tx.ts_base, super::samples_per_tick());
         tx.relay = None;
+        tx.deferred
     }
 
     /// Report to the call task without ever blocking the caller (the pacing thread must not

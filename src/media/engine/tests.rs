@@ -682,6 +682,57 @@ async fn closing_returns_the_ports() {
     assert!(p.allocate().is_ok(), "and it can be bound again");
 }
 
+/// A bridged leg is left to its relay: the pacing thread serves it only for
+/// its RTCP reports (5 s apart here). Ending the bridge brings its silence
+/// back at the next tick, and a leg that hung up gives its ports back as soon
+/// as its bridge ends, not at its next report.
+#[tokio::test]
+async fn a_bridged_leg_waits_for_its_report_but_not_to_resume_or_hang_up() {
+    let e = engine();
+    let pa = peer("127.0.0.1").await;
+    let pb = peer("127.0.0.1").await;
+    let p = PortPool::new("127.0.0.1".parse().unwrap(), 41910, 41913);
+    let open = |phone: &UdpSocket| {
+        let n = params(
+            phone.local_addr().unwrap(),
+            Codec::Pcmu,
+            None,
+            Direction::SendRecv,
+        );
+        e.open(p.allocate().unwrap(), &n, opts(true)).unwrap()
+    };
+    let ((a, _ea), (b, _eb)) = (open(&pa), open(&pb));
+    assert!(recv(&pa, Duration::from_secs(1)).await.is_some(), "silence");
+
+    let bridge = e.bridge(&a, &b).unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(a.shared.tx().deferred && b.shared.tx().deferred);
+    drain(&pa);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(drain(&pa), 0, "nobody talks: nothing to relay, no silence");
+
+    bridge.unbridge();
+    let t = Instant::now();
+    let (pkt, at) = recv(&pa, Duration::from_secs(1))
+        .await
+        .expect("silence again after the bridge");
+    assert_eq!(hdr(&pkt).payload, vec![0xFF; 160]);
+    println!("silence back {:?} after the bridge ended", at - t);
+    assert!(!a.shared.tx().deferred);
+
+    let bridge = e.bridge(&a, &b).unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(a.shared.tx().deferred && b.shared.tx().deferred);
+    // Both hang up, then the call ends the bridge, which held both sessions.
+    drop((a, b));
+    drop(bridge);
+    let t = Instant::now();
+    while p.available() < 2 && t.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(p.available(), 2, "both legs' ports back within a second");
+}
+
 #[tokio::test]
 async fn rtcp_reports_go_out_and_inbound_rtcp_keeps_the_call_alive() {
     let cfg = EngineConfig {
