@@ -41,7 +41,6 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::codec::Codec;
 use super::dtmf::Digit;
@@ -318,17 +317,8 @@ impl MediaEngine {
             ports,
             control: Default::default(),
         });
-        let cancel = CancellationToken::new();
-        let task = RecvTask::new(
-            shared.clone(),
-            cancel.clone(),
-            params,
-            &opts,
-            latch,
-            rtcp_latch,
-            now,
-        )
-        .map_err(|e| MediaError::Srtp(e.to_string()))?;
+        let task = RecvTask::new(shared.clone(), params, &opts, latch, rtcp_latch, now)
+            .map_err(|e| MediaError::Srtp(e.to_string()))?;
         inner.command(
             shard,
             Cmd::Add {
@@ -342,7 +332,6 @@ impl MediaEngine {
                 shared,
                 engine: inner.clone(),
                 shard,
-                cancel,
             },
             events_rx,
         ))
@@ -388,7 +377,6 @@ pub struct MediaSession {
     shared: Arc<Shared>,
     engine: Arc<EngineInner>,
     shard: usize,
-    cancel: CancellationToken,
 }
 
 impl MediaSession {
@@ -471,7 +459,6 @@ impl MediaSession {
     /// tick, as it would after waking (`pacing::WakeAt`).
     pub fn close(&self) {
         self.shared.close();
-        self.cancel.cancel();
     }
 
     fn check_open(&self) -> Result<(), MediaError> {

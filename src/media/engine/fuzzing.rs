@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::recv::RecvTask;
 use super::shared::{Shared, Tx};
@@ -130,7 +129,6 @@ impl Harness {
         let control = me.clone();
         let mut task = RecvTask::new(
             me,
-            CancellationToken::new(),
             &params,
             &opts,
             Latch::new(REMOTE, opts.latch_window),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtp_rs::RtpReader;
-use tokio_util::sync::CancellationToken;
 
 use super::relay::{self, Kind};
 use super::shared::{Pending, Shared};
@@ -37,7 +36,6 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 pub(crate) struct RecvTask {
     shared: Arc<Shared>,
-    cancel: CancellationToken,
     params: StreamParams,
     latch: Latch,
     rtcp_latch: Latch,
@@ -67,7 +65,6 @@ impl RecvTask {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
-        cancel: CancellationToken,
         params: &StreamParams,
         opts: &SessionOptions,
         latch: Latch,
@@ -82,7 +79,6 @@ impl RecvTask {
             .map(Box::new);
         Ok(RecvTask {
             shared,
-            cancel,
             params: params.clone(),
             latch,
             rtcp_latch,
@@ -116,27 +112,24 @@ impl RecvTask {
     /// (issue 15).
     pub async fn run(mut self: Box<Self>) {
         let shared = self.shared.clone();
-        let timer = tokio::time::sleep_until(self.deadline().into());
+        let timer = tokio::time::sleep_until(self.deadline(Instant::now()).into());
         // Every branch's future lives across packets, and only the one that
-        // fired is made again. Made afresh on each turn of the loop, the four
-        // others registered their wakers and took them back once a packet:
-        // the cancellation token's and the Notify's under their locks, each
-        // socket's readiness under its own: a tenth of the relay thread's
-        // user time at 1 000 bridged calls (issue 15).
-        let cancelled = self.cancel.clone().cancelled_owned();
+        // fired is made again. Made afresh on each turn of the loop, the
+        // others registered their wakers and took them back once a packet,
+        // each under its lock: a tenth of the relay thread's user time at
+        // 1 000 bridged calls (issue 15).
         let changed = shared.control.changed();
         let rtp = shared.ports.rtp.readable();
         let rtcp = shared.ports.rtcp.readable();
-        tokio::pin!(timer, cancelled, changed, rtp, rtcp);
+        tokio::pin!(timer, changed, rtp, rtcp);
         loop {
             tokio::select! {
-                _ = &mut cancelled => break,
-                _ = &mut changed => {
-                    // Armed again before the take: a request made after the take
-                    // leaves a permit (`notify_one`), so none is missed.
-                    changed.set(shared.control.changed());
-                    self.on_control(shared.control.take(), Instant::now());
-                },
+                // In this order, so a packet's wake-up polls its own branch
+                // only: polling a pending `Notify` or socket readiness takes
+                // its lock. Requests, the end of the session and timers are
+                // looked at below after every turn, whichever branch fired,
+                // so a flood of packets cannot keep them waiting.
+                biased;
                 r = &mut rtp => {
                     rtp.set(shared.ports.rtp.readable());
                     if r.is_ok() {
@@ -149,10 +142,23 @@ impl RecvTask {
                         self.read(&shared.ports.rtcp, Self::on_rtcp);
                     }
                 },
-                _ = &mut timer => self.on_timer(Instant::now()),
+                // Armed again before the take below: a request made after
+                // the take leaves a permit (`notify_one`), so none is missed.
+                _ = &mut changed => changed.set(shared.control.changed()),
+                _ = &mut timer => {},
             }
-            let due = self.deadline().into();
-            if due < timer.deadline() || timer.is_elapsed() {
+            let now = Instant::now();
+            if shared.control.requested() {
+                self.on_control(shared.control.take(), now);
+            }
+            if shared.is_closed() {
+                break;
+            }
+            if now >= timer.deadline().into_std() {
+                self.on_timer(now);
+            }
+            let due = self.deadline(now).into();
+            if due < timer.deadline() || timer.deadline() <= now.into() {
                 timer.as_mut().reset(due);
             }
         }
@@ -199,8 +205,7 @@ impl RecvTask {
         self.params.hold || !self.params.may_send() || !self.params.may_receive()
     }
 
-    fn deadline(&self) -> Instant {
-        let now = Instant::now();
+    fn deadline(&self, now: Instant) -> Instant {
         let mut d = self.decoder.deadline().unwrap_or(now + FAR);
         if !self.suspended() && !self.timed_out {
             d = d.min(self.last_rx + self.timeout);

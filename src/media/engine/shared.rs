@@ -140,6 +140,10 @@ pub(crate) struct Shared {
 #[derive(Default)]
 pub(crate) struct Control {
     pending: Mutex<Pending>,
+    /// Set by every request (and by `Shared::close`) before it wakes the
+    /// task, cleared by `take`: the task looks at this after every packet,
+    /// which costs a load, where polling `wake`'s future takes its lock.
+    requested: AtomicBool,
     /// Wakes the receive task; a request made while it is busy leaves a
     /// permit, so none is missed.
     wake: Notify,
@@ -164,12 +168,24 @@ impl Control {
 
     pub fn set_remote(&self, params: StreamParams) {
         self.pending().remote = Some(Box::new(params));
-        self.wake.notify_one();
+        self.poke();
     }
 
     pub fn bridge(&self, peer: &Arc<Shared>, id: u64) {
         self.pending().bridge = Some((Arc::downgrade(peer), id));
+        self.poke();
+    }
+
+    /// Tells the task to look: after the request is in `pending`, so the
+    /// task that sees the flag finds it.
+    fn poke(&self) {
+        self.requested.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Whether a request may be pending (the task then calls `take`).
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
     }
 
     /// Bridge `id` ended (its relay already handed back, [`Shared::end_relay`]).
@@ -181,7 +197,7 @@ impl Control {
         }
         p.unbridged = true;
         drop(p);
-        self.wake.notify_one();
+        self.poke();
     }
 
     /// Waits until a request may be pending.
@@ -189,8 +205,10 @@ impl Control {
         self.wake.notified().await;
     }
 
-    /// The requests made since the last take.
+    /// The requests made since the last take. The flag is cleared first: a
+    /// request made meanwhile sets it again and is taken on the next look.
     pub fn take(&self) -> Pending {
+        self.requested.store(false, Ordering::Release);
         std::mem::take(&mut *self.pending())
     }
 }
@@ -216,8 +234,11 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// The session ends: the receive task stops at its next look, the pacing
+    /// thread lets the stream go at its next tick.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.control.poke();
     }
 
     /// Whether this session, open, still relays for bridge `id` (`tx` is

@@ -296,6 +296,67 @@ async fn stop_playback_is_prompt_and_silence_follows() {
     assert_eq!(next_event(&mut ev, Duration::from_millis(50)).await, None);
 }
 
+/// A flood of RTP from the phone keeps none of the receive task's other work
+/// waiting: a digit whose end packets never come still ends on its timer, and
+/// closing the session still ends the task, so its ports come back.
+#[tokio::test]
+async fn a_flood_of_packets_keeps_neither_a_timer_nor_the_end_waiting() {
+    let e = engine();
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let n = params(
+        phone.local_addr().unwrap(),
+        Codec::Pcmu,
+        Some(101),
+        Direction::SendRecv,
+    );
+    let p = PortPool::new("127.0.0.1".parse().unwrap(), 41920, 41921);
+    let (s, mut ev) = e.open(p.allocate().unwrap(), &n, opts(false)).unwrap();
+    let to = s.local_addr();
+    let mut st = RtpStream::with_initial(0x1234, 100, 5000, 160);
+    // The press starts, and its later packets and end are lost.
+    let press = dtmf_packets(&mut st, 101, Digit::D5, 5000);
+    phone.send_to(&press[0], to).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let t = Instant::now();
+            let mut sent = 0u64;
+            let mut pkt = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && t.elapsed() < Duration::from_secs(10)
+            {
+                st.build_packet(0, &[0xFF; 160], sent + 10, false, &mut pkt)
+                    .unwrap();
+                let _ = phone.send_to(&pkt, to);
+                sent += 1;
+            }
+            sent
+        }
+    });
+    let w = Duration::from_secs(3);
+    assert_eq!(
+        next_event(&mut ev, w).await,
+        Some(MediaEvent::DigitStarted('5'))
+    );
+    assert!(
+        matches!(
+            next_event(&mut ev, w).await,
+            Some(MediaEvent::DigitEnded { digit: '5', .. })
+        ),
+        "the press ends on its timer"
+    );
+    drop(s);
+    let t = Instant::now();
+    while p.available() == 0 && t.elapsed() < w {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    println!("{sent} packets flooded; ports back after {:?}", t.elapsed());
+    assert_eq!(p.available(), 1, "the receive task ended under the flood");
+}
+
 #[tokio::test]
 async fn rfc4733_digits_reported_once() {
     let e = engine();
