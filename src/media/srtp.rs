@@ -8,7 +8,6 @@
 //! unprotects). Keys are secrets: [`SrtpKey`]'s `Debug` never shows them, and
 //! nothing here logs one.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use webrtc_srtp::context::Context;
@@ -243,7 +242,10 @@ pub struct SrtpReceiver {
     suite: CryptoSuite,
     key: SrtpKey,
     ctx: Context,
-    ssrcs: HashSet<u32>,
+    /// The SSRCs the context holds state for, at most [`MAX_RECEIVE_SSRCS`]:
+    /// a scan of a few words, where a hashed set cost a SipHash and a probe
+    /// per packet (issue 15, SRTP against plain RTP).
+    ssrcs: Vec<u32>,
 }
 
 impl SrtpReceiver {
@@ -252,7 +254,7 @@ impl SrtpReceiver {
             suite: params.suite,
             key: params.remote.clone(),
             ctx: context(params.suite, &params.remote, true)?,
-            ssrcs: HashSet::new(),
+            ssrcs: Vec::new(),
         })
     }
 
@@ -314,11 +316,14 @@ impl SrtpReceiver {
             return Err(SrtpError::Refused("shorter than an RTP header".into()));
         };
         let ssrc = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        if self.ssrcs.insert(ssrc) && self.ssrcs.len() > MAX_RECEIVE_SSRCS {
+        if self.ssrcs.contains(&ssrc) {
+            return Ok(());
+        }
+        if self.ssrcs.len() >= MAX_RECEIVE_SSRCS {
             self.ctx = context(self.suite, &self.key, true)?;
             self.ssrcs.clear();
-            self.ssrcs.insert(ssrc);
         }
+        self.ssrcs.push(ssrc);
         Ok(())
     }
 }
