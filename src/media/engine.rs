@@ -20,6 +20,8 @@
 //!   pacing thread would add up to 20 ms of delay). The outbound stream state of a session
 //!   (SSRC, sequence, timestamp base, destination) sits in one small mutex shared by the
 //!   pacing thread and the relay, so a bridge continues exactly where a prompt stopped.
+//!   While bridged, the pacing thread serves the leg only for its RTCP reports; the end of
+//!   the bridge has it served again from the next tick.
 
 #[doc(hidden)]
 pub mod fuzzing;
