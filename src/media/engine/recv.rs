@@ -312,10 +312,9 @@ impl RecvTask {
     }
 
     pub(super) fn on_rtp(&mut self, pkt: &mut [u8], src: SocketAddr, now: Instant) {
-        let stats = self.shared.stats.clone();
         let before = self.latch.latched();
         if self.latch.on_packet(src, now) == Verdict::Drop {
-            MediaStats::bump(&stats.dropped_foreign);
+            MediaStats::bump(&self.shared.stats.dropped_foreign);
             return;
         }
         if self.latch.latched() != before {
@@ -336,7 +335,7 @@ impl RecvTask {
         }
         let (pt, kind) = {
             let Ok(r) = RtpReader::new(pkt) else {
-                MediaStats::bump(&stats.malformed);
+                MediaStats::bump(&self.shared.stats.malformed);
                 return;
             };
             let pt = r.payload_type();
@@ -375,7 +374,7 @@ impl RecvTask {
             }
             (pt, kind)
         };
-        MediaStats::bump(&stats.packets_received);
+        MediaStats::bump(&self.shared.stats.packets_received);
         if !self.rtp_seen {
             self.rtp_seen = true;
             self.shared.emit(MediaEvent::RtpStarted);
@@ -385,7 +384,7 @@ impl RecvTask {
         self.drain_digits();
         let Some(kind) = kind else {
             tracing::trace!(pt, "RTP payload type not negotiated; dropped");
-            MediaStats::bump(&stats.malformed);
+            MediaStats::bump(&self.shared.stats.malformed);
             return;
         };
         self.relay(pkt, kind, now);
