@@ -249,34 +249,30 @@ impl<T> Pacer<T> {
                 return None;
             }
             self.heap.pop();
+            let (period, max_catch_up) = (self.period, self.max_catch_up);
             // A removed stream's entry, or one for a tick the stream was deferred past.
-            let Some(start) = self
-                .live(top.key)
-                .filter(|l| l.next_tick == top.tick)
-                .map(|l| l.start)
-            else {
+            let Some(live) = self.live_mut(top.key).filter(|l| l.next_tick == top.tick) else {
                 continue;
             };
+            let start = live.start;
             let mut tick = top.tick;
             let mut ideal = top.ideal;
             let mut skipped = 0;
             let late = now.saturating_duration_since(top.ideal);
-            if late > self.period.saturating_mul(clamp_u32(self.max_catch_up)) {
+            if late > period.saturating_mul(clamp_u32(max_catch_up)) {
                 // Stalled: jump to the latest tick whose ideal time has passed.
-                let current = ticks_in(now.saturating_duration_since(start), self.period);
+                let current = ticks_in(now.saturating_duration_since(start), period);
                 if current > tick {
-                    if let Some(t) = ideal_at(start, self.period, current) {
+                    if let Some(t) = ideal_at(start, period, current) {
                         skipped = current - tick;
                         tick = current;
                         ideal = t;
                     }
                 }
             }
-            match ideal_at(start, self.period, tick + 1) {
+            match ideal_at(start, period, tick + 1) {
                 Some(next) => {
-                    if let Some(live) = self.live_mut(top.key) {
-                        live.next_tick = tick + 1;
-                    }
+                    live.next_tick = tick + 1;
                     self.heap.push(Reverse(Entry {
                         ideal: next,
                         tick: tick + 1,

@@ -92,7 +92,7 @@ pub(crate) enum Cmd {
         digits: Vec<Digit>,
         pause_before: Duration,
     },
-    /// Serve a deferred stream from its next tick: its bridge ended or it closed.
+    /// Serve a deferred stream from its next tick: its bridge ended.
     Resume {
         sid: u64,
     },

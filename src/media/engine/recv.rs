@@ -62,7 +62,6 @@ pub(crate) struct RecvTask {
 }
 
 impl RecvTask {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
         params: &StreamParams,
