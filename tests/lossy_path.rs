@@ -451,3 +451,44 @@ fn no_ack_at_all_ends_the_call_with_bye_after_64_t1() {
         sw.log()
     );
 }
+
+/// RFC 3261 §15.1.1: the switch's media ends as its BYE goes out, not
+/// when the 200 comes back. The first three 200s to the BYE are dropped,
+/// so the BYE goes again at T1, 2T1, 4T1 (700 ms with a T1 of 100 ms);
+/// silence frames all that time would be some 35 datagrams.
+#[test]
+fn media_ends_as_the_bye_goes_out_not_when_its_200_comes_back() {
+    let sipp_port = free_udp_port();
+    let sw = Switch::start(fast_timers);
+    let mut dropped = 0;
+    let rule: lossy::SipRule = Box::new(move |dir, s| {
+        let drop = dir == Dir::ToSwitch && s.what == "200" && s.cseq_method == "BYE" && dropped < 3;
+        dropped += u32::from(drop);
+        drop
+    });
+    let relay = LossyPath::start(sw.sip, sipp_port, Impairment::clean(3), Some(rule));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = keys_9_1_pound(dir.path());
+    let sc = scenario(dir.path(), Some(&pcap));
+    let run = run_sipp(&sc, &relay, sipp_port, 1, 1);
+    assert_eq!(run.ok, 1, "{}\n{}\n{}", run.out, run.errors, sw.log());
+    let seen = relay.seen();
+    let byes = count(&seen, Dir::ToSipp, "BYE", "BYE");
+    assert!(byes >= 4, "the BYE went again for each 200 lost: {byes}");
+    let call_id = seen
+        .iter()
+        .find(|s| s.what == "INVITE")
+        .map(|s| s.call_id.clone())
+        .expect("the INVITE");
+    let before = relay.media_of(&call_id).expect("the call's media");
+    let after = relay
+        .switch_rtp_after_its_bye(&call_id)
+        .expect("the call's media");
+    println!(
+        "{byes} BYEs; RTP from the switch {} in all, {after} after its first BYE",
+        before.0
+    );
+    assert!(before.0 > 50, "the switch sent media before: {before:?}");
+    // One datagram may have been on its way as the BYE left.
+    assert!(after <= 2, "{after} RTP datagrams after the BYE");
+}

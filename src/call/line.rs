@@ -48,8 +48,9 @@ pub async fn hold(
     let Some(window) = window else {
         info!(agent = %user, "not online any more: hanging up the line");
         let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
-        super::leg::wait_for_end(&mut sip).await;
+        // No media once the BYE is out (RFC 3261 §15.1.1).
         answered.session.close();
+        super::leg::wait_for_end(&mut sip).await;
         return;
     };
     let name = |r: &crate::config::PromptRef| PromptName::new(r.name.as_str());

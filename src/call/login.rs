@@ -196,8 +196,11 @@ async fn drive(
                 Action::HangUp => {
                     info!(outcome = %outcome_words(menu.outcome()), "log-in finished: hanging up");
                     let _ = ctx.commands.send(SipCommand::HangUp(call.leg)).await;
-                    super::leg::wait_for_end(&mut sip).await;
+                    // RFC 3261 §15.1.1: the session ends as the BYE goes
+                    // out, not when its 200 comes back (seconds later on a
+                    // lossy path).
                     session.close();
+                    super::leg::wait_for_end(&mut sip).await;
                     return None;
                 }
                 Action::HoldLine { user_id } => {

@@ -95,6 +95,17 @@ struct Customer {
     gone: bool,
 }
 
+impl Customer {
+    /// Ends the customer's media for a hang-up and gives the leg to send
+    /// the BYE on: RFC 3261 §15.1.1 ends the session as the BYE goes out,
+    /// not when its 200 comes back (seconds later on a lossy path).
+    fn end_media(&mut self) -> LegId {
+        self.bridge = None;
+        self.session.close();
+        self.leg
+    }
+}
+
 /// An outbound leg of the engine: an agent's, or the overflow number's.
 struct AgentLeg {
     leg: LegId,
@@ -459,7 +470,7 @@ impl Shell {
             LegEvent::Media(MediaEvent::PlaybackFinished(id)) if c.playing == Some(id) => {
                 if c.hang_up_after_play {
                     c.playing = None;
-                    let leg = c.leg;
+                    let leg = c.end_media();
                     let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
                 } else if !c.looped.is_empty() {
                     let clips = c.looped.clone();
@@ -468,7 +479,7 @@ impl Shell {
             }
             LegEvent::Media(MediaEvent::RtpTimeout) => {
                 warn!(parent: &c.span, "no RTP from the customer: hanging up");
-                let leg = c.leg;
+                let leg = c.end_media();
                 let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
                 if !std::mem::replace(&mut c.gone, true) {
                     self.feed(Event::CustomerHungUp { call });

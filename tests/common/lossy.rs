@@ -135,6 +135,11 @@ pub struct CallMedia {
     pub from_sipp_events: AtomicU64,
     /// Senders other than the one the SDP names (stale or stray RTP).
     pub from_elsewhere: AtomicU64,
+    /// The switch's BYE for the call has reached the relay.
+    pub switch_said_bye: std::sync::atomic::AtomicBool,
+    /// RTP from the switch after its BYE (RFC 3261 §15.1.1: none but
+    /// what was already in flight).
+    pub from_switch_after_bye: AtomicU64,
 }
 
 type MediaMap = Arc<Mutex<HashMap<String, Arc<CallMedia>>>>;
@@ -228,6 +233,13 @@ impl LossyPath {
             g(&m.from_sipp_events),
             g(&m.from_elsewhere),
         ))
+    }
+
+    /// RTP datagrams from the switch that reached the relay after the
+    /// switch's first BYE of the call.
+    pub fn switch_rtp_after_its_bye(&self, call_id: &str) -> Option<u64> {
+        let m = self.media.lock().ok()?.get(call_id)?.clone();
+        Some(m.from_switch_after_bye.load(Ordering::Relaxed))
     }
 
     /// The counters, as (name, value) lines for a report.
@@ -408,6 +420,16 @@ impl SipRelay {
         }
         // A call's media relay goes a while after its BYE (late RTP and
         // retransmissions still find it).
+        if seen.what == "BYE" && dir == Dir::ToSipp {
+            if let Some(m) = self
+                .media
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&seen.call_id).cloned())
+            {
+                m.switch_said_bye.store(true, Ordering::Relaxed);
+            }
+        }
         if seen.what == "BYE" {
             if let Some(pair) = self.calls.get_mut(&seen.call_id) {
                 let tasks = std::mem::take(&mut pair.tasks);
@@ -543,6 +565,9 @@ async fn media_leg(
             }
         } else {
             stats.from_switch.fetch_add(1, Ordering::Relaxed);
+            if stats.switch_said_bye.load(Ordering::Relaxed) {
+                stats.from_switch_after_bye.fetch_add(1, Ordering::Relaxed);
+            }
             if expected
                 .lock()
                 .ok()

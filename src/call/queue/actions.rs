@@ -104,8 +104,7 @@ impl Shell {
             Action::HangUpCustomer { call } => {
                 if let Some(c) = self.customers.get_mut(&call) {
                     c.gone = true;
-                    c.bridge = None;
-                    let leg = c.leg;
+                    let leg = c.end_media();
                     let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
                 }
             }
@@ -187,7 +186,7 @@ impl Shell {
         c.hang_up_after_play = true;
         c.playing = Some(id);
         if prompts.is_empty() || c.session.play(id, prompts).is_err() {
-            let leg = c.leg;
+            let leg = c.end_media();
             let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
         }
     }

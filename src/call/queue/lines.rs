@@ -219,6 +219,8 @@ impl Shell {
             }
             Some(Playing::Goodbye(p)) if p == id => {
                 line.playing = None;
+                // No media once the BYE is out (RFC 3261 §15.1.1).
+                line.session.close();
                 let leg = line.leg;
                 let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
             }
@@ -363,6 +365,7 @@ impl Shell {
         };
         line.playing = Some(Playing::Goodbye(id));
         if prompts.is_empty() || line.session.play(id, prompts).is_err() {
+            line.session.close();
             let leg = line.leg;
             let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
         }
