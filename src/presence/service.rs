@@ -500,7 +500,7 @@ impl PresenceService {
     }
 
     /// How long a log-in record waits for others to share its commit
-    /// ([`LOGIN_LINGER`] unless set).
+    /// (the group commit's `LOGIN_LINGER` unless set).
     pub fn with_login_linger(mut self, linger: Duration) -> Self {
         self.login_linger = linger;
         self
