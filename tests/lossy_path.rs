@@ -216,7 +216,8 @@ fn log_ins_survive_loss_reordering_and_duplication() {
             .collect();
         let _ = std::fs::write(kept.with_extension("sip"), wire + &media);
         format!(
-            "{summary}\nswitch log: {}\n--- sipp\n{}\n--- sipp errors\n{}\n",
+            "{summary}\n{}\nswitch log: {}\n--- sipp\n{}\n--- sipp errors\n{}\n",
+            longest_silence(&seen),
             kept.display(),
             run.out,
             run.errors.chars().take(20_000).collect::<String>()
@@ -317,6 +318,28 @@ fn log_ins_survive_loss_reordering_and_duplication() {
         switch_byes.saturating_sub(calls_n),
         bye_oks.saturating_sub(calls_n),
     );
+}
+
+/// The longest stretch in which SIPp sent the relay no SIP at all: a
+/// failure with a long one is SIPp's stall, not the switch's (the wire
+/// file beside the switch log shows the switch's side of it).
+fn longest_silence(seen: &[SipSeen]) -> String {
+    let mut from_sipp = seen.iter().filter(|s| s.dir == Dir::ToSwitch).map(|s| s.at);
+    let Some(first) = from_sipp.next() else {
+        return "SIPp sent nothing".to_owned();
+    };
+    let (mut last, mut gap, mut at) = (first, Duration::ZERO, first);
+    for t in from_sipp {
+        if t.saturating_duration_since(last) > gap {
+            (gap, at) = (t.saturating_duration_since(last), last);
+        }
+        last = last.max(t);
+    }
+    format!(
+        "SIPp's longest silence: {:.1} s, from {:.1} s into the run",
+        gap.as_secs_f64(),
+        at.saturating_duration_since(first).as_secs_f64()
+    )
 }
 
 fn count(seen: &[SipSeen], dir: Dir, what: &str, cseq: &str) -> usize {
