@@ -366,25 +366,38 @@ fn fast_timers(t: String) -> String {
         .replace_exact("t2 = \"4s\"", "t2 = \"400ms\"")
 }
 
-/// RFC 3261 §13.3.1.4: the 2xx whose ACK is lost goes again at T1, 2T1,
-/// 4T1 ... capped at T2, and stops once an ACK arrives. The first five
-/// ACKs are dropped; SIPp re-sends its ACK for each retransmitted 2xx.
-#[test]
-fn a_lost_ack_gets_the_2xx_again_doubling_to_t2_until_an_ack_arrives() {
+/// One log-in call (keys 9, 1, #) on short timers through a relay that
+/// drops the first `n` SIP messages `which` picks and nothing else; SIPp
+/// completes it.
+fn one_call_dropping_the_first(
+    n: u32,
+    which: fn(Dir, &SipSeen) -> bool,
+    seed: u64,
+) -> (Switch, LossyPath) {
     let sipp_port = free_udp_port();
     let sw = Switch::start(fast_timers);
     let mut dropped = 0;
     let rule: lossy::SipRule = Box::new(move |dir, s| {
-        let drop = dir == Dir::ToSwitch && s.what == "ACK" && dropped < 5;
+        let drop = which(dir, s) && dropped < n;
         dropped += u32::from(drop);
         drop
     });
-    let relay = LossyPath::start(sw.sip, sipp_port, Impairment::clean(1), Some(rule));
+    let relay = LossyPath::start(sw.sip, sipp_port, Impairment::clean(seed), Some(rule));
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = keys_9_1_pound(dir.path());
     let sc = scenario(dir.path(), Some(&pcap));
     let run = run_sipp(&sc, &relay, sipp_port, 1, 1);
     assert_eq!(run.ok, 1, "{}\n{}\n{}", run.out, run.errors, sw.log());
+    (sw, relay)
+}
+
+/// RFC 3261 §13.3.1.4: the 2xx whose ACK is lost goes again at T1, 2T1,
+/// 4T1 ... capped at T2, and stops once an ACK arrives. The first five
+/// ACKs are dropped; SIPp re-sends its ACK for each retransmitted 2xx.
+#[test]
+fn a_lost_ack_gets_the_2xx_again_doubling_to_t2_until_an_ack_arrives() {
+    let (sw, relay) =
+        one_call_dropping_the_first(5, |dir, s| dir == Dir::ToSwitch && s.what == "ACK", 1);
     let seen = relay.seen();
     let times = ok_times(&seen);
     let acks = count(&seen, Dir::ToSwitch, "ACK", "ACK");
@@ -481,20 +494,11 @@ fn no_ack_at_all_ends_the_call_with_bye_after_64_t1() {
 /// silence frames all that time would be some 35 datagrams.
 #[test]
 fn media_ends_as_the_bye_goes_out_not_when_its_200_comes_back() {
-    let sipp_port = free_udp_port();
-    let sw = Switch::start(fast_timers);
-    let mut dropped = 0;
-    let rule: lossy::SipRule = Box::new(move |dir, s| {
-        let drop = dir == Dir::ToSwitch && s.what == "200" && s.cseq_method == "BYE" && dropped < 3;
-        dropped += u32::from(drop);
-        drop
-    });
-    let relay = LossyPath::start(sw.sip, sipp_port, Impairment::clean(3), Some(rule));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = keys_9_1_pound(dir.path());
-    let sc = scenario(dir.path(), Some(&pcap));
-    let run = run_sipp(&sc, &relay, sipp_port, 1, 1);
-    assert_eq!(run.ok, 1, "{}\n{}\n{}", run.out, run.errors, sw.log());
+    let (_sw, relay) = one_call_dropping_the_first(
+        3,
+        |dir, s| dir == Dir::ToSwitch && s.what == "200" && s.cseq_method == "BYE",
+        3,
+    );
     let seen = relay.seen();
     let byes = count(&seen, Dir::ToSipp, "BYE", "BYE");
     assert!(byes >= 4, "the BYE went again for each 200 lost: {byes}");
