@@ -92,6 +92,15 @@ pub(super) struct Line {
     _done: oneshot::Sender<()>,
 }
 
+impl Line {
+    /// Ends the line's media for a hang-up and gives the leg to send the
+    /// BYE on (RFC 3261 §15.1.1; as `Customer::end_media`).
+    fn end_media(&mut self) -> LegId {
+        self.session.close();
+        self.leg
+    }
+}
+
 impl Shell {
     /// A line arrives from the log-in menu. A second line for the same
     /// agent (they called in again from another phone) replaces the first.
@@ -219,9 +228,7 @@ impl Shell {
             }
             Some(Playing::Goodbye(p)) if p == id => {
                 line.playing = None;
-                // No media once the BYE is out (RFC 3261 §15.1.1).
-                line.session.close();
-                let leg = line.leg;
+                let leg = line.end_media();
                 let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
             }
             _ => {}
@@ -365,8 +372,7 @@ impl Shell {
         };
         line.playing = Some(Playing::Goodbye(id));
         if prompts.is_empty() || line.session.play(id, prompts).is_err() {
-            line.session.close();
-            let leg = line.leg;
+            let leg = line.end_media();
             let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
         }
     }
@@ -472,7 +478,7 @@ impl Shell {
         if let Some((_, attempt)) = line.offer.take() {
             self.line_attempts.remove(&attempt);
         }
-        line.session.close();
-        let _ = self.ctx.commands.send(SipCommand::HangUp(line.leg)).await;
+        let leg = line.end_media();
+        let _ = self.ctx.commands.send(SipCommand::HangUp(leg)).await;
     }
 }
