@@ -418,8 +418,8 @@ impl SipRelay {
         if delays.iter().any(|d| !d.is_zero()) {
             c.sip_delayed.fetch_add(1, Ordering::Relaxed);
         }
-        // A call's media relay goes a while after its BYE (late RTP and
-        // retransmissions still find it).
+        // From here on the switch's RTP for the call is counted as after
+        // its BYE (marked before the BYE is passed on: never undercounted).
         if seen.what == "BYE" && dir == Dir::ToSipp {
             if let Some(m) = self
                 .media
@@ -430,6 +430,8 @@ impl SipRelay {
                 m.switch_said_bye.store(true, Ordering::Relaxed);
             }
         }
+        // A call's media relay goes a while after its BYE (late RTP and
+        // retransmissions still find it).
         if seen.what == "BYE" {
             if let Some(pair) = self.calls.get_mut(&seen.call_id) {
                 let tasks = std::mem::take(&mut pair.tasks);
