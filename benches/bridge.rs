@@ -64,8 +64,8 @@ fn srtp_leg() -> (SrtpParams, SrtpSender, SrtpReceiver) {
         remote: switch.local.clone(),
         ..switch.clone()
     };
-    let tx = SrtpSender::new(&phone).expect("phone sender");
-    let rx = SrtpReceiver::new(&phone).expect("phone receiver");
+    let tx = SrtpSender::new(&phone);
+    let rx = SrtpReceiver::new(&phone);
     (switch, tx, rx)
 }
 

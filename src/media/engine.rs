@@ -177,8 +177,6 @@ pub enum MediaError {
     Bridged,
     #[error("a session cannot be bridged to itself")]
     SameSession,
-    #[error("{0}")]
-    Srtp(String),
     #[error("could not start the pacing thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -306,8 +304,7 @@ impl MediaEngine {
         let latch = Latch::new(params.remote, window);
         let rtcp_latch = Latch::new(rtcp_addr(params.remote), window);
         let stream = RtpStream::random(samples_per_tick());
-        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr())
-            .map_err(|e| MediaError::Srtp(e.to_string()))?;
+        let tx = Tx::new(stream, params, latch.send_addr(), rtcp_latch.send_addr());
         let shared = Arc::new(Shared {
             id,
             start,
@@ -319,8 +316,7 @@ impl MediaEngine {
             ports,
             control: Default::default(),
         });
-        let task = RecvTask::new(shared.clone(), params, &opts, latch, rtcp_latch, now)
-            .map_err(|e| MediaError::Srtp(e.to_string()))?;
+        let task = RecvTask::new(shared.clone(), params, &opts, latch, rtcp_latch, now);
         inner.command(
             shard,
             Cmd::Add {

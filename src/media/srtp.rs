@@ -1,8 +1,10 @@
 //! SRTP and SRTCP (RFC 3711) for one media session, keyed by SDES (RFC 4568).
 //!
-//! The cipher is `webrtc-srtp` (pure Rust, webrtc-rs; docs/decisions.md says why
-//! not libsrtp2): this module only holds the keys, picks the crypto suite and
-//! wraps one context per direction. A session has one [`SrtpSender`] (our key:
+//! The transforms are RFC 3711's defaults, AES-CM and HMAC-SHA1, over the
+//! RustCrypto `aes`, `ctr`, `hmac` and `sha1` crates (docs/decisions.md says
+//! why not `webrtc-srtp` or libsrtp2): `session` derives the keys and applies
+//! the transforms, `index` estimates packet indices and keeps replay lists,
+//! and this module frames packets. A session has one [`SrtpSender`] (our key:
 //! the pacing thread and the bridge relay protect with it under the session's
 //! `Tx` lock) and one [`SrtpReceiver`] (the peer's key: only the receive task
 //! unprotects). Keys are secrets: [`SrtpKey`]'s `Debug` never shows them, and
@@ -10,9 +12,11 @@
 
 use std::fmt;
 
-use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
-use webrtc_srtp::protection_profile::ProtectionProfile;
+mod index;
+mod session;
+
+use index::{Replay, ReplayWindow};
+use session::{Keys, SessionKeys};
 
 /// Master key length of the AES_CM_128 suites (RFC 4568 §6.2.1).
 pub const MASTER_KEY_LEN: usize = 16;
@@ -21,22 +25,18 @@ pub const MASTER_SALT_LEN: usize = 14;
 /// Key and salt as carried in one `inline:` key (RFC 4568 §6.1: key || salt).
 pub const KEY_SALT_LEN: usize = MASTER_KEY_LEN + MASTER_SALT_LEN;
 
-/// RFC 3711 §3.3.2 replay list: 64 packets is the RFC's minimum window; a
-/// telephone stream that is reordered by more than 1.28 s is lost anyway.
-const REPLAY_WINDOW: usize = 64;
-
-/// The receive context keeps state per SSRC. A peer may change SSRC (a new
-/// call leg behind an SBC), but a stream of packets with ever new SSRCs would
-/// grow that state without bound before authentication rejects them, so the
-/// context is rebuilt once this many distinct SSRCs were seen.
-const MAX_RECEIVE_SSRCS: usize = 8;
+/// The SSRCs a context keeps state for (see [`Streams`]): one in a call that
+/// keeps its SSRC, a few when a peer switches legs.
+const MAX_SSRCS: usize = 8;
 
 /// RTP fixed header (RFC 3550 §5.1).
 const RTP_HEADER: usize = 12;
 /// SRTCP's smallest packet: RTCP header and sender SSRC, the E flag with the 31-bit
 /// SRTCP index, and the 80-bit tag every suite we do uses for SRTCP (RFC 3711 §3.4).
-const SRTCP_MIN: usize = 8 + SRTCP_INDEX + SRTCP_TAG;
+const SRTCP_MIN: usize = RTCP_SENDER + SRTCP_INDEX + SRTCP_TAG;
 const SRTCP_INDEX: usize = 4;
+/// RTCP's header and sender SSRC, which SRTCP leaves unencrypted (RFC 3711 §3.4).
+const RTCP_SENDER: usize = 8;
 const SRTCP_TAG: usize = 10;
 
 /// Per-trunk SRTP policy (`trunk.srtp`).
@@ -98,13 +98,6 @@ impl CryptoSuite {
             CryptoSuite::AesCm128HmacSha1_32 => 4,
         }
     }
-
-    fn profile(self) -> ProtectionProfile {
-        match self {
-            CryptoSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-            CryptoSuite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
-        }
-    }
 }
 
 /// An SRTP master key and master salt (RFC 3711 §8.2), concatenated as in
@@ -131,12 +124,16 @@ impl SrtpKey {
         &self.0
     }
 
-    fn key(&self) -> &[u8] {
-        &self.0[..MASTER_KEY_LEN]
+    fn key(&self) -> [u8; MASTER_KEY_LEN] {
+        let mut k = [0; MASTER_KEY_LEN];
+        k.copy_from_slice(&self.0[..MASTER_KEY_LEN]);
+        k
     }
 
-    fn salt(&self) -> &[u8] {
-        &self.0[MASTER_KEY_LEN..]
+    fn salt(&self) -> [u8; MASTER_SALT_LEN] {
+        let mut s = [0; MASTER_SALT_LEN];
+        s.copy_from_slice(&self.0[MASTER_KEY_LEN..]);
+        s
     }
 }
 
@@ -157,44 +154,46 @@ pub struct SrtpParams {
     pub remote: SrtpKey,
 }
 
-/// Why a packet was not protected or unprotected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a packet was not protected or unprotected. The reasons are fixed
+/// words: a flood of forged packets costs no allocation to refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SrtpError {
-    /// The context could not be built (never for keys of the right length).
-    #[error("cannot set up the SRTP context: {0}")]
-    Setup(String),
     /// Not authentic, replayed, too short or not RTP/RTCP (RFC 3711 §3.3).
     #[error("SRTP packet refused: {0}")]
-    Refused(String),
-}
-
-fn context(suite: CryptoSuite, key: &SrtpKey, receive: bool) -> Result<Context, SrtpError> {
-    let (rtp_opt, rtcp_opt) = if receive {
-        (
-            Some(srtp_replay_protection(REPLAY_WINDOW)),
-            Some(srtcp_replay_protection(REPLAY_WINDOW)),
-        )
-    } else {
-        (None, None)
-    };
-    Context::new(key.key(), key.salt(), suite.profile(), rtp_opt, rtcp_opt)
-        .map_err(|e| SrtpError::Setup(e.to_string()))
+    Refused(&'static str),
+    /// The key has protected all the packets it may (RFC 3711 §9.2: 2^48
+    /// SRTP or 2^31 SRTCP packets); a new key must be agreed.
+    #[error("SRTP key used up: {0}")]
+    KeyUsedUp(&'static str),
 }
 
 /// Our outbound direction: protects RTP and RTCP with our key.
 pub struct SrtpSender {
     suite: CryptoSuite,
     key: SrtpKey,
-    ctx: Context,
+    rtp: SessionKeys,
+    /// Boxed: used once every few seconds, kept out of the packets' cache lines.
+    rtcp: Box<SessionKeys>,
+    streams: Streams<SendState>,
+}
+
+/// What a sender keeps per SSRC: the highest SRTP index it used and the
+/// SRTCP index of its last report.
+#[derive(Debug, Clone, Copy, Default)]
+struct SendState {
+    rtp_highest: Option<u64>,
+    rtcp_sent: Option<u64>,
 }
 
 impl SrtpSender {
-    pub fn new(params: &SrtpParams) -> Result<SrtpSender, SrtpError> {
-        Ok(SrtpSender {
+    pub fn new(params: &SrtpParams) -> SrtpSender {
+        SrtpSender {
             suite: params.suite,
             key: params.local.clone(),
-            ctx: context(params.suite, &params.local, false)?,
-        })
+            rtp: SessionKeys::derive(&params.local, Keys::Rtp),
+            rtcp: Box::new(SessionKeys::derive(&params.local, Keys::Rtcp)),
+            streams: Streams::default(),
+        }
     }
 
     /// Whether this context already protects with `params`' suite and our key.
@@ -202,27 +201,39 @@ impl SrtpSender {
         self.suite == params.suite && self.key == params.local
     }
 
-    /// Encrypt and authenticate the RTP packet in `buf`, in place (RFC 3711 §3.3).
+    /// Encrypt and authenticate the RTP packet in `buf`, in place (RFC 3711 §3.3):
+    /// the payload is encrypted, the tag appended.
     pub fn protect_rtp(&mut self, buf: &mut Vec<u8>) -> Result<(), SrtpError> {
-        check_header_extension(buf)?;
-        let out = self
-            .ctx
-            .encrypt_rtp(buf)
-            .map_err(|e| SrtpError::Refused(e.to_string()))?;
-        buf.clear();
-        buf.extend_from_slice(&out);
+        let header = rtp_header_len(buf, buf.len())?;
+        let (ssrc, seq) = ssrc_and_seq(buf)?;
+        let state = self.streams.get_or_insert(ssrc);
+        let index = index::estimate(state.rtp_highest, seq)
+            .ok_or(SrtpError::KeyUsedUp("SRTP index past 2^48"))?;
+        self.rtp.apply_keystream(ssrc, index, &mut buf[header..]);
+        let tag = self.rtp.tag(&[buf, &roc(index)]);
+        buf.extend_from_slice(&tag[..self.suite.rtp_tag_len()]);
+        state.rtp_highest = Some(state.rtp_highest.map_or(index, |h| h.max(index)));
         Ok(())
     }
 
     /// Encrypt and authenticate a compound RTCP packet in place (RFC 3711 §3.4:
-    /// E flag, SRTCP index, 80-bit tag).
+    /// everything after the sender's SSRC is encrypted, then the E flag with
+    /// the 31-bit SRTCP index and the 80-bit tag are appended).
     pub fn protect_rtcp(&mut self, buf: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let out = self
-            .ctx
-            .encrypt_rtcp(buf)
-            .map_err(|e| SrtpError::Refused(e.to_string()))?;
-        buf.clear();
-        buf.extend_from_slice(&out);
+        let ssrc = rtcp_ssrc(buf)?;
+        let state = self.streams.get_or_insert(ssrc);
+        // §3.4: the index starts at zero and counts every SRTCP packet sent.
+        let index = state.rtcp_sent.map_or(0, |i| i + 1);
+        if index > index::MAX_RTCP_INDEX {
+            return Err(SrtpError::KeyUsedUp("SRTCP index past 2^31"));
+        }
+        self.rtcp
+            .apply_keystream(ssrc, index, &mut buf[RTCP_SENDER..]);
+        let e_and_index = 0x8000_0000u32 | index as u32;
+        buf.extend_from_slice(&e_and_index.to_be_bytes());
+        let tag = self.rtcp.tag(&[buf]);
+        buf.extend_from_slice(&tag[..SRTCP_TAG]);
+        state.rtcp_sent = Some(index);
         Ok(())
     }
 
@@ -241,63 +252,96 @@ impl fmt::Debug for SrtpSender {
 pub struct SrtpReceiver {
     suite: CryptoSuite,
     key: SrtpKey,
-    ctx: Context,
-    /// The SSRCs the context holds state for, at most [`MAX_RECEIVE_SSRCS`]:
-    /// a scan of a few words, where a hashed set cost a SipHash and a probe
-    /// per packet (issue 15, SRTP against plain RTP).
-    ssrcs: Vec<u32>,
+    rtp: SessionKeys,
+    /// Boxed, as the sender's.
+    rtcp: Box<SessionKeys>,
+    streams: Streams<ReceiveState>,
+}
+
+/// What a receiver keeps per SSRC: each packet type's replay list, made by
+/// its first authentic packet.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReceiveState {
+    rtp: Option<ReplayWindow>,
+    rtcp: Option<ReplayWindow>,
 }
 
 impl SrtpReceiver {
-    pub fn new(params: &SrtpParams) -> Result<SrtpReceiver, SrtpError> {
-        Ok(SrtpReceiver {
+    pub fn new(params: &SrtpParams) -> SrtpReceiver {
+        SrtpReceiver {
             suite: params.suite,
             key: params.remote.clone(),
-            ctx: context(params.suite, &params.remote, true)?,
-            ssrcs: Vec::new(),
-        })
-    }
-
-    /// Authenticate and decrypt the SRTP packet in `buf[..len]`; the RTP packet
-    /// is written back to the front of `buf` and its length returned.
-    pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
-        if buf.len() < RTP_HEADER + self.suite.rtp_tag_len() {
-            return Err(SrtpError::Refused(
-                "shorter than an SRTP header and tag".into(),
-            ));
+            rtp: SessionKeys::derive(&params.remote, Keys::Rtp),
+            rtcp: Box::new(SessionKeys::derive(&params.remote, Keys::Rtcp)),
+            streams: Streams::default(),
         }
-        check_header_extension(buf)?;
-        self.note_ssrc(buf)?;
-        let out = self
-            .ctx
-            .decrypt_rtp(buf)
-            .map_err(|e| SrtpError::Refused(e.to_string()))?;
-        copy_back(buf, &out)
     }
 
-    /// Authenticate and decrypt an SRTCP packet in place, as [`Self::unprotect_rtp`].
+    /// Authenticate and decrypt the SRTP packet in `buf`; the RTP packet is
+    /// left at the front of `buf` and its length returned (RFC 3711 §3.3).
+    /// Nothing is recorded for a packet that does not authenticate, so forged
+    /// packets under new SSRCs cost no state.
+    pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let tag_len = self.suite.rtp_tag_len();
+        let Some(body) = buf.len().checked_sub(tag_len) else {
+            return Err(SrtpError::Refused("shorter than an SRTP tag"));
+        };
+        let header = rtp_header_len(buf, body)?;
+        let (ssrc, seq) = ssrc_and_seq(buf)?;
+        let window = self.streams.get(ssrc).and_then(|s| s.rtp);
+        let index = index::estimate(window.map(|w| w.highest()), seq)
+            .ok_or(SrtpError::Refused("SRTP index out of range"))?;
+        if let Some(w) = &window {
+            w.check(index).map_err(replay_refusal)?;
+        }
+        let (packet, tag) = buf.split_at_mut(body);
+        if !self.rtp.verify(&[packet, &roc(index)], tag) {
+            return Err(SrtpError::Refused("SRTP tag does not authenticate"));
+        }
+        self.rtp.apply_keystream(ssrc, index, &mut packet[header..]);
+        let state = self.streams.get_or_insert(ssrc);
+        match &mut state.rtp {
+            Some(w) => w.accept(index),
+            None => state.rtp = Some(ReplayWindow::first(index)),
+        }
+        Ok(body)
+    }
+
+    /// Authenticate and decrypt an SRTCP packet in place, as [`Self::unprotect_rtp`]
+    /// (RFC 3711 §3.4).
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
-        // Checked here, not left to the crate: webrtc-srtp 0.17 underflows on an SRTCP
-        // packet shorter than index + tag, and returns one whose E flag is clear as it
-        // came, unauthenticated. We never agree to UNENCRYPTED_SRTCP (RFC 4568 §6.3.2),
-        // so a clear E flag is a forgery or a broken peer either way.
         if buf.len() < SRTCP_MIN {
             return Err(SrtpError::Refused(
-                "shorter than an SRTCP header, index and tag".into(),
+                "shorter than an SRTCP header, index and tag",
             ));
         }
-        let e_flag = buf
-            .get(buf.len() - SRTCP_TAG - SRTCP_INDEX)
-            .is_some_and(|b| b & 0x80 != 0);
-        if !e_flag {
-            return Err(SrtpError::Refused("SRTCP without the E flag".into()));
+        let body = buf.len() - SRTCP_TAG;
+        let plain = body - SRTCP_INDEX;
+        let e_and_index =
+            u32::from_be_bytes([buf[plain], buf[plain + 1], buf[plain + 2], buf[plain + 3]]);
+        // We never agree to UNENCRYPTED_SRTCP (RFC 4568 §6.3.2), so a clear E
+        // flag is a forgery or a broken peer either way.
+        if e_and_index & 0x8000_0000 == 0 {
+            return Err(SrtpError::Refused("SRTCP without the E flag"));
         }
-        self.note_ssrc(buf)?;
-        let out = self
-            .ctx
-            .decrypt_rtcp(buf)
-            .map_err(|e| SrtpError::Refused(e.to_string()))?;
-        copy_back(buf, &out)
+        let index = u64::from(e_and_index & 0x7fff_ffff);
+        let ssrc = rtcp_ssrc(buf)?;
+        let window = self.streams.get(ssrc).and_then(|s| s.rtcp);
+        if let Some(w) = &window {
+            w.check(index).map_err(replay_refusal)?;
+        }
+        let (packet, tag) = buf.split_at_mut(body);
+        if !self.rtcp.verify(&[packet], tag) {
+            return Err(SrtpError::Refused("SRTCP tag does not authenticate"));
+        }
+        self.rtcp
+            .apply_keystream(ssrc, index, &mut packet[RTCP_SENDER..plain]);
+        let state = self.streams.get_or_insert(ssrc);
+        match &mut state.rtcp {
+            Some(w) => w.accept(index),
+            None => state.rtcp = Some(ReplayWindow::first(index)),
+        }
+        Ok(plain)
     }
 
     pub fn suite(&self) -> CryptoSuite {
@@ -308,24 +352,6 @@ impl SrtpReceiver {
     pub fn is_for(&self, params: &SrtpParams) -> bool {
         self.suite == params.suite && self.key == params.remote
     }
-
-    /// Bound the per-SSRC state (see [`MAX_RECEIVE_SSRCS`]). RTP and RTCP
-    /// both carry the sender's SSRC at bytes 4..8 (RFC 3550 §5.1, §6.4.1).
-    fn note_ssrc(&mut self, buf: &[u8]) -> Result<(), SrtpError> {
-        let Some(b) = buf.get(4..8) else {
-            return Err(SrtpError::Refused("shorter than an RTP header".into()));
-        };
-        let ssrc = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        if self.ssrcs.contains(&ssrc) {
-            return Ok(());
-        }
-        if self.ssrcs.len() >= MAX_RECEIVE_SSRCS {
-            self.ctx = context(self.suite, &self.key, true)?;
-            self.ssrcs.clear();
-        }
-        self.ssrcs.push(ssrc);
-        Ok(())
-    }
 }
 
 impl fmt::Debug for SrtpReceiver {
@@ -334,76 +360,109 @@ impl fmt::Debug for SrtpReceiver {
     }
 }
 
-/// webrtc's `rtp` 0.17 header parser, which `encrypt_rtp` and `decrypt_rtp`
-/// run before anything is authenticated, panics when an RFC 8285 header
-/// extension element claims more bytes than its extension block holds (it
-/// reads past the end of the packet). RFC 8285 §4.2 and §4.3 put every element
-/// inside the block, so such a packet is malformed: refuse it here, before the
-/// crate sees it. Whatever else is short is left to the crate, which reports it.
-fn check_header_extension(buf: &[u8]) -> Result<(), SrtpError> {
-    let refused = || SrtpError::Refused("RTP header extension element runs past its block".into());
-    let Some(&first) = buf.first() else {
-        return Ok(());
-    };
-    if first & 0x10 == 0 {
-        return Ok(());
+fn replay_refusal(r: Replay) -> SrtpError {
+    match r {
+        Replay::Again => SrtpError::Refused("replayed"),
+        Replay::TooOld => SrtpError::Refused("older than the replay window"),
     }
-    // RFC 3550 §5.3.1: the extension follows the fixed header and the CSRCs.
-    let start = RTP_HEADER + 4 * usize::from(first & 0x0f);
-    let Some(head) = buf.get(start..start + 4) else {
-        return Ok(());
-    };
-    let profile = u16::from_be_bytes([head[0], head[1]]);
-    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
-    let Some(block) = buf.get(start + 4..start + 4 + 4 * words) else {
-        return Ok(());
-    };
-    let mut i = 0;
-    match profile {
-        // One-byte form: ID (4 bits), length - 1 (4 bits); ID 0 is padding,
-        // ID 15 ends the list (RFC 8285 §4.2).
-        0xBEDE => {
-            while let Some(&b) = block.get(i) {
-                i += 1;
-                if b == 0 {
-                    continue;
-                }
-                if b >> 4 == 15 {
-                    break;
-                }
-                i += usize::from(b & 0x0f) + 1;
-                if i > block.len() {
-                    return Err(refused());
-                }
-            }
-        }
-        // Two-byte form: ID byte (0 is padding), length byte (RFC 8285 §4.3).
-        0x1000 => {
-            while let Some(&b) = block.get(i) {
-                i += 1;
-                if b == 0 {
-                    continue;
-                }
-                let Some(&len) = block.get(i) else {
-                    return Err(refused());
-                };
-                i += 1 + usize::from(len);
-                if i > block.len() {
-                    return Err(refused());
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
-fn copy_back(buf: &mut [u8], out: &[u8]) -> Result<usize, SrtpError> {
-    let dst = buf
-        .get_mut(..out.len())
-        .ok_or_else(|| SrtpError::Refused("decrypted packet longer than received".into()))?;
-    dst.copy_from_slice(out);
-    Ok(out.len())
+/// The ROC as the SRTP tag covers it: M = authenticated portion || ROC (RFC 3711 §4.2).
+fn roc(index: u64) -> [u8; 4] {
+    // The index is at most 48 bits, so its ROC fits 32.
+    ((index >> 16) as u32).to_be_bytes()
+}
+
+/// The length of the RTP header in `buf[..end]`: the fixed 12 bytes, the CSRCs
+/// and the header extension (RFC 3550 §5.1, §5.3.1); what follows is the
+/// payload SRTP encrypts. The extension is opaque here: it is authenticated,
+/// not encrypted, and its elements are not ours to read.
+fn rtp_header_len(buf: &[u8], end: usize) -> Result<usize, SrtpError> {
+    let short = SrtpError::Refused("shorter than its RTP header");
+    let first = *buf.first().ok_or(short)?;
+    if first >> 6 != 2 {
+        return Err(SrtpError::Refused("not RTP version 2"));
+    }
+    let mut len = RTP_HEADER + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let words = buf.get(len + 2..len + 4).ok_or(short)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    if len > end {
+        return Err(short);
+    }
+    Ok(len)
+}
+
+fn ssrc_and_seq(buf: &[u8]) -> Result<(u32, u16), SrtpError> {
+    let h = buf
+        .get(..RTP_HEADER)
+        .ok_or(SrtpError::Refused("shorter than an RTP header"))?;
+    Ok((
+        u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        u16::from_be_bytes([h[2], h[3]]),
+    ))
+}
+
+/// The sender's SSRC of an RTCP packet (RFC 3550 §6.4.1): bytes 4..8, the
+/// last of the 8 that SRTCP leaves unencrypted.
+fn rtcp_ssrc(buf: &[u8]) -> Result<u32, SrtpError> {
+    let b = buf
+        .get(4..RTCP_SENDER)
+        .ok_or(SrtpError::Refused("shorter than an RTCP header"))?;
+    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Per-SSRC state, at most [`MAX_SSRCS`] entries, most recently used first,
+/// held inline: a packet's stream is nearly always the first entry, in the
+/// cache lines the context's keys are in, where a hash map cost a SipHash
+/// and a probe and a `Vec` a pointer chase per packet (issue 15). A peer may
+/// change SSRC (a new call leg behind an SBC); when the list is full, the
+/// stream unused longest is forgotten.
+#[derive(Debug)]
+struct Streams<S> {
+    entries: [(u32, S); MAX_SSRCS],
+    len: usize,
+}
+
+impl<S: Default + Copy> Default for Streams<S> {
+    fn default() -> Self {
+        Streams {
+            entries: [(0, S::default()); MAX_SSRCS],
+            len: 0,
+        }
+    }
+}
+
+impl<S: Default + Copy> Streams<S> {
+    fn get(&self, ssrc: u32) -> Option<&S> {
+        self.entries[..self.len]
+            .iter()
+            .find(|(s, _)| *s == ssrc)
+            .map(|(_, st)| st)
+    }
+
+    fn get_or_insert(&mut self, ssrc: u32) -> &mut S {
+        match self.entries[..self.len]
+            .iter()
+            .position(|(s, _)| *s == ssrc)
+        {
+            Some(0) => {}
+            Some(i) => self.entries[..=i].rotate_right(1),
+            None => {
+                // Full: the last entry, unused longest, is overwritten.
+                self.len = (self.len + 1).min(MAX_SSRCS);
+                self.entries[..self.len].rotate_right(1);
+                self.entries[0] = (ssrc, S::default());
+            }
+        }
+        &mut self.entries[0].1
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 #[cfg(test)]

@@ -54,8 +54,7 @@ pub(super) fn shared(
         params,
         params.remote,
         super::rtcp_addr(params.remote),
-    )
-    .ok()?;
+    );
     let (events, rx) = mpsc::channel(64);
     Some((
         Arc::new(Shared {
@@ -117,10 +116,7 @@ impl Harness {
             hold: false,
             srtp: keys.as_ref().map(|(ours, _)| ours.clone()),
         };
-        let peer_sender = match &keys {
-            Some((_, theirs)) => Some(SrtpSender::new(theirs).ok()?),
-            None => None,
-        };
+        let peer_sender = keys.as_ref().map(|(_, theirs)| SrtpSender::new(theirs));
         let (me, events) = shared(pool, &params, now)?;
         let opts = SessionOptions {
             inband_dtmf: setup.inband_dtmf,
@@ -134,8 +130,7 @@ impl Harness {
             Latch::new(REMOTE, opts.latch_window),
             Latch::new(super::rtcp_addr(REMOTE), opts.latch_window),
             now,
-        )
-        .ok()?;
+        );
         let mut peer = None;
         if setup.bridged {
             let plain = StreamParams {

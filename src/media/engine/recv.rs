@@ -17,7 +17,7 @@ use crate::media::inband::InbandDetector;
 use crate::media::latch::{Latch, Verdict};
 use crate::media::ports::RtpSocket;
 use crate::media::rtcp;
-use crate::media::srtp::{SrtpError, SrtpReceiver};
+use crate::media::srtp::SrtpReceiver;
 use crate::media::stream::StreamParams;
 
 /// Larger than any RTP packet we accept (G.711 at 60 ms is 492 bytes); longer datagrams are
@@ -69,14 +69,9 @@ impl RecvTask {
         latch: Latch,
         rtcp_latch: Latch,
         now: Instant,
-    ) -> Result<Self, SrtpError> {
-        let srtp = params
-            .srtp
-            .as_ref()
-            .map(SrtpReceiver::new)
-            .transpose()?
-            .map(Box::new);
-        Ok(RecvTask {
+    ) -> Self {
+        let srtp = params.srtp.as_ref().map(|p| Box::new(SrtpReceiver::new(p)));
+        RecvTask {
             shared,
             params: params.clone(),
             latch,
@@ -95,7 +90,7 @@ impl RecvTask {
             // Grows on the first relayed SRTP packet: most calls never bridge.
             relay_buf: Vec::new(),
             span: opts.span.clone(),
-        })
+        }
     }
 
     /// Boxed: rustc keeps an `async fn`'s by-value arguments in its future
@@ -273,19 +268,12 @@ impl RecvTask {
 
     /// A re-offer changed the keys or the suite: new contexts for both directions.
     fn rekey(&mut self, params: &StreamParams) {
-        let rx = match params.srtp.as_ref() {
-            Some(p) if self.srtp.as_ref().is_some_and(|s| s.is_for(p)) => Ok(self.srtp.take()),
-            Some(p) => SrtpReceiver::new(p).map(|r| Some(Box::new(r))),
-            None => Ok(None),
-        };
-        let tx = self.shared.tx().set_srtp(params);
-        match (rx, tx) {
-            (Ok(rx), Ok(())) => self.srtp = rx,
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(parent: &self.span, error = %e, "cannot re-key SRTP; media stops");
-                self.shared.close();
-            }
+        match params.srtp.as_ref() {
+            Some(p) if self.srtp.as_ref().is_some_and(|s| s.is_for(p)) => {}
+            Some(p) => self.srtp = Some(Box::new(SrtpReceiver::new(p))),
+            None => self.srtp = None,
         }
+        self.shared.tx().set_srtp(params);
     }
 
     /// Authenticate and decrypt `pkt` when the stream is SRTP (RFC 3711 §3.3, §3.4);

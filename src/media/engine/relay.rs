@@ -114,7 +114,7 @@ mod tests {
             srtp: None,
         };
         let stream = RtpStream::with_initial(0xB0B0_B0B0, 500, 10_000, 160);
-        let mut t = Tx::new(stream, &params, params.remote, params.remote).unwrap();
+        let mut t = Tx::new(stream, &params, params.remote, params.remote);
         t.relay = Some(RelayOut::new(1, 500));
         t
     }

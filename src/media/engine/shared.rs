@@ -15,7 +15,7 @@ use crate::media::ports::{RtpPorts, RtpSocket};
 use crate::media::prompt::FRAME_DURATION;
 use crate::media::reception::ReceptionStats;
 use crate::media::rtp_stream::RtpStream;
-use crate::media::srtp::{SrtpError, SrtpSender};
+use crate::media::srtp::SrtpSender;
 use crate::media::stream::StreamParams;
 
 /// The outbound side of a session: everything needed to put a packet on the wire.
@@ -57,15 +57,10 @@ impl Tx {
         params: &StreamParams,
         dest: SocketAddr,
         rtcp: SocketAddr,
-    ) -> Result<Self, SrtpError> {
+    ) -> Self {
         let ts_base = stream.timestamp_for_tick(0);
-        let srtp = params
-            .srtp
-            .as_ref()
-            .map(SrtpSender::new)
-            .transpose()?
-            .map(Box::new);
-        Ok(Tx {
+        let srtp = params.srtp.as_ref().map(|p| Box::new(SrtpSender::new(p)));
+        Tx {
             stream,
             ts_base,
             codec: params.codec,
@@ -79,25 +74,19 @@ impl Tx {
             relay: None,
             deferred: false,
             srtp,
-        })
+        }
     }
 
     /// The stream's keys changed (a re-offer with a new suite): protect with the new ones.
-    pub fn set_srtp(&mut self, params: &StreamParams) -> Result<(), SrtpError> {
+    pub fn set_srtp(&mut self, params: &StreamParams) {
         let same = match (&self.srtp, &params.srtp) {
             (None, None) => true,
             (Some(s), Some(p)) => s.is_for(p),
             _ => false,
         };
         if !same {
-            self.srtp = params
-                .srtp
-                .as_ref()
-                .map(SrtpSender::new)
-                .transpose()?
-                .map(Box::new);
+            self.srtp = params.srtp.as_ref().map(|p| Box::new(SrtpSender::new(p)));
         }
-        Ok(())
     }
 
     pub fn count_sent(&mut self, payload_len: usize) {

@@ -26,11 +26,7 @@ fn keys(suite: CryptoSuite) -> (SrtpParams, SrtpSender, SrtpReceiver) {
         remote: ours.local.clone(),
         ..ours.clone()
     };
-    (
-        ours,
-        SrtpSender::new(&phone).unwrap(),
-        SrtpReceiver::new(&phone).unwrap(),
-    )
+    (ours, SrtpSender::new(&phone), SrtpReceiver::new(&phone))
 }
 
 fn payload(pkt: &[u8]) -> Vec<u8> {
