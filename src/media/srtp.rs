@@ -207,8 +207,12 @@ impl SrtpSender {
         let header = rtp_header_len(buf, buf.len())?;
         let (ssrc, seq) = ssrc_and_seq(buf)?;
         let state = self.streams.get_or_insert(ssrc);
-        let index = index::estimate(state.rtp_highest, seq)
-            .ok_or(SrtpError::KeyUsedUp("SRTP index past 2^48"))?;
+        // No index: either a late packet from before the stream's first (ROC
+        // would be -1), or the key's 2^48 indices are spent.
+        let index = index::estimate(state.rtp_highest, seq).ok_or(match state.rtp_highest {
+            Some(h) if h >> 16 > 0 => SrtpError::KeyUsedUp("SRTP index past 2^48"),
+            _ => SrtpError::Refused("sequence number before the stream's first"),
+        })?;
         self.rtp.apply_keystream(ssrc, index, &mut buf[header..]);
         let tag = self.rtp.tag(&[buf, &roc(index)]);
         buf.extend_from_slice(&tag[..self.suite.rtp_tag_len()]);

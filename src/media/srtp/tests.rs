@@ -386,3 +386,36 @@ fn the_stream_list_forgets_the_one_unused_longest() {
     assert_eq!(*st.get_or_insert(200), 0);
     assert_eq!(st.get(3), None);
 }
+
+/// RFC 3711 §9.2: a key that has protected 2^48 SRTP or 2^31 SRTCP packets
+/// protects no more (the keystream would repeat); and a packet from before a
+/// stream's first cannot be given an index.
+#[test]
+fn a_spent_key_protects_no_more_and_an_index_below_zero_is_refused() {
+    let p = params(CryptoSuite::AesCm128HmacSha1_80);
+    let mut tx = SrtpSender::new(&p);
+    let ssrc = 0xcafe_babe;
+    tx.streams.get_or_insert(ssrc).rtp_highest = Some(index::MAX_RTP_INDEX);
+    tx.streams.get_or_insert(ssrc).rtcp_sent = Some(index::MAX_RTCP_INDEX);
+    let mut rtp = RTP_PLAIN.to_vec();
+    rtp[2..4].copy_from_slice(&0u16.to_be_bytes());
+    assert!(matches!(
+        tx.protect_rtp(&mut rtp),
+        Err(SrtpError::KeyUsedUp(_))
+    ));
+    assert!(matches!(
+        tx.protect_rtcp(&mut RTCP_PLAIN.to_vec()),
+        Err(SrtpError::KeyUsedUp(_))
+    ));
+
+    let mut tx = SrtpSender::new(&p);
+    let mut first = RTP_PLAIN.to_vec();
+    first[2..4].copy_from_slice(&10u16.to_be_bytes());
+    tx.protect_rtp(&mut first).unwrap();
+    let mut late = RTP_PLAIN.to_vec();
+    late[2..4].copy_from_slice(&65_530u16.to_be_bytes());
+    assert!(matches!(
+        tx.protect_rtp(&mut late),
+        Err(SrtpError::Refused(_))
+    ));
+}
