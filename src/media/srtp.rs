@@ -303,11 +303,7 @@ impl SrtpReceiver {
             return Err(SrtpError::Refused("SRTP tag does not authenticate"));
         }
         self.rtp.apply_keystream(ssrc, index, &mut packet[header..]);
-        let state = self.streams.get_or_insert(ssrc);
-        match &mut state.rtp {
-            Some(w) => w.accept(index),
-            None => state.rtp = Some(ReplayWindow::first(index)),
-        }
+        ReplayWindow::record(&mut self.streams.get_or_insert(ssrc).rtp, index);
         Ok(body)
     }
 
@@ -340,11 +336,7 @@ impl SrtpReceiver {
         }
         self.rtcp
             .apply_keystream(ssrc, index, &mut packet[RTCP_SENDER..plain]);
-        let state = self.streams.get_or_insert(ssrc);
-        match &mut state.rtcp {
-            Some(w) => w.accept(index),
-            None => state.rtcp = Some(ReplayWindow::first(index)),
-        }
+        ReplayWindow::record(&mut self.streams.get_or_insert(ssrc).rtcp, index);
         Ok(plain)
     }
 

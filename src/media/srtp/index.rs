@@ -57,6 +57,15 @@ pub(super) enum Replay {
 impl ReplayWindow {
     const SIZE: u64 = 64;
 
+    /// Record an authentic `index` in a stream's list, making the list at
+    /// the stream's first authentic packet.
+    pub(super) fn record(list: &mut Option<ReplayWindow>, index: u64) {
+        match list {
+            Some(w) => w.accept(index),
+            None => *list = Some(ReplayWindow::first(index)),
+        }
+    }
+
     /// The list after the first authentic packet of a stream.
     pub(super) fn first(index: u64) -> ReplayWindow {
         ReplayWindow {

@@ -90,21 +90,22 @@ impl SessionKeys {
 
     /// HMAC-SHA1 over `parts` in order (RFC 3711 §4.2.1), untruncated.
     pub(super) fn tag(&self, parts: &[&[u8]]) -> [u8; 20] {
-        let mut mac = self.auth.clone();
-        for p in parts {
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
+        self.mac(parts).finalize().into_bytes().into()
     }
 
     /// Whether `tag` is the left-most bytes of HMAC-SHA1 over `parts`, compared
     /// in constant time so a forger learns nothing from how long a refusal took.
     pub(super) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        self.mac(parts).verify_truncated_left(tag).is_ok()
+    }
+
+    /// The keyed HMAC (its padded key hashed once, in `derive`) fed `parts`.
+    fn mac(&self, parts: &[&[u8]]) -> HmacSha1 {
         let mut mac = self.auth.clone();
         for p in parts {
             mac.update(p);
         }
-        mac.verify_truncated_left(tag).is_ok()
+        mac
     }
 }
 
